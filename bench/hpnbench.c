@@ -1,0 +1,856 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hpnbench - latency and throughput of an hpn backend against a peer.
+ *
+ *   hpnbench --plugin udp --server [--bind ADDR:PORT]
+ *   hpnbench --plugin udp --peer HOST[:PORT] [--size 64,1024] [--mode pingpong|stream]
+ *   hpnbench --plugin udp            (no peer: both ends in this process)
+ *
+ * Uses nothing but <hpn/hpn.h>. One-way latency is half the round trip, as
+ * perftest and sockperf report it.
+ *
+ * Wire format of a benchmark message (inside the hpn payload):
+ *   u32 type, u32 reserved, u64 seq   (native byte order: both ends run
+ *   hpnbench on the same architecture)
+ */
+#include <hpn/hpn.h>
+
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <math.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_PORT 18515
+#define MAX_SIZES 32
+#define BURST 32
+#define HDR_SIZE 16
+#define REPLY_TIMEOUT_MS 200
+
+enum msg_type { M_PING = 0x50494e47, M_DATA = 0x44415441, M_END = 0x454e4421, M_REPORT = 0x52455054 };
+
+struct bench_hdr {
+	uint32_t type;
+	uint32_t reserved;
+	uint64_t seq;
+};
+
+struct report { /* payload of M_REPORT, after the header */
+	uint64_t received, first_ns, last_ns, dups, ooo;
+};
+
+struct opts {
+	const char *plugin, *bind, *peer, *json, *config, *wait, *progress;
+	bool server, list;
+	size_t sizes[MAX_SIZES];
+	unsigned nsizes;
+	uint64_t iters, warmup;
+	double duration;
+	int mode; /* 0 pingpong, 1 stream */
+	int cpu;
+	int server_cpu;
+	bool quiet;
+};
+
+struct result {
+	size_t size;
+	uint64_t iters;
+	double t_min, t_typ, t_avg, t_stdev, p99, p999, p9999, t_max; /* us, NAN if n/a */
+	double msgs_per_s, gbit_per_s;
+	uint64_t drops, dups, ooo;
+};
+
+static volatile sig_atomic_t interrupted;
+
+static void die(int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "hpnbench: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(code);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	interrupted = 1;
+}
+
+static void log_to_stderr(void *arg, enum hpn_log_level level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "hpnbench: [%s] %s\n", level == HPN_LOG_ERROR ? "error" : level == HPN_LOG_WARN ? "warn" : "info",
+		msg);
+}
+
+static void pin(int cpu, const char *who)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	if (pthread_setaffinity_np(pthread_self(), sizeof(set), &set))
+		fprintf(stderr, "hpnbench: warning: cannot pin %s to cpu %d\n", who, cpu);
+}
+
+/* ---- options ----------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: hpnbench [options]\n"
+		"  --plugin NAME        backend: udp, rdma, af_xdp, dpdk, auto (default udp)\n"
+		"  --server             run the server side (echo / sink) until interrupted\n"
+		"  --bind ADDR:PORT     server address (default 0.0.0.0:%d)\n"
+		"  --peer HOST[:PORT]   run the client against a server; without --peer and\n"
+		"                       --server both ends run in this process over loopback\n"
+		"  --mode pingpong|stream   latency or throughput (default pingpong)\n"
+		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
+		"  --iters N            measured messages per size (default 100000)\n"
+		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
+		"  --warmup N           unmeasured messages first (default 1000)\n"
+		"  --cpu N              pin the client thread (loopback: server on the next cpu)\n"
+		"  --wait spin|adaptive|block   how to wait for messages (default spin)\n"
+		"  --progress inline|thread     who drives the backend (default inline)\n"
+		"  --config K=V,...     extra hpn configuration (see docs/CONFIG.md)\n"
+		"  --json FILE          write results as JSON ('-' for stdout)\n"
+		"  --list-plugins       list plugins found and whether they work here\n"
+		"  --quiet              no progress lines\n"
+		"  --help\n",
+		DEFAULT_PORT, HDR_SIZE);
+}
+
+static void parse_sizes(struct opts *o, const char *s)
+{
+	char *copy = strdup(s), *save = NULL;
+
+	o->nsizes = 0;
+	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *end;
+		unsigned long long v = strtoull(t, &end, 10);
+
+		if (*end == 'k' || *end == 'K')
+			v *= 1024, end++;
+		if (!*t || *end || v < HDR_SIZE || v > (1ull << 30))
+			die(2, "--size: '%s' is not a size between %d and 1G bytes", t, HDR_SIZE);
+		if (o->nsizes == MAX_SIZES)
+			die(2, "--size: at most %d sizes", MAX_SIZES);
+		o->sizes[o->nsizes++] = (size_t)v;
+	}
+	free(copy);
+	if (!o->nsizes)
+		die(2, "--size: no size given");
+}
+
+static uint64_t parse_count(const char *opt, const char *s)
+{
+	char *end;
+	unsigned long long v = strtoull(s, &end, 10);
+
+	if (!*s || *end || *s == '-')
+		die(2, "%s: '%s' is not a count", opt, s);
+	return v;
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{"plugin", required_argument, 0, 'p'}, {"server", no_argument, 0, 's'},
+		{"bind", required_argument, 0, 'b'},   {"peer", required_argument, 0, 'P'},
+		{"size", required_argument, 0, 'S'},   {"iters", required_argument, 0, 'n'},
+		{"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
+		{"mode", required_argument, 0, 'm'},   {"cpu", required_argument, 0, 'c'},
+		{"wait", required_argument, 0, 'W'},   {"json", required_argument, 0, 'j'},
+		{"list-plugins", no_argument, 0, 'L'}, {"config", required_argument, 0, 'C'},
+		{"progress", required_argument, 0, 'G'}, {"quiet", no_argument, 0, 'q'},
+		{"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+	};
+	int c;
+
+	*o = (struct opts){.plugin = "udp", .iters = 100000, .warmup = 1000, .cpu = -1,
+			   .server_cpu = -1, .wait = "spin", .progress = "inline", .config = ""};
+	o->sizes[0] = 64;
+	o->nsizes = 1;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'p': o->plugin = optarg; break;
+		case 's': o->server = true; break;
+		case 'b': o->bind = optarg; break;
+		case 'P': o->peer = optarg; break;
+		case 'S': parse_sizes(o, optarg); break;
+		case 'n': o->iters = parse_count("--iters", optarg); break;
+		case 'w': o->warmup = parse_count("--warmup", optarg); break;
+		case 'd': {
+			char *end;
+
+			o->duration = strtod(optarg, &end);
+			if (*end || !(o->duration > 0))
+				die(2, "--duration: '%s' is not a positive number of seconds", optarg);
+			break;
+		}
+		case 'm':
+			if (!strcmp(optarg, "pingpong"))
+				o->mode = 0;
+			else if (!strcmp(optarg, "stream"))
+				o->mode = 1;
+			else
+				die(2, "--mode: '%s' is not pingpong or stream", optarg);
+			break;
+		case 'c': {
+			char *end;
+			long v = strtol(optarg, &end, 10);
+
+			if (!*optarg || *end || v < 0 || v >= CPU_SETSIZE)
+				die(2, "--cpu: '%s' is not a cpu number", optarg);
+			o->cpu = (int)v;
+			break;
+		}
+		case 'W':
+			if (strcmp(optarg, "spin") && strcmp(optarg, "adaptive") && strcmp(optarg, "block"))
+				die(2, "--wait: '%s' is not spin, adaptive or block", optarg);
+			o->wait = optarg;
+			break;
+		case 'G':
+			if (strcmp(optarg, "inline") && strcmp(optarg, "thread"))
+				die(2, "--progress: '%s' is not inline or thread", optarg);
+			o->progress = optarg;
+			break;
+		case 'j': o->json = optarg; break;
+		case 'L': o->list = true; break;
+		case 'C': o->config = optarg; break;
+		case 'q': o->quiet = true; break;
+		case 'h': usage(stdout); exit(0);
+		default:
+			die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
+		}
+	}
+	if (optind < argc)
+		die(2, "unexpected argument '%s' (see --help)", argv[optind]);
+	if (o->server && o->peer)
+		die(2, "--server and --peer exclude each other");
+	if (o->iters == 0 && o->duration == 0)
+		die(2, "--iters: must be at least 1");
+}
+
+static hpn_ep *make_ep(const struct opts *o, int cpu)
+{
+	char cfg[1024];
+	hpn_ep *ep;
+	int ret;
+
+	int n = snprintf(cfg, sizeof(cfg), "plugin=%s,wait=%s,progress=%s", o->plugin, o->wait, o->progress);
+
+	if (!strcmp(o->progress, "thread") && cpu >= 0)
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",cpu=%d", cpu);
+	if (o->config[0])
+		snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",%s", o->config);
+	ret = hpn_ep_create(cfg, &ep);
+	if (ret)
+		die(1, "cannot create endpoint (%s): %s", cfg, hpn_last_error());
+	return ep;
+}
+
+/* ---- server ------------------------------------------------------------ */
+
+#define MAX_CLIENTS 64
+
+struct client_state {
+	hpn_peer_t peer;
+	struct report r;
+	uint64_t next_seq;
+	bool active;
+};
+
+struct server {
+	hpn_ep *ep;
+	volatile int *stop;
+	struct client_state clients[MAX_CLIENTS];
+	bool verbose;
+};
+
+static struct client_state *client_of(struct server *s, hpn_peer_t peer)
+{
+	struct client_state *free_slot = NULL;
+
+	for (int i = 0; i < MAX_CLIENTS; i++) {
+		if (s->clients[i].active && s->clients[i].peer == peer)
+			return &s->clients[i];
+		if (!s->clients[i].active && !free_slot)
+			free_slot = &s->clients[i];
+	}
+	if (free_slot)
+		*free_slot = (struct client_state){.peer = peer, .active = true};
+	return free_slot;
+}
+
+static void server_events(struct server *s)
+{
+	struct hpn_event ev[16];
+	int n = hpn_poll(s->ep, ev, 16);
+
+	for (int i = 0; i < n; i++) {
+		char addr[80] = "?";
+
+		hpn_peer_addr(s->ep, ev[i].peer, addr, sizeof(addr));
+		if (ev[i].type == HPN_EV_PEER_GONE) {
+			for (int c = 0; c < MAX_CLIENTS; c++)
+				if (s->clients[c].active && s->clients[c].peer == ev[i].peer)
+					s->clients[c].active = false;
+		}
+		if (s->verbose)
+			fprintf(stderr, "hpnbench server: peer %u %s %s (%s)\n", ev[i].peer, addr,
+				ev[i].type == HPN_EV_PEER_NEW ? "connected" : "gone",
+				ev[i].status ? strerror(-ev[i].status) : "ok");
+	}
+}
+
+/* Echo pings (zero-copy: the received buffer goes straight back), count
+ * stream data, answer END with a report. */
+static void server_handle(struct server *s, struct hpn_msg *m, int n)
+{
+	struct hpn_msg echo[BURST];
+	int ne = 0;
+
+	for (int i = 0; i < n; i++) {
+		struct bench_hdr h;
+
+		if (m[i].len < HDR_SIZE) {
+			hpn_buf_put(s->ep, m[i].data);
+			continue;
+		}
+		memcpy(&h, m[i].data, sizeof(h));
+		if (h.type == M_PING) {
+			echo[ne++] = m[i];
+			continue;
+		}
+		struct client_state *c = client_of(s, m[i].peer);
+
+		if (h.type == M_DATA && c) {
+			uint64_t t = now_ns();
+
+			if (!c->r.received)
+				c->r.first_ns = t;
+			c->r.last_ns = t;
+			c->r.received++;
+			if (h.seq < c->next_seq)
+				c->r.ooo++;
+			else
+				c->next_seq = h.seq + 1;
+		} else if (h.type == M_END && c) {
+			struct bench_hdr rh = {M_REPORT, 0, h.seq};
+			uint8_t buf[HDR_SIZE + sizeof(struct report)];
+
+			memcpy(buf, &rh, sizeof(rh));
+			memcpy(buf + HDR_SIZE, &c->r, sizeof(c->r));
+			/* Keep the totals: a lost report is asked for again. */
+			while (hpn_send(s->ep, m[i].peer, buf, sizeof(buf)) == -EAGAIN)
+				;
+			if (h.seq == 1) { /* final END of this size: start afresh */
+				c->r = (struct report){0};
+				c->next_seq = 0;
+			}
+		}
+		hpn_buf_put(s->ep, m[i].data);
+	}
+	if (ne) {
+		int sent = 0;
+
+		while (sent < ne) {
+			int r = hpn_send_zc_burst(s->ep, echo + sent, (unsigned)(ne - sent));
+
+			if (r == -EAGAIN)
+				continue;
+			if (r < 0) { /* peer gone meanwhile: drop the echo */
+				hpn_buf_put(s->ep, echo[sent].data);
+				sent++;
+				continue;
+			}
+			sent += r;
+		}
+	}
+}
+
+static void server_loop(struct server *s)
+{
+	struct hpn_msg m[BURST];
+	unsigned spins = 0;
+
+	while (!*s->stop && !interrupted) {
+		int n = hpn_recv_wait(s->ep, m, BURST, 10);
+
+		if (n > 0)
+			server_handle(s, m, n);
+		if (n < 0 && n != -EAGAIN && n != -ENOBUFS)
+			fprintf(stderr, "hpnbench server: receive failed: %s\n", strerror(-n));
+		if (n <= 0 || !(++spins & 1023))
+			server_events(s);
+	}
+}
+
+/* ---- client ------------------------------------------------------------ */
+
+struct client {
+	hpn_ep *ep;
+	hpn_peer_t peer;
+	const struct opts *o;
+	hpn_hist *hist;
+};
+
+static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
+{
+	struct bench_hdr h = {type, 0, seq};
+	void *buf;
+	int r;
+
+	while (hpn_buf_get(c->ep, &buf) == -ENOBUFS)
+		; /* cannot last: the peer's echoes come back */
+	memcpy(buf, &h, sizeof(h));
+	struct hpn_msg m = {buf, (uint32_t)size, c->peer};
+
+	while ((r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0)
+		;
+	if (r < 0) {
+		hpn_buf_put(c->ep, buf);
+		die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : "backend error");
+	}
+}
+
+static void check_events(struct client *c)
+{
+	struct hpn_event ev[8];
+	int n = hpn_poll(c->ep, ev, 8);
+
+	for (int i = 0; i < n; i++)
+		if (ev[i].type == HPN_EV_PEER_GONE && ev[i].peer == c->peer)
+			die(1, "server went away (%s)", ev[i].status ? strerror(-ev[i].status) : "closed");
+}
+
+struct progress_line {
+	uint64_t start, next;
+	bool on;
+};
+
+static void show_progress(struct progress_line *p, const struct client *c, size_t size, uint64_t done,
+			  uint64_t total, uint64_t now)
+{
+	if (!p->on || now < p->next)
+		return;
+	p->next = now + 1000000000ull;
+	if (total)
+		fprintf(stderr, "hpnbench: size %zu: %3.0f%% (%.1f s)\n", size, 100.0 * (double)done / (double)total,
+			(double)(now - p->start) / 1e9);
+	else
+		fprintf(stderr, "hpnbench: size %zu: %" PRIu64 " messages (%.1f s)\n", size, done,
+			(double)(now - p->start) / 1e9);
+	(void)c;
+}
+
+static void pingpong(struct client *c, size_t size, struct result *res)
+{
+	const struct opts *o = c->o;
+	uint64_t total = o->warmup + o->iters, seq = 0, measured = 0, t_start = 0, t_end;
+	uint64_t deadline_ns = o->duration > 0 ? (uint64_t)(o->duration * 1e9) : 0;
+	struct progress_line pl = {now_ns(), now_ns() + 2000000000ull, !o->quiet};
+	struct hpn_msg m[BURST];
+
+	hpn_hist_reset(c->hist);
+	for (seq = 0; !interrupted; seq++) {
+		uint64_t t0, t1;
+		bool got = false;
+
+		if (deadline_ns ? (t_start && now_ns() - t_start >= deadline_ns) : seq >= total)
+			break;
+		if (seq == o->warmup)
+			t_start = now_ns();
+		t0 = now_ns();
+		send_one(c, M_PING, seq, size);
+		while (!got) {
+			int n = hpn_recv_wait(c->ep, m, BURST, REPLY_TIMEOUT_MS);
+
+			if (n < 0)
+				die(1, "receive failed: %s", strerror(-n));
+			if (n == 0) {
+				check_events(c);
+				if (now_ns() - t0 >= REPLY_TIMEOUT_MS * 1000000ull) {
+					res->drops++; /* lost ping or pong: move on */
+					break;
+				}
+				continue;
+			}
+			t1 = now_ns();
+			for (int i = 0; i < n; i++) {
+				struct bench_hdr h;
+
+				memcpy(&h, m[i].data, sizeof(h));
+				if (h.type == M_PING && h.seq == seq && m[i].len == size && !got) {
+					got = true;
+					if (seq >= o->warmup) {
+						hpn_hist_record(c->hist, (t1 - t0) / 2);
+						measured++;
+					}
+				} else if (h.type == M_PING && h.seq < seq) {
+					res->dups++; /* a late echo of a ping counted lost */
+				} else {
+					res->ooo++;
+				}
+				hpn_buf_put(c->ep, m[i].data);
+			}
+		}
+		if (!(seq & 4095)) {
+			uint64_t t = now_ns();
+
+			check_events(c);
+			show_progress(&pl, c, size, seq, deadline_ns ? 0 : total, t);
+		}
+	}
+	t_end = now_ns();
+	res->iters = measured;
+	if (measured) {
+		double el = (double)(t_end - t_start) / 1e9;
+
+		res->t_min = (double)hpn_hist_min(c->hist) / 1e3;
+		res->t_typ = (double)hpn_hist_percentile(c->hist, 50) / 1e3;
+		res->t_avg = hpn_hist_mean(c->hist) / 1e3;
+		res->t_stdev = hpn_hist_stdev(c->hist) / 1e3;
+		res->p99 = (double)hpn_hist_percentile(c->hist, 99) / 1e3;
+		res->p999 = (double)hpn_hist_percentile(c->hist, 99.9) / 1e3;
+		res->p9999 = (double)hpn_hist_percentile(c->hist, 99.99) / 1e3;
+		res->t_max = (double)hpn_hist_max(c->hist) / 1e3;
+		res->msgs_per_s = (double)measured / el; /* round trips per second */
+		res->gbit_per_s = 2.0 * (double)measured * (double)size * 8 / el / 1e9;
+	}
+}
+
+/* Ask the server for its counters. final: the server resets afterwards. */
+static bool stream_report(struct client *c, bool final, struct report *out)
+{
+	struct hpn_msg m[BURST];
+
+	for (int attempt = 0; attempt < 20 && !interrupted; attempt++) {
+		uint64_t t0 = now_ns();
+
+		send_one(c, M_END, final ? 1 : 0, HDR_SIZE);
+		while (now_ns() - t0 < REPLY_TIMEOUT_MS * 1000000ull) {
+			int n = hpn_recv_wait(c->ep, m, BURST, REPLY_TIMEOUT_MS);
+			bool done = false;
+
+			if (n < 0)
+				die(1, "receive failed: %s", strerror(-n));
+			if (n == 0)
+				check_events(c);
+			for (int i = 0; i < n; i++) {
+				struct bench_hdr h;
+
+				memcpy(&h, m[i].data, sizeof(h));
+				if (h.type == M_REPORT && m[i].len >= HDR_SIZE + sizeof(*out) &&
+				    h.seq == (final ? 1u : 0u)) {
+					memcpy(out, (uint8_t *)m[i].data + HDR_SIZE, sizeof(*out));
+					done = true;
+				}
+				hpn_buf_put(c->ep, m[i].data);
+			}
+			if (done)
+				return true;
+		}
+	}
+	return false;
+}
+
+static void stream(struct client *c, size_t size, struct result *res)
+{
+	const struct opts *o = c->o;
+	uint64_t total = o->iters, sent = 0, t_start;
+	uint64_t deadline_ns = o->duration > 0 ? (uint64_t)(o->duration * 1e9) : 0;
+	struct progress_line pl = {now_ns(), now_ns() + 2000000000ull, !o->quiet};
+	struct hpn_msg m[BURST];
+	struct report rep;
+
+	/* Warm up, then reset the server's counters. */
+	for (uint64_t i = 0; i < o->warmup && !interrupted; i++)
+		send_one(c, M_DATA, i, size);
+	if (!stream_report(c, true, &rep))
+		die(1, "server does not answer (stream warm-up report lost 20 times)");
+	t_start = now_ns();
+	while (!interrupted) {
+		unsigned n = BURST, k = 0;
+		uint64_t t;
+
+		if (!deadline_ns && total - sent < n)
+			n = (unsigned)(total - sent);
+		if (!n)
+			break;
+		for (; k < n; k++) {
+			struct bench_hdr h = {M_DATA, 0, sent + k};
+
+			if (hpn_buf_get(c->ep, &m[k].data))
+				break;
+			memcpy(m[k].data, &h, sizeof(h));
+			m[k].len = (uint32_t)size;
+			m[k].peer = c->peer;
+		}
+		int r = k ? hpn_send_zc_burst(c->ep, m, k) : -EAGAIN;
+
+		if (r < 0 && r != -EAGAIN)
+			die(1, "send failed: %s", strerror(-r));
+		if (r < 0)
+			r = 0;
+		for (unsigned i = (unsigned)r; i < k; i++)
+			hpn_buf_put(c->ep, m[i].data);
+		sent += (unsigned)r;
+		if ((sent & ~(uint64_t)4095) != ((sent - (unsigned)r) & ~(uint64_t)4095) || !r) {
+			t = now_ns();
+			if (deadline_ns && t - t_start >= deadline_ns)
+				break;
+			/* Drain anything the server sent (nothing, normally). */
+			int got = hpn_recv_burst(c->ep, m, BURST);
+
+			for (int i = 0; i < got; i++)
+				hpn_buf_put(c->ep, m[i].data);
+			check_events(c);
+			show_progress(&pl, c, size, sent, deadline_ns ? 0 : total, t);
+		}
+	}
+	usleep(20000); /* let the last datagrams land before asking */
+	if (!stream_report(c, true, &rep))
+		die(1, "server does not answer (stream report lost 20 times)");
+	res->iters = rep.received;
+	res->drops = sent > rep.received ? sent - rep.received : 0;
+	res->ooo = rep.ooo;
+	res->t_min = res->t_typ = res->t_avg = res->t_stdev = NAN;
+	res->p99 = res->p999 = res->p9999 = res->t_max = NAN;
+	if (rep.received > 1 && rep.last_ns > rep.first_ns) {
+		double el = (double)(rep.last_ns - rep.first_ns) / 1e9;
+
+		res->msgs_per_s = (double)(rep.received - 1) / el;
+		res->gbit_per_s = res->msgs_per_s * (double)size * 8 / 1e9;
+	}
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void print_header(const struct opts *o)
+{
+	if (o->mode == 0)
+		printf("%-8s %8s %10s %8s %8s %8s %8s %8s %8s %8s %9s %7s %5s %5s\n", "mode", "size", "iters",
+		       "t_min", "t_typ", "t_avg", "t_stdev", "p99", "p99.9", "p99.99", "t_max", "drops", "dups",
+		       "ooo");
+	else
+		printf("%-8s %8s %10s %12s %10s %10s %7s\n", "mode", "size", "received", "msgs/s", "Gbit/s",
+		       "drops", "ooo");
+}
+
+static void print_result(const struct opts *o, const struct result *r)
+{
+	if (o->mode == 0)
+		printf("%-8s %8zu %10" PRIu64 " %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %9.2f %7" PRIu64
+		       " %5" PRIu64 " %5" PRIu64 "\n",
+		       "pingpong", r->size, r->iters, r->t_min, r->t_typ, r->t_avg, r->t_stdev, r->p99, r->p999,
+		       r->p9999, r->t_max, r->drops, r->dups, r->ooo);
+	else
+		printf("%-8s %8zu %10" PRIu64 " %12.0f %10.3f %10" PRIu64 " %7" PRIu64 "\n", "stream", r->size,
+		       r->iters, r->msgs_per_s, r->gbit_per_s, r->drops, r->ooo);
+	fflush(stdout);
+}
+
+static void json_num(FILE *f, const char *key, double v, bool comma)
+{
+	if (isnan(v))
+		fprintf(f, "\"%s\": null%s", key, comma ? ", " : "");
+	else
+		fprintf(f, "\"%s\": %.4f%s", key, v, comma ? ", " : "");
+}
+
+static void write_json(const struct opts *o, const char *describe, const struct result *res, unsigned n)
+{
+	FILE *f = strcmp(o->json, "-") ? fopen(o->json, "w") : stdout;
+
+	if (!f)
+		die(1, "--json: cannot write '%s': %s", o->json, strerror(errno));
+	fprintf(f, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
+	for (const char *p = describe; *p; p++)
+		fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	fprintf(f, "\", \"peer\": \"%s\"},\n  \"results\": [\n", o->peer ? o->peer : "loopback");
+	for (unsigned i = 0; i < n; i++) {
+		const struct result *r = &res[i];
+
+		fprintf(f, "    {\"plugin\": \"%s\", \"mode\": \"%s\", \"size\": %zu, \"iters\": %" PRIu64 ", ",
+			o->plugin, o->mode ? "stream" : "pingpong", r->size, r->iters);
+		json_num(f, "t_min_us", r->t_min, true);
+		json_num(f, "t_typical_us", r->t_typ, true);
+		json_num(f, "t_avg_us", r->t_avg, true);
+		json_num(f, "t_stdev_us", r->t_stdev, true);
+		json_num(f, "p99_us", r->p99, true);
+		json_num(f, "p99_9_us", r->p999, true);
+		json_num(f, "p99_99_us", r->p9999, true);
+		json_num(f, "t_max_us", r->t_max, true);
+		json_num(f, "msgs_per_s", r->msgs_per_s, true);
+		json_num(f, "gbit_per_s", r->gbit_per_s, true);
+		fprintf(f, "\"drops\": %" PRIu64 ", \"dups\": %" PRIu64 ", \"out_of_order\": %" PRIu64 "}%s\n",
+			r->drops, r->dups, r->ooo, i + 1 < n ? "," : "");
+	}
+	fprintf(f, "  ]\n}\n");
+	if (f != stdout)
+		fclose(f);
+}
+
+static void list_plugins(void)
+{
+	const struct hpn_plugin_info *list;
+	int n = hpn_plugin_list(&list);
+
+	if (n == 0) {
+		printf("no plugins found (set HPN_PLUGIN_PATH)\n");
+		return;
+	}
+	printf("%-8s %-6s %-10s %s\n", "plugin", "usable", "max_msg", "details");
+	for (int i = 0; i < n; i++) {
+		const struct hpn_plugin_info *p = &list[i];
+
+		printf("%-8s %-6s %-10u %s\n", p->name, p->status ? "no" : "yes",
+		       p->description ? p->caps.max_msg_size : 0,
+		       p->status ? p->reason : p->description);
+		printf("%-8s %-6s %-10s   %s\n", "", "", "", p->path);
+	}
+}
+
+/* ---- main -------------------------------------------------------------- */
+
+struct loop_server {
+	struct server s;
+	pthread_t thread;
+	volatile int stop;
+	int cpu;
+};
+
+static void *loop_server_main(void *arg)
+{
+	struct loop_server *ls = arg;
+
+	pin(ls->cpu, "server");
+	server_loop(&ls->s);
+	return NULL;
+}
+
+static int ncpus(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	return n > 0 ? (int)n : 1;
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	struct client c = {0};
+	struct loop_server ls = {0};
+	struct result res[MAX_SIZES];
+	char peer[300];
+	int ret;
+
+	parse_opts(argc, argv, &o);
+	hpn_log_set_handler(log_to_stderr, NULL, getenv("HPN_LOG_LEVEL") ? HPN_LOG_INFO : HPN_LOG_WARN);
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	if (o.list) {
+		list_plugins();
+		return 0;
+	}
+	if (o.server) {
+		struct server s = {.verbose = true};
+		char addr[128];
+		volatile int stop = 0;
+
+		pin(o.cpu, "server");
+		s.ep = make_ep(&o, o.cpu);
+		s.stop = &stop;
+		snprintf(addr, sizeof(addr), "%s", o.bind ? o.bind : "0.0.0.0:18515");
+		if ((ret = hpn_listen(s.ep, addr)))
+			die(1, "cannot listen on %s: %s", addr, hpn_last_error());
+		hpn_ep_local_addr(s.ep, addr, sizeof(addr));
+		fprintf(stderr, "hpnbench server: %s; listening on %s\n", hpn_ep_describe(s.ep), addr);
+		server_loop(&s);
+		hpn_ep_destroy(s.ep);
+		return 0;
+	}
+
+	if (!o.peer) {
+		/* Loopback: the server runs on a thread of its own, on the next
+		 * cpu when the client is pinned. */
+		char addr[128];
+
+		ls.cpu = o.cpu >= 0 ? (o.cpu + 1) % ncpus() : -1;
+		ls.s.ep = make_ep(&o, ls.cpu);
+		ls.s.stop = &ls.stop;
+		if (hpn_listen(ls.s.ep, "127.0.0.1:0") || hpn_ep_local_addr(ls.s.ep, addr, sizeof(addr)))
+			die(1, "cannot listen on loopback: %s", hpn_last_error());
+		snprintf(peer, sizeof(peer), "%s", addr);
+		if (pthread_create(&ls.thread, NULL, loop_server_main, &ls))
+			die(1, "cannot start the server thread");
+	} else if (strchr(o.peer, ':') && o.peer[0] != '[') {
+		snprintf(peer, sizeof(peer), "%s", o.peer);
+	} else if (o.peer[0] == '[' && strstr(o.peer, "]:")) {
+		snprintf(peer, sizeof(peer), "%s", o.peer);
+	} else {
+		snprintf(peer, sizeof(peer), "%s:%d", o.peer, DEFAULT_PORT);
+	}
+
+	pin(o.cpu, "client");
+	c.o = &o;
+	c.ep = make_ep(&o, o.cpu >= 0 && !strcmp(o.progress, "thread") ? o.cpu : -1);
+	if (hpn_hist_create(60ull * 1000000000ull, &c.hist))
+		die(1, "cannot create histogram");
+	ret = hpn_connect(c.ep, peer, 3000, &c.peer);
+	if (ret)
+		die(1, "cannot connect to %s: %s", peer, hpn_last_error());
+	if (!o.quiet)
+		fprintf(stderr, "hpnbench: %s; peer %s\n", hpn_ep_describe(c.ep), o.peer ? peer : "loopback thread");
+	if (!o.json || strcmp(o.json, "-"))
+		print_header(&o);
+	for (unsigned i = 0; i < o.nsizes && !interrupted; i++) {
+		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
+			die(1, "--size %zu: larger than the %s backend's limit of %u bytes", o.sizes[i], o.plugin,
+			    hpn_ep_caps(c.ep)->max_msg_size);
+		res[i] = (struct result){.size = o.sizes[i]};
+		if (o.mode == 0)
+			pingpong(&c, o.sizes[i], &res[i]);
+		else
+			stream(&c, o.sizes[i], &res[i]);
+		if (!o.json || strcmp(o.json, "-"))
+			print_result(&o, &res[i]);
+	}
+	if (o.json)
+		write_json(&o, hpn_ep_describe(c.ep), res, o.nsizes);
+	hpn_disconnect(c.ep, c.peer);
+	if (!o.peer) {
+		ls.stop = 1;
+		pthread_join(ls.thread, NULL);
+		hpn_ep_destroy(ls.s.ep);
+	}
+	hpn_hist_destroy(c.hist);
+	hpn_ep_destroy(c.ep);
+	return interrupted ? 130 : 0;
+}

@@ -1,0 +1,323 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hpn.h - the application API of libhpntransport.
+ *
+ * One send/recv API over several transports ("plugins": udp, rdma, af_xdp,
+ * dpdk), picked by name in a configuration string.
+ *
+ * Conventions (liburing style):
+ *  - Functions return 0 (or a count) on success and a negative errno value on
+ *    failure. -EAGAIN always means "try again later" (back-pressure, nothing
+ *    ready), never an error.
+ *  - Control-path failures also leave a readable message for the calling
+ *    thread in hpn_last_error(). Fast-path functions do not format messages.
+ *  - Constructors return the object through their last parameter.
+ *  - The library never prints to stdout and never exits the process; it logs
+ *    through hpn_log_set_handler() (silent by default; HPN_LOG_LEVEL=warn|
+ *    info|debug sends log lines to stderr).
+ *  - Handles are opaque. Public structs are filled by the library and only
+ *    grow at their end.
+ *
+ * Threading: an endpoint may be used by one application thread at a time
+ * (plus its own progress thread in progress=thread mode). hpn_send* may be
+ * called from several threads at once only in progress=thread mode (the
+ * transmit ring is multi-producer).
+ */
+#ifndef HPN_HPN_H
+#define HPN_HPN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HPN_VERSION_MAJOR 0
+#define HPN_VERSION_MINOR 1
+#define HPN_VERSION_PATCH 0
+
+/** Library version string, e.g. "0.1.0". */
+const char *hpn_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors and logging                                                        */
+/* ------------------------------------------------------------------------ */
+
+/**
+ * Message describing the last control-path error of the calling thread
+ * (thread-local). Never NULL; "" when no error was recorded. The text is
+ * overwritten by the next failing call on this thread.
+ */
+const char *hpn_last_error(void);
+
+enum hpn_log_level {
+	HPN_LOG_ERROR = 0,
+	HPN_LOG_WARN = 1,
+	HPN_LOG_INFO = 2,
+	HPN_LOG_DEBUG = 3,
+};
+
+/** Log sink. `msg` has no trailing newline. Called from any library thread. */
+typedef void (*hpn_log_fn)(void *arg, enum hpn_log_level level, const char *msg);
+
+/**
+ * Route library log lines with level <= max_level to fn (NULL: silence).
+ * Replaces the default (silent unless HPN_LOG_LEVEL is set, then stderr).
+ */
+void hpn_log_set_handler(hpn_log_fn fn, void *arg, enum hpn_log_level max_level);
+
+/* ------------------------------------------------------------------------ */
+/* Plugins                                                                   */
+/* ------------------------------------------------------------------------ */
+
+/** Capability flags of a backend (struct hpn_caps.flags). */
+#define HPN_CAP_ZERO_COPY (1u << 0) /* sends from / receives into pool memory without a copy */
+#define HPN_CAP_RELIABLE (1u << 1)  /* no loss: delivery or a peer-gone event */
+#define HPN_CAP_ORDERED (1u << 2)   /* per-peer order preserved */
+#define HPN_CAP_MULTICAST (1u << 3) /* one-to-many groups */
+#define HPN_CAP_KERNEL_BYPASS (1u << 4)
+#define HPN_CAP_NEEDS_PRIV (1u << 5) /* needs root / CAP_NET_RAW / a device */
+
+struct hpn_caps {
+	uint32_t max_msg_size; /* largest message hpn_send accepts, bytes */
+	uint32_t inline_size;  /* messages up to this size avoid a DMA read */
+	uint32_t flags;        /* HPN_CAP_* */
+	uint32_t headroom;     /* bytes the backend keeps in front of payload */
+	int32_t preference;    /* ranking used by plugin=auto; higher wins */
+};
+
+struct hpn_plugin_info {
+	const char *name;        /* "udp", ... */
+	const char *path;        /* file it was found at */
+	const char *description; /* one line, NULL if it could not be loaded */
+	int status;              /* 0: usable here; else -errno */
+	const char *reason;      /* why not usable ("" when status == 0) */
+	struct hpn_caps caps;    /* valid when description != NULL */
+};
+
+/**
+ * Scan the plugin search path (HPN_PLUGIN_PATH, then next to the library,
+ * then the install directory), try to load every plugin file found and ask
+ * each whether it can work on this machine.
+ * On success *list points to an array owned by the library, valid until the
+ * next call of hpn_plugin_list() from any thread; returns the number of
+ * entries (0 when nothing was found). Plugins that failed to load are
+ * listed too, with status < 0 and a reason.
+ */
+int hpn_plugin_list(const struct hpn_plugin_info **list);
+
+/* ------------------------------------------------------------------------ */
+/* Endpoints and peers                                                       */
+/* ------------------------------------------------------------------------ */
+
+typedef struct hpn_ep hpn_ep;
+
+/** Peer identifier, local to one endpoint. */
+typedef uint32_t hpn_peer_t;
+#define HPN_PEER_NONE UINT32_MAX
+
+/**
+ * Create an endpoint from a configuration string of comma-separated
+ * key=value pairs, e.g. "plugin=udp,progress=inline,wait=spin,hugepages=auto".
+ * Every key may be overridden by an environment variable HPN_<KEY> (upper
+ * case), which wins over the string. Unknown keys and bad values fail with
+ * -EINVAL and a message naming the key. `config` may be NULL or "".
+ * See docs/CONFIG.md (or hpnbench --help-config) for all keys.
+ */
+int hpn_ep_create(const char *config, hpn_ep **ep_out);
+
+/**
+ * Close the endpoint: say goodbye to connected peers, stop the progress
+ * thread, release all memory. Buffers the application still holds become
+ * invalid. NULL is ignored.
+ */
+void hpn_ep_destroy(hpn_ep *ep);
+
+/** Name of the plugin the endpoint runs on (e.g. "udp"). */
+const char *hpn_ep_plugin(const hpn_ep *ep);
+
+/** Capabilities of the endpoint's backend; owned by the endpoint. */
+const struct hpn_caps *hpn_ep_caps(const hpn_ep *ep);
+
+/**
+ * Human-readable one-line description of how the endpoint was set up
+ * (plugin, progress mode, memory kind, why plugin=auto chose this backend).
+ * Owned by the endpoint.
+ */
+const char *hpn_ep_describe(const hpn_ep *ep);
+
+/**
+ * Accept peers on "host:port" (host may be empty or "*" for any address;
+ * port 0 picks a free port - see hpn_ep_local_addr()). New peers arrive as
+ * HPN_EV_PEER_NEW events.
+ */
+int hpn_listen(hpn_ep *ep, const char *addr);
+
+/**
+ * Write the endpoint's bound local address as "host:port" into buf.
+ * Returns 0, -ENOTCONN if nothing is bound yet, -ENOSPC if buf is too small.
+ */
+int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len);
+
+/**
+ * Connect to a peer at "host:port".
+ * timeout_ms > 0: drive progress until the peer answers; returns 0 and the
+ *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH.
+ * timeout_ms == 0: start connecting and return -EINPROGRESS with *peer set;
+ *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows.
+ */
+int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer);
+
+/** Close one peer (it sees HPN_EV_PEER_GONE). -ENOENT for unknown peers. */
+int hpn_disconnect(hpn_ep *ep, hpn_peer_t peer);
+
+enum hpn_event_type {
+	HPN_EV_PEER_NEW = 1,  /* a peer connected to our hpn_listen() */
+	HPN_EV_CONNECTED = 2, /* our hpn_connect() completed */
+	HPN_EV_PEER_GONE = 3, /* peer closed (status 0), timed out (-ETIMEDOUT),
+	                         refused/unreachable (-ECONNREFUSED, ...) */
+};
+
+struct hpn_event {
+	enum hpn_event_type type;
+	hpn_peer_t peer;
+	int status; /* 0 or -errno, see enum hpn_event_type */
+};
+
+/**
+ * Drive control-path progress (handshakes, keepalives, failure detection)
+ * and return up to max pending events. In progress=inline mode call this
+ * regularly (every millisecond or so is plenty); in progress=thread mode it
+ * only hands over events. Returns the number of events (0 if none).
+ */
+int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max);
+
+/** Write "host:port" of a peer into buf. -ENOENT for unknown peers. */
+int hpn_peer_addr(hpn_ep *ep, hpn_peer_t peer, char *buf, size_t len);
+
+/* ------------------------------------------------------------------------ */
+/* Data path                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/** One message: payload, its length and the peer it goes to / came from. */
+struct hpn_msg {
+	void *data;
+	uint32_t len;
+	hpn_peer_t peer;
+};
+
+/**
+ * Copy-send one message. Returns 0, -EAGAIN (back-pressure: nothing was
+ * sent, try again), -EMSGSIZE (len > caps.max_msg_size), -ENOTCONN (peer
+ * not connected or gone). The caller keeps ownership of data.
+ */
+int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
+
+/**
+ * Copy-send up to n messages in one call. Returns how many leading messages
+ * were accepted (0..n), or a negative errno if the first one failed (see
+ * hpn_send). The caller keeps ownership of every data pointer.
+ */
+int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
+
+/**
+ * Zero-copy send: every msgs[i].data must come from hpn_buf_get() of this
+ * endpoint. Ownership of the accepted buffers (the return value counts
+ * them, as in hpn_send_burst) passes to the library, which releases them
+ * after transmission; buffers not accepted stay with the caller.
+ */
+int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
+
+/**
+ * Receive up to n messages without waiting. Each returned msgs[i].data is a
+ * registered buffer owned by the caller until it passes it to hpn_buf_put()
+ * (or sends it with hpn_send_zc_burst). Returns the count (0 when nothing
+ * is ready) or a negative errno.
+ */
+int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
+
+/**
+ * Like hpn_recv_burst but waits up to timeout_ms (-1: forever) using the
+ * endpoint's wait mode (wait=spin|adaptive|block). Returns > 0 messages,
+ * 0 on timeout or when an event became pending (see hpn_poll), or -errno.
+ */
+int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms);
+
+/**
+ * Copy-receive one message into buf without waiting. Returns its length and
+ * sets *peer, -EAGAIN if none is ready, or -EMSGSIZE if it is longer than
+ * len (the message stays queued: call again with a larger buffer).
+ */
+int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len);
+
+/**
+ * Take a buffer from the endpoint's registered pool (hugepage memory when
+ * available). Its usable size is hpn_buf_size(). Returns 0 and *data, or
+ * -ENOBUFS when the pool is empty.
+ */
+int hpn_buf_get(hpn_ep *ep, void **data);
+
+/** Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). */
+void hpn_buf_put(hpn_ep *ep, void *data);
+
+/** Usable bytes of each pool buffer. */
+size_t hpn_buf_size(const hpn_ep *ep);
+
+/* ------------------------------------------------------------------------ */
+/* Statistics                                                                */
+/* ------------------------------------------------------------------------ */
+
+struct hpn_stats {
+	uint64_t msgs_out, bytes_out;
+	uint64_t msgs_in, bytes_in;
+	uint64_t errors;    /* send/receive failures reported by the backend */
+	uint64_t drops;     /* received and discarded (malformed, unknown peer,
+	                       truncated, ring full) */
+	uint64_t malformed; /* subset of drops: failed validation */
+	uint64_t tx_again;  /* sends refused with -EAGAIN (back-pressure) */
+};
+
+/**
+ * Copy the endpoint's counters into *st (at most size bytes, so programs
+ * built against an older, shorter struct keep working). Returns 0.
+ */
+int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Latency histogram                                                         */
+/* ------------------------------------------------------------------------ */
+
+/*
+ * Log-linear histogram of non-negative integer values (e.g. nanoseconds):
+ * values are exact below 256 and otherwise within 1/256 (0.4 %) of the true
+ * value; min, max, mean and standard deviation are exact. Recording is O(1),
+ * allocation-free and not thread-safe (use one histogram per thread and
+ * hpn_hist_merge()).
+ */
+typedef struct hpn_hist hpn_hist;
+
+/** Create a histogram for values 0..max_value (values above are clamped). */
+int hpn_hist_create(uint64_t max_value, hpn_hist **out);
+void hpn_hist_destroy(hpn_hist *h);
+void hpn_hist_reset(hpn_hist *h);
+void hpn_hist_record(hpn_hist *h, uint64_t value);
+/** Add all samples of src to dst. -EINVAL if their ranges differ. */
+int hpn_hist_merge(hpn_hist *dst, const hpn_hist *src);
+uint64_t hpn_hist_count(const hpn_hist *h);
+uint64_t hpn_hist_min(const hpn_hist *h); /* 0 when empty */
+uint64_t hpn_hist_max(const hpn_hist *h);
+double hpn_hist_mean(const hpn_hist *h);
+double hpn_hist_stdev(const hpn_hist *h); /* population standard deviation */
+/**
+ * Value at percentile p (0..100): the smallest value v such that at least
+ * p % of the samples are <= v, to the histogram's precision (the upper end
+ * of v's bucket, clamped to [min, max]). 0 when empty.
+ */
+uint64_t hpn_hist_percentile(const hpn_hist *h, double p);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPN_HPN_H */

@@ -1,0 +1,153 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * plugin.h - the one door between the hpn core and its backends.
+ *
+ * A backend is a shared object named hpn-<name>-abi<HPN_PLUGIN_ABI>.so that
+ * exports exactly one symbol, HPN_PLUGIN_ENTRY_NAME, returning a const ops
+ * table. The ABI number is part of both the file name and the symbol (as in
+ * rdma-core), so a plugin built for another ABI cannot be loaded by mistake;
+ * the loader also checks ops->abi_version and ops->size and says why it
+ * refuses a plugin.
+ *
+ * Slots a plugin leaves NULL are filled by the loader with stubs returning
+ * -EOPNOTSUPP, so the core never tests for NULL on the fast path.
+ *
+ * Threading contract: the core calls all ops of one plugin endpoint from one
+ * thread at a time (the application thread in progress=inline mode, the
+ * progress thread in progress=thread mode). Plugins therefore need no locks
+ * of their own.
+ */
+#ifndef HPN_PLUGIN_H
+#define HPN_PLUGIN_H
+
+#include <hpn/hpn.h>
+#include <stdarg.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HPN_PLUGIN_ABI 1
+#define HPN_PLUGIN_ENTRY hpn_plugin_entry_v1
+#define HPN_PLUGIN_ENTRY_NAME "hpn_plugin_entry_v1"
+
+/** A plugin's endpoint; each plugin defines the struct. */
+struct hpn_pep;
+/** The core's side of an endpoint, handed to the plugin at open (opaque). */
+struct hpn_core;
+/** Registered buffer pool of an endpoint (opaque). */
+struct hpn_pool;
+
+/** A configuration key a plugin accepts in addition to the core's keys. */
+struct hpn_plugin_param {
+	const char *key;
+	const char *help; /* one line, shown by hpnbench --help-config */
+};
+
+/** tx_burst flag: msgs[i].data are pool buffers; ownership of the accepted
+ *  ones passes to the plugin, which puts them back when transmitted. */
+#define HPN_TX_OWNED (1u << 0)
+
+struct hpn_plugin_ops {
+	/* Header: never reorder; the loader reads it before trusting the rest. */
+	uint32_t abi_version; /* HPN_PLUGIN_ABI */
+	uint32_t size;        /* sizeof(struct hpn_plugin_ops) as compiled */
+	const char *name;     /* must match the file name's <name> */
+	const char *description;
+	const struct hpn_plugin_param *params; /* array ended by {NULL, NULL} */
+
+	/* Control path. All return 0 or -errno and set hpn_set_error(). */
+
+	/** Can the backend work on this machine? Fill generic caps. why gets a
+	 *  reason on failure (e.g. "no RDMA device: load rdma_rxe"). */
+	int (*probe)(struct hpn_caps *caps, char *why, size_t why_len);
+	/** Create an endpoint. Read config with hpn_core_cfg*(); fill *caps with
+	 *  the endpoint's real limits. */
+	int (*open)(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out);
+	/** Say goodbye to peers, release everything. Held pool buffers go back. */
+	void (*close)(struct hpn_pep *pep);
+	/** Register memory the backend will send from / receive into (the core's
+	 *  pool). -EOPNOTSUPP (the default stub) means "not needed". */
+	int (*mem_register)(struct hpn_pep *pep, void *addr, size_t len);
+	int (*listen)(struct hpn_pep *pep, const char *addr);
+	int (*local_addr)(struct hpn_pep *pep, char *buf, size_t len);
+	/** Start connecting; report completion with hpn_core_event(). */
+	int (*connect)(struct hpn_pep *pep, const char *addr, hpn_peer_t *peer);
+	int (*disconnect)(struct hpn_pep *pep, hpn_peer_t peer);
+	int (*peer_addr)(struct hpn_pep *pep, hpn_peer_t peer, char *buf, size_t len);
+	/** Timers: handshake retries, keepalives, failure detection. */
+	int (*progress)(struct hpn_pep *pep, uint64_t now_ns);
+	/** An fd that polls readable when rx_burst may have work (for blocking
+	 *  and adaptive waits), or -EOPNOTSUPP if the backend can only spin. */
+	int (*wait_fd)(struct hpn_pep *pep);
+
+	/* Fast path: one indirect call per burst. */
+
+	/** Send up to n messages; return how many leading ones were accepted,
+	 *  or -errno if the first failed (-EAGAIN, -EMSGSIZE, -ENOTCONN). */
+	int (*tx_burst)(struct hpn_pep *pep, const struct hpn_msg *msgs, unsigned n, unsigned flags);
+	/** Receive up to n messages into pool buffers (ownership to the caller);
+	 *  return the count (0: none) or -errno. Control packets are handled
+	 *  inside and never returned. */
+	int (*rx_burst)(struct hpn_pep *pep, struct hpn_msg *msgs, unsigned n);
+};
+
+/** The entry symbol every plugin defines (exactly once). */
+typedef const struct hpn_plugin_ops *(*hpn_plugin_entry_fn)(void);
+
+/** Define the plugin's entry point returning &ops (use once per plugin). */
+#define HPN_PLUGIN_DEFINE(ops)                                                           \
+	__attribute__((visibility("default"))) const struct hpn_plugin_ops *HPN_PLUGIN_ENTRY(void); \
+	__attribute__((visibility("default"))) const struct hpn_plugin_ops *HPN_PLUGIN_ENTRY(void) \
+	{                                                                                \
+		return &(ops);                                                           \
+	}
+
+/* ------------------------------------------------------------------------ */
+/* Services the core offers to plugins (exported by libhpntransport)          */
+/* ------------------------------------------------------------------------ */
+
+/** Value of a configuration key for this endpoint, NULL if unset. */
+const char *hpn_core_cfg(struct hpn_core *core, const char *key);
+/** Parse an unsigned key (accepts k/m/g suffixes); def if unset; -EINVAL
+ *  with a message naming the key if malformed or outside [min, max]. */
+int hpn_core_cfg_u64(struct hpn_core *core, const char *key, uint64_t def, uint64_t min,
+		     uint64_t max, uint64_t *out);
+/** Parse a boolean key (on/off/1/0/yes/no/true/false). */
+int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def, int *out);
+
+/** Queue an event for the application. */
+void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer, int status);
+/** The endpoint's counters; the plugin bumps drops/malformed/errors. */
+struct hpn_stats *hpn_core_stats(struct hpn_core *core);
+/** The endpoint's registered buffer pool. */
+struct hpn_pool *hpn_core_pool(struct hpn_core *core);
+
+/** Take n buffers (all or none). Returns n, or 0 if the pool has fewer. */
+unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n);
+/** Return n buffers. Any pointer inside a buffer identifies it. */
+void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n);
+/** Usable bytes after the data pointer of each buffer. */
+size_t hpn_pool_buf_size(const struct hpn_pool *pool);
+/** Bytes in front of the data pointer the plugin may write (headers). */
+size_t hpn_pool_headroom(const struct hpn_pool *pool);
+
+/** Log a line through the application's handler. */
+void hpn_log(enum hpn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Record the thread's last-error message and return err (a -errno). */
+int hpn_set_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/** Monotonic clock in nanoseconds (CLOCK_MONOTONIC through the vDSO). */
+uint64_t hpn_now_ns(void);
+
+/** Single-writer counter update: readers on other threads see whole values
+ *  without the cost of a locked read-modify-write. */
+#define HPN_STAT_ADD(field, v) \
+	__atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (v), __ATOMIC_RELAXED)
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HPN_PLUGIN_H */

@@ -1,0 +1,839 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * udp.c - the reference backend: kernel UDP with sendmmsg/recvmmsg bursts.
+ *
+ * It must work on any Linux box without privileges, so it uses nothing but
+ * a non-blocking datagram socket. One socket serves all peers of an
+ * endpoint; peers are told apart by source address through a small hash.
+ *
+ * Wire format (all integers little-endian, see docs/ARCHITECTURE.md):
+ *   byte 0  magic 0xA5
+ *   byte 1  version (1)
+ *   byte 2  type: DATA, HELLO, HELLO_ACK, BYE, PING, PONG
+ *   byte 3  flags (0)
+ *   DATA: payload follows. Control types: an 8-byte session nonce follows.
+ * The handshake (HELLO/HELLO_ACK), goodbye (BYE) and keepalive (PING/PONG)
+ * exist only to report new and gone peers. Loss, reordering and
+ * fragmentation are handled by the reliable packet layer (a later layer),
+ * not here: this backend is honest datagrams.
+ */
+#include <hpn/plugin.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/errqueue.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define UDP_MAGIC 0xA5
+#define UDP_VERSION 1
+#define UDP_HDR 4
+#define UDP_CTRL_LEN (UDP_HDR + 8)
+#define UDP_MAX_PAYLOAD (65507 - UDP_HDR) /* IPv4 datagram limit */
+#define BURST_MAX 256
+
+enum udp_type { T_DATA = 1, T_HELLO, T_HELLO_ACK, T_BYE, T_PING, T_PONG };
+enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
+
+#define HASH_EMPTY UINT32_MAX
+#define IDX_BITS 16
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+struct udp_peer {
+	struct sockaddr_storage addr;
+	socklen_t alen;
+	uint8_t state;
+	hpn_peer_t id; /* slot index | generation << 16: stale ids never match */
+	uint16_t gen;
+	uint64_t nonce;
+	uint64_t last_rx_ns;
+	bool seen; /* heard from since the last progress(): no clock on the fast path */
+	uint64_t last_ping_ns;
+	uint64_t started_ns;
+	uint64_t last_hello_ns;
+};
+
+struct hpn_pep {
+	int fd;
+	int family;
+	bool listening;
+	unsigned burst;
+	uint32_t max_msg;
+	uint32_t max_peers;
+	uint32_t npeers;
+	uint64_t now; /* coarse clock, updated by progress(): stamps peer activity */
+	struct hpn_core *core;
+	struct hpn_pool *pool;
+	struct hpn_stats *st;
+	struct udp_peer *peers;
+	uint32_t *htab;
+	uint32_t hmask;
+	uint64_t timeout_ns, retry_ns;
+	uint64_t sndbuf, rcvbuf, busy_poll;
+
+	/* Receive side: buffers waiting for datagrams survive between calls. */
+	void *rx_bufs[BURST_MAX];
+	unsigned rx_have;
+	struct mmsghdr rx_hdr[BURST_MAX];
+	struct iovec rx_iov[BURST_MAX];
+	struct sockaddr_storage rx_addr[BURST_MAX];
+
+	struct mmsghdr tx_hdr[BURST_MAX];
+	struct iovec tx_iov[2 * BURST_MAX];
+	void *tx_done[BURST_MAX];
+};
+
+/* Every DATA datagram starts with these bytes: sent from here, no copy. */
+static uint8_t data_hdr[UDP_HDR] = {UDP_MAGIC, UDP_VERSION, T_DATA, 0};
+
+static const struct hpn_plugin_param udp_params[] = {
+	{"rcvbuf", "socket receive buffer bytes (default 4m; root may exceed rmem_max)"},
+	{"sndbuf", "socket send buffer bytes (default 4m)"},
+	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
+	{NULL, NULL},
+};
+
+/* ---- addresses and peers ----------------------------------------------- */
+
+static uint32_t addr_hash(const struct sockaddr_storage *a)
+{
+	uint64_t h = 0x9E3779B97F4A7C15ull;
+
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const struct sockaddr_in *)a;
+
+		h ^= ((uint64_t)s->sin_addr.s_addr << 16) | s->sin_port;
+	} else {
+		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
+		uint64_t w[2];
+
+		memcpy(w, &s->sin6_addr, 16);
+		h ^= w[0] ^ (w[1] * 31) ^ s->sin6_port;
+	}
+	h *= 0xff51afd7ed558ccdull;
+	return (uint32_t)(h >> 32);
+}
+
+static inline bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+	if (a->ss_family != b->ss_family)
+		return false;
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+
+	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
+}
+
+static struct udp_peer *peer_find(struct hpn_pep *u, const struct sockaddr_storage *a)
+{
+	for (uint32_t h = addr_hash(a) & u->hmask;; h = (h + 1) & u->hmask) {
+		uint32_t idx = u->htab[h];
+
+		if (idx == HASH_EMPTY)
+			return NULL;
+		if (addr_eq(&u->peers[idx].addr, a))
+			return &u->peers[idx];
+	}
+}
+
+/* Deletions are rare (a peer leaves): rebuilding keeps probing simple. */
+static void hash_rebuild(struct hpn_pep *u)
+{
+	memset(u->htab, 0xff, (u->hmask + 1) * sizeof(*u->htab));
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		if (u->peers[i].state == P_FREE)
+			continue;
+		uint32_t h = addr_hash(&u->peers[i].addr) & u->hmask;
+
+		while (u->htab[h] != HASH_EMPTY)
+			h = (h + 1) & u->hmask;
+		u->htab[h] = i;
+	}
+}
+
+static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storage *a, socklen_t alen)
+{
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		struct udp_peer *p = &u->peers[i];
+
+		if (p->state != P_FREE)
+			continue;
+		uint16_t gen = (uint16_t)(p->gen + 1);
+
+		memset(p, 0, sizeof(*p));
+		p->gen = gen;
+		p->id = i | ((uint32_t)gen << IDX_BITS);
+		if (p->id == HPN_PEER_NONE)
+			p->id = i | (1u << IDX_BITS);
+		memcpy(&p->addr, a, alen);
+		p->alen = alen;
+		p->last_rx_ns = p->started_ns = u->now;
+		p->state = P_CONNECTING;
+		u->npeers++;
+		hash_rebuild(u);
+		return p;
+	}
+	return NULL;
+}
+
+static void peer_free(struct hpn_pep *u, struct udp_peer *p)
+{
+	p->state = P_FREE;
+	u->npeers--;
+	hash_rebuild(u);
+}
+
+static inline struct udp_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
+{
+	uint32_t idx = id & IDX_MASK;
+
+	if (unlikely(idx >= u->max_peers))
+		return NULL;
+	struct udp_peer *p = &u->peers[idx];
+
+	return p->id == id && p->state != P_FREE ? p : NULL;
+}
+
+static void peer_gone(struct hpn_pep *u, struct udp_peer *p, int status)
+{
+	hpn_peer_t id = p->id;
+
+	peer_free(u, p);
+	hpn_core_event(u->core, HPN_EV_PEER_GONE, id, status);
+}
+
+static int format_addr(const struct sockaddr_storage *a, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	int n;
+
+	if (a->ss_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)a;
+
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		n = snprintf(buf, len, "%s:%u", host, ntohs(s->sin_port));
+	} else {
+		const struct sockaddr_in6 *s = (const void *)a;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		n = snprintf(buf, len, "[%s]:%u", host, ntohs(s->sin6_port));
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+/* "host:port", "[v6]:port", ":port" or "*:port". */
+static int resolve(const char *spec, bool passive, struct sockaddr_storage *out, socklen_t *alen)
+{
+	char host[256], *port;
+	struct addrinfo hints = {0}, *res = NULL;
+	const char *h;
+	int err;
+
+	if (strlen(spec) >= sizeof(host))
+		return hpn_set_error(-EINVAL, "udp: address '%s' too long", spec);
+	strcpy(host, spec);
+	port = strrchr(host, ':');
+	if (!port || !port[1])
+		return hpn_set_error(-EINVAL, "udp: address '%s' needs host:port", spec);
+	*port++ = '\0';
+	h = host;
+	if (h[0] == '[') {
+		size_t l = strlen(h);
+
+		if (l < 2 || h[l - 1] != ']')
+			return hpn_set_error(-EINVAL, "udp: bad IPv6 address in '%s'", spec);
+		host[l - 1] = '\0';
+		h = host + 1;
+	}
+	if (!*h || !strcmp(h, "*"))
+		h = passive ? NULL : "127.0.0.1";
+	hints.ai_socktype = SOCK_DGRAM;
+	hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
+	hints.ai_family = h ? AF_UNSPEC : AF_INET;
+	err = getaddrinfo(h, port, &hints, &res);
+	if (err)
+		return hpn_set_error(-EHOSTUNREACH, "udp: cannot resolve '%s': %s", spec, gai_strerror(err));
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	*alen = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* ---- socket ------------------------------------------------------------ */
+
+static void set_bufsize(int fd, int opt, int force_opt, uint64_t bytes)
+{
+	int v = bytes > (1u << 30) ? 1 << 30 : (int)bytes;
+
+	/* The FORCE variant lets root go past net.core.[rw]mem_max. */
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &v, sizeof(v)) == 0)
+		return;
+	if (setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)))
+		hpn_log(HPN_LOG_WARN, "udp: cannot set socket buffer to %d bytes: %s", v, strerror(errno));
+}
+
+static int ensure_socket(struct hpn_pep *u, int family)
+{
+	int one = 1, fd;
+
+	if (u->fd >= 0) {
+		if (family != u->family)
+			return hpn_set_error(-EAFNOSUPPORT,
+					     "udp: endpoint uses %s; cannot also talk %s (listen on [::]:port for both)",
+					     u->family == AF_INET ? "IPv4" : "IPv6",
+					     family == AF_INET ? "IPv4" : "IPv6");
+		return 0;
+	}
+	fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return hpn_set_error(-errno, "udp: socket: %s", strerror(errno));
+	set_bufsize(fd, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf);
+	set_bufsize(fd, SO_SNDBUF, SO_SNDBUFFORCE, u->sndbuf);
+	/* ICMP errors (port unreachable) on an unconnected socket are only
+	 * reported with RECVERR: that is how a dead peer is noticed at once. */
+	if (family == AF_INET)
+		setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
+	else
+		setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	if (u->busy_poll) {
+		int us = (int)u->busy_poll;
+
+		if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)))
+			hpn_log(HPN_LOG_INFO, "udp: SO_BUSY_POLL=%d refused (%s); continuing without", us,
+				strerror(errno));
+	}
+	u->fd = fd;
+	u->family = family;
+	return 0;
+}
+
+static void send_ctrl(struct hpn_pep *u, const struct udp_peer *p, uint8_t type)
+{
+	uint8_t pkt[UDP_CTRL_LEN] = {UDP_MAGIC, UDP_VERSION, type, 0};
+
+	memcpy(pkt + UDP_HDR, &p->nonce, 8);
+	/* Control messages are best effort; retries come from timers. */
+	if (sendto(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0)
+		HPN_STAT_ADD(u->st->errors, 1);
+}
+
+/* A peer's port answered with ICMP: the peer is gone (or never was). */
+static void drain_errqueue(struct hpn_pep *u)
+{
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage from;
+		char cbuf[512], dummy[64];
+		struct iovec iov = {dummy, sizeof(dummy)};
+		struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
+				    .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+		int err = ECONNREFUSED;
+
+		if (recvmsg(u->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
+			if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
+			    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
+				struct sock_extended_err ee;
+
+				memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+				err = (int)ee.ee_errno;
+			}
+		}
+		struct udp_peer *p = peer_find(u, &from);
+
+		if (p)
+			peer_gone(u, p, -err);
+	}
+}
+
+static bool is_icmp_error(int err)
+{
+	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
+	       err == ENETDOWN;
+}
+
+/* ---- control ----------------------------------------------------------- */
+
+static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	caps->max_msg_size = UDP_MAX_PAYLOAD;
+	caps->inline_size = 0;
+	caps->flags = HPN_CAP_MULTICAST;
+	caps->headroom = UDP_HDR;
+	caps->preference = 10;
+	if (fd < 0) {
+		snprintf(why, why_len, "cannot open a UDP socket: %s", strerror(errno));
+		return -errno;
+	}
+	close(fd);
+	return 0;
+}
+
+static void udp_close(struct hpn_pep *u)
+{
+	if (!u)
+		return;
+	for (uint32_t i = 0; u->peers && i < u->max_peers; i++)
+		if (u->peers[i].state == P_UP)
+			send_ctrl(u, &u->peers[i], T_BYE);
+	if (u->rx_have && u->pool)
+		hpn_pool_put_bulk(u->pool, u->rx_bufs, u->rx_have);
+	if (u->fd >= 0)
+		close(u->fd);
+	free(u->peers);
+	free(u->htab);
+	free(u);
+}
+
+static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
+{
+	struct hpn_pep *u = calloc(1, sizeof(*u));
+	uint64_t burst, peers, timeout_ms, retry_ms, bufsz;
+	int ret = 0;
+	char why[64];
+
+	if (!u)
+		return hpn_set_error(-ENOMEM, "udp: out of memory");
+	u->fd = -1;
+	u->core = core;
+	u->st = hpn_core_stats(core);
+	ret = ret ?: hpn_core_cfg_u64(core, "burst", 32, 1, BURST_MAX, &burst);
+	ret = ret ?: hpn_core_cfg_u64(core, "max_peers", 256, 1, IDX_MASK, &peers);
+	ret = ret ?: hpn_core_cfg_u64(core, "peer_timeout_ms", 3000, 0, 3600000, &timeout_ms);
+	ret = ret ?: hpn_core_cfg_u64(core, "connect_retry_ms", 100, 1, 60000, &retry_ms);
+	ret = ret ?: hpn_core_cfg_u64(core, "rcvbuf", 4u << 20, 4096, 1u << 30, &u->rcvbuf);
+	ret = ret ?: hpn_core_cfg_u64(core, "sndbuf", 4u << 20, 4096, 1u << 30, &u->sndbuf);
+	ret = ret ?: hpn_core_cfg_u64(core, "busy_poll", 0, 0, 1000000, &u->busy_poll);
+	ret = ret ?: hpn_core_cfg_u64(core, "buf_size", 65536, 64, 1u << 30, &bufsz);
+	if (ret)
+		goto fail;
+	u->max_msg = bufsz < UDP_MAX_PAYLOAD ? (uint32_t)bufsz : UDP_MAX_PAYLOAD;
+	u->burst = (unsigned)burst;
+	u->max_peers = (uint32_t)peers;
+	u->timeout_ns = timeout_ms * 1000000ull;
+	u->retry_ns = retry_ms * 1000000ull;
+	u->hmask = 1;
+	while (u->hmask + 1 < 2 * u->max_peers)
+		u->hmask = (u->hmask << 1) | 1;
+	u->peers = calloc(u->max_peers, sizeof(*u->peers));
+	u->htab = malloc((u->hmask + 1) * sizeof(*u->htab));
+	if (!u->peers || !u->htab) {
+		ret = hpn_set_error(-ENOMEM, "udp: out of memory for %u peers", u->max_peers);
+		goto fail;
+	}
+	hash_rebuild(u);
+	for (unsigned i = 0; i < BURST_MAX; i++) {
+		u->tx_hdr[i].msg_hdr.msg_iov = &u->tx_iov[2 * i];
+		u->tx_hdr[i].msg_hdr.msg_iovlen = 2;
+		u->tx_iov[2 * i] = (struct iovec){data_hdr, UDP_HDR};
+		u->rx_hdr[i].msg_hdr.msg_iov = &u->rx_iov[i];
+		u->rx_hdr[i].msg_hdr.msg_iovlen = 1;
+		u->rx_hdr[i].msg_hdr.msg_name = &u->rx_addr[i];
+	}
+	ret = udp_probe(caps, why, sizeof(why));
+	if (ret) {
+		hpn_set_error(ret, "udp: %s", why);
+		goto fail;
+	}
+	caps->max_msg_size = u->max_msg;
+	u->now = hpn_now_ns();
+	*out = u;
+	return 0;
+fail:
+	udp_close(u);
+	return ret;
+}
+
+static int udp_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_storage a;
+	socklen_t alen;
+	int ret = resolve(spec, true, &a, &alen);
+
+	if (ret)
+		return ret;
+	if (u->fd >= 0)
+		return hpn_set_error(-EISCONN, "udp: endpoint already has a socket (listen before connecting)");
+	ret = ensure_socket(u, a.ss_family);
+	if (ret)
+		return ret;
+	if (a.ss_family == AF_INET6) {
+		int off = 0; /* dual stack: IPv4 peers appear as ::ffff:a.b.c.d */
+
+		setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
+	}
+	if (bind(u->fd, (struct sockaddr *)&a, alen))
+		return hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
+	u->listening = true;
+	return 0;
+}
+
+static int udp_local_addr(struct hpn_pep *u, char *buf, size_t len)
+{
+	struct sockaddr_storage a;
+	socklen_t alen = sizeof(a);
+
+	if (u->fd < 0 || getsockname(u->fd, (struct sockaddr *)&a, &alen))
+		return -ENOTCONN;
+	return format_addr(&a, buf, len);
+}
+
+static uint64_t new_nonce(void)
+{
+	uint64_t n;
+
+	if (getrandom(&n, sizeof(n), GRND_NONBLOCK) != sizeof(n))
+		n = hpn_now_ns() ^ ((uint64_t)getpid() << 32);
+	return n | 1; /* never 0 */
+}
+
+static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
+{
+	struct sockaddr_storage a;
+	struct udp_peer *p;
+	socklen_t alen;
+	int ret = resolve(spec, false, &a, &alen);
+
+	if (ret)
+		return ret;
+	if (u->family == AF_INET6 && a.ss_family == AF_INET) {
+		/* Our dual-stack socket talks IPv4 through mapped addresses. */
+		struct sockaddr_in v4;
+		struct sockaddr_in6 v6 = {.sin6_family = AF_INET6};
+
+		memcpy(&v4, &a, sizeof(v4));
+		v6.sin6_port = v4.sin_port;
+		v6.sin6_addr.s6_addr[10] = v6.sin6_addr.s6_addr[11] = 0xff;
+		memcpy(&v6.sin6_addr.s6_addr[12], &v4.sin_addr, 4);
+		memset(&a, 0, sizeof(a));
+		memcpy(&a, &v6, sizeof(v6));
+		alen = sizeof(v6);
+	}
+	ret = ensure_socket(u, a.ss_family);
+	if (ret)
+		return ret;
+	if (peer_find(u, &a))
+		return hpn_set_error(-EISCONN, "udp: already connected or connecting to %s", spec);
+	u->now = hpn_now_ns();
+	p = peer_new(u, &a, alen);
+	if (!p)
+		return hpn_set_error(-ENOSPC, "udp: all %u peer slots in use (raise max_peers)", u->max_peers);
+	p->nonce = new_nonce();
+	p->last_hello_ns = u->now;
+	send_ctrl(u, p, T_HELLO);
+	*peer = p->id;
+	return 0;
+}
+
+static int udp_disconnect(struct hpn_pep *u, hpn_peer_t id)
+{
+	struct udp_peer *p = peer_by_id(u, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
+	send_ctrl(u, p, T_BYE);
+	peer_free(u, p);
+	return 0;
+}
+
+static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
+{
+	struct udp_peer *p = peer_by_id(u, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
+	return format_addr(&p->addr, buf, len);
+}
+
+static int udp_progress(struct hpn_pep *u, uint64_t now)
+{
+	u->now = now;
+	if (!u->npeers)
+		return 0;
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		struct udp_peer *p = &u->peers[i];
+
+		if (p->state == P_CONNECTING) {
+			uint64_t limit = u->timeout_ns ? u->timeout_ns : 3000000000ull;
+
+			if (now - p->started_ns > limit) {
+				peer_gone(u, p, -ETIMEDOUT);
+			} else if (now - p->last_hello_ns >= u->retry_ns) {
+				p->last_hello_ns = now;
+				send_ctrl(u, p, T_HELLO);
+			}
+		} else if (p->state == P_UP && u->timeout_ns) {
+			uint64_t quiet;
+
+			if (p->seen) {
+				p->seen = false;
+				p->last_rx_ns = now;
+			}
+			quiet = now - p->last_rx_ns;
+
+			if (quiet > u->timeout_ns) {
+				peer_gone(u, p, -ETIMEDOUT);
+			} else if (quiet > u->timeout_ns / 4 && now - p->last_ping_ns > u->timeout_ns / 4) {
+				p->last_ping_ns = now;
+				send_ctrl(u, p, T_PING);
+			}
+		}
+	}
+	return 0;
+}
+
+static int udp_wait_fd(struct hpn_pep *u)
+{
+	return u->fd >= 0 ? u->fd : -EOPNOTSUPP;
+}
+
+/* ---- receive ----------------------------------------------------------- */
+
+static void on_hello(struct hpn_pep *u, struct udp_peer *p, const struct sockaddr_storage *from,
+		     socklen_t alen, uint64_t nonce)
+{
+	if (p && p->nonce == nonce) {
+		if (p->state == P_UP)
+			send_ctrl(u, p, T_HELLO_ACK); /* our first ACK was lost */
+		return;
+	}
+	if (!u->listening) {
+		HPN_STAT_ADD(u->st->drops, 1);
+		return;
+	}
+	if (p) /* same address, new session: the old process is gone */
+		peer_gone(u, p, -ECONNRESET);
+	u->now = hpn_now_ns();
+	p = peer_new(u, from, alen);
+	if (!p) {
+		HPN_STAT_ADD(u->st->drops, 1);
+		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: all %u slots in use (raise max_peers)",
+			u->max_peers);
+		return;
+	}
+	p->nonce = nonce;
+	p->state = P_UP;
+	send_ctrl(u, p, T_HELLO_ACK);
+	hpn_core_event(u->core, HPN_EV_PEER_NEW, p->id, 0);
+}
+
+static void mark_up(struct hpn_pep *u, struct udp_peer *p)
+{
+	p->state = P_UP;
+	p->seen = true;
+	hpn_core_event(u->core, HPN_EV_CONNECTED, p->id, 0);
+}
+
+static void on_ctrl(struct hpn_pep *u, unsigned i, const uint8_t *pkt, uint32_t len)
+{
+	const struct sockaddr_storage *from = &u->rx_addr[i];
+	struct udp_peer *p = peer_find(u, from);
+	uint64_t nonce;
+
+	if (len != UDP_CTRL_LEN) {
+		HPN_STAT_ADD(u->st->malformed, 1);
+		HPN_STAT_ADD(u->st->drops, 1);
+		return;
+	}
+	memcpy(&nonce, pkt + UDP_HDR, 8);
+	if (pkt[2] == T_HELLO) {
+		on_hello(u, p, from, u->rx_hdr[i].msg_hdr.msg_namelen, nonce);
+		return;
+	}
+	if (!p || p->nonce != nonce) { /* stale session or a stranger */
+		HPN_STAT_ADD(u->st->drops, 1);
+		return;
+	}
+	p->seen = true;
+	switch (pkt[2]) {
+	case T_HELLO_ACK:
+		if (p->state == P_CONNECTING)
+			mark_up(u, p);
+		break;
+	case T_BYE:
+		peer_gone(u, p, 0);
+		break;
+	case T_PING:
+		send_ctrl(u, p, T_PONG);
+		break;
+	default: /* T_PONG: the timestamp above is all it is for */
+		break;
+	}
+}
+
+static void refill(struct hpn_pep *u, unsigned want)
+{
+	unsigned need = want - u->rx_have;
+
+	if (hpn_pool_get_bulk(u->pool, u->rx_bufs + u->rx_have, need) == need) {
+		u->rx_have = want;
+		return;
+	}
+	/* Pool nearly empty: take what is there, one at a time. */
+	while (u->rx_have < want && hpn_pool_get_bulk(u->pool, u->rx_bufs + u->rx_have, 1))
+		u->rx_have++;
+}
+
+static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0, keep = 0;
+	size_t cap;
+	int r;
+
+	if (unlikely(u->fd < 0))
+		return 0;
+	if (unlikely(!u->pool))
+		u->pool = hpn_core_pool(u->core);
+	if (n > u->burst)
+		n = u->burst;
+	if (u->rx_have < n)
+		refill(u, n);
+	if (u->rx_have < n)
+		n = u->rx_have;
+	if (unlikely(!n))
+		return -ENOBUFS; /* the application holds every pool buffer */
+	cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
+	if (cap > 65536)
+		cap = 65536;
+	for (unsigned i = 0; i < n; i++) {
+		/* The header lands in the headroom so the payload starts at the
+		 * buffer's data pointer. */
+		u->rx_iov[i] = (struct iovec){(uint8_t *)u->rx_bufs[i] - UDP_HDR, cap};
+		u->rx_hdr[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
+		u->rx_hdr[i].msg_hdr.msg_flags = 0;
+	}
+	r = recvmmsg(u->fd, u->rx_hdr, n, MSG_DONTWAIT, NULL);
+	if (r <= 0) {
+		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+			if (is_icmp_error(errno)) {
+				drain_errqueue(u);
+				return 0;
+			}
+			HPN_STAT_ADD(u->st->errors, 1);
+			return -errno;
+		}
+		return 0;
+	}
+	for (unsigned i = 0; i < (unsigned)r; i++) {
+		const uint8_t *pkt = (const uint8_t *)u->rx_bufs[i] - UDP_HDR;
+		uint32_t len = u->rx_hdr[i].msg_len;
+		struct udp_peer *p;
+
+		if (unlikely(len < UDP_HDR || pkt[0] != UDP_MAGIC || pkt[1] != UDP_VERSION ||
+			     (u->rx_hdr[i].msg_hdr.msg_flags & MSG_TRUNC))) {
+			HPN_STAT_ADD(u->st->malformed, 1);
+			HPN_STAT_ADD(u->st->drops, 1);
+			u->rx_bufs[keep++] = u->rx_bufs[i];
+			continue;
+		}
+		if (unlikely(pkt[2] != T_DATA)) {
+			on_ctrl(u, i, pkt, len);
+			u->rx_bufs[keep++] = u->rx_bufs[i];
+			continue;
+		}
+		p = peer_find(u, &u->rx_addr[i]);
+		if (unlikely(!p || p->state != P_UP)) {
+			if (p && p->state == P_CONNECTING) {
+				/* Data before our ACK arrived: the server
+				 * accepted us; the ACK was lost or is late. */
+				mark_up(u, p);
+			} else {
+				HPN_STAT_ADD(u->st->drops, 1);
+				u->rx_bufs[keep++] = u->rx_bufs[i];
+				continue;
+			}
+		}
+		p->seen = true;
+		msgs[k++] = (struct hpn_msg){u->rx_bufs[i], len - UDP_HDR, p->id};
+	}
+	/* Buffers that carried no message stay for next time. */
+	for (unsigned i = (unsigned)r; i < u->rx_have; i++)
+		u->rx_bufs[keep++] = u->rx_bufs[i];
+	u->rx_have = keep;
+	return (int)k;
+}
+
+/* ---- send -------------------------------------------------------------- */
+
+static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	unsigned k;
+	int err = 0, r;
+
+	if (n > u->burst)
+		n = u->burst;
+	for (k = 0; k < n; k++) {
+		const struct hpn_msg *m = &msgs[k];
+		struct udp_peer *p = peer_by_id(u, m->peer);
+
+		if (unlikely(!p || p->state != P_UP)) {
+			err = -ENOTCONN;
+			break;
+		}
+		if (unlikely(m->len > u->max_msg)) {
+			err = -EMSGSIZE;
+			break;
+		}
+		u->tx_hdr[k].msg_hdr.msg_name = &p->addr;
+		u->tx_hdr[k].msg_hdr.msg_namelen = p->alen;
+		u->tx_iov[2 * k + 1] = (struct iovec){m->data, m->len};
+	}
+	if (!k)
+		return err;
+	r = sendmmsg(u->fd, u->tx_hdr, k, MSG_DONTWAIT);
+	if (unlikely(r < 0)) {
+		if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
+			return -EAGAIN;
+		if (is_icmp_error(errno)) {
+			drain_errqueue(u);
+			return -EAGAIN; /* nothing sent; the gone peer now gets -ENOTCONN */
+		}
+		HPN_STAT_ADD(u->st->errors, 1);
+		return -errno;
+	}
+	if (flags & HPN_TX_OWNED) {
+		/* The kernel copied the payload: the buffers are free again. */
+		for (int i = 0; i < r; i++)
+			u->tx_done[i] = msgs[i].data;
+		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), u->tx_done, (unsigned)r);
+	}
+	return r ? r : -EAGAIN;
+}
+
+static const struct hpn_plugin_ops udp_ops = {
+	.abi_version = HPN_PLUGIN_ABI,
+	.size = sizeof(struct hpn_plugin_ops),
+	.name = "udp",
+	.description = "kernel UDP, sendmmsg/recvmmsg bursts; unprivileged, works everywhere",
+	.params = udp_params,
+	.probe = udp_probe,
+	.open = udp_open,
+	.close = udp_close,
+	.listen = udp_listen,
+	.local_addr = udp_local_addr,
+	.connect = udp_connect,
+	.disconnect = udp_disconnect,
+	.peer_addr = udp_peer_addr,
+	.progress = udp_progress,
+	.wait_fd = udp_wait_fd,
+	.tx_burst = udp_tx_burst,
+	.rx_burst = udp_rx_burst,
+};
+
+HPN_PLUGIN_DEFINE(udp_ops)

@@ -1,0 +1,644 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * endpoint.c - endpoints, peers, events and the data path.
+ *
+ * In progress=inline mode (run to completion) every data-path call is one
+ * indirect call into the backend per burst, nothing else. In progress=thread
+ * mode the same calls move pointers through lock-free rings to a pinned
+ * progress thread (progress.c), which owns the backend.
+ */
+#include "endpoint.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#if HPN_HAVE_NUMA
+#include <numa.h>
+#endif
+
+/* ---- services for plugins (plugin.h) ----------------------------------- */
+
+HPN_EXPORT const char *hpn_core_cfg(struct hpn_core *core, const char *key)
+{
+	return hpn_cfg_get(core_ep(core)->cfg, key);
+}
+
+HPN_EXPORT int hpn_core_cfg_u64(struct hpn_core *core, const char *key, uint64_t def, uint64_t min,
+				uint64_t max, uint64_t *out)
+{
+	return hpn_cfg_u64(core_ep(core)->cfg, key, def, min, max, out);
+}
+
+HPN_EXPORT int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def, int *out)
+{
+	return hpn_cfg_bool(core_ep(core)->cfg, key, def, out);
+}
+
+HPN_EXPORT struct hpn_stats *hpn_core_stats(struct hpn_core *core)
+{
+	return &core_ep(core)->stats;
+}
+
+HPN_EXPORT struct hpn_pool *hpn_core_pool(struct hpn_core *core)
+{
+	return core_ep(core)->pool;
+}
+
+/* Events are rare (connects, failures), so a mutex is fine here and keeps
+ * the queue usable from both the progress thread and the application. */
+HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer,
+			       int status)
+{
+	struct hpn_ep *ep = core_ep(core);
+	unsigned n;
+
+	pthread_mutex_lock(&ep->ev_lock);
+	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
+	if (n == HPN_EVQ_SIZE) {
+		ep->ev_overflow++;
+		pthread_mutex_unlock(&ep->ev_lock);
+		hpn_log(HPN_LOG_ERROR, "event queue full (%d): call hpn_poll(); event %d for peer %u lost",
+			HPN_EVQ_SIZE, type, peer);
+		return;
+	}
+	ep->ev[(ep->ev_head + n) % HPN_EVQ_SIZE] = (struct hpn_event){type, peer, status};
+	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
+	pthread_mutex_unlock(&ep->ev_lock);
+	hpn_log(HPN_LOG_INFO, "event %s peer %u status %d",
+		type == HPN_EV_PEER_NEW ? "peer-new" : type == HPN_EV_CONNECTED ? "connected" : "peer-gone",
+		peer, status);
+	if (ep->prog)
+		hpn_prog_wake_app(ep);
+}
+
+bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out)
+{
+	bool found = false;
+	unsigned n;
+
+	if (!atomic_load_explicit(&ep->ev_count, memory_order_acquire))
+		return false;
+	pthread_mutex_lock(&ep->ev_lock);
+	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
+	for (unsigned i = 0; i < n; i++) {
+		unsigned at = (ep->ev_head + i) % HPN_EVQ_SIZE;
+
+		if (peer != HPN_PEER_NONE && ep->ev[at].peer != peer)
+			continue;
+		*out = ep->ev[at];
+		/* Close the gap, keeping the others in order. */
+		for (unsigned j = i; j + 1 < n; j++)
+			ep->ev[(ep->ev_head + j) % HPN_EVQ_SIZE] = ep->ev[(ep->ev_head + j + 1) % HPN_EVQ_SIZE];
+		if (i == 0 && peer == HPN_PEER_NONE) {
+			/* common case already handled by the shift */
+		}
+		atomic_store_explicit(&ep->ev_count, n - 1, memory_order_release);
+		found = true;
+		break;
+	}
+	pthread_mutex_unlock(&ep->ev_lock);
+	return found;
+}
+
+/* ---- creation ---------------------------------------------------------- */
+
+static const char *const progress_modes[] = {"inline", "thread", NULL};
+static const char *const wait_modes[] = {"spin", "adaptive", "block", NULL};
+static const char *const sched_modes[] = {"other", "fifo", NULL};
+static const char *const tri_modes[] = {"off", "auto", "on", NULL};
+
+struct core_opts {
+	int progress, wait, sched, hugepages, mlock;
+	int64_t cpu, numa;
+	uint64_t spin_us, bufs, buf_size, burst, ring_size;
+};
+
+static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
+{
+	const char *numa = hpn_cfg_get(cfg, "numa");
+	int ret = 0;
+
+	ret = ret ?: hpn_cfg_enum(cfg, "progress", progress_modes, 0, &o->progress);
+	ret = ret ?: hpn_cfg_enum(cfg, "wait", wait_modes, HPN_WAIT_ADAPTIVE, &o->wait);
+	ret = ret ?: hpn_cfg_enum(cfg, "sched", sched_modes, 0, &o->sched);
+	ret = ret ?: hpn_cfg_enum(cfg, "hugepages", tri_modes, HPN_POOL_AUTO, &o->hugepages);
+	ret = ret ?: hpn_cfg_enum(cfg, "mlock", tri_modes, HPN_POOL_AUTO, &o->mlock);
+	ret = ret ?: hpn_cfg_i64(cfg, "cpu", -1, -1, 4095, &o->cpu);
+	ret = ret ?: hpn_cfg_u64(cfg, "spin_us", 50, 0, 10000000, &o->spin_us);
+	ret = ret ?: hpn_cfg_u64(cfg, "bufs", 1024, 16, 1u << 22, &o->bufs);
+	ret = ret ?: hpn_cfg_u64(cfg, "buf_size", 65536, 64, 1u << 30, &o->buf_size);
+	ret = ret ?: hpn_cfg_u64(cfg, "burst", 32, 1, 256, &o->burst);
+	ret = ret ?: hpn_cfg_u64(cfg, "ring_size", 1024, 64, 1u << 20, &o->ring_size);
+	if (ret)
+		return ret;
+	o->numa = -2; /* auto */
+	if (numa && !strcmp(numa, "off"))
+		o->numa = -1;
+	else if (numa && strcmp(numa, "auto"))
+		ret = hpn_cfg_i64(cfg, "numa", 0, 0, 1023, &o->numa);
+	if (!ret && o->progress == 0 && o->cpu >= 0)
+		hpn_log(HPN_LOG_WARN, "cpu=%" PRId64 " has no effect with progress=inline (pin your own thread)",
+			o->cpu);
+	return ret;
+}
+
+static int numa_node_for(int64_t numa, int64_t cpu)
+{
+	if (numa != -2)
+		return (int)numa;
+#if HPN_HAVE_NUMA
+	if (numa_available() >= 0 && numa_max_node() > 0) {
+		int c = cpu >= 0 ? (int)cpu : sched_getcpu();
+
+		return c >= 0 ? numa_node_of_cpu(c) : -1;
+	}
+#endif
+	(void)cpu;
+	return -1;
+}
+
+static int load_plugin(struct hpn_ep *ep, char *why, size_t why_len)
+{
+	const char *name = hpn_cfg_get(ep->cfg, "plugin");
+
+	why[0] = '\0';
+	if (!name || !strcmp(name, "auto"))
+		return hpn_plugin_load_auto(&ep->plugin, why, why_len);
+	return hpn_plugin_load(name, &ep->plugin);
+}
+
+static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
+{
+	struct hpn_pool_params pp = {0};
+	void *mem;
+	size_t len;
+	int ret;
+
+	ret = ep->ops.open((struct hpn_core *)ep, &ep->caps, &ep->pep);
+	if (ret)
+		return ret;
+	/* Room for our meta block and the backend's headers, cache aligned. */
+	ep->core_headroom = sizeof(struct hpn_buf_meta);
+	pp.count = (unsigned)o->bufs;
+	pp.buf_size = o->buf_size;
+	pp.headroom = (ep->core_headroom + ep->caps.headroom + 63) & ~(size_t)63;
+	pp.hugepages = (enum hpn_pool_mode)o->hugepages;
+	pp.mlock = (enum hpn_pool_mode)o->mlock;
+	pp.numa_node = numa_node_for(o->numa, o->cpu);
+	pp.mt_safe = o->progress == 1;
+	ret = hpn_pool_create(&pp, &ep->pool);
+	if (ret)
+		return ret;
+	mem = hpn_pool_mem(ep->pool, &len);
+	ret = ep->ops.mem_register(ep->pep, mem, len);
+	if (ret && ret != -EOPNOTSUPP)
+		return ret;
+	if (ep->caps.max_msg_size > o->buf_size)
+		ep->caps.max_msg_size = (uint32_t)o->buf_size;
+	ep->max_msg = ep->caps.max_msg_size;
+	return 0;
+}
+
+HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
+{
+	struct core_opts o;
+	struct hpn_ep *ep;
+	char why[1024];
+	int ret;
+
+	hpn_error_clear();
+	if (!ep_out)
+		return hpn_set_error(-EINVAL, "hpn_ep_create: ep_out is NULL");
+	*ep_out = NULL;
+	ep = aligned_alloc(HPN_CACHELINE, (sizeof(*ep) + HPN_CACHELINE - 1) & ~(size_t)(HPN_CACHELINE - 1));
+	if (!ep)
+		return hpn_set_error(-ENOMEM, "out of memory creating an endpoint");
+	memset(ep, 0, sizeof(*ep));
+	pthread_mutex_init(&ep->ev_lock, NULL);
+
+	ret = hpn_cfg_parse(config, &ep->cfg);
+	if (ret)
+		goto fail;
+	ret = read_core_opts(ep->cfg, &o);
+	if (ret)
+		goto fail;
+	ret = load_plugin(ep, why, sizeof(why));
+	if (ret)
+		goto fail;
+	ep->ops = ep->plugin->ops;
+	ret = hpn_cfg_check_keys(ep->cfg, ep->ops.params, ep->plugin->name);
+	if (ret)
+		goto fail;
+	ret = open_backend(ep, &o);
+	if (ret)
+		goto fail;
+	ep->burst = (unsigned)o.burst;
+	ep->wait_mode = o.wait;
+	ep->spin_ns = o.spin_us * 1000;
+	snprintf(ep->desc, sizeof(ep->desc), "plugin %s, progress %s%s, wait %s, pool %s%s%s",
+		 ep->plugin->name, progress_modes[o.progress],
+		 o.progress == 1 ? (o.cpu >= 0 ? " (pinned)" : " (unpinned)") : "", wait_modes[o.wait],
+		 hpn_pool_describe(ep->pool), why[0] ? "; " : "", why);
+	if (o.progress == 1) {
+		ret = hpn_prog_start(ep, (int)o.cpu, o.sched == 1, (unsigned)o.ring_size);
+		if (ret)
+			goto fail;
+	}
+	hpn_log(HPN_LOG_INFO, "endpoint: %s", ep->desc);
+	*ep_out = ep;
+	return 0;
+fail:
+	hpn_ep_destroy(ep);
+	return ret;
+}
+
+HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
+{
+	if (!ep)
+		return;
+	if (ep->prog)
+		hpn_prog_stop(ep);
+	for (unsigned i = 0; i < ep->backlog_n; i++)
+		hpn_pool_put_bulk(ep->pool, &ep->backlog[(ep->backlog_head + i) % HPN_BACKLOG_SIZE].data, 1);
+	if (ep->pep)
+		ep->ops.close(ep->pep);
+	hpn_pool_destroy(ep->pool);
+	hpn_plugin_unload(ep->plugin);
+	hpn_cfg_free(ep->cfg);
+	pthread_mutex_destroy(&ep->ev_lock);
+	free(ep);
+}
+
+HPN_EXPORT const char *hpn_ep_plugin(const hpn_ep *ep)
+{
+	return ep->plugin->name;
+}
+
+HPN_EXPORT const struct hpn_caps *hpn_ep_caps(const hpn_ep *ep)
+{
+	return &ep->caps;
+}
+
+HPN_EXPORT const char *hpn_ep_describe(const hpn_ep *ep)
+{
+	return ep->desc;
+}
+
+/* ---- control path ------------------------------------------------------ */
+
+struct ctl_args {
+	const char *addr;
+	char *buf;
+	size_t len;
+	hpn_peer_t peer;
+	uint64_t now;
+};
+
+static int do_listen(struct hpn_ep *ep, void *a)
+{
+	return ep->ops.listen(ep->pep, ((struct ctl_args *)a)->addr);
+}
+static int do_local_addr(struct hpn_ep *ep, void *a)
+{
+	struct ctl_args *c = a;
+
+	return ep->ops.local_addr(ep->pep, c->buf, c->len);
+}
+static int do_connect(struct hpn_ep *ep, void *a)
+{
+	struct ctl_args *c = a;
+
+	return ep->ops.connect(ep->pep, c->addr, &c->peer);
+}
+static int do_disconnect(struct hpn_ep *ep, void *a)
+{
+	return ep->ops.disconnect(ep->pep, ((struct ctl_args *)a)->peer);
+}
+static int do_peer_addr(struct hpn_ep *ep, void *a)
+{
+	struct ctl_args *c = a;
+
+	return ep->ops.peer_addr(ep->pep, c->peer, c->buf, c->len);
+}
+
+/* Control ops run where the backend lives: here, or on the progress thread. */
+static int ctl(struct hpn_ep *ep, int (*fn)(struct hpn_ep *, void *), struct ctl_args *a)
+{
+	hpn_error_clear();
+	if (ep->prog)
+		return hpn_prog_call(ep, fn, a);
+	return fn(ep, a);
+}
+
+HPN_EXPORT int hpn_listen(hpn_ep *ep, const char *addr)
+{
+	struct ctl_args a = {.addr = addr};
+
+	if (!addr)
+		return hpn_set_error(-EINVAL, "hpn_listen: address is NULL");
+	return ctl(ep, do_listen, &a);
+}
+
+HPN_EXPORT int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len)
+{
+	struct ctl_args a = {.buf = buf, .len = len};
+
+	return ctl(ep, do_local_addr, &a);
+}
+
+HPN_EXPORT int hpn_peer_addr(hpn_ep *ep, hpn_peer_t peer, char *buf, size_t len)
+{
+	struct ctl_args a = {.buf = buf, .len = len, .peer = peer};
+
+	return ctl(ep, do_peer_addr, &a);
+}
+
+HPN_EXPORT int hpn_disconnect(hpn_ep *ep, hpn_peer_t peer)
+{
+	struct ctl_args a = {.peer = peer};
+
+	return ctl(ep, do_disconnect, &a);
+}
+
+/* Park received messages while a control call drives the backend, so a
+ * synchronous hpn_connect() never loses data arriving from other peers. */
+static void backlog_fill(struct hpn_ep *ep)
+{
+	unsigned room = HPN_BACKLOG_SIZE - ep->backlog_n;
+	struct hpn_msg m[32];
+	int r;
+
+	if (room < HPN_ARRAY_SIZE(m))
+		return;
+	r = ep->ops.rx_burst(ep->pep, m, HPN_ARRAY_SIZE(m));
+	for (int i = 0; i < r; i++) {
+		ep->backlog[(ep->backlog_head + ep->backlog_n) % HPN_BACKLOG_SIZE] = m[i];
+		ep->backlog_n++;
+	}
+}
+
+static void inline_progress(struct hpn_ep *ep)
+{
+	uint64_t now = hpn_now_ns();
+
+	ep->next_progress_ns = now + 1000000;
+	ep->ops.progress(ep->pep, now);
+}
+
+HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer)
+{
+	struct ctl_args a = {.addr = addr, .peer = HPN_PEER_NONE};
+	struct hpn_event ev;
+	uint64_t deadline;
+	int ret;
+
+	if (!addr || !peer)
+		return hpn_set_error(-EINVAL, "hpn_connect: NULL argument");
+	ret = ctl(ep, do_connect, &a);
+	if (ret)
+		return ret;
+	*peer = a.peer;
+	if (timeout_ms == 0)
+		return -EINPROGRESS;
+	deadline = hpn_now_ns() + (timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms) * 1000000ull;
+	for (;;) {
+		if (hpn_ev_take(ep, a.peer, &ev)) {
+			if (ev.type == HPN_EV_CONNECTED)
+				return 0;
+			return hpn_set_error(ev.status ? ev.status : -ECONNRESET, "connect to %s failed: %s",
+					     addr, strerror(ev.status ? -ev.status : ECONNRESET));
+		}
+		if (hpn_now_ns() > deadline)
+			break;
+		if (ep->prog) {
+			hpn_prog_wait(ep, 1000000);
+		} else {
+			backlog_fill(ep);
+			inline_progress(ep);
+			usleep(50);
+		}
+	}
+	hpn_disconnect(ep, a.peer);
+	/* The disconnect may have queued a gone event for the half-open peer. */
+	while (hpn_ev_take(ep, a.peer, &ev))
+		;
+	return hpn_set_error(-ETIMEDOUT, "connect to %s: no answer within %d ms", addr, timeout_ms);
+}
+
+HPN_EXPORT int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max)
+{
+	unsigned n = 0;
+
+	if (!ep->prog) {
+		/* Control packets (handshakes, goodbyes) arrive on the data
+		 * path: pull what is there so a caller that only polls still
+		 * sees its peers come and go. Data is parked, not lost. */
+		backlog_fill(ep);
+		inline_progress(ep);
+	}
+	while (n < max && hpn_ev_take(ep, HPN_PEER_NONE, &events[n]))
+		n++;
+	return (int)n;
+}
+
+HPN_EXPORT int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size)
+{
+	struct hpn_stats snap;
+	const uint64_t *src = (const uint64_t *)&ep->stats;
+	uint64_t *dst = (uint64_t *)&snap;
+
+	for (size_t i = 0; i < sizeof(snap) / sizeof(uint64_t); i++)
+		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	memcpy(st, &snap, size < sizeof(snap) ? size : sizeof(snap));
+	return 0;
+}
+
+/* ---- data path --------------------------------------------------------- */
+
+static inline void count_out(struct hpn_ep *ep, const struct hpn_msg *msgs, int r)
+{
+	uint64_t bytes = 0;
+
+	if (r <= 0) {
+		if (r == -EAGAIN)
+			HPN_STAT_ADD(ep->stats.tx_again, 1);
+		return;
+	}
+	for (int i = 0; i < r; i++)
+		bytes += msgs[i].len;
+	HPN_STAT_ADD(ep->stats.msgs_out, (uint64_t)r);
+	HPN_STAT_ADD(ep->stats.bytes_out, bytes);
+}
+
+static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r)
+{
+	uint64_t bytes = 0;
+
+	for (int i = 0; i < r; i++)
+		bytes += msgs[i].len;
+	HPN_STAT_ADD(ep->stats.msgs_in, (uint64_t)r);
+	HPN_STAT_ADD(ep->stats.bytes_in, bytes);
+}
+
+HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	int r;
+
+	if (hpn_unlikely(ep->prog))
+		return hpn_prog_send(ep, msgs, n, false);
+	r = ep->ops.tx_burst(ep->pep, msgs, n, 0);
+	count_out(ep, msgs, r);
+	return r;
+}
+
+HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	int r;
+
+	if (hpn_unlikely(ep->prog))
+		return hpn_prog_send(ep, msgs, n, true);
+	r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);
+	count_out(ep, msgs, r);
+	return r;
+}
+
+HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len)
+{
+	struct hpn_msg m = {(void *)data, (uint32_t)len, peer};
+	int r;
+
+	if (hpn_unlikely(len > ep->max_msg))
+		return -EMSGSIZE;
+	r = hpn_send_burst(ep, &m, 1);
+	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
+}
+
+static HPN_COLD int backlog_take(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0;
+
+	while (k < n && ep->backlog_n) {
+		msgs[k++] = ep->backlog[ep->backlog_head];
+		ep->backlog_head = (ep->backlog_head + 1) % HPN_BACKLOG_SIZE;
+		ep->backlog_n--;
+	}
+	return (int)k;
+}
+
+HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+{
+	int r;
+
+	if (hpn_unlikely(ep->backlog_n))
+		r = backlog_take(ep, msgs, n);
+	else if (hpn_unlikely(ep->prog))
+		r = hpn_prog_recv(ep, msgs, n);
+	else
+		r = ep->ops.rx_burst(ep->pep, msgs, n);
+	if (r > 0)
+		count_in(ep, msgs, r);
+	return r;
+}
+
+HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
+{
+	struct hpn_msg *m;
+
+	if (!ep->backlog_n) {
+		struct hpn_msg got;
+		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);
+
+		if (r <= 0)
+			return r ? r : -EAGAIN;
+		ep->backlog[ep->backlog_head] = got;
+		ep->backlog_n = 1;
+	}
+	m = &ep->backlog[ep->backlog_head];
+	if (m->len > len)
+		return -EMSGSIZE; /* stays queued: the caller may retry bigger */
+	memcpy(buf, m->data, m->len);
+	*peer = m->peer;
+	count_in(ep, m, 1);
+	hpn_pool_put_bulk(ep->pool, &m->data, 1);
+	ep->backlog_head = (ep->backlog_head + 1) % HPN_BACKLOG_SIZE;
+	ep->backlog_n--;
+	return (int)m->len;
+}
+
+static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
+{
+	int fd = ep->ops.wait_fd(ep->pep);
+	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	int ms;
+
+	/* Wake at least every 10 ms so keepalive timers keep running. */
+	ms = remaining_ns < 0 ? 10 : (int)((remaining_ns + 999999) / 1000000);
+	if (ms > 10)
+		ms = 10;
+	if (fd < 0) {
+		hpn_cpu_relax();
+		return 0;
+	}
+	return poll(&pfd, 1, ms) < 0 ? -errno : 0;
+}
+
+HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms)
+{
+	uint64_t start = hpn_now_ns(), now = start;
+	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
+	unsigned spins = 0;
+
+	for (;;) {
+		int r = hpn_recv_burst(ep, msgs, n);
+
+		if (r)
+			return r;
+		if (atomic_load_explicit(&ep->ev_count, memory_order_relaxed))
+			return 0;
+		/* Read the clock every few spins only: it is the costliest part
+		 * of an empty poll. */
+		if ((++spins & 63) && ep->wait_mode == HPN_WAIT_SPIN) {
+			hpn_cpu_relax();
+			continue;
+		}
+		now = hpn_now_ns();
+		if (now >= deadline)
+			return 0;
+		if (!ep->prog && now >= ep->next_progress_ns)
+			inline_progress(ep);
+		if (ep->wait_mode == HPN_WAIT_SPIN ||
+		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - start < ep->spin_ns)) {
+			hpn_cpu_relax();
+			continue;
+		}
+		if (ep->prog) {
+			hpn_prog_wait(ep, deadline == UINT64_MAX ? 10000000 : deadline - now);
+		} else {
+			int ret = wait_inline_fd(ep, deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now));
+
+			if (ret && ret != -EINTR)
+				return ret;
+		}
+	}
+}
+
+/* ---- buffers ----------------------------------------------------------- */
+
+HPN_EXPORT int hpn_buf_get(hpn_ep *ep, void **data)
+{
+	return hpn_pool_get_bulk(ep->pool, data, 1) ? 0 : -ENOBUFS;
+}
+
+HPN_EXPORT void hpn_buf_put(hpn_ep *ep, void *data)
+{
+	hpn_pool_put_bulk(ep->pool, &data, 1);
+}
+
+HPN_EXPORT size_t hpn_buf_size(const hpn_ep *ep)
+{
+	return hpn_pool_buf_size(ep->pool);
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* endpoint.h - the endpoint object, shared by endpoint.c and progress.c. */
+#ifndef HPN_ENDPOINT_H
+#define HPN_ENDPOINT_H
+
+#include "internal.h"
+#include "pool.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+enum hpn_wait_mode { HPN_WAIT_SPIN = 0, HPN_WAIT_ADAPTIVE = 1, HPN_WAIT_BLOCK = 2 };
+
+#define HPN_EVQ_SIZE 1024
+#define HPN_BACKLOG_SIZE 512
+
+struct hpn_prog; /* progress.c */
+
+/* Core bookkeeping in front of every pool buffer (inside the headroom), so
+ * the rings between threads can carry plain pointers. */
+struct hpn_buf_meta {
+	void *data;
+	uint32_t len;
+	hpn_peer_t peer;
+};
+
+struct hpn_ep {
+	/* Hot: read on every burst. The ops table is a private copy so the
+	 * indirect call needs no extra dereference and no NULL check. */
+	struct hpn_plugin_ops ops __attribute__((aligned(HPN_CACHELINE)));
+	struct hpn_pep *pep;
+	struct hpn_pool *pool;
+	struct hpn_prog *prog; /* NULL in progress=inline mode */
+	unsigned backlog_n;    /* messages parked by hpn_recv / hpn_connect */
+	unsigned backlog_head;
+	uint32_t max_msg;
+	unsigned burst;
+	int wait_mode;
+	uint64_t spin_ns;
+	uint64_t next_progress_ns;
+
+	struct hpn_stats stats __attribute__((aligned(HPN_CACHELINE)));
+
+	/* Cold. */
+	struct hpn_msg backlog[HPN_BACKLOG_SIZE];
+	struct hpn_plugin *plugin;
+	struct hpn_cfg *cfg;
+	struct hpn_caps caps;
+	size_t core_headroom;
+
+	pthread_mutex_t ev_lock;
+	struct hpn_event ev[HPN_EVQ_SIZE];
+	unsigned ev_head;
+	atomic_uint ev_count;
+	uint64_t ev_overflow;
+
+	char desc[1536];
+};
+
+static inline struct hpn_ep *core_ep(struct hpn_core *core)
+{
+	return (struct hpn_ep *)core;
+}
+
+/* Meta block of the buffer `data` belongs to. */
+static inline struct hpn_buf_meta *hpn_buf_meta(struct hpn_ep *ep, void *data)
+{
+	return (struct hpn_buf_meta *)hpn_pool_elem(ep->pool, data);
+}
+
+/* Events: take the first queued event of `peer` (any peer if HPN_PEER_NONE). */
+bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out);
+
+/* progress.c: the optional pinned progress thread. */
+int hpn_prog_start(struct hpn_ep *ep, int cpu, int fifo, unsigned ring_size);
+void hpn_prog_stop(struct hpn_ep *ep);
+/* Run fn(ep, arg) on the progress thread and return its result. */
+int hpn_prog_call(struct hpn_ep *ep, int (*fn)(struct hpn_ep *, void *), void *arg);
+int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, bool owned);
+int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
+/* Sleep until rx has data, an event is queued or timeout_ns passes. */
+void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns);
+void hpn_prog_wake_app(struct hpn_ep *ep);
+
+#endif

@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * loader.c - find, check and load backend plugins.
+ *
+ * Users of plugin systems (UCX, libfabric) suffer most from plugins that fail
+ * to load silently, so every refusal carries a reason, and hpn_plugin_list()
+ * reports each file found, usable or not.
+ *
+ * Search order: $HPN_PLUGIN_PATH (colon separated), <dir of
+ * libhpntransport.so>/hpn (installed layout), <dir>/../plugins/<name>
+ * (meson build tree), then the compiled-in install directory.
+ */
+#include "internal.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+
+/* ---- stubs for slots a plugin leaves empty: answer -EOPNOTSUPP ---------- */
+
+static int stub_probe(struct hpn_caps *c, char *why, size_t n)
+{
+	(void)c;
+	snprintf(why, n, "plugin has no probe");
+	return -EOPNOTSUPP;
+}
+static int stub_open(struct hpn_core *c, struct hpn_caps *caps, struct hpn_pep **o)
+{
+	return hpn_set_error(-EOPNOTSUPP, "plugin cannot open endpoints");
+}
+static void stub_close(struct hpn_pep *p) {}
+static int stub_mem(struct hpn_pep *p, void *a, size_t l) { return -EOPNOTSUPP; }
+static int stub_listen(struct hpn_pep *p, const char *a)
+{
+	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot listen");
+}
+static int stub_local(struct hpn_pep *p, char *b, size_t l) { return -EOPNOTSUPP; }
+static int stub_connect(struct hpn_pep *p, const char *a, hpn_peer_t *peer)
+{
+	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot connect");
+}
+static int stub_disconnect(struct hpn_pep *p, hpn_peer_t peer) { return -EOPNOTSUPP; }
+static int stub_peer_addr(struct hpn_pep *p, hpn_peer_t peer, char *b, size_t l) { return -EOPNOTSUPP; }
+static int stub_progress(struct hpn_pep *p, uint64_t now) { return 0; }
+static int stub_wait_fd(struct hpn_pep *p) { return -EOPNOTSUPP; }
+static int stub_tx(struct hpn_pep *p, const struct hpn_msg *m, unsigned n, unsigned f) { return -EOPNOTSUPP; }
+static int stub_rx(struct hpn_pep *p, struct hpn_msg *m, unsigned n) { return -EOPNOTSUPP; }
+
+static const struct hpn_plugin_ops stub_ops = {
+	.probe = stub_probe,
+	.open = stub_open,
+	.close = stub_close,
+	.mem_register = stub_mem,
+	.listen = stub_listen,
+	.local_addr = stub_local,
+	.connect = stub_connect,
+	.disconnect = stub_disconnect,
+	.peer_addr = stub_peer_addr,
+	.progress = stub_progress,
+	.wait_fd = stub_wait_fd,
+	.tx_burst = stub_tx,
+	.rx_burst = stub_rx,
+};
+
+#define HEADER_SIZE (offsetof(struct hpn_plugin_ops, params) + sizeof(void *))
+
+int hpn_plugin_check_ops(const struct hpn_plugin_ops *src, const char *expect_name,
+			 struct hpn_plugin_ops *dst, char *why, size_t why_len)
+{
+	size_t n;
+
+	if (!src) {
+		snprintf(why, why_len, "entry point returned no ops table");
+		return -ENOEXEC;
+	}
+	if (src->abi_version != HPN_PLUGIN_ABI) {
+		snprintf(why, why_len, "plugin ABI %u, this library speaks ABI %d (rebuild the plugin)",
+			 src->abi_version, HPN_PLUGIN_ABI);
+		return -EPROTO;
+	}
+	if (src->size < HEADER_SIZE) {
+		snprintf(why, why_len, "ops table too small (%u bytes)", src->size);
+		return -EPROTO;
+	}
+	if (!src->name || !src->name[0]) {
+		snprintf(why, why_len, "plugin has no name");
+		return -EPROTO;
+	}
+	if (expect_name && strcmp(src->name, expect_name)) {
+		snprintf(why, why_len, "file is named for '%s' but the plugin calls itself '%s'",
+			 expect_name, src->name);
+		return -EPROTO;
+	}
+	/* An older plugin (same ABI, shorter table) gets stubs for the slots it
+	 * does not know; a newer one's extra slots are ignored. */
+	*dst = stub_ops;
+	n = src->size < sizeof(*dst) ? src->size : sizeof(*dst);
+	for (size_t off = 0; off < n; off += sizeof(void *)) {
+		void *slot;
+
+		memcpy(&slot, (const char *)src + off, sizeof(slot));
+		if (off < HEADER_SIZE || slot)
+			memcpy((char *)dst + off, &slot, sizeof(slot));
+	}
+	dst->size = sizeof(*dst);
+	if (!dst->description)
+		dst->description = "";
+	return 0;
+}
+
+/* ---- search path ------------------------------------------------------- */
+
+#define MAX_DIRS 16
+
+struct search_path {
+	unsigned n;
+	char dir[MAX_DIRS][PATH_MAX];
+	bool build_tree[MAX_DIRS]; /* dir/<name>/ holds the plugin */
+};
+
+static void add_dir(struct search_path *sp, const char *dir, bool build_tree)
+{
+	char real[PATH_MAX];
+
+	if (sp->n == MAX_DIRS || !realpath(dir, real))
+		return;
+	for (unsigned i = 0; i < sp->n; i++)
+		if (!strcmp(sp->dir[i], real))
+			return;
+	snprintf(sp->dir[sp->n], PATH_MAX, "%s", real);
+	sp->build_tree[sp->n++] = build_tree;
+}
+
+static void build_search_path(struct search_path *sp)
+{
+	const char *env = getenv("HPN_PLUGIN_PATH");
+	Dl_info info;
+
+	sp->n = 0;
+	if (env) {
+		char *copy = strdup(env), *save = NULL;
+
+		for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
+			add_dir(sp, d, false);
+		free(copy);
+	}
+	if (dladdr((void *)hpn_plugin_load, &info) && info.dli_fname) {
+		char dir[PATH_MAX], sub[PATH_MAX + 16];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", info.dli_fname);
+		slash = strrchr(dir, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(sub, sizeof(sub), "%s/hpn", dir);
+			add_dir(sp, sub, false);
+			snprintf(sub, sizeof(sub), "%s/../plugins", dir);
+			add_dir(sp, sub, true);
+		}
+	}
+	add_dir(sp, HPN_PLUGINDIR, false);
+}
+
+static void describe_path(const struct search_path *sp, char *buf, size_t len)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (unsigned i = 0; i < sp->n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ":" : "", sp->dir[i]);
+	if (!sp->n)
+		snprintf(buf, len, "(no existing directory; set HPN_PLUGIN_PATH)");
+}
+
+static bool file_exists(const char *p)
+{
+	struct stat st;
+
+	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+/* Name part of "hpn-<name>-abi<N>.so", with N; false if not a plugin file. */
+static bool parse_file_name(const char *file, char *name, size_t name_len, int *abi)
+{
+	const char *p, *dash;
+	size_t len = strlen(file), nlen;
+	char *end;
+
+	if (strncmp(file, "hpn-", 4) || len < 4 + 1 + 5 + 3 || strcmp(file + len - 3, ".so"))
+		return false;
+	p = file + 4;
+	dash = strstr(p, "-abi");
+	if (!dash)
+		return false;
+	nlen = (size_t)(dash - p);
+	if (!nlen || nlen >= name_len)
+		return false;
+	*abi = (int)strtol(dash + 4, &end, 10);
+	if (end != file + len - 3)
+		return false;
+	memcpy(name, p, nlen);
+	name[nlen] = '\0';
+	return true;
+}
+
+/* ---- loading ----------------------------------------------------------- */
+
+static int load_file(const char *path, const char *name, struct hpn_plugin **out, char *why,
+		     size_t why_len)
+{
+	struct hpn_plugin *p;
+	hpn_plugin_entry_fn entry;
+	Dl_info info;
+	void *dl;
+	int ret;
+
+	dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+	if (!dl) {
+		snprintf(why, why_len, "dlopen failed: %s", dlerror());
+		return -ENOEXEC;
+	}
+	entry = (hpn_plugin_entry_fn)dlsym(dl, HPN_PLUGIN_ENTRY_NAME);
+	if (!entry) {
+		snprintf(why, why_len, "no symbol %s (not an hpn plugin, or built for another ABI)",
+			 HPN_PLUGIN_ENTRY_NAME);
+		dlclose(dl);
+		return -ENOEXEC;
+	}
+	/* dlsym searches dependencies too: make sure the entry point is this
+	 * file's own and not one leaked in from another library (UCX's check). */
+	if (dladdr((void *)entry, &info) && info.dli_fname) {
+		char a[PATH_MAX], b[PATH_MAX];
+
+		if (realpath(info.dli_fname, a) && realpath(path, b) && strcmp(a, b)) {
+			snprintf(why, why_len, "entry point comes from %s, not from the plugin file", a);
+			dlclose(dl);
+			return -ENOEXEC;
+		}
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		dlclose(dl);
+		snprintf(why, why_len, "out of memory");
+		return -ENOMEM;
+	}
+	ret = hpn_plugin_check_ops(entry(), name, &p->ops, why, why_len);
+	if (ret) {
+		free(p);
+		dlclose(dl);
+		return ret;
+	}
+	p->dl = dl;
+	snprintf(p->name, sizeof(p->name), "%s", p->ops.name);
+	snprintf(p->path, sizeof(p->path), "%s", path);
+	*out = p;
+	return 0;
+}
+
+void hpn_plugin_unload(struct hpn_plugin *p)
+{
+	if (!p)
+		return;
+	/* Keep sanitizer reports readable: LSan needs the code mapped to
+	 * symbolize leaks found at exit. */
+	if (!getenv("HPN_NO_DLCLOSE"))
+		dlclose(p->dl);
+	free(p);
+}
+
+static void candidate(const struct search_path *sp, unsigned i, const char *name, int abi, char *buf,
+		      size_t len)
+{
+	if (sp->build_tree[i])
+		snprintf(buf, len, "%s/%s/hpn-%s-abi%d.so", sp->dir[i], name, name, abi);
+	else
+		snprintf(buf, len, "%s/hpn-%s-abi%d.so", sp->dir[i], name, abi);
+}
+
+/* Is there a file for this plugin built for another ABI? Say so: it is the
+ * most useful hint after an upgrade. */
+static bool find_other_abi(const struct search_path *sp, const char *name, char *found, size_t len)
+{
+	for (unsigned i = 0; i < sp->n; i++) {
+		char dirpath[PATH_MAX + 64];
+		struct dirent *de;
+		DIR *d;
+
+		if (sp->build_tree[i])
+			snprintf(dirpath, sizeof(dirpath), "%s/%s", sp->dir[i], name);
+		else
+			snprintf(dirpath, sizeof(dirpath), "%s", sp->dir[i]);
+		d = opendir(dirpath);
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			char n[64];
+			int abi;
+
+			if (parse_file_name(de->d_name, n, sizeof(n), &abi) && !strcmp(n, name) &&
+			    abi != HPN_PLUGIN_ABI) {
+				snprintf(found, len, "%s/%s", dirpath, de->d_name);
+				closedir(d);
+				return true;
+			}
+		}
+		closedir(d);
+	}
+	return false;
+}
+
+static bool valid_plugin_name(const char *name)
+{
+	if (!*name || strlen(name) >= 32)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_'))
+			return false;
+	return true;
+}
+
+int hpn_plugin_load(const char *name, struct hpn_plugin **out)
+{
+	struct search_path sp;
+	char path[PATH_MAX + 128], why[512], dirs[2048];
+
+	if (!valid_plugin_name(name))
+		return hpn_set_error(-EINVAL, "config: plugin='%s' is not a plugin name", name);
+	build_search_path(&sp);
+	for (unsigned i = 0; i < sp.n; i++) {
+		candidate(&sp, i, name, HPN_PLUGIN_ABI, path, sizeof(path));
+		if (!file_exists(path))
+			continue;
+		int ret = load_file(path, name, out, why, sizeof(why));
+
+		if (ret)
+			return hpn_set_error(ret, "plugin '%s' refused (%s): %s", name, path, why);
+		return 0;
+	}
+	describe_path(&sp, dirs, sizeof(dirs));
+	if (find_other_abi(&sp, name, path, sizeof(path)))
+		return hpn_set_error(-ENOENT,
+				     "plugin '%s' not found for ABI %d; %s is built for another ABI (rebuild it); searched %s",
+				     name, HPN_PLUGIN_ABI, path, dirs);
+	return hpn_set_error(-ENOENT, "plugin '%s' not found (no hpn-%s-abi%d.so in %s; set HPN_PLUGIN_PATH or list with hpnbench --list-plugins)",
+			     name, name, HPN_PLUGIN_ABI, dirs);
+}
+
+/* ---- listing ----------------------------------------------------------- */
+
+#define MAX_LISTED 32
+
+struct listed {
+	struct hpn_plugin_info info;
+	char name[64];
+	char path[PATH_MAX + 300];
+	char reason[512];
+	char desc[256];
+};
+
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct listed listed[MAX_LISTED];
+static struct hpn_plugin_info list_out[MAX_LISTED];
+
+static bool already_listed(unsigned n, const char *name)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (!strcmp(listed[i].name, name))
+			return true;
+	return false;
+}
+
+static void list_one(struct listed *l, const char *name, const char *path, int abi)
+{
+	struct hpn_plugin *p = NULL;
+	int ret;
+
+	memset(l, 0, sizeof(*l));
+	snprintf(l->name, sizeof(l->name), "%s", name);
+	snprintf(l->path, sizeof(l->path), "%s", path);
+	l->info.name = l->name;
+	l->info.path = l->path;
+	l->info.reason = l->reason;
+	if (abi != HPN_PLUGIN_ABI) {
+		l->info.status = -EPROTO;
+		snprintf(l->reason, sizeof(l->reason), "built for plugin ABI %d, this library speaks ABI %d",
+			 abi, HPN_PLUGIN_ABI);
+		return;
+	}
+	ret = load_file(path, name, &p, l->reason, sizeof(l->reason));
+	if (ret) {
+		l->info.status = ret;
+		return;
+	}
+	snprintf(l->desc, sizeof(l->desc), "%s", p->ops.description);
+	l->info.description = l->desc;
+	ret = p->ops.probe(&l->info.caps, l->reason, sizeof(l->reason));
+	l->info.status = ret;
+	if (!ret)
+		l->reason[0] = '\0';
+	else if (!l->reason[0])
+		snprintf(l->reason, sizeof(l->reason), "probe failed: %s", strerror(-ret));
+	hpn_plugin_unload(p);
+}
+
+static unsigned scan_dir(const char *dir, unsigned n)
+{
+	struct dirent *de;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return n;
+	while ((de = readdir(d)) && n < MAX_LISTED) {
+		char name[64], path[PATH_MAX + 300];
+		int abi;
+
+		if (!parse_file_name(de->d_name, name, sizeof(name), &abi))
+			continue;
+		/* First one found wins, as in hpn_plugin_load(); the same name
+		 * for another ABI is listed only if nothing else claimed it. */
+		if (already_listed(n, name))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
+		list_one(&listed[n], name, path, abi);
+		n++;
+	}
+	closedir(d);
+	return n;
+}
+
+static unsigned scan_all(void)
+{
+	struct search_path sp;
+	unsigned n = 0;
+
+	build_search_path(&sp);
+	for (unsigned i = 0; i < sp.n; i++) {
+		if (!sp.build_tree[i]) {
+			n = scan_dir(sp.dir[i], n);
+			continue;
+		}
+		DIR *d = opendir(sp.dir[i]);
+		struct dirent *de;
+
+		if (!d)
+			continue;
+		while ((de = readdir(d))) {
+			char sub[PATH_MAX + 300];
+
+			if (de->d_name[0] == '.')
+				continue;
+			snprintf(sub, sizeof(sub), "%s/%s", sp.dir[i], de->d_name);
+			n = scan_dir(sub, n);
+		}
+		closedir(d);
+	}
+	return n;
+}
+
+HPN_EXPORT int hpn_plugin_list(const struct hpn_plugin_info **list)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&list_lock);
+	n = scan_all();
+	for (unsigned i = 0; i < n; i++)
+		list_out[i] = listed[i].info;
+	pthread_mutex_unlock(&list_lock);
+	*list = list_out;
+	return (int)n;
+}
+
+int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len)
+{
+	const struct hpn_plugin_info *list;
+	int n, best = -1;
+	size_t used = 0;
+
+	n = hpn_plugin_list(&list);
+	for (int i = 0; i < n; i++) {
+		if (list[i].status == 0 && (best < 0 || list[i].caps.preference > list[best].caps.preference))
+			best = i;
+	}
+	if (best < 0) {
+		char dirs[2048];
+		struct search_path sp;
+
+		build_search_path(&sp);
+		describe_path(&sp, dirs, sizeof(dirs));
+		hpn_set_error(-ENOENT, "plugin=auto: no usable plugin (searched %s)", dirs);
+		for (int i = 0; i < n; i++)
+			hpn_error_append("%s: %s", list[i].name, list[i].reason);
+		return -ENOENT;
+	}
+	used += (size_t)snprintf(why, why_len, "auto chose %s (preference %d)", list[best].name,
+				 list[best].caps.preference);
+	for (int i = 0; i < n && used < why_len; i++) {
+		if (i == best)
+			continue;
+		used += (size_t)snprintf(why + used, why_len - used, "; %s: %s", list[i].name,
+					 list[i].status ? list[i].reason : "usable, lower preference");
+	}
+	return hpn_plugin_load(list[best].name, out);
+}

@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pool.h - the registered buffer pool every endpoint owns (internal).
+ *
+ * One contiguous mapping cut into `count` equal slots of `stride` bytes:
+ *
+ *   slot i:  [ headroom, rounded up to 64 | data: buf_size | pad to 64 ]
+ *            ^ elem = base + i*stride     ^ data pointer, 64-byte aligned
+ *
+ * Being one region, it is registered with a backend (RDMA MR, AF_XDP UMEM)
+ * in a single call (hpn_pool_mem), and any pointer into a slot identifies
+ * its buffer, so plugins may hand back pointers they moved into the
+ * headroom or the payload.
+ *
+ * Free buffers live in a lock-free ring (ring.h); get/put are one ring
+ * operation plus, for put, one multiply per buffer: no syscall, lock or
+ * allocation. The region is prefaulted at creation so the fast path never
+ * page-faults.
+ *
+ * The exported part (get/put bulk, buf_size, headroom) is declared in
+ * <hpn/plugin.h> for backends; the rest is the core's.
+ */
+#ifndef HPN_POOL_H
+#define HPN_POOL_H
+
+#include <hpn/plugin.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#ifndef HPN_EXPORT
+#define HPN_EXPORT __attribute__((visibility("default")))
+#endif
+
+/* Policy for hugepages and mlock. */
+enum hpn_pool_mode {
+	HPN_POOL_OFF = 0,  /* don't */
+	HPN_POOL_AUTO = 1, /* try; fall back with one warning saying how to fix it */
+	HPN_POOL_ON = 2,   /* required: failure is an error */
+};
+
+struct hpn_pool_params {
+	unsigned count;  /* number of buffers, >= 1 */
+	size_t buf_size; /* usable bytes after the data pointer, >= 1 */
+	size_t headroom; /* bytes in front of the data pointer (backend headers) */
+	/* OFF: normal pages. AUTO: 2 MB or 1 GB hugepages if free, else normal
+	 * pages with one warning. ON: -ENOMEM if no hugepages are free. */
+	enum hpn_pool_mode hugepages;
+	/* AUTO: mlock, warn once on failure. ON: failure is an error. */
+	enum hpn_pool_mode mlock;
+	/* -1: any node. >= 0: place the memory on that NUMA node (needs
+	 * HPN_HAVE_NUMA); failure to do so is a warning, never an error. */
+	int numa_node;
+	/* 0: one thread at a time uses the pool (single-producer/consumer ring,
+	 * no atomic read-modify-write). 1: any threads concurrently. */
+	int mt_safe;
+};
+
+/* Bytes of all buffer slots together may not exceed this. */
+#define HPN_POOL_MAX_BYTES (64ull << 30)
+
+struct hpn_ring;
+
+/*
+ * Defined here only so the core can inline hpn_pool_elem(); everything else
+ * goes through the functions below. The first cache line holds what the
+ * fast path reads and is never written after creation.
+ */
+struct hpn_pool {
+	struct hpn_ring *ring; /* free buffers, as data pointers */
+	uintptr_t base;        /* first slot (== start of the mapping) */
+	uint64_t span;         /* count * stride: bytes of all slots */
+	uint64_t stride;       /* bytes per slot, a multiple of 64 */
+	uint64_t data_off;     /* headroom rounded up to 64 */
+	/* idx = (off * div_magic) >> 64 >> div_shift == off / stride for every
+	 * off < span: a division by a run-time value costs 25-90 cycles per
+	 * buffer, this costs ~4 (Granlund-Montgomery, see pool.c). */
+	uint64_t div_magic;
+	unsigned div_shift;
+	unsigned count;
+
+	/* Cold. */
+	size_t buf_size; /* as requested */
+	size_t headroom; /* as requested */
+	void *map;       /* the whole mapping, for munmap and registration */
+	size_t map_len;
+	int huge_mb;     /* 0, 2 or 1024 */
+	int mlocked;
+	int node;        /* node the memory is on, -1 if not bound/known */
+	int warned;      /* put errors already logged: 1 foreign, 2 overflow */
+	char desc[256];
+} __attribute__((aligned(64)));
+
+/* Create a pool; on failure return -errno and set hpn_last_error():
+ * -EINVAL bad parameters, -ENOMEM no memory or hugepages=on without free
+ * hugepages, -EPERM/-EAGAIN/-ENOMEM mlock=on failed. */
+int hpn_pool_create(const struct hpn_pool_params *p, struct hpn_pool **out);
+/* Release the region (buffers still out become invalid). NULL is ignored. */
+void hpn_pool_destroy(struct hpn_pool *pool);
+/* The whole mapped region, for one memory registration. */
+void *hpn_pool_mem(const struct hpn_pool *pool, size_t *len);
+/* One line, e.g. "1024 x 64 KiB buffers on 2 MB hugepages (65 MiB),
+ * mlocked, node 0". Owned by the pool. */
+const char *hpn_pool_describe(const struct hpn_pool *pool);
+/* Hugepage size backing the pool in MB: 0 (normal pages), 2 or 1024. */
+int hpn_pool_uses_hugepages(const struct hpn_pool *pool);
+/* Buffers currently free (a snapshot when other threads use the pool). */
+unsigned hpn_pool_avail(const struct hpn_pool *pool);
+/* 1 if p points inside some buffer slot of this pool (headroom, data or
+ * the padding after it), else 0. */
+int hpn_pool_owns(const struct hpn_pool *pool, const void *p);
+
+/* Exported to plugins, declared in <hpn/plugin.h>:
+ *   hpn_pool_get_bulk  - all or none; returns n or 0.
+ *   hpn_pool_put_bulk  - any pointer in [data - headroom, data + buf_size)
+ *                        identifies the buffer; pointers outside the pool
+ *                        are logged and ignored.
+ *   hpn_pool_buf_size, hpn_pool_headroom - as requested at creation (the
+ *                        slot may have up to 63 bytes more of each). */
+
+/* Index of the slot p points into; p must satisfy hpn_pool_owns(). */
+static inline unsigned hpn_pool_index(const struct hpn_pool *pool, const void *p)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - pool->base);
+
+	return (unsigned)((uint64_t)(((unsigned __int128)off * pool->div_magic) >> 64) >>
+			  pool->div_shift);
+}
+
+/* Start of the slot p points into (the front of the headroom, 64-byte
+ * aligned): where the core keeps its per-buffer metadata. p must satisfy
+ * hpn_pool_owns(). */
+static inline void *hpn_pool_elem(const struct hpn_pool *pool, const void *p)
+{
+	return (void *)(pool->base + (uintptr_t)hpn_pool_index(pool, p) * pool->stride);
+}
+
+/* The data pointer of the buffer p points into; p must satisfy
+ * hpn_pool_owns(). */
+static inline void *hpn_pool_data(const struct hpn_pool *pool, const void *p)
+{
+	return (char *)hpn_pool_elem(pool, p) + pool->data_off;
+}
+
+#endif /* HPN_POOL_H */

@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * progress.c - the optional progress thread (progress=thread).
+ *
+ * The thread owns the backend endpoint: it alone calls the plugin's ops, so
+ * plugins stay lock-free. The application talks to it through two rings of
+ * buffer pointers (len and peer travel in the buffer's meta block):
+ *   tx: many application threads -> progress thread (multi-producer)
+ *   rx: progress thread -> application (single producer, single consumer)
+ * Control calls (connect, listen, ...) are rare and go through a mutex and
+ * a condition variable instead.
+ *
+ * Sleeping: each side announces it is about to sleep with a flag, re-checks
+ * its ring, then sleeps on an eventfd. The other side checks the flag after
+ * publishing work (a seq_cst fence on both sides orders flag and ring, the
+ * classic Dekker pattern), so a wakeup is never lost and a busy peer never
+ * pays for a syscall.
+ */
+#include "endpoint.h"
+#include "ring.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define PEND_MAX 256
+
+struct hpn_prog {
+	struct hpn_ring *tx;
+	struct hpn_ring *rx;
+	atomic_int prog_sleeping __attribute__((aligned(HPN_CACHELINE)));
+	atomic_int app_sleeping __attribute__((aligned(HPN_CACHELINE)));
+	atomic_int call_pending __attribute__((aligned(HPN_CACHELINE)));
+	atomic_bool stop;
+	int efd_prog, efd_app, epfd;
+	pthread_t thread;
+	bool started;
+
+	pthread_mutex_t call_lock;
+	pthread_cond_t call_cv;
+	int (*call_fn)(struct hpn_ep *, void *);
+	void *call_arg;
+	int call_ret;
+	bool call_done;
+	char call_err[512];
+
+	int cpu, fifo;
+	char start_err[256];
+	struct hpn_msg pend[PEND_MAX];
+	unsigned pend_n, pend_head;
+};
+
+static void efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	/* Only fails if the counter would overflow: then it is readable anyway. */
+	if (write(fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static void efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+}
+
+void hpn_prog_wake_app(struct hpn_ep *ep)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&ep->prog->app_sleeping, memory_order_relaxed))
+		efd_signal(ep->prog->efd_app);
+}
+
+static void wake_prog(struct hpn_prog *p)
+{
+	atomic_thread_fence(memory_order_seq_cst);
+	if (atomic_load_explicit(&p->prog_sleeping, memory_order_relaxed))
+		efd_signal(p->efd_prog);
+}
+
+/* ---- the thread -------------------------------------------------------- */
+
+static void run_call(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	pthread_mutex_lock(&p->call_lock);
+	hpn_error_clear();
+	p->call_ret = p->call_fn(ep, p->call_arg);
+	snprintf(p->call_err, sizeof(p->call_err), "%s", hpn_last_error());
+	p->call_done = true;
+	atomic_store_explicit(&p->call_pending, 0, memory_order_relaxed);
+	pthread_cond_broadcast(&p->call_cv);
+	pthread_mutex_unlock(&p->call_lock);
+}
+
+static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	void *bufs[PEND_MAX];
+	unsigned k, sent = 0;
+	int r;
+
+	if (!p->pend_n) {
+		k = hpn_ring_dequeue_burst(p->tx, bufs, ep->burst < PEND_MAX ? ep->burst : PEND_MAX);
+		for (unsigned i = 0; i < k; i++) {
+			struct hpn_buf_meta *m = hpn_buf_meta(ep, bufs[i]);
+
+			p->pend[i] = (struct hpn_msg){m->data, m->len, m->peer};
+		}
+		p->pend_n = k;
+		p->pend_head = 0;
+	}
+	while (p->pend_n) {
+		struct hpn_msg *m = &p->pend[p->pend_head];
+
+		r = ep->ops.tx_burst(ep->pep, m, p->pend_n, HPN_TX_OWNED);
+		if (r == -EAGAIN || r == 0) {
+			HPN_STAT_ADD(ep->stats.tx_again, 1);
+			break; /* back-pressure: keep them, retry next turn */
+		}
+		if (r < 0) {
+			/* Already accepted from the application: the failure can
+			 * only be counted (e.g. the peer went away meanwhile). */
+			HPN_STAT_ADD(ep->stats.errors, 1);
+			hpn_pool_put_bulk(ep->pool, &m->data, 1);
+			r = 1;
+		} else {
+			uint64_t bytes = 0;
+
+			for (int i = 0; i < r; i++)
+				bytes += m[i].len;
+			HPN_STAT_ADD(ep->stats.msgs_out, (uint64_t)r);
+			HPN_STAT_ADD(ep->stats.bytes_out, bytes);
+		}
+		p->pend_head += (unsigned)r;
+		p->pend_n -= (unsigned)r;
+		sent += (unsigned)r;
+	}
+	return sent;
+}
+
+static unsigned do_rx(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	struct hpn_msg msgs[256];
+	void *bufs[256];
+	unsigned room = hpn_ring_free_count(p->rx);
+	int r;
+
+	if (room > ep->burst)
+		room = ep->burst;
+	if (!room)
+		return 0; /* the application is behind: let the backend queue */
+	r = ep->ops.rx_burst(ep->pep, msgs, room);
+	if (r <= 0)
+		return 0;
+	for (int i = 0; i < r; i++) {
+		struct hpn_buf_meta *m = hpn_buf_meta(ep, msgs[i].data);
+
+		*m = (struct hpn_buf_meta){msgs[i].data, msgs[i].len, msgs[i].peer};
+		bufs[i] = msgs[i].data;
+	}
+	/* Single producer and room checked above: this cannot fall short. */
+	hpn_ring_enqueue_bulk(p->rx, bufs, (unsigned)r);
+	hpn_prog_wake_app(ep);
+	return (unsigned)r;
+}
+
+static void prog_sleep(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	struct epoll_event evs[2];
+
+	atomic_store_explicit(&p->prog_sleeping, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!hpn_ring_count(p->tx) && !atomic_load_explicit(&p->call_pending, memory_order_relaxed) &&
+	    !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		/* 10 ms cap: keepalive timers must keep running. */
+		int n = epoll_wait(p->epfd, evs, 2, 10);
+
+		for (int i = 0; i < n; i++)
+			if (evs[i].data.fd == p->efd_prog)
+				efd_drain(p->efd_prog);
+	}
+	atomic_store_explicit(&p->prog_sleeping, 0, memory_order_relaxed);
+}
+
+static void pin_self(struct hpn_prog *p)
+{
+	if (p->cpu >= 0) {
+		cpu_set_t set;
+		int err;
+
+		CPU_ZERO(&set);
+		CPU_SET(p->cpu, &set);
+		err = pthread_setaffinity_np(pthread_self(), sizeof(set), &set);
+		if (err)
+			hpn_log(HPN_LOG_WARN, "progress thread: cannot pin to cpu %d: %s", p->cpu, strerror(err));
+	}
+	if (p->fifo) {
+		struct sched_param sp = {.sched_priority = 1};
+		int err = pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp);
+
+		if (err)
+			hpn_log(HPN_LOG_WARN, "progress thread: SCHED_FIFO refused (%s); needs CAP_SYS_NICE or an rtprio limit",
+				strerror(err));
+	}
+}
+
+static void *prog_main(void *arg)
+{
+	struct hpn_ep *ep = arg;
+	struct hpn_prog *p = ep->prog;
+	uint64_t idle_since = 0, next_timer = 0;
+	unsigned iter = 0;
+
+	pin_self(p);
+	while (!atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+		unsigned work = 0;
+
+		if (atomic_load_explicit(&p->call_pending, memory_order_acquire)) {
+			run_call(ep, p);
+			work++;
+		}
+		work += do_tx(ep, p);
+		work += do_rx(ep, p);
+		if (work && (++iter & 63))
+			continue;
+		uint64_t now = hpn_now_ns();
+
+		if (now >= next_timer) {
+			ep->ops.progress(ep->pep, now);
+			next_timer = now + 1000000;
+		}
+		if (work) {
+			idle_since = 0;
+			continue;
+		}
+		if (!idle_since)
+			idle_since = now;
+		if (ep->wait_mode == HPN_WAIT_SPIN ||
+		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - idle_since < ep->spin_ns)) {
+			hpn_cpu_relax();
+			continue;
+		}
+		prog_sleep(ep, p);
+	}
+	return NULL;
+}
+
+/* ---- application side -------------------------------------------------- */
+
+int hpn_prog_call(struct hpn_ep *ep, int (*fn)(struct hpn_ep *, void *), void *arg)
+{
+	struct hpn_prog *p = ep->prog;
+	int ret;
+
+	pthread_mutex_lock(&p->call_lock);
+	p->call_fn = fn;
+	p->call_arg = arg;
+	p->call_done = false;
+	atomic_store_explicit(&p->call_pending, 1, memory_order_release);
+	wake_prog(p);
+	while (!p->call_done)
+		pthread_cond_wait(&p->call_cv, &p->call_lock);
+	ret = p->call_ret;
+	if (ret < 0)
+		hpn_set_error(ret, "%s", p->call_err);
+	pthread_mutex_unlock(&p->call_lock);
+	return ret;
+}
+
+int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, bool owned)
+{
+	struct hpn_prog *p = ep->prog;
+	void *bufs[256];
+	unsigned k = 0, done;
+
+	if (n > HPN_ARRAY_SIZE(bufs))
+		n = HPN_ARRAY_SIZE(bufs);
+	for (; k < n; k++) {
+		if (msgs[k].len > ep->max_msg)
+			break;
+		if (owned) {
+			bufs[k] = msgs[k].data;
+		} else if (!hpn_pool_get_bulk(ep->pool, &bufs[k], 1)) {
+			break;
+		} else {
+			memcpy(bufs[k], msgs[k].data, msgs[k].len);
+		}
+		*hpn_buf_meta(ep, bufs[k]) = (struct hpn_buf_meta){bufs[k], msgs[k].len, msgs[k].peer};
+	}
+	if (!k)
+		goto refused;
+	done = hpn_ring_enqueue_burst(p->tx, bufs, k);
+	if (!owned && done < k)
+		hpn_pool_put_bulk(ep->pool, bufs + done, k - done);
+	if (done)
+		wake_prog(p);
+	if (done)
+		return (int)done;
+refused:
+	if (k == 0 && n && msgs[0].len > ep->max_msg)
+		return -EMSGSIZE;
+	HPN_STAT_ADD(ep->stats.tx_again, 1);
+	return -EAGAIN;
+}
+
+int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+{
+	void *bufs[256];
+	unsigned k;
+
+	if (n > HPN_ARRAY_SIZE(bufs))
+		n = HPN_ARRAY_SIZE(bufs);
+	k = hpn_ring_dequeue_burst(ep->prog->rx, bufs, n);
+	for (unsigned i = 0; i < k; i++) {
+		struct hpn_buf_meta *m = hpn_buf_meta(ep, bufs[i]);
+
+		msgs[i] = (struct hpn_msg){m->data, m->len, m->peer};
+	}
+	return (int)k;
+}
+
+void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns)
+{
+	struct hpn_prog *p = ep->prog;
+	struct pollfd pfd = {.fd = p->efd_app, .events = POLLIN};
+	int ms = (int)((timeout_ns + 999999) / 1000000);
+
+	atomic_store_explicit(&p->app_sleeping, 1, memory_order_relaxed);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!hpn_ring_count(p->rx) && !atomic_load_explicit(&ep->ev_count, memory_order_relaxed)) {
+		if (poll(&pfd, 1, ms > 100 ? 100 : ms) > 0)
+			efd_drain(p->efd_app);
+	}
+	atomic_store_explicit(&p->app_sleeping, 0, memory_order_relaxed);
+}
+
+/* ---- start / stop ------------------------------------------------------ */
+
+static void prog_free(struct hpn_ep *ep)
+{
+	struct hpn_prog *p = ep->prog;
+	void *b[64];
+	unsigned k;
+
+	if (!p)
+		return;
+	/* Hand every buffer still in flight back to the pool. */
+	while ((k = hpn_ring_dequeue_burst(p->tx, b, 64)))
+		hpn_pool_put_bulk(ep->pool, b, k);
+	while ((k = hpn_ring_dequeue_burst(p->rx, b, 64)))
+		hpn_pool_put_bulk(ep->pool, b, k);
+	for (unsigned i = 0; i < p->pend_n; i++)
+		hpn_pool_put_bulk(ep->pool, &p->pend[p->pend_head + i].data, 1);
+	hpn_ring_destroy(p->tx);
+	hpn_ring_destroy(p->rx);
+	if (p->efd_prog >= 0)
+		close(p->efd_prog);
+	if (p->efd_app >= 0)
+		close(p->efd_app);
+	if (p->epfd >= 0)
+		close(p->epfd);
+	pthread_mutex_destroy(&p->call_lock);
+	pthread_cond_destroy(&p->call_cv);
+	free(p);
+	ep->prog = NULL;
+}
+
+int hpn_prog_start(struct hpn_ep *ep, int cpu, int fifo, unsigned ring_size)
+{
+	struct hpn_prog *p = aligned_alloc(HPN_CACHELINE, (sizeof(*p) + 63) & ~(size_t)63);
+	struct epoll_event ev = {.events = EPOLLIN};
+	int fd, ret;
+
+	if (!p)
+		return hpn_set_error(-ENOMEM, "out of memory for the progress thread");
+	memset(p, 0, sizeof(*p));
+	p->efd_prog = p->efd_app = p->epfd = -1;
+	p->cpu = cpu;
+	p->fifo = fifo;
+	pthread_mutex_init(&p->call_lock, NULL);
+	pthread_cond_init(&p->call_cv, NULL);
+	ep->prog = p;
+	ret = hpn_ring_create(ring_size, 0, &p->tx);
+	if (!ret)
+		ret = hpn_ring_create(ring_size, HPN_RING_SP_ENQ | HPN_RING_SC_DEQ, &p->rx);
+	if (ret) {
+		prog_free(ep);
+		return hpn_set_error(ret, "cannot create progress rings of %u entries", ring_size);
+	}
+	p->efd_prog = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->efd_app = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	p->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (p->efd_prog < 0 || p->efd_app < 0 || p->epfd < 0) {
+		ret = -errno;
+		prog_free(ep);
+		return hpn_set_error(ret, "progress thread: eventfd/epoll: %s", strerror(-ret));
+	}
+	ev.data.fd = p->efd_prog;
+	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->efd_prog, &ev);
+	fd = ep->ops.wait_fd(ep->pep);
+	if (fd >= 0) {
+		ev.data.fd = fd;
+		epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
+	}
+	ret = pthread_create(&p->thread, NULL, prog_main, ep);
+	if (ret) {
+		prog_free(ep);
+		return hpn_set_error(-ret, "cannot start the progress thread: %s", strerror(ret));
+	}
+	p->started = true;
+	return 0;
+}
+
+void hpn_prog_stop(struct hpn_ep *ep)
+{
+	struct hpn_prog *p = ep->prog;
+
+	if (p->started) {
+		atomic_store(&p->stop, true);
+		efd_signal(p->efd_prog);
+		pthread_join(p->thread, NULL);
+	}
+	prog_free(ep);
+}

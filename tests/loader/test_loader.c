@@ -1,0 +1,153 @@
+/* The plugin loader, seen from the public API: good, broken and missing
+ * plugins, plugin=auto, plugin-specific configuration keys. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static void expect_refused(const char *cfg, int err, const char *needle)
+{
+	hpn_ep *ep = (hpn_ep *)0x1;
+	int ret = hpn_ep_create(cfg, &ep);
+
+	if (ret != err || !strstr(hpn_last_error(), needle))
+		fprintf(stderr, "config '%s': got %d '%s', want %d containing '%s'\n", cfg, ret,
+			hpn_last_error(), err, needle);
+	assert_int_equal(ret, err);
+	assert_null(ep);
+	assert_non_null(strstr(hpn_last_error(), needle));
+}
+
+static void test_good_plugin_stubs(void **state)
+{
+	hpn_ep *ep;
+	hpn_peer_t peer;
+	struct hpn_msg m;
+	char buf[8] = "x";
+
+	(void)state;
+	assert_int_equal(hpn_ep_create("plugin=mock,mock_knob=1,hugepages=off", &ep), 0);
+	assert_string_equal(hpn_ep_plugin(ep), "mock");
+	assert_int_equal(hpn_ep_caps(ep)->max_msg_size, 1000);
+	/* Slots the plugin left empty answer -EOPNOTSUPP, never crash. */
+	assert_int_equal(hpn_listen(ep, "127.0.0.1:0"), -EOPNOTSUPP);
+	assert_int_equal(hpn_connect(ep, "127.0.0.1:1", 10, &peer), -EOPNOTSUPP);
+	assert_int_equal(hpn_send(ep, 0, buf, 1), -EOPNOTSUPP);
+	assert_int_equal(hpn_recv_burst(ep, &m, 1), -EOPNOTSUPP);
+	/* Oversize is refused before the backend is asked. */
+	assert_int_equal(hpn_send(ep, 0, buf, 1001), -EMSGSIZE);
+	hpn_ep_destroy(ep);
+}
+
+static void test_wrong_abi(void **state)
+{
+	(void)state;
+	expect_refused("plugin=badabi", -EPROTO, "ABI 999");
+	expect_refused("plugin=badabi", -EPROTO, "this library speaks ABI 1");
+}
+
+static void test_name_mismatch(void **state)
+{
+	(void)state;
+	expect_refused("plugin=liar", -EPROTO, "calls itself 'someone_else'");
+}
+
+static void test_not_a_plugin(void **state)
+{
+	(void)state;
+	expect_refused("plugin=noentry", -ENOEXEC, "no symbol hpn_plugin_entry_v1");
+}
+
+static void test_other_abi_file(void **state)
+{
+	(void)state;
+	expect_refused("plugin=future", -ENOENT, "built for another ABI");
+}
+
+static void test_missing(void **state)
+{
+	(void)state;
+	expect_refused("plugin=nosuch", -ENOENT, "plugin 'nosuch' not found");
+	expect_refused("plugin=../../etc", -EINVAL, "not a plugin name");
+}
+
+static void test_unknown_keys(void **state)
+{
+	(void)state;
+	expect_refused("plugin=mock,bogus=1", -EINVAL, "unknown key 'bogus'");
+	/* A key of another plugin is still unknown to this one. */
+	expect_refused("plugin=mock,rcvbuf=1m", -EINVAL, "unknown key 'rcvbuf'");
+	expect_refused("plugin=mock,wait=sometimes", -EINVAL, "wait='sometimes'");
+	expect_refused("plugin=mock,bufs=lots", -EINVAL, "bufs='lots'");
+}
+
+static const struct hpn_plugin_info *find(const struct hpn_plugin_info *l, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (!strcmp(l[i].name, name))
+			return &l[i];
+	return NULL;
+}
+
+static void test_list(void **state)
+{
+	const struct hpn_plugin_info *l, *p;
+	int n;
+
+	(void)state;
+	n = hpn_plugin_list(&l);
+	assert_true(n >= 5);
+	p = find(l, n, "mock");
+	assert_non_null(p);
+	assert_int_equal(p->status, 0);
+	assert_string_equal(p->description, "test plugin");
+	p = find(l, n, "badabi");
+	assert_non_null(p);
+	assert_int_equal(p->status, -EPROTO);
+	assert_non_null(strstr(p->reason, "ABI 999"));
+	p = find(l, n, "noentry");
+	assert_non_null(p);
+	assert_true(p->status < 0);
+	assert_non_null(strstr(p->reason, "no symbol"));
+	p = find(l, n, "future");
+	assert_non_null(p);
+	assert_int_equal(p->status, -EPROTO);
+	assert_non_null(strstr(p->reason, "ABI 2"));
+	/* The real udp backend is found next to the library (build tree). */
+	p = find(l, n, "udp");
+	assert_non_null(p);
+	assert_int_equal(p->status, 0);
+}
+
+static void test_auto(void **state)
+{
+	hpn_ep *ep;
+
+	(void)state;
+	assert_int_equal(hpn_ep_create("plugin=auto,hugepages=off", &ep), 0);
+	/* udp (preference 10) beats mock (-5); the choice is explained. */
+	assert_string_equal(hpn_ep_plugin(ep), "udp");
+	assert_non_null(strstr(hpn_ep_describe(ep), "auto chose udp"));
+	assert_non_null(strstr(hpn_ep_describe(ep), "badabi: "));
+	hpn_ep_destroy(ep);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_good_plugin_stubs), cmocka_unit_test(test_wrong_abi),
+		cmocka_unit_test(test_name_mismatch),     cmocka_unit_test(test_not_a_plugin),
+		cmocka_unit_test(test_other_abi_file),    cmocka_unit_test(test_missing),
+		cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_list),
+		cmocka_unit_test(test_auto),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

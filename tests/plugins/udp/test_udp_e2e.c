@@ -1,0 +1,562 @@
+/*
+ * udp backend end to end on loopback, through the public API only.
+ *
+ * Most cases drive both endpoints from one thread in progress=inline mode
+ * (pump() alternates between them), so they are deterministic and need no
+ * sleeps; the progress-thread cases run the real threads.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define BASE_CFG "plugin=udp,hugepages=off,mlock=off,bufs=512"
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static hpn_ep *make(const char *extra)
+{
+	char cfg[512];
+	hpn_ep *ep = NULL;
+	int ret;
+
+	snprintf(cfg, sizeof(cfg), "%s%s%s", BASE_CFG, extra && *extra ? "," : "", extra ? extra : "");
+	ret = hpn_ep_create(cfg, &ep);
+	if (ret)
+		fprintf(stderr, "hpn_ep_create(%s): %s\n", cfg, hpn_last_error());
+	assert_int_equal(ret, 0);
+	return ep;
+}
+
+static hpn_ep *make_server(const char *extra, char *addr, size_t len)
+{
+	hpn_ep *ep = make(extra);
+
+	assert_int_equal(hpn_listen(ep, "127.0.0.1:0"), 0);
+	assert_int_equal(hpn_ep_local_addr(ep, addr, len), 0);
+	return ep;
+}
+
+/* Wait for an event of `type` on ep, polling the others too so their
+ * handshakes progress. Data messages met on the way are released. */
+static struct hpn_event wait_event(hpn_ep *ep, enum hpn_event_type type, hpn_ep **others, int nothers,
+				   int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	struct hpn_event ev = {0};
+
+	while (now_ms() < deadline) {
+		struct hpn_event tmp[4];
+
+		for (int i = 0; i < nothers; i++)
+			hpn_poll(others[i], tmp, 0);
+		if (hpn_poll(ep, &ev, 1) == 1) {
+			if (ev.type == type)
+				return ev;
+			continue;
+		}
+		usleep(100);
+	}
+	fail_msg("no event %d within %d ms", type, timeout_ms);
+	return ev;
+}
+
+static hpn_peer_t connect_pair(hpn_ep *server, hpn_ep *client, const char *addr, hpn_peer_t *srv_side)
+{
+	hpn_peer_t peer;
+	struct hpn_event ev;
+
+	assert_int_equal(hpn_connect(client, addr, 0, &peer), -EINPROGRESS);
+	ev = wait_event(server, HPN_EV_PEER_NEW, &client, 1, 3000);
+	if (srv_side)
+		*srv_side = ev.peer;
+	ev = wait_event(client, HPN_EV_CONNECTED, &server, 1, 3000);
+	assert_int_equal(ev.peer, peer);
+	return peer;
+}
+
+/* Message content: seq, then bytes derived from seq, so corruption,
+ * truncation and reordering are all visible. */
+static void fill(uint8_t *p, uint32_t len, uint64_t seq)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seq * 31 + i * 7);
+	if (len >= 8)
+		memcpy(p, &seq, 8);
+}
+
+static uint64_t check(const uint8_t *p, uint32_t len)
+{
+	uint64_t seq = 0;
+
+	if (len >= 8)
+		memcpy(&seq, p, 8);
+	for (uint32_t i = 8; i < len; i++)
+		if (p[i] != (uint8_t)(seq * 31 + i * 7))
+			fail_msg("payload byte %u of seq %llu corrupt", i, (unsigned long long)seq);
+	return seq;
+}
+
+/* ---- tests ------------------------------------------------------------- */
+
+static void test_many_in_order(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	const uint64_t total = 200000;
+	uint64_t sent = 0, next = 0;
+	uint8_t msgbuf[32][128];
+	struct hpn_msg out[32], in[32];
+	struct hpn_stats st;
+
+	(void)state;
+	while (next < total) {
+		/* Keep at most 256 in flight so the socket buffer never drops. */
+		if (sent - next < 256 && sent < total) {
+			unsigned n = 0;
+
+			for (; n < 32 && sent + n < total; n++) {
+				uint32_t len = 8 + (uint32_t)((sent + n) % 120);
+
+				fill(msgbuf[n], len, sent + n);
+				out[n] = (struct hpn_msg){msgbuf[n], len, p};
+			}
+			int r = hpn_send_burst(c, out, n);
+
+			assert_true(r > 0 || r == -EAGAIN);
+			if (r > 0)
+				sent += (uint64_t)r;
+		}
+		int r = hpn_recv_burst(s, in, 32);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, 8 + next % 120);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	hpn_ep_stats(c, &st, sizeof(st));
+	assert_int_equal(st.msgs_out, total);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.msgs_in, total);
+	assert_int_equal(st.drops, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_bursts_and_sizes(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	const uint32_t max = hpn_ep_caps(c)->max_msg_size;
+	static const uint32_t sizes[] = {0, 1, 7, 8, 64, 1000, 1472, 1473, 9000, 32768, 65503};
+	struct hpn_msg out[11], in[16];
+	static uint8_t bufs[11][65503];
+	unsigned got = 0;
+
+	(void)state;
+	assert_int_equal(max, 65503);
+	for (unsigned i = 0; i < 11; i++) {
+		fill(bufs[i], sizes[i], i);
+		out[i] = (struct hpn_msg){bufs[i], sizes[i], p};
+	}
+	/* One call, eleven datagrams, up to the IPv4 limit. */
+	assert_int_equal(hpn_send_burst(c, out, 11), 11);
+	for (uint64_t t0 = now_ms(); got < 11 && now_ms() - t0 < 3000;) {
+		int r = hpn_recv_burst(s, in, 16);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].len, sizes[got]);
+			if (sizes[got] >= 8)
+				assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	assert_int_equal(got, 11);
+	/* Oversize: a clear -EMSGSIZE, nothing sent; a burst stops before it. */
+	out[0] = (struct hpn_msg){bufs[0], max + 1, p};
+	assert_int_equal(hpn_send_burst(c, out, 1), -EMSGSIZE);
+	assert_int_equal(hpn_send(c, p, bufs[0], max + 1), -EMSGSIZE);
+	out[0] = (struct hpn_msg){bufs[0], 10, p};
+	out[1] = (struct hpn_msg){bufs[1], max + 1, p};
+	assert_int_equal(hpn_send_burst(c, out, 2), 1);
+	/* Unknown peer ids are refused, not sent anywhere. */
+	assert_int_equal(hpn_send(c, p ^ 0x5a5a0000u, bufs[0], 10), -ENOTCONN);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_copy_recv_keeps_message(void **state)
+{
+	char addr[64], small[4], big[100];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL), from = HPN_PEER_NONE;
+	int r;
+
+	(void)state;
+	assert_int_equal(hpn_send(c, p, "hello, world", 12), 0);
+	do {
+		r = hpn_recv(s, &from, small, sizeof(small));
+	} while (r == -EAGAIN);
+	/* Too small: refused, and the message is still there. */
+	assert_int_equal(r, -EMSGSIZE);
+	assert_int_equal(hpn_recv(s, &from, big, sizeof(big)), 12);
+	assert_memory_equal(big, "hello, world", 12);
+	assert_int_not_equal(from, HPN_PEER_NONE);
+	assert_int_equal(hpn_recv(s, &from, big, sizeof(big)), -EAGAIN);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_zero_copy_no_leak(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	void *all[600];
+	int n = 0;
+
+	(void)state;
+	assert_true(hpn_buf_size(c) >= 65536);
+	for (int round = 0; round < 2000; round++) {
+		struct hpn_msg m, in;
+		void *b;
+
+		assert_int_equal(hpn_buf_get(c, &b), 0);
+		fill(b, 256, (uint64_t)round);
+		m = (struct hpn_msg){b, 256, p};
+		assert_int_equal(hpn_send_zc_burst(c, &m, 1), 1);
+		/* Ownership went to the library: do not touch b again. */
+		int r;
+
+		while ((r = hpn_recv_burst(s, &in, 1)) == 0)
+			;
+		assert_int_equal(r, 1);
+		assert_int_equal(check(in.data, in.len), (uint64_t)round);
+		/* Echo the received buffer back without copying. */
+		in.peer = in.peer;
+		assert_int_equal(hpn_send_zc_burst(s, &in, 1), 1);
+		while ((r = hpn_recv_burst(c, &in, 1)) == 0)
+			;
+		assert_int_equal(check(in.data, in.len), (uint64_t)round);
+		hpn_buf_put(c, in.data);
+	}
+	/* Every buffer came back: the pool is whole again (bufs=512, minus the
+	 * receive buffers the backend keeps posted). */
+	while (n < 600 && hpn_buf_get(c, &all[n]) == 0)
+		n++;
+	assert_true(n >= 512 - 32);
+	assert_true(n <= 512);
+	assert_int_equal(hpn_buf_get(c, &all[599]), -ENOBUFS);
+	for (int i = 0; i < n; i++)
+		hpn_buf_put(c, all[i]);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_many_peers(void **state)
+{
+	enum { NC = 8 };
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c[NC];
+	hpn_peer_t cp[NC], sp[NC];
+	int seen[NC] = {0};
+
+	(void)state;
+	for (int i = 0; i < NC; i++) {
+		c[i] = make(NULL);
+		cp[i] = connect_pair(s, c[i], addr, &sp[i]);
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(sp[i], sp[j]);
+	}
+	for (int i = 0; i < NC; i++) {
+		for (int k = 0; k < 50; k++) {
+			uint8_t msg[2] = {(uint8_t)i, (uint8_t)k};
+
+			assert_int_equal(hpn_send(c[i], cp[i], msg, 2), 0);
+		}
+	}
+	for (int total = 0; total < NC * 50;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int k = 0; k < r; k++, total++) {
+			const uint8_t *m = in[k].data;
+
+			/* The message names its sender: the peer id must agree. */
+			assert_int_equal(in[k].peer, sp[m[0]]);
+			assert_int_equal(m[1], seen[m[0]]++);
+			/* Answer each peer with its own index. */
+			if (m[1] == 49)
+				assert_int_equal(hpn_send(s, in[k].peer, m, 1), 0);
+			hpn_buf_put(s, in[k].data);
+		}
+	}
+	for (int i = 0; i < NC; i++) {
+		char buf[8];
+		hpn_peer_t from;
+		int r;
+
+		while ((r = hpn_recv(c[i], &from, buf, sizeof(buf))) == -EAGAIN)
+			;
+		assert_int_equal(r, 1);
+		assert_int_equal(buf[0], i);
+		assert_int_equal(from, cp[i]);
+	}
+	/* A peer that says goodbye is reported gone (status 0). */
+	assert_int_equal(hpn_disconnect(c[3], cp[3]), 0);
+	struct hpn_event ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+
+	assert_int_equal(ev.peer, sp[3]);
+	assert_int_equal(ev.status, 0);
+	assert_int_equal(hpn_send(s, sp[3], "x", 1), -ENOTCONN);
+	/* Destroying an endpoint says goodbye too. */
+	hpn_ep_destroy(c[5]);
+	ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+	assert_int_equal(ev.peer, sp[5]);
+	for (int i = 0; i < NC; i++)
+		if (i != 5)
+			hpn_ep_destroy(c[i]);
+	hpn_ep_destroy(s);
+}
+
+/* A peer process killed without a goodbye: the next datagram to it draws
+ * an ICMP port-unreachable, which must surface as peer-gone. */
+static void test_peer_killed(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("peer_timeout_ms=0", addr, sizeof(addr));
+	struct hpn_event ev;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		hpn_ep *c;
+		hpn_peer_t p;
+
+		if (hpn_ep_create(BASE_CFG, &c) || hpn_connect(c, addr, 3000, &p))
+			_exit(1);
+		kill(getpid(), SIGKILL); /* no BYE, no cleanup */
+		_exit(2);
+	}
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 5000);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFSIGNALED(status));
+	/* Keep talking to the dead peer until the backend notices. */
+	uint64_t t0 = now_ms();
+	struct hpn_event gone = {0};
+
+	while (now_ms() - t0 < 3000) {
+		int r = hpn_send(s, ev.peer, "ping", 4);
+
+		if (hpn_poll(s, &gone, 1) == 1 && gone.type == HPN_EV_PEER_GONE)
+			break;
+		assert_true(r == 0 || r == -EAGAIN || r == -ENOTCONN);
+		usleep(1000);
+	}
+	assert_int_equal(gone.type, HPN_EV_PEER_GONE);
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(gone.status, -ECONNREFUSED);
+	hpn_ep_destroy(s);
+}
+
+/* A raw socket speaks the handshake by hand, then falls silent (its port
+ * stays open, so no ICMP): keepalive must time it out. The same socket
+ * sends garbage first, which must be counted and dropped. */
+static void test_silent_peer_and_garbage(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("peer_timeout_ms=300", addr, sizeof(addr));
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	uint8_t hello[12] = {0xA5, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+	static const uint8_t bad[][12] = {
+		{0xA5},                        /* truncated header */
+		{0x00, 1, 1, 0},               /* bad magic */
+		{0xA5, 9, 1, 0},               /* unknown version */
+		{0xA5, 1, 2, 0, 1, 2},         /* truncated HELLO */
+		{0xA5, 1, 1, 0, 'x', 'y'},     /* data from a stranger */
+	};
+	static const size_t bad_len[] = {1, 4, 4, 6, 6};
+	struct hpn_stats st;
+	struct hpn_event ev;
+	uint64_t t0;
+
+	(void)state;
+	assert_true(fd >= 0);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	for (unsigned i = 0; i < 5; i++)
+		assert_true(sendto(fd, bad[i], bad_len[i], 0, (struct sockaddr *)&to, sizeof(to)) > 0);
+	assert_true(sendto(fd, hello, sizeof(hello), 0, (struct sockaddr *)&to, sizeof(to)) > 0);
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.malformed, 4);
+	assert_int_equal(st.drops, 5);
+	assert_int_equal(st.msgs_in, 0);
+	t0 = now_ms();
+	struct hpn_event gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(gone.status, -ETIMEDOUT);
+	/* Within the configured time (plus polling slack), not much sooner. */
+	assert_true(now_ms() - t0 >= 150);
+	close(fd);
+	hpn_ep_destroy(s);
+}
+
+static void test_connect_errors(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	char dead[64];
+	int ret;
+
+	(void)state;
+	/* A port nobody listens on: bind one, note it, close it. */
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	snprintf(dead, sizeof(dead), "127.0.0.1:%u", ntohs(a.sin_port));
+	ret = hpn_connect(c, dead, 2000, &p);
+	assert_int_equal(ret, -ECONNREFUSED);
+	assert_non_null(strstr(hpn_last_error(), dead));
+	assert_int_equal(hpn_connect(c, "no-port", 100, &p), -EINVAL);
+	assert_int_equal(hpn_connect(c, "no.such.host.invalid:1", 100, &p), -EHOSTUNREACH);
+	assert_int_equal(hpn_listen(c, "127.0.0.1:0"), -EISCONN);
+	hpn_ep_destroy(c);
+}
+
+static void test_config_errors(void **state)
+{
+	hpn_ep *ep = NULL;
+
+	(void)state;
+	assert_int_equal(hpn_ep_create("plugin=udp,rcvbuf=lots", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "rcvbuf"));
+	assert_int_equal(hpn_ep_create("plugin=udp,burst=0", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "burst"));
+	assert_int_equal(hpn_ep_create("plugin=udp,progress=sideways", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "progress"));
+	assert_null(ep);
+	/* The environment overrides the string. */
+	setenv("HPN_BUF_SIZE", "2048", 1);
+	assert_int_equal(hpn_ep_create("plugin=udp,hugepages=off,buf_size=65536", &ep), 0);
+	unsetenv("HPN_BUF_SIZE");
+	assert_int_equal(hpn_ep_caps(ep)->max_msg_size, 2048);
+	hpn_ep_destroy(ep);
+}
+
+/* progress=thread on both sides: real threads, rings and wakeups. */
+static void test_progress_thread(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("progress=thread,wait=adaptive", addr, sizeof(addr));
+	hpn_ep *c = make("progress=thread,wait=adaptive");
+	hpn_peer_t p, from;
+	const uint64_t total = 20000;
+	uint64_t sent = 0, next = 0, echoed = 0;
+	struct hpn_event ev;
+
+	(void)state;
+	/* Synchronous connect works here: the server has its own thread. */
+	assert_int_equal(hpn_connect(c, addr, 3000, &p), 0);
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	while (next < total) {
+		struct hpn_msg in[32];
+		uint8_t msg[64];
+
+		if (sent - next < 128 && sent < total) {
+			fill(msg, 64, sent);
+			int r = hpn_send(c, p, msg, 64);
+
+			assert_true(r == 0 || r == -EAGAIN);
+			if (!r)
+				sent++;
+		}
+		int r = hpn_recv_wait(s, in, 32, sent > next ? 100 : 0);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].peer, ev.peer);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			if (next == total) /* echo the last one, zero-copy */
+				assert_int_equal(hpn_send_zc_burst(s, &in[i], 1), 1);
+			else
+				hpn_buf_put(s, in[i].data);
+		}
+	}
+	char buf[64];
+	int r;
+
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 3000;) {
+		r = hpn_recv(c, &from, buf, sizeof(buf));
+		if (r != -EAGAIN)
+			break;
+		usleep(100);
+	}
+	assert_int_equal(r, 64);
+	assert_int_equal(check((uint8_t *)buf, 64), total - 1);
+	echoed++;
+	assert_int_equal(echoed, 1);
+	hpn_ep_destroy(c);
+	ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+	assert_int_equal(ev.status, 0);
+	hpn_ep_destroy(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_many_in_order),
+		cmocka_unit_test(test_bursts_and_sizes),
+		cmocka_unit_test(test_copy_recv_keeps_message),
+		cmocka_unit_test(test_zero_copy_no_leak),
+		cmocka_unit_test(test_many_peers),
+		cmocka_unit_test(test_peer_killed),
+		cmocka_unit_test(test_silent_peer_and_garbage),
+		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_progress_thread),
+	};
+
+	signal(SIGPIPE, SIG_IGN);
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
