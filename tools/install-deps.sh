@@ -1,0 +1,31 @@
+#!/bin/bash
+# Install what building and testing hpn needs on Debian 12, and nothing
+# that is already there. Safe to run again. Needs root (or sudo) only when
+# something is missing.
+set -euo pipefail
+
+# Build and unit tests.
+PKGS=(meson ninja-build pkg-config gcc g++ libc6-dev libcmocka-dev libnuma-dev)
+# Benchmarks and the tools/ scripts.
+PKGS+=(sockperf iproute2 procps python3 kmod)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PKGS[@]} packages present"
+	exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: need root (or sudo) to install ${missing[*]}" >&2; exit 1; }
+	SUDO=sudo
+fi
+export DEBIAN_FRONTEND=noninteractive
+# A fresh machine may never have fetched the package lists.
+if ! $SUDO apt-get install -y --no-install-recommends "${missing[@]}"; then
+	$SUDO apt-get update
+	$SUDO apt-get install -y --no-install-recommends "${missing[@]}"
+fi
