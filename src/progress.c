@@ -39,6 +39,7 @@ struct hpn_prog {
 	atomic_int call_pending __attribute__((aligned(HPN_CACHELINE)));
 	atomic_bool stop;
 	int efd_prog, efd_app, epfd;
+	int backend_fd; /* the backend's wait fd, once it has one */
 	pthread_t thread;
 	bool started;
 
@@ -89,11 +90,31 @@ static void wake_prog(struct hpn_prog *p)
 
 /* ---- the thread -------------------------------------------------------- */
 
+/* Backends may create their fd late (udp: at the first listen/connect);
+ * sleeping must watch it as soon as it exists. */
+static void watch_backend_fd(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	int fd = ep->ops.wait_fd(ep->pep);
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (fd < 0 || fd == p->backend_fd)
+		return;
+	if (p->backend_fd >= 0)
+		epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->backend_fd, NULL);
+	ev.data.fd = fd;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+		p->backend_fd = fd;
+	else
+		hpn_log(HPN_LOG_WARN, "progress thread: cannot watch backend fd %d: %s (waking every 10 ms)",
+			fd, strerror(errno));
+}
+
 static void run_call(struct hpn_ep *ep, struct hpn_prog *p)
 {
 	pthread_mutex_lock(&p->call_lock);
 	hpn_error_clear();
 	p->call_ret = p->call_fn(ep, p->call_arg);
+	watch_backend_fd(ep, p);
 	snprintf(p->call_err, sizeof(p->call_err), "%s", hpn_last_error());
 	p->call_done = true;
 	atomic_store_explicit(&p->call_pending, 0, memory_order_relaxed);
@@ -377,7 +398,7 @@ int hpn_prog_start(struct hpn_ep *ep, int cpu, int fifo, unsigned ring_size)
 {
 	struct hpn_prog *p = aligned_alloc(HPN_CACHELINE, (sizeof(*p) + 63) & ~(size_t)63);
 	struct epoll_event ev = {.events = EPOLLIN};
-	int fd, ret;
+	int ret;
 
 	if (!p)
 		return hpn_set_error(-ENOMEM, "out of memory for the progress thread");
@@ -405,11 +426,8 @@ int hpn_prog_start(struct hpn_ep *ep, int cpu, int fifo, unsigned ring_size)
 	}
 	ev.data.fd = p->efd_prog;
 	epoll_ctl(p->epfd, EPOLL_CTL_ADD, p->efd_prog, &ev);
-	fd = ep->ops.wait_fd(ep->pep);
-	if (fd >= 0) {
-		ev.data.fd = fd;
-		epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev);
-	}
+	p->backend_fd = -1;
+	watch_backend_fd(ep, p);
 	ret = pthread_create(&p->thread, NULL, prog_main, ep);
 	if (ret) {
 		prog_free(ep);

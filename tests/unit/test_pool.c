@@ -487,7 +487,8 @@ static void test_hugepages_multi_page(void **state)
 	hpn_pool_mem(pool, &len);
 	assert_int_equal(len % (2u << 20), 0);
 	assert_int_equal(len, 4u * (2u << 20));
-	assert_non_null(strstr(hpn_pool_describe(pool), "100 x 64 KiB buffers (128 B headroom) on 2 MB hugepages (8 MiB)"));
+	assert_non_null(strstr(hpn_pool_describe(pool),
+			       "100 x 64 KiB buffers (128 B headroom) on 2 MB hugepages (8 MiB)"));
 	hpn_pool_destroy(pool);
 }
 
