@@ -84,6 +84,7 @@ struct hpn_pep {
 	/* Receive side: buffers waiting for datagrams survive between calls. */
 	void *rx_bufs[BURST_MAX];
 	unsigned rx_have;
+	bool rx_bursty; /* messages arrived together last time: use recvmmsg */
 	struct mmsghdr rx_hdr[BURST_MAX];
 	struct iovec rx_iov[BURST_MAX];
 	struct sockaddr_storage rx_addr[BURST_MAX];
@@ -690,6 +691,63 @@ static void refill(struct hpn_pep *u, unsigned want)
 		u->rx_have++;
 }
 
+/* Validate one datagram; returns 1 if it is a message for the application.
+ * Anything else leaves the buffer with us for the next datagram. */
+static inline int classify(struct hpn_pep *u, unsigned i, uint32_t len, int flags, struct hpn_msg *out)
+{
+	const uint8_t *pkt = (const uint8_t *)u->rx_bufs[i] - UDP_HDR;
+	struct udp_peer *p;
+
+	if (unlikely(len < UDP_HDR || pkt[0] != UDP_MAGIC || pkt[1] != UDP_VERSION ||
+		     (flags & MSG_TRUNC))) {
+		HPN_STAT_ADD(u->st->malformed, 1);
+		HPN_STAT_ADD(u->st->drops, 1);
+		return 0;
+	}
+	if (unlikely(pkt[2] != T_DATA)) {
+		on_ctrl(u, i, pkt, len);
+		return 0;
+	}
+	p = peer_find(u, &u->rx_addr[i]);
+	if (unlikely(!p || p->state != P_UP)) {
+		if (!p || p->state != P_CONNECTING) {
+			HPN_STAT_ADD(u->st->drops, 1);
+			return 0;
+		}
+		/* Data before our ACK arrived: the server accepted us; the
+		 * ACK was lost or is late. */
+		mark_up(u, p);
+	}
+	p->seen = true;
+	*out = (struct hpn_msg){u->rx_bufs[i], len - UDP_HDR, p->id};
+	return 1;
+}
+
+/*
+ * One datagram with recvfrom: when messages come one at a time (latency
+ * work), recvmmsg costs a second, failing receive attempt and an iovec
+ * import on every call. Bursts switch to recvmmsg as soon as two messages
+ * arrive together.
+ */
+static int rx_one(struct hpn_pep *u, struct hpn_msg *msgs, size_t cap)
+{
+	socklen_t alen = sizeof(u->rx_addr[0]);
+	ssize_t len;
+	int k;
+
+	len = recvfrom(u->fd, (uint8_t *)u->rx_bufs[0] - UDP_HDR, cap, MSG_DONTWAIT | MSG_TRUNC,
+		       (struct sockaddr *)&u->rx_addr[0], &alen);
+	if (len < 0)
+		return -errno;
+	u->rx_hdr[0].msg_hdr.msg_namelen = alen;
+	k = classify(u, 0, (uint32_t)(len > (ssize_t)cap ? cap : (size_t)len),
+		     len > (ssize_t)cap ? MSG_TRUNC : 0, msgs);
+	if (k) { /* the buffer is the application's now */
+		u->rx_bufs[0] = u->rx_bufs[--u->rx_have];
+	}
+	return k;
+}
+
 static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	unsigned k = 0, keep = 0;
@@ -711,6 +769,17 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
 	if (cap > 65536)
 		cap = 65536;
+	if (n == 1 || !u->rx_bursty) {
+		r = rx_one(u, msgs, cap);
+		if (r >= 0) {
+			/* Keep going with a burst call if more are queued. */
+			if (r && n > 1)
+				u->rx_bursty = true;
+			return r;
+		}
+		errno = -r;
+		goto rx_error;
+	}
 	for (unsigned i = 0; i < n; i++) {
 		/* The header lands in the headroom so the payload starts at the
 		 * buffer's data pointer. */
@@ -720,7 +789,11 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	}
 	r = recvmmsg(u->fd, u->rx_hdr, n, MSG_DONTWAIT, NULL);
 	if (r <= 0) {
-		if (r < 0 && errno != EAGAIN && errno != EINTR) {
+		u->rx_bursty = false;
+		if (r < 0) {
+rx_error:
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
 			if (is_icmp_error(errno)) {
 				drain_errqueue(u);
 				return 0;
@@ -730,37 +803,13 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		}
 		return 0;
 	}
+	if (r == 1)
+		u->rx_bursty = false;
 	for (unsigned i = 0; i < (unsigned)r; i++) {
-		const uint8_t *pkt = (const uint8_t *)u->rx_bufs[i] - UDP_HDR;
-		uint32_t len = u->rx_hdr[i].msg_len;
-		struct udp_peer *p;
-
-		if (unlikely(len < UDP_HDR || pkt[0] != UDP_MAGIC || pkt[1] != UDP_VERSION ||
-			     (u->rx_hdr[i].msg_hdr.msg_flags & MSG_TRUNC))) {
-			HPN_STAT_ADD(u->st->malformed, 1);
-			HPN_STAT_ADD(u->st->drops, 1);
+		if (classify(u, i, u->rx_hdr[i].msg_len, u->rx_hdr[i].msg_hdr.msg_flags, &msgs[k]))
+			k++;
+		else
 			u->rx_bufs[keep++] = u->rx_bufs[i];
-			continue;
-		}
-		if (unlikely(pkt[2] != T_DATA)) {
-			on_ctrl(u, i, pkt, len);
-			u->rx_bufs[keep++] = u->rx_bufs[i];
-			continue;
-		}
-		p = peer_find(u, &u->rx_addr[i]);
-		if (unlikely(!p || p->state != P_UP)) {
-			if (p && p->state == P_CONNECTING) {
-				/* Data before our ACK arrived: the server
-				 * accepted us; the ACK was lost or is late. */
-				mark_up(u, p);
-			} else {
-				HPN_STAT_ADD(u->st->drops, 1);
-				u->rx_bufs[keep++] = u->rx_bufs[i];
-				continue;
-			}
-		}
-		p->seen = true;
-		msgs[k++] = (struct hpn_msg){u->rx_bufs[i], len - UDP_HDR, p->id};
 	}
 	/* Buffers that carried no message stay for next time. */
 	for (unsigned i = (unsigned)r; i < u->rx_have; i++)
@@ -771,8 +820,52 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 
 /* ---- send -------------------------------------------------------------- */
 
+static int tx_error(struct hpn_pep *u, int err)
+{
+	if (err == EAGAIN || err == ENOBUFS || err == EINTR)
+		return -EAGAIN;
+	if (is_icmp_error(err)) {
+		drain_errqueue(u);
+		return -EAGAIN; /* nothing sent; the gone peer now gets -ENOTCONN */
+	}
+	HPN_STAT_ADD(u->st->errors, 1);
+	return -err;
+}
+
+/*
+ * One message with sendto: a single contiguous buffer avoids sendmmsg's
+ * per-call msghdr copy and iovec import, which is most of the software
+ * cost of a lone small message. Pool buffers get the header written into
+ * their headroom; small copies go through the stack.
+ */
+static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, const struct udp_peer *p, unsigned flags)
+{
+	uint8_t stack[UDP_HDR + 512];
+	uint8_t *pkt;
+
+	if (flags & HPN_TX_OWNED) {
+		pkt = (uint8_t *)m->data - UDP_HDR;
+	} else if (m->len <= sizeof(stack) - UDP_HDR) {
+		pkt = stack;
+		memcpy(stack + UDP_HDR, m->data, m->len);
+	} else {
+		struct msghdr mh = {.msg_name = (void *)&p->addr, .msg_namelen = p->alen,
+				    .msg_iov = u->tx_iov, .msg_iovlen = 2};
+
+		u->tx_iov[1] = (struct iovec){m->data, m->len};
+		return sendmsg(u->fd, &mh, MSG_DONTWAIT) < 0 ? tx_error(u, errno) : 1;
+	}
+	memcpy(pkt, data_hdr, UDP_HDR);
+	if (sendto(u->fd, pkt, m->len + UDP_HDR, MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0)
+		return tx_error(u, errno);
+	if (flags & HPN_TX_OWNED)
+		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), &m->data, 1);
+	return 1;
+}
+
 static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
+	const struct udp_peer *first = NULL;
 	unsigned k;
 	int err = 0, r;
 
@@ -790,23 +883,19 @@ static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned 
 			err = -EMSGSIZE;
 			break;
 		}
+		if (!k)
+			first = p;
 		u->tx_hdr[k].msg_hdr.msg_name = &p->addr;
 		u->tx_hdr[k].msg_hdr.msg_namelen = p->alen;
 		u->tx_iov[2 * k + 1] = (struct iovec){m->data, m->len};
 	}
 	if (!k)
 		return err;
+	if (k == 1)
+		return tx_one(u, msgs, first, flags);
 	r = sendmmsg(u->fd, u->tx_hdr, k, MSG_DONTWAIT);
-	if (unlikely(r < 0)) {
-		if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR)
-			return -EAGAIN;
-		if (is_icmp_error(errno)) {
-			drain_errqueue(u);
-			return -EAGAIN; /* nothing sent; the gone peer now gets -ENOTCONN */
-		}
-		HPN_STAT_ADD(u->st->errors, 1);
-		return -errno;
-	}
+	if (unlikely(r < 0))
+		return tx_error(u, errno);
 	if (flags & HPN_TX_OWNED) {
 		/* The kernel copied the payload: the buffers are free again. */
 		for (int i = 0; i < r; i++)
