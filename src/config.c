@@ -70,6 +70,7 @@ int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 {
 	struct hpn_cfg *cfg = calloc(1, sizeof(*cfg));
 	char *save = NULL, *item;
+	int ret;
 
 	if (!cfg)
 		return hpn_set_error(-ENOMEM, "out of memory parsing configuration");
@@ -85,25 +86,25 @@ int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 		if (!*item)
 			continue;
 		if (!eq) {
-			hpn_cfg_free(cfg);
-			return hpn_set_error(-EINVAL, "config: '%s' is not key=value", item);
+			ret = hpn_set_error(-EINVAL, "config: '%s' is not key=value", item);
+			goto fail;
 		}
 		*eq = '\0';
 		k = trim(item);
 		v = trim(eq + 1);
 		if (!valid_key(k)) {
-			hpn_cfg_free(cfg);
-			return hpn_set_error(-EINVAL, "config: bad key '%s' (use lower-case letters, digits, _)", k);
+			ret = hpn_set_error(-EINVAL, "config: bad key '%s' (use lower-case letters, digits, _)", k);
+			goto fail;
 		}
 		for (unsigned i = 0; i < cfg->n; i++) {
 			if (!strcmp(cfg->key[i], k)) {
-				hpn_cfg_free(cfg);
-				return hpn_set_error(-EINVAL, "config: key '%s' given twice", k);
+				ret = hpn_set_error(-EINVAL, "config: key '%s' given twice", k);
+				goto fail;
 			}
 		}
 		if (cfg->n == CFG_MAX_ITEMS) {
-			hpn_cfg_free(cfg);
-			return hpn_set_error(-E2BIG, "config: more than %d keys", CFG_MAX_ITEMS);
+			ret = hpn_set_error(-E2BIG, "config: more than %d keys", CFG_MAX_ITEMS);
+			goto fail;
 		}
 		cfg->key[cfg->n] = k;
 		cfg->val[cfg->n] = v;
@@ -111,6 +112,10 @@ int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 	}
 	*out = cfg;
 	return 0;
+fail:
+	/* The message above points into cfg->buf: free only after formatting. */
+	hpn_cfg_free(cfg);
+	return ret;
 }
 
 void hpn_cfg_free(struct hpn_cfg *cfg)

@@ -290,14 +290,17 @@ int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size);
 
 /*
  * Log-linear histogram of non-negative integer values (e.g. nanoseconds):
- * values are exact below 256 and otherwise within 1/256 (0.4 %) of the true
- * value; min, max, mean and standard deviation are exact. Recording is O(1),
- * allocation-free and not thread-safe (use one histogram per thread and
- * hpn_hist_merge()).
+ * values below 512 are exact, larger ones are reported within 1/256 (0.4 %)
+ * of the true value; count, min, max, mean and standard deviation are exact
+ * (of the values as recorded, i.e. after clamping to max_value). Recording
+ * is O(1) (~2 ns), allocation-free and not thread-safe (use one histogram
+ * per thread and hpn_hist_merge()). Getters return 0 for an empty
+ * histogram; passing NULL to anything but destroy is undefined.
  */
 typedef struct hpn_hist hpn_hist;
 
-/** Create a histogram for values 0..max_value (values above are clamped). */
+/** Create a histogram for values 0..max_value (values above are clamped).
+ *  Returns 0, -EINVAL (max_value 0 or out NULL) or -ENOMEM. */
 int hpn_hist_create(uint64_t max_value, hpn_hist **out);
 void hpn_hist_destroy(hpn_hist *h);
 void hpn_hist_reset(hpn_hist *h);

@@ -121,16 +121,20 @@ int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def, int *out)
 void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer, int status);
 /** The endpoint's counters; the plugin bumps drops/malformed/errors. */
 struct hpn_stats *hpn_core_stats(struct hpn_core *core);
-/** The endpoint's registered buffer pool. */
+/** The endpoint's registered buffer pool. NULL while ops->open runs (the
+ *  pool is sized from the caps open reports); valid from then on. */
 struct hpn_pool *hpn_core_pool(struct hpn_core *core);
 
 /** Take n buffers (all or none). Returns n, or 0 if the pool has fewer. */
 unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n);
-/** Return n buffers. Any pointer inside a buffer identifies it. */
+/** Return n buffers. Any pointer in [data - caps.headroom, data + buf_size)
+ *  identifies its buffer. */
 void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n);
 /** Usable bytes after the data pointer of each buffer. */
 size_t hpn_pool_buf_size(const struct hpn_pool *pool);
-/** Bytes in front of the data pointer the plugin may write (headers). */
+/** Total headroom in front of each data pointer, including the core's own
+ *  bookkeeping. A plugin may write only the caps.headroom bytes directly in
+ *  front of the data pointer; the rest belongs to the core. */
 size_t hpn_pool_headroom(const struct hpn_pool *pool);
 
 /** Log a line through the application's handler. */
