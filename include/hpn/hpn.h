@@ -123,7 +123,7 @@ typedef uint32_t hpn_peer_t;
  * Every key may be overridden by an environment variable HPN_<KEY> (upper
  * case), which wins over the string. Unknown keys and bad values fail with
  * -EINVAL and a message naming the key. `config` may be NULL or "".
- * See docs/CONFIG.md (or hpnbench --help-config) for all keys.
+ * See docs/CONFIG.md for all keys.
  */
 int hpn_ep_create(const char *config, hpn_ep **ep_out);
 

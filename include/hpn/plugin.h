@@ -42,7 +42,7 @@ struct hpn_pool;
 /** A configuration key a plugin accepts in addition to the core's keys. */
 struct hpn_plugin_param {
 	const char *key;
-	const char *help; /* one line, shown by hpnbench --help-config */
+	const char *help; /* one line, for docs and error messages */
 };
 
 /** tx_burst flag: msgs[i].data are pool buffers; ownership of the accepted

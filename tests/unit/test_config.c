@@ -153,7 +153,7 @@ static void test_check_keys(void **state)
 	assert_int_equal(hpn_cfg_check_keys(cfg, extra, "udp"), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "unknown key 'wiat' (not a core key nor a key of plugin 'udp')"));
 	hpn_cfg_free(cfg);
-	/* Every core key has help text (hpnbench --help-config shows it). */
+	/* Every core key has help text (docs/CONFIG.md lists it). */
 	for (const struct hpn_plugin_param *p = hpn_core_params; p->key; p++)
 		assert_true(p->help && strlen(p->help) > 10);
 }
