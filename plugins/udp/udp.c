@@ -24,6 +24,7 @@
 #include <linux/errqueue.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/udp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,6 +39,13 @@
 #define UDP_CTRL_LEN (UDP_HDR + 8)
 #define UDP_MAX_PAYLOAD (65507 - UDP_HDR) /* IPv4 datagram limit */
 #define BURST_MAX 256
+#define PEND_MAX 1024
+/* GSO limits: segments must fit a 1500-byte MTU path (a larger segment size
+ * would be refused on real NICs), at most 64 per super-datagram (older
+ * kernels' UDP_MAX_SEGMENTS) and one IP datagram's worth of bytes. */
+#define GSO_MAX_SEG 1472
+#define GSO_MAX_SEGS 64
+#define GSO_MAX_BYTES 65000
 
 enum udp_type { T_DATA = 1, T_HELLO, T_HELLO_ACK, T_BYE, T_PING, T_PONG };
 enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
@@ -89,9 +97,19 @@ struct hpn_pep {
 	struct iovec rx_iov[BURST_MAX];
 	struct sockaddr_storage rx_addr[BURST_MAX];
 
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} rx_cmsg[BURST_MAX], tx_cmsg[BURST_MAX];
+	struct hpn_msg pend[PEND_MAX]; /* GRO segments beyond the caller's burst */
+	unsigned pend_head, pend_n;
+
 	struct mmsghdr tx_hdr[BURST_MAX];
 	struct iovec tx_iov[2 * BURST_MAX];
+	struct udp_peer *tx_peer[BURST_MAX];
+	unsigned tx_count[BURST_MAX];
 	void *tx_done[BURST_MAX];
+	bool gso, gro;
 };
 
 /* Every DATA datagram starts with these bytes: sent from here, no copy. */
@@ -101,6 +119,8 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"rcvbuf", "socket receive buffer bytes (default 4m; root may exceed rmem_max)"},
 	{"sndbuf", "socket send buffer bytes (default 4m)"},
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
+	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
+	{"gro", "on|off: accept kernel-coalesced datagrams (UDP_GRO) and split them (default on when buf_size >= 64k)"},
 	{NULL, NULL},
 };
 
@@ -317,6 +337,15 @@ static int ensure_socket(struct hpn_pep *u, int family)
 			hpn_log(HPN_LOG_INFO, "udp: SO_BUSY_POLL=%d refused (%s); continuing without", us,
 				strerror(errno));
 	}
+	if (u->gro) {
+		int on = 1;
+
+		if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on))) {
+			hpn_log(HPN_LOG_INFO, "udp: UDP_GRO refused (%s); receiving datagrams one by one",
+				strerror(errno));
+			u->gro = false;
+		}
+	}
 	u->fd = fd;
 	u->family = family;
 	return 0;
@@ -386,6 +415,8 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
+static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n);
+
 static void udp_close(struct hpn_pep *u)
 {
 	if (!u)
@@ -395,6 +426,12 @@ static void udp_close(struct hpn_pep *u)
 			send_ctrl(u, &u->peers[i], T_BYE);
 	if (u->rx_have && u->pool)
 		hpn_pool_put_bulk(u->pool, u->rx_bufs, u->rx_have);
+	while (u->pend_n && u->pool) {
+		struct hpn_msg m;
+
+		pend_pop(u, &m, 1);
+		hpn_pool_put_bulk(u->pool, &m.data, 1);
+	}
 	if (u->fd >= 0)
 		close(u->fd);
 	free(u->peers);
@@ -406,6 +443,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 {
 	struct hpn_pep *u = calloc(1, sizeof(*u));
 	uint64_t burst, peers, timeout_ms, retry_ms, bufsz;
+	int gso, gro;
 	int ret = 0;
 	char why[64];
 
@@ -425,6 +463,17 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	if (ret)
 		goto fail;
 	u->max_msg = bufsz < UDP_MAX_PAYLOAD ? (uint32_t)bufsz : UDP_MAX_PAYLOAD;
+	ret = hpn_core_cfg_bool(core, "gso", 1, &gso);
+	/* A coalesced datagram can be 64 KiB: smaller buffers would truncate. */
+	ret = ret ?: hpn_core_cfg_bool(core, "gro", bufsz + UDP_HDR >= 65536, &gro);
+	if (ret)
+		goto fail;
+	if (gro && bufsz + UDP_HDR < 65536) {
+		ret = hpn_set_error(-EINVAL, "config: gro=on needs buf_size >= 65532 (coalesced datagrams are up to 64 KiB)");
+		goto fail;
+	}
+	u->gso = gso;
+	u->gro = gro;
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
 	u->timeout_ns = timeout_ms * 1000000ull;
@@ -446,6 +495,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		u->rx_hdr[i].msg_hdr.msg_iov = &u->rx_iov[i];
 		u->rx_hdr[i].msg_hdr.msg_iovlen = 1;
 		u->rx_hdr[i].msg_hdr.msg_name = &u->rx_addr[i];
+		u->rx_hdr[i].msg_hdr.msg_control = &u->rx_cmsg[i];
 	}
 	ret = udp_probe(caps, why, sizeof(why));
 	if (ret) {
@@ -691,9 +741,79 @@ static void refill(struct hpn_pep *u, unsigned want)
 		u->rx_have++;
 }
 
-/* Validate one datagram; returns 1 if it is a message for the application.
- * Anything else leaves the buffer with us for the next datagram. */
-static inline int classify(struct hpn_pep *u, unsigned i, uint32_t len, int flags, struct hpn_msg *out)
+/* Queue of messages split out of GRO super-datagrams beyond what the
+ * caller asked for; handed out first by the next call, so order holds. */
+static inline void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
+{
+	if (unlikely(u->pend_n == PEND_MAX)) {
+		HPN_STAT_ADD(u->st->drops, 1);
+		hpn_pool_put_bulk(u->pool, &m->data, 1);
+		return;
+	}
+	u->pend[(u->pend_head + u->pend_n++) % PEND_MAX] = *m;
+}
+
+static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0;
+
+	while (k < n && u->pend_n) {
+		msgs[k++] = u->pend[u->pend_head];
+		u->pend_head = (u->pend_head + 1) % PEND_MAX;
+		u->pend_n--;
+	}
+	return k;
+}
+
+static inline bool data_hdr_ok(const uint8_t *pkt)
+{
+	return pkt[0] == UDP_MAGIC && pkt[1] == UDP_VERSION && pkt[2] == T_DATA;
+}
+
+/* The kernel glued seg-sized datagrams of one sender together (UDP_GRO).
+ * The first stays in its buffer; the others are copied into buffers of
+ * their own, because the application releases each message separately. */
+static void split_gro(struct hpn_pep *u, const uint8_t *pkt, uint32_t len, uint32_t seg, hpn_peer_t peer)
+{
+	for (uint32_t off = seg; off < len; off += seg) {
+		uint32_t l = len - off < seg ? len - off : seg;
+		const uint8_t *sp = pkt + off;
+		void *buf;
+
+		if (unlikely(l < UDP_HDR || !data_hdr_ok(sp))) {
+			HPN_STAT_ADD(u->st->malformed, 1);
+			HPN_STAT_ADD(u->st->drops, 1);
+			continue;
+		}
+		if (unlikely(!hpn_pool_get_bulk(u->pool, &buf, 1))) {
+			HPN_STAT_ADD(u->st->drops, 1); /* the application holds every buffer */
+			continue;
+		}
+		memcpy(buf, sp + UDP_HDR, l - UDP_HDR);
+		struct hpn_msg m = {buf, l - UDP_HDR, peer};
+
+		pend_push(u, &m);
+	}
+}
+
+static inline uint32_t gro_size(const struct msghdr *mh)
+{
+	int seg = 0;
+
+	if (mh->msg_controllen < CMSG_LEN(sizeof(int)))
+		return 0;
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR((struct msghdr *)mh, c))
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO)
+			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+	return seg > 0 ? (uint32_t)seg : 0;
+}
+
+/* Validate one datagram; returns 1 if it carries a message for the
+ * application (then *out is its first one and *more the length of the GRO
+ * segments behind it, 0 if none: the caller places *out first, then
+ * splits, so order holds). Anything else leaves the buffer with us. */
+static inline int classify(struct hpn_pep *u, unsigned i, uint32_t len, int flags, uint32_t seg,
+			   struct hpn_msg *out, uint32_t *more)
 {
 	const uint8_t *pkt = (const uint8_t *)u->rx_bufs[i] - UDP_HDR;
 	struct udp_peer *p;
@@ -719,32 +839,68 @@ static inline int classify(struct hpn_pep *u, unsigned i, uint32_t len, int flag
 		mark_up(u, p);
 	}
 	p->seen = true;
+	*more = 0;
+	if (unlikely(seg && seg < len)) {
+		*more = len;
+		len = seg;
+	}
 	*out = (struct hpn_msg){u->rx_bufs[i], len - UDP_HDR, p->id};
 	return 1;
 }
 
+static int rx_error(struct hpn_pep *u, int err)
+{
+	if (err == EAGAIN || err == EINTR)
+		return 0;
+	if (is_icmp_error(err)) {
+		drain_errqueue(u);
+		return 0;
+	}
+	HPN_STAT_ADD(u->st->errors, 1);
+	return -err;
+}
+
 /*
- * One datagram with recvfrom: when messages come one at a time (latency
- * work), recvmmsg costs a second, failing receive attempt and an iovec
- * import on every call. Bursts switch to recvmmsg as soon as two messages
- * arrive together.
+ * One datagram with a single receive call: when messages come one at a
+ * time (latency work), recvmmsg costs a second, failing receive attempt on
+ * every call. Bursts switch to recvmmsg as soon as messages queue up.
+ * Without GRO, recvfrom (no msghdr, no iovec import) is the cheapest call.
  */
 static int rx_one(struct hpn_pep *u, struct hpn_msg *msgs, size_t cap)
 {
-	socklen_t alen = sizeof(u->rx_addr[0]);
+	uint8_t *at = (uint8_t *)u->rx_bufs[0] - UDP_HDR;
+	struct msghdr *mh = &u->rx_hdr[0].msg_hdr;
 	ssize_t len;
-	int k;
+	uint32_t seg = 0, more;
+	int flags, k;
 
-	len = recvfrom(u->fd, (uint8_t *)u->rx_bufs[0] - UDP_HDR, cap, MSG_DONTWAIT | MSG_TRUNC,
-		       (struct sockaddr *)&u->rx_addr[0], &alen);
-	if (len < 0)
-		return -errno;
-	u->rx_hdr[0].msg_hdr.msg_namelen = alen;
-	k = classify(u, 0, (uint32_t)(len > (ssize_t)cap ? cap : (size_t)len),
-		     len > (ssize_t)cap ? MSG_TRUNC : 0, msgs);
-	if (k) { /* the buffer is the application's now */
-		u->rx_bufs[0] = u->rx_bufs[--u->rx_have];
+	if (u->gro) {
+		u->rx_iov[0] = (struct iovec){at, cap};
+		mh->msg_namelen = sizeof(u->rx_addr[0]);
+		mh->msg_controllen = sizeof(u->rx_cmsg[0]);
+		len = recvmsg(u->fd, mh, MSG_DONTWAIT);
+		if (len < 0)
+			return rx_error(u, errno);
+		flags = mh->msg_flags;
+		seg = gro_size(mh);
+	} else {
+		socklen_t alen = sizeof(u->rx_addr[0]);
+
+		len = recvfrom(u->fd, at, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&u->rx_addr[0], &alen);
+		if (len < 0)
+			return rx_error(u, errno);
+		mh->msg_namelen = alen;
+		flags = len > (ssize_t)cap ? MSG_TRUNC : 0;
+		if (len > (ssize_t)cap)
+			len = (ssize_t)cap;
 	}
+	k = classify(u, 0, (uint32_t)len, flags, seg, msgs, &more);
+	if (!k)
+		return 0;
+	if (unlikely(more))
+		split_gro(u, at, more, seg, msgs[0].peer);
+	/* The buffer is the application's now. */
+	u->rx_bufs[0] = u->rx_bufs[--u->rx_have];
 	return k;
 }
 
@@ -754,6 +910,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	size_t cap;
 	int r;
 
+	if (unlikely(u->pend_n))
+		return (int)pend_pop(u, msgs, n);
 	if (unlikely(u->fd < 0))
 		return 0;
 	if (unlikely(!u->pool))
@@ -771,14 +929,12 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		cap = 65536;
 	if (n == 1 || !u->rx_bursty) {
 		r = rx_one(u, msgs, cap);
-		if (r >= 0) {
-			/* Keep going with a burst call if more are queued. */
-			if (r && n > 1)
-				u->rx_bursty = true;
-			return r;
-		}
-		errno = -r;
-		goto rx_error;
+		/* A message: more may be queued behind it, try a burst next. */
+		if (r > 0 && n > 1)
+			u->rx_bursty = true;
+		if (r > 0 && u->pend_n)
+			r += (int)pend_pop(u, msgs + r, n - (unsigned)r);
+		return r;
 	}
 	for (unsigned i = 0; i < n; i++) {
 		/* The header lands in the headroom so the payload starts at the
@@ -786,35 +942,40 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		u->rx_iov[i] = (struct iovec){(uint8_t *)u->rx_bufs[i] - UDP_HDR, cap};
 		u->rx_hdr[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
 		u->rx_hdr[i].msg_hdr.msg_flags = 0;
+		if (u->gro)
+			u->rx_hdr[i].msg_hdr.msg_controllen = sizeof(u->rx_cmsg[i]);
 	}
 	r = recvmmsg(u->fd, u->rx_hdr, n, MSG_DONTWAIT, NULL);
 	if (r <= 0) {
 		u->rx_bursty = false;
-		if (r < 0) {
-rx_error:
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			if (is_icmp_error(errno)) {
-				drain_errqueue(u);
-				return 0;
-			}
-			HPN_STAT_ADD(u->st->errors, 1);
-			return -errno;
-		}
-		return 0;
+		return r < 0 ? rx_error(u, errno) : 0;
 	}
 	if (r == 1)
 		u->rx_bursty = false;
 	for (unsigned i = 0; i < (unsigned)r; i++) {
-		if (classify(u, i, u->rx_hdr[i].msg_len, u->rx_hdr[i].msg_hdr.msg_flags, &msgs[k]))
-			k++;
-		else
+		struct msghdr *mh = &u->rx_hdr[i].msg_hdr;
+		uint32_t seg = u->gro ? gro_size(mh) : 0, more;
+		struct hpn_msg m;
+
+		if (!classify(u, i, u->rx_hdr[i].msg_len, mh->msg_flags, seg, &m, &more)) {
 			u->rx_bufs[keep++] = u->rx_bufs[i];
+			continue;
+		}
+		/* Once GRO segments wait in the queue, later messages queue
+		 * behind them to keep the order. */
+		if (likely(!u->pend_n && k < n))
+			msgs[k++] = m;
+		else
+			pend_push(u, &m);
+		if (unlikely(more))
+			split_gro(u, (const uint8_t *)m.data - UDP_HDR, more, seg, m.peer);
 	}
 	/* Buffers that carried no message stay for next time. */
 	for (unsigned i = (unsigned)r; i < u->rx_have; i++)
 		u->rx_bufs[keep++] = u->rx_bufs[i];
 	u->rx_have = keep;
+	if (u->pend_n && k < n)
+		k += pend_pop(u, msgs + k, n - k);
 	return (int)k;
 }
 
@@ -863,10 +1024,43 @@ static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, const struct udp_p
 	return 1;
 }
 
+/* Messages [i, i + count) become one sendmmsg entry: a single datagram, or
+ * with GSO a run of equal-size messages to one peer, which the kernel cuts
+ * into datagrams (and loopback/GRO receivers may never cut at all). */
+static unsigned gso_run(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned i, unsigned k)
+{
+	uint32_t len = msgs[i].len, total = len + UDP_HDR;
+	unsigned j = i + 1;
+
+	if (!u->gso || len + UDP_HDR > GSO_MAX_SEG)
+		return 1;
+	while (j < k && j - i < GSO_MAX_SEGS && msgs[j].peer == msgs[i].peer && msgs[j].len == len &&
+	       total + len + UDP_HDR <= GSO_MAX_BYTES) {
+		total += len + UDP_HDR;
+		j++;
+	}
+	return j - i;
+}
+
+static void set_gso(struct hpn_pep *u, unsigned e, uint32_t seg)
+{
+	struct msghdr *mh = &u->tx_hdr[e].msg_hdr;
+	struct cmsghdr *c;
+	uint16_t v = (uint16_t)seg; /* the cmsg takes a u16 (the sockopt an int) */
+
+	mh->msg_control = &u->tx_cmsg[e];
+	mh->msg_controllen = CMSG_SPACE(sizeof(v));
+	c = CMSG_FIRSTHDR(mh);
+	c->cmsg_level = SOL_UDP;
+	c->cmsg_type = UDP_SEGMENT;
+	c->cmsg_len = CMSG_LEN(sizeof(v));
+	memcpy(CMSG_DATA(c), &v, sizeof(v));
+}
+
 static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
 	const struct udp_peer *first = NULL;
-	unsigned k;
+	unsigned k, e = 0, done = 0;
 	int err = 0, r;
 
 	if (n > u->burst)
@@ -885,24 +1079,50 @@ static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned 
 		}
 		if (!k)
 			first = p;
-		u->tx_hdr[k].msg_hdr.msg_name = &p->addr;
-		u->tx_hdr[k].msg_hdr.msg_namelen = p->alen;
+		u->tx_peer[k] = p;
 		u->tx_iov[2 * k + 1] = (struct iovec){m->data, m->len};
 	}
 	if (!k)
 		return err;
 	if (k == 1)
 		return tx_one(u, msgs, first, flags);
-	r = sendmmsg(u->fd, u->tx_hdr, k, MSG_DONTWAIT);
-	if (unlikely(r < 0))
+	for (unsigned i = 0; i < k; e++) {
+		struct msghdr *mh = &u->tx_hdr[e].msg_hdr;
+		unsigned cnt = gso_run(u, msgs, i, k);
+
+		mh->msg_name = &u->tx_peer[i]->addr;
+		mh->msg_namelen = u->tx_peer[i]->alen;
+		mh->msg_iov = &u->tx_iov[2 * i];
+		mh->msg_iovlen = 2 * cnt;
+		if (cnt > 1) {
+			set_gso(u, e, msgs[i].len + UDP_HDR);
+		} else {
+			mh->msg_control = NULL;
+			mh->msg_controllen = 0;
+		}
+		u->tx_count[e] = cnt;
+		i += cnt;
+	}
+	r = sendmmsg(u->fd, u->tx_hdr, e, MSG_DONTWAIT);
+	if (unlikely(r < 0)) {
+		if ((errno == EINVAL || errno == EIO) && u->gso && e < k) {
+			/* Device or kernel without UDP GSO: do without. */
+			hpn_log(HPN_LOG_WARN, "udp: GSO refused (%s); sending datagrams one by one",
+				strerror(errno));
+			u->gso = false;
+			return udp_tx_burst(u, msgs, k, flags);
+		}
 		return tx_error(u, errno);
+	}
+	for (int i = 0; i < r; i++)
+		done += u->tx_count[i];
 	if (flags & HPN_TX_OWNED) {
 		/* The kernel copied the payload: the buffers are free again. */
-		for (int i = 0; i < r; i++)
+		for (unsigned i = 0; i < done; i++)
 			u->tx_done[i] = msgs[i].data;
-		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), u->tx_done, (unsigned)r);
+		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), u->tx_done, done);
 	}
-	return r ? r : -EAGAIN;
+	return done ? (int)done : -EAGAIN;
 }
 
 static const struct hpn_plugin_ops udp_ops = {
