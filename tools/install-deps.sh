@@ -7,7 +7,7 @@ set -euo pipefail
 # Build and unit tests.
 PKGS=(meson ninja-build pkg-config gcc g++ libc6-dev libcmocka-dev libnuma-dev)
 # Benchmarks and the tools/ scripts.
-PKGS+=(sockperf iproute2 procps python3 kmod)
+PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
 
 missing=()
 for p in "${PKGS[@]}"; do
