@@ -280,7 +280,9 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 
 struct client_state {
 	hpn_peer_t peer;
-	struct report r;
+	struct report r;    /* counting since the last END */
+	struct report last; /* answer to the last END, repeated if it is asked again */
+	uint64_t round;     /* seq of the last END: a new one closes the round */
 	uint64_t next_seq;
 	bool active;
 };
@@ -364,15 +366,18 @@ static void server_handle(struct server *s, struct hpn_msg *m, int n)
 			struct bench_hdr rh = {M_REPORT, 0, h.seq};
 			uint8_t buf[HDR_SIZE + sizeof(struct report)];
 
-			memcpy(buf, &rh, sizeof(rh));
-			memcpy(buf + HDR_SIZE, &c->r, sizeof(c->r));
-			/* Keep the totals: a lost report is asked for again. */
-			while (hpn_send(s->ep, m[i].peer, buf, sizeof(buf)) == -EAGAIN)
-				;
-			if (h.seq == 1) { /* final END of this size: start afresh */
+			/* A new round closes the counting; the same round again
+			 * means our report was lost: repeat it unchanged. */
+			if (h.seq != c->round) {
+				c->last = c->r;
 				c->r = (struct report){0};
 				c->next_seq = 0;
+				c->round = h.seq;
 			}
+			memcpy(buf, &rh, sizeof(rh));
+			memcpy(buf + HDR_SIZE, &c->last, sizeof(c->last));
+			while (hpn_send(s->ep, m[i].peer, buf, sizeof(buf)) == -EAGAIN)
+				;
 		}
 		hpn_buf_put(s->ep, m[i].data);
 	}
@@ -545,15 +550,19 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 	}
 }
 
-/* Ask the server for its counters. final: the server resets afterwards. */
-static bool stream_report(struct client *c, bool final, struct report *out)
+/* Close a counting round on the server and get its counters. Each call is
+ * a new round; retries of one call repeat its round number, so a lost
+ * report is answered again instead of being reset to zero. */
+static bool stream_report(struct client *c, struct report *out)
 {
+	static uint64_t round;
 	struct hpn_msg m[BURST];
 
+	round++;
 	for (int attempt = 0; attempt < 20 && !interrupted; attempt++) {
 		uint64_t t0 = now_ns();
 
-		send_one(c, M_END, final ? 1 : 0, HDR_SIZE);
+		send_one(c, M_END, round, HDR_SIZE);
 		while (now_ns() - t0 < REPLY_TIMEOUT_MS * 1000000ull) {
 			int n = hpn_recv_wait(c->ep, m, BURST, REPLY_TIMEOUT_MS);
 			bool done = false;
@@ -566,8 +575,7 @@ static bool stream_report(struct client *c, bool final, struct report *out)
 				struct bench_hdr h;
 
 				memcpy(&h, m[i].data, sizeof(h));
-				if (h.type == M_REPORT && m[i].len >= HDR_SIZE + sizeof(*out) &&
-				    h.seq == (final ? 1u : 0u)) {
+				if (h.type == M_REPORT && m[i].len >= HDR_SIZE + sizeof(*out) && h.seq == round) {
 					memcpy(out, (uint8_t *)m[i].data + HDR_SIZE, sizeof(*out));
 					done = true;
 				}
@@ -592,7 +600,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 	/* Warm up, then reset the server's counters. */
 	for (uint64_t i = 0; i < o->warmup && !interrupted; i++)
 		send_one(c, M_DATA, i, size);
-	if (!stream_report(c, true, &rep))
+	if (!stream_report(c, &rep))
 		die(1, "server does not answer (stream warm-up report lost 20 times)");
 	t_start = now_ns();
 	while (!interrupted) {
@@ -635,7 +643,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 		}
 	}
 	usleep(20000); /* let the last datagrams land before asking */
-	if (!stream_report(c, true, &rep))
+	if (!stream_report(c, &rep))
 		die(1, "server does not answer (stream report lost 20 times)");
 	res->iters = rep.received;
 	res->drops = sent > rep.received ? sent - rep.received : 0;

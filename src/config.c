@@ -37,7 +37,7 @@ const struct hpn_plugin_param hpn_core_params[] = {
 	{"bufs", "number of pool buffers (default 1024)"},
 	{"buf_size", "usable bytes per pool buffer; bounds the message size (default 65536)"},
 	{"burst", "messages moved per backend call (default 32)"},
-	{"ring_size", "progress=thread: depth of the rings between the threads (default 1024)"},
+	{"ring_size", "progress=thread: depth of the rings between the threads (default 256)"},
 	{"max_peers", "peers per endpoint (default 256)"},
 	{"peer_timeout_ms", "a silent peer is reported gone after this long; 0 disables keepalive (default 3000)"},
 	{"connect_retry_ms", "handshake retransmit interval (default 100)"},

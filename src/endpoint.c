@@ -48,6 +48,16 @@ HPN_EXPORT struct hpn_pool *hpn_core_pool(struct hpn_core *core)
 	return core_ep(core)->pool;
 }
 
+void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live)
+{
+	_Atomic uint32_t *slot = &ep->live[peer & ep->live_mask];
+
+	if (live)
+		atomic_store_explicit(slot, peer, memory_order_relaxed);
+	else if (atomic_load_explicit(slot, memory_order_relaxed) == peer)
+		atomic_store_explicit(slot, HPN_PEER_NONE, memory_order_relaxed);
+}
+
 /* Events are rare (connects, failures), so a mutex is fine here and keeps
  * the queue usable from both the progress thread and the application. */
 HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer,
@@ -56,6 +66,7 @@ HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, 
 	struct hpn_ep *ep = core_ep(core);
 	unsigned n;
 
+	hpn_peer_set_live(ep, peer, type != HPN_EV_PEER_GONE);
 	pthread_mutex_lock(&ep->ev_lock);
 	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
 	if (n == HPN_EVQ_SIZE) {
@@ -114,7 +125,7 @@ static const char *const tri_modes[] = {"off", "auto", "on", NULL};
 struct core_opts {
 	int progress, wait, sched, hugepages, mlock;
 	int64_t cpu, numa;
-	uint64_t spin_us, bufs, buf_size, burst, ring_size;
+	uint64_t spin_us, bufs, buf_size, burst, ring_size, max_peers;
 };
 
 static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
@@ -132,9 +143,18 @@ static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 	ret = ret ?: hpn_cfg_u64(cfg, "bufs", 1024, 16, 1u << 22, &o->bufs);
 	ret = ret ?: hpn_cfg_u64(cfg, "buf_size", 65536, 64, 1u << 30, &o->buf_size);
 	ret = ret ?: hpn_cfg_u64(cfg, "burst", 32, 1, 256, &o->burst);
-	ret = ret ?: hpn_cfg_u64(cfg, "ring_size", 1024, 64, 1u << 20, &o->ring_size);
+	ret = ret ?: hpn_cfg_u64(cfg, "ring_size", 256, 64, 1u << 20, &o->ring_size);
+	ret = ret ?: hpn_cfg_u64(cfg, "max_peers", 256, 1, 65535, &o->max_peers);
 	if (ret)
 		return ret;
+	/* Receive must never be able to take the whole pool, or sends (which
+	 * need buffers in progress=thread mode) and hpn_buf_get stall. */
+	if (o->bufs < 4 * o->burst)
+		return hpn_set_error(-EINVAL, "config: bufs=%" PRIu64 " too small for burst=%" PRIu64
+				     " (need bufs >= 4 * burst)", o->bufs, o->burst);
+	if (o->progress == 1 && 4 * (o->ring_size + 2 * o->burst) > 3 * o->bufs)
+		return hpn_set_error(-EINVAL, "config: ring_size=%" PRIu64 " too large for bufs=%" PRIu64
+				     " (need ring_size + 2 * burst <= 3/4 of bufs)", o->ring_size, o->bufs);
 	o->numa = -2; /* auto */
 	if (numa && !strcmp(numa, "off"))
 		o->numa = -1;
@@ -226,6 +246,16 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	ret = read_core_opts(ep->cfg, &o);
 	if (ret)
 		goto fail;
+	ep->live_mask = 1;
+	while (ep->live_mask + 1 < o.max_peers)
+		ep->live_mask = (ep->live_mask << 1) | 1;
+	ep->live = malloc((ep->live_mask + 1) * sizeof(*ep->live));
+	if (!ep->live) {
+		ret = hpn_set_error(-ENOMEM, "out of memory for %" PRIu64 " peers", o.max_peers);
+		goto fail;
+	}
+	for (uint32_t i = 0; i <= ep->live_mask; i++)
+		atomic_init(&ep->live[i], HPN_PEER_NONE);
 	ret = load_plugin(ep, why, sizeof(why));
 	if (ret)
 		goto fail;
@@ -270,6 +300,7 @@ HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
 	hpn_plugin_unload(ep->plugin);
 	hpn_cfg_free(ep->cfg);
 	pthread_mutex_destroy(&ep->ev_lock);
+	free(ep->live);
 	free(ep);
 }
 
@@ -316,7 +347,12 @@ static int do_connect(struct hpn_ep *ep, void *a)
 }
 static int do_disconnect(struct hpn_ep *ep, void *a)
 {
-	return ep->ops.disconnect(ep->pep, ((struct ctl_args *)a)->peer);
+	hpn_peer_t peer = ((struct ctl_args *)a)->peer;
+	int ret = ep->ops.disconnect(ep->pep, peer);
+
+	if (!ret)
+		hpn_peer_set_live(ep, peer, false);
+	return ret;
 }
 static int do_peer_addr(struct hpn_ep *ep, void *a)
 {

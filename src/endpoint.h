@@ -54,6 +54,12 @@ struct hpn_ep {
 	atomic_uint ev_count;
 	uint64_t ev_overflow;
 
+	/* Live peer ids, indexed by id & live_mask (plugin.h: the low bits of
+	 * a live id are unique). Lets progress=thread refuse sends to unknown
+	 * or gone peers with -ENOTCONN at once, as inline mode does. */
+	_Atomic uint32_t *live;
+	uint32_t live_mask;
+
 	char desc[1536];
 };
 
@@ -67,6 +73,12 @@ static inline struct hpn_buf_meta *hpn_buf_meta(struct hpn_ep *ep, void *data)
 {
 	return (struct hpn_buf_meta *)hpn_pool_elem(ep->pool, data);
 }
+
+static inline bool hpn_peer_live(struct hpn_ep *ep, hpn_peer_t peer)
+{
+	return atomic_load_explicit(&ep->live[peer & ep->live_mask], memory_order_relaxed) == peer;
+}
+void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live);
 
 /* Events: take the first queued event of `peer` (any peer if HPN_PEER_NONE). */
 bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out);

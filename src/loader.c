@@ -361,6 +361,7 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 
 struct listed {
 	struct hpn_plugin_info info;
+	int abi;
 	char name[64];
 	char path[PATH_MAX + 300];
 	char reason[512];
@@ -371,12 +372,13 @@ static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct listed listed[MAX_LISTED];
 static struct hpn_plugin_info list_out[MAX_LISTED];
 
-static bool already_listed(unsigned n, const char *name)
+/* Index of `name` in the list, or -1. */
+static int listed_at(unsigned n, const char *name)
 {
 	for (unsigned i = 0; i < n; i++)
 		if (!strcmp(listed[i].name, name))
-			return true;
-	return false;
+			return (int)i;
+	return -1;
 }
 
 static void list_one(struct listed *l, const char *name, const char *path, int abi)
@@ -385,6 +387,7 @@ static void list_one(struct listed *l, const char *name, const char *path, int a
 	int ret;
 
 	memset(l, 0, sizeof(*l));
+	l->abi = abi;
 	snprintf(l->name, sizeof(l->name), "%s", name);
 	snprintf(l->path, sizeof(l->path), "%s", path);
 	l->info.name = l->name;
@@ -425,13 +428,17 @@ static unsigned scan_dir(const char *dir, unsigned n)
 
 		if (!parse_file_name(de->d_name, name, sizeof(name), &abi))
 			continue;
-		/* First one found wins, as in hpn_plugin_load(); the same name
-		 * for another ABI is listed only if nothing else claimed it. */
-		if (already_listed(n, name))
+		/* First one found for our ABI wins, as in hpn_plugin_load(); a
+		 * file for another ABI is listed only if nothing else claims
+		 * the name, and gives way to a usable one found later. */
+		int at = listed_at(n, name);
+
+		if (at >= 0 && (listed[at].abi == HPN_PLUGIN_ABI || abi != HPN_PLUGIN_ABI))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		list_one(&listed[n], name, path, abi);
-		n++;
+		list_one(&listed[at >= 0 ? (unsigned)at : n], name, path, abi);
+		if (at < 0)
+			n++;
 	}
 	closedir(d);
 	return n;
@@ -481,11 +488,17 @@ HPN_EXPORT int hpn_plugin_list(const struct hpn_plugin_info **list)
 
 int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len)
 {
-	const struct hpn_plugin_info *list;
+	const struct hpn_plugin_info *list = list_out;
+	char best_name[64];
 	int n, best = -1;
 	size_t used = 0;
 
-	n = hpn_plugin_list(&list);
+	/* Hold the lock while reading the shared list: another thread may be
+	 * listing plugins or creating an endpoint right now. */
+	pthread_mutex_lock(&list_lock);
+	n = (int)scan_all();
+	for (int i = 0; i < n; i++)
+		list_out[i] = listed[i].info;
 	for (int i = 0; i < n; i++) {
 		if (list[i].status == 0 && (best < 0 || list[i].caps.preference > list[best].caps.preference))
 			best = i;
@@ -499,6 +512,7 @@ int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len)
 		hpn_set_error(-ENOENT, "plugin=auto: no usable plugin (searched %s)", dirs);
 		for (int i = 0; i < n; i++)
 			hpn_error_append("%s: %s", list[i].name, list[i].reason);
+		pthread_mutex_unlock(&list_lock);
 		return -ENOENT;
 	}
 	used += (size_t)snprintf(why, why_len, "auto chose %s (preference %d)", list[best].name,
@@ -509,5 +523,7 @@ int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len)
 		used += (size_t)snprintf(why + used, why_len - used, "; %s: %s", list[i].name,
 					 list[i].status ? list[i].reason : "usable, lower preference");
 	}
-	return hpn_plugin_load(list[best].name, out);
+	snprintf(best_name, sizeof(best_name), "%s", list[best].name);
+	pthread_mutex_unlock(&list_lock);
+	return hpn_plugin_load(best_name, out);
 }

@@ -39,7 +39,9 @@ struct hpn_prog {
 	atomic_int call_pending __attribute__((aligned(HPN_CACHELINE)));
 	atomic_bool stop;
 	int efd_prog, efd_app, epfd;
-	int backend_fd; /* the backend's wait fd, once it has one */
+	int backend_fd;       /* the backend's wait fd, once it has one */
+	uint32_t backend_ev;  /* events we currently wait for on it */
+	atomic_int rx_blocked; /* rx ring was full: the app wakes us when it drains */
 	pthread_t thread;
 	bool started;
 
@@ -102,15 +104,33 @@ static void watch_backend_fd(struct hpn_ep *ep, struct hpn_prog *p)
 	if (p->backend_fd >= 0)
 		epoll_ctl(p->epfd, EPOLL_CTL_DEL, p->backend_fd, NULL);
 	ev.data.fd = fd;
-	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0)
+	if (epoll_ctl(p->epfd, EPOLL_CTL_ADD, fd, &ev) == 0) {
 		p->backend_fd = fd;
+		p->backend_ev = EPOLLIN;
+	}
 	else
 		hpn_log(HPN_LOG_WARN, "progress thread: cannot watch backend fd %d: %s (waking every 10 ms)",
 			fd, strerror(errno));
 }
 
+static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p);
+
+/* Send what the application already handed over before a control call
+ * (a disconnect must not overtake the data before it) and before stopping.
+ * Bounded: a peer that never drains must not hang the caller. */
+static void flush_tx(struct hpn_ep *ep, struct hpn_prog *p, uint64_t budget_ns)
+{
+	uint64_t deadline = hpn_now_ns() + budget_ns;
+
+	while ((p->pend_n || hpn_ring_count(p->tx)) && hpn_now_ns() < deadline) {
+		if (!do_tx(ep, p))
+			hpn_cpu_relax();
+	}
+}
+
 static void run_call(struct hpn_ep *ep, struct hpn_prog *p)
 {
+	flush_tx(ep, p, 100000000);
 	pthread_mutex_lock(&p->call_lock);
 	hpn_error_clear();
 	p->call_ret = p->call_fn(ep, p->call_arg);
@@ -125,6 +145,7 @@ static void run_call(struct hpn_ep *ep, struct hpn_prog *p)
 static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
 {
 	void *bufs[PEND_MAX];
+
 	unsigned k, sent = 0;
 	int r;
 
@@ -142,10 +163,8 @@ static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
 		struct hpn_msg *m = &p->pend[p->pend_head];
 
 		r = ep->ops.tx_burst(ep->pep, m, p->pend_n, HPN_TX_OWNED);
-		if (r == -EAGAIN || r == 0) {
-			HPN_STAT_ADD(ep->stats.tx_again, 1);
+		if (r == -EAGAIN || r == 0)
 			break; /* back-pressure: keep them, retry next turn */
-		}
 		if (r < 0) {
 			/* Already accepted from the application: the failure can
 			 * only be counted (e.g. the peer went away meanwhile). */
@@ -193,14 +212,33 @@ static unsigned do_rx(struct hpn_ep *ep, struct hpn_prog *p)
 	return (unsigned)r;
 }
 
+/* Wait on the backend fd only for what we can act on: not readable while
+ * the rx ring is full (or epoll would return at once, forever), writable
+ * while sends wait for socket space. */
+static void set_backend_events(struct hpn_ep *ep, struct hpn_prog *p)
+{
+	bool full = hpn_ring_free_count(p->rx) == 0;
+	uint32_t want = (full ? 0 : EPOLLIN) | (p->pend_n ? EPOLLOUT : 0);
+	struct epoll_event ev = {.events = want};
+
+	atomic_store_explicit(&p->rx_blocked, full, memory_order_relaxed);
+	if (p->backend_fd < 0 || want == p->backend_ev)
+		return;
+	ev.data.fd = p->backend_fd;
+	if (epoll_ctl(p->epfd, EPOLL_CTL_MOD, p->backend_fd, &ev) == 0)
+		p->backend_ev = want;
+}
+
 static void prog_sleep(struct hpn_ep *ep, struct hpn_prog *p)
 {
 	struct epoll_event evs[2];
 
+	set_backend_events(ep, p);
 	atomic_store_explicit(&p->prog_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!hpn_ring_count(p->tx) && !atomic_load_explicit(&p->call_pending, memory_order_relaxed) &&
-	    !atomic_load_explicit(&p->stop, memory_order_relaxed)) {
+	    !atomic_load_explicit(&p->stop, memory_order_relaxed) &&
+	    !(!(p->backend_ev & EPOLLIN) && hpn_ring_free_count(p->rx))) {
 		/* 10 ms cap: keepalive timers must keep running. */
 		int n = epoll_wait(p->epfd, evs, 2, 10);
 
@@ -271,6 +309,7 @@ static void *prog_main(void *arg)
 		}
 		prog_sleep(ep, p);
 	}
+	flush_tx(ep, p, 200000000);
 	return NULL;
 }
 
@@ -305,7 +344,7 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 	if (n > HPN_ARRAY_SIZE(bufs))
 		n = HPN_ARRAY_SIZE(bufs);
 	for (; k < n; k++) {
-		if (msgs[k].len > ep->max_msg)
+		if (msgs[k].len > ep->max_msg || !hpn_peer_live(ep, msgs[k].peer))
 			break;
 		if (owned) {
 			bufs[k] = msgs[k].data;
@@ -328,7 +367,10 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 refused:
 	if (k == 0 && n && msgs[0].len > ep->max_msg)
 		return -EMSGSIZE;
-	HPN_STAT_ADD(ep->stats.tx_again, 1);
+	if (k == 0 && n && !hpn_peer_live(ep, msgs[0].peer))
+		return -ENOTCONN;
+	/* Several application threads may get here: a real atomic add. */
+	__atomic_fetch_add(&ep->stats.tx_again, 1, __ATOMIC_RELAXED);
 	return -EAGAIN;
 }
 
@@ -340,6 +382,12 @@ int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	if (n > HPN_ARRAY_SIZE(bufs))
 		n = HPN_ARRAY_SIZE(bufs);
 	k = hpn_ring_dequeue_burst(ep->prog->rx, bufs, n);
+	if (k)
+		atomic_thread_fence(memory_order_seq_cst); /* pairs with prog_sleep's fence */
+	if (k && atomic_load_explicit(&ep->prog->rx_blocked, memory_order_relaxed)) {
+		atomic_store_explicit(&ep->prog->rx_blocked, 0, memory_order_relaxed);
+		wake_prog(ep->prog);
+	}
 	for (unsigned i = 0; i < k; i++) {
 		struct hpn_buf_meta *m = hpn_buf_meta(ep, bufs[i]);
 

@@ -72,7 +72,10 @@ struct hpn_plugin_ops {
 	int (*mem_register)(struct hpn_pep *pep, void *addr, size_t len);
 	int (*listen)(struct hpn_pep *pep, const char *addr);
 	int (*local_addr)(struct hpn_pep *pep, char *buf, size_t len);
-	/** Start connecting; report completion with hpn_core_event(). */
+	/** Start connecting; report completion with hpn_core_event(). Peer ids
+	 *  are the plugin's, with one rule: among live peers of an endpoint,
+	 *  id % (max_peers rounded up to a power of two) is unique (udp: the
+	 *  slot index in the low bits, a generation above). */
 	int (*connect)(struct hpn_pep *pep, const char *addr, hpn_peer_t *peer);
 	int (*disconnect)(struct hpn_pep *pep, hpn_peer_t peer);
 	int (*peer_addr)(struct hpn_pep *pep, hpn_peer_t peer, char *buf, size_t len);

@@ -54,6 +54,7 @@ enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
 #define IDX_BITS 16
 #define IDX_MASK ((1u << IDX_BITS) - 1)
 
+#define HPN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -63,7 +64,8 @@ struct udp_peer {
 	uint8_t state;
 	hpn_peer_t id; /* slot index | generation << 16: stale ids never match */
 	uint16_t gen;
-	uint64_t nonce;
+	uint64_t nonce;     /* session nonce we send */
+	uint64_t alt_nonce; /* the other side's, after a simultaneous open; 0 if none */
 	uint64_t last_rx_ns;
 	bool seen; /* heard from since the last progress(): no clock on the fast path */
 	uint64_t last_ping_ns;
@@ -110,6 +112,14 @@ struct hpn_pep {
 	unsigned tx_count[BURST_MAX];
 	void *tx_done[BURST_MAX];
 	bool gso, gro;
+	bool err_pending; /* the socket reported an (ICMP) error: drain the queue */
+	/* Sessions that ended recently: their retransmitted HELLOs, still in
+	 * flight, must not bring them back. */
+	struct {
+		struct sockaddr_storage addr;
+		uint64_t nonce, until_ns;
+	} closed[16];
+	unsigned closed_next;
 };
 
 /* Every DATA datagram starts with these bytes: sent from here, no copy. */
@@ -213,6 +223,11 @@ static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storag
 
 static void peer_free(struct hpn_pep *u, struct udp_peer *p)
 {
+	unsigned c = u->closed_next++ % HPN_ARRAY_LEN(u->closed);
+
+	u->closed[c].addr = p->addr;
+	u->closed[c].nonce = p->nonce;
+	u->closed[c].until_ns = u->now + (u->timeout_ns > 3000000000ull ? u->timeout_ns : 3000000000ull);
 	p->state = P_FREE;
 	u->npeers--;
 	hash_rebuild(u);
@@ -356,9 +371,16 @@ static void send_ctrl(struct hpn_pep *u, const struct udp_peer *p, uint8_t type)
 	uint8_t pkt[UDP_CTRL_LEN] = {UDP_MAGIC, UDP_VERSION, type, 0};
 
 	memcpy(pkt + UDP_HDR, &p->nonce, 8);
-	/* Control messages are best effort; retries come from timers. */
-	if (sendto(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0)
-		HPN_STAT_ADD(u->st->errors, 1);
+	/* Control messages are best effort; retries come from timers. An
+	 * ICMP error reported here is handled at the next receive or
+	 * progress call, never in the middle of the caller's peer update. */
+	if (sendto(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0) {
+		if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
+		    errno == EHOSTDOWN || errno == EMSGSIZE)
+			u->err_pending = true;
+		else if (errno != EAGAIN && errno != ENOBUFS)
+			HPN_STAT_ADD(u->st->errors, 1);
+	}
 }
 
 /* A peer's port answered with ICMP: the peer is gone (or never was). */
@@ -370,30 +392,38 @@ static void drain_errqueue(struct hpn_pep *u)
 		struct iovec iov = {dummy, sizeof(dummy)};
 		struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
 				    .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
-		int err = ECONNREFUSED;
+		int err = 0;
 
 		if (recvmsg(u->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
-			return;
+			break;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
 			    (c->cmsg_level == SOL_IPV6 && c->cmsg_type == IPV6_RECVERR)) {
 				struct sock_extended_err ee;
 
 				memcpy(&ee, CMSG_DATA(c), sizeof(ee));
-				err = (int)ee.ee_errno;
+				if (ee.ee_origin == SO_EE_ORIGIN_ICMP || ee.ee_origin == SO_EE_ORIGIN_ICMP6)
+					err = (int)ee.ee_errno;
 			}
 		}
-		struct udp_peer *p = peer_find(u, &from);
+		/* "Fragmentation needed" says the path is narrower, not that the
+		 * peer is gone; the kernel fragments our datagrams meanwhile. */
+		if (err == EMSGSIZE) {
+			hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer");
+			continue;
+		}
+		struct udp_peer *p = err ? peer_find(u, &from) : NULL;
 
 		if (p)
 			peer_gone(u, p, -err);
 	}
+	u->err_pending = false;
 }
 
 static bool is_icmp_error(int err)
 {
 	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
-	       err == ENETDOWN;
+	       err == ENETDOWN || err == EMSGSIZE;
 }
 
 /* ---- control ----------------------------------------------------------- */
@@ -554,6 +584,40 @@ static uint64_t new_nonce(void)
 	return n | 1; /* never 0 */
 }
 
+static bool is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+	const struct in6_addr *x = &((const struct sockaddr_in6 *)a)->sin6_addr;
+
+	return IN6_IS_ADDR_LOOPBACK(x) || (IN6_IS_ADDR_V4MAPPED(x) && x->s6_addr[12] == 127);
+}
+
+static bool is_any(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)a)->sin_addr.s_addr == htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* Our own HELLO would come back to us and be taken for a retransmission:
+ * refuse at once. (A wildcard bind is matched against loopback only.) */
+static bool is_self(struct hpn_pep *u, const struct sockaddr_storage *to)
+{
+	struct sockaddr_storage me;
+	socklen_t len = sizeof(me);
+	uint16_t pa, pb;
+
+	if (getsockname(u->fd, (struct sockaddr *)&me, &len) || me.ss_family != to->ss_family)
+		return false;
+	pa = me.ss_family == AF_INET ? ((struct sockaddr_in *)&me)->sin_port : ((struct sockaddr_in6 *)&me)->sin6_port;
+	pb = to->ss_family == AF_INET ? ((const struct sockaddr_in *)to)->sin_port
+				      : ((const struct sockaddr_in6 *)to)->sin6_port;
+	if (!pa || pa != pb)
+		return false;
+	return addr_eq(&me, to) || (is_any(&me) && is_loopback(to));
+}
+
 static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_storage a;
@@ -579,6 +643,8 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	ret = ensure_socket(u, a.ss_family);
 	if (ret)
 		return ret;
+	if (is_self(u, &a))
+		return hpn_set_error(-EINVAL, "udp: %s is this endpoint itself", spec);
 	if (peer_find(u, &a))
 		return hpn_set_error(-EISCONN, "udp: already connected or connecting to %s", spec);
 	u->now = hpn_now_ns();
@@ -615,6 +681,8 @@ static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len
 static int udp_progress(struct hpn_pep *u, uint64_t now)
 {
 	u->now = now;
+	if (u->err_pending)
+		drain_errqueue(u);
 	if (!u->npeers)
 		return 0;
 	for (uint32_t i = 0; i < u->max_peers; i++) {
@@ -656,21 +724,46 @@ static int udp_wait_fd(struct hpn_pep *u)
 
 /* ---- receive ----------------------------------------------------------- */
 
+static bool nonce_ok(const struct udp_peer *p, uint64_t nonce)
+{
+	return p->nonce == nonce || (p->alt_nonce && p->alt_nonce == nonce);
+}
+
+static bool recently_closed(struct hpn_pep *u, const struct sockaddr_storage *from, uint64_t nonce)
+{
+	for (unsigned i = 0; i < HPN_ARRAY_LEN(u->closed); i++)
+		if (u->closed[i].nonce == nonce && u->now < u->closed[i].until_ns &&
+		    addr_eq(&u->closed[i].addr, from))
+			return true;
+	return false;
+}
+
+static void mark_up(struct hpn_pep *u, struct udp_peer *p);
+
 static void on_hello(struct hpn_pep *u, struct udp_peer *p, const struct sockaddr_storage *from,
 		     socklen_t alen, uint64_t nonce)
 {
-	if (p && p->nonce == nonce) {
+	if (p && nonce_ok(p, nonce)) {
 		if (p->state == P_UP)
 			send_ctrl(u, p, T_HELLO_ACK); /* our first ACK was lost */
 		return;
 	}
-	if (!u->listening) {
+	if (p && p->state == P_CONNECTING && u->listening) {
+		/* Simultaneous open: both sides connected to each other. Take
+		 * their session; keep ours valid too for packets in flight. */
+		p->alt_nonce = p->nonce;
+		p->nonce = nonce;
+		mark_up(u, p);
+		send_ctrl(u, p, T_HELLO_ACK);
+		return;
+	}
+	u->now = hpn_now_ns();
+	if (!u->listening || recently_closed(u, from, nonce)) {
 		HPN_STAT_ADD(u->st->drops, 1);
 		return;
 	}
 	if (p) /* same address, new session: the old process is gone */
 		peer_gone(u, p, -ECONNRESET);
-	u->now = hpn_now_ns();
 	p = peer_new(u, from, alen);
 	if (!p) {
 		HPN_STAT_ADD(u->st->drops, 1);
@@ -707,7 +800,7 @@ static void on_ctrl(struct hpn_pep *u, unsigned i, const uint8_t *pkt, uint32_t 
 		on_hello(u, p, from, u->rx_hdr[i].msg_hdr.msg_namelen, nonce);
 		return;
 	}
-	if (!p || p->nonce != nonce) { /* stale session or a stranger */
+	if (!p || !nonce_ok(p, nonce)) { /* stale session or a stranger */
 		HPN_STAT_ADD(u->st->drops, 1);
 		return;
 	}
@@ -914,6 +1007,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		return (int)pend_pop(u, msgs, n);
 	if (unlikely(u->fd < 0))
 		return 0;
+	if (unlikely(u->err_pending))
+		drain_errqueue(u);
 	if (unlikely(!u->pool))
 		u->pool = hpn_core_pool(u->core);
 	if (n > u->burst)

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void expect_refused(const char *cfg, int err, const char *needle)
@@ -139,6 +140,31 @@ static void test_auto(void **state)
 	hpn_ep_destroy(ep);
 }
 
+/* A udp plugin file for an old ABI, found first, must give way to the
+ * working one found later (listing and plugin=auto alike). */
+static void test_old_abi_does_not_shadow(void **state)
+{
+	const char *old = getenv("HPN_TEST_OLDABI_DIR"), *saved = getenv("HPN_PLUGIN_PATH");
+	const struct hpn_plugin_info *l, *p;
+	char path[4096];
+	hpn_ep *ep;
+	int n;
+
+	(void)state;
+	assert_non_null(old);
+	snprintf(path, sizeof(path), "%s:%s", old, saved ? saved : "");
+	setenv("HPN_PLUGIN_PATH", path, 1);
+	n = hpn_plugin_list(&l);
+	p = find(l, n, "udp");
+	assert_non_null(p);
+	assert_int_equal(p->status, 0);
+	assert_null(strstr(p->path, "abi0"));
+	assert_int_equal(hpn_ep_create("plugin=auto,hugepages=off", &ep), 0);
+	assert_string_equal(hpn_ep_plugin(ep), "udp");
+	hpn_ep_destroy(ep);
+	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -147,6 +173,7 @@ int main(void)
 		cmocka_unit_test(test_other_abi_file),    cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_list),
 		cmocka_unit_test(test_auto),
+		cmocka_unit_test(test_old_abi_does_not_shadow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -532,6 +533,10 @@ static void test_config_errors(void **state)
 	assert_non_null(strstr(hpn_last_error(), "burst"));
 	assert_int_equal(hpn_ep_create("plugin=udp,buf_size=2048,gro=on", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "gro=on needs buf_size"));
+	assert_int_equal(hpn_ep_create("plugin=udp,bufs=16", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "bufs=16 too small"));
+	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,bufs=512,ring_size=512", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "ring_size=512 too large"));
 	assert_int_equal(hpn_ep_create("plugin=udp,progress=sideways", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "progress"));
 	assert_null(ep);
@@ -541,6 +546,127 @@ static void test_config_errors(void **state)
 	unsetenv("HPN_BUF_SIZE");
 	assert_int_equal(hpn_ep_caps(ep)->max_msg_size, 2048);
 	hpn_ep_destroy(ep);
+}
+
+/* Both sides listen and connect to each other at once: one session each
+ * side, both CONNECTED, and keepalives keep it alive past the timeout. */
+static void test_simultaneous_open(void **state)
+{
+	char aa[64], ba[64];
+	hpn_ep *a = make_server("peer_timeout_ms=400", aa, sizeof(aa));
+	hpn_ep *b = make_server("peer_timeout_ms=400", ba, sizeof(ba));
+	hpn_peer_t pa, pb;
+	struct hpn_event ev;
+	bool a_up = false, b_up = false;
+	uint64_t t0 = now_ms();
+
+	(void)state;
+	assert_int_equal(hpn_connect(a, ba, 0, &pa), -EINPROGRESS);
+	assert_int_equal(hpn_connect(b, aa, 0, &pb), -EINPROGRESS);
+	while ((!a_up || !b_up) && now_ms() - t0 < 3000) {
+		if (hpn_poll(a, &ev, 1) == 1) {
+			assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+			a_up |= ev.type == HPN_EV_CONNECTED && ev.peer == pa;
+		}
+		if (hpn_poll(b, &ev, 1) == 1) {
+			assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+			b_up |= ev.type == HPN_EV_CONNECTED && ev.peer == pb;
+		}
+	}
+	assert_true(a_up && b_up);
+	/* Twice the peer timeout with only keepalives: nobody is gone. */
+	for (t0 = now_ms(); now_ms() - t0 < 900;) {
+		if (hpn_poll(a, &ev, 1) == 1)
+			assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+		if (hpn_poll(b, &ev, 1) == 1)
+			assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+		usleep(1000);
+	}
+	assert_int_equal(hpn_send(a, pa, "ab", 2), 0);
+	char buf[8];
+	hpn_peer_t from;
+	int r;
+
+	for (t0 = now_ms(); (r = hpn_recv(b, &from, buf, sizeof(buf))) == -EAGAIN && now_ms() - t0 < 2000;)
+		;
+	assert_int_equal(r, 2);
+	assert_int_equal(from, pb);
+	hpn_ep_destroy(a);
+	hpn_ep_destroy(b);
+}
+
+static void test_connect_self(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_peer_t p;
+
+	(void)state;
+	assert_int_equal(hpn_connect(s, addr, 1000, &p), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "itself"));
+	hpn_ep_destroy(s);
+}
+
+/* progress=thread: what the application handed over is sent before a
+ * disconnect and before destroy; unknown peers are refused at once. */
+static void test_progress_thread_flush(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make("progress=thread,wait=adaptive");
+	hpn_peer_t p, sp;
+	unsigned got = 0;
+	uint8_t msg[64];
+
+	(void)state;
+	assert_int_equal(hpn_connect(c, addr, 0, &p), -EINPROGRESS);
+	sp = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000).peer;
+	wait_event(c, HPN_EV_CONNECTED, NULL, 0, 3000);
+	assert_int_equal(hpn_send(c, p ^ 0x10000u, msg, 8), -ENOTCONN);
+	for (int i = 0; i < 100; i++) {
+		fill(msg, 64, (uint64_t)i);
+		assert_int_equal(hpn_send(c, p, msg, 64), 0);
+	}
+	assert_int_equal(hpn_disconnect(c, p), 0);
+	assert_int_equal(hpn_send(c, p, msg, 8), -ENOTCONN);
+	for (uint64_t t0 = now_ms(); got < 100 && now_ms() - t0 < 3000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	assert_int_equal(got, 100);
+	/* ... and the goodbye came after the data. */
+	struct hpn_event ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+
+	assert_int_equal(ev.peer, sp);
+	hpn_ep_destroy(c);
+
+	/* Destroy right after sending: nothing accepted is lost. */
+	c = make("progress=thread,wait=adaptive");
+	assert_int_equal(hpn_connect(c, addr, 0, &p), -EINPROGRESS);
+	wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	wait_event(c, HPN_EV_CONNECTED, NULL, 0, 3000);
+	for (int i = 0; i < 200; i++) {
+		fill(msg, 64, (uint64_t)i);
+		assert_int_equal(hpn_send(c, p, msg, 64), 0);
+	}
+	hpn_ep_destroy(c);
+	got = 0;
+	for (uint64_t t0 = now_ms(); got < 200 && now_ms() - t0 < 3000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	assert_int_equal(got, 200);
+	hpn_ep_destroy(s);
 }
 
 /* progress=thread on both sides: real threads, rings and wakeups. */
@@ -615,7 +741,10 @@ int main(void)
 		cmocka_unit_test(test_silent_peer_and_garbage),
 		cmocka_unit_test(test_connect_errors),
 		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_simultaneous_open),
+		cmocka_unit_test(test_connect_self),
 		cmocka_unit_test(test_progress_thread),
+		cmocka_unit_test(test_progress_thread_flush),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
