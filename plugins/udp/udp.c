@@ -81,6 +81,7 @@ struct hpn_pep {
 	uint32_t max_msg;
 	uint32_t max_peers;
 	uint32_t npeers;
+	uint32_t *active; /* slots in use, densely: timers visit only these */
 	uint64_t now; /* coarse clock, updated by progress(): stamps peer activity */
 	struct hpn_core *core;
 	struct hpn_pool *pool;
@@ -214,7 +215,7 @@ static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storag
 		p->alen = alen;
 		p->last_rx_ns = p->started_ns = u->now;
 		p->state = P_CONNECTING;
-		u->npeers++;
+		u->active[u->npeers++] = i;
 		hash_rebuild(u);
 		return p;
 	}
@@ -229,7 +230,13 @@ static void peer_free(struct hpn_pep *u, struct udp_peer *p)
 	u->closed[c].nonce = p->nonce;
 	u->closed[c].until_ns = u->now + (u->timeout_ns > 3000000000ull ? u->timeout_ns : 3000000000ull);
 	p->state = P_FREE;
-	u->npeers--;
+	/* Swap-remove from the dense list of active slots. */
+	for (uint32_t j = 0; j < u->npeers; j++) {
+		if (u->active[j] == (uint32_t)(p - u->peers)) {
+			u->active[j] = u->active[--u->npeers];
+			break;
+		}
+	}
 	hash_rebuild(u);
 }
 
@@ -465,6 +472,7 @@ static void udp_close(struct hpn_pep *u)
 	if (u->fd >= 0)
 		close(u->fd);
 	free(u->peers);
+	free(u->active);
 	free(u->htab);
 	free(u);
 }
@@ -512,8 +520,9 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	while (u->hmask + 1 < 2 * u->max_peers)
 		u->hmask = (u->hmask << 1) | 1;
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
+	u->active = calloc(u->max_peers, sizeof(*u->active));
 	u->htab = malloc((u->hmask + 1) * sizeof(*u->htab));
-	if (!u->peers || !u->htab) {
+	if (!u->peers || !u->htab || !u->active) {
 		ret = hpn_set_error(-ENOMEM, "udp: out of memory for %u peers", u->max_peers);
 		goto fail;
 	}
@@ -683,10 +692,9 @@ static int udp_progress(struct hpn_pep *u, uint64_t now)
 	u->now = now;
 	if (u->err_pending)
 		drain_errqueue(u);
-	if (!u->npeers)
-		return 0;
-	for (uint32_t i = 0; i < u->max_peers; i++) {
-		struct udp_peer *p = &u->peers[i];
+	/* Backwards: peer_gone() swap-removes the current entry. */
+	for (uint32_t j = u->npeers; j-- > 0;) {
+		struct udp_peer *p = &u->peers[u->active[j]];
 
 		if (p->state == P_CONNECTING) {
 			uint64_t limit = u->timeout_ns ? u->timeout_ns : 3000000000ull;
