@@ -127,7 +127,8 @@ static void usage(FILE *f)
 		"  --bind ADDR:PORT     server address (default 0.0.0.0:%d)\n"
 		"  --peer HOST[:PORT]   run the client against a server; without --peer and\n"
 		"                       --server both ends run in this process over loopback\n"
-		"  --mode pingpong|stream   latency or throughput (default pingpong)\n"
+		"  --mode pingpong|stream   latency or throughput (default pingpong); a --server\n"
+		"                       given --mode stream is tuned for streams (udp: gro=on)\n"
 		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
 		"  --iters N            measured messages per size (default 100000)\n"
 		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
@@ -266,6 +267,11 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 
 	if (!strcmp(o->progress, "thread") && cpu >= 0)
 		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",cpu=%d", cpu);
+	/* Streams: let udp receive kernel-coalesced GSO runs (UDP_GRO), which
+	 * costs lone messages a little, so only here (and on a --server
+	 * started with --mode stream). An explicit --config gro=... wins. */
+	if (o->mode == 1 && !strcmp(o->plugin, "udp") && !strstr(o->config, "gro="))
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",gro=on");
 	if (o->config[0])
 		snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",%s", o->config);
 	ret = hpn_ep_create(cfg, &ep);

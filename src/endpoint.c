@@ -624,33 +624,39 @@ static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
 
 HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms)
 {
-	uint64_t start = hpn_now_ns(), now = start;
-	uint64_t deadline = timeout_ms < 0 ? UINT64_MAX : start + (uint64_t)timeout_ms * 1000000ull;
+	uint64_t start = 0, now, deadline = UINT64_MAX;
 	unsigned spins = 0;
+	int r;
 
+	/* The common case - something is there, or arrives within a few polls
+	 * - costs no clock read at all. */
 	for (;;) {
-		int r = hpn_recv_burst(ep, msgs, n);
-
+		r = hpn_recv_burst(ep, msgs, n);
 		if (r)
 			return r;
 		if (atomic_load_explicit(&ep->ev_count, memory_order_relaxed))
 			return 0;
-		/* Read the clock every few spins only: it is the costliest part
-		 * of an empty poll. */
-		if ((++spins & 63) && ep->wait_mode == HPN_WAIT_SPIN) {
-			hpn_cpu_relax();
+		/* The clock is the costliest part of an empty poll: read it every
+		 * 64 polls. A backend poll that is a system call needs no pause
+		 * between tries; a ring poll does (hpn_cpu_relax). */
+		if ((++spins & 63) && ep->wait_mode != HPN_WAIT_BLOCK) {
+			if (ep->prog)
+				hpn_cpu_relax();
 			continue;
 		}
 		now = hpn_now_ns();
+		if (!start) {
+			start = now;
+			if (timeout_ms >= 0)
+				deadline = start + (uint64_t)timeout_ms * 1000000ull;
+		}
 		if (now >= deadline)
 			return 0;
 		if (!ep->prog && now >= ep->next_progress_ns)
 			inline_progress(ep);
 		if (ep->wait_mode == HPN_WAIT_SPIN ||
-		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - start < ep->spin_ns)) {
-			hpn_cpu_relax();
+		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - start < ep->spin_ns))
 			continue;
-		}
 		if (ep->prog) {
 			hpn_prog_wait(ep, deadline == UINT64_MAX ? 10000000 : deadline - now);
 		} else {

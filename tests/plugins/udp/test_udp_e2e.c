@@ -220,12 +220,12 @@ static void test_gso_gro(void **state)
 {
 	(void)state;
 	run_equal_sizes("gso=on,gro=on", 64);
-	run_equal_sizes("gso=on,gro=on", 1468);
+	run_equal_sizes("gso=on,gro=on", 1464);
 	run_equal_sizes("gso=on,gro=off", 100);
 	run_equal_sizes("gso=off,gro=on", 100);
 	run_equal_sizes("gso=off,gro=off", 100);
 	/* Above the GSO segment limit messages go one datagram each. */
-	run_equal_sizes("gso=on,gro=on", 1469);
+	run_equal_sizes("gso=on,gro=on", 1465);
 }
 
 static void test_bursts_and_sizes(void **state)
@@ -235,13 +235,13 @@ static void test_bursts_and_sizes(void **state)
 	hpn_ep *c = make(NULL);
 	hpn_peer_t p = connect_pair(s, c, addr, NULL);
 	const uint32_t max = hpn_ep_caps(c)->max_msg_size;
-	static const uint32_t sizes[] = {0, 1, 7, 8, 64, 1000, 1472, 1473, 9000, 32768, 65503};
+	static const uint32_t sizes[] = {0, 1, 7, 8, 64, 1000, 1464, 1465, 9000, 32768, 65499};
 	struct hpn_msg out[11], in[16];
-	static uint8_t bufs[11][65503];
+	static uint8_t bufs[11][65499];
 	unsigned got = 0;
 
 	(void)state;
-	assert_int_equal(max, 65503);
+	assert_int_equal(max, 65499); /* IPv4 datagram limit minus our 8-byte header */
 	for (unsigned i = 0; i < 11; i++) {
 		fill(bufs[i], sizes[i], i);
 		out[i] = (struct hpn_msg){bufs[i], sizes[i], p};
@@ -461,15 +461,16 @@ static void test_silent_peer_and_garbage(void **state)
 	hpn_ep *s = make_server("peer_timeout_ms=300", addr, sizeof(addr));
 	int fd = socket(AF_INET, SOCK_DGRAM, 0);
 	struct sockaddr_in to = {.sin_family = AF_INET};
-	uint8_t hello[12] = {0xA5, 1, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8};
-	static const uint8_t bad[][12] = {
-		{0xA5},                        /* truncated header */
-		{0x00, 1, 1, 0},               /* bad magic */
-		{0xA5, 9, 1, 0},               /* unknown version */
-		{0xA5, 1, 2, 0, 1, 2},         /* truncated HELLO */
-		{0xA5, 1, 1, 0, 'x', 'y'},     /* data from a stranger */
+	uint8_t hello[16] = {0xA5, 1, 2, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
+	static const uint8_t bad[][16] = {
+		{0xA5},                                  /* truncated header */
+		{0x00, 1, 1, 0, 0, 0, 0, 0},             /* bad magic */
+		{0xA5, 9, 1, 0, 0, 0, 0, 0},             /* unknown version */
+		{0xA5, 1, 2, 0, 8, 0, 0, 0, 1, 2},       /* truncated HELLO */
+		{0xA5, 1, 1, 0, 9, 0, 0, 0, 'x', 'y'},   /* length beyond the datagram */
+		{0xA5, 1, 1, 0, 2, 0, 0, 0, 'x', 'y'},   /* data from a stranger */
 	};
-	static const size_t bad_len[] = {1, 4, 4, 6, 6};
+	static const size_t bad_len[] = {1, 8, 8, 10, 10, 10};
 	struct hpn_stats st;
 	struct hpn_event ev;
 	uint64_t t0;
@@ -478,13 +479,13 @@ static void test_silent_peer_and_garbage(void **state)
 	assert_true(fd >= 0);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	to.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	for (unsigned i = 0; i < 5; i++)
+	for (unsigned i = 0; i < 6; i++)
 		assert_true(sendto(fd, bad[i], bad_len[i], 0, (struct sockaddr *)&to, sizeof(to)) > 0);
 	assert_true(sendto(fd, hello, sizeof(hello), 0, (struct sockaddr *)&to, sizeof(to)) > 0);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
 	hpn_ep_stats(s, &st, sizeof(st));
-	assert_int_equal(st.malformed, 4);
-	assert_int_equal(st.drops, 5);
+	assert_int_equal(st.malformed, 5);
+	assert_int_equal(st.drops, 6);
 	assert_int_equal(st.msgs_in, 0);
 	t0 = now_ms();
 	struct hpn_event gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
