@@ -14,7 +14,7 @@ int main(void)
 	char addr[64], buf[16];
 	int r;
 
-	if (hpn_ep_create("plugin=udp,hugepages=off,bufs=64", &a) || hpn_ep_create("plugin=udp,hugepages=off,bufs=64", &b)) {
+	if (hpn_ep_create("plugin=udp,hugepages=off,bufs=128", &a) || hpn_ep_create("plugin=udp,hugepages=off,bufs=128", &b)) {
 		fprintf(stderr, "consumer: %s\n", hpn_last_error());
 		return 1;
 	}
