@@ -232,7 +232,12 @@ static void set_backend_events(struct hpn_ep *ep, struct hpn_prog *p)
 static void prog_sleep(struct hpn_ep *ep, struct hpn_prog *p)
 {
 	struct epoll_event evs[2];
+	int fd = ep->ops.wait_fd(ep->pep); /* lets the backend arm notifications */
 
+	if (fd == -EAGAIN)
+		return; /* work already pending */
+	if (fd >= 0 && fd != p->backend_fd)
+		watch_backend_fd(ep, p);
 	set_backend_events(ep, p);
 	atomic_store_explicit(&p->prog_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);

@@ -81,8 +81,10 @@ struct hpn_plugin_ops {
 	int (*peer_addr)(struct hpn_pep *pep, hpn_peer_t peer, char *buf, size_t len);
 	/** Timers: handshake retries, keepalives, failure detection. */
 	int (*progress)(struct hpn_pep *pep, uint64_t now_ns);
-	/** An fd that polls readable when rx_burst may have work (for blocking
-	 *  and adaptive waits), or -EOPNOTSUPP if the backend can only spin. */
+	/** Called right before the core sleeps: an fd that polls readable when
+	 *  rx_burst or progress may have work (the plugin may arm notifications
+	 *  here), -EAGAIN if work is already pending (do not sleep), or
+	 *  -EOPNOTSUPP if the backend can only spin. */
 	int (*wait_fd)(struct hpn_pep *pep);
 
 	/* Fast path: one indirect call per burst. */

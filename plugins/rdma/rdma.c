@@ -1,0 +1,1009 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * rdma.c - RDMA verbs backend: RC queue pairs over rdma-core, connections
+ * with librdmacm (host:port like every other backend).
+ *
+ * Shape (one endpoint):
+ *   - one device context, PD, send CQ, receive CQ and SRQ, created when the
+ *     first connection tells us the device (rdma_cm resolves it from the
+ *     address); all peers share them, so receive buffers are pooled across
+ *     peers instead of posted per QP;
+ *   - the core's whole buffer pool registered once (one MR): zero-copy
+ *     sends go straight from pool buffers, receives land in pool buffers
+ *     handed to the application without a copy;
+ *   - small messages go inline (IBV_SEND_INLINE) from the caller's memory;
+ *   - sends are signaled every `signal_every` work requests; RC completes
+ *     in order, so one completion releases every buffer before it;
+ *   - receives are replenished in batches from rx_burst;
+ *   - a slow receiver is never overrun: RC answers a missing receive
+ *     buffer with RNR NAKs and the sender's hardware retries (rnr_retry 7
+ *     means forever), so back-pressure reaches the sender as a full send
+ *     queue (-EAGAIN).
+ * Connection events (rdma_cm) become peer events; a dead peer's kernel
+ * tears its connection down, which arrives here as DISCONNECTED.
+ */
+#include <hpn/plugin.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <infiniband/verbs.h>
+#include <netdb.h>
+#include <rdma/rdma_cma.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#define likely(x) __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+#define IDX_BITS 16
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define BURST_MAX 256
+#define QTAB_EMPTY UINT32_MAX
+#define RESOLVE_MS 2000
+
+enum peer_state { P_FREE = 0, P_RESOLVING, P_CONNECTING, P_UP, P_CLOSING };
+
+struct rdma_peer {
+	struct rdma_cm_id *id;
+	struct ibv_qp *qp;
+	hpn_peer_t pid;
+	uint16_t gen;
+	uint8_t state;
+	bool outgoing;
+	/* Send queue: sq_buf[i % tx_depth] is the buffer to release when work
+	 * request i completes (NULL: nothing to release). */
+	void **sq_buf;
+	uint32_t sq_head, sq_tail;
+	uint32_t since_signal;
+};
+
+struct hpn_pep {
+	struct hpn_core *core;
+	struct hpn_caps *caps;
+	struct hpn_pool *pool;
+	struct hpn_stats *st;
+	struct rdma_event_channel *ec;
+	struct rdma_cm_id *listen_id;
+
+	struct ibv_context *ctx;
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *cc;
+	struct ibv_cq *scq, *rcq;
+	struct ibv_srq *srq;
+	struct ibv_mr *mr;
+	void *mem;
+	size_t mem_len;
+	int epfd;
+	bool armed;
+	bool has_wc; /* a completion found while arming, for the next rx_burst */
+	struct ibv_wc wc_saved;
+
+	struct rdma_peer *peers;
+	uint32_t max_peers;
+	uint32_t *qtab; /* qp_num -> peer index, open addressing */
+	uint32_t qmask;
+
+	uint32_t rx_depth, rx_posted, tx_depth, signal_every, inline_req, inline_size;
+	uint32_t recv_len, max_msg;
+	unsigned burst;
+	char dev[64];
+};
+
+static const struct hpn_plugin_param rdma_params[] = {
+	{"dev", "RDMA device that must carry the connections, e.g. rxe0 (default: whichever the address resolves to)"},
+	{"rx_depth", "receive buffers kept posted on the shared receive queue (default 256)"},
+	{"tx_depth", "send work requests in flight per peer (default 128)"},
+	{"signal_every", "request a send completion every N sends (default 16)"},
+	{"inline", "largest message sent inline, capped by the device (default 256)"},
+	{NULL, NULL},
+};
+
+/* ---- peers ------------------------------------------------------------- */
+
+static struct rdma_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
+{
+	uint32_t idx = id & IDX_MASK;
+
+	if (unlikely(idx >= u->max_peers))
+		return NULL;
+	struct rdma_peer *p = &u->peers[idx];
+
+	return p->pid == id && p->state != P_FREE ? p : NULL;
+}
+
+static struct rdma_peer *peer_new(struct hpn_pep *u, struct rdma_cm_id *id, bool outgoing)
+{
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		struct rdma_peer *p = &u->peers[i];
+		void **sq = p->sq_buf;
+		uint16_t gen;
+
+		if (p->state != P_FREE)
+			continue;
+		gen = (uint16_t)(p->gen + 1);
+		memset(p, 0, sizeof(*p));
+		p->sq_buf = sq;
+		p->gen = gen;
+		p->pid = i | ((uint32_t)gen << IDX_BITS);
+		if (p->pid == HPN_PEER_NONE)
+			p->pid = i | (1u << IDX_BITS);
+		p->id = id;
+		p->outgoing = outgoing;
+		p->state = P_RESOLVING;
+		id->context = p;
+		return p;
+	}
+	return NULL;
+}
+
+static void qtab_put(struct hpn_pep *u, uint32_t qpn, uint32_t idx)
+{
+	uint32_t h = (qpn * 2654435761u) & u->qmask;
+
+	while (u->qtab[2 * h] != QTAB_EMPTY)
+		h = (h + 1) & u->qmask;
+	u->qtab[2 * h] = qpn;
+	u->qtab[2 * h + 1] = idx;
+}
+
+static struct rdma_peer *peer_by_qpn(struct hpn_pep *u, uint32_t qpn)
+{
+	for (uint32_t h = (qpn * 2654435761u) & u->qmask;; h = (h + 1) & u->qmask) {
+		if (u->qtab[2 * h] == QTAB_EMPTY)
+			return NULL;
+		if (u->qtab[2 * h] == qpn)
+			return &u->peers[u->qtab[2 * h + 1]];
+	}
+}
+
+/* Removal is rare: rebuild rather than tombstone. */
+static void qtab_rebuild(struct hpn_pep *u)
+{
+	memset(u->qtab, 0xff, 2 * (u->qmask + 1) * sizeof(*u->qtab));
+	for (uint32_t i = 0; i < u->max_peers; i++)
+		if (u->peers[i].state != P_FREE && u->peers[i].qp)
+			qtab_put(u, u->peers[i].qp->qp_num, i);
+}
+
+/* ---- device resources -------------------------------------------------- */
+
+static int memlock_error(struct hpn_pep *u, int err)
+{
+	struct rlimit rl;
+	char lim[32] = "unknown";
+
+	if (!getrlimit(RLIMIT_MEMLOCK, &rl)) {
+		if (rl.rlim_cur == RLIM_INFINITY)
+			snprintf(lim, sizeof(lim), "unlimited");
+		else
+			snprintf(lim, sizeof(lim), "%llu KiB", (unsigned long long)rl.rlim_cur / 1024);
+	}
+	return hpn_set_error(err, "rdma: cannot register the %zu MiB buffer pool (%s); RLIMIT_MEMLOCK is %s: "
+			     "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity, or memlock in limits.conf)",
+			     u->mem_len >> 20, strerror(-err), lim);
+}
+
+static int post_recvs(struct hpn_pep *u, uint32_t want)
+{
+	struct ibv_recv_wr wr[64], *bad;
+	struct ibv_sge sge[64];
+	void *bufs[64];
+
+	while (want) {
+		unsigned n = want < 64 ? want : 64;
+
+		if (hpn_pool_get_bulk(u->pool, bufs, n) != n) {
+			for (n = 0; n < (want < 64 ? want : 64) && hpn_pool_get_bulk(u->pool, &bufs[n], 1); n++)
+				;
+			if (!n)
+				return -ENOBUFS; /* the application holds the pool: retry later */
+		}
+		for (unsigned i = 0; i < n; i++) {
+			sge[i] = (struct ibv_sge){(uintptr_t)bufs[i], u->recv_len, u->mr->lkey};
+			wr[i] = (struct ibv_recv_wr){.wr_id = (uintptr_t)bufs[i], .next = i + 1 < n ? &wr[i + 1] : NULL,
+						     .sg_list = &sge[i], .num_sge = 1};
+		}
+		int ret = ibv_post_srq_recv(u->srq, wr, &bad);
+
+		if (ret) {
+			/* Return what the device did not take. */
+			for (struct ibv_recv_wr *w = bad; w; w = w->next) {
+				void *b = (void *)(uintptr_t)w->wr_id;
+
+				hpn_pool_put_bulk(u->pool, &b, 1);
+				n--;
+			}
+			u->rx_posted += n;
+			return -ret;
+		}
+		u->rx_posted += n;
+		want -= n;
+	}
+	return 0;
+}
+
+/* The first connection tells us the device: create everything shared. */
+static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
+{
+	struct ibv_device_attr da;
+	struct ibv_srq_init_attr sa = {0};
+	struct epoll_event ev = {.events = EPOLLIN};
+	const char *name = ibv_get_device_name(ctx->device);
+	int cqe, ret;
+
+	if (u->ctx) {
+		if (ctx != u->ctx && strcmp(name, ibv_get_device_name(u->ctx->device)))
+			return hpn_set_error(-EXDEV, "rdma: one endpoint uses one device: %s is not %s", name,
+					     ibv_get_device_name(u->ctx->device));
+		return 0;
+	}
+	if (u->dev[0] && strcmp(name, u->dev))
+		return hpn_set_error(-EXDEV, "rdma: the address resolves to device %s, not dev=%s", name, u->dev);
+	if (ibv_query_device(ctx, &da))
+		return hpn_set_error(-errno, "rdma: cannot query %s: %s", name, strerror(errno));
+	if (u->rx_depth > (uint32_t)da.max_srq_wr)
+		u->rx_depth = (uint32_t)da.max_srq_wr;
+	if (u->tx_depth > (uint32_t)da.max_qp_wr)
+		u->tx_depth = (uint32_t)da.max_qp_wr;
+	u->ctx = ctx;
+	u->pd = ibv_alloc_pd(ctx);
+	u->cc = ibv_create_comp_channel(ctx);
+	if (!u->pd || !u->cc)
+		return hpn_set_error(-ENOMEM, "rdma: cannot allocate a protection domain on %s", name);
+	fcntl(u->cc->fd, F_SETFL, fcntl(u->cc->fd, F_GETFL) | O_NONBLOCK);
+	cqe = (int)((u->tx_depth / u->signal_every + 2) * u->max_peers);
+	if (cqe > da.max_cqe)
+		cqe = da.max_cqe;
+	u->scq = ibv_create_cq(ctx, cqe, NULL, NULL, 0);
+	u->rcq = ibv_create_cq(ctx, (int)u->rx_depth + 64 > da.max_cqe ? da.max_cqe : (int)u->rx_depth + 64,
+			       NULL, u->cc, 0);
+	sa.attr.max_wr = u->rx_depth;
+	sa.attr.max_sge = 1;
+	u->srq = ibv_create_srq(u->pd, &sa);
+	if (!u->scq || !u->rcq || !u->srq)
+		return hpn_set_error(-ENOMEM, "rdma: cannot create completion/receive queues on %s", name);
+	u->mr = ibv_reg_mr(u->pd, u->mem, u->mem_len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!u->mr)
+		return memlock_error(u, -errno);
+	ev.data.fd = u->cc->fd;
+	epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->cc->fd, &ev);
+	ret = post_recvs(u, u->rx_depth);
+	if (ret)
+		return hpn_set_error(ret, "rdma: cannot post %u receive buffers (%s): raise bufs or lower rx_depth",
+				     u->rx_depth, strerror(-ret));
+	hpn_log(HPN_LOG_INFO, "rdma: using %s: %u receives posted, %u sends in flight per peer", name,
+		u->rx_depth, u->tx_depth);
+	return 0;
+}
+
+static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
+{
+	struct ibv_qp_init_attr qa = {
+		.send_cq = u->scq,
+		.recv_cq = u->rcq,
+		.srq = u->srq,
+		.cap = {.max_send_wr = u->tx_depth, .max_send_sge = 1, .max_inline_data = u->inline_req},
+		.qp_type = IBV_QPT_RC,
+	};
+	int ret = ensure_dev(u, p->id->verbs);
+
+	if (ret)
+		return ret;
+	if (rdma_create_qp(p->id, u->pd, &qa)) {
+		/* Some devices refuse the inline size we asked for: retry lower. */
+		qa.cap.max_inline_data = 0;
+		if (rdma_create_qp(p->id, u->pd, &qa))
+			return hpn_set_error(-errno, "rdma: cannot create a queue pair: %s", strerror(errno));
+	}
+	p->qp = p->id->qp;
+	if (!p->sq_buf)
+		p->sq_buf = calloc(u->tx_depth, sizeof(*p->sq_buf));
+	if (!p->sq_buf)
+		return hpn_set_error(-ENOMEM, "rdma: out of memory");
+	/* Devices report what they really give. */
+	u->inline_size = qa.cap.max_inline_data;
+	u->caps->inline_size = u->inline_size;
+	qtab_put(u, p->qp->qp_num, (uint32_t)(p - u->peers));
+	return 0;
+}
+
+static struct rdma_conn_param conn_param(void)
+{
+	return (struct rdma_conn_param){
+		.retry_count = 7,
+		.rnr_retry_count = 7, /* a full receiver delays us; it never drops */
+	};
+}
+
+/* ---- send completions ------------------------------------------------- */
+
+static void peer_release_sq(struct hpn_pep *u, struct rdma_peer *p, uint32_t upto)
+{
+	while (p->sq_tail != upto) {
+		void **slot = &p->sq_buf[p->sq_tail % u->tx_depth];
+
+		if (*slot) {
+			hpn_pool_put_bulk(u->pool, slot, 1);
+			*slot = NULL;
+		}
+		p->sq_tail++;
+	}
+}
+
+static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status);
+
+static void reap_sends(struct hpn_pep *u)
+{
+	struct ibv_wc wc[32];
+	int n;
+
+	if (!u->scq)
+		return;
+	while ((n = ibv_poll_cq(u->scq, 32, wc)) > 0) {
+		for (int i = 0; i < n; i++) {
+			struct rdma_peer *p = peer_by_qpn(u, wc[i].qp_num);
+
+			if (!p)
+				continue; /* a peer already torn down */
+			if (wc[i].status == IBV_WC_SUCCESS) {
+				peer_release_sq(u, p, (uint32_t)wc[i].wr_id + 1);
+				continue;
+			}
+			if (wc[i].status != IBV_WC_WR_FLUSH_ERR) {
+				HPN_STAT_ADD(u->st->errors, 1);
+				hpn_log(HPN_LOG_INFO, "rdma: send to peer %u failed: %s", p->pid,
+					ibv_wc_status_str(wc[i].status));
+				if (p->state == P_UP)
+					peer_gone(u, p, wc[i].status == IBV_WC_RETRY_EXC_ERR ? -ETIMEDOUT : -ECONNRESET);
+			}
+		}
+	}
+}
+
+/* ---- connection management -------------------------------------------- */
+
+static void teardown(struct hpn_pep *u, struct rdma_peer *p)
+{
+	if (p->qp) {
+		rdma_destroy_qp(p->id);
+		p->qp = NULL;
+	}
+	/* Nothing of this queue pair completes any more: free what it held. */
+	peer_release_sq(u, p, p->sq_head);
+	if (p->id) {
+		if (p->id != u->listen_id)
+			rdma_destroy_id(p->id);
+		p->id = NULL;
+	}
+	p->state = P_FREE;
+	qtab_rebuild(u);
+}
+
+static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status)
+{
+	hpn_peer_t pid = p->pid;
+	bool announce = p->state == P_UP || p->outgoing;
+
+	if (p->state == P_UP)
+		rdma_disconnect(p->id);
+	teardown(u, p);
+	if (announce)
+		hpn_core_event(u->core, HPN_EV_PEER_GONE, pid, status);
+}
+
+static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id)
+{
+	struct rdma_conn_param cp = conn_param();
+	struct rdma_peer *p = peer_new(u, id, false);
+
+	if (!p || create_qp(u, p) || rdma_accept(id, &cp)) {
+		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
+			p ? hpn_last_error() : "all peer slots in use (raise max_peers)");
+		HPN_STAT_ADD(u->st->drops, 1);
+		rdma_reject(id, NULL, 0);
+		if (p) {
+			if (p->qp)
+				rdma_destroy_qp(id);
+			p->qp = NULL;
+			p->id = NULL;
+			p->state = P_FREE;
+			qtab_rebuild(u);
+		}
+		rdma_destroy_id(id);
+		return;
+	}
+	p->state = P_CONNECTING;
+}
+
+static int cm_status(enum rdma_cm_event_type t, int status)
+{
+	switch (t) {
+	case RDMA_CM_EVENT_REJECTED: return -ECONNREFUSED;
+	case RDMA_CM_EVENT_ADDR_ERROR:
+	case RDMA_CM_EVENT_ROUTE_ERROR: return -EHOSTUNREACH;
+	case RDMA_CM_EVENT_UNREACHABLE: return -ETIMEDOUT;
+	case RDMA_CM_EVENT_DEVICE_REMOVAL: return -ENODEV;
+	default: return status < 0 ? status : -ECONNRESET;
+	}
+}
+
+static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status)
+{
+	struct rdma_peer *p = id->context;
+	struct rdma_conn_param cp = conn_param();
+
+	if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
+		on_connect_request(u, id);
+		return;
+	}
+	if (!p || p->state == P_FREE)
+		return;
+	switch (t) {
+	case RDMA_CM_EVENT_ADDR_RESOLVED:
+		if (rdma_resolve_route(id, RESOLVE_MS))
+			peer_gone(u, p, -errno);
+		break;
+	case RDMA_CM_EVENT_ROUTE_RESOLVED:
+		if (create_qp(u, p)) {
+			hpn_log(HPN_LOG_ERROR, "%s", hpn_last_error());
+			peer_gone(u, p, -EPROTO);
+		} else if (rdma_connect(id, &cp)) {
+			peer_gone(u, p, -errno);
+		} else {
+			p->state = P_CONNECTING;
+		}
+		break;
+	case RDMA_CM_EVENT_ESTABLISHED:
+		p->state = P_UP;
+		hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
+		break;
+	case RDMA_CM_EVENT_DISCONNECTED:
+		reap_sends(u); /* release what completed before the goodbye */
+		if (p->state != P_FREE)
+			peer_gone(u, p, 0);
+		break;
+	case RDMA_CM_EVENT_TIMEWAIT_EXIT:
+		break;
+	default:
+		peer_gone(u, p, cm_status(t, status));
+		break;
+	}
+}
+
+static void poll_cm(struct hpn_pep *u)
+{
+	struct rdma_cm_event *e;
+
+	while (rdma_get_cm_event(u->ec, &e) == 0) {
+		struct rdma_cm_id *id = e->id;
+		enum rdma_cm_event_type t = e->event;
+		int status = e->status;
+
+		/* Ack first: destroying an id waits for its events' acks. */
+		rdma_ack_cm_event(e);
+		handle_cm(u, id, t, status);
+	}
+}
+
+/* ---- control ----------------------------------------------------------- */
+
+static int no_device(char *why, size_t len)
+{
+	DIR *d = opendir("/sys/class/infiniband");
+	bool any = false;
+	struct dirent *de;
+
+	while (d && (de = readdir(d)))
+		any |= de->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	if (any)
+		snprintf(why, len, "the kernel has RDMA devices but no user-space provider matches them: "
+				   "install ibverbs-providers (rdma-core)");
+	else
+		snprintf(why, len, "no RDMA device: load a driver, or soft-RoCE with "
+				   "'modprobe rdma_rxe; rdma link add rxe0 type rxe netdev <if>' (tools/hpn-rxe)");
+	return -ENODEV;
+}
+
+static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
+{
+	int n = 0;
+	struct ibv_device **list = ibv_get_device_list(&n);
+
+	caps->max_msg_size = 1u << 30;
+	caps->inline_size = 256;
+	caps->flags = HPN_CAP_ZERO_COPY | HPN_CAP_RELIABLE | HPN_CAP_ORDERED | HPN_CAP_KERNEL_BYPASS |
+		      HPN_CAP_NEEDS_PRIV;
+	caps->headroom = 0;
+	caps->preference = 100;
+	if (list)
+		ibv_free_device_list(list);
+	if (n <= 0)
+		return no_device(why, why_len);
+	return 0;
+}
+
+static void rdma_close_(struct hpn_pep *u)
+{
+	if (!u)
+		return;
+	for (uint32_t i = 0; u->peers && i < u->max_peers; i++) {
+		struct rdma_peer *p = &u->peers[i];
+
+		if (p->state == P_UP)
+			rdma_disconnect(p->id);
+		if (p->state != P_FREE)
+			teardown(u, p);
+		free(p->sq_buf);
+	}
+	if (u->listen_id)
+		rdma_destroy_id(u->listen_id);
+	if (u->srq) {
+		/* Posted receive buffers go back to the pool with the SRQ. */
+		ibv_destroy_srq(u->srq);
+	}
+	if (u->scq)
+		ibv_destroy_cq(u->scq);
+	if (u->rcq)
+		ibv_destroy_cq(u->rcq);
+	if (u->mr)
+		ibv_dereg_mr(u->mr);
+	if (u->cc)
+		ibv_destroy_comp_channel(u->cc);
+	if (u->pd)
+		ibv_dealloc_pd(u->pd);
+	if (u->ec)
+		rdma_destroy_event_channel(u->ec);
+	if (u->epfd >= 0)
+		close(u->epfd);
+	free(u->peers);
+	free(u->qtab);
+	free(u);
+}
+
+static int check_dev_name(const char *dev)
+{
+	int n = 0;
+	struct ibv_device **list = ibv_get_device_list(&n);
+	char have[256] = "";
+	bool found = false;
+
+	for (int i = 0; list && i < n; i++) {
+		const char *name = ibv_get_device_name(list[i]);
+
+		found |= !strcmp(name, dev);
+		snprintf(have + strlen(have), sizeof(have) - strlen(have), "%s%s", i ? ", " : "", name);
+	}
+	if (list)
+		ibv_free_device_list(list);
+	if (!found)
+		return hpn_set_error(-ENODEV, "rdma: no device '%s' (have: %s)", dev, n > 0 ? have : "none");
+	return 0;
+}
+
+static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
+{
+	struct hpn_pep *u = calloc(1, sizeof(*u));
+	uint64_t v, bufs, bufsz, burst, peers;
+	char why[256];
+	int ret = 0;
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (!u)
+		return hpn_set_error(-ENOMEM, "rdma: out of memory");
+	u->epfd = -1;
+	u->core = core;
+	u->caps = caps;
+	u->st = hpn_core_stats(core);
+	ret = rdma_probe_(caps, why, sizeof(why));
+	if (ret) {
+		hpn_set_error(ret, "rdma: %s", why);
+		goto fail;
+	}
+	ret = ret ?: hpn_core_cfg_u64(core, "bufs", 1024, 16, 1u << 22, &bufs);
+	ret = ret ?: hpn_core_cfg_u64(core, "buf_size", 65536, 64, 1u << 30, &bufsz);
+	ret = ret ?: hpn_core_cfg_u64(core, "burst", 32, 1, BURST_MAX, &burst);
+	ret = ret ?: hpn_core_cfg_u64(core, "max_peers", 256, 1, IDX_MASK, &peers);
+	ret = ret ?: hpn_core_cfg_u64(core, "rx_depth", 256, 16, 1u << 16, &v);
+	u->rx_depth = (uint32_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "tx_depth", 128, 8, 1u << 15, &v);
+	u->tx_depth = (uint32_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "signal_every", 16, 1, 1024, &v);
+	u->signal_every = (uint32_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "inline", 256, 0, 4096, &v);
+	u->inline_req = (uint32_t)v;
+	if (ret)
+		goto fail;
+	if (u->rx_depth > bufs / 2) {
+		ret = hpn_set_error(-EINVAL, "config: rx_depth=%u needs bufs >= %u (receives may hold at most half the pool)",
+				    u->rx_depth, 2 * u->rx_depth);
+		goto fail;
+	}
+	if (u->signal_every > u->tx_depth / 2)
+		u->signal_every = u->tx_depth / 2;
+	const char *dev = hpn_core_cfg(core, "dev");
+
+	if (dev && *dev) {
+		ret = check_dev_name(dev);
+		if (ret)
+			goto fail;
+		snprintf(u->dev, sizeof(u->dev), "%s", dev);
+	}
+	u->burst = (unsigned)burst;
+	u->max_peers = (uint32_t)peers;
+	u->recv_len = bufsz > (1u << 30) ? 1u << 30 : (uint32_t)bufsz;
+	u->max_msg = u->recv_len;
+	u->qmask = 1;
+	while (u->qmask + 1 < 2 * u->max_peers)
+		u->qmask = (u->qmask << 1) | 1;
+	u->peers = calloc(u->max_peers, sizeof(*u->peers));
+	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
+	u->ec = rdma_create_event_channel();
+	u->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (!u->peers || !u->qtab || !u->ec || u->epfd < 0) {
+		ret = hpn_set_error(-ENOMEM, "rdma: cannot create the connection manager channel: %s",
+				    strerror(errno));
+		goto fail;
+	}
+	qtab_rebuild(u);
+	fcntl(u->ec->fd, F_SETFL, fcntl(u->ec->fd, F_GETFL) | O_NONBLOCK);
+	ev.data.fd = u->ec->fd;
+	epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->ec->fd, &ev);
+	caps->max_msg_size = u->max_msg;
+	caps->inline_size = u->inline_req;
+	*out = u;
+	return 0;
+fail:
+	rdma_close_(u);
+	return ret;
+}
+
+static int rdma_mem_register_(struct hpn_pep *u, void *addr, size_t len)
+{
+	/* The device is known only once a connection resolves: register then. */
+	u->mem = addr;
+	u->mem_len = len;
+	u->pool = hpn_core_pool(u->core);
+	return 0;
+}
+
+static int resolve(const char *spec, bool passive, struct sockaddr_storage *out)
+{
+	char host[256], *port;
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
+	const char *h;
+	int err;
+
+	if (strlen(spec) >= sizeof(host))
+		return hpn_set_error(-EINVAL, "rdma: address '%s' too long", spec);
+	strcpy(host, spec);
+	port = strrchr(host, ':');
+	if (!port || !port[1])
+		return hpn_set_error(-EINVAL, "rdma: address '%s' needs host:port", spec);
+	*port++ = '\0';
+	h = host;
+	if (h[0] == '[') {
+		host[strlen(host) - 1] = '\0';
+		h++;
+	}
+	if (!*h || !strcmp(h, "*"))
+		h = NULL;
+	if (passive)
+		hints.ai_flags |= AI_PASSIVE;
+	hints.ai_family = h ? AF_UNSPEC : AF_INET;
+	err = getaddrinfo(h, port, &hints, &res);
+	if (err)
+		return hpn_set_error(-EHOSTUNREACH, "rdma: cannot resolve '%s': %s", spec, gai_strerror(err));
+	memcpy(out, res->ai_addr, res->ai_addrlen);
+	freeaddrinfo(res);
+	return 0;
+}
+
+static int rdma_listen_(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_storage a;
+	int ret = resolve(spec, true, &a);
+
+	if (ret)
+		return ret;
+	if (u->listen_id)
+		return hpn_set_error(-EISCONN, "rdma: already listening");
+	if (rdma_create_id(u->ec, &u->listen_id, NULL, RDMA_PS_TCP))
+		return hpn_set_error(-errno, "rdma: rdma_create_id: %s", strerror(errno));
+	if (rdma_bind_addr(u->listen_id, (struct sockaddr *)&a)) {
+		ret = -errno;
+		rdma_destroy_id(u->listen_id);
+		u->listen_id = NULL;
+		return hpn_set_error(ret, "rdma: cannot bind %s: %s (is there an RDMA device with that address?)",
+				     spec, strerror(-ret));
+	}
+	if (rdma_listen(u->listen_id, 64)) {
+		ret = -errno;
+		rdma_destroy_id(u->listen_id);
+		u->listen_id = NULL;
+		return hpn_set_error(ret, "rdma: cannot listen on %s: %s", spec, strerror(-ret));
+	}
+	if (u->listen_id->verbs && (ret = ensure_dev(u, u->listen_id->verbs)))
+		return ret;
+	return 0;
+}
+
+static int format_addr(struct sockaddr *sa, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+	uint16_t port;
+	int n;
+
+	if (sa->sa_family == AF_INET) {
+		struct sockaddr_in *s = (struct sockaddr_in *)sa;
+
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+		n = snprintf(buf, len, "%s:%u", host, port);
+	} else {
+		struct sockaddr_in6 *s = (struct sockaddr_in6 *)sa;
+
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+		n = snprintf(buf, len, "[%s]:%u", host, port);
+	}
+	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+}
+
+static int rdma_local_addr_(struct hpn_pep *u, char *buf, size_t len)
+{
+	if (!u->listen_id)
+		return -ENOTCONN;
+	return format_addr(rdma_get_local_addr(u->listen_id), buf, len);
+}
+
+static int rdma_peer_addr_(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
+{
+	struct rdma_peer *p = peer_by_id(u, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "rdma: no peer %u", id);
+	return format_addr(rdma_get_peer_addr(p->id), buf, len);
+}
+
+static int rdma_connect_(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
+{
+	struct sockaddr_storage a;
+	struct rdma_cm_id *id;
+	struct rdma_peer *p;
+	int ret = resolve(spec, false, &a);
+
+	if (ret)
+		return ret;
+	if (rdma_create_id(u->ec, &id, NULL, RDMA_PS_TCP))
+		return hpn_set_error(-errno, "rdma: rdma_create_id: %s", strerror(errno));
+	p = peer_new(u, id, true);
+	if (!p) {
+		rdma_destroy_id(id);
+		return hpn_set_error(-ENOSPC, "rdma: all %u peer slots in use (raise max_peers)", u->max_peers);
+	}
+	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&a, RESOLVE_MS)) {
+		ret = -errno;
+		p->state = P_FREE;
+		p->id = NULL;
+		rdma_destroy_id(id);
+		return hpn_set_error(ret, "rdma: cannot resolve %s to an RDMA device: %s", spec, strerror(-ret));
+	}
+	*peer = p->pid;
+	return 0;
+}
+
+static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
+{
+	struct rdma_peer *p = peer_by_id(u, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "rdma: no peer %u", id);
+	if (p->state == P_UP)
+		rdma_disconnect(p->id);
+	reap_sends(u);
+	teardown(u, p);
+	return 0;
+}
+
+static int rdma_progress_(struct hpn_pep *u, uint64_t now)
+{
+	(void)now;
+	poll_cm(u);
+	reap_sends(u);
+	if (u->srq && u->rx_posted < u->rx_depth)
+		post_recvs(u, u->rx_depth - u->rx_posted);
+	return 0;
+}
+
+/* One fd for the core to sleep on: completions and connection events.
+ * Arm, then look once more: a completion that slipped in before the arm
+ * would raise no event, so report it (-EAGAIN: do not sleep). */
+static int rdma_wait_fd_(struct hpn_pep *u)
+{
+	if (u->rcq && !u->armed && !u->has_wc) {
+		ibv_req_notify_cq(u->rcq, 0);
+		u->armed = true;
+		if (ibv_poll_cq(u->rcq, 1, &u->wc_saved) == 1) {
+			u->has_wc = true;
+			return -EAGAIN;
+		}
+	}
+	return u->has_wc ? -EAGAIN : u->epfd;
+}
+
+/* ---- data path --------------------------------------------------------- */
+
+static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	struct ibv_wc wc[BURST_MAX];
+	unsigned k = 0;
+	int r;
+
+	if (unlikely(!u->rcq)) {
+		poll_cm(u); /* nothing connected yet: connection events are all there is */
+		return 0;
+	}
+	if (unlikely(u->armed)) {
+		struct ibv_cq *cq;
+		void *ctx;
+
+		/* We slept on the channel: consume its event so the fd quiets. */
+		if (ibv_get_cq_event(u->cc, &cq, &ctx) == 0)
+			ibv_ack_cq_events(cq, 1);
+		u->armed = false;
+	}
+	if (n > u->burst)
+		n = u->burst;
+	if (unlikely(u->has_wc)) {
+		wc[0] = u->wc_saved;
+		u->has_wc = false;
+		r = ibv_poll_cq(u->rcq, (int)n - 1, wc + 1);
+		r = r < 0 ? 1 : r + 1;
+	} else {
+		r = ibv_poll_cq(u->rcq, (int)n, wc);
+	}
+	if (unlikely(r < 0)) {
+		HPN_STAT_ADD(u->st->errors, 1);
+		return -EIO;
+	}
+	for (int i = 0; i < r; i++) {
+		void *buf = (void *)(uintptr_t)wc[i].wr_id;
+		struct rdma_peer *p;
+
+		u->rx_posted--;
+		if (unlikely(wc[i].status != IBV_WC_SUCCESS)) {
+			if (wc[i].status != IBV_WC_WR_FLUSH_ERR)
+				HPN_STAT_ADD(u->st->errors, 1);
+			hpn_pool_put_bulk(u->pool, &buf, 1);
+			continue;
+		}
+		p = peer_by_qpn(u, wc[i].qp_num);
+		if (unlikely(!p)) {
+			HPN_STAT_ADD(u->st->drops, 1);
+			hpn_pool_put_bulk(u->pool, &buf, 1);
+			continue;
+		}
+		msgs[k++] = (struct hpn_msg){buf, wc[i].byte_len, p->pid};
+	}
+	/* Replenish in batches: one doorbell for many buffers. */
+	if (u->rx_depth - u->rx_posted >= 16 || (r == 0 && u->rx_posted < u->rx_depth))
+		post_recvs(u, u->rx_depth - u->rx_posted);
+	if (unlikely(r == 0))
+		poll_cm(u); /* idle: a cheap moment to look at connection events */
+	return (int)k;
+}
+
+static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	struct ibv_send_wr wr[BURST_MAX], *bad;
+	struct ibv_sge sge[BURST_MAX];
+	void *release[BURST_MAX];
+	unsigned k, nrel = 0, chain_start = 0;
+	struct rdma_peer *chain_peer = NULL;
+	int err = 0;
+
+	if (n > u->burst)
+		n = u->burst;
+	reap_sends(u);
+	for (k = 0; k < n; k++) {
+		const struct hpn_msg *m = &msgs[k];
+		struct rdma_peer *p = peer_by_id(u, m->peer);
+		void *hold = NULL;
+
+		if (unlikely(!p || p->state != P_UP)) {
+			err = -ENOTCONN;
+			break;
+		}
+		if (unlikely(m->len > u->max_msg)) {
+			err = -EMSGSIZE;
+			break;
+		}
+		if (unlikely(p->sq_head - p->sq_tail >= u->tx_depth - 1)) {
+			err = -EAGAIN; /* the peer is slow: its queue is full */
+			break;
+		}
+		wr[k] = (struct ibv_send_wr){.opcode = IBV_WR_SEND, .sg_list = &sge[k], .num_sge = 1};
+		if (m->len <= u->inline_size) {
+			/* Copied at post time: caller memory is fine, and an
+			 * owned buffer is free again right after the post. */
+			sge[k] = (struct ibv_sge){(uintptr_t)m->data, m->len, 0};
+			wr[k].send_flags = IBV_SEND_INLINE;
+			if (flags & HPN_TX_OWNED)
+				release[nrel++] = m->data;
+		} else if (flags & HPN_TX_OWNED) {
+			sge[k] = (struct ibv_sge){(uintptr_t)m->data, m->len, u->mr->lkey};
+			hold = m->data;
+		} else {
+			/* Caller memory is not registered: copy into a pool buffer
+			 * that lives until the send completes. */
+			if (!hpn_pool_get_bulk(u->pool, &hold, 1)) {
+				err = -EAGAIN;
+				break;
+			}
+			memcpy(hold, m->data, m->len);
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
+		}
+		p->sq_buf[p->sq_head % u->tx_depth] = hold;
+		/* Signal periodically, and when the queue nears full, so that
+		 * completions keep freeing slots and buffers. */
+		if (++p->since_signal >= u->signal_every || p->sq_head - p->sq_tail >= u->tx_depth - 2) {
+			wr[k].send_flags |= IBV_SEND_SIGNALED;
+			p->since_signal = 0;
+		}
+		wr[k].wr_id = p->sq_head++;
+		/* Chain consecutive messages to one peer: one doorbell. */
+		if (chain_peer != p) {
+			if (chain_peer && ibv_post_send(chain_peer->qp, &wr[chain_start], &bad))
+				goto post_failed;
+			chain_peer = p;
+			chain_start = k;
+		} else {
+			wr[k - 1].next = &wr[k];
+		}
+	}
+	if (chain_peer && ibv_post_send(chain_peer->qp, &wr[chain_start], &bad))
+		goto post_failed;
+	if (nrel)
+		hpn_pool_put_bulk(u->pool, release, nrel);
+	return k ? (int)k : err;
+post_failed:
+	/* Should not happen (queue depth is tracked): count, let the peer's
+	 * error surface through completions, and report what got through. */
+	HPN_STAT_ADD(u->st->errors, 1);
+	if (nrel)
+		hpn_pool_put_bulk(u->pool, release, nrel);
+	return chain_start ? (int)chain_start : -EIO;
+}
+
+static const struct hpn_plugin_ops rdma_ops = {
+	.abi_version = HPN_PLUGIN_ABI,
+	.size = sizeof(struct hpn_plugin_ops),
+	.name = "rdma",
+	.description = "RDMA verbs (RoCE/InfiniBand): RC queue pairs, SRQ, inline sends, rdma_cm",
+	.params = rdma_params,
+	.probe = rdma_probe_,
+	.open = rdma_open_,
+	.close = rdma_close_,
+	.mem_register = rdma_mem_register_,
+	.listen = rdma_listen_,
+	.local_addr = rdma_local_addr_,
+	.connect = rdma_connect_,
+	.disconnect = rdma_disconnect_,
+	.peer_addr = rdma_peer_addr_,
+	.progress = rdma_progress_,
+	.wait_fd = rdma_wait_fd_,
+	.tx_burst = rdma_tx_burst_,
+	.rx_burst = rdma_rx_burst_,
+};
+
+HPN_PLUGIN_DEFINE(rdma_ops)
