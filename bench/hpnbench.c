@@ -124,7 +124,9 @@ static void usage(FILE *f)
 		"usage: hpnbench [options]\n"
 		"  --plugin NAME        backend: udp, rdma, af_xdp, dpdk, auto (default udp)\n"
 		"  --server             run the server side (echo / sink) until interrupted\n"
-		"  --bind ADDR:PORT     server address (default 0.0.0.0:%d)\n"
+		"  --bind ADDR:PORT     server address (default 0.0.0.0:%d); without --peer, the\n"
+		"                       loopback server's address (default 127.0.0.1:0; rdma\n"
+		"                       needs an address of an RDMA device, e.g. 10.9.0.1:0)\n"
 		"  --peer HOST[:PORT]   run the client against a server; without --peer and\n"
 		"                       --server both ends run in this process over loopback\n"
 		"  --mode pingpong|stream   latency or throughput (default pingpong); a --server\n"
@@ -819,8 +821,10 @@ int main(int argc, char **argv)
 		ls.cpu = o.cpu >= 0 ? (o.cpu + 1) % ncpus() : -1;
 		ls.s.ep = make_ep(&o, ls.cpu);
 		ls.s.stop = &ls.stop;
-		if (hpn_listen(ls.s.ep, "127.0.0.1:0") || hpn_ep_local_addr(ls.s.ep, addr, sizeof(addr)))
-			die(1, "cannot listen on loopback: %s", hpn_last_error());
+		const char *at = o.bind ? o.bind : "127.0.0.1:0";
+
+		if (hpn_listen(ls.s.ep, at) || hpn_ep_local_addr(ls.s.ep, addr, sizeof(addr)))
+			die(1, "cannot listen on %s: %s", at, hpn_last_error());
 		snprintf(peer, sizeof(peer), "%s", addr);
 		if (pthread_create(&ls.thread, NULL, loop_server_main, &ls))
 			die(1, "cannot start the server thread");
