@@ -8,6 +8,11 @@ set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc g++ libc6-dev libcmocka-dev libnuma-dev)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
+# Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel
+# (downloaded by 'hpn-rxe prepare'), the host's rdma-core and test tools run
+# inside it, and the headers for building the rdma plugin.
+PKGS+=(qemu-system-x86 busybox-static cpio xz-utils rdma-core ibverbs-providers ibverbs-utils
+	rdmacm-utils perftest libibverbs-dev librdmacm-dev)
 
 missing=()
 for p in "${PKGS[@]}"; do

@@ -1,0 +1,390 @@
+/*
+ * rdma backend end to end, through the public API only. Needs an RDMA
+ * device: the meson test runs it inside the soft-RoCE guest
+ * (tools/hpn-rxe); without a device it skips (exit 77) and says why.
+ *
+ * HPN_TEST_RDMA_ADDR is the local RDMA address to listen on (default
+ * 10.9.0.1, the guest's rxe0 address).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CFG "plugin=rdma,hugepages=auto,bufs=512,buf_size=1m,rx_depth=128"
+#define MIB (1u << 20)
+
+static char listen_addr[64];
+static int next_port = 19000;
+
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static hpn_ep *make(const char *extra)
+{
+	char cfg[512];
+	hpn_ep *ep = NULL;
+	int ret;
+
+	snprintf(cfg, sizeof(cfg), "%s%s%s", CFG, extra ? "," : "", extra ? extra : "");
+	ret = hpn_ep_create(cfg, &ep);
+	if (ret)
+		fprintf(stderr, "hpn_ep_create(%s): %s\n", cfg, hpn_last_error());
+	assert_int_equal(ret, 0);
+	return ep;
+}
+
+static hpn_ep *make_server(char *addr, size_t len)
+{
+	hpn_ep *ep = make(NULL);
+
+	snprintf(addr, len, "%s:%d", listen_addr, next_port++);
+	if (hpn_listen(ep, addr))
+		fail_msg("listen %s: %s", addr, hpn_last_error());
+	return ep;
+}
+
+static struct hpn_event wait_event(hpn_ep *ep, enum hpn_event_type type, hpn_ep **others, int nothers,
+				   int timeout_ms)
+{
+	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
+	struct hpn_event ev = {0};
+
+	while (now_ms() < deadline) {
+		struct hpn_event tmp;
+
+		for (int i = 0; i < nothers; i++)
+			hpn_poll(others[i], &tmp, 0);
+		if (hpn_poll(ep, &ev, 1) == 1) {
+			if (ev.type == type)
+				return ev;
+			fprintf(stderr, "(event %d peer %u status %d while waiting for %d)\n", ev.type, ev.peer,
+				ev.status, type);
+			continue;
+		}
+		usleep(200);
+	}
+	fail_msg("no event %d within %d ms", type, timeout_ms);
+	return ev;
+}
+
+static hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hpn_peer_t *srv_side)
+{
+	hpn_peer_t peer;
+	struct hpn_event ev;
+	int ret = hpn_connect(c, addr, 0, &peer);
+
+	if (ret != -EINPROGRESS)
+		fail_msg("connect %s: %d %s", addr, ret, hpn_last_error());
+	ev = wait_event(s, HPN_EV_PEER_NEW, &c, 1, 10000);
+	if (srv_side)
+		*srv_side = ev.peer;
+	ev = wait_event(c, HPN_EV_CONNECTED, &s, 1, 10000);
+	assert_int_equal(ev.peer, peer);
+	return peer;
+}
+
+static void fill(uint8_t *p, uint32_t len, uint64_t seq)
+{
+	for (uint32_t i = 0; i < len; i++)
+		p[i] = (uint8_t)(seq * 31 + i * 7);
+	if (len >= 8)
+		memcpy(p, &seq, 8);
+}
+
+static uint64_t check(const uint8_t *p, uint32_t len)
+{
+	uint64_t seq = 0;
+
+	if (len >= 8)
+		memcpy(&seq, p, 8);
+	for (uint32_t i = 8; i < len; i++)
+		if (p[i] != (uint8_t)(seq * 31 + i * 7))
+			fail_msg("payload byte %u of seq %llu corrupt", i, (unsigned long long)seq);
+	return seq;
+}
+
+static uint32_t len_small(uint64_t seq)
+{
+	return 8 + (uint32_t)(seq % 200);
+}
+
+static void test_many_in_order(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	const uint64_t total = 20000;
+	uint64_t sent = 0, got = 0;
+	static uint8_t msg[32][256];
+
+	(void)state;
+	while (got < total) {
+		if (sent < total) {
+			struct hpn_msg out[32];
+			unsigned n = 0;
+
+			for (; n < 32 && sent + n < total; n++) {
+				fill(msg[n], len_small(sent + n), sent + n);
+				out[n] = (struct hpn_msg){msg[n], len_small(sent + n), p};
+			}
+			int r = hpn_send_burst(c, out, n);
+
+			assert_true(r > 0 || r == -EAGAIN);
+			if (r > 0)
+				sent += (uint64_t)r;
+		}
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].len, len_small(got));
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	struct hpn_stats st;
+
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.msgs_in, total);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+/* 1 B to 1 MiB, copy (inline and not) and zero-copy. */
+static void test_sizes(void **state)
+{
+	static const uint32_t sizes[] = {1, 8, 64, 200, 256, 257, 1000, 4096, 65536, 300000, MIB};
+	char addr[64];
+	hpn_ep *s = make_server(addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	uint8_t *big = malloc(MIB + 1);
+	uint32_t inl = hpn_ep_caps(c)->inline_size;
+
+	(void)state;
+	assert_non_null(big);
+	assert_int_equal(hpn_ep_caps(c)->max_msg_size, MIB);
+	fprintf(stderr, "# device inline size: %u bytes\n", inl);
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint32_t len = sizes[i];
+		void *zc;
+
+		/* copy send */
+		fill(big, len, i);
+		assert_int_equal(hpn_send(c, p, big, len), 0);
+		/* zero-copy send of the same content */
+		assert_int_equal(hpn_buf_get(c, &zc), 0);
+		fill(zc, len, i);
+		struct hpn_msg m = {zc, len, p};
+
+		assert_int_equal(hpn_send_zc_burst(c, &m, 1), 1);
+		for (int k = 0; k < 2;) {
+			struct hpn_msg in;
+			int r = hpn_recv_burst(s, &in, 1);
+
+			assert_true(r >= 0);
+			if (!r)
+				continue;
+			assert_int_equal(in.len, len);
+			if (len >= 8)
+				assert_int_equal(check(in.data, len), i);
+			else
+				assert_memory_equal(in.data, big, len);
+			hpn_buf_put(s, in.data);
+			k++;
+		}
+	}
+	/* Larger than the registered buffers: a clear -EMSGSIZE. */
+	assert_int_equal(hpn_send(c, p, big, MIB + 1), -EMSGSIZE);
+	free(big);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_two_clients(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(addr, sizeof(addr));
+	hpn_ep *c[2] = {make(NULL), make(NULL)};
+	hpn_peer_t cp[2], sp[2];
+	unsigned seen[2] = {0, 0};
+
+	(void)state;
+	for (int i = 0; i < 2; i++)
+		cp[i] = connect_pair(s, c[i], addr, &sp[i]);
+	assert_int_not_equal(sp[0], sp[1]);
+	for (int k = 0; k < 100; k++)
+		for (int i = 0; i < 2; i++) {
+			uint8_t m[2] = {(uint8_t)i, (uint8_t)k};
+
+			while (hpn_send(c[i], cp[i], m, 2) == -EAGAIN)
+				;
+		}
+	for (unsigned total = 0; total < 200;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int k = 0; k < r; k++, total++) {
+			const uint8_t *m = in[k].data;
+
+			assert_int_equal(in[k].peer, sp[m[0]]);
+			assert_int_equal(m[1], seen[m[0]]++);
+			hpn_buf_put(s, in[k].data);
+		}
+	}
+	/* Replies reach the right client. */
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(hpn_send(s, sp[i], &i, 1), 0);
+	for (int i = 0; i < 2; i++) {
+		char b[4];
+		hpn_peer_t from;
+		int r;
+
+		while ((r = hpn_recv(c[i], &from, b, sizeof(b))) == -EAGAIN)
+			;
+		assert_int_equal(r, 1);
+		assert_int_equal(b[0], i);
+	}
+	/* A clean goodbye is a peer-gone with status 0. */
+	hpn_ep_destroy(c[0]);
+	struct hpn_event ev = wait_event(s, HPN_EV_PEER_GONE, &c[1], 1, 10000);
+
+	assert_int_equal(ev.peer, sp[0]);
+	assert_int_equal(hpn_send(s, sp[1], "x", 1), 0);
+	hpn_ep_destroy(c[1]);
+	hpn_ep_destroy(s);
+}
+
+/* A client process killed mid-stream: no hang, a peer-gone event, and the
+ * server keeps working for others. */
+static void test_peer_killed(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(addr, sizeof(addr));
+	struct hpn_event ev;
+	uint64_t got = 0, t0;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		hpn_ep *c;
+		hpn_peer_t p;
+		uint8_t m[512] = {0};
+
+		if (hpn_ep_create(CFG, &c) || hpn_connect(c, addr, 10000, &p))
+			_exit(1);
+		for (uint64_t i = 0;; i++) { /* stream until killed */
+			memcpy(m, &i, 8);
+			while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
+				;
+		}
+	}
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 15000);
+	/* Let some data flow, then kill the sender without any goodbye. */
+	for (t0 = now_ms(); got < 1000 && now_ms() - t0 < 10000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++)
+			hpn_buf_put(s, in[i].data);
+	}
+	assert_true(got >= 1000);
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	struct hpn_event gone = {0};
+
+	for (t0 = now_ms(); now_ms() - t0 < 20000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++)
+			hpn_buf_put(s, in[i].data);
+		if (hpn_poll(s, &gone, 1) == 1 && gone.type == HPN_EV_PEER_GONE)
+			break;
+	}
+	assert_int_equal(gone.type, HPN_EV_PEER_GONE);
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(hpn_send(s, ev.peer, "x", 1), -ENOTCONN);
+	hpn_ep_destroy(s);
+}
+
+static void test_bad_device(void **state)
+{
+	hpn_ep *ep = NULL;
+
+	(void)state;
+	assert_int_equal(hpn_ep_create(CFG ",dev=nosuch0", &ep), -ENODEV);
+	assert_non_null(strstr(hpn_last_error(), "no device 'nosuch0'"));
+	assert_null(ep);
+	assert_int_equal(hpn_ep_create(CFG ",rx_depth=400", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "rx_depth"));
+}
+
+static void test_connect_refused(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p;
+	char addr[64];
+	int ret;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, 18999); /* nobody listens there */
+	ret = hpn_connect(c, addr, 10000, &p);
+	fprintf(stderr, "# connect to a closed port: %d (%s)\n", ret, hpn_last_error());
+	assert_true(ret == -ECONNREFUSED || ret == -ETIMEDOUT);
+	hpn_ep_destroy(c);
+}
+
+int main(void)
+{
+	const struct hpn_plugin_info *list;
+	const char *a = getenv("HPN_TEST_RDMA_ADDR");
+	int n = hpn_plugin_list(&list);
+	bool usable = false;
+
+	snprintf(listen_addr, sizeof(listen_addr), "%s", a ? a : "10.9.0.1");
+	const char *why = "the rdma plugin was not found";
+
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(list[i].name, "rdma")) {
+			usable = list[i].status == 0;
+			why = list[i].reason;
+		}
+	}
+	if (!usable) {
+		printf("SKIP: rdma backend not usable here: %s\n", why);
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
+		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
+		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
