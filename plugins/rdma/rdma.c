@@ -286,6 +286,12 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 
 static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 {
+	/* The shared queues exist only after ensure_dev(): fill the attributes
+	 * after it, not before. */
+	int ret = ensure_dev(u, p->id->verbs);
+
+	if (ret)
+		return ret;
 	struct ibv_qp_init_attr qa = {
 		.send_cq = u->scq,
 		.recv_cq = u->rcq,
@@ -293,10 +299,7 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 		.cap = {.max_send_wr = u->tx_depth, .max_send_sge = 1, .max_inline_data = u->inline_req},
 		.qp_type = IBV_QPT_RC,
 	};
-	int ret = ensure_dev(u, p->id->verbs);
 
-	if (ret)
-		return ret;
 	if (rdma_create_qp(p->id, u->pd, &qa)) {
 		/* Some devices refuse the inline size we asked for: retry lower. */
 		qa.cap.max_inline_data = 0;

@@ -288,20 +288,13 @@ static void test_peer_killed(void **state)
 	int status;
 
 	(void)state;
+	/* A fresh process (exec, not just fork): RDMA resources must not be
+	 * shared with the parent, and the kernel must clean up after it. */
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0) {
-		hpn_ep *c;
-		hpn_peer_t p;
-		uint8_t m[512] = {0};
-
-		if (hpn_ep_create(CFG, &c) || hpn_connect(c, addr, 10000, &p))
-			_exit(1);
-		for (uint64_t i = 0;; i++) { /* stream until killed */
-			memcpy(m, &i, 8);
-			while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
-				;
-		}
+		execl("/proc/self/exe", "test_rdma_e2e", "--stream-to", addr, (char *)NULL);
+		_exit(127);
 	}
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 15000);
 	/* Let some data flow, then kill the sender without any goodbye. */
@@ -359,13 +352,38 @@ static void test_connect_refused(void **state)
 	hpn_ep_destroy(c);
 }
 
-int main(void)
+/* The child of test_peer_killed: connect and stream until killed. */
+static int stream_to(const char *addr)
+{
+	hpn_ep *c;
+	hpn_peer_t p;
+	uint8_t m[512] = {0};
+
+	if (hpn_ep_create("plugin=rdma,hugepages=off,bufs=256,buf_size=4k,rx_depth=64", &c) ||
+	    hpn_connect(c, addr, 10000, &p)) {
+		fprintf(stderr, "child: %s\n", hpn_last_error());
+		return 1;
+	}
+	for (uint64_t i = 0;; i++) {
+		int r;
+
+		memcpy(m, &i, 8);
+		while ((r = hpn_send(c, p, m, sizeof(m))) == -EAGAIN)
+			;
+		if (r)
+			return 2;
+	}
+}
+
+int main(int argc, char **argv)
 {
 	const struct hpn_plugin_info *list;
 	const char *a = getenv("HPN_TEST_RDMA_ADDR");
 	int n = hpn_plugin_list(&list);
 	bool usable = false;
 
+	if (argc == 3 && !strcmp(argv[1], "--stream-to"))
+		return stream_to(argv[2]);
 	snprintf(listen_addr, sizeof(listen_addr), "%s", a ? a : "10.9.0.1");
 	const char *why = "the rdma plugin was not found";
 
