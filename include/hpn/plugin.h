@@ -23,6 +23,7 @@
 #include <hpn/hpn.h>
 #include <stdarg.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -141,6 +142,15 @@ size_t hpn_pool_buf_size(const struct hpn_pool *pool);
  *  bookkeeping. A plugin may write only the caps.headroom bytes directly in
  *  front of the data pointer; the rest belongs to the core. */
 size_t hpn_pool_headroom(const struct hpn_pool *pool);
+
+/** Parse "host:port", "[v6]:port", ":port" or "*:port" (an empty host is
+ *  any address when passive, else 127.0.0.1). socktype: SOCK_DGRAM or
+ *  SOCK_STREAM. Returns 0, -EINVAL or -EHOSTUNREACH with a message. */
+int hpn_addr_parse(const char *spec, int passive, int socktype, struct sockaddr_storage *out,
+		   socklen_t *len);
+/** Format an IPv4/IPv6 address as "host:port" / "[host]:port";
+ *  -ENOSPC if len is too small. */
+int hpn_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
 /** Log a line through the application's handler. */
 void hpn_log(enum hpn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

@@ -681,34 +681,7 @@ static int rdma_mem_register_(struct hpn_pep *u, void *addr, size_t len)
 
 static int resolve(const char *spec, bool passive, struct sockaddr_storage *out)
 {
-	char host[256], *port;
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV}, *res;
-	const char *h;
-	int err;
-
-	if (strlen(spec) >= sizeof(host))
-		return hpn_set_error(-EINVAL, "rdma: address '%s' too long", spec);
-	strcpy(host, spec);
-	port = strrchr(host, ':');
-	if (!port || !port[1])
-		return hpn_set_error(-EINVAL, "rdma: address '%s' needs host:port", spec);
-	*port++ = '\0';
-	h = host;
-	if (h[0] == '[') {
-		host[strlen(host) - 1] = '\0';
-		h++;
-	}
-	if (!*h || !strcmp(h, "*"))
-		h = NULL;
-	if (passive)
-		hints.ai_flags |= AI_PASSIVE;
-	hints.ai_family = h ? AF_UNSPEC : AF_INET;
-	err = getaddrinfo(h, port, &hints, &res);
-	if (err)
-		return hpn_set_error(-EHOSTUNREACH, "rdma: cannot resolve '%s': %s", spec, gai_strerror(err));
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	freeaddrinfo(res);
-	return 0;
+	return hpn_addr_parse(spec, passive, SOCK_STREAM, out, NULL);
 }
 
 static int rdma_listen_(struct hpn_pep *u, const char *spec)
@@ -742,24 +715,7 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 
 static int format_addr(struct sockaddr *sa, char *buf, size_t len)
 {
-	char host[INET6_ADDRSTRLEN];
-	uint16_t port;
-	int n;
-
-	if (sa->sa_family == AF_INET) {
-		struct sockaddr_in *s = (struct sockaddr_in *)sa;
-
-		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
-		port = ntohs(s->sin_port);
-		n = snprintf(buf, len, "%s:%u", host, port);
-	} else {
-		struct sockaddr_in6 *s = (struct sockaddr_in6 *)sa;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
-		port = ntohs(s->sin6_port);
-		n = snprintf(buf, len, "[%s]:%u", host, port);
-	}
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+	return hpn_addr_format(sa, buf, len);
 }
 
 static int rdma_local_addr_(struct hpn_pep *u, char *buf, size_t len)

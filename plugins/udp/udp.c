@@ -281,59 +281,12 @@ static void peer_gone(struct hpn_pep *u, struct udp_peer *p, int status)
 
 static int format_addr(const struct sockaddr_storage *a, char *buf, size_t len)
 {
-	char host[INET6_ADDRSTRLEN];
-	int n;
-
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *s = (const void *)a;
-
-		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
-		n = snprintf(buf, len, "%s:%u", host, ntohs(s->sin_port));
-	} else {
-		const struct sockaddr_in6 *s = (const void *)a;
-
-		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
-		n = snprintf(buf, len, "[%s]:%u", host, ntohs(s->sin6_port));
-	}
-	return n < 0 || (size_t)n >= len ? -ENOSPC : 0;
+	return hpn_addr_format((const struct sockaddr *)a, buf, len);
 }
 
-/* "host:port", "[v6]:port", ":port" or "*:port". */
 static int resolve(const char *spec, bool passive, struct sockaddr_storage *out, socklen_t *alen)
 {
-	char host[256], *port;
-	struct addrinfo hints = {0}, *res = NULL;
-	const char *h;
-	int err;
-
-	if (strlen(spec) >= sizeof(host))
-		return hpn_set_error(-EINVAL, "udp: address '%s' too long", spec);
-	strcpy(host, spec);
-	port = strrchr(host, ':');
-	if (!port || !port[1])
-		return hpn_set_error(-EINVAL, "udp: address '%s' needs host:port", spec);
-	*port++ = '\0';
-	h = host;
-	if (h[0] == '[') {
-		size_t l = strlen(h);
-
-		if (l < 2 || h[l - 1] != ']')
-			return hpn_set_error(-EINVAL, "udp: bad IPv6 address in '%s'", spec);
-		host[l - 1] = '\0';
-		h = host + 1;
-	}
-	if (!*h || !strcmp(h, "*"))
-		h = passive ? NULL : "127.0.0.1";
-	hints.ai_socktype = SOCK_DGRAM;
-	hints.ai_flags = (passive ? AI_PASSIVE : 0) | AI_NUMERICSERV;
-	hints.ai_family = h ? AF_UNSPEC : AF_INET;
-	err = getaddrinfo(h, port, &hints, &res);
-	if (err)
-		return hpn_set_error(-EHOSTUNREACH, "udp: cannot resolve '%s': %s", spec, gai_strerror(err));
-	memcpy(out, res->ai_addr, res->ai_addrlen);
-	*alen = res->ai_addrlen;
-	freeaddrinfo(res);
-	return 0;
+	return hpn_addr_parse(spec, passive, SOCK_DGRAM, out, alen);
 }
 
 /* ---- socket ------------------------------------------------------------ */

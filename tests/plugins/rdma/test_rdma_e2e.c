@@ -14,6 +14,8 @@
 
 #include <hpn/hpn.h>
 
+#include "../e2e.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -24,19 +26,16 @@
 #include <time.h>
 #include <unistd.h>
 
+static inline hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hpn_peer_t *srv_side)
+{
+	return connect_pair_ms(s, c, addr, srv_side, 10000);
+}
+
 #define CFG "plugin=rdma,hugepages=auto,bufs=512,buf_size=1m,rx_depth=128"
 #define MIB (1u << 20)
 
 static char listen_addr[64];
 static int next_port = 19000;
-
-static uint64_t now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
 
 static hpn_ep *make(const char *extra)
 {
@@ -60,66 +59,6 @@ static hpn_ep *make_server(char *addr, size_t len)
 	if (hpn_listen(ep, addr))
 		fail_msg("listen %s: %s", addr, hpn_last_error());
 	return ep;
-}
-
-static struct hpn_event wait_event(hpn_ep *ep, enum hpn_event_type type, hpn_ep **others, int nothers,
-				   int timeout_ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-	struct hpn_event ev = {0};
-
-	while (now_ms() < deadline) {
-		struct hpn_event tmp;
-
-		for (int i = 0; i < nothers; i++)
-			hpn_poll(others[i], &tmp, 0);
-		if (hpn_poll(ep, &ev, 1) == 1) {
-			if (ev.type == type)
-				return ev;
-			fprintf(stderr, "(event %d peer %u status %d while waiting for %d)\n", ev.type, ev.peer,
-				ev.status, type);
-			continue;
-		}
-		usleep(200);
-	}
-	fail_msg("no event %d within %d ms", type, timeout_ms);
-	return ev;
-}
-
-static hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hpn_peer_t *srv_side)
-{
-	hpn_peer_t peer;
-	struct hpn_event ev;
-	int ret = hpn_connect(c, addr, 0, &peer);
-
-	if (ret != -EINPROGRESS)
-		fail_msg("connect %s: %d %s", addr, ret, hpn_last_error());
-	ev = wait_event(s, HPN_EV_PEER_NEW, &c, 1, 10000);
-	if (srv_side)
-		*srv_side = ev.peer;
-	ev = wait_event(c, HPN_EV_CONNECTED, &s, 1, 10000);
-	assert_int_equal(ev.peer, peer);
-	return peer;
-}
-
-static void fill(uint8_t *p, uint32_t len, uint64_t seq)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(seq * 31 + i * 7);
-	if (len >= 8)
-		memcpy(p, &seq, 8);
-}
-
-static uint64_t check(const uint8_t *p, uint32_t len)
-{
-	uint64_t seq = 0;
-
-	if (len >= 8)
-		memcpy(&seq, p, 8);
-	for (uint32_t i = 8; i < len; i++)
-		if (p[i] != (uint8_t)(seq * 31 + i * 7))
-			fail_msg("payload byte %u of seq %llu corrupt", i, (unsigned long long)seq);
-	return seq;
 }
 
 static uint32_t len_small(uint64_t seq)

@@ -13,6 +13,8 @@
 
 #include <hpn/hpn.h>
 
+#include "../e2e.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -26,15 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define BASE_CFG "plugin=udp,hugepages=off,mlock=off,bufs=512"
-
-static uint64_t now_ms(void)
+static inline hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hpn_peer_t *srv_side)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	return connect_pair_ms(s, c, addr, srv_side, 3000);
 }
+
+#define BASE_CFG "plugin=udp,hugepages=off,mlock=off,bufs=512"
 
 static hpn_ep *make(const char *extra)
 {
@@ -58,67 +57,8 @@ static hpn_ep *make_server(const char *extra, char *addr, size_t len)
 	assert_int_equal(hpn_ep_local_addr(ep, addr, len), 0);
 	return ep;
 }
-
-/* Wait for an event of `type` on ep, polling the others too so their
- * handshakes progress. Data messages met on the way are released. */
-static struct hpn_event wait_event(hpn_ep *ep, enum hpn_event_type type, hpn_ep **others, int nothers,
-				   int timeout_ms)
-{
-	uint64_t deadline = now_ms() + (uint64_t)timeout_ms;
-	struct hpn_event ev = {0};
-
-	while (now_ms() < deadline) {
-		struct hpn_event tmp[4];
-
-		for (int i = 0; i < nothers; i++)
-			hpn_poll(others[i], tmp, 0);
-		if (hpn_poll(ep, &ev, 1) == 1) {
-			if (ev.type == type)
-				return ev;
-			continue;
-		}
-		usleep(100);
-	}
-	fail_msg("no event %d within %d ms", type, timeout_ms);
-	return ev;
-}
-
-static hpn_peer_t connect_pair(hpn_ep *server, hpn_ep *client, const char *addr, hpn_peer_t *srv_side)
-{
-	hpn_peer_t peer;
-	struct hpn_event ev;
-
-	assert_int_equal(hpn_connect(client, addr, 0, &peer), -EINPROGRESS);
-	ev = wait_event(server, HPN_EV_PEER_NEW, &client, 1, 3000);
-	if (srv_side)
-		*srv_side = ev.peer;
-	ev = wait_event(client, HPN_EV_CONNECTED, &server, 1, 3000);
-	assert_int_equal(ev.peer, peer);
-	return peer;
-}
-
 /* Message content: seq, then bytes derived from seq, so corruption,
  * truncation and reordering are all visible. */
-static void fill(uint8_t *p, uint32_t len, uint64_t seq)
-{
-	for (uint32_t i = 0; i < len; i++)
-		p[i] = (uint8_t)(seq * 31 + i * 7);
-	if (len >= 8)
-		memcpy(p, &seq, 8);
-}
-
-static uint64_t check(const uint8_t *p, uint32_t len)
-{
-	uint64_t seq = 0;
-
-	if (len >= 8)
-		memcpy(&seq, p, 8);
-	for (uint32_t i = 8; i < len; i++)
-		if (p[i] != (uint8_t)(seq * 31 + i * 7))
-			fail_msg("payload byte %u of seq %llu corrupt", i, (unsigned long long)seq);
-	return seq;
-}
-
 /* ---- tests ------------------------------------------------------------- */
 
 static void test_many_in_order(void **state)
