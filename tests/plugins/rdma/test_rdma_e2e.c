@@ -264,6 +264,61 @@ static void test_peer_killed(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Sleeping waits: wait=block arms the completion channel; progress=thread
+ * moves everything through the rings. Echo 2000 messages each way. */
+static void echo_run(const char *srv_cfg, const char *cli_cfg)
+{
+	char addr[64];
+	hpn_ep *s = make(srv_cfg), *c = make(cli_cfg);
+	hpn_peer_t p, from;
+
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	if (hpn_listen(s, addr))
+		fail_msg("listen %s: %s", addr, hpn_last_error());
+	assert_int_equal(hpn_connect(c, addr, 0, &p), -EINPROGRESS);
+	/* The server sleeps in its own thread-less way: poll both here. */
+	wait_event(c, HPN_EV_CONNECTED, &s, 1, 10000);
+	wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 10000);
+	for (uint64_t i = 0; i < 2000; i++) {
+		uint8_t m[300];
+		struct hpn_msg in;
+		char back[300];
+		int r;
+
+		fill(m, sizeof(m), i);
+		while ((r = hpn_send(c, p, m, sizeof(m))) == -EAGAIN)
+			;
+		assert_int_equal(r, 0);
+		r = hpn_recv_wait(s, &in, 1, 10000);
+		assert_int_equal(r, 1);
+		assert_int_equal(check(in.data, in.len), i);
+		assert_int_equal(hpn_send_zc_burst(s, &in, 1), 1);
+		uint64_t t0 = now_ms();
+
+		while ((r = hpn_recv(c, &from, back, sizeof(back))) == -EAGAIN && now_ms() - t0 < 10000) {
+			struct hpn_msg none;
+
+			hpn_recv_wait(c, &none, 0, 1);
+		}
+		assert_int_equal(r, 300);
+		assert_int_equal(check((uint8_t *)back, 300), i);
+	}
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_wait_block(void **state)
+{
+	(void)state;
+	echo_run("wait=block", "wait=block");
+}
+
+static void test_progress_thread(void **state)
+{
+	(void)state;
+	echo_run("progress=thread,wait=adaptive", "progress=thread,wait=adaptive");
+}
+
 static void test_bad_device(void **state)
 {
 	hpn_ep *ep = NULL;
@@ -341,6 +396,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
+		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
