@@ -39,6 +39,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "sq.h"
+
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
@@ -58,11 +60,7 @@ struct rdma_peer {
 	uint16_t gen;
 	uint8_t state;
 	bool outgoing;
-	/* Send queue: sq_buf[i % tx_depth] is the buffer to release when work
-	 * request i completes (NULL: nothing to release). */
-	void **sq_buf;
-	uint32_t sq_head, sq_tail;
-	uint32_t since_signal;
+	struct hpn_sq sq; /* what each in-flight send holds (sq.h) */
 };
 
 struct hpn_pep {
@@ -123,14 +121,12 @@ static struct rdma_peer *peer_new(struct hpn_pep *u, struct rdma_cm_id *id, bool
 {
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
-		void **sq = p->sq_buf;
 		uint16_t gen;
 
 		if (p->state != P_FREE)
 			continue;
 		gen = (uint16_t)(p->gen + 1);
 		memset(p, 0, sizeof(*p));
-		p->sq_buf = sq;
 		p->gen = gen;
 		p->pid = i | ((uint32_t)gen << IDX_BITS);
 		if (p->pid == HPN_PEER_NONE)
@@ -253,6 +249,7 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 		u->rx_depth = (uint32_t)da.max_srq_wr;
 	if (u->tx_depth > (uint32_t)da.max_qp_wr)
 		u->tx_depth = (uint32_t)da.max_qp_wr;
+	u->tx_depth = hpn_sq_pow2_floor(u->tx_depth); /* slot = counter & mask */
 	u->ctx = ctx;
 	u->pd = ibv_alloc_pd(ctx);
 	u->cc = ibv_create_comp_channel(ctx);
@@ -307,9 +304,7 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 			return hpn_set_error(-errno, "rdma: cannot create a queue pair: %s", strerror(errno));
 	}
 	p->qp = p->id->qp;
-	if (!p->sq_buf)
-		p->sq_buf = calloc(u->tx_depth, sizeof(*p->sq_buf));
-	if (!p->sq_buf)
+	if (hpn_sq_init(&p->sq, u->tx_depth, u->signal_every))
 		return hpn_set_error(-ENOMEM, "rdma: out of memory");
 	/* Devices report what they really give. */
 	u->inline_size = qa.cap.max_inline_data;
@@ -328,17 +323,14 @@ static struct rdma_conn_param conn_param(void)
 
 /* ---- send completions ------------------------------------------------- */
 
-static void peer_release_sq(struct hpn_pep *u, struct rdma_peer *p, uint32_t upto)
+/* Release the buffers of p's sends up to and including request id. */
+static void peer_release_sq(struct hpn_pep *u, struct rdma_peer *p, uint32_t id)
 {
-	while (p->sq_tail != upto) {
-		void **slot = &p->sq_buf[p->sq_tail % u->tx_depth];
+	void *out[64];
+	unsigned n;
 
-		if (*slot) {
-			hpn_pool_put_bulk(u->pool, slot, 1);
-			*slot = NULL;
-		}
-		p->sq_tail++;
-	}
+	while ((n = hpn_sq_complete(&p->sq, id, out, 64)))
+		hpn_pool_put_bulk(u->pool, out, n);
 }
 
 static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status);
@@ -357,7 +349,7 @@ static void reap_sends(struct hpn_pep *u)
 			if (!p)
 				continue; /* a peer already torn down */
 			if (wc[i].status == IBV_WC_SUCCESS) {
-				peer_release_sq(u, p, (uint32_t)wc[i].wr_id + 1);
+				peer_release_sq(u, p, (uint32_t)wc[i].wr_id);
 				continue;
 			}
 			if (wc[i].status != IBV_WC_WR_FLUSH_ERR) {
@@ -380,7 +372,14 @@ static void teardown(struct hpn_pep *u, struct rdma_peer *p)
 		p->qp = NULL;
 	}
 	/* Nothing of this queue pair completes any more: free what it held. */
-	peer_release_sq(u, p, p->sq_head);
+	if (p->sq.slot) {
+		void *out[64];
+		unsigned n;
+
+		while ((n = hpn_sq_flush(&p->sq, out, 64)))
+			hpn_pool_put_bulk(u->pool, out, n);
+		hpn_sq_free(&p->sq);
+	}
 	if (p->id) {
 		if (p->id != u->listen_id)
 			rdma_destroy_id(p->id);
@@ -546,7 +545,6 @@ static void rdma_close_(struct hpn_pep *u)
 			rdma_disconnect(p->id);
 		if (p->state != P_FREE)
 			teardown(u, p);
-		free(p->sq_buf);
 	}
 	if (u->listen_id)
 		rdma_destroy_id(u->listen_id);
@@ -887,7 +885,7 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			err = -EMSGSIZE;
 			break;
 		}
-		if (unlikely(p->sq_head - p->sq_tail >= u->tx_depth - 1)) {
+		if (unlikely(hpn_sq_full(&p->sq))) {
 			err = -EAGAIN; /* the peer is slow: its queue is full */
 			break;
 		}
@@ -912,14 +910,12 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			memcpy(hold, m->data, m->len);
 			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
 		}
-		p->sq_buf[p->sq_head % u->tx_depth] = hold;
-		/* Signal periodically, and when the queue nears full, so that
-		 * completions keep freeing slots and buffers. */
-		if (++p->since_signal >= u->signal_every || p->sq_head - p->sq_tail >= u->tx_depth - 2) {
+		/* Completions only now and then (sq.h decides when). */
+		bool signal;
+
+		wr[k].wr_id = hpn_sq_push(&p->sq, hold, &signal);
+		if (signal)
 			wr[k].send_flags |= IBV_SEND_SIGNALED;
-			p->since_signal = 0;
-		}
-		wr[k].wr_id = p->sq_head++;
 		/* Chain consecutive messages to one peer: one doorbell. */
 		if (chain_peer != p) {
 			if (chain_peer && ibv_post_send(chain_peer->qp, &wr[chain_start], &bad))
