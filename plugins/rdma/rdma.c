@@ -61,6 +61,20 @@ struct rdma_peer {
 	uint8_t state;
 	bool outgoing;
 	struct hpn_sq sq; /* what each in-flight send holds (sq.h) */
+
+	/* Write-with-immediate ring (wimm=on, both sides): small messages are
+	 * RDMA-written into the receiver's ring for this peer; the immediate
+	 * carries the length. Credits = ring slots the sender may still fill;
+	 * the receiver returns them in batches. Without credits, or for
+	 * bigger messages, plain sends are used: one QP keeps them in order. */
+	bool wimm;
+	uint8_t *ring;         /* ours: the peer writes here */
+	struct ibv_mr *ring_mr;
+	uint32_t ring_tail;    /* next slot we read */
+	uint32_t unreported;   /* slots freed, not yet credited back */
+	uint64_t r_addr;       /* theirs: we write there */
+	uint32_t r_rkey, r_slots, r_slot, r_head;
+	uint32_t credits;
 };
 
 struct hpn_pep {
@@ -92,7 +106,17 @@ struct hpn_pep {
 	uint32_t rx_depth, rx_posted, tx_depth, signal_every, inline_req, inline_size;
 	uint32_t recv_len, max_msg;
 	unsigned burst;
+	bool wimm;
+	uint32_t wimm_slots, wimm_slot;
 	char dev[64];
+};
+
+/* Private data of connect and accept: where our ring is. */
+#define WIMM_MAGIC 0x68706e57u /* "hpnW" */
+#define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
+struct wimm_pd {
+	uint32_t magic, slots, slot, rkey;
+	uint64_t addr;
 };
 
 static const struct hpn_plugin_param rdma_params[] = {
@@ -101,6 +125,9 @@ static const struct hpn_plugin_param rdma_params[] = {
 	{"tx_depth", "send work requests in flight per peer (default 128)"},
 	{"signal_every", "request a send completion every N sends (default 16)"},
 	{"inline", "largest message sent inline, capped by the device (default 256)"},
+	{"wimm", "on|off: small messages by RDMA write with immediate into a per-peer ring (default off)"},
+	{"wimm_slots", "slots of each peer's write-with-immediate ring (default 64)"},
+	{"wimm_slot", "bytes per ring slot: larger messages use sends (default 256)"},
 	{NULL, NULL},
 };
 
@@ -281,6 +308,66 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 	return 0;
 }
 
+/* Our receive ring for p, registered for remote writes. */
+static int ring_alloc(struct hpn_pep *u, struct rdma_peer *p)
+{
+	size_t len = (size_t)u->wimm_slots * u->wimm_slot;
+
+	if (!u->wimm)
+		return 0;
+	if (posix_memalign((void **)&p->ring, 64, len))
+		return hpn_set_error(-ENOMEM, "rdma: out of memory for a %zu KiB receive ring", len >> 10);
+	memset(p->ring, 0, len);
+	p->ring_mr = ibv_reg_mr(u->pd, p->ring, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	if (!p->ring_mr) {
+		free(p->ring);
+		p->ring = NULL;
+		return memlock_error(u, -errno);
+	}
+	return 0;
+}
+
+static void ring_free(struct rdma_peer *p)
+{
+	if (p->ring_mr)
+		ibv_dereg_mr(p->ring_mr);
+	free(p->ring);
+	p->ring = NULL;
+	p->ring_mr = NULL;
+	p->wimm = false;
+}
+
+static struct wimm_pd ring_pd(const struct hpn_pep *u, const struct rdma_peer *p)
+{
+	struct wimm_pd pd = {0};
+
+	if (p->ring)
+		pd = (struct wimm_pd){WIMM_MAGIC, u->wimm_slots, u->wimm_slot, p->ring_mr->rkey,
+				      (uint64_t)(uintptr_t)p->ring};
+	return pd;
+}
+
+/* The other side's ring, from its private data; the ring is used only if
+ * both sides have one. */
+static void ring_remote(struct rdma_peer *p, const void *data, uint8_t len)
+{
+	struct wimm_pd pd;
+
+	if (!p->ring || !data || len < sizeof(pd))
+		return;
+	memcpy(&pd, data, sizeof(pd));
+	if (pd.magic != WIMM_MAGIC || !pd.slots || !pd.slot)
+		return;
+	p->r_addr = pd.addr;
+	p->r_rkey = pd.rkey;
+	p->r_slots = pd.slots;
+	p->r_slot = pd.slot;
+	p->credits = pd.slots;
+	p->wimm = true;
+	hpn_log(HPN_LOG_INFO, "rdma: write-with-immediate ring to peer %u: %u slots of %u bytes", p->pid,
+		pd.slots, pd.slot);
+}
+
 static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 {
 	/* The shared queues exist only after ensure_dev(): fill the attributes
@@ -306,6 +393,9 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 	p->qp = p->id->qp;
 	if (hpn_sq_init(&p->sq, u->tx_depth, u->signal_every))
 		return hpn_set_error(-ENOMEM, "rdma: out of memory");
+	ret = ring_alloc(u, p);
+	if (ret)
+		return ret;
 	/* Devices report what they really give. */
 	u->inline_size = qa.cap.max_inline_data;
 	u->caps->inline_size = u->inline_size;
@@ -380,6 +470,7 @@ static void teardown(struct hpn_pep *u, struct rdma_peer *p)
 			hpn_pool_put_bulk(u->pool, out, n);
 		hpn_sq_free(&p->sq);
 	}
+	ring_free(p);
 	if (p->id) {
 		if (p->id != u->listen_id)
 			rdma_destroy_id(p->id);
@@ -401,12 +492,19 @@ static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status)
 		hpn_core_event(u->core, HPN_EV_PEER_GONE, pid, status);
 }
 
-static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id)
+static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const void *pdata, uint8_t plen)
 {
 	struct rdma_conn_param cp = conn_param();
 	struct rdma_peer *p = peer_new(u, id, false);
+	struct wimm_pd mine;
 
-	if (!p || create_qp(u, p) || rdma_accept(id, &cp)) {
+	if (p && !create_qp(u, p)) {
+		ring_remote(p, pdata, plen);
+		mine = ring_pd(u, p);
+		cp.private_data = &mine;
+		cp.private_data_len = sizeof(mine);
+	}
+	if (!p || !p->qp || rdma_accept(id, &cp)) {
 		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
 			p ? hpn_last_error() : "all peer slots in use (raise max_peers)");
 		HPN_STAT_ADD(u->st->drops, 1);
@@ -417,6 +515,8 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id)
 			p->qp = NULL;
 			p->id = NULL;
 			p->state = P_FREE;
+			ring_free(p);
+			hpn_sq_free(&p->sq);
 			qtab_rebuild(u);
 		}
 		rdma_destroy_id(id);
@@ -437,13 +537,15 @@ static int cm_status(enum rdma_cm_event_type t, int status)
 	}
 }
 
-static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status)
+static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status,
+		      const void *pdata, uint8_t plen)
 {
 	struct rdma_peer *p = id->context;
 	struct rdma_conn_param cp = conn_param();
+	struct wimm_pd mine;
 
 	if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
-		on_connect_request(u, id);
+		on_connect_request(u, id, pdata, plen);
 		return;
 	}
 	if (!p || p->state == P_FREE)
@@ -457,13 +559,20 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		if (create_qp(u, p)) {
 			hpn_log(HPN_LOG_ERROR, "%s", hpn_last_error());
 			peer_gone(u, p, -EPROTO);
-		} else if (rdma_connect(id, &cp)) {
+			break;
+		}
+		mine = ring_pd(u, p);
+		cp.private_data = &mine;
+		cp.private_data_len = sizeof(mine);
+		if (rdma_connect(id, &cp)) {
 			peer_gone(u, p, -errno);
 		} else {
 			p->state = P_CONNECTING;
 		}
 		break;
 	case RDMA_CM_EVENT_ESTABLISHED:
+		if (p->outgoing)
+			ring_remote(p, pdata, plen); /* the server's ring, from its accept */
 		p->state = P_UP;
 		hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
 		break;
@@ -488,10 +597,16 @@ static void poll_cm(struct hpn_pep *u)
 		struct rdma_cm_id *id = e->id;
 		enum rdma_cm_event_type t = e->event;
 		int status = e->status;
+		uint8_t pdata[64], plen = 0;
 
+		if (e->param.conn.private_data && e->param.conn.private_data_len) {
+			plen = e->param.conn.private_data_len < sizeof(pdata) ? e->param.conn.private_data_len
+									      : sizeof(pdata);
+			memcpy(pdata, e->param.conn.private_data, plen);
+		}
 		/* Ack first: destroying an id waits for its events' acks. */
 		rdma_ack_cm_event(e);
-		handle_cm(u, id, t, status);
+		handle_cm(u, id, t, status, plen ? pdata : NULL, plen);
 	}
 }
 
@@ -622,6 +737,14 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->signal_every = (uint32_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "inline", 256, 0, 4096, &v);
 	u->inline_req = (uint32_t)v;
+	int wimm = 0;
+
+	ret = ret ?: hpn_core_cfg_bool(core, "wimm", 0, &wimm);
+	u->wimm = wimm;
+	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slots", 64, 4, 1u << 16, &v);
+	u->wimm_slots = (uint32_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slot", 256, 8, 1u << 20, &v);
+	u->wimm_slot = (uint32_t)v;
 	if (ret)
 		goto fail;
 	if (u->rx_depth > bufs / 2) {
@@ -800,6 +923,51 @@ static int rdma_wait_fd_(struct hpn_pep *u)
 
 /* ---- data path --------------------------------------------------------- */
 
+/* Give the sender its ring slots back: a zero-length write with the
+ * credit count in the immediate. Deferred if our send queue is full. */
+static void credit_return(struct hpn_pep *u, struct rdma_peer *p)
+{
+	struct ibv_send_wr wr = {.opcode = IBV_WR_RDMA_WRITE_WITH_IMM}, *bad;
+	bool signal;
+
+	if (!p->unreported || p->state != P_UP || hpn_sq_full(&p->sq))
+		return;
+	wr.imm_data = htonl(IMM_CREDIT | p->unreported);
+	wr.wr.rdma.remote_addr = p->r_addr;
+	wr.wr.rdma.rkey = p->r_rkey;
+	wr.wr_id = hpn_sq_push(&p->sq, NULL, &signal);
+	if (signal)
+		wr.send_flags = IBV_SEND_SIGNALED;
+	if (ibv_post_send(p->qp, &wr, &bad)) {
+		HPN_STAT_ADD(u->st->errors, 1);
+		return;
+	}
+	p->unreported = 0;
+}
+
+/* A write-with-immediate arrived: data in our ring (copied into the posted
+ * receive buffer, which the write left unused, so the slot is free at
+ * once), or credits for our writes. Returns 1 if *out is a message. */
+static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void *buf, struct hpn_msg *out)
+{
+	if (imm & IMM_CREDIT) {
+		p->credits += imm & 0xffffu;
+		hpn_pool_put_bulk(u->pool, &buf, 1);
+		return 0;
+	}
+	if (unlikely(!p->ring || imm > u->wimm_slot)) {
+		HPN_STAT_ADD(u->st->malformed, 1);
+		HPN_STAT_ADD(u->st->drops, 1);
+		hpn_pool_put_bulk(u->pool, &buf, 1);
+		return 0;
+	}
+	memcpy(buf, p->ring + (size_t)(p->ring_tail++ % u->wimm_slots) * u->wimm_slot, imm);
+	*out = (struct hpn_msg){buf, imm, p->pid};
+	if (++p->unreported >= u->wimm_slots / 2)
+		credit_return(u, p);
+	return 1;
+}
+
 static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	struct ibv_wc wc[BURST_MAX];
@@ -850,13 +1018,20 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 			hpn_pool_put_bulk(u->pool, &buf, 1);
 			continue;
 		}
+		if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
+			if (!ring_take(u, p, ntohl(wc[i].imm_data), buf, &msgs[k]))
+				continue;
+			k++;
+			continue;
+		}
 		msgs[k++] = (struct hpn_msg){buf, wc[i].byte_len, p->pid};
 	}
-	/* Replenish in batches: one doorbell for many buffers. */
-	if (u->rx_depth - u->rx_posted >= 16 || (r == 0 && u->rx_posted < u->rx_depth))
+	/* Replenish in batches: one doorbell for many buffers (progress tops
+	 * up the rest). Connection events are not looked at here: reading the
+	 * rdma_cm channel is a system call, too dear for every empty poll;
+	 * progress (every millisecond) does it. */
+	if (u->rx_depth - u->rx_posted >= 16)
 		post_recvs(u, u->rx_depth - u->rx_posted);
-	if (unlikely(r == 0))
-		poll_cm(u); /* idle: a cheap moment to look at connection events */
 	return (int)k;
 }
 
@@ -890,6 +1065,14 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			break;
 		}
 		wr[k] = (struct ibv_send_wr){.opcode = IBV_WR_SEND, .sg_list = &sge[k], .num_sge = 1};
+		if (p->wimm && m->len <= p->r_slot && p->credits) {
+			/* Into the peer's ring; the immediate says how long. */
+			wr[k].opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+			wr[k].imm_data = htonl(m->len);
+			wr[k].wr.rdma.remote_addr = p->r_addr + (uint64_t)(p->r_head++ % p->r_slots) * p->r_slot;
+			wr[k].wr.rdma.rkey = p->r_rkey;
+			p->credits--;
+		}
 		if (m->len <= u->inline_size) {
 			/* Copied at post time: caller memory is fine, and an
 			 * owned buffer is free again right after the post. */

@@ -61,22 +61,27 @@ static hpn_ep *make_server(char *addr, size_t len)
 	return ep;
 }
 
+/* 8..407 bytes: around the inline size and the ring slot size (256). */
 static uint32_t len_small(uint64_t seq)
 {
-	return 8 + (uint32_t)(seq % 200);
+	return 8 + (uint32_t)(seq * 7 % 400);
 }
 
-static void test_many_in_order(void **state)
+static void many_in_order(const char *cfg)
 {
 	char addr[64];
-	hpn_ep *s = make_server(addr, sizeof(addr));
-	hpn_ep *c = make(NULL);
-	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	hpn_ep *s = make(cfg);
+	hpn_ep *c = make(cfg);
+	hpn_peer_t p;
+
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	if (hpn_listen(s, addr))
+		fail_msg("listen %s: %s", addr, hpn_last_error());
+	p = connect_pair(s, c, addr, NULL);
 	const uint64_t total = 20000;
 	uint64_t sent = 0, got = 0;
-	static uint8_t msg[32][256];
+	static uint8_t msg[32][256 + 200];
 
-	(void)state;
 	while (got < total) {
 		if (sent < total) {
 			struct hpn_msg out[32];
@@ -106,6 +111,83 @@ static void test_many_in_order(void **state)
 
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.msgs_in, total);
+	assert_int_equal(st.drops, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_many_in_order(void **state)
+{
+	(void)state;
+	many_in_order(NULL);
+}
+
+/* The write-with-immediate ring, mixed with sends (messages above the
+ * slot size, and whenever credits run out): one order. */
+static void test_wimm_in_order(void **state)
+{
+	(void)state;
+	many_in_order("wimm=on,wimm_slots=16");
+}
+
+/* Credits run out while the receiver does not look: the sender falls back
+ * to sends, then to back-pressure; nothing is lost or reordered. */
+static void test_wimm_credits(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make("wimm=on,wimm_slots=8");
+	hpn_ep *c = make("wimm=on,wimm_slots=8");
+	hpn_peer_t p;
+	uint64_t sent = 0, got = 0;
+	uint8_t m[64];
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	p = connect_pair(s, c, addr, NULL);
+	/* Send until refused, without receiving. */
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 5000;) {
+		fill(m, sizeof(m), sent);
+		int r = hpn_send(c, p, m, sizeof(m));
+
+		if (r == -EAGAIN)
+			break;
+		assert_int_equal(r, 0);
+		sent++;
+	}
+	fprintf(stderr, "# sent %llu before back-pressure\n", (unsigned long long)sent);
+	assert_true(sent > 8);
+	while (got < sent) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	/* And it flows again (credits came back). */
+	for (int i = 0; i < 100; i++) {
+		fill(m, sizeof(m), sent + (uint64_t)i);
+		while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN) {
+			struct hpn_msg in[32];
+			int r = hpn_recv_burst(s, in, 32);
+
+			for (int k = 0; k < r; k++, got++) {
+				assert_int_equal(check(in[k].data, in[k].len), got);
+				hpn_buf_put(s, in[k].data);
+			}
+		}
+	}
+	while (got < sent + 100) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
 	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
 }
@@ -394,6 +476,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
+		cmocka_unit_test(test_wimm_in_order), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
