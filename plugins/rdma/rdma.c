@@ -525,6 +525,18 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 	p->state = P_CONNECTING;
 }
 
+/* The connection works: from its ESTABLISHED event, or from the first
+ * message, which can overtake the event (the other side may send as soon
+ * as its own ESTABLISHED arrives): the message must find the peer up, or
+ * an answer to it would be refused. */
+static void establish(struct hpn_pep *u, struct rdma_peer *p)
+{
+	if (p->state == P_UP)
+		return;
+	p->state = P_UP;
+	hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
+}
+
 static int cm_status(enum rdma_cm_event_type t, int status)
 {
 	switch (t) {
@@ -573,8 +585,7 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 	case RDMA_CM_EVENT_ESTABLISHED:
 		if (p->outgoing)
 			ring_remote(p, pdata, plen); /* the server's ring, from its accept */
-		p->state = P_UP;
-		hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
+		establish(u, p);
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		reap_sends(u); /* release what completed before the goodbye */
@@ -1018,6 +1029,8 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 			hpn_pool_put_bulk(u->pool, &buf, 1);
 			continue;
 		}
+		if (unlikely(p->state != P_UP))
+			establish(u, p);
 		if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
 			if (!ring_take(u, p, ntohl(wc[i].imm_data), buf, &msgs[k]))
 				continue;
