@@ -96,6 +96,8 @@ struct hpn_pep {
 	int epfd;
 	bool armed;
 	bool has_wc; /* a completion found while arming, for the next rx_burst */
+	struct hpn_msg *pend; /* messages taken early (a peer left), in order */
+	unsigned pend_head, pend_n, pend_cap;
 	struct ibv_wc wc_saved;
 
 	struct rdma_peer *peers;
@@ -254,22 +256,39 @@ static int post_recvs(struct hpn_pep *u, uint32_t want)
 }
 
 /* The first connection tells us the device: create everything shared. */
-static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
+/* Undo a half-built device setup so a later connection can try again. */
+static void dev_release(struct hpn_pep *u)
+{
+	if (u->cc && u->epfd >= 0)
+		epoll_ctl(u->epfd, EPOLL_CTL_DEL, u->cc->fd, NULL);
+	if (u->srq)
+		ibv_destroy_srq(u->srq);
+	if (u->scq)
+		ibv_destroy_cq(u->scq);
+	if (u->rcq)
+		ibv_destroy_cq(u->rcq);
+	if (u->mr)
+		ibv_dereg_mr(u->mr);
+	if (u->cc)
+		ibv_destroy_comp_channel(u->cc);
+	if (u->pd)
+		ibv_dealloc_pd(u->pd);
+	u->srq = NULL;
+	u->scq = u->rcq = NULL;
+	u->mr = NULL;
+	u->cc = NULL;
+	u->pd = NULL;
+	u->ctx = NULL;
+	u->rx_posted = 0;
+}
+
+static int dev_setup(struct hpn_pep *u, struct ibv_context *ctx, const char *name)
 {
 	struct ibv_device_attr da;
 	struct ibv_srq_init_attr sa = {0};
 	struct epoll_event ev = {.events = EPOLLIN};
-	const char *name = ibv_get_device_name(ctx->device);
 	int cqe, ret;
 
-	if (u->ctx) {
-		if (ctx != u->ctx && strcmp(name, ibv_get_device_name(u->ctx->device)))
-			return hpn_set_error(-EXDEV, "rdma: one endpoint uses one device: %s is not %s", name,
-					     ibv_get_device_name(u->ctx->device));
-		return 0;
-	}
-	if (u->dev[0] && strcmp(name, u->dev))
-		return hpn_set_error(-EXDEV, "rdma: the address resolves to device %s, not dev=%s", name, u->dev);
 	if (ibv_query_device(ctx, &da))
 		return hpn_set_error(-errno, "rdma: cannot query %s: %s", name, strerror(errno));
 	if (u->rx_depth > (uint32_t)da.max_srq_wr)
@@ -283,8 +302,10 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 	if (!u->pd || !u->cc)
 		return hpn_set_error(-ENOMEM, "rdma: cannot allocate a protection domain on %s", name);
 	fcntl(u->cc->fd, F_SETFL, fcntl(u->cc->fd, F_GETFL) | O_NONBLOCK);
-	cqe = (int)((u->tx_depth / u->signal_every + 2) * u->max_peers);
-	if (cqe > da.max_cqe)
+	/* A queue pair in error completes every request, signaled or not:
+	 * room for all of them, for every peer. */
+	cqe = (int)(u->tx_depth * u->max_peers + 64);
+	if (cqe > da.max_cqe || cqe < 0)
 		cqe = da.max_cqe;
 	u->scq = ibv_create_cq(ctx, cqe, NULL, NULL, 0);
 	u->rcq = ibv_create_cq(ctx, (int)u->rx_depth + 64 > da.max_cqe ? da.max_cqe : (int)u->rx_depth + 64,
@@ -294,7 +315,8 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 	u->srq = ibv_create_srq(u->pd, &sa);
 	if (!u->scq || !u->rcq || !u->srq)
 		return hpn_set_error(-ENOMEM, "rdma: cannot create completion/receive queues on %s", name);
-	u->mr = ibv_reg_mr(u->pd, u->mem, u->mem_len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	/* Local access only: peers write nowhere but the rings (wimm). */
+	u->mr = ibv_reg_mr(u->pd, u->mem, u->mem_len, IBV_ACCESS_LOCAL_WRITE);
 	if (!u->mr)
 		return memlock_error(u, -errno);
 	ev.data.fd = u->cc->fd;
@@ -303,6 +325,28 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
 	if (ret)
 		return hpn_set_error(ret, "rdma: cannot post %u receive buffers (%s): raise bufs or lower rx_depth",
 				     u->rx_depth, strerror(-ret));
+	return 0;
+}
+
+/* The first connection tells us the device: create everything shared. */
+static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
+{
+	const char *name = ibv_get_device_name(ctx->device);
+	int ret;
+
+	if (u->ctx) {
+		if (ctx != u->ctx && strcmp(name, ibv_get_device_name(u->ctx->device)))
+			return hpn_set_error(-EXDEV, "rdma: one endpoint uses one device: %s is not %s", name,
+					     ibv_get_device_name(u->ctx->device));
+		return 0;
+	}
+	if (u->dev[0] && strcmp(name, u->dev))
+		return hpn_set_error(-EXDEV, "rdma: the address resolves to device %s, not dev=%s", name, u->dev);
+	ret = dev_setup(u, ctx, name);
+	if (ret) {
+		dev_release(u);
+		return ret;
+	}
 	hpn_log(HPN_LOG_INFO, "rdma: using %s: %u receives posted, %u sends in flight per peer", name,
 		u->rx_depth, u->tx_depth);
 	return 0;
@@ -384,11 +428,11 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 		.qp_type = IBV_QPT_RC,
 	};
 
-	if (rdma_create_qp(p->id, u->pd, &qa)) {
-		/* Some devices refuse the inline size we asked for: retry lower. */
-		qa.cap.max_inline_data = 0;
-		if (rdma_create_qp(p->id, u->pd, &qa))
+	/* Devices refuse inline sizes they cannot do: halve until accepted. */
+	while (rdma_create_qp(p->id, u->pd, &qa)) {
+		if (!qa.cap.max_inline_data)
 			return hpn_set_error(-errno, "rdma: cannot create a queue pair: %s", strerror(errno));
+		qa.cap.max_inline_data /= 2;
 	}
 	p->qp = p->id->qp;
 	if (hpn_sq_init(&p->sq, u->tx_depth, u->signal_every))
@@ -409,6 +453,30 @@ static struct rdma_conn_param conn_param(void)
 		.retry_count = 7,
 		.rnr_retry_count = 7, /* a full receiver delays us; it never drops */
 	};
+}
+
+/* ---- pending messages ------------------------------------------------- */
+
+static void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
+{
+	if (u->pend_n == u->pend_cap) { /* cannot happen: sized for every posted receive */
+		HPN_STAT_ADD(u->st->drops, 1);
+		hpn_pool_put_bulk(u->pool, &m->data, 1);
+		return;
+	}
+	u->pend[(u->pend_head + u->pend_n++) % u->pend_cap] = *m;
+}
+
+static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0;
+
+	while (k < n && u->pend_n) {
+		msgs[k++] = u->pend[u->pend_head];
+		u->pend_head = (u->pend_head + 1) % u->pend_cap;
+		u->pend_n--;
+	}
+	return k;
 }
 
 /* ---- send completions ------------------------------------------------- */
@@ -498,13 +566,15 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 	struct rdma_peer *p = peer_new(u, id, false);
 	struct wimm_pd mine;
 
-	if (p && !create_qp(u, p)) {
+	int ret = p ? create_qp(u, p) : -ENOSPC;
+
+	if (!ret) {
 		ring_remote(p, pdata, plen);
 		mine = ring_pd(u, p);
 		cp.private_data = &mine;
 		cp.private_data_len = sizeof(mine);
 	}
-	if (!p || !p->qp || rdma_accept(id, &cp)) {
+	if (ret || rdma_accept(id, &cp)) {
 		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
 			p ? hpn_last_error() : "all peer slots in use (raise max_peers)");
 		HPN_STAT_ADD(u->st->drops, 1);
@@ -549,6 +619,8 @@ static int cm_status(enum rdma_cm_event_type t, int status)
 	}
 }
 
+static void rx_drain_to_pend(struct hpn_pep *u);
+
 static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status,
 		      const void *pdata, uint8_t plen)
 {
@@ -588,7 +660,8 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		establish(u, p);
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
-		reap_sends(u); /* release what completed before the goodbye */
+		reap_sends(u);        /* release what completed before the goodbye */
+		rx_drain_to_pend(u);  /* and keep what the peer sent before it */
 		if (p->state != P_FREE)
 			peer_gone(u, p, 0);
 		break;
@@ -674,26 +747,16 @@ static void rdma_close_(struct hpn_pep *u)
 	}
 	if (u->listen_id)
 		rdma_destroy_id(u->listen_id);
-	if (u->srq) {
-		/* Posted receive buffers go back to the pool with the SRQ. */
-		ibv_destroy_srq(u->srq);
-	}
-	if (u->scq)
-		ibv_destroy_cq(u->scq);
-	if (u->rcq)
-		ibv_destroy_cq(u->rcq);
-	if (u->mr)
-		ibv_dereg_mr(u->mr);
-	if (u->cc)
-		ibv_destroy_comp_channel(u->cc);
-	if (u->pd)
-		ibv_dealloc_pd(u->pd);
+	/* Posted receive buffers are not handed back one by one: the core
+	 * destroys the whole pool right after close. */
+	dev_release(u);
 	if (u->ec)
 		rdma_destroy_event_channel(u->ec);
 	if (u->epfd >= 0)
 		close(u->epfd);
 	free(u->peers);
 	free(u->qtab);
+	free(u->pend);
 	free(u);
 }
 
@@ -782,9 +845,11 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		u->qmask = (u->qmask << 1) | 1;
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
 	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
+	u->pend_cap = u->rx_depth + 64;
+	u->pend = calloc(u->pend_cap, sizeof(*u->pend));
 	u->ec = rdma_create_event_channel();
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!u->peers || !u->qtab || !u->ec || u->epfd < 0) {
+	if (!u->peers || !u->qtab || !u->pend || !u->ec || u->epfd < 0) {
 		ret = hpn_set_error(-ENOMEM, "rdma: cannot create the connection manager channel: %s",
 				    strerror(errno));
 		goto fail;
@@ -906,11 +971,17 @@ static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
 	return 0;
 }
 
+static void credit_return(struct hpn_pep *u, struct rdma_peer *p);
+
 static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 {
 	(void)now;
 	poll_cm(u);
 	reap_sends(u);
+	/* Credit returns that found the send queue full are retried here. */
+	for (uint32_t i = 0; i < u->max_peers; i++)
+		if (u->peers[i].unreported && u->peers[i].state == P_UP)
+			credit_return(u, &u->peers[i]);
 	if (u->srq && u->rx_posted < u->rx_depth)
 		post_recvs(u, u->rx_depth - u->rx_posted);
 	return 0;
@@ -962,7 +1033,7 @@ static void credit_return(struct hpn_pep *u, struct rdma_peer *p)
 static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void *buf, struct hpn_msg *out)
 {
 	if (imm & IMM_CREDIT) {
-		p->credits += imm & 0xffffu;
+		p->credits += imm & ~IMM_CREDIT;
 		hpn_pool_put_bulk(u->pool, &buf, 1);
 		return 0;
 	}
@@ -979,12 +1050,68 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 	return 1;
 }
 
+/* One receive completion: returns 1 and fills *out if it is a message. */
+static int rx_wc(struct hpn_pep *u, const struct ibv_wc *wc, struct hpn_msg *out)
+{
+	void *buf = (void *)(uintptr_t)wc->wr_id;
+	struct rdma_peer *p;
+
+	u->rx_posted--;
+	if (unlikely(wc->status != IBV_WC_SUCCESS)) {
+		if (wc->status != IBV_WC_WR_FLUSH_ERR)
+			HPN_STAT_ADD(u->st->errors, 1);
+		hpn_pool_put_bulk(u->pool, &buf, 1);
+		return 0;
+	}
+	p = peer_by_qpn(u, wc->qp_num);
+	if (unlikely(!p)) {
+		HPN_STAT_ADD(u->st->drops, 1);
+		hpn_pool_put_bulk(u->pool, &buf, 1);
+		return 0;
+	}
+	if (unlikely(p->state != P_UP && p->state != P_CLOSING))
+		establish(u, p);
+	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
+		return ring_take(u, p, ntohl(wc->imm_data), buf, out);
+	*out = (struct hpn_msg){buf, wc->byte_len, p->pid};
+	return 1;
+}
+
+/* A peer is leaving: what it sent before is already in the receive CQ.
+ * Take all of it now, into the pending queue, before its queue pair (and
+ * its qp_num -> peer mapping) goes: delivered later, in order. */
+static void rx_drain_to_pend(struct hpn_pep *u)
+{
+	struct ibv_wc wc[64];
+	int r;
+
+	if (!u->rcq)
+		return;
+	if (u->has_wc) {
+		struct hpn_msg m;
+
+		u->has_wc = false;
+		if (rx_wc(u, &u->wc_saved, &m))
+			pend_push(u, &m);
+	}
+	while ((r = ibv_poll_cq(u->rcq, 64, wc)) > 0) {
+		for (int i = 0; i < r; i++) {
+			struct hpn_msg m;
+
+			if (rx_wc(u, &wc[i], &m))
+				pend_push(u, &m);
+		}
+	}
+}
+
 static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	struct ibv_wc wc[BURST_MAX];
 	unsigned k = 0;
 	int r;
 
+	if (unlikely(u->pend_n))
+		return (int)pend_pop(u, msgs, n);
 	if (unlikely(!u->rcq)) {
 		poll_cm(u); /* nothing connected yet: connection events are all there is */
 		return 0;
@@ -1000,6 +1127,8 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	}
 	if (n > u->burst)
 		n = u->burst;
+	if (unlikely(!n))
+		return 0;
 	if (unlikely(u->has_wc)) {
 		wc[0] = u->wc_saved;
 		u->has_wc = false;
@@ -1012,33 +1141,8 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		HPN_STAT_ADD(u->st->errors, 1);
 		return -EIO;
 	}
-	for (int i = 0; i < r; i++) {
-		void *buf = (void *)(uintptr_t)wc[i].wr_id;
-		struct rdma_peer *p;
-
-		u->rx_posted--;
-		if (unlikely(wc[i].status != IBV_WC_SUCCESS)) {
-			if (wc[i].status != IBV_WC_WR_FLUSH_ERR)
-				HPN_STAT_ADD(u->st->errors, 1);
-			hpn_pool_put_bulk(u->pool, &buf, 1);
-			continue;
-		}
-		p = peer_by_qpn(u, wc[i].qp_num);
-		if (unlikely(!p)) {
-			HPN_STAT_ADD(u->st->drops, 1);
-			hpn_pool_put_bulk(u->pool, &buf, 1);
-			continue;
-		}
-		if (unlikely(p->state != P_UP))
-			establish(u, p);
-		if (wc[i].opcode == IBV_WC_RECV_RDMA_WITH_IMM) {
-			if (!ring_take(u, p, ntohl(wc[i].imm_data), buf, &msgs[k]))
-				continue;
-			k++;
-			continue;
-		}
-		msgs[k++] = (struct hpn_msg){buf, wc[i].byte_len, p->pid};
-	}
+	for (int i = 0; i < r; i++)
+		k += (unsigned)rx_wc(u, &wc[i], &msgs[k]);
 	/* Replenish in batches: one doorbell for many buffers (progress tops
 	 * up the rest). Connection events are not looked at here: reading the
 	 * rdma_cm channel is a system call, too dear for every empty poll;
@@ -1048,22 +1152,54 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	return (int)k;
 }
 
+/* Post wr[start, end) to p as one chain (one doorbell). On failure, take
+ * back what the device did not accept and return how many it did. */
+static unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct ibv_send_wr *wr, unsigned start,
+			   unsigned end, const bool *copied, const bool *wimm)
+{
+	struct ibv_send_wr *bad = NULL;
+	unsigned posted;
+
+	if (hpn_sq_close_batch(&p->sq))
+		wr[end - 1].send_flags |= IBV_SEND_SIGNALED;
+	if (likely(!ibv_post_send(p->qp, &wr[start], &bad)))
+		return end - start;
+	posted = bad ? (unsigned)(bad - &wr[start]) : 0;
+	HPN_STAT_ADD(u->st->errors, 1);
+	hpn_log(HPN_LOG_WARN, "rdma: ibv_post_send to peer %u failed after %u of %u", p->pid, posted, end - start);
+	/* Newest first: the unposted requests are the newest of this peer. */
+	for (unsigned i = end; i-- > start + posted;) {
+		void *hold = hpn_sq_unpush(&p->sq);
+
+		if (copied[i]) /* ours; a caller's owned buffer stays the caller's */
+			hpn_pool_put_bulk(u->pool, &hold, 1);
+		if (wimm[i]) {
+			p->credits++;
+			p->r_head--;
+		}
+	}
+	return posted;
+}
+
 static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
-	struct ibv_send_wr wr[BURST_MAX], *bad;
+	struct ibv_send_wr wr[BURST_MAX];
 	struct ibv_sge sge[BURST_MAX];
-	void *release[BURST_MAX];
-	unsigned k, nrel = 0, chain_start = 0;
+	bool copied[BURST_MAX], wimm[BURST_MAX], inl[BURST_MAX];
+	unsigned k, chain_start = 0, done;
 	struct rdma_peer *chain_peer = NULL;
 	int err = 0;
 
 	if (n > u->burst)
 		n = u->burst;
+	if (unlikely(!n))
+		return 0;
 	reap_sends(u);
 	for (k = 0; k < n; k++) {
 		const struct hpn_msg *m = &msgs[k];
 		struct rdma_peer *p = peer_by_id(u, m->peer);
 		void *hold = NULL;
+		bool signal;
 
 		if (unlikely(!p || p->state != P_UP)) {
 			err = -ENOTCONN;
@@ -1077,8 +1213,29 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			err = -EAGAIN; /* the peer is slow: its queue is full */
 			break;
 		}
+		inl[k] = m->len <= u->inline_size;
+		copied[k] = !inl[k] && !(flags & HPN_TX_OWNED);
+		/* Everything that can fail comes before any bookkeeping. */
+		if (copied[k] && !hpn_pool_get_bulk(u->pool, &hold, 1)) {
+			err = -EAGAIN;
+			break;
+		}
+		if (chain_peer != p) {
+			if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, wimm)) <
+						  k - chain_start) {
+				if (copied[k])
+					hpn_pool_put_bulk(u->pool, &hold, 1);
+				k = chain_start + done;
+				goto out;
+			}
+			chain_peer = p;
+			chain_start = k;
+		} else {
+			wr[k - 1].next = &wr[k];
+		}
 		wr[k] = (struct ibv_send_wr){.opcode = IBV_WR_SEND, .sg_list = &sge[k], .num_sge = 1};
-		if (p->wimm && m->len <= p->r_slot && p->credits) {
+		wimm[k] = p->wimm && m->len <= p->r_slot && p->credits;
+		if (wimm[k]) {
 			/* Into the peer's ring; the immediate says how long. */
 			wr[k].opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 			wr[k].imm_data = htonl(m->len);
@@ -1086,54 +1243,37 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			wr[k].wr.rdma.rkey = p->r_rkey;
 			p->credits--;
 		}
-		if (m->len <= u->inline_size) {
-			/* Copied at post time: caller memory is fine, and an
-			 * owned buffer is free again right after the post. */
+		if (inl[k]) {
+			/* Copied at post time: caller memory is fine, and an owned
+			 * buffer is free again right after the post. */
 			sge[k] = (struct ibv_sge){(uintptr_t)m->data, m->len, 0};
 			wr[k].send_flags = IBV_SEND_INLINE;
-			if (flags & HPN_TX_OWNED)
-				release[nrel++] = m->data;
-		} else if (flags & HPN_TX_OWNED) {
-			sge[k] = (struct ibv_sge){(uintptr_t)m->data, m->len, u->mr->lkey};
-			hold = m->data;
+		} else if (!copied[k]) {
+			hold = m->data; /* zero-copy: the pool buffer itself */
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
 		} else {
-			/* Caller memory is not registered: copy into a pool buffer
-			 * that lives until the send completes. */
-			if (!hpn_pool_get_bulk(u->pool, &hold, 1)) {
-				err = -EAGAIN;
-				break;
-			}
 			memcpy(hold, m->data, m->len);
 			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
 		}
 		/* Completions only now and then (sq.h decides when). */
-		bool signal;
-
 		wr[k].wr_id = hpn_sq_push(&p->sq, hold, &signal);
 		if (signal)
 			wr[k].send_flags |= IBV_SEND_SIGNALED;
-		/* Chain consecutive messages to one peer: one doorbell. */
-		if (chain_peer != p) {
-			if (chain_peer && ibv_post_send(chain_peer->qp, &wr[chain_start], &bad))
-				goto post_failed;
-			chain_peer = p;
-			chain_start = k;
-		} else {
-			wr[k - 1].next = &wr[k];
-		}
 	}
-	if (chain_peer && ibv_post_send(chain_peer->qp, &wr[chain_start], &bad))
-		goto post_failed;
-	if (nrel)
-		hpn_pool_put_bulk(u->pool, release, nrel);
-	return k ? (int)k : err;
-post_failed:
-	/* Should not happen (queue depth is tracked): count, let the peer's
-	 * error surface through completions, and report what got through. */
-	HPN_STAT_ADD(u->st->errors, 1);
-	if (nrel)
-		hpn_pool_put_bulk(u->pool, release, nrel);
-	return chain_start ? (int)chain_start : -EIO;
+	if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, wimm)) < k - chain_start)
+		k = chain_start + done;
+out:
+	if (flags & HPN_TX_OWNED) {
+		void *rel[BURST_MAX];
+		unsigned nrel = 0;
+
+		for (unsigned i = 0; i < k; i++)
+			if (inl[i])
+				rel[nrel++] = msgs[i].data;
+		if (nrel)
+			hpn_pool_put_bulk(u->pool, rel, nrel);
+	}
+	return k ? (int)k : err ? err : -EIO;
 }
 
 static const struct hpn_plugin_ops rdma_ops = {

@@ -24,6 +24,7 @@ struct hpn_sq {
 	uint32_t mask;  /* depth - 1 */
 	uint32_t since_signal;
 	uint32_t signal_every;
+	uint32_t held_unsignaled; /* buffers held by requests after the last signaled one */
 };
 
 /* Largest power of two <= n (n >= 1). */
@@ -38,7 +39,7 @@ static inline int hpn_sq_init(struct hpn_sq *sq, uint32_t depth, uint32_t signal
 {
 	depth = hpn_sq_pow2_floor(depth < 4 ? 4 : depth);
 	sq->slot = (void **)calloc(depth, sizeof(*sq->slot));
-	sq->head = sq->tail = sq->since_signal = 0;
+	sq->head = sq->tail = sq->since_signal = sq->held_unsignaled = 0;
 	sq->mask = depth - 1;
 	sq->signal_every = signal_every < 1 ? 1 : signal_every > depth / 2 ? depth / 2 : signal_every;
 	return sq->slot ? 0 : -1;
@@ -72,8 +73,32 @@ static inline uint32_t hpn_sq_push(struct hpn_sq *sq, void *hold, bool *signal)
 	sq->slot[id & sq->mask] = hold;
 	*signal = ++sq->since_signal >= sq->signal_every || hpn_sq_inflight(sq) >= sq->mask;
 	if (*signal)
-		sq->since_signal = 0;
+		sq->since_signal = sq->held_unsignaled = 0;
+	else if (hold)
+		sq->held_unsignaled++;
 	return id;
+}
+
+/* At the end of a posted batch: must its last request (the newest) ask
+ * for a completion? Yes if unsignaled requests hold buffers, or an idle
+ * peer would keep them forever and starve the pool. */
+static inline bool hpn_sq_close_batch(struct hpn_sq *sq)
+{
+	if (!sq->held_unsignaled)
+		return false;
+	sq->since_signal = sq->held_unsignaled = 0;
+	return true;
+}
+
+/* Take back the newest request (it could not be posted). Returns what it
+ * held; the caller decides whose that is. */
+static inline void *hpn_sq_unpush(struct hpn_sq *sq)
+{
+	void **s = &sq->slot[--sq->head & sq->mask];
+	void *hold = *s;
+
+	*s = NULL;
+	return hold;
 }
 
 /* Request `id` completed: collect the buffers of every request up to and

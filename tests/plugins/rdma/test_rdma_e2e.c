@@ -352,7 +352,7 @@ static void echo_run(const char *srv_cfg, const char *cli_cfg)
 {
 	char addr[64];
 	hpn_ep *s = make(srv_cfg), *c = make(cli_cfg);
-	hpn_peer_t p, from;
+	hpn_peer_t p;
 
 	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
 	if (hpn_listen(s, addr))
@@ -364,7 +364,6 @@ static void echo_run(const char *srv_cfg, const char *cli_cfg)
 	for (uint64_t i = 0; i < 2000; i++) {
 		uint8_t m[300];
 		struct hpn_msg in;
-		char back[300];
 		int r;
 
 		fill(m, sizeof(m), i);
@@ -375,17 +374,48 @@ static void echo_run(const char *srv_cfg, const char *cli_cfg)
 		assert_int_equal(r, 1);
 		assert_int_equal(check(in.data, in.len), i);
 		assert_int_equal(hpn_send_zc_burst(s, &in, 1), 1);
-		uint64_t t0 = now_ms();
-
-		while ((r = hpn_recv(c, &from, back, sizeof(back))) == -EAGAIN && now_ms() - t0 < 10000) {
-			struct hpn_msg none;
-
-			hpn_recv_wait(c, &none, 0, 1);
-		}
-		assert_int_equal(r, 300);
-		assert_int_equal(check((uint8_t *)back, 300), i);
+		r = hpn_recv_wait(c, &in, 1, 10000);
+		assert_int_equal(r, 1);
+		assert_int_equal(in.len, 300);
+		assert_int_equal(check(in.data, 300), i);
+		hpn_buf_put(c, in.data);
 	}
 	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+/* Everything sent before a goodbye is delivered, then the peer is gone,
+ * even if the receiver looks only after the goodbye arrived. */
+static void test_goodbye_after_data(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make(NULL), *c = make(NULL);
+	hpn_peer_t p, sp;
+	uint64_t got = 0;
+	uint8_t m[100];
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	p = connect_pair(s, c, addr, &sp);
+	for (uint64_t i = 0; i < 100; i++) {
+		fill(m, sizeof(m), i);
+		while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
+			;
+	}
+	hpn_ep_destroy(c);
+	wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 10000); /* the goodbye is processed first */
+	for (uint64_t t0 = now_ms(); got < 100 && now_ms() - t0 < 10000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].peer, sp);
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	assert_int_equal(got, 100);
 	hpn_ep_destroy(s);
 }
 
@@ -480,6 +510,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
+		cmocka_unit_test(test_goodbye_after_data),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
