@@ -75,6 +75,7 @@ struct rdma_peer {
 	uint64_t r_addr;       /* theirs: we write there */
 	uint32_t r_rkey, r_slots, r_slot, r_head;
 	uint32_t credits;
+	bool sent;            /* posted something since the last keepalive check */
 };
 
 struct hpn_pep {
@@ -110,12 +111,14 @@ struct hpn_pep {
 	unsigned burst;
 	bool wimm;
 	uint32_t wimm_slots, wimm_slot;
+	uint64_t keepalive_ns, next_keepalive_ns;
 	char dev[64];
 };
 
 /* Private data of connect and accept: where our ring is. */
 #define WIMM_MAGIC 0x68706e57u /* "hpnW" */
 #define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
+#define IMM_KEEPALIVE 0x40000000u /* a zero-length send that only proves the path */
 struct wimm_pd {
 	uint32_t magic, slots, slot, rkey;
 	uint64_t addr;
@@ -813,6 +816,8 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->inline_req = (uint32_t)v;
 	int wimm = 0;
 
+	ret = ret ?: hpn_core_cfg_u64(core, "peer_timeout_ms", 3000, 0, 3600000, &v);
+	u->keepalive_ns = v * 1000000ull / 4;
 	ret = ret ?: hpn_core_cfg_bool(core, "wimm", 0, &wimm);
 	u->wimm = wimm;
 	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slots", 64, 4, 1u << 16, &v);
@@ -973,11 +978,38 @@ static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
 
 static void credit_return(struct hpn_pep *u, struct rdma_peer *p);
 
+/* An idle peer on a dead host would never be noticed: RC only finds out
+ * when a send is not acknowledged. So a peer we sent nothing to for a
+ * while gets a zero-length signaled send; if its host is gone, the
+ * retries run out and the completion error reports it gone. */
+static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
+{
+	struct ibv_send_wr wr = {.opcode = IBV_WR_SEND_WITH_IMM, .send_flags = IBV_SEND_SIGNALED}, *bad;
+	bool signal;
+
+	if (hpn_sq_full(&p->sq))
+		return;
+	wr.imm_data = htonl(IMM_KEEPALIVE);
+	wr.wr_id = hpn_sq_push(&p->sq, NULL, &signal);
+	p->sq.since_signal = 0;
+	if (ibv_post_send(p->qp, &wr, &bad))
+		hpn_sq_unpush(&p->sq);
+}
+
 static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 {
-	(void)now;
 	poll_cm(u);
 	reap_sends(u);
+	if (u->keepalive_ns && now >= u->next_keepalive_ns) {
+		u->next_keepalive_ns = now + u->keepalive_ns;
+		for (uint32_t i = 0; i < u->max_peers; i++) {
+			struct rdma_peer *p = &u->peers[i];
+
+			if (p->state == P_UP && !p->sent)
+				keepalive(u, p);
+			p->sent = false;
+		}
+	}
 	/* Credit returns that found the send queue full are retried here. */
 	for (uint32_t i = 0; i < u->max_peers; i++)
 		if (u->peers[i].unreported && u->peers[i].state == P_UP)
@@ -1073,6 +1105,10 @@ static int rx_wc(struct hpn_pep *u, const struct ibv_wc *wc, struct hpn_msg *out
 		establish(u, p);
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
 		return ring_take(u, p, ntohl(wc->imm_data), buf, out);
+	if (unlikely((wc->wc_flags & IBV_WC_WITH_IMM) && (ntohl(wc->imm_data) & IMM_KEEPALIVE))) {
+		hpn_pool_put_bulk(u->pool, &buf, 1); /* proof of life, nothing to deliver */
+		return 0;
+	}
 	*out = (struct hpn_msg){buf, wc->byte_len, p->pid};
 	return 1;
 }
@@ -1255,6 +1291,7 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			memcpy(hold, m->data, m->len);
 			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
 		}
+		p->sent = true;
 		/* Completions only now and then (sq.h decides when). */
 		wr[k].wr_id = hpn_sq_push(&p->sq, hold, &signal);
 		if (signal)

@@ -419,6 +419,43 @@ static void test_goodbye_after_data(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Idle peers exchange keepalives (zero-length sends): they must neither
+ * surface as messages nor end the connection. */
+static void test_idle_keepalive(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make("peer_timeout_ms=200"), *c = make("peer_timeout_ms=200");
+	hpn_peer_t p, sp;
+	struct hpn_stats st;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	p = connect_pair(s, c, addr, &sp);
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 1500;) {
+		struct hpn_msg in[4];
+		struct hpn_event ev;
+
+		assert_int_equal(hpn_recv_burst(s, in, 4), 0);
+		assert_int_equal(hpn_recv_burst(c, in, 4), 0);
+		assert_int_equal(hpn_poll(s, &ev, 1), 0);
+		assert_int_equal(hpn_poll(c, &ev, 1), 0);
+		usleep(1000);
+	}
+	assert_int_equal(hpn_send(c, p, "alive", 5), 0);
+	struct hpn_msg in;
+
+	assert_int_equal(hpn_recv_wait(s, &in, 1, 10000), 1);
+	assert_int_equal(in.len, 5);
+	assert_int_equal(in.peer, sp);
+	hpn_buf_put(s, in.data);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.msgs_in, 1);
+	assert_int_equal(st.errors, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 static void test_wait_block(void **state)
 {
 	(void)state;
@@ -510,7 +547,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
-		cmocka_unit_test(test_goodbye_after_data),
+		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_idle_keepalive),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
