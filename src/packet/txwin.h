@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * txwin.h - the send side of the reliable packet layer (issue 5, second
+ * piece): sequence numbers, the window of unacknowledged packets, what the
+ * acks say, and when to retransmit. Like rxwin.h it has no clock and no
+ * socket of its own: the caller passes `now` and does the sending, so the
+ * whole state machine runs under a virtual clock in the tests.
+ *
+ * Loss recovery (TCP's, shrunk to packets): cumulative + selective acks
+ * release packets; a packet is fast-retransmitted once `dupthresh` packets
+ * sent after it are acked; anything unacked for an RTO (RFC 6298 estimate,
+ * Karn's rule, exponential backoff) is retransmitted; a packet still
+ * unacknowledged `dead_ns` after its first transmission (default 1 s)
+ * declares the peer dead: failure detection is a time, not a count.
+ */
+#ifndef HPN_PACKET_TXWIN_H
+#define HPN_PACKET_TXWIN_H
+
+#include "rxwin.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define HPN_TXWIN_MAX 1024
+
+struct hpn_txpkt {
+	void *ref;        /* the caller's packet */
+	uint64_t sent_ns; /* last (re)transmission */
+	uint64_t first_ns; /* first transmission */
+	uint16_t tries;   /* retransmissions so far */
+	bool acked;       /* selectively acked, waiting for the cumulative ack */
+	bool lost;        /* marked for retransmission */
+};
+
+struct hpn_txwin {
+	uint32_t una;   /* oldest unacknowledged sequence number */
+	uint32_t next;  /* next sequence number to assign */
+	uint32_t size;  /* window: at most this many unacknowledged (power of two) */
+	uint32_t dupthresh;
+	uint64_t dead_ns; /* a packet unacked this long since first sent: the peer is gone */
+	uint64_t srtt_ns, rttvar_ns, rto_ns, rto_min_ns, rto_max_ns;
+	uint64_t retransmits;
+	uint64_t acked_sent_ns; /* latest send time among acked packets (RACK-like) */
+	struct hpn_txpkt pkt[HPN_TXWIN_MAX];
+};
+
+void hpn_txwin_init(struct hpn_txwin *t, uint32_t first, uint32_t size);
+
+/* Room for another packet? (false: back-pressure, -EAGAIN to the app) */
+static inline bool hpn_txwin_can_send(const struct hpn_txwin *t)
+{
+	return t->next - t->una < t->size;
+}
+
+static inline uint32_t hpn_txwin_inflight(const struct hpn_txwin *t)
+{
+	return t->next - t->una;
+}
+
+/* Record a packet being sent now; returns its sequence number. */
+uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now);
+
+/* An ack arrived (rxwin's cum and mask). Calls release(arg, ref) for every
+ * packet now known delivered, oldest first; marks losses for fast
+ * retransmit. Returns the number released; -1 if the ack is nonsense
+ * (acknowledges packets never sent): drop it. */
+int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, uint64_t mask, uint64_t now,
+		  void (*release)(void *arg, void *ref), void *arg);
+
+/* Next packet to retransmit now (the oldest that is marked lost or whose
+ * RTO expired), or false. Updates its send time and counts the try. Sets
+ * *dead (and returns false) when a packet has waited dead_ns. */
+bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead);
+
+/* Earliest time something needs retransmitting (for the caller's timer);
+ * UINT64_MAX when nothing is in flight. */
+uint64_t hpn_txwin_deadline(const struct hpn_txwin *t);
+
+#endif

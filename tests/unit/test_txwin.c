@@ -1,0 +1,243 @@
+/* The reliable packet layer's send window (src/packet/txwin.c) against its
+ * receive window, over a simulated link under a virtual clock: no sleeps,
+ * seeded loss, reordering and duplication. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "packet/txwin.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define US 1000ull
+#define MS 1000000ull
+
+static struct hpn_txwin tx;
+static struct hpn_rxwin rx;
+
+static uint64_t rng = 88172645463325252ull;
+static uint32_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return (uint32_t)(rng >> 11);
+}
+static bool chance(double p)
+{
+	return (double)(rnd() % 1000000) < p * 1000000.0;
+}
+
+/* The link: packets and acks in flight with their arrival time. */
+struct flight {
+	uint64_t at;
+	uint32_t seq;
+	uint64_t mask; /* acks: the SACK mask */
+	bool ack;
+};
+#define LINK_MAX 100000
+static struct flight link_q[LINK_MAX];
+static unsigned link_n;
+
+struct linkcfg {
+	double loss, dup, reorder;
+};
+
+static void link_send(const struct linkcfg *c, uint64_t now, struct flight f)
+{
+	unsigned copies = chance(c->dup) ? 2 : 1;
+
+	if (chance(c->loss))
+		return;
+	for (unsigned i = 0; i < copies && link_n < LINK_MAX; i++) {
+		f.at = now + 50 * US + (chance(c->reorder) ? rnd() % (300 * US) : 0);
+		link_q[link_n++] = f;
+	}
+}
+
+static uint64_t released, delivered, expect_next;
+
+static void on_release(void *arg, void *ref)
+{
+	(void)arg;
+	(void)ref;
+	released++;
+}
+
+static void receive(const struct linkcfg *c, uint64_t now, uint32_t seq)
+{
+	void *ref;
+	uint32_t cum;
+	uint64_t mask;
+
+	switch (hpn_rxwin_put(&rx, seq, (void *)(uintptr_t)seq)) {
+	case HPN_RX_DELIVER:
+		assert_int_equal(seq, (uint32_t)expect_next);
+		expect_next++;
+		delivered++;
+		while (hpn_rxwin_next(&rx, &ref)) {
+			assert_int_equal((uint32_t)(uintptr_t)ref, (uint32_t)expect_next);
+			expect_next++;
+			delivered++;
+		}
+		break;
+	case HPN_RX_HELD:
+	case HPN_RX_DUP:
+		break;
+	default:
+		fail_msg("seq %u: unexpected verdict", seq);
+	}
+	mask = hpn_rxwin_ack(&rx, &cum);
+	link_send(c, now, (struct flight){.seq = cum, .mask = mask, .ack = true});
+}
+
+/* Move total messages across the link; returns the virtual time it took. */
+static uint64_t run(uint32_t first, uint64_t total, const struct linkcfg *c)
+{
+	uint64_t now = 0, sent = 0;
+
+	hpn_txwin_init(&tx, first, 64);
+	hpn_rxwin_init(&rx, first, 64, true);
+	released = delivered = 0;
+	expect_next = first;
+	link_n = 0;
+	while (delivered < total || released < total) {
+		uint32_t seq;
+		void *ref;
+		bool dead;
+
+		while (sent < total && hpn_txwin_can_send(&tx)) {
+			seq = hpn_txwin_push(&tx, (void *)(uintptr_t)(sent + 1), now);
+			link_send(c, now, (struct flight){.seq = seq});
+			sent++;
+		}
+		while (hpn_txwin_resend(&tx, now, &seq, &ref, &dead))
+			link_send(c, now, (struct flight){.seq = seq});
+		assert_false(dead);
+		now += 10 * US;
+		for (unsigned i = 0; i < link_n;) {
+			struct flight f = link_q[i];
+
+			if (f.at > now) {
+				i++;
+				continue;
+			}
+			link_q[i] = link_q[--link_n];
+			if (f.ack)
+				assert_true(hpn_txwin_ack(&tx, f.seq, f.mask, now, on_release, NULL) >= 0);
+			else
+				receive(c, now, f.seq);
+		}
+		assert_true(now < 600000 * MS); /* a stuck protocol fails, not hangs */
+	}
+	assert_int_equal(hpn_txwin_inflight(&tx), 0);
+	return now;
+}
+
+static void test_lossless(void **state)
+{
+	struct linkcfg c = {0};
+
+	(void)state;
+	run(1, 20000, &c);
+	assert_int_equal(tx.retransmits, 0);
+}
+
+static void test_loss_reorder_dup(void **state)
+{
+	static const double loss[] = {0.01, 0.05, 0.20};
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		struct linkcfg c = {loss[i], 0.01, 0.1};
+		uint64_t t = run(UINT32_MAX - 5000, 20000, &c); /* across the wrap */
+
+		print_message("loss %.0f%%: %llu retransmits, %.1f ms virtual\n", loss[i] * 100,
+			      (unsigned long long)tx.retransmits, (double)t / MS);
+		assert_true(tx.retransmits > 0);
+	}
+}
+
+/* One hole with later packets acked: retransmitted long before the RTO. */
+static void test_fast_retransmit(void **state)
+{
+	uint32_t seq, cum;
+	void *ref;
+	bool dead;
+	uint64_t mask;
+
+	(void)state;
+	hpn_txwin_init(&tx, 100, 64);
+	hpn_rxwin_init(&rx, 100, 64, true);
+	for (unsigned i = 0; i < 10; i++)
+		hpn_txwin_push(&tx, NULL, i * 10 * US); /* one every 10 us */
+	for (uint32_t s = 100; s < 110; s++)
+		if (s != 103)
+			hpn_rxwin_put(&rx, s, NULL);
+	mask = hpn_rxwin_ack(&rx, &cum);
+	assert_int_equal(cum, 103);
+	assert_int_equal(hpn_txwin_ack(&tx, cum, mask, 150 * US, on_release, NULL), 3);
+	assert_true(hpn_txwin_resend(&tx, 150 * US, &seq, &ref, &dead)); /* far before any RTO */
+	assert_int_equal(seq, 103);
+	assert_false(hpn_txwin_resend(&tx, 150 * US, &seq, &ref, &dead)); /* nothing else due */
+	assert_true(hpn_txwin_deadline(&tx) > 150 * US);
+	/* The same ack again (the retransmission is in flight): not lost twice. */
+	assert_int_equal(hpn_txwin_ack(&tx, cum, mask, 160 * US, on_release, NULL), 0);
+	assert_false(hpn_txwin_resend(&tx, 160 * US, &seq, &ref, &dead));
+}
+
+/* A silent peer: retransmissions back off exponentially, then it is dead. */
+static void test_rto_backoff_dead(void **state)
+{
+	uint64_t now = 0, last = 0, gap = 0;
+	unsigned tries = 0;
+	uint32_t seq;
+	void *ref;
+	bool dead = false;
+
+	(void)state;
+	hpn_txwin_init(&tx, 0, 8);
+	hpn_txwin_push(&tx, NULL, 0);
+	while (!dead && now < 100000 * MS) {
+		now = hpn_txwin_deadline(&tx);
+		if (hpn_txwin_resend(&tx, now, &seq, &ref, &dead)) {
+			if (tries)
+				assert_true(now - last >= gap); /* never sooner than before */
+			gap = now - last;
+			last = now;
+			tries++;
+		}
+	}
+	assert_true(dead);
+	assert_true(tries >= 5);
+	assert_true(now >= tx.dead_ns && now < tx.dead_ns + tx.rto_max_ns);
+}
+
+static void test_window_and_nonsense(void **state)
+{
+	(void)state;
+	hpn_txwin_init(&tx, 0, 16);
+	for (unsigned i = 0; i < 16; i++) {
+		assert_true(hpn_txwin_can_send(&tx));
+		hpn_txwin_push(&tx, NULL, 0);
+	}
+	assert_false(hpn_txwin_can_send(&tx)); /* back-pressure: -EAGAIN */
+	assert_int_equal(hpn_txwin_ack(&tx, 17, 0, 0, on_release, NULL), -1);
+	assert_int_equal(hpn_txwin_ack(&tx, 4, 0, 1 * MS, on_release, NULL), 4);
+	assert_true(hpn_txwin_can_send(&tx));
+	assert_int_equal(hpn_txwin_ack(&tx, 2, 0, 1 * MS, on_release, NULL), 0); /* old ack: no-op */
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_lossless),        cmocka_unit_test(test_loss_reorder_dup),
+		cmocka_unit_test(test_fast_retransmit), cmocka_unit_test(test_rto_backoff_dead),
+		cmocka_unit_test(test_window_and_nonsense),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
