@@ -6,6 +6,8 @@ set -euo pipefail
 
 # Build and unit tests.
 PKGS=(meson ninja-build pkg-config gcc g++ libc6-dev libcmocka-dev libnuma-dev)
+# The fuzzers (libFuzzer comes with clang's runtime).
+PKGS+=(clang libclang-rt-14-dev)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
 # Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel

@@ -21,6 +21,16 @@ run_suite build
 echo "== sanitizer build (ASan + UBSan)"
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 
+echo "== fuzzing the packet decoder (libFuzzer, ASan + UBSan, bounded)"
+fuzz_time=${HPN_FUZZ_SECONDS:-30}
+mkdir -p build-fuzz
+corpus=$(mktemp -d)
+cp tests/fuzz/corpus/* "$corpus"/
+clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc \
+	tests/fuzz/fuzz_packet.c src/packet/wire.c -o build-fuzz/fuzz_packet
+build-fuzz/fuzz_packet -max_total_time="$fuzz_time" -print_final_stats=1 "$corpus" 2>&1 | tail -3
+rm -rf "$corpus"
+
 echo "== pkg-config consumer"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT

@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/* wire.c - see wire.h and docs/WIRE.md. */
+#include "wire.h"
+
+#include <string.h>
+
+static inline uint16_t get16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] | p[1] << 8);
+}
+
+static inline uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static inline uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static inline void put16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)v;
+	p[1] = (uint8_t)(v >> 8);
+}
+
+static inline void put32(uint8_t *p, uint32_t v)
+{
+	put16(p, (uint16_t)v);
+	put16(p + 2, (uint16_t)(v >> 16));
+}
+
+static inline void put64(uint8_t *p, uint64_t v)
+{
+	put32(p, (uint32_t)v);
+	put32(p + 4, (uint32_t)(v >> 32));
+}
+
+int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p)
+{
+	size_t hdr = HPN_PKT_HDR;
+
+	memset(p, 0, sizeof(*p));
+	if (len < HPN_PKT_HDR)
+		return HPN_PKT_ETRUNC;
+	if (buf[0] != HPN_PKT_MAGIC)
+		return HPN_PKT_EMAGIC;
+	if (buf[1] != HPN_PKT_VERSION)
+		return HPN_PKT_EVERSION;
+	p->type = buf[2];
+	p->flags = buf[3];
+	if (p->type < HPN_PKT_DATA || p->type > HPN_PKT_PONG)
+		return HPN_PKT_ETYPE;
+	if ((p->flags & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE)) || (p->flags && p->type != HPN_PKT_DATA))
+		return HPN_PKT_EFLAGS;
+	p->session = get32(buf + 4);
+	p->seq = get32(buf + 8);
+	p->len = get16(buf + 12);
+	if (get16(buf + 14))
+		return HPN_PKT_EFLAGS; /* reserved must be zero: room for a future version */
+	if (p->flags & HPN_PKT_F_FRAG) {
+		if (len < HPN_PKT_HDR + HPN_PKT_FRAG_HDR)
+			return HPN_PKT_ETRUNC;
+		p->frag_total = get32(buf + 16);
+		p->frag_offset = get32(buf + 20);
+		hdr += HPN_PKT_FRAG_HDR;
+		/* 64-bit sums: offset + len must not wrap past the check. */
+		if (!p->frag_total || p->frag_total > max_msg ||
+		    (uint64_t)p->frag_offset + p->len > p->frag_total)
+			return HPN_PKT_EFRAG;
+	}
+	if (len - hdr != p->len)
+		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
+	p->payload = buf + hdr;
+	switch (p->type) {
+	case HPN_PKT_ACK:
+		if (p->len != 16)
+			return HPN_PKT_EPAYLOAD;
+		p->cum = get32(p->payload);
+		p->window = get32(p->payload + 4);
+		p->sack = get64(p->payload + 8);
+		break;
+	case HPN_PKT_HELLO:
+	case HPN_PKT_HELLO_ACK:
+		if (p->len != 12)
+			return HPN_PKT_EPAYLOAD;
+		p->first_seq = get32(p->payload);
+		p->window = get32(p->payload + 4);
+		p->max_msg = get32(p->payload + 8);
+		break;
+	case HPN_PKT_BYE:
+	case HPN_PKT_PING:
+	case HPN_PKT_PONG:
+		if (p->len)
+			return HPN_PKT_EPAYLOAD;
+		break;
+	default:
+		break;
+	}
+	return 0;
+}
+
+size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
+{
+	size_t n = HPN_PKT_HDR;
+	uint16_t len = p->len;
+
+	if (p->type == HPN_PKT_ACK)
+		len = 16;
+	else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK)
+		len = 12;
+	else if (p->type != HPN_PKT_DATA)
+		len = 0;
+	buf[0] = HPN_PKT_MAGIC;
+	buf[1] = HPN_PKT_VERSION;
+	buf[2] = p->type;
+	buf[3] = p->flags;
+	put32(buf + 4, p->session);
+	put32(buf + 8, p->seq);
+	put16(buf + 12, len);
+	put16(buf + 14, 0);
+	if (p->flags & HPN_PKT_F_FRAG) {
+		put32(buf + 16, p->frag_total);
+		put32(buf + 20, p->frag_offset);
+		n += HPN_PKT_FRAG_HDR;
+	}
+	if (p->type == HPN_PKT_ACK) {
+		put32(buf + n, p->cum);
+		put32(buf + n + 4, p->window);
+		put64(buf + n + 8, p->sack);
+		n += 16;
+	} else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK) {
+		put32(buf + n, p->first_seq);
+		put32(buf + n + 4, p->window);
+		put32(buf + n + 8, p->max_msg);
+		n += 12;
+	}
+	return n;
+}
+
+int hpn_reasm_add(struct hpn_reasm *r, const struct hpn_pkt *p)
+{
+	if (!(p->flags & HPN_PKT_F_FRAG)) {
+		if (r->total) { /* a whole message inside a fragmented one */
+			r->total = r->got = 0;
+			return HPN_PKT_EFRAG;
+		}
+		if (p->len > r->max)
+			return HPN_PKT_EFRAG;
+		memcpy(r->buf, p->payload, p->len);
+		r->got = p->len;
+		return 1;
+	}
+	if (!r->total) {
+		if (p->frag_offset || p->frag_total > r->max)
+			return HPN_PKT_EFRAG; /* must start at 0, and fit */
+		r->total = p->frag_total;
+		r->got = 0;
+	}
+	if (p->frag_total != r->total || p->frag_offset != r->got ||
+	    (uint64_t)r->got + p->len > r->total) {
+		r->total = r->got = 0;
+		return HPN_PKT_EFRAG;
+	}
+	memcpy(r->buf + r->got, p->payload, p->len);
+	r->got += p->len;
+	if (r->got < r->total)
+		return 0;
+	r->got = r->total;
+	r->total = 0;
+	return 1;
+}

@@ -1,0 +1,155 @@
+/* The reliable packet layer's wire format (src/packet/wire.c): round trips
+ * and every kind of malformed input, each refused with its reason. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "packet/wire.h"
+
+#include <string.h>
+
+static size_t make(uint8_t *buf, const struct hpn_pkt *p, const void *payload)
+{
+	size_t n = hpn_pkt_encode(p, buf);
+
+	if (p->type == HPN_PKT_DATA && p->len && payload)
+		memcpy(buf + n, payload, p->len);
+	return n + (p->type == HPN_PKT_DATA ? p->len : 0);
+}
+
+static void test_round_trips(void **state)
+{
+	uint8_t buf[256];
+	struct hpn_pkt in = {.type = HPN_PKT_DATA, .session = 0xdeadbeef, .seq = UINT32_MAX, .len = 5}, out;
+	size_t n = make(buf, &in, "hello");
+
+	(void)state;
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_int_equal(out.session, 0xdeadbeef);
+	assert_int_equal(out.seq, UINT32_MAX);
+	assert_int_equal(out.len, 5);
+	assert_memory_equal(out.payload, "hello", 5);
+
+	in = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .seq = 7, .len = 3,
+			      .frag_total = 10, .frag_offset = 7};
+	n = make(buf, &in, "xyz");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_int_equal(out.frag_total, 10);
+	assert_int_equal(out.frag_offset, 7);
+
+	in = (struct hpn_pkt){.type = HPN_PKT_ACK, .session = 1, .cum = 99, .window = 64, .sack = 0x8000000000000001ull};
+	n = make(buf, &in, "");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_int_equal(out.cum, 99);
+	assert_int_equal(out.window, 64);
+	assert_true(out.sack == 0x8000000000000001ull);
+
+	in = (struct hpn_pkt){.type = HPN_PKT_HELLO, .first_seq = 5, .window = 256, .max_msg = 1 << 20};
+	n = make(buf, &in, "");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_int_equal(out.first_seq, 5);
+	assert_int_equal(out.max_msg, 1 << 20);
+}
+
+static void test_malformed(void **state)
+{
+	uint8_t buf[256], bad[256];
+	struct hpn_pkt in = {.type = HPN_PKT_DATA, .len = 4}, out;
+	size_t n = make(buf, &in, "abcd");
+
+	(void)state;
+	for (size_t cut = 0; cut < n; cut++) /* every truncation */
+		assert_int_not_equal(hpn_pkt_decode(buf, cut, 1 << 20, &out), 0);
+	assert_int_equal(hpn_pkt_decode(buf, 10, 1 << 20, &out), HPN_PKT_ETRUNC);
+	assert_int_equal(hpn_pkt_decode(buf, n - 1, 1 << 20, &out), HPN_PKT_ETRUNC);
+	memcpy(bad, buf, n);
+	bad[n] = 0;
+	assert_int_equal(hpn_pkt_decode(bad, n + 1, 1 << 20, &out), HPN_PKT_ELEN); /* trailing byte */
+#define MUTATE(off, val, err)                                             \
+	do {                                                              \
+		memcpy(bad, buf, n);                                      \
+		bad[off] = (val);                                         \
+		assert_int_equal(hpn_pkt_decode(bad, n, 1 << 20, &out), err); \
+	} while (0)
+	MUTATE(0, 0xA5, HPN_PKT_EMAGIC);
+	MUTATE(1, 2, HPN_PKT_EVERSION);
+	MUTATE(2, 0, HPN_PKT_ETYPE);
+	MUTATE(2, 8, HPN_PKT_ETYPE);
+	MUTATE(3, 0x80, HPN_PKT_EFLAGS);
+	MUTATE(14, 1, HPN_PKT_EFLAGS);
+	MUTATE(2, HPN_PKT_PING, HPN_PKT_EPAYLOAD); /* PING carries nothing */
+	MUTATE(2, HPN_PKT_ACK, HPN_PKT_EPAYLOAD);  /* ACK needs 16 bytes */
+
+	/* Fragments: offset + len beyond total, total beyond max_msg, zero total. */
+	struct hpn_pkt f = {.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 4, .frag_total = 6, .frag_offset = 3};
+
+	n = make(buf, &f, "abcd");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFRAG);
+	f.frag_offset = UINT32_MAX - 1; /* would wrap a 32-bit sum */
+	f.frag_total = UINT32_MAX;
+	n = make(buf, &f, "abcd");
+	assert_int_equal(hpn_pkt_decode(buf, n, UINT32_MAX, &out), HPN_PKT_EFRAG);
+	f = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 4, .frag_total = 2000};
+	n = make(buf, &f, "abcd");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1000, &out), HPN_PKT_EFRAG);
+	f.frag_total = 0;
+	n = make(buf, &f, "abcd");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1000, &out), HPN_PKT_EFRAG);
+}
+
+/* Reassembly: in-order fragments make the message; anything else drops
+ * the partial message and says why; memory stays within max. */
+static void test_reassembly(void **state)
+{
+	uint8_t store[16], buf[64];
+	struct hpn_reasm r = {.buf = store, .max = sizeof(store)};
+	struct hpn_pkt p, out;
+	const char *msg = "0123456789";
+	size_t n;
+
+	(void)state;
+	for (uint32_t off = 0; off < 10; off += 4) {
+		uint16_t len = (uint16_t)(10 - off < 4 ? 10 - off : 4);
+
+		p = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = len, .frag_total = 10,
+				     .frag_offset = off};
+		n = make(buf, &p, msg + off);
+		assert_int_equal(hpn_pkt_decode(buf, n, 16, &out), 0);
+		assert_int_equal(hpn_reasm_add(&r, &out), off + len == 10 ? 1 : 0);
+	}
+	assert_int_equal(r.got, 10);
+	assert_memory_equal(store, msg, 10);
+	/* A fragment that does not start at 0, a gap, a total that changes,
+	 * a message larger than the buffer. */
+	p = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 2, .frag_total = 10, .frag_offset = 4};
+	n = make(buf, &p, "xx");
+	hpn_pkt_decode(buf, n, 16, &out);
+	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+	p.frag_offset = 0;
+	n = make(buf, &p, "xx");
+	hpn_pkt_decode(buf, n, 16, &out);
+	assert_int_equal(hpn_reasm_add(&r, &out), 0);
+	p.frag_offset = 4; /* bytes 2..3 missing */
+	n = make(buf, &p, "xx");
+	hpn_pkt_decode(buf, n, 16, &out);
+	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+	assert_int_equal(r.total, 0); /* dropped, idle again */
+	p = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 2, .frag_total = 16, .frag_offset = 0};
+	n = make(buf, &p, "xx");
+	hpn_pkt_decode(buf, n, 1000, &out);
+	out.frag_total = 17; /* larger than the reassembly buffer */
+	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_round_trips),
+		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_reassembly),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
