@@ -37,6 +37,50 @@ static inline void put64(uint8_t *p, uint64_t v)
 	put32(p + 4, (uint32_t)(v >> 32));
 }
 
+uint32_t hpn_pkt_csum(const uint8_t *buf, size_t len)
+{
+	uint64_t s = len, w;
+
+	for (; len >= 8; buf += 8, len -= 8) {
+		memcpy(&w, buf, 8);
+		s += w;
+		s += s < w; /* end-around carry: arithmetic mod 2^64 - 1 */
+	}
+	if (len) {
+		w = 0;
+		memcpy(&w, buf, len);
+		s += w;
+		s += s < w;
+	}
+	s = (s & 0xffffffffu) + (s >> 32);
+	s = (s & 0xffffffffu) + (s >> 32);
+	return (uint32_t)s;
+}
+
+/* The checksum field counts as zero while summing. */
+static uint32_t csum_of(const uint8_t *buf, size_t len)
+{
+	uint8_t head[HPN_PKT_HDR];
+
+	memcpy(head, buf, HPN_PKT_HDR);
+	memset(head + 16, 0, 4);
+	uint64_t a = hpn_pkt_csum(head, HPN_PKT_HDR), b = hpn_pkt_csum(buf + HPN_PKT_HDR, len - HPN_PKT_HDR);
+
+	a += b;
+	a = (a & 0xffffffffu) + (a >> 32);
+	return (uint32_t)a;
+}
+
+void hpn_pkt_seal(uint8_t *buf, size_t len)
+{
+	uint32_t c = csum_of(buf, len);
+
+	buf[16] = (uint8_t)c;
+	buf[17] = (uint8_t)(c >> 8);
+	buf[18] = (uint8_t)(c >> 16);
+	buf[19] = (uint8_t)(c >> 24);
+}
+
 int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p)
 {
 	size_t hdr = HPN_PKT_HDR;
@@ -62,8 +106,8 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 	if (p->flags & HPN_PKT_F_FRAG) {
 		if (len < HPN_PKT_HDR + HPN_PKT_FRAG_HDR)
 			return HPN_PKT_ETRUNC;
-		p->frag_total = get32(buf + 16);
-		p->frag_offset = get32(buf + 20);
+		p->frag_total = get32(buf + HPN_PKT_HDR);
+		p->frag_offset = get32(buf + HPN_PKT_HDR + 4);
 		hdr += HPN_PKT_FRAG_HDR;
 		/* 64-bit sums: offset + len must not wrap past the check. */
 		if (!p->frag_total || p->frag_total > max_msg ||
@@ -72,6 +116,8 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 	}
 	if (len - hdr != p->len)
 		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
+	if (get32(buf + 16) != csum_of(buf, len))
+		return HPN_PKT_ECSUM;
 	p->payload = buf + hdr;
 	switch (p->type) {
 	case HPN_PKT_ACK:
@@ -120,9 +166,10 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 	put32(buf + 8, p->seq);
 	put16(buf + 12, len);
 	put16(buf + 14, 0);
+	put32(buf + 16, 0); /* checksum: hpn_pkt_seal() */
 	if (p->flags & HPN_PKT_F_FRAG) {
-		put32(buf + 16, p->frag_total);
-		put32(buf + 20, p->frag_offset);
+		put32(buf + HPN_PKT_HDR, p->frag_total);
+		put32(buf + HPN_PKT_HDR + 4, p->frag_offset);
 		n += HPN_PKT_FRAG_HDR;
 	}
 	if (p->type == HPN_PKT_ACK) {
@@ -144,24 +191,24 @@ int hpn_reasm_add(struct hpn_reasm *r, const struct hpn_pkt *p)
 	if (!(p->flags & HPN_PKT_F_FRAG)) {
 		if (r->total) { /* a whole message inside a fragmented one */
 			r->total = r->got = 0;
-			return HPN_PKT_EFRAG;
+			return -HPN_PKT_EFRAG;
 		}
 		if (p->len > r->max)
-			return HPN_PKT_EFRAG;
+			return -HPN_PKT_EFRAG;
 		memcpy(r->buf, p->payload, p->len);
 		r->got = p->len;
 		return 1;
 	}
 	if (!r->total) {
 		if (p->frag_offset || p->frag_total > r->max)
-			return HPN_PKT_EFRAG; /* must start at 0, and fit */
+			return -HPN_PKT_EFRAG; /* must start at 0, and fit */
 		r->total = p->frag_total;
 		r->got = 0;
 	}
 	if (p->frag_total != r->total || p->frag_offset != r->got ||
 	    (uint64_t)r->got + p->len > r->total) {
 		r->total = r->got = 0;
-		return HPN_PKT_EFRAG;
+		return -HPN_PKT_EFRAG;
 	}
 	memcpy(r->buf + r->got, p->payload, p->len);
 	r->got += p->len;

@@ -12,7 +12,7 @@
 
 #define HPN_PKT_MAGIC 0xA7
 #define HPN_PKT_VERSION 1
-#define HPN_PKT_HDR 16
+#define HPN_PKT_HDR 20
 #define HPN_PKT_FRAG_HDR 8
 
 enum hpn_pkt_type {
@@ -38,6 +38,7 @@ enum hpn_pkt_err {
 	HPN_PKT_ELEN,      /* length field disagrees with the packet */
 	HPN_PKT_EFRAG,     /* fragment header impossible (offset/total) */
 	HPN_PKT_EPAYLOAD,  /* a control payload of the wrong size */
+	HPN_PKT_ECSUM,     /* checksum mismatch: corrupted on the way */
 };
 
 struct hpn_pkt {
@@ -59,8 +60,16 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 
 /* Write the headers for p (type, flags, session, seq, len, fragment and
  * control fields) into buf (room for HPN_PKT_HDR + HPN_PKT_FRAG_HDR + 16).
- * Returns the header bytes written; the caller appends the payload. */
+ * Returns the header bytes written; the caller appends the payload, then
+ * calls hpn_pkt_seal() on the whole packet. */
 size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf);
+
+/* Store the checksum of the finished packet buf[0, len). */
+void hpn_pkt_seal(uint8_t *buf, size_t len);
+
+/* The checksum: a 64-bit end-around-carry sum folded to 32 bits, 8 bytes a
+ * step. It catches any single corrupted byte; it is not a MAC. */
+uint32_t hpn_pkt_csum(const uint8_t *buf, size_t len);
 
 /* Reassembly of one message from in-order fragments. */
 struct hpn_reasm {
@@ -72,8 +81,8 @@ struct hpn_reasm {
 
 /* Feed one decoded DATA packet (in sequence order). Returns 1 when the
  * message is complete (r->got bytes in r->buf; the state is idle again),
- * 0 when more is needed, or a positive enum hpn_pkt_err (the partial
- * message is dropped). */
+ * 0 when more is needed, or -HPN_PKT_EFRAG (the partial message is
+ * dropped). */
 int hpn_reasm_add(struct hpn_reasm *r, const struct hpn_pkt *p);
 
 #endif

@@ -16,7 +16,9 @@ static size_t make(uint8_t *buf, const struct hpn_pkt *p, const void *payload)
 
 	if (p->type == HPN_PKT_DATA && p->len && payload)
 		memcpy(buf + n, payload, p->len);
-	return n + (p->type == HPN_PKT_DATA ? p->len : 0);
+	n += p->type == HPN_PKT_DATA ? p->len : 0;
+	hpn_pkt_seal(buf, n);
+	return n;
 }
 
 static void test_round_trips(void **state)
@@ -66,11 +68,24 @@ static void test_malformed(void **state)
 	assert_int_equal(hpn_pkt_decode(buf, n - 1, 1 << 20, &out), HPN_PKT_ETRUNC);
 	memcpy(bad, buf, n);
 	bad[n] = 0;
+	hpn_pkt_seal(bad, n + 1);
 	assert_int_equal(hpn_pkt_decode(bad, n + 1, 1 << 20, &out), HPN_PKT_ELEN); /* trailing byte */
+	/* Every single corrupted byte is caught (by a field check or the sum). */
+	for (size_t i = 0; i < n; i++) {
+		for (unsigned x = 1; x < 256; x++) {
+			memcpy(bad, buf, n);
+			bad[i] ^= (uint8_t)x;
+			assert_int_not_equal(hpn_pkt_decode(bad, n, 1 << 20, &out), 0);
+		}
+	}
+	memcpy(bad, buf, n);
+	bad[n - 1] ^= 1;
+	assert_int_equal(hpn_pkt_decode(bad, n, 1 << 20, &out), HPN_PKT_ECSUM);
 #define MUTATE(off, val, err)                                             \
 	do {                                                              \
 		memcpy(bad, buf, n);                                      \
 		bad[off] = (val);                                         \
+		hpn_pkt_seal(bad, n);                                     \
 		assert_int_equal(hpn_pkt_decode(bad, n, 1 << 20, &out), err); \
 	} while (0)
 	MUTATE(0, 0xA5, HPN_PKT_EMAGIC);
@@ -126,7 +141,7 @@ static void test_reassembly(void **state)
 	p = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 2, .frag_total = 10, .frag_offset = 4};
 	n = make(buf, &p, "xx");
 	hpn_pkt_decode(buf, n, 16, &out);
-	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+	assert_int_equal(hpn_reasm_add(&r, &out), -HPN_PKT_EFRAG);
 	p.frag_offset = 0;
 	n = make(buf, &p, "xx");
 	hpn_pkt_decode(buf, n, 16, &out);
@@ -134,13 +149,13 @@ static void test_reassembly(void **state)
 	p.frag_offset = 4; /* bytes 2..3 missing */
 	n = make(buf, &p, "xx");
 	hpn_pkt_decode(buf, n, 16, &out);
-	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+	assert_int_equal(hpn_reasm_add(&r, &out), -HPN_PKT_EFRAG);
 	assert_int_equal(r.total, 0); /* dropped, idle again */
 	p = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 2, .frag_total = 16, .frag_offset = 0};
 	n = make(buf, &p, "xx");
 	hpn_pkt_decode(buf, n, 1000, &out);
 	out.frag_total = 17; /* larger than the reassembly buffer */
-	assert_int_equal(hpn_reasm_add(&r, &out), HPN_PKT_EFRAG);
+	assert_int_equal(hpn_reasm_add(&r, &out), -HPN_PKT_EFRAG);
 }
 
 int main(void)
