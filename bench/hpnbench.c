@@ -471,7 +471,7 @@ struct progress_line {
 	bool on;
 };
 
-static void show_progress(struct progress_line *p, const struct client *c, size_t size, uint64_t done,
+static void show_progress(struct progress_line *p, size_t size, uint64_t done,
 			  uint64_t total, uint64_t now)
 {
 	if (!p->on || now < p->next)
@@ -483,7 +483,6 @@ static void show_progress(struct progress_line *p, const struct client *c, size_
 	else
 		fprintf(stderr, "hpnbench: size %zu: %" PRIu64 " messages (%.1f s)\n", size, done,
 			(double)(now - p->start) / 1e9);
-	(void)c;
 }
 
 static void pingpong(struct client *c, size_t size, struct result *res)
@@ -541,7 +540,7 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 			uint64_t t = now_ns();
 
 			check_events(c);
-			show_progress(&pl, c, size, seq, deadline_ns ? 0 : total, t);
+			show_progress(&pl, size, seq, deadline_ns ? 0 : total, t);
 		}
 	}
 	t_end = now_ns();
@@ -651,7 +650,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 			for (int i = 0; i < got; i++)
 				hpn_buf_put(c->ep, m[i].data);
 			check_events(c);
-			show_progress(&pl, c, size, sent, deadline_ns ? 0 : total, t);
+			show_progress(&pl, size, sent, deadline_ns ? 0 : total, t);
 		}
 	}
 	usleep(20000); /* let the last datagrams land before asking */

@@ -38,6 +38,11 @@ HPN_EXPORT int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def
 	return hpn_cfg_bool(core_ep(core)->cfg, key, def, out);
 }
 
+HPN_EXPORT const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core)
+{
+	return &core_ep(core)->opts;
+}
+
 HPN_EXPORT struct hpn_stats *hpn_core_stats(struct hpn_core *core)
 {
 	return &core_ep(core)->stats;
@@ -104,9 +109,6 @@ bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out)
 		/* Close the gap, keeping the others in order. */
 		for (unsigned j = i; j + 1 < n; j++)
 			ep->ev[(ep->ev_head + j) % HPN_EVQ_SIZE] = ep->ev[(ep->ev_head + j + 1) % HPN_EVQ_SIZE];
-		if (i == 0 && peer == HPN_PEER_NONE) {
-			/* common case already handled by the shift */
-		}
 		atomic_store_explicit(&ep->ev_count, n - 1, memory_order_release);
 		found = true;
 		break;
@@ -125,7 +127,7 @@ static const char *const tri_modes[] = {"off", "auto", "on", NULL};
 struct core_opts {
 	int progress, wait, sched, hugepages, mlock;
 	int64_t cpu, numa;
-	uint64_t spin_us, bufs, buf_size, burst, ring_size, max_peers;
+	uint64_t spin_us, bufs, buf_size, burst, ring_size, max_peers, peer_timeout_ms, connect_retry_ms;
 };
 
 static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
@@ -142,9 +144,11 @@ static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 	ret = ret ?: hpn_cfg_u64(cfg, "spin_us", 50, 0, 10000000, &o->spin_us);
 	ret = ret ?: hpn_cfg_u64(cfg, "bufs", 1024, 16, 1u << 22, &o->bufs);
 	ret = ret ?: hpn_cfg_u64(cfg, "buf_size", 65536, 64, 1u << 30, &o->buf_size);
-	ret = ret ?: hpn_cfg_u64(cfg, "burst", 32, 1, 256, &o->burst);
+	ret = ret ?: hpn_cfg_u64(cfg, "burst", 32, 1, HPN_BURST_MAX, &o->burst);
 	ret = ret ?: hpn_cfg_u64(cfg, "ring_size", 256, 64, 1u << 20, &o->ring_size);
 	ret = ret ?: hpn_cfg_u64(cfg, "max_peers", 256, 1, 65535, &o->max_peers);
+	ret = ret ?: hpn_cfg_u64(cfg, "peer_timeout_ms", 3000, 0, 3600000, &o->peer_timeout_ms);
+	ret = ret ?: hpn_cfg_u64(cfg, "connect_retry_ms", 100, 1, 60000, &o->connect_retry_ms);
 	if (ret)
 		return ret;
 	/* Receive must never be able to take the whole pool, or sends (which
@@ -246,6 +250,8 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	ret = read_core_opts(ep->cfg, &o);
 	if (ret)
 		goto fail;
+	ep->opts = (struct hpn_core_opts){(uint32_t)o.bufs, (uint32_t)o.buf_size, (uint32_t)o.burst,
+					  (uint32_t)o.max_peers, o.peer_timeout_ms, o.connect_retry_ms};
 	ep->live_mask = 1;
 	while (ep->live_mask + 1 < o.max_peers)
 		ep->live_mask = (ep->live_mask << 1) | 1;

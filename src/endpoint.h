@@ -46,6 +46,7 @@ struct hpn_ep {
 	struct hpn_plugin *plugin;
 	struct hpn_cfg *cfg;
 	struct hpn_caps caps;
+	struct hpn_core_opts opts;
 	size_t core_headroom;
 
 	pthread_mutex_t ev_lock;

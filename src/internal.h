@@ -16,6 +16,7 @@
 #define hpn_likely(x) __builtin_expect(!!(x), 1)
 #define hpn_unlikely(x) __builtin_expect(!!(x), 0)
 #define HPN_CACHELINE 64
+#define HPN_BURST_MAX 256 /* largest burst= (backends size their arrays for it) */
 #define HPN_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static inline void hpn_cpu_relax(void)

@@ -23,9 +23,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STR2(x) #x
-#define STR(x) STR2(x)
-
 /* ---- stubs for slots a plugin leaves empty: answer -EOPNOTSUPP ---------- */
 
 static int stub_probe(struct hpn_caps *c, char *why, size_t n)

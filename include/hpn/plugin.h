@@ -114,6 +114,18 @@ typedef const struct hpn_plugin_ops *(*hpn_plugin_entry_fn)(void);
 /* Services the core offers to plugins (exported by libhpntransport)          */
 /* ------------------------------------------------------------------------ */
 
+/** The core's own keys, parsed and checked once by the core: plugins read
+ *  these instead of parsing the keys again (one default, one range). */
+struct hpn_core_opts {
+	uint32_t bufs;            /* pool buffers */
+	uint32_t buf_size;        /* usable bytes per buffer: bounds messages */
+	uint32_t burst;           /* most messages per backend call */
+	uint32_t max_peers;       /* peers per endpoint */
+	uint64_t peer_timeout_ms; /* silence before peer-gone; 0: no keepalive */
+	uint64_t connect_retry_ms;
+};
+const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core);
+
 /** Value of a configuration key for this endpoint, NULL if unset. */
 const char *hpn_core_cfg(struct hpn_core *core, const char *key);
 /** Parse an unsigned key (accepts k/m/g suffixes); def if unset; -EINVAL
@@ -128,7 +140,8 @@ void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t 
 /** The endpoint's counters; the plugin bumps drops/malformed/errors. */
 struct hpn_stats *hpn_core_stats(struct hpn_core *core);
 /** The endpoint's registered buffer pool. NULL while ops->open runs (the
- *  pool is sized from the caps open reports); valid from then on. */
+ *  pool is sized from the caps open reports); valid from mem_register on,
+ *  which the core calls right after creating it. */
 struct hpn_pool *hpn_core_pool(struct hpn_core *core);
 
 /** Take n buffers (all or none). Returns n, or 0 if the pool has fewer. */

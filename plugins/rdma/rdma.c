@@ -802,10 +802,12 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		hpn_set_error(ret, "rdma: %s", why);
 		goto fail;
 	}
-	ret = ret ?: hpn_core_cfg_u64(core, "bufs", 1024, 16, 1u << 22, &bufs);
-	ret = ret ?: hpn_core_cfg_u64(core, "buf_size", 65536, 64, 1u << 30, &bufsz);
-	ret = ret ?: hpn_core_cfg_u64(core, "burst", 32, 1, BURST_MAX, &burst);
-	ret = ret ?: hpn_core_cfg_u64(core, "max_peers", 256, 1, IDX_MASK, &peers);
+	const struct hpn_core_opts *co = hpn_core_opts(core);
+
+	bufs = co->bufs;
+	bufsz = co->buf_size;
+	burst = co->burst;
+	peers = co->max_peers;
 	ret = ret ?: hpn_core_cfg_u64(core, "rx_depth", 256, 16, 1u << 16, &v);
 	u->rx_depth = (uint32_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "tx_depth", 128, 8, 1u << 15, &v);
@@ -816,8 +818,7 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->inline_req = (uint32_t)v;
 	int wimm = 0;
 
-	ret = ret ?: hpn_core_cfg_u64(core, "peer_timeout_ms", 3000, 0, 3600000, &v);
-	u->keepalive_ns = v * 1000000ull / 4;
+	u->keepalive_ns = co->peer_timeout_ms * 1000000ull / 4;
 	ret = ret ?: hpn_core_cfg_bool(core, "wimm", 0, &wimm);
 	u->wimm = wimm;
 	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slots", 64, 4, 1u << 16, &v);

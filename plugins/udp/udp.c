@@ -100,6 +100,7 @@ struct hpn_pep {
 	/* Receive side: buffers waiting for datagrams survive between calls. */
 	void *rx_bufs[BURST_MAX];
 	unsigned rx_have;
+	size_t rx_cap; /* receive length: buffer size + our header, at most 64 KiB */
 	bool rx_bursty; /* messages arrived together last time: use recvmmsg */
 	struct mmsghdr rx_hdr[BURST_MAX];
 	struct iovec rx_iov[BURST_MAX];
@@ -464,16 +465,18 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->fd = -1;
 	u->core = core;
 	u->st = hpn_core_stats(core);
-	ret = ret ?: hpn_core_cfg_u64(core, "burst", 32, 1, BURST_MAX, &burst);
-	ret = ret ?: hpn_core_cfg_u64(core, "max_peers", 256, 1, IDX_MASK, &peers);
-	ret = ret ?: hpn_core_cfg_u64(core, "peer_timeout_ms", 3000, 0, 3600000, &timeout_ms);
-	ret = ret ?: hpn_core_cfg_u64(core, "connect_retry_ms", 100, 1, 60000, &retry_ms);
 	ret = ret ?: hpn_core_cfg_u64(core, "rcvbuf", 4u << 20, 4096, 1u << 30, &u->rcvbuf);
 	ret = ret ?: hpn_core_cfg_u64(core, "sndbuf", 4u << 20, 4096, 1u << 30, &u->sndbuf);
 	ret = ret ?: hpn_core_cfg_u64(core, "busy_poll", 0, 0, 1000000, &u->busy_poll);
-	ret = ret ?: hpn_core_cfg_u64(core, "buf_size", 65536, 64, 1u << 30, &bufsz);
 	if (ret)
 		goto fail;
+	const struct hpn_core_opts *co = hpn_core_opts(core);
+
+	burst = co->burst;
+	peers = co->max_peers;
+	timeout_ms = co->peer_timeout_ms;
+	retry_ms = co->connect_retry_ms;
+	bufsz = co->buf_size;
 	u->max_msg = bufsz < UDP_MAX_PAYLOAD ? (uint32_t)bufsz : UDP_MAX_PAYLOAD;
 	ret = hpn_core_cfg_bool(core, "gso", 1, &gso);
 	/* Off by default: measured here, enabling UDP_GRO on a socket costs
@@ -523,6 +526,18 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 fail:
 	udp_close(u);
 	return ret;
+}
+
+/* The pool exists from here on: take it once, so the data path never asks. */
+static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	u->pool = hpn_core_pool(u->core);
+	u->rx_cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
+	if (u->rx_cap > 65536)
+		u->rx_cap = 65536;
+	return 0; /* kernel sockets copy: nothing to register */
 }
 
 static int udp_listen(struct hpn_pep *u, const char *spec)
@@ -962,8 +977,6 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		return 0;
 	if (unlikely(u->err_pending))
 		drain_errqueue(u);
-	if (unlikely(!u->pool))
-		u->pool = hpn_core_pool(u->core);
 	if (n > u->burst)
 		n = u->burst;
 	if (u->rx_have < n)
@@ -972,9 +985,7 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		n = u->rx_have;
 	if (unlikely(!n))
 		return -ENOBUFS; /* the application holds every pool buffer */
-	cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
-	if (cap > 65536)
-		cap = 65536;
+	cap = u->rx_cap;
 	if (n == 1 || !u->rx_bursty) {
 		r = rx_one(u, msgs, cap);
 		/* A message: more may be queued behind it, try a burst next. */
@@ -1066,7 +1077,7 @@ static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, const struct udp_p
 	if (sendto(u->fd, pkt, m->len + UDP_HDR, MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0)
 		return tx_error(u, errno);
 	if (flags & HPN_TX_OWNED)
-		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), &m->data, 1);
+		hpn_pool_put_bulk(u->pool, &m->data, 1);
 	return 1;
 }
 
@@ -1167,7 +1178,7 @@ static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned 
 		/* The kernel copied the payload: the buffers are free again. */
 		for (unsigned i = 0; i < done; i++)
 			u->tx_done[i] = msgs[i].data;
-		hpn_pool_put_bulk(u->pool ? u->pool : (u->pool = hpn_core_pool(u->core)), u->tx_done, done);
+		hpn_pool_put_bulk(u->pool, u->tx_done, done);
 	}
 	return done ? (int)done : -EAGAIN;
 }
@@ -1181,6 +1192,7 @@ static const struct hpn_plugin_ops udp_ops = {
 	.probe = udp_probe,
 	.open = udp_open,
 	.close = udp_close,
+	.mem_register = udp_mem_register,
 	.listen = udp_listen,
 	.local_addr = udp_local_addr,
 	.connect = udp_connect,

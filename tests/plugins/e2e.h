@@ -20,6 +20,21 @@ static inline uint64_t now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+/* An endpoint from a base configuration plus extra keys (may be NULL). */
+static inline hpn_ep *e2e_make(const char *base, const char *extra)
+{
+	char cfg[512];
+	hpn_ep *ep = NULL;
+	int ret;
+
+	snprintf(cfg, sizeof(cfg), "%s%s%s", base, extra && *extra ? "," : "", extra ? extra : "");
+	ret = hpn_ep_create(cfg, &ep);
+	if (ret)
+		fprintf(stderr, "hpn_ep_create(%s): %s\n", cfg, hpn_last_error());
+	assert_int_equal(ret, 0);
+	return ep;
+}
+
 /* Wait for an event of `type` on ep, polling the others too so their
  * handshakes progress. Other events met on the way are reported. */
 static inline struct hpn_event wait_event(hpn_ep *ep, enum hpn_event_type type, hpn_ep **others, int nothers,

@@ -39,16 +39,7 @@ static int next_port = 19000;
 
 static hpn_ep *make(const char *extra)
 {
-	char cfg[512];
-	hpn_ep *ep = NULL;
-	int ret;
-
-	snprintf(cfg, sizeof(cfg), "%s%s%s", CFG, extra ? "," : "", extra ? extra : "");
-	ret = hpn_ep_create(cfg, &ep);
-	if (ret)
-		fprintf(stderr, "hpn_ep_create(%s): %s\n", cfg, hpn_last_error());
-	assert_int_equal(ret, 0);
-	return ep;
+	return e2e_make(CFG, extra);
 }
 
 static hpn_ep *make_server(char *addr, size_t len)

@@ -37,16 +37,7 @@ static inline hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hp
 
 static hpn_ep *make(const char *extra)
 {
-	char cfg[512];
-	hpn_ep *ep = NULL;
-	int ret;
-
-	snprintf(cfg, sizeof(cfg), "%s%s%s", BASE_CFG, extra && *extra ? "," : "", extra ? extra : "");
-	ret = hpn_ep_create(cfg, &ep);
-	if (ret)
-		fprintf(stderr, "hpn_ep_create(%s): %s\n", cfg, hpn_last_error());
-	assert_int_equal(ret, 0);
-	return ep;
+	return e2e_make(BASE_CFG, extra);
 }
 
 static hpn_ep *make_server(const char *extra, char *addr, size_t len)
@@ -261,8 +252,8 @@ static void test_zero_copy_no_leak(void **state)
 			;
 		assert_int_equal(r, 1);
 		assert_int_equal(check(in.data, in.len), (uint64_t)round);
-		/* Echo the received buffer back without copying. */
-		in.peer = in.peer;
+		/* Echo the received buffer back without copying (in.peer is
+		 * the client, as received). */
 		assert_int_equal(hpn_send_zc_burst(s, &in, 1), 1);
 		while ((r = hpn_recv_burst(c, &in, 1)) == 0)
 			;
@@ -618,7 +609,7 @@ static void test_progress_thread(void **state)
 	hpn_ep *c = make("progress=thread,wait=adaptive");
 	hpn_peer_t p, from;
 	const uint64_t total = 20000;
-	uint64_t sent = 0, next = 0, echoed = 0;
+	uint64_t sent = 0, next = 0;
 	struct hpn_event ev;
 
 	(void)state;
@@ -661,8 +652,6 @@ static void test_progress_thread(void **state)
 	}
 	assert_int_equal(r, 64);
 	assert_int_equal(check((uint8_t *)buf, 64), total - 1);
-	echoed++;
-	assert_int_equal(echoed, 1);
 	hpn_ep_destroy(c);
 	ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
 	assert_int_equal(ev.status, 0);
