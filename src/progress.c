@@ -344,22 +344,30 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 {
 	struct hpn_prog *p = ep->prog;
 	void *bufs[256];
-	unsigned k = 0, done;
+	unsigned k = 0, done, have = 0;
 
 	if (n > HPN_ARRAY_SIZE(bufs))
 		n = HPN_ARRAY_SIZE(bufs);
+	/* Copies take their buffers in one pool operation for the burst (the
+	 * pool is multi-threaded here: one atomic, not one per message). */
+	if (!owned) {
+		have = n;
+		while (have && hpn_pool_get_bulk(ep->pool, bufs, have) != have)
+			have /= 2;
+	}
 	for (; k < n; k++) {
 		if (msgs[k].len > ep->max_msg || !hpn_peer_live(ep, msgs[k].peer))
 			break;
-		if (owned) {
+		if (owned)
 			bufs[k] = msgs[k].data;
-		} else if (!hpn_pool_get_bulk(ep->pool, &bufs[k], 1)) {
+		else if (k == have)
 			break;
-		} else {
+		else
 			memcpy(bufs[k], msgs[k].data, msgs[k].len);
-		}
 		*hpn_buf_meta(ep, bufs[k]) = (struct hpn_buf_meta){bufs[k], msgs[k].len, msgs[k].peer};
 	}
+	if (!owned && have > k)
+		hpn_pool_put_bulk(ep->pool, bufs + k, have - k); /* taken, not needed */
 	if (!k)
 		goto refused;
 	done = hpn_ring_enqueue_burst(p->tx, bufs, k);
