@@ -276,6 +276,10 @@ struct hpn_stats {
 	                       truncated, ring full) */
 	uint64_t malformed; /* subset of drops: failed validation */
 	uint64_t tx_again;  /* sends refused with -EAGAIN (back-pressure) */
+	/* Packet backends with reliable=on (udp): */
+	uint64_t retransmits; /* packets sent again (loss, or a late ack) */
+	uint64_t gaps;        /* unreliable mode: messages never received */
+	uint64_t unacked;     /* messages sent to peers that died before acking them */
 };
 
 /**

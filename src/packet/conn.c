@@ -9,26 +9,39 @@
 #define MS 1000000ull
 #define HELLO_RETRY_NS (20 * MS)
 
+static inline uint32_t slot(const struct hpn_conn *c, uint32_t seq)
+{
+	return seq & (c->tx.size - 1);
+}
+
 int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const struct hpn_conn_ops *ops,
 		  void *arg)
 {
-	uint32_t payload = cfg->mtu > HPN_PKT_HDR + HPN_PKT_FRAG_HDR ? cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR : 0;
+	uint32_t hdr = HPN_PKT_HDR + HPN_PKT_FRAG_HDR;
 
 	memset(c, 0, sizeof(*c));
-	if (!payload || cfg->mtu > 65535 || !cfg->window || !cfg->max_msg)
+	if (cfg->mtu <= hdr + HPN_PKT_BATCH_HDR || cfg->mtu > 65535 || !cfg->window || !cfg->max_msg)
 		return -EINVAL;
 	c->cfg = *cfg;
 	if (!c->cfg.dead_ns)
 		c->cfg.dead_ns = 1000 * MS;
+	if (!c->cfg.ack_delay_ns)
+		c->cfg.ack_delay_ns = 20000;
 	c->ops = *ops;
 	c->arg = arg;
+	c->room = cfg->mtu - hdr;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
 	c->tx.dead_ns = c->cfg.dead_ns;
-	c->pkts = malloc((size_t)c->tx.size * cfg->mtu);
-	c->pkt_len = calloc(c->tx.size, sizeof(*c->pkt_len));
+	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
+		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
+	c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
+	c->tx_len = calloc(c->tx.size, sizeof(*c->tx_len));
+	c->tx_msgs = calloc(c->tx.size, sizeof(*c->tx_msgs));
+	c->rx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
+	c->rx_hdr = calloc(c->tx.size, sizeof(*c->rx_hdr));
 	c->reasm.buf = malloc(cfg->max_msg);
 	c->reasm.max = cfg->max_msg;
-	if (!c->pkts || !c->pkt_len || !c->reasm.buf) {
+	if (!c->tx_pkts || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr || !c->reasm.buf) {
 		hpn_conn_fini(c);
 		return -ENOMEM;
 	}
@@ -37,29 +50,61 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 
 void hpn_conn_fini(struct hpn_conn *c)
 {
-	free(c->pkts);
-	free(c->pkt_len);
+	free(c->tx_pkts);
+	free(c->tx_len);
+	free(c->tx_msgs);
+	free(c->rx_pkts);
+	free(c->rx_hdr);
 	free(c->reasm.buf);
-	c->pkts = NULL;
-	c->pkt_len = NULL;
-	c->reasm.buf = NULL;
+	c->tx_pkts = c->rx_pkts = c->reasm.buf = NULL;
+	c->tx_len = c->tx_msgs = NULL;
+	c->rx_hdr = NULL;
+}
+
+/* ---- acknowledgements ----------------------------------------------------- */
+
+/* The window we can promise: receive slots, and what the owner can take. */
+static uint32_t rx_window(const struct hpn_conn *c)
+{
+	uint32_t w = c->rx.size;
+
+	if (c->ops.room) {
+		uint32_t r = c->ops.room(c->arg);
+
+		if (r < w)
+			w = r;
+	}
+	return w;
+}
+
+/* Every packet after the handshake carries the ack: that is what makes
+ * separate ack packets rare. */
+static void fill_ack(struct hpn_conn *c, struct hpn_pkt *p)
+{
+	if (c->state != HPN_CONN_UP)
+		return;
+	p->flags |= HPN_PKT_F_ACK;
+	if (p->type == HPN_PKT_ACK)
+		p->sack_words = (uint8_t)hpn_rxwin_sack(&c->rx, &p->cum, p->sack, HPN_PKT_SACK_WORDS);
+	else
+		hpn_rxwin_ack(&c->rx, &p->cum); /* piggybacked: cum and window only */
+	p->window = c->adv_window = rx_window(c);
+	c->ack_pending = 0;
 }
 
 static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
 {
-	uint8_t buf[HPN_PKT_HDR + 16];
+	uint8_t buf[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
 	struct hpn_pkt p = {.type = type, .session = c->session};
-	uint32_t cum;
 
 	if (type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) {
 		p.first_seq = c->tx.next;
 		p.window = c->tx.size;
 		p.max_msg = c->cfg.max_msg;
-	} else if (type == HPN_PKT_ACK) {
-		p.sack = hpn_rxwin_ack(&c->rx, &cum);
-		p.cum = cum;
-		p.window = c->rx.size;
-		c->ack_due = false;
+	} else {
+		fill_ack(c, &p);
+		if (type == HPN_PKT_ACK)
+			c->acks_sent++;
 	}
 	size_t n = hpn_pkt_encode(&p, buf);
 
@@ -80,58 +125,279 @@ void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now)
 static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
+	c->peer_limit = c->tx.next + (p->window < c->tx.size ? p->window : c->tx.size);
 	c->state = HPN_CONN_UP;
 	c->last_rx_ns = now;
+	if (c->ops.up)
+		c->ops.up(c->arg);
 }
 
 static void die(struct hpn_conn *c, int status)
 {
 	if (c->state == HPN_CONN_DEAD)
 		return;
+	c->unacked_msgs = 0;
+	for (uint32_t s = c->tx.una; c->cfg.reliable && hpn_seq_lt(s, c->tx.next); s++)
+		c->unacked_msgs += c->tx_msgs[slot(c, s)];
 	c->state = HPN_CONN_DEAD;
 	c->ops.gone(c->arg, status);
 }
 
-int hpn_conn_send(struct hpn_conn *c, const void *msg, size_t len, uint64_t now)
+void hpn_conn_close(struct hpn_conn *c, uint64_t now)
 {
-	uint32_t room = c->cfg.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR;
-	uint32_t npkts = len ? (uint32_t)((len + room - 1) / room) : 1;
-	bool frag = npkts > 1;
+	if (c->state == HPN_CONN_UP || c->state == HPN_CONN_HELLO)
+		send_ctrl(c, HPN_PKT_BYE, now);
+	c->state = HPN_CONN_DEAD;
+}
+
+/* ---- sending --------------------------------------------------------------- */
+
+/* Packets the window lets us send now (reliable mode): our own slots and
+ * what the peer said it can take. */
+static uint32_t tx_avail(const struct hpn_conn *c)
+{
+	uint32_t own = c->tx.size - hpn_txwin_inflight(&c->tx);
+	uint32_t peer = hpn_seq_lt(c->tx.next, c->peer_limit) ? c->peer_limit - c->tx.next : 0;
+
+	return own < peer ? own : peer;
+}
+
+/* Build one DATA packet in its send slot and put it on the wire. */
+static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
+{
+	uint32_t seq;
+	uint8_t *buf;
+	size_t n;
+
+	if (c->cfg.reliable) {
+		seq = hpn_txwin_push(&c->tx, NULL, now);
+	} else {
+		seq = c->tx.next++;
+		c->tx.una = c->tx.next; /* nothing is kept for retransmission */
+		p->flags |= HPN_PKT_F_UNRELIABLE;
+	}
+	buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+	p->type = HPN_PKT_DATA;
+	p->session = c->session;
+	p->seq = seq;
+	fill_ack(c, p);
+	n = hpn_pkt_encode(p, buf);
+	if (k > 1) { /* a batch: u16 length + bytes each */
+		for (unsigned i = 0; i < k; i++) {
+			buf[n] = (uint8_t)m[i].len;
+			buf[n + 1] = (uint8_t)(m[i].len >> 8);
+			memcpy(buf + n + HPN_PKT_BATCH_HDR, m[i].data, m[i].len);
+			n += HPN_PKT_BATCH_HDR + m[i].len;
+		}
+	} else {
+		memcpy(buf + n, (const uint8_t *)m->data + p->frag_offset, p->len);
+		n += p->len;
+	}
+	hpn_pkt_seal(buf, n);
+	c->tx_len[slot(c, seq)] = (uint16_t)n;
+	c->tx_msgs[slot(c, seq)] = (uint16_t)(p->flags & HPN_PKT_F_FRAG ? p->frag_offset + p->len == p->frag_total : k);
+	c->pkts_sent++;
+	c->ops.xmit(c->arg, buf, n);
+	c->last_tx_ns = now;
+}
+
+/* How many of msgs[0..n) share one packet: at least two, each small. */
+static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n)
+{
+	uint32_t space = c->cfg.mtu - HPN_PKT_HDR, used = 0;
+	unsigned k = 0;
+
+	while (k < n && used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
+		used += HPN_PKT_BATCH_HDR + msgs[k].len;
+		k++;
+	}
+	return k;
+}
+
+/* Send one message whole: one packet if it fits, else fragments. */
+static void emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t now)
+{
+	uint32_t whole = c->cfg.mtu - HPN_PKT_HDR;
+
+	if (m->len <= whole) {
+		struct hpn_pkt p = {.len = (uint16_t)m->len};
+
+		emit(c, &p, m, 1, now);
+		return;
+	}
+	for (uint32_t off = 0; off < m->len; off += c->room) {
+		uint32_t len = m->len - off < c->room ? m->len - off : c->room;
+		struct hpn_pkt p = {.flags = HPN_PKT_F_FRAG, .len = (uint16_t)len, .frag_total = m->len,
+				    .frag_offset = off};
+
+		emit(c, &p, m, 1, now);
+	}
+}
+
+static uint32_t npackets(const struct hpn_conn *c, uint32_t len)
+{
+	return len <= c->cfg.mtu - HPN_PKT_HDR ? 1 : (len + c->room - 1) / c->room;
+}
+
+int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now)
+{
+	unsigned i = 0;
 
 	if (c->state != HPN_CONN_UP)
 		return -ENOTCONN;
-	if (len > c->cfg.max_msg)
-		return -EMSGSIZE;
-	/* All of a message or none: a half-queued message would block the
-	 * stream behind it. Unreliable mode never waits for acks. */
-	if (c->cfg.reliable && c->tx.size - hpn_txwin_inflight(&c->tx) < npkts)
-		return npkts > c->tx.size ? -EMSGSIZE : -EAGAIN;
-	for (uint32_t i = 0; i < npkts; i++) {
-		uint32_t off = i * room, n = (uint32_t)(len - off < room ? len - off : room);
-		struct hpn_pkt p = {.type = HPN_PKT_DATA, .session = c->session, .len = (uint16_t)n,
-				    .flags = (uint8_t)((frag ? HPN_PKT_F_FRAG : 0) |
-						       (c->cfg.reliable ? 0 : HPN_PKT_F_UNRELIABLE)),
-				    .frag_total = (uint32_t)len, .frag_offset = off};
-		uint32_t seq;
-		uint8_t *slot;
-		size_t h;
+	while (i < n) {
+		uint32_t avail = c->cfg.reliable ? tx_avail(c) : UINT32_MAX;
+		unsigned k;
 
-		if (c->cfg.reliable) {
-			seq = hpn_txwin_push(&c->tx, NULL, now);
-		} else {
-			seq = c->tx.next++;
-			c->tx.una = c->tx.next; /* nothing is kept for retransmission */
+		if (msgs[i].len > c->cfg.max_msg || npackets(c, msgs[i].len) > c->tx.size) {
+			if (i)
+				break;
+			return -EMSGSIZE;
 		}
-		slot = c->pkts + (size_t)(seq & (c->tx.size - 1)) * c->cfg.mtu;
-		p.seq = seq;
-		h = hpn_pkt_encode(&p, slot);
-		memcpy(slot + h, (const uint8_t *)msg + off, n);
-		hpn_pkt_seal(slot, h + n);
-		c->pkt_len[seq & (c->tx.size - 1)] = (uint16_t)(h + n);
-		c->ops.xmit(c->arg, slot, h + n);
+		if (!avail)
+			break;
+		k = batch_len(c, msgs + i, n - i);
+		if (k > 1) {
+			struct hpn_pkt p = {.flags = HPN_PKT_F_BATCH};
+
+			for (unsigned j = 0; j < k; j++)
+				p.len = (uint16_t)(p.len + HPN_PKT_BATCH_HDR + msgs[i + j].len);
+			emit(c, &p, msgs + i, k, now);
+			c->batched += k;
+			i += k;
+			continue;
+		}
+		/* All of a message or none: half a message would block the
+		 * stream behind it. */
+		if (npackets(c, msgs[i].len) > avail)
+			break;
+		emit_msg(c, &msgs[i], now);
+		i++;
 	}
-	c->last_tx_ns = now;
-	return 0;
+	if (i)
+		return (int)i;
+	c->blocked = true;
+	return -EAGAIN;
+}
+
+/* ---- receiving ------------------------------------------------------------ */
+
+/* Messages a packet completes (what it needs of the owner's room). */
+static uint32_t pkt_msgs(const struct hpn_pkt *p)
+{
+	uint32_t off = 0, k = 0;
+	const uint8_t *m;
+	uint16_t l;
+
+	if (p->flags & HPN_PKT_F_FRAG)
+		return p->frag_offset + p->len == p->frag_total;
+	if (!(p->flags & HPN_PKT_F_BATCH))
+		return 1;
+	while (hpn_pkt_batch_next(p, &off, &m, &l))
+		k++;
+	return k;
+}
+
+static bool have_room(const struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	return !c->ops.room || c->ops.room(c->arg) >= pkt_msgs(p);
+}
+
+/* Hand an in-order packet's messages to the owner. */
+static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	if (p->flags & HPN_PKT_F_BATCH) {
+		uint32_t off = 0;
+		const uint8_t *m;
+		uint16_t l;
+
+		while (hpn_pkt_batch_next(p, &off, &m, &l))
+			c->ops.deliver(c->arg, m, l);
+		return;
+	}
+	if (!(p->flags & HPN_PKT_F_FRAG)) {
+		if (c->reasm.total) { /* a whole message inside a fragmented one */
+			c->reasm.total = c->reasm.got = 0;
+			if (c->cfg.reliable)
+				c->malformed++;
+		}
+		c->ops.deliver(c->arg, p->payload, p->len); /* no copy */
+		return;
+	}
+	int r = hpn_reasm_add(&c->reasm, p);
+
+	if (r == 1)
+		c->ops.deliver(c->arg, c->reasm.buf, c->reasm.got);
+	else if (r < 0 && c->cfg.reliable)
+		c->malformed++; /* unreliable: a lost fragment, already a gap */
+}
+
+/* Held packets now in order, as far as the owner has room. */
+static void drain_held(struct hpn_conn *c)
+{
+	void *ref;
+
+	while (hpn_rxwin_peek(&c->rx, &ref) && have_room(c, ref)) {
+		hpn_rxwin_next(&c->rx, &ref);
+		consume(c, ref);
+	}
+}
+
+static void hold(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	uint32_t i = p->seq & (c->rx.size - 1);
+	uint8_t *copy = c->rx_pkts + (size_t)i * c->cfg.mtu;
+
+	/* The datagram buffer is the owner's: keep a copy until the gap fills. */
+	memcpy(copy, p->payload, p->len);
+	c->rx_hdr[i] = *p;
+	c->rx_hdr[i].payload = copy;
+	c->rx.slot[i] = &c->rx_hdr[i];
+}
+
+/* Returns true when the peer should hear from us at once. */
+static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
+{
+	enum hpn_rx_verdict v;
+
+	if (!c->cfg.reliable) {
+		uint64_t before = c->rx.gaps;
+
+		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER)
+			consume(c, p);
+		c->gaps += c->rx.gaps - before;
+		return false;
+	}
+	/* In order but the owner is full: leave it unacknowledged. */
+	if (p->seq == c->rx.next && !have_room(c, p)) {
+		c->no_room++;
+		return false;
+	}
+	if (!c->ack_pending)
+		c->ack_due_ns = now;
+	c->ack_pending++;
+	v = hpn_rxwin_put(&c->rx, p->seq, NULL);
+	switch (v) {
+	case HPN_RX_DELIVER:
+		consume(c, p);
+		drain_held(c);
+		/* Filled a gap: the peer's sack is stale. */
+		return c->rx.held || c->ack_pending >= c->cfg.ack_every;
+	case HPN_RX_HELD:
+		hold(c, p);
+		return true; /* a gap: the sack drives fast retransmission */
+	default:
+		return true; /* a duplicate: our ack may have been lost */
+	}
+}
+
+static void update_window(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	uint32_t w = p->window < c->tx.size ? p->window : c->tx.size;
+
+	/* Only the newest ack speaks for the window (it may also shrink). */
+	if (p->cum == c->tx.una)
+		c->peer_limit = p->cum + w;
 }
 
 static void release_nothing(void *arg, void *ref)
@@ -140,52 +406,27 @@ static void release_nothing(void *arg, void *ref)
 	(void)ref;
 }
 
-static void on_data(struct hpn_conn *c, const struct hpn_pkt *p)
+static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
-	enum hpn_rx_verdict v;
-	struct hpn_pkt held;
-	void *ref;
+	uint32_t una = c->tx.una;
 
-	v = hpn_rxwin_put(&c->rx, p->seq, NULL);
-	c->ack_due = true;
-	if (v != HPN_RX_DELIVER) {
-		if (v == HPN_RX_HELD) {
-			/* Keep a copy until the gap fills: the datagram buffer is
-			 * the caller's. (The owner's pool will replace malloc.) */
-			struct hpn_pkt *hp = malloc(sizeof(*hp) + p->len);
-			uint32_t i = p->seq & (c->rx.size - 1);
-
-			if (!hp) { /* drop it: the sender retransmits */
-				c->rx.present[i] = false;
-				c->rx.held--;
-				return;
-			}
-			*hp = *p;
-			memcpy(hp + 1, p->payload, p->len);
-			hp->payload = (const uint8_t *)(hp + 1);
-			c->rx.slot[i] = hp;
-		}
+	if (!c->cfg.reliable)
+		return;
+	if (hpn_seq_lt(p->cum, una) && p->type != HPN_PKT_ACK)
+		return; /* an old ack on a retransmitted packet: nothing new */
+	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now, release_nothing, NULL) < 0) {
+		c->malformed++;
 		return;
 	}
-	held = *p;
-	ref = NULL;
-	for (;;) {
-		int r = hpn_reasm_add(&c->reasm, &held);
-
-		if (r == 1)
-			c->ops.deliver(c->arg, c->reasm.buf, c->reasm.got);
-		else if (r < 0)
-			c->malformed++;
-		free(ref);
-		if (!hpn_rxwin_next(&c->rx, &ref))
-			break;
-		held = *(struct hpn_pkt *)ref;
-	}
+	update_window(c, p);
+	if (tx_avail(c))
+		c->blocked = false;
 }
 
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
 	struct hpn_pkt p;
+	bool ack_now = false;
 
 	if (c->state == HPN_CONN_DEAD)
 		return;
@@ -204,8 +445,14 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		return;
 	}
 	c->last_rx_ns = now;
+	if (c->state == HPN_CONN_HELLO && p.type != HPN_PKT_HELLO_ACK && p.type != HPN_PKT_BYE) {
+		c->stale++; /* cannot be: the peer is not up before its HELLO_ACK */
+		return;
+	}
+	if ((p.flags & HPN_PKT_F_ACK) && c->state == HPN_CONN_UP)
+		on_ack(c, &p, now);
 	switch (p.type) {
-	case HPN_PKT_HELLO: /* our ACK was lost */
+	case HPN_PKT_HELLO: /* our HELLO_ACK was lost */
 		if (c->state == HPN_CONN_UP)
 			send_ctrl(c, HPN_PKT_HELLO_ACK, now);
 		break;
@@ -214,30 +461,49 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 			establish(c, &p, now);
 		break;
 	case HPN_PKT_DATA:
-		if (c->state == HPN_CONN_UP)
-			on_data(c, &p);
-		break;
-	case HPN_PKT_ACK:
-		if (c->state == HPN_CONN_UP && hpn_txwin_ack(&c->tx, p.cum, p.sack, now, release_nothing, NULL) < 0)
-			c->malformed++;
+		if (!!(p.flags & HPN_PKT_F_UNRELIABLE) != !c->cfg.reliable)
+			c->malformed++; /* the peer's mode is not ours */
+		else
+			ack_now = on_data(c, &p, now);
 		break;
 	case HPN_PKT_PING:
 		send_ctrl(c, HPN_PKT_PONG, now);
 		break;
 	case HPN_PKT_BYE:
 		die(c, 0);
-		break;
+		return;
 	default:
 		break;
 	}
+	if (ack_now && c->state == HPN_CONN_UP)
+		send_ctrl(c, HPN_PKT_ACK, now);
+}
+
+/* ---- timers ----------------------------------------------------------------- */
+
+static void retransmit(struct hpn_conn *c, uint64_t now)
+{
+	uint32_t seq;
+	void *ref;
+	bool dead = false;
+
+	while (hpn_txwin_resend(&c->tx, now, &seq, &ref, &dead)) {
+		uint8_t *buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+		uint32_t cum;
+
+		hpn_rxwin_ack(&c->rx, &cum);
+		hpn_pkt_set_ack(buf, c->tx_len[slot(c, seq)], cum, c->adv_window = rx_window(c));
+		c->ack_pending = 0;
+		c->retransmits++;
+		c->ops.xmit(c->arg, buf, c->tx_len[slot(c, seq)]);
+		c->last_tx_ns = now;
+	}
+	if (dead)
+		die(c, -ETIMEDOUT);
 }
 
 void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 {
-	uint32_t seq;
-	void *ref;
-	bool dead;
-
 	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE)
 		return;
 	if (now - c->last_rx_ns >= c->cfg.dead_ns) {
@@ -251,19 +517,41 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		}
 		return;
 	}
-	if (c->ack_due)
+	if (c->rx.held)
+		drain_held(c); /* the owner may have room again */
+	if (c->ack_pending && now - c->ack_due_ns >= c->cfg.ack_delay_ns)
 		send_ctrl(c, HPN_PKT_ACK, now);
-	while (c->cfg.reliable && hpn_txwin_resend(&c->tx, now, &seq, &ref, &dead)) {
-		uint32_t i = seq & (c->tx.size - 1);
-
-		c->retransmits++;
-		c->ops.xmit(c->arg, c->pkts + (size_t)i * c->cfg.mtu, c->pkt_len[i]);
+	else if (c->cfg.reliable && c->adv_window < c->rx.size / 4 && rx_window(c) >= c->rx.size / 2)
+		send_ctrl(c, HPN_PKT_ACK, now); /* the window opened again: say so */
+	if (c->cfg.reliable) {
+		retransmit(c, now);
+		if (c->state == HPN_CONN_DEAD)
+			return;
 	}
-	if (c->cfg.reliable && dead) {
-		die(c, -ETIMEDOUT);
-		return;
-	}
-	/* Keepalive: a quiet link still proves the peer alive. */
-	if (now - c->last_tx_ns >= c->cfg.dead_ns / 4)
+	/* Probe a closed window (its update may be lost), and keep a quiet
+	 * link alive: the peer's answer proves it is there. */
+	if ((c->blocked && !tx_avail(c) && now - c->last_tx_ns >= c->tx.rto_ns) ||
+	    now - c->last_tx_ns >= c->cfg.dead_ns / 4)
 		send_ctrl(c, HPN_PKT_PING, now);
+}
+
+uint64_t hpn_conn_deadline(const struct hpn_conn *c)
+{
+	uint64_t d = UINT64_MAX;
+
+	if (c->state == HPN_CONN_HELLO)
+		return c->hello_ns + HELLO_RETRY_NS;
+	if (c->state != HPN_CONN_UP)
+		return d;
+	if (c->ack_pending)
+		d = c->ack_due_ns + c->cfg.ack_delay_ns;
+	if (c->cfg.reliable) {
+		uint64_t t = hpn_txwin_deadline(&c->tx);
+
+		if (t < d)
+			d = t;
+		if (c->blocked && c->last_tx_ns + c->tx.rto_ns < d)
+			d = c->last_tx_ns + c->tx.rto_ns;
+	}
+	return d;
 }

@@ -1,11 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * conn.h - one reliable (or sequenced-unreliable) message stream between
- * two peers over any datagram transport (issue 5, fourth piece): joins the
- * wire format, the send and receive windows and reassembly. Still no
- * socket and no clock: the owner passes datagrams in and gets datagrams
- * out through a callback, with `now` on every call, so it runs under a
- * virtual clock in tests and under udp/af_xdp/dpdk in production.
+ * two peers over any datagram transport: joins the wire format, the send
+ * and receive windows and reassembly. No socket and no clock: the owner
+ * passes datagrams in and gets datagrams out through a callback, with `now`
+ * on every call, so it runs under a virtual clock in tests and under
+ * udp (later af_xdp and dpdk) in production (src/packet/pktep.c).
+ *
+ * Latency first: a lone message is sent at once as one packet; acks ride
+ * on the data going back (ping-pong traffic sends no ack packets at all);
+ * a separate ACK goes out only when a gap is seen (at once: it drives fast
+ * retransmission), every `ack_every` packets, or `ack_delay_ns` after the
+ * oldest unacknowledged arrival. Several small messages handed over in one
+ * burst share a packet (BATCH); one message never waits for another.
+ *
+ * Memory is fixed at init: `window` packet slots each way (the send side
+ * keeps packets for retransmission, the receive side holds packets that
+ * arrived ahead of a gap) and one reassembly buffer of max_msg bytes.
  */
 #ifndef HPN_PACKET_CONN_H
 #define HPN_PACKET_CONN_H
@@ -19,22 +30,33 @@
 #include <stdint.h>
 
 struct hpn_conn_ops {
-	/* Put one datagram on the wire (best effort; loss is our business). */
+	/* Put one datagram on the wire (best effort; loss is our business).
+	 * pkt is valid during the call only. */
 	void (*xmit)(void *arg, const uint8_t *pkt, size_t len);
 	/* A whole message arrived, in order (valid during the call only). */
 	void (*deliver)(void *arg, const uint8_t *msg, size_t len);
-	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer. */
+	/* How many more messages deliver() may be called with right now: the
+	 * owner's queue and buffers. In-order data beyond it is not taken (not
+	 * acknowledged: the sender retransmits) and the advertised window
+	 * shrinks with it, so a slow reader is never overrun. NULL: no limit. */
+	uint32_t (*room)(void *arg);
+	/* The handshake completed (either side). May be NULL. */
+	void (*up)(void *arg);
+	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer.
+	 * c->unacked_msgs says how many sent messages were not acknowledged. */
 	void (*gone)(void *arg, int status);
 };
 
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
 
 struct hpn_conn_cfg {
-	uint32_t mtu;        /* bytes per datagram, headers included (e.g. 1472) */
-	uint32_t window;     /* packets in flight (<= HPN_TXWIN_MAX) */
-	uint32_t max_msg;    /* largest message (reassembly buffer) */
-	uint64_t dead_ns;    /* silence that makes the peer gone (default 1 s) */
-	bool reliable;       /* false: sequenced, gaps reported, no retransmission */
+	uint32_t mtu;          /* bytes per datagram, headers included (e.g. 1472) */
+	uint32_t window;       /* packets in flight (<= HPN_TXWIN_MAX) */
+	uint32_t max_msg;      /* largest message (reassembly buffer) */
+	uint64_t dead_ns;      /* silence that makes the peer gone (default 1 s) */
+	uint64_t ack_delay_ns; /* longest an arrival waits for its ack (default 20 us) */
+	uint32_t ack_every;    /* ack at once after this many unacked packets (default window/4) */
+	bool reliable;         /* false: sequenced, gaps reported, no retransmission */
 };
 
 struct hpn_conn {
@@ -43,16 +65,24 @@ struct hpn_conn {
 	void *arg;
 	enum hpn_conn_state state;
 	uint32_t session;
+	uint32_t room; /* payload bytes per packet */
 	struct hpn_txwin tx;
 	struct hpn_rxwin rx;
 	struct hpn_reasm reasm;
-	uint64_t last_rx_ns, last_tx_ns, hello_ns;
-	bool ack_due;
-	/* Sent packets are kept for retransmission: one mtu-sized copy per
-	 * window slot (the owner's buffer pool will replace this). */
-	uint8_t *pkts;
-	uint16_t *pkt_len;
-	uint64_t malformed, stale, retransmits;
+	uint64_t last_rx_ns, last_tx_ns, hello_ns, ack_due_ns;
+	uint32_t ack_pending; /* packets arrived since our last ack */
+	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
+	uint32_t adv_window;  /* window we last advertised */
+	bool blocked;         /* a send was refused for the peer's window: probe it */
+	/* Sent packets, kept for retransmission (reliable mode). */
+	uint8_t *tx_pkts;
+	uint16_t *tx_len;
+	uint16_t *tx_msgs; /* messages in each packet: what is lost if the peer dies */
+	/* Packets held ahead of a gap: their decoded header and a copy. */
+	uint8_t *rx_pkts;
+	struct hpn_pkt *rx_hdr;
+	/* Counters (single writer: the owner's thread). */
+	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, no_room, pkts_sent;
 };
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting
@@ -62,16 +92,30 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 		  void *arg);
 void hpn_conn_fini(struct hpn_conn *c);
 void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
+/* Say goodbye (one BYE, best effort); the stream is dead afterwards. */
+void hpn_conn_close(struct hpn_conn *c, uint64_t now);
 
-/* Queue a message: fragments it into packets. Returns 0, -EAGAIN when the
- * window cannot take all of its packets now (nothing queued), -EMSGSIZE,
- * -ENOTCONN. */
-int hpn_conn_send(struct hpn_conn *c, const void *msg, size_t len, uint64_t now);
+/* One message of a burst. */
+struct hpn_conn_msg {
+	const void *data;
+	uint32_t len;
+};
+
+/* Queue up to n messages: small consecutive ones share packets, large ones
+ * are fragmented. Returns how many leading messages were taken (a message
+ * is taken whole or not at all), or -EAGAIN (window full: nothing taken),
+ * -EMSGSIZE (the first is larger than max_msg), -ENOTCONN. */
+int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now);
 
 /* A datagram arrived from this peer. Malformed or stale ones are counted. */
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
 
-/* Timers: handshake retries, acks, retransmissions, keepalive, failure. */
+/* Timers: handshake retries, delayed acks, window updates,
+ * retransmissions, keepalive, failure. */
 void hpn_conn_tick(struct hpn_conn *c, uint64_t now);
+
+/* When hpn_conn_tick next has something to do (UINT64_MAX: nothing but the
+ * keepalive), so the owner knows whether it may sleep. */
+uint64_t hpn_conn_deadline(const struct hpn_conn *c);
 
 #endif

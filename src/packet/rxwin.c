@@ -63,11 +63,32 @@ bool hpn_rxwin_next(struct hpn_rxwin *w, void **ref)
 	return true;
 }
 
+unsigned hpn_rxwin_sack(const struct hpn_rxwin *w, uint32_t *cum, uint64_t *words, unsigned max)
+{
+	unsigned used = 1;
+
+	*cum = w->next;
+	words[0] = 0;
+	if (!w->held)
+		return 1;
+	for (uint32_t i = 0; i + 1 < w->size && i / 64 < max; i++) {
+		if (i % 64 == 0)
+			words[i / 64] = 0;
+		if (w->present[idx(w, w->next + 1 + i)]) {
+			words[i / 64] |= 1ull << (i % 64);
+			used = i / 64 + 1;
+		}
+	}
+	return used;
+}
+
 uint64_t hpn_rxwin_ack(const struct hpn_rxwin *w, uint32_t *cum)
 {
 	uint64_t mask = 0;
 
 	*cum = w->next;
+	if (!w->held)
+		return 0;
 	for (uint32_t i = 0; i < 64 && i + 1 < w->size; i++)
 		if (w->held && w->present[idx(w, w->next + 1 + i)])
 			mask |= 1ull << i;

@@ -64,8 +64,23 @@ enum hpn_rx_verdict hpn_rxwin_put(struct hpn_rxwin *w, uint32_t seq, void *ref);
  * (returns true and its ref), advancing the window. */
 bool hpn_rxwin_next(struct hpn_rxwin *w, void **ref);
 
+/* The next in-order held packet without taking it (true and its ref). */
+static inline bool hpn_rxwin_peek(const struct hpn_rxwin *w, void **ref)
+{
+	uint32_t i = w->next & (w->size - 1);
+
+	if (!w->held || !w->present[i])
+		return false;
+	*ref = w->slot[i];
+	return true;
+}
+
 /* What to acknowledge: everything before *cum arrived; bit i of the
  * returned mask means cum + 1 + i arrived too (selective ack, 64 ahead). */
 uint64_t hpn_rxwin_ack(const struct hpn_rxwin *w, uint32_t *cum);
+
+/* The same over the whole window: bit i of words[w] means cum + 1 + 64 w + i
+ * arrived. Returns the words that matter (at least 1, at most max). */
+unsigned hpn_rxwin_sack(const struct hpn_rxwin *w, uint32_t *cum, uint64_t *words, unsigned max);
 
 #endif

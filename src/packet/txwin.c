@@ -15,7 +15,6 @@ void hpn_txwin_init(struct hpn_txwin *t, uint32_t first, uint32_t size)
 	memset(t, 0, sizeof(*t));
 	t->una = t->next = first;
 	t->size = s;
-	t->dupthresh = 3;
 	t->dead_ns = 1000 * MS;
 	/* No RTT sample yet: start at 20 ms (datacenter scale, not TCP's 1 s),
 	 * never below 200 us, never above 1 s. */
@@ -40,6 +39,8 @@ uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
 /* RFC 6298, in nanoseconds, from packets sent only once (Karn). */
 static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 {
+	if (!t->min_rtt_ns || rtt < t->min_rtt_ns)
+		t->min_rtt_ns = rtt;
 	if (!t->srtt_ns) {
 		t->srtt_ns = rtt;
 		t->rttvar_ns = rtt / 2;
@@ -56,7 +57,38 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 		t->rto_ns = t->rto_max_ns;
 }
 
-int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, uint64_t mask, uint64_t now,
+/* How long a packet may trail one sent after it before it counts as lost
+ * (RACK's reordering window): a quarter of the smallest RTT, widened each
+ * time a retransmission proves needless, up to the RTO. */
+static inline uint64_t reo_window(const struct hpn_txwin *t)
+{
+	return t->reo_ns ? t->reo_ns : t->min_rtt_ns / 4;
+}
+
+static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
+{
+	uint64_t rtt = now - p->sent_ns;
+
+	if (!p->tries) {
+		rtt_sample(t, rtt);
+	} else if (rtt < t->min_rtt_ns / 2) {
+		/* Acked sooner than any round trip: the original made it, the
+		 * retransmission was spurious. Allow more reordering. */
+		uint64_t w = 2 * reo_window(t);
+
+		t->reo_ns = w < t->rto_ns ? w : t->rto_ns;
+		t->spurious++;
+	}
+	if (p->sent_ns >= t->acked_sent_ns) {
+		t->acked_sent_ns = p->sent_ns;
+		if (!p->tries)
+			t->rack_rtt_ns = rtt;
+	}
+	p->acked = true;
+	t->last_ack_ns = now;
+}
+
+int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
 		  void (*release)(void *arg, void *ref), void *arg)
 {
 	int released = 0;
@@ -66,55 +98,50 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, uint64_t mask, uint64_t now
 	while (hpn_seq_lt(t->una, cum)) {
 		struct hpn_txpkt *p = at(t, t->una);
 
-		if (!p->tries && !p->acked)
-			rtt_sample(t, now - p->sent_ns);
-		if (p->sent_ns > t->acked_sent_ns)
-			t->acked_sent_ns = p->sent_ns;
+		if (!p->acked)
+			note_acked(t, p, now);
 		release(arg, p->ref);
 		p->ref = NULL;
 		t->una++;
 		released++;
 	}
-	/* Selective acks: note them; a hole with dupthresh acked packets
-	 * after it is lost (no need to wait for the RTO). */
-	uint32_t above = 0;
+	for (unsigned w = 0; w < words; w++) {
+		uint64_t m = mask[w];
 
-	for (int i = 63; i >= 0; i--) {
-		uint32_t seq = cum + 1 + (uint32_t)i;
+		for (uint32_t i = 0; m; i++, m >>= 1) {
+			uint32_t seq = cum + 1 + 64 * w + i;
 
-		/* Only the window: a late, older ack must not touch a slot that
-		 * a newer packet uses now. */
-		if (!hpn_seq_lt(seq, t->next) || hpn_seq_lt(seq, t->una))
-			continue;
-		if (mask & (1ull << i)) {
-			struct hpn_txpkt *p = at(t, seq);
-
-			if (!p->acked && !p->tries)
-				rtt_sample(t, now - p->sent_ns);
-			if (p->sent_ns > t->acked_sent_ns)
-				t->acked_sent_ns = p->sent_ns;
-			p->acked = true;
-			above++;
+			/* Only the window: a late, older ack must not touch a slot
+			 * that a newer packet uses now. */
+			if (!(m & 1) || !hpn_seq_lt(seq, t->next) || hpn_seq_lt(seq, t->una))
+				continue;
+			if (!at(t, seq)->acked)
+				note_acked(t, at(t, seq), now);
 		}
-	}
-	/* Walk the holes from the oldest: each with >= dupthresh acked after. */
-	uint32_t acked_after = above;
-
-	for (uint32_t seq = hpn_seq_lt(cum, t->una) ? t->una : cum; hpn_seq_lt(seq, t->next) && seq - cum < 65;
-	     seq++) {
-		struct hpn_txpkt *p = at(t, seq);
-
-		if (p->acked) {
-			acked_after--;
-			continue;
-		}
-		/* Lost only if something sent after its last transmission got
-		 * through: a retransmission in flight is not lost again by the
-		 * next ack that still shows the hole. */
-		if (acked_after >= t->dupthresh && !p->lost && p->sent_ns < t->acked_sent_ns)
-			p->lost = true;
 	}
 	return released;
+}
+
+/* RACK: lost once a packet sent after it was delivered and it has had
+ * that packet's round trip plus the reordering window to arrive. */
+static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
+{
+	if (p->sent_ns >= t->acked_sent_ns)
+		return UINT64_MAX;
+	return p->sent_ns + t->rack_rtt_ns + reo_window(t);
+}
+
+/* The RTO runs from the packet's (re)transmission or the last ack that
+ * brought news, whichever is later (RFC 6298 5.3: restart on progress):
+ * while the peer keeps acknowledging, losses are RACK's to find, and a
+ * window of packets behind one loss does not time out all at once. */
+static inline uint64_t rto_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
+{
+	/* Each retransmission doubles the wait (backoff). */
+	uint64_t rto = t->rto_ns << (p->tries < 10 ? p->tries : 10);
+	uint64_t base = p->sent_ns > t->last_ack_ns ? p->sent_ns : t->last_ack_ns;
+
+	return base + (rto > t->rto_max_ns ? t->rto_max_ns : rto);
 }
 
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead)
@@ -125,12 +152,10 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	*dead = false;
 	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
 		struct hpn_txpkt *p = at(t, s);
-		/* Each retransmission doubles the wait (backoff). */
-		uint64_t rto = t->rto_ns << (p->tries < 10 ? p->tries : 10);
 
 		if (p->acked)
 			continue;
-		if (p->lost || now - p->sent_ns >= (rto > t->rto_max_ns ? t->rto_max_ns : rto)) {
+		if (now >= rack_due(t, p) || now >= rto_due(t, p)) {
 			pick = p;
 			pick_seq = s;
 			break;
@@ -143,7 +168,6 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		return false;
 	}
 	pick->tries++;
-	pick->lost = false;
 	pick->sent_ns = now;
 	t->retransmits++;
 	*seq = pick_seq;
@@ -157,13 +181,11 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 
 	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
 		const struct hpn_txpkt *p = &t->pkt[s & (t->size - 1)];
-		uint64_t rto = t->rto_ns << (p->tries < 10 ? p->tries : 10), d;
+		uint64_t d;
 
 		if (p->acked)
 			continue;
-		if (p->lost)
-			return 0;
-		d = p->sent_ns + (rto > t->rto_max_ns ? t->rto_max_ns : rto);
+		d = rack_due(t, p) < rto_due(t, p) ? rack_due(t, p) : rto_due(t, p);
 		if (d < best)
 			best = d;
 	}

@@ -7,8 +7,11 @@
  * whole state machine runs under a virtual clock in the tests.
  *
  * Loss recovery (TCP's, shrunk to packets): cumulative + selective acks
- * release packets; a packet is fast-retransmitted once `dupthresh` packets
- * sent after it are acked; anything unacked for an RTO (RFC 6298 estimate,
+ * release packets; a packet is fast-retransmitted once a packet sent after
+ * it was delivered and a round trip plus a reordering window has passed
+ * (RACK, RFC 8985: time, not a duplicate count, so reordering costs no
+ * spurious retransmissions once the window has learned it); anything
+ * unacked for an RTO (RFC 6298 estimate,
  * Karn's rule, exponential backoff) is retransmitted; a packet still
  * unacknowledged `dead_ns` after its first transmission (default 1 s)
  * declares the peer dead: failure detection is a time, not a count.
@@ -29,18 +32,19 @@ struct hpn_txpkt {
 	uint64_t first_ns; /* first transmission */
 	uint16_t tries;   /* retransmissions so far */
 	bool acked;       /* selectively acked, waiting for the cumulative ack */
-	bool lost;        /* marked for retransmission */
 };
 
 struct hpn_txwin {
 	uint32_t una;   /* oldest unacknowledged sequence number */
 	uint32_t next;  /* next sequence number to assign */
 	uint32_t size;  /* window: at most this many unacknowledged (power of two) */
-	uint32_t dupthresh;
 	uint64_t dead_ns; /* a packet unacked this long since first sent: the peer is gone */
 	uint64_t srtt_ns, rttvar_ns, rto_ns, rto_min_ns, rto_max_ns;
-	uint64_t retransmits;
-	uint64_t acked_sent_ns; /* latest send time among acked packets (RACK-like) */
+	uint64_t retransmits, spurious;
+	/* RACK (RFC 8985): the latest send time among delivered packets, that
+	 * packet's RTT, the smallest RTT seen, and the reordering window. */
+	uint64_t acked_sent_ns, rack_rtt_ns, min_rtt_ns, reo_ns;
+	uint64_t last_ack_ns; /* the last ack that acknowledged something new */
 	struct hpn_txpkt pkt[HPN_TXWIN_MAX];
 };
 
@@ -60,14 +64,13 @@ static inline uint32_t hpn_txwin_inflight(const struct hpn_txwin *t)
 /* Record a packet being sent now; returns its sequence number. */
 uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now);
 
-/* An ack arrived (rxwin's cum and mask). Calls release(arg, ref) for every
- * packet now known delivered, oldest first; marks losses for fast
- * retransmit. Returns the number released; -1 if the ack is nonsense
+/* An ack arrived (rxwin's cum and sack words, hpn_rxwin_sack). Calls release(arg, ref) for every
+ * packet now known delivered, oldest first. Returns the number released; -1 if the ack is nonsense
  * (acknowledges packets never sent): drop it. */
-int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, uint64_t mask, uint64_t now,
+int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
 		  void (*release)(void *arg, void *ref), void *arg);
 
-/* Next packet to retransmit now (the oldest that is marked lost or whose
+/* Next packet to retransmit now (the oldest that RACK deems lost or whose
  * RTO expired), or false. Updates its send time and counts the try. Sets
  * *dead (and returns false) when a packet has waited dead_ns. */
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead);

@@ -63,7 +63,7 @@ static uint32_t csum_of(const uint8_t *buf, size_t len)
 	uint8_t head[HPN_PKT_HDR];
 
 	memcpy(head, buf, HPN_PKT_HDR);
-	memset(head + 16, 0, 4);
+	memset(head + 20, 0, 4);
 	uint64_t a = hpn_pkt_csum(head, HPN_PKT_HDR), b = hpn_pkt_csum(buf + HPN_PKT_HDR, len - HPN_PKT_HDR);
 
 	a += b;
@@ -75,57 +75,32 @@ void hpn_pkt_seal(uint8_t *buf, size_t len)
 {
 	uint32_t c = csum_of(buf, len);
 
-	buf[16] = (uint8_t)c;
-	buf[17] = (uint8_t)(c >> 8);
-	buf[18] = (uint8_t)(c >> 16);
-	buf[19] = (uint8_t)(c >> 24);
+	put32(buf + 20, c);
 }
 
-int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p)
+/* A batch must be whole records that exactly fill the payload. */
+static int batch_ok(const uint8_t *pl, uint32_t len)
 {
-	size_t hdr = HPN_PKT_HDR;
+	uint32_t off = 0, n = 0;
 
-	memset(p, 0, sizeof(*p));
-	if (len < HPN_PKT_HDR)
-		return HPN_PKT_ETRUNC;
-	if (buf[0] != HPN_PKT_MAGIC)
-		return HPN_PKT_EMAGIC;
-	if (buf[1] != HPN_PKT_VERSION)
-		return HPN_PKT_EVERSION;
-	p->type = buf[2];
-	p->flags = buf[3];
-	if (p->type < HPN_PKT_DATA || p->type > HPN_PKT_PONG)
-		return HPN_PKT_ETYPE;
-	if ((p->flags & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE)) || (p->flags && p->type != HPN_PKT_DATA))
-		return HPN_PKT_EFLAGS;
-	p->session = get32(buf + 4);
-	p->seq = get32(buf + 8);
-	p->len = get16(buf + 12);
-	if (get16(buf + 14))
-		return HPN_PKT_EFLAGS; /* reserved must be zero: room for a future version */
-	if (p->flags & HPN_PKT_F_FRAG) {
-		if (len < HPN_PKT_HDR + HPN_PKT_FRAG_HDR)
-			return HPN_PKT_ETRUNC;
-		p->frag_total = get32(buf + HPN_PKT_HDR);
-		p->frag_offset = get32(buf + HPN_PKT_HDR + 4);
-		hdr += HPN_PKT_FRAG_HDR;
-		/* 64-bit sums: offset + len must not wrap past the check. */
-		if (!p->frag_total || p->frag_total > max_msg ||
-		    (uint64_t)p->frag_offset + p->len > p->frag_total)
-			return HPN_PKT_EFRAG;
+	while (off < len) {
+		if (len - off < HPN_PKT_BATCH_HDR)
+			return 0;
+		off += HPN_PKT_BATCH_HDR + get16(pl + off);
+		n++;
 	}
-	if (len - hdr != p->len)
-		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
-	if (get32(buf + 16) != csum_of(buf, len))
-		return HPN_PKT_ECSUM;
-	p->payload = buf + hdr;
+	return off == len && n;
+}
+
+static int decode_ctrl(struct hpn_pkt *p)
+{
 	switch (p->type) {
 	case HPN_PKT_ACK:
-		if (p->len != 16)
+		if (!p->len || p->len % 8 || p->len > 8 * HPN_PKT_SACK_WORDS || !(p->flags & HPN_PKT_F_ACK))
 			return HPN_PKT_EPAYLOAD;
-		p->cum = get32(p->payload);
-		p->window = get32(p->payload + 4);
-		p->sack = get64(p->payload + 8);
+		p->sack_words = (uint8_t)(p->len / 8);
+		for (unsigned i = 0; i < p->sack_words; i++)
+			p->sack[i] = get64(p->payload + 8 * i);
 		break;
 	case HPN_PKT_HELLO:
 	case HPN_PKT_HELLO_ACK:
@@ -147,13 +122,80 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 	return 0;
 }
 
+static int flags_ok(uint8_t type, uint8_t f)
+{
+	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH))
+		return 0;
+	if (type != HPN_PKT_DATA && (f & ~HPN_PKT_F_ACK))
+		return 0; /* only DATA has data flags */
+	if ((type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) && (f & HPN_PKT_F_ACK))
+		return 0; /* nothing to acknowledge yet; the window is in the payload */
+	return (f & (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH)) != (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH);
+}
+
+void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window)
+{
+	buf[3] |= HPN_PKT_F_ACK;
+	put32(buf + 12, cum);
+	put16(buf + 18, (uint16_t)(window > 0xffff ? 0xffff : window));
+	hpn_pkt_seal(buf, len);
+}
+
+int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p)
+{
+	size_t hdr = HPN_PKT_HDR;
+
+	memset(p, 0, sizeof(*p));
+	if (len < HPN_PKT_HDR)
+		return HPN_PKT_ETRUNC;
+	if (buf[0] != HPN_PKT_MAGIC)
+		return HPN_PKT_EMAGIC;
+	if (buf[1] != HPN_PKT_VERSION)
+		return HPN_PKT_EVERSION;
+	p->type = buf[2];
+	p->flags = buf[3];
+	if (p->type < HPN_PKT_DATA || p->type > HPN_PKT_PONG)
+		return HPN_PKT_ETYPE;
+	if (!flags_ok(p->type, p->flags))
+		return HPN_PKT_EFLAGS;
+	p->session = get32(buf + 4);
+	p->seq = get32(buf + 8);
+	p->len = get16(buf + 16);
+	if (p->flags & HPN_PKT_F_ACK) {
+		p->cum = get32(buf + 12);
+		p->window = get16(buf + 18);
+	} else if (get32(buf + 12) || get16(buf + 18)) {
+		return HPN_PKT_EFLAGS; /* unused fields must be zero: room for a future version */
+	}
+	if (p->flags & HPN_PKT_F_FRAG) {
+		if (len < HPN_PKT_HDR + HPN_PKT_FRAG_HDR)
+			return HPN_PKT_ETRUNC;
+		p->frag_total = get32(buf + HPN_PKT_HDR);
+		p->frag_offset = get32(buf + HPN_PKT_HDR + 4);
+		hdr += HPN_PKT_FRAG_HDR;
+		/* 64-bit sums: offset + len must not wrap past the check. */
+		if (!p->frag_total || p->frag_total > max_msg ||
+		    (uint64_t)p->frag_offset + p->len > p->frag_total)
+			return HPN_PKT_EFRAG;
+	}
+	if (len - hdr != p->len)
+		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
+	if (get32(buf + 20) != csum_of(buf, len))
+		return HPN_PKT_ECSUM;
+	p->payload = buf + hdr;
+	if ((p->flags & HPN_PKT_F_BATCH) && !batch_ok(p->payload, p->len))
+		return HPN_PKT_ELEN;
+	return decode_ctrl(p);
+}
+
 size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 {
 	size_t n = HPN_PKT_HDR;
 	uint16_t len = p->len;
+	bool ack = p->flags & HPN_PKT_F_ACK;
 
 	if (p->type == HPN_PKT_ACK)
-		len = 16;
+		len = (uint16_t)(8 * (p->sack_words ? p->sack_words : 1));
 	else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK)
 		len = 12;
 	else if (p->type != HPN_PKT_DATA)
@@ -164,19 +206,19 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 	buf[3] = p->flags;
 	put32(buf + 4, p->session);
 	put32(buf + 8, p->seq);
-	put16(buf + 12, len);
-	put16(buf + 14, 0);
-	put32(buf + 16, 0); /* checksum: hpn_pkt_seal() */
+	put32(buf + 12, ack ? p->cum : 0);
+	put16(buf + 16, len);
+	put16(buf + 18, ack ? (uint16_t)(p->window > 0xffff ? 0xffff : p->window) : 0);
+	put32(buf + 20, 0); /* checksum: hpn_pkt_seal() */
 	if (p->flags & HPN_PKT_F_FRAG) {
 		put32(buf + HPN_PKT_HDR, p->frag_total);
 		put32(buf + HPN_PKT_HDR + 4, p->frag_offset);
 		n += HPN_PKT_FRAG_HDR;
 	}
 	if (p->type == HPN_PKT_ACK) {
-		put32(buf + n, p->cum);
-		put32(buf + n + 4, p->window);
-		put64(buf + n + 8, p->sack);
-		n += 16;
+		for (unsigned i = 0; i < len / 8u; i++)
+			put64(buf + n + 8 * i, p->sack[i]);
+		n += len;
 	} else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK) {
 		put32(buf + n, p->first_seq);
 		put32(buf + n + 4, p->window);

@@ -7,12 +7,13 @@
 #ifndef HPN_PACKET_WIRE_H
 #define HPN_PACKET_WIRE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define HPN_PKT_MAGIC 0xA7
 #define HPN_PKT_VERSION 1
-#define HPN_PKT_HDR 20
+#define HPN_PKT_HDR 24
 #define HPN_PKT_FRAG_HDR 8
 
 enum hpn_pkt_type {
@@ -25,8 +26,12 @@ enum hpn_pkt_type {
 	HPN_PKT_PONG,
 };
 
-#define HPN_PKT_F_FRAG 0x01
-#define HPN_PKT_F_UNRELIABLE 0x02
+#define HPN_PKT_F_FRAG 0x01       /* DATA: a fragment; fragment header follows */
+#define HPN_PKT_F_UNRELIABLE 0x02 /* DATA: gaps are reported, never retransmitted */
+#define HPN_PKT_F_ACK 0x04        /* ack and window fields are valid (piggybacked) */
+#define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
+#define HPN_PKT_BATCH_HDR 2
+#define HPN_PKT_SACK_WORDS 16 /* ACK: up to 1024 packets beyond cum */
 
 /* Why a packet was refused (for the malformed counters). */
 enum hpn_pkt_err {
@@ -45,11 +50,14 @@ struct hpn_pkt {
 	uint8_t type, flags;
 	uint32_t session, seq;
 	uint16_t len; /* payload bytes */
+	/* With HPN_PKT_F_ACK (any type): every seq before cum arrived; the
+	 * receiver takes window packets from cum on (flow control). */
 	uint32_t frag_total, frag_offset;
 	const uint8_t *payload;
-	/* ACK */
 	uint32_t cum, window;
-	uint64_t sack;
+	/* ACK: bit i of word w means cum + 1 + 64 w + i arrived. */
+	uint64_t sack[HPN_PKT_SACK_WORDS];
+	uint8_t sack_words;
 	/* HELLO / HELLO_ACK */
 	uint32_t first_seq, max_msg;
 };
@@ -58,8 +66,9 @@ struct hpn_pkt {
  * hpn_pkt_err. max_msg bounds fragment totals. */
 int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p);
 
-/* Write the headers for p (type, flags, session, seq, len, fragment and
- * control fields) into buf (room for HPN_PKT_HDR + HPN_PKT_FRAG_HDR + 16).
+/* Write the headers for p (type, flags, session, seq, ack, window, len,
+ * fragment and control fields) into buf (room for HPN_PKT_HDR +
+ * 8 * HPN_PKT_SACK_WORDS).
  * Returns the header bytes written; the caller appends the payload, then
  * calls hpn_pkt_seal() on the whole packet. */
 size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf);
@@ -67,9 +76,26 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf);
 /* Store the checksum of the finished packet buf[0, len). */
 void hpn_pkt_seal(uint8_t *buf, size_t len);
 
+/* Rewrite the piggybacked ack of a sealed packet (a retransmission carries
+ * the current ack, not the one of its first flight) and seal it again. */
+void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window);
+
 /* The checksum: a 64-bit end-around-carry sum folded to 32 bits, 8 bytes a
  * step. It catches any single corrupted byte; it is not a MAC. */
 uint32_t hpn_pkt_csum(const uint8_t *buf, size_t len);
+
+/* Walk the messages of a BATCH payload (validated by the decoder): call
+ * with *off = 0 first; returns false at the end. */
+static inline bool hpn_pkt_batch_next(const struct hpn_pkt *p, uint32_t *off, const uint8_t **msg,
+				      uint16_t *len)
+{
+	if (*off + HPN_PKT_BATCH_HDR > p->len)
+		return false;
+	*len = (uint16_t)(p->payload[*off] | p->payload[*off + 1] << 8);
+	*msg = p->payload + *off + HPN_PKT_BATCH_HDR;
+	*off += HPN_PKT_BATCH_HDR + *len;
+	return true;
+}
 
 /* Reassembly of one message from in-order fragments. */
 struct hpn_reasm {

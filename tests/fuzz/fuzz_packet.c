@@ -55,7 +55,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 					abort();
 			}
 			/* Round trip: re-encoding reproduces the headers. */
-			uint8_t hdr[HPN_PKT_HDR + HPN_PKT_FRAG_HDR + 16];
+			uint8_t hdr[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
 			size_t h = hpn_pkt_encode(&p, hdr);
 
 			if (h > n || memcmp(hdr, fixed, 16) || memcmp(hdr + 20, fixed + 20, h - 20))

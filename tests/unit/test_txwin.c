@@ -127,7 +127,7 @@ static uint64_t run(uint32_t first, uint64_t total, const struct linkcfg *c)
 			}
 			link_q[i] = link_q[--link_n];
 			if (f.ack)
-				assert_true(hpn_txwin_ack(&tx, f.seq, f.mask, now, on_release, NULL) >= 0);
+				assert_true(hpn_txwin_ack(&tx, f.seq, &f.mask, 1, now, on_release, NULL) >= 0);
 			else
 				receive(c, now, f.seq);
 		}
@@ -179,13 +179,13 @@ static void test_fast_retransmit(void **state)
 			hpn_rxwin_put(&rx, s, NULL);
 	mask = hpn_rxwin_ack(&rx, &cum);
 	assert_int_equal(cum, 103);
-	assert_int_equal(hpn_txwin_ack(&tx, cum, mask, 150 * US, on_release, NULL), 3);
+	assert_int_equal(hpn_txwin_ack(&tx, cum, &mask, 1, 150 * US, on_release, NULL), 3);
 	assert_true(hpn_txwin_resend(&tx, 150 * US, &seq, &ref, &dead)); /* far before any RTO */
 	assert_int_equal(seq, 103);
 	assert_false(hpn_txwin_resend(&tx, 150 * US, &seq, &ref, &dead)); /* nothing else due */
 	assert_true(hpn_txwin_deadline(&tx) > 150 * US);
 	/* The same ack again (the retransmission is in flight): not lost twice. */
-	assert_int_equal(hpn_txwin_ack(&tx, cum, mask, 160 * US, on_release, NULL), 0);
+	assert_int_equal(hpn_txwin_ack(&tx, cum, &mask, 1, 160 * US, on_release, NULL), 0);
 	assert_false(hpn_txwin_resend(&tx, 160 * US, &seq, &ref, &dead));
 }
 
@@ -225,10 +225,10 @@ static void test_window_and_nonsense(void **state)
 		hpn_txwin_push(&tx, NULL, 0);
 	}
 	assert_false(hpn_txwin_can_send(&tx)); /* back-pressure: -EAGAIN */
-	assert_int_equal(hpn_txwin_ack(&tx, 17, 0, 0, on_release, NULL), -1);
-	assert_int_equal(hpn_txwin_ack(&tx, 4, 0, 1 * MS, on_release, NULL), 4);
+	assert_int_equal(hpn_txwin_ack(&tx, 17, NULL, 0, 0, on_release, NULL), -1);
+	assert_int_equal(hpn_txwin_ack(&tx, 4, NULL, 0, 1 * MS, on_release, NULL), 4);
 	assert_true(hpn_txwin_can_send(&tx));
-	assert_int_equal(hpn_txwin_ack(&tx, 2, 0, 1 * MS, on_release, NULL), 0); /* old ack: no-op */
+	assert_int_equal(hpn_txwin_ack(&tx, 2, NULL, 0, 1 * MS, on_release, NULL), 0); /* old ack: no-op */
 }
 
 int main(void)

@@ -41,12 +41,42 @@ static void test_round_trips(void **state)
 	assert_int_equal(out.frag_total, 10);
 	assert_int_equal(out.frag_offset, 7);
 
-	in = (struct hpn_pkt){.type = HPN_PKT_ACK, .session = 1, .cum = 99, .window = 64, .sack = 0x8000000000000001ull};
+	in = (struct hpn_pkt){.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK, .session = 1, .cum = 99, .window = 64,
+			      .sack = {0x8000000000000001ull, 0, 5}, .sack_words = 3};
 	n = make(buf, &in, "");
 	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
 	assert_int_equal(out.cum, 99);
 	assert_int_equal(out.window, 64);
-	assert_true(out.sack == 0x8000000000000001ull);
+	assert_int_equal(out.sack_words, 3);
+	assert_true(out.sack[0] == 0x8000000000000001ull && out.sack[1] == 0 && out.sack[2] == 5);
+
+	/* An ack piggybacked on data; a window above 16 bits saturates. */
+	in = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_ACK, .seq = 3, .cum = 0xfffffff0u,
+			      .window = 100000, .len = 2};
+	n = make(buf, &in, "hi");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_int_equal(out.cum, 0xfffffff0u);
+	assert_int_equal(out.window, 0xffff);
+	assert_memory_equal(out.payload, "hi", 2);
+
+	/* A batch of three messages (one empty) walks back out whole. */
+	uint8_t batch[] = {2, 0, 'a', 'b', 0, 0, 3, 0, 'x', 'y', 'z'};
+	const uint8_t *m;
+	uint16_t ml;
+	uint32_t off = 0;
+
+	in = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_BATCH, .len = sizeof(batch)};
+	n = make(buf, &in, batch);
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_true(hpn_pkt_batch_next(&out, &off, &m, &ml));
+	assert_int_equal(ml, 2);
+	assert_memory_equal(m, "ab", 2);
+	assert_true(hpn_pkt_batch_next(&out, &off, &m, &ml));
+	assert_int_equal(ml, 0);
+	assert_true(hpn_pkt_batch_next(&out, &off, &m, &ml));
+	assert_int_equal(ml, 3);
+	assert_memory_equal(m, "xyz", 3);
+	assert_false(hpn_pkt_batch_next(&out, &off, &m, &ml));
 
 	in = (struct hpn_pkt){.type = HPN_PKT_HELLO, .first_seq = 5, .window = 256, .max_msg = 1 << 20};
 	n = make(buf, &in, "");
@@ -65,6 +95,7 @@ static void test_malformed(void **state)
 	for (size_t cut = 0; cut < n; cut++) /* every truncation */
 		assert_int_not_equal(hpn_pkt_decode(buf, cut, 1 << 20, &out), 0);
 	assert_int_equal(hpn_pkt_decode(buf, 10, 1 << 20, &out), HPN_PKT_ETRUNC);
+	assert_int_equal(hpn_pkt_decode(buf, HPN_PKT_HDR - 1, 1 << 20, &out), HPN_PKT_ETRUNC);
 	assert_int_equal(hpn_pkt_decode(buf, n - 1, 1 << 20, &out), HPN_PKT_ETRUNC);
 	memcpy(bad, buf, n);
 	bad[n] = 0;
@@ -93,9 +124,34 @@ static void test_malformed(void **state)
 	MUTATE(2, 0, HPN_PKT_ETYPE);
 	MUTATE(2, 8, HPN_PKT_ETYPE);
 	MUTATE(3, 0x80, HPN_PKT_EFLAGS);
-	MUTATE(14, 1, HPN_PKT_EFLAGS);
-	MUTATE(2, HPN_PKT_PING, HPN_PKT_EPAYLOAD); /* PING carries nothing */
-	MUTATE(2, HPN_PKT_ACK, HPN_PKT_EPAYLOAD);  /* ACK needs 16 bytes */
+	MUTATE(12, 1, HPN_PKT_EFLAGS); /* ack field without the ACK flag */
+	MUTATE(18, 1, HPN_PKT_EFLAGS); /* window field without the ACK flag */
+	MUTATE(3, HPN_PKT_F_FRAG | HPN_PKT_F_BATCH, HPN_PKT_EFLAGS);
+	MUTATE(3, HPN_PKT_F_BATCH, HPN_PKT_ELEN); /* "abcd" is not whole records */
+	MUTATE(2, HPN_PKT_ACK, HPN_PKT_EPAYLOAD);  /* ACK needs the ACK flag and 8 bytes */
+
+	/* Control types: wrong payload sizes, data flags, an ACK-flagged HELLO. */
+	{
+		struct hpn_pkt c = {.type = HPN_PKT_DATA, .len = 4};
+
+		n = make(buf, &c, "abcd");
+		buf[2] = HPN_PKT_PING;
+		hpn_pkt_seal(buf, n);
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EPAYLOAD);
+		c = (struct hpn_pkt){.type = HPN_PKT_PING, .flags = HPN_PKT_F_UNRELIABLE};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		c = (struct hpn_pkt){.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_ACK};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		/* A batch record running past the payload. */
+		uint8_t rec[] = {9, 0, 'a'};
+
+		c = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_BATCH, .len = sizeof(rec)};
+		n = make(buf, &c, rec);
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_ELEN);
+		n = make(buf, &in, "abcd"); /* back to the plain packet */
+	}
 
 	/* Fragments: offset + len beyond total, total beyond max_msg, zero total. */
 	struct hpn_pkt f = {.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .len = 4, .frag_total = 6, .frag_offset = 3};

@@ -1,0 +1,666 @@
+/* SPDX-License-Identifier: MIT */
+/* pktep.c - see pktep.h. */
+#include "pktep.h"
+
+#include "conn.h"
+#include "fault.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define PK_BURST 64      /* datagrams per receive call, and per send flush */
+#define PK_CACHE 256     /* pool buffers reserved for deliveries */
+#define PK_CTRL 160      /* control packets are copied into the send batch */
+#define HASH_EMPTY UINT32_MAX
+#define IDX_BITS 16
+#define IDX_MASK ((1u << IDX_BITS) - 1)
+
+struct pk_peer {
+	uint8_t addr[HPN_PKTEP_ADDR_MAX];
+	uint32_t alen;
+	hpn_peer_t id; /* slot | generation << 16: stale ids never match */
+	uint16_t gen;
+	bool used, connecting, dead;
+	struct hpn_pktep *e;
+	struct hpn_conn conn;
+};
+
+struct hpn_pktep {
+	struct hpn_core *core;
+	struct hpn_stats *st;
+	struct hpn_pool *pool;
+	const struct hpn_dgram_io *io;
+	void *io_arg;
+	struct hpn_conn_cfg ccfg;
+	bool listening;
+	uint64_t now;
+	unsigned idle_polls;
+
+	uint32_t max_peers, npeers;
+	struct pk_peer *peers;
+	uint32_t *active; /* slots in use, densely */
+	uint32_t *htab;
+	uint32_t hmask;
+
+	/* Receive: datagrams land in rx_mem, whole messages are copied into
+	 * reserved pool buffers and queued until rx_burst hands them out. */
+	uint8_t *rx_mem;
+	struct hpn_dgram rx_d[PK_BURST];
+	uint8_t rx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX];
+	void *cache[PK_CACHE];
+	unsigned ncache;
+	struct hpn_msg *q;
+	uint32_t qcap, qhead, qn;
+	struct pk_peer *cur; /* whose conn is calling deliver() */
+
+	/* Send: datagrams gathered during one call, flushed at its end. */
+	struct hpn_dgram tx_d[PK_BURST];
+	uint8_t tx_ctrl[PK_BURST][PK_CTRL];
+	uint8_t *tx_copy; /* PK_BURST * mtu: packets that are not kept by conn */
+	unsigned ntx;
+
+	struct hpn_fault fault;
+	bool faulty;
+	uint64_t fault_seen; /* fault counters already logged */
+};
+
+/* ---- peers ------------------------------------------------------------------ */
+
+static uint32_t addr_hash(const void *a, uint32_t len)
+{
+	const uint8_t *p = a;
+	uint32_t h = 2166136261u; /* FNV-1a: control path and first packet only */
+
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 16777619u;
+	return h;
+}
+
+static struct pk_peer *peer_find(struct hpn_pktep *e, const void *a, uint32_t alen)
+{
+	for (uint32_t h = addr_hash(a, alen) & e->hmask;; h = (h + 1) & e->hmask) {
+		uint32_t i = e->htab[h];
+
+		if (i == HASH_EMPTY)
+			return NULL;
+		if (e->peers[i].alen == alen && !memcmp(e->peers[i].addr, a, alen))
+			return &e->peers[i];
+	}
+}
+
+static void hash_rebuild(struct hpn_pktep *e)
+{
+	for (uint32_t h = 0; h <= e->hmask; h++)
+		e->htab[h] = HASH_EMPTY;
+	for (uint32_t j = 0; j < e->npeers; j++) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+		uint32_t h = addr_hash(p->addr, p->alen) & e->hmask;
+
+		while (e->htab[h] != HASH_EMPTY)
+			h = (h + 1) & e->hmask;
+		e->htab[h] = e->active[j];
+	}
+}
+
+static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
+{
+	uint32_t i = id & IDX_MASK;
+
+	if (i >= e->max_peers || !e->peers[i].used || e->peers[i].id != id)
+		return NULL;
+	return &e->peers[i];
+}
+
+static void on_xmit(void *arg, const uint8_t *pkt, size_t len);
+static void on_deliver(void *arg, const uint8_t *msg, size_t len);
+static uint32_t on_room(void *arg);
+static void on_up(void *arg);
+static void on_gone(void *arg, int status);
+
+static const struct hpn_conn_ops conn_ops = {
+	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
+};
+
+static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
+{
+	struct pk_peer *p = NULL;
+	uint32_t i;
+	int ret;
+
+	if (e->npeers >= e->max_peers || alen > HPN_PKTEP_ADDR_MAX)
+		return NULL;
+	for (i = 0; i < e->max_peers; i++)
+		if (!e->peers[i].used) {
+			p = &e->peers[i];
+			break;
+		}
+	if (!p)
+		return NULL;
+	ret = hpn_conn_init(&p->conn, &e->ccfg, &conn_ops, p);
+	if (ret)
+		return NULL;
+	memcpy(p->addr, a, alen);
+	p->alen = alen;
+	p->gen++;
+	p->id = i | (hpn_peer_t)p->gen << IDX_BITS;
+	p->used = true;
+	p->connecting = p->dead = false;
+	p->e = e;
+	e->active[e->npeers++] = i;
+	hash_rebuild(e);
+	return p;
+}
+
+static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
+{
+	uint32_t i = (uint32_t)(p - e->peers);
+
+	hpn_conn_fini(&p->conn);
+	p->used = false;
+	for (uint32_t j = 0; j < e->npeers; j++)
+		if (e->active[j] == i) {
+			e->active[j] = e->active[--e->npeers];
+			break;
+		}
+	hash_rebuild(e);
+}
+
+/* Counters live in the conns (single writer, no atomics); the endpoint's
+ * public stats get the difference after each call into a conn. */
+static void stats_sync(struct hpn_pktep *e, struct hpn_conn *c, const uint64_t before[4])
+{
+	uint64_t bad = c->malformed - before[0], stale = c->stale - before[1];
+
+	if (bad)
+		HPN_STAT_ADD(e->st->malformed, bad);
+	if (bad + stale)
+		HPN_STAT_ADD(e->st->drops, bad + stale);
+	if (c->retransmits != before[2])
+		HPN_STAT_ADD(e->st->retransmits, c->retransmits - before[2]);
+	if (c->gaps != before[3])
+		HPN_STAT_ADD(e->st->gaps, c->gaps - before[3]);
+}
+
+#define STATS_BEFORE(c) {(c)->malformed, (c)->stale, (c)->retransmits, (c)->gaps}
+
+/* ---- conn callbacks ------------------------------------------------------------ */
+
+static void flush(struct hpn_pktep *e);
+
+static void fault_out(void *arg, const void *dst, size_t dst_len, const uint8_t *pkt, size_t len)
+{
+	struct hpn_pktep *e = arg;
+	struct hpn_dgram d = {.addr = dst, .alen = (uint32_t)dst_len, .data = (uint8_t *)pkt, .len = (uint32_t)len};
+
+	/* Straight out: the fault layer's copies live until it is called again. */
+	if (e->io->send(e->io_arg, &d, 1) != 1)
+		HPN_STAT_ADD(e->st->errors, 1);
+}
+
+static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
+{
+	struct pk_peer *p = arg;
+	struct hpn_pktep *e = p->e;
+	struct hpn_dgram *d;
+	uint8_t *keep;
+
+	if (e->faulty) {
+		hpn_fault_xmit(&e->fault, p->addr, p->alen, pkt, len, e->now, fault_out, e);
+		return;
+	}
+	if (e->ntx == PK_BURST)
+		flush(e);
+	d = &e->tx_d[e->ntx];
+	/* Reliable data stays in its conn slot until acked, which cannot
+	 * happen before this call's flush; everything else is copied. */
+	if (e->ccfg.reliable && pkt >= p->conn.tx_pkts &&
+	    pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu) {
+		keep = (uint8_t *)pkt;
+	} else {
+		keep = len <= PK_CTRL ? e->tx_ctrl[e->ntx] : e->tx_copy + (size_t)e->ntx * e->ccfg.mtu;
+		memcpy(keep, pkt, len);
+	}
+	*d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = keep, .len = (uint32_t)len};
+	e->ntx++;
+}
+
+static void flush(struct hpn_pktep *e)
+{
+	unsigned done = 0;
+
+	while (done < e->ntx) {
+		int r = e->io->send(e->io_arg, e->tx_d + done, e->ntx - done);
+
+		if (r <= 0) { /* lost: the packet layer retransmits what matters */
+			HPN_STAT_ADD(e->st->errors, 1);
+			done++;
+			continue;
+		}
+		done += (unsigned)r;
+	}
+	e->ntx = 0;
+}
+
+static uint32_t on_room(void *arg)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+	uint32_t q = e->qcap - e->qn;
+
+	return q < e->ncache ? q : e->ncache;
+}
+
+static void on_deliver(void *arg, const uint8_t *msg, size_t len)
+{
+	struct pk_peer *p = arg;
+	struct hpn_pktep *e = p->e;
+	struct hpn_msg *m = &e->q[(e->qhead + e->qn) % e->qcap];
+	void *buf = e->cache[--e->ncache]; /* on_room() promised one */
+
+	memcpy(buf, msg, len);
+	*m = (struct hpn_msg){.data = buf, .len = (uint32_t)len, .peer = p->id};
+	e->qn++;
+}
+
+static void on_up(void *arg)
+{
+	struct pk_peer *p = arg;
+
+	hpn_core_event(p->e->core, p->connecting ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->id, 0);
+	p->connecting = false;
+}
+
+static void on_gone(void *arg, int status)
+{
+	struct pk_peer *p = arg;
+	struct hpn_pktep *e = p->e;
+	char who[64] = "?";
+
+	if (p->conn.unacked_msgs) {
+		HPN_STAT_ADD(e->st->unacked, p->conn.unacked_msgs);
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "peer %s gone (%s) with %llu sent messages unacknowledged", who,
+			status ? strerror(-status) : "closed", (unsigned long long)p->conn.unacked_msgs);
+	}
+	if (p->connecting && !status)
+		status = -ECONNRESET;
+	hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, status);
+	p->dead = true; /* freed by the next progress(): we are inside its conn */
+}
+
+/* ---- control path ------------------------------------------------------------------ */
+
+int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
+		     void *io_arg, struct hpn_pktep **out)
+{
+	const struct hpn_core_opts *co = hpn_core_opts(core);
+	struct hpn_pktep *e = calloc(1, sizeof(*e));
+	char why[160];
+	int ret = 0;
+
+	if (!e)
+		return hpn_set_error(-ENOMEM, "packet layer: out of memory");
+	e->core = core;
+	e->st = hpn_core_stats(core);
+	e->io = io;
+	e->io_arg = io_arg;
+	/* peer_timeout_ms unset: the packet layer's own default, 1 s. */
+	e->ccfg = (struct hpn_conn_cfg){
+		.mtu = cfg->mtu,
+		.window = cfg->window,
+		.max_msg = co->buf_size,
+		.dead_ns = hpn_core_cfg(core, "peer_timeout_ms") && co->peer_timeout_ms ? co->peer_timeout_ms * 1000000ull
+										  : 1000000000ull,
+		.ack_delay_ns = cfg->ack_delay_ns,
+		.reliable = cfg->reliable,
+	};
+	e->max_peers = co->max_peers;
+	e->hmask = 1;
+	while (e->hmask + 1 < 2 * e->max_peers)
+		e->hmask = (e->hmask << 1) | 1;
+	e->qcap = PK_CACHE * 4;
+	e->peers = calloc(e->max_peers, sizeof(*e->peers));
+	e->active = calloc(e->max_peers, sizeof(*e->active));
+	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
+	e->q = calloc(e->qcap, sizeof(*e->q));
+	e->rx_mem = malloc((size_t)PK_BURST * cfg->mtu);
+	e->tx_copy = malloc((size_t)PK_BURST * cfg->mtu);
+	if (!e->peers || !e->active || !e->htab || !e->q || !e->rx_mem || !e->tx_copy) {
+		ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for %u peers", e->max_peers);
+		goto fail;
+	}
+	hash_rebuild(e);
+	if (cfg->faults && *cfg->faults) {
+		struct hpn_fault_cfg fc;
+
+		ret = hpn_fault_parse(cfg->faults, &fc, why, sizeof(why));
+		if (ret) {
+			ret = hpn_set_error(-EINVAL, "config: faults: %s", why);
+			goto fail;
+		}
+		if (hpn_fault_active(&fc)) {
+			ret = hpn_fault_init(&e->fault, &fc, cfg->mtu);
+			if (ret) {
+				hpn_set_error(ret, "faults: cannot set up");
+				goto fail;
+			}
+			e->faulty = true;
+			hpn_log(HPN_LOG_WARN, "fault injection on: %s", cfg->faults);
+		}
+	}
+	*out = e;
+	return 0;
+fail:
+	hpn_pktep_destroy(e);
+	return ret;
+}
+
+void hpn_pktep_destroy(struct hpn_pktep *e)
+{
+	if (!e)
+		return;
+	e->now = hpn_now_ns();
+	for (uint32_t j = e->npeers; j-- > 0;) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+
+		hpn_conn_close(&p->conn, e->now);
+		peer_free(e, p);
+	}
+	if (e->faulty) {
+		hpn_fault_flush(&e->fault, fault_out, e);
+		hpn_fault_fini(&e->fault);
+	}
+	if (e->ntx)
+		flush(e);
+	if (e->pool) {
+		hpn_pool_put_bulk(e->pool, e->cache, e->ncache);
+		for (; e->qn; e->qn--, e->qhead = (e->qhead + 1) % e->qcap)
+			hpn_pool_put_bulk(e->pool, &e->q[e->qhead].data, 1);
+	}
+	free(e->peers);
+	free(e->active);
+	free(e->htab);
+	free(e->q);
+	free(e->rx_mem);
+	free(e->tx_copy);
+	free(e);
+}
+
+int hpn_pktep_mem_register(struct hpn_pktep *e)
+{
+	e->pool = hpn_core_pool(e->core);
+	return 0;
+}
+
+void hpn_pktep_listen(struct hpn_pktep *e)
+{
+	e->listening = true;
+}
+
+static uint32_t new_session(void)
+{
+	uint32_t s = 0;
+
+	while (!s && getrandom(&s, sizeof(s), GRND_NONBLOCK) != sizeof(s))
+		s = (uint32_t)hpn_now_ns() * 2654435761u;
+	return s ? s : 1;
+}
+
+int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer)
+{
+	struct pk_peer *p = peer_find(e, addr, alen);
+	char who[64] = "?";
+
+	e->io->format(e->io_arg, addr, alen, who, sizeof(who));
+	if (p)
+		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
+	p = peer_new(e, addr, alen);
+	if (!p)
+		return hpn_set_error(e->npeers >= e->max_peers ? -EMFILE : -ENOMEM,
+				     "connect %s: %s", who,
+				     e->npeers >= e->max_peers ? "max_peers reached" : "out of memory for the peer");
+	p->connecting = true;
+	e->now = hpn_now_ns();
+	hpn_conn_connect(&p->conn, new_session(), e->now);
+	flush(e);
+	*peer = p->id;
+	return 0;
+}
+
+int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
+{
+	struct pk_peer *p = peer_by_id(e, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "no peer %u", id);
+	hpn_conn_close(&p->conn, hpn_now_ns());
+	flush(e);
+	peer_free(e, p);
+	return 0;
+}
+
+int hpn_pktep_peer_addr(struct hpn_pktep *e, hpn_peer_t id, char *buf, size_t len)
+{
+	struct pk_peer *p = peer_by_id(e, id);
+
+	if (!p)
+		return hpn_set_error(-ENOENT, "no peer %u", id);
+	return e->io->format(e->io_arg, p->addr, p->alen, buf, len);
+}
+
+void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err)
+{
+	struct pk_peer *p = peer_find(e, addr, alen);
+
+	/* Only a connect fails fast; an established stream trusts its timers
+	 * (an ICMP error may be transient, or forged). */
+	if (p && p->connecting && !p->dead) {
+		p->conn.state = HPN_CONN_DEAD;
+		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, err);
+		p->dead = true;
+	}
+}
+
+/* Keep PK_CACHE pool buffers in hand for deliveries: on_room() can then
+ * promise exactly what deliver() will find. */
+static void refill(struct hpn_pktep *e)
+{
+	unsigned want = PK_CACHE - e->ncache;
+
+	while (want >= 8 && e->pool) {
+		if (hpn_pool_get_bulk(e->pool, e->cache + e->ncache, want) == want) {
+			e->ncache += want;
+			return;
+		}
+		want /= 2; /* the pool is low: take what there is, in halves */
+	}
+}
+
+static void sweep(struct hpn_pktep *e)
+{
+	for (uint32_t j = e->npeers; j-- > 0;) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+
+		if (p->dead)
+			peer_free(e, p);
+	}
+}
+
+int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
+{
+	e->now = now;
+	refill(e);
+	for (uint32_t j = 0; j < e->npeers; j++) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+		uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+		hpn_conn_tick(&p->conn, now);
+		stats_sync(e, &p->conn, before);
+	}
+	if (e->faulty)
+		hpn_fault_tick(&e->fault, now, fault_out, e);
+	flush(e);
+	sweep(e);
+	return 0;
+}
+
+int hpn_pktep_busy(struct hpn_pktep *e)
+{
+	uint64_t soon = hpn_now_ns() + 1000000; /* the core's timer runs every ms */
+
+	if (e->qn)
+		return 1;
+	if (e->faulty && hpn_fault_next_ns(&e->fault) < soon)
+		return 1;
+	for (uint32_t j = 0; j < e->npeers; j++)
+		if (hpn_conn_deadline(&e->peers[e->active[j]].conn) < soon)
+			return 1;
+	return 0;
+}
+
+/* ---- data path -------------------------------------------------------------------- */
+
+int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	struct hpn_conn_msg cm[PK_BURST];
+	unsigned done = 0;
+	int ret = 0;
+
+	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples */
+	while (done < n) {
+		struct pk_peer *p = peer_by_id(e, msgs[done].peer);
+		unsigned k = 0;
+
+		if (!p || p->dead) {
+			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", msgs[done].peer);
+			break;
+		}
+		/* A run of messages to one peer goes down in one call: small
+		 * ones share packets. */
+		while (done + k < n && k < PK_BURST && msgs[done + k].peer == msgs[done].peer) {
+			cm[k] = (struct hpn_conn_msg){msgs[done + k].data, msgs[done + k].len};
+			k++;
+		}
+		uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+		ret = hpn_conn_send(&p->conn, cm, k, e->now);
+		stats_sync(e, &p->conn, before);
+		if (ret < 0) {
+			if (ret == -EMSGSIZE)
+				hpn_set_error(ret, "send: %u bytes is more than this endpoint's largest message (%u)",
+					      msgs[done].len, e->ccfg.max_msg);
+			else if (ret == -ENOTCONN)
+				hpn_set_error(ret, "send: peer %u is not connected yet", msgs[done].peer);
+			else
+				hpn_set_error(ret, "send: peer %u's window is full", msgs[done].peer);
+			break;
+		}
+		done += (unsigned)ret;
+		if ((unsigned)ret < k)
+			break;
+	}
+	flush(e);
+	if ((flags & HPN_TX_OWNED) && done) {
+		void *bufs[PK_BURST];
+
+		for (unsigned i = 0; i < done;) {
+			unsigned m = 0;
+
+			while (m < PK_BURST && i < done)
+				bufs[m++] = msgs[i++].data;
+			hpn_pool_put_bulk(e->pool, bufs, m);
+		}
+	}
+	return done ? (int)done : ret;
+}
+
+/* A HELLO from an address we do not know (or a new session from one we
+ * do: the peer restarted). */
+static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *pkt, uint32_t len,
+				   const void *addr, uint32_t alen)
+{
+	struct hpn_pkt h;
+
+	if (len < HPN_PKT_HDR || pkt[2] != HPN_PKT_HELLO)
+		return p;
+	if (p && (p->dead || (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24) == p->conn.session))
+		return p; /* the same session: its conn answers */
+	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h))
+		return p; /* counted as malformed by whoever takes it */
+	if (p && p->conn.state == HPN_CONN_HELLO) {
+		/* Both sides connected at once: the lower session wins; the
+		 * loser answers the winner's HELLO as if it had listened. */
+		if (h.session < p->conn.session)
+			p->conn.state = HPN_CONN_IDLE;
+		return p;
+	}
+	if (p) { /* a new incarnation of a known peer: the old one is gone */
+		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ECONNRESET);
+		peer_free(e, p);
+		p = NULL;
+	}
+	if (!e->listening)
+		return NULL;
+	p = peer_new(e, addr, alen);
+	if (!p)
+		hpn_log(HPN_LOG_WARN, "refusing a new peer: max_peers (%u) reached or out of memory", e->max_peers);
+	return p;
+}
+
+static void input(struct hpn_pktep *e, struct hpn_dgram *d)
+{
+	struct pk_peer *p = peer_find(e, d->addr, d->alen);
+
+	p = accept_peer(e, p, d->data, d->len, d->addr, d->alen);
+	if (!p || p->dead) {
+		HPN_STAT_ADD(e->st->drops, 1); /* not from a peer */
+		return;
+	}
+	uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+	hpn_conn_input(&p->conn, d->data, d->len, e->now);
+	stats_sync(e, &p->conn, before);
+}
+
+static unsigned pop(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0;
+
+	while (k < n && e->qn) {
+		msgs[k++] = e->q[e->qhead];
+		e->qhead = (e->qhead + 1) % e->qcap;
+		e->qn--;
+	}
+	return k;
+}
+
+int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned got = pop(e, msgs, n);
+	int r;
+
+	if (got == n)
+		return (int)got;
+	if (e->ncache < PK_BURST)
+		refill(e);
+	for (unsigned i = 0; i < PK_BURST; i++)
+		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * e->ccfg.mtu,
+						.len = e->ccfg.mtu};
+	r = e->io->recv(e->io_arg, e->rx_d, PK_BURST);
+	if (r < 0)
+		return got ? (int)got : r;
+	if (r == 0) {
+		/* Nothing came: run the timers now and then, so retransmission
+		 * is not held to the core's millisecond timer. */
+		if (!got && !(++e->idle_polls & 31))
+			hpn_pktep_progress(e, hpn_now_ns());
+		return (int)got;
+	}
+	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
+	for (int i = 0; i < r; i++)
+		input(e, &e->rx_d[i]);
+	flush(e);
+	sweep(e);
+	return (int)(got + pop(e, msgs + got, n - got));
+}

@@ -1,0 +1,82 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * pktep.h - a reliable packet endpoint: everything a datagram backend
+ * needs to offer hpn's connection-oriented plugin ops (listen, connect,
+ * peers, events, ordered lossless messages) on top of "send a datagram to
+ * an address, receive datagrams with their source".
+ *
+ * udp uses it for reliable=on; af_xdp and dpdk are meant to use it
+ * unchanged, supplying only their datagram I/O (struct hpn_dgram_io).
+ * It is linked into each such plugin (static library hpn_packet) and
+ * talks to the core only through the plugin services of plugin.h.
+ *
+ *   plugin op ----> hpn_pktep_*  (peer table, events, message queue)
+ *                       |   one hpn_conn per peer (conn.h)
+ *                       v
+ *                   hpn_fault    (optional, seeded: faults=...)
+ *                       v
+ *                   hpn_dgram_io (the backend: sendmmsg/recvmmsg, XSK rings, rte_eth)
+ *
+ * Threading: like every plugin endpoint, one thread at a time.
+ */
+#ifndef HPN_PACKET_PKTEP_H
+#define HPN_PACKET_PKTEP_H
+
+#include <hpn/plugin.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* One datagram: the address is the backend's (a sockaddr for udp). */
+struct hpn_dgram {
+	const void *addr;
+	uint32_t alen;
+	uint8_t *data;
+	uint32_t len; /* recv: in = buffer size, out = datagram length */
+};
+
+struct hpn_dgram_io {
+	/* Hand n datagrams to the device. Returns how many it took (the rest
+	 * count as lost: the packet layer retransmits) or -errno. */
+	int (*send)(void *io, const struct hpn_dgram *d, unsigned n);
+	/* Receive up to n datagrams into d[i].data (room d[i].len); d[i].addr
+	 * points to room for HPN_PKTEP_ADDR_MAX bytes. Returns the count,
+	 * 0 if none, or -errno. */
+	int (*recv)(void *io, struct hpn_dgram *d, unsigned n);
+	/* Format an address for messages and hpn_peer_addr(). */
+	int (*format)(void *io, const void *addr, uint32_t alen, char *buf, size_t len);
+};
+
+#define HPN_PKTEP_ADDR_MAX 128
+
+struct hpn_pktep_cfg {
+	uint32_t mtu;      /* datagram payload the path carries (udp over Ethernet: 1472) */
+	uint32_t window;   /* packets in flight per peer */
+	uint64_t ack_delay_ns;
+	const char *faults; /* NULL/"" or a fault spec (fault.h) */
+	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
+};
+
+struct hpn_pktep;
+
+/* Reads the core options (bufs, burst, max_peers, peer_timeout_ms ...)
+ * from core. Returns 0 or -errno with hpn_set_error(). */
+int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
+		     void *io_arg, struct hpn_pktep **out);
+void hpn_pktep_destroy(struct hpn_pktep *e); /* says goodbye to every peer */
+int hpn_pktep_mem_register(struct hpn_pktep *e);
+void hpn_pktep_listen(struct hpn_pktep *e);
+int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer);
+int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t peer);
+int hpn_pktep_peer_addr(struct hpn_pktep *e, hpn_peer_t peer, char *buf, size_t len);
+int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now);
+/* 1: work is pending or a timer is due soon (do not sleep), 0: may sleep. */
+int hpn_pktep_busy(struct hpn_pktep *e);
+int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags);
+int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n);
+/* The backend learned that addr is unreachable (ICMP): a peer still
+ * connecting there fails with err. */
+void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err);
+
+#endif
