@@ -18,11 +18,17 @@
  * the receive path needs no control message and lone datagrams can use
  * plain recvfrom.
  * The handshake (HELLO/HELLO_ACK), goodbye (BYE) and keepalive (PING/PONG)
- * exist only to report new and gone peers. Loss, reordering and
- * fragmentation are handled by the reliable packet layer (a later layer),
- * not here: this backend is honest datagrams.
+ * exist only to report new and gone peers: with reliable=off this backend
+ * is honest datagrams.
+ *
+ * reliable=on (the default) hands everything but the socket to the shared
+ * packet layer (src/packet/pktep.h): its own header and handshake, acks,
+ * retransmission, fragmentation, flow control; this file then only moves
+ * datagrams (rel_send/rel_recv) and reports ICMP errors.
  */
 #include <hpn/plugin.h>
+
+#include "packet/pktep.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -128,6 +134,12 @@ struct hpn_pep {
 		uint64_t nonce, until_ns;
 	} closed[16];
 	unsigned closed_next;
+
+	/* reliable=on: the packet layer, and the socket calls it makes. */
+	struct hpn_pktep *pk;
+	bool rel_bursty;
+	struct mmsghdr rel_hdr[64];
+	struct iovec rel_iov[64];
 };
 
 static inline void put_hdr(uint8_t *p, uint8_t type, uint32_t len)
@@ -153,6 +165,12 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
 	{"gro", "on|off: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
+	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"},
+	{"unordered", "on|off: with reliable=on, sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
+	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
+	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
+	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
+	{"faults", "reliable mode: seeded fault injection on sends, e.g. loss=0.05,reorder=0.1,dup=0.01,corrupt=0.001,delay=0.01,delay_us=200,seed=7"},
 	{NULL, NULL},
 };
 
@@ -394,6 +412,11 @@ static void drain_errqueue(struct hpn_pep *u)
 			hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer");
 			continue;
 		}
+		if (u->pk) {
+			if (err)
+				hpn_pktep_unreachable(u->pk, &from, mh.msg_namelen, -err);
+			continue;
+		}
 		struct udp_peer *p = err ? peer_find(u, &from) : NULL;
 
 		if (p)
@@ -407,6 +430,105 @@ static bool is_icmp_error(int err)
 	return err == ECONNREFUSED || err == EHOSTUNREACH || err == ENETUNREACH || err == EHOSTDOWN ||
 	       err == ENETDOWN || err == EMSGSIZE;
 }
+
+/* ---- datagram I/O for the packet layer (reliable=on) ------------------------ */
+
+static bool transient(int err)
+{
+	return err == EAGAIN || err == ENOBUFS || err == EINTR;
+}
+
+/* Datagrams out: one sendto for one (latency), sendmmsg for more. A full
+ * socket buffer drops them (0): the packet layer retransmits. */
+static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	int r;
+
+	if (n == 1) {
+		if (sendto(u->fd, d->data, d->len, MSG_DONTWAIT, d->addr, d->alen) >= 0)
+			return 1;
+		r = -1;
+	} else {
+		if (n > HPN_ARRAY_LEN(u->rel_hdr))
+			n = HPN_ARRAY_LEN(u->rel_hdr);
+		for (unsigned i = 0; i < n; i++) {
+			u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
+			u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = d[i].alen,
+								.msg_iov = &u->rel_iov[i], .msg_iovlen = 1};
+		}
+		r = sendmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT);
+		if (r > 0)
+			return r;
+	}
+	if (transient(errno))
+		return 0;
+	if (is_icmp_error(errno)) {
+		u->err_pending = true; /* which peer: the error queue says */
+		return 1;
+	}
+	return -errno;
+}
+
+/* Datagrams in, each with its source address. */
+static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	int r;
+
+	if (u->err_pending)
+		drain_errqueue(u);
+	if (!u->rel_bursty || n == 1) {
+		/* Lone messages (latency work): recvmmsg would cost a second,
+		 * failing attempt. */
+		socklen_t alen = HPN_PKTEP_ADDR_MAX;
+		ssize_t len = recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr, &alen);
+
+		if (len < 0) {
+			if (is_icmp_error(errno)) {
+				drain_errqueue(u);
+				return 0;
+			}
+			return transient(errno) ? 0 : -errno;
+		}
+		d->alen = alen;
+		if ((size_t)len < d->len)
+			d->len = (uint32_t)len;
+		else if ((size_t)len > d->len)
+			d->len = 0; /* truncated: longer than our mtu, not ours */
+		u->rel_bursty = true; /* try a burst next time; it says if not */
+		return 1;
+	}
+	if (n > HPN_ARRAY_LEN(u->rel_hdr))
+		n = HPN_ARRAY_LEN(u->rel_hdr);
+	for (unsigned i = 0; i < n; i++) {
+		u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
+		u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = HPN_PKTEP_ADDR_MAX,
+							.msg_iov = &u->rel_iov[i], .msg_iovlen = 1};
+	}
+	r = recvmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
+	if (r < 0) {
+		u->rel_bursty = false;
+		if (is_icmp_error(errno))
+			drain_errqueue(u);
+		return transient(errno) || is_icmp_error(errno) ? 0 : -errno;
+	}
+	for (int i = 0; i < r; i++) {
+		d[i].alen = u->rel_hdr[i].msg_hdr.msg_namelen;
+		d[i].len = u->rel_hdr[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : u->rel_hdr[i].msg_len;
+	}
+	u->rel_bursty = r > 1;
+	return r;
+}
+
+static int rel_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
+{
+	(void)arg;
+	(void)alen;
+	return hpn_addr_format(addr, buf, len);
+}
+
+static const struct hpn_dgram_io rel_io = {.send = rel_send, .recv = rel_recv, .format = rel_format};
 
 /* ---- control ----------------------------------------------------------- */
 
@@ -433,6 +555,7 @@ static void udp_close(struct hpn_pep *u)
 {
 	if (!u)
 		return;
+	hpn_pktep_destroy(u->pk); /* says goodbye: before the socket goes */
 	for (uint32_t i = 0; u->peers && i < u->max_peers; i++)
 		if (u->peers[i].state == P_UP)
 			send_ctrl(u, &u->peers[i], T_BYE);
@@ -450,6 +573,30 @@ static void udp_close(struct hpn_pep *u)
 	free(u->active);
 	free(u->htab);
 	free(u);
+}
+
+/* reliable=on: the packet layer owns peers and framing from here on. */
+static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
+{
+	struct hpn_pktep_cfg pc = {.faults = hpn_core_cfg(core, "faults")};
+	uint64_t mtu, window, ack_us;
+	int rel, unordered, ret;
+
+	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
+	ret = ret ?: hpn_core_cfg_bool(core, "unordered", 0, &unordered);
+	ret = ret ?: hpn_core_cfg_u64(core, "mtu", 1472, 128, 65000, &mtu);
+	ret = ret ?: hpn_core_cfg_u64(core, "window", 256, 8, 1024, &window);
+	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
+	if (ret || !rel) {
+		if (!ret && pc.faults && *pc.faults)
+			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
+		return ret;
+	}
+	pc.mtu = (uint32_t)mtu;
+	pc.window = (uint32_t)window;
+	pc.ack_delay_ns = ack_us * 1000;
+	pc.reliable = !unordered;
+	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }
 
 static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
@@ -489,8 +636,11 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		ret = hpn_set_error(-EINVAL, "config: gro=on needs buf_size >= 65532 (coalesced datagrams are up to 64 KiB)");
 		goto fail;
 	}
+	ret = open_reliable(u, core);
+	if (ret)
+		goto fail;
 	u->gso = gso;
-	u->gro = gro;
+	u->gro = gro && !u->pk;
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
 	u->timeout_ns = timeout_ms * 1000000ull;
@@ -519,7 +669,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		hpn_set_error(ret, "udp: %s", why);
 		goto fail;
 	}
-	caps->max_msg_size = u->max_msg;
+	caps->max_msg_size = u->pk ? hpn_pktep_max_msg(u->pk) : u->max_msg;
 	u->now = hpn_now_ns();
 	*out = u;
 	return 0;
@@ -534,6 +684,8 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	(void)addr;
 	(void)len;
 	u->pool = hpn_core_pool(u->core);
+	if (u->pk)
+		hpn_pktep_mem_register(u->pk);
 	u->rx_cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
 	if (u->rx_cap > 65536)
 		u->rx_cap = 65536;
@@ -561,6 +713,8 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 	if (bind(u->fd, (struct sockaddr *)&a, alen))
 		return hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
 	u->listening = true;
+	if (u->pk)
+		hpn_pktep_listen(u->pk);
 	return 0;
 }
 
@@ -644,6 +798,8 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 		return ret;
 	if (is_self(u, &a))
 		return hpn_set_error(-EINVAL, "udp: %s is this endpoint itself", spec);
+	if (u->pk)
+		return hpn_pktep_connect(u->pk, &a, alen, peer);
 	if (peer_find(u, &a))
 		return hpn_set_error(-EISCONN, "udp: already connected or connecting to %s", spec);
 	u->now = hpn_now_ns();
@@ -659,8 +815,11 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 
 static int udp_disconnect(struct hpn_pep *u, hpn_peer_t id)
 {
-	struct udp_peer *p = peer_by_id(u, id);
+	struct udp_peer *p;
 
+	if (u->pk)
+		return hpn_pktep_disconnect(u->pk, id);
+	p = peer_by_id(u, id);
 	if (!p)
 		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
 	send_ctrl(u, p, T_BYE);
@@ -670,8 +829,11 @@ static int udp_disconnect(struct hpn_pep *u, hpn_peer_t id)
 
 static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
 {
-	struct udp_peer *p = peer_by_id(u, id);
+	struct udp_peer *p;
 
+	if (u->pk)
+		return hpn_pktep_peer_addr(u->pk, id, buf, len);
+	p = peer_by_id(u, id);
 	if (!p)
 		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
 	return format_addr(&p->addr, buf, len);
@@ -679,6 +841,8 @@ static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len
 
 static int udp_progress(struct hpn_pep *u, uint64_t now)
 {
+	if (u->pk)
+		return u->fd >= 0 ? hpn_pktep_progress(u->pk, now) : 0;
 	u->now = now;
 	if (u->err_pending)
 		drain_errqueue(u);
@@ -717,6 +881,10 @@ static int udp_progress(struct hpn_pep *u, uint64_t now)
 
 static int udp_wait_fd(struct hpn_pep *u)
 {
+	/* The packet layer's timers (acks, retransmissions) are finer than
+	 * the core's sleeps: while one is near, keep polling. */
+	if (u->pk && u->fd >= 0 && hpn_pktep_busy(u->pk))
+		return -EAGAIN;
 	return u->fd >= 0 ? u->fd : -EOPNOTSUPP;
 }
 
@@ -971,6 +1139,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	size_t cap;
 	int r;
 
+	if (u->pk)
+		return u->fd >= 0 ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
 	if (unlikely(u->pend_n))
 		return (int)pend_pop(u, msgs, n);
 	if (unlikely(u->fd < 0))
@@ -1120,6 +1290,8 @@ static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned 
 	unsigned k, e = 0, done = 0;
 	int err = 0, r;
 
+	if (u->pk)
+		return hpn_pktep_tx_burst(u->pk, msgs, n, flags);
 	if (n > u->burst)
 		n = u->burst;
 	for (k = 0; k < n; k++) {

@@ -63,18 +63,11 @@ void hpn_conn_fini(struct hpn_conn *c)
 
 /* ---- acknowledgements ----------------------------------------------------- */
 
-/* The window we can promise: receive slots, and what the owner can take. */
+/* The window we can promise: receive slots not taken by packets that
+ * arrived in order but wait for the owner's room (the backlog). */
 static uint32_t rx_window(const struct hpn_conn *c)
 {
-	uint32_t w = c->rx.size;
-
-	if (c->ops.room) {
-		uint32_t r = c->ops.room(c->arg);
-
-		if (r < w)
-			w = r;
-	}
-	return w;
+	return c->rx.size - c->backlog;
 }
 
 /* Every packet after the handshake carries the ack: that is what makes
@@ -332,15 +325,33 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
 		c->malformed++; /* unreliable: a lost fragment, already a gap */
 }
 
-/* Held packets now in order, as far as the owner has room. */
-static void drain_held(struct hpn_conn *c)
+/* Packets in order that wait for the owner's room, oldest first: they
+ * stay in their receive slots, acknowledged (the window shrinks by them
+ * instead, so a slow reader costs the sender no retransmission). */
+static void drain_backlog(struct hpn_conn *c)
 {
-	void *ref;
+	while (c->backlog) {
+		const struct hpn_pkt *p = &c->rx_hdr[(c->rx.next - c->backlog) & (c->rx.size - 1)];
 
-	while (hpn_rxwin_peek(&c->rx, &ref) && have_room(c, ref)) {
-		hpn_rxwin_next(&c->rx, &ref);
-		consume(c, ref);
+		if (!have_room(c, p))
+			return;
+		consume(c, p);
+		c->backlog--;
 	}
+}
+
+static void hold(struct hpn_conn *c, const struct hpn_pkt *p);
+
+/* An in-order packet: to the owner now, or behind the backlog. */
+static void in_order(struct hpn_conn *c, const struct hpn_pkt *p, bool stored)
+{
+	if (!c->backlog && have_room(c, p)) {
+		consume(c, p);
+		return;
+	}
+	if (!stored)
+		hold(c, p);
+	c->backlog++;
 }
 
 static void hold(struct hpn_conn *c, const struct hpn_pkt *p)
@@ -363,26 +374,33 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	if (!c->cfg.reliable) {
 		uint64_t before = c->rx.gaps;
 
-		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER)
-			consume(c, p);
+		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER) {
+			if (have_room(c, p))
+				consume(c, p);
+			else
+				c->gaps += pkt_msgs(p); /* a feed does not wait: the reader lost it */
+		}
 		c->gaps += c->rx.gaps - before;
 		return false;
 	}
-	/* In order but the owner is full: leave it unacknowledged. */
-	if (p->seq == c->rx.next && !have_room(c, p)) {
-		c->no_room++;
-		return false;
-	}
+	/* Beyond what we advertised: the backlog's slots are not free. */
+	if (!hpn_seq_lt(p->seq, c->rx.next + rx_window(c)))
+		return true;
 	if (!c->ack_pending)
 		c->ack_due_ns = now;
 	c->ack_pending++;
 	v = hpn_rxwin_put(&c->rx, p->seq, NULL);
 	switch (v) {
-	case HPN_RX_DELIVER:
-		consume(c, p);
-		drain_held(c);
+	case HPN_RX_DELIVER: {
+		void *ref;
+		bool filled = c->rx.held;
+
+		in_order(c, p, false);
+		while (hpn_rxwin_next(&c->rx, &ref)) /* held packets now in order */
+			in_order(c, ref, true);
 		/* Filled a gap: the peer's sack is stale. */
-		return c->rx.held || c->ack_pending >= c->cfg.ack_every;
+		return filled || c->ack_pending >= c->cfg.ack_every;
+	}
 	case HPN_RX_HELD:
 		hold(c, p);
 		return true; /* a gap: the sack drives fast retransmission */
@@ -502,11 +520,24 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 		die(c, -ETIMEDOUT);
 }
 
+void hpn_conn_kick(struct hpn_conn *c, uint64_t now)
+{
+	if (!c->backlog || c->state != HPN_CONN_UP)
+		return;
+	drain_backlog(c);
+	/* The window was nearly shut and is open again: say so now, the
+	 * sender may be waiting for exactly this. */
+	if (c->adv_window < c->rx.size / 4 && rx_window(c) >= c->rx.size / 2)
+		send_ctrl(c, HPN_PKT_ACK, now);
+}
+
 void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 {
 	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE)
 		return;
-	if (now - c->last_rx_ns >= c->cfg.dead_ns) {
+	/* Signed: a caller's clock read a moment before an input's is no
+	 * reason to die. */
+	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns) {
 		die(c, -ETIMEDOUT);
 		return;
 	}
@@ -517,8 +548,7 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		}
 		return;
 	}
-	if (c->rx.held)
-		drain_held(c); /* the owner may have room again */
+	hpn_conn_kick(c, now);
 	if (c->ack_pending && now - c->ack_due_ns >= c->cfg.ack_delay_ns)
 		send_ctrl(c, HPN_PKT_ACK, now);
 	else if (c->cfg.reliable && c->adv_window < c->rx.size / 4 && rx_window(c) >= c->rx.size / 2)

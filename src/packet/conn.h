@@ -36,9 +36,11 @@ struct hpn_conn_ops {
 	/* A whole message arrived, in order (valid during the call only). */
 	void (*deliver)(void *arg, const uint8_t *msg, size_t len);
 	/* How many more messages deliver() may be called with right now: the
-	 * owner's queue and buffers. In-order data beyond it is not taken (not
-	 * acknowledged: the sender retransmits) and the advertised window
-	 * shrinks with it, so a slow reader is never overrun. NULL: no limit. */
+	 * owner's queue and buffers. In-order packets beyond it wait in their
+	 * receive slots (acknowledged; the advertised window shrinks by them),
+	 * so a slow reader is never overrun and costs no retransmission; call
+	 * hpn_conn_kick() when room appears. Unreliable mode drops what does
+	 * not fit (counted in gaps). NULL: no limit. */
 	uint32_t (*room)(void *arg);
 	/* The handshake completed (either side). May be NULL. */
 	void (*up)(void *arg);
@@ -73,6 +75,7 @@ struct hpn_conn {
 	uint32_t ack_pending; /* packets arrived since our last ack */
 	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
 	uint32_t adv_window;  /* window we last advertised */
+	uint32_t backlog;     /* in-order packets before rx.next waiting for room */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
 	/* Sent packets, kept for retransmission (reliable mode). */
 	uint8_t *tx_pkts;
@@ -82,7 +85,7 @@ struct hpn_conn {
 	uint8_t *rx_pkts;
 	struct hpn_pkt *rx_hdr;
 	/* Counters (single writer: the owner's thread). */
-	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, no_room, pkts_sent;
+	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, pkts_sent;
 };
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting
@@ -109,6 +112,9 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 
 /* A datagram arrived from this peer. Malformed or stale ones are counted. */
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
+
+/* The owner has room again: deliver what waits, reopen the window. */
+void hpn_conn_kick(struct hpn_conn *c, uint64_t now);
 
 /* Timers: handshake retries, delayed acks, window updates,
  * retransmissions, keepalive, failure. */

@@ -23,6 +23,7 @@ struct pk_peer {
 	hpn_peer_t id; /* slot | generation << 16: stale ids never match */
 	uint16_t gen;
 	bool used, connecting, dead;
+	uint64_t last_tick_ns;
 	struct hpn_pktep *e;
 	struct hpn_conn conn;
 };
@@ -53,7 +54,7 @@ struct hpn_pktep {
 	unsigned ncache;
 	struct hpn_msg *q;
 	uint32_t qcap, qhead, qn;
-	struct pk_peer *cur; /* whose conn is calling deliver() */
+	bool starved; /* a conn found too little room: kick them when there is */
 
 	/* Send: datagrams gathered during one call, flushed at its end. */
 	struct hpn_dgram tx_d[PK_BURST];
@@ -113,6 +114,8 @@ static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
 	return &e->peers[i];
 }
 
+static int receive(struct hpn_pktep *e);
+static void refill(struct hpn_pktep *e);
 static void on_xmit(void *arg, const uint8_t *pkt, size_t len);
 static void on_deliver(void *arg, const uint8_t *msg, size_t len);
 static uint32_t on_room(void *arg);
@@ -246,9 +249,11 @@ static void flush(struct hpn_pktep *e)
 static uint32_t on_room(void *arg)
 {
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
-	uint32_t q = e->qcap - e->qn;
+	uint32_t q = e->qcap - e->qn, room = q < e->ncache ? q : e->ncache;
 
-	return q < e->ncache ? q : e->ncache;
+	if (room < PK_BURST)
+		e->starved = true; /* some conn may keep a backlog: kick it later */
+	return room;
 }
 
 static void on_deliver(void *arg, const uint8_t *msg, size_t len)
@@ -259,6 +264,8 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 	void *buf = e->cache[--e->ncache]; /* on_room() promised one */
 
 	memcpy(buf, msg, len);
+	if (e->ncache < PK_CACHE / 4)
+		refill(e); /* batches bring many messages per packet */
 	*m = (struct hpn_msg){.data = buf, .len = (uint32_t)len, .peer = p->id};
 	e->qn++;
 }
@@ -315,6 +322,13 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.ack_delay_ns = cfg->ack_delay_ns,
 		.reliable = cfg->reliable,
 	};
+	/* A message must fit one window of fragments. */
+	uint32_t win = 1;
+
+	while (win < cfg->window && win < HPN_TXWIN_MAX)
+		win <<= 1;
+	if ((uint64_t)win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR) < e->ccfg.max_msg)
+		e->ccfg.max_msg = win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
 	e->max_peers = co->max_peers;
 	e->hmask = 1;
 	while (e->hmask + 1 < 2 * e->max_peers)
@@ -385,6 +399,11 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 	free(e->rx_mem);
 	free(e->tx_copy);
 	free(e);
+}
+
+uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e)
+{
+	return e->ccfg.max_msg;
 }
 
 int hpn_pktep_mem_register(struct hpn_pktep *e)
@@ -489,7 +508,14 @@ static void sweep(struct hpn_pktep *e)
 
 int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 {
-	e->now = now;
+	/* Read the socket even when the application is not: acks, keepalives
+	 * and in-window data keep flowing while it is busy (a reader that
+	 * stalls is then a closed window, not a dead peer). */
+	for (int i = 0; i < 4 && receive(e) == PK_BURST; i++)
+		;
+	if (now > e->now) /* receive() may have read a later clock */
+		e->now = now;
+	now = e->now;
 	refill(e);
 	for (uint32_t j = 0; j < e->npeers; j++) {
 		struct pk_peer *p = &e->peers[e->active[j]];
@@ -521,6 +547,29 @@ int hpn_pktep_busy(struct hpn_pktep *e)
 
 /* ---- data path -------------------------------------------------------------------- */
 
+/* A sender that never receives (inline mode, send-only) would never see
+ * the acks that open its window, nor run its retransmission timer: when
+ * half of the window is in flight, read the acks first and run the
+ * peer's timers (at most every 20 us). Ping-pong traffic, with little
+ * ever in flight, pays nothing. */
+static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
+{
+	struct pk_peer *p = peer_by_id(e, id);
+
+	if (p && e->ccfg.reliable && (hpn_txwin_inflight(&p->conn.tx) >= p->conn.tx.size / 2 || p->conn.blocked)) {
+		receive(e);
+		p = peer_by_id(e, id); /* it may have gone meanwhile */
+		if (p && e->now - p->last_tick_ns >= 20000) {
+			uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+			p->last_tick_ns = e->now;
+			hpn_conn_tick(&p->conn, e->now);
+			stats_sync(e, &p->conn, before);
+		}
+	}
+	return p && !p->dead ? p : NULL;
+}
+
 int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
 	struct hpn_conn_msg cm[PK_BURST];
@@ -529,7 +578,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples */
 	while (done < n) {
-		struct pk_peer *p = peer_by_id(e, msgs[done].peer);
+		struct pk_peer *p = tx_peer(e, msgs[done].peer);
 		unsigned k = 0;
 
 		if (!p || p->dead) {
@@ -635,19 +684,49 @@ static unsigned pop(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
 	return k;
 }
 
-int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
+/* One receive call: datagrams into conns, messages into the queue.
+ * Returns the datagrams read or -errno. */
+static int receive(struct hpn_pktep *e)
 {
-	unsigned got = pop(e, msgs, n);
 	int r;
 
-	if (got == n)
-		return (int)got;
 	if (e->ncache < PK_BURST)
 		refill(e);
 	for (unsigned i = 0; i < PK_BURST; i++)
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * e->ccfg.mtu,
 						.len = e->ccfg.mtu};
 	r = e->io->recv(e->io_arg, e->rx_d, PK_BURST);
+	if (r <= 0)
+		return r;
+	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
+	for (int i = 0; i < r; i++)
+		input(e, &e->rx_d[i]);
+	flush(e);
+	sweep(e);
+	return r;
+}
+
+/* Room again (the application took messages): conns with a backlog
+ * deliver it and reopen their windows. */
+static void kick(struct hpn_pktep *e)
+{
+	e->starved = false;
+	refill(e);
+	for (uint32_t j = 0; j < e->npeers; j++)
+		hpn_conn_kick(&e->peers[e->active[j]].conn, e->now);
+	flush(e);
+}
+
+int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned got = pop(e, msgs, n);
+	int r;
+
+	if (e->starved && e->qn < e->qcap / 2)
+		kick(e);
+	if (got == n)
+		return (int)got;
+	r = receive(e);
 	if (r < 0)
 		return got ? (int)got : r;
 	if (r == 0) {
@@ -657,10 +736,5 @@ int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
 			hpn_pktep_progress(e, hpn_now_ns());
 		return (int)got;
 	}
-	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
-	for (int i = 0; i < r; i++)
-		input(e, &e->rx_d[i]);
-	flush(e);
-	sweep(e);
 	return (int)(got + pop(e, msgs + got, n - got));
 }
