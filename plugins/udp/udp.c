@@ -170,7 +170,7 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
-	{"faults", "reliable mode: seeded fault injection on sends, e.g. loss=0.05,reorder=0.1,dup=0.01,corrupt=0.001,delay=0.01,delay_us=200,seed=7"},
+	{"faults", "reliable mode: seeded fault injection on sends, e.g. loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},
 	{NULL, NULL},
 };
 

@@ -136,6 +136,11 @@ static void die(struct hpn_conn *c, int status)
 	c->ops.gone(c->arg, status);
 }
 
+void hpn_conn_abort(struct hpn_conn *c, int status)
+{
+	die(c, status);
+}
+
 void hpn_conn_close(struct hpn_conn *c, uint64_t now)
 {
 	if (c->state == HPN_CONN_UP || c->state == HPN_CONN_HELLO)
@@ -200,7 +205,7 @@ static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *m
 	uint32_t space = c->cfg.mtu - HPN_PKT_HDR, used = 0;
 	unsigned k = 0;
 
-	while (k < n && used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
+	while (k < n && k < HPN_CONN_BATCH_MAX && used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
 		used += HPN_PKT_BATCH_HDR + msgs[k].len;
 		k++;
 	}
@@ -398,8 +403,9 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		in_order(c, p, false);
 		while (hpn_rxwin_next(&c->rx, &ref)) /* held packets now in order */
 			in_order(c, ref, true);
-		/* Filled a gap: the peer's sack is stale. */
-		return filled || c->ack_pending >= c->cfg.ack_every;
+		/* Filled a gap: the peer's sack is stale. The delay is checked
+		 * here too: a busy receiver may not run its timers for a while. */
+		return filled || c->ack_pending >= c->cfg.ack_every || now - c->ack_due_ns >= c->cfg.ack_delay_ns;
 	}
 	case HPN_RX_HELD:
 		hold(c, p);

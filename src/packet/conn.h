@@ -49,6 +49,10 @@ struct hpn_conn_ops {
 	void (*gone)(void *arg, int status);
 };
 
+/* Most messages one BATCH packet carries: what a receiver must have room
+ * for to take any packet. */
+#define HPN_CONN_BATCH_MAX 64
+
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
 
 struct hpn_conn_cfg {
@@ -97,6 +101,9 @@ void hpn_conn_fini(struct hpn_conn *c);
 void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
 /* Say goodbye (one BYE, best effort); the stream is dead afterwards. */
 void hpn_conn_close(struct hpn_conn *c, uint64_t now);
+/* The owner learned the peer is gone (e.g. ICMP port unreachable): end
+ * the stream now, through ops.gone, with unacked_msgs counted. */
+void hpn_conn_abort(struct hpn_conn *c, int status);
 
 /* One message of a burst. */
 struct hpn_conn_msg {

@@ -118,9 +118,18 @@ static int parse_uint(struct span key, struct span val, uint64_t *out, char *err
 	return 0;
 }
 
+/* First of two separators in p[0, n), or NULL. */
+static const char *find2(const char *p, size_t n, char a, char b)
+{
+	for (size_t i = 0; i < n; i++)
+		if (p[i] == a || p[i] == b)
+			return p + i;
+	return NULL;
+}
+
 static int parse_item(struct span item, struct hpn_fault_cfg *c, char *err, size_t errlen)
 {
-	const char *eq = memchr(item.p, '=', item.n);
+	const char *eq = find2(item.p, item.n, '=', ':');
 	struct span key, val;
 	uint64_t us;
 	int rc;
@@ -168,7 +177,7 @@ int hpn_fault_parse(const char *spec, struct hpn_fault_cfg *cfg, char *err, size
 		const char *p = all.p, *end = all.p + all.n;
 
 		for (;;) {
-			const char *comma = memchr(p, ',', (size_t)(end - p));
+			const char *comma = find2(p, (size_t)(end - p), ',', '/');
 			const char *stop = comma ? comma : end;
 			int rc = parse_item(trim((struct span){p, (size_t)(stop - p)}), &c, err, errlen);
 

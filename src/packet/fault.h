@@ -32,7 +32,10 @@ struct hpn_fault_cfg {
 #define HPN_FAULT_SEED_DEFAULT 1u
 
 /* Parse "loss=0.05,reorder=0.1,dup=0.01,corrupt=0.001,delay=0.01,delay_us=500,seed=7"
- * into *cfg (defaults for keys not given; a key given twice: the last wins).
+ * into *cfg. Inside an hpn configuration string, where ',' and '=' are
+ * taken, the same reads "loss:0.05/reorder:0.1/...": items may be separated
+ * by ',' or '/', keys from values by '=' or ':'. Fills *cfg (defaults for
+ * keys not given; a key given twice: the last wins).
  * NULL, empty string or "none" = no faults. Returns 0, or -EINVAL with a
  * readable reason in err (naming the bad key or value: probability outside
  * [0,1], unknown key, garbage after a number, missing '=') and *cfg left

@@ -11,7 +11,7 @@
 #include <sys/random.h>
 
 #define PK_BURST 64      /* datagrams per receive call, and per send flush */
-#define PK_CACHE 256     /* pool buffers reserved for deliveries */
+#define PK_CACHE 256     /* at most this many pool buffers reserved for deliveries */
 #define PK_CTRL 160      /* control packets are copied into the send batch */
 #define HASH_EMPTY UINT32_MAX
 #define IDX_BITS 16
@@ -51,7 +51,7 @@ struct hpn_pktep {
 	struct hpn_dgram rx_d[PK_BURST];
 	uint8_t rx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX];
 	void *cache[PK_CACHE];
-	unsigned ncache;
+	unsigned ncache, cache_max; /* bufs/8, at least a full batch */
 	struct hpn_msg *q;
 	uint32_t qcap, qhead, qn;
 	bool starved; /* a conn found too little room: kick them when there is */
@@ -251,7 +251,7 @@ static uint32_t on_room(void *arg)
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
 	uint32_t q = e->qcap - e->qn, room = q < e->ncache ? q : e->ncache;
 
-	if (room < PK_BURST)
+	if (room < HPN_CONN_BATCH_MAX)
 		e->starved = true; /* some conn may keep a backlog: kick it later */
 	return room;
 }
@@ -264,7 +264,7 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 	void *buf = e->cache[--e->ncache]; /* on_room() promised one */
 
 	memcpy(buf, msg, len);
-	if (e->ncache < PK_CACHE / 4)
+	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e); /* batches bring many messages per packet */
 	*m = (struct hpn_msg){.data = buf, .len = (uint32_t)len, .peer = p->id};
 	e->qn++;
@@ -334,6 +334,9 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
 	e->qcap = PK_CACHE * 4;
+	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
+	if (e->cache_max > PK_CACHE)
+		e->cache_max = PK_CACHE;
 	e->peers = calloc(e->max_peers, sizeof(*e->peers));
 	e->active = calloc(e->max_peers, sizeof(*e->active));
 	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
@@ -472,12 +475,17 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
 {
 	struct pk_peer *p = peer_find(e, addr, alen);
 
-	/* Only a connect fails fast; an established stream trusts its timers
-	 * (an ICMP error may be transient, or forged). */
-	if (p && p->connecting && !p->dead) {
-		p->conn.state = HPN_CONN_DEAD;
-		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, err);
-		p->dead = true;
+	if (!p || p->dead)
+		return;
+	/* A connect fails on any ICMP error. An established stream ends only
+	 * on port unreachable - nobody listens there any more: the peer
+	 * process is gone - and trusts its timers for the others (a route
+	 * may come back). */
+	if (p->connecting || err == -ECONNREFUSED) {
+		uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+		hpn_conn_abort(&p->conn, err);
+		stats_sync(e, &p->conn, before);
 	}
 }
 
@@ -485,9 +493,9 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
  * promise exactly what deliver() will find. */
 static void refill(struct hpn_pktep *e)
 {
-	unsigned want = PK_CACHE - e->ncache;
+	unsigned want = e->cache_max - e->ncache;
 
-	while (want >= 8 && e->pool) {
+	while (want && e->pool) {
 		if (hpn_pool_get_bulk(e->pool, e->cache + e->ncache, want) == want) {
 			e->ncache += want;
 			return;
@@ -663,7 +671,12 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 
 	p = accept_peer(e, p, d->data, d->len, d->addr, d->alen);
 	if (!p || p->dead) {
-		HPN_STAT_ADD(e->st->drops, 1); /* not from a peer */
+		struct hpn_pkt h;
+
+		/* Not from a peer; garbage is told apart for the counters. */
+		if (hpn_pkt_decode(d->data, d->len, e->ccfg.max_msg, &h))
+			HPN_STAT_ADD(e->st->malformed, 1);
+		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
 	uint64_t before[4] = STATS_BEFORE(&p->conn);
@@ -690,7 +703,7 @@ static int receive(struct hpn_pktep *e)
 {
 	int r;
 
-	if (e->ncache < PK_BURST)
+	if (e->ncache < e->cache_max)
 		refill(e);
 	for (unsigned i = 0; i < PK_BURST; i++)
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * e->ccfg.mtu,
