@@ -52,7 +52,7 @@ struct report { /* payload of M_REPORT, after the header */
 };
 
 struct opts {
-	const char *plugin, *bind, *peer, *json, *config, *wait, *progress;
+	const char *plugin, *bind, *peer, *json, *config, *wait, *progress, *faults;
 	bool server, list;
 	size_t sizes[MAX_SIZES];
 	unsigned nsizes;
@@ -70,6 +70,7 @@ struct result {
 	double t_min, t_typ, t_avg, t_stdev, p99, p999, p9999, t_max; /* us, NAN if n/a */
 	double msgs_per_s, gbit_per_s;
 	uint64_t drops, dups, ooo;
+	uint64_t retransmits; /* by this process's endpoints (both, on loopback) */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -142,6 +143,8 @@ static void usage(FILE *f)
 		"  --wait spin|adaptive|block   how to wait for messages (default spin)\n"
 		"  --progress inline|thread     who drives the backend (default inline)\n"
 		"  --config K=V,...     extra hpn configuration (see docs/CONFIG.md)\n"
+		"  --faults SPEC        inject faults under the packet layer (udp reliable=on),\n"
+		"                       e.g. loss=0.05,reorder=0.1,dup=0.01,corrupt=0.001,seed=7\n"
 		"  --json FILE          write results as JSON ('-' for stdout)\n"
 		"  --list-plugins       list plugins found and whether they work here\n"
 		"  --quiet              no progress lines\n"
@@ -192,7 +195,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"wait", required_argument, 0, 'W'},   {"json", required_argument, 0, 'j'},
 		{"list-plugins", no_argument, 0, 'L'}, {"config", required_argument, 0, 'C'},
 		{"progress", required_argument, 0, 'G'}, {"quiet", no_argument, 0, 'q'},
-		{"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+		{"faults", required_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
+		{0, 0, 0, 0},
 	};
 	int c;
 
@@ -248,6 +252,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'j': o->json = optarg; break;
 		case 'L': o->list = true; break;
 		case 'C': o->config = optarg; break;
+		case 'F': o->faults = optarg; break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); exit(0);
 		default:
@@ -277,6 +282,14 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 	 * started with --mode stream). An explicit --config gro=... wins. */
 	if (o->mode == 1 && !strcmp(o->plugin, "udp") && !strstr(o->config, "gro="))
 		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",gro=on");
+	if (o->faults) {
+		/* Inside a configuration string ',' and '=' are taken: the fault
+		 * spec's own separators become '/' and ':'. */
+		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",faults=");
+		for (const char *p = o->faults; *p && n < (int)sizeof(cfg) - 1; p++)
+			cfg[n++] = *p == ',' ? '/' : *p == '=' ? ':' : *p;
+		cfg[n] = 0;
+	}
 	if (o->config[0])
 		snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",%s", o->config);
 	ret = hpn_ep_create(cfg, &ep);
@@ -674,24 +687,24 @@ static void stream(struct client *c, size_t size, struct result *res)
 static void print_header(const struct opts *o)
 {
 	if (o->mode == 0)
-		printf("%-8s %8s %10s %8s %8s %8s %8s %8s %8s %8s %9s %7s %5s %5s\n", "mode", "size", "iters",
+		printf("%-8s %8s %10s %8s %8s %8s %8s %8s %8s %8s %9s %7s %5s %5s %8s\n", "mode", "size", "iters",
 		       "t_min", "t_typ", "t_avg", "t_stdev", "p99", "p99.9", "p99.99", "t_max", "drops", "dups",
-		       "ooo");
+		       "ooo", "retrans");
 	else
-		printf("%-8s %8s %10s %12s %10s %10s %7s\n", "mode", "size", "received", "msgs/s", "Gbit/s",
-		       "drops", "ooo");
+		printf("%-8s %8s %10s %12s %10s %10s %7s %8s\n", "mode", "size", "received", "msgs/s", "Gbit/s",
+		       "drops", "ooo", "retrans");
 }
 
 static void print_result(const struct opts *o, const struct result *r)
 {
 	if (o->mode == 0)
 		printf("%-8s %8zu %10" PRIu64 " %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %9.2f %7" PRIu64
-		       " %5" PRIu64 " %5" PRIu64 "\n",
+		       " %5" PRIu64 " %5" PRIu64 " %8" PRIu64 "\n",
 		       "pingpong", r->size, r->iters, r->t_min, r->t_typ, r->t_avg, r->t_stdev, r->p99, r->p999,
-		       r->p9999, r->t_max, r->drops, r->dups, r->ooo);
+		       r->p9999, r->t_max, r->drops, r->dups, r->ooo, r->retransmits);
 	else
-		printf("%-8s %8zu %10" PRIu64 " %12.0f %10.3f %10" PRIu64 " %7" PRIu64 "\n", "stream", r->size,
-		       r->iters, r->msgs_per_s, r->gbit_per_s, r->drops, r->ooo);
+		printf("%-8s %8zu %10" PRIu64 " %12.0f %10.3f %10" PRIu64 " %7" PRIu64 " %8" PRIu64 "\n", "stream",
+		       r->size, r->iters, r->msgs_per_s, r->gbit_per_s, r->drops, r->ooo, r->retransmits);
 	fflush(stdout);
 }
 
@@ -728,8 +741,9 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 		json_num(f, "t_max_us", r->t_max, true);
 		json_num(f, "msgs_per_s", r->msgs_per_s, true);
 		json_num(f, "gbit_per_s", r->gbit_per_s, true);
-		fprintf(f, "\"drops\": %" PRIu64 ", \"dups\": %" PRIu64 ", \"out_of_order\": %" PRIu64 "}%s\n",
-			r->drops, r->dups, r->ooo, i + 1 < n ? "," : "");
+		fprintf(f, "\"drops\": %" PRIu64 ", \"dups\": %" PRIu64 ", \"out_of_order\": %" PRIu64
+			", \"retransmits\": %" PRIu64 "}%s\n",
+			r->drops, r->dups, r->ooo, r->retransmits, i + 1 < n ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
 	if (f != stdout)
@@ -754,6 +768,21 @@ static void list_plugins(void)
 		       p->status ? p->reason : p->description);
 		printf("%-8s %-6s %-10s   %s\n", "", "", "", p->path);
 	}
+}
+
+/* Retransmissions so far by the client and, on loopback, the server. */
+static uint64_t retransmits(hpn_ep *a, hpn_ep *b)
+{
+	struct hpn_stats st;
+	uint64_t n;
+
+	hpn_ep_stats(a, &st, sizeof(st));
+	n = st.retransmits;
+	if (b) {
+		hpn_ep_stats(b, &st, sizeof(st));
+		n += st.retransmits;
+	}
+	return n;
 }
 
 /* ---- main -------------------------------------------------------------- */
@@ -856,11 +885,14 @@ int main(int argc, char **argv)
 		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
 			die(1, "--size %zu: larger than the %s backend's limit of %u bytes", o.sizes[i], o.plugin,
 			    hpn_ep_caps(c.ep)->max_msg_size);
+		uint64_t rt0 = retransmits(c.ep, o.peer ? NULL : ls.s.ep);
+
 		res[i] = (struct result){.size = o.sizes[i]};
 		if (o.mode == 0)
 			pingpong(&c, o.sizes[i], &res[i]);
 		else
 			stream(&c, o.sizes[i], &res[i]);
+		res[i].retransmits = retransmits(c.ep, o.peer ? NULL : ls.s.ep) - rt0;
 		if (!o.json || strcmp(o.json, "-"))
 			print_result(&o, &res[i]);
 	}

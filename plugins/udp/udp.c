@@ -670,6 +670,9 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	caps->max_msg_size = u->pk ? hpn_pktep_max_msg(u->pk) : u->max_msg;
+	if (u->pk) /* multicast: raw datagrams only, for now */
+		caps->flags = (caps->flags & ~(uint32_t)HPN_CAP_MULTICAST) | HPN_CAP_ORDERED |
+			      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : 0);
 	u->now = hpn_now_ns();
 	*out = u;
 	return 0;

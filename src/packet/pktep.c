@@ -409,6 +409,11 @@ uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e)
 	return e->ccfg.max_msg;
 }
 
+bool hpn_pktep_reliable(const struct hpn_pktep *e)
+{
+	return e->ccfg.reliable;
+}
+
 int hpn_pktep_mem_register(struct hpn_pktep *e)
 {
 	e->pool = hpn_core_pool(e->core);

@@ -68,6 +68,8 @@ void hpn_pktep_destroy(struct hpn_pktep *e); /* says goodbye to every peer */
 /* The largest message: the core's buf_size, or what one window of packets
  * carries if that is less. */
 uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e);
+/* false: unordered mode (sequenced, gaps counted, nothing retransmitted). */
+bool hpn_pktep_reliable(const struct hpn_pktep *e);
 int hpn_pktep_mem_register(struct hpn_pktep *e);
 void hpn_pktep_listen(struct hpn_pktep *e);
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer);
