@@ -619,6 +619,77 @@ static void test_reliable_faults(void **state)
 	assert_true(faulty_stream("loss:0.2/reorder:0.1/dup:0.02/delay:0.05/seed:3", 5000) > 0);
 }
 
+/* A peer frozen mid-stream (SIGSTOP: its socket stays open, so no ICMP
+ * comes back, as with a dead host): the survivor keeps sending, and must
+ * get peer-gone within the default timeout (1 s), with the messages the
+ * peer never acknowledged counted, not silently lost. */
+static void test_peer_frozen_mid_stream(void **state)
+{
+	char addr[64];
+	hpn_ep *s;
+	struct hpn_event ev, gone = {0};
+	struct hpn_stats st;
+	uint8_t data[200];
+	uint64_t t0, sent = 0;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	if (!reliable)
+		skip(); /* raw mode: covered by test_silent_peer_and_garbage */
+	s = make_server(NULL, addr, sizeof(addr));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		hpn_ep *c;
+		hpn_peer_t p;
+		struct hpn_msg m[32];
+
+		if (hpn_ep_create(BASE_CFG, &c) || hpn_connect(c, addr, 3000, &p))
+			_exit(1);
+		for (;;) { /* echo until frozen */
+			int r = hpn_recv_burst(c, m, 32);
+
+			for (int i = 0; i < r; i++)
+				hpn_buf_put(c, m[i].data);
+		}
+	}
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 5000);
+	for (int i = 0; i < 1000; i++) { /* mid-stream: data flowing and acked */
+		fill(data, sizeof(data), sent);
+		if (hpn_send(s, ev.peer, data, sizeof(data)) == 0)
+			sent++;
+		hpn_poll(s, NULL, 0);
+	}
+	kill(pid, SIGSTOP);
+	t0 = now_ms();
+	while (now_ms() - t0 < 5000) {
+		fill(data, sizeof(data), sent);
+		int r = hpn_send(s, ev.peer, data, sizeof(data));
+
+		if (r == 0)
+			sent++;
+		if (hpn_poll(s, &gone, 1) == 1 && gone.type == HPN_EV_PEER_GONE)
+			break;
+		assert_true(r == 0 || r == -EAGAIN || r == -ENOTCONN);
+		usleep(200);
+	}
+	uint64_t took = now_ms() - t0;
+
+	kill(pid, SIGKILL);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(gone.type, HPN_EV_PEER_GONE);
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(gone.status, -ETIMEDOUT);
+	hpn_ep_stats(s, &st, sizeof(st));
+	print_message("frozen peer: gone after %llu ms; %llu messages reported unacknowledged\n",
+		      (unsigned long long)took, (unsigned long long)st.unacked);
+	assert_true(took <= 1000 + 200); /* the default 1 s, plus polling slack */
+	assert_true(st.unacked > 0);
+	assert_true(st.unacked <= sent);
+	hpn_ep_destroy(s);
+}
+
 /* unordered=on: sequenced but unreliable. Under loss the receiver sees
  * messages in order, never twice, and counts what it never got. */
 static void test_unordered_gaps(void **state)
@@ -930,6 +1001,7 @@ int main(void)
 		cmocka_unit_test(test_reliable_malformed),
 		cmocka_unit_test(test_reliable_faults),
 		cmocka_unit_test(test_unordered_gaps),
+		cmocka_unit_test(test_peer_frozen_mid_stream),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
