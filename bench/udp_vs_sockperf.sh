@@ -1,6 +1,8 @@
 #!/bin/bash
 # hpn udp vs sockperf on loopback, measured back to back in one run.
 #
+# hpn runs raw datagrams (reliable=off): like for like with sockperf; the
+# reliable layer is measured against this raw path by reliable_vs_raw.sh.
 # Both spin in user space (sockperf --nonblocked, hpnbench --wait spin),
 # with the client pinned to CPU0 and the server to CPU1, the same message
 # sizes and the same duration. Rounds alternate hpn and sockperf so drift
@@ -45,7 +47,7 @@ IFS=, read -ra size_list <<<"$sizes"
 for r in $(seq 1 "$rounds"); do
 	for s in "${size_list[@]}"; do
 		echo "round $r/$rounds size $s: hpn pingpong" >&2
-		taskset -c 0,1 "$bench" --plugin udp --cpu 0 --wait spin --size "$s" --duration "$duration" \
+		taskset -c 0,1 "$bench" --plugin udp --config reliable=off --cpu 0 --wait spin --size "$s" --duration "$duration" \
 			--warmup 10000 --quiet --json "$out/hpn_pp_${s}_$r.json" >/dev/null
 		echo "round $r/$rounds size $s: sockperf ping-pong" >&2
 		sockperf_server
@@ -54,7 +56,7 @@ for r in $(seq 1 "$rounds"); do
 		stop_sockperf_server
 	done
 	echo "round $r/$rounds: hpn stream 64 B" >&2
-	taskset -c 0,1 "$bench" --plugin udp --cpu 0 --mode stream --size 64 --duration "$duration" \
+	taskset -c 0,1 "$bench" --plugin udp --config reliable=off --cpu 0 --mode stream --size 64 --duration "$duration" \
 		--quiet --json "$out/hpn_st_$r.json" >/dev/null
 	echo "round $r/$rounds: sockperf throughput 64 B" >&2
 	sockperf_server
