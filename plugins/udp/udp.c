@@ -137,6 +137,8 @@ struct hpn_pep {
 
 	/* reliable=on: the packet layer, and the socket calls it makes. */
 	struct hpn_pktep *pk;
+	struct in_addr mcast_if;
+	uint64_t mcast_ttl;
 	bool rel_bursty;
 	struct mmsghdr rel_hdr[64];
 	struct iovec rel_iov[64];
@@ -170,6 +172,8 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
+	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
+	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
 	{"faults", "reliable mode: seeded fault injection on sends, e.g. loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},
 	{NULL, NULL},
 };
@@ -538,7 +542,7 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 
 	caps->max_msg_size = UDP_MAX_PAYLOAD;
 	caps->inline_size = 0;
-	caps->flags = HPN_CAP_MULTICAST;
+	caps->flags = 0;
 	caps->headroom = UDP_HDR;
 	caps->preference = 10;
 	if (fd < 0) {
@@ -573,6 +577,72 @@ static void udp_close(struct hpn_pep *u)
 	free(u->active);
 	free(u->htab);
 	free(u);
+}
+
+static int open_mcast(struct hpn_pep *u, struct hpn_core *core)
+{
+	const char *ifa = hpn_core_cfg(core, "mcast_if");
+
+	u->mcast_if.s_addr = htonl(INADDR_ANY);
+	if (ifa && inet_pton(AF_INET, ifa, &u->mcast_if) != 1)
+		return hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", ifa);
+	return hpn_core_cfg_u64(core, "mcast_ttl", 1, 0, 255, &u->mcast_ttl);
+}
+
+static bool is_group(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return IN_MULTICAST(ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr));
+	return IN6_IS_ADDR_MULTICAST(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
+/* Multicast is the packet layer's unordered mode over IPv4 groups. */
+static int group_check(struct hpn_pep *u, const struct sockaddr_storage *a, const char *spec)
+{
+	if (!u->pk)
+		return hpn_set_error(-EINVAL, "udp: %s is a multicast group: needs reliable=on,unordered=on "
+					      "(sequenced, gaps counted)", spec);
+	if (a->ss_family != AF_INET)
+		return hpn_set_error(-EAFNOSUPPORT, "udp: %s: only IPv4 multicast groups are supported", spec);
+	return 0;
+}
+
+/* Publish: send to the group from our own (ephemeral) port. */
+static int connect_group(struct hpn_pep *u, const struct sockaddr_storage *a, socklen_t alen, const char *spec,
+			 hpn_peer_t *peer)
+{
+	int ttl = (int)u->mcast_ttl, ret = group_check(u, a, spec);
+
+	ret = ret ?: ensure_socket(u, AF_INET);
+	if (ret)
+		return ret;
+	if (setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) ||
+	    (u->mcast_if.s_addr != htonl(INADDR_ANY) &&
+	     setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &u->mcast_if, sizeof(u->mcast_if))))
+		return hpn_set_error(-errno, "udp: publish to %s: %s", spec, strerror(errno));
+	return hpn_pktep_publish(u->pk, a, alen, peer);
+}
+
+/* Subscribe: bind the group's port (shared: several subscribers on one
+ * host) and join the group. */
+static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, const char *spec)
+{
+	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = ((const struct sockaddr_in *)a)->sin_port};
+	struct ip_mreq mreq = {.imr_multiaddr = ((const struct sockaddr_in *)a)->sin_addr, .imr_interface = u->mcast_if};
+	int one = 1, ret = group_check(u, a, spec);
+
+	ret = ret ?: hpn_pktep_subscribe(u->pk);
+	ret = ret ?: ensure_socket(u, AF_INET);
+	if (ret)
+		return ret;
+	setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(u->fd, (struct sockaddr *)&any, sizeof(any)))
+		return hpn_set_error(-errno, "udp: cannot bind the port of %s: %s", spec, strerror(errno));
+	if (setsockopt(u->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)))
+		return hpn_set_error(-errno, "udp: cannot join %s: %s%s", spec, strerror(errno),
+				     errno == ENODEV ? " (no multicast route: set mcast_if=<interface address>)" : "");
+	u->listening = true;
+	return 0;
 }
 
 /* reliable=on: the packet layer owns peers and framing from here on. */
@@ -637,6 +707,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	ret = open_reliable(u, core);
+	ret = ret ?: open_mcast(u, core);
 	if (ret)
 		goto fail;
 	u->gso = gso;
@@ -670,9 +741,8 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	caps->max_msg_size = u->pk ? hpn_pktep_max_msg(u->pk) : u->max_msg;
-	if (u->pk) /* multicast: raw datagrams only, for now */
-		caps->flags = (caps->flags & ~(uint32_t)HPN_CAP_MULTICAST) | HPN_CAP_ORDERED |
-			      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : 0);
+	if (u->pk) /* multicast: in unordered mode (sequenced, gaps counted) */
+		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	u->now = hpn_now_ns();
 	*out = u;
 	return 0;
@@ -705,6 +775,8 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 		return ret;
 	if (u->fd >= 0)
 		return hpn_set_error(-EISCONN, "udp: endpoint already has a socket (listen before connecting)");
+	if (is_group(&a))
+		return listen_group(u, &a, spec);
 	ret = ensure_socket(u, a.ss_family);
 	if (ret)
 		return ret;
@@ -783,6 +855,8 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 
 	if (ret)
 		return ret;
+	if (is_group(&a))
+		return connect_group(u, &a, alen, spec, peer);
 	if (u->family == AF_INET6 && a.ss_family == AF_INET) {
 		/* Our dual-stack socket talks IPv4 through mapped addresses. */
 		struct sockaddr_in v4;

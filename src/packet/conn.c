@@ -74,8 +74,8 @@ static uint32_t rx_window(const struct hpn_conn *c)
  * separate ack packets rare. */
 static void fill_ack(struct hpn_conn *c, struct hpn_pkt *p)
 {
-	if (c->state != HPN_CONN_UP)
-		return;
+	if (c->state != HPN_CONN_UP || c->role != HPN_CONN_PAIR)
+		return; /* a group has nothing to acknowledge */
 	p->flags |= HPN_PKT_F_ACK;
 	if (p->type == HPN_PKT_ACK)
 		p->sack_words = (uint8_t)hpn_rxwin_sack(&c->rx, &p->cum, p->sack, HPN_PKT_SACK_WORDS);
@@ -90,6 +90,8 @@ static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
 	uint8_t buf[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
 	struct hpn_pkt p = {.type = type, .session = c->session};
 
+	if (c->role == HPN_CONN_SUBSCRIBE)
+		return; /* a subscriber only listens */
 	if (type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) {
 		p.first_seq = c->tx.next;
 		p.window = c->tx.size;
@@ -134,6 +136,38 @@ static void die(struct hpn_conn *c, int status)
 		c->unacked_msgs += c->tx_msgs[slot(c, s)];
 	c->state = HPN_CONN_DEAD;
 	c->ops.gone(c->arg, status);
+}
+
+int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now)
+{
+	if (c->cfg.reliable)
+		return -EINVAL;
+	c->role = HPN_CONN_PUBLISH;
+	c->session = session;
+	hpn_rxwin_init(&c->rx, 0, c->cfg.window, false); /* never used: nothing comes back */
+	c->state = HPN_CONN_UP;
+	c->last_rx_ns = c->last_tx_ns = now;
+	if (c->ops.up)
+		c->ops.up(c->arg);
+	return 0;
+}
+
+int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now)
+{
+	struct hpn_pkt p;
+
+	if (c->cfg.reliable || hpn_pkt_decode(pkt, len, c->cfg.max_msg, &p) ||
+	    !((p.type == HPN_PKT_DATA && (p.flags & HPN_PKT_F_UNRELIABLE)) || p.type == HPN_PKT_PING))
+		return -EINVAL;
+	c->role = HPN_CONN_SUBSCRIBE;
+	c->session = p.session;
+	hpn_rxwin_init(&c->rx, p.seq, c->cfg.window, false);
+	c->rx_unset = p.type != HPN_PKT_DATA;
+	c->state = HPN_CONN_UP;
+	c->last_rx_ns = now;
+	if (c->ops.up)
+		c->ops.up(c->arg);
+	return 0;
 }
 
 void hpn_conn_abort(struct hpn_conn *c, int status)
@@ -379,6 +413,10 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	if (!c->cfg.reliable) {
 		uint64_t before = c->rx.gaps;
 
+		if (c->rx_unset) { /* a subscriber's first DATA: count from here */
+			c->rx.next = p->seq;
+			c->rx_unset = false;
+		}
 		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER) {
 			if (have_room(c, p))
 				consume(c, p);
@@ -541,6 +579,13 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 {
 	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE)
 		return;
+	if (c->role == HPN_CONN_PUBLISH) {
+		/* Nobody answers a group: a heartbeat says we are alive (and
+		 * nothing times us out). */
+		if (now - c->last_tx_ns >= c->cfg.dead_ns / 4)
+			send_ctrl(c, HPN_PKT_PING, now);
+		return;
+	}
 	/* Signed: a caller's clock read a moment before an input's is no
 	 * reason to die. */
 	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns) {

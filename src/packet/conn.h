@@ -55,6 +55,10 @@ struct hpn_conn_ops {
 
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
 
+/* A stream between two peers, or one direction of a multicast group
+ * (unordered mode only: a group has nobody to retransmit for it). */
+enum hpn_conn_role { HPN_CONN_PAIR, HPN_CONN_PUBLISH, HPN_CONN_SUBSCRIBE };
+
 struct hpn_conn_cfg {
 	uint32_t mtu;          /* bytes per datagram, headers included (e.g. 1472) */
 	uint32_t window;       /* packets in flight (<= HPN_TXWIN_MAX) */
@@ -70,6 +74,8 @@ struct hpn_conn {
 	struct hpn_conn_ops ops;
 	void *arg;
 	enum hpn_conn_state state;
+	enum hpn_conn_role role;
+	bool rx_unset; /* a subscriber that heard a heartbeat first: no sequence yet */
 	uint32_t session;
 	uint32_t room; /* payload bytes per packet */
 	struct hpn_txwin tx;
@@ -99,6 +105,17 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 		  void *arg);
 void hpn_conn_fini(struct hpn_conn *c);
 void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
+/* Multicast, unordered mode. A publisher's stream is up at once (nobody
+ * answers a group): it sends DATA and, when idle, heartbeat PINGs that
+ * keep subscribers from timing it out; it never times out itself. A
+ * subscriber's stream starts from the first packet heard from a
+ * publisher (its session, its sequence numbers: earlier gaps are
+ * unknowable), sends nothing, and times the publisher out after dead_ns
+ * of silence. Returns 0, or -EINVAL (reliable mode; a packet that is not
+ * a publisher's DATA or PING). */
+int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now);
+int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
+
 /* Say goodbye (one BYE, best effort); the stream is dead afterwards. */
 void hpn_conn_close(struct hpn_conn *c, uint64_t now);
 /* The owner learned the peer is gone (e.g. ICMP port unreachable): end

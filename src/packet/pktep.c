@@ -35,7 +35,7 @@ struct hpn_pktep {
 	const struct hpn_dgram_io *io;
 	void *io_arg;
 	struct hpn_conn_cfg ccfg;
-	bool listening;
+	bool listening, subscribing;
 	uint64_t now;
 	unsigned idle_polls;
 
@@ -455,6 +455,43 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 	return 0;
 }
 
+static int group_mode_check(struct hpn_pktep *e)
+{
+	if (e->ccfg.reliable)
+		return hpn_set_error(-EINVAL, "multicast needs unordered=on: a group has nobody to "
+					      "retransmit for it (gaps are counted instead)");
+	return 0;
+}
+
+int hpn_pktep_subscribe(struct hpn_pktep *e)
+{
+	int ret = group_mode_check(e);
+
+	if (!ret)
+		e->subscribing = true;
+	return ret;
+}
+
+int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn_peer_t *peer)
+{
+	struct pk_peer *p;
+	char who[64] = "?";
+	int ret = group_mode_check(e);
+
+	if (ret)
+		return ret;
+	e->io->format(e->io_arg, group, alen, who, sizeof(who));
+	if (peer_find(e, group, alen))
+		return hpn_set_error(-EISCONN, "publish to %s: already publishing there", who);
+	p = peer_new(e, group, alen);
+	if (!p)
+		return hpn_set_error(-EMFILE, "publish to %s: max_peers reached or out of memory", who);
+	p->connecting = true; /* its up() reports HPN_EV_CONNECTED */
+	hpn_conn_publish(&p->conn, new_session(), hpn_now_ns());
+	*peer = p->id;
+	return 0;
+}
+
 int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 {
 	struct pk_peer *p = peer_by_id(e, id);
@@ -637,6 +674,29 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 	return done ? (int)done : ret;
 }
 
+/* A publisher heard on a group we joined: a new peer from its first
+ * packet; a new session from a known publisher is its restart. */
+static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *pkt, uint32_t len,
+				      const void *addr, uint32_t alen)
+{
+	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
+
+	if (p && (p->dead || session == p->conn.session))
+		return p;
+	if (p) {
+		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ECONNRESET);
+		peer_free(e, p);
+	}
+	p = peer_new(e, addr, alen);
+	if (!p)
+		return NULL;
+	if (hpn_conn_subscribe(&p->conn, pkt, len, e->now)) { /* not a publisher's packet */
+		peer_free(e, p);
+		return NULL;
+	}
+	return p;
+}
+
 /* A HELLO from an address we do not know (or a new session from one we
  * do: the peer restarted). */
 static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *pkt, uint32_t len,
@@ -644,6 +704,8 @@ static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const
 {
 	struct hpn_pkt h;
 
+	if (e->subscribing && len >= HPN_PKT_HDR && (pkt[2] == HPN_PKT_DATA || pkt[2] == HPN_PKT_PING))
+		return subscribe_peer(e, p, pkt, len, addr, alen);
 	if (len < HPN_PKT_HDR || pkt[2] != HPN_PKT_HELLO)
 		return p;
 	if (p && (p->dead || (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24) == p->conn.session))

@@ -72,6 +72,11 @@ uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e);
 bool hpn_pktep_reliable(const struct hpn_pktep *e);
 int hpn_pktep_mem_register(struct hpn_pktep *e);
 void hpn_pktep_listen(struct hpn_pktep *e);
+/* Multicast (unordered mode): accept publishers heard on a joined group
+ * as peers (HPN_EV_PEER_NEW), and publish to a group address (the peer
+ * is connected at once). -EINVAL in reliable mode. */
+int hpn_pktep_subscribe(struct hpn_pktep *e);
+int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn_peer_t *peer);
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer);
 int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t peer);
 int hpn_pktep_peer_addr(struct hpn_pktep *e, hpn_peer_t peer, char *buf, size_t len);

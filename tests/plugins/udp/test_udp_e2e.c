@@ -690,6 +690,97 @@ static void test_peer_frozen_mid_stream(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Multicast (unordered mode) on loopback: one publisher, two subscribers
+ * of the same group. Each subscriber hears the publisher as a new peer,
+ * gets its messages in order, never twice, counts what it missed (5 %
+ * injected loss on the publisher's sends), and sees it gone when it says
+ * goodbye. Reliable mode refuses a group with a reason. */
+static void test_multicast(void **state)
+{
+	const char *opts = "unordered=on,mcast_if=127.0.0.1";
+	char group[64], cfg[160];
+	hpn_ep *sub[2], *pub;
+	hpn_peer_t p;
+	struct hpn_event ev[2];
+	struct hpn_msg in[32];
+	uint8_t data[100];
+	uint64_t got[2] = {0, 0}, last[2] = {0, 0}, t0;
+	const uint64_t total = 5000;
+	struct hpn_stats st;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+
+	(void)state;
+	if (!reliable)
+		skip(); /* a packet-layer feature */
+	/* A free port for the group. */
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	snprintf(group, sizeof(group), "239.255.77.%u:%u", 1 + (unsigned)getpid() % 250, ntohs(a.sin_port));
+	for (int i = 0; i < 2; i++) {
+		sub[i] = make(opts);
+		if (hpn_listen(sub[i], group))
+			fail_msg("subscribe %s: %s", group, hpn_last_error());
+	}
+	snprintf(cfg, sizeof(cfg), "%s,faults=loss:0.05/seed:9", opts);
+	pub = make(cfg);
+	assert_true(hpn_ep_caps(pub)->flags & HPN_CAP_MULTICAST);
+	assert_int_equal(hpn_connect(pub, group, 1000, &p), 0); /* a group answers nobody: up at once */
+	for (uint64_t q = 1; q <= total; q++) {
+		fill(data, sizeof(data), q);
+		assert_int_equal(hpn_send(pub, p, data, sizeof(data)), 0);
+		for (int i = 0; i < 2; i++) {
+			int r = hpn_recv_burst(sub[i], in, 32);
+
+			for (int k = 0; k < r; k++) {
+				uint64_t seq = check(in[k].data, in[k].len);
+
+				assert_true(seq > last[i]); /* in order, never twice */
+				last[i] = seq;
+				got[i]++;
+				hpn_buf_put(sub[i], in[k].data);
+			}
+		}
+	}
+	for (t0 = now_ms(); now_ms() - t0 < 300;)
+		for (int i = 0; i < 2; i++) {
+			int r = hpn_recv_burst(sub[i], in, 32);
+
+			for (int k = 0; k < r; k++) {
+				uint64_t seq = check(in[k].data, in[k].len);
+
+				assert_true(seq > last[i]);
+				last[i] = seq;
+				got[i]++;
+				hpn_buf_put(sub[i], in[k].data);
+			}
+		}
+	for (int i = 0; i < 2; i++) {
+		ev[i] = wait_event(sub[i], HPN_EV_PEER_NEW, NULL, 0, 1000);
+		hpn_ep_stats(sub[i], &st, sizeof(st));
+		print_message("subscriber %d: %llu of %llu, %llu gaps\n", i, (unsigned long long)got[i],
+			      (unsigned long long)total, (unsigned long long)st.gaps);
+		assert_true(got[i] > total * 9 / 10 && got[i] < total);
+		/* Every message: delivered or counted missing (but for a lost
+		 * first or last one: nothing tells of those). */
+		assert_true(got[i] + st.gaps >= total - 2 && got[i] + st.gaps <= total);
+	}
+	hpn_ep_destroy(pub); /* says BYE to the group */
+	for (int i = 0; i < 2; i++) {
+		struct hpn_event gone = wait_event(sub[i], HPN_EV_PEER_GONE, NULL, 0, 2000);
+
+		assert_int_equal(gone.peer, ev[i].peer);
+		hpn_ep_destroy(sub[i]);
+	}
+	/* Reliable mode: a group has nobody to retransmit for it. */
+	pub = make("mcast_if=127.0.0.1");
+	assert_int_equal(hpn_connect(pub, group, 1000, &p), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "unordered"));
+	hpn_ep_destroy(pub);
+}
+
 /* unordered=on: sequenced but unreliable. Under loss the receiver sees
  * messages in order, never twice, and counts what it never got. */
 static void test_unordered_gaps(void **state)
@@ -1002,6 +1093,7 @@ int main(void)
 		cmocka_unit_test(test_reliable_faults),
 		cmocka_unit_test(test_unordered_gaps),
 		cmocka_unit_test(test_peer_frozen_mid_stream),
+		cmocka_unit_test(test_multicast),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
