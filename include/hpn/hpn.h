@@ -150,7 +150,9 @@ const char *hpn_ep_describe(const hpn_ep *ep);
 /**
  * Accept peers on "host:port" (host may be empty or "*" for any address;
  * port 0 picks a free port - see hpn_ep_local_addr()). New peers arrive as
- * HPN_EV_PEER_NEW events.
+ * HPN_EV_PEER_NEW events. On a backend with HPN_CAP_MULTICAST, a group
+ * address ("239.1.2.3:5000") subscribes: each publisher heard on the group
+ * arrives as HPN_EV_PEER_NEW and its messages as from that peer.
  */
 int hpn_listen(hpn_ep *ep, const char *addr);
 
@@ -166,6 +168,8 @@ int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len);
  *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH.
  * timeout_ms == 0: start connecting and return -EINPROGRESS with *peer set;
  *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows.
+ * With HPN_CAP_MULTICAST, a group address publishes: the peer is the group,
+ * connected at once (nobody answers a group).
  */
 int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer);
 
