@@ -21,15 +21,23 @@ run_suite build
 echo "== sanitizer build (ASan + UBSan)"
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 
-echo "== fuzzing the packet decoder (libFuzzer, ASan + UBSan, bounded)"
+echo "== fuzzing the packet layer (libFuzzer, ASan + UBSan, bounded)"
 fuzz_time=${HPN_FUZZ_SECONDS:-30}
 mkdir -p build-fuzz
-corpus=$(mktemp -d)
-cp tests/fuzz/corpus/* "$corpus"/
-clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc \
-	tests/fuzz/fuzz_packet.c src/packet/wire.c -o build-fuzz/fuzz_packet
-build-fuzz/fuzz_packet -max_total_time="$fuzz_time" -print_final_stats=1 "$corpus" 2>&1 | tail -3
-rm -rf "$corpus"
+fuzz() { # name, corpus dir, sources...
+	local name=$1 seeds=$2 corpus
+	shift 2
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc \
+		"tests/fuzz/$name.c" "$@" -o "build-fuzz/$name"
+	corpus=$(mktemp -d)
+	cp "$seeds"/* "$corpus"/
+	echo "-- $name ($fuzz_time s)"
+	"build-fuzz/$name" -max_total_time="$fuzz_time" -print_final_stats=1 "$corpus" 2>&1 | tail -3
+	rm -rf "$corpus"
+}
+# The decoder and reassembly; then a whole stream fed by a hostile peer.
+fuzz fuzz_packet tests/fuzz/corpus src/packet/wire.c
+fuzz fuzz_conn tests/fuzz/corpus_conn src/packet/conn.c src/packet/wire.c src/packet/rxwin.c src/packet/txwin.c
 
 echo "== pkg-config consumer"
 stage=$(mktemp -d)
