@@ -30,6 +30,8 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->ops = *ops;
 	c->arg = arg;
 	c->room = cfg->mtu - hdr;
+	c->mtu = cfg->mtu;
+	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
 	c->tx.dead_ns = c->cfg.dead_ns;
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
@@ -92,10 +94,15 @@ static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
 
 	if (c->role == HPN_CONN_SUBSCRIBE)
 		return; /* a subscriber only listens */
+	if (type == HPN_PKT_BYE)
+		p.seq = c->tx.next; /* everything before it was sent */
 	if (type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) {
-		p.first_seq = c->tx.next;
+		/* The first sequence number, always: a repeated HELLO_ACK after
+		 * data was sent must not move the peer's start past it. */
+		p.first_seq = c->isn;
 		p.window = c->tx.size;
 		p.max_msg = c->cfg.max_msg;
+		p.mtu = c->cfg.mtu;
 	} else {
 		fill_ack(c, &p);
 		if (type == HPN_PKT_ACK)
@@ -119,6 +126,10 @@ void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now)
 
 static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
+	/* Send what the peer can take: its datagram size, its largest message. */
+	c->mtu = p->mtu < c->cfg.mtu ? p->mtu : c->cfg.mtu;
+	c->room = c->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR;
+	c->max_send = p->max_msg < c->cfg.max_msg ? p->max_msg : c->cfg.max_msg;
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
 	c->peer_limit = c->tx.next + (p->window < c->tx.size ? p->window : c->tx.size);
 	c->state = HPN_CONN_UP;
@@ -175,11 +186,27 @@ void hpn_conn_abort(struct hpn_conn *c, int status)
 	die(c, status);
 }
 
-void hpn_conn_close(struct hpn_conn *c, uint64_t now)
+static void send_bye(struct hpn_conn *c, uint64_t now)
 {
-	if (c->state == HPN_CONN_UP || c->state == HPN_CONN_HELLO)
-		send_ctrl(c, HPN_PKT_BYE, now);
+	/* Twice: it is the one packet nobody retransmits. */
+	send_ctrl(c, HPN_PKT_BYE, now);
+	send_ctrl(c, HPN_PKT_BYE, now);
 	c->state = HPN_CONN_DEAD;
+}
+
+bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now)
+{
+	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE) {
+		c->state = HPN_CONN_DEAD;
+		return true;
+	}
+	if (linger && c->state == HPN_CONN_UP && c->cfg.reliable && c->role == HPN_CONN_PAIR &&
+	    hpn_txwin_inflight(&c->tx) && !c->bye) {
+		c->closing = true; /* hpn_conn_tick says BYE once all is acked */
+		return false;
+	}
+	send_bye(c, now);
+	return true;
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -236,10 +263,11 @@ static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_ms
 /* How many of msgs[0..n) share one packet: at least two, each small. */
 static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n)
 {
-	uint32_t space = c->cfg.mtu - HPN_PKT_HDR, used = 0;
+	uint32_t space = c->mtu - HPN_PKT_HDR, used = 0;
 	unsigned k = 0;
 
-	while (k < n && k < HPN_CONN_BATCH_MAX && used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
+	while (k < n && k < HPN_CONN_BATCH_MAX && msgs[k].len <= c->max_send &&
+	       used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
 		used += HPN_PKT_BATCH_HDR + msgs[k].len;
 		k++;
 	}
@@ -249,7 +277,7 @@ static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *m
 /* Send one message whole: one packet if it fits, else fragments. */
 static void emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t now)
 {
-	uint32_t whole = c->cfg.mtu - HPN_PKT_HDR;
+	uint32_t whole = c->mtu - HPN_PKT_HDR;
 
 	if (m->len <= whole) {
 		struct hpn_pkt p = {.len = (uint16_t)m->len};
@@ -268,20 +296,20 @@ static void emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t 
 
 static uint32_t npackets(const struct hpn_conn *c, uint32_t len)
 {
-	return len <= c->cfg.mtu - HPN_PKT_HDR ? 1 : (len + c->room - 1) / c->room;
+	return len <= c->mtu - HPN_PKT_HDR ? 1 : (len + c->room - 1) / c->room;
 }
 
 int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now)
 {
 	unsigned i = 0;
 
-	if (c->state != HPN_CONN_UP)
+	if (c->state != HPN_CONN_UP || c->closing || c->bye)
 		return -ENOTCONN;
 	while (i < n) {
 		uint32_t avail = c->cfg.reliable ? tx_avail(c) : UINT32_MAX;
 		unsigned k;
 
-		if (msgs[i].len > c->cfg.max_msg || npackets(c, msgs[i].len) > c->tx.size) {
+		if (msgs[i].len > c->max_send || npackets(c, msgs[i].len) > c->tx.size) {
 			if (i)
 				break;
 			return -EMSGSIZE;
@@ -306,9 +334,15 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 		emit_msg(c, &msgs[i], now);
 		i++;
 	}
-	if (i)
+	if (i) {
+		c->blocked = false;
 		return (int)i;
-	c->blocked = true;
+	}
+	if (!c->blocked) { /* probe the window from now on, backing off */
+		c->blocked = true;
+		c->probe_wait_ns = c->tx.rto_ns;
+		c->probe_ns = now + c->probe_wait_ns;
+	}
 	return -EAGAIN;
 }
 
@@ -343,8 +377,12 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
 		const uint8_t *m;
 		uint16_t l;
 
-		while (hpn_pkt_batch_next(p, &off, &m, &l))
-			c->ops.deliver(c->arg, m, l);
+		while (hpn_pkt_batch_next(p, &off, &m, &l)) {
+			if (l > c->cfg.max_msg)
+				c->malformed++; /* more than we said we take */
+			else
+				c->ops.deliver(c->arg, m, l);
+		}
 		return;
 	}
 	if (!(p->flags & HPN_PKT_F_FRAG)) {
@@ -352,9 +390,18 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
 			c->reasm.total = c->reasm.got = 0;
 			if (c->cfg.reliable)
 				c->malformed++;
+			else
+				c->gaps++; /* its last fragment was lost */
 		}
-		c->ops.deliver(c->arg, p->payload, p->len); /* no copy */
+		if (p->len > c->cfg.max_msg)
+			c->malformed++;
+		else
+			c->ops.deliver(c->arg, p->payload, p->len); /* no copy */
 		return;
+	}
+	if (!c->cfg.reliable && !p->frag_offset && c->reasm.total) {
+		c->reasm.total = c->reasm.got = 0; /* a new message: the last one lost its end */
+		c->gaps++;
 	}
 	int r = hpn_reasm_add(&c->reasm, p);
 
@@ -485,6 +532,13 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		c->blocked = false;
 }
 
+/* After the peer's BYE: done once all it sent is in and delivered. */
+static void check_bye(struct hpn_conn *c)
+{
+	if (c->state == HPN_CONN_UP && c->rx.next == c->bye_seq && !c->backlog)
+		die(c, 0);
+}
+
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
 	struct hpn_pkt p;
@@ -527,12 +581,23 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 			c->malformed++; /* the peer's mode is not ours */
 		else
 			ack_now = on_data(c, &p, now);
+		if (c->bye)
+			check_bye(c); /* the last packets before a goodbye */
 		break;
 	case HPN_PKT_PING:
 		send_ctrl(c, HPN_PKT_PONG, now);
 		break;
 	case HPN_PKT_BYE:
-		die(c, 0);
+		/* The peer is done; what it sent before is still ours to
+		 * deliver: the stream ends when everything up to its last
+		 * sequence number is in and taken. */
+		if (!c->cfg.reliable || c->role != HPN_CONN_PAIR) {
+			die(c, 0);
+			return;
+		}
+		c->bye = true;
+		c->bye_seq = p.seq;
+		check_bye(c);
 		return;
 	default:
 		break;
@@ -566,12 +631,17 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 
 void hpn_conn_kick(struct hpn_conn *c, uint64_t now)
 {
-	if (!c->backlog || c->state != HPN_CONN_UP)
+	if (c->state != HPN_CONN_UP)
 		return;
-	drain_backlog(c);
-	/* The window was nearly shut and is open again: say so now, the
-	 * sender may be waiting for exactly this. */
-	if (c->adv_window < c->rx.size / 4 && rx_window(c) >= c->rx.size / 2)
+	if (c->backlog)
+		drain_backlog(c);
+	if (c->bye) {
+		check_bye(c);
+		return;
+	}
+	/* The window grew by a quarter since we last spoke of it: say so now,
+	 * the sender may be waiting for exactly this. */
+	if (c->cfg.reliable && rx_window(c) >= c->adv_window + c->rx.size / 4)
 		send_ctrl(c, HPN_PKT_ACK, now);
 }
 
@@ -587,8 +657,10 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		return;
 	}
 	/* Signed: a caller's clock read a moment before an input's is no
-	 * reason to die. */
-	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns) {
+	 * reason to die. After a goodbye with everything in, only the
+	 * application's reading is awaited: no timeout. */
+	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns &&
+	    !(c->bye && c->rx.next == c->bye_seq)) {
 		die(c, -ETIMEDOUT);
 		return;
 	}
@@ -600,20 +672,29 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		return;
 	}
 	hpn_conn_kick(c, now);
+	if (c->state != HPN_CONN_UP || c->bye)
+		return; /* gone, or the peer said goodbye: nothing more to send */
 	if (c->ack_pending && now - c->ack_due_ns >= c->cfg.ack_delay_ns)
 		send_ctrl(c, HPN_PKT_ACK, now);
-	else if (c->cfg.reliable && c->adv_window < c->rx.size / 4 && rx_window(c) >= c->rx.size / 2)
-		send_ctrl(c, HPN_PKT_ACK, now); /* the window opened again: say so */
 	if (c->cfg.reliable) {
 		retransmit(c, now);
 		if (c->state == HPN_CONN_DEAD)
 			return;
+		if (c->closing && !hpn_txwin_inflight(&c->tx)) {
+			send_bye(c, now); /* all acked: the lingering close completes */
+			return;
+		}
 	}
-	/* Probe a closed window (its update may be lost), and keep a quiet
-	 * link alive: the peer's answer proves it is there. */
-	if ((c->blocked && !tx_avail(c) && now - c->last_tx_ns >= c->tx.rto_ns) ||
-	    now - c->last_tx_ns >= c->cfg.dead_ns / 4)
+	/* Probe a window we could not send into (its update may be lost),
+	 * backing off; and keep a quiet link alive: the answer proves the
+	 * peer is there. */
+	if (c->blocked && now >= c->probe_ns) {
 		send_ctrl(c, HPN_PKT_PING, now);
+		c->probe_wait_ns = 2 * c->probe_wait_ns < c->cfg.dead_ns / 4 ? 2 * c->probe_wait_ns : c->cfg.dead_ns / 4;
+		c->probe_ns = now + c->probe_wait_ns;
+	} else if (now - c->last_tx_ns >= c->cfg.dead_ns / 4) {
+		send_ctrl(c, HPN_PKT_PING, now);
+	}
 }
 
 uint64_t hpn_conn_deadline(const struct hpn_conn *c)
@@ -631,8 +712,8 @@ uint64_t hpn_conn_deadline(const struct hpn_conn *c)
 
 		if (t < d)
 			d = t;
-		if (c->blocked && c->last_tx_ns + c->tx.rto_ns < d)
-			d = c->last_tx_ns + c->tx.rto_ns;
+		if (c->blocked && c->probe_ns < d)
+			d = c->probe_ns;
 	}
 	return d;
 }

@@ -49,9 +49,7 @@ struct hpn_conn_ops {
 	void (*gone)(void *arg, int status);
 };
 
-/* Most messages one BATCH packet carries: what a receiver must have room
- * for to take any packet. */
-#define HPN_CONN_BATCH_MAX 64
+#define HPN_CONN_BATCH_MAX HPN_PKT_BATCH_MAX
 
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
 
@@ -77,7 +75,14 @@ struct hpn_conn {
 	enum hpn_conn_role role;
 	bool rx_unset; /* a subscriber that heard a heartbeat first: no sequence yet */
 	uint32_t session;
-	uint32_t room; /* payload bytes per packet */
+	uint32_t room;     /* payload bytes per fragment */
+	uint32_t mtu;      /* datagram bytes we send: ours or the peer's, the smaller */
+	uint32_t max_send; /* largest message we send: ours or the peer's, the smaller */
+	uint32_t isn;      /* our first DATA sequence number (HELLO says it, always) */
+	bool closing;      /* closed with data in flight: BYE once it is acked */
+	bool bye;          /* the peer said BYE after sending up to bye_seq */
+	uint32_t bye_seq;
+	uint64_t probe_ns, probe_wait_ns; /* window probes while blocked, backing off */
 	struct hpn_txwin tx;
 	struct hpn_rxwin rx;
 	struct hpn_reasm reasm;
@@ -116,8 +121,13 @@ void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
 int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now);
 int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
 
-/* Say goodbye (one BYE, best effort); the stream is dead afterwards. */
-void hpn_conn_close(struct hpn_conn *c, uint64_t now);
+/* Say goodbye. linger (reliable mode): with data unacknowledged, keep
+ * retransmitting and say BYE once all is acked (hpn_conn_tick; a peer that
+ * dies meanwhile ends it through ops.gone); returns false while lingering.
+ * Otherwise BYE now, and true. Sends are refused from here on. The BYE
+ * carries our next sequence number: the peer delivers everything before
+ * it, then reports the stream closed. */
+bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now);
 /* The owner learned the peer is gone (e.g. ICMP port unreachable): end
  * the stream now, through ops.gone, with unacked_msgs counted. */
 void hpn_conn_abort(struct hpn_conn *c, int status);

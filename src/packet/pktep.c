@@ -23,6 +23,9 @@ struct pk_peer {
 	hpn_peer_t id; /* slot | generation << 16: stale ids never match */
 	uint16_t gen;
 	bool used, connecting, dead;
+	bool lingering;        /* disconnected by the application, data still unacked */
+	uint64_t refused_ns;   /* ICMP port unreachable came back at this time (0: no) */
+	uint32_t lost_session; /* the other side's HELLO we beat in a simultaneous open */
 	uint64_t last_tick_ns;
 	struct hpn_pktep *e;
 	struct hpn_conn conn;
@@ -86,7 +89,8 @@ static struct pk_peer *peer_find(struct hpn_pktep *e, const void *a, uint32_t al
 
 		if (i == HASH_EMPTY)
 			return NULL;
-		if (e->peers[i].alen == alen && !memcmp(e->peers[i].addr, a, alen))
+		/* A dead peer waits for sweep(): its address is free again. */
+		if (!e->peers[i].dead && e->peers[i].alen == alen && !memcmp(e->peers[i].addr, a, alen))
 			return &e->peers[i];
 	}
 }
@@ -109,7 +113,7 @@ static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
 {
 	uint32_t i = id & IDX_MASK;
 
-	if (i >= e->max_peers || !e->peers[i].used || e->peers[i].id != id)
+	if (i >= e->max_peers || !e->peers[i].used || e->peers[i].id != id || e->peers[i].lingering)
 		return NULL;
 	return &e->peers[i];
 }
@@ -149,17 +153,24 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	p->gen++;
 	p->id = i | (hpn_peer_t)p->gen << IDX_BITS;
 	p->used = true;
-	p->connecting = p->dead = false;
+	p->connecting = p->dead = p->lingering = false;
+	p->refused_ns = 0;
+	p->lost_session = 0;
 	p->e = e;
 	e->active[e->npeers++] = i;
 	hash_rebuild(e);
 	return p;
 }
 
+static void flush(struct hpn_pktep *e);
+
 static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 {
 	uint32_t i = (uint32_t)(p - e->peers);
 
+	/* The send batch may point into its packet slots and address. */
+	if (e->ntx)
+		flush(e);
 	hpn_conn_fini(&p->conn);
 	p->used = false;
 	for (uint32_t j = 0; j < e->npeers; j++)
@@ -189,8 +200,6 @@ static void stats_sync(struct hpn_pktep *e, struct hpn_conn *c, const uint64_t b
 #define STATS_BEFORE(c) {(c)->malformed, (c)->stale, (c)->retransmits, (c)->gaps}
 
 /* ---- conn callbacks ------------------------------------------------------------ */
-
-static void flush(struct hpn_pktep *e);
 
 static void fault_out(void *arg, const void *dst, size_t dst_len, const uint8_t *pkt, size_t len)
 {
@@ -261,7 +270,13 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 	struct pk_peer *p = arg;
 	struct hpn_pktep *e = p->e;
 	struct hpn_msg *m = &e->q[(e->qhead + e->qn) % e->qcap];
-	void *buf = e->cache[--e->ncache]; /* on_room() promised one */
+	void *buf;
+
+	if (p->lingering) { /* disconnected: nobody to hand it to */
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
+	buf = e->cache[--e->ncache]; /* on_room() promised one */
 
 	memcpy(buf, msg, len);
 	if (e->ncache < HPN_CONN_BATCH_MAX)
@@ -292,7 +307,8 @@ static void on_gone(void *arg, int status)
 	}
 	if (p->connecting && !status)
 		status = -ECONNRESET;
-	hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, status);
+	if (!p->lingering) /* the application let go of it already */
+		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, status);
 	p->dead = true; /* freed by the next progress(): we are inside its conn */
 }
 
@@ -373,15 +389,45 @@ fail:
 	return ret;
 }
 
+static int receive(struct hpn_pktep *e);
+
+/* Closing the endpoint: give unacknowledged data a moment (at most
+ * LINGER_NS) to be acked, as a closed TCP socket would, instead of
+ * dropping it on the floor. */
+#define LINGER_NS 200000000ull
+
+static void linger_all(struct hpn_pktep *e)
+{
+	uint64_t t0 = hpn_now_ns();
+	unsigned busy = 0;
+
+	if (!e->pool)
+		return; /* never registered: nothing was ever sent */
+	for (uint32_t j = 0; j < e->npeers; j++) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+
+		if (!p->dead && !hpn_conn_close(&p->conn, true, t0))
+			p->lingering = true;
+	}
+	do {
+		busy = 0;
+		receive(e);
+		hpn_pktep_progress(e, hpn_now_ns());
+		for (uint32_t j = 0; j < e->npeers; j++)
+			busy += e->peers[e->active[j]].lingering;
+	} while (busy && hpn_now_ns() - t0 < LINGER_NS);
+}
+
 void hpn_pktep_destroy(struct hpn_pktep *e)
 {
 	if (!e)
 		return;
+	linger_all(e);
 	e->now = hpn_now_ns();
 	for (uint32_t j = e->npeers; j-- > 0;) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
-		hpn_conn_close(&p->conn, e->now);
+		hpn_conn_close(&p->conn, false, e->now);
 		peer_free(e, p);
 	}
 	if (e->faulty) {
@@ -498,9 +544,12 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 
 	if (!p)
 		return hpn_set_error(-ENOENT, "no peer %u", id);
-	hpn_conn_close(&p->conn, hpn_now_ns());
-	flush(e);
-	peer_free(e, p);
+	if (hpn_conn_close(&p->conn, true, hpn_now_ns())) {
+		flush(e);
+		peer_free(e, p);
+	} else {
+		p->lingering = true; /* freed once its data is acked (sweep) */
+	}
 	return 0;
 }
 
@@ -523,11 +572,15 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
 	 * on port unreachable - nobody listens there any more: the peer
 	 * process is gone - and trusts its timers for the others (a route
 	 * may come back). */
-	if (p->connecting || err == -ECONNREFUSED) {
+	if (p->connecting) {
 		uint64_t before[4] = STATS_BEFORE(&p->conn);
 
 		hpn_conn_abort(&p->conn, err);
 		stats_sync(e, &p->conn, before);
+	} else if (err == -ECONNREFUSED && !p->refused_ns) {
+		/* Not at once: what the peer sent before it went may still sit
+		 * in our socket; refused() ends the stream once that is read. */
+		p->refused_ns = hpn_now_ns();
 	}
 }
 
@@ -546,12 +599,29 @@ static void refill(struct hpn_pktep *e)
 	}
 }
 
+/* A peer whose port refused us: gone once what it sent before is read
+ * (a grace of 1 ms of our own receiving) and delivered - unless it spoke
+ * again since (a transient error, or a forged one). */
+static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
+{
+	if (p->conn.last_rx_ns > p->refused_ns) {
+		p->refused_ns = 0;
+		return;
+	}
+	if (now - p->refused_ns >= 1000000 && !p->conn.backlog) {
+		uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+		hpn_conn_abort(&p->conn, -ECONNREFUSED);
+		stats_sync(e, &p->conn, before);
+	}
+}
+
 static void sweep(struct hpn_pktep *e)
 {
 	for (uint32_t j = e->npeers; j-- > 0;) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
-		if (p->dead)
+		if (p->dead || (p->lingering && p->conn.state == HPN_CONN_DEAD))
 			peer_free(e, p);
 	}
 }
@@ -573,6 +643,8 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 
 		hpn_conn_tick(&p->conn, now);
 		stats_sync(e, &p->conn, before);
+		if (p->refused_ns && !p->dead)
+			refused(e, p, now);
 	}
 	if (e->faulty)
 		hpn_fault_tick(&e->fault, now, fault_out, e);
@@ -606,13 +678,14 @@ static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
 {
 	struct pk_peer *p = peer_by_id(e, id);
 
-	if (p && e->ccfg.reliable && (hpn_txwin_inflight(&p->conn.tx) >= p->conn.tx.size / 2 || p->conn.blocked)) {
+	if (p && e->ccfg.reliable && e->now - p->last_tick_ns >= 20000 &&
+	    (hpn_txwin_inflight(&p->conn.tx) >= p->conn.tx.size / 2 || p->conn.blocked)) {
+		p->last_tick_ns = e->now;
 		receive(e);
 		p = peer_by_id(e, id); /* it may have gone meanwhile */
-		if (p && e->now - p->last_tick_ns >= 20000) {
+		if (p) {
 			uint64_t before[4] = STATS_BEFORE(&p->conn);
 
-			p->last_tick_ns = e->now;
 			hpn_conn_tick(&p->conn, e->now);
 			stats_sync(e, &p->conn, before);
 		}
@@ -681,17 +754,15 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 {
 	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
 
-	if (p && (p->dead || session == p->conn.session))
+	if (p && session == p->conn.session)
 		return p;
-	if (p) {
-		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ECONNRESET);
-		peer_free(e, p);
-	}
+	if (p) /* its restart: the old one ends (freed by sweep, after the flush) */
+		hpn_conn_abort(&p->conn, -ECONNRESET);
 	p = peer_new(e, addr, alen);
 	if (!p)
 		return NULL;
 	if (hpn_conn_subscribe(&p->conn, pkt, len, e->now)) { /* not a publisher's packet */
-		peer_free(e, p);
+		p->dead = true;
 		return NULL;
 	}
 	return p;
@@ -708,20 +779,28 @@ static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const
 		return subscribe_peer(e, p, pkt, len, addr, alen);
 	if (len < HPN_PKT_HDR || pkt[2] != HPN_PKT_HELLO)
 		return p;
-	if (p && (p->dead || (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24) == p->conn.session))
-		return p; /* the same session: its conn answers */
+	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
+
+	if (p && (session == p->conn.session || session == p->lost_session))
+		return p; /* its conn answers (or it is the late HELLO of a tie we won) */
 	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h))
 		return p; /* counted as malformed by whoever takes it */
 	if (p && p->conn.state == HPN_CONN_HELLO) {
 		/* Both sides connected at once: the lower session wins; the
-		 * loser answers the winner's HELLO as if it had listened. */
+		 * loser answers the winner's HELLO as if it had listened. The
+		 * winner remembers the loser's session: its HELLOs still in
+		 * flight are not a restart. */
 		if (h.session < p->conn.session)
 			p->conn.state = HPN_CONN_IDLE;
+		else
+			p->lost_session = h.session;
 		return p;
 	}
-	if (p) { /* a new incarnation of a known peer: the old one is gone */
-		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ECONNRESET);
-		peer_free(e, p);
+	if (p) { /* a new incarnation of a known peer: the old one ends */
+		uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+		hpn_conn_abort(&p->conn, -ECONNRESET);
+		stats_sync(e, &p->conn, before);
 		p = NULL;
 	}
 	if (!e->listening)

@@ -84,7 +84,7 @@ static int batch_ok(const uint8_t *pl, uint32_t len)
 	uint32_t off = 0, n = 0;
 
 	while (off < len) {
-		if (len - off < HPN_PKT_BATCH_HDR)
+		if (len - off < HPN_PKT_BATCH_HDR || n == HPN_PKT_BATCH_MAX)
 			return 0;
 		off += HPN_PKT_BATCH_HDR + get16(pl + off);
 		n++;
@@ -104,11 +104,14 @@ static int decode_ctrl(struct hpn_pkt *p)
 		break;
 	case HPN_PKT_HELLO:
 	case HPN_PKT_HELLO_ACK:
-		if (p->len != 12)
+		if (p->len != 16)
 			return HPN_PKT_EPAYLOAD;
 		p->first_seq = get32(p->payload);
 		p->window = get32(p->payload + 4);
 		p->max_msg = get32(p->payload + 8);
+		p->mtu = get32(p->payload + 12);
+		if (p->mtu < HPN_PKT_MIN_MTU || p->mtu > 65535 || !p->max_msg || !p->window)
+			return HPN_PKT_EPAYLOAD;
 		break;
 	case HPN_PKT_BYE:
 	case HPN_PKT_PING:
@@ -197,7 +200,7 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 	if (p->type == HPN_PKT_ACK)
 		len = (uint16_t)(8 * (p->sack_words ? p->sack_words : 1));
 	else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK)
-		len = 12;
+		len = 16;
 	else if (p->type != HPN_PKT_DATA)
 		len = 0;
 	buf[0] = HPN_PKT_MAGIC;
@@ -223,7 +226,8 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 		put32(buf + n, p->first_seq);
 		put32(buf + n + 4, p->window);
 		put32(buf + n + 8, p->max_msg);
-		n += 12;
+		put32(buf + n + 12, p->mtu);
+		n += 16;
 	}
 	return n;
 }

@@ -31,6 +31,8 @@ enum hpn_pkt_type {
 #define HPN_PKT_F_ACK 0x04        /* ack and window fields are valid (piggybacked) */
 #define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
 #define HPN_PKT_BATCH_HDR 2
+#define HPN_PKT_BATCH_MAX 64 /* messages in one BATCH packet: what a receiver must have room for */
+#define HPN_PKT_MIN_MTU 64
 #define HPN_PKT_SACK_WORDS 16 /* ACK: up to 1024 packets beyond cum */
 
 /* Why a packet was refused (for the malformed counters). */
@@ -58,8 +60,8 @@ struct hpn_pkt {
 	/* ACK: bit i of word w means cum + 1 + 64 w + i arrived. */
 	uint64_t sack[HPN_PKT_SACK_WORDS];
 	uint8_t sack_words;
-	/* HELLO / HELLO_ACK */
-	uint32_t first_seq, max_msg;
+	/* HELLO / HELLO_ACK: what the sender will send and can take */
+	uint32_t first_seq, max_msg, mtu;
 };
 
 /* Decode buf[0, len). Returns 0 and fills *p, or a positive enum

@@ -58,7 +58,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			uint8_t hdr[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
 			size_t h = hpn_pkt_encode(&p, hdr);
 
-			if (h > n || memcmp(hdr, fixed, 16) || memcmp(hdr + 20, fixed + 20, h - 20))
+			if (h > n || memcmp(hdr, fixed, 20) || memcmp(hdr + HPN_PKT_HDR, fixed + HPN_PKT_HDR, h - HPN_PKT_HDR))
 				abort();
 		}
 		data += n;

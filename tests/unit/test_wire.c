@@ -78,11 +78,25 @@ static void test_round_trips(void **state)
 	assert_memory_equal(m, "xyz", 3);
 	assert_false(hpn_pkt_batch_next(&out, &off, &m, &ml));
 
-	in = (struct hpn_pkt){.type = HPN_PKT_HELLO, .first_seq = 5, .window = 256, .max_msg = 1 << 20};
+	in = (struct hpn_pkt){.type = HPN_PKT_HELLO, .first_seq = 5, .window = 256, .max_msg = 1 << 20, .mtu = 1472};
 	n = make(buf, &in, "");
 	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
 	assert_int_equal(out.first_seq, 5);
 	assert_int_equal(out.max_msg, 1 << 20);
+	assert_int_equal(out.mtu, 1472);
+	in.mtu = 10; /* no room for a header: refused */
+	n = make(buf, &in, "");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EPAYLOAD);
+
+	/* A batch of more records than a receiver is bound to take: malformed. */
+	uint8_t many[2 * (HPN_PKT_BATCH_MAX + 1)] = {0};
+
+	in = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_BATCH, .len = sizeof(many)};
+	n = make(buf, &in, many);
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_ELEN);
+	in.len = sizeof(many) - 2;
+	n = make(buf, &in, many);
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
 }
 
 static void test_malformed(void **state)

@@ -495,7 +495,7 @@ static void test_reliable_malformed(void **state)
 	SEND(b, n);
 	/* The handshake: our session, our first sequence number 100. */
 	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
-				    .max_msg = 65536}, NULL);
+				    .max_msg = 65536, .mtu = 1472}, NULL);
 	SEND(b, n);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
 	r = (int)recv(fd, b, sizeof(b), 0);
@@ -779,6 +779,137 @@ static void test_multicast(void **state)
 	assert_int_equal(hpn_connect(pub, group, 1000, &p), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "unordered"));
 	hpn_ep_destroy(pub);
+}
+
+/* Closing right after sending, over a lossy link: hpn_disconnect and
+ * hpn_ep_destroy linger until the data is acknowledged (the endpoint at
+ * most 200 ms), so the receiver gets every message and then a clean
+ * goodbye (status 0). */
+static void test_close_after_send(void **state)
+{
+	(void)state;
+	if (!reliable)
+		skip(); /* raw datagrams promise nothing */
+	for (int how = 0; how < 2; how++) {
+		char addr[64];
+		/* The server's own thread acks while this one is inside destroy. */
+		hpn_ep *s = make_server("progress=thread", addr, sizeof(addr));
+		hpn_ep *c = make("faults=loss:0.3/seed:5");
+		hpn_peer_t p = connect_pair(s, c, addr, NULL);
+		struct hpn_msg in[32];
+		uint8_t data[300];
+		uint64_t next = 0, t0;
+
+		for (uint64_t q = 0; q < 100; q++) {
+			fill(data, sizeof(data), q);
+			assert_int_equal(hpn_send(c, p, data, sizeof(data)), 0);
+		}
+		if (how == 0) {
+			assert_int_equal(hpn_disconnect(c, p), 0);
+			assert_int_equal(hpn_send(c, p, data, sizeof(data)), -ENOTCONN);
+		}
+		for (t0 = now_ms(); next < 100 && now_ms() - t0 < 3000;) {
+			if (how == 0)
+				hpn_poll(c, NULL, 0); /* lingering is driven by progress */
+			else if (c) {
+				hpn_ep_destroy(c); /* lingers inside, at most 200 ms */
+				c = NULL;
+			}
+			int r = hpn_recv_burst(s, in, 32);
+
+			for (int i = 0; i < r; i++) {
+				assert_int_equal(check(in[i].data, in[i].len), next);
+				next++;
+				hpn_buf_put(s, in[i].data);
+			}
+		}
+		if (next != 100) {
+			struct hpn_stats ss;
+
+			hpn_ep_stats(s, &ss, sizeof(ss));
+			fprintf(stderr, "server: in %llu drops %llu malformed %llu gaps %llu\n", (unsigned long long)ss.msgs_in,
+				(unsigned long long)ss.drops, (unsigned long long)ss.malformed, (unsigned long long)ss.gaps);
+		}
+		if (next != 100 && c) {
+			struct hpn_stats cs;
+
+			hpn_ep_stats(c, &cs, sizeof(cs));
+			fprintf(stderr, "how %d: got %llu; client out %llu retransmits %llu errors %llu\n", how,
+				(unsigned long long)next, (unsigned long long)cs.msgs_out,
+				(unsigned long long)cs.retransmits, (unsigned long long)cs.errors);
+		}
+		assert_int_equal(next, 100);
+		struct hpn_event gone = wait_event(s, HPN_EV_PEER_GONE, c ? &c : NULL, c ? 1 : 0, 3000);
+
+		assert_int_equal(gone.status, 0);
+		if (c)
+			hpn_ep_destroy(c);
+		hpn_ep_destroy(s);
+	}
+}
+
+/* A peer process crashes and comes back on the same address: its new
+ * HELLO (a new session) ends the old stream (-ECONNRESET) and starts a
+ * new one; the old stream's data is not mixed into the new. */
+static void test_peer_restart(void **state)
+{
+	char addr[64], me[64];
+	hpn_ep *s, *c2;
+	struct hpn_event ev, gone, ev2;
+	struct hpn_msg m;
+	hpn_peer_t p2;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), status, r;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	pid_t pid;
+
+	(void)state;
+	if (!reliable)
+		skip(); /* raw mode: its own handshake, tested by test_simultaneous_open */
+	s = make_server(NULL, addr, sizeof(addr));
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	snprintf(me, sizeof(me), "127.0.0.1:%u", ntohs(a.sin_port));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		hpn_ep *c;
+		hpn_peer_t p;
+
+		if (hpn_ep_create(BASE_CFG, &c) || hpn_listen(c, me) || hpn_connect(c, addr, 3000, &p) ||
+		    hpn_send(c, p, "old", 3))
+			_exit(1);
+		usleep(100000);
+		kill(getpid(), SIGKILL); /* no BYE */
+		_exit(2);
+	}
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 5000);
+	for (uint64_t t0 = now_ms(); (r = hpn_recv_burst(s, &m, 1)) == 0 && now_ms() - t0 < 3000;)
+		;
+	assert_int_equal(r, 1);
+	assert_memory_equal(m.data, "old", 3);
+	hpn_buf_put(s, m.data);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	/* The new incarnation, same address. */
+	c2 = make(NULL);
+	assert_int_equal(hpn_listen(c2, me), 0);
+	assert_int_equal(hpn_connect(c2, addr, 0, &p2), -EINPROGRESS);
+	gone = wait_event(s, HPN_EV_PEER_GONE, &c2, 1, 3000);
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(gone.status, -ECONNRESET);
+	ev2 = wait_event(s, HPN_EV_PEER_NEW, &c2, 1, 3000);
+	assert_int_not_equal(ev2.peer, ev.peer);
+	wait_event(c2, HPN_EV_CONNECTED, &s, 1, 3000);
+	assert_int_equal(hpn_send(c2, p2, "new", 3), 0);
+	for (uint64_t t0 = now_ms(); (r = hpn_recv_burst(s, &m, 1)) == 0 && now_ms() - t0 < 3000;)
+		;
+	assert_int_equal(r, 1);
+	assert_memory_equal(m.data, "new", 3);
+	assert_int_equal(m.peer, ev2.peer);
+	hpn_buf_put(s, m.data);
+	hpn_ep_destroy(c2);
+	hpn_ep_destroy(s);
 }
 
 /* unordered=on: sequenced but unreliable. Under loss the receiver sees
@@ -1094,6 +1225,8 @@ int main(void)
 		cmocka_unit_test(test_unordered_gaps),
 		cmocka_unit_test(test_peer_frozen_mid_stream),
 		cmocka_unit_test(test_multicast),
+		cmocka_unit_test(test_close_after_send),
+		cmocka_unit_test(test_peer_restart),
 	};
 
 	signal(SIGPIPE, SIG_IGN);

@@ -1,0 +1,69 @@
+#!/usr/bin/env python3
+"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v1).
+
+tests/fuzz/corpus/       fuzz_packet: records [len u8][packet]
+tests/fuzz/corpus_conn/  fuzz_conn:   records [ctl u8][len u8][packet]
+Checksums are left 0: both harnesses seal packets themselves (fuzz_conn when
+ctl bit 1 is set), so the seeds stay valid if the checksum changes.
+Run from the repository root after a wire format change."""
+import os
+import struct
+
+S = 0x5EED5EED
+F_FRAG, F_UNREL, F_ACK, F_BATCH = 1, 2, 4, 8
+DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG = range(1, 8)
+
+
+def pkt(t, flags=0, seq=0, ack=0, win=0, payload=b"", session=S):
+    return struct.pack("<BBBBIIIHHI", 0xA7, 1, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
+
+
+def frag(total, off, data):
+    return struct.pack("<II", total, off) + data
+
+
+def batch(*msgs):
+    return b"".join(struct.pack("<H", len(m)) + m for m in msgs)
+
+
+hello = pkt(HELLO, payload=struct.pack("<IIII", 7, 64, 4096, 1472))
+seeds = {
+    "data": pkt(DATA, F_ACK, 7, 3, 64, b"hello"),
+    "frag": pkt(DATA, F_FRAG, 7, payload=frag(6, 0, b"abc")) + b"",
+    "batch": pkt(DATA, F_BATCH | F_ACK, 7, 1, 64, batch(b"ab", b"", b"xyz")),
+    "ack": pkt(ACK, F_ACK, 0, 9, 64, struct.pack("<QQ", 0b1011, 1)),
+    "hello": hello,
+    "ctrl": pkt(BYE, seq=12) + pkt(PING, F_ACK, 0, 8, 64) + pkt(PONG),
+}
+
+
+def write(d, name, blob):
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(blob)
+
+
+for name, p in seeds.items():
+    if name == "ctrl":  # three packets in one input
+        blob = b"".join(bytes([len(x)]) + x for x in (pkt(BYE, seq=12), pkt(PING, F_ACK, 0, 8, 64), pkt(PONG)))
+    else:
+        blob = bytes([len(p)]) + p
+    write("tests/fuzz/corpus", name, blob)
+
+
+def rec(ctl, p):
+    return bytes([ctl, len(p)]) + p
+
+
+d1, d2 = pkt(DATA, F_ACK, 7, 0, 64, b"hello"), pkt(DATA, F_ACK, 8, 0, 64, b"hi")
+conn = {
+    "inorder": rec(3, d1) + rec(3, d2),
+    "reorder": rec(3, d2) + rec(3 | 0x20, d1),
+    "ack": rec(3 | 0x18, pkt(ACK, F_ACK, 0, 1, 64, struct.pack("<Q", 0))) + rec(3 | 0x40, pkt(PING, F_ACK, 0, 1, 64)),
+    "slow": rec(7, d1) + rec(3 | 0x20, d2),
+    "frag": rec(3, pkt(DATA, F_FRAG | F_ACK, 7, 0, 64, frag(6, 0, b"abc"))) + rec(3, pkt(DATA, F_FRAG | F_ACK, 8, 0, 64, frag(6, 3, b"def"))),
+    "batch": rec(3, pkt(DATA, F_BATCH | F_ACK, 7, 0, 64, batch(b"a", b"bc"))),
+    "bye": rec(3, d1) + rec(3, pkt(BYE, F_ACK, 9, 0, 64)) + rec(3, d2),
+}
+for name, blob in conn.items():
+    write("tests/fuzz/corpus_conn", name, blob)
