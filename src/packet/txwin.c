@@ -149,8 +149,14 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	struct hpn_txpkt *pick = NULL;
 	uint32_t pick_seq = 0;
 
+	uint32_t s = t->una;
+
 	*dead = false;
-	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
+	/* Same now: the packets before the last pick were not due, or were
+	 * just resent (their times moved past now). */
+	if (now == t->scan_ns && hpn_seq_lt(t->una, t->scan_seq))
+		s = t->scan_seq;
+	for (; hpn_seq_lt(s, t->next); s++) {
 		struct hpn_txpkt *p = at(t, s);
 
 		if (p->acked)
@@ -161,6 +167,8 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 			break;
 		}
 	}
+	t->scan_ns = now;
+	t->scan_seq = s;
 	if (!pick)
 		return false;
 	if (now - pick->first_ns >= t->dead_ns) {

@@ -45,6 +45,10 @@ struct hpn_txwin {
 	 * packet's RTT, the smallest RTT seen, and the reordering window. */
 	uint64_t acked_sent_ns, rack_rtt_ns, min_rtt_ns, reo_ns;
 	uint64_t last_ack_ns; /* the last ack that acknowledged something new */
+	/* hpn_txwin_resend called again with the same now resumes its scan
+	 * here: a loop over all due packets is one pass, not one per packet. */
+	uint64_t scan_ns;
+	uint32_t scan_seq;
 	struct hpn_txpkt pkt[HPN_TXWIN_MAX];
 };
 
