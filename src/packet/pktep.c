@@ -364,6 +364,9 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		goto fail;
 	}
 	hash_rebuild(e);
+	for (unsigned i = 0; i < PK_BURST; i++) /* set once: a spinning receive touches only what it uses */
+		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * cfg->mtu,
+						.len = cfg->mtu};
 	if (cfg->faults && *cfg->faults) {
 		struct hpn_fault_cfg fc;
 
@@ -849,17 +852,17 @@ static int receive(struct hpn_pktep *e)
 {
 	int r;
 
-	if (e->ncache < e->cache_max)
+	/* Top the reserve up in bulk, not one buffer per message. */
+	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e);
-	for (unsigned i = 0; i < PK_BURST; i++)
-		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * e->ccfg.mtu,
-						.len = e->ccfg.mtu};
 	r = e->io->recv(e->io_arg, e->rx_d, PK_BURST);
 	if (r <= 0)
 		return r;
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
-	for (int i = 0; i < r; i++)
+	for (int i = 0; i < r; i++) {
 		input(e, &e->rx_d[i]);
+		e->rx_d[i].len = e->ccfg.mtu; /* room again for the next call */
+	}
 	flush(e);
 	sweep(e);
 	return r;
