@@ -186,12 +186,16 @@ void hpn_conn_abort(struct hpn_conn *c, int status)
 	die(c, status);
 }
 
+/* A lingering close's BYE is answered with a BYE; it is repeated
+ * (backing off from the RTO) until then, BYE_TRIES times at most: all
+ * data is acked by then, so giving up loses nothing. */
+#define BYE_TRIES 6
+
 static void send_bye(struct hpn_conn *c, uint64_t now)
 {
-	/* Twice: it is the one packet nobody retransmits. */
 	send_ctrl(c, HPN_PKT_BYE, now);
-	send_ctrl(c, HPN_PKT_BYE, now);
-	c->state = HPN_CONN_DEAD;
+	c->bye_ns = now;
+	c->bye_tries++;
 }
 
 bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now)
@@ -200,13 +204,17 @@ bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now)
 		c->state = HPN_CONN_DEAD;
 		return true;
 	}
-	if (linger && c->state == HPN_CONN_UP && c->cfg.reliable && c->role == HPN_CONN_PAIR &&
-	    hpn_txwin_inflight(&c->tx) && !c->bye) {
-		c->closing = true; /* hpn_conn_tick says BYE once all is acked */
-		return false;
+	if (!linger || c->state != HPN_CONN_UP || !c->cfg.reliable || c->role != HPN_CONN_PAIR || c->bye) {
+		/* Best effort, twice: nobody will repeat it. */
+		send_ctrl(c, HPN_PKT_BYE, now);
+		send_ctrl(c, HPN_PKT_BYE, now);
+		c->state = HPN_CONN_DEAD;
+		return true;
 	}
-	send_bye(c, now);
-	return true;
+	c->closing = true; /* hpn_conn_tick says BYE once all is acked */
+	if (!hpn_txwin_inflight(&c->tx))
+		send_bye(c, now);
+	return false;
 }
 
 /* ---- sending --------------------------------------------------------------- */
@@ -588,6 +596,12 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		send_ctrl(c, HPN_PKT_PONG, now);
 		break;
 	case HPN_PKT_BYE:
+		if (c->closing) { /* the answer to ours (or the peer closed too) */
+			c->state = HPN_CONN_DEAD;
+			return;
+		}
+		if (c->role == HPN_CONN_PAIR)
+			send_ctrl(c, HPN_PKT_BYE, now); /* the answer: its closer stops repeating */
 		/* The peer is done; what it sent before is still ours to
 		 * deliver: the stream ends when everything up to its last
 		 * sequence number is in and taken. */
@@ -681,7 +695,13 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		if (c->state == HPN_CONN_DEAD)
 			return;
 		if (c->closing && !hpn_txwin_inflight(&c->tx)) {
-			send_bye(c, now); /* all acked: the lingering close completes */
+			/* All acked: BYE, until answered. */
+			if (!c->bye_tries || now - c->bye_ns >= c->tx.rto_ns << c->bye_tries) {
+				if (c->bye_tries >= BYE_TRIES)
+					c->state = HPN_CONN_DEAD; /* no answer: nothing is lost */
+				else
+					send_bye(c, now);
+			}
 			return;
 		}
 	}

@@ -79,7 +79,9 @@ struct hpn_conn {
 	uint32_t mtu;      /* datagram bytes we send: ours or the peer's, the smaller */
 	uint32_t max_send; /* largest message we send: ours or the peer's, the smaller */
 	uint32_t isn;      /* our first DATA sequence number (HELLO says it, always) */
-	bool closing;      /* closed with data in flight: BYE once it is acked */
+	bool closing;      /* closing: BYE once all is acked, until answered */
+	uint32_t bye_tries;
+	uint64_t bye_ns;
 	bool bye;          /* the peer said BYE after sending up to bye_seq */
 	uint32_t bye_seq;
 	uint64_t probe_ns, probe_wait_ns; /* window probes while blocked, backing off */
@@ -121,12 +123,13 @@ void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
 int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now);
 int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
 
-/* Say goodbye. linger (reliable mode): with data unacknowledged, keep
- * retransmitting and say BYE once all is acked (hpn_conn_tick; a peer that
- * dies meanwhile ends it through ops.gone); returns false while lingering.
- * Otherwise BYE now, and true. Sends are refused from here on. The BYE
- * carries our next sequence number: the peer delivers everything before
- * it, then reports the stream closed. */
+/* Say goodbye. linger (reliable mode): keep retransmitting until all is
+ * acked, then BYE until the peer answers BYE (a few tries; hpn_conn_tick
+ * does it, and the state turns DEAD when done; a peer that dies meanwhile
+ * ends it through ops.gone); returns false while lingering. Otherwise BYE
+ * now (twice, best effort), and true. Sends are refused from here on. The
+ * BYE carries our next sequence number: the peer delivers everything
+ * before it, then reports the stream closed. */
 bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now);
 /* The owner learned the peer is gone (e.g. ICMP port unreachable): end
  * the stream now, through ops.gone, with unacked_msgs counted. */

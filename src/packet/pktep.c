@@ -412,12 +412,15 @@ static void linger_all(struct hpn_pktep *e)
 		if (!p->dead && !hpn_conn_close(&p->conn, true, t0))
 			p->lingering = true;
 	}
-	do {
+	do { /* wait for data acks only; the goodbye below is best effort */
 		busy = 0;
 		receive(e);
 		hpn_pktep_progress(e, hpn_now_ns());
-		for (uint32_t j = 0; j < e->npeers; j++)
-			busy += e->peers[e->active[j]].lingering;
+		for (uint32_t j = 0; j < e->npeers; j++) {
+			struct pk_peer *p = &e->peers[e->active[j]];
+
+			busy += p->lingering && p->conn.state == HPN_CONN_UP && hpn_txwin_inflight(&p->conn.tx);
+		}
 	} while (busy && hpn_now_ns() - t0 < LINGER_NS);
 }
 
@@ -548,10 +551,10 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 	if (!p)
 		return hpn_set_error(-ENOENT, "no peer %u", id);
 	if (hpn_conn_close(&p->conn, true, hpn_now_ns())) {
-		flush(e);
-		peer_free(e, p);
+		peer_free(e, p); /* flushes the goodbye first */
 	} else {
-		p->lingering = true; /* freed once its data is acked (sweep) */
+		flush(e); /* the goodbye, if nothing waits for an ack */
+		p->lingering = true; /* freed once its goodbye is answered (sweep) */
 	}
 	return 0;
 }

@@ -161,7 +161,10 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 
 		if (p->acked)
 			continue;
-		if (now >= rack_due(t, p) || now >= rto_due(t, p)) {
+		/* The timeout resends only the oldest packet (TCP's one timer):
+		 * a peer that merely stalled costs one spurious packet, not a
+		 * window of them; once it is acked, RACK finds any others. */
+		if (now >= rack_due(t, p) || (s == t->una && now >= rto_due(t, p))) {
 			pick = p;
 			pick_seq = s;
 			break;
@@ -193,7 +196,9 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 
 		if (p->acked)
 			continue;
-		d = rack_due(t, p) < rto_due(t, p) ? rack_due(t, p) : rto_due(t, p);
+		d = rack_due(t, p);
+		if (s == t->una && rto_due(t, p) < d)
+			d = rto_due(t, p);
 		if (d < best)
 			best = d;
 	}
