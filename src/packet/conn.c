@@ -34,6 +34,9 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
 	c->tx.dead_ns = c->cfg.dead_ns;
+	/* The timeout only matters for a lost tail (RACK finds the rest);
+	 * too low a floor turns every scheduling stall into retransmissions. */
+	c->tx.rto_min_ns = c->cfg.rto_min_ns ? c->cfg.rto_min_ns : 1000000;
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
 		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
 	c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);

@@ -64,6 +64,7 @@ struct hpn_conn_cfg {
 	uint64_t dead_ns;      /* silence that makes the peer gone (default 1 s) */
 	uint64_t ack_delay_ns; /* longest an arrival waits for its ack (default 20 us) */
 	uint32_t ack_every;    /* ack at once after this many unacked packets (default window/4) */
+	uint64_t rto_min_ns;   /* floor of the retransmission timeout (default 1 ms) */
 	bool reliable;         /* false: sequenced, gaps reported, no retransmission */
 };
 

@@ -336,6 +336,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.dead_ns = hpn_core_cfg(core, "peer_timeout_ms") && co->peer_timeout_ms ? co->peer_timeout_ms * 1000000ull
 										  : 1000000000ull,
 		.ack_delay_ns = cfg->ack_delay_ns,
+		.rto_min_ns = cfg->rto_min_ns,
 		.reliable = cfg->reliable,
 	};
 	/* A message must fit one window of fragments. */

@@ -54,6 +54,7 @@ struct hpn_pktep_cfg {
 	uint32_t mtu;      /* datagram payload the path carries (udp over Ethernet: 1472) */
 	uint32_t window;   /* packets in flight per peer */
 	uint64_t ack_delay_ns;
+	uint64_t rto_min_ns;
 	const char *faults; /* NULL/"" or a fault spec (fault.h) */
 	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
 };

@@ -71,15 +71,24 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
 
 	if (!p->tries) {
 		rtt_sample(t, rtt);
-	} else if (rtt < t->min_rtt_ns / 2) {
+	} else if (rtt < t->min_rtt_ns) {
 		/* Acked sooner than any round trip: the original made it, the
-		 * retransmission was spurious. Allow more reordering. */
+		 * retransmission was spurious. Allow more reordering; and this
+		 * ack says nothing about packets sent after the original (RFC
+		 * 8985 6.2): taking the retransmission's time would declare
+		 * every packet sent in between lost. */
 		uint64_t w = 2 * reo_window(t);
 
 		t->reo_ns = w < t->rto_ns ? w : t->rto_ns;
 		t->spurious++;
+		p->acked = true;
+		t->last_ack_ns = now;
+		return;
 	}
-	if (p->sent_ns >= t->acked_sent_ns) {
+	/* During F-RTO a resent packet's time waits for the verdict: if the
+	 * timeout was a delay spike, taking it would declare every packet
+	 * sent before it lost. */
+	if (p->sent_ns >= t->acked_sent_ns && !(p->tries && t->frto)) {
 		t->acked_sent_ns = p->sent_ns;
 		if (!p->tries)
 			t->rack_rtt_ns = rtt;
@@ -88,13 +97,31 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
 	t->last_ack_ns = now;
 }
 
+/* The first ack after a timeout's resend decides (RFC 5682, simplified). */
+static void frto_verdict(struct hpn_txwin *t, uint32_t cum, uint64_t frto_sent)
+{
+	if (!hpn_seq_lt(t->frto_seq, cum))
+		return; /* not even the resent packet: wait for more */
+	t->frto = false;
+	if (hpn_seq_lt(t->frto_seq + 1, cum)) {
+		t->spurious++; /* later originals arrived: it was a delay, not a loss */
+		return;
+	}
+	if (frto_sent > t->acked_sent_ns) /* a loss: what was sent before the resend is suspect */
+		t->acked_sent_ns = frto_sent;
+}
+
 int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
 		  void (*release)(void *arg, void *ref), void *arg)
 {
 	int released = 0;
 
+	uint64_t frto_sent = 0;
+
 	if (hpn_seq_lt(t->next, cum))
 		return -1; /* acknowledges what was never sent */
+	if (t->frto && hpn_seq_lt(t->frto_seq, t->next) && !hpn_seq_lt(t->frto_seq, t->una))
+		frto_sent = at(t, t->frto_seq)->sent_ns;
 	while (hpn_seq_lt(t->una, cum)) {
 		struct hpn_txpkt *p = at(t, t->una);
 
@@ -119,6 +146,8 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 				note_acked(t, at(t, seq), now);
 		}
 	}
+	if (t->frto)
+		frto_verdict(t, cum, frto_sent);
 	return released;
 }
 
@@ -177,6 +206,10 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	if (now - pick->first_ns >= t->dead_ns) {
 		*dead = true;
 		return false;
+	}
+	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
+		t->frto = true;
+		t->frto_seq = pick_seq;
 	}
 	pick->tries++;
 	pick->sent_ns = now;
