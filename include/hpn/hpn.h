@@ -192,8 +192,11 @@ struct hpn_event {
 /**
  * Drive control-path progress (handshakes, keepalives, failure detection)
  * and return up to max pending events. In progress=inline mode call this
- * regularly (every millisecond or so is plenty); in progress=thread mode it
- * only hands over events. Returns the number of events (0 if none).
+ * regularly (every millisecond or so is plenty) - or hpn_recv*: on a
+ * reliable packet backend (udp reliable=on) acks, retransmissions and
+ * keepalives run only inside the library's calls, and a peer silent for
+ * peer_timeout_ms is gone. In progress=thread mode it only hands over
+ * events. Returns the number of events (0 if none).
  */
 int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max);
 
