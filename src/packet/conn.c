@@ -133,6 +133,12 @@ static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	c->mtu = p->mtu < c->cfg.mtu ? p->mtu : c->cfg.mtu;
 	c->room = c->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR;
 	c->max_send = p->max_msg < c->cfg.max_msg ? p->max_msg : c->cfg.max_msg;
+	/* ...and what one of its windows holds at that size: a larger message
+	 * could never be sent whole (-EMSGSIZE, not -EAGAIN for ever). */
+	uint64_t fits = (uint64_t)(p->window < c->tx.size ? p->window : c->tx.size) * c->room;
+
+	if (fits < c->max_send)
+		c->max_send = (uint32_t)fits;
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
 	c->peer_limit = c->tx.next + (p->window < c->tx.size ? p->window : c->tx.size);
 	c->state = HPN_CONN_UP;
@@ -557,7 +563,8 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 
 	if (c->state == HPN_CONN_DEAD)
 		return;
-	if (hpn_pkt_decode(buf, len, c->cfg.max_msg, &p)) {
+	/* Longer than we said we take: nothing of it fits our slots. */
+	if (len > c->cfg.mtu || hpn_pkt_decode(buf, len, c->cfg.max_msg, &p)) {
 		c->malformed++;
 		return;
 	}
@@ -599,8 +606,19 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		send_ctrl(c, HPN_PKT_PONG, now);
 		break;
 	case HPN_PKT_BYE:
+		if (c->state == HPN_CONN_HELLO) { /* refused before we were up */
+			die(c, -ECONNREFUSED);
+			return;
+		}
 		if (c->closing) { /* the answer to ours (or the peer closed too) */
 			c->state = HPN_CONN_DEAD;
+			return;
+		}
+		/* The final sequence number must lie in what we could have been
+		 * sent: else it is not the peer's (or is damaged). */
+		if (c->role == HPN_CONN_PAIR && c->cfg.reliable &&
+		    (hpn_seq_lt(p.seq, c->rx.next) || !hpn_seq_le(p.seq, c->rx.next + c->rx.size))) {
+			c->malformed++;
 			return;
 		}
 		if (c->role == HPN_CONN_PAIR)
@@ -677,7 +695,7 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 	 * reason to die. After a goodbye with everything in, only the
 	 * application's reading is awaited: no timeout. */
 	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns &&
-	    !(c->bye && c->rx.next == c->bye_seq)) {
+	    !(c->bye && c->state == HPN_CONN_UP && c->rx.next == c->bye_seq)) {
 		die(c, -ETIMEDOUT);
 		return;
 	}

@@ -148,7 +148,9 @@ struct hpn_conn_msg {
  * -EMSGSIZE (the first is larger than max_msg), -ENOTCONN. */
 int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now);
 
-/* A datagram arrived from this peer. Malformed or stale ones are counted. */
+/* A datagram arrived from this peer. Malformed or stale ones are counted;
+ * so is one longer than cfg.mtu (the owner's receive buffers should be
+ * no larger). */
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
 
 /* The owner has room again: deliver what waits, reopen the window. */

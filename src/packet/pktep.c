@@ -493,6 +493,10 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 	char who[64] = "?";
 
 	e->io->format(e->io_arg, addr, alen, who, sizeof(who));
+	if (p && p->lingering) { /* disconnected, still closing: the new one wins */
+		hpn_conn_abort(&p->conn, -ECONNRESET);
+		p = NULL;
+	}
 	if (p)
 		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
 	p = peer_new(e, addr, alen);
@@ -609,13 +613,20 @@ static void refill(struct hpn_pktep *e)
 /* A peer whose port refused us: gone once what it sent before is read
  * (a grace of 1 ms of our own receiving) and delivered - unless it spoke
  * again since (a transient error, or a forged one). */
+#define REFUSED_GRACE_NS 1000000
+
 static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
 {
-	if (p->conn.last_rx_ns > p->refused_ns) {
+	/* Signed: the refusal was stamped by another clock read. Data read in
+	 * the grace was sent before the peer went; only a packet after it
+	 * says the peer is alive (a transient or forged error). */
+	if ((int64_t)(now - p->refused_ns) < REFUSED_GRACE_NS)
+		return;
+	if ((int64_t)(p->conn.last_rx_ns - p->refused_ns) > REFUSED_GRACE_NS) {
 		p->refused_ns = 0;
 		return;
 	}
-	if (now - p->refused_ns >= 1000000 && !p->conn.backlog) {
+	if (!p->conn.backlog) {
 		uint64_t before[4] = STATS_BEFORE(&p->conn);
 
 		hpn_conn_abort(&p->conn, -ECONNREFUSED);
@@ -760,8 +771,14 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 				      const void *addr, uint32_t alen)
 {
 	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
+	struct hpn_pkt h;
 
 	if (p && session == p->conn.session)
+		return p;
+	/* Only a whole, valid publisher packet may end a subscription or take
+	 * a peer slot: not a damaged one, not a stranger's garbage. */
+	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h) ||
+	    !((h.type == HPN_PKT_DATA && (h.flags & HPN_PKT_F_UNRELIABLE)) || h.type == HPN_PKT_PING))
 		return p;
 	if (p) /* its restart: the old one ends (freed by sweep, after the flush) */
 		hpn_conn_abort(&p->conn, -ECONNRESET);

@@ -97,18 +97,36 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
 	t->last_ack_ns = now;
 }
 
-/* The first ack after a timeout's resend decides (RFC 5682, simplified). */
-static void frto_verdict(struct hpn_txwin *t, uint32_t cum, uint64_t frto_sent)
+/* The loss verdict: RACK may now use the resend's time. */
+static void frto_loss(struct hpn_txwin *t)
 {
-	if (!hpn_seq_lt(t->frto_seq, cum))
-		return; /* not even the resent packet: wait for more */
-	t->frto = false;
-	if (hpn_seq_lt(t->frto_seq + 1, cum)) {
-		t->spurious++; /* later originals arrived: it was a delay, not a loss */
+	t->frto = 0;
+	if (t->frto_sent_ns > t->acked_sent_ns)
+		t->acked_sent_ns = t->frto_sent_ns;
+}
+
+/* F-RTO's decision, one ack at a time (see txwin.h). */
+static void frto_verdict(struct hpn_txwin *t, uint32_t cum, bool fast, uint64_t now)
+{
+	if (t->frto == 1) {
+		if (!hpn_seq_lt(t->frto_seq, cum))
+			return; /* the resend is not acked yet */
+		if (hpn_seq_lt(t->frto_seq + 1, cum) || fast) {
+			t->frto = 0; /* later originals arrived, or too soon: a delay */
+			t->spurious++;
+			return;
+		}
+		t->frto = 2;
+		t->frto_cum = cum;
+		t->frto_ns = now;
 		return;
 	}
-	if (frto_sent > t->acked_sent_ns) /* a loss: what was sent before the resend is suspect */
-		t->acked_sent_ns = frto_sent;
+	if (hpn_seq_lt(t->frto_cum, cum)) {
+		t->frto = 0; /* originals keep arriving: a delay */
+		t->spurious++;
+		return;
+	}
+	frto_loss(t);
 }
 
 int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
@@ -116,12 +134,13 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 {
 	int released = 0;
 
-	uint64_t frto_sent = 0;
+	bool fast = false;
 
 	if (hpn_seq_lt(t->next, cum))
 		return -1; /* acknowledges what was never sent */
-	if (t->frto && hpn_seq_lt(t->frto_seq, t->next) && !hpn_seq_lt(t->frto_seq, t->una))
-		frto_sent = at(t, t->frto_seq)->sent_ns;
+	/* The resend acked sooner than any round trip: the original was. */
+	if (t->frto == 1 && hpn_seq_lt(t->frto_seq, cum) && !hpn_seq_lt(t->frto_seq, t->una))
+		fast = now - at(t, t->frto_seq)->sent_ns < t->min_rtt_ns;
 	while (hpn_seq_lt(t->una, cum)) {
 		struct hpn_txpkt *p = at(t, t->una);
 
@@ -147,7 +166,7 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		}
 	}
 	if (t->frto)
-		frto_verdict(t, cum, frto_sent);
+		frto_verdict(t, cum, fast, now);
 	return released;
 }
 
@@ -181,6 +200,9 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	uint32_t s = t->una;
 
 	*dead = false;
+	/* F-RTO waiting for one more ack: a round trip of silence is a loss. */
+	if (t->frto == 2 && now - t->frto_ns >= t->rack_rtt_ns + reo_window(t))
+		frto_loss(t);
 	/* Same now: the packets before the last pick were not due, or were
 	 * just resent (their times moved past now). */
 	if (now == t->scan_ns && hpn_seq_lt(t->una, t->scan_seq))
@@ -208,8 +230,9 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		return false;
 	}
 	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
-		t->frto = true;
+		t->frto = 1;
 		t->frto_seq = pick_seq;
+		t->frto_sent_ns = now;
 	}
 	pick->tries++;
 	pick->sent_ns = now;
@@ -221,7 +244,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 
 uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 {
-	uint64_t best = UINT64_MAX;
+	uint64_t best = t->frto == 2 ? t->frto_ns + t->rack_rtt_ns + reo_window(t) : UINT64_MAX;
 
 	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
 		const struct hpn_txpkt *p = &t->pkt[s & (t->size - 1)];

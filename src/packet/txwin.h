@@ -45,12 +45,16 @@ struct hpn_txwin {
 	 * packet's RTT, the smallest RTT seen, and the reordering window. */
 	uint64_t acked_sent_ns, rack_rtt_ns, min_rtt_ns, reo_ns;
 	uint64_t last_ack_ns; /* the last ack that acknowledged something new */
-	/* F-RTO (RFC 5682): after a timeout resent frto_seq, the next ack
-	 * tells a delay spike from a loss: it covers packets never resent
-	 * (the originals were only late: nothing more is resent) or only the
-	 * resent one (a loss: RACK may then resend what was sent before it). */
-	bool frto;
-	uint32_t frto_seq;
+	/* F-RTO (RFC 5682): after a timeout resent frto_seq, the acks tell a
+	 * delay spike from a loss. A delay: the ack of the resend covers
+	 * packets never resent, or came sooner than a round trip, or the next
+	 * ack brings more originals. A loss: the next ack (or a round trip of
+	 * silence) brings nothing new; only then may RACK resend what was
+	 * sent before the resend. frto: 0 off, 1 waiting for the resend's
+	 * ack, 2 waiting for one more. */
+	uint8_t frto;
+	uint32_t frto_seq, frto_cum;
+	uint64_t frto_sent_ns, frto_ns;
 	/* hpn_txwin_resend called again with the same now resumes its scan
 	 * here: a loop over all due packets is one pass, not one per packet. */
 	uint64_t scan_ns;

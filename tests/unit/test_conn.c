@@ -36,11 +36,12 @@ struct faults {
 	double loss, reorder, dup, corrupt;
 	int cut; /* 1: the link is dead */
 	int drop_type, drop_count; /* drop the next drop_count packets of this type */
+	int hold_b; /* b reads nothing (a stalled receiver); its datagrams queue up */
 };
 
 struct dgram {
-	uint64_t at;
-	int to; /* 0: a, 1: b */
+	uint64_t at, id; /* due time; sending order breaks ties */
+	int to;          /* 0: a, 1: b */
 	size_t len;
 	uint8_t data[1500];
 };
@@ -49,6 +50,7 @@ struct dgram {
 static struct dgram q[QMAX];
 static unsigned qn;
 static struct faults F;
+static uint64_t next_id;
 static uint64_t now;
 static struct hpn_conn a, b;
 
@@ -75,6 +77,7 @@ static void xmit_to(int to, const uint8_t *pkt, size_t len)
 		struct dgram *d = &q[qn++];
 
 		d->at = now + 30 * US + (chance(F.reorder) ? rnd() % (200 * US) : 0);
+		d->id = next_id++;
 		d->to = to;
 		d->len = len;
 		memcpy(d->data, pkt, len);
@@ -171,19 +174,33 @@ static int send1(struct hpn_conn *c, const void *buf, size_t len)
 	return hpn_conn_send(c, &m, 1, now);
 }
 
+static int by_time(const void *x, const void *y)
+{
+	const struct dgram *a_ = x, *b_ = y;
+
+	if (a_->at != b_->at)
+		return a_->at < b_->at ? -1 : 1;
+	return a_->id < b_->id ? -1 : a_->id > b_->id;
+}
+
+/* Advance 10 us: deliver what is due, in time order (reordering is a
+ * fault, not an artefact of the queue), then run both sides' timers. */
 static void step(void)
 {
-	now += 10 * US;
-	for (unsigned i = 0; i < qn;) {
-		if (q[i].at > now) {
-			i++;
-			continue;
-		}
-		struct dgram d = q[i];
+	static struct dgram due[QMAX];
+	unsigned nd = 0, k = 0;
 
-		q[i] = q[--qn];
-		hpn_conn_input(d.to ? &b : &a, d.data, d.len, now);
+	now += 10 * US;
+	for (unsigned i = 0; i < qn; i++) {
+		if (q[i].at <= now && !(F.hold_b && q[i].to == 1))
+			due[nd++] = q[i];
+		else
+			q[k++] = q[i];
 	}
+	qn = k;
+	qsort(due, nd, sizeof(due[0]), by_time);
+	for (unsigned i = 0; i < nd; i++)
+		hpn_conn_input(due[i].to ? &b : &a, due[i].data, due[i].len, now);
 	hpn_conn_tick(&a, now);
 	hpn_conn_tick(&b, now);
 }
@@ -550,6 +567,131 @@ static void test_window_reopens(void **state)
 	hpn_conn_fini(&b);
 }
 
+/* The acceptor says BYE before its HELLO_ACK got through: the connect
+ * ends at once, refused, instead of hanging. */
+static void test_bye_before_up(void **state)
+{
+	struct hpn_conn_cfg cfg = {.mtu = 1472, .window = 64, .max_msg = MAX_MSG, .reliable = true};
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	F.drop_type = HPN_PKT_HELLO_ACK;
+	F.drop_count = 1;
+	qn = 0;
+	now = 0;
+	sa = (struct side){.id = 0};
+	sb = (struct side){.id = 1};
+	assert_int_equal(hpn_conn_init(&a, &cfg, &ops, &sa), 0);
+	assert_int_equal(hpn_conn_init(&b, &cfg, &ops, &sb), 0);
+	hpn_conn_connect(&a, 0x5eed, now);
+	while (b.state != HPN_CONN_UP)
+		step();
+	assert_true(hpn_conn_close(&b, false, now)); /* rejected at once */
+	for (int i = 0; i < 1000 && !sa.gone; i++)
+		step();
+	assert_true(sa.gone);
+	assert_int_equal(sa.status, -ECONNREFUSED);
+	assert_true(now < 10 * MS);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* A peer with a small window and large datagrams: the largest message is
+ * what its window holds at the smaller datagram size; more is -EMSGSIZE,
+ * never an -EAGAIN that lasts for ever. */
+static void test_window_bounds_messages(void **state)
+{
+	static uint8_t buf[MAX_MSG];
+	struct hpn_conn_cfg ca = {.mtu = 600, .window = 1024, .max_msg = MAX_MSG, .reliable = true};
+	struct hpn_conn_cfg cb = {.mtu = 1472, .window = 8, .max_msg = MAX_MSG, .reliable = true};
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair_cfg(&ca, &cb);
+	raw_mode = 1;
+	assert_int_equal(a.max_send, 8 * (600 - HPN_PKT_HDR - HPN_PKT_FRAG_HDR));
+	assert_int_equal(send1(&a, buf, a.max_send + 1), -EMSGSIZE);
+	assert_int_equal(send1(&a, buf, a.max_send), 1);
+	for (int i = 0; i < 1000 && sb.got < 1; i++)
+		step();
+	raw_mode = 0;
+	assert_int_equal(sb.got, 1);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* The receiver stalls (a descheduled thread) for longer than the
+ * retransmission timeout, then reads everything queued, the resend last:
+ * the timeout resent one packet, F-RTO sees the originals arrive, and
+ * nothing else is resent. */
+static void test_delay_spike(void **state)
+{
+	uint8_t msg[100] = {0};
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	raw_mode = 1;
+	for (int i = 0; i < 50; i++) { /* an RTT sample or fifty first */
+		assert_int_equal(send1(&a, msg, sizeof(msg)), 1);
+		step();
+	}
+	for (int i = 0; i < 100; i++)
+		step();
+	uint64_t before = a.retransmits;
+
+	F.hold_b = 1;
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(send1(&a, msg, sizeof(msg)), 1);
+	for (int i = 0; i < 300; i++) /* 3 ms: past the 1 ms timeout */
+		step();
+	/* The oldest packet only (at 1 ms, again at 3 ms: backoff). */
+	uint64_t stalled = a.retransmits - before;
+
+	assert_int_equal(stalled, a.tx.pkt[a.tx.una & (a.tx.size - 1)].tries);
+	F.hold_b = 0;
+	for (int i = 0; i < 2000 && sb.got < 70; i++)
+		step();
+	for (int i = 0; i < 100; i++)
+		step();
+	raw_mode = 0;
+	assert_int_equal(sb.got, 70);
+	print_message("receiver stall: %llu retransmission(s) for 20 late packets\n",
+		      (unsigned long long)(a.retransmits - before));
+	assert_int_equal(a.retransmits - before, stalled); /* nothing more after the stall */
+	assert_true(a.tx.spurious >= 1);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* A BYE whose final sequence number is behind what was delivered is not
+ * the peer's: counted malformed, the stream goes on. */
+static void test_bye_out_of_window(void **state)
+{
+	uint8_t pkt[64], msg[8] = {0};
+	struct hpn_pkt p = {.type = HPN_PKT_BYE, .session = 0x5eed};
+	size_t n;
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	raw_mode = 1;
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(send1(&a, msg, sizeof(msg)), 1);
+	for (int i = 0; i < 100; i++)
+		step();
+	p.seq = b.rx.next - 5;
+	n = hpn_pkt_encode(&p, pkt);
+	hpn_pkt_seal(pkt, n);
+	hpn_conn_input(&b, pkt, n, now);
+	assert_int_equal(b.malformed, 1);
+	assert_false(b.bye);
+	assert_int_equal(send1(&b, msg, sizeof(msg)), 1);
+	raw_mode = 0;
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
 /* Packets of another session (a stale peer or an off-path sender) are
  * counted and ignored. */
 static void test_wrong_session(void **state)
@@ -582,6 +724,8 @@ int main(void)
 		cmocka_unit_test(test_slow_reader),   cmocka_unit_test(test_unacked_reported),
 		cmocka_unit_test(test_lost_hello_ack), cmocka_unit_test(test_close_delivers_everything),
 		cmocka_unit_test(test_limits_negotiated), cmocka_unit_test(test_window_reopens),
+		cmocka_unit_test(test_bye_before_up), cmocka_unit_test(test_window_bounds_messages),
+		cmocka_unit_test(test_delay_spike), cmocka_unit_test(test_bye_out_of_window),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -966,6 +966,86 @@ static void test_one_mib_messages(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* A peer sends, then dies; our reply draws an ICMP port unreachable
+ * before we read what it sent: every message it sent is still delivered,
+ * then the peer is gone (-ECONNREFUSED). */
+static void test_killed_peer_data_kept(void **state)
+{
+	char addr[64];
+	hpn_ep *s;
+	struct hpn_event ev, gone = {0};
+	struct hpn_msg m[16];
+	uint64_t got = 0, t0;
+	pid_t pid;
+	int status;
+
+	(void)state;
+	if (!reliable)
+		skip(); /* raw datagrams: no stream to keep */
+	s = make_server("progress=inline", addr, sizeof(addr));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		hpn_ep *c;
+		hpn_peer_t p;
+		uint8_t data[64];
+
+		if (hpn_ep_create(BASE_CFG, &c) || hpn_connect(c, addr, 3000, &p))
+			_exit(1);
+		for (uint64_t q = 0; q < 5; q++) {
+			fill(data, sizeof(data), q);
+			if (hpn_send(c, p, data, sizeof(data)))
+				_exit(1);
+		}
+		kill(getpid(), SIGKILL); /* no BYE */
+		_exit(2);
+	}
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 5000);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_int_equal(hpn_send(s, ev.peer, "x", 1), 0); /* draws the ICMP */
+	usleep(20000);
+	for (t0 = now_ms(); now_ms() - t0 < 3000 && gone.type != HPN_EV_PEER_GONE;) {
+		int r = hpn_recv_burst(s, m, 16);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(m[i].data, m[i].len), got);
+			got++;
+			hpn_buf_put(s, m[i].data);
+		}
+		if (hpn_poll(s, &gone, 1) != 1)
+			gone.type = 0;
+	}
+	assert_int_equal(got, 5);
+	assert_int_equal(gone.type, HPN_EV_PEER_GONE);
+	assert_int_equal(gone.status, -ECONNREFUSED);
+	hpn_ep_destroy(s);
+}
+
+/* Disconnect while data is still unacknowledged (the peer lingers,
+ * hidden), and connect to the same address again at once: the new
+ * connection is made, not refused as a duplicate. */
+static void test_reconnect_while_closing(void **state)
+{
+	char addr[64];
+	hpn_ep *s, *c;
+	hpn_peer_t p, p2;
+	uint8_t data[200] = {0};
+
+	(void)state;
+	if (!reliable)
+		skip();
+	s = make_server(NULL, addr, sizeof(addr));
+	c = make("faults=loss:0.5/seed:3");
+	p = connect_pair(s, c, addr, NULL);
+	for (int i = 0; i < 50; i++)
+		assert_int_equal(hpn_send(c, p, data, sizeof(data)), 0);
+	assert_int_equal(hpn_disconnect(c, p), 0);
+	assert_int_equal(hpn_connect(c, addr, 0, &p2), -EINPROGRESS);
+	wait_event(c, HPN_EV_CONNECTED, &s, 1, 3000);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 /* unordered=on: sequenced but unreliable. Under loss the receiver sees
  * messages in order, never twice, and counts what it never got. */
 static void test_unordered_gaps(void **state)
@@ -1282,6 +1362,8 @@ int main(void)
 		cmocka_unit_test(test_close_after_send),
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_one_mib_messages),
+		cmocka_unit_test(test_killed_peer_data_kept),
+		cmocka_unit_test(test_reconnect_while_closing),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
