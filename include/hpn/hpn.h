@@ -285,7 +285,8 @@ struct hpn_stats {
 	uint64_t tx_again;  /* sends refused with -EAGAIN (back-pressure) */
 	/* Packet backends with reliable=on (udp): */
 	uint64_t retransmits; /* packets sent again (loss, or a late ack) */
-	uint64_t gaps;        /* unreliable mode: messages never received */
+	uint64_t gaps;        /* unordered mode: packets never received (each held one
+	                         message, a fragment, or a batch of small ones) */
 	uint64_t unacked;     /* messages sent to peers that died before acking them */
 };
 
