@@ -37,6 +37,7 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */
 	c->tx.rto_min_ns = c->cfg.rto_min_ns ? c->cfg.rto_min_ns : 1000000;
+	c->tx.tlp_extra_ns = c->cfg.ack_delay_ns; /* the peer's, assumed like ours */
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
 		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
 	c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);

@@ -33,6 +33,8 @@ uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
 	uint32_t seq = t->next++;
 
 	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .first_ns = now};
+	t->last_tx_ns = now;
+	t->tlp_out = false; /* new data: a fresh tail */
 	return seq;
 }
 
@@ -95,6 +97,7 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
 	}
 	p->acked = true;
 	t->last_ack_ns = now;
+	t->tlp_out = false;
 }
 
 /* The loss verdict: RACK may now use the resend's time. */
@@ -192,6 +195,25 @@ static inline uint64_t rto_due(const struct hpn_txwin *t, const struct hpn_txpkt
 	return base + (rto > t->rto_max_ns ? t->rto_max_ns : rto);
 }
 
+/* When the tail loss probe is due (UINT64_MAX: none): packets out, no
+ * probe out yet, an RTT known, and before the timeout would act. */
+static uint64_t tlp_time(const struct hpn_txwin *t)
+{
+	uint64_t pto;
+
+	if (t->tlp_out || t->frto || !t->srtt_ns || !hpn_seq_lt(t->una, t->next))
+		return UINT64_MAX;
+	pto = 2 * t->srtt_ns + t->tlp_extra_ns;
+	if (pto >= t->rto_ns)
+		return UINT64_MAX; /* the timeout comes first anyway */
+	return t->last_tx_ns + pto;
+}
+
+static bool tlp_due(const struct hpn_txwin *t, uint64_t now)
+{
+	return now >= tlp_time(t);
+}
+
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead)
 {
 	struct hpn_txpkt *pick = NULL;
@@ -200,6 +222,23 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	uint32_t s = t->una;
 
 	*dead = false;
+	if (tlp_due(t, now)) {
+		struct hpn_txpkt *last = at(t, t->next - 1);
+
+		if (now - last->first_ns >= t->dead_ns)
+			*dead = true; /* as for any resend: the peer had its time */
+		else if (!last->acked) {
+			t->tlp_out = true;
+			t->last_tx_ns = now;
+			last->tries++;
+			last->sent_ns = now;
+			t->retransmits++;
+			*seq = t->next - 1;
+			*ref = last->ref;
+			return true;
+		}
+		t->tlp_out = true;
+	}
 	/* F-RTO waiting for one more ack: a round trip of silence is a loss. */
 	if (t->frto == 2 && now - t->frto_ns >= t->rack_rtt_ns + reo_window(t))
 		frto_loss(t);
@@ -236,6 +275,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	}
 	pick->tries++;
 	pick->sent_ns = now;
+	t->last_tx_ns = now;
 	t->retransmits++;
 	*seq = pick_seq;
 	*ref = pick->ref;
@@ -244,7 +284,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 
 uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 {
-	uint64_t best = t->frto == 2 ? t->frto_ns + t->rack_rtt_ns + reo_window(t) : UINT64_MAX;
+	uint64_t best = t->frto == 2 ? t->frto_ns + t->rack_rtt_ns + reo_window(t) : tlp_time(t);
 
 	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
 		const struct hpn_txpkt *p = &t->pkt[s & (t->size - 1)];

@@ -55,6 +55,13 @@ struct hpn_txwin {
 	uint8_t frto;
 	uint32_t frto_seq, frto_cum;
 	uint64_t frto_sent_ns, frto_ns;
+	/* Tail loss probe (RFC 8985 7): when nothing comes back for two
+	 * round trips plus the peer's ack delay after the last send, resend
+	 * the newest packet once: its ack (or its SACK) lets RACK repair a
+	 * lost tail - a lost request, a lost last message - in microseconds
+	 * instead of a timeout. tlp_extra_ns: the peer's ack delay. */
+	uint64_t last_tx_ns, tlp_extra_ns;
+	bool tlp_out; /* a probe is out: no other until an ack brings news */
 	/* hpn_txwin_resend called again with the same now resumes its scan
 	 * here: a loop over all due packets is one pass, not one per packet. */
 	uint64_t scan_ns;
