@@ -39,6 +39,13 @@ struct hpn_pktep {
 	void *io_arg;
 	struct hpn_conn_cfg ccfg;
 	bool listening, subscribing;
+	/* Publishers this subscriber disconnected: their packets (of that
+	 * session) are ignored instead of bringing them back as new peers. */
+	struct {
+		uint8_t addr[HPN_PKTEP_ADDR_MAX];
+		uint32_t alen, session;
+	} muted[16];
+	unsigned muted_next;
 	uint64_t now;
 	unsigned idle_polls;
 
@@ -555,6 +562,13 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 
 	if (!p)
 		return hpn_set_error(-ENOENT, "no peer %u", id);
+	if (p->conn.role == HPN_CONN_SUBSCRIBE) { /* a publisher: stop listening to it */
+		unsigned i = e->muted_next++ % (sizeof(e->muted) / sizeof(e->muted[0]));
+
+		memcpy(e->muted[i].addr, p->addr, p->alen);
+		e->muted[i].alen = p->alen;
+		e->muted[i].session = p->conn.session;
+	}
 	if (hpn_conn_close(&p->conn, true, hpn_now_ns())) {
 		peer_free(e, p); /* flushes the goodbye first */
 	} else {
@@ -775,6 +789,10 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 
 	if (p && session == p->conn.session)
 		return p;
+	for (unsigned i = 0; !p && i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
+		if (e->muted[i].alen == alen && e->muted[i].session == session &&
+		    !memcmp(e->muted[i].addr, addr, alen))
+			return NULL; /* disconnected by the application (a restart is welcome) */
 	/* Only a whole, valid publisher packet may end a subscription or take
 	 * a peer slot: not a damaged one, not a stranger's garbage. */
 	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h) ||

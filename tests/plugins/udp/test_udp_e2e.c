@@ -775,13 +775,32 @@ static void test_multicast(void **state)
 		 * first or last one: nothing tells of those). */
 		assert_true(got[i] + st.gaps >= total - 2 && got[i] + st.gaps <= total);
 	}
-	hpn_ep_destroy(pub); /* says BYE to the group */
-	for (int i = 0; i < 2; i++) {
-		struct hpn_event gone = wait_event(sub[i], HPN_EV_PEER_GONE, NULL, 0, 2000);
-
-		assert_int_equal(gone.peer, ev[i].peer);
-		hpn_ep_destroy(sub[i]);
+	/* Subscriber 1 hangs up on the publisher: it stays away (no new
+	 * PEER_NEW, no messages), subscriber 0 still hears it. */
+	assert_int_equal(hpn_disconnect(sub[1], ev[1].peer), 0);
+	for (uint64_t q = total + 1; q <= total + 200; q++) {
+		fill(data, sizeof(data), q);
+		assert_int_equal(hpn_send(pub, p, data, sizeof(data)), 0);
 	}
+	for (t0 = now_ms(); now_ms() - t0 < 200;) {
+		struct hpn_event other;
+		int r = hpn_recv_burst(sub[1], in, 32);
+
+		assert_int_equal(r, 0);
+		assert_int_equal(hpn_poll(sub[1], &other, 1), 0);
+		r = hpn_recv_burst(sub[0], in, 32);
+		for (int k = 0; k < r; k++) {
+			got[0]++;
+			hpn_buf_put(sub[0], in[k].data);
+		}
+	}
+	assert_true(got[0] > total * 9 / 10 + 150);
+	hpn_ep_destroy(pub); /* says BYE to the group */
+	struct hpn_event gone = wait_event(sub[0], HPN_EV_PEER_GONE, NULL, 0, 2000);
+
+	assert_int_equal(gone.peer, ev[0].peer);
+	for (int i = 0; i < 2; i++)
+		hpn_ep_destroy(sub[i]);
 	/* Reliable mode: a group has nobody to retransmit for it. */
 	pub = make("mcast_if=127.0.0.1");
 	assert_int_equal(hpn_connect(pub, group, 1000, &p), -EINVAL);
