@@ -24,6 +24,8 @@
  */
 #include <hpn/plugin.h>
 
+#include "msgq.h"
+
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -97,8 +99,7 @@ struct hpn_pep {
 	int epfd;
 	bool armed;
 	bool has_wc; /* a completion found while arming, for the next rx_burst */
-	struct hpn_msg *pend; /* messages taken early (a peer left), in order */
-	unsigned pend_head, pend_n, pend_cap;
+	struct hpn_msgq pend; /* messages taken early (a peer left), in order */
 	struct ibv_wc wc_saved;
 
 	struct rdma_peer *peers;
@@ -462,24 +463,10 @@ static struct rdma_conn_param conn_param(void)
 
 static void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
 {
-	if (u->pend_n == u->pend_cap) { /* cannot happen: sized for every posted receive */
+	if (!hpn_msgq_push(&u->pend, m)) { /* cannot happen: sized for every posted receive */
 		HPN_STAT_ADD(u->st->drops, 1);
 		hpn_pool_put_bulk(u->pool, &m->data, 1);
-		return;
 	}
-	u->pend[(u->pend_head + u->pend_n++) % u->pend_cap] = *m;
-}
-
-static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
-{
-	unsigned k = 0;
-
-	while (k < n && u->pend_n) {
-		msgs[k++] = u->pend[u->pend_head];
-		u->pend_head = (u->pend_head + 1) % u->pend_cap;
-		u->pend_n--;
-	}
-	return k;
 }
 
 /* ---- send completions ------------------------------------------------- */
@@ -759,7 +746,7 @@ static void rdma_close_(struct hpn_pep *u)
 		close(u->epfd);
 	free(u->peers);
 	free(u->qtab);
-	free(u->pend);
+	hpn_msgq_fini(&u->pend);
 	free(u);
 }
 
@@ -851,11 +838,10 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		u->qmask = (u->qmask << 1) | 1;
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
 	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
-	u->pend_cap = u->rx_depth + 64;
-	u->pend = calloc(u->pend_cap, sizeof(*u->pend));
+	ret = hpn_msgq_init(&u->pend, u->rx_depth + 64);
 	u->ec = rdma_create_event_channel();
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!u->peers || !u->qtab || !u->pend || !u->ec || u->epfd < 0) {
+	if (!u->peers || !u->qtab || ret || !u->ec || u->epfd < 0) {
 		ret = hpn_set_error(-ENOMEM, "rdma: cannot create the connection manager channel: %s",
 				    strerror(errno));
 		goto fail;
@@ -1147,8 +1133,8 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	unsigned k = 0;
 	int r;
 
-	if (unlikely(u->pend_n))
-		return (int)pend_pop(u, msgs, n);
+	if (unlikely(u->pend.n))
+		return (int)hpn_msgq_pop(&u->pend, msgs, n);
 	if (unlikely(!u->rcq)) {
 		poll_cm(u); /* nothing connected yet: connection events are all there is */
 		return 0;

@@ -28,6 +28,7 @@
  */
 #include <hpn/plugin.h>
 
+#include "msgq.h"
 #include "packet/pktep.h"
 
 #include <arpa/inet.h>
@@ -117,8 +118,7 @@ struct hpn_pep {
 		struct cmsghdr align;
 	} tx_cmsg[BURST_MAX];
 	uint8_t tx_hdrs[BURST_MAX][UDP_HDR];
-	struct hpn_msg pend[PEND_MAX]; /* GRO segments beyond the caller's burst */
-	unsigned pend_head, pend_n;
+	struct hpn_msgq pend; /* GRO segments beyond the caller's burst */
 
 	struct mmsghdr tx_hdr[BURST_MAX];
 	struct iovec tx_iov[2 * BURST_MAX];
@@ -554,7 +554,6 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n);
 
 static void udp_close(struct hpn_pep *u)
 {
@@ -566,12 +565,9 @@ static void udp_close(struct hpn_pep *u)
 			send_ctrl(u, &u->peers[i], T_BYE);
 	if (u->rx_have && u->pool)
 		hpn_pool_put_bulk(u->pool, u->rx_bufs, u->rx_have);
-	while (u->pend_n && u->pool) {
-		struct hpn_msg m;
-
-		pend_pop(u, &m, 1);
+	for (struct hpn_msg m; u->pool && hpn_msgq_pop(&u->pend, &m, 1);)
 		hpn_pool_put_bulk(u->pool, &m.data, 1);
-	}
+	hpn_msgq_fini(&u->pend);
 	if (u->fd >= 0)
 		close(u->fd);
 	free(u->peers);
@@ -725,7 +721,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
 	u->active = calloc(u->max_peers, sizeof(*u->active));
 	u->htab = malloc((u->hmask + 1) * sizeof(*u->htab));
-	if (!u->peers || !u->htab || !u->active) {
+	if (!u->peers || !u->htab || !u->active || hpn_msgq_init(&u->pend, PEND_MAX)) {
 		ret = hpn_set_error(-ENOMEM, "udp: out of memory for %u peers", u->max_peers);
 		goto fail;
 	}
@@ -1084,24 +1080,10 @@ static void refill(struct hpn_pep *u, unsigned want)
  * caller asked for; handed out first by the next call, so order holds. */
 static inline void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
 {
-	if (unlikely(u->pend_n == PEND_MAX)) {
+	if (unlikely(!hpn_msgq_push(&u->pend, m))) {
 		HPN_STAT_ADD(u->st->drops, 1);
 		hpn_pool_put_bulk(u->pool, &m->data, 1);
-		return;
 	}
-	u->pend[(u->pend_head + u->pend_n++) % PEND_MAX] = *m;
-}
-
-static unsigned pend_pop(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
-{
-	unsigned k = 0;
-
-	while (k < n && u->pend_n) {
-		msgs[k++] = u->pend[u->pend_head];
-		u->pend_head = (u->pend_head + 1) % PEND_MAX;
-		u->pend_n--;
-	}
-	return k;
 }
 
 /* The kernel glued datagrams of one GSO run together (UDP_GRO). The first
@@ -1221,8 +1203,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 
 	if (u->pk)
 		return u->fd >= 0 ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
-	if (unlikely(u->pend_n))
-		return (int)pend_pop(u, msgs, n);
+	if (unlikely(u->pend.n))
+		return (int)hpn_msgq_pop(&u->pend, msgs, n);
 	if (unlikely(u->fd < 0))
 		return 0;
 	if (unlikely(u->err_pending))
@@ -1241,8 +1223,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		/* A message: more may be queued behind it, try a burst next. */
 		if (r > 0 && n > 1)
 			u->rx_bursty = true;
-		if (r > 0 && u->pend_n)
-			r += (int)pend_pop(u, msgs + r, n - (unsigned)r);
+		if (r > 0 && u->pend.n)
+			r += (int)hpn_msgq_pop(&u->pend, msgs + r, n - (unsigned)r);
 		return r;
 	}
 	for (unsigned i = 0; i < n; i++) {
@@ -1269,7 +1251,7 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		}
 		/* Once GRO segments wait in the queue, later messages queue
 		 * behind them to keep the order. */
-		if (likely(!u->pend_n && k < n))
+		if (likely(!u->pend.n && k < n))
 			msgs[k++] = m;
 		else
 			pend_push(u, &m);
@@ -1280,8 +1262,8 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	for (unsigned i = (unsigned)r; i < u->rx_have; i++)
 		u->rx_bufs[keep++] = u->rx_bufs[i];
 	u->rx_have = keep;
-	if (u->pend_n && k < n)
-		k += pend_pop(u, msgs + k, n - k);
+	if (u->pend.n && k < n)
+		k += hpn_msgq_pop(&u->pend, msgs + k, n - k);
 	return (int)k;
 }
 

@@ -33,6 +33,7 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->mtu = cfg->mtu;
 	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
+	c->isn = c->tx.next;
 	c->tx.dead_ns = c->cfg.dead_ns;
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */

@@ -4,6 +4,7 @@
 
 #include "conn.h"
 #include "fault.h"
+#include "msgq.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 
 #define PK_BURST 64      /* datagrams per receive call, and per send flush */
 #define PK_CACHE 256     /* at most this many pool buffers reserved for deliveries */
+#define PK_QUEUE 1024    /* delivered messages waiting for rx_burst */
 #define PK_CTRL 160      /* control packets are copied into the send batch */
 #define HASH_EMPTY UINT32_MAX
 #define IDX_BITS 16
@@ -48,6 +50,8 @@ struct hpn_pktep {
 	unsigned muted_next;
 	uint64_t now;
 	unsigned idle_polls;
+	uint32_t dying;         /* peers dead or lingering: sweep() has work */
+	struct pk_peer *last;   /* the peer of the last datagram: most come in runs */
 
 	uint32_t max_peers, npeers;
 	struct pk_peer *peers;
@@ -62,8 +66,7 @@ struct hpn_pktep {
 	uint8_t rx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX];
 	void *cache[PK_CACHE];
 	unsigned ncache, cache_max; /* bufs/8, at least a full batch */
-	struct hpn_msg *q;
-	uint32_t qcap, qhead, qn;
+	struct hpn_msgq q;
 	bool starved; /* a conn found too little room: kick them when there is */
 
 	/* Send: datagrams gathered during one call, flushed at its end. */
@@ -74,7 +77,6 @@ struct hpn_pktep {
 
 	struct hpn_fault fault;
 	bool faulty;
-	uint64_t fault_seen; /* fault counters already logged */
 };
 
 /* ---- peers ------------------------------------------------------------------ */
@@ -179,6 +181,10 @@ static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 	if (e->ntx)
 		flush(e);
 	hpn_conn_fini(&p->conn);
+	if (p->dead || p->lingering)
+		e->dying--;
+	if (e->last == p)
+		e->last = NULL;
 	p->used = false;
 	for (uint32_t j = 0; j < e->npeers; j++)
 		if (e->active[j] == i) {
@@ -252,7 +258,11 @@ static void flush(struct hpn_pktep *e)
 	while (done < e->ntx) {
 		int r = e->io->send(e->io_arg, e->tx_d + done, e->ntx - done);
 
-		if (r <= 0) { /* lost: the packet layer retransmits what matters */
+		/* Lost, and the packet layer resends what matters. A full
+		 * device (0) takes nothing more now: no call per datagram. */
+		if (r == 0)
+			break;
+		if (r < 0) {
 			HPN_STAT_ADD(e->st->errors, 1);
 			done++;
 			continue;
@@ -265,7 +275,7 @@ static void flush(struct hpn_pktep *e)
 static uint32_t on_room(void *arg)
 {
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
-	uint32_t q = e->qcap - e->qn, room = q < e->ncache ? q : e->ncache;
+	uint32_t q = hpn_msgq_room(&e->q), room = q < e->ncache ? q : e->ncache;
 
 	if (room < HPN_CONN_BATCH_MAX)
 		e->starved = true; /* some conn may keep a backlog: kick it later */
@@ -276,20 +286,18 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 {
 	struct pk_peer *p = arg;
 	struct hpn_pktep *e = p->e;
-	struct hpn_msg *m = &e->q[(e->qhead + e->qn) % e->qcap];
-	void *buf;
+	struct hpn_msg m;
 
 	if (p->lingering) { /* disconnected: nobody to hand it to */
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
-	buf = e->cache[--e->ncache]; /* on_room() promised one */
-
-	memcpy(buf, msg, len);
+	/* on_room() promised a buffer and a queue slot. */
+	m = (struct hpn_msg){.data = e->cache[--e->ncache], .len = (uint32_t)len, .peer = p->id};
+	memcpy(m.data, msg, len);
+	hpn_msgq_push(&e->q, &m);
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e); /* batches bring many messages per packet */
-	*m = (struct hpn_msg){.data = buf, .len = (uint32_t)len, .peer = p->id};
-	e->qn++;
 }
 
 static void on_up(void *arg)
@@ -314,9 +322,11 @@ static void on_gone(void *arg, int status)
 	}
 	if (p->connecting && !status)
 		status = -ECONNRESET;
-	if (!p->lingering) /* the application let go of it already */
+	if (!p->lingering) { /* else the application let go of it already */
 		hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, status);
-	p->dead = true; /* freed by the next progress(): we are inside its conn */
+		e->dying++;
+	}
+	p->dead = true; /* freed by the next sweep(): we are inside its conn */
 }
 
 /* ---- control path ------------------------------------------------------------------ */
@@ -357,17 +367,16 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->hmask = 1;
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
-	e->qcap = PK_CACHE * 4;
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
 	if (e->cache_max > PK_CACHE)
 		e->cache_max = PK_CACHE;
 	e->peers = calloc(e->max_peers, sizeof(*e->peers));
 	e->active = calloc(e->max_peers, sizeof(*e->active));
 	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
-	e->q = calloc(e->qcap, sizeof(*e->q));
+	ret = hpn_msgq_init(&e->q, PK_QUEUE);
 	e->rx_mem = malloc((size_t)PK_BURST * cfg->mtu);
 	e->tx_copy = malloc((size_t)PK_BURST * cfg->mtu);
-	if (!e->peers || !e->active || !e->htab || !e->q || !e->rx_mem || !e->tx_copy) {
+	if (!e->peers || !e->active || !e->htab || ret || !e->rx_mem || !e->tx_copy) {
 		ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for %u peers", e->max_peers);
 		goto fail;
 	}
@@ -407,6 +416,13 @@ static int receive(struct hpn_pktep *e);
  * dropping it on the floor. */
 #define LINGER_NS 200000000ull
 
+/* The application let go of p, but its data is not acked yet. */
+static void linger(struct hpn_pktep *e, struct pk_peer *p)
+{
+	p->lingering = true;
+	e->dying++;
+}
+
 static void linger_all(struct hpn_pktep *e)
 {
 	uint64_t t0 = hpn_now_ns();
@@ -418,7 +434,7 @@ static void linger_all(struct hpn_pktep *e)
 		struct pk_peer *p = &e->peers[e->active[j]];
 
 		if (!p->dead && !hpn_conn_close(&p->conn, true, t0))
-			p->lingering = true;
+			linger(e, p);
 	}
 	do { /* wait for data acks only; the goodbye below is best effort */
 		busy = 0;
@@ -452,13 +468,13 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 		flush(e);
 	if (e->pool) {
 		hpn_pool_put_bulk(e->pool, e->cache, e->ncache);
-		for (; e->qn; e->qn--, e->qhead = (e->qhead + 1) % e->qcap)
-			hpn_pool_put_bulk(e->pool, &e->q[e->qhead].data, 1);
+		for (struct hpn_msg m; hpn_msgq_pop(&e->q, &m, 1);)
+			hpn_pool_put_bulk(e->pool, &m.data, 1);
 	}
 	free(e->peers);
 	free(e->active);
 	free(e->htab);
-	free(e->q);
+	hpn_msgq_fini(&e->q);
 	free(e->rx_mem);
 	free(e->tx_copy);
 	free(e);
@@ -573,7 +589,7 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 		peer_free(e, p); /* flushes the goodbye first */
 	} else {
 		flush(e); /* the goodbye, if nothing waits for an ack */
-		p->lingering = true; /* freed once its goodbye is answered (sweep) */
+		linger(e, p); /* freed once its goodbye is answered (sweep) */
 	}
 	return 0;
 }
@@ -650,7 +666,7 @@ static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
 
 static void sweep(struct hpn_pktep *e)
 {
-	for (uint32_t j = e->npeers; j-- > 0;) {
+	for (uint32_t j = e->npeers; e->dying && j-- > 0;) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
 		if (p->dead || (p->lingering && p->conn.state == HPN_CONN_DEAD))
@@ -689,7 +705,7 @@ int hpn_pktep_busy(struct hpn_pktep *e)
 {
 	uint64_t soon = hpn_now_ns() + 1000000; /* the core's timer runs every ms */
 
-	if (e->qn)
+	if (e->q.n)
 		return 1;
 	if (e->faulty && hpn_fault_next_ns(&e->fault) < soon)
 		return 1;
@@ -722,7 +738,7 @@ static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
 			stats_sync(e, &p->conn, before);
 		}
 	}
-	return p && !p->dead ? p : NULL;
+	return p;
 }
 
 int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
@@ -736,7 +752,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 		struct pk_peer *p = tx_peer(e, msgs[done].peer);
 		unsigned k = 0;
 
-		if (!p || p->dead) {
+		if (!p || p->dead) { /* dead: gone from a timer just run */
 			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", msgs[done].peer);
 			break;
 		}
@@ -784,7 +800,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *pkt, uint32_t len,
 				      const void *addr, uint32_t alen)
 {
-	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
+	uint32_t session = hpn_pkt_session(pkt);
 	struct hpn_pkt h;
 
 	if (p && session == p->conn.session)
@@ -803,8 +819,9 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 	p = peer_new(e, addr, alen);
 	if (!p)
 		return NULL;
-	if (hpn_conn_subscribe(&p->conn, pkt, len, e->now)) { /* not a publisher's packet */
+	if (hpn_conn_subscribe(&p->conn, pkt, len, e->now)) { /* cannot be: checked above */
 		p->dead = true;
+		e->dying++;
 		return NULL;
 	}
 	return p;
@@ -821,7 +838,7 @@ static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const
 		return subscribe_peer(e, p, pkt, len, addr, alen);
 	if (len < HPN_PKT_HDR || pkt[2] != HPN_PKT_HELLO)
 		return p;
-	uint32_t session = (uint32_t)(pkt[4] | pkt[5] << 8 | pkt[6] << 16 | (uint32_t)pkt[7] << 24);
+	uint32_t session = hpn_pkt_session(pkt);
 
 	if (p && (session == p->conn.session || session == p->lost_session))
 		return p; /* its conn answers (or it is the late HELLO of a tie we won) */
@@ -855,10 +872,13 @@ static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const
 
 static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 {
-	struct pk_peer *p = peer_find(e, d->addr, d->alen);
+	struct pk_peer *p = e->last;
 
+	/* Datagrams come in runs from one peer: no hash for those. */
+	if (!p || p->dead || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
+		p = peer_find(e, d->addr, d->alen);
 	p = accept_peer(e, p, d->data, d->len, d->addr, d->alen);
-	if (!p || p->dead) {
+	if (!p) {
 		struct hpn_pkt h;
 
 		/* Not from a peer; garbage is told apart for the counters. */
@@ -869,20 +889,9 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	}
 	uint64_t before[4] = STATS_BEFORE(&p->conn);
 
+	e->last = p;
 	hpn_conn_input(&p->conn, d->data, d->len, e->now);
 	stats_sync(e, &p->conn, before);
-}
-
-static unsigned pop(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
-{
-	unsigned k = 0;
-
-	while (k < n && e->qn) {
-		msgs[k++] = e->q[e->qhead];
-		e->qhead = (e->qhead + 1) % e->qcap;
-		e->qn--;
-	}
-	return k;
 }
 
 /* One receive call: datagrams into conns, messages into the queue.
@@ -920,10 +929,10 @@ static void kick(struct hpn_pktep *e)
 
 int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
 {
-	unsigned got = pop(e, msgs, n);
+	unsigned got = hpn_msgq_pop(&e->q, msgs, n);
 	int r;
 
-	if (e->starved && e->qn < e->qcap / 2)
+	if (e->starved && e->q.n < PK_QUEUE / 2)
 		kick(e);
 	if (got == n)
 		return (int)got;
@@ -937,5 +946,5 @@ int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
 			hpn_pktep_progress(e, hpn_now_ns());
 		return (int)got;
 	}
-	return (int)(got + pop(e, msgs + got, n - got));
+	return (int)(got + hpn_msgq_pop(&e->q, msgs + got, n - got));
 }

@@ -78,6 +78,13 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf);
 /* Store the checksum of the finished packet buf[0, len). */
 void hpn_pkt_seal(uint8_t *buf, size_t len);
 
+/* The session field of a packet of at least HPN_PKT_HDR bytes, before
+ * (or without) decoding it: to find which stream it claims. */
+static inline uint32_t hpn_pkt_session(const uint8_t *buf)
+{
+	return (uint32_t)buf[4] | (uint32_t)buf[5] << 8 | (uint32_t)buf[6] << 16 | (uint32_t)buf[7] << 24;
+}
+
 /* Rewrite the piggybacked ack of a sealed packet (a retransmission carries
  * the current ack, not the one of its first flight) and seal it again. */
 void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window);
