@@ -398,8 +398,9 @@ static void drain_errqueue(struct hpn_pep *u)
 		struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov,
 				    .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
 		int err = 0;
+		ssize_t qlen = recvmsg(u->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
 
-		if (recvmsg(u->fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+		if (qlen < 0)
 			break;
 		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
 			if ((c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) ||
@@ -419,7 +420,8 @@ static void drain_errqueue(struct hpn_pep *u)
 		}
 		if (u->pk) {
 			if (err)
-				hpn_pktep_unreachable(u->pk, &from, mh.msg_namelen, -err);
+				hpn_pktep_unreachable(u->pk, &from, mh.msg_namelen, -err, (const uint8_t *)dummy,
+						      (size_t)qlen);
 			continue;
 		}
 		struct udp_peer *p = err ? peer_find(u, &from) : NULL;

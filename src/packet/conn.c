@@ -8,6 +8,9 @@
 
 #define MS 1000000ull
 #define HELLO_RETRY_NS (20 * MS)
+/* A cookie is good for 2 s at the acceptor (pktep.c): echo one for at
+ * most 1 s, then ask for a fresh one. */
+#define ECHO_GIVEUP_NS (1000 * MS)
 
 static inline uint32_t slot(const struct hpn_conn *c, uint32_t seq)
 {
@@ -34,7 +37,10 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
 	c->isn = c->tx.next;
-	c->tx.dead_ns = c->cfg.dead_ns;
+	/* Never dead for a packet unacked too long: a peer that speaks is
+	 * alive (it may be slow, or its window closed); only silence for
+	 * dead_ns ends a stream (hpn_conn_tick). */
+	c->tx.dead_ns = UINT64_MAX;
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */
 	c->tx.rto_min_ns = c->cfg.rto_min_ns ? c->cfg.rto_min_ns : 1000000;
@@ -92,22 +98,26 @@ static void fill_ack(struct hpn_conn *c, struct hpn_pkt *p)
 	c->ack_pending = 0;
 }
 
-static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
+/* seq: PING's nonce, PONG's echo of it; BYE says our next sequence
+ * number itself. */
+static void send_ctrl_seq(struct hpn_conn *c, uint8_t type, uint32_t seq, uint64_t now)
 {
 	uint8_t buf[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
-	struct hpn_pkt p = {.type = type, .session = c->session};
+	struct hpn_pkt p = {.type = type, .session = c->session, .seq = seq};
 
 	if (c->role == HPN_CONN_SUBSCRIBE)
 		return; /* a subscriber only listens */
-	if (type == HPN_PKT_BYE)
+	if (type == HPN_PKT_BYE && c->state != HPN_CONN_HELLO)
 		p.seq = c->tx.next; /* everything before it was sent */
-	if (type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) {
+	if (hpn_pkt_is_handshake(type)) {
 		/* The first sequence number, always: a repeated HELLO_ACK after
 		 * data was sent must not move the peer's start past it. */
 		p.first_seq = c->isn;
 		p.window = c->tx.size;
 		p.max_msg = c->cfg.max_msg;
 		p.mtu = c->cfg.mtu;
+		if (type == HPN_PKT_COOKIE_ECHO)
+			memcpy(p.cookie, c->hs.cookie, sizeof(p.cookie));
 	} else {
 		fill_ack(c, &p);
 		if (type == HPN_PKT_ACK)
@@ -120,13 +130,34 @@ static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
 	c->last_tx_ns = now;
 }
 
-void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now)
+static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
+{
+	send_ctrl_seq(c, type, 0, now);
+}
+
+/* Before anything is sent: the stream starts at isn. */
+static void set_isn(struct hpn_conn *c, uint32_t isn)
+{
+	c->isn = c->tx.una = c->tx.next = c->tx.scan_seq = isn;
+}
+
+void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t now)
 {
 	c->session = session;
+	set_isn(c, isn);
 	c->state = HPN_CONN_HELLO;
 	c->hello_ns = now;
 	c->last_rx_ns = now;
 	send_ctrl(c, HPN_PKT_HELLO, now);
+}
+
+void hpn_conn_probe(struct hpn_conn *c, uint32_t nonce, uint64_t now)
+{
+	if (c->state != HPN_CONN_UP)
+		return;
+	c->probe_nonce = nonce;
+	c->probe_sent_ns = now;
+	send_ctrl_seq(c, HPN_PKT_PING, nonce, now);
 }
 
 static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
@@ -142,6 +173,7 @@ static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	if (fits < c->max_send)
 		c->max_send = (uint32_t)fits;
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
+	c->adv_window = c->rx.size; /* the handshake said so: no window update due */
 	c->peer_limit = c->tx.next + (p->window < c->tx.size ? p->window : c->tx.size);
 	c->state = HPN_CONN_UP;
 	c->last_rx_ns = now;
@@ -153,11 +185,20 @@ static void die(struct hpn_conn *c, int status)
 {
 	if (c->state == HPN_CONN_DEAD)
 		return;
+	c->ending = false;
 	c->unacked_msgs = 0;
 	for (uint32_t s = c->tx.una; c->cfg.reliable && hpn_seq_lt(s, c->tx.next); s++)
 		c->unacked_msgs += c->tx_msgs[slot(c, s)];
 	c->state = HPN_CONN_DEAD;
 	c->ops.gone(c->arg, status);
+}
+
+void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t isn, uint64_t now)
+{
+	c->session = echo->session;
+	set_isn(c, isn);
+	establish(c, echo, now);
+	send_ctrl(c, HPN_PKT_HELLO_ACK, now);
 }
 
 int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now)
@@ -322,7 +363,7 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 {
 	unsigned i = 0;
 
-	if (c->state != HPN_CONN_UP || c->closing || c->bye)
+	if (c->state != HPN_CONN_UP || c->closing || c->bye || c->ending)
 		return -ENOTCONN;
 	while (i < n) {
 		uint32_t avail = c->cfg.reliable ? tx_avail(c) : UINT32_MAX;
@@ -558,22 +599,51 @@ static void check_bye(struct hpn_conn *c)
 		die(c, 0);
 }
 
+/* Connecting: the acceptor's COOKIE, its HELLO_ACK, or its refusal.
+ * Returns true when p is to be handled as from an established peer. */
+static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
+{
+	switch (p->type) {
+	case HPN_PKT_COOKIE: /* again if our echo was lost: the newest counts */
+		c->hs = *p;
+		if (!c->have_cookie)
+			c->echo_ns = now;
+		c->have_cookie = true;
+		c->hello_ns = now;
+		send_ctrl(c, HPN_PKT_COOKIE_ECHO, now);
+		return false;
+	case HPN_PKT_HELLO_ACK:
+		if (c->have_cookie)
+			establish(c, p, now);
+		else
+			c->stale++; /* nothing was echoed: not an answer to us */
+		return false;
+	case HPN_PKT_BYE: /* refused before we were up */
+		c->refused_full = p->seq == HPN_PKT_BYE_REFUSED;
+		die(c, -ECONNREFUSED);
+		return false;
+	default:
+		/* Only an acceptor that took our echo sends acks: its HELLO_ACK
+		 * was lost or is late. Up, with the parameters of its COOKIE. */
+		if (c->have_cookie && (p->flags & HPN_PKT_F_ACK)) {
+			establish(c, &c->hs, now);
+			return true;
+		}
+		c->stale++;
+		return false;
+	}
+}
+
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
 	struct hpn_pkt p;
 	bool ack_now = false;
 
-	if (c->state == HPN_CONN_DEAD)
-		return;
+	if (c->state == HPN_CONN_DEAD || c->ending)
+		return; /* ending: judged gone; only the reader is awaited */
 	/* Longer than we said we take: nothing of it fits our slots. */
 	if (len > c->cfg.mtu || hpn_pkt_decode(buf, len, c->cfg.max_msg, &p)) {
 		c->malformed++;
-		return;
-	}
-	if (c->state == HPN_CONN_IDLE && p.type == HPN_PKT_HELLO) {
-		c->session = p.session; /* the connecting side chose it */
-		establish(c, &p, now);
-		send_ctrl(c, HPN_PKT_HELLO_ACK, now);
 		return;
 	}
 	if (p.session != c->session || c->state == HPN_CONN_IDLE) {
@@ -581,20 +651,14 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		return;
 	}
 	c->last_rx_ns = now;
-	if (c->state == HPN_CONN_HELLO && p.type != HPN_PKT_HELLO_ACK && p.type != HPN_PKT_BYE) {
-		c->stale++; /* cannot be: the peer is not up before its HELLO_ACK */
+	if (c->state == HPN_CONN_HELLO && !connecting_input(c, &p, now))
 		return;
-	}
 	if ((p.flags & HPN_PKT_F_ACK) && c->state == HPN_CONN_UP)
 		on_ack(c, &p, now);
 	switch (p.type) {
-	case HPN_PKT_HELLO: /* our HELLO_ACK was lost */
-		if (c->state == HPN_CONN_UP)
+	case HPN_PKT_COOKIE_ECHO: /* our HELLO_ACK was lost */
+		if (c->role == HPN_CONN_PAIR)
 			send_ctrl(c, HPN_PKT_HELLO_ACK, now);
-		break;
-	case HPN_PKT_HELLO_ACK:
-		if (c->state == HPN_CONN_HELLO)
-			establish(c, &p, now);
 		break;
 	case HPN_PKT_DATA:
 		if (!!(p.flags & HPN_PKT_F_UNRELIABLE) != !c->cfg.reliable)
@@ -605,13 +669,9 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 			check_bye(c); /* the last packets before a goodbye */
 		break;
 	case HPN_PKT_PING:
-		send_ctrl(c, HPN_PKT_PONG, now);
+		send_ctrl_seq(c, HPN_PKT_PONG, p.seq, now); /* its nonce back */
 		break;
 	case HPN_PKT_BYE:
-		if (c->state == HPN_CONN_HELLO) { /* refused before we were up */
-			die(c, -ECONNREFUSED);
-			return;
-		}
 		if (c->closing) { /* the answer to ours (or the peer closed too) */
 			c->state = HPN_CONN_DEAD;
 			return;
@@ -645,6 +705,19 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 
 /* ---- timers ----------------------------------------------------------------- */
 
+/* The peer fell silent. Messages it sent that we acknowledged but the
+ * reader has not taken yet are still delivered (the sender counts them
+ * as delivered): the stream ends once they are. */
+static void end(struct hpn_conn *c, int status)
+{
+	if (c->state == HPN_CONN_UP && c->backlog && c->role == HPN_CONN_PAIR) {
+		c->ending = true;
+		c->end_status = status;
+		return;
+	}
+	die(c, status);
+}
+
 static void retransmit(struct hpn_conn *c, uint64_t now)
 {
 	uint32_t seq;
@@ -672,6 +745,11 @@ void hpn_conn_kick(struct hpn_conn *c, uint64_t now)
 		return;
 	if (c->backlog)
 		drain_backlog(c);
+	if (c->ending) {
+		if (!c->backlog)
+			die(c, c->end_status);
+		return;
+	}
 	if (c->bye) {
 		check_bye(c);
 		return;
@@ -696,15 +774,21 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 	/* Signed: a caller's clock read a moment before an input's is no
 	 * reason to die. After a goodbye with everything in, only the
 	 * application's reading is awaited: no timeout. */
+	if (c->ending) { /* silent, but acknowledged messages wait: reader first */
+		hpn_conn_kick(c, now);
+		return;
+	}
 	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns &&
 	    !(c->bye && c->state == HPN_CONN_UP && c->rx.next == c->bye_seq)) {
-		die(c, -ETIMEDOUT);
+		end(c, -ETIMEDOUT);
 		return;
 	}
 	if (c->state == HPN_CONN_HELLO) {
 		if (now - c->hello_ns >= HELLO_RETRY_NS) {
 			c->hello_ns = now;
-			send_ctrl(c, HPN_PKT_HELLO, now);
+			if (c->have_cookie && now - c->echo_ns >= ECHO_GIVEUP_NS)
+				c->have_cookie = false; /* it may have expired: a fresh one */
+			send_ctrl(c, c->have_cookie ? HPN_PKT_COOKIE_ECHO : HPN_PKT_HELLO, now);
 		}
 		return;
 	}
@@ -746,7 +830,7 @@ uint64_t hpn_conn_deadline(const struct hpn_conn *c)
 
 	if (c->state == HPN_CONN_HELLO)
 		return c->hello_ns + HELLO_RETRY_NS;
-	if (c->state != HPN_CONN_UP)
+	if (c->state != HPN_CONN_UP || c->ending)
 		return d;
 	if (c->ack_pending)
 		d = c->ack_due_ns + c->cfg.ack_delay_ns;

@@ -44,8 +44,10 @@ struct hpn_conn_ops {
 	uint32_t (*room)(void *arg);
 	/* The handshake completed (either side). May be NULL. */
 	void (*up)(void *arg);
-	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer.
-	 * c->unacked_msgs says how many sent messages were not acknowledged. */
+	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer,
+	 * -ECONNREFUSED refused while connecting (c->refused_full: the peer
+	 * is full). c->unacked_msgs says how many sent messages were not
+	 * acknowledged. */
 	void (*gone)(void *arg, int status);
 };
 
@@ -79,7 +81,21 @@ struct hpn_conn {
 	uint32_t room;     /* payload bytes per fragment */
 	uint32_t mtu;      /* datagram bytes we send: ours or the peer's, the smaller */
 	uint32_t max_send; /* largest message we send: ours or the peer's, the smaller */
-	uint32_t isn;      /* our first DATA sequence number (HELLO says it, always) */
+	uint32_t isn;      /* our first DATA sequence number (random; HELLO says it, always) */
+	/* Connecting: the acceptor's COOKIE (its parameters and the cookie we
+	 * echo) once it came; echo_ns when we started echoing it. */
+	struct hpn_pkt hs;
+	bool have_cookie, refused_full;
+	uint64_t echo_ns;
+	/* The last probe (PING) and its nonce: a PONG or an ICMP error that
+	 * quotes it answers this probe and no other. */
+	uint32_t probe_nonce;
+	uint64_t probe_sent_ns;
+	/* Silent for dead_ns with in-order messages still waiting for the
+	 * reader: they were acknowledged, so they are delivered first, and
+	 * the stream ends with end_status once the backlog is empty. */
+	bool ending;
+	int end_status;
 	bool closing;      /* closing: BYE once all is acked, until answered */
 	uint32_t bye_tries;
 	uint64_t bye_ns;
@@ -107,12 +123,22 @@ struct hpn_conn {
 };
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting
- * side feeds the first HELLO to hpn_conn_input. Returns 0 or -ENOMEM /
+ * side hpn_conn_accept once a COOKIE_ECHO proved the connector's address
+ * (hello.h: nothing is set up for a mere HELLO). Returns 0 or -ENOMEM /
  * -EINVAL. */
 int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const struct hpn_conn_ops *ops,
 		  void *arg);
 void hpn_conn_fini(struct hpn_conn *c);
-void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint64_t now);
+/* session and isn (our first sequence number) should be random: with the
+ * acceptor's random isn they are what an off-path attacker must guess. */
+void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t now);
+/* The accepting side: echo is the connector's valid COOKIE_ECHO (decoded),
+ * isn ours (from hpn_hello_check). Up at once; answers HELLO_ACK. */
+void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t isn, uint64_t now);
+/* Probe the peer now (a PING carrying nonce): the owner heard something
+ * that may mean it is gone (an ICMP error), or wants to know it is alive
+ * (a new session claims its address). Its PONG proves it alive. */
+void hpn_conn_probe(struct hpn_conn *c, uint32_t nonce, uint64_t now);
 /* Multicast, unordered mode. A publisher's stream is up at once (nobody
  * answers a group): it sends DATA and, when idle, heartbeat PINGs that
  * keep subscribers from timing it out; it never times out itself. A

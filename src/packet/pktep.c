@@ -4,6 +4,7 @@
 
 #include "conn.h"
 #include "fault.h"
+#include "hello.h"
 #include "msgq.h"
 
 #include <errno.h>
@@ -16,18 +17,26 @@
 #define PK_QUEUE 1024    /* delivered messages waiting for rx_burst */
 #define PK_CTRL 160      /* control packets are copied into the send batch */
 #define HASH_EMPTY UINT32_MAX
-#define IDX_BITS 16
-#define IDX_MASK ((1u << IDX_BITS) - 1)
+#define COOKIE_LIFE_MS 2000 /* a COOKIE is good this long (the connector echoes it <= 1 s) */
+#define CLOSED_MAX 64       /* sessions recently closed: a late COOKIE_ECHO does not revive them */
+#define MS 1000000ull
 
 struct pk_peer {
 	uint8_t addr[HPN_PKTEP_ADDR_MAX];
 	uint32_t alen;
-	hpn_peer_t id; /* slot | generation << 16: stale ids never match */
-	uint16_t gen;
+	hpn_peer_t id; /* slot | generation << slot_bits: stale ids never match */
+	uint32_t gen;
+	uint32_t hash, active_idx;
 	bool used, connecting, dead;
 	bool lingering;        /* disconnected by the application, data still unacked */
 	uint64_t refused_ns;   /* ICMP port unreachable came back at this time (0: no) */
 	uint32_t lost_session; /* the other side's HELLO we beat in a simultaneous open */
+	/* A proven new session claims this peer's address (a restart, or an
+	 * on-path forger): the old one is probed first and ends only if it
+	 * stays silent for restart_wait_ns. */
+	uint64_t restart_ns;
+	uint32_t restart_session;
+	uint64_t icmp_probe_ns; /* an ICMP error made us probe at this time */
 	uint64_t last_tick_ns;
 	struct hpn_pktep *e;
 	struct hpn_conn conn;
@@ -56,8 +65,19 @@ struct hpn_pktep {
 	uint32_t max_peers, npeers;
 	struct pk_peer *peers;
 	uint32_t *active; /* slots in use, densely */
-	uint32_t *htab;
+	uint32_t *htab;   /* address hash -> slot, linear probing */
 	uint32_t hmask;
+	/* Free slots, oldest freed first, so a slot's generations are used up
+	 * as slowly as possible; a slot whose generation would wrap retires. */
+	uint32_t *freeq, free_head, nfree;
+	uint32_t slot_bits, slot_mask, gen_max;
+
+	/* The stateless handshake (hello.h), and sessions closed lately. */
+	struct hpn_hello_key key;
+	uint64_t closed[CLOSED_MAX];
+	unsigned closed_next;
+	uint64_t rand_ctr;
+	uint64_t refused, refused_logged_ns;
 
 	/* Receive: datagrams land in rx_mem, whole messages are copied into
 	 * reserved pool buffers and queued until rx_burst hands them out. */
@@ -71,6 +91,7 @@ struct hpn_pktep {
 
 	/* Send: datagrams gathered during one call, flushed at its end. */
 	struct hpn_dgram tx_d[PK_BURST];
+	uint8_t tx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX]; /* for answers to no peer */
 	uint8_t tx_ctrl[PK_BURST][PK_CTRL];
 	uint8_t *tx_copy; /* PK_BURST * mtu: packets that are not kept by conn */
 	unsigned ntx;
@@ -104,23 +125,42 @@ static struct pk_peer *peer_find(struct hpn_pktep *e, const void *a, uint32_t al
 	}
 }
 
-static void hash_rebuild(struct hpn_pktep *e)
+static void hash_insert(struct hpn_pktep *e, uint32_t i)
 {
-	for (uint32_t h = 0; h <= e->hmask; h++)
-		e->htab[h] = HASH_EMPTY;
-	for (uint32_t j = 0; j < e->npeers; j++) {
-		struct pk_peer *p = &e->peers[e->active[j]];
-		uint32_t h = addr_hash(p->addr, p->alen) & e->hmask;
+	uint32_t h = e->peers[i].hash & e->hmask;
 
-		while (e->htab[h] != HASH_EMPTY)
-			h = (h + 1) & e->hmask;
-		e->htab[h] = e->active[j];
+	while (e->htab[h] != HASH_EMPTY)
+		h = (h + 1) & e->hmask;
+	e->htab[h] = i;
+}
+
+/* Linear probing without tombstones: later entries of the run move back
+ * into the hole unless their home lies after it (Knuth's algorithm R). */
+static void hash_remove(struct hpn_pktep *e, uint32_t i)
+{
+	uint32_t j = e->peers[i].hash & e->hmask, k;
+
+	while (e->htab[j] != i)
+		j = (j + 1) & e->hmask;
+	for (;;) {
+		e->htab[j] = HASH_EMPTY;
+		for (k = (j + 1) & e->hmask;; k = (k + 1) & e->hmask) {
+			uint32_t home;
+
+			if (e->htab[k] == HASH_EMPTY)
+				return;
+			home = e->peers[e->htab[k]].hash & e->hmask;
+			if (j < k ? (home <= j || home > k) : (home <= j && home > k))
+				break;
+		}
+		e->htab[j] = e->htab[k];
+		j = k;
 	}
 }
 
 static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
 {
-	uint32_t i = id & IDX_MASK;
+	uint32_t i = id & e->slot_mask;
 
 	if (i >= e->max_peers || !e->peers[i].used || e->peers[i].id != id || e->peers[i].lingering)
 		return NULL;
@@ -141,57 +181,71 @@ static const struct hpn_conn_ops conn_ops = {
 
 static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
 {
-	struct pk_peer *p = NULL;
+	struct pk_peer *p;
 	uint32_t i;
-	int ret;
 
-	if (e->npeers >= e->max_peers || alen > HPN_PKTEP_ADDR_MAX)
+	if (!e->nfree || alen > HPN_PKTEP_ADDR_MAX)
 		return NULL;
-	for (i = 0; i < e->max_peers; i++)
-		if (!e->peers[i].used) {
-			p = &e->peers[i];
-			break;
-		}
-	if (!p)
+	i = e->freeq[e->free_head];
+	p = &e->peers[i];
+	if (hpn_conn_init(&p->conn, &e->ccfg, &conn_ops, p))
 		return NULL;
-	ret = hpn_conn_init(&p->conn, &e->ccfg, &conn_ops, p);
-	if (ret)
-		return NULL;
+	e->free_head = (e->free_head + 1) % e->max_peers;
+	e->nfree--;
 	memcpy(p->addr, a, alen);
 	p->alen = alen;
+	p->hash = addr_hash(a, alen);
 	p->gen++;
-	p->id = i | (hpn_peer_t)p->gen << IDX_BITS;
+	p->id = i | (hpn_peer_t)p->gen << e->slot_bits;
 	p->used = true;
 	p->connecting = p->dead = p->lingering = false;
-	p->refused_ns = 0;
-	p->lost_session = 0;
+	p->refused_ns = p->restart_ns = p->icmp_probe_ns = 0;
+	p->lost_session = p->restart_session = 0;
 	p->e = e;
+	p->active_idx = e->npeers;
 	e->active[e->npeers++] = i;
-	hash_rebuild(e);
+	hash_insert(e, i);
 	return p;
 }
 
 static void flush(struct hpn_pktep *e);
 
+/* A closed session is remembered (by a hash of address and session), so
+ * a late or replayed COOKIE_ECHO of it does not bring it back. */
+static uint64_t closed_tag(struct hpn_pktep *e, const void *a, uint32_t alen, uint32_t session)
+{
+	uint8_t b[4 + HPN_PKTEP_ADDR_MAX];
+
+	memcpy(b, &session, 4);
+	memcpy(b + 4, a, alen);
+	return hpn_siphash(&e->key, b, 4 + alen) | 1;
+}
+
 static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 {
-	uint32_t i = (uint32_t)(p - e->peers);
+	uint32_t i = (uint32_t)(p - e->peers), last;
 
 	/* The send batch may point into its packet slots and address. */
 	if (e->ntx)
 		flush(e);
+	if (p->conn.role == HPN_CONN_PAIR && p->conn.session)
+		e->closed[e->closed_next++ % CLOSED_MAX] = closed_tag(e, p->addr, p->alen, p->conn.session);
 	hpn_conn_fini(&p->conn);
 	if (p->dead || p->lingering)
 		e->dying--;
 	if (e->last == p)
 		e->last = NULL;
 	p->used = false;
-	for (uint32_t j = 0; j < e->npeers; j++)
-		if (e->active[j] == i) {
-			e->active[j] = e->active[--e->npeers];
-			break;
-		}
-	hash_rebuild(e);
+	last = e->active[--e->npeers];
+	e->active[p->active_idx] = last;
+	e->peers[last].active_idx = p->active_idx;
+	hash_remove(e, i);
+	if (p->gen < e->gen_max) { /* else retired: its ids are used up */
+		e->freeq[(e->free_head + e->nfree) % e->max_peers] = i;
+		e->nfree++;
+	} else {
+		hpn_log(HPN_LOG_WARN, "peer slot %u retired: its %u generations are used up", i, e->gen_max);
+	}
 }
 
 /* Counters live in the conns (single writer, no atomics); the endpoint's
@@ -372,15 +426,30 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		e->cache_max = PK_CACHE;
 	e->peers = calloc(e->max_peers, sizeof(*e->peers));
 	e->active = calloc(e->max_peers, sizeof(*e->active));
+	e->freeq = calloc(e->max_peers, sizeof(*e->freeq));
 	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
 	ret = hpn_msgq_init(&e->q, PK_QUEUE);
 	e->rx_mem = malloc((size_t)PK_BURST * cfg->mtu);
 	e->tx_copy = malloc((size_t)PK_BURST * cfg->mtu);
-	if (!e->peers || !e->active || !e->htab || ret || !e->rx_mem || !e->tx_copy) {
+	if (!e->peers || !e->active || !e->freeq || !e->htab || ret || !e->rx_mem || !e->tx_copy) {
 		ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for %u peers", e->max_peers);
 		goto fail;
 	}
-	hash_rebuild(e);
+	for (uint32_t h = 0; h <= e->hmask; h++)
+		e->htab[h] = HASH_EMPTY;
+	/* Ids: slot in the low bits (as many as the core's live table
+	 * uses), the generation in all the others. */
+	for (e->slot_bits = 1; (1u << e->slot_bits) < e->max_peers; e->slot_bits++)
+		;
+	e->slot_mask = (1u << e->slot_bits) - 1;
+	e->gen_max = (uint32_t)((1ull << (32 - e->slot_bits)) - 2); /* never HPN_PEER_NONE */
+	for (uint32_t i = 0; i < e->max_peers; i++)
+		e->freeq[i] = i;
+	e->nfree = e->max_peers;
+	if (getrandom(&e->key, sizeof(e->key), 0) != sizeof(e->key)) {
+		ret = hpn_set_error(-EIO, "packet layer: no randomness for the handshake key (getrandom)");
+		goto fail;
+	}
 	for (unsigned i = 0; i < PK_BURST; i++) /* set once: a spinning receive touches only what it uses */
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * cfg->mtu,
 						.len = cfg->mtu};
@@ -473,6 +542,7 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 	}
 	free(e->peers);
 	free(e->active);
+	free(e->freeq);
 	free(e->htab);
 	hpn_msgq_fini(&e->q);
 	free(e->rx_mem);
@@ -501,13 +571,19 @@ void hpn_pktep_listen(struct hpn_pktep *e)
 	e->listening = true;
 }
 
-static uint32_t new_session(void)
+/* Sessions, first sequence numbers, probe nonces: SipHash of a counter
+ * under the endpoint's random key (a PRF in counter mode), so none of
+ * them can be guessed from another, and no system call per value. */
+static uint32_t rand32(struct hpn_pktep *e)
 {
-	uint32_t s = 0;
+	uint32_t r;
 
-	while (!s && getrandom(&s, sizeof(s), GRND_NONBLOCK) != sizeof(s))
-		s = (uint32_t)hpn_now_ns() * 2654435761u;
-	return s ? s : 1;
+	do {
+		uint64_t ctr = ++e->rand_ctr;
+
+		r = (uint32_t)hpn_siphash(&e->key, &ctr, sizeof(ctr));
+	} while (!r);
+	return r;
 }
 
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer)
@@ -524,12 +600,11 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
 	p = peer_new(e, addr, alen);
 	if (!p)
-		return hpn_set_error(e->npeers >= e->max_peers ? -EMFILE : -ENOMEM,
-				     "connect %s: %s", who,
-				     e->npeers >= e->max_peers ? "max_peers reached" : "out of memory for the peer");
+		return hpn_set_error(!e->nfree ? -EMFILE : -ENOMEM, "connect %s: %s", who,
+				     !e->nfree ? "max_peers reached" : "out of memory for the peer");
 	p->connecting = true;
 	e->now = hpn_now_ns();
-	hpn_conn_connect(&p->conn, new_session(), e->now);
+	hpn_conn_connect(&p->conn, rand32(e), rand32(e), e->now);
 	flush(e);
 	*peer = p->id;
 	return 0;
@@ -567,7 +642,7 @@ int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn
 	if (!p)
 		return hpn_set_error(-EMFILE, "publish to %s: max_peers reached or out of memory", who);
 	p->connecting = true; /* its up() reports HPN_EV_CONNECTED */
-	hpn_conn_publish(&p->conn, new_session(), hpn_now_ns());
+	hpn_conn_publish(&p->conn, rand32(e), hpn_now_ns());
 	*peer = p->id;
 	return 0;
 }
@@ -603,25 +678,50 @@ int hpn_pktep_peer_addr(struct hpn_pktep *e, hpn_peer_t id, char *buf, size_t le
 	return e->io->format(e->io_arg, p->addr, p->alen, buf, len);
 }
 
-void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err)
+void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err, const uint8_t *quote,
+			   size_t qlen)
 {
 	struct pk_peer *p = peer_find(e, addr, alen);
+	uint32_t seq;
+	uint8_t type;
 
 	if (!p || p->dead)
 		return;
-	/* A connect fails on any ICMP error. An established stream ends only
-	 * on port unreachable - nobody listens there any more: the peer
-	 * process is gone - and trusts its timers for the others (a route
-	 * may come back). */
-	if (p->connecting) {
-		uint64_t before[4] = STATS_BEFORE(&p->conn);
+	/* Nobody checks ICMP errors for UDP: anyone can send one. Only an
+	 * error quoting a packet of this peer's session - random, never seen
+	 * off the path - is heard at all (RFC 5927's check). */
+	if (qlen < 12 || quote[0] != HPN_PKT_MAGIC || quote[1] != HPN_PKT_VERSION ||
+	    hpn_pkt_session(quote) != p->conn.session) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
+	type = quote[2];
+	seq = (uint32_t)quote[8] | (uint32_t)quote[9] << 8 | (uint32_t)quote[10] << 16 | (uint32_t)quote[11] << 24;
+	e->now = hpn_now_ns();
+	if (p->conn.state == HPN_CONN_HELLO) { /* a connect fails on any error */
+		if (type == HPN_PKT_HELLO || type == HPN_PKT_COOKIE_ECHO) {
+			uint64_t before[4] = STATS_BEFORE(&p->conn);
 
-		hpn_conn_abort(&p->conn, err);
-		stats_sync(e, &p->conn, before);
-	} else if (err == -ECONNREFUSED && !p->refused_ns) {
-		/* Not at once: what the peer sent before it went may still sit
+			hpn_conn_abort(&p->conn, err);
+			stats_sync(e, &p->conn, before);
+		}
+		return;
+	}
+	if (p->conn.state != HPN_CONN_UP)
+		return;
+	if (err == -ECONNREFUSED && type == HPN_PKT_PING && p->icmp_probe_ns && seq == p->conn.probe_nonce) {
+		/* Our probe itself came back: nobody listens there any more.
+		 * Not at once: what the peer sent before it went may still sit
 		 * in our socket; refused() ends the stream once that is read. */
-		p->refused_ns = hpn_now_ns();
+		if (!p->refused_ns)
+			p->refused_ns = e->now;
+		return;
+	}
+	/* Anything else only hastens a probe (one per RTO): a live peer
+	 * answers it, a dead one bounces it. */
+	if (!p->icmp_probe_ns || e->now - p->icmp_probe_ns >= p->conn.tx.rto_ns) {
+		p->icmp_probe_ns = e->now;
+		hpn_conn_probe(&p->conn, rand32(e), e->now);
 	}
 }
 
@@ -827,47 +927,199 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 	return p;
 }
 
-/* A HELLO from an address we do not know (or a new session from one we
- * do: the peer restarted). */
-static struct pk_peer *accept_peer(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *pkt, uint32_t len,
-				   const void *addr, uint32_t alen)
+/* An answer to an address that is no peer (yet): copied into the batch. */
+static void send_to(struct hpn_pktep *e, const void *addr, uint32_t alen, const uint8_t *pkt, size_t len)
 {
-	struct hpn_pkt h;
+	if (e->faulty) {
+		hpn_fault_xmit(&e->fault, addr, alen, pkt, len, e->now, fault_out, e);
+		return;
+	}
+	if (e->ntx == PK_BURST)
+		flush(e);
+	memcpy(e->tx_addr[e->ntx], addr, alen);
+	memcpy(e->tx_ctrl[e->ntx], pkt, len);
+	e->tx_d[e->ntx] = (struct hpn_dgram){.addr = e->tx_addr[e->ntx], .alen = alen, .data = e->tx_ctrl[e->ntx],
+					     .len = (uint32_t)len};
+	e->ntx++;
+}
 
-	if (e->subscribing && len >= HPN_PKT_HDR && (pkt[2] == HPN_PKT_DATA || pkt[2] == HPN_PKT_PING))
-		return subscribe_peer(e, p, pkt, len, addr, alen);
-	if (len < HPN_PKT_HDR || pkt[2] != HPN_PKT_HELLO)
-		return p;
-	uint32_t session = hpn_pkt_session(pkt);
+static uint32_t now_ms(const struct hpn_pktep *e)
+{
+	return (uint32_t)(e->now / MS);
+}
 
-	if (p && (session == p->conn.session || session == p->lost_session))
-		return p; /* its conn answers (or it is the late HELLO of a tie we won) */
-	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h))
-		return p; /* counted as malformed by whoever takes it */
+/* A HELLO: answered with a COOKIE, statelessly - whoever sent it gets
+ * nothing here until it echoes the cookie from the address it claims. */
+static void on_hello(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
+{
+	uint8_t out[HPN_PKT_HDR + HPN_PKT_HS_LEN];
+	struct hpn_pkt ours = {.window = p ? p->conn.tx.size : 0, .max_msg = e->ccfg.max_msg, .mtu = e->ccfg.mtu};
+
 	if (p && p->conn.state == HPN_CONN_HELLO) {
+		if (h->session == p->conn.session)
+			return; /* our own HELLO: we connected to ourselves */
 		/* Both sides connected at once: the lower session wins; the
 		 * loser answers the winner's HELLO as if it had listened. The
 		 * winner remembers the loser's session: its HELLOs still in
 		 * flight are not a restart. */
-		if (h.session < p->conn.session)
-			p->conn.state = HPN_CONN_IDLE;
-		else
-			p->lost_session = h.session;
-		return p;
+		if (h->session > p->conn.session) {
+			p->lost_session = h->session;
+			return;
+		}
+		p->conn.state = HPN_CONN_IDLE; /* waits for the winner's echo */
+	} else if (p && h->session == p->lost_session) {
+		return; /* the late HELLO of a tie we won */
+	} else if (!e->listening && !(p && p->connecting)) {
+		HPN_STAT_ADD(e->st->drops, 1); /* nobody asked for peers */
+		return;
 	}
-	if (p) { /* a new incarnation of a known peer: the old one ends */
-		uint64_t before[4] = STATS_BEFORE(&p->conn);
+	if (!ours.window) { /* what hpn_conn_init makes of the configured window */
+		ours.window = 1;
+		while (ours.window < e->ccfg.window && ours.window < HPN_TXWIN_MAX)
+			ours.window <<= 1;
+	}
+	send_to(e, d->addr, d->alen, out, hpn_hello_cookie(&e->key, d->addr, d->alen, h, &ours, now_ms(e), out));
+}
 
-		hpn_conn_abort(&p->conn, -ECONNRESET);
-		stats_sync(e, &p->conn, before);
-		p = NULL;
+static bool recently_closed(struct hpn_pktep *e, const void *a, uint32_t alen, uint32_t session)
+{
+	uint64_t tag = closed_tag(e, a, alen, session);
+
+	for (unsigned i = 0; i < CLOSED_MAX; i++)
+		if (e->closed[i] == tag)
+			return true;
+	return false;
+}
+
+/* Refuse a proven connector: we are full. Logged at most once a second. */
+static void refuse(struct hpn_pktep *e, const struct hpn_pkt *h, const struct hpn_dgram *d)
+{
+	uint8_t out[HPN_PKT_HDR];
+	struct hpn_pkt bye = {.type = HPN_PKT_BYE, .session = h->session, .seq = HPN_PKT_BYE_REFUSED};
+	size_t n = hpn_pkt_encode(&bye, out);
+
+	hpn_pkt_seal(out, n);
+	send_to(e, d->addr, d->alen, out, n);
+	e->refused++;
+	HPN_STAT_ADD(e->st->drops, 1);
+	if (e->now - e->refused_logged_ns >= 1000 * MS || !e->refused_logged_ns) {
+		char who[64] = "?";
+
+		e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "refused %s: max_peers (%u) reached (%llu refused so far)", who, e->max_peers,
+			(unsigned long long)e->refused);
+		e->refused_logged_ns = e->now;
 	}
-	if (!e->listening)
-		return NULL;
-	p = peer_new(e, addr, alen);
-	if (!p)
-		hpn_log(HPN_LOG_WARN, "refusing a new peer: max_peers (%u) reached or out of memory", e->max_peers);
-	return p;
+}
+
+/* How long a peer whose address a new session claims must stay silent
+ * before we believe it is gone: several of its round trips, at least
+ * 5 ms (a live peer's PONG comes in microseconds), at most a quarter of
+ * the peer timeout. */
+static uint64_t restart_wait_ns(const struct pk_peer *p)
+{
+	uint64_t w = 4 * p->conn.tx.rto_ns;
+
+	if (w < 5 * MS)
+		w = 5 * MS;
+	if (w > p->conn.cfg.dead_ns / 4)
+		w = p->conn.cfg.dead_ns / 4;
+	return w;
+}
+
+/* A proven new session from a live peer's address. Returns true when the
+ * old peer is gone and the new one may be accepted (the connector
+ * repeats its echo every 20 ms until then). */
+static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t session)
+{
+	char who[64] = "?";
+
+	if (p->lingering) { /* the application let go of it already */
+		hpn_conn_abort(&p->conn, -ECONNRESET);
+		return true;
+	}
+	if (!p->restart_ns || p->restart_session != session) {
+		p->restart_ns = e->now;
+		p->restart_session = session;
+		hpn_conn_probe(&p->conn, rand32(e), e->now);
+		return false;
+	}
+	if ((int64_t)(p->conn.last_rx_ns - p->restart_ns) > 0) {
+		/* The old session answered: it is alive, and the new one is a
+		 * stranger's (or a second process on the same port). */
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "a new session from %s ignored: the peer there is alive", who);
+		p->restart_ns = 0;
+		HPN_STAT_ADD(e->st->drops, 1);
+		return false;
+	}
+	if (e->now - p->restart_ns < restart_wait_ns(p)) {
+		if (e->now - p->conn.probe_sent_ns >= p->conn.tx.rto_ns)
+			hpn_conn_probe(&p->conn, rand32(e), e->now);
+		return false;
+	}
+	uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+	hpn_conn_abort(&p->conn, -ECONNRESET); /* freed by sweep, after the flush */
+	stats_sync(e, &p->conn, before);
+	return true;
+}
+
+/* A COOKIE_ECHO: the connector proved it receives at its address. Only
+ * now is there a peer. */
+static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
+{
+	uint32_t isn;
+
+	if (hpn_hello_check(&e->key, d->addr, d->alen, h, now_ms(e), COOKIE_LIFE_MS, &isn) ||
+	    recently_closed(e, d->addr, d->alen, h->session)) {
+		HPN_STAT_ADD(e->st->drops, 1); /* forged, replayed, expired or closed */
+		return;
+	}
+	/* Both sides connected at once and the other's session is lower:
+	 * it wins, we accept it into the peer our hpn_connect made. */
+	if (p && (p->conn.state == HPN_CONN_IDLE ||
+		  (p->conn.state == HPN_CONN_HELLO && h->session < p->conn.session))) {
+		hpn_conn_accept(&p->conn, h, isn, e->now);
+		return;
+	}
+	if (p && p->conn.state == HPN_CONN_HELLO)
+		return; /* a tie we win: our HELLO is on its way to it */
+	if (!e->listening) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
+	if (p && !restart_confirmed(e, p, h->session))
+		return;
+	p = peer_new(e, d->addr, d->alen);
+	if (!p) {
+		refuse(e, h, d);
+		return;
+	}
+	hpn_conn_accept(&p->conn, h, isn, e->now);
+}
+
+/* HELLO and COOKIE_ECHO of sessions we do not have: the stateless half
+ * of the handshake. Returns true when the datagram was taken. */
+static bool handshake(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_dgram *d)
+{
+	struct hpn_pkt h;
+
+	if (d->len < HPN_PKT_HDR || (d->data[2] != HPN_PKT_HELLO && d->data[2] != HPN_PKT_COOKIE_ECHO))
+		return false;
+	if (p && d->data[2] == HPN_PKT_COOKIE_ECHO && hpn_pkt_session(d->data) == p->conn.session &&
+	    p->conn.state != HPN_CONN_IDLE)
+		return false; /* its conn answers (our HELLO_ACK was lost) */
+	if (hpn_pkt_decode(d->data, d->len, e->ccfg.max_msg, &h)) {
+		HPN_STAT_ADD(e->st->malformed, 1);
+		HPN_STAT_ADD(e->st->drops, 1);
+		return true;
+	}
+	if (h.type == HPN_PKT_HELLO)
+		on_hello(e, p, &h, d);
+	else
+		on_echo(e, p, &h, d);
+	return true;
 }
 
 static void input(struct hpn_pktep *e, struct hpn_dgram *d)
@@ -877,7 +1129,10 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	/* Datagrams come in runs from one peer: no hash for those. */
 	if (!p || p->dead || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
 		p = peer_find(e, d->addr, d->alen);
-	p = accept_peer(e, p, d->data, d->len, d->addr, d->alen);
+	if (e->subscribing && d->len >= HPN_PKT_HDR && (d->data[2] == HPN_PKT_DATA || d->data[2] == HPN_PKT_PING))
+		p = subscribe_peer(e, p, d->data, d->len, d->addr, d->alen);
+	else if (handshake(e, p, d))
+		return;
 	if (!p) {
 		struct hpn_pkt h;
 

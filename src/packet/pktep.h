@@ -86,8 +86,13 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now);
 int hpn_pktep_busy(struct hpn_pktep *e);
 int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags);
 int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n);
-/* The backend learned that addr is unreachable (ICMP): a peer still
- * connecting there fails with err. */
-void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err);
+/* The backend got an ICMP error (err) for a datagram it sent to addr;
+ * quote[0, qlen) is the start of that datagram's payload as the error
+ * quotes it. An error that does not quote the peer's session is ignored
+ * (anyone can send one); a peer still connecting fails with err; an
+ * established one is probed, and ends only when the probe itself comes
+ * back port-unreachable. */
+void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err, const uint8_t *quote,
+			   size_t qlen);
 
 #endif

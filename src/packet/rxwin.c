@@ -26,6 +26,18 @@ enum hpn_rx_verdict hpn_rxwin_put(struct hpn_rxwin *w, uint32_t seq, void *ref)
 	if (hpn_seq_lt(seq, w->next))
 		return w->reliable ? HPN_RX_DUP : HPN_RX_SKIPPED;
 	if (!w->reliable) {
+		/* Far ahead: a long outage - or one damaged or forged packet
+		 * that would make every later real packet look late and stop
+		 * delivery. Jump only when a second packet agrees with it. */
+		if (seq - w->next >= w->size) {
+			if (!w->resync_set || seq - w->resync - 1 >= w->size) {
+				w->resync = seq;
+				w->resync_set = true;
+				w->suspect++;
+				return HPN_RX_SKIPPED;
+			}
+		}
+		w->resync_set = false;
 		/* Never wait: deliver now, count what was jumped over as lost
 		 * (a late packet of that gap is then SKIPPED). */
 		w->gaps += seq - w->next;

@@ -46,6 +46,12 @@ struct hpn_rxwin {
 	bool reliable;    /* false: gaps are skipped and reported, not waited for */
 	uint32_t held;    /* packets held ahead of a gap */
 	uint64_t gaps;    /* unreliable mode: sequence numbers never received */
+	/* Unreliable mode: a packet a window or more ahead is held back as a
+	 * resync candidate (counted in suspect, dropped); the jump is taken
+	 * when a later packet lands within a window after it. */
+	uint32_t resync;
+	bool resync_set;
+	uint64_t suspect;
 	void *slot[HPN_RXWIN_MAX];
 	bool present[HPN_RXWIN_MAX];
 };
@@ -57,7 +63,10 @@ void hpn_rxwin_init(struct hpn_rxwin *w, uint32_t first, uint32_t size, bool rel
  * caller needs back; returned by hpn_rxwin_next for held packets). In
  * reliable mode packets are delivered strictly in order, each once; in
  * unreliable mode a packet ahead of a gap is delivered at once, the gap
- * counted in w->gaps, and late packets of the gap are SKIPPED. */
+ * counted in w->gaps, and late packets of the gap are SKIPPED; a packet a
+ * whole window or more ahead is SKIPPED too unless the packet before it
+ * in arrival order was within a window behind it (two agree: a real jump,
+ * one alone may be damage or forgery). */
 enum hpn_rx_verdict hpn_rxwin_put(struct hpn_rxwin *w, uint32_t seq, void *ref);
 
 /* After HPN_RX_DELIVER: the next held packet now in order, if any

@@ -104,7 +104,9 @@ static int decode_ctrl(struct hpn_pkt *p)
 		break;
 	case HPN_PKT_HELLO:
 	case HPN_PKT_HELLO_ACK:
-		if (p->len != 16)
+	case HPN_PKT_COOKIE:
+	case HPN_PKT_COOKIE_ECHO:
+		if (p->len != HPN_PKT_HS_LEN)
 			return HPN_PKT_EPAYLOAD;
 		p->first_seq = get32(p->payload);
 		p->window = get32(p->payload + 4);
@@ -112,6 +114,13 @@ static int decode_ctrl(struct hpn_pkt *p)
 		p->mtu = get32(p->payload + 12);
 		if (p->mtu < HPN_PKT_MIN_MTU || p->mtu > 65535 || !p->max_msg || !p->window)
 			return HPN_PKT_EPAYLOAD;
+		memcpy(p->cookie, p->payload + 16, HPN_PKT_COOKIE_LEN);
+		if (p->type != HPN_PKT_COOKIE && p->type != HPN_PKT_COOKIE_ECHO) {
+			static const uint8_t zero[HPN_PKT_COOKIE_LEN];
+
+			if (memcmp(p->cookie, zero, sizeof(zero)))
+				return HPN_PKT_EPAYLOAD; /* padding: zero, room for a later version */
+		}
 		break;
 	case HPN_PKT_BYE:
 	case HPN_PKT_PING:
@@ -131,7 +140,7 @@ static int flags_ok(uint8_t type, uint8_t f)
 		return 0;
 	if (type != HPN_PKT_DATA && (f & ~HPN_PKT_F_ACK))
 		return 0; /* only DATA has data flags */
-	if ((type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK) && (f & HPN_PKT_F_ACK))
+	if (hpn_pkt_is_handshake(type) && (f & HPN_PKT_F_ACK))
 		return 0; /* nothing to acknowledge yet; the window is in the payload */
 	return (f & (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH)) != (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH);
 }
@@ -157,7 +166,7 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 		return HPN_PKT_EVERSION;
 	p->type = buf[2];
 	p->flags = buf[3];
-	if (p->type < HPN_PKT_DATA || p->type > HPN_PKT_PONG)
+	if (p->type < HPN_PKT_DATA || p->type > HPN_PKT_COOKIE_ECHO)
 		return HPN_PKT_ETYPE;
 	if (!flags_ok(p->type, p->flags))
 		return HPN_PKT_EFLAGS;
@@ -199,8 +208,8 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 
 	if (p->type == HPN_PKT_ACK)
 		len = (uint16_t)(8 * (p->sack_words ? p->sack_words : 1));
-	else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK)
-		len = 16;
+	else if (hpn_pkt_is_handshake(p->type))
+		len = HPN_PKT_HS_LEN;
 	else if (p->type != HPN_PKT_DATA)
 		len = 0;
 	buf[0] = HPN_PKT_MAGIC;
@@ -222,12 +231,16 @@ size_t hpn_pkt_encode(const struct hpn_pkt *p, uint8_t *buf)
 		for (unsigned i = 0; i < len / 8u; i++)
 			put64(buf + n + 8 * i, p->sack[i]);
 		n += len;
-	} else if (p->type == HPN_PKT_HELLO || p->type == HPN_PKT_HELLO_ACK) {
+	} else if (hpn_pkt_is_handshake(p->type)) {
 		put32(buf + n, p->first_seq);
 		put32(buf + n + 4, p->window);
 		put32(buf + n + 8, p->max_msg);
 		put32(buf + n + 12, p->mtu);
-		n += 16;
+		if (p->type == HPN_PKT_COOKIE || p->type == HPN_PKT_COOKIE_ECHO)
+			memcpy(buf + n + 16, p->cookie, HPN_PKT_COOKIE_LEN);
+		else
+			memset(buf + n + 16, 0, HPN_PKT_COOKIE_LEN);
+		n += HPN_PKT_HS_LEN;
 	}
 	return n;
 }

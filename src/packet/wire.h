@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define HPN_PKT_MAGIC 0xA7
-#define HPN_PKT_VERSION 1
+#define HPN_PKT_VERSION 2 /* 2: cookie handshake, random first sequence numbers, probe nonces */
 #define HPN_PKT_HDR 24
 #define HPN_PKT_FRAG_HDR 8
 
@@ -24,7 +24,19 @@ enum hpn_pkt_type {
 	HPN_PKT_BYE,
 	HPN_PKT_PING,
 	HPN_PKT_PONG,
+	HPN_PKT_COOKIE,      /* the acceptor's stateless answer to HELLO */
+	HPN_PKT_COOKIE_ECHO, /* the connector proves it received the COOKIE */
 };
+
+/* Handshake payloads (HELLO, COOKIE, COOKIE_ECHO, HELLO_ACK) are all this
+ * long: four u32 parameters, then 16 bytes that are the cookie in COOKIE
+ * and COOKIE_ECHO and zero otherwise. HELLO is as long as the COOKIE it
+ * draws, so a forged source gains no amplification. */
+#define HPN_PKT_HS_LEN 32
+#define HPN_PKT_COOKIE_LEN 16
+
+/* BYE before the handshake completed: why (in the seq field). */
+#define HPN_PKT_BYE_REFUSED 1 /* the acceptor is full (max_peers) */
 
 #define HPN_PKT_F_FRAG 0x01       /* DATA: a fragment; fragment header follows */
 #define HPN_PKT_F_UNRELIABLE 0x02 /* DATA: gaps are reported, never retransmitted */
@@ -60,8 +72,10 @@ struct hpn_pkt {
 	/* ACK: bit i of word w means cum + 1 + 64 w + i arrived. */
 	uint64_t sack[HPN_PKT_SACK_WORDS];
 	uint8_t sack_words;
-	/* HELLO / HELLO_ACK: what the sender will send and can take */
+	/* HELLO / COOKIE / COOKIE_ECHO / HELLO_ACK: what the sender will send
+	 * and can take (window above), and the opaque cookie. */
 	uint32_t first_seq, max_msg, mtu;
+	uint8_t cookie[HPN_PKT_COOKIE_LEN];
 };
 
 /* Decode buf[0, len). Returns 0 and fills *p, or a positive enum
@@ -83,6 +97,13 @@ void hpn_pkt_seal(uint8_t *buf, size_t len);
 static inline uint32_t hpn_pkt_session(const uint8_t *buf)
 {
 	return (uint32_t)buf[4] | (uint32_t)buf[5] << 8 | (uint32_t)buf[6] << 16 | (uint32_t)buf[7] << 24;
+}
+
+/* The handshake packets carry their parameters in the payload. */
+static inline bool hpn_pkt_is_handshake(uint8_t type)
+{
+	return type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK || type == HPN_PKT_COOKIE ||
+	       type == HPN_PKT_COOKIE_ECHO;
 }
 
 /* Rewrite the piggybacked ack of a sealed packet (a retransmission carries

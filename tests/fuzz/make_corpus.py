@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v1).
+"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v2).
 
 tests/fuzz/corpus/       fuzz_packet: records [len u8][packet]
 tests/fuzz/corpus_conn/  fuzz_conn:   records [ctl u8][len u8][packet]
@@ -11,11 +11,11 @@ import struct
 
 S = 0x5EED5EED
 F_FRAG, F_UNREL, F_ACK, F_BATCH = 1, 2, 4, 8
-DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG = range(1, 8)
+DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
 def pkt(t, flags=0, seq=0, ack=0, win=0, payload=b"", session=S):
-    return struct.pack("<BBBBIIIHHI", 0xA7, 1, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
+    return struct.pack("<BBBBIIIHHI", 0xA7, 2, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
 
 
 def frag(total, off, data):
@@ -26,13 +26,17 @@ def batch(*msgs):
     return b"".join(struct.pack("<H", len(m)) + m for m in msgs)
 
 
-hello = pkt(HELLO, payload=struct.pack("<IIII", 7, 64, 4096, 1472))
+hello = pkt(HELLO, payload=struct.pack("<IIII", 7, 64, 4096, 1472) + bytes(16))
+cookie = pkt(COOKIE, payload=struct.pack("<IIII", 9, 64, 4096, 1472) + bytes(range(16)))
+echo = pkt(COOKIE_ECHO, payload=struct.pack("<IIII", 7, 64, 4096, 1472) + bytes(range(16)))
 seeds = {
     "data": pkt(DATA, F_ACK, 7, 3, 64, b"hello"),
     "frag": pkt(DATA, F_FRAG, 7, payload=frag(6, 0, b"abc")) + b"",
     "batch": pkt(DATA, F_BATCH | F_ACK, 7, 1, 64, batch(b"ab", b"", b"xyz")),
     "ack": pkt(ACK, F_ACK, 0, 9, 64, struct.pack("<QQ", 0b1011, 1)),
     "hello": hello,
+    "cookie": cookie,
+    "echo": echo,
     "ctrl": pkt(BYE, seq=12) + pkt(PING, F_ACK, 0, 8, 64) + pkt(PONG),
 }
 

@@ -130,9 +130,32 @@ static void test_unreliable(void **state)
 	assert_int_equal(w.gaps, 3);
 	assert_int_equal(hpn_rxwin_put(&w, 0, NULL), HPN_RX_SKIPPED);
 	assert_int_equal(hpn_rxwin_put(&w, 2, NULL), HPN_RX_SKIPPED);
-	assert_int_equal(hpn_rxwin_put(&w, 1000, NULL), HPN_RX_DELIVER); /* far jumps too */
-	assert_int_equal(w.gaps, 3 + 997);
+	/* A jump of a window or more waits for a second packet to agree. */
+	assert_int_equal(hpn_rxwin_put(&w, 1000, NULL), HPN_RX_SKIPPED);
+	assert_int_equal(hpn_rxwin_put(&w, 1002, NULL), HPN_RX_DELIVER);
+	assert_int_equal(w.gaps, 3 + 999);
+	assert_int_equal(w.suspect, 1);
 	assert_int_equal(w.held, 0);
+}
+
+/* One damaged or forged packet far ahead (2^30) must not make every real
+ * packet after it look late: it is dropped, delivery goes on, nothing
+ * counted as a gap. Two that do not agree are both dropped. */
+static void test_unreliable_far_jump(void **state)
+{
+	(void)state;
+	hpn_rxwin_init(&w, 100, 64, false);
+	assert_int_equal(hpn_rxwin_put(&w, 100, NULL), HPN_RX_DELIVER);
+	assert_int_equal(hpn_rxwin_put(&w, 100 + (1u << 30), NULL), HPN_RX_SKIPPED);
+	assert_int_equal(hpn_rxwin_put(&w, 101, NULL), HPN_RX_DELIVER);
+	assert_int_equal(hpn_rxwin_put(&w, 100 + (1u << 30) + 1, NULL), HPN_RX_SKIPPED); /* candidate cleared */
+	assert_int_equal(hpn_rxwin_put(&w, 5000, NULL), HPN_RX_SKIPPED); /* disagrees with it */
+	assert_int_equal(hpn_rxwin_put(&w, 102, NULL), HPN_RX_DELIVER);
+	assert_int_equal(w.gaps, 0);
+	assert_int_equal(w.suspect, 3);
+	/* Within a window: an ordinary gap, taken at once. */
+	assert_int_equal(hpn_rxwin_put(&w, 150, NULL), HPN_RX_DELIVER);
+	assert_int_equal(w.gaps, 47);
 }
 
 /* Random arrival with duplicates over a long stream. */
@@ -179,6 +202,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_every_order),          cmocka_unit_test(test_every_loss_pattern),
 		cmocka_unit_test(test_duplicates_and_window), cmocka_unit_test(test_unreliable),
+		cmocka_unit_test(test_unreliable_far_jump),
 		cmocka_unit_test(test_random_stream),
 	};
 

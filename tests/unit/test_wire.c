@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "packet/hello.h"
 #include "packet/wire.h"
 
 #include <string.h>
@@ -87,6 +88,20 @@ static void test_round_trips(void **state)
 	in.mtu = 10; /* no room for a header: refused */
 	n = make(buf, &in, "");
 	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EPAYLOAD);
+	/* HELLO's padding (as long as a cookie: no amplification) must be zero. */
+	in.mtu = 1472;
+	n = make(buf, &in, "");
+	assert_int_equal(n, HPN_PKT_HDR + HPN_PKT_HS_LEN);
+	buf[n - 1] = 1;
+	hpn_pkt_seal(buf, n);
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EPAYLOAD);
+	/* COOKIE and COOKIE_ECHO carry the cookie through unchanged. */
+	in.type = HPN_PKT_COOKIE_ECHO;
+	for (unsigned i = 0; i < HPN_PKT_COOKIE_LEN; i++)
+		in.cookie[i] = (uint8_t)(0xc0 + i);
+	n = make(buf, &in, "");
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+	assert_memory_equal(out.cookie, in.cookie, HPN_PKT_COOKIE_LEN);
 
 	/* A batch of more records than a receiver is bound to take: malformed. */
 	uint8_t many[2 * (HPN_PKT_BATCH_MAX + 1)] = {0};
@@ -134,9 +149,9 @@ static void test_malformed(void **state)
 		assert_int_equal(hpn_pkt_decode(bad, n, 1 << 20, &out), err); \
 	} while (0)
 	MUTATE(0, 0xA5, HPN_PKT_EMAGIC);
-	MUTATE(1, 2, HPN_PKT_EVERSION);
+	MUTATE(1, 1, HPN_PKT_EVERSION); /* version 1 (no cookie handshake) is refused */
 	MUTATE(2, 0, HPN_PKT_ETYPE);
-	MUTATE(2, 8, HPN_PKT_ETYPE);
+	MUTATE(2, 10, HPN_PKT_ETYPE);
 	MUTATE(3, 0x80, HPN_PKT_EFLAGS);
 	MUTATE(12, 1, HPN_PKT_EFLAGS); /* ack field without the ACK flag */
 	MUTATE(18, 1, HPN_PKT_EFLAGS); /* window field without the ACK flag */
@@ -228,12 +243,73 @@ static void test_reassembly(void **state)
 	assert_int_equal(hpn_reasm_add(&r, &out), -HPN_PKT_EFRAG);
 }
 
+/* SipHash-2-4 against the reference vectors of its paper (key 00..0f,
+ * messages 00.., of length 0 and 15). */
+static void test_siphash(void **state)
+{
+	struct hpn_hello_key k = {0x0706050403020100ull, 0x0f0e0d0c0b0a0908ull};
+	uint8_t m[15];
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(m); i++)
+		m[i] = (uint8_t)i;
+	assert_true(hpn_siphash(&k, m, 0) == 0x726fdb47dd0e0e31ull);
+	assert_true(hpn_siphash(&k, m, 15) == 0xa129ca6149be45e5ull);
+}
+
+/* The stateless handshake: a cookie is good only for the address, session
+ * and parameters it was made for, within its lifetime, under its key. */
+static void test_cookie(void **state)
+{
+	struct hpn_hello_key k = {1, 2}, other = {1, 3};
+	uint8_t a[16] = {2, 0, 0x1f, 0x90, 127, 0, 0, 1}, a2[16] = {2, 0, 0x1f, 0x90, 127, 0, 0, 9};
+	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 77, .first_seq = 1000, .window = 256,
+				.max_msg = 4096, .mtu = 1472};
+	struct hpn_pkt ours = {.window = 128, .max_msg = 8192, .mtu = 1400}, c, echo;
+	uint8_t buf[HPN_PKT_HDR + HPN_PKT_HS_LEN];
+	uint32_t isn, isn2;
+	size_t n;
+
+	(void)state;
+	n = hpn_hello_cookie(&k, a, sizeof(a), &hello, &ours, 5000, buf);
+	assert_int_equal(n, HPN_PKT_HDR + HPN_PKT_HS_LEN); /* as long as the HELLO */
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &c), 0);
+	assert_int_equal(c.type, HPN_PKT_COOKIE);
+	assert_int_equal(c.session, 77);
+	assert_int_equal(c.window, 128);
+	assert_int_equal(c.mtu, 1400);
+	echo = hello;
+	echo.type = HPN_PKT_COOKIE_ECHO;
+	memcpy(echo.cookie, c.cookie, sizeof(echo.cookie));
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 6999, 2000, &isn), 0);
+	assert_int_equal(isn, c.first_seq);
+	/* Another address, key, session or parameter; too late; from the future. */
+	assert_int_equal(hpn_hello_check(&k, a2, sizeof(a2), &echo, 5001, 2000, &isn2), -1);
+	assert_int_equal(hpn_hello_check(&other, a, sizeof(a), &echo, 5001, 2000, &isn2), -1);
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 7001, 2000, &isn2), -1);
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 4999, 2000, &isn2), -1);
+	echo.session++;
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 5001, 2000, &isn2), -1);
+	echo.session--;
+	echo.window = 1024;
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 5001, 2000, &isn2), -1);
+	echo.window = hello.window;
+	echo.cookie[4] ^= 1; /* our first sequence number, changed */
+	assert_int_equal(hpn_hello_check(&k, a, sizeof(a), &echo, 5001, 2000, &isn2), -1);
+	/* First sequence numbers differ by address (random to anyone else). */
+	n = hpn_hello_cookie(&k, a2, sizeof(a2), &hello, &ours, 5000, buf);
+	assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &echo), 0);
+	assert_int_not_equal(echo.first_seq, c.first_seq);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trips),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_reassembly),
+		cmocka_unit_test(test_siphash),
+		cmocka_unit_test(test_cookie),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

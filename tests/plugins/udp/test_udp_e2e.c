@@ -459,6 +459,18 @@ static size_t pkt(uint8_t *buf, struct hpn_pkt p, const void *payload)
 	return n;
 }
 
+/* recv() on a hand-made peer's socket while the endpoint (inline
+ * progress) is driven; -1 after 3 s of nothing. */
+static int recv_driving(hpn_ep *ep, int fd, void *buf, size_t len)
+{
+	uint64_t t0 = now_ms();
+	ssize_t r;
+
+	while ((r = recv(fd, buf, len, MSG_DONTWAIT)) < 0 && now_ms() - t0 < 3000)
+		hpn_poll(ep, NULL, 0);
+	return (int)r;
+}
+
 /* A hand-made peer: garbage from a stranger, a handshake, then broken
  * packets of every kind - each counted and dropped, nothing delivered but
  * the one good message - and then silence, which times the peer out. */
@@ -499,9 +511,22 @@ static void test_reliable_malformed(void **state)
 	SEND(b, n);
 	b[n - 1] ^= 1;
 	SEND(b, n);
-	/* The handshake: our session, our first sequence number 100. */
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
-				    .max_msg = 65536, .mtu = 1472}, NULL);
+	/* The handshake: our session, our first sequence number 100. A HELLO
+	 * gets a COOKIE and nothing else (no peer yet); its echo, the peer. */
+	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
+				.max_msg = 65536, .mtu = 1472};
+
+	n = pkt(b, hello, NULL);
+	SEND(b, n);
+	r = recv_driving(s, fd, b, sizeof(b));
+	assert_int_equal(r, (int)n); /* no amplification */
+	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
+	assert_int_equal(ack.type, HPN_PKT_COOKIE);
+	assert_int_equal(ack.session, 0x5eed);
+	assert_int_equal(hpn_poll(s, &ev, 1), 0);
+	hello.type = HPN_PKT_COOKIE_ECHO;
+	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
+	n = pkt(b, hello, NULL);
 	SEND(b, n);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
 	r = (int)recv(fd, b, sizeof(b), 0);
