@@ -65,6 +65,23 @@ void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live)
 
 /* Events are rare (connects, failures), so a mutex is fine here and keeps
  * the queue usable from both the progress thread and the application. */
+/* Double the event ring, unwrapped (under ev_lock). Returns 0 or -ENOMEM. */
+static int ev_grow(struct hpn_ep *ep)
+{
+	unsigned cap = ep->ev_cap ? 2 * ep->ev_cap : HPN_EVQ_SIZE;
+	struct hpn_event *ev;
+
+	if (cap > HPN_EVQ_MAX || !(ev = malloc(cap * sizeof(*ev))))
+		return -ENOMEM;
+	for (unsigned i = 0; i < ep->ev_cap; i++)
+		ev[i] = ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)];
+	free(ep->ev);
+	ep->ev = ev;
+	ep->ev_head = 0;
+	ep->ev_cap = cap;
+	return 0;
+}
+
 HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer,
 			       int status)
 {
@@ -74,14 +91,14 @@ HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, 
 	hpn_peer_set_live(ep, peer, type != HPN_EV_PEER_GONE);
 	pthread_mutex_lock(&ep->ev_lock);
 	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
-	if (n == HPN_EVQ_SIZE) {
+	if (n == ep->ev_cap && ev_grow(ep)) {
 		ep->ev_overflow++;
 		pthread_mutex_unlock(&ep->ev_lock);
-		hpn_log(HPN_LOG_ERROR, "event queue full (%d): call hpn_poll(); event %d for peer %u lost",
-			HPN_EVQ_SIZE, type, peer);
+		hpn_log(HPN_LOG_ERROR, "event queue full (%u): call hpn_poll(); event %d for peer %u lost",
+			ep->ev_cap, type, peer);
 		return;
 	}
-	ep->ev[(ep->ev_head + n) % HPN_EVQ_SIZE] = (struct hpn_event){type, peer, status};
+	ep->ev[(ep->ev_head + n) & (ep->ev_cap - 1)] = (struct hpn_event){type, peer, status};
 	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
 	pthread_mutex_unlock(&ep->ev_lock);
 	hpn_log(HPN_LOG_INFO, "event %s peer %u status %d",
@@ -101,14 +118,16 @@ bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out)
 	pthread_mutex_lock(&ep->ev_lock);
 	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
 	for (unsigned i = 0; i < n; i++) {
-		unsigned at = (ep->ev_head + i) % HPN_EVQ_SIZE;
+		unsigned mask = ep->ev_cap - 1, at = (ep->ev_head + i) & mask;
 
 		if (peer != HPN_PEER_NONE && ep->ev[at].peer != peer)
 			continue;
 		*out = ep->ev[at];
 		/* Close the gap, keeping the others in order. */
-		for (unsigned j = i; j + 1 < n; j++)
-			ep->ev[(ep->ev_head + j) % HPN_EVQ_SIZE] = ep->ev[(ep->ev_head + j + 1) % HPN_EVQ_SIZE];
+		if (!i)
+			ep->ev_head = (ep->ev_head + 1) & mask;
+		for (unsigned j = i; i && j + 1 < n; j++)
+			ep->ev[(ep->ev_head + j) & mask] = ep->ev[(ep->ev_head + j + 1) & mask];
 		atomic_store_explicit(&ep->ev_count, n - 1, memory_order_release);
 		found = true;
 		break;
@@ -243,6 +262,10 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 		return hpn_set_error(-ENOMEM, "out of memory creating an endpoint");
 	memset(ep, 0, sizeof(*ep));
 	pthread_mutex_init(&ep->ev_lock, NULL);
+	if (ev_grow(ep)) {
+		free(ep);
+		return hpn_set_error(-ENOMEM, "out of memory creating an endpoint");
+	}
 
 	ret = hpn_cfg_parse(config, &ep->cfg);
 	if (ret)
@@ -306,6 +329,7 @@ HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
 	hpn_plugin_unload(ep->plugin);
 	hpn_cfg_free(ep->cfg);
 	pthread_mutex_destroy(&ep->ev_lock);
+	free(ep->ev);
 	free(ep->live);
 	free(ep);
 }

@@ -11,7 +11,8 @@
 
 enum hpn_wait_mode { HPN_WAIT_SPIN = 0, HPN_WAIT_ADAPTIVE = 1, HPN_WAIT_BLOCK = 2 };
 
-#define HPN_EVQ_SIZE 1024
+#define HPN_EVQ_SIZE 1024       /* events held at first */
+#define HPN_EVQ_MAX (1u << 20) /* at most (16 MiB): an application that never polls */
 #define HPN_BACKLOG_SIZE 512
 
 struct hpn_prog; /* progress.c */
@@ -49,9 +50,12 @@ struct hpn_ep {
 	struct hpn_core_opts opts;
 	size_t core_headroom;
 
+	/* Events: a ring that grows (doubling, up to HPN_EVQ_MAX) instead of
+	 * dropping: a burst of peers coming and going must never leave the
+	 * application with a PEER_GONE for a peer it never saw arrive. */
 	pthread_mutex_t ev_lock;
-	struct hpn_event ev[HPN_EVQ_SIZE];
-	unsigned ev_head;
+	struct hpn_event *ev;
+	unsigned ev_head, ev_cap; /* ev_cap: a power of two */
 	atomic_uint ev_count;
 	uint64_t ev_overflow;
 
