@@ -380,6 +380,73 @@ static void test_silent_peer(void **state)
 	hpn_conn_fini(&b);
 }
 
+/* Finding 8 of issue 9: a peer that speaks is alive, however long our
+ * data waits. Every DATA packet a sends is lost for 3 s (3x the peer
+ * timeout) while everything else gets through: a keeps retransmitting,
+ * b keeps answering, nobody is declared dead; then all arrives. */
+static void test_alive_while_data_is_lost(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	F.drop_type = HPN_PKT_DATA;
+	F.drop_count = 1 << 30;
+	for (uint64_t n = 0; n < 50; n++) {
+		static uint8_t buf[2000];
+
+		msg_fill(buf, n);
+		assert_int_equal(send1(&a, buf, msg_len(n)), 1); /* all <= 1457 B */
+	}
+	for (uint64_t t0 = now; now - t0 < 3000 * MS;)
+		step();
+	assert_false(sa.gone);
+	assert_false(sb.gone);
+	assert_int_equal(sb.got, 0);
+	assert_true(a.retransmits > 5);
+	F.drop_count = 0;
+	for (int i = 0; i < 1000000 && sb.got < 50; i++)
+		step();
+	assert_int_equal(sb.got, 50);
+	assert_false(sa.gone);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* Finding 7 of issue 9: messages b acknowledged but its slow reader had
+ * not taken when a fell silent are still delivered, then the stream
+ * ends (-ETIMEDOUT): nothing acknowledged is ever dropped. */
+static void test_silent_peer_backlog_delivered(void **state)
+{
+	static uint8_t buf[64];
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	room_limited = 1;
+	room_left = 0;
+	for (uint64_t n = 0; n < 20; n++) {
+		msg_fill(buf, n);
+		assert_int_equal(send1(&a, buf, msg_len(n) > 64 ? 64 : msg_len(n)), 1);
+	}
+	for (int i = 0; i < 100000 && a.tx.una != a.tx.next; i++)
+		step();
+	assert_int_equal(a.tx.una, a.tx.next); /* all acked, none read */
+	F.cut = 1;
+	for (uint64_t t0 = now; now - t0 < 2000 * MS;)
+		step();
+	assert_false(sb.gone); /* silent for 2 s, but the reader comes first */
+	assert_int_equal(sb.got, 0);
+	room_left = 1000;
+	for (int i = 0; i < 1000 && !sb.gone; i++)
+		step();
+	room_limited = 0;
+	assert_int_equal(sb.got, 20);
+	assert_true(sb.gone);
+	assert_int_equal(sb.status, -ETIMEDOUT);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
 /* Request/response: every message's ack rides on the answer; no ack
  * packet is sent at all while the answers come within ack_delay. */
 static void test_pingpong_acks(void **state)
@@ -755,6 +822,7 @@ int main(void)
 		cmocka_unit_test(test_limits_negotiated), cmocka_unit_test(test_window_reopens),
 		cmocka_unit_test(test_bye_before_up), cmocka_unit_test(test_window_bounds_messages),
 		cmocka_unit_test(test_delay_spike), cmocka_unit_test(test_bye_out_of_window),
+		cmocka_unit_test(test_alive_while_data_is_lost), cmocka_unit_test(test_silent_peer_backlog_delivered),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
