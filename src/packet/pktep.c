@@ -374,6 +374,15 @@ static void on_gone(void *arg, int status)
 		hpn_log(HPN_LOG_WARN, "peer %s gone (%s) with %llu sent messages unacknowledged", who,
 			status ? strerror(-status) : "closed", (unsigned long long)p->conn.unacked_msgs);
 	}
+	if (status == -ETIMEDOUT) {
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_INFO,
+			"peer %s silent for %llu ms: gone (%u packets in flight, %u waiting for the reader, "
+			"%llu stale and %llu malformed packets from it)",
+			who, (unsigned long long)((hpn_now_ns() - p->conn.last_rx_ns) / 1000000),
+			hpn_txwin_inflight(&p->conn.tx), p->conn.backlog, (unsigned long long)p->conn.stale,
+			(unsigned long long)p->conn.malformed);
+	}
 	if (p->connecting && !status)
 		status = -ECONNRESET;
 	if (!p->lingering) { /* else the application let go of it already */

@@ -67,13 +67,21 @@ static inline uint64_t reo_window(const struct hpn_txwin *t)
 	return t->reo_ns ? t->reo_ns : t->min_rtt_ns / 4;
 }
 
-static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now)
+/* What one ack newly acknowledged, for its RTT sample (below). */
+struct ack_news {
+	const struct hpn_txpkt *newest; /* latest sent, never resent */
+	bool resent;                    /* a resent packet was among them */
+};
+
+static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now, struct ack_news *news)
 {
 	uint64_t rtt = now - p->sent_ns;
 
-	if (!p->tries) {
-		rtt_sample(t, rtt);
-	} else if (rtt < t->min_rtt_ns) {
+	if (p->tries)
+		news->resent = true;
+	else if (!news->newest || p->sent_ns > news->newest->sent_ns)
+		news->newest = p;
+	if (p->tries && rtt < t->min_rtt_ns) {
 		/* Acked sooner than any round trip: the original made it, the
 		 * retransmission was spurious. Allow more reordering; and this
 		 * ack says nothing about packets sent after the original (RFC
@@ -136,7 +144,7 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		  void (*release)(void *arg, void *ref), void *arg)
 {
 	int released = 0;
-
+	struct ack_news news = {0};
 	bool fast = false;
 
 	if (hpn_seq_lt(t->next, cum))
@@ -148,7 +156,7 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		struct hpn_txpkt *p = at(t, t->una);
 
 		if (!p->acked)
-			note_acked(t, p, now);
+			note_acked(t, p, now, &news);
 		release(arg, p->ref);
 		p->ref = NULL;
 		t->una++;
@@ -165,9 +173,16 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 			if (!(m & 1) || !hpn_seq_lt(seq, t->next) || hpn_seq_lt(seq, t->una))
 				continue;
 			if (!at(t, seq)->acked)
-				note_acked(t, at(t, seq), now);
+				note_acked(t, at(t, seq), now, &news);
 		}
 	}
+	/* One RTT sample per ack, from the newest packet it acknowledges -
+	 * and none when it also acknowledges a resent one: then it is the
+	 * answer to a filled hole, and the packets behind the hole waited
+	 * for it (their "RTT" is the repair time; taking it inflated the
+	 * RTO to a second under loss). Karn's rule, as Linux applies it. */
+	if (news.newest && !news.resent)
+		rtt_sample(t, now - news.newest->sent_ns);
 	if (t->frto)
 		frto_verdict(t, cum, fast, now);
 	return released;
