@@ -495,6 +495,8 @@ HPN_EXPORT int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size)
 
 	for (size_t i = 0; i < sizeof(snap) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	/* The pool counts the buffers it refused; it knows no endpoint. */
+	snap.errors += hpn_pool_bad_puts(ep->pool);
 	memcpy(st, &snap, size < sizeof(snap) ? size : sizeof(snap));
 	return 0;
 }

@@ -265,7 +265,16 @@ int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len);
  */
 int hpn_buf_get(hpn_ep *ep, void **data);
 
-/** Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). */
+/**
+ * Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). Any
+ * pointer into the buffer identifies it. A buffer that is already back in
+ * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it)
+ * and a pointer that is not from this endpoint's pool are refused instead
+ * of giving one buffer two owners: nothing happens to the pool, the first
+ * such mistake is logged at HPN_LOG_ERROR and each is counted in
+ * hpn_stats.errors. Two threads putting the same buffer at the same instant
+ * are not guaranteed to be caught.
+ */
 void hpn_buf_put(hpn_ep *ep, void *data);
 
 /** Usable bytes of each pool buffer. */
@@ -278,7 +287,8 @@ size_t hpn_buf_size(const hpn_ep *ep);
 struct hpn_stats {
 	uint64_t msgs_out, bytes_out;
 	uint64_t msgs_in, bytes_in;
-	uint64_t errors;    /* send/receive failures reported by the backend */
+	uint64_t errors;    /* send/receive failures reported by the backend, and
+	                       buffers refused by hpn_buf_put (see there) */
 	uint64_t drops;     /* received and discarded (malformed, unknown peer,
 	                       truncated, ring full) */
 	uint64_t malformed; /* subset of drops: failed validation */

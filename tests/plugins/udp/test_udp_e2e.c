@@ -1356,6 +1356,36 @@ static void test_progress_thread(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* ---- buffer ownership and limits (issue 9) --------------------------------- */
+
+/* A buffer put back twice is refused (counted, logged once), so the pool
+ * never hands one buffer to two owners. */
+static void test_double_put(void **state)
+{
+	hpn_ep *ep = make(NULL);
+	static void *got[4096];
+	struct hpn_stats st;
+	unsigned n = 0;
+	void *a;
+
+	(void)state;
+	assert_int_equal(hpn_buf_get(ep, &a), 0);
+	hpn_buf_put(ep, a);
+	hpn_buf_put(ep, a); /* the bug under test */
+	hpn_ep_stats(ep, &st, sizeof(st));
+	assert_int_equal(st.errors, 1);
+	/* Empty the pool: every buffer comes out once. */
+	while (n < 4096 && hpn_buf_get(ep, &got[n]) == 0)
+		n++;
+	assert_true(n >= 256 && n < 4096);
+	for (unsigned i = 0; i < n; i++)
+		for (unsigned j = 0; j < i; j++)
+			assert_ptr_not_equal(got[i], got[j]);
+	for (unsigned i = 0; i < n; i++)
+		hpn_buf_put(ep, got[i]);
+	hpn_ep_destroy(ep);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1383,6 +1413,7 @@ int main(void)
 		cmocka_unit_test(test_one_mib_messages),
 		cmocka_unit_test(test_killed_peer_data_kept),
 		cmocka_unit_test(test_reconnect_while_closing),
+		cmocka_unit_test(test_double_put),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
