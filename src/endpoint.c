@@ -539,10 +539,47 @@ HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n
 	return r;
 }
 
+static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
+{
+	static const char *const text[] = {
+		[HPN_POOL_BUF_FOREIGN] = "is not a buffer of this endpoint's pool (hpn_buf_get)",
+		[HPN_POOL_BUF_HEADROOM] = "points in front of its buffer's data",
+		[HPN_POOL_BUF_OVERRUN] = "runs past the end of its buffer",
+		[HPN_POOL_BUF_FREE] = "is a buffer that was already returned to the pool",
+	};
+
+	return hpn_set_error(-EINVAL, "hpn_send_zc_burst: data %p (len %u) %s; nothing of it was touched",
+			     m->data, m->len, text[why]);
+}
+
+/*
+ * Zero-copy sends write in front of the data (backend headers, the core's
+ * meta block) and put the buffer back once sent: a pointer that is not a
+ * pool buffer the caller owns would corrupt memory there. Returns how many
+ * leading messages may go, or -EINVAL if the first may not (the others are
+ * refused when they come first).
+ */
+static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		/* Too long for any buffer: the backend's -EMSGSIZE says it. */
+		enum hpn_pool_bad why = msgs[i].len > ep->max_msg
+						? HPN_POOL_BUF_OK
+						: hpn_pool_check_owned(ep->pool, msgs[i].data, msgs[i].len);
+
+		if (hpn_unlikely(why != HPN_POOL_BUF_OK))
+			return i ? (int)i : zc_refused(&msgs[i], why);
+	}
+	return (int)n;
+}
+
 HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
-	int r;
+	int r = zc_check(ep, msgs, n);
 
+	if (hpn_unlikely(r < 0))
+		return r;
+	n = (unsigned)r;
 	if (hpn_unlikely(ep->prog))
 		return hpn_prog_send(ep, msgs, n, true);
 	r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);

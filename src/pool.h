@@ -152,4 +152,39 @@ static inline void *hpn_pool_data(const struct hpn_pool *pool, const void *p)
 	return (char *)hpn_pool_elem(pool, p) + pool->data_off;
 }
 
+/* What hpn_pool_check_owned() found wrong with a buffer. */
+enum hpn_pool_bad {
+	HPN_POOL_BUF_OK = 0,
+	HPN_POOL_BUF_FOREIGN,  /* not inside any buffer of this pool */
+	HPN_POOL_BUF_HEADROOM, /* points into the headroom, in front of the data */
+	HPN_POOL_BUF_OVERRUN,  /* [p, p + len) runs past the end of the buffer */
+	HPN_POOL_BUF_FREE,     /* the buffer is in the pool: nobody owns it */
+};
+
+/*
+ * Can [p, p + len) be handed to a backend as a buffer the caller owns?
+ * Zero-copy sends write headers and metadata in front of the data and put
+ * the buffer back when sent: anything else would corrupt memory. A range
+ * check, a multiply and a byte load; no lock.
+ */
+static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool, const void *p,
+						     size_t len)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - pool->base), at;
+	unsigned idx;
+
+	if (off >= pool->span)
+		return HPN_POOL_BUF_FOREIGN;
+	idx = hpn_pool_index(pool, p);
+	at = off - (uint64_t)idx * pool->stride; /* offset inside the slot */
+	if (at < pool->data_off)
+		return HPN_POOL_BUF_HEADROOM;
+	at -= pool->data_off; /* offset inside the data area (or its padding) */
+	if (at > pool->buf_size || len > pool->buf_size - at)
+		return HPN_POOL_BUF_OVERRUN;
+	if (__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED))
+		return HPN_POOL_BUF_FREE;
+	return HPN_POOL_BUF_OK;
+}
+
 #endif /* HPN_POOL_H */

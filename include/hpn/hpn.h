@@ -229,10 +229,15 @@ int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
 int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 
 /**
- * Zero-copy send: every msgs[i].data must come from hpn_buf_get() of this
- * endpoint. Ownership of the accepted buffers (the return value counts
- * them, as in hpn_send_burst) passes to the library, which releases them
- * after transmission; buffers not accepted stay with the caller.
+ * Zero-copy send: every msgs[i].data must point into a buffer of this
+ * endpoint's pool that the caller owns (from hpn_buf_get() or a receive),
+ * at or after the buffer's data pointer, with len bytes fitting in the
+ * buffer. Ownership of the accepted buffers (the return value counts them,
+ * as in hpn_send_burst) passes to the library, which releases them after
+ * transmission; buffers not accepted stay with the caller. A pointer that
+ * breaks the rule is refused before any memory is touched: -EINVAL with a
+ * message in hpn_last_error() when it is the first message, else the
+ * messages before it are sent and the count returned.
  */
 int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 

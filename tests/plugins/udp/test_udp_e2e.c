@@ -1386,6 +1386,59 @@ static void test_double_put(void **state)
 	hpn_ep_destroy(ep);
 }
 
+/* Zero-copy sends write in front of the data: a pointer that is not a
+ * pool buffer the caller owns is refused before anything is touched. */
+static void test_zc_foreign_pointer(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr));
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	uint8_t area[96], canary[96];
+	struct hpn_msg m[2], in[4];
+	void *buf, *freed;
+	unsigned got = 0;
+
+	(void)state;
+	memset(area, 0xAB, sizeof(area));
+	memcpy(canary, area, sizeof(area));
+	m[0] = (struct hpn_msg){area + 32, 16, p};
+	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "not a buffer of this endpoint's pool"));
+	assert_memory_equal(area, canary, sizeof(area));
+	/* Into the headroom, past the end, or already back in the pool. */
+	assert_int_equal(hpn_buf_get(c, &buf), 0);
+	m[0] = (struct hpn_msg){(char *)buf - 4, 16, p};
+	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
+	m[0] = (struct hpn_msg){(char *)buf + hpn_buf_size(c) - 8, 16, p};
+	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "past the end"));
+	assert_int_equal(hpn_buf_get(c, &freed), 0);
+	hpn_buf_put(c, freed);
+	m[0] = (struct hpn_msg){freed, 16, p};
+	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "already returned"));
+	/* A good buffer before a bad one goes; the bad one is refused next. */
+	fill(buf, 16, 7);
+	m[0] = (struct hpn_msg){buf, 16, p};
+	m[1] = (struct hpn_msg){area + 32, 16, p};
+	assert_int_equal(hpn_send_zc_burst(c, m, 2), 1);
+	assert_int_equal(hpn_send_zc_burst(c, m + 1, 1), -EINVAL);
+	assert_memory_equal(area, canary, sizeof(area));
+	for (uint64_t t0 = now_ms(); got < 1 && now_ms() - t0 < 3000;) {
+		int r = hpn_recv_burst(s, in, 4);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(check(in[i].data, in[i].len), 7);
+			hpn_buf_put(s, in[i].data);
+		}
+		hpn_poll(c, NULL, 0);
+	}
+	assert_int_equal(got, 1);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1414,6 +1467,7 @@ int main(void)
 		cmocka_unit_test(test_killed_peer_data_kept),
 		cmocka_unit_test(test_reconnect_while_closing),
 		cmocka_unit_test(test_double_put),
+		cmocka_unit_test(test_zc_foreign_pointer),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
