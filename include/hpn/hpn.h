@@ -216,8 +216,13 @@ struct hpn_msg {
 
 /**
  * Copy-send one message. Returns 0, -EAGAIN (back-pressure: nothing was
- * sent, try again), -EMSGSIZE (len > caps.max_msg_size), -ENOTCONN (peer
+ * sent, try again), -EMSGSIZE (len > caps.max_msg_size, or, on a backend
+ * that negotiates limits, larger than the peer can take), -ENOTCONN (peer
  * not connected or gone). The caller keeps ownership of data.
+ * progress=thread: what the application thread can check (caps.max_msg_size,
+ * a peer known to be gone) is returned here; what only the progress thread
+ * learns (the peer's smaller negotiated limit, a peer lost meanwhile) turns
+ * an accepted message into a logged failure counted in hpn_stats.tx_failed.
  */
 int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
 
@@ -303,6 +308,12 @@ struct hpn_stats {
 	uint64_t gaps;        /* unordered mode: packets never received (each held one
 	                         message, a fragment, or a batch of small ones) */
 	uint64_t unacked;     /* messages sent to peers that died before acking them */
+	/* progress=thread: messages hpn_send* accepted (returned them as sent)
+	 * that the backend then refused on the progress thread - larger than
+	 * the peer's negotiated largest message or window, or the peer went
+	 * away meanwhile. Each is also in errors and is logged (1st, 2nd, 4th,
+	 * ... time). Inline mode returns those errors from hpn_send* instead. */
+	uint64_t tx_failed;
 };
 
 /**

@@ -1439,6 +1439,64 @@ static void test_zc_foreign_pointer(void **state)
 	hpn_ep_destroy(s);
 }
 
+static int log_hits; /* log lines containing log_want, from any thread */
+static const char *log_want;
+
+static void count_log(void *arg, enum hpn_log_level level, const char *msg)
+{
+	(void)arg;
+	(void)level;
+	if (log_want && strstr(msg, log_want))
+		__atomic_add_fetch(&log_hits, 1, __ATOMIC_RELAXED);
+}
+
+/* progress=thread never drops a message silently: what the application
+ * thread can check returns -EMSGSIZE; a message larger than the peer's
+ * negotiated limit (only the progress thread learns it) is counted in
+ * tx_failed and logged. */
+static void test_progress_thread_too_big(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("buf_size=4096", addr, sizeof(addr));
+	hpn_ep *c = make("progress=thread,wait=adaptive");
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	static uint8_t big[70000];
+	struct hpn_stats st = {0};
+	struct hpn_msg in[4];
+	unsigned got = 0;
+
+	(void)state;
+	/* Our own limit: refused at once, as inline mode does. */
+	assert_int_equal(hpn_send(c, p, big, hpn_ep_caps(c)->max_msg_size + 1u), -EMSGSIZE);
+	if (reliable) {
+		/* 8000 bytes fit our buffers, not the peer's 4 KiB. */
+		log_want = "stats.tx_failed";
+		hpn_log_set_handler(count_log, NULL, HPN_LOG_ERROR);
+		assert_int_equal(hpn_send(c, p, big, 8000), 0);
+		for (uint64_t t0 = now_ms(); st.tx_failed == 0 && now_ms() - t0 < 3000; usleep(1000))
+			hpn_ep_stats(c, &st, sizeof(st));
+		hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
+		assert_int_equal(st.tx_failed, 1);
+		assert_true(st.errors >= 1);
+		assert_int_equal(__atomic_load_n(&log_hits, __ATOMIC_RELAXED), 1);
+	}
+	/* The stream goes on. */
+	fill(big, 100, 3);
+	assert_int_equal(hpn_send(c, p, big, 100), 0);
+	for (uint64_t t0 = now_ms(); got < 1 && now_ms() - t0 < 3000;) {
+		int r = hpn_recv_burst(s, in, 4);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].len, 100);
+			assert_int_equal(check(in[i].data, in[i].len), 3);
+			hpn_buf_put(s, in[i].data);
+		}
+	}
+	assert_int_equal(got, 1);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1468,6 +1526,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect_while_closing),
 		cmocka_unit_test(test_double_put),
 		cmocka_unit_test(test_zc_foreign_pointer),
+		cmocka_unit_test(test_progress_thread_too_big),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
