@@ -30,6 +30,7 @@
 
 #include "msgq.h"
 #include "packet/pktep.h"
+#include "peerid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,8 +64,6 @@ enum udp_type { T_DATA = 1, T_HELLO, T_HELLO_ACK, T_BYE, T_PING, T_PONG };
 enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
 
 #define HASH_EMPTY UINT32_MAX
-#define IDX_BITS 16
-#define IDX_MASK ((1u << IDX_BITS) - 1)
 
 #define HPN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -74,8 +73,8 @@ struct udp_peer {
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	uint8_t state;
-	hpn_peer_t id; /* slot index | generation << 16: stale ids never match */
-	uint16_t gen;
+	hpn_peer_t id; /* slot | generation << slot_bits (peerid.h): never reused */
+	uint32_t gen;
 	uint64_t nonce;     /* session nonce we send */
 	uint64_t alt_nonce; /* the other side's, after a simultaneous open; 0 if none */
 	uint64_t last_rx_ns;
@@ -92,6 +91,8 @@ struct hpn_pep {
 	unsigned burst;
 	uint32_t max_msg;
 	uint32_t max_peers;
+	unsigned slot_bits; /* of peer ids, see peerid.h */
+	uint32_t next_slot; /* where the round-robin search for a free slot starts */
 	uint32_t npeers;
 	uint32_t *active; /* slots in use, densely: timers visit only these */
 	uint64_t now; /* coarse clock, updated by progress(): stamps peer activity */
@@ -241,29 +242,40 @@ static void hash_rebuild(struct hpn_pep *u)
 	}
 }
 
+/* Slots are taken round-robin, so each one's generations last max_peers
+ * times longer than if the lowest free slot were always reused; a slot
+ * whose generations are used up is retired (peerid.h). */
 static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storage *a, socklen_t alen)
 {
-	for (uint32_t i = 0; i < u->max_peers; i++) {
+	for (uint32_t n = 0; n < u->max_peers; n++) {
+		uint32_t i = (u->next_slot + n) % u->max_peers;
 		struct udp_peer *p = &u->peers[i];
 
-		if (p->state != P_FREE)
+		if (p->state != P_FREE || !hpn_peerid_usable(p->gen, u->slot_bits))
 			continue;
-		uint16_t gen = (uint16_t)(p->gen + 1);
+		uint32_t gen = p->gen + 1;
 
 		memset(p, 0, sizeof(*p));
 		p->gen = gen;
-		p->id = i | ((uint32_t)gen << IDX_BITS);
-		if (p->id == HPN_PEER_NONE)
-			p->id = i | (1u << IDX_BITS);
+		p->id = hpn_peerid_make(i, gen, u->slot_bits);
 		memcpy(&p->addr, a, alen);
 		p->alen = alen;
 		p->last_rx_ns = p->started_ns = u->now;
 		p->state = P_CONNECTING;
 		u->active[u->npeers++] = i;
+		u->next_slot = i + 1;
 		hash_rebuild(u);
 		return p;
 	}
 	return NULL;
+}
+
+/* Why peer_new() found nothing: the table is full, or some slots are
+ * retired for good. */
+static const char *no_slot_why(const struct hpn_pep *u)
+{
+	return u->npeers < u->max_peers ? "every free peer slot has used all its ids (recreate the endpoint)"
+					: "all peer slots in use (raise max_peers)";
 }
 
 static void peer_free(struct hpn_pep *u, struct udp_peer *p)
@@ -286,7 +298,7 @@ static void peer_free(struct hpn_pep *u, struct udp_peer *p)
 
 static inline struct udp_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 {
-	uint32_t idx = id & IDX_MASK;
+	uint32_t idx = hpn_peerid_slot(id, u->slot_bits);
 
 	if (unlikely(idx >= u->max_peers))
 		return NULL;
@@ -713,6 +725,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->gro = gro && !u->pk;
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
+	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
 	u->timeout_ns = timeout_ms * 1000000ull;
 	u->retry_ns = retry_ms * 1000000ull;
 	u->hmask = 1;
@@ -881,7 +894,7 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	u->now = hpn_now_ns();
 	p = peer_new(u, &a, alen);
 	if (!p)
-		return hpn_set_error(-ENOSPC, "udp: all %u peer slots in use (raise max_peers)", u->max_peers);
+		return hpn_set_error(-ENOSPC, "udp: %s: %u peers", no_slot_why(u), u->max_peers);
 	p->nonce = new_nonce();
 	p->last_hello_ns = u->now;
 	send_ctrl(u, p, T_HELLO);
@@ -1009,8 +1022,7 @@ static void on_hello(struct hpn_pep *u, struct udp_peer *p, const struct sockadd
 	p = peer_new(u, from, alen);
 	if (!p) {
 		HPN_STAT_ADD(u->st->drops, 1);
-		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: all %u slots in use (raise max_peers)",
-			u->max_peers);
+		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: %s: %u peers", no_slot_why(u), u->max_peers);
 		return;
 	}
 	p->nonce = nonce;
