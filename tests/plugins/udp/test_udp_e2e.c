@@ -1529,6 +1529,86 @@ static void test_peer_ids_never_repeat(void **state)
 	close(sink);
 }
 
+/* hpnbench's server keeps serving everyone while one client never reads
+ * (its window stays closed): replies to it are parked, not waited for. */
+static void test_hpnbench_stuck_peer(void **state)
+{
+	const char *bench = getenv("HPNBENCH");
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), status = 0;
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	struct { uint32_t type, reserved; uint64_t seq; } ping = {0x50494e47, 0, 0}; /* M_PING */
+	static uint8_t msg[1400]; /* one packet each: the window fills quickly */
+	char addr[64];
+	hpn_ep *stuck, *probe;
+	hpn_peer_t p, q;
+	pid_t pid;
+	int ret = -1;
+
+	(void)state;
+	if (!reliable || !bench)
+		skip(); /* raw datagrams never push back; HPNBENCH comes from meson */
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	close(fd);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", ntohs(a.sin_port));
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		execl(bench, "hpnbench", "--plugin", "udp", "--server", "--bind", addr, "--config",
+		      "hugepages=off,mlock=off,bufs=1024", (char *)NULL);
+		_exit(127);
+	}
+	stuck = make("progress=thread,wait=adaptive");
+	for (uint64_t t0 = now_ms(); ret && now_ms() - t0 < 5000;)
+		if ((ret = hpn_connect(stuck, addr, 300, &p)))
+			usleep(20000);
+	assert_int_equal(ret, 0);
+	/* Ping and never read: the echoes fill our buffers, then our window. */
+	for (uint64_t t0 = now_ms(); ping.seq < 4000 && now_ms() - t0 < 2000;) {
+		memcpy(msg, &ping, sizeof(ping));
+		if (hpn_send(stuck, p, msg, sizeof(msg)) == 0)
+			ping.seq++;
+		else
+			usleep(100);
+	}
+	/* Another client is served all the same. */
+	probe = make(NULL);
+	ret = hpn_connect(probe, addr, 3000, &q);
+	if (ret)
+		fprintf(stderr, "# probe connect: %s\n", hpn_last_error());
+	for (uint64_t i = 0; !ret && i < 20; i++) {
+		struct hpn_msg in[4];
+		bool echoed = false;
+
+		ping.seq = i;
+		assert_int_equal(hpn_send(probe, q, &ping, sizeof(ping)), 0);
+		for (uint64_t t0 = now_ms(); !echoed && now_ms() - t0 < 2000;) {
+			int r = hpn_recv_wait(probe, in, 4, 10);
+
+			for (int k = 0; k < r; k++) {
+				echoed |= in[k].len == sizeof(ping) && !memcmp(in[k].data, &ping, sizeof(ping));
+				hpn_buf_put(probe, in[k].data);
+			}
+		}
+		if (!echoed)
+			ret = -ETIMEDOUT;
+	}
+	kill(pid, SIGTERM);
+	for (uint64_t t0 = now_ms(); waitpid(pid, &status, WNOHANG) == 0;) {
+		if (now_ms() - t0 > 3000) {
+			kill(pid, SIGKILL); /* stuck for good */
+			waitpid(pid, &status, 0);
+			ret = ret ?: -EDEADLK;
+			break;
+		}
+		usleep(10000);
+	}
+	hpn_ep_destroy(probe);
+	hpn_ep_destroy(stuck);
+	assert_int_equal(ret, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1560,6 +1640,7 @@ int main(void)
 		cmocka_unit_test(test_zc_foreign_pointer),
 		cmocka_unit_test(test_progress_thread_too_big),
 		cmocka_unit_test(test_peer_ids_never_repeat),
+		cmocka_unit_test(test_hpnbench_stuck_peer),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
