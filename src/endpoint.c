@@ -43,6 +43,11 @@ HPN_EXPORT const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core)
 	return &core_ep(core)->opts;
 }
 
+HPN_EXPORT uint64_t hpn_core_connect_timeout_ms(struct hpn_core *core)
+{
+	return core_ep(core)->connect_timeout_ms;
+}
+
 HPN_EXPORT struct hpn_stats *hpn_core_stats(struct hpn_core *core)
 {
 	return &core_ep(core)->stats;
@@ -333,6 +338,7 @@ struct ctl_args {
 	size_t len;
 	hpn_peer_t peer;
 	uint64_t now;
+	uint64_t timeout_ms; /* connect: 0 asynchronous */
 };
 
 static int do_listen(struct hpn_ep *ep, void *a)
@@ -348,8 +354,14 @@ static int do_local_addr(struct hpn_ep *ep, void *a)
 static int do_connect(struct hpn_ep *ep, void *a)
 {
 	struct ctl_args *c = a;
+	int ret;
 
-	return ep->ops.connect(ep->pep, c->addr, &c->peer);
+	/* Read by the plugin inside connect (hpn_core_connect_timeout_ms):
+	 * set and cleared on the thread that drives the backend. */
+	ep->connect_timeout_ms = c->timeout_ms;
+	ret = ep->ops.connect(ep->pep, c->addr, &c->peer);
+	ep->connect_timeout_ms = 0;
+	return ret;
 }
 static int do_disconnect(struct hpn_ep *ep, void *a)
 {
@@ -433,7 +445,10 @@ static void inline_progress(struct hpn_ep *ep)
 
 HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer)
 {
-	struct ctl_args a = {.addr = addr, .peer = HPN_PEER_NONE};
+	/* The backend learns the caller's timeout, so its own handshake
+	 * limit (peer_timeout_ms) no longer cuts a longer one short. */
+	struct ctl_args a = {.addr = addr, .peer = HPN_PEER_NONE,
+			     .timeout_ms = timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms};
 	struct hpn_event ev;
 	uint64_t deadline;
 	int ret;
@@ -446,7 +461,7 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 	*peer = a.peer;
 	if (timeout_ms == 0)
 		return -EINPROGRESS;
-	deadline = hpn_now_ns() + (timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms) * 1000000ull;
+	deadline = hpn_now_ns() + a.timeout_ms * 1000000ull;
 	for (;;) {
 		if (hpn_ev_take(ep, a.peer, &ev)) {
 			if (ev.type == HPN_EV_CONNECTED)

@@ -48,6 +48,7 @@ struct hpn_ep {
 	struct hpn_caps caps;
 	struct hpn_core_opts opts;
 	size_t core_headroom;
+	uint64_t connect_timeout_ms; /* of the connect being started (plugin.h) */
 
 	pthread_mutex_t ev_lock;
 	struct hpn_event ev[HPN_EVQ_SIZE];

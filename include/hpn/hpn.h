@@ -149,7 +149,8 @@ const char *hpn_ep_describe(const hpn_ep *ep);
 
 /**
  * Accept peers on "host:port" (host may be empty or "*" for any address;
- * port 0 picks a free port - see hpn_ep_local_addr()). New peers arrive as
+ * port 0 picks a free port - see hpn_ep_local_addr(); a port that is not a
+ * decimal number up to 65535 is -EINVAL, here and in hpn_connect). New peers arrive as
  * HPN_EV_PEER_NEW events. On a backend with HPN_CAP_MULTICAST, a group
  * address ("239.1.2.3:5000") subscribes: each publisher heard on the group
  * arrives as HPN_EV_PEER_NEW and its messages as from that peer.
@@ -165,9 +166,12 @@ int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len);
 /**
  * Connect to a peer at "host:port".
  * timeout_ms > 0: drive progress until the peer answers; returns 0 and the
- *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH.
+ *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH. The
+ *   handshake is retried for the whole timeout, also when it is longer
+ *   than peer_timeout_ms. timeout_ms < 0: an hour.
  * timeout_ms == 0: start connecting and return -EINPROGRESS with *peer set;
- *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows.
+ *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows (gone
+ *   with -ETIMEDOUT after the backend's own limit, peer_timeout_ms).
  * With HPN_CAP_MULTICAST, a group address publishes: the peer is the group,
  * connected at once (nobody answers a group).
  */

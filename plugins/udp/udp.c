@@ -82,6 +82,7 @@ struct udp_peer {
 	uint64_t last_ping_ns;
 	uint64_t started_ns;
 	uint64_t last_hello_ns;
+	uint64_t connect_limit_ns; /* our connect gives up after this long */
 };
 
 struct hpn_pep {
@@ -167,9 +168,9 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"sndbuf", "socket send buffer bytes (default 4m)"},
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
-	{"gro", "on|off: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
+	{"gro", "on|off: reliable=off only: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
 	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"},
-	{"unordered", "on|off: with reliable=on, sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
+	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
@@ -670,6 +671,12 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	if (ret || !rel) {
 		if (!ret && pc.faults && *pc.faults)
 			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
+		/* A mode of the packet layer: raw datagrams are unordered already,
+		 * and nothing would count their gaps. */
+		if (!ret && unordered)
+			return hpn_set_error(-EINVAL, "config: unordered=on conflicts with reliable=off: unordered is "
+						      "a mode of the packet layer (reliable=on,unordered=on: sequenced, "
+						      "gaps counted)");
 		return ret;
 	}
 	pc.mtu = (uint32_t)mtu;
@@ -721,8 +728,14 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = ret ?: open_mcast(u, core);
 	if (ret)
 		goto fail;
+	if (gro && u->pk) {
+		/* The packet layer reads datagrams one by one, never glued. */
+		ret = hpn_set_error(-EINVAL, "config: gro=on conflicts with reliable=on: kernel coalescing (UDP_GRO) "
+					     "is for raw datagrams; set reliable=off or drop gro=on");
+		goto fail;
+	}
 	u->gso = gso;
-	u->gro = gro && !u->pk;
+	u->gro = gro;
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
 	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
@@ -897,6 +910,10 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 		return hpn_set_error(-ENOSPC, "udp: %s: %u peers", no_slot_why(u), u->max_peers);
 	p->nonce = new_nonce();
 	p->last_hello_ns = u->now;
+	/* The application's timeout, else (asynchronous) the peer timeout. */
+	p->connect_limit_ns = hpn_core_connect_timeout_ms(u->core) * 1000000ull;
+	if (!p->connect_limit_ns)
+		p->connect_limit_ns = u->timeout_ns ? u->timeout_ns : 3000000000ull;
 	send_ctrl(u, p, T_HELLO);
 	*peer = p->id;
 	return 0;
@@ -940,9 +957,7 @@ static int udp_progress(struct hpn_pep *u, uint64_t now)
 		struct udp_peer *p = &u->peers[u->active[j]];
 
 		if (p->state == P_CONNECTING) {
-			uint64_t limit = u->timeout_ns ? u->timeout_ns : 3000000000ull;
-
-			if (now - p->started_ns > limit) {
+			if (now - p->started_ns > p->connect_limit_ns) {
 				peer_gone(u, p, -ETIMEDOUT);
 			} else if (now - p->last_hello_ns >= u->retry_ns) {
 				p->last_hello_ns = now;
