@@ -134,7 +134,8 @@ static void usage(FILE *f)
 		"  --peer HOST[:PORT]   run the client against a server; without --peer and\n"
 		"                       --server both ends run in this process over loopback\n"
 		"  --mode pingpong|stream   latency or throughput (default pingpong); a --server\n"
-		"                       given --mode stream is tuned for streams (udp: gro=on)\n"
+		"                       given --mode stream is tuned for streams (udp\n"
+		"                       reliable=off: gro=on)\n"
 		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
 		"  --iters N            measured messages per size (default 100000)\n"
 		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
@@ -279,8 +280,11 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",cpu=%d", cpu);
 	/* Streams: let udp receive kernel-coalesced GSO runs (UDP_GRO), which
 	 * costs lone messages a little, so only here (and on a --server
-	 * started with --mode stream). An explicit --config gro=... wins. */
-	if (o->mode == 1 && !strcmp(o->plugin, "udp") && !strstr(o->config, "gro="))
+	 * started with --mode stream). Raw datagrams only: the packet layer
+	 * (reliable=on, the default) refuses gro=on. An explicit --config
+	 * gro=... wins. */
+	if (o->mode == 1 && !strcmp(o->plugin, "udp") && !strstr(o->config, "gro=") &&
+	    strstr(o->config, "reliable=off"))
 		n += snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",gro=on");
 	if (o->faults) {
 		/* Inside a configuration string ',' and '=' are taken: the fault
@@ -301,6 +305,12 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 /* ---- server ------------------------------------------------------------ */
 
 #define MAX_CLIENTS 64
+/* Replies waiting for a peer whose window is closed (a client that stopped
+ * reading): the server parks them and goes on serving everyone else. One
+ * peer may hold at most PARK_PER_PEER, so it cannot take the whole pool;
+ * beyond that its replies are dropped, counted and reported. */
+#define PARK_MAX 1024
+#define PARK_PER_PEER 128
 
 struct client_state {
 	hpn_peer_t peer;
@@ -316,6 +326,10 @@ struct server {
 	volatile int *stop;
 	struct client_state clients[MAX_CLIENTS];
 	bool verbose;
+	/* Parked replies (pool buffers we own), oldest first. */
+	struct hpn_msg park[PARK_MAX];
+	unsigned park_n;
+	uint64_t parked, dropped; /* replies that had to wait; replies given up */
 };
 
 static struct client_state *client_of(struct server *s, hpn_peer_t peer)
@@ -333,6 +347,103 @@ static struct client_state *client_of(struct server *s, hpn_peer_t peer)
 	return free_slot;
 }
 
+static unsigned parked_for(const struct server *s, hpn_peer_t peer)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < s->park_n; i++)
+		n += s->park[i].peer == peer;
+	return n;
+}
+
+/* Keep a reply (a pool buffer) until the peer's window opens again. */
+static void park(struct server *s, const struct hpn_msg *m)
+{
+	if (s->park_n == PARK_MAX || parked_for(s, m->peer) >= PARK_PER_PEER) {
+		hpn_buf_put(s->ep, m->data);
+		if (!(s->dropped++ % 1000) && s->verbose)
+			fprintf(stderr, "hpnbench server: peer %u reads nothing (window closed): dropped "
+				"%" PRIu64 " replies so far\n", m->peer, s->dropped);
+		return;
+	}
+	s->park[s->park_n++] = *m;
+	s->parked++;
+}
+
+/* Retry parked replies in order; a peer that refuses one keeps the rest of
+ * its replies parked behind it (order), others go on. */
+static void flush_parked(struct server *s)
+{
+	hpn_peer_t blocked[PARK_MAX];
+	unsigned nblocked = 0, keep = 0;
+
+	for (unsigned i = 0; i < s->park_n; i++) {
+		struct hpn_msg *m = &s->park[i];
+		bool wait = false;
+		int r;
+
+		for (unsigned b = 0; b < nblocked && !wait; b++)
+			wait = blocked[b] == m->peer;
+		r = wait ? 0 : hpn_send_zc_burst(s->ep, m, 1);
+		if (r == 1)
+			continue;
+		if (r == 0 || r == -EAGAIN) {
+			if (!wait)
+				blocked[nblocked++] = m->peer;
+			s->park[keep++] = *m;
+			continue;
+		}
+		hpn_buf_put(s->ep, m->data); /* peer gone meanwhile: nobody to answer */
+	}
+	s->park_n = keep;
+}
+
+/* A peer that is gone needs no replies. */
+static void drop_parked(struct server *s, hpn_peer_t peer)
+{
+	unsigned keep = 0;
+
+	for (unsigned i = 0; i < s->park_n; i++) {
+		if (peer != HPN_PEER_NONE && s->park[i].peer != peer)
+			s->park[keep++] = s->park[i];
+		else
+			hpn_buf_put(s->ep, s->park[i].data);
+	}
+	s->park_n = keep;
+}
+
+/* Send a reply (zero-copy) without ever waiting for one peer: behind its
+ * parked replies, or parked itself when its window is closed. */
+static void reply_zc(struct server *s, struct hpn_msg *m)
+{
+	int r = s->park_n && parked_for(s, m->peer) ? 0 : hpn_send_zc_burst(s->ep, m, 1);
+
+	if (r == 1)
+		return;
+	if (r == 0 || r == -EAGAIN)
+		park(s, m);
+	else
+		hpn_buf_put(s->ep, m->data); /* peer gone meanwhile: drop the reply */
+}
+
+static void reply_copy(struct server *s, hpn_peer_t peer, const void *data, uint32_t len)
+{
+	struct hpn_msg m = {NULL, len, peer};
+
+	if (!s->park_n || !parked_for(s, peer)) {
+		int r = hpn_send(s->ep, peer, data, len);
+
+		if (r != -EAGAIN)
+			return; /* sent, or the peer is gone */
+	}
+	if (hpn_buf_get(s->ep, &m.data)) {
+		s->dropped++; /* no buffer: the client asks again (END is repeated) */
+		return;
+	}
+	memcpy(m.data, data, len);
+	park(s, &m);
+}
+
 static void server_events(struct server *s)
 {
 	struct hpn_event ev[16];
@@ -343,6 +454,7 @@ static void server_events(struct server *s)
 
 		hpn_peer_addr(s->ep, ev[i].peer, addr, sizeof(addr));
 		if (ev[i].type == HPN_EV_PEER_GONE) {
+			drop_parked(s, ev[i].peer);
 			for (int c = 0; c < MAX_CLIENTS; c++)
 				if (s->clients[c].active && s->clients[c].peer == ev[i].peer)
 					s->clients[c].active = false;
@@ -400,26 +512,20 @@ static void server_handle(struct server *s, struct hpn_msg *m, int n)
 			}
 			memcpy(buf, &rh, sizeof(rh));
 			memcpy(buf + HDR_SIZE, &c->last, sizeof(c->last));
-			while (hpn_send(s->ep, m[i].peer, buf, sizeof(buf)) == -EAGAIN)
-				;
+			reply_copy(s, m[i].peer, buf, sizeof(buf));
 		}
 		hpn_buf_put(s->ep, m[i].data);
 	}
-	if (ne) {
-		int sent = 0;
+	/* Echoes go out as one burst; one that a peer refuses (its window is
+	 * closed) is parked, never waited for, so the others are served. */
+	for (int sent = 0; sent < ne;) {
+		int r = s->park_n ? 0 : hpn_send_zc_burst(s->ep, echo + sent, (unsigned)(ne - sent));
 
-		while (sent < ne) {
-			int r = hpn_send_zc_burst(s->ep, echo + sent, (unsigned)(ne - sent));
-
-			if (r == -EAGAIN)
-				continue;
-			if (r < 0) { /* peer gone meanwhile: drop the echo */
-				hpn_buf_put(s->ep, echo[sent].data);
-				sent++;
-				continue;
-			}
+		if (r > 0) {
 			sent += r;
+			continue;
 		}
+		reply_zc(s, &echo[sent++]);
 	}
 }
 
@@ -429,7 +535,8 @@ static void server_loop(struct server *s)
 	unsigned spins = 0;
 
 	while (!*s->stop && !interrupted) {
-		int n = hpn_recv_wait(s->ep, m, BURST, 10);
+		/* Parked replies are retried every millisecond or so. */
+		int n = hpn_recv_wait(s->ep, m, BURST, s->park_n ? 1 : 10);
 
 		if (n > 0)
 			server_handle(s, m, n);
@@ -437,7 +544,13 @@ static void server_loop(struct server *s)
 			fprintf(stderr, "hpnbench server: receive failed: %s\n", strerror(-n));
 		if (n <= 0 || !(++spins & 1023))
 			server_events(s);
+		if (s->park_n)
+			flush_parked(s);
 	}
+	drop_parked(s, HPN_PEER_NONE);
+	if (s->verbose && s->parked)
+		fprintf(stderr, "hpnbench server: %" PRIu64 " replies waited for a closed window, %" PRIu64
+			" were dropped\n", s->parked, s->dropped);
 }
 
 /* ---- client ------------------------------------------------------------ */

@@ -11,6 +11,22 @@
 #include <stdio.h>
 #include <string.h>
 
+/* getaddrinfo takes any number as a port and keeps its low 16 bits
+ * (99999 would become 34463): only 0..65535 in decimal digits pass. */
+static int port_check(const char *port)
+{
+	unsigned long v = 0;
+
+	for (const char *p = port; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -EINVAL;
+		v = v * 10 + (unsigned long)(*p - '0');
+		if (v > 65535)
+			return -EINVAL;
+	}
+	return *port && v <= 65535 ? 0 : -EINVAL;
+}
+
 HPN_EXPORT int hpn_addr_parse(const char *spec, int passive, int socktype, struct sockaddr_storage *out,
 			      socklen_t *len)
 {
@@ -26,6 +42,9 @@ HPN_EXPORT int hpn_addr_parse(const char *spec, int passive, int socktype, struc
 	if (!port || !port[1])
 		return hpn_set_error(-EINVAL, "address '%s' needs host:port", spec);
 	*port++ = '\0';
+	if (port_check(port))
+		return hpn_set_error(-EINVAL, "address '%s': port '%s' is not a number from 0 to 65535", spec,
+				     port);
 	h = host;
 	if (h[0] == '[') {
 		size_t l = strlen(h);

@@ -40,7 +40,7 @@ const struct hpn_plugin_param hpn_core_params[] = {
 	{"ring_size", "progress=thread: depth of the rings between the threads (default 256)"},
 	{"max_peers", "peers per endpoint (default 256)"},
 	{"peer_timeout_ms", "a silent peer is reported gone after this long; 0 disables keepalive (default 3000)"},
-	{"connect_retry_ms", "handshake retransmit interval (default 100)"},
+	{"connect_retry_ms", "handshake retransmit interval (udp reliable=off; default 100)"},
 	{NULL, NULL},
 };
 
@@ -149,17 +149,35 @@ const char *hpn_cfg_get(const struct hpn_cfg *cfg, const char *key)
 	return NULL;
 }
 
+/*
+ * The digits of a number: decimal, or hexadecimal after 0x. Never octal
+ * (strtoull's base 0): bufs=0100 means a hundred to anyone reading it.
+ * Signs and spaces are the callers' business, so a digit must come first.
+ */
+static int parse_digits(const char *s, char **end, uint64_t *out)
+{
+	int base = 10;
+
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
+	if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+		base = 16;
+		s += 2;
+		if (!isxdigit((unsigned char)*s))
+			return -EINVAL;
+	}
+	errno = 0;
+	*out = strtoull(s, end, base);
+	return errno ? -EINVAL : 0;
+}
+
 /* Accept k/m/g (powers of 1024) so sizes read naturally: buf_size=64k. */
 static int parse_u64(const char *s, uint64_t *out)
 {
 	char *end;
 	uint64_t v, mul = 1;
 
-	if (!*s || *s == '-' || isspace((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
+	if (parse_digits(s, &end, &v))
 		return -EINVAL;
 	switch (*end) {
 	case 'k': case 'K': mul = 1ull << 10; end++; break;
@@ -170,6 +188,19 @@ static int parse_u64(const char *s, uint64_t *out)
 	if (*end || (v && mul > UINT64_MAX / v))
 		return -EINVAL;
 	*out = v * mul;
+	return 0;
+}
+
+/* An optional '-', then digits as above; no suffixes. */
+static int parse_i64(const char *s, int64_t *out)
+{
+	bool neg = *s == '-';
+	char *end;
+	uint64_t v;
+
+	if (parse_digits(s + neg, &end, &v) || *end || v > (uint64_t)INT64_MAX + neg)
+		return -EINVAL;
+	*out = neg ? (int64_t)(0 - v) : (int64_t)v;
 	return 0;
 }
 
@@ -196,20 +227,17 @@ int hpn_cfg_i64(const struct hpn_cfg *cfg, const char *key, int64_t def, int64_t
 		int64_t max, int64_t *out)
 {
 	const char *s = hpn_cfg_get(cfg, key);
-	char *end;
-	long long v;
+	int64_t v;
 
 	if (!s) {
 		*out = def;
 		return 0;
 	}
-	errno = 0;
-	v = strtoll(s, &end, 0);
-	if (!*s || *end || errno)
+	if (parse_i64(s, &v))
 		return hpn_set_error(-EINVAL, "config: %s='%s' is not a number", key, s);
 	if (v < min || v > max)
-		return hpn_set_error(-EINVAL, "config: %s=%lld out of range [%" PRId64 ", %" PRId64 "]", key,
-				     v, min, max);
+		return hpn_set_error(-EINVAL, "config: %s=%" PRId64 " out of range [%" PRId64 ", %" PRId64 "]",
+				     key, v, min, max);
 	*out = v;
 	return 0;
 }
@@ -261,9 +289,103 @@ static bool param_known(const struct hpn_plugin_param *p, const char *key)
 	return false;
 }
 
+/* HPN_ variables that are not configuration keys (log.c, loader.c). */
+static const char *const env_not_keys[] = {"HPN_PLUGIN_PATH", "HPN_LOG_LEVEL", "HPN_NO_DLCLOSE", NULL};
+
+/* Edit distance of two short keys, capped at 3 (enough for "did you mean"). */
+static unsigned key_distance(const char *a, const char *b)
+{
+	unsigned la = (unsigned)strlen(a), lb = (unsigned)strlen(b), row[40], prev, tmp;
+
+	if (la >= HPN_ARRAY_SIZE(row) || lb >= HPN_ARRAY_SIZE(row))
+		return 3;
+	for (unsigned j = 0; j <= lb; j++)
+		row[j] = j;
+	for (unsigned i = 1; i <= la; i++) {
+		prev = row[0];
+		row[0] = i;
+		for (unsigned j = 1; j <= lb; j++) {
+			unsigned best = prev + (a[i - 1] != b[j - 1]);
+
+			if (row[j] + 1 < best)
+				best = row[j] + 1;
+			if (row[j - 1] + 1 < best)
+				best = row[j - 1] + 1;
+			tmp = row[j];
+			row[j] = best;
+			prev = tmp;
+		}
+	}
+	return row[lb] < 3 ? row[lb] : 3;
+}
+
+static const char *closest_key(const struct hpn_plugin_param *p, const char *key, unsigned *best)
+{
+	const char *hit = NULL;
+
+	for (; p && p->key; p++) {
+		unsigned d = key_distance(key, p->key);
+
+		if (d < *best) {
+			*best = d;
+			hit = p->key;
+		}
+	}
+	return hit;
+}
+
+/*
+ * HPN_<KEY> variables that name no key of this endpoint (a typo such as
+ * HPN_BUFSS, or lower case) would be ignored without a word: warn. Not an
+ * error, unlike an unknown key in the string: the environment is the whole
+ * process's, shared by endpoints of other plugins (HPN_WINDOW means
+ * nothing to rdma) and by other programs' HPN_ variables.
+ */
+static void check_env_keys(const struct hpn_plugin_param *extra, const char *extra_owner)
+{
+	extern char **environ;
+
+	for (char **e = environ; e && *e; e++) {
+		const char *eq = strchr(*e, '='), *name = *e + 4;
+		char key[64];
+		size_t len;
+		bool known = true;
+
+		if (strncmp(*e, "HPN_", 4) || !eq || (size_t)(eq - name) >= sizeof(key))
+			continue;
+		len = (size_t)(eq - name);
+		for (const char *const *n = env_not_keys; *n && known; n++)
+			known = strlen(*n) != len + 4 || strncmp(*n, *e, len + 4);
+		if (!known)
+			continue; /* a documented non-key variable */
+		for (size_t i = 0; i < len; i++) {
+			known &= !islower((unsigned char)name[i]);
+			key[i] = (char)tolower((unsigned char)name[i]);
+		}
+		key[len] = '\0';
+		if (known && (param_known(hpn_core_params, key) || param_known(extra, key)))
+			continue;
+		unsigned best = 3;
+		const char *hint = closest_key(hpn_core_params, key, &best);
+		const char *hint2 = closest_key(extra, key, &best);
+		char up[64];
+		size_t k = 0;
+
+		hint = hint2 ? hint2 : hint;
+		for (; hint && hint[k] && k + 1 < sizeof(up); k++)
+			up[k] = (char)toupper((unsigned char)hint[k]);
+		up[k] = '\0';
+		hpn_log(HPN_LOG_WARN,
+			"config: environment variable %.*s is not a key of the core%s%s%s; ignored%s%s%s",
+			(int)(len + 4), *e, extra_owner ? " or of plugin '" : "", extra_owner ? extra_owner : "",
+			extra_owner ? "'" : "", hint ? " (did you mean HPN_" : "", hint ? up : "", hint ? "?)" : "");
+	}
+}
+
 int hpn_cfg_check_keys(const struct hpn_cfg *cfg, const struct hpn_plugin_param *extra,
 		       const char *extra_owner)
 {
+	check_env_keys(extra, extra_owner);
 	for (unsigned i = 0; i < cfg->n; i++) {
 		if (param_known(hpn_core_params, cfg->key[i]) || param_known(extra, cfg->key[i]))
 			continue;

@@ -43,6 +43,11 @@ HPN_EXPORT const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core)
 	return &core_ep(core)->opts;
 }
 
+HPN_EXPORT uint64_t hpn_core_connect_timeout_ms(struct hpn_core *core)
+{
+	return core_ep(core)->connect_timeout_ms;
+}
+
 HPN_EXPORT struct hpn_stats *hpn_core_stats(struct hpn_core *core)
 {
 	return &core_ep(core)->stats;
@@ -357,6 +362,7 @@ struct ctl_args {
 	size_t len;
 	hpn_peer_t peer;
 	uint64_t now;
+	uint64_t timeout_ms; /* connect: 0 asynchronous */
 };
 
 static int do_listen(struct hpn_ep *ep, void *a)
@@ -372,8 +378,14 @@ static int do_local_addr(struct hpn_ep *ep, void *a)
 static int do_connect(struct hpn_ep *ep, void *a)
 {
 	struct ctl_args *c = a;
+	int ret;
 
-	return ep->ops.connect(ep->pep, c->addr, &c->peer);
+	/* Read by the plugin inside connect (hpn_core_connect_timeout_ms):
+	 * set and cleared on the thread that drives the backend. */
+	ep->connect_timeout_ms = c->timeout_ms;
+	ret = ep->ops.connect(ep->pep, c->addr, &c->peer);
+	ep->connect_timeout_ms = 0;
+	return ret;
 }
 static int do_disconnect(struct hpn_ep *ep, void *a)
 {
@@ -457,7 +469,10 @@ static void inline_progress(struct hpn_ep *ep)
 
 HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer)
 {
-	struct ctl_args a = {.addr = addr, .peer = HPN_PEER_NONE};
+	/* The backend learns the caller's timeout, so its own handshake
+	 * limit (peer_timeout_ms) no longer cuts a longer one short. */
+	struct ctl_args a = {.addr = addr, .peer = HPN_PEER_NONE,
+			     .timeout_ms = timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms};
 	struct hpn_event ev;
 	uint64_t deadline;
 	int ret;
@@ -470,7 +485,7 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 	*peer = a.peer;
 	if (timeout_ms == 0)
 		return -EINPROGRESS;
-	deadline = hpn_now_ns() + (timeout_ms < 0 ? 3600000ull : (uint64_t)timeout_ms) * 1000000ull;
+	deadline = hpn_now_ns() + a.timeout_ms * 1000000ull;
 	for (;;) {
 		if (hpn_ev_take(ep, a.peer, &ev)) {
 			if (ev.type == HPN_EV_CONNECTED)
@@ -519,6 +534,8 @@ HPN_EXPORT int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size)
 
 	for (size_t i = 0; i < sizeof(snap) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+	/* The pool counts the buffers it refused; it knows no endpoint. */
+	snap.errors += hpn_pool_bad_puts(ep->pool);
 	memcpy(st, &snap, size < sizeof(snap) ? size : sizeof(snap));
 	return 0;
 }
@@ -561,10 +578,47 @@ HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n
 	return r;
 }
 
+static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
+{
+	static const char *const text[] = {
+		[HPN_POOL_BUF_FOREIGN] = "is not a buffer of this endpoint's pool (hpn_buf_get)",
+		[HPN_POOL_BUF_HEADROOM] = "points in front of its buffer's data",
+		[HPN_POOL_BUF_OVERRUN] = "runs past the end of its buffer",
+		[HPN_POOL_BUF_FREE] = "is a buffer that was already returned to the pool",
+	};
+
+	return hpn_set_error(-EINVAL, "hpn_send_zc_burst: data %p (len %u) %s; nothing of it was touched",
+			     m->data, m->len, text[why]);
+}
+
+/*
+ * Zero-copy sends write in front of the data (backend headers, the core's
+ * meta block) and put the buffer back once sent: a pointer that is not a
+ * pool buffer the caller owns would corrupt memory there. Returns how many
+ * leading messages may go, or -EINVAL if the first may not (the others are
+ * refused when they come first).
+ */
+static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		/* Too long for any buffer: the backend's -EMSGSIZE says it. */
+		enum hpn_pool_bad why = msgs[i].len > ep->max_msg
+						? HPN_POOL_BUF_OK
+						: hpn_pool_check_owned(ep->pool, msgs[i].data, msgs[i].len);
+
+		if (hpn_unlikely(why != HPN_POOL_BUF_OK))
+			return i ? (int)i : zc_refused(&msgs[i], why);
+	}
+	return (int)n;
+}
+
 HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
-	int r;
+	int r = zc_check(ep, msgs, n);
 
+	if (hpn_unlikely(r < 0))
+		return r;
+	n = (unsigned)r;
 	if (hpn_unlikely(ep->prog))
 		return hpn_prog_send(ep, msgs, n, true);
 	r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);

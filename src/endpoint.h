@@ -49,6 +49,7 @@ struct hpn_ep {
 	struct hpn_caps caps;
 	struct hpn_core_opts opts;
 	size_t core_headroom;
+	uint64_t connect_timeout_ms; /* of the connect being started (plugin.h) */
 
 	/* Events: a ring that grows (doubling, up to HPN_EVQ_MAX) instead of
 	 * dropping: a burst of peers coming and going must never leave the

@@ -50,8 +50,10 @@ int hpn_cfg_bool(const struct hpn_cfg *cfg, const char *key, int def, int *out);
 /* Index of the value in the NULL-terminated `choices`, def if unset. */
 int hpn_cfg_enum(const struct hpn_cfg *cfg, const char *key, const char *const *choices, int def,
 		 int *out);
-/* Fail with -EINVAL naming the first key (from the string or the
- * environment) that is neither a core key nor in `extra` (may be NULL). */
+/* Fail with -EINVAL naming the first key of the string that is neither a
+ * core key nor in `extra` (may be NULL). HPN_<KEY> environment variables
+ * that name no such key are only warned about (hpn_log): the environment
+ * is shared by every endpoint of the process, whatever its plugin. */
 int hpn_cfg_check_keys(const struct hpn_cfg *cfg, const struct hpn_plugin_param *extra,
 		       const char *extra_owner);
 /* Core keys with their help text, ended by {NULL, NULL}. */

@@ -76,7 +76,9 @@ HPN_EXPORT void hpn_log_set_handler(hpn_log_fn fn, void *arg, enum hpn_log_level
 	pthread_mutex_lock(&log_lock);
 	sink.fn = fn;
 	sink.arg = arg;
-	sink.max_level = fn ? (int)max_level : -1;
+	/* Atomic: hpn_log_enabled() reads it without the lock, from any
+	 * thread (a progress thread may be logging right now). */
+	__atomic_store_n(&sink.max_level, fn ? (int)max_level : -1, __ATOMIC_RELAXED);
 	pthread_mutex_unlock(&log_lock);
 }
 

@@ -64,10 +64,16 @@ static uint64_t round_up(uint64_t v, uint64_t a)
 /* Fast path                                                                 */
 /* ------------------------------------------------------------------------ */
 
+static HPN_COLD void put_refused(struct hpn_pool *pool)
+{
+	__atomic_fetch_add(&pool->bad_puts, 1, __ATOMIC_RELAXED);
+}
+
 static HPN_COLD void put_foreign(struct hpn_pool *pool, const void *p)
 {
 	/* A pointer that is not ours would corrupt the pool if queued; drop it
 	 * and say so once per pool: a caller bug, possibly in a loop. */
+	put_refused(pool);
 	if (!(__atomic_fetch_or(&pool->warned, 1, __ATOMIC_RELAXED) & 1))
 		hpn_log(HPN_LOG_ERROR,
 			"pool: hpn_pool_put_bulk got %p, which is not a buffer of pool %p "
@@ -75,10 +81,24 @@ static HPN_COLD void put_foreign(struct hpn_pool *pool, const void *p)
 			p, (void *)pool, (void *)pool->base, pool->span);
 }
 
+static HPN_COLD void put_twice(struct hpn_pool *pool, const void *p)
+{
+	/* Queued a second time, the buffer would be handed to two owners who
+	 * overwrite each other's data: refuse it, once per pool loudly. */
+	put_refused(pool);
+	if (!(__atomic_fetch_or(&pool->warned, 4, __ATOMIC_RELAXED) & 4))
+		hpn_log(HPN_LOG_ERROR,
+			"pool %p: buffer %p put back while it is already in the pool (double "
+			"hpn_buf_put, or a buffer put after handing it to hpn_send_zc_burst); "
+			"ignored, counted in stats.errors",
+			(void *)pool, p);
+}
+
 static HPN_COLD void put_overflow(struct hpn_pool *pool, unsigned n)
 {
-	/* The ring holds every buffer, so it can only overflow when buffers
-	 * are put back twice. */
+	/* The ring holds every buffer and double puts are refused above, so
+	 * this takes two threads putting the same buffer at the same moment. */
+	__atomic_fetch_add(&pool->bad_puts, n, __ATOMIC_RELAXED);
 	if (!(__atomic_fetch_or(&pool->warned, 2, __ATOMIC_RELAXED) & 2))
 		hpn_log(HPN_LOG_ERROR,
 		"pool %p: %u buffers put back while the pool was already full "
@@ -88,7 +108,13 @@ static HPN_COLD void put_overflow(struct hpn_pool *pool, unsigned n)
 
 HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n)
 {
-	return hpn_ring_dequeue_bulk(pool->ring, bufs, n);
+	unsigned got = hpn_ring_dequeue_bulk(pool->ring, bufs, n);
+
+	/* Ring entries are data pointers of whole buffers: the index needs
+	 * no range check. */
+	for (unsigned i = 0; i < got; i++)
+		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[i])], 0, __ATOMIC_RELAXED);
+	return got;
 }
 
 HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n)
@@ -98,6 +124,7 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 	const uintptr_t base = pool->base, data0 = pool->base + (uintptr_t)pool->data_off;
 	const uint64_t span = pool->span, stride = pool->stride, magic = pool->div_magic;
 	const unsigned shift = pool->div_shift;
+	uint8_t *const in_pool = pool->in_pool;
 	void *norm[PUT_CHUNK];
 
 	while (n) {
@@ -111,8 +138,15 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 				put_foreign(pool, bufs[i]);
 				continue;
 			}
-			/* Same as hpn_pool_data(), see pool.h. */
+			/* Same as hpn_pool_index(), see pool.h. */
 			off = (uint64_t)(((unsigned __int128)off * magic) >> 64) >> shift;
+			/* Set before the enqueue publishes the buffer (release), so
+			 * the getter's clear always comes after it. */
+			if (hpn_unlikely(__atomic_load_n(&in_pool[off], __ATOMIC_RELAXED))) {
+				put_twice(pool, bufs[i]);
+				continue;
+			}
+			__atomic_store_n(&in_pool[off], 1, __ATOMIC_RELAXED);
 			norm[m++] = (void *)(data0 + (uintptr_t)(off * stride));
 		}
 		if (hpn_likely(m) && hpn_unlikely(hpn_ring_enqueue_bulk(pool->ring, norm, m) != m))
@@ -161,6 +195,11 @@ unsigned hpn_pool_avail(const struct hpn_pool *pool)
 int hpn_pool_owns(const struct hpn_pool *pool, const void *p)
 {
 	return (uint64_t)((uintptr_t)p - pool->base) < pool->span;
+}
+
+uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool)
+{
+	return __atomic_load_n(&pool->bad_puts, __ATOMIC_RELAXED);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -598,6 +637,12 @@ int hpn_pool_create(const struct hpn_pool_params *p, struct hpn_pool **out)
 	ret = pool_mlock(pool, p->mlock);
 	if (ret)
 		return pool_fail(pool, ret);
+	/* Every buffer starts in the pool. */
+	pool->in_pool = malloc(p->count);
+	if (!pool->in_pool)
+		return pool_fail(pool, hpn_set_error(-ENOMEM, "pool: out of memory for %u buffers",
+						     p->count));
+	memset(pool->in_pool, 1, p->count);
 	ret = hpn_ring_create(p->count, p->mt_safe ? 0 : HPN_RING_SP_ENQ | HPN_RING_SC_DEQ,
 			      &pool->ring);
 	if (ret)
@@ -632,5 +677,6 @@ void hpn_pool_destroy(struct hpn_pool *pool)
 		hpn_ring_destroy(pool->ring);
 	if (pool->map)
 		munmap(pool->map, pool->map_len); /* also drops the mlock */
+	free(pool->in_pool);
 	free(pool);
 }

@@ -77,8 +77,14 @@ struct hpn_pool {
 	uint64_t div_magic;
 	unsigned div_shift;
 	unsigned count;
+	/* One byte per buffer, 1 while it is in the free ring: a second put of
+	 * a buffer already there would give it two owners, so it is refused.
+	 * Relaxed atomics: the ring's release/acquire orders them between
+	 * threads; a byte store per buffer is all the fast path pays. */
+	uint8_t *in_pool;
 
 	/* Cold. */
+	uint64_t bad_puts; /* puts refused: foreign pointers and double puts */
 	size_t buf_size; /* as requested */
 	size_t headroom; /* as requested */
 	void *map;       /* the whole mapping, for munmap and registration */
@@ -86,7 +92,7 @@ struct hpn_pool {
 	int huge_mb;     /* 0, 2 or 1024 */
 	int mlocked;
 	int node;        /* node the memory is on, -1 if not bound/known */
-	int warned;      /* put errors already logged: 1 foreign, 2 overflow */
+	int warned;      /* put errors already logged: 1 foreign, 2 overflow, 4 double */
 	char desc[256];
 } __attribute__((aligned(64)));
 
@@ -108,12 +114,17 @@ unsigned hpn_pool_avail(const struct hpn_pool *pool);
 /* 1 if p points inside some buffer slot of this pool (headroom, data or
  * the padding after it), else 0. */
 int hpn_pool_owns(const struct hpn_pool *pool, const void *p);
+/* Puts refused so far (pointers not from this pool, buffers put back
+ * while already in the pool); each was logged once per pool and kind. */
+uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool);
 
 /* Exported to plugins, declared in <hpn/plugin.h>:
  *   hpn_pool_get_bulk  - all or none; returns n or 0.
  *   hpn_pool_put_bulk  - any pointer in [data - headroom, data + buf_size)
  *                        identifies the buffer; pointers outside the pool
- *                        are logged and ignored.
+ *                        and buffers already in the pool (a double put)
+ *                        are logged, counted (hpn_pool_bad_puts) and
+ *                        ignored.
  *   hpn_pool_buf_size, hpn_pool_headroom - as requested at creation (the
  *                        slot may have up to 63 bytes more of each). */
 
@@ -139,6 +150,41 @@ static inline void *hpn_pool_elem(const struct hpn_pool *pool, const void *p)
 static inline void *hpn_pool_data(const struct hpn_pool *pool, const void *p)
 {
 	return (char *)hpn_pool_elem(pool, p) + pool->data_off;
+}
+
+/* What hpn_pool_check_owned() found wrong with a buffer. */
+enum hpn_pool_bad {
+	HPN_POOL_BUF_OK = 0,
+	HPN_POOL_BUF_FOREIGN,  /* not inside any buffer of this pool */
+	HPN_POOL_BUF_HEADROOM, /* points into the headroom, in front of the data */
+	HPN_POOL_BUF_OVERRUN,  /* [p, p + len) runs past the end of the buffer */
+	HPN_POOL_BUF_FREE,     /* the buffer is in the pool: nobody owns it */
+};
+
+/*
+ * Can [p, p + len) be handed to a backend as a buffer the caller owns?
+ * Zero-copy sends write headers and metadata in front of the data and put
+ * the buffer back when sent: anything else would corrupt memory. A range
+ * check, a multiply and a byte load; no lock.
+ */
+static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool, const void *p,
+						     size_t len)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - pool->base), at;
+	unsigned idx;
+
+	if (off >= pool->span)
+		return HPN_POOL_BUF_FOREIGN;
+	idx = hpn_pool_index(pool, p);
+	at = off - (uint64_t)idx * pool->stride; /* offset inside the slot */
+	if (at < pool->data_off)
+		return HPN_POOL_BUF_HEADROOM;
+	at -= pool->data_off; /* offset inside the data area (or its padding) */
+	if (at > pool->buf_size || len > pool->buf_size - at)
+		return HPN_POOL_BUF_OVERRUN;
+	if (__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED))
+		return HPN_POOL_BUF_FREE;
+	return HPN_POOL_BUF_OK;
 }
 
 #endif /* HPN_POOL_H */

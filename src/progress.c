@@ -142,6 +142,30 @@ static void run_call(struct hpn_ep *ep, struct hpn_prog *p)
 	pthread_mutex_unlock(&p->call_lock);
 }
 
+/*
+ * The backend refused a message hpn_send* had already accepted: something
+ * only this thread learns, such as a peer whose negotiated largest message
+ * or window is smaller than ours, or a peer that went away meanwhile. The
+ * application cannot be told through a return value any more, so it is
+ * never silent instead: counted (errors, tx_failed) and logged - the 1st,
+ * 2nd, 4th, 8th ... time, so a sender stuck in a loop cannot flood the log.
+ */
+static HPN_COLD void tx_failed(struct hpn_ep *ep, const struct hpn_msg *m, int err)
+{
+	uint64_t n = __atomic_load_n(&ep->stats.tx_failed, __ATOMIC_RELAXED) + 1;
+
+	HPN_STAT_ADD(ep->stats.errors, 1);
+	HPN_STAT_ADD(ep->stats.tx_failed, 1);
+	if (!(n & (n - 1)))
+		hpn_log(HPN_LOG_ERROR,
+			"progress thread: a %u-byte message to peer %u was dropped after hpn_send* "
+			"accepted it: %s%s; %llu so far (stats.tx_failed)",
+			m->len, m->peer, strerror(-err),
+			err == -EMSGSIZE ? " (more than the peer's negotiated largest message or window)"
+			: err == -ENOTCONN ? " (the peer went away)" : "",
+			(unsigned long long)n);
+}
+
 static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
 {
 	void *bufs[PEND_MAX];
@@ -166,9 +190,7 @@ static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
 		if (r == -EAGAIN || r == 0)
 			break; /* back-pressure: keep them, retry next turn */
 		if (r < 0) {
-			/* Already accepted from the application: the failure can
-			 * only be counted (e.g. the peer went away meanwhile). */
-			HPN_STAT_ADD(ep->stats.errors, 1);
+			tx_failed(ep, m, r);
 			hpn_pool_put_bulk(ep->pool, &m->data, 1);
 			r = 1;
 		} else {

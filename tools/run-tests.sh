@@ -2,6 +2,8 @@
 # The whole test suite: installs what is missing, then builds and tests
 #   build/       the normal (-O2) build
 #   build-asan/  the same under AddressSanitizer + UndefinedBehaviorSanitizer
+#   build-tsan/  the unit and udp suites under ThreadSanitizer (the progress
+#                thread, the rings, the pool flags, the event queue)
 # and checks that an application builds against the installed library
 # through pkg-config. Exit status 0 means everything passed (skips say why).
 set -euo pipefail
@@ -9,17 +11,27 @@ cd "$(dirname "$0")/.."
 
 tools/install-deps.sh
 
+# run_suite DIR [SETUP_ARGS...] [-- TEST_ARGS...]
 run_suite() {
-	local dir=$1; shift
-	[ -f "$dir/build.ninja" ] || meson setup "$dir" "$@"
+	local dir=$1 setup=() tests=()
+	shift
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do setup+=("$1"); shift; done
+	[ $# -gt 0 ] && shift && tests=("$@")
+	[ -f "$dir/build.ninja" ] || meson setup "$dir" "${setup[@]}"
 	ninja -C "$dir"
-	meson test -C "$dir" --print-errorlogs --num-processes 1
+	meson test -C "$dir" --print-errorlogs --num-processes 1 "${tests[@]}"
 }
 
 echo "== normal build"
 run_suite build
 echo "== sanitizer build (ASan + UBSan)"
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
+echo "== thread sanitizer build (unit and udp suites)"
+# Any race fails the run at once. The ASan/UBSan settings of
+# tests/meson.build stay as they are (they only matter to build-asan).
+export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"
+run_suite build-tsan -Db_sanitize=thread -Db_lundef=false --buildtype=debug -- --suite unit --suite udp \
+	--timeout-multiplier 3 # the packet layer's loss simulations run ~5x slower
 
 echo "== fuzzing the packet layer (libFuzzer, ASan + UBSan, bounded)"
 fuzz_time=${HPN_FUZZ_SECONDS:-30}

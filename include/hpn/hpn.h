@@ -149,7 +149,8 @@ const char *hpn_ep_describe(const hpn_ep *ep);
 
 /**
  * Accept peers on "host:port" (host may be empty or "*" for any address;
- * port 0 picks a free port - see hpn_ep_local_addr()). New peers arrive as
+ * port 0 picks a free port - see hpn_ep_local_addr(); a port that is not a
+ * decimal number up to 65535 is -EINVAL, here and in hpn_connect). New peers arrive as
  * HPN_EV_PEER_NEW events. On a backend with HPN_CAP_MULTICAST, a group
  * address ("239.1.2.3:5000") subscribes: each publisher heard on the group
  * arrives as HPN_EV_PEER_NEW and its messages as from that peer.
@@ -165,9 +166,12 @@ int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len);
 /**
  * Connect to a peer at "host:port".
  * timeout_ms > 0: drive progress until the peer answers; returns 0 and the
- *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH.
+ *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH. The
+ *   handshake is retried for the whole timeout, also when it is longer
+ *   than peer_timeout_ms. timeout_ms < 0: an hour.
  * timeout_ms == 0: start connecting and return -EINPROGRESS with *peer set;
- *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows.
+ *   an HPN_EV_CONNECTED or HPN_EV_PEER_GONE event for it follows (gone
+ *   with -ETIMEDOUT after the backend's own limit, peer_timeout_ms).
  * With HPN_CAP_MULTICAST, a group address publishes: the peer is the group,
  * connected at once (nobody answers a group).
  */
@@ -216,8 +220,13 @@ struct hpn_msg {
 
 /**
  * Copy-send one message. Returns 0, -EAGAIN (back-pressure: nothing was
- * sent, try again), -EMSGSIZE (len > caps.max_msg_size), -ENOTCONN (peer
+ * sent, try again), -EMSGSIZE (len > caps.max_msg_size, or, on a backend
+ * that negotiates limits, larger than the peer can take), -ENOTCONN (peer
  * not connected or gone). The caller keeps ownership of data.
+ * progress=thread: what the application thread can check (caps.max_msg_size,
+ * a peer known to be gone) is returned here; what only the progress thread
+ * learns (the peer's smaller negotiated limit, a peer lost meanwhile) turns
+ * an accepted message into a logged failure counted in hpn_stats.tx_failed.
  */
 int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
 
@@ -229,10 +238,15 @@ int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
 int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 
 /**
- * Zero-copy send: every msgs[i].data must come from hpn_buf_get() of this
- * endpoint. Ownership of the accepted buffers (the return value counts
- * them, as in hpn_send_burst) passes to the library, which releases them
- * after transmission; buffers not accepted stay with the caller.
+ * Zero-copy send: every msgs[i].data must point into a buffer of this
+ * endpoint's pool that the caller owns (from hpn_buf_get() or a receive),
+ * at or after the buffer's data pointer, with len bytes fitting in the
+ * buffer. Ownership of the accepted buffers (the return value counts them,
+ * as in hpn_send_burst) passes to the library, which releases them after
+ * transmission; buffers not accepted stay with the caller. A pointer that
+ * breaks the rule is refused before any memory is touched: -EINVAL with a
+ * message in hpn_last_error() when it is the first message, else the
+ * messages before it are sent and the count returned.
  */
 int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 
@@ -265,7 +279,16 @@ int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len);
  */
 int hpn_buf_get(hpn_ep *ep, void **data);
 
-/** Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). */
+/**
+ * Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). Any
+ * pointer into the buffer identifies it. A buffer that is already back in
+ * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it)
+ * and a pointer that is not from this endpoint's pool are refused instead
+ * of giving one buffer two owners: nothing happens to the pool, the first
+ * such mistake is logged at HPN_LOG_ERROR and each is counted in
+ * hpn_stats.errors. Two threads putting the same buffer at the same instant
+ * are not guaranteed to be caught.
+ */
 void hpn_buf_put(hpn_ep *ep, void *data);
 
 /** Usable bytes of each pool buffer. */
@@ -278,7 +301,8 @@ size_t hpn_buf_size(const hpn_ep *ep);
 struct hpn_stats {
 	uint64_t msgs_out, bytes_out;
 	uint64_t msgs_in, bytes_in;
-	uint64_t errors;    /* send/receive failures reported by the backend */
+	uint64_t errors;    /* send/receive failures reported by the backend, and
+	                       buffers refused by hpn_buf_put (see there) */
 	uint64_t drops;     /* received and discarded (malformed, unknown peer,
 	                       truncated, ring full) */
 	uint64_t malformed; /* subset of drops: failed validation */
@@ -288,6 +312,12 @@ struct hpn_stats {
 	uint64_t gaps;        /* unordered mode: packets never received (each held one
 	                         message, a fragment, or a batch of small ones) */
 	uint64_t unacked;     /* messages sent to peers that died before acking them */
+	/* progress=thread: messages hpn_send* accepted (returned them as sent)
+	 * that the backend then refused on the progress thread - larger than
+	 * the peer's negotiated largest message or window, or the peer went
+	 * away meanwhile. Each is also in errors and is logged (1st, 2nd, 4th,
+	 * ... time). Inline mode returns those errors from hpn_send* instead. */
+	uint64_t tx_failed;
 };
 
 /**

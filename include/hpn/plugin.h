@@ -122,9 +122,16 @@ struct hpn_core_opts {
 	uint32_t burst;           /* most messages per backend call */
 	uint32_t max_peers;       /* peers per endpoint */
 	uint64_t peer_timeout_ms; /* silence before peer-gone; 0: no keepalive */
-	uint64_t connect_retry_ms;
+	uint64_t connect_retry_ms; /* interval of handshake retransmissions */
 };
 const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core);
+
+/** Inside ops->connect: the time the application gave this connect, in
+ *  ms (hpn_connect's timeout_ms; "forever" is 3600000), or 0 when it is
+ *  asynchronous (timeout_ms == 0: use the backend's own handshake limit).
+ *  A backend that gives up on an unanswered handshake by itself must not
+ *  give up sooner than this. */
+uint64_t hpn_core_connect_timeout_ms(struct hpn_core *core);
 
 /** Value of a configuration key for this endpoint, NULL if unset. */
 const char *hpn_core_cfg(struct hpn_core *core, const char *key);

@@ -41,14 +41,13 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "peerid.h"
 #include "sq.h"
 
 #define likely(x) __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
-#define IDX_BITS 16
-#define IDX_MASK ((1u << IDX_BITS) - 1)
 #define BURST_MAX 256
 #define QTAB_EMPTY UINT32_MAX
 #define RESOLVE_MS 2000
@@ -58,8 +57,8 @@ enum peer_state { P_FREE = 0, P_RESOLVING, P_CONNECTING, P_UP, P_CLOSING };
 struct rdma_peer {
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
-	hpn_peer_t pid;
-	uint16_t gen;
+	hpn_peer_t pid; /* slot | generation << slot_bits (peerid.h): never reused */
+	uint32_t gen;
 	uint8_t state;
 	bool outgoing;
 	struct hpn_sq sq; /* what each in-flight send holds (sq.h) */
@@ -104,6 +103,8 @@ struct hpn_pep {
 
 	struct rdma_peer *peers;
 	uint32_t max_peers;
+	unsigned slot_bits; /* of peer ids, see peerid.h */
+	uint32_t next_slot; /* where the round-robin search for a free slot starts */
 	uint32_t *qtab; /* qp_num -> peer index, open addressing */
 	uint32_t qmask;
 
@@ -141,7 +142,7 @@ static const struct hpn_plugin_param rdma_params[] = {
 
 static struct rdma_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 {
-	uint32_t idx = id & IDX_MASK;
+	uint32_t idx = hpn_peerid_slot(id, u->slot_bits);
 
 	if (unlikely(idx >= u->max_peers))
 		return NULL;
@@ -150,27 +151,40 @@ static struct rdma_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 	return p->pid == id && p->state != P_FREE ? p : NULL;
 }
 
+/* Slots are taken round-robin, so each one's generations last max_peers
+ * times longer than if the lowest free slot were always reused; a slot
+ * whose generations are used up is retired (peerid.h). */
 static struct rdma_peer *peer_new(struct hpn_pep *u, struct rdma_cm_id *id, bool outgoing)
 {
-	for (uint32_t i = 0; i < u->max_peers; i++) {
+	for (uint32_t n = 0; n < u->max_peers; n++) {
+		uint32_t i = (u->next_slot + n) % u->max_peers;
 		struct rdma_peer *p = &u->peers[i];
-		uint16_t gen;
+		uint32_t gen;
 
-		if (p->state != P_FREE)
+		if (p->state != P_FREE || !hpn_peerid_usable(p->gen, u->slot_bits))
 			continue;
-		gen = (uint16_t)(p->gen + 1);
+		gen = p->gen + 1;
 		memset(p, 0, sizeof(*p));
 		p->gen = gen;
-		p->pid = i | ((uint32_t)gen << IDX_BITS);
-		if (p->pid == HPN_PEER_NONE)
-			p->pid = i | (1u << IDX_BITS);
+		p->pid = hpn_peerid_make(i, gen, u->slot_bits);
 		p->id = id;
 		p->outgoing = outgoing;
 		p->state = P_RESOLVING;
 		id->context = p;
+		u->next_slot = i + 1;
 		return p;
 	}
 	return NULL;
+}
+
+/* Why peer_new() found nothing: the table is full, or the free slots are
+ * retired for good. */
+static const char *no_slot_why(const struct hpn_pep *u)
+{
+	for (uint32_t i = 0; i < u->max_peers; i++)
+		if (u->peers[i].state == P_FREE)
+			return "every free peer slot has used all its ids (recreate the endpoint)";
+	return "all peer slots in use (raise max_peers)";
 }
 
 static void qtab_put(struct hpn_pep *u, uint32_t qpn, uint32_t idx)
@@ -566,7 +580,7 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 	}
 	if (ret || rdma_accept(id, &cp)) {
 		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
-			p ? hpn_last_error() : "all peer slots in use (raise max_peers)");
+			p ? hpn_last_error() : no_slot_why(u));
 		HPN_STAT_ADD(u->st->drops, 1);
 		rdma_reject(id, NULL, 0);
 		if (p) {
@@ -831,6 +845,7 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	}
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
+	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
 	u->recv_len = bufsz > (1u << 30) ? 1u << 30 : (uint32_t)bufsz;
 	u->max_msg = u->recv_len;
 	u->qmask = 1;
@@ -937,7 +952,7 @@ static int rdma_connect_(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	p = peer_new(u, id, true);
 	if (!p) {
 		rdma_destroy_id(id);
-		return hpn_set_error(-ENOSPC, "rdma: all %u peer slots in use (raise max_peers)", u->max_peers);
+		return hpn_set_error(-ENOSPC, "rdma: %s: %u peers", no_slot_why(u), u->max_peers);
 	}
 	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&a, RESOLVE_MS)) {
 		ret = -errno;

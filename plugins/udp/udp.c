@@ -30,6 +30,7 @@
 
 #include "msgq.h"
 #include "packet/pktep.h"
+#include "peerid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -63,8 +64,6 @@ enum udp_type { T_DATA = 1, T_HELLO, T_HELLO_ACK, T_BYE, T_PING, T_PONG };
 enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
 
 #define HASH_EMPTY UINT32_MAX
-#define IDX_BITS 16
-#define IDX_MASK ((1u << IDX_BITS) - 1)
 
 #define HPN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -74,8 +73,8 @@ struct udp_peer {
 	struct sockaddr_storage addr;
 	socklen_t alen;
 	uint8_t state;
-	hpn_peer_t id; /* slot index | generation << 16: stale ids never match */
-	uint16_t gen;
+	hpn_peer_t id; /* slot | generation << slot_bits (peerid.h): never reused */
+	uint32_t gen;
 	uint64_t nonce;     /* session nonce we send */
 	uint64_t alt_nonce; /* the other side's, after a simultaneous open; 0 if none */
 	uint64_t last_rx_ns;
@@ -83,6 +82,7 @@ struct udp_peer {
 	uint64_t last_ping_ns;
 	uint64_t started_ns;
 	uint64_t last_hello_ns;
+	uint64_t connect_limit_ns; /* our connect gives up after this long */
 };
 
 struct hpn_pep {
@@ -92,6 +92,8 @@ struct hpn_pep {
 	unsigned burst;
 	uint32_t max_msg;
 	uint32_t max_peers;
+	unsigned slot_bits; /* of peer ids, see peerid.h */
+	uint32_t next_slot; /* where the round-robin search for a free slot starts */
 	uint32_t npeers;
 	uint32_t *active; /* slots in use, densely: timers visit only these */
 	uint64_t now; /* coarse clock, updated by progress(): stamps peer activity */
@@ -166,9 +168,9 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"sndbuf", "socket send buffer bytes (default 4m)"},
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
-	{"gro", "on|off: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
+	{"gro", "on|off: reliable=off only: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
 	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"},
-	{"unordered", "on|off: with reliable=on, sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
+	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
@@ -241,29 +243,40 @@ static void hash_rebuild(struct hpn_pep *u)
 	}
 }
 
+/* Slots are taken round-robin, so each one's generations last max_peers
+ * times longer than if the lowest free slot were always reused; a slot
+ * whose generations are used up is retired (peerid.h). */
 static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storage *a, socklen_t alen)
 {
-	for (uint32_t i = 0; i < u->max_peers; i++) {
+	for (uint32_t n = 0; n < u->max_peers; n++) {
+		uint32_t i = (u->next_slot + n) % u->max_peers;
 		struct udp_peer *p = &u->peers[i];
 
-		if (p->state != P_FREE)
+		if (p->state != P_FREE || !hpn_peerid_usable(p->gen, u->slot_bits))
 			continue;
-		uint16_t gen = (uint16_t)(p->gen + 1);
+		uint32_t gen = p->gen + 1;
 
 		memset(p, 0, sizeof(*p));
 		p->gen = gen;
-		p->id = i | ((uint32_t)gen << IDX_BITS);
-		if (p->id == HPN_PEER_NONE)
-			p->id = i | (1u << IDX_BITS);
+		p->id = hpn_peerid_make(i, gen, u->slot_bits);
 		memcpy(&p->addr, a, alen);
 		p->alen = alen;
 		p->last_rx_ns = p->started_ns = u->now;
 		p->state = P_CONNECTING;
 		u->active[u->npeers++] = i;
+		u->next_slot = i + 1;
 		hash_rebuild(u);
 		return p;
 	}
 	return NULL;
+}
+
+/* Why peer_new() found nothing: the table is full, or some slots are
+ * retired for good. */
+static const char *no_slot_why(const struct hpn_pep *u)
+{
+	return u->npeers < u->max_peers ? "every free peer slot has used all its ids (recreate the endpoint)"
+					: "all peer slots in use (raise max_peers)";
 }
 
 static void peer_free(struct hpn_pep *u, struct udp_peer *p)
@@ -286,7 +299,7 @@ static void peer_free(struct hpn_pep *u, struct udp_peer *p)
 
 static inline struct udp_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 {
-	uint32_t idx = id & IDX_MASK;
+	uint32_t idx = hpn_peerid_slot(id, u->slot_bits);
 
 	if (unlikely(idx >= u->max_peers))
 		return NULL;
@@ -660,6 +673,12 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	if (ret || !rel) {
 		if (!ret && pc.faults && *pc.faults)
 			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
+		/* A mode of the packet layer: raw datagrams are unordered already,
+		 * and nothing would count their gaps. */
+		if (!ret && unordered)
+			return hpn_set_error(-EINVAL, "config: unordered=on conflicts with reliable=off: unordered is "
+						      "a mode of the packet layer (reliable=on,unordered=on: sequenced, "
+						      "gaps counted)");
 		return ret;
 	}
 	pc.mtu = (uint32_t)mtu;
@@ -711,10 +730,17 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = ret ?: open_mcast(u, core);
 	if (ret)
 		goto fail;
+	if (gro && u->pk) {
+		/* The packet layer reads datagrams one by one, never glued. */
+		ret = hpn_set_error(-EINVAL, "config: gro=on conflicts with reliable=on: kernel coalescing (UDP_GRO) "
+					     "is for raw datagrams; set reliable=off or drop gro=on");
+		goto fail;
+	}
 	u->gso = gso;
-	u->gro = gro && !u->pk;
+	u->gro = gro;
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
+	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
 	u->timeout_ns = timeout_ms * 1000000ull;
 	u->retry_ns = retry_ms * 1000000ull;
 	u->hmask = 1;
@@ -883,9 +909,13 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	u->now = hpn_now_ns();
 	p = peer_new(u, &a, alen);
 	if (!p)
-		return hpn_set_error(-ENOSPC, "udp: all %u peer slots in use (raise max_peers)", u->max_peers);
+		return hpn_set_error(-ENOSPC, "udp: %s: %u peers", no_slot_why(u), u->max_peers);
 	p->nonce = new_nonce();
 	p->last_hello_ns = u->now;
+	/* The application's timeout, else (asynchronous) the peer timeout. */
+	p->connect_limit_ns = hpn_core_connect_timeout_ms(u->core) * 1000000ull;
+	if (!p->connect_limit_ns)
+		p->connect_limit_ns = u->timeout_ns ? u->timeout_ns : 3000000000ull;
 	send_ctrl(u, p, T_HELLO);
 	*peer = p->id;
 	return 0;
@@ -929,9 +959,7 @@ static int udp_progress(struct hpn_pep *u, uint64_t now)
 		struct udp_peer *p = &u->peers[u->active[j]];
 
 		if (p->state == P_CONNECTING) {
-			uint64_t limit = u->timeout_ns ? u->timeout_ns : 3000000000ull;
-
-			if (now - p->started_ns > limit) {
+			if (now - p->started_ns > p->connect_limit_ns) {
 				peer_gone(u, p, -ETIMEDOUT);
 			} else if (now - p->last_hello_ns >= u->retry_ns) {
 				p->last_hello_ns = now;
@@ -1011,8 +1039,7 @@ static void on_hello(struct hpn_pep *u, struct udp_peer *p, const struct sockadd
 	p = peer_new(u, from, alen);
 	if (!p) {
 		HPN_STAT_ADD(u->st->drops, 1);
-		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: all %u slots in use (raise max_peers)",
-			u->max_peers);
+		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: %s: %u peers", no_slot_why(u), u->max_peers);
 		return;
 	}
 	p->nonce = nonce;

@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -158,12 +159,109 @@ static void test_check_keys(void **state)
 		assert_true(p->help && strlen(p->help) > 10);
 }
 
+/* Numbers are decimal (a leading 0 is not octal) or hex after 0x. */
+static void test_decimal_not_octal(void **state)
+{
+	struct hpn_cfg *cfg = parse_ok("bufs=0100,s=010k,h=0x1f,hx=0X10,x=0x,p=+5,cpu=010,neg=-0x10,o=08");
+	uint64_t v;
+	int64_t i;
+
+	(void)state;
+	assert_int_equal(hpn_cfg_u64(cfg, "bufs", 0, 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 100);
+	assert_int_equal(hpn_cfg_u64(cfg, "s", 0, 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 10240);
+	assert_int_equal(hpn_cfg_u64(cfg, "h", 0, 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 31);
+	assert_int_equal(hpn_cfg_u64(cfg, "hx", 0, 0, UINT64_MAX, &v), 0);
+	assert_int_equal(v, 16);
+	assert_int_equal(hpn_cfg_u64(cfg, "o", 0, 0, UINT64_MAX, &v), 0); /* not bad octal */
+	assert_int_equal(v, 8);
+	assert_int_equal(hpn_cfg_u64(cfg, "x", 0, 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(hpn_cfg_u64(cfg, "p", 0, 0, UINT64_MAX, &v), -EINVAL);
+	assert_int_equal(hpn_cfg_i64(cfg, "cpu", 0, -1, 4095, &i), 0);
+	assert_int_equal(i, 10);
+	assert_int_equal(hpn_cfg_i64(cfg, "neg", 0, -100, 100, &i), 0);
+	assert_int_equal(i, -16);
+	assert_int_equal(hpn_cfg_i64(cfg, "p", 0, -100, 100, &i), -EINVAL);
+	hpn_cfg_free(cfg);
+}
+
+static char env_log[1024];
+static int env_logs;
+
+static void capture(void *arg, enum hpn_log_level level, const char *msg)
+{
+	(void)arg;
+	if (level == HPN_LOG_WARN && strstr(msg, "environment variable")) {
+		env_logs++;
+		snprintf(env_log, sizeof(env_log), "%s", msg);
+	}
+}
+
+/* A misspelt HPN_ variable is not silently ignored: a warning names it
+ * and the key it probably meant. Known ones pass in silence. */
+static void test_env_typo_warned(void **state)
+{
+	static const struct hpn_plugin_param extra[] = {{"window", "x"}, {NULL, NULL}};
+	struct hpn_cfg *cfg = parse_ok("wait=spin");
+
+	(void)state;
+	hpn_log_set_handler(capture, NULL, HPN_LOG_DEBUG);
+	setenv("HPN_BUF_SIZE", "4096", 1);
+	setenv("HPN_WINDOW", "512", 1);
+	setenv("HPN_LOG_LEVEL", "error", 1);
+	assert_int_equal(hpn_cfg_check_keys(cfg, extra, "udp"), 0);
+	assert_int_equal(env_logs, 0);
+	setenv("HPN_BUFSS", "100", 1);
+	assert_int_equal(hpn_cfg_check_keys(cfg, extra, "udp"), 0);
+	assert_int_equal(env_logs, 1);
+	assert_non_null(strstr(env_log, "HPN_BUFSS is not a key of the core or of plugin 'udp'"));
+	assert_non_null(strstr(env_log, "did you mean HPN_BUFS?"));
+	unsetenv("HPN_BUFSS");
+	setenv("HPN_Window", "512", 1); /* keys are upper case in the environment */
+	assert_int_equal(hpn_cfg_check_keys(cfg, extra, "udp"), 0);
+	assert_int_equal(env_logs, 2);
+	assert_non_null(strstr(env_log, "did you mean HPN_WINDOW?"));
+	unsetenv("HPN_Window");
+	/* Another plugin's key is not ours: warned, but no error. */
+	assert_int_equal(hpn_cfg_check_keys(cfg, NULL, "rdma"), 0);
+	assert_int_equal(env_logs, 3);
+	assert_non_null(strstr(env_log, "HPN_WINDOW"));
+	unsetenv("HPN_WINDOW");
+	unsetenv("HPN_BUF_SIZE");
+	unsetenv("HPN_LOG_LEVEL");
+	hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
+	hpn_cfg_free(cfg);
+}
+
+/* Ports: 0..65535 in decimal, nothing getaddrinfo would cut to 16 bits. */
+static void test_ports(void **state)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	(void)state;
+	assert_int_equal(hpn_addr_parse("127.0.0.1:65535", 0, SOCK_DGRAM, &ss, &len), 0);
+	assert_int_equal(hpn_addr_parse(":0", 1, SOCK_DGRAM, &ss, &len), 0);
+	assert_int_equal(hpn_addr_parse("[::1]:80", 0, SOCK_DGRAM, &ss, &len), 0);
+	assert_int_equal(hpn_addr_parse(":99999", 1, SOCK_DGRAM, &ss, &len), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "port '99999' is not a number from 0 to 65535"));
+	assert_int_equal(hpn_addr_parse("127.0.0.1:65536", 0, SOCK_DGRAM, &ss, &len), -EINVAL);
+	assert_int_equal(hpn_addr_parse("127.0.0.1:-1", 0, SOCK_DGRAM, &ss, &len), -EINVAL);
+	assert_int_equal(hpn_addr_parse("127.0.0.1:0x50", 0, SOCK_DGRAM, &ss, &len), -EINVAL);
+	assert_int_equal(hpn_addr_parse("127.0.0.1:000080", 0, SOCK_DGRAM, &ss, &len), 0);
+	assert_int_equal(hpn_addr_parse("127.0.0.1:99999999999999999999999", 0, SOCK_DGRAM, &ss, &len), -EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_syntax),     cmocka_unit_test(test_too_many),
 		cmocka_unit_test(test_env_override), cmocka_unit_test(test_u64),
 		cmocka_unit_test(test_i64_bool_enum), cmocka_unit_test(test_check_keys),
+		cmocka_unit_test(test_decimal_not_octal), cmocka_unit_test(test_env_typo_warned),
+		cmocka_unit_test(test_ports),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

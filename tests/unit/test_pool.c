@@ -375,6 +375,55 @@ static void test_put_large_bulk(void **state)
 	free(again);
 }
 
+/* A buffer put back twice must not be handed out twice: the second put is
+ * refused, logged once and counted; single and bulk, whole and interior
+ * pointers alike. */
+static void test_double_put(void **state)
+{
+	enum { N = 8 };
+	struct hpn_pool_params p = params(N, 256, 16);
+	struct hpn_pool *pool;
+	void *bufs[N], *all[N], *a, *b;
+
+	(void)state;
+	assert_int_equal(hpn_pool_create(&p, &pool), 0);
+	assert_int_equal(hpn_pool_get_bulk(pool, bufs, 2), 2);
+	a = bufs[0];
+	b = bufs[1];
+	log_reset();
+	hpn_log_set_handler(capture, NULL, HPN_LOG_DEBUG);
+	hpn_pool_put_bulk(pool, &a, 1);
+	assert_int_equal(hpn_pool_avail(pool), N - 1);
+	assert_int_equal(hpn_pool_bad_puts(pool), 0);
+	hpn_pool_put_bulk(pool, &a, 1); /* again */
+	assert_int_equal(hpn_pool_avail(pool), N - 1);
+	assert_int_equal(hpn_pool_bad_puts(pool), 1);
+	assert_int_equal(log_count[HPN_LOG_ERROR], 1);
+	assert_non_null(strstr(last_log, "already in the pool"));
+	/* An interior pointer of a buffer that is in the pool, and the same
+	 * buffer twice in one bulk: refused too, logged no more. */
+	hpn_pool_put_bulk(pool, (void *[]){(char *)a + 100}, 1);
+	hpn_pool_put_bulk(pool, (void *[]){b, (char *)b - 3}, 2);
+	assert_int_equal(hpn_pool_avail(pool), N);
+	assert_int_equal(hpn_pool_bad_puts(pool), 3);
+	assert_int_equal(log_count[HPN_LOG_ERROR], 1);
+	hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
+	/* Every buffer comes out exactly once... */
+	assert_int_equal(hpn_pool_get_bulk(pool, all, N), N);
+	qsort(all, N, sizeof(void *), cmp_ptr);
+	for (unsigned i = 1; i < N; i++)
+		assert_true(all[i - 1] != all[i]);
+	/* ... and, taken out again in bulk, can be put back once more. */
+	hpn_pool_put_bulk(pool, all, N);
+	assert_int_equal(hpn_pool_avail(pool), N);
+	assert_int_equal(hpn_pool_get_bulk(pool, all, 4), 4);
+	hpn_pool_put_bulk(pool, all, 4);
+	hpn_pool_put_bulk(pool, all, 4);
+	assert_int_equal(hpn_pool_avail(pool), N);
+	assert_int_equal(hpn_pool_bad_puts(pool), 7);
+	hpn_pool_destroy(pool);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Hugepages, mlock, NUMA                                                    */
 /* ------------------------------------------------------------------------ */
@@ -713,6 +762,7 @@ int main(void)
 		cmocka_unit_test(test_index_all_strides),
 		cmocka_unit_test(test_put_interior),
 		cmocka_unit_test(test_put_large_bulk),
+		cmocka_unit_test(test_double_put),
 		cmocka_unit_test(test_mlock),
 		cmocka_unit_test(test_numa),
 		cmocka_unit_test(test_invalid),

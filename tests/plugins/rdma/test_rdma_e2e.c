@@ -486,6 +486,31 @@ static void test_connect_refused(void **state)
 	hpn_ep_destroy(c);
 }
 
+/* Peer ids carry a generation so an old id never reaches a new peer -
+ * also after 65,536 connects through one slot (16-bit generations came
+ * back to the first id there). Connects that are started and dropped at
+ * once cost no handshake. */
+static void test_peer_ids_never_repeat(void **state)
+{
+	hpn_ep *c = make("max_peers=1");
+	hpn_peer_t first, p;
+	char addr[64];
+	uint64_t t0 = now_ms();
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, 18998); /* nobody listens there */
+	assert_int_equal(hpn_connect(c, addr, 0, &first), -EINPROGRESS);
+	assert_int_equal(hpn_disconnect(c, first), 0);
+	for (unsigned i = 0; i < 65536 + 2; i++) {
+		assert_int_equal(hpn_connect(c, addr, 0, &p), -EINPROGRESS);
+		if (p == first)
+			fail_msg("connect %u got the first peer's id %u again", i + 1, p);
+		assert_int_equal(hpn_disconnect(c, p), 0);
+	}
+	fprintf(stderr, "# 65538 connect/disconnect cycles in %llu ms\n", (unsigned long long)(now_ms() - t0));
+	hpn_ep_destroy(c);
+}
+
 /* The child of test_peer_killed: connect and stream until killed. */
 static int stream_to(const char *addr)
 {
@@ -539,6 +564,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
 		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_idle_keepalive),
+		cmocka_unit_test(test_peer_ids_never_repeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
