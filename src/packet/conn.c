@@ -30,6 +30,8 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 		c->cfg.dead_ns = 1000 * MS;
 	if (!c->cfg.ack_delay_ns)
 		c->cfg.ack_delay_ns = 20000;
+	if (!c->cfg.hello_retry_ns)
+		c->cfg.hello_retry_ns = HELLO_RETRY_NS;
 	c->ops = *ops;
 	c->arg = arg;
 	c->room = cfg->mtu - hdr;
@@ -141,8 +143,9 @@ static void set_isn(struct hpn_conn *c, uint32_t isn)
 	c->isn = c->tx.una = c->tx.next = c->tx.scan_seq = isn;
 }
 
-void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t now)
+void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t timeout_ns, uint64_t now)
 {
+	c->connect_deadline_ns = now + (timeout_ns ? timeout_ns : c->cfg.dead_ns);
 	c->session = session;
 	set_isn(c, isn);
 	c->state = HPN_CONN_HELLO;
@@ -778,18 +781,23 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		hpn_conn_kick(c, now);
 		return;
 	}
-	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns &&
-	    !(c->bye && c->state == HPN_CONN_UP && c->rx.next == c->bye_seq)) {
-		end(c, -ETIMEDOUT);
-		return;
-	}
 	if (c->state == HPN_CONN_HELLO) {
-		if (now - c->hello_ns >= HELLO_RETRY_NS) {
+		/* The caller's connect timeout, not the peer timeout. */
+		if ((int64_t)(now - c->connect_deadline_ns) >= 0) {
+			die(c, -ETIMEDOUT);
+			return;
+		}
+		if (now - c->hello_ns >= c->cfg.hello_retry_ns) {
 			c->hello_ns = now;
 			if (c->have_cookie && now - c->echo_ns >= ECHO_GIVEUP_NS)
 				c->have_cookie = false; /* it may have expired: a fresh one */
 			send_ctrl(c, c->have_cookie ? HPN_PKT_COOKIE_ECHO : HPN_PKT_HELLO, now);
 		}
+		return;
+	}
+	if ((int64_t)(now - c->last_rx_ns) >= (int64_t)c->cfg.dead_ns &&
+	    !(c->bye && c->rx.next == c->bye_seq)) {
+		end(c, -ETIMEDOUT);
 		return;
 	}
 	hpn_conn_kick(c, now);
@@ -829,7 +837,7 @@ uint64_t hpn_conn_deadline(const struct hpn_conn *c)
 	uint64_t d = UINT64_MAX;
 
 	if (c->state == HPN_CONN_HELLO)
-		return c->hello_ns + HELLO_RETRY_NS;
+		return c->hello_ns + c->cfg.hello_retry_ns;
 	if (c->state != HPN_CONN_UP || c->ending)
 		return d;
 	if (c->ack_pending)

@@ -67,6 +67,7 @@ struct hpn_conn_cfg {
 	uint64_t ack_delay_ns; /* longest an arrival waits for its ack (default 20 us) */
 	uint32_t ack_every;    /* ack at once after this many unacked packets (default window/4) */
 	uint64_t rto_min_ns;   /* floor of the retransmission timeout (default 1 ms) */
+	uint64_t hello_retry_ns; /* handshake packets repeated this often (default 20 ms) */
 	bool reliable;         /* false: sequenced, gaps reported, no retransmission */
 };
 
@@ -106,6 +107,7 @@ struct hpn_conn {
 	struct hpn_rxwin rx;
 	struct hpn_reasm reasm;
 	uint64_t last_rx_ns, last_tx_ns, hello_ns, ack_due_ns;
+	uint64_t connect_deadline_ns; /* connecting: give up then (-ETIMEDOUT) */
 	uint32_t ack_pending; /* packets arrived since our last ack */
 	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
 	uint32_t adv_window;  /* window we last advertised */
@@ -130,8 +132,9 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 		  void *arg);
 void hpn_conn_fini(struct hpn_conn *c);
 /* session and isn (our first sequence number) should be random: with the
- * acceptor's random isn they are what an off-path attacker must guess. */
-void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t now);
+ * acceptor's random isn they are what an off-path attacker must guess.
+ * timeout_ns: how long the handshake may take (0: cfg.dead_ns). */
+void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t timeout_ns, uint64_t now);
 /* The accepting side: echo is the connector's valid COOKIE_ECHO (decoded),
  * isn ours (from hpn_hello_check). Up at once; answers HELLO_ACK. */
 void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t isn, uint64_t now);

@@ -6,6 +6,7 @@
 #include "fault.h"
 #include "hello.h"
 #include "msgq.h"
+#include "peerid.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -196,7 +197,7 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	p->alen = alen;
 	p->hash = addr_hash(a, alen);
 	p->gen++;
-	p->id = i | (hpn_peer_t)p->gen << e->slot_bits;
+	p->id = hpn_peerid_make(i, p->gen, e->slot_bits);
 	p->used = true;
 	p->connecting = p->dead = p->lingering = false;
 	p->refused_ns = p->restart_ns = p->icmp_probe_ns = 0;
@@ -417,6 +418,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 										  : 1000000000ull,
 		.ack_delay_ns = cfg->ack_delay_ns,
 		.rto_min_ns = cfg->rto_min_ns,
+		.hello_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * MS : 0,
 		.reliable = cfg->reliable,
 	};
 	/* A message must fit one window of fragments. */
@@ -446,12 +448,10 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	}
 	for (uint32_t h = 0; h <= e->hmask; h++)
 		e->htab[h] = HASH_EMPTY;
-	/* Ids: slot in the low bits (as many as the core's live table
-	 * uses), the generation in all the others. */
-	for (e->slot_bits = 1; (1u << e->slot_bits) < e->max_peers; e->slot_bits++)
-		;
+	/* Ids: src/peerid.h (slot in the low bits, generations never wrap). */
+	e->slot_bits = hpn_peerid_slot_bits(e->max_peers);
 	e->slot_mask = (1u << e->slot_bits) - 1;
-	e->gen_max = (uint32_t)((1ull << (32 - e->slot_bits)) - 2); /* never HPN_PEER_NONE */
+	e->gen_max = hpn_peerid_gen_max(e->slot_bits);
 	for (uint32_t i = 0; i < e->max_peers; i++)
 		e->freeq[i] = i;
 	e->nfree = e->max_peers;
@@ -613,7 +613,7 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 				     !e->nfree ? "max_peers reached" : "out of memory for the peer");
 	p->connecting = true;
 	e->now = hpn_now_ns();
-	hpn_conn_connect(&p->conn, rand32(e), rand32(e), e->now);
+	hpn_conn_connect(&p->conn, rand32(e), rand32(e), hpn_core_connect_timeout_ms(e->core) * MS, e->now);
 	flush(e);
 	*peer = p->id;
 	return 0;
@@ -877,8 +877,9 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 		stats_sync(e, &p->conn, before);
 		if (ret < 0) {
 			if (ret == -EMSGSIZE)
-				hpn_set_error(ret, "send: %u bytes is more than this endpoint's largest message (%u)",
-					      msgs[done].len, e->ccfg.max_msg);
+				hpn_set_error(ret, "send: %u bytes is more than peer %u takes (%u: the smaller of "
+						   "both sides' largest message and what one window carries)",
+					      msgs[done].len, msgs[done].peer, p->conn.max_send);
 			else if (ret == -ENOTCONN)
 				hpn_set_error(ret, "send: peer %u is not connected yet", msgs[done].peer);
 			else

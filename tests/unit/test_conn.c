@@ -254,7 +254,7 @@ static void start_pair(const struct hpn_conn_cfg *ca, const struct hpn_conn_cfg 
 	assert_int_equal(hpn_conn_init(&a, ca, &ops, &sa), 0);
 	assert_int_equal(hpn_conn_init(&b, cb, &ops, &sb), 0);
 	/* A first sequence number just before the wrap: every stream crosses it. */
-	hpn_conn_connect(&a, 0x5eed, 0xfffffff0u, now);
+	hpn_conn_connect(&a, 0x5eed, 0xfffffff0u, 0, now);
 	for (int i = 0; i < 10000 && b.state != HPN_CONN_UP; i++)
 		step();
 	assert_int_equal(b.state, HPN_CONN_UP);

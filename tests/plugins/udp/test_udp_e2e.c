@@ -1545,8 +1545,6 @@ static void test_peer_ids_never_repeat(void **state)
 	hpn_peer_t first, p;
 
 	(void)state;
-	if (reliable)
-		skip(); /* TODO: the packet layer's table (pktep.c) moves to peerid.h separately */
 	/* Somebody who never answers: HELLOs just pile up (and overflow). */
 	assert_int_equal(bind(sink, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(getsockname(sink, (struct sockaddr *)&a, &alen), 0);
@@ -1683,8 +1681,6 @@ static void test_connect_timeout_honoured(void **state)
 	uint64_t t0, took;
 
 	(void)state;
-	if (reliable)
-		skip(); /* TODO: the packet layer's handshake limit (conn.c) is peer_timeout_ms */
 	assert_int_equal(bind(sink, (struct sockaddr *)&a, sizeof(a)), 0); /* never answers */
 	assert_int_equal(getsockname(sink, (struct sockaddr *)&a, &alen), 0);
 	snprintf(to, sizeof(to), "127.0.0.1:%u", ntohs(a.sin_port));
@@ -1740,8 +1736,6 @@ static void test_connect_retry_honoured(void **state)
 	unsigned fast, slow;
 
 	(void)state;
-	if (reliable)
-		skip(); /* TODO: the packet layer resends its HELLO every 20 ms (conn.c HELLO_RETRY_NS) */
 	fast = hellos_in("40", 600);
 	slow = hellos_in("300", 600);
 	fprintf(stderr, "# HELLOs in 600 ms: %u at connect_retry_ms=40, %u at 300\n", fast, slow);
