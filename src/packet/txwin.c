@@ -73,7 +73,25 @@ struct ack_news {
 	bool resent;                    /* a resent packet was among them */
 };
 
-static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now, struct ack_news *news)
+/* Was (sent_ns, seq) sent before the newest delivered packet? */
+static inline bool rack_before(const struct hpn_txwin *t, uint64_t sent_ns, uint32_t seq)
+{
+	return t->rack_valid &&
+	       (sent_ns < t->acked_sent_ns || (sent_ns == t->acked_sent_ns && hpn_seq_lt(seq, t->acked_seq)));
+}
+
+/* (sent_ns, seq) was delivered: the newest so far? Returns true if so. */
+static inline bool rack_advance(struct hpn_txwin *t, uint64_t sent_ns, uint32_t seq)
+{
+	if (t->rack_valid && (rack_before(t, sent_ns, seq) || (sent_ns == t->acked_sent_ns && seq == t->acked_seq)))
+		return false;
+	t->acked_sent_ns = sent_ns;
+	t->acked_seq = seq;
+	t->rack_valid = true;
+	return true;
+}
+
+static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, uint64_t now, struct ack_news *news)
 {
 	uint64_t rtt = now - p->sent_ns;
 
@@ -98,11 +116,8 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now, s
 	/* During F-RTO a resent packet's time waits for the verdict: if the
 	 * timeout was a delay spike, taking it would declare every packet
 	 * sent before it lost. */
-	if (p->sent_ns >= t->acked_sent_ns && !(p->tries && t->frto)) {
-		t->acked_sent_ns = p->sent_ns;
-		if (!p->tries)
-			t->rack_rtt_ns = rtt;
-	}
+	if (!(p->tries && t->frto) && rack_advance(t, p->sent_ns, seq) && !p->tries)
+		t->rack_rtt_ns = rtt;
 	p->acked = true;
 	t->last_ack_ns = now;
 	t->tlp_out = false;
@@ -112,8 +127,7 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint64_t now, s
 static void frto_loss(struct hpn_txwin *t)
 {
 	t->frto = 0;
-	if (t->frto_sent_ns > t->acked_sent_ns)
-		t->acked_sent_ns = t->frto_sent_ns;
+	rack_advance(t, t->frto_sent_ns, t->frto_seq);
 }
 
 /* F-RTO's decision, one ack at a time (see txwin.h). */
@@ -156,7 +170,7 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		struct hpn_txpkt *p = at(t, t->una);
 
 		if (!p->acked)
-			note_acked(t, p, now, &news);
+			note_acked(t, p, t->una, now, &news);
 		release(arg, p->ref);
 		p->ref = NULL;
 		t->una++;
@@ -173,7 +187,7 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 			if (!(m & 1) || !hpn_seq_lt(seq, t->next) || hpn_seq_lt(seq, t->una))
 				continue;
 			if (!at(t, seq)->acked)
-				note_acked(t, at(t, seq), now, &news);
+				note_acked(t, at(t, seq), seq, now, &news);
 		}
 	}
 	/* One RTT sample per ack, from the newest packet it acknowledges -
@@ -190,9 +204,9 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 
 /* RACK: lost once a packet sent after it was delivered and it has had
  * that packet's round trip plus the reordering window to arrive. */
-static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
+static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpkt *p, uint32_t seq)
 {
-	if (p->sent_ns >= t->acked_sent_ns)
+	if (!rack_before(t, p->sent_ns, seq))
 		return UINT64_MAX;
 	return p->sent_ns + t->rack_rtt_ns + reo_window(t);
 }
@@ -269,7 +283,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		/* The timeout resends only the oldest packet (TCP's one timer):
 		 * a peer that merely stalled costs one spurious packet, not a
 		 * window of them; once it is acked, RACK finds any others. */
-		if (now >= rack_due(t, p) || (s == t->una && now >= rto_due(t, p))) {
+		if (now >= rack_due(t, p, s) || (s == t->una && now >= rto_due(t, p))) {
 			pick = p;
 			pick_seq = s;
 			break;
@@ -283,7 +297,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		*dead = true;
 		return false;
 	}
-	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
+	if (pick_seq == t->una && now < rack_due(t, pick, pick_seq)) { /* a timeout, not RACK */
 		t->frto = 1;
 		t->frto_seq = pick_seq;
 		t->frto_sent_ns = now;
@@ -307,7 +321,7 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 
 		if (p->acked)
 			continue;
-		d = rack_due(t, p);
+		d = rack_due(t, p, s);
 		if (s == t->una && rto_due(t, p) < d)
 			d = rto_due(t, p);
 		if (d < best)

@@ -44,6 +44,11 @@ struct hpn_txwin {
 	/* RACK (RFC 8985): the latest send time among delivered packets, that
 	 * packet's RTT, the smallest RTT seen, and the reordering window. */
 	uint64_t acked_sent_ns, rack_rtt_ns, min_rtt_ns, reo_ns;
+	/* ...and that packet's sequence number: packets of one burst share a
+	 * send time (one clock read per burst), so the order among them is
+	 * the sequence (RFC 8985's tie-break); rack_valid once one counts. */
+	uint32_t acked_seq;
+	bool rack_valid;
 	uint64_t last_ack_ns; /* the last ack that acknowledged something new */
 	/* F-RTO (RFC 5682): after a timeout resent frto_seq, the acks tell a
 	 * delay spike from a loss. A delay: the ack of the resend covers
