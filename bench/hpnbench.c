@@ -268,6 +268,36 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		die(2, "--iters: must be at least 1");
 }
 
+/* Messages larger than the default buffers (64 KiB): size the pool from
+ * --size - buffers of the largest size, as many as fit in 256 MiB (at
+ * least 64) - and, on a packet backend, a window that carries one whole
+ * message, unless --config (or HPN_BUF_SIZE/HPN_BUFS) says otherwise. So
+ * `hpnbench --size 1048576` just works; give a --server the same --size. */
+static int size_pool(const struct opts *o, char *cfg, size_t room)
+{
+	size_t max = 0, buf = 65536, bufs;
+	int n = 0;
+
+	for (unsigned i = 0; i < o->nsizes; i++)
+		if (o->sizes[i] > max)
+			max = o->sizes[i];
+	if (max <= buf || strstr(o->config, "buf_size=") || getenv("HPN_BUF_SIZE"))
+		return 0;
+	while (buf < max)
+		buf <<= 1;
+	bufs = ((size_t)256 << 20) / buf;
+	if (bufs < 64)
+		bufs = 64;
+	n = snprintf(cfg, room, ",buf_size=%zu", buf);
+	if (!strstr(o->config, "bufs=") && !getenv("HPN_BUFS"))
+		n += snprintf(cfg + n, room - (size_t)n, ",bufs=%zu", bufs);
+	/* udp's packet layer: 1440-byte fragments, at most 1024 in flight. */
+	if (!strcmp(o->plugin, "udp") && !strstr(o->config, "window=") && !strstr(o->config, "reliable=off") &&
+	    !getenv("HPN_WINDOW"))
+		n += snprintf(cfg + n, room - (size_t)n, ",window=%zu", max / 1400 + 1 > 1024 ? (size_t)1024 : max / 1400 + 1);
+	return n;
+}
+
 static hpn_ep *make_ep(const struct opts *o, int cpu)
 {
 	char cfg[1024];
@@ -294,6 +324,7 @@ static hpn_ep *make_ep(const struct opts *o, int cpu)
 			cfg[n++] = *p == ',' ? '/' : *p == '=' ? ':' : *p;
 		cfg[n] = 0;
 	}
+	n += size_pool(o, cfg + n, sizeof(cfg) - (size_t)n);
 	if (o->config[0])
 		snprintf(cfg + n, sizeof(cfg) - (size_t)n, ",%s", o->config);
 	ret = hpn_ep_create(cfg, &ep);
