@@ -1020,6 +1020,128 @@ static void test_one_mib_messages(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Large messages through loss (issue 9): 256 KiB and 1 MiB at 1, 5 and
+ * 20 % loss with reordering and duplication arrive exactly once, in order,
+ * intact; the retransmissions stay within twice what the loss makes
+ * necessary (every lost packet, retransmissions included, resent once). */
+static void large_under_loss(double loss, uint32_t size, unsigned total, unsigned seed)
+{
+	char cfg[160], addr[64];
+	hpn_ep *s, *c;
+	hpn_peer_t p;
+	static uint8_t data[1 << 20];
+	struct hpn_msg in[4];
+	struct hpn_stats st;
+	uint64_t sent = 0, next = 0, t0 = now_ms(), pkts = (uint64_t)total * (size / 1440 + 1);
+	double need;
+
+	snprintf(cfg, sizeof(cfg), "buf_size=1m,bufs=128,window=1024,faults=loss:%.2f/reorder:0.05/dup:0.01/seed:%u",
+		 loss, seed);
+	s = make_server(cfg, addr, sizeof(addr));
+	c = make(cfg);
+	p = connect_pair(s, c, addr, NULL);
+	while (next < total) {
+		if (sent < total) {
+			fill(data, size, sent);
+			int r = hpn_send(c, p, data, size);
+
+			if (r == 0)
+				sent++;
+			else if (r != -EAGAIN)
+				fail_msg("send: %d %s", r, hpn_last_error());
+		}
+		int r = hpn_recv_burst(s, in, 4);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, size);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(s, in[i].data);
+		}
+		hpn_poll(c, NULL, 0);
+		if (now_ms() - t0 > 120000)
+			fail_msg("%u B at %.0f%% loss: %llu of %u after 120 s", size, loss * 100,
+				 (unsigned long long)next, total);
+	}
+	hpn_ep_stats(c, &st, sizeof(st));
+	need = (double)pkts * loss / (1 - loss);
+	print_message("%7u B x %u at %2.0f%% loss: %llu ms, %llu retransmissions (%.0f lost data packets expected)\n",
+		      size, total, loss * 100, (unsigned long long)(now_ms() - t0), (unsigned long long)st.retransmits,
+		      need);
+	assert_true((double)st.retransmits <= 2 * need + 64);
+	assert_int_equal(st.unacked, 0);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.msgs_in, total);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_large_messages_under_loss(void **state)
+{
+	(void)state;
+	if (!reliable)
+		skip(); /* raw datagrams stop at 64 KiB */
+	large_under_loss(0.01, 256 << 10, 16, 21);
+	large_under_loss(0.01, 1 << 20, 6, 22);
+	large_under_loss(0.05, 256 << 10, 16, 23);
+	large_under_loss(0.05, 1 << 20, 6, 24);
+	large_under_loss(0.20, 256 << 10, 8, 25);
+	large_under_loss(0.20, 1 << 20, 3, 26);
+}
+
+/* A reader that stops reading for three peer timeouts (its progress
+ * thread keeps acknowledging) is slow, not dead: the sender's window
+ * closes, nobody is declared gone, and every message is there after. */
+static void test_reader_stalls_three_timeouts(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("progress=thread,peer_timeout_ms=300", addr, sizeof(addr));
+	hpn_ep *c = make("peer_timeout_ms=300");
+	hpn_peer_t p;
+	uint8_t data[1000];
+	struct hpn_msg in[32];
+	struct hpn_event ev;
+	uint64_t sent = 0, next = 0, t0;
+	unsigned again = 0;
+
+	(void)state;
+	if (!reliable)
+		skip(); /* raw datagrams: a slow reader drops */
+	p = connect_pair(s, c, addr, NULL);
+	for (t0 = now_ms(); now_ms() - t0 < 900;) { /* 3 x 300 ms: send, never read */
+		fill(data, sizeof(data), sent);
+		int r = hpn_send(c, p, data, sizeof(data));
+
+		if (r == 0)
+			sent++;
+		else if (r == -EAGAIN)
+			again++, usleep(100);
+		else
+			fail_msg("send: %d %s", r, hpn_last_error());
+		if (hpn_poll(c, &ev, 1) == 1)
+			fail_msg("client: event %d status %d", ev.type, ev.status);
+	}
+	assert_true(again > 0); /* the window closed */
+	assert_int_equal(hpn_poll(s, &ev, 1), 0);
+	for (t0 = now_ms(); next < sent && now_ms() - t0 < 10000;) {
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(s, in[i].data);
+		}
+		hpn_poll(c, NULL, 0);
+	}
+	assert_int_equal(next, sent);
+	assert_int_equal(hpn_poll(c, &ev, 1), 0);
+	assert_int_equal(hpn_poll(s, &ev, 1), 0);
+	print_message("%llu messages waited for a reader stalled 900 ms (%u sends refused meanwhile)\n",
+		      (unsigned long long)sent, again);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 /* A peer sends, then dies; our reply draws an ICMP port unreachable
  * before we read what it sent: every message it sent is still delivered,
  * then the peer is gone (-ECONNREFUSED). */
@@ -1768,6 +1890,8 @@ int main(void)
 		cmocka_unit_test(test_close_after_send),
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_one_mib_messages),
+		cmocka_unit_test(test_large_messages_under_loss),
+		cmocka_unit_test(test_reader_stalls_three_timeouts),
 		cmocka_unit_test(test_killed_peer_data_kept),
 		cmocka_unit_test(test_reconnect_while_closing),
 		cmocka_unit_test(test_double_put),
