@@ -7,21 +7,30 @@
 # reliable so drift on a shared machine hits both; the median round is
 # reported. Throughput: stream of 64 B messages, raw vs reliable at 0 %
 # loss, and reliable at 1 % injected loss (--faults).
+# Loss recovery (issue 9), reliable only, one run each: stream goodput and
+# retransmissions per packet at 0/1/5 % loss for 64 B, 64 KiB and 1 MiB
+# (goodput under 1 % loss against clean; spurious retransmissions on the
+# clean path), ping-pong p50/p99 at 5 % beside clean, and each run's peak
+# memory (max RSS of the hpnbench process: both ends).
 #
 #   bench/reliable_vs_raw.sh [--sizes 64,1024] [--duration 3] [--rounds 3] [--build DIR]
+#                            [--loss-sizes 64,65536,1048576 | --loss-sizes none]
 #
-# Target (issue 5): the reliable layer adds under 0.3 us at p50 for 64 B.
+# Targets: the reliable layer adds under 0.3 us at p50 for 64 B (issue 5);
+# goodput under 1 % loss at least 70 % of clean, spurious retransmissions
+# at most 0.1 % on a clean path (issue 9).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=64,1024 duration=3 rounds=3 build=build
+sizes=64,1024 duration=3 rounds=3 build=build loss_sizes=64,65536,1048576
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sizes) sizes=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
-	-h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+	--loss-sizes) loss_sizes=$2; shift 2 ;;
+	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
 	*) echo "reliable_vs_raw: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -32,11 +41,11 @@ bench=$build/bench/hpnbench
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-run() { # name, then hpnbench options
+run() { # name, then hpnbench options; peak RSS (KiB) into name.rss
 	local name=$1
 	shift
-	taskset -c 0,1 "$bench" --plugin udp --cpu 0 --wait spin --duration "$duration" --quiet \
-		--json "$out/$name.json" "$@" >/dev/null
+	/usr/bin/time -f %M -o "$out/$name.rss" taskset -c 0,1 "$bench" --plugin udp --cpu 0 --wait spin \
+		--duration "$duration" --quiet --json "$out/$name.json" "$@" >/dev/null
 }
 
 IFS=, read -ra size_list <<<"$sizes"
@@ -52,7 +61,20 @@ for r in $(seq 1 "$rounds"); do
 	run "st_loss_$r" --config reliable=on --mode stream --size 64 --faults loss=0.01,seed=$r
 done
 
-python3 - "$out" "$sizes" "$rounds" <<'PY'
+if [ "$loss_sizes" != none ]; then
+	IFS=, read -ra lsize_list <<<"$loss_sizes"
+	for s in "${lsize_list[@]}"; do
+		for l in 0 0.01 0.05; do
+			echo "loss recovery: size $s, loss $l: stream" >&2
+			run "ls_${s}_$l" --config reliable=on --mode stream --size "$s" --faults "loss=$l,seed=7"
+		done
+		echo "loss recovery: size $s: ping-pong clean and at 5% loss" >&2
+		run "lp_${s}_0" --config reliable=on --size "$s" --warmup 10
+		run "lp_${s}_0.05" --config reliable=on --size "$s" --warmup 10 --faults loss=0.05,seed=7
+	done
+fi
+
+python3 - "$out" "$sizes" "$rounds" "$loss_sizes" <<'PY'
 import json, statistics, sys
 out, sizes, rounds = sys.argv[1], [int(s) for s in sys.argv[2].split(',')], int(sys.argv[3])
 res = lambda name: json.load(open('%s/%s.json' % (out, name)))['results'][0]
@@ -82,5 +104,31 @@ for name, label in (('st_raw', 'raw, 0% loss'), ('st_rel', 'reliable, 0% loss'),
           m['out_of_order'], m['retransmits']))
     if name != 'st_raw':
         met &= m['drops'] == 0 and m['out_of_order'] == 0
+if sys.argv[4] != 'none':
+    print("\nloss recovery, reliable=on, one run each (stream: goodput received; packets ~ messages x fragments,\n"
+          "so for small messages, which share packets, retx/packet is per message)")
+    print("%8s %5s  %10s %9s %8s  %12s %9s" % ("size", "loss", "msgs/s", "Gbit/s", "of clean", "retx/packet", "peak MiB"))
+    for s in [int(x) for x in sys.argv[4].split(',')]:
+        clean = res('ls_%d_0' % s)
+        frags = max(1, -(-s // 1440))
+        for l in ('0', '0.01', '0.05'):
+            x = res('ls_%d_%s' % (s, l))
+            sent_pk = x['iters'] * frags
+            ratio = x['gbit_per_s'] / clean['gbit_per_s'] if clean['gbit_per_s'] else 0
+            rss = int(open('%s/ls_%d_%s.rss' % (out, s, l)).read().split()[-1]) / 1024
+            print("%8d %4.0f%%  %10.0f %9.3f %7.0f%%  %12.4f %9.0f" % (s, float(l) * 100, x['msgs_per_s'], x['gbit_per_s'],
+                  ratio * 100, x['retransmits'] / max(1, sent_pk), rss))
+            if l == '0.01':
+                met &= ratio >= 0.7
+                print("%23s goodput at 1%% loss %.0f%% of clean: target >= 70%% %s" % ("", ratio * 100,
+                      "met" if ratio >= 0.7 else "NOT met"))
+            if l == '0':
+                sp = x['retransmits'] / max(1, sent_pk)
+                met &= sp <= 0.001
+                print("%23s clean-path retransmissions %.3f%% of packets: target <= 0.1%% %s" % ("", sp * 100,
+                      "met" if sp <= 0.001 else "NOT met"))
+        a, b = res('lp_%d_0' % s), res('lp_%d_0.05' % s)
+        print("%23s ping-pong one-way p50/p99 us: clean %.1f/%.1f, 5%% loss %.1f/%.1f (%d retransmissions)" % (
+              "", a['t_typical_us'], a['p99_us'], b['t_typical_us'], b['p99_us'], b['retransmits']))
 print("\ntargets %s" % ("met" if met else "NOT all met (see above)"))
 PY
