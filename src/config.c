@@ -40,7 +40,7 @@ const struct hpn_plugin_param hpn_core_params[] = {
 	{"ring_size", "progress=thread: depth of the rings between the threads (default 256)"},
 	{"max_peers", "peers per endpoint (default 256)"},
 	{"peer_timeout_ms", "a silent peer is reported gone after this long; 0 disables keepalive (default 3000)"},
-	{"connect_retry_ms", "handshake retransmit interval (udp reliable=off; default 100)"},
+	{"connect_retry_ms", "handshake retransmit interval (default 100; udp reliable=on: 20)"},
 	{NULL, NULL},
 };
 
