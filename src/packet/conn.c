@@ -92,8 +92,12 @@ static void fill_ack(struct hpn_conn *c, struct hpn_pkt *p)
 	if (c->state != HPN_CONN_UP || c->role != HPN_CONN_PAIR)
 		return; /* a group has nothing to acknowledge */
 	p->flags |= HPN_PKT_F_ACK;
-	if (p->type == HPN_PKT_ACK)
+	if (p->type == HPN_PKT_ACK) {
 		p->sack_words = (uint8_t)hpn_rxwin_sack(&c->rx, &p->cum, p->sack, HPN_PKT_SACK_WORDS);
+		if (c->dup_seen)
+			p->flags |= HPN_PKT_F_DUP;
+		c->dup_seen = false;
+	}
 	else
 		hpn_rxwin_ack(&c->rx, &p->cum); /* piggybacked: cum and window only */
 	p->window = c->adv_window = rx_window(c);
@@ -558,8 +562,11 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	case HPN_RX_HELD:
 		hold(c, p);
 		return true; /* a gap: the sack drives fast retransmission */
+	case HPN_RX_DUP: /* our ack may have been lost, or the sender was too eager */
+		c->dup_seen = true;
+		return true;
 	default:
-		return true; /* a duplicate: our ack may have been lost */
+		return true;
 	}
 }
 
@@ -590,6 +597,8 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		c->malformed++;
 		return;
 	}
+	if (p->flags & HPN_PKT_F_DUP)
+		hpn_txwin_dup_seen(&c->tx);
 	update_window(c, p);
 	if (tx_avail(c))
 		c->blocked = false;

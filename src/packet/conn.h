@@ -112,6 +112,7 @@ struct hpn_conn {
 	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
 	uint32_t adv_window;  /* window we last advertised */
 	uint32_t backlog;     /* in-order packets before rx.next waiting for room */
+	bool dup_seen;        /* a duplicate DATA arrived: say so in the next ACK (F_DUP) */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
 	/* Sent packets, kept for retransmission (reliable mode). */
 	uint8_t *tx_pkts;

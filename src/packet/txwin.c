@@ -53,6 +53,7 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 		t->srtt_ns = (7 * t->srtt_ns + rtt) / 8;
 	}
 	t->rto_ns = t->srtt_ns + 4 * t->rttvar_ns;
+	t->tlp_pad_ns -= t->tlp_pad_ns / 64;
 	if (t->rto_ns < t->rto_min_ns)
 		t->rto_ns = t->rto_min_ns;
 	if (t->rto_ns > t->rto_max_ns)
@@ -232,7 +233,7 @@ static uint64_t tlp_time(const struct hpn_txwin *t)
 
 	if (t->tlp_out || t->frto || !t->srtt_ns || !hpn_seq_lt(t->una, t->next))
 		return UINT64_MAX;
-	pto = 2 * t->srtt_ns + t->tlp_extra_ns;
+	pto = 2 * t->srtt_ns + t->tlp_extra_ns + t->tlp_pad_ns;
 	if (pto >= t->rto_ns)
 		return UINT64_MAX; /* the timeout comes first anyway */
 	return t->last_tx_ns + pto;
@@ -241,6 +242,14 @@ static uint64_t tlp_time(const struct hpn_txwin *t)
 static bool tlp_due(const struct hpn_txwin *t, uint64_t now)
 {
 	return now >= tlp_time(t);
+}
+
+void hpn_txwin_dup_seen(struct hpn_txwin *t)
+{
+	uint64_t pad = 2 * t->tlp_pad_ns + t->srtt_ns;
+
+	t->spurious++;
+	t->tlp_pad_ns = pad < t->rto_min_ns ? pad : t->rto_min_ns;
 }
 
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead)

@@ -66,6 +66,11 @@ struct hpn_txwin {
 	 * lost tail - a lost request, a lost last message - in microseconds
 	 * instead of a timeout. tlp_extra_ns: the peer's ack delay. */
 	uint64_t last_tx_ns, tlp_extra_ns;
+	/* Added to the probe timeout after needless retransmissions (the
+	 * peer reported duplicates): on a host where threads stall longer
+	 * than two round trips, probes slow down instead of doubling packets;
+	 * it shrinks again by 1/64 per RTT sample. At most rto_min_ns. */
+	uint64_t tlp_pad_ns;
 	bool tlp_out; /* a probe is out: no other until an ack brings news */
 	/* hpn_txwin_resend called again with the same now resumes its scan
 	 * here: a loop over all due packets is one pass, not one per packet. */
@@ -95,6 +100,10 @@ uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now);
  * (acknowledges packets never sent): drop it. */
 int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
 		  void (*release)(void *arg, void *ref), void *arg);
+
+/* The peer received a packet twice: one of our retransmissions was
+ * needless. Probes wait longer from now on (tlp_pad_ns). */
+void hpn_txwin_dup_seen(struct hpn_txwin *t);
 
 /* Next packet to retransmit now (the oldest that RACK deems lost or whose
  * RTO expired), or false. Updates its send time and counts the try. Sets

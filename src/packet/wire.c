@@ -136,9 +136,11 @@ static int decode_ctrl(struct hpn_pkt *p)
 
 static int flags_ok(uint8_t type, uint8_t f)
 {
-	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH))
+	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH | HPN_PKT_F_DUP))
 		return 0;
-	if (type != HPN_PKT_DATA && (f & ~HPN_PKT_F_ACK))
+	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK)
+		return 0; /* only an ACK reports a duplicate */
+	if (type != HPN_PKT_DATA && (f & ~(HPN_PKT_F_ACK | HPN_PKT_F_DUP)))
 		return 0; /* only DATA has data flags */
 	if (hpn_pkt_is_handshake(type) && (f & HPN_PKT_F_ACK))
 		return 0; /* nothing to acknowledge yet; the window is in the payload */

@@ -42,6 +42,7 @@ enum hpn_pkt_type {
 #define HPN_PKT_F_UNRELIABLE 0x02 /* DATA: gaps are reported, never retransmitted */
 #define HPN_PKT_F_ACK 0x04        /* ack and window fields are valid (piggybacked) */
 #define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
+#define HPN_PKT_F_DUP 0x10        /* ACK: sent for a DATA packet we already had (DSACK's news) */
 #define HPN_PKT_BATCH_HDR 2
 #define HPN_PKT_BATCH_MAX 64 /* messages in one BATCH packet: what a receiver must have room for */
 #define HPN_PKT_MIN_MTU 64

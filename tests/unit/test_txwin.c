@@ -216,6 +216,59 @@ static void test_rto_backoff_dead(void **state)
 	assert_true(now >= tx.dead_ns && now < tx.dead_ns + tx.rto_max_ns);
 }
 
+/* One burst shares one send time: a loss inside it is still found by
+ * RACK (sequence order breaks the tie), not left to one timeout per hole. */
+static void test_rack_within_a_burst(void **state)
+{
+	uint32_t seq, cum;
+	void *ref;
+	bool dead;
+	uint64_t mask;
+	unsigned resent = 0;
+
+	(void)state;
+	hpn_txwin_init(&tx, 100, 64);
+	hpn_rxwin_init(&rx, 100, 64, true);
+	for (unsigned i = 0; i < 20; i++)
+		hpn_txwin_push(&tx, NULL, 0); /* all at t = 0 */
+	for (uint32_t s = 100; s < 120; s++)
+		if (s != 103 && s != 107 && s != 111)
+			hpn_rxwin_put(&rx, s, NULL);
+	mask = hpn_rxwin_ack(&rx, &cum);
+	hpn_txwin_ack(&tx, cum, &mask, 1, 50 * US, on_release, NULL);
+	/* Long before the 20 ms initial timeout, all three holes are due. */
+	uint64_t at = hpn_txwin_deadline(&tx);
+
+	assert_true(at < 1 * MS);
+	while (hpn_txwin_resend(&tx, at, &seq, &ref, &dead))
+		assert_true(seq == 103 + 4 * resent++);
+	assert_int_equal(resent, 3);
+}
+
+/* A peer that reports duplicates (F_DUP) slows the tail loss probe down,
+ * up to rto_min; RTT samples shrink the pad again. */
+static void test_dup_slows_probes(void **state)
+{
+	uint64_t pad;
+
+	(void)state;
+	hpn_txwin_init(&tx, 0, 16);
+	tx.rto_min_ns = 1 * MS;
+	hpn_txwin_push(&tx, NULL, 0);
+	assert_int_equal(hpn_txwin_ack(&tx, 1, NULL, 0, 10 * US, on_release, NULL), 1); /* srtt 10 us */
+	assert_int_equal(tx.tlp_pad_ns, 0);
+	hpn_txwin_dup_seen(&tx);
+	pad = tx.tlp_pad_ns;
+	assert_true(pad > 0);
+	hpn_txwin_push(&tx, NULL, 20 * US);
+	assert_true(hpn_txwin_deadline(&tx) >= 20 * US + 2 * tx.srtt_ns + pad);
+	for (int i = 0; i < 20; i++)
+		hpn_txwin_dup_seen(&tx);
+	assert_int_equal(tx.tlp_pad_ns, 1 * MS); /* capped */
+	assert_int_equal(hpn_txwin_ack(&tx, 2, NULL, 0, 30 * US, on_release, NULL), 1);
+	assert_true(tx.tlp_pad_ns < 1 * MS);
+}
+
 static void test_window_and_nonsense(void **state)
 {
 	(void)state;
@@ -236,7 +289,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_lossless),        cmocka_unit_test(test_loss_reorder_dup),
 		cmocka_unit_test(test_fast_retransmit), cmocka_unit_test(test_rto_backoff_dead),
-		cmocka_unit_test(test_window_and_nonsense),
+		cmocka_unit_test(test_window_and_nonsense), cmocka_unit_test(test_rack_within_a_burst),
+		cmocka_unit_test(test_dup_slows_probes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

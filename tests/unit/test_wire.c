@@ -173,6 +173,14 @@ static void test_malformed(void **state)
 		c = (struct hpn_pkt){.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_ACK};
 		n = make(buf, &c, "");
 		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		/* DUP: on an ACK only. */
+		c = (struct hpn_pkt){.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK | HPN_PKT_F_DUP, .sack_words = 1};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+		assert_true(out.flags & HPN_PKT_F_DUP);
+		c = (struct hpn_pkt){.type = HPN_PKT_PING, .flags = HPN_PKT_F_ACK | HPN_PKT_F_DUP};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
 		/* A batch record running past the payload. */
 		uint8_t rec[] = {9, 0, 'a'};
 
