@@ -20,6 +20,7 @@
 
 #include "e2e.h"
 #include "packet/wire.h"
+#include "handmade.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -140,16 +141,6 @@ static void forge_icmp_unreach(const char *victim, uint16_t vport, const char *d
 	assert_true(sendto(raw_fd, b, n, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)n);
 }
 
-static size_t pkt(uint8_t *buf, struct hpn_pkt p, const void *payload)
-{
-	size_t n = hpn_pkt_encode(&p, buf);
-
-	if (p.type == HPN_PKT_DATA && p.len && payload)
-		memcpy(buf + n, payload, p.len);
-	n += p.type == HPN_PKT_DATA ? p.len : 0;
-	hpn_pkt_seal(buf, n);
-	return n;
-}
 
 /* Drive ep for ms milliseconds; fail on any event, unless it is handed
  * back (at most one wanted). */

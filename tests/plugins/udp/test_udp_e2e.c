@@ -18,6 +18,7 @@
 
 #include "../e2e.h"
 #include "packet/wire.h" /* to speak the reliable layer's protocol by hand */
+#include "../handmade.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -465,16 +466,6 @@ static void test_silent_peer_and_garbage(void **state)
 
 /* ---- reliable=on only ---------------------------------------------------- */
 
-static size_t pkt(uint8_t *buf, struct hpn_pkt p, const void *payload)
-{
-	size_t n = hpn_pkt_encode(&p, buf);
-
-	if (p.type == HPN_PKT_DATA && p.len && payload)
-		memcpy(buf + n, payload, p.len);
-	n += p.type == HPN_PKT_DATA ? p.len : 0;
-	hpn_pkt_seal(buf, n);
-	return n;
-}
 
 /* recv() on a hand-made peer's socket while the endpoint (inline
  * progress) is driven; -1 after 3 s of nothing. */
