@@ -46,6 +46,10 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */
 	c->tx.rto_min_ns = c->cfg.rto_min_ns ? c->cfg.rto_min_ns : 1000000;
+	/* Backed off, a sender still speaks at least four times per peer
+	 * timeout: its silence is what the peer judges it by. */
+	if (c->tx.rto_max_ns > c->cfg.dead_ns / 4)
+		c->tx.rto_max_ns = c->cfg.dead_ns / 4 > c->tx.rto_min_ns ? c->cfg.dead_ns / 4 : c->tx.rto_min_ns;
 	c->tx.tlp_extra_ns = c->cfg.ack_delay_ns; /* the peer's, assumed like ours */
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
 		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
@@ -772,6 +776,15 @@ void hpn_conn_kick(struct hpn_conn *c, uint64_t now)
 		send_ctrl(c, HPN_PKT_ACK, now);
 }
 
+/* Keepalive: a quarter of the peer timeout; after half of it without a
+ * word from the peer, a sixteenth - eight probes instead of two in what
+ * is left, so a few lost packets on a lossy path (20 %) or a peer's
+ * sender backed off to long timeouts never make a live peer look dead. */
+static uint64_t keepalive_ns(const struct hpn_conn *c, uint64_t now)
+{
+	return now - c->last_rx_ns >= c->cfg.dead_ns / 2 ? c->cfg.dead_ns / 16 : c->cfg.dead_ns / 4;
+}
+
 void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 {
 	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE)
@@ -836,7 +849,7 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		send_ctrl(c, HPN_PKT_PING, now);
 		c->probe_wait_ns = 2 * c->probe_wait_ns < c->cfg.dead_ns / 4 ? 2 * c->probe_wait_ns : c->cfg.dead_ns / 4;
 		c->probe_ns = now + c->probe_wait_ns;
-	} else if (now - c->last_tx_ns >= c->cfg.dead_ns / 4) {
+	} else if (now - c->last_tx_ns >= keepalive_ns(c, now)) {
 		send_ctrl(c, HPN_PKT_PING, now);
 	}
 }
