@@ -490,10 +490,12 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	return -errno;
 }
 
-/* Datagrams in, each with its source address. */
-static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
+/* Datagrams in, each with its source address. An ICMP error pending on
+ * the socket fails the receive call that meets it (IP_RECVERR): after
+ * draining it, try once more, so errors - forged ones cost nothing else -
+ * do not stall the data behind them. */
+static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool retry)
 {
-	struct hpn_pep *u = arg;
 	int r;
 
 	if (u->err_pending)
@@ -507,7 +509,7 @@ static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		if (len < 0) {
 			if (is_icmp_error(errno)) {
 				drain_errqueue(u);
-				return 0;
+				return retry ? rel_recv_try(u, d, n, false) : 0;
 			}
 			return transient(errno) ? 0 : -errno;
 		}
@@ -529,9 +531,11 @@ static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	r = recvmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
 	if (r < 0) {
 		u->rel_bursty = false;
-		if (is_icmp_error(errno))
+		if (is_icmp_error(errno)) {
 			drain_errqueue(u);
-		return transient(errno) || is_icmp_error(errno) ? 0 : -errno;
+			return retry ? rel_recv_try(u, d, n, false) : 0;
+		}
+		return transient(errno) ? 0 : -errno;
 	}
 	for (int i = 0; i < r; i++) {
 		d[i].alen = u->rel_hdr[i].msg_hdr.msg_namelen;
@@ -539,6 +543,11 @@ static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	}
 	u->rel_bursty = r > 1;
 	return r;
+}
+
+static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	return rel_recv_try(arg, d, n, true);
 }
 
 static int rel_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)

@@ -117,8 +117,8 @@ static void send_ctrl_seq(struct hpn_conn *c, uint8_t type, uint32_t seq, uint64
 
 	if (c->role == HPN_CONN_SUBSCRIBE)
 		return; /* a subscriber only listens */
-	if (type == HPN_PKT_BYE && c->state != HPN_CONN_HELLO)
-		p.seq = c->tx.next; /* everything before it was sent */
+	if (type == HPN_PKT_BYE)
+		p.seq = c->tx.next; /* everything before it was sent (connecting: our first) */
 	if (hpn_pkt_is_handshake(type)) {
 		/* The first sequence number, always: a repeated HELLO_ACK after
 		 * data was sent must not move the peer's start past it. */
@@ -247,6 +247,13 @@ int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint6
 void hpn_conn_abort(struct hpn_conn *c, int status)
 {
 	die(c, status);
+}
+
+static void end(struct hpn_conn *c, int status);
+
+void hpn_conn_end(struct hpn_conn *c, int status)
+{
+	end(c, status);
 }
 
 /* A lingering close's BYE is answered with a BYE; it is repeated
@@ -535,6 +542,8 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 			c->rx.next = p->seq;
 			c->rx_unset = false;
 		}
+		uint64_t suspect = c->rx.suspect;
+
 		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER) {
 			if (have_room(c, p))
 				consume(c, p);
@@ -542,6 +551,7 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 				c->gaps += pkt_msgs(p); /* a feed does not wait: the reader lost it */
 		}
 		c->gaps += c->rx.gaps - before;
+		c->stale += c->rx.suspect - suspect; /* far ahead, alone: dropped, counted */
 		return false;
 	}
 	/* Beyond what we advertised: the backlog's slots are not free. */
@@ -634,8 +644,13 @@ static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64
 		else
 			c->stale++; /* nothing was echoed: not an answer to us */
 		return false;
-	case HPN_PKT_BYE: /* refused before we were up */
-		c->refused_full = p->seq == HPN_PKT_BYE_REFUSED;
+	case HPN_PKT_BYE:
+		if (c->have_cookie && (p->flags & HPN_PKT_F_ACK)) {
+			/* It accepted us (its HELLO_ACK was lost), then closed. */
+			establish(c, &c->hs, now);
+			return true;
+		}
+		c->refused_full = p->seq == HPN_PKT_BYE_REFUSED; /* refused before we were up */
 		die(c, -ECONNREFUSED);
 		return false;
 	default:

@@ -165,6 +165,9 @@ bool hpn_conn_close(struct hpn_conn *c, bool linger, uint64_t now);
 /* The owner learned the peer is gone (e.g. ICMP port unreachable): end
  * the stream now, through ops.gone, with unacked_msgs counted. */
 void hpn_conn_abort(struct hpn_conn *c, int status);
+/* The same, except that messages we acknowledged and the owner has not
+ * taken yet are delivered first (the stream is 'ending' until then). */
+void hpn_conn_end(struct hpn_conn *c, int status);
 
 /* One message of a burst. */
 struct hpn_conn_msg {

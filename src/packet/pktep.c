@@ -29,6 +29,8 @@ struct pk_peer {
 	uint32_t gen;
 	uint32_t hash, active_idx;
 	bool used, connecting, dead;
+	bool superseded;       /* a proven restart took its address; it ends once its backlog is read */
+	bool closed_noted;     /* its session is in e->closed */
 	bool lingering;        /* disconnected by the application, data still unacked */
 	uint64_t refused_ns;   /* ICMP port unreachable came back at this time (0: no) */
 	uint32_t lost_session; /* the other side's HELLO we beat in a simultaneous open */
@@ -103,25 +105,24 @@ struct hpn_pktep {
 
 /* ---- peers ------------------------------------------------------------------ */
 
-static uint32_t addr_hash(const void *a, uint32_t len)
+/* Keyed (SipHash under the endpoint's secret): addresses an attacker
+ * picks cannot be made to collide into one long probe chain. Runs for
+ * the first datagram of a run only (e->last). */
+static uint32_t addr_hash(const struct hpn_pktep *e, const void *a, uint32_t len)
 {
-	const uint8_t *p = a;
-	uint32_t h = 2166136261u; /* FNV-1a: control path and first packet only */
-
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 16777619u;
-	return h;
+	return (uint32_t)hpn_siphash(&e->key, a, len);
 }
 
 static struct pk_peer *peer_find(struct hpn_pktep *e, const void *a, uint32_t alen)
 {
-	for (uint32_t h = addr_hash(a, alen) & e->hmask;; h = (h + 1) & e->hmask) {
+	for (uint32_t h = addr_hash(e, a, alen) & e->hmask;; h = (h + 1) & e->hmask) {
 		uint32_t i = e->htab[h];
 
 		if (i == HASH_EMPTY)
 			return NULL;
-		/* A dead peer waits for sweep(): its address is free again. */
-		if (!e->peers[i].dead && e->peers[i].alen == alen && !memcmp(e->peers[i].addr, a, alen))
+		/* A dead peer waits for sweep(), a superseded one delivers what
+		 * it acknowledged: either way its address belongs to a new one. */
+		if (!e->peers[i].dead && !e->peers[i].superseded && e->peers[i].alen == alen && !memcmp(e->peers[i].addr, a, alen))
 			return &e->peers[i];
 	}
 }
@@ -195,11 +196,11 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	e->nfree--;
 	memcpy(p->addr, a, alen);
 	p->alen = alen;
-	p->hash = addr_hash(a, alen);
+	p->hash = addr_hash(e, a, alen);
 	p->gen++;
 	p->id = hpn_peerid_make(i, p->gen, e->slot_bits);
 	p->used = true;
-	p->connecting = p->dead = p->lingering = false;
+	p->connecting = p->dead = p->lingering = p->superseded = p->closed_noted = false;
 	p->refused_ns = p->restart_ns = p->icmp_probe_ns = 0;
 	p->lost_session = p->restart_session = 0;
 	p->e = e;
@@ -222,6 +223,14 @@ static uint64_t closed_tag(struct hpn_pktep *e, const void *a, uint32_t alen, ui
 	return hpn_siphash(&e->key, b, 4 + alen) | 1;
 }
 
+/* Once per peer: when it goes (on_gone), or when it is freed. */
+static void remember_closed(struct hpn_pktep *e, struct pk_peer *p)
+{
+	if (p->conn.role == HPN_CONN_PAIR && p->conn.session && !p->closed_noted)
+		e->closed[e->closed_next++ % CLOSED_MAX] = closed_tag(e, p->addr, p->alen, p->conn.session);
+	p->closed_noted = true;
+}
+
 static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 {
 	uint32_t i = (uint32_t)(p - e->peers), last;
@@ -229,8 +238,7 @@ static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 	/* The send batch may point into its packet slots and address. */
 	if (e->ntx)
 		flush(e);
-	if (p->conn.role == HPN_CONN_PAIR && p->conn.session)
-		e->closed[e->closed_next++ % CLOSED_MAX] = closed_tag(e, p->addr, p->alen, p->conn.session);
+	remember_closed(e, p);
 	hpn_conn_fini(&p->conn);
 	if (p->dead || p->lingering)
 		e->dying--;
@@ -384,6 +392,7 @@ static void on_gone(void *arg, int status)
 			hpn_txwin_inflight(&p->conn.tx), p->conn.backlog, (unsigned long long)p->conn.stale,
 			(unsigned long long)p->conn.malformed);
 	}
+	remember_closed(e, p); /* a late echo of it in this very burst revives nothing */
 	if (p->connecting && !status)
 		status = -ECONNRESET;
 	if (!p->lingering) { /* else the application let go of it already */
@@ -511,7 +520,7 @@ static void linger_all(struct hpn_pktep *e)
 	for (uint32_t j = 0; j < e->npeers; j++) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
-		if (!p->dead && !hpn_conn_close(&p->conn, true, t0))
+		if (!p->dead && !p->lingering && !hpn_conn_close(&p->conn, true, t0))
 			linger(e, p);
 	}
 	do { /* wait for data acks only; the goodbye below is best effort */
@@ -913,8 +922,8 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 	uint32_t session = hpn_pkt_session(pkt);
 	struct hpn_pkt h;
 
-	if (p && session == p->conn.session)
-		return p;
+	if (p && (session == p->conn.session || p->conn.role != HPN_CONN_SUBSCRIBE))
+		return p; /* a pair peer's packets are its conn's to judge */
 	for (unsigned i = 0; !p && i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
 		if (e->muted[i].alen == alen && e->muted[i].session == session &&
 		    !memcmp(e->muted[i].addr, addr, alen))
@@ -976,7 +985,9 @@ static void on_hello(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pk
 			p->lost_session = h->session;
 			return;
 		}
-		p->conn.state = HPN_CONN_IDLE; /* waits for the winner's echo */
+		/* It wins - if it proves its address: our COOKIE goes there and
+		 * only its echo settles the tie (on_echo). Meanwhile our own
+		 * handshake runs on: an unproven HELLO changes nothing. */
 	} else if (p && h->session == p->lost_session) {
 		return; /* the late HELLO of a tie we won */
 	} else if (!e->listening && !(p && p->connecting)) {
@@ -1022,6 +1033,22 @@ static void refuse(struct hpn_pktep *e, const struct hpn_pkt *h, const struct hp
 	}
 }
 
+/* A proven new session replaces p: what p's peer sent and we
+ * acknowledged is still delivered (the stream ends -ECONNRESET once the
+ * reader took it); a peer with nothing waiting is freed at once, so a
+ * full endpoint has its slot for the new session. */
+static void supersede(struct hpn_pktep *e, struct pk_peer *p)
+{
+	uint64_t before[4] = STATS_BEFORE(&p->conn);
+
+	hpn_conn_end(&p->conn, -ECONNRESET);
+	stats_sync(e, &p->conn, before);
+	if (p->dead)
+		peer_free(e, p);
+	else
+		p->superseded = true;
+}
+
 /* How long a peer whose address a new session claims must stay silent
  * before we believe it is gone: several of its round trips, at least
  * 5 ms (a live peer's PONG comes in microseconds), at most a quarter of
@@ -1044,8 +1071,8 @@ static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t s
 {
 	char who[64] = "?";
 
-	if (p->lingering) { /* the application let go of it already */
-		hpn_conn_abort(&p->conn, -ECONNRESET);
+	if (p->lingering || p->conn.ending) { /* let go of already, or judged gone */
+		supersede(e, p);
 		return true;
 	}
 	if (!p->restart_ns || p->restart_session != session) {
@@ -1068,10 +1095,7 @@ static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t s
 			hpn_conn_probe(&p->conn, rand32(e), e->now);
 		return false;
 	}
-	uint64_t before[4] = STATS_BEFORE(&p->conn);
-
-	hpn_conn_abort(&p->conn, -ECONNRESET); /* freed by sweep, after the flush */
-	stats_sync(e, &p->conn, before);
+	supersede(e, p);
 	return true;
 }
 
@@ -1088,8 +1112,7 @@ static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt
 	}
 	/* Both sides connected at once and the other's session is lower:
 	 * it wins, we accept it into the peer our hpn_connect made. */
-	if (p && (p->conn.state == HPN_CONN_IDLE ||
-		  (p->conn.state == HPN_CONN_HELLO && h->session < p->conn.session))) {
+	if (p && p->conn.state == HPN_CONN_HELLO && h->session < p->conn.session) {
 		hpn_conn_accept(&p->conn, h, isn, e->now);
 		return;
 	}
@@ -1137,7 +1160,7 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	struct pk_peer *p = e->last;
 
 	/* Datagrams come in runs from one peer: no hash for those. */
-	if (!p || p->dead || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
+	if (!p || p->dead || p->superseded || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
 		p = peer_find(e, d->addr, d->alen);
 	if (e->subscribing && d->len >= HPN_PKT_HDR && (d->data[2] == HPN_PKT_DATA || d->data[2] == HPN_PKT_PING))
 		p = subscribe_peer(e, p, d->data, d->len, d->addr, d->alen);

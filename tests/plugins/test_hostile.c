@@ -330,6 +330,38 @@ static void test_forged_icmp_kills_nothing(void **state)
 	pair_down(&p);
 }
 
+/* 2b. A HELLO forged from the server's address while a client connects
+ * (a low session, as if it won a simultaneous open) changes nothing: the
+ * connect completes. */
+static void test_spoofed_hello_while_connecting(void **state)
+{
+	uint16_t port;
+	hpn_ep *s, *c;
+	char addr[64];
+	uint8_t b[256];
+	hpn_peer_t peer;
+	struct hpn_event ev;
+
+	(void)state;
+	need_raw();
+	s = make_server(NULL, &port);
+	c = make(NULL);
+	snprintf(addr, sizeof(addr), "127.0.0.1:%u", port);
+	assert_int_equal(hpn_connect(c, addr, 0, &peer), -EINPROGRESS);
+	for (uint32_t session = 0; session < 4; session++) {
+		struct hpn_pkt h = {.type = HPN_PKT_HELLO, .session = session, .window = 64, .max_msg = 4096,
+				    .mtu = 1472};
+
+		spoof_udp("127.0.0.1", port, "127.0.0.1", local_port(c), b, pkt(b, h, NULL));
+	}
+	hpn_poll(c, &ev, 0); /* the forged HELLOs are read before the server says anything */
+	ev = wait_event(c, HPN_EV_CONNECTED, &s, 1, 3000);
+	assert_int_equal(ev.peer, peer);
+	ev = wait_event(s, HPN_EV_PEER_NEW, &c, 1, 3000);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 /* 4a. A flood of HELLOs from many forged sources creates no state and
  * does not keep a real client out, even at max_peers=2. */
 static void test_hello_flood(void **state)
@@ -475,6 +507,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_forged_source_gets_nothing),
 		cmocka_unit_test(test_spoofed_hello_resets_nothing),
+		cmocka_unit_test(test_spoofed_hello_while_connecting),
 		cmocka_unit_test(test_forged_icmp_kills_nothing),
 		cmocka_unit_test(test_hello_flood),
 		cmocka_unit_test(test_full_endpoint_refuses),
