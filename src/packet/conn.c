@@ -611,7 +611,10 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		c->malformed++;
 		return;
 	}
-	if (p->flags & HPN_PKT_F_DUP)
+	/* A duplicate that leaves nothing outstanding: our last resend (a
+	 * probe, mostly) was needless. With holes left, the probe did its
+	 * job - drawing the SACK that repairs them - and costs nothing. */
+	if ((p->flags & HPN_PKT_F_DUP) && c->tx.una == c->tx.next)
 		hpn_txwin_dup_seen(&c->tx);
 	update_window(c, p);
 	if (tx_avail(c))
@@ -665,6 +668,16 @@ static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64
 	}
 }
 
+static void retransmit(struct hpn_conn *c, uint64_t now);
+
+static bool sack_holes(const struct hpn_pkt *p)
+{
+	for (unsigned w = 0; w < p->sack_words; w++)
+		if (p->sack[w])
+			return true;
+	return false;
+}
+
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
 	struct hpn_pkt p;
@@ -684,8 +697,14 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 	c->last_rx_ns = now;
 	if (c->state == HPN_CONN_HELLO && !connecting_input(c, &p, now))
 		return;
-	if ((p.flags & HPN_PKT_F_ACK) && c->state == HPN_CONN_UP)
+	if ((p.flags & HPN_PKT_F_ACK) && c->state == HPN_CONN_UP) {
 		on_ack(c, &p, now);
+		/* An ACK with a SACK reports holes: repair what RACK deems lost
+		 * now, not at the next timer tick (a millisecond away when the
+		 * owner is busy receiving). */
+		if (p.type == HPN_PKT_ACK && c->cfg.reliable && sack_holes(&p))
+			retransmit(c, now);
+	}
 	switch (p.type) {
 	case HPN_PKT_COOKIE_ECHO: /* our HELLO_ACK was lost */
 		if (c->role == HPN_CONN_PAIR)

@@ -54,6 +54,10 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 	}
 	t->rto_ns = t->srtt_ns + 4 * t->rttvar_ns;
 	t->tlp_pad_ns -= t->tlp_pad_ns / 64;
+	/* A widened reordering window narrows again (RFC 8985 6.2 resets
+	 * it after 16 recoveries): one needless resend must not slow every
+	 * later repair to the timeout. */
+	t->reo_ns -= t->reo_ns / 16;
 	if (t->rto_ns < t->rto_min_ns)
 		t->rto_ns = t->rto_min_ns;
 	if (t->rto_ns > t->rto_max_ns)
