@@ -44,7 +44,7 @@ fuzz() { # name, corpus dir, sources...
 	corpus=$(mktemp -d)
 	cp "$seeds"/* "$corpus"/
 	echo "-- $name ($fuzz_time s)"
-	"build-fuzz/$name" -max_total_time="$fuzz_time" -print_final_stats=1 "$corpus" 2>&1 | tail -3
+	"build-fuzz/$name" -max_total_time="$fuzz_time" -timeout=10 -print_final_stats=1 "$corpus" 2>&1 | tail -3
 	rm -rf "$corpus"
 }
 # The decoder and reassembly; then a whole stream fed by a hostile peer.

@@ -32,7 +32,7 @@ uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
 {
 	uint32_t seq = t->next++;
 
-	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .first_ns = now};
+	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .first_ns = now, .xid = t->xid_next++};
 	t->last_tx_ns = now;
 	t->tlp_out = false; /* new data: a fresh tail */
 	return seq;
@@ -78,20 +78,20 @@ struct ack_news {
 	bool resent;                    /* a resent packet was among them */
 };
 
-/* Was (sent_ns, seq) sent before the newest delivered packet? */
-static inline bool rack_before(const struct hpn_txwin *t, uint64_t sent_ns, uint32_t seq)
+/* Was transmission (sent_ns, xid) sent before the newest delivered one? */
+static inline bool rack_before(const struct hpn_txwin *t, uint64_t sent_ns, uint32_t xid)
 {
 	return t->rack_valid &&
-	       (sent_ns < t->acked_sent_ns || (sent_ns == t->acked_sent_ns && hpn_seq_lt(seq, t->acked_seq)));
+	       (sent_ns < t->acked_sent_ns || (sent_ns == t->acked_sent_ns && (int32_t)(xid - t->acked_xid) < 0));
 }
 
-/* (sent_ns, seq) was delivered: the newest so far? Returns true if so. */
-static inline bool rack_advance(struct hpn_txwin *t, uint64_t sent_ns, uint32_t seq)
+/* Transmission (sent_ns, xid) was delivered: the newest so far? */
+static inline bool rack_advance(struct hpn_txwin *t, uint64_t sent_ns, uint32_t xid)
 {
-	if (t->rack_valid && (rack_before(t, sent_ns, seq) || (sent_ns == t->acked_sent_ns && seq == t->acked_seq)))
+	if (t->rack_valid && (rack_before(t, sent_ns, xid) || (sent_ns == t->acked_sent_ns && xid == t->acked_xid)))
 		return false;
 	t->acked_sent_ns = sent_ns;
-	t->acked_seq = seq;
+	t->acked_xid = xid;
 	t->rack_valid = true;
 	return true;
 }
@@ -121,7 +121,7 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, u
 	/* During F-RTO a resent packet's time waits for the verdict: if the
 	 * timeout was a delay spike, taking it would declare every packet
 	 * sent before it lost. */
-	if (!(p->tries && t->frto) && rack_advance(t, p->sent_ns, seq) && !p->tries)
+	if (!(p->tries && t->frto) && rack_advance(t, p->sent_ns, p->xid) && !p->tries)
 		t->rack_rtt_ns = rtt;
 	p->acked = true;
 	t->last_ack_ns = now;
@@ -132,7 +132,7 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, u
 static void frto_loss(struct hpn_txwin *t)
 {
 	t->frto = 0;
-	rack_advance(t, t->frto_sent_ns, t->frto_seq);
+	rack_advance(t, t->frto_sent_ns, t->frto_xid);
 }
 
 /* F-RTO's decision, one ack at a time (see txwin.h). */
@@ -209,9 +209,9 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 
 /* RACK: lost once a packet sent after it was delivered and it has had
  * that packet's round trip plus the reordering window to arrive. */
-static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpkt *p, uint32_t seq)
+static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
 {
-	if (!rack_before(t, p->sent_ns, seq))
+	if (!rack_before(t, p->sent_ns, p->xid))
 		return UINT64_MAX;
 	return p->sent_ns + t->rack_rtt_ns + reo_window(t);
 }
@@ -274,6 +274,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 			t->last_tx_ns = now;
 			last->tries++;
 			last->sent_ns = now;
+			last->xid = t->xid_next++;
 			t->retransmits++;
 			*seq = t->next - 1;
 			*ref = last->ref;
@@ -296,7 +297,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		/* The timeout resends only the oldest packet (TCP's one timer):
 		 * a peer that merely stalled costs one spurious packet, not a
 		 * window of them; once it is acked, RACK finds any others. */
-		if (now >= rack_due(t, p, s) || (s == t->una && now >= rto_due(t, p))) {
+		if (now >= rack_due(t, p) || (s == t->una && now >= rto_due(t, p))) {
 			pick = p;
 			pick_seq = s;
 			break;
@@ -310,13 +311,15 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		*dead = true;
 		return false;
 	}
-	if (pick_seq == t->una && now < rack_due(t, pick, pick_seq)) { /* a timeout, not RACK */
+	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
 		t->frto = 1;
 		t->frto_seq = pick_seq;
 		t->frto_sent_ns = now;
+		t->frto_xid = t->xid_next; /* the number the resend gets below */
 	}
 	pick->tries++;
 	pick->sent_ns = now;
+	pick->xid = t->xid_next++;
 	t->last_tx_ns = now;
 	t->retransmits++;
 	*seq = pick_seq;
@@ -334,7 +337,7 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 
 		if (p->acked)
 			continue;
-		d = rack_due(t, p, s);
+		d = rack_due(t, p);
 		if (s == t->una && rto_due(t, p) < d)
 			d = rto_due(t, p);
 		if (d < best)

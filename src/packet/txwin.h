@@ -31,6 +31,7 @@ struct hpn_txpkt {
 	uint64_t sent_ns; /* last (re)transmission */
 	uint64_t first_ns; /* first transmission */
 	uint16_t tries;   /* retransmissions so far */
+	uint32_t xid;     /* transmission number: orders sends of one clock read */
 	bool acked;       /* selectively acked, waiting for the cumulative ack */
 };
 
@@ -44,10 +45,12 @@ struct hpn_txwin {
 	/* RACK (RFC 8985): the latest send time among delivered packets, that
 	 * packet's RTT, the smallest RTT seen, and the reordering window. */
 	uint64_t acked_sent_ns, rack_rtt_ns, min_rtt_ns, reo_ns;
-	/* ...and that packet's sequence number: packets of one burst share a
-	 * send time (one clock read per burst), so the order among them is
-	 * the sequence (RFC 8985's tie-break); rack_valid once one counts. */
-	uint32_t acked_seq;
+	/* ...and that transmission's number: packets of one burst share a
+	 * send time (one clock read per burst), so every transmission gets a
+	 * number and ties break by it (RFC 8985 breaks them by sequence; a
+	 * counter also orders a resend after everything sent before it, so
+	 * a packet resent at `now` is never due again at `now`). */
+	uint32_t acked_xid, xid_next;
 	bool rack_valid;
 	uint64_t last_ack_ns; /* the last ack that acknowledged something new */
 	/* F-RTO (RFC 5682): after a timeout resent frto_seq, the acks tell a
@@ -58,7 +61,7 @@ struct hpn_txwin {
 	 * sent before the resend. frto: 0 off, 1 waiting for the resend's
 	 * ack, 2 waiting for one more. */
 	uint8_t frto;
-	uint32_t frto_seq, frto_cum;
+	uint32_t frto_seq, frto_cum, frto_xid;
 	uint64_t frto_sent_ns, frto_ns;
 	/* Tail loss probe (RFC 8985 7): when nothing comes back for two
 	 * round trips plus the peer's ack delay after the last send, resend
