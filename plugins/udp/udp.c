@@ -173,6 +173,7 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
+	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was sent (default 200)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
 	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
@@ -670,7 +671,7 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 {
 	struct hpn_pktep_cfg pc = {.faults = hpn_core_cfg(core, "faults")};
-	uint64_t mtu, window, ack_us, rto_us;
+	uint64_t mtu, window, ack_us, rto_us, linger_ms;
 	int rel, unordered, ret;
 
 	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
@@ -679,6 +680,7 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	ret = ret ?: hpn_core_cfg_u64(core, "window", 256, 8, 1024, &window);
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
+	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
 	if (ret || !rel) {
 		if (!ret && pc.faults && *pc.faults)
 			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
@@ -694,6 +696,7 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	pc.window = (uint32_t)window;
 	pc.ack_delay_ns = ack_us * 1000;
 	pc.rto_min_ns = rto_us * 1000;
+	pc.linger_ns = linger_ms ? linger_ms * 1000000 : 1; /* 0: do not wait */
 	pc.reliable = !unordered;
 	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }

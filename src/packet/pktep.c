@@ -21,6 +21,7 @@
 #define COOKIE_LIFE_MS 2000 /* a COOKIE is good this long (the connector echoes it <= 1 s) */
 #define CLOSED_MAX 64       /* sessions recently closed: a late COOKIE_ECHO does not revive them */
 #define MS 1000000ull
+#define LINGER_NS 200000000ull /* destroy waits for acks, unless linger_ms says otherwise */
 
 struct pk_peer {
 	uint8_t addr[HPN_PKTEP_ADDR_MAX];
@@ -60,7 +61,7 @@ struct hpn_pktep {
 		uint32_t alen, session;
 	} muted[16];
 	unsigned muted_next;
-	uint64_t now;
+	uint64_t now, linger_ns;
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */
 	struct pk_peer *last;   /* the peer of the last datagram: most come in runs */
@@ -438,6 +439,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	if ((uint64_t)win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR) < e->ccfg.max_msg)
 		e->ccfg.max_msg = win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
 	e->max_peers = co->max_peers;
+	e->linger_ns = cfg->linger_ns ? cfg->linger_ns : LINGER_NS;
 	e->hmask = 1;
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
@@ -501,7 +503,6 @@ static int receive(struct hpn_pktep *e);
 /* Closing the endpoint: give unacknowledged data a moment (at most
  * LINGER_NS) to be acked, as a closed TCP socket would, instead of
  * dropping it on the floor. */
-#define LINGER_NS 200000000ull
 
 /* The application let go of p, but its data is not acked yet. */
 static void linger(struct hpn_pktep *e, struct pk_peer *p)
@@ -532,7 +533,7 @@ static void linger_all(struct hpn_pktep *e)
 
 			busy += p->lingering && p->conn.state == HPN_CONN_UP && hpn_txwin_inflight(&p->conn.tx);
 		}
-	} while (busy && hpn_now_ns() - t0 < LINGER_NS);
+	} while (busy && hpn_now_ns() - t0 < e->linger_ns);
 }
 
 void hpn_pktep_destroy(struct hpn_pktep *e)

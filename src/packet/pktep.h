@@ -55,6 +55,7 @@ struct hpn_pktep_cfg {
 	uint32_t window;   /* packets in flight per peer */
 	uint64_t ack_delay_ns;
 	uint64_t rto_min_ns;
+	uint64_t linger_ns; /* destroy waits this long for data acks (0: 200 ms) */
 	const char *faults; /* NULL/"" or a fault spec (fault.h) */
 	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
 };

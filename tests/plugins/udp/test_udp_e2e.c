@@ -856,7 +856,8 @@ static void test_close_after_send(void **state)
 		char addr[64];
 		/* The server's own thread acks while this one is inside destroy. */
 		hpn_ep *s = make_server("progress=thread", addr, sizeof(addr));
-		hpn_ep *c = make("faults=loss:0.3/seed:5");
+		/* 30 % loss and a sanitizer's pace: give destroy time to linger. */
+		hpn_ep *c = make("faults=loss:0.3/seed:5,linger_ms=5000");
 		hpn_peer_t p = connect_pair(s, c, addr, NULL);
 		struct hpn_msg in[32];
 		uint8_t data[300];
