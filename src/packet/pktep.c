@@ -384,6 +384,10 @@ static void on_gone(void *arg, int status)
 		hpn_log(HPN_LOG_WARN, "peer %s gone (%s) with %llu sent messages unacknowledged", who,
 			status ? strerror(-status) : "closed", (unsigned long long)p->conn.unacked_msgs);
 	}
+	if (status == -ECONNREFUSED && p->conn.refused_full) {
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "connect to %s refused: all its peer slots (max_peers) are taken", who);
+	}
 	if (status == -ETIMEDOUT) {
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_INFO,
@@ -1141,8 +1145,7 @@ static bool handshake(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_d
 
 	if (d->len < HPN_PKT_HDR || (d->data[2] != HPN_PKT_HELLO && d->data[2] != HPN_PKT_COOKIE_ECHO))
 		return false;
-	if (p && d->data[2] == HPN_PKT_COOKIE_ECHO && hpn_pkt_session(d->data) == p->conn.session &&
-	    p->conn.state != HPN_CONN_IDLE)
+	if (p && d->data[2] == HPN_PKT_COOKIE_ECHO && hpn_pkt_session(d->data) == p->conn.session)
 		return false; /* its conn answers (our HELLO_ACK was lost) */
 	if (hpn_pkt_decode(d->data, d->len, e->ccfg.max_msg, &h)) {
 		HPN_STAT_ADD(e->st->malformed, 1);

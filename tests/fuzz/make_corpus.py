@@ -10,7 +10,7 @@ import os
 import struct
 
 S = 0x5EED5EED
-F_FRAG, F_UNREL, F_ACK, F_BATCH = 1, 2, 4, 8
+F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP = 1, 2, 4, 8, 16
 DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
@@ -34,6 +34,7 @@ seeds = {
     "frag": pkt(DATA, F_FRAG, 7, payload=frag(6, 0, b"abc")) + b"",
     "batch": pkt(DATA, F_BATCH | F_ACK, 7, 1, 64, batch(b"ab", b"", b"xyz")),
     "ack": pkt(ACK, F_ACK, 0, 9, 64, struct.pack("<QQ", 0b1011, 1)),
+    "ackdup": pkt(ACK, F_ACK | F_DUP, 0, 9, 64, struct.pack("<Q", 0b1)),
     "hello": hello,
     "cookie": cookie,
     "echo": echo,
