@@ -39,10 +39,6 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
 	c->isn = c->tx.next;
-	/* Never dead for a packet unacked too long: a peer that speaks is
-	 * alive (it may be slow, or its window closed); only silence for
-	 * dead_ns ends a stream (hpn_conn_tick). */
-	c->tx.dead_ns = UINT64_MAX;
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */
 	c->tx.rto_min_ns = c->cfg.rto_min_ns ? c->cfg.rto_min_ns : 1000000;
@@ -772,9 +768,8 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 {
 	uint32_t seq;
 	void *ref;
-	bool dead = false;
 
-	while (hpn_txwin_resend(&c->tx, now, &seq, &ref, &dead)) {
+	while (hpn_txwin_resend(&c->tx, now, &seq, &ref)) {
 		uint8_t *buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
 		uint32_t cum;
 
@@ -785,8 +780,6 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 		c->ops.xmit(c->arg, buf, c->tx_len[slot(c, seq)]);
 		c->last_tx_ns = now;
 	}
-	if (dead)
-		die(c, -ETIMEDOUT);
 }
 
 void hpn_conn_kick(struct hpn_conn *c, uint64_t now)

@@ -15,7 +15,6 @@ void hpn_txwin_init(struct hpn_txwin *t, uint32_t first, uint32_t size)
 	memset(t, 0, sizeof(*t));
 	t->una = t->next = first;
 	t->size = s;
-	t->dead_ns = 1000 * MS;
 	/* No RTT sample yet: start at 20 ms (datacenter scale, not TCP's 1 s),
 	 * never below 200 us, never above 1 s. */
 	t->rto_ns = 20 * MS;
@@ -32,7 +31,7 @@ uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
 {
 	uint32_t seq = t->next++;
 
-	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .first_ns = now, .xid = t->xid_next++};
+	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .xid = t->xid_next++};
 	t->last_tx_ns = now;
 	t->tlp_out = false; /* new data: a fresh tail */
 	return seq;
@@ -256,20 +255,17 @@ void hpn_txwin_dup_seen(struct hpn_txwin *t)
 	t->tlp_pad_ns = pad < t->rto_min_ns ? pad : t->rto_min_ns;
 }
 
-bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead)
+bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref)
 {
 	struct hpn_txpkt *pick = NULL;
 	uint32_t pick_seq = 0;
 
 	uint32_t s = t->una;
 
-	*dead = false;
 	if (tlp_due(t, now)) {
 		struct hpn_txpkt *last = at(t, t->next - 1);
 
-		if (now - last->first_ns >= t->dead_ns)
-			*dead = true; /* as for any resend: the peer had its time */
-		else if (!last->acked) {
+		if (!last->acked) {
 			t->tlp_out = true;
 			t->last_tx_ns = now;
 			last->tries++;
@@ -307,10 +303,6 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	t->scan_seq = s;
 	if (!pick)
 		return false;
-	if (now - pick->first_ns >= t->dead_ns) {
-		*dead = true;
-		return false;
-	}
 	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
 		t->frto = 1;
 		t->frto_seq = pick_seq;

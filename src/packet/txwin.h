@@ -12,9 +12,11 @@
  * (RACK, RFC 8985: time, not a duplicate count, so reordering costs no
  * spurious retransmissions once the window has learned it); anything
  * unacked for an RTO (RFC 6298 estimate,
- * Karn's rule, exponential backoff) is retransmitted; a packet still
- * unacknowledged `dead_ns` after its first transmission (default 1 s)
- * declares the peer dead: failure detection is a time, not a count.
+ * Karn's rule, exponential backoff) is retransmitted. Whether the peer is
+ * alive is not the window's question: a peer that acknowledges nothing
+ * may still be speaking (a closed window, a slow reader), so only the
+ * connection, which sees everything the peer sends, judges liveness
+ * (conn.c: silence for its timeout).
  */
 #ifndef HPN_PACKET_TXWIN_H
 #define HPN_PACKET_TXWIN_H
@@ -29,7 +31,6 @@
 struct hpn_txpkt {
 	void *ref;        /* the caller's packet */
 	uint64_t sent_ns; /* last (re)transmission */
-	uint64_t first_ns; /* first transmission */
 	uint16_t tries;   /* retransmissions so far */
 	uint32_t xid;     /* transmission number: orders sends of one clock read */
 	bool acked;       /* selectively acked, waiting for the cumulative ack */
@@ -39,7 +40,6 @@ struct hpn_txwin {
 	uint32_t una;   /* oldest unacknowledged sequence number */
 	uint32_t next;  /* next sequence number to assign */
 	uint32_t size;  /* window: at most this many unacknowledged (power of two) */
-	uint64_t dead_ns; /* a packet unacked this long since first sent: the peer is gone */
 	uint64_t srtt_ns, rttvar_ns, rto_ns, rto_min_ns, rto_max_ns;
 	uint64_t retransmits, spurious;
 	/* RACK (RFC 8985): the latest send time among delivered packets, that
@@ -109,9 +109,9 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 void hpn_txwin_dup_seen(struct hpn_txwin *t);
 
 /* Next packet to retransmit now (the oldest that RACK deems lost or whose
- * RTO expired), or false. Updates its send time and counts the try. Sets
- * *dead (and returns false) when a packet has waited dead_ns. */
-bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref, bool *dead);
+ * RTO expired, or the tail loss probe), or false. Updates its send time
+ * and counts the try. */
+bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref);
 
 /* Earliest time something needs retransmitting (for the caller's timer);
  * UINT64_MAX when nothing is in flight. */
