@@ -175,6 +175,8 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
 	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was sent (default 200)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
+	{"cc", "on|off: reliable mode: delay-based congestion control for shared networks (after Swift; random loss does not slow it; default off: see docs/ARCHITECTURE.md)"},
+	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at least half the base RTT; default 50)"},
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
 	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
 	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
@@ -671,8 +673,8 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 {
 	struct hpn_pktep_cfg pc = {.faults = hpn_core_cfg(core, "faults")};
-	uint64_t mtu, window, ack_us, rto_us, linger_ms;
-	int rel, unordered, ret;
+	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us;
+	int rel, unordered, cc, ret;
 
 	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
 	ret = ret ?: hpn_core_cfg_bool(core, "unordered", 0, &unordered);
@@ -681,9 +683,16 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
+	/* Off by default until host delay is told from network delay (see
+	 * cc.h): a receiver busy with its application looks like a queue. */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", 0, &cc);
+	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", 50, 1, 1000000, &target_us);
 	if (ret || !rel) {
 		if (!ret && pc.faults && *pc.faults)
 			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
+		if (!ret && (hpn_core_cfg(core, "cc") || hpn_core_cfg(core, "cc_target_us")))
+			return hpn_set_error(-EINVAL, "config: cc= and cc_target_us= need reliable=on (raw datagrams "
+						      "have no acks to measure a path by)");
 		/* A mode of the packet layer: raw datagrams are unordered already,
 		 * and nothing would count their gaps. */
 		if (!ret && unordered)
@@ -697,6 +706,8 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	pc.ack_delay_ns = ack_us * 1000;
 	pc.rto_min_ns = rto_us * 1000;
 	pc.linger_ns = linger_ms ? linger_ms * 1000000 : 1; /* 0: do not wait */
+	pc.cc_off = !cc;
+	pc.cc_target_ns = target_us * 1000;
 	pc.reliable = !unordered;
 	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }

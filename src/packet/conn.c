@@ -38,6 +38,7 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->mtu = cfg->mtu;
 	c->max_send = cfg->max_msg;
 	hpn_txwin_init(&c->tx, 0, cfg->window);
+	hpn_cc_init(&c->tx.cc, c->tx.size, cfg->cc_target_ns, cfg->reliable && !cfg->cc_off);
 	c->isn = c->tx.next;
 	/* The timeout only matters for a lost tail (RACK finds the rest);
 	 * too low a floor turns every scheduling stall into retransmissions. */
@@ -115,6 +116,8 @@ static void send_ctrl_seq(struct hpn_conn *c, uint8_t type, uint32_t seq, uint64
 		return; /* a subscriber only listens */
 	if (type == HPN_PKT_BYE)
 		p.seq = c->tx.next; /* everything before it was sent (connecting: our first) */
+	if (type == HPN_PKT_ACK) /* how long we held it: the newest DATA came then */
+		p.seq = now - c->data_rx_ns < UINT32_MAX ? (uint32_t)(now - c->data_rx_ns) : UINT32_MAX;
 	if (hpn_pkt_is_handshake(type)) {
 		/* The first sequence number, always: a repeated HELLO_ACK after
 		 * data was sent must not move the peer's start past it. */
@@ -144,7 +147,7 @@ static void send_ctrl(struct hpn_conn *c, uint8_t type, uint64_t now)
 /* Before anything is sent: the stream starts at isn. */
 static void set_isn(struct hpn_conn *c, uint32_t isn)
 {
-	c->isn = c->tx.una = c->tx.next = c->tx.scan_seq = isn;
+	c->isn = c->tx.una = c->tx.snd = c->tx.next = c->tx.scan_seq = isn;
 }
 
 void hpn_conn_connect(struct hpn_conn *c, uint32_t session, uint32_t isn, uint64_t timeout_ns, uint64_t now)
@@ -206,6 +209,10 @@ void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t is
 	set_isn(c, isn);
 	establish(c, echo, now);
 	send_ctrl(c, HPN_PKT_HELLO_ACK, now);
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR) {
+		send_ctrl_seq(c, HPN_PKT_PING, c->isn, now);
+		c->rtt_ping_ns = now;
+	}
 }
 
 int hpn_conn_publish(struct hpn_conn *c, uint32_t session, uint64_t now)
@@ -295,7 +302,30 @@ static uint32_t tx_avail(const struct hpn_conn *c)
 	return own < peer ? own : peer;
 }
 
-/* Build one DATA packet in its send slot and put it on the wire. */
+/* Queued packets the congestion window lets go now, oldest first. A
+ * packet that waited carries an older ack than ours: refreshed if so. */
+static void flush(struct hpn_conn *c, uint64_t now)
+{
+	uint32_t seq, cum;
+	void *ref;
+
+	while (hpn_txwin_take(&c->tx, now, &seq, &ref)) {
+		uint8_t *buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+		uint16_t len = c->tx_len[slot(c, seq)];
+
+		if (seq != c->built) {
+			hpn_rxwin_ack(&c->rx, &cum);
+			if (hpn_pkt_ack_differs(buf, cum, rx_window(c)))
+				hpn_pkt_set_ack(buf, len, cum, c->adv_window = rx_window(c));
+		}
+		c->ack_pending = 0;
+		c->ops.xmit(c->arg, buf, len);
+		c->last_tx_ns = now;
+	}
+}
+
+/* Build one DATA packet in its send slot and put it on the wire (or in
+ * the queue, when the congestion window is full). */
 static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
 {
 	uint32_t seq;
@@ -303,10 +333,10 @@ static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_ms
 	size_t n;
 
 	if (c->cfg.reliable) {
-		seq = hpn_txwin_push(&c->tx, NULL, now);
+		seq = c->built = hpn_txwin_queue(&c->tx, NULL);
 	} else {
 		seq = c->tx.next++;
-		c->tx.una = c->tx.next; /* nothing is kept for retransmission */
+		c->tx.una = c->tx.snd = c->tx.next; /* nothing is kept for retransmission */
 		p->flags |= HPN_PKT_F_UNRELIABLE;
 	}
 	buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
@@ -330,6 +360,10 @@ static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_ms
 	c->tx_len[slot(c, seq)] = (uint16_t)n;
 	c->tx_msgs[slot(c, seq)] = (uint16_t)(p->flags & HPN_PKT_F_FRAG ? p->frag_offset + p->len == p->frag_total : k);
 	c->pkts_sent++;
+	if (c->cfg.reliable) {
+		flush(c, now);
+		return;
+	}
 	c->ops.xmit(c->arg, buf, n);
 	c->last_tx_ns = now;
 }
@@ -553,6 +587,7 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	/* Beyond what we advertised: the backlog's slots are not free. */
 	if (!hpn_seq_lt(p->seq, c->rx.next + rx_window(c)))
 		return true;
+	c->data_rx_ns = now;
 	if (!c->ack_pending)
 		c->ack_due_ns = now;
 	c->ack_pending++;
@@ -603,6 +638,8 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		return;
 	if (hpn_seq_lt(p->cum, una) && p->type != HPN_PKT_ACK)
 		return; /* an old ack on a retransmitted packet: nothing new */
+	/* An ACK packet's seq is how long the peer held it (WIRE.md). */
+	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq : UINT64_MAX;
 	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now, release_nothing, NULL) < 0) {
 		c->malformed++;
 		return;
@@ -610,7 +647,7 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	/* A duplicate that leaves nothing outstanding: our last resend (a
 	 * probe, mostly) was needless. With holes left, the probe did its
 	 * job - drawing the SACK that repairs them - and costs nothing. */
-	if ((p->flags & HPN_PKT_F_DUP) && c->tx.una == c->tx.next)
+	if ((p->flags & HPN_PKT_F_DUP) && c->tx.una == c->tx.snd)
 		hpn_txwin_dup_seen(&c->tx);
 	update_window(c, p);
 	if (tx_avail(c))
@@ -638,9 +675,12 @@ static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64
 		send_ctrl(c, HPN_PKT_COOKIE_ECHO, now);
 		return false;
 	case HPN_PKT_HELLO_ACK:
-		if (c->have_cookie)
+		if (c->have_cookie) {
+			/* One echo, one answer: the path's RTT before any data. */
+			if (c->echo_ns == c->hello_ns)
+				hpn_cc_base_hint(&c->tx.cc, now - c->echo_ns, now);
 			establish(c, p, now);
-		else
+		} else
 			c->stale++; /* nothing was echoed: not an answer to us */
 		return false;
 	case HPN_PKT_BYE:
@@ -700,6 +740,8 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		 * owner is busy receiving). */
 		if (p.type == HPN_PKT_ACK && c->cfg.reliable && sack_holes(&p))
 			retransmit(c, now);
+		if (c->cfg.reliable)
+			flush(c, now); /* the acks made room in the congestion window */
 	}
 	switch (p.type) {
 	case HPN_PKT_COOKIE_ECHO: /* our HELLO_ACK was lost */
@@ -716,6 +758,12 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		break;
 	case HPN_PKT_PING:
 		send_ctrl_seq(c, HPN_PKT_PONG, p.seq, now); /* its nonce back */
+		break;
+	case HPN_PKT_PONG:
+		if (c->rtt_ping_ns && p.seq == c->isn) {
+			hpn_cc_base_hint(&c->tx.cc, now - c->rtt_ping_ns, now);
+			c->rtt_ping_ns = 0;
+		}
 		break;
 	case HPN_PKT_BYE:
 		if (c->closing) { /* the answer to ours (or the peer closed too) */
@@ -856,8 +904,7 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		send_ctrl(c, HPN_PKT_ACK, now);
 	if (c->cfg.reliable) {
 		retransmit(c, now);
-		if (c->state == HPN_CONN_DEAD)
-			return;
+		flush(c, now);
 		if (c->closing && !hpn_txwin_inflight(&c->tx)) {
 			/* All acked: BYE, until answered. */
 			if (!c->bye_tries || now - c->bye_ns >= c->tx.rto_ns << c->bye_tries) {

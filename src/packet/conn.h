@@ -68,6 +68,8 @@ struct hpn_conn_cfg {
 	uint32_t ack_every;    /* ack at once after this many unacked packets (default window/4) */
 	uint64_t rto_min_ns;   /* floor of the retransmission timeout (default 1 ms) */
 	uint64_t hello_retry_ns; /* handshake packets repeated this often (default 20 ms) */
+	uint64_t cc_target_ns; /* congestion control: queueing delay target floor (0: cc.h's default) */
+	bool cc_off;           /* no congestion control: only the peer's window limits a stream */
 	bool reliable;         /* false: sequenced, gaps reported, no retransmission */
 };
 
@@ -92,6 +94,9 @@ struct hpn_conn {
 	 * quotes it answers this probe and no other. */
 	uint32_t probe_nonce;
 	uint64_t probe_sent_ns;
+	/* The acceptor's PING right after the handshake (nonce: our ISN):
+	 * its PONG is the path's RTT before any data queues (cc.h). */
+	uint64_t rtt_ping_ns;
 	/* Silent for dead_ns with in-order messages still waiting for the
 	 * reader: they were acknowledged, so they are delivered first, and
 	 * the stream ends with end_status once the backlog is empty. */
@@ -107,11 +112,13 @@ struct hpn_conn {
 	struct hpn_rxwin rx;
 	struct hpn_reasm reasm;
 	uint64_t last_rx_ns, last_tx_ns, hello_ns, ack_due_ns;
+	uint64_t data_rx_ns; /* the newest DATA's arrival: an ACK says how long ago */
 	uint64_t connect_deadline_ns; /* connecting: give up then (-ETIMEDOUT) */
 	uint32_t ack_pending; /* packets arrived since our last ack */
 	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
 	uint32_t adv_window;  /* window we last advertised */
 	uint32_t backlog;     /* in-order packets before rx.next waiting for room */
+	uint32_t built;       /* the packet emit() just built: its ack is fresh */
 	bool dup_seen;        /* a duplicate DATA arrived: say so in the next ACK (F_DUP) */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
 	/* Sent packets, kept for retransmission (reliable mode). */

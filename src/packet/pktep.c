@@ -432,6 +432,8 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 										  : 1000000000ull,
 		.ack_delay_ns = cfg->ack_delay_ns,
 		.rto_min_ns = cfg->rto_min_ns,
+		.cc_target_ns = cfg->cc_target_ns,
+		.cc_off = cfg->cc_off,
 		.hello_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * MS : 0,
 		.reliable = cfg->reliable,
 	};
@@ -842,15 +844,16 @@ int hpn_pktep_busy(struct hpn_pktep *e)
 
 /* A sender that never receives (inline mode, send-only) would never see
  * the acks that open its window, nor run its retransmission timer: when
- * half of the window is in flight, read the acks first and run the
- * peer's timers (at most every 20 us). Ping-pong traffic, with little
- * ever in flight, pays nothing. */
+ * half of the window is in flight, or packets wait behind the congestion
+ * window, read the acks first and run the peer's timers (at most every
+ * 20 us). Ping-pong traffic, with little ever in flight, pays nothing. */
 static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
 {
 	struct pk_peer *p = peer_by_id(e, id);
 
 	if (p && e->ccfg.reliable && e->now - p->last_tick_ns >= 20000 &&
-	    (hpn_txwin_inflight(&p->conn.tx) >= p->conn.tx.size / 2 || p->conn.blocked)) {
+	    (hpn_txwin_inflight(&p->conn.tx) >= p->conn.tx.size / 2 || p->conn.blocked ||
+	     p->conn.tx.snd != p->conn.tx.next)) {
 		p->last_tick_ns = e->now;
 		receive(e);
 		p = peer_by_id(e, id); /* it may have gone meanwhile */

@@ -57,6 +57,8 @@ struct hpn_pktep_cfg {
 	uint64_t rto_min_ns;
 	uint64_t linger_ns; /* destroy waits this long for data acks (0: 200 ms) */
 	const char *faults; /* NULL/"" or a fault spec (fault.h) */
+	uint64_t cc_target_ns; /* congestion control's queueing-delay target floor (0: default) */
+	bool cc_off;        /* no congestion control (dedicated links) */
 	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
 };
 

@@ -13,8 +13,10 @@ void hpn_txwin_init(struct hpn_txwin *t, uint32_t first, uint32_t size)
 	while (s < size && s < HPN_TXWIN_MAX)
 		s <<= 1;
 	memset(t, 0, sizeof(*t));
-	t->una = t->next = first;
+	t->una = t->snd = t->next = first;
+	t->peer_ack_delay_ns = UINT64_MAX;
 	t->size = s;
+	hpn_cc_init(&t->cc, s, 0, false); /* the owner turns it on (hpn_cc_init again) */
 	/* No RTT sample yet: start at 20 ms (datacenter scale, not TCP's 1 s),
 	 * never below 200 us, never above 1 s. */
 	t->rto_ns = 20 * MS;
@@ -27,14 +29,39 @@ static inline struct hpn_txpkt *at(struct hpn_txwin *t, uint32_t seq)
 	return &t->pkt[seq & (t->size - 1)];
 }
 
-uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
+uint32_t hpn_txwin_queue(struct hpn_txwin *t, void *ref)
 {
 	uint32_t seq = t->next++;
 
-	*at(t, seq) = (struct hpn_txpkt){.ref = ref, .sent_ns = now, .xid = t->xid_next++};
+	*at(t, seq) = (struct hpn_txpkt){.ref = ref};
+	return seq;
+}
+
+static uint32_t transmit(struct hpn_txwin *t, uint64_t now)
+{
+	uint32_t seq = t->snd++;
+	struct hpn_txpkt *p = at(t, seq);
+
+	p->sent_ns = now;
+	p->xid = t->xid_next++;
 	t->last_tx_ns = now;
 	t->tlp_out = false; /* new data: a fresh tail */
 	return seq;
+}
+
+bool hpn_txwin_take(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref)
+{
+	if (t->snd == t->next || hpn_txwin_pipe(t) >= hpn_cc_window(&t->cc))
+		return false;
+	*seq = transmit(t, now);
+	*ref = at(t, *seq)->ref;
+	return true;
+}
+
+uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now)
+{
+	hpn_txwin_queue(t, ref);
+	return transmit(t, now);
 }
 
 /* RFC 6298, in nanoseconds, from packets sent only once (Karn). */
@@ -75,6 +102,8 @@ static inline uint64_t reo_window(const struct hpn_txwin *t)
 struct ack_news {
 	const struct hpn_txpkt *newest; /* latest sent, never resent */
 	bool resent;                    /* a resent packet was among them */
+	uint64_t resent_ns;             /* the latest resend among them */
+	uint32_t n;                     /* packets newly acknowledged */
 };
 
 /* Was transmission (sent_ns, xid) sent before the newest delivered one? */
@@ -99,8 +128,12 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, u
 {
 	uint64_t rtt = now - p->sent_ns;
 
-	if (p->tries)
+	news->n++;
+	if (p->tries) {
 		news->resent = true;
+		if (p->sent_ns > news->resent_ns)
+			news->resent_ns = p->sent_ns;
+	}
 	else if (!news->newest || p->sent_ns > news->newest->sent_ns)
 		news->newest = p;
 	if (p->tries && rtt < t->min_rtt_ns) {
@@ -128,10 +161,11 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, u
 }
 
 /* The loss verdict: RACK may now use the resend's time. */
-static void frto_loss(struct hpn_txwin *t)
+static void frto_loss(struct hpn_txwin *t, uint64_t now)
 {
 	t->frto = 0;
 	rack_advance(t, t->frto_sent_ns, t->frto_xid);
+	hpn_cc_timeout(&t->cc, now);
 }
 
 /* F-RTO's decision, one ack at a time (see txwin.h). */
@@ -155,7 +189,7 @@ static void frto_verdict(struct hpn_txwin *t, uint32_t cum, bool fast, uint64_t 
 		t->spurious++;
 		return;
 	}
-	frto_loss(t);
+	frto_loss(t, now);
 }
 
 int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsigned words, uint64_t now,
@@ -164,8 +198,9 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 	int released = 0;
 	struct ack_news news = {0};
 	bool fast = false;
+	bool limited = t->snd != t->next || hpn_txwin_pipe(t) + 1 >= hpn_cc_window(&t->cc);
 
-	if (hpn_seq_lt(t->next, cum))
+	if (hpn_seq_lt(t->snd, cum))
 		return -1; /* acknowledges what was never sent */
 	/* The resend acked sooner than any round trip: the original was. */
 	if (t->frto == 1 && hpn_seq_lt(t->frto_seq, cum) && !hpn_seq_lt(t->frto_seq, t->una))
@@ -173,7 +208,9 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 	while (hpn_seq_lt(t->una, cum)) {
 		struct hpn_txpkt *p = at(t, t->una);
 
-		if (!p->acked)
+		if (p->acked)
+			t->sacked--;
+		else
 			note_acked(t, p, t->una, now, &news);
 		release(arg, p->ref);
 		p->ref = NULL;
@@ -188,10 +225,12 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 
 			/* Only the window: a late, older ack must not touch a slot
 			 * that a newer packet uses now. */
-			if (!(m & 1) || !hpn_seq_lt(seq, t->next) || hpn_seq_lt(seq, t->una))
+			if (!(m & 1) || !hpn_seq_lt(seq, t->snd) || hpn_seq_lt(seq, t->una))
 				continue;
-			if (!at(t, seq)->acked)
+			if (!at(t, seq)->acked) {
 				note_acked(t, at(t, seq), seq, now, &news);
+				t->sacked++;
+			}
 		}
 	}
 	/* One RTT sample per ack, from the newest packet it acknowledges -
@@ -201,6 +240,28 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 	 * RTO to a second under loss). Karn's rule, as Linux applies it. */
 	if (news.newest && !news.resent)
 		rtt_sample(t, now - news.newest->sent_ns);
+	/* Congestion control needs samples most when a queue overflows and
+	 * every ack covers a repaired hole: a packet sent after the last
+	 * repair it covers did not wait for it - its RTT is the path's. The
+	 * peer's ack delay is taken out (QUIC's ack_delay): a stream with a
+	 * small window is acked by the peer's timer, one with a large window
+	 * by its count, and the difference looked like a queue to one of
+	 * them only (two streams then never shared). */
+	if (news.n) {
+		uint64_t rtt = 0;
+
+		if (news.newest && (!news.resent || news.newest->sent_ns > news.resent_ns) &&
+		    t->peer_ack_delay_ns != UINT64_MAX) {
+			rtt = now - news.newest->sent_ns;
+			rtt = rtt > t->peer_ack_delay_ns ? rtt - t->peer_ack_delay_ns : 1;
+		}
+		hpn_cc_acked(&t->cc, news.n, rtt, limited, now);
+	}
+	/* A round trip: from a transmission to the ack of one sent after it. */
+	if (news.newest && (int32_t)(news.newest->xid - t->round_xid) >= 0) {
+		hpn_cc_round(&t->cc, now);
+		t->round_xid = t->xid_next;
+	}
 	if (t->frto)
 		frto_verdict(t, cum, fast, now);
 	return released;
@@ -234,7 +295,7 @@ static uint64_t tlp_time(const struct hpn_txwin *t)
 {
 	uint64_t pto;
 
-	if (t->tlp_out || t->frto || !t->srtt_ns || !hpn_seq_lt(t->una, t->next))
+	if (t->tlp_out || t->frto || !t->srtt_ns || !hpn_seq_lt(t->una, t->snd))
 		return UINT64_MAX;
 	pto = 2 * t->srtt_ns + t->tlp_extra_ns + t->tlp_pad_ns;
 	if (pto >= t->rto_ns)
@@ -263,7 +324,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	uint32_t s = t->una;
 
 	if (tlp_due(t, now)) {
-		struct hpn_txpkt *last = at(t, t->next - 1);
+		struct hpn_txpkt *last = at(t, t->snd - 1);
 
 		if (!last->acked) {
 			t->tlp_out = true;
@@ -272,7 +333,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 			last->sent_ns = now;
 			last->xid = t->xid_next++;
 			t->retransmits++;
-			*seq = t->next - 1;
+			*seq = t->snd - 1;
 			*ref = last->ref;
 			return true;
 		}
@@ -280,12 +341,12 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	}
 	/* F-RTO waiting for one more ack: a round trip of silence is a loss. */
 	if (t->frto == 2 && now - t->frto_ns >= t->rack_rtt_ns + reo_window(t))
-		frto_loss(t);
+		frto_loss(t, now);
 	/* Same now: the packets before the last pick were not due, or were
 	 * just resent (their times moved past now). */
 	if (now == t->scan_ns && hpn_seq_lt(t->una, t->scan_seq))
 		s = t->scan_seq;
-	for (; hpn_seq_lt(s, t->next); s++) {
+	for (; hpn_seq_lt(s, t->snd); s++) {
 		struct hpn_txpkt *p = at(t, s);
 
 		if (p->acked)
@@ -323,7 +384,9 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 {
 	uint64_t best = t->frto == 2 ? t->frto_ns + t->rack_rtt_ns + reo_window(t) : tlp_time(t);
 
-	for (uint32_t s = t->una; hpn_seq_lt(s, t->next); s++) {
+	if (t->snd != t->next && hpn_txwin_pipe(t) < hpn_cc_window(&t->cc))
+		return 0; /* a queued packet may go now */
+	for (uint32_t s = t->una; hpn_seq_lt(s, t->snd); s++) {
 		const struct hpn_txpkt *p = &t->pkt[s & (t->size - 1)];
 		uint64_t d;
 

@@ -21,6 +21,7 @@
 #ifndef HPN_PACKET_TXWIN_H
 #define HPN_PACKET_TXWIN_H
 
+#include "cc.h"
 #include "rxwin.h"
 
 #include <stdbool.h>
@@ -38,8 +39,20 @@ struct hpn_txpkt {
 
 struct hpn_txwin {
 	uint32_t una;   /* oldest unacknowledged sequence number */
+	uint32_t snd;   /* next to transmit: [snd, next) are queued, not yet sent */
 	uint32_t next;  /* next sequence number to assign */
 	uint32_t size;  /* window: at most this many unacknowledged (power of two) */
+	uint32_t sacked; /* selectively acked in [una, snd) */
+	/* Congestion control (cc.h): packets on the network, snd - una -
+	 * sacked, stay within its window; a round trip ends when an ack
+	 * covers transmission round_xid or later. */
+	struct hpn_cc cc;
+	uint32_t round_xid;
+	/* Set by the owner before hpn_txwin_ack: how long the peer held the
+	 * ack (an ACK packet says; UINT64_MAX: unknown - a piggybacked ack
+	 * waited for the peer's own data, and its RTT says nothing of the
+	 * path). Congestion control takes only RTTs without it. */
+	uint64_t peer_ack_delay_ns;
 	uint64_t srtt_ns, rttvar_ns, rto_ns, rto_min_ns, rto_max_ns;
 	uint64_t retransmits, spurious;
 	/* RACK (RFC 8985): the latest send time among delivered packets, that
@@ -95,7 +108,23 @@ static inline uint32_t hpn_txwin_inflight(const struct hpn_txwin *t)
 	return t->next - t->una;
 }
 
-/* Record a packet being sent now; returns its sequence number. */
+/* Packets on the network: sent, not known delivered (lost ones count
+ * until their retransmission is acked: they are resent at once). */
+static inline uint32_t hpn_txwin_pipe(const struct hpn_txwin *t)
+{
+	return t->snd - t->una - t->sacked;
+}
+
+/* Queue a packet: it gets its sequence number now and goes out when the
+ * congestion window lets it (hpn_txwin_take). */
+uint32_t hpn_txwin_queue(struct hpn_txwin *t, void *ref);
+
+/* The next queued packet, if the congestion window has room: marked sent
+ * now. */
+bool hpn_txwin_take(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref);
+
+/* Record a packet being sent now, whatever the congestion window says
+ * (nothing may be queued); returns its sequence number. */
 uint32_t hpn_txwin_push(struct hpn_txwin *t, void *ref, uint64_t now);
 
 /* An ack arrived (rxwin's cum and sack words, hpn_rxwin_sack). Calls release(arg, ref) for every
@@ -113,8 +142,8 @@ void hpn_txwin_dup_seen(struct hpn_txwin *t);
  * and counts the try. */
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref);
 
-/* Earliest time something needs retransmitting (for the caller's timer);
- * UINT64_MAX when nothing is in flight. */
+/* Earliest time something needs retransmitting, or a queued packet may
+ * go (for the caller's timer); UINT64_MAX when nothing is in flight. */
 uint64_t hpn_txwin_deadline(const struct hpn_txwin *t);
 
 #endif

@@ -155,6 +155,12 @@ void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window)
 	hpn_pkt_seal(buf, len);
 }
 
+bool hpn_pkt_ack_differs(const uint8_t *buf, uint32_t cum, uint32_t window)
+{
+	return !(buf[3] & HPN_PKT_F_ACK) || get32(buf + 12) != cum ||
+	       get16(buf + 18) != (uint16_t)(window > 0xffff ? 0xffff : window);
+}
+
 int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_pkt *p)
 {
 	size_t hdr = HPN_PKT_HDR;

@@ -110,6 +110,8 @@ static inline bool hpn_pkt_is_handshake(uint8_t type)
 /* Rewrite the piggybacked ack of a sealed packet (a retransmission carries
  * the current ack, not the one of its first flight) and seal it again. */
 void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window);
+/* Does a sealed packet's piggybacked ack say something else (or nothing)? */
+bool hpn_pkt_ack_differs(const uint8_t *buf, uint32_t cum, uint32_t window);
 
 /* The checksum: a 64-bit end-around-carry sum folded to 32 bits, 8 bytes a
  * step. It catches any single corrupted byte; it is not a MAC. */

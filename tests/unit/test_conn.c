@@ -323,9 +323,12 @@ static void test_lossy(void **state)
 		F = (struct faults){.loss = loss[i], .reorder = 0.1, .dup = 0.02, .corrupt = 0.01};
 		setup_pair(true);
 		stream(2000);
-		print_message("loss %2.0f%%: %llu packets, %llu retransmits, %llu malformed dropped, %.0f ms virtual\n",
+		print_message("loss %2.0f%%: %llu packets, %llu retransmits, %llu malformed dropped, %.0f ms virtual; "
+			      "window cut %llu times for delay, %llu for timeouts, now %u\n",
 			      loss[i] * 100, (unsigned long long)a.pkts_sent, (unsigned long long)a.retransmits,
-			      (unsigned long long)(a.malformed + b.malformed), (double)now / MS);
+			      (unsigned long long)(a.malformed + b.malformed), (double)now / MS,
+			      (unsigned long long)a.tx.cc.cuts_delay,
+			      (unsigned long long)a.tx.cc.cuts_rto, hpn_cc_window(&a.tx.cc));
 		hpn_conn_fini(&a);
 		hpn_conn_fini(&b);
 	}

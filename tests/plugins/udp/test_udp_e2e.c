@@ -95,6 +95,9 @@ static void test_many_in_order(void **state)
 			if (r > 0)
 				sent += (uint64_t)r;
 		}
+		/* Inline progress: the sender is driven too (hpn.h) - what its
+		 * congestion window holds back goes out from its calls. */
+		hpn_poll(c, NULL, 0);
 		int r = hpn_recv_burst(s, in, 32);
 
 		assert_true(r >= 0);
@@ -143,6 +146,7 @@ static void run_equal_sizes(const char *cfg, uint32_t len)
 			if (r > 0)
 				sent += (uint64_t)r;
 		}
+		hpn_poll(c, NULL, 0); /* inline: the sender is driven too (hpn.h) */
 		int r = hpn_recv_burst(s, in, 7);
 
 		assert_true(r >= 0);
@@ -1025,7 +1029,7 @@ static void test_one_mib_messages(void **state)
  * 20 % loss with reordering and duplication arrive exactly once, in order,
  * intact; the retransmissions stay within twice what the loss makes
  * necessary (every lost packet, retransmissions included, resent once). */
-static void large_under_loss(double loss, uint32_t size, unsigned total, unsigned seed)
+static void large_under_loss(double loss, uint32_t size, unsigned total, unsigned seed, const char *extra)
 {
 	char cfg[160], addr[64];
 	hpn_ep *s, *c;
@@ -1036,8 +1040,8 @@ static void large_under_loss(double loss, uint32_t size, unsigned total, unsigne
 	uint64_t sent = 0, next = 0, t0 = now_ms(), pkts = (uint64_t)total * (size / 1440 + 1);
 	double need;
 
-	snprintf(cfg, sizeof(cfg), "buf_size=1m,bufs=128,window=1024,faults=loss:%.2f/reorder:0.05/dup:0.01/seed:%u",
-		 loss, seed);
+	snprintf(cfg, sizeof(cfg), "buf_size=1m,bufs=128,window=1024,faults=loss:%.2f/reorder:0.05/dup:0.01/seed:%u%s",
+		 loss, seed, extra);
 	s = make_server(cfg, addr, sizeof(addr));
 	c = make(cfg);
 	p = connect_pair(s, c, addr, NULL);
@@ -1066,10 +1070,14 @@ static void large_under_loss(double loss, uint32_t size, unsigned total, unsigne
 	}
 	hpn_ep_stats(c, &st, sizeof(st));
 	need = (double)pkts * loss / (1 - loss);
-	print_message("%7u B x %u at %2.0f%% loss: %llu ms, %llu retransmissions (%.0f lost data packets expected)\n",
-		      size, total, loss * 100, (unsigned long long)(now_ms() - t0), (unsigned long long)st.retransmits,
-		      need);
-	assert_true((double)st.retransmits <= 2 * need + 64);
+	print_message("%7u B x %u at %2.0f%% loss%s: %llu ms, %llu retransmissions (%.0f lost data packets expected)\n",
+		      size, total, loss * 100, extra, (unsigned long long)(now_ms() - t0),
+		      (unsigned long long)st.retransmits, need);
+	/* Congestion control on loopback sees the reader's own time as a
+	 * queue (docs/ARCHITECTURE.md): its retransmissions are not bounded
+	 * here, only exactly-once delivery is asserted. */
+	if (!*extra)
+		assert_true((double)st.retransmits <= 2 * need + 64);
 	assert_int_equal(st.unacked, 0);
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.msgs_in, total);
@@ -1082,12 +1090,14 @@ static void test_large_messages_under_loss(void **state)
 	(void)state;
 	if (!reliable)
 		skip(); /* raw datagrams stop at 64 KiB */
-	large_under_loss(0.01, 256 << 10, 16, 21);
-	large_under_loss(0.01, 1 << 20, 6, 22);
-	large_under_loss(0.05, 256 << 10, 16, 23);
-	large_under_loss(0.05, 1 << 20, 6, 24);
-	large_under_loss(0.20, 256 << 10, 8, 25);
-	large_under_loss(0.20, 1 << 20, 3, 26);
+	large_under_loss(0.01, 256 << 10, 16, 21, "");
+	large_under_loss(0.01, 1 << 20, 6, 22, "");
+	large_under_loss(0.01, 1 << 20, 6, 27, ",cc=on");
+	large_under_loss(0.05, 256 << 10, 16, 23, "");
+	large_under_loss(0.05, 1 << 20, 6, 24, "");
+	large_under_loss(0.05, 256 << 10, 16, 28, ",cc=on");
+	large_under_loss(0.20, 256 << 10, 8, 25, "");
+	large_under_loss(0.20, 1 << 20, 3, 26, "");
 }
 
 /* A reader that stops reading for three peer timeouts (its progress
@@ -1485,6 +1495,7 @@ static void test_progress_thread(void **state)
 			if (!r)
 				sent++;
 		}
+		hpn_poll(c, NULL, 0); /* inline: the sender is driven too (hpn.h) */
 		int r = hpn_recv_wait(s, in, 32, sent > next ? 100 : 0);
 
 		assert_true(r >= 0);
@@ -1777,6 +1788,9 @@ static void test_config_conflicts(void **state)
 	assert_non_null(strstr(hpn_last_error(), "gro=on conflicts with reliable=on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,unordered=on", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "unordered=on conflicts with reliable=off"));
+	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,cc=on", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "cc= and cc_target_us= need reliable=on"));
+	assert_int_equal(hpn_ep_create("plugin=udp,cc=maybe", &ep), -EINVAL);
 	assert_null(ep);
 	/* Numbers are decimal: bufs=0100 is a hundred buffers, not 64. */
 	ep = make("bufs=0100,burst=16,max_peers=010");
