@@ -209,7 +209,9 @@ void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t is
 	set_isn(c, isn);
 	establish(c, echo, now);
 	send_ctrl(c, HPN_PKT_HELLO_ACK, now);
-	if (c->cfg.reliable && c->role == HPN_CONN_PAIR) {
+	/* The acceptor's base RTT: a PING now, its PONG before any data
+	 * queues (cc.h) - only when congestion control will use it. */
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR && c->tx.cc.on) {
 		send_ctrl_seq(c, HPN_PKT_PING, c->isn, now);
 		c->rtt_ping_ns = now;
 	}

@@ -84,6 +84,8 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 	 * it after 16 recoveries): one needless resend must not slow every
 	 * later repair to the timeout. */
 	t->reo_ns -= t->reo_ns / 16;
+	if (t->reo_ns < t->min_rtt_ns / 4)
+		t->reo_ns = 0; /* back to the base quarter (reo_window) */
 	if (t->rto_ns < t->rto_min_ns)
 		t->rto_ns = t->rto_min_ns;
 	if (t->rto_ns > t->rto_max_ns)
@@ -95,7 +97,11 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
  * time a retransmission proves needless, up to the RTO. */
 static inline uint64_t reo_window(const struct hpn_txwin *t)
 {
-	return t->reo_ns ? t->reo_ns : t->min_rtt_ns / 4;
+	/* Never below the base quarter: the widened window decays by 1/16
+	 * per sample and stalled at 15 ns (15/16 rounds to 0), which, read
+	 * as "widened", left RACK no reordering window at all (seen as
+	 * reo_ns = 15 in a stream that resent far too much). */
+	return t->reo_ns > t->min_rtt_ns / 4 ? t->reo_ns : t->min_rtt_ns / 4;
 }
 
 /* What one ack newly acknowledged, for its RTT sample (below). */
