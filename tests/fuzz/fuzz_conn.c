@@ -11,7 +11,7 @@
  * by (bits) * 300 us and tick.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc tests/fuzz/fuzz_conn.c \
- *       src/packet/conn.c src/packet/wire.c src/packet/rxwin.c src/packet/txwin.c -o fuzz_conn
+ *       src/packet/conn.c src/packet/wire.c src/packet/rxwin.c src/packet/txwin.c src/packet/cc.c -o fuzz_conn
  */
 #include "packet/conn.h"
 
