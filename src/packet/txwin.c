@@ -84,8 +84,6 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 	 * it after 16 recoveries): one needless resend must not slow every
 	 * later repair to the timeout. */
 	t->reo_ns -= t->reo_ns / 16;
-	if (t->reo_ns < t->min_rtt_ns / 4)
-		t->reo_ns = 0; /* back to the base quarter (reo_window) */
 	if (t->rto_ns < t->rto_min_ns)
 		t->rto_ns = t->rto_min_ns;
 	if (t->rto_ns > t->rto_max_ns)

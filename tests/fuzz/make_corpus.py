@@ -35,6 +35,8 @@ seeds = {
     "batch": pkt(DATA, F_BATCH | F_ACK, 7, 1, 64, batch(b"ab", b"", b"xyz")),
     "ack": pkt(ACK, F_ACK, 0, 9, 64, struct.pack("<QQ", 0b1011, 1)),
     "ackdup": pkt(ACK, F_ACK | F_DUP, 0, 9, 64, struct.pack("<Q", 0b1)),
+    # an ACK's seq: how long its sender held it (ns), here 25 us
+    "ackheld": pkt(ACK, F_ACK, 25000, 9, 64, struct.pack("<Q", 0b1)),
     "hello": hello,
     "cookie": cookie,
     "echo": echo,
@@ -65,6 +67,7 @@ conn = {
     "inorder": rec(3, d1) + rec(3, d2),
     "reorder": rec(3, d2) + rec(3 | 0x20, d1),
     "ack": rec(3 | 0x18, pkt(ACK, F_ACK, 0, 1, 64, struct.pack("<Q", 0))) + rec(3 | 0x40, pkt(PING, F_ACK, 0, 1, 64)),
+    "held": rec(3 | 0x18, pkt(ACK, F_ACK, 0xFFFFFFFF, 1, 64, struct.pack("<Q", 0))) + rec(3, pkt(PONG, F_ACK, 0, 1, 64)),
     "slow": rec(7, d1) + rec(3 | 0x20, d2),
     "frag": rec(3, pkt(DATA, F_FRAG | F_ACK, 7, 0, 64, frag(6, 0, b"abc"))) + rec(3, pkt(DATA, F_FRAG | F_ACK, 8, 0, 64, frag(6, 3, b"def"))),
     "batch": rec(3, pkt(DATA, F_BATCH | F_ACK, 7, 0, 64, batch(b"a", b"bc"))),
