@@ -268,11 +268,13 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		die(2, "--iters: must be at least 1");
 }
 
-/* Messages larger than the default buffers (64 KiB): size the pool from
- * --size - buffers of the largest size, as many as fit in 256 MiB (at
- * least 64) - and, on a packet backend, a window that carries one whole
- * message, unless --config (or HPN_BUF_SIZE/HPN_BUFS) says otherwise. So
- * `hpnbench --size 1048576` just works; give a --server the same --size. */
+/* Messages larger than the default buffers (64 KiB), unless --config (or
+ * HPN_BUF_SIZE/HPN_BUFS/HPN_MAX_MSG) says otherwise. udp's packet layer
+ * takes max_msg=: a few buffers of that size beside the ordinary ones,
+ * and a window that carries one whole message. Backends that receive
+ * into ordinary buffers (rdma, raw udp) get buffers of the largest size,
+ * as many as fit in 256 MiB (at least 64). So `hpnbench --size 1048576`
+ * just works; give a --server the same --size. */
 static int size_pool(const struct opts *o, char *cfg, size_t room)
 {
 	size_t max = 0, buf = 65536, bufs;
@@ -281,8 +283,11 @@ static int size_pool(const struct opts *o, char *cfg, size_t room)
 	for (unsigned i = 0; i < o->nsizes; i++)
 		if (o->sizes[i] > max)
 			max = o->sizes[i];
-	if (max <= buf || strstr(o->config, "buf_size=") || getenv("HPN_BUF_SIZE"))
+	if (max <= buf || strstr(o->config, "buf_size=") || strstr(o->config, "max_msg=") ||
+	    getenv("HPN_BUF_SIZE") || getenv("HPN_MAX_MSG"))
 		return 0;
+	if (!strcmp(o->plugin, "udp") && !strstr(o->config, "reliable=off") && !strstr(o->config, "reliable=0"))
+		return snprintf(cfg, room, ",max_msg=%zu", max);
 	while (buf < max)
 		buf <<= 1;
 	bufs = ((size_t)256 << 20) / buf;
@@ -291,10 +296,6 @@ static int size_pool(const struct opts *o, char *cfg, size_t room)
 	n = snprintf(cfg, room, ",buf_size=%zu", buf);
 	if (!strstr(o->config, "bufs=") && !getenv("HPN_BUFS"))
 		n += snprintf(cfg + n, room - (size_t)n, ",bufs=%zu", bufs);
-	/* udp's packet layer: 1440-byte fragments, at most 1024 in flight. */
-	if (!strcmp(o->plugin, "udp") && !strstr(o->config, "window=") && !strstr(o->config, "reliable=off") &&
-	    !getenv("HPN_WINDOW"))
-		n += snprintf(cfg + n, room - (size_t)n, ",window=%zu", max / 1400 + 1 > 1024 ? (size_t)1024 : max / 1400 + 1);
 	return n;
 }
 
@@ -467,7 +468,7 @@ static void reply_copy(struct server *s, hpn_peer_t peer, const void *data, uint
 		if (r != -EAGAIN)
 			return; /* sent, or the peer is gone */
 	}
-	if (hpn_buf_get(s->ep, &m.data)) {
+	if (hpn_buf_get_sized(s->ep, len, &m.data)) {
 		s->dropped++; /* no buffer: the client asks again (END is repeated) */
 		return;
 	}
@@ -600,7 +601,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 	void *buf;
 	int r;
 
-	while (hpn_buf_get(c->ep, &buf) == -ENOBUFS)
+	while (hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS)
 		; /* cannot last: the peer's echoes come back */
 	memcpy(buf, &h, sizeof(h));
 	struct hpn_msg m = {buf, (uint32_t)size, c->peer};
@@ -782,7 +783,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 		for (; k < n; k++) {
 			struct bench_hdr h = {M_DATA, 0, sent + k};
 
-			if (hpn_buf_get(c->ep, &m[k].data))
+			if (hpn_buf_get_sized(c->ep, size, &m[k].data))
 				break;
 			memcpy(m[k].data, &h, sizeof(h));
 			m[k].len = (uint32_t)size;

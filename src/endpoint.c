@@ -152,6 +152,8 @@ struct core_opts {
 	int progress, wait, sched, hugepages, mlock;
 	int64_t cpu, numa;
 	uint64_t spin_us, bufs, buf_size, burst, ring_size, max_peers, peer_timeout_ms, connect_retry_ms;
+	uint64_t max_msg, large_bufs;
+	bool max_msg_set;
 };
 
 static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
@@ -173,8 +175,18 @@ static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 	ret = ret ?: hpn_cfg_u64(cfg, "max_peers", 256, 1, 65535, &o->max_peers);
 	ret = ret ?: hpn_cfg_u64(cfg, "peer_timeout_ms", 3000, 0, 3600000, &o->peer_timeout_ms);
 	ret = ret ?: hpn_cfg_u64(cfg, "connect_retry_ms", 100, 1, 60000, &o->connect_retry_ms);
+	ret = ret ?: hpn_cfg_u64(cfg, "max_msg", o->buf_size, 1, 1u << 30, &o->max_msg);
+	/* The large class costs max_msg bytes a buffer: 32 of them up to
+	 * 8 MiB messages (256 MiB), fewer above, never under 4. */
+	ret = ret ?: hpn_cfg_u64(cfg, "large_bufs",
+				 o->max_msg <= (8u << 20) ? 32 : (256u << 20) / o->max_msg < 4 ? 4 : (256u << 20) / o->max_msg,
+				 1, 65536, &o->large_bufs);
 	if (ret)
 		return ret;
+	o->max_msg_set = hpn_cfg_get(cfg, "max_msg") != NULL;
+	if (hpn_cfg_get(cfg, "large_bufs") && o->max_msg <= o->buf_size)
+		return hpn_set_error(-EINVAL, "config: large_bufs= needs max_msg= above buf_size=%" PRIu64
+				     " (every message fits an ordinary buffer)", o->buf_size);
 	/* Receive must never be able to take the whole pool, or sends (which
 	 * need buffers in progress=thread mode) and hpn_buf_get stall. */
 	if (o->bufs < 4 * o->burst)
@@ -219,6 +231,22 @@ static int load_plugin(struct hpn_ep *ep, char *why, size_t why_len)
 	return hpn_plugin_load(name, &ep->plugin);
 }
 
+/* Messages above buf_size get buffers of their own class, so a pool of
+ * small buffers carries large messages too (memory follows the message). */
+static int open_large(struct hpn_ep *ep, const struct core_opts *o, struct hpn_pool_params *pp)
+{
+	struct hpn_pool *large;
+	int ret;
+
+	pp->count = (unsigned)o->large_bufs;
+	pp->buf_size = ep->caps.max_msg_size;
+	ret = hpn_pool_create(pp, &large);
+	if (ret)
+		return ret;
+	hpn_pool_attach_large(ep->pool, large);
+	return 0;
+}
+
 static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 {
 	struct hpn_pool_params pp = {0};
@@ -245,8 +273,16 @@ static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 	ret = ep->ops.mem_register(ep->pep, mem, len);
 	if (ret && ret != -EOPNOTSUPP)
 		return ret;
-	if (ep->caps.max_msg_size > o->buf_size)
-		ep->caps.max_msg_size = (uint32_t)o->buf_size;
+	if (o->max_msg_set && ep->caps.max_msg_size < o->max_msg)
+		return hpn_set_error(-EMSGSIZE, "config: max_msg=%" PRIu64 ": plugin %s takes messages up to %u bytes here",
+				     o->max_msg, ep->plugin->name, ep->caps.max_msg_size);
+	if (ep->caps.max_msg_size > o->max_msg)
+		ep->caps.max_msg_size = (uint32_t)o->max_msg;
+	if (ep->caps.max_msg_size > o->buf_size) {
+		ret = open_large(ep, o, &pp);
+		if (ret)
+			return ret;
+	}
 	ep->max_msg = ep->caps.max_msg_size;
 	return 0;
 }
@@ -279,7 +315,8 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	if (ret)
 		goto fail;
 	ep->opts = (struct hpn_core_opts){(uint32_t)o.bufs, (uint32_t)o.buf_size, (uint32_t)o.burst,
-					  (uint32_t)o.max_peers, o.peer_timeout_ms, o.connect_retry_ms};
+					  (uint32_t)o.max_peers, o.peer_timeout_ms, o.connect_retry_ms,
+					  (uint32_t)o.max_msg, o.max_msg_set};
 	ep->live_mask = 1;
 	while (ep->live_mask + 1 < o.max_peers)
 		ep->live_mask = (ep->live_mask << 1) | 1;
@@ -757,6 +794,13 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 HPN_EXPORT int hpn_buf_get(hpn_ep *ep, void **data)
 {
 	return hpn_pool_get_bulk(ep->pool, data, 1) ? 0 : -ENOBUFS;
+}
+
+HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
+{
+	if (size > ep->max_msg)
+		return -EMSGSIZE;
+	return hpn_pool_get_sized(ep->pool, size, data) ? 0 : -ENOBUFS;
 }
 
 HPN_EXPORT void hpn_buf_put(hpn_ep *ep, void *data)

@@ -135,7 +135,10 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 
 			/* One unsigned compare covers both "below" and "above". */
 			if (hpn_unlikely(off >= span)) {
-				put_foreign(pool, bufs[i]);
+				if (pool->large && hpn_pool_owns(pool->large, bufs[i]))
+					hpn_pool_put_bulk(pool->large, &bufs[i], 1);
+				else
+					put_foreign(pool, bufs[i]);
 				continue;
 			}
 			/* Same as hpn_pool_index(), see pool.h. */
@@ -154,6 +157,20 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 		bufs += k;
 		n -= k;
 	}
+}
+
+HPN_EXPORT unsigned hpn_pool_get_sized(struct hpn_pool *pool, size_t len, void **buf)
+{
+	if (hpn_likely(len <= pool->buf_size))
+		return hpn_pool_get_bulk(pool, buf, 1);
+	if (pool->large && len <= pool->large->buf_size)
+		return hpn_pool_get_bulk(pool->large, buf, 1);
+	return 0;
+}
+
+HPN_EXPORT size_t hpn_pool_max_size(const struct hpn_pool *pool)
+{
+	return pool->large ? pool->large->buf_size : pool->buf_size;
 }
 
 HPN_EXPORT size_t hpn_pool_buf_size(const struct hpn_pool *pool)
@@ -199,7 +216,17 @@ int hpn_pool_owns(const struct hpn_pool *pool, const void *p)
 
 uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool)
 {
-	return __atomic_load_n(&pool->bad_puts, __ATOMIC_RELAXED);
+	return __atomic_load_n(&pool->bad_puts, __ATOMIC_RELAXED) +
+	       (pool->large ? hpn_pool_bad_puts(pool->large) : 0);
+}
+
+void hpn_pool_attach_large(struct hpn_pool *pool, struct hpn_pool *large)
+{
+	char d[sizeof(pool->desc)];
+
+	pool->large = large;
+	snprintf(d, sizeof(d), "%s + %s for large messages", pool->desc, large->desc);
+	memcpy(pool->desc, d, sizeof(d));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -673,6 +700,7 @@ void hpn_pool_destroy(struct hpn_pool *pool)
 {
 	if (!pool)
 		return;
+	hpn_pool_destroy(pool->large);
 	if (pool->ring)
 		hpn_ring_destroy(pool->ring);
 	if (pool->map)

@@ -82,6 +82,11 @@ struct hpn_pool {
 	 * Relaxed atomics: the ring's release/acquire orders them between
 	 * threads; a byte store per buffer is all the fast path pays. */
 	uint8_t *in_pool;
+	/* Buffers for messages larger than buf_size (a second pool, owned by
+	 * this one; NULL when every message fits a buffer). Pointers past this
+	 * region belong to it: puts, meta blocks and ownership checks look
+	 * there on their cold path, so small buffers pay nothing for it. */
+	struct hpn_pool *large;
 
 	/* Cold. */
 	uint64_t bad_puts; /* puts refused: foreign pointers and double puts */
@@ -117,6 +122,10 @@ int hpn_pool_owns(const struct hpn_pool *pool, const void *p);
 /* Puts refused so far (pointers not from this pool, buffers put back
  * while already in the pool); each was logged once per pool and kind. */
 uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool);
+/* Give pool a second class of buffers, for messages larger than its own
+ * (`large` is created like any pool, with a larger buf_size and the same
+ * headroom); pool owns it from here on and destroys it with itself. */
+void hpn_pool_attach_large(struct hpn_pool *pool, struct hpn_pool *large);
 
 /* Exported to plugins, declared in <hpn/plugin.h>:
  *   hpn_pool_get_bulk  - all or none; returns n or 0.
@@ -125,8 +134,20 @@ uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool);
  *                        and buffers already in the pool (a double put)
  *                        are logged, counted (hpn_pool_bad_puts) and
  *                        ignored.
+ *   hpn_pool_get_sized - one buffer of at least len bytes: the pool's own
+ *                        class when len fits it, else the large class.
  *   hpn_pool_buf_size, hpn_pool_headroom - as requested at creation (the
- *                        slot may have up to 63 bytes more of each). */
+ *                        slot may have up to 63 bytes more of each).
+ *   hpn_pool_max_size  - the largest buffer either class has. */
+
+/* The class p belongs to: pool itself, or its large class when p lies
+ * outside pool's region. One compare on the fast path. */
+static inline const struct hpn_pool *hpn_pool_class(const struct hpn_pool *pool, const void *p)
+{
+	if (__builtin_expect((uint64_t)((uintptr_t)p - pool->base) >= pool->span, 0) && pool->large)
+		return pool->large;
+	return pool;
+}
 
 /* Index of the slot p points into; p must satisfy hpn_pool_owns(). */
 static inline unsigned hpn_pool_index(const struct hpn_pool *pool, const void *p)
@@ -142,6 +163,7 @@ static inline unsigned hpn_pool_index(const struct hpn_pool *pool, const void *p
  * hpn_pool_owns(). */
 static inline void *hpn_pool_elem(const struct hpn_pool *pool, const void *p)
 {
+	pool = hpn_pool_class(pool, p);
 	return (void *)(pool->base + (uintptr_t)hpn_pool_index(pool, p) * pool->stride);
 }
 
@@ -149,6 +171,7 @@ static inline void *hpn_pool_elem(const struct hpn_pool *pool, const void *p)
  * hpn_pool_owns(). */
 static inline void *hpn_pool_data(const struct hpn_pool *pool, const void *p)
 {
+	pool = hpn_pool_class(pool, p);
 	return (char *)hpn_pool_elem(pool, p) + pool->data_off;
 }
 
@@ -170,9 +193,11 @@ enum hpn_pool_bad {
 static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool, const void *p,
 						     size_t len)
 {
-	uint64_t off = (uint64_t)((uintptr_t)p - pool->base), at;
+	uint64_t off, at;
 	unsigned idx;
 
+	pool = hpn_pool_class(pool, p);
+	off = (uint64_t)((uintptr_t)p - pool->base);
 	if (off >= pool->span)
 		return HPN_POOL_BUF_FOREIGN;
 	idx = hpn_pool_index(pool, p);

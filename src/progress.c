@@ -373,9 +373,19 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 	/* Copies take their buffers in one pool operation for the burst (the
 	 * pool is multi-threaded here: one atomic, not one per message). */
 	if (!owned) {
-		have = n;
-		while (have && hpn_pool_get_bulk(ep->pool, bufs, have) != have)
-			have /= 2;
+		size_t bs = hpn_pool_buf_size(ep->pool);
+		unsigned fit = 0;
+
+		while (fit < n && msgs[fit].len <= bs)
+			fit++;
+		if (!fit) { /* a large message goes alone, in a buffer of its class */
+			n = 1;
+			have = msgs[0].len <= ep->max_msg && hpn_pool_get_sized(ep->pool, msgs[0].len, bufs);
+		} else {
+			n = have = fit;
+			while (have && hpn_pool_get_bulk(ep->pool, bufs, have) != have)
+				have /= 2;
+		}
 	}
 	for (; k < n; k++) {
 		if (msgs[k].len > ep->max_msg || !hpn_peer_live(ep, msgs[k].peer))

@@ -281,6 +281,15 @@ int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len);
 int hpn_buf_get(hpn_ep *ep, void **data);
 
 /**
+ * Take a buffer of at least size bytes: an ordinary one when size fits
+ * hpn_buf_size(), else one of the large-message class that max_msg= above
+ * buf_size= creates (large_bufs= of them). Returns 0 and *data, -ENOBUFS
+ * when that class is empty, -EMSGSIZE when size exceeds the largest
+ * message (hpn_caps.max_msg_size). hpn_buf_put() takes either kind back.
+ */
+int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data);
+
+/**
  * Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). Any
  * pointer into the buffer identifies it. A buffer that is already back in
  * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it)
@@ -292,7 +301,7 @@ int hpn_buf_get(hpn_ep *ep, void **data);
  */
 void hpn_buf_put(hpn_ep *ep, void *data);
 
-/** Usable bytes of each pool buffer. */
+/** Usable bytes of each ordinary pool buffer (hpn_buf_get). */
 size_t hpn_buf_size(const hpn_ep *ep);
 
 /* ------------------------------------------------------------------------ */

@@ -123,6 +123,9 @@ struct hpn_core_opts {
 	uint32_t max_peers;       /* peers per endpoint */
 	uint64_t peer_timeout_ms; /* silence before peer-gone; 0: no keepalive */
 	uint64_t connect_retry_ms; /* interval of handshake retransmissions */
+	uint32_t max_msg;         /* largest message (max_msg=, default buf_size); messages
+	                             above buf_size go in the pool's large class */
+	uint32_t max_msg_set;     /* max_msg= was given: refuse it rather than lower it */
 };
 const struct hpn_core_opts *hpn_core_opts(struct hpn_core *core);
 
@@ -156,8 +159,16 @@ unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n);
 /** Return n buffers. Any pointer in [data - caps.headroom, data + buf_size)
  *  identifies its buffer. */
 void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n);
-/** Usable bytes after the data pointer of each buffer. */
+/** Take one buffer of at least len bytes: an ordinary one when len <=
+ *  hpn_pool_buf_size(), else one of the large-message class (max_msg=).
+ *  Returns 1, or 0 if that class is empty or len exceeds
+ *  hpn_pool_max_size(). hpn_pool_put_bulk takes either kind back. */
+unsigned hpn_pool_get_sized(struct hpn_pool *pool, size_t len, void **buf);
+/** Usable bytes after the data pointer of each ordinary buffer. */
 size_t hpn_pool_buf_size(const struct hpn_pool *pool);
+/** The largest buffer hpn_pool_get_sized can give (the large class, if
+ *  any, else hpn_pool_buf_size). */
+size_t hpn_pool_max_size(const struct hpn_pool *pool);
 /** Total headroom in front of each data pointer, including the core's own
  *  bookkeeping. A plugin may write only the caps.headroom bytes directly in
  *  front of the data pointer; the rest belongs to the core. */

@@ -172,7 +172,7 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"},
 	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
 	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
-	{"window", "reliable mode: packets in flight per peer (default 256, at most 1024)"},
+	{"window", "reliable mode: packets in flight per peer (default 256, or what max_msg needs; at most 1024)"},
 	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was sent (default 200)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
 	{"cc", "on|off: reliable mode: delay-based congestion control for shared networks (after Swift; random loss does not slow it; default off: see docs/ARCHITECTURE.md)"},
@@ -703,6 +703,7 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	}
 	pc.mtu = (uint32_t)mtu;
 	pc.window = (uint32_t)window;
+	pc.window_auto = !hpn_core_cfg(core, "window");
 	pc.ack_delay_ns = ack_us * 1000;
 	pc.rto_min_ns = rto_us * 1000;
 	pc.linger_ns = linger_ms ? linger_ms * 1000000 : 1; /* 0: do not wait */

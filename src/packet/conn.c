@@ -55,13 +55,50 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->tx_msgs = calloc(c->tx.size, sizeof(*c->tx_msgs));
 	c->rx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
 	c->rx_hdr = calloc(c->tx.size, sizeof(*c->rx_hdr));
-	c->reasm.buf = malloc(cfg->max_msg);
 	c->reasm.max = cfg->max_msg;
-	if (!c->tx_pkts || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr || !c->reasm.buf) {
+	if (!c->tx_pkts || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr) {
 		hpn_conn_fini(c);
 		return -ENOMEM;
 	}
 	return 0;
+}
+
+/* ---- reassembly ------------------------------------------------------------ */
+
+/* Abandon the message being reassembled; a lent buffer goes back. */
+static void reasm_drop(struct hpn_conn *c)
+{
+	c->reasm.total = c->reasm.got = 0;
+	if (c->ops.get_buf && c->reasm.buf) {
+		c->ops.put_buf(c->arg, c->reasm.buf);
+		c->reasm.buf = NULL;
+	}
+}
+
+/* A buffer for the message whose first fragment p is, lent by the owner
+ * (or our own, allocated once). false: none now, the packet must wait.
+ * Fragments that cannot start a message need none: reassembly refuses
+ * them. */
+static bool reasm_ready(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	if (c->reasm.buf || c->reasm.total || p->frag_offset || p->frag_total > c->reasm.max)
+		return true;
+	if (c->ops.get_buf)
+		c->reasm.buf = c->ops.get_buf(c->arg, p->frag_total);
+	else
+		c->reasm.buf = malloc(c->reasm.max);
+	return c->reasm.buf != NULL;
+}
+
+/* The message is whole: to the owner, in its own buffer when lent. */
+static void reasm_deliver(struct hpn_conn *c)
+{
+	if (!c->ops.get_buf) {
+		c->ops.deliver(c->arg, c->reasm.buf, c->reasm.got);
+		return;
+	}
+	c->ops.deliver_buf(c->arg, c->reasm.buf, c->reasm.got);
+	c->reasm.buf = NULL;
 }
 
 void hpn_conn_fini(struct hpn_conn *c)
@@ -71,7 +108,9 @@ void hpn_conn_fini(struct hpn_conn *c)
 	free(c->tx_msgs);
 	free(c->rx_pkts);
 	free(c->rx_hdr);
-	free(c->reasm.buf);
+	reasm_drop(c);
+	if (!c->ops.get_buf)
+		free(c->reasm.buf);
 	c->tx_pkts = c->rx_pkts = c->reasm.buf = NULL;
 	c->tx_len = c->tx_msgs = NULL;
 	c->rx_hdr = NULL;
@@ -474,9 +513,13 @@ static uint32_t pkt_msgs(const struct hpn_pkt *p)
 	return k;
 }
 
-static bool have_room(const struct hpn_conn *c, const struct hpn_pkt *p)
+/* Can the owner take p's messages now? The first fragment of a message
+ * also needs the buffer it is reassembled in. */
+static bool have_room(struct hpn_conn *c, const struct hpn_pkt *p)
 {
-	return !c->ops.room || c->ops.room(c->arg) >= pkt_msgs(p);
+	if (c->ops.room && c->ops.room(c->arg) < pkt_msgs(p))
+		return false;
+	return !(p->flags & HPN_PKT_F_FRAG) || reasm_ready(c, p);
 }
 
 /* Hand an in-order packet's messages to the owner. */
@@ -497,7 +540,7 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
 	}
 	if (!(p->flags & HPN_PKT_F_FRAG)) {
 		if (c->reasm.total) { /* a whole message inside a fragmented one */
-			c->reasm.total = c->reasm.got = 0;
+			reasm_drop(c);
 			if (c->cfg.reliable)
 				c->malformed++;
 			else
@@ -510,15 +553,24 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
 		return;
 	}
 	if (!c->cfg.reliable && !p->frag_offset && c->reasm.total) {
-		c->reasm.total = c->reasm.got = 0; /* a new message: the last one lost its end */
+		/* A new message: the last one lost its end. Its buffer, big
+		 * enough for it, may be too small for this one. */
+		reasm_drop(c);
 		c->gaps++;
+		if (!reasm_ready(c, p)) {
+			c->gaps++; /* no buffer: a feed does not wait */
+			return;
+		}
 	}
 	int r = hpn_reasm_add(&c->reasm, p);
 
-	if (r == 1)
-		c->ops.deliver(c->arg, c->reasm.buf, c->reasm.got);
-	else if (r < 0 && c->cfg.reliable)
-		c->malformed++; /* unreliable: a lost fragment, already a gap */
+	if (r == 1) {
+		reasm_deliver(c);
+	} else if (r < 0) {
+		reasm_drop(c);
+		if (c->cfg.reliable)
+			c->malformed++; /* unreliable: a lost fragment, already a gap */
+	}
 }
 
 /* Packets in order that wait for the owner's room, oldest first: they

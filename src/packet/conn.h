@@ -16,7 +16,8 @@
  *
  * Memory is fixed at init: `window` packet slots each way (the send side
  * keeps packets for retransmission, the receive side holds packets that
- * arrived ahead of a gap) and one reassembly buffer of max_msg bytes.
+ * arrived ahead of a gap). A fragmented message is reassembled in a buffer
+ * the owner lends for it (ops.get_buf), as large as that message.
  */
 #ifndef HPN_PACKET_CONN_H
 #define HPN_PACKET_CONN_H
@@ -35,6 +36,18 @@ struct hpn_conn_ops {
 	void (*xmit)(void *arg, const uint8_t *pkt, size_t len);
 	/* A whole message arrived, in order (valid during the call only). */
 	void (*deliver)(void *arg, const uint8_t *msg, size_t len);
+	/* Fragmented messages are reassembled straight into the owner's
+	 * memory: get_buf() lends a buffer of at least total bytes when the
+	 * first fragment is in order (NULL: none now - the fragment waits as
+	 * for room(), so call hpn_conn_kick() when buffers come back);
+	 * deliver_buf() gives it back holding the message, put_buf() with a
+	 * message abandoned (a gap in unreliable mode, malformed fragments,
+	 * the stream's end). All three NULL: the conn reassembles into a
+	 * max_msg buffer of its own, allocated at the first fragmented
+	 * message, and hands it to deliver(). */
+	uint8_t *(*get_buf)(void *arg, size_t total);
+	void (*deliver_buf)(void *arg, uint8_t *buf, size_t len);
+	void (*put_buf)(void *arg, uint8_t *buf);
 	/* How many more messages deliver() may be called with right now: the
 	 * owner's queue and buffers. In-order packets beyond it wait in their
 	 * receive slots (acknowledged; the advertised window shrinks by them),

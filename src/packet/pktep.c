@@ -9,6 +9,7 @@
 #include "peerid.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -174,12 +175,16 @@ static int receive(struct hpn_pktep *e);
 static void refill(struct hpn_pktep *e);
 static void on_xmit(void *arg, const uint8_t *pkt, size_t len);
 static void on_deliver(void *arg, const uint8_t *msg, size_t len);
+static uint8_t *on_get_buf(void *arg, size_t total);
+static void on_deliver_buf(void *arg, uint8_t *buf, size_t len);
+static void on_put_buf(void *arg, uint8_t *buf);
 static uint32_t on_room(void *arg);
 static void on_up(void *arg);
 static void on_gone(void *arg, int status);
 
 static const struct hpn_conn_ops conn_ops = {
 	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
+	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf,
 };
 
 static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
@@ -336,6 +341,42 @@ static void flush(struct hpn_pktep *e)
 	e->ntx = 0;
 }
 
+/* A fragmented message is reassembled in the pool buffer it is delivered
+ * in (the large class above buf_size): no second copy, and memory only
+ * while a message is under way. */
+static uint8_t *on_get_buf(void *arg, size_t total)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+	void *buf;
+
+	if (e->pool && hpn_pool_get_sized(e->pool, total, &buf))
+		return buf;
+	e->starved = true; /* the application holds them all: kick the conn later */
+	return NULL;
+}
+
+static void on_deliver_buf(void *arg, uint8_t *buf, size_t len)
+{
+	struct pk_peer *p = arg;
+	struct hpn_pktep *e = p->e;
+	struct hpn_msg m = {.data = buf, .len = (uint32_t)len, .peer = p->id};
+
+	if (p->lingering) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		hpn_pool_put_bulk(e->pool, &m.data, 1);
+		return;
+	}
+	hpn_msgq_push(&e->q, &m); /* on_room() promised the slot */
+}
+
+static void on_put_buf(void *arg, uint8_t *buf)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+	void *b = buf;
+
+	hpn_pool_put_bulk(e->pool, &b, 1);
+}
+
 static uint32_t on_room(void *arg)
 {
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
@@ -409,6 +450,36 @@ static void on_gone(void *arg, int status)
 
 /* ---- control path ------------------------------------------------------------------ */
 
+/* A message is sent within one window of fragments (it takes its send
+ * slots whole, at hpn_send): the window grows to fit max_msg unless the
+ * user chose it; a max_msg the user asked for that cannot fit is refused
+ * with the reason, else max_msg shrinks to what fits. Single-packet
+ * messages are delivered in ordinary pool buffers: those must hold one. */
+static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, const struct hpn_core_opts *co)
+{
+	uint32_t frag = cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR, win = 1;
+	uint64_t need = ((uint64_t)e->ccfg.max_msg + frag - 1) / frag;
+
+	if (cfg->window_auto && need > e->ccfg.window)
+		e->ccfg.window = need < HPN_TXWIN_MAX ? (uint32_t)need : HPN_TXWIN_MAX;
+	while (win < e->ccfg.window && win < HPN_TXWIN_MAX)
+		win <<= 1;
+	if (co->max_msg_set && need > win)
+		return hpn_set_error(-EMSGSIZE,
+				     "config: max_msg=%u takes %" PRIu64 " packets at mtu=%u, more than the window "
+				     "(%u): a message is sent within one window (window= at most %u; a larger mtu= "
+				     "carries more where the path takes it)",
+				     co->max_msg, need, cfg->mtu, win, HPN_TXWIN_MAX);
+	if ((uint64_t)win * frag < e->ccfg.max_msg)
+		e->ccfg.max_msg = win * frag;
+	if (e->ccfg.max_msg > co->buf_size && co->buf_size < cfg->mtu - HPN_PKT_HDR)
+		return hpn_set_error(-EINVAL,
+				     "config: max_msg above buf_size needs buf_size >= %u (a packet's payload at "
+				     "mtu=%u: single-packet messages arrive in ordinary buffers)",
+				     cfg->mtu - HPN_PKT_HDR, cfg->mtu);
+	return 0;
+}
+
 int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
 		     void *io_arg, struct hpn_pktep **out)
 {
@@ -427,7 +498,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->ccfg = (struct hpn_conn_cfg){
 		.mtu = cfg->mtu,
 		.window = cfg->window,
-		.max_msg = co->buf_size,
+		.max_msg = co->max_msg,
 		.dead_ns = hpn_core_cfg(core, "peer_timeout_ms") && co->peer_timeout_ms ? co->peer_timeout_ms * 1000000ull
 										  : 1000000000ull,
 		.ack_delay_ns = cfg->ack_delay_ns,
@@ -437,13 +508,11 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.hello_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * MS : 0,
 		.reliable = cfg->reliable,
 	};
-	/* A message must fit one window of fragments. */
-	uint32_t win = 1;
-
-	while (win < cfg->window && win < HPN_TXWIN_MAX)
-		win <<= 1;
-	if ((uint64_t)win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR) < e->ccfg.max_msg)
-		e->ccfg.max_msg = win * (cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
+	ret = size_window(e, cfg, co);
+	if (ret) {
+		free(e);
+		return ret;
+	}
 	e->max_peers = co->max_peers;
 	e->linger_ns = cfg->linger_ns ? cfg->linger_ns : LINGER_NS;
 	e->hmask = 1;

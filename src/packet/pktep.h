@@ -53,6 +53,7 @@ struct hpn_dgram_io {
 struct hpn_pktep_cfg {
 	uint32_t mtu;      /* datagram payload the path carries (udp over Ethernet: 1472) */
 	uint32_t window;   /* packets in flight per peer */
+	bool window_auto;  /* window not chosen by the user: raise it so max_msg fits */
 	uint64_t ack_delay_ns;
 	uint64_t rto_min_ns;
 	uint64_t linger_ns; /* destroy waits this long for data acks (0: 200 ms) */
@@ -69,8 +70,9 @@ struct hpn_pktep;
 int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
 		     void *io_arg, struct hpn_pktep **out);
 void hpn_pktep_destroy(struct hpn_pktep *e); /* says goodbye to every peer */
-/* The largest message: the core's buf_size, or what one window of packets
- * carries if that is less. */
+/* The largest message: the core's max_msg (max_msg=, else buf_size), or
+ * what one window of packets carries if that is less and max_msg was not
+ * asked for (asked for, it is an error at create). */
 uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e);
 /* false: unordered mode (sequenced, gaps counted, nothing retransmitted). */
 bool hpn_pktep_reliable(const struct hpn_pktep *e);

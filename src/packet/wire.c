@@ -260,14 +260,14 @@ int hpn_reasm_add(struct hpn_reasm *r, const struct hpn_pkt *p)
 			r->total = r->got = 0;
 			return -HPN_PKT_EFRAG;
 		}
-		if (p->len > r->max)
+		if (p->len > r->max || !r->buf)
 			return -HPN_PKT_EFRAG;
 		memcpy(r->buf, p->payload, p->len);
 		r->got = p->len;
 		return 1;
 	}
 	if (!r->total) {
-		if (p->frag_offset || p->frag_total > r->max)
+		if (p->frag_offset || p->frag_total > r->max || !r->buf)
 			return -HPN_PKT_EFRAG; /* must start at 0, and fit */
 		r->total = p->frag_total;
 		r->got = 0;

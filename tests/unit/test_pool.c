@@ -424,6 +424,51 @@ static void test_double_put(void **state)
 	hpn_pool_destroy(pool);
 }
 
+/* A large class beside the ordinary buffers: get_sized picks by length,
+ * the small pool's put, meta block (elem/data) and ownership check all
+ * find large buffers by address, a double put of one is refused, and the
+ * small pool destroys it. */
+static void test_large_class(void **state)
+{
+	struct hpn_pool_params p = params(8, 256, 16), pl = params(2, 4096, 16);
+	struct hpn_pool *pool, *large;
+	void *a, *b, *c, *small;
+
+	(void)state;
+	assert_int_equal(hpn_pool_create(&p, &pool), 0);
+	assert_int_equal(hpn_pool_get_sized(pool, 300, &a), 0); /* no large class yet */
+	assert_int_equal(hpn_pool_create(&pl, &large), 0);
+	hpn_pool_attach_large(pool, large);
+	assert_int_equal(hpn_pool_max_size(pool), 4096);
+	assert_non_null(strstr(hpn_pool_describe(pool), "for large messages"));
+	assert_int_equal(hpn_pool_get_sized(pool, 256, &small), 1);
+	assert_true(hpn_pool_owns(pool, small));
+	assert_int_equal(hpn_pool_get_sized(pool, 257, &a), 1);
+	assert_int_equal(hpn_pool_get_sized(pool, 4096, &b), 1);
+	assert_int_equal(hpn_pool_get_sized(pool, 4096, &c), 0); /* both out */
+	assert_int_equal(hpn_pool_get_sized(pool, 4097, &c), 0); /* too big for any */
+	assert_false(hpn_pool_owns(pool, a));
+	assert_true(hpn_pool_owns(large, a) && hpn_pool_owns(large, b));
+	assert_ptr_equal(hpn_pool_data(pool, (char *)a + 4000), a);
+	assert_ptr_equal(hpn_pool_elem(pool, b), (char *)b - large->data_off);
+	assert_int_equal(hpn_pool_check_owned(pool, a, 4096), HPN_POOL_BUF_OK);
+	assert_int_equal(hpn_pool_check_owned(pool, a, 4097), HPN_POOL_BUF_OVERRUN);
+	assert_int_equal(hpn_pool_check_owned(pool, small, 257), HPN_POOL_BUF_OVERRUN);
+	hpn_pool_put_bulk(pool, (void *[]){(char *)a + 5, small}, 2); /* through the small pool */
+	assert_int_equal(hpn_pool_avail(large), 1);
+	assert_int_equal(hpn_pool_avail(pool), 8);
+	assert_int_equal(hpn_pool_check_owned(pool, a, 1), HPN_POOL_BUF_FREE);
+	hpn_log_set_handler(capture, NULL, HPN_LOG_DEBUG);
+	hpn_pool_put_bulk(pool, &a, 1); /* twice */
+	hpn_pool_put_bulk(pool, (void *[]){(char *)large->map - 64}, 1); /* neither */
+	hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
+	assert_int_equal(hpn_pool_avail(large), 1);
+	assert_int_equal(hpn_pool_bad_puts(pool), 2);
+	hpn_pool_put_bulk(pool, &b, 1);
+	assert_int_equal(hpn_pool_avail(large), 2);
+	hpn_pool_destroy(pool); /* and large with it (ASan: no leak) */
+}
+
 /* ------------------------------------------------------------------------ */
 /* Hugepages, mlock, NUMA                                                    */
 /* ------------------------------------------------------------------------ */
@@ -763,6 +808,7 @@ int main(void)
 		cmocka_unit_test(test_put_interior),
 		cmocka_unit_test(test_put_large_bulk),
 		cmocka_unit_test(test_double_put),
+		cmocka_unit_test(test_large_class),
 		cmocka_unit_test(test_mlock),
 		cmocka_unit_test(test_numa),
 		cmocka_unit_test(test_invalid),

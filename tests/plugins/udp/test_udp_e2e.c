@@ -979,12 +979,13 @@ static void test_peer_restart(void **state)
 	hpn_ep_destroy(s);
 }
 
-/* 1 MiB messages (buf_size=1m: 728 fragments of an Ethernet-sized
- * datagram, one window of 1024) at 1 % loss with reordering: each arrives
- * whole, in order, intact; reassembly holds one message per peer. */
+/* 1 MiB messages (max_msg=1m beside the default 64 KiB buffers: 728
+ * fragments of an Ethernet-sized datagram, and a window grown to carry
+ * them) at 1 % loss with reordering: each arrives whole, in order,
+ * intact, reassembled in a buffer of the large class. */
 static void test_one_mib_messages(void **state)
 {
-	const char *cfg = "buf_size=1m,bufs=128,window=1024,faults=loss:0.01/reorder:0.05/seed:11";
+	const char *cfg = "max_msg=1m,faults=loss:0.01/reorder:0.05/seed:11";
 	char addr[64];
 	hpn_ep *s, *c;
 	hpn_peer_t p;
@@ -1000,6 +1001,7 @@ static void test_one_mib_messages(void **state)
 	c = make(cfg);
 	p = connect_pair(s, c, addr, NULL);
 	assert_int_equal(hpn_ep_caps(c)->max_msg_size, 1 << 20);
+	assert_int_equal(hpn_buf_size(c), 65536); /* memory follows the message */
 	while (next < total && now_ms() - t0 < 30000) {
 		if (sent < total) {
 			fill(data, sizeof(data), sent);
@@ -1023,6 +1025,142 @@ static void test_one_mib_messages(void **state)
 	assert_int_equal(next, total);
 	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
+}
+
+/* The large class is small (large_bufs=2 here): a reader that holds its
+ * large messages stops the next ones at the window - they wait,
+ * acknowledged or not yet sent, and nothing is lost or dropped - until it
+ * gives the buffers back. Zero-copy sends take large buffers too
+ * (hpn_buf_get_sized), and progress=thread copies large sends into them. */
+static void large_class_held(const char *client_extra)
+{
+	char addr[64], cfg[128];
+	hpn_ep *s, *c;
+	hpn_peer_t p;
+	struct hpn_msg in[8], held[2];
+	struct hpn_stats st;
+	static uint8_t data[1 << 20];
+	unsigned sent = 0, got = 0, nheld = 0;
+	const unsigned total = 6;
+	uint64_t t0;
+	void *buf;
+
+	s = make_server("max_msg=1m,large_bufs=2", addr, sizeof(addr));
+	snprintf(cfg, sizeof(cfg), "max_msg=1m%s", client_extra);
+	c = make(cfg);
+	p = connect_pair(s, c, addr, NULL);
+	assert_int_equal(hpn_buf_get_sized(c, (2u << 20), &buf), -EMSGSIZE);
+	for (t0 = now_ms(); now_ms() - t0 < 3000 && nheld < 2;) {
+		if (sent < total) {
+			int r;
+
+			fill(data, sizeof(data), sent);
+			if (strstr(client_extra, "thread")) {
+				r = hpn_send(c, p, data, sizeof(data));
+				r = r == 0 ? 1 : r;
+			} else {
+				struct hpn_msg m = {NULL, sizeof(data), p};
+
+				if (hpn_buf_get_sized(c, sizeof(data), &m.data))
+					goto poll;
+				memcpy(m.data, data, sizeof(data));
+				r = hpn_send_zc_burst(c, &m, 1);
+				if (r != 1)
+					hpn_buf_put(c, m.data);
+			}
+			if (r == 1)
+				sent++;
+			else if (r != 0 && r != -EAGAIN)
+				fail_msg("send: %d %s", r, hpn_last_error());
+		}
+poll:
+		if (nheld < 2) {
+			int r = hpn_recv_burst(s, in, 8);
+
+			for (int i = 0; i < r; i++) {
+				assert_true(nheld < 2); /* no third buffer exists */
+				assert_int_equal(check(in[i].data, in[i].len), got++);
+				held[nheld++] = in[i];
+			}
+		}
+		hpn_poll(c, NULL, 0);
+	}
+	assert_int_equal(nheld, 2);
+	/* Holding both: nothing more can arrive, nobody gives up. */
+	for (t0 = now_ms(); now_ms() - t0 < 300;) {
+		assert_int_equal(hpn_recv_burst(s, in, 8), 0);
+		hpn_poll(c, NULL, 0);
+	}
+	hpn_buf_put(s, held[0].data);
+	hpn_buf_put(s, held[1].data);
+	for (t0 = now_ms(); got < total && now_ms() - t0 < 10000;) {
+		if (sent < total) {
+			fill(data, sizeof(data), sent);
+			if (hpn_send(c, p, data, sizeof(data)) == 0)
+				sent++;
+		}
+		int r = hpn_recv_burst(s, in, 8);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, sizeof(data));
+			assert_int_equal(check(in[i].data, in[i].len), got++);
+			hpn_buf_put(s, in[i].data);
+		}
+		hpn_poll(c, NULL, 0);
+	}
+	assert_int_equal(got, total);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.drops, 0);
+	assert_int_equal(st.errors, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+static void test_large_class_held(void **state)
+{
+	(void)state;
+	if (!reliable)
+		skip(); /* raw datagrams stop at 64 KiB */
+	large_class_held("");
+	large_class_held(",progress=thread");
+}
+
+/* max_msg= that cannot be honoured is refused with the reason, never
+ * lowered behind the caller's back. */
+static void test_max_msg_refusals(void **state)
+{
+	static const struct {
+		const char *cfg;
+		int err;
+		const char *why;
+	} bad[] = {
+		{"max_msg=2m", -EMSGSIZE, "mtu="},            /* 1449 packets > 1024 */
+		{"max_msg=1m,window=256", -EMSGSIZE, "window"},
+		{"max_msg=1m,buf_size=1024", -EINVAL, "buf_size >="},
+		{"large_bufs=4", -EINVAL, "max_msg="},
+	};
+	hpn_ep *ep = NULL;
+	char cfg[160];
+
+	(void)state;
+	if (!reliable) {
+		snprintf(cfg, sizeof(cfg), "%s,max_msg=100000", BASE_CFG);
+		assert_int_equal(hpn_ep_create(cfg, &ep), -EMSGSIZE);
+		assert_non_null(strstr(hpn_last_error(), "takes messages up to"));
+		return;
+	}
+	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(cfg, sizeof(cfg), "%s,%s", BASE_CFG, bad[i].cfg);
+		assert_int_equal(hpn_ep_create(cfg, &ep), bad[i].err);
+		assert_null(ep);
+		if (!strstr(hpn_last_error(), bad[i].why))
+			fail_msg("%s: \"%s\" does not say %s", bad[i].cfg, hpn_last_error(), bad[i].why);
+	}
+	/* A larger mtu carries it (loopback takes it). */
+	snprintf(cfg, sizeof(cfg), "%s,max_msg=2m,mtu=9000", BASE_CFG);
+	assert_int_equal(hpn_ep_create(cfg, &ep), 0);
+	assert_int_equal(hpn_ep_caps(ep)->max_msg_size, 2u << 20);
+	hpn_ep_destroy(ep);
 }
 
 /* Large messages through loss (issue 9): 256 KiB and 1 MiB at 1, 5 and
@@ -1064,7 +1202,7 @@ static void large_under_loss(double loss, uint32_t size, unsigned total, unsigne
 	uint64_t sent = 0, next = 0, t0 = now_ms(), pkts = (uint64_t)total * (size / 1440 + 1);
 	double need;
 
-	snprintf(cfg, sizeof(cfg), "buf_size=1m,bufs=128,window=1024,faults=loss:%.2f/reorder:0.05/dup:0.01/seed:%u%s",
+	snprintf(cfg, sizeof(cfg), "max_msg=1m,faults=loss:%.2f/reorder:0.05/dup:0.01/seed:%u%s",
 		 loss, seed, extra);
 	s = make_server(cfg, addr, sizeof(addr));
 	c = make(cfg);
@@ -1934,6 +2072,8 @@ int main(void)
 		cmocka_unit_test(test_peer_restart),
 		cmocka_unit_test(test_one_mib_messages),
 		cmocka_unit_test(test_large_messages_under_loss),
+		cmocka_unit_test(test_large_class_held),
+		cmocka_unit_test(test_max_msg_refusals),
 		cmocka_unit_test(test_reader_stalls_three_timeouts),
 		cmocka_unit_test(test_killed_peer_data_kept),
 		cmocka_unit_test(test_reconnect_while_closing),
