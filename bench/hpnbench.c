@@ -70,7 +70,7 @@ struct result {
 	double t_min, t_typ, t_avg, t_stdev, p99, p999, p9999, t_max; /* us, NAN if n/a */
 	double msgs_per_s, gbit_per_s;
 	uint64_t drops, dups, ooo;
-	uint64_t retransmits; /* by this process's endpoints (both, on loopback) */
+	uint64_t retransmits; /* measured part only, by this process's endpoints (both, on loopback) */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -593,7 +593,17 @@ struct client {
 	uint64_t reply_timeout_ms;
 	const struct opts *o;
 	hpn_hist *hist;
+	hpn_ep *srv_ep;  /* the loopback server's endpoint (NULL with --peer) */
+	uint64_t rt0;    /* retransmissions when the measured part began */
 };
+
+static uint64_t retransmits(hpn_ep *a, hpn_ep *b);
+
+/* Warm-up done: what is reported from here on is what was measured. */
+static void measure_start(struct client *c)
+{
+	c->rt0 = retransmits(c->ep, c->srv_ep);
+}
 
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 {
@@ -658,8 +668,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 
 		if (deadline_ns ? (t_start && now_ns() - t_start >= deadline_ns) : seq >= total)
 			break;
-		if (seq == o->warmup)
+		if (seq == o->warmup) {
 			t_start = now_ns();
+			measure_start(c);
+		}
 		t0 = now_ns();
 		send_one(c, M_PING, seq, size);
 		while (!got) {
@@ -771,6 +783,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 		send_one(c, M_DATA, i, size);
 	if (!stream_report(c, &rep))
 		die(1, "server does not answer (stream warm-up report lost 20 times)");
+	measure_start(c);
 	t_start = now_ns();
 	while (!interrupted) {
 		unsigned n = BURST, k = 0;
@@ -1030,14 +1043,14 @@ int main(int argc, char **argv)
 		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
 			die(1, "--size %zu: larger than the %s backend's limit of %u bytes", o.sizes[i], o.plugin,
 			    hpn_ep_caps(c.ep)->max_msg_size);
-		uint64_t rt0 = retransmits(c.ep, o.peer ? NULL : ls.s.ep);
-
+		c.srv_ep = o.peer ? NULL : ls.s.ep;
+		measure_start(&c); /* again when the warm-up ends */
 		res[i] = (struct result){.size = o.sizes[i]};
 		if (o.mode == 0)
 			pingpong(&c, o.sizes[i], &res[i]);
 		else
 			stream(&c, o.sizes[i], &res[i]);
-		res[i].retransmits = retransmits(c.ep, o.peer ? NULL : ls.s.ep) - rt0;
+		res[i].retransmits = retransmits(c.ep, c.srv_ep) - c.rt0;
 		if (!o.json || strcmp(o.json, "-"))
 			print_result(&o, &res[i]);
 	}

@@ -136,7 +136,9 @@ static void fill_ack(struct hpn_conn *c, struct hpn_pkt *p)
 		p->sack_words = (uint8_t)hpn_rxwin_sack(&c->rx, &p->cum, p->sack, HPN_PKT_SACK_WORDS);
 		if (c->dup_seen)
 			p->flags |= HPN_PKT_F_DUP;
-		c->dup_seen = false;
+		if (c->retx_seen)
+			p->flags |= HPN_PKT_F_RETX;
+		c->dup_seen = c->retx_seen = false;
 	}
 	else
 		hpn_rxwin_ack(&c->rx, &p->cum); /* piggybacked: cum and window only */
@@ -242,15 +244,24 @@ static void die(struct hpn_conn *c, int status)
 	c->ops.gone(c->arg, status);
 }
 
+/* The handshake's round trip, or the acceptor's first PING's. */
+static void rtt_hint(struct hpn_conn *c, uint64_t rtt, uint64_t now)
+{
+	if (!c->cfg.reliable)
+		return;
+	hpn_txwin_rtt_hint(&c->tx, rtt);
+	hpn_cc_base_hint(&c->tx.cc, rtt, now);
+}
+
 void hpn_conn_accept(struct hpn_conn *c, const struct hpn_pkt *echo, uint32_t isn, uint64_t now)
 {
 	c->session = echo->session;
 	set_isn(c, isn);
 	establish(c, echo, now);
 	send_ctrl(c, HPN_PKT_HELLO_ACK, now);
-	/* The acceptor's base RTT: a PING now, its PONG before any data
-	 * queues (cc.h) - only when congestion control will use it. */
-	if (c->cfg.reliable && c->role == HPN_CONN_PAIR && c->tx.cc.on) {
+	/* The acceptor's path RTT: a PING now, its PONG before any data
+	 * queues (txwin's minimum RTT, cc's base). */
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR) {
 		send_ctrl_seq(c, HPN_PKT_PING, c->isn, now);
 		c->rtt_ping_ns = now;
 	}
@@ -345,7 +356,9 @@ static uint32_t tx_avail(const struct hpn_conn *c)
 
 /* Queued packets the congestion window lets go now, oldest first. A
  * packet that waited carries an older ack than ours: refreshed if so. */
-static void flush(struct hpn_conn *c, uint64_t now)
+/* Returns the time the last packet left (a long run reads the clock
+ * again, conn.h). */
+static uint64_t flush(struct hpn_conn *c, uint64_t now)
 {
 	uint32_t seq, cum;
 	void *ref;
@@ -362,12 +375,17 @@ static void flush(struct hpn_conn *c, uint64_t now)
 		c->ack_pending = 0;
 		c->ops.xmit(c->arg, buf, len);
 		c->last_tx_ns = now;
+		if (++c->tx_run == HPN_CONN_CLOCK_RUN && c->ops.clock) {
+			now = c->ops.clock(c->arg); /* the next packets leave later */
+			c->tx_run = 0;
+		}
 	}
+	return now;
 }
 
 /* Build one DATA packet in its send slot and put it on the wire (or in
  * the queue, when the congestion window is full). */
-static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
+static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
 {
 	uint32_t seq;
 	uint8_t *buf;
@@ -401,12 +419,11 @@ static void emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_ms
 	c->tx_len[slot(c, seq)] = (uint16_t)n;
 	c->tx_msgs[slot(c, seq)] = (uint16_t)(p->flags & HPN_PKT_F_FRAG ? p->frag_offset + p->len == p->frag_total : k);
 	c->pkts_sent++;
-	if (c->cfg.reliable) {
-		flush(c, now);
-		return;
-	}
+	if (c->cfg.reliable)
+		return flush(c, now);
 	c->ops.xmit(c->arg, buf, n);
 	c->last_tx_ns = now;
+	return now;
 }
 
 /* How many of msgs[0..n) share one packet: at least two, each small. */
@@ -424,23 +441,23 @@ static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *m
 }
 
 /* Send one message whole: one packet if it fits, else fragments. */
-static void emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t now)
+static uint64_t emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t now)
 {
 	uint32_t whole = c->mtu - HPN_PKT_HDR;
 
 	if (m->len <= whole) {
 		struct hpn_pkt p = {.len = (uint16_t)m->len};
 
-		emit(c, &p, m, 1, now);
-		return;
+		return emit(c, &p, m, 1, now);
 	}
 	for (uint32_t off = 0; off < m->len; off += c->room) {
 		uint32_t len = m->len - off < c->room ? m->len - off : c->room;
 		struct hpn_pkt p = {.flags = HPN_PKT_F_FRAG, .len = (uint16_t)len, .frag_total = m->len,
 				    .frag_offset = off};
 
-		emit(c, &p, m, 1, now);
+		now = emit(c, &p, m, 1, now);
 	}
+	return now;
 }
 
 static uint32_t npackets(const struct hpn_conn *c, uint32_t len)
@@ -471,7 +488,7 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 
 			for (unsigned j = 0; j < k; j++)
 				p.len = (uint16_t)(p.len + HPN_PKT_BATCH_HDR + msgs[i + j].len);
-			emit(c, &p, msgs + i, k, now);
+			now = emit(c, &p, msgs + i, k, now);
 			c->batched += k;
 			i += k;
 			continue;
@@ -480,7 +497,7 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 		 * stream behind it. */
 		if (npackets(c, msgs[i].len) > avail)
 			break;
-		emit_msg(c, &msgs[i], now);
+		now = emit_msg(c, &msgs[i], now); /* later than it was: a long run reads the clock */
 		i++;
 	}
 	if (i) {
@@ -646,6 +663,8 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		c->ack_due_ns = now;
 	c->ack_pending++;
 	v = hpn_rxwin_put(&c->rx, p->seq, NULL);
+	if ((p->flags & HPN_PKT_F_RETX) && (v == HPN_RX_DELIVER || v == HPN_RX_HELD))
+		c->retx_seen = true; /* a resend that was needed: the next ACK says so */
 	switch (v) {
 	case HPN_RX_DELIVER: {
 		void *ref;
@@ -694,15 +713,13 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		return; /* an old ack on a retransmitted packet: nothing new */
 	/* An ACK packet's seq is how long the peer held it (WIRE.md). */
 	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq : UINT64_MAX;
+	c->tx.peer_got_resend = p->type == HPN_PKT_ACK && (p->flags & HPN_PKT_F_RETX);
 	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now, release_nothing, NULL) < 0) {
 		c->malformed++;
 		return;
 	}
-	/* A duplicate that leaves nothing outstanding: our last resend (a
-	 * probe, mostly) was needless. With holes left, the probe did its
-	 * job - drawing the SACK that repairs them - and costs nothing. */
-	if ((p->flags & HPN_PKT_F_DUP) && c->tx.una == c->tx.snd)
-		hpn_txwin_dup_seen(&c->tx);
+	if (p->flags & HPN_PKT_F_DUP)
+		hpn_txwin_dup_seen(&c->tx); /* one of our resends was needless */
 	update_window(c, p);
 	if (tx_avail(c))
 		c->blocked = false;
@@ -732,7 +749,7 @@ static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64
 		if (c->have_cookie) {
 			/* One echo, one answer: the path's RTT before any data. */
 			if (c->echo_ns == c->hello_ns)
-				hpn_cc_base_hint(&c->tx.cc, now - c->echo_ns, now);
+				rtt_hint(c, now - c->echo_ns, now);
 			establish(c, p, now);
 		} else
 			c->stale++; /* nothing was echoed: not an answer to us */
@@ -815,7 +832,7 @@ void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t
 		break;
 	case HPN_PKT_PONG:
 		if (c->rtt_ping_ns && p.seq == c->isn) {
-			hpn_cc_base_hint(&c->tx.cc, now - c->rtt_ping_ns, now);
+			rtt_hint(c, now - c->rtt_ping_ns, now);
 			c->rtt_ping_ns = 0;
 		}
 		break;
@@ -876,6 +893,7 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 		uint32_t cum;
 
 		hpn_rxwin_ack(&c->rx, &cum);
+		hpn_pkt_set_retx(buf); /* the peer says whether it was this copy that arrived */
 		hpn_pkt_set_ack(buf, c->tx_len[slot(c, seq)], cum, c->adv_window = rx_window(c));
 		c->ack_pending = 0;
 		c->retransmits++;

@@ -55,6 +55,15 @@ struct hpn_conn_ops {
 	 * hpn_conn_kick() when room appears. Unreliable mode drops what does
 	 * not fit (counted in gaps). NULL: no limit. */
 	uint32_t (*room)(void *arg);
+	/* A long run of sends (a large message leaving at once) stops every
+	 * HPN_CONN_CLOCK_RUN packets to ask for the time again: the owner puts
+	 * what it was given so far on the wire and returns its clock. Without
+	 * it every packet of a 700-packet burst carried the burst's first
+	 * time, and the last ones' "RTT" included the whole burst's sending:
+	 * a minimum RTT of milliseconds on loopback, which made every real
+	 * retransmission look needless and widened RACK's reordering window
+	 * to the timeout. NULL: `now` holds for the whole call (tests). */
+	uint64_t (*clock)(void *arg);
 	/* The handshake completed (either side). May be NULL. */
 	void (*up)(void *arg);
 	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer,
@@ -65,6 +74,7 @@ struct hpn_conn_ops {
 };
 
 #define HPN_CONN_BATCH_MAX HPN_PKT_BATCH_MAX
+#define HPN_CONN_CLOCK_RUN 64
 
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
 
@@ -132,7 +142,9 @@ struct hpn_conn {
 	uint32_t adv_window;  /* window we last advertised */
 	uint32_t backlog;     /* in-order packets before rx.next waiting for room */
 	uint32_t built;       /* the packet emit() just built: its ack is fresh */
+	uint32_t tx_run;      /* packets sent since the clock was last read (ops.clock) */
 	bool dup_seen;        /* a duplicate DATA arrived: say so in the next ACK (F_DUP) */
+	bool retx_seen;       /* a needed retransmission arrived: say so in the next ACK (F_RETX) */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
 	/* Sent packets, kept for retransmission (reliable mode). */
 	uint8_t *tx_pkts;

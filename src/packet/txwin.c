@@ -42,6 +42,12 @@ static uint32_t transmit(struct hpn_txwin *t, uint64_t now)
 	uint32_t seq = t->snd++;
 	struct hpn_txpkt *p = at(t, seq);
 
+	/* Send times never go back: RACK orders by them, and a caller's
+	 * `now` read before a long run that read the clock again (conn.h,
+	 * ops.clock) would stamp later packets as sent earlier - and lost
+	 * as soon as the earlier ones were acked. */
+	if (now < t->last_tx_ns)
+		now = t->last_tx_ns;
 	p->sent_ns = now;
 	p->xid = t->xid_next++;
 	t->last_tx_ns = now;
@@ -108,6 +114,11 @@ struct ack_news {
 	bool resent;                    /* a resent packet was among them */
 	uint64_t resent_ns;             /* the latest resend among them */
 	uint32_t n;                     /* packets newly acknowledged */
+	/* The latest resend acked no sooner than a round trip, for RACK once
+	 * the whole ack is read (resend_delivered). */
+	bool cand;
+	uint64_t cand_sent_ns, cand_rtt;
+	uint32_t cand_xid;
 };
 
 /* Was transmission (sent_ns, xid) sent before the newest delivered one? */
@@ -141,27 +152,56 @@ static void note_acked(struct hpn_txwin *t, struct hpn_txpkt *p, uint32_t seq, u
 	else if (!news->newest || p->sent_ns > news->newest->sent_ns)
 		news->newest = p;
 	if (p->tries && rtt < t->min_rtt_ns) {
-		/* Acked sooner than any round trip: the original made it, the
-		 * retransmission was spurious. Allow more reordering; and this
-		 * ack says nothing about packets sent after the original (RFC
-		 * 8985 6.2): taking the retransmission's time would declare
-		 * every packet sent in between lost. */
-		uint64_t w = 2 * reo_window(t);
-
-		t->reo_ns = w < t->rto_ns ? w : t->rto_ns;
-		t->spurious++;
+		/* Acked sooner than any round trip: probably the original's ack,
+		 * and then it says nothing about packets sent after the
+		 * original (RFC 8985 6.2): taking the retransmission's time
+		 * would declare every packet sent in between lost. Not proof of
+		 * a needless resend, though (a fast resend's ack can beat the
+		 * handshake's RTT): that is the peer's duplicate report's to
+		 * say (hpn_txwin_dup_seen), which widens the reordering window;
+		 * widening it here, on a guess, pushed it up to the timeout
+		 * and every later repair with it. */
 		p->acked = true;
 		t->last_ack_ns = now;
 		return;
 	}
-	/* During F-RTO a resent packet's time waits for the verdict: if the
-	 * timeout was a delay spike, taking it would declare every packet
-	 * sent before it lost. */
-	if (!(p->tries && t->frto) && rack_advance(t, p->sent_ns, p->xid) && !p->tries)
+	if (p->tries) {
+		/* Judged once the whole ack is read (resend_delivered). During
+		 * F-RTO a resent packet's time waits for the verdict: if the
+		 * timeout was a delay spike, taking it would declare every
+		 * packet sent before it lost. */
+		if (!t->frto && (!news->cand || p->sent_ns > news->cand_sent_ns ||
+				 (p->sent_ns == news->cand_sent_ns && (int32_t)(p->xid - news->cand_xid) > 0))) {
+			news->cand = true;
+			news->cand_sent_ns = p->sent_ns;
+			news->cand_xid = p->xid;
+			news->cand_rtt = rtt;
+		}
+	} else if (rack_advance(t, p->sent_ns, p->xid)) {
 		t->rack_rtt_ns = rtt;
+	}
 	p->acked = true;
 	t->last_ack_ns = now;
 	t->tlp_out = false;
+}
+
+/*
+ * Was it the resend that arrived, or its original, late? A packet and
+ * its resend carry the same sequence number, so the ack alone cannot say.
+ * RFC 8985 6.2 guesses by "sooner than the minimum RTT", which fails when
+ * the minimum is the empty path's and the originals wait milliseconds in
+ * the receiver's queue behind a large message: a reordered original acked
+ * 1 ms after its needless resend declared the 600 packets of the message
+ * still queued lost. So the receiver says it (an ACK with RETX: a resend
+ * arrived that it did not have), as TCP's timestamps or QUIC's fresh
+ * packet numbers would. Only then does RACK take the resend's time - and
+ * its RTT, the newest delivery's, so a lost resend is found a round trip
+ * after a later one is acked, not at the backed-off timeout.
+ */
+static void resend_delivered(struct hpn_txwin *t, const struct ack_news *news)
+{
+	if (t->peer_got_resend && rack_advance(t, news->cand_sent_ns, news->cand_xid))
+		t->rack_rtt_ns = news->cand_rtt;
 }
 
 /* The loss verdict: RACK may now use the resend's time. */
@@ -172,25 +212,23 @@ static void frto_loss(struct hpn_txwin *t, uint64_t now)
 	hpn_cc_timeout(&t->cc, now);
 }
 
-/* F-RTO's decision, one ack at a time (see txwin.h). */
-static void frto_verdict(struct hpn_txwin *t, uint32_t cum, bool fast, uint64_t now)
+/* F-RTO's decision, one ack at a time (see txwin.h). `originals`: the
+ * ack newly acknowledged packets never resent - sent before the timeout,
+ * still arriving: the path was slow, not lossy. Packets the peer had
+ * selectively acked before are no news (a cumulative ack that jumps over
+ * them after the resend fills the hole says nothing of a delay). */
+static void frto_verdict(struct hpn_txwin *t, bool originals, bool fast, uint64_t now)
 {
-	if (t->frto == 1) {
-		if (!hpn_seq_lt(t->frto_seq, cum))
-			return; /* the resend is not acked yet */
-		if (hpn_seq_lt(t->frto_seq + 1, cum) || fast) {
-			t->frto = 0; /* later originals arrived, or too soon: a delay */
-			t->spurious++;
-			return;
-		}
-		t->frto = 2;
-		t->frto_cum = cum;
-		t->frto_ns = now;
+	if (originals || fast) {
+		t->frto = 0; /* originals arrived, or the resend's ack came too soon: a delay */
+		t->spurious++;
 		return;
 	}
-	if (hpn_seq_lt(t->frto_cum, cum)) {
-		t->frto = 0; /* originals keep arriving: a delay */
-		t->spurious++;
+	if (t->frto == 1) {
+		if (hpn_seq_lt(t->frto_seq, t->una) || at(t, t->frto_seq)->acked) {
+			t->frto = 2; /* the resend is acked: one more ack decides */
+			t->frto_ns = now;
+		}
 		return;
 	}
 	frto_loss(t, now);
@@ -244,6 +282,8 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 	 * RTO to a second under loss). Karn's rule, as Linux applies it. */
 	if (news.newest && !news.resent)
 		rtt_sample(t, now - news.newest->sent_ns);
+	if (news.cand)
+		resend_delivered(t, &news);
 	/* Congestion control needs samples most when a queue overflows and
 	 * every ack covers a repaired hole: a packet sent after the last
 	 * repair it covers did not wait for it - its RTT is the path's. The
@@ -266,8 +306,8 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		hpn_cc_round(&t->cc, now);
 		t->round_xid = t->xid_next;
 	}
-	if (t->frto)
-		frto_verdict(t, cum, fast, now);
+	if (t->frto && news.n)
+		frto_verdict(t, news.newest != NULL, fast, now);
 	return released;
 }
 
@@ -287,7 +327,7 @@ static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpk
 static inline uint64_t rto_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
 {
 	/* Each retransmission doubles the wait (backoff). */
-	uint64_t rto = t->rto_ns << (p->tries < 10 ? p->tries : 10);
+	uint64_t rto = t->rto_ns << (p->rtos < 10 ? p->rtos : 10);
 	uint64_t base = p->sent_ns > t->last_ack_ns ? p->sent_ns : t->last_ack_ns;
 
 	return base + (rto > t->rto_max_ns ? t->rto_max_ns : rto);
@@ -312,12 +352,29 @@ static bool tlp_due(const struct hpn_txwin *t, uint64_t now)
 	return now >= tlp_time(t);
 }
 
+void hpn_txwin_rtt_hint(struct hpn_txwin *t, uint64_t rtt)
+{
+	if (!rtt)
+		rtt = 1;
+	if (!t->srtt_ns)
+		rtt_sample(t, rtt); /* also the first RTO (RFC 6298 allows the handshake's) */
+	else if (rtt < t->min_rtt_ns)
+		t->min_rtt_ns = rtt;
+}
+
 void hpn_txwin_dup_seen(struct hpn_txwin *t)
 {
-	uint64_t pad = 2 * t->tlp_pad_ns + t->srtt_ns;
+	uint64_t pad = 2 * t->tlp_pad_ns + t->srtt_ns, w = 2 * reo_window(t);
 
+	/* A resend was needless: the path reorders more than we allowed
+	 * (RFC 8985 7.2 widens on DSACK), up to a smoothed round trip. */
+	t->reo_ns = w < t->srtt_ns ? w : t->srtt_ns;
 	t->spurious++;
-	t->tlp_pad_ns = pad < t->rto_min_ns ? pad : t->rto_min_ns;
+	/* With nothing left outstanding it was our last resend - a probe,
+	 * mostly - that was needless: probe later. With holes left, the
+	 * probe did its job (drawing the SACK that repairs them). */
+	if (t->una == t->snd)
+		t->tlp_pad_ns = pad < t->rto_min_ns ? pad : t->rto_min_ns;
 }
 
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref)
@@ -369,11 +426,15 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	if (!pick)
 		return false;
 	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
+		if (pick->rtos < UINT8_MAX)
+			pick->rtos++;
 		t->frto = 1;
 		t->frto_seq = pick_seq;
 		t->frto_sent_ns = now;
 		t->frto_xid = t->xid_next; /* the number the resend gets below */
 	}
+	if (now < t->last_tx_ns)
+		now = t->last_tx_ns; /* never back in time (transmit) */
 	pick->tries++;
 	pick->sent_ns = now;
 	pick->xid = t->xid_next++;

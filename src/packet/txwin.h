@@ -33,6 +33,7 @@ struct hpn_txpkt {
 	void *ref;        /* the caller's packet */
 	uint64_t sent_ns; /* last (re)transmission */
 	uint16_t tries;   /* retransmissions so far */
+	uint8_t rtos;     /* of them by the timeout: its backoff (RACK's resends do not back off) */
 	uint32_t xid;     /* transmission number: orders sends of one clock read */
 	bool acked;       /* selectively acked, waiting for the cumulative ack */
 };
@@ -53,6 +54,10 @@ struct hpn_txwin {
 	 * waited for the peer's own data, and its RTT says nothing of the
 	 * path). Congestion control takes only RTTs without it. */
 	uint64_t peer_ack_delay_ns;
+	/* Set by the owner before hpn_txwin_ack: the ACK says a resend of
+	 * ours arrived as new (RETX), so resends it acknowledges were not
+	 * late originals (resend_delivered, txwin.c). */
+	bool peer_got_resend;
 	uint64_t srtt_ns, rttvar_ns, rto_ns, rto_min_ns, rto_max_ns;
 	uint64_t retransmits, spurious;
 	/* RACK (RFC 8985): the latest send time among delivered packets, that
@@ -74,7 +79,7 @@ struct hpn_txwin {
 	 * sent before the resend. frto: 0 off, 1 waiting for the resend's
 	 * ack, 2 waiting for one more. */
 	uint8_t frto;
-	uint32_t frto_seq, frto_cum, frto_xid;
+	uint32_t frto_seq, frto_xid;
 	uint64_t frto_sent_ns, frto_ns;
 	/* Tail loss probe (RFC 8985 7): when nothing comes back for two
 	 * round trips plus the peer's ack delay after the last send, resend
@@ -134,8 +139,15 @@ int hpn_txwin_ack(struct hpn_txwin *t, uint32_t cum, const uint64_t *mask, unsig
 		  void (*release)(void *arg, void *ref), void *arg);
 
 /* The peer received a packet twice: one of our retransmissions was
- * needless. Probes wait longer from now on (tlp_pad_ns). */
+ * needless. RACK allows more reordering; with nothing outstanding (a
+ * needless probe), probes wait longer from now on (tlp_pad_ns). */
 void hpn_txwin_dup_seen(struct hpn_txwin *t);
+/* An RTT measured outside the data (the handshake, a PING): the path's
+ * before any queue. Seeds the estimate when there is none and lowers the
+ * minimum RTT, which judges whether a resend was needless: taken from
+ * data alone, a large message's packets wait behind each other at the
+ * receiver and the "minimum" is milliseconds on loopback. */
+void hpn_txwin_rtt_hint(struct hpn_txwin *t, uint64_t rtt);
 
 /* Next packet to retransmit now (the oldest that RACK deems lost or whose
  * RTO expired, or the tail loss probe), or false. Updates its send time

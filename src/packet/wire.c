@@ -136,15 +136,23 @@ static int decode_ctrl(struct hpn_pkt *p)
 
 static int flags_ok(uint8_t type, uint8_t f)
 {
-	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH | HPN_PKT_F_DUP))
+	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH | HPN_PKT_F_DUP |
+		  HPN_PKT_F_RETX))
 		return 0;
 	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK)
 		return 0; /* only an ACK reports a duplicate */
-	if (type != HPN_PKT_DATA && (f & ~(HPN_PKT_F_ACK | HPN_PKT_F_DUP)))
+	if ((f & HPN_PKT_F_RETX) && ((type != HPN_PKT_ACK && type != HPN_PKT_DATA) || (f & HPN_PKT_F_UNRELIABLE)))
+		return 0; /* unreliable data is never retransmitted */
+	if (type != HPN_PKT_DATA && (f & ~(HPN_PKT_F_ACK | HPN_PKT_F_DUP | HPN_PKT_F_RETX)))
 		return 0; /* only DATA has data flags */
 	if (hpn_pkt_is_handshake(type) && (f & HPN_PKT_F_ACK))
 		return 0; /* nothing to acknowledge yet; the window is in the payload */
 	return (f & (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH)) != (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH);
+}
+
+void hpn_pkt_set_retx(uint8_t *buf)
+{
+	buf[3] |= HPN_PKT_F_RETX;
 }
 
 void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window)

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define HPN_PKT_MAGIC 0xA7
-#define HPN_PKT_VERSION 2 /* 2: cookie handshake, random first sequence numbers, probe nonces */
+#define HPN_PKT_VERSION 3 /* 2: cookie handshake, random first sequence numbers, probe nonces; 3: RETX */
 #define HPN_PKT_HDR 24
 #define HPN_PKT_FRAG_HDR 8
 
@@ -43,6 +43,7 @@ enum hpn_pkt_type {
 #define HPN_PKT_F_ACK 0x04        /* ack and window fields are valid (piggybacked) */
 #define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
 #define HPN_PKT_F_DUP 0x10        /* ACK: sent for a DATA packet we already had (DSACK's news) */
+#define HPN_PKT_F_RETX 0x20       /* DATA: a retransmission; ACK: a retransmission arrived new */
 #define HPN_PKT_BATCH_HDR 2
 #define HPN_PKT_BATCH_MAX 64 /* messages in one BATCH packet: what a receiver must have room for */
 #define HPN_PKT_MIN_MTU 64
@@ -107,6 +108,9 @@ static inline bool hpn_pkt_is_handshake(uint8_t type)
 	       type == HPN_PKT_COOKIE_ECHO;
 }
 
+/* Mark a sealed DATA packet as a retransmission (RETX); seal it again
+ * after (hpn_pkt_set_ack does). */
+void hpn_pkt_set_retx(uint8_t *buf);
 /* Rewrite the piggybacked ack of a sealed packet (a retransmission carries
  * the current ack, not the one of its first flight) and seal it again. */
 void hpn_pkt_set_ack(uint8_t *buf, size_t len, uint32_t cum, uint32_t window);

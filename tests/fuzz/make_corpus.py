@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v2).
+"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v3).
 
 tests/fuzz/corpus/       fuzz_packet: records [len u8][packet]
 tests/fuzz/corpus_conn/  fuzz_conn:   records [ctl u8][len u8][packet]
@@ -10,12 +10,12 @@ import os
 import struct
 
 S = 0x5EED5EED
-F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP = 1, 2, 4, 8, 16
+F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP, F_RETX = 1, 2, 4, 8, 16, 32
 DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
 def pkt(t, flags=0, seq=0, ack=0, win=0, payload=b"", session=S):
-    return struct.pack("<BBBBIIIHHI", 0xA7, 2, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
+    return struct.pack("<BBBBIIIHHI", 0xA7, 3, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
 
 
 def frag(total, off, data):
@@ -37,6 +37,9 @@ seeds = {
     "ackdup": pkt(ACK, F_ACK | F_DUP, 0, 9, 64, struct.pack("<Q", 0b1)),
     # an ACK's seq: how long its sender held it (ns), here 25 us
     "ackheld": pkt(ACK, F_ACK, 25000, 9, 64, struct.pack("<Q", 0b1)),
+    # a retransmission, and the ACK saying one arrived new
+    "retx": pkt(DATA, F_ACK | F_RETX, 7, 3, 64, b"again"),
+    "ackretx": pkt(ACK, F_ACK | F_RETX, 0, 9, 64, struct.pack("<Q", 0b10)),
     "hello": hello,
     "cookie": cookie,
     "echo": echo,
@@ -69,6 +72,7 @@ conn = {
     "ack": rec(3 | 0x18, pkt(ACK, F_ACK, 0, 1, 64, struct.pack("<Q", 0))) + rec(3 | 0x40, pkt(PING, F_ACK, 0, 1, 64)),
     "held": rec(3 | 0x18, pkt(ACK, F_ACK, 0xFFFFFFFF, 1, 64, struct.pack("<Q", 0))) + rec(3, pkt(PONG, F_ACK, 0, 1, 64)),
     "slow": rec(7, d1) + rec(3 | 0x20, d2),
+    "retx": rec(3, d2) + rec(3, pkt(DATA, F_ACK | F_RETX, 7, 0, 64, b"hello")) + rec(3 | 0x18, pkt(ACK, F_ACK | F_RETX, 0, 1, 64, struct.pack("<Q", 0))),
     "frag": rec(3, pkt(DATA, F_FRAG | F_ACK, 7, 0, 64, frag(6, 0, b"abc"))) + rec(3, pkt(DATA, F_FRAG | F_ACK, 8, 0, 64, frag(6, 3, b"def"))),
     "batch": rec(3, pkt(DATA, F_BATCH | F_ACK, 7, 0, 64, batch(b"a", b"bc"))),
     "bye": rec(3, d1) + rec(3, pkt(BYE, F_ACK, 9, 0, 64)) + rec(3, d2),

@@ -258,11 +258,77 @@ static void test_dup_slows_probes(void **state)
 	assert_true(pad > 0);
 	hpn_txwin_push(&tx, NULL, 20 * US);
 	assert_true(hpn_txwin_deadline(&tx) >= 20 * US + 2 * tx.srtt_ns + pad);
+	hpn_txwin_dup_seen(&tx); /* a packet still out: a needless repair, not a probe */
+	assert_int_equal(tx.tlp_pad_ns, pad);
+	assert_int_equal(hpn_txwin_ack(&tx, 2, NULL, 0, 30 * US, on_release, NULL), 1);
 	for (int i = 0; i < 20; i++)
 		hpn_txwin_dup_seen(&tx);
 	assert_int_equal(tx.tlp_pad_ns, 1 * MS); /* capped */
-	assert_int_equal(hpn_txwin_ack(&tx, 2, NULL, 0, 30 * US, on_release, NULL), 1);
+	hpn_txwin_push(&tx, NULL, 40 * US);
+	assert_int_equal(hpn_txwin_ack(&tx, 3, NULL, 0, 50 * US, on_release, NULL), 1);
 	assert_true(tx.tlp_pad_ns < 1 * MS);
+}
+
+/* A resend's ack may be its original's, late (reordered): only when the
+ * peer says a resend arrived new (RETX) does RACK take the resend's time.
+ * Else a large message's packets still queued at the receiver - sent
+ * before the resend - would all be declared lost at once. */
+static void resend_then_late_original(bool peer_got_resend, unsigned *resent_after)
+{
+	uint32_t seq;
+	void *ref;
+	uint64_t mask, at;
+
+	hpn_txwin_init(&tx, 0, 128);
+	hpn_txwin_rtt_hint(&tx, 20 * US); /* the handshake's: the empty path */
+	for (unsigned i = 0; i < 100; i++)
+		hpn_txwin_push(&tx, NULL, 0); /* one burst, queued at the receiver */
+	/* 1 ms later the receiver got 0..9 but 6 (reordered): SACK 7..9. */
+	mask = 0x7; /* 7, 8, 9 beyond cum 6 */
+	assert_int_equal(hpn_txwin_ack(&tx, 6, &mask, 1, 1 * MS, on_release, NULL), 6);
+	at = 1 * MS + 100 * US; /* past 6's RACK deadline (1 ms + reordering window) */
+	unsigned six = 0;
+
+	while (hpn_txwin_resend(&tx, at, &seq, &ref)) /* 6, and a probe of the tail (99) */
+		six += seq == 6;
+	assert_int_equal(six, 1);
+	/* Then 6 is acked 500 us after its resend, 10..99 still queued. */
+	tx.peer_got_resend = peer_got_resend;
+	assert_int_equal(hpn_txwin_ack(&tx, 10, NULL, 0, at + 500 * US, on_release, NULL), 4);
+	tx.peer_got_resend = false;
+	*resent_after = 0;
+	while (hpn_txwin_resend(&tx, at + 800 * US, &seq, &ref))
+		*resent_after += seq != 99; /* not the tail probe */
+}
+
+static void test_resend_or_late_original(void **state)
+{
+	unsigned n;
+
+	(void)state;
+	resend_then_late_original(false, &n);
+	assert_int_equal(n, 0); /* the original's ack, maybe: nothing follows from it */
+	/* Told the resend arrived: the path is in order, so what was sent
+	 * before it and is not acked is lost - RACK's inference. */
+	resend_then_late_original(true, &n);
+	assert_int_equal(n, 89); /* 10..98 */
+}
+
+/* Send times never go back, even when a caller's clock read is older
+ * than one a long run of sends took since (conn.h, ops.clock): RACK
+ * orders by them. */
+static void test_send_times_monotonic(void **state)
+{
+	uint32_t seq;
+	void *ref;
+
+	(void)state;
+	hpn_txwin_init(&tx, 0, 16);
+	hpn_txwin_queue(&tx, NULL);
+	hpn_txwin_queue(&tx, NULL);
+	assert_true(hpn_txwin_take(&tx, 100 * US, &seq, &ref));
+	assert_true(hpn_txwin_take(&tx, 40 * US, &seq, &ref)); /* a stale `now` */
+	assert_int_equal(tx.pkt[1].sent_ns, 100 * US);
 }
 
 static void test_window_and_nonsense(void **state)
@@ -286,7 +352,8 @@ int main(void)
 		cmocka_unit_test(test_lossless),        cmocka_unit_test(test_loss_reorder_dup),
 		cmocka_unit_test(test_fast_retransmit), cmocka_unit_test(test_rto_backoff),
 		cmocka_unit_test(test_window_and_nonsense), cmocka_unit_test(test_rack_within_a_burst),
-		cmocka_unit_test(test_dup_slows_probes),
+		cmocka_unit_test(test_dup_slows_probes), cmocka_unit_test(test_resend_or_late_original),
+		cmocka_unit_test(test_send_times_monotonic),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

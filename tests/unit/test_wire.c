@@ -181,6 +181,24 @@ static void test_malformed(void **state)
 		c = (struct hpn_pkt){.type = HPN_PKT_PING, .flags = HPN_PKT_F_ACK | HPN_PKT_F_DUP};
 		n = make(buf, &c, "");
 		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		/* RETX: on DATA (a retransmission, set on a sealed packet) and
+		 * ACK (one arrived new) only, never on unreliable data. */
+		c = (struct hpn_pkt){.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK | HPN_PKT_F_RETX, .sack_words = 1};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+		assert_true(out.flags & HPN_PKT_F_RETX);
+		c = (struct hpn_pkt){.type = HPN_PKT_DATA, .len = 4};
+		n = make(buf, &c, "abcd");
+		hpn_pkt_set_retx(buf);
+		hpn_pkt_set_ack(buf, n, 7, 64);
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+		assert_true((out.flags & HPN_PKT_F_RETX) && out.cum == 7);
+		c = (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_UNRELIABLE | HPN_PKT_F_RETX, .len = 4};
+		n = make(buf, &c, "abcd");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		c = (struct hpn_pkt){.type = HPN_PKT_PONG, .flags = HPN_PKT_F_RETX};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
 		/* A batch record running past the payload. */
 		uint8_t rec[] = {9, 0, 'a'};
 
