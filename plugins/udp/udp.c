@@ -44,6 +44,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define UDP_MAGIC 0xA5
@@ -142,8 +143,21 @@ struct hpn_pep {
 	struct in_addr mcast_if;
 	uint64_t mcast_ttl;
 	bool rel_bursty;
+	/* Reliable mode: the time a datagram waited in the socket buffer is
+	 * ours, not the path's (pktep.h, rx_ns), so the kernel stamps
+	 * arrivals - only while datagrams queue: a lone message waits for
+	 * nobody, and stamping cost it ~0.1-0.2 us one way (recvmsg with a
+	 * control message). On when a receive finds several datagrams, off
+	 * after TS_IDLE receives of one. */
+	bool rel_ts;
+	unsigned rel_lone;
 	struct mmsghdr rel_hdr[64];
 	struct iovec rel_iov[64];
+	/* The kernel's receive time of each datagram (SO_TIMESTAMPNS), and
+	 * the real clock's offset from ours (real_to_mono). */
+	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec))] __attribute__((aligned(8)));
+	int64_t r2m;
+	uint64_t r2m_at;
 };
 
 static inline void put_hdr(uint8_t *p, uint8_t type, uint32_t len)
@@ -175,8 +189,8 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"window", "reliable mode: packets in flight per peer (default 256, or what max_msg needs; at most 1024)"},
 	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was sent (default 200)"},
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
-	{"cc", "on|off: reliable mode: delay-based congestion control for shared networks (after Swift; random loss does not slow it; default off: see docs/ARCHITECTURE.md)"},
-	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at least half the base RTT; default 50)"},
+	{"cc", "on|off: reliable mode: delay-based congestion control (after Swift; random loss does not slow it; default on, off for dedicated links)"},
+	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at least half the base RTT; default 100)"},
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
 	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
 	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
@@ -493,6 +507,53 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	return -errno;
 }
 
+/* The kernel's receive time (CLOCK_REALTIME) on hpn_now_ns()'s clock:
+ * real_to_mono is the difference of the two clocks, read once per call. */
+static uint64_t rx_stamp(struct msghdr *h, int64_t real_to_mono)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+
+			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
+			return (uint64_t)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + real_to_mono);
+		}
+	}
+	return 0;
+}
+
+/* Read again every 10 ms, not per call (a clock read is a fifth of what
+ * timestamps cost a lone message): NTP slews the real clock by at most
+ * 500 ppm, 5 us in 10 ms, small beside the socket-buffer waits this
+ * measures. A step of the real clock is caught at the next refresh. */
+static int64_t real_to_mono(struct hpn_pep *u)
+{
+	struct timespec r;
+	uint64_t mono = hpn_now_ns();
+
+	if (mono - u->r2m_at < 10000000)
+		return u->r2m;
+	clock_gettime(CLOCK_REALTIME, &r);
+	u->r2m_at = mono;
+	u->r2m = (int64_t)mono - ((int64_t)r.tv_sec * 1000000000 + r.tv_nsec);
+	return u->r2m;
+}
+
+#define TS_IDLE 4096
+
+static void rx_timestamps(struct hpn_pep *u, bool on)
+{
+	int v = on;
+
+	u->rel_lone = 0;
+	if (u->rel_ts == on)
+		return;
+	u->rel_ts = on;
+	if (setsockopt(u->fd, SOL_SOCKET, SO_TIMESTAMPNS, &v, sizeof(v)) && on)
+		hpn_log(HPN_LOG_INFO, "udp: SO_TIMESTAMPNS refused (%s): socket-buffer time counts as path delay",
+			strerror(errno));
+}
+
 /* Datagrams in, each with its source address. An ICMP error pending on
  * the socket fails the receive call that meets it (IP_RECVERR): after
  * draining it, try once more, so errors - forged ones cost nothing else -
@@ -506,8 +567,11 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 	if (!u->rel_bursty || n == 1) {
 		/* Lone messages (latency work): recvmmsg would cost a second,
 		 * failing attempt. */
-		socklen_t alen = HPN_PKTEP_ADDR_MAX;
-		ssize_t len = recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr, &alen);
+		struct iovec iov = {d->data, d->len};
+		struct msghdr h = {.msg_name = (void *)d->addr, .msg_namelen = HPN_PKTEP_ADDR_MAX, .msg_iov = &iov,
+				   .msg_iovlen = 1, .msg_control = u->rel_ctl[0], .msg_controllen = sizeof(u->rel_ctl[0])};
+		ssize_t len = recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+		socklen_t alen = h.msg_namelen;
 
 		if (len < 0) {
 			if (is_icmp_error(errno)) {
@@ -521,7 +585,10 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 			d->len = (uint32_t)len;
 		else if ((size_t)len > d->len)
 			d->len = 0; /* truncated: longer than our mtu, not ours */
+		d->rx_ns = h.msg_controllen ? rx_stamp(&h, real_to_mono(u)) : 0;
 		u->rel_bursty = true; /* try a burst next time; it says if not */
+		if (u->rel_ts && ++u->rel_lone >= TS_IDLE)
+			rx_timestamps(u, false);
 		return 1;
 	}
 	if (n > HPN_ARRAY_LEN(u->rel_hdr))
@@ -529,7 +596,9 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 	for (unsigned i = 0; i < n; i++) {
 		u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
 		u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = HPN_PKTEP_ADDR_MAX,
-							.msg_iov = &u->rel_iov[i], .msg_iovlen = 1};
+							.msg_iov = &u->rel_iov[i], .msg_iovlen = 1,
+							.msg_control = u->rel_ctl[i],
+							.msg_controllen = sizeof(u->rel_ctl[i])};
 	}
 	r = recvmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
 	if (r < 0) {
@@ -540,11 +609,18 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 		}
 		return transient(errno) ? 0 : -errno;
 	}
+	int64_t off = r > 0 ? real_to_mono(u) : 0;
+
 	for (int i = 0; i < r; i++) {
 		d[i].alen = u->rel_hdr[i].msg_hdr.msg_namelen;
 		d[i].len = u->rel_hdr[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : u->rel_hdr[i].msg_len;
+		d[i].rx_ns = u->rel_hdr[i].msg_hdr.msg_controllen ? rx_stamp(&u->rel_hdr[i].msg_hdr, off) : 0;
 	}
 	u->rel_bursty = r > 1;
+	if (r > 1)
+		rx_timestamps(u, true); /* a queue: its wait is ours, measure it */
+	else if (u->rel_ts && ++u->rel_lone >= TS_IDLE)
+		rx_timestamps(u, false);
 	return r;
 }
 
@@ -683,10 +759,10 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
-	/* Off by default until host delay is told from network delay (see
-	 * cc.h): a receiver busy with its application looks like a queue. */
-	ret = ret ?: hpn_core_cfg_bool(core, "cc", 0, &cc);
-	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", 50, 1, 1000000, &target_us);
+	/* On by default: host delay is told from path delay by the kernel's
+	 * receive timestamps (cc.h). Target: cc.h's HPN_CC_TARGET_NS. */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
+	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", 100, 1, 1000000, &target_us);
 	if (ret || !rel) {
 		if (!ret && pc.faults && *pc.faults)
 			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");

@@ -28,19 +28,21 @@
  *    (Mathis) - and neither does reordering, which RACK cannot tell from
  *    loss until later (a loss-rate signal tried here cut a 10%-reordered
  *    stream to 3 packets). A queue shows as delay long before it
- *    overflows: 50 us is a few packets at 1 Gb/s, where switch buffers
+ *    overflows: 100 us is a few packets at 1 Gb/s, where switch buffers
  *    and socket buffers hold milliseconds.
- * Off by default (cc=on turns it on): the delay it sees is the whole
- * round trip, and on a host the largest part can be the receiver's own -
- * an application busy for 300 us checking a 1 MiB message leaves
- * packets in its socket buffer, and that reads as a queue that no cut
- * can drain. Measured on loopback (one host, no network queue at all):
- * 64 KiB and 1 MiB streams lost 25% and 42% of their throughput with it,
- * 64 B gained 22%. Swift splits fabric delay from endpoint delay with
- * NIC timestamps; here the receive timestamps of the market-data issue
- * (SO_TIMESTAMPING) would let the ACK's delay field cover socket time too.
- * Off, the window sits at its maximum: only the peer's flow control
- * limits a stream.
+ * The delay it must see is the path's, not the hosts': an application
+ * busy for 300 us checking a 1 MiB message leaves packets in its socket
+ * buffer, and that reads as a queue no cut can drain (64 KiB and 1 MiB
+ * loopback streams lost 25% and 42% of their throughput to it). So the
+ * time a packet waited after it reached the host is taken out: a
+ * receiver reports in its ACK how long it held it since the kernel
+ * received the DATA (SO_TIMESTAMPNS, not since it read it), and the
+ * sender takes out the time the ACK waited in its own socket buffer.
+ * Left is the path and the sending side's batches: a sendmmsg of 64
+ * packets is ~100 us on loopback, so the target is 100 us (50 us cost
+ * 8% of a 1 MiB stream there). On by default in reliable mode (cc=off
+ * for dedicated links: the window then sits at its maximum and only the
+ * peer's flow control limits a stream).
  */
 #ifndef HPN_PACKET_CC_H
 #define HPN_PACKET_CC_H
@@ -49,7 +51,7 @@
 #include <stdint.h>
 
 #define HPN_CC_MIN 2          /* packets: below this there is nothing to clock acks */
-#define HPN_CC_TARGET_NS 50000 /* default queueing-delay target floor (50 us) */
+#define HPN_CC_TARGET_NS 100000 /* default queueing-delay target floor (100 us) */
 
 struct hpn_cc {
 	uint32_t cwnd;      /* packets << 8 (fractions from additive increase) */

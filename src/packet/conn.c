@@ -658,7 +658,7 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	/* Beyond what we advertised: the backlog's slots are not free. */
 	if (!hpn_seq_lt(p->seq, c->rx.next + rx_window(c)))
 		return true;
-	c->data_rx_ns = now;
+	c->data_rx_ns = c->arrived_ns; /* held since it arrived, not since we read it */
 	if (!c->ack_pending)
 		c->ack_due_ns = now;
 	c->ack_pending++;
@@ -712,7 +712,7 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	if (hpn_seq_lt(p->cum, una) && p->type != HPN_PKT_ACK)
 		return; /* an old ack on a retransmitted packet: nothing new */
 	/* An ACK packet's seq is how long the peer held it (WIRE.md). */
-	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq : UINT64_MAX;
+	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq + (now - c->arrived_ns) : UINT64_MAX;
 	c->tx.peer_got_resend = p->type == HPN_PKT_ACK && (p->flags & HPN_PKT_F_RETX);
 	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now, release_nothing, NULL) < 0) {
 		c->malformed++;
@@ -787,9 +787,15 @@ static bool sack_holes(const struct hpn_pkt *p)
 
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now)
 {
+	hpn_conn_input_at(c, buf, len, now, now);
+}
+
+void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now, uint64_t arrived)
+{
 	struct hpn_pkt p;
 	bool ack_now = false;
 
+	c->arrived_ns = arrived <= now ? arrived : now;
 	if (c->state == HPN_CONN_DEAD || c->ending)
 		return; /* ending: judged gone; only the reader is awaited */
 	/* Longer than we said we take: nothing of it fits our slots. */

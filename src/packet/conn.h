@@ -136,6 +136,7 @@ struct hpn_conn {
 	struct hpn_reasm reasm;
 	uint64_t last_rx_ns, last_tx_ns, hello_ns, ack_due_ns;
 	uint64_t data_rx_ns; /* the newest DATA's arrival: an ACK says how long ago */
+	uint64_t arrived_ns; /* the datagram being read arrived then (hpn_conn_input_at) */
 	uint64_t connect_deadline_ns; /* connecting: give up then (-ETIMEDOUT) */
 	uint32_t ack_pending; /* packets arrived since our last ack */
 	uint32_t peer_limit;  /* the peer takes seqs before this (its cum + window) */
@@ -217,6 +218,11 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
  * so is one longer than cfg.mtu (the owner's receive buffers should be
  * no larger). */
 void hpn_conn_input(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now);
+/* The same, for a datagram that arrived at `arrived` (<= now; the
+ * device's receive time): it waited now - arrived in our queues, which
+ * is not the path's delay (the ACK we send reports it as held; an ACK
+ * we read has it taken out of congestion control's RTT). */
+void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint64_t now, uint64_t arrived);
 
 /* The owner has room again: deliver what waits, reopen the window. */
 void hpn_conn_kick(struct hpn_conn *c, uint64_t now);

@@ -1276,7 +1276,7 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	uint64_t before[4] = STATS_BEFORE(&p->conn);
 
 	e->last = p;
-	hpn_conn_input(&p->conn, d->data, d->len, e->now);
+	hpn_conn_input_at(&p->conn, d->data, d->len, e->now, d->rx_ns ? d->rx_ns : e->now);
 	stats_sync(e, &p->conn, before);
 }
 
@@ -1296,6 +1296,7 @@ static int receive(struct hpn_pktep *e)
 	for (int i = 0; i < r; i++) {
 		input(e, &e->rx_d[i]);
 		e->rx_d[i].len = e->ccfg.mtu; /* room again for the next call */
+		e->rx_d[i].rx_ns = 0;
 	}
 	flush(e);
 	sweep(e);

@@ -34,6 +34,11 @@ struct hpn_dgram {
 	uint32_t alen;
 	uint8_t *data;
 	uint32_t len; /* recv: in = buffer size, out = datagram length */
+	/* recv: when the device received it, on hpn_now_ns()'s clock (the
+	 * kernel's receive timestamp); 0: unknown. The time it waited for us
+	 * is host delay, not path delay: the ACK's held time and congestion
+	 * control's RTT leave it out. */
+	uint64_t rx_ns;
 };
 
 struct hpn_dgram_io {

@@ -816,12 +816,57 @@ static void test_wrong_session(void **state)
 	hpn_conn_fini(&b);
 }
 
+/* Time a DATA waited in the receiver's socket buffer is host delay: the
+ * ACK reports it as held (from the kernel's arrival time, not from when
+ * the packet was read), and the sender takes the time its ACK waited out
+ * of the RTT congestion control sees. */
+static void test_held_from_arrival(void **state)
+{
+	uint8_t msg[8] = {0};
+	struct dgram d;
+	uint32_t held;
+
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	for (int i = 0; i < 1000 && qn; i++)
+		step(); /* the handshake's last packets (the acceptor's PING) */
+	now += 1 * MS;
+	hpn_conn_tick(&a, now);
+	hpn_conn_tick(&b, now);
+	qn = 0;
+	raw_mode = 1;
+	assert_int_equal(send1(&a, msg, sizeof(msg)), 1);
+	assert_int_equal(qn, 1);
+	d = q[--qn];
+	now += 400 * US;
+	/* Read 400 us after sending, but it arrived 30 us after sending. */
+	hpn_conn_input_at(&b, d.data, d.len, now, now - 370 * US);
+	assert_int_equal(sb.got, 1);
+	hpn_conn_tick(&b, now + 25 * US); /* past ack_delay: b acks */
+	assert_true(qn >= 1);
+	d = q[qn - 1];
+	assert_int_equal(d.data[2], HPN_PKT_ACK);
+	held = (uint32_t)d.data[8] | (uint32_t)d.data[9] << 8 | (uint32_t)d.data[10] << 16 |
+	       (uint32_t)d.data[11] << 24;
+	assert_true(held >= 395 * US && held <= 400 * US);
+	/* a reads the ACK 100 us after it arrived: held 395 + 100 taken out. */
+	qn--;
+	now += 200 * US;
+	hpn_conn_input_at(&a, d.data, d.len, now, now - 100 * US);
+	assert_true(a.tx.peer_ack_delay_ns >= held + 100 * US);
+	raw_mode = 0;
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_clean),       cmocka_unit_test(test_lossy),
 		cmocka_unit_test(test_unreliable),  cmocka_unit_test(test_silent_peer),
 		cmocka_unit_test(test_wrong_session), cmocka_unit_test(test_pingpong_acks),
+		cmocka_unit_test(test_held_from_arrival),
 		cmocka_unit_test(test_slow_reader),   cmocka_unit_test(test_unacked_reported),
 		cmocka_unit_test(test_lost_hello_ack), cmocka_unit_test(test_close_delivers_everything),
 		cmocka_unit_test(test_limits_negotiated), cmocka_unit_test(test_window_reopens),
