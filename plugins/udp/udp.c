@@ -183,18 +183,9 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
 	{"gro", "on|off: reliable=off only: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
-	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"},
-	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted (default off)"},
-	{"mtu", "reliable mode: datagram payload bytes per packet (default 1472: Ethernet; loopback can take 65000)"},
-	{"window", "reliable mode: packets in flight per peer (default 256, or what max_msg needs; at most 1024)"},
-	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was sent (default 200)"},
-	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss before later packets is found in about a round trip (default 1000)"},
-	{"cc", "on|off: reliable mode: delay-based congestion control (after Swift; random loss does not slow it; default on, off for dedicated links)"},
-	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at least half the base RTT; default 100)"},
-	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"},
 	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
 	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
-	{"faults", "reliable mode: seeded fault injection on sends, e.g. loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},
+	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
 
@@ -748,44 +739,12 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 /* reliable=on: the packet layer owns peers and framing from here on. */
 static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 {
-	struct hpn_pktep_cfg pc = {.faults = hpn_core_cfg(core, "faults")};
-	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us;
-	int rel, unordered, cc, ret;
+	struct hpn_pktep_cfg pc;
+	bool on;
+	int ret = hpn_pktep_read_cfg(core, 1472, 65000, &pc, &on);
 
-	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
-	ret = ret ?: hpn_core_cfg_bool(core, "unordered", 0, &unordered);
-	ret = ret ?: hpn_core_cfg_u64(core, "mtu", 1472, 128, 65000, &mtu);
-	ret = ret ?: hpn_core_cfg_u64(core, "window", 256, 8, 1024, &window);
-	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
-	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
-	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
-	/* On by default: host delay is told from path delay by the kernel's
-	 * receive timestamps (cc.h). Target: cc.h's HPN_CC_TARGET_NS. */
-	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
-	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", 100, 1, 1000000, &target_us);
-	if (ret || !rel) {
-		if (!ret && pc.faults && *pc.faults)
-			return hpn_set_error(-EINVAL, "config: faults= needs reliable=on (it sits under the packet layer)");
-		if (!ret && (hpn_core_cfg(core, "cc") || hpn_core_cfg(core, "cc_target_us")))
-			return hpn_set_error(-EINVAL, "config: cc= and cc_target_us= need reliable=on (raw datagrams "
-						      "have no acks to measure a path by)");
-		/* A mode of the packet layer: raw datagrams are unordered already,
-		 * and nothing would count their gaps. */
-		if (!ret && unordered)
-			return hpn_set_error(-EINVAL, "config: unordered=on conflicts with reliable=off: unordered is "
-						      "a mode of the packet layer (reliable=on,unordered=on: sequenced, "
-						      "gaps counted)");
+	if (ret || !on)
 		return ret;
-	}
-	pc.mtu = (uint32_t)mtu;
-	pc.window = (uint32_t)window;
-	pc.window_auto = !hpn_core_cfg(core, "window");
-	pc.ack_delay_ns = ack_us * 1000;
-	pc.rto_min_ns = rto_us * 1000;
-	pc.linger_ns = linger_ms ? linger_ms * 1000000 : 1; /* 0: do not wait */
-	pc.cc_off = !cc;
-	pc.cc_target_ns = target_us * 1000;
-	pc.reliable = !unordered;
 	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }
 

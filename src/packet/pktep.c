@@ -502,6 +502,58 @@ static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
 	return 0;
 }
 
+/* Keys that mean something only to the packet layer: given with
+ * reliable=off they would silently do nothing. */
+static const char *const pkt_only_keys[] = {"unordered", "mtu",  "window", "linger_ms", "rto_min_us",
+					    "cc",        "cc_target_us", "ack_delay_us", "faults"};
+
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *pc,
+		       bool *on)
+{
+	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us;
+	int rel, unordered, cc, ret;
+
+	*pc = (struct hpn_pktep_cfg){.faults = hpn_core_cfg(core, "faults")};
+	*on = false;
+	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
+	ret = ret ?: hpn_core_cfg_bool(core, "unordered", 0, &unordered);
+	ret = ret ?: hpn_core_cfg_u64(core, "mtu", mtu_default, 128, mtu_max, &mtu);
+	ret = ret ?: hpn_core_cfg_u64(core, "window", 256, 8, HPN_TXWIN_MAX, &window);
+	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
+	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
+	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
+	/* Off by default (cc.h: clean paths cost nothing now, but streams
+	 * under loss still show bursts of needless resends with it on). */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", 0, &cc);
+	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
+	if (ret)
+		return ret;
+	if (!rel) {
+		for (size_t i = 0; i < sizeof(pkt_only_keys) / sizeof(pkt_only_keys[0]); i++)
+			if (hpn_core_cfg(core, pkt_only_keys[i]))
+				return hpn_set_error(-EINVAL,
+						     "config: %s= needs reliable=on: it belongs to the packet layer, "
+						     "and reliable=off sends raw datagrams%s",
+						     pkt_only_keys[i],
+						     !strcmp(pkt_only_keys[i], "unordered")
+							     ? " (unordered already; reliable=on,unordered=on: "
+							       "sequenced, gaps counted)"
+							     : "");
+		return 0;
+	}
+	pc->mtu = (uint32_t)mtu;
+	pc->window = (uint32_t)window;
+	pc->window_auto = !hpn_core_cfg(core, "window");
+	pc->ack_delay_ns = ack_us * 1000;
+	pc->rto_min_ns = rto_us * 1000;
+	pc->linger_ns = linger_ms ? linger_ms * 1000000 : 1; /* 0: do not wait */
+	pc->cc_off = !cc;
+	pc->cc_target_ns = target_us * 1000;
+	pc->reliable = !unordered;
+	*on = true;
+	return 0;
+}
+
 int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
 		     void *io_arg, struct hpn_pktep **out)
 {

@@ -70,6 +70,35 @@ struct hpn_pktep_cfg {
 
 struct hpn_pktep;
 
+/* The packet layer's configuration keys, declared once for every packet
+ * backend: a backend's params table lists its own keys, then these, then
+ * {NULL, NULL}. Read with hpn_pktep_read_cfg. */
+#define HPN_PKTEP_PARAMS                                                                                         \
+	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"}, \
+	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted "     \
+		      "(default off)"},                                                                        \
+	{"mtu", "reliable mode: datagram payload bytes per packet (default: the backend's, 1472 for Ethernet)"},      \
+	{"window", "reliable mode: packets in flight per peer (default 256, or what max_msg needs; at most 1024)"},   \
+	{"linger_ms", "reliable mode: how long destroying the endpoint waits for peers to acknowledge what was "     \
+		      "sent (default 200)"},                                                                   \
+	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss "    \
+		       "before later packets is found in about a round trip (default 1000)"},                  \
+	{"cc", "on|off: reliable mode: delay-based congestion control for shared networks (after Swift; random "    \
+	       "loss does not slow it; default off: see docs/ARCHITECTURE.md)"},                                 \
+	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at "    \
+			 "least half the base RTT; default 100)"},                                             \
+	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"}, \
+	{"faults", "reliable mode: seeded fault injection on sends, e.g. "                                          \
+		   "loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"}
+
+/* Read the keys above (one default, one range, contradictions refused).
+ * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000).
+ * *on = false: reliable=off, raw datagrams (the backend's own path; keys
+ * that only the packet layer reads are then refused). Returns 0 or
+ * -EINVAL with hpn_set_error(). */
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *cfg,
+		       bool *on);
+
 /* Reads the core options (bufs, burst, max_peers, peer_timeout_ms ...)
  * from core. Returns 0 or -errno with hpn_set_error(). */
 int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, const struct hpn_dgram_io *io,
