@@ -50,6 +50,8 @@ fuzz() { # name, corpus dir, sources...
 # The decoder and reassembly; then a whole stream fed by a hostile peer.
 fuzz fuzz_packet tests/fuzz/corpus src/packet/wire.c
 fuzz fuzz_conn tests/fuzz/corpus_conn src/packet/conn.c src/packet/wire.c src/packet/rxwin.c src/packet/txwin.c src/packet/cc.c
+# Ethernet / IPv4 / UDP frames and ARP, as af_xdp and dpdk receive them.
+fuzz fuzz_frame tests/fuzz/corpus_frame src/net/frame.c
 
 echo "== pkg-config consumer"
 stage=$(mktemp -d)
