@@ -292,7 +292,7 @@ static bool param_known(const struct hpn_plugin_param *p, const char *key)
 }
 
 /* HPN_ variables that are not configuration keys (log.c, loader.c). */
-static const char *const env_not_keys[] = {"HPN_PLUGIN_PATH", "HPN_LOG_LEVEL", "HPN_NO_DLCLOSE", NULL};
+static const char *const env_not_keys[] = {"HPN_PLUGIN_PATH", "HPN_LOG_LEVEL", NULL};
 
 /* Edit distance of two short keys, capped at 3 (enough for "did you mean"). */
 static unsigned key_distance(const char *a, const char *b)

@@ -63,11 +63,17 @@ extern const struct hpn_plugin_param hpn_core_params[];
 struct hpn_plugin {
 	struct hpn_plugin_ops ops; /* complete table: NULL slots replaced by stubs */
 	void *dl;
+	struct hpn_plugin *next;   /* the process's loaded plugins (loader.c) */
 	char name[32];
-	char path[4096];
+	char path[4096];           /* as resolved (realpath): one load per file */
 };
-/* Find hpn-<name>-abi<N>.so along the search path and load it. */
+/* Find hpn-<name>-abi<N>.so along the search path and load it - once per
+ * process: a plugin stays loaded until exit (a backend may hold state no
+ * second load can rebuild - DPDK's EAL starts once - and an unload races
+ * threads a backend library started). Later loads of the same file get
+ * the same plugin. */
 int hpn_plugin_load(const char *name, struct hpn_plugin **out);
+/* The endpoint is done with p; the plugin stays loaded (see above). */
 void hpn_plugin_unload(struct hpn_plugin *p);
 /* Load the best usable plugin; explain the choice in why. */
 int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len);

@@ -212,8 +212,42 @@ static bool parse_file_name(const char *file, char *name, size_t name_len, int *
 
 /* ---- loading ----------------------------------------------------------- */
 
+/* Every plugin file loaded by this process, never unloaded (internal.h). */
+static pthread_mutex_t loaded_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct hpn_plugin *loaded;
+
+static int load_file_once(const char *path, const char *name, struct hpn_plugin **out, char *why,
+			  size_t why_len);
+
 static int load_file(const char *path, const char *name, struct hpn_plugin **out, char *why,
 		     size_t why_len)
+{
+	char real[PATH_MAX];
+	int ret = 0;
+
+	if (!realpath(path, real))
+		snprintf(real, sizeof(real), "%s", path);
+	pthread_mutex_lock(&loaded_lock);
+	for (*out = loaded; *out && strcmp((*out)->path, real); *out = (*out)->next)
+		;
+	if (!*out) {
+		ret = load_file_once(real, name, out, why, why_len);
+		if (!ret) {
+			(*out)->next = loaded;
+			loaded = *out;
+		}
+	} else if (strcmp((*out)->ops.name, name)) {
+		snprintf(why, why_len, "file is named for '%s' but the plugin calls itself '%s'", name,
+			 (*out)->ops.name);
+		*out = NULL;
+		ret = -EPROTO;
+	}
+	pthread_mutex_unlock(&loaded_lock);
+	return ret;
+}
+
+static int load_file_once(const char *path, const char *name, struct hpn_plugin **out, char *why,
+			  size_t why_len)
 {
 	struct hpn_plugin *p;
 	hpn_plugin_entry_fn entry;
@@ -265,13 +299,7 @@ static int load_file(const char *path, const char *name, struct hpn_plugin **out
 
 void hpn_plugin_unload(struct hpn_plugin *p)
 {
-	if (!p)
-		return;
-	/* Keep sanitizer reports readable: LSan needs the code mapped to
-	 * symbolize leaks found at exit. */
-	if (!getenv("HPN_NO_DLCLOSE"))
-		dlclose(p->dl);
-	free(p);
+	(void)p; /* loaded once per process, kept until exit (internal.h) */
 }
 
 static void candidate(const struct search_path *sp, unsigned i, const char *name, int abi, char *buf,

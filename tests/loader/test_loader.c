@@ -47,6 +47,39 @@ static void test_good_plugin_stubs(void **state)
 	hpn_ep_destroy(ep);
 }
 
+/* How many times a file whose path contains needle is mapped (its
+ * distinct mappings share the path; count the first segment only). */
+static int mapped(const char *needle)
+{
+	char line[4608];
+	int n = 0;
+	FILE *f = fopen("/proc/self/maps", "r");
+
+	assert_non_null(f);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) && strstr(line, " 00000000 ");
+	fclose(f);
+	return n;
+}
+
+/* A plugin is loaded once per process and kept: a backend may hold state
+ * a second load cannot rebuild (DPDK's EAL starts once). */
+static void test_plugin_kept(void **state)
+{
+	hpn_ep *a, *b;
+
+	(void)state;
+	assert_int_equal(hpn_ep_create("plugin=mock,hugepages=off", &a), 0);
+	assert_int_equal(hpn_ep_create("plugin=mock,hugepages=off", &b), 0);
+	assert_int_equal(mapped("hpn-mock-abi"), 1);
+	hpn_ep_destroy(a);
+	hpn_ep_destroy(b);
+	assert_int_equal(mapped("hpn-mock-abi"), 1); /* still there */
+	assert_int_equal(hpn_ep_create("plugin=mock,hugepages=off", &a), 0);
+	assert_int_equal(mapped("hpn-mock-abi"), 1);
+	hpn_ep_destroy(a);
+}
+
 static void test_wrong_abi(void **state)
 {
 	(void)state;
@@ -168,7 +201,8 @@ static void test_old_abi_does_not_shadow(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_good_plugin_stubs), cmocka_unit_test(test_wrong_abi),
+		cmocka_unit_test(test_good_plugin_stubs),
+		cmocka_unit_test(test_plugin_kept), cmocka_unit_test(test_wrong_abi),
 		cmocka_unit_test(test_name_mismatch),     cmocka_unit_test(test_not_a_plugin),
 		cmocka_unit_test(test_other_abi_file),    cmocka_unit_test(test_missing),
 		cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_list),
