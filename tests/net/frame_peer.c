@@ -12,12 +12,18 @@
  *       "kernel <i>" arrived intact; fail on the first one refused
  *   frame_peer udprecv PORT COUNT TIMEOUT_MS    (a plain kernel UDP socket)
  *   frame_peer udpsend DST_IP PORT COUNT        (a plain kernel UDP socket)
+ *   frame_peer route DST_IP
+ *       print "IFNAME SRC_IP NEXT_HOP MTU SRC_MAC NEIGH_MAC" from
+ *       hpn_route_get and hpn_neigh_get (NEIGH_MAC "-" if the kernel has
+ *       no entry yet), or the error
  *
  * Exit 0 on success, 1 on failure (with a line on stderr saying why).
  */
 #include "net/frame.h"
+#include "net/route.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <linux/if_packet.h>
 #include <net/ethernet.h>
 #include <net/if.h>
@@ -197,8 +203,35 @@ static int do_udpsend(char **a)
 	return 0;
 }
 
+static int do_route(char **a)
+{
+	struct hpn_route r;
+	char why[128], src[16], hop[16];
+	uint8_t mac[6];
+	int ret = hpn_route_get(inet_addr(a[0]), &r, why, sizeof(why));
+
+	if (ret) {
+		printf("error %d %s\n", ret, why);
+		return 1;
+	}
+	inet_ntop(AF_INET, &r.src_ip, src, sizeof(src));
+	inet_ntop(AF_INET, &r.next_hop, hop, sizeof(hop));
+	printf("%s %s %s %u %02x:%02x:%02x:%02x:%02x:%02x ", r.ifname, src, hop, r.mtu, r.src_mac[0], r.src_mac[1],
+	       r.src_mac[2], r.src_mac[3], r.src_mac[4], r.src_mac[5]);
+	ret = hpn_neigh_get(r.ifindex, r.next_hop, mac, why, sizeof(why));
+	if (ret == -ENOENT)
+		printf("-\n");
+	else if (ret)
+		printf("error %d %s\n", ret, why);
+	else
+		printf("%02x:%02x:%02x:%02x:%02x:%02x\n", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+	return ret && ret != -ENOENT;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "route"))
+		return do_route(argv + 2);
 	if (argc == 8 && !strcmp(argv[1], "send"))
 		return do_send(argv + 2);
 	if (argc == 6 && !strcmp(argv[1], "recv"))
