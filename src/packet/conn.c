@@ -224,6 +224,7 @@ static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	if (fits < c->max_send)
 		c->max_send = (uint32_t)fits;
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
+	c->rx_high = p->first_seq;
 	c->adv_window = c->rx.size; /* the handshake said so: no window update due */
 	c->peer_limit = c->tx.next + (p->window < c->tx.size ? p->window : c->tx.size);
 	c->state = HPN_CONN_UP;
@@ -631,6 +632,8 @@ static void hold(struct hpn_conn *c, const struct hpn_pkt *p)
 	c->rx.slot[i] = &c->rx_hdr[i];
 }
 
+#define HOLE_ACK_EVERY 8
+
 /* Returns true when the peer should hear from us at once. */
 static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
@@ -668,6 +671,9 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	switch (v) {
 	case HPN_RX_DELIVER: {
 		void *ref;
+
+		if (hpn_seq_lt(c->rx_high, p->seq + 1))
+			c->rx_high = p->seq + 1;
 		bool filled = c->rx.held;
 
 		in_order(c, p, false);
@@ -677,9 +683,21 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		 * here too: a busy receiver may not run its timers for a while. */
 		return filled || c->ack_pending >= c->cfg.ack_every || now - c->ack_due_ns >= c->cfg.ack_delay_ns;
 	}
-	case HPN_RX_HELD:
+	case HPN_RX_HELD: {
+		/* A new hole, or a packet filling part of an old one, is acked
+		 * at once: the SACK drives fast retransmission. Packets that
+		 * merely follow the newest one behind an open hole add nothing
+		 * the next ACK will not say: one ACK per HOLE_ACK_EVERY of them.
+		 * Acking each one flooded the sender with an ACK per packet for
+		 * as long as a hole stayed open; it read them milliseconds late
+		 * and its RTT samples with them. */
+		bool news = p->seq != c->rx_high || c->ack_pending >= HOLE_ACK_EVERY;
+
 		hold(c, p);
-		return true; /* a gap: the sack drives fast retransmission */
+		if (hpn_seq_lt(c->rx_high, p->seq + 1))
+			c->rx_high = p->seq + 1;
+		return news || now - c->ack_due_ns >= c->cfg.ack_delay_ns;
+	}
 	case HPN_RX_DUP: /* our ack may have been lost, or the sender was too eager */
 		c->dup_seen = true;
 		return true;

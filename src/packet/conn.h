@@ -144,6 +144,7 @@ struct hpn_conn {
 	uint32_t backlog;     /* in-order packets before rx.next waiting for room */
 	uint32_t built;       /* the packet emit() just built: its ack is fresh */
 	uint32_t tx_run;      /* packets sent since the clock was last read (ops.clock) */
+	uint32_t rx_high;     /* one past the highest DATA seq received */
 	bool dup_seen;        /* a duplicate DATA arrived: say so in the next ACK (F_DUP) */
 	bool retx_seen;       /* a needed retransmission arrived: say so in the next ACK (F_RETX) */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
