@@ -199,8 +199,8 @@ struct hpn_event {
  * regularly (every millisecond or so is plenty) - or hpn_recv*: on a
  * reliable packet backend (udp reliable=on) acks, retransmissions and
  * keepalives run only inside the library's calls, and a peer silent for
- * peer_timeout_ms is gone. Accepted messages beyond the congestion window
- * (cc=on, the default) also leave only from these calls. In
+ * peer_timeout_ms is gone. With congestion control on (cc=on), accepted
+ * messages beyond the congestion window also leave only from these calls. In
  * progress=thread mode it only hands over events. Returns the number of events (0 if none).
  */
 int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max);

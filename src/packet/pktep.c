@@ -522,9 +522,9 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
-	/* On by default (cc.h): host delay is told from path delay by
-	 * receive timestamps; cc=off for dedicated links. */
-	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
+	/* Off by default (cc.h: clean paths cost nothing now, but streams
+	 * under loss still show bursts of needless resends with it on). */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", 0, &cc);
 	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
 	if (ret)
 		return ret;
