@@ -41,10 +41,10 @@
  * Left is the path and the sending side's batches: a sendmmsg of 64
  * packets is ~100 us on loopback, so the target is 100 us (50 us cost
  * 8% of a 1 MiB stream there); clean loopback streams then run at 97%
- * of cc=off. Still off by default (cc=on turns it on): with it on, the
- * e2e large-message loss cases intermittently resend ~30x what they lost
- * (1 run in 4; not root-caused - open on issue 9). Off, the window sits
- * at its maximum and only the peer's flow control limits a stream.
+ * of cc=off. Still off by default (cc=on turns it on): a process slowed
+ * unevenly (ThreadSanitizer) still gets its window collapsed, as if its
+ * own slowness were the path's (docs/ARCHITECTURE.md). Off, the window
+ * sits at its maximum and only the peer's flow control limits a stream.
  */
 #ifndef HPN_PACKET_CC_H
 #define HPN_PACKET_CC_H
