@@ -499,7 +499,7 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 }
 
 /* The kernel's receive time (CLOCK_REALTIME) on hpn_now_ns()'s clock:
- * real_to_mono is the difference of the two clocks, read once per call. */
+ * real_to_mono is the difference of the two clocks (real_to_mono()). */
 static uint64_t rx_stamp(struct msghdr *h, int64_t real_to_mono)
 {
 	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c)) {
@@ -513,8 +513,8 @@ static uint64_t rx_stamp(struct msghdr *h, int64_t real_to_mono)
 	return 0;
 }
 
-/* Read again every 10 ms, not per call (a clock read is a fifth of what
- * timestamps cost a lone message): NTP slews the real clock by at most
+/* The real clock is read again every 10 ms, not per call (one clock read
+ * per call instead of two): NTP slews the real clock by at most
  * 500 ppm, 5 us in 10 ms, small beside the socket-buffer waits this
  * measures. A step of the real clock is caught at the next refresh. */
 static int64_t real_to_mono(struct hpn_pep *u)
@@ -561,8 +561,15 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 		struct iovec iov = {d->data, d->len};
 		struct msghdr h = {.msg_name = (void *)d->addr, .msg_namelen = HPN_PKTEP_ADDR_MAX, .msg_iov = &iov,
 				   .msg_iovlen = 1, .msg_control = u->rel_ctl[0], .msg_controllen = sizeof(u->rel_ctl[0])};
-		ssize_t len = recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+		/* Without timestamps the lone message keeps recvfrom: no
+		 * msghdr to copy in and out. */
+		ssize_t len = u->rel_ts ? recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC)
+					: recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr,
+						   &h.msg_namelen);
 		socklen_t alen = h.msg_namelen;
+
+		if (!u->rel_ts)
+			h.msg_controllen = 0;
 
 		if (len < 0) {
 			if (is_icmp_error(errno)) {

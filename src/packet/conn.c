@@ -356,8 +356,8 @@ static uint32_t tx_avail(const struct hpn_conn *c)
 }
 
 /* Queued packets the congestion window lets go now, oldest first. A
- * packet that waited carries an older ack than ours: refreshed if so. */
-/* Returns the time the last packet left (a long run reads the clock
+ * packet that waited carries an older ack than ours: refreshed if so.
+ * Returns the time the last packet left (a long run reads the clock
  * again, conn.h). */
 static uint64_t flush(struct hpn_conn *c, uint64_t now)
 {

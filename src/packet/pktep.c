@@ -502,10 +502,10 @@ static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
 	return 0;
 }
 
-/* Keys that mean something only to the packet layer: given with
- * reliable=off they would silently do nothing. */
-static const char *const pkt_only_keys[] = {"unordered", "mtu",  "window", "linger_ms", "rto_min_us",
-					    "cc",        "cc_target_us", "ack_delay_us", "faults"};
+/* The keys as declared once (pktep.h): every one but "reliable" means
+ * something only to the packet layer and would do nothing with
+ * reliable=off. */
+static const struct hpn_plugin_param pkt_params[] = {HPN_PKTEP_PARAMS};
 
 int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *pc,
 		       bool *on)
@@ -529,13 +529,13 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	if (ret)
 		return ret;
 	if (!rel) {
-		for (size_t i = 0; i < sizeof(pkt_only_keys) / sizeof(pkt_only_keys[0]); i++)
-			if (hpn_core_cfg(core, pkt_only_keys[i]))
+		for (size_t i = 0; i < sizeof(pkt_params) / sizeof(pkt_params[0]); i++)
+			if (strcmp(pkt_params[i].key, "reliable") && hpn_core_cfg(core, pkt_params[i].key))
 				return hpn_set_error(-EINVAL,
 						     "config: %s= needs reliable=on: it belongs to the packet layer, "
 						     "and reliable=off sends raw datagrams%s",
-						     pkt_only_keys[i],
-						     !strcmp(pkt_only_keys[i], "unordered")
+						     pkt_params[i].key,
+						     !strcmp(pkt_params[i].key, "unordered")
 							     ? " (unordered already; reliable=on,unordered=on: "
 							       "sequenced, gaps counted)"
 							     : "");

@@ -326,7 +326,8 @@ static inline uint64_t rack_due(const struct hpn_txwin *t, const struct hpn_txpk
  * window of packets behind one loss does not time out all at once. */
 static inline uint64_t rto_due(const struct hpn_txwin *t, const struct hpn_txpkt *p)
 {
-	/* Each retransmission doubles the wait (backoff). */
+	/* Each timeout of this packet doubles the wait (backoff); resends
+	 * RACK decided do not. */
 	uint64_t rto = t->rto_ns << (p->rtos < 10 ? p->rtos : 10);
 	uint64_t base = p->sent_ns > t->last_ack_ns ? p->sent_ns : t->last_ack_ns;
 
@@ -425,7 +426,11 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	t->scan_seq = s;
 	if (!pick)
 		return false;
-	if (pick_seq == t->una && now < rack_due(t, pick)) { /* a timeout, not RACK */
+	bool timeout = pick_seq == t->una && now < rack_due(t, pick); /* not RACK */
+
+	if (now < t->last_tx_ns)
+		now = t->last_tx_ns; /* never back in time (transmit) */
+	if (timeout) {
 		if (pick->rtos < UINT8_MAX)
 			pick->rtos++;
 		t->frto = 1;
@@ -433,8 +438,6 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 		t->frto_sent_ns = now;
 		t->frto_xid = t->xid_next; /* the number the resend gets below */
 	}
-	if (now < t->last_tx_ns)
-		now = t->last_tx_ns; /* never back in time (transmit) */
 	pick->tries++;
 	pick->sent_ns = now;
 	pick->xid = t->xid_next++;

@@ -13,17 +13,8 @@ set -euo pipefail
 peer=$1 netns=$2
 prefix=hpnfr subnet=10.78.0 n=200
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: needs root (network namespaces and an AF_PACKET socket)"
-	exit 77
-fi
-if ! "$netns" up --pair --prefix "$prefix" --subnet "$subnet" >/dev/null; then
-	echo "skip: cannot create network namespaces here (tools/hpn-netns up failed)"
-	exit 77
-fi
-trap '"$netns" down --prefix "$prefix" >/dev/null 2>&1 || true' EXIT
-in1() { ip netns exec "${prefix}1" "$@"; }
-in2() { ip netns exec "${prefix}2" "$@"; }
+. "$(dirname "$0")/pair.sh"
+netns_pair "$netns" "$prefix" "$subnet"
 mac2=$(in2 cat /sys/class/net/eth0/address)
 csum_errors() { in2 awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "InCsumErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
 

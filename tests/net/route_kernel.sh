@@ -11,17 +11,8 @@ set -euo pipefail
 peer=$1 netns=$2
 prefix=hpnrt subnet=10.79.0
 
-if [ "$(id -u)" -ne 0 ]; then
-	echo "skip: needs root (network namespaces)"
-	exit 77
-fi
-if ! "$netns" up --pair --prefix "$prefix" --subnet "$subnet" >/dev/null; then
-	echo "skip: cannot create network namespaces here (tools/hpn-netns up failed)"
-	exit 77
-fi
-trap '"$netns" down --prefix "$prefix" >/dev/null 2>&1 || true' EXIT
-in1() { ip netns exec "${prefix}1" "$@"; }
-in2() { ip netns exec "${prefix}2" "$@"; }
+. "$(dirname "$0")/pair.sh"
+netns_pair "$netns" "$prefix" "$subnet"
 fail() { echo "FAIL: $*"; exit 1; }
 mac1=$(in1 cat /sys/class/net/eth0/address)
 mac2=$(in2 cat /sys/class/net/eth0/address)
