@@ -12,8 +12,8 @@
 # (goodput under 1 % loss against clean; spurious retransmissions on the
 # clean path), ping-pong p50/p99 at 5 % beside clean, and each run's peak
 # memory (max RSS of the hpnbench process: both ends). Congestion control
-# (cc=on, off by default): clean stream goodput beside cc=off at each of
-# those sizes (it should cost nothing on a path with no queue).
+# (on by default): clean stream goodput beside cc=off at each of those
+# sizes (it should cost nothing on a path with no queue).
 #
 #   bench/reliable_vs_raw.sh [--sizes 64,1024] [--duration 3] [--rounds 3] [--build DIR]
 #                            [--loss-sizes 64,65536,1048576 | --loss-sizes none]
@@ -70,8 +70,8 @@ if [ "$loss_sizes" != none ]; then
 			echo "loss recovery: size $s, loss $l: stream" >&2
 			run "ls_${s}_$l" --config reliable=on --mode stream --size "$s" --faults "loss=$l,seed=7"
 		done
-		echo "congestion control: size $s: clean stream with cc=on" >&2
-		run "cc_${s}" --config reliable=on,cc=on --mode stream --size "$s"
+		echo "congestion control: size $s: clean stream with cc=off" >&2
+		run "cc_${s}" --config reliable=on,cc=off --mode stream --size "$s"
 		echo "loss recovery: size $s: ping-pong clean and at 5% loss" >&2
 		run "lp_${s}_0" --config reliable=on --size "$s" --warmup 10
 		run "lp_${s}_0.05" --config reliable=on --size "$s" --warmup 10 --faults loss=0.05,seed=7
@@ -135,10 +135,10 @@ if sys.argv[4] != 'none':
         print("%23s ping-pong one-way p50/p99 us: clean %.1f/%.1f, 5%% loss %.1f/%.1f (%d retransmissions)" % (
               "", a['t_typical_us'], a['p99_us'], b['t_typical_us'], b['p99_us'], b['retransmits']))
 if sys.argv[4] != 'none':
-    print("\ncongestion control on a clean path (stream, one run each): cc=on beside cc=off (the default)")
+    print("\ncongestion control on a clean path (stream, one run each): cc=on (the default) beside cc=off")
     print("%8s  %9s %9s %8s  %8s" % ("size", "off Gb/s", "on Gb/s", "on/off", "on retx"))
     for s in [int(x) for x in sys.argv[4].split(',')]:
-        off, on = res('ls_%d_0' % s), res('cc_%d' % s)
+        off, on = res('cc_%d' % s), res('ls_%d_0' % s)
         ratio = on['gbit_per_s'] / off['gbit_per_s'] if off['gbit_per_s'] else 0
         print("%8d  %9.3f %9.3f %7.0f%%  %8d" % (s, off['gbit_per_s'], on['gbit_per_s'], ratio * 100, on['retransmits']))
         met &= ratio >= 0.95

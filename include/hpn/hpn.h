@@ -184,7 +184,9 @@ enum hpn_event_type {
 	HPN_EV_PEER_NEW = 1,  /* a peer connected to our hpn_listen() */
 	HPN_EV_CONNECTED = 2, /* our hpn_connect() completed */
 	HPN_EV_PEER_GONE = 3, /* peer closed (status 0), timed out (-ETIMEDOUT),
-	                         refused/unreachable (-ECONNREFUSED, ...) */
+	                         refused/unreachable (-ECONNREFUSED, ...). Messages
+	                         received from it before stay readable with
+	                         hpn_recv* after this event (a separate queue) */
 };
 
 struct hpn_event {
@@ -199,8 +201,8 @@ struct hpn_event {
  * regularly (every millisecond or so is plenty) - or hpn_recv*: on a
  * reliable packet backend (udp reliable=on) acks, retransmissions and
  * keepalives run only inside the library's calls, and a peer silent for
- * peer_timeout_ms is gone. With congestion control on (cc=on), accepted
- * messages beyond the congestion window also leave only from these calls. In
+ * peer_timeout_ms is gone. Accepted messages beyond the congestion window
+ * (cc=on, the default) also leave only from these calls. In
  * progress=thread mode it only hands over events. Returns the number of events (0 if none).
  */
 int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max);

@@ -547,9 +547,12 @@ static void rx_timestamps(struct hpn_pep *u, bool on)
 
 /* Datagrams in, each with its source address. An ICMP error pending on
  * the socket fails the receive call that meets it (IP_RECVERR): after
- * draining it, try once more, so errors - forged ones cost nothing else -
- * do not stall the data behind them. */
-static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool retry)
+ * draining it, try again (a few times: each reply to a dead peer bounces
+ * while we read), so errors - forged ones cost nothing else - do not
+ * stall the data behind them, and 0 means the socket is empty. */
+#define RECV_ERR_RETRIES 8
+
+static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsigned retry)
 {
 	int r;
 
@@ -574,7 +577,7 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 		if (len < 0) {
 			if (is_icmp_error(errno)) {
 				drain_errqueue(u);
-				return retry ? rel_recv_try(u, d, n, false) : 0;
+				return retry ? rel_recv_try(u, d, n, retry - 1) : 0;
 			}
 			return transient(errno) ? 0 : -errno;
 		}
@@ -603,7 +606,7 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 		u->rel_bursty = false;
 		if (is_icmp_error(errno)) {
 			drain_errqueue(u);
-			return retry ? rel_recv_try(u, d, n, false) : 0;
+			return retry ? rel_recv_try(u, d, n, retry - 1) : 0;
 		}
 		return transient(errno) ? 0 : -errno;
 	}
@@ -624,7 +627,7 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, bool
 
 static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
-	return rel_recv_try(arg, d, n, true);
+	return rel_recv_try(arg, d, n, RECV_ERR_RETRIES);
 }
 
 static int rel_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)

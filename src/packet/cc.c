@@ -5,6 +5,7 @@
 #define FP 256u                        /* one packet */
 #define EPOCH_NS 10000000000ull        /* base RTT window: 10 s (BBR's min_rtt filter) */
 #define PROBE_MIN_NS 20000000ull       /* base RTT probes at most every 20 ms */
+#define PROBE_MIN_ROUNDS 100           /* and every 100 round trips */
 
 void hpn_cc_init(struct hpn_cc *cc, uint32_t max_pkts, uint64_t target_ns, bool on)
 {
@@ -41,6 +42,55 @@ static void base_sample(struct hpn_cc *cc, uint64_t rtt, uint64_t now)
 static uint64_t base_rtt(const struct hpn_cc *cc)
 {
 	return cc->base_prev_ns && cc->base_prev_ns < cc->base_ns ? cc->base_prev_ns : cc->base_ns;
+}
+
+static uint64_t isqrt(uint64_t x)
+{
+	uint64_t r = 0, bit = 1ull << 62;
+
+	while (bit > x)
+		bit >>= 2;
+	for (; bit; bit >>= 2) {
+		if (x >= r + bit) {
+			x -= r + bit;
+			r = (r >> 1) + bit;
+		} else {
+			r >>= 1;
+		}
+	}
+	return r;
+}
+
+/* Swift's flow scaling: the fewer packets a stream has out, the more
+ * delay it is allowed - FS_RANGE more at the minimum window, falling
+ * with 1/sqrt(window) to nothing at FS_MAX packets. A small window is
+ * where a stream's own share of any delay is smallest, so a delay it
+ * sees there says least about its own queue; and it is where the hosts'
+ * noise is largest beside the target (an application that polls every
+ * 11 ms, slowed 5-15x by ThreadSanitizer, sees 100-250 us of it at two
+ * packets: against a flat 100 us target the window random-walked down
+ * to two and 1 MiB messages crawled, 13 of 20 in 120 s; with this, the
+ * two-round cut and probes counted in rounds, all 20 in 28 s - cc=off
+ * takes 4 s there, so a slowed host still costs). It also gives small
+ * streams more room than large ones, so they converge (Swift's reason;
+ * the simulated bottleneck of test_cc went from 41/57 % to 47/51 %). */
+#define FS_MAX 128 /* packets */
+#define FS_RANGE(cc) (4 * (cc)->target_ns)
+
+static uint64_t flow_scaling(const struct hpn_cc *cc)
+{
+	/* 1/sqrt(w) - 1/sqrt(FS_MAX), in 1/2^16ths, against the same at HPN_CC_MIN. */
+	uint64_t w = cc->cwnd >> 8, top = (1ull << 32) / isqrt((uint64_t)FS_MAX << 32);
+	uint64_t at = (1ull << 32) / isqrt(w << 32), full = (1ull << 32) / isqrt((uint64_t)HPN_CC_MIN << 32);
+
+	if (w >= FS_MAX)
+		return 0;
+	return FS_RANGE(cc) * (at - top) / (full - top);
+}
+
+static uint64_t target_rtt(const struct hpn_cc *cc, uint64_t base)
+{
+	return base + (base / 2 > cc->target_ns ? base / 2 : cc->target_ns) + flow_scaling(cc);
 }
 
 void hpn_cc_acked(struct hpn_cc *cc, uint32_t acked, uint64_t rtt_ns, bool limited, uint64_t now)
@@ -86,10 +136,22 @@ static void judge_delay(struct hpn_cc *cc)
 	}
 	if (!n)
 		return;
-	target = base + (base / 2 > cc->target_ns ? base / 2 : cc->target_ns);
-	if (rtt <= target)
+	target = target_rtt(cc, base);
+	if (rtt <= target) {
+		cc->suspect = false;
 		return;
+	}
 	cc->queued = true;
+	/* A queue delays two rounds in a row; one round's mean over one or
+	 * two samples is often one late ACK (a receive that took no arrival
+	 * stamp; a thread descheduled), and halving the window for each of
+	 * those held an 11 ms poll loop's stream near two packets. So the
+	 * first round over target only stops growth; the second cuts. */
+	if (!cc->suspect) {
+		cc->suspect = true;
+		return;
+	}
+	cc->suspect = false;
 	/* Down to what the path holds without a queue, rate x base RTT =
 	 * window x base / rtt, so the queue drains completely: Swift keeps
 	 * the part of the queue below its target, but a standing queue is
@@ -125,8 +187,14 @@ static bool probe_base(struct hpn_cc *cc, uint64_t now)
 	}
 	if (!cc->fresh_ns)
 		cc->fresh_ns = now;
-	if (now - cc->fresh_ns < (every > PROBE_MIN_NS ? every : PROBE_MIN_NS))
+	/* In round trips too: an application that polls every 11 ms makes
+	 * round trips of 11 ms, and probing every 20 ms kept it at the
+	 * minimum window a third of the time. */
+	cc->rounds_since_probe++;
+	if (now - cc->fresh_ns < (every > PROBE_MIN_NS ? every : PROBE_MIN_NS) ||
+	    cc->rounds_since_probe < PROBE_MIN_ROUNDS)
 		return false;
+	cc->rounds_since_probe = 0;
 	cc->probing = 2;
 	cc->saved = cc->cwnd;
 	cc->cwnd = HPN_CC_MIN * FP;

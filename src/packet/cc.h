@@ -41,10 +41,12 @@
  * Left is the path and the sending side's batches: a sendmmsg of 64
  * packets is ~100 us on loopback, so the target is 100 us (50 us cost
  * 8% of a 1 MiB stream there); clean loopback streams then run at 97%
- * of cc=off. Still off by default (cc=on turns it on): a process slowed
- * unevenly (ThreadSanitizer) still gets its window collapsed, as if its
- * own slowness were the path's (docs/ARCHITECTURE.md). Off, the window
- * sits at its maximum and only the peer's flow control limits a stream.
+ * of cc=off. What the timestamps cannot take out - a slow host's noise,
+ * one late ACK - is met by a larger target at small windows (Swift's
+ * flow scaling), a cut only after two rounds over target, and probes no
+ * more often than every 100 round trips (cc.c). On by default in
+ * reliable mode; cc=off for dedicated links: the window then sits at its
+ * maximum and only the peer's flow control limits a stream.
  */
 #ifndef HPN_PACKET_CC_H
 #define HPN_PACKET_CC_H
@@ -72,6 +74,8 @@ struct hpn_cc {
 	uint64_t round_sum_ns;  /* this round trip's RTT samples: their sum, */
 	uint32_t round_samples; /* and how many */
 	bool queued;           /* the last round trip's verdict: a queue, do not grow */
+	bool suspect;          /* the round before it saw one too: a second is a queue */
+	uint32_t rounds_since_probe;
 	/* Counters: cuts for delay, for timeouts; base RTT probes. */
 	uint64_t cuts_delay, cuts_rto, probes;
 };

@@ -35,6 +35,7 @@ struct pk_peer {
 	bool closed_noted;     /* its session is in e->closed */
 	bool lingering;        /* disconnected by the application, data still unacked */
 	uint64_t refused_ns;   /* ICMP port unreachable came back at this time (0: no) */
+	uint64_t refused_empty; /* e->rx_empty then: gone once the socket was empty since */
 	uint32_t lost_session; /* the other side's HELLO we beat in a simultaneous open */
 	/* A proven new session claims this peer's address (a restart, or an
 	 * on-path forger): the old one is probed first and ends only if it
@@ -63,6 +64,7 @@ struct hpn_pktep {
 	} muted[16];
 	unsigned muted_next;
 	uint64_t now, linger_ns;
+	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */
 	struct pk_peer *last;   /* the peer of the last datagram: most come in runs */
@@ -522,9 +524,9 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
-	/* Off by default (cc.h: clean paths cost nothing now, but streams
-	 * under loss still show bursts of needless resends with it on). */
-	ret = ret ?: hpn_core_cfg_bool(core, "cc", 0, &cc);
+	/* On by default (cc.h): host delay is told from path delay by
+	 * receive timestamps and flow scaling; cc=off for dedicated links. */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
 	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
 	if (ret)
 		return ret;
@@ -881,8 +883,10 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
 		/* Our probe itself came back: nobody listens there any more.
 		 * Not at once: what the peer sent before it went may still sit
 		 * in our socket; refused() ends the stream once that is read. */
-		if (!p->refused_ns)
+		if (!p->refused_ns) {
 			p->refused_ns = e->now;
+			p->refused_empty = e->rx_empty;
+		}
 		return;
 	}
 	/* Anything else only hastens a probe (one per RTO): a live peer
@@ -909,8 +913,12 @@ static void refill(struct hpn_pktep *e)
 }
 
 /* A peer whose port refused us: gone once what it sent before is read
- * (a grace of 1 ms of our own receiving) and delivered - unless it spoke
- * again since (a transient error, or a forged one). */
+ * (our socket found empty since the refusal, and 1 ms passed) and
+ * delivered - unless it spoke again since (a transient error, or a forged
+ * one). Empty, not only 1 ms: each ACK we sent the dead peer bounced and
+ * failed our next receive, and a millisecond of that left its last
+ * packets unread in the socket, lost with the peer (test_killed_peer_data_kept,
+ * 1 run in 10). */
 #define REFUSED_GRACE_NS 1000000
 
 static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
@@ -918,7 +926,7 @@ static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
 	/* Signed: the refusal was stamped by another clock read. Data read in
 	 * the grace was sent before the peer went; only a packet after it
 	 * says the peer is alive (a transient or forged error). */
-	if ((int64_t)(now - p->refused_ns) < REFUSED_GRACE_NS)
+	if ((int64_t)(now - p->refused_ns) < REFUSED_GRACE_NS || e->rx_empty == p->refused_empty)
 		return;
 	if ((int64_t)(p->conn.last_rx_ns - p->refused_ns) > REFUSED_GRACE_NS) {
 		p->refused_ns = 0;
@@ -1342,6 +1350,8 @@ static int receive(struct hpn_pktep *e)
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e);
 	r = e->io->recv(e->io_arg, e->rx_d, PK_BURST);
+	if (r == 0)
+		e->rx_empty++;
 	if (r <= 0)
 		return r;
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */

@@ -83,8 +83,8 @@ struct hpn_pktep;
 		      "sent (default 200)"},                                                                   \
 	{"rto_min_us", "reliable mode: floor of the retransmission timeout; it only recovers a lost tail, loss "    \
 		       "before later packets is found in about a round trip (default 1000)"},                  \
-	{"cc", "on|off: reliable mode: delay-based congestion control for shared networks (after Swift; random "    \
-	       "loss does not slow it; default off: see docs/ARCHITECTURE.md)"},                                 \
+	{"cc", "on|off: reliable mode: delay-based congestion control (after Swift; random loss does not slow it; "  \
+	       "default on, off for dedicated links)"},                                                         \
 	{"cc_target_us", "reliable mode: queueing delay congestion control allows above the path's base RTT (at "    \
 			 "least half the base RTT; default 100)"},                                             \
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"}, \

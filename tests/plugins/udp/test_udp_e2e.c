@@ -1238,15 +1238,10 @@ static void large_under_loss(double loss, uint32_t size, unsigned total, unsigne
 		      "%llu of them dropped by a full socket buffer)\n",
 		      size, total, loss * 100, extra, (unsigned long long)(now_ms() - t0),
 		      (unsigned long long)st.retransmits, need, (unsigned long long)kdrops);
-	/* Bounded with congestion control off (the default) and on, in the
-	 * normal and ASan builds. Under ThreadSanitizer, which slows the
-	 * process 5-15x unevenly, cc=on made 306 retransmissions for 44
-	 * losses (its window collapses there: docs/ARCHITECTURE.md): there,
-	 * only exactly-once delivery is asserted for cc=on. */
-#ifdef __SANITIZE_THREAD__
-	if (!strstr(extra, "cc=on"))
-#endif
-		assert_true((double)st.retransmits <= 2 * need + 64);
+	/* Bounded with congestion control on (the default) and off, in every
+	 * build, ThreadSanitizer's too (a process slowed 5-15x unevenly,
+	 * where cc=on once made 306 retransmissions for 44 losses). */
+	assert_true((double)st.retransmits <= 2 * need + 64);
 	assert_int_equal(st.unacked, 0);
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.msgs_in, total);
@@ -1261,10 +1256,10 @@ static void test_large_messages_under_loss(void **state)
 		skip(); /* raw datagrams stop at 64 KiB */
 	large_under_loss(0.01, 256 << 10, 16, 21, "");
 	large_under_loss(0.01, 1 << 20, 6, 22, "");
-	large_under_loss(0.01, 1 << 20, 6, 27, ",cc=on");
+	large_under_loss(0.01, 1 << 20, 6, 27, ",cc=off");
 	large_under_loss(0.05, 256 << 10, 16, 23, "");
 	large_under_loss(0.05, 1 << 20, 6, 24, "");
-	large_under_loss(0.05, 256 << 10, 16, 28, ",cc=on");
+	large_under_loss(0.05, 256 << 10, 16, 28, ",cc=off");
 	large_under_loss(0.20, 256 << 10, 8, 25, "");
 	large_under_loss(0.20, 1 << 20, 3, 26, "");
 }
@@ -1325,7 +1320,9 @@ static void test_reader_stalls_three_timeouts(void **state)
 
 /* A peer sends, then dies; our reply draws an ICMP port unreachable
  * before we read what it sent: every message it sent is still delivered,
- * then the peer is gone (-ECONNREFUSED). */
+ * and the peer is gone (-ECONNREFUSED). Each of our ACKs to it bounces
+ * too and fails our next receive: its last packets were once left unread
+ * behind those, and lost with it (1 run in 10). */
 static void test_killed_peer_data_kept(void **state)
 {
 	char addr[64];
@@ -1372,6 +1369,14 @@ static void test_killed_peer_data_kept(void **state)
 		if (hpn_poll(s, &gone, 1) != 1)
 			gone.type = 0;
 	}
+	/* Messages received before the peer went stay readable after its
+	 * PEER_GONE (hpn.h): the two are separate queues. */
+	for (int r; (r = hpn_recv_burst(s, m, 16)) > 0;)
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(m[i].data, m[i].len), got);
+			got++;
+			hpn_buf_put(s, m[i].data);
+		}
 	assert_int_equal(got, 5);
 	assert_int_equal(gone.type, HPN_EV_PEER_GONE);
 	assert_int_equal(gone.status, -ECONNREFUSED);
@@ -2097,5 +2102,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	reliable = getenv("UDP_E2E_RELIABLE") && atoi(getenv("UDP_E2E_RELIABLE"));
 	strcat(BASE_CFG, reliable ? ",reliable=on" : ",reliable=off");
+	if (getenv("E2E_FILTER")) /* one case: E2E_FILTER=test_name (globs) */
+		cmocka_set_test_filter(getenv("E2E_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
