@@ -8,6 +8,9 @@ set -euo pipefail
 PKGS=(meson ninja-build pkg-config gcc g++ libc6-dev libcmocka-dev libnuma-dev)
 # The fuzzers (libFuzzer comes with clang's runtime).
 PKGS+=(clang libclang-rt-14-dev)
+# The af_xdp plugin: libxdp/libbpf, its XDP program built with clang -target
+# bpf (clang is above); xdp-tools and bpftool to look at what is attached.
+PKGS+=(libxdp-dev libbpf-dev xdp-tools bpftool)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
 # Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel

@@ -1,0 +1,904 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * af_xdp.c - kernel bypass through AF_XDP sockets: hpn's UDP frames go
+ * from a UMEM straight to the NIC queue and back, past the kernel's
+ * socket layer. A small adapter: the packet layer (src/packet/pktep.h)
+ * does connections, reliability and fragmentation; src/net/frame.h the
+ * Ethernet/IPv4/UDP framing, with software checksums; src/net/route.h the
+ * route and neighbour answers the kernel would use. This file moves
+ * frames between XSK rings and the packet layer's datagrams.
+ *
+ *   hpn_pktep --dgram--> xsk_send: UMEM frame <- headers + payload -> TX ring
+ *   hpn_pktep <--dgram-- xsk_recv: RX ring -> parse, check -> payload
+ *
+ * The XDP program (hpn_xdp.bpf.c, embedded) redirects only frames to our
+ * UDP port to the socket; ARP, ICMP and everything else reach the kernel,
+ * which keeps answering for the interface's address. Our port is also
+ * bound by a kernel UDP socket, so no other program on the host takes it.
+ *
+ * One endpoint per interface (the program is per interface): a lock file
+ * under /run/hpn says who owns it, and a program of ours left attached by
+ * a process that died (its lock is free) is removed by the next start;
+ * someone else's program is never touched.
+ *
+ * Not yet (issue 10): frames are copied between the UMEM and the packet
+ * layer's buffers (the kit's lent frames come next), reliable=off (raw
+ * datagrams) is refused, IPv4 only, one queue.
+ */
+#include <hpn/plugin.h>
+
+#include "net/frame.h"
+#include "net/route.h"
+#include "packet/pktep.h"
+
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ifaddrs.h>
+#include <linux/if_link.h>
+#include <linux/if_xdp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+#include <xdp/xsk.h>
+
+extern const unsigned char hpn_xdp_obj[];
+extern const size_t hpn_xdp_obj_len;
+
+#define FRAME_SIZE 4096u   /* one UMEM chunk: a page, the largest aligned chunk */
+#define RING_SIZE 2048u    /* each of fill, completion, rx and tx */
+#define NB_SIZE 256u       /* neighbour cache entries (a power of two) */
+#define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
+#define PROG_NAME "hpn_xdp"
+#define LOCK_DIR "/run/hpn"
+
+struct nb {
+	uint32_t ip; /* network order; 0: empty */
+	uint8_t mac[6];
+	bool ok;
+	uint64_t asked_ns; /* last time we asked the kernel (unresolved) */
+};
+
+struct hpn_pep {
+	struct hpn_core *core;
+	struct hpn_stats *st;
+	struct hpn_pktep *pk;
+	struct hpn_pktep_cfg pc;
+	/* Config. */
+	char dev[IF_NAMESIZE]; /* dev=, or found at listen/connect */
+	uint32_t queue;
+	int mode_cfg; /* 0 auto, else XDP_MODE_NATIVE / XDP_MODE_SKB */
+	uint32_t nframes;
+	/* The interface, once set up (listen or connect). */
+	bool up;
+	int ifindex;
+	uint8_t mac[6];
+	uint32_t if_mtu;
+	uint32_t ip;   /* ours, network order */
+	uint16_t port; /* ours, network order */
+	int port_fd;   /* kernel UDP socket holding our port */
+	int lock_fd;
+	/* XDP program. */
+	struct bpf_object *obj;
+	struct xdp_program *prog;
+	enum xdp_attach_mode mode;
+	int ports_fd;
+	/* The socket and its memory. */
+	void *umem_area;
+	size_t umem_len;
+	bool umem_huge, zerocopy;
+	struct xsk_umem *umem;
+	struct xsk_socket *xsk;
+	struct xsk_ring_prod fill, tx;
+	struct xsk_ring_cons comp, rx;
+	uint64_t *free_frames; /* tx frames not in flight */
+	uint32_t nfree;
+	uint32_t tx_outstanding; /* sent, completion not yet seen */
+	uint16_t ip_id;
+	/* Next hops: the last one used, and a small cache. */
+	uint32_t last_ip;
+	uint8_t last_mac[6];
+	struct nb nbr[NB_SIZE];
+	int ping_fd;
+	uint32_t unresolved_logged;
+};
+
+static const struct hpn_plugin_param xdp_params[] = {
+	{"dev", "network interface (default: the one owning the listen address, or routing to the peer)"},
+	{"queue", "NIC receive queue to bind (default 0)"},
+	{"xdp_mode", "auto|native|skb: where the XDP program runs (auto: native, else skb)"},
+	{"frames", "UMEM frames of 4 KiB (default 4096: half receive, half send)"},
+	HPN_PKTEP_PARAMS,
+	{NULL, NULL},
+};
+
+/* libbpf and libxdp print to stderr by default; the library never does. */
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[256];
+
+	if (level == LIBBPF_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	hpn_log(HPN_LOG_DEBUG, "af_xdp: libbpf: %s", line);
+	return 0;
+}
+
+static int quiet_xdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
+{
+	char line[256];
+
+	if (level == LIBXDP_DEBUG)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	hpn_log(HPN_LOG_DEBUG, "af_xdp: libxdp: %s", line);
+	return 0;
+}
+
+/* ---- neighbours ----------------------------------------------------------- */
+
+static struct nb *nb_slot(struct hpn_pep *u, uint32_t ip)
+{
+	uint32_t h = ip * 2654435761u;
+
+	return &u->nbr[(h >> 24) & (NB_SIZE - 1)];
+}
+
+/* A frame from ip came from mac: the way back (the router's MAC for a
+ * source off the link, which is the next hop back too). */
+static inline void nb_learn(struct hpn_pep *u, uint32_t ip, const uint8_t *mac)
+{
+	struct nb *n = nb_slot(u, ip);
+
+	if (n->ip == ip && n->ok && !memcmp(n->mac, mac, 6))
+		return;
+	*n = (struct nb){.ip = ip, .ok = true};
+	memcpy(n->mac, mac, 6);
+	if (u->last_ip == ip)
+		memcpy(u->last_mac, mac, 6);
+}
+
+/* Make the kernel resolve next_hop: one ICMP echo from its own stack (the
+ * reply and the ARP exchange pass our XDP program untouched). */
+static void nb_kick(struct hpn_pep *u, uint32_t next_hop)
+{
+	uint8_t echo[8] = {8, 0, 0, 0, 0x68, 0x70, 0, 1};
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = next_hop};
+	uint16_t c;
+
+	if (u->ping_fd < 0) {
+		u->ping_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMP);
+		if (u->ping_fd < 0)
+			u->ping_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMP);
+		if (u->ping_fd < 0)
+			return;
+	}
+	c = hpn_inet_csum(echo, sizeof(echo), 0);
+	memcpy(echo + 2, &c, 2);
+	sendto(u->ping_fd, echo, sizeof(echo), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
+}
+
+/* Slow path: the route's next hop and the kernel's MAC for it. NULL
+ * while unresolved (the datagram is dropped; the packet layer resends). */
+static const uint8_t *nb_resolve(struct hpn_pep *u, struct nb *n, uint32_t ip)
+{
+	struct hpn_route r;
+	char why[128];
+	uint64_t now = hpn_now_ns();
+	uint32_t hop = ip;
+
+	if (n->ip == ip && now - n->asked_ns < NB_RETRY_NS)
+		return NULL;
+	*n = (struct nb){.ip = ip, .asked_ns = now};
+	if (hpn_route_get(ip, &r, why, sizeof(why)) == 0) {
+		if (r.ifindex == u->ifindex)
+			hop = r.next_hop;
+		else if (!u->unresolved_logged++)
+			hpn_log(HPN_LOG_WARN, "af_xdp: the route to %s leaves by %s, not %s: sending on %s anyway",
+				inet_ntoa((struct in_addr){ip}), r.ifname, u->dev, u->dev);
+	}
+	if (hpn_neigh_get(u->ifindex, hop, n->mac, why, sizeof(why)) == 0) {
+		n->ok = true;
+		return n->mac;
+	}
+	nb_kick(u, hop);
+	return NULL;
+}
+
+static inline const uint8_t *nb_lookup(struct hpn_pep *u, uint32_t ip)
+{
+	struct nb *n;
+
+	if (ip == u->last_ip)
+		return u->last_mac;
+	n = nb_slot(u, ip);
+	if (!(n->ip == ip && n->ok) && !nb_resolve(u, n, ip))
+		return NULL;
+	u->last_ip = ip;
+	memcpy(u->last_mac, n->mac, 6);
+	return u->last_mac;
+}
+
+/* ---- frames ----------------------------------------------------------------- */
+
+/* Sent frames come back through the completion ring. */
+static void reap(struct hpn_pep *u)
+{
+	uint32_t idx, n = xsk_ring_cons__peek(&u->comp, RING_SIZE, &idx);
+
+	for (uint32_t i = 0; i < n; i++)
+		u->free_frames[u->nfree++] = *xsk_ring_cons__comp_addr(&u->comp, idx + i);
+	if (n) {
+		xsk_ring_cons__release(&u->comp, n);
+		u->tx_outstanding -= n;
+	}
+}
+
+static void kick_tx(struct hpn_pep *u)
+{
+	/* Copy mode always needs the syscall; zero copy only when asked. */
+	if (!u->zerocopy || xsk_ring_prod__needs_wakeup(&u->tx))
+		sendto(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+}
+
+static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	struct hpn_flow f = {.src_ip = u->ip, .src_port = u->port};
+	uint32_t idx, k = 0;
+
+	if (!u->up)
+		return (int)n; /* nowhere to send yet: lost, resent later */
+	reap(u);
+	if (n > u->nfree)
+		n = u->nfree; /* the rest are lost: the packet layer resends */
+	if (!n || xsk_ring_prod__reserve(&u->tx, n, &idx) != n) {
+		kick_tx(u);
+		return 0;
+	}
+	memcpy(f.src_mac, u->mac, 6);
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr_in *to = d[i].addr;
+		const uint8_t *mac = nb_lookup(u, to->sin_addr.s_addr);
+		uint64_t addr;
+		uint8_t *frame;
+
+		if (!mac || d[i].len + HPN_NET_HDR > FRAME_SIZE)
+			continue; /* unresolved: dropped, resent */
+		addr = u->free_frames[--u->nfree];
+		frame = xsk_umem__get_data(u->umem_area, addr);
+		memcpy(frame + HPN_NET_HDR, d[i].data, d[i].len);
+		memcpy(f.dst_mac, mac, 6);
+		f.dst_ip = to->sin_addr.s_addr;
+		f.dst_port = to->sin_port;
+		struct xdp_desc *desc = xsk_ring_prod__tx_desc(&u->tx, idx + k);
+
+		desc->addr = addr;
+		desc->len = (uint32_t)hpn_frame_udp4(frame, &f, d[i].len, u->ip_id++);
+		k++;
+	}
+	if (k < n)
+		u->tx.cached_prod -= n - k; /* give back the unused reservations */
+	if (k) {
+		xsk_ring_prod__submit(&u->tx, k);
+		u->tx_outstanding += k;
+		kick_tx(u);
+	}
+	return (int)n;
+}
+
+static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
+{
+	HPN_STAT_ADD(u->st->drops, 1);
+	if (e != HPN_FRAME_NOT_IP4 && e != HPN_FRAME_NOT_UDP)
+		HPN_STAT_ADD(u->st->malformed, 1);
+}
+
+static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	uint32_t idx, fidx, got, out = 0;
+
+	if (!u->up)
+		return 0;
+	got = xsk_ring_cons__peek(&u->rx, n, &idx);
+	if (!got) {
+		if (xsk_ring_prod__needs_wakeup(&u->fill))
+			recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		return 0;
+	}
+	/* Every received frame goes straight back to the fill ring (copied
+	 * out below), so the ring always has room for them. */
+	while (xsk_ring_prod__reserve(&u->fill, got, &fidx) != got)
+		;
+	for (uint32_t i = 0; i < got; i++) {
+		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&u->rx, idx + i);
+		const uint8_t *frame = xsk_umem__get_data(u->umem_area, desc->addr);
+		struct sockaddr_in *from = (void *)d[out].addr;
+		struct hpn_udp4 p;
+		enum hpn_frame_err e = hpn_frame_parse_udp4(frame, desc->len, &p);
+
+		*xsk_ring_prod__fill_addr(&u->fill, fidx + i) = desc->addr & ~(uint64_t)(FRAME_SIZE - 1);
+		if (e) {
+			count_bad(u, e);
+			continue;
+		}
+		if (p.dst_port != u->port || p.dst_ip != u->ip) {
+			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */
+			continue;
+		}
+		*from = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = p.src_port,
+					     .sin_addr.s_addr = p.src_ip};
+		d[out].alen = sizeof(*from);
+		if (p.len > d[out].len) {
+			d[out].len = 0; /* longer than our mtu: not ours */
+		} else {
+			memcpy(d[out].data, p.payload, p.len);
+			d[out].len = p.len;
+		}
+		d[out].rx_ns = 0;
+		nb_learn(u, p.src_ip, p.src_mac);
+		out++;
+	}
+	xsk_ring_prod__submit(&u->fill, got);
+	xsk_ring_cons__release(&u->rx, got);
+	return (int)out;
+}
+
+static int xsk_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
+{
+	(void)arg;
+	(void)alen;
+	return hpn_addr_format(addr, buf, len);
+}
+
+static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .format = xsk_format};
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+static int if_info(struct hpn_pep *u)
+{
+	struct ifreq ifr = {0};
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret = 0;
+
+	if (fd < 0)
+		return hpn_set_error(-errno, "af_xdp: socket: %s", strerror(errno));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", u->dev);
+	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
+		ret = hpn_set_error(-errno, "af_xdp: %s: no MAC address: %s", u->dev, strerror(errno));
+	else
+		memcpy(u->mac, ifr.ifr_hwaddr.sa_data, 6);
+	if (!ret && ioctl(fd, SIOCGIFMTU, &ifr))
+		ret = hpn_set_error(-errno, "af_xdp: %s: no MTU: %s", u->dev, strerror(errno));
+	else if (!ret)
+		u->if_mtu = (uint32_t)ifr.ifr_mtu;
+	close(fd);
+	return ret;
+}
+
+/* The interface is ours while we hold its lock; a lock nobody holds
+ * means its last owner died, and a program of ours it left is stale. */
+static int take_interface(struct hpn_pep *u)
+{
+	char path[128];
+	struct xdp_multiprog *mp;
+
+	struct stat ns;
+
+	/* Interface names are per network namespace: so is the lock. */
+	if (stat("/proc/self/ns/net", &ns))
+		ns.st_ino = 0;
+	mkdir(LOCK_DIR, 0755);
+	snprintf(path, sizeof(path), LOCK_DIR "/af_xdp-%llu-%s.lock", (unsigned long long)ns.st_ino, u->dev);
+	u->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (u->lock_fd < 0)
+		return hpn_set_error(-errno, "af_xdp: cannot open %s: %s", path, strerror(errno));
+	if (flock(u->lock_fd, LOCK_EX | LOCK_NB)) {
+		char pid[32] = "";
+		ssize_t r = pread(u->lock_fd, pid, sizeof(pid) - 1, 0);
+
+		pid[r > 0 ? r : 0] = 0;
+		pid[strcspn(pid, "\n")] = 0;
+		return hpn_set_error(-EBUSY, "af_xdp: %s is in use by another hpn endpoint (pid %s): one per interface",
+				     u->dev, pid[0] ? pid : "?");
+	}
+	if (ftruncate(u->lock_fd, 0) == 0)
+		dprintf(u->lock_fd, "%d\n", (int)getpid());
+	mp = xdp_multiprog__get_from_ifindex(u->ifindex);
+	if (!mp || libxdp_get_error(mp))
+		return 0; /* nothing attached */
+	struct xdp_program *main = xdp_multiprog__main_prog(mp);
+	const char *name = main ? xdp_program__name(main) : "?";
+	bool legacy = xdp_multiprog__is_legacy(mp);
+	bool ours = legacy && main && !strcmp(name, PROG_NAME);
+
+	if (!legacy) {
+		ours = xdp_multiprog__program_count(mp) > 0;
+		for (struct xdp_program *p = xdp_multiprog__next_prog(NULL, mp); p; p = xdp_multiprog__next_prog(p, mp))
+			if (strcmp(xdp_program__name(p), PROG_NAME))
+				ours = false;
+	}
+	if (!ours) {
+		int ret = hpn_set_error(-EBUSY,
+					"af_xdp: %s already runs another XDP program ('%s'): hpn will not replace it "
+					"(remove it with: xdp-loader unload %s --all)",
+					u->dev, name, u->dev);
+		xdp_multiprog__close(mp);
+		return ret;
+	}
+	hpn_log(HPN_LOG_WARN, "af_xdp: %s: removing the XDP program a dead hpn endpoint left attached", u->dev);
+	xdp_multiprog__detach(mp);
+	xdp_multiprog__close(mp);
+	return 0;
+}
+
+static int map_umem(struct hpn_pep *u)
+{
+	struct xsk_umem_config cfg = {.fill_size = RING_SIZE, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE};
+	int ret;
+
+	u->umem_len = (size_t)u->nframes * FRAME_SIZE;
+	u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
+	u->umem_huge = u->umem_area != MAP_FAILED;
+	if (!u->umem_huge)
+		u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (u->umem_area == MAP_FAILED) {
+		u->umem_area = NULL;
+		return hpn_set_error(-errno, "af_xdp: cannot map %zu bytes of UMEM: %s", u->umem_len, strerror(errno));
+	}
+	ret = xsk_umem__create(&u->umem, u->umem_area, u->umem_len, &u->fill, &u->comp, &cfg);
+	if (ret)
+		return hpn_set_error(ret, "af_xdp: UMEM: %s", strerror(-ret));
+	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
+	if (!u->free_frames)
+		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
+	return 0;
+}
+
+static int load_program(struct hpn_pep *u)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = PROG_NAME);
+	enum xdp_attach_mode modes[2] = {XDP_MODE_NATIVE, XDP_MODE_SKB};
+	int ret = -EINVAL;
+
+	u->obj = bpf_object__open_mem(hpn_xdp_obj, hpn_xdp_obj_len, &oo);
+	if (!u->obj)
+		return hpn_set_error(-errno, "af_xdp: cannot open the XDP program: %s", strerror(errno));
+	u->prog = xdp_program__from_bpf_obj(u->obj, "xdp");
+	if (libxdp_get_error(u->prog)) {
+		ret = (int)libxdp_get_error(u->prog);
+		u->prog = NULL;
+		return hpn_set_error(ret, "af_xdp: cannot use the XDP program: %s", strerror(-ret));
+	}
+	for (unsigned i = 0; i < 2; i++) {
+		if (u->mode_cfg && modes[i] != (enum xdp_attach_mode)u->mode_cfg)
+			continue;
+		ret = xdp_program__attach(u->prog, u->ifindex, modes[i], 0);
+		if (!ret) {
+			u->mode = modes[i];
+			break;
+		}
+	}
+	if (ret) {
+		char msg[128];
+
+		libxdp_strerror(ret, msg, sizeof(msg));
+		return hpn_set_error(ret, "af_xdp: cannot attach the XDP program to %s: %s%s", u->dev, msg,
+				     ret == -EPERM ? " (needs CAP_NET_ADMIN and CAP_BPF: run as root)" : "");
+	}
+	u->ports_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_ports");
+	if (u->ports_fd < 0)
+		return hpn_set_error(-ENOENT, "af_xdp: the XDP program has no hpn_ports map");
+	return 0;
+}
+
+static int open_socket(struct hpn_pep *u)
+{
+	struct xsk_socket_config cfg = {.rx_size = RING_SIZE, .tx_size = RING_SIZE,
+					.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
+					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY};
+	int xsks = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_xsks");
+	uint32_t idx, half = u->nframes / 2;
+	int ret;
+
+	ret = xsk_socket__create(&u->xsk, u->dev, u->queue, u->umem, &u->rx, &u->tx, &cfg);
+	u->zerocopy = !ret;
+	if (ret) { /* veth and many drivers: copy mode */
+		cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+		ret = xsk_socket__create(&u->xsk, u->dev, u->queue, u->umem, &u->rx, &u->tx, &cfg);
+	}
+	if (ret)
+		return hpn_set_error(ret, "af_xdp: cannot open an AF_XDP socket on %s queue %u: %s%s", u->dev, u->queue,
+				     strerror(-ret), ret == -EPERM ? " (needs CAP_NET_RAW: run as root)" : "");
+	ret = xsks < 0 ? xsks : xsk_socket__update_xskmap(u->xsk, xsks);
+	if (ret)
+		return hpn_set_error(ret, "af_xdp: cannot enter the socket in the XDP program's map: %s", strerror(-ret));
+	/* Half the frames wait in the fill ring for the device, half for us to send. */
+	if (half > RING_SIZE)
+		half = RING_SIZE;
+	if (xsk_ring_prod__reserve(&u->fill, half, &idx) != half)
+		return hpn_set_error(-ENOMEM, "af_xdp: fill ring");
+	for (uint32_t i = 0; i < half; i++)
+		*xsk_ring_prod__fill_addr(&u->fill, idx + i) = (uint64_t)i * FRAME_SIZE;
+	xsk_ring_prod__submit(&u->fill, half);
+	for (uint32_t i = half; i < u->nframes; i++)
+		u->free_frames[u->nfree++] = (uint64_t)i * FRAME_SIZE;
+	return 0;
+}
+
+/* Our port, reserved in the kernel (nobody else takes it; port 0 picks a
+ * free one) and entered in the program's map. */
+static int take_port(struct hpn_pep *u, uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = u->ip, .sin_port = port};
+	socklen_t alen = sizeof(a);
+	uint8_t one = 1;
+
+	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (u->port_fd < 0 || bind(u->port_fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(u->port_fd, (struct sockaddr *)&a, &alen))
+		return hpn_set_error(-errno, "af_xdp: cannot reserve UDP port %u on %s: %s", ntohs(port),
+				     inet_ntoa(a.sin_addr), strerror(errno));
+	u->port = a.sin_port;
+	if (bpf_map_update_elem(u->ports_fd, &u->port, &one, BPF_ANY))
+		return hpn_set_error(-errno, "af_xdp: cannot enter port %u in the XDP program: %s", ntohs(u->port),
+				     strerror(errno));
+	return 0;
+}
+
+static const char *mode_name(const struct hpn_pep *u)
+{
+	return u->mode == XDP_MODE_NATIVE ? "native" : "skb";
+}
+
+/* Everything that needs the interface, on the first listen or connect. */
+static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
+{
+	int ret;
+
+	u->ifindex = (int)if_nametoindex(u->dev);
+	if (!u->ifindex)
+		return hpn_set_error(-ENODEV, "af_xdp: no interface '%s'", u->dev);
+	u->ip = ip;
+	ret = if_info(u);
+	if (!ret && u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN > u->if_mtu)
+		ret = hpn_set_error(-EINVAL, "af_xdp: mtu=%u needs an interface MTU of %u; %s has %u", u->pc.mtu,
+				    u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN, u->dev, u->if_mtu);
+	ret = ret ?: take_interface(u);
+	ret = ret ?: map_umem(u);
+	ret = ret ?: load_program(u);
+	ret = ret ?: open_socket(u);
+	ret = ret ?: take_port(u, port);
+	if (ret)
+		return ret;
+	u->up = true;
+	hpn_log(HPN_LOG_INFO, "af_xdp: %s queue %u, %s mode, %s, UMEM %u x %u B on %s pages; %s:%u", u->dev, u->queue,
+		mode_name(u), u->zerocopy ? "zero copy" : "copy mode", u->nframes, FRAME_SIZE,
+		u->umem_huge ? "huge" : "4 KiB", inet_ntoa((struct in_addr){u->ip}), ntohs(u->port));
+	return 0;
+}
+
+/* The interface that holds ip (dev= must agree). */
+static int dev_of_addr(struct hpn_pep *u, uint32_t ip, uint32_t *out_ip)
+{
+	struct ifaddrs *ifa, *i;
+	int ret = -EADDRNOTAVAIL;
+
+	if (getifaddrs(&ifa))
+		return hpn_set_error(-errno, "af_xdp: getifaddrs: %s", strerror(errno));
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		uint32_t a = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+
+		if (ip ? a == ip : !strcmp(i->ifa_name, u->dev)) {
+			if (u->dev[0] && strcmp(i->ifa_name, u->dev))
+				continue;
+			snprintf(u->dev, sizeof(u->dev), "%s", i->ifa_name);
+			*out_ip = a;
+			ret = 0;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	if (ret && ip)
+		return hpn_set_error(ret, "af_xdp: no interface%s%s has the address %s", u->dev[0] ? " " : "",
+				     u->dev, inet_ntoa((struct in_addr){ip}));
+	if (ret)
+		return hpn_set_error(ret, u->dev[0] ? "af_xdp: %s has no IPv4 address" : "af_xdp: listening on any "
+				     "address needs dev=IFNAME%s", u->dev);
+	return 0;
+}
+
+static int parse_v4(const char *spec, bool passive, struct sockaddr_in *out)
+{
+	struct sockaddr_storage a;
+	socklen_t alen;
+	int ret = hpn_addr_parse(spec, passive, SOCK_DGRAM, &a, &alen);
+
+	if (ret)
+		return ret;
+	if (a.ss_family != AF_INET)
+		return hpn_set_error(-EAFNOSUPPORT, "af_xdp: %s: IPv4 only", spec);
+	memcpy(out, &a, sizeof(*out));
+	if ((ntohl(out->sin_addr.s_addr) >> 24) == 127)
+		return hpn_set_error(-ENETUNREACH, "af_xdp: %s is loopback: af_xdp sends through a network "
+				     "interface (plugin=udp for loopback)", spec);
+	return 0;
+}
+
+/* ---- plugin ops ------------------------------------------------------------------- */
+
+static int xdp_probe(struct hpn_caps *caps, char *why, size_t why_len)
+{
+	int fd = socket(AF_XDP, SOCK_RAW | SOCK_CLOEXEC, 0);
+
+	caps->max_msg_size = 65536;
+	caps->inline_size = 0;
+	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV | HPN_CAP_ORDERED | HPN_CAP_RELIABLE;
+	caps->headroom = 0;
+	caps->preference = 5; /* needs a device and privileges: never picked by plugin=auto over udp */
+	if (fd < 0) {
+		int err = errno;
+
+		snprintf(why, why_len, "%s",
+			 err == EAFNOSUPPORT ? "the kernel has no AF_XDP sockets (CONFIG_XDP_SOCKETS)"
+			 : err == EPERM || err == EACCES ? "AF_XDP sockets need CAP_NET_RAW (run as root)"
+							   : strerror(err));
+		return -err;
+	}
+	close(fd);
+	return 0;
+}
+
+/* What the kernel dropped on its side of the rings, said once at the end. */
+static void log_xsk_stats(struct hpn_pep *u)
+{
+	struct xdp_statistics xs = {0};
+	socklen_t len = sizeof(xs);
+
+	if (getsockopt(xsk_socket__fd(u->xsk), SOL_XDP, XDP_STATISTICS, &xs, &len))
+		return;
+	if (xs.rx_dropped || xs.rx_ring_full || xs.rx_fill_ring_empty_descs || xs.rx_invalid_descs ||
+	    xs.tx_invalid_descs)
+		hpn_log(HPN_LOG_INFO,
+			"af_xdp: %s: the kernel dropped %llu frames for us (rx ring full %llu, fill ring empty %llu, "
+			"invalid rx/tx descriptors %llu/%llu)",
+			u->dev, (unsigned long long)xs.rx_dropped, (unsigned long long)xs.rx_ring_full,
+			(unsigned long long)xs.rx_fill_ring_empty_descs, (unsigned long long)xs.rx_invalid_descs,
+			(unsigned long long)xs.tx_invalid_descs);
+}
+
+static void xdp_close(struct hpn_pep *u)
+{
+	if (!u)
+		return;
+	hpn_pktep_destroy(u->pk); /* says goodbye through the socket: first */
+	if (u->xsk) {
+		log_xsk_stats(u);
+		xsk_socket__delete(u->xsk);
+	}
+	if (u->umem)
+		xsk_umem__delete(u->umem);
+	if (u->prog) {
+		if (u->up || xdp_program__is_attached(u->prog, u->ifindex))
+			xdp_program__detach(u->prog, u->ifindex, u->mode, 0);
+		xdp_program__close(u->prog);
+	}
+	bpf_object__close(u->obj); /* ours: xdp_program__from_bpf_obj leaves it to us */
+	if (u->umem_area)
+		munmap(u->umem_area, u->umem_len);
+	if (u->port_fd >= 0)
+		close(u->port_fd);
+	if (u->ping_fd >= 0)
+		close(u->ping_fd);
+	if (u->lock_fd >= 0)
+		close(u->lock_fd); /* the lock goes with it */
+	free(u->free_frames);
+	free(u);
+}
+
+static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
+{
+	struct hpn_pep *u = calloc(1, sizeof(*u));
+	const char *dev, *mode;
+	uint64_t queue, frames;
+	char why[128];
+	bool on;
+	int ret;
+
+	if (!u)
+		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
+	u->core = core;
+	u->st = hpn_core_stats(core);
+	u->port_fd = u->ping_fd = u->lock_fd = u->ports_fd = -1;
+	libbpf_set_print(quiet_print);
+	libxdp_set_print(quiet_xdp_print);
+	ret = xdp_probe(caps, why, sizeof(why));
+	if (ret) {
+		hpn_set_error(ret, "af_xdp: %s", why);
+		goto fail;
+	}
+	dev = hpn_core_cfg(core, "dev");
+	if (dev && (strlen(dev) >= IF_NAMESIZE || !if_nametoindex(dev))) {
+		ret = hpn_set_error(-ENODEV, "af_xdp: dev=%s: no such interface", dev);
+		goto fail;
+	}
+	if (dev)
+		snprintf(u->dev, sizeof(u->dev), "%s", dev);
+	mode = hpn_core_cfg(core, "xdp_mode");
+	if (mode && strcmp(mode, "auto") && strcmp(mode, "native") && strcmp(mode, "skb")) {
+		ret = hpn_set_error(-EINVAL, "config: xdp_mode='%s': auto, native or skb", mode);
+		goto fail;
+	}
+	u->mode_cfg = !mode || !strcmp(mode, "auto") ? 0 : !strcmp(mode, "native") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
+	ret = hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
+	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, FRAME_SIZE - HPN_NET_HDR, &u->pc, &on);
+	if (ret)
+		goto fail;
+	if (!on) {
+		ret = hpn_set_error(-EOPNOTSUPP, "af_xdp: reliable=off (raw datagrams) is not available on af_xdp yet: "
+					  "use reliable=on, or unordered=on for sequenced datagrams without "
+					  "retransmission");
+		goto fail;
+	}
+	u->queue = (uint32_t)queue;
+	u->nframes = (uint32_t)frames;
+	ret = hpn_pktep_create(core, &u->pc, &xsk_io, u, &u->pk);
+	if (ret)
+		goto fail;
+	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
+	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV | HPN_CAP_ORDERED |
+		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : 0);
+	*out = u;
+	return 0;
+fail:
+	xdp_close(u);
+	return ret;
+}
+
+static int xdp_mem_register(struct hpn_pep *u, void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	hpn_pktep_mem_register(u->pk);
+	return 0;
+}
+
+static int xdp_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_in a;
+	uint32_t ip;
+	int ret = parse_v4(spec, true, &a);
+
+	if (ret)
+		return ret;
+	if (u->up)
+		return hpn_set_error(-EISCONN, "af_xdp: endpoint already set up (listen before connecting)");
+	ret = dev_of_addr(u, a.sin_addr.s_addr, &ip);
+	ret = ret ?: set_up(u, ip, a.sin_port);
+	if (ret)
+		return ret;
+	hpn_pktep_listen(u->pk);
+	return 0;
+}
+
+static int xdp_local_addr(struct hpn_pep *u, char *buf, size_t len)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = u->ip, .sin_port = u->port};
+
+	if (!u->up)
+		return -ENOTCONN;
+	return hpn_addr_format((struct sockaddr *)&a, buf, len);
+}
+
+static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
+{
+	struct sockaddr_in a;
+	int ret = parse_v4(spec, false, &a);
+
+	if (ret)
+		return ret;
+	if (!u->up) {
+		struct hpn_route r;
+		char why[128];
+		uint32_t ip;
+
+		ret = hpn_route_get(a.sin_addr.s_addr, &r, why, sizeof(why));
+		if (ret)
+			return hpn_set_error(ret, "af_xdp: %s: %s", spec, why);
+		if (u->dev[0] && strcmp(u->dev, r.ifname))
+			hpn_log(HPN_LOG_WARN, "af_xdp: the route to %s leaves by %s; sending on dev=%s", spec, r.ifname,
+				u->dev);
+		if (!u->dev[0])
+			snprintf(u->dev, sizeof(u->dev), "%s", r.ifname);
+		ip = r.src_ip;
+		if (strcmp(u->dev, r.ifname)) {
+			ret = dev_of_addr(u, 0, &ip);
+			if (ret)
+				return ret;
+		}
+		ret = set_up(u, ip, 0);
+		if (ret)
+			return ret;
+	}
+	if (a.sin_addr.s_addr == u->ip && a.sin_port == u->port)
+		return hpn_set_error(-EINVAL, "af_xdp: %s is this endpoint itself", spec);
+	return hpn_pktep_connect(u->pk, &a, sizeof(a), peer);
+}
+
+static int xdp_disconnect(struct hpn_pep *u, hpn_peer_t id)
+{
+	return hpn_pktep_disconnect(u->pk, id);
+}
+
+static int xdp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
+{
+	return hpn_pktep_peer_addr(u->pk, id, buf, len);
+}
+
+static int xdp_progress(struct hpn_pep *u, uint64_t now)
+{
+	if (!u->up)
+		return 0;
+	reap(u);
+	return hpn_pktep_progress(u->pk, now);
+}
+
+static int xdp_wait_fd(struct hpn_pep *u)
+{
+	if (!u->up)
+		return -EOPNOTSUPP;
+	if (hpn_pktep_busy(u->pk) || u->tx_outstanding)
+		return -EAGAIN; /* timers near, or sends to complete */
+	return xsk_socket__fd(u->xsk);
+}
+
+static int xdp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	return hpn_pktep_tx_burst(u->pk, msgs, n, flags);
+}
+
+static int xdp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	return u->up ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
+}
+
+static const struct hpn_plugin_ops xdp_ops = {
+	.abi_version = HPN_PLUGIN_ABI,
+	.size = sizeof(struct hpn_plugin_ops),
+	.name = "af_xdp",
+	.description = "AF_XDP sockets: kernel bypass on a network interface (root; IPv4)",
+	.params = xdp_params,
+	.probe = xdp_probe,
+	.open = xdp_open,
+	.close = xdp_close,
+	.mem_register = xdp_mem_register,
+	.listen = xdp_listen,
+	.local_addr = xdp_local_addr,
+	.connect = xdp_connect,
+	.disconnect = xdp_disconnect,
+	.peer_addr = xdp_peer_addr,
+	.progress = xdp_progress,
+	.wait_fd = xdp_wait_fd,
+	.tx_burst = xdp_tx_burst,
+	.rx_burst = xdp_rx_burst,
+};
+
+HPN_PLUGIN_DEFINE(xdp_ops)

@@ -1,0 +1,134 @@
+#!/bin/bash
+# The af_xdp backend on a wire: a veth pair between two network namespaces
+# this test creates (tools/hpn-netns --pair, prefix hpnxd), driven by
+# hpnbench as a user would:
+#   1. af_xdp server in hpnxd1, udp client in hpnxd2 (one end in the kernel:
+#      same wire); the kernel's UDP takes every reply (InCsumErrors stays),
+#      and tcpdump finds no bad checksum in a capture of the traffic;
+#   2. ping and ARP still work while the program is attached;
+#   3. a second af_xdp endpoint on the busy interface gets a clear error;
+#   4. udp server in hpnxd2, af_xdp client in hpnxd1 (the other direction;
+#      the client resolves the server's MAC through the kernel);
+#   5. af_xdp on both ends, in reliable and unordered mode;
+#   6. the XDP program is gone after a clean stop, and after kill -9 the next
+#      start removes the one it left (never someone else's).
+# Needs root and AF_XDP; skipped (77) with the reason otherwise.
+#   af_xdp_pair.sh HPNBENCH HPN_NETNS
+set -euo pipefail
+bench=$1 netns=$2
+prefix=hpnxd subnet=10.77.0 port=18700 iters=2000
+export HPN_LOG_LEVEL=info # the servers' logs say which mode ran and what was removed
+
+. "$(dirname "$0")/pair.sh"
+netns_pair "$netns" "$prefix" "$subnet"
+if ! "$bench" --list-plugins 2>/dev/null | grep -q '^af_xdp *yes'; then
+	echo "skip: the af_xdp plugin cannot run here: $("$bench" --list-plugins 2>&1 | grep -A1 '^af_xdp' | tr -s ' ' | tail -1)"
+	exit 77
+fi
+log=$(mktemp -d)
+servers=()
+cleanup_servers() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap 'cleanup_servers; rm -rf "$log"; "'"$netns"'" down --prefix "'"$prefix"'" >/dev/null 2>&1 || true' EXIT
+
+attached() { in1 ip link show eth0 | head -1 | grep -Eq ' xdp(generic)? '; }
+csum_errors() { in2 awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "InCsumErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+
+# start_server NS-FUNC NAME ARGS...: a server in the background, ready when
+# it says so. Started by ip netns exec itself, which becomes hpnbench: $!
+# is then the server (a backgrounded function would be a subshell).
+start_server() {
+	local ns=${prefix}${1#in} name=$2
+	shift 2
+	ip netns exec "$ns" "$bench" --quiet --server "$@" >"$log/$name.out" 2>&1 &
+	servers+=($!)
+	for _ in $(seq 1 100); do
+		grep -q 'listening on' "$log/$name.out" && return 0
+		if ! kill -0 "${servers[-1]}" 2>/dev/null; then
+			echo "FAIL: server $name exited:"; cat "$log/$name.out"; exit 1
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: server $name not ready:"; cat "$log/$name.out"; exit 1
+}
+stop_server() { kill -INT "${servers[-1]}"; wait "${servers[-1]}" || true; unset 'servers[-1]'; }
+
+# client NS-FUNC NAME ARGS...: a ping-pong run that must finish with every message.
+client() {
+	local ns=$1 name=$2
+	shift 2
+	if ! $ns timeout 60 "$bench" --quiet --iters "$iters" --warmup 100 --json "$log/$name.json" "$@" \
+		>"$log/$name.out" 2>&1; then
+		echo "FAIL: client $name:"; cat "$log/$name.out"; exit 1
+	fi
+	python3 - "$log/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))['results'][0]
+print("   %s: %d round trips, one way p50 %.2f us, p99.9 %.2f us, %d retransmissions" % (
+      sys.argv[2], r['iters'], r['t_typical_us'], r['p99_9_us'], r['retransmits']))
+if r['iters'] < 1 or r['drops'] or r['dups'] or r['out_of_order']:
+    sys.exit("FAIL: drops %d dups %d out of order %d" % (r['drops'], r['dups'], r['out_of_order']))
+PY
+}
+
+echo "1. af_xdp server ${subnet}.1 <- udp client ${subnet}.2"
+before=$(csum_errors)
+ip netns exec "${prefix}2" timeout 30 tcpdump -U -i eth0 -nn -w "$log/cap.pcap" udp port $port >/dev/null 2>&1 &
+cap=$!
+sleep 0.5
+start_server in1 xdp_srv --plugin af_xdp --bind "${subnet}.1:$port"
+attached || { echo "FAIL: no XDP program on hpnxd1's eth0 while the server runs"; exit 1; }
+client in2 udp_to_xdp --plugin udp --peer "${subnet}.1:$port"
+sleep 0.3
+kill -INT "$cap" 2>/dev/null || true
+wait "$cap" 2>/dev/null || true
+after=$(csum_errors)
+[ "$after" = "$before" ] || { echo "FAIL: the kernel counted $((after - before)) UDP checksum errors"; exit 1; }
+bad=$( (tcpdump -r "$log/cap.pcap" -nn -vv 2>/dev/null || true) | grep -ci 'bad \(udp \)\?cksum' || true)
+total=$( (tcpdump -r "$log/cap.pcap" -nn 2>/dev/null || true) | wc -l)
+[ "$total" -gt 0 ] || { echo "FAIL: the capture is empty"; exit 1; }
+[ "$bad" = 0 ] || { echo "FAIL: tcpdump finds $bad bad checksums in $total packets"; exit 1; }
+echo "   $total packets captured, all well-formed UDP with good checksums; no InCsumErrors"
+
+echo "2. ping while the program is attached"
+in2 ip neigh flush dev eth0
+in2 ping -c 3 -i 0.2 -W 1 "${subnet}.1" >/dev/null || { echo "FAIL: ping ${subnet}.1 fails while af_xdp runs"; exit 1; }
+echo "   ping and ARP answered by the kernel"
+
+echo "3. a second af_xdp endpoint on the same interface"
+if in1 "$bench" --plugin af_xdp --server --bind "${subnet}.1:$((port + 1))" >"$log/second.out" 2>&1; then
+	echo "FAIL: a second endpoint on a busy interface started"; exit 1
+fi
+grep -q 'in use by another hpn endpoint' "$log/second.out" || { echo "FAIL: unclear error:"; cat "$log/second.out"; exit 1; }
+echo "   refused: $(grep -o 'af_xdp: .*' "$log/second.out" | head -1)"
+stop_server
+attached && { echo "FAIL: the XDP program is still attached after the server stopped"; exit 1; }
+echo "   program detached after a clean stop"
+
+echo "4. udp server ${subnet}.2 <- af_xdp client ${subnet}.1"
+in1 ip neigh flush dev eth0
+start_server in2 udp_srv --plugin udp --bind "${subnet}.2:$port"
+client in1 xdp_to_udp --plugin af_xdp --peer "${subnet}.2:$port"
+stop_server
+
+echo "5. af_xdp on both ends"
+start_server in2 xdp_srv2 --plugin af_xdp --bind "${subnet}.2:$port"
+client in1 xdp_to_xdp --plugin af_xdp --peer "${subnet}.2:$port"
+stop_server
+start_server in2 xdp_srv_unordered --plugin af_xdp --config unordered=on --bind "${subnet}.2:$port"
+client in1 xdp_to_xdp_unordered --plugin af_xdp --config unordered=on --peer "${subnet}.2:$port"
+stop_server
+
+echo "6. kill -9 leaves the program; the next start removes it"
+start_server in1 xdp_srv3 --plugin af_xdp --bind "${subnet}.1:$port"
+kill -9 "${servers[-1]}"
+wait "${servers[-1]}" 2>/dev/null || true
+unset 'servers[-1]'
+attached || { echo "FAIL: expected the dead server's program to stay attached"; exit 1; }
+start_server in1 xdp_srv4 --plugin af_xdp --bind "${subnet}.1:$port"
+grep -q 'removing the XDP program a dead hpn endpoint left' "$log/xdp_srv4.out" ||
+	{ echo "FAIL: the restart did not say it removed the stale program:"; cat "$log/xdp_srv4.out"; exit 1; }
+client in2 udp_to_xdp_again --plugin udp --peer "${subnet}.1:$port"
+stop_server
+attached && { echo "FAIL: the XDP program is still attached after the restarted server stopped"; exit 1; }
+echo "   the restarted server took over the interface and left it clean"
+echo "PASS"
