@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdarg.h>
 #include <string.h>
 #include <unistd.h>
 #if HPN_HAVE_NUMA
@@ -85,6 +86,20 @@ static int ev_grow(struct hpn_ep *ep)
 	ep->ev_head = 0;
 	ep->ev_cap = cap;
 	return 0;
+}
+
+HPN_EXPORT void hpn_core_describe(struct hpn_core *core, const char *fmt, ...)
+{
+	struct hpn_ep *ep = core_ep(core);
+	size_t n = strlen(ep->desc);
+	va_list ap;
+
+	if (n + 3 >= sizeof(ep->desc))
+		return;
+	memcpy(ep->desc + n, "; ", 3);
+	va_start(ap, fmt);
+	vsnprintf(ep->desc + n + 2, sizeof(ep->desc) - n - 2, fmt, ap);
+	va_end(ap);
 }
 
 HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer,

@@ -183,6 +183,11 @@ int hpn_addr_parse(const char *spec, int passive, int socktype, struct sockaddr_
  *  -ENOSPC if len is too small. */
 int hpn_addr_format(const struct sockaddr *sa, char *buf, size_t len);
 
+/** Add what the backend chose at set-up (a mode, a device) to the
+ *  endpoint's hpn_ep_describe() line, after "; ". Control path; once per
+ *  endpoint is the intent (later calls append again). */
+void hpn_core_describe(struct hpn_core *core, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /** Log a line through the application's handler. */
 void hpn_log(enum hpn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /** Record the thread's last-error message and return err (a -errno). */

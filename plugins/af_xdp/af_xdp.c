@@ -37,7 +37,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/ethtool.h>
 #include <linux/if_link.h>
+#include <linux/sockios.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -87,6 +89,7 @@ struct hpn_pep {
 	int ifindex;
 	uint8_t mac[6];
 	uint32_t if_mtu;
+	char driver[32];
 	uint32_t ip;   /* ours, network order */
 	uint16_t port; /* ours, network order */
 	int port_fd;   /* kernel UDP socket holding our port */
@@ -119,7 +122,8 @@ struct hpn_pep {
 static const struct hpn_plugin_param xdp_params[] = {
 	{"dev", "network interface (default: the one owning the listen address, or routing to the peer)"},
 	{"queue", "NIC receive queue to bind (default 0)"},
-	{"xdp_mode", "auto|native|skb: where the XDP program runs (auto: native, else skb)"},
+	{"xdp_mode", "auto|native|skb: where the XDP program runs (auto: native, else skb; on veth skb first, "
+		     "measured faster)"},
 	{"frames", "UMEM frames of 4 KiB (default 4096: half receive, half send)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
@@ -387,6 +391,13 @@ static int if_info(struct hpn_pep *u)
 		ret = hpn_set_error(-errno, "af_xdp: %s: no MTU: %s", u->dev, strerror(errno));
 	else if (!ret)
 		u->if_mtu = (uint32_t)ifr.ifr_mtu;
+	if (!ret) {
+		struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
+
+		ifr.ifr_data = (void *)&di;
+		if (ioctl(fd, SIOCETHTOOL, &ifr) == 0)
+			snprintf(u->driver, sizeof(u->driver), "%s", di.driver);
+	}
 	close(fd);
 	return ret;
 }
@@ -475,6 +486,16 @@ static int load_program(struct hpn_pep *u)
 	LIBBPF_OPTS(bpf_object_open_opts, oo, .object_name = PROG_NAME);
 	enum xdp_attach_mode modes[2] = {XDP_MODE_NATIVE, XDP_MODE_SKB};
 	int ret = -EINVAL;
+
+	/* Native first: the driver runs the program before any skb exists.
+	 * Except on veth, where skb mode measured faster (bench/
+	 * af_xdp_vs_sockperf.sh: 64 B one way p50 3.9 vs 4.5 us, 64 B
+	 * stream 5.7 vs 4.7 M msg/s): veth's native path adds a hop through
+	 * its peer's NAPI that the generic path does not. */
+	if (!strcmp(u->driver, "veth")) {
+		modes[0] = XDP_MODE_SKB;
+		modes[1] = XDP_MODE_NATIVE;
+	}
 
 	u->obj = bpf_object__open_mem(hpn_xdp_obj, hpn_xdp_obj_len, &oo);
 	if (!u->obj)
@@ -587,8 +608,10 @@ static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
 	if (ret)
 		return ret;
 	u->up = true;
-	hpn_log(HPN_LOG_INFO, "af_xdp: %s queue %u, %s mode, %s, UMEM %u x %u B on %s pages; %s:%u", u->dev, u->queue,
-		mode_name(u), u->zerocopy ? "zero copy" : "copy mode", u->nframes, FRAME_SIZE,
+	hpn_core_describe(u->core, "af_xdp %s queue %u, %s mode, %s", u->dev, u->queue, mode_name(u),
+			  u->zerocopy ? "zero copy" : "copy mode");
+	hpn_log(HPN_LOG_INFO, "af_xdp: %s (%s) queue %u, %s mode, %s, UMEM %u x %u B on %s pages; %s:%u", u->dev,
+		u->driver[0] ? u->driver : "?", u->queue, mode_name(u), u->zerocopy ? "zero copy" : "copy mode", u->nframes, FRAME_SIZE,
 		u->umem_huge ? "huge" : "4 KiB", inet_ntoa((struct in_addr){u->ip}), ntohs(u->port));
 	return 0;
 }
