@@ -110,6 +110,7 @@ struct hpn_pep {
 	uint64_t *free_frames; /* tx frames not in flight */
 	uint32_t nfree;
 	uint32_t tx_outstanding; /* sent, completion not yet seen */
+	uint32_t rx_lent;        /* received frames whose payloads the packet layer reads in place */
 	uint16_t ip_id;
 	/* Next hops: the last one used, and a small cache. */
 	uint32_t last_ip;
@@ -313,6 +314,17 @@ static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
 		HPN_STAT_ADD(u->st->malformed, 1);
 }
 
+/* Frames lent to the packet layer by the last receive (their payloads
+ * were handed over in place) go back to the device now. */
+static void give_back(struct hpn_pep *u)
+{
+	if (!u->rx_lent)
+		return;
+	xsk_ring_prod__submit(&u->fill, u->rx_lent);
+	xsk_ring_cons__release(&u->rx, u->rx_lent);
+	u->rx_lent = 0;
+}
+
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
@@ -320,14 +332,17 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 
 	if (!u->up)
 		return 0;
+	give_back(u);
 	got = xsk_ring_cons__peek(&u->rx, n, &idx);
 	if (!got) {
 		if (xsk_ring_prod__needs_wakeup(&u->fill))
 			recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		return 0;
 	}
-	/* Every received frame goes straight back to the fill ring (copied
-	 * out below), so the ring always has room for them. */
+	/* Each frame received goes back to the fill ring (the same address),
+	 * so the ring has room for all of them; written now, handed to the
+	 * device at the next receive, once the packet layer is done with the
+	 * payloads it reads in place. */
 	while (xsk_ring_prod__reserve(&u->fill, got, &fidx) != got)
 		;
 	for (uint32_t i = 0; i < got; i++) {
@@ -349,18 +364,14 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		*from = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = p.src_port,
 					     .sin_addr.s_addr = p.src_ip};
 		d[out].alen = sizeof(*from);
-		if (p.len > d[out].len) {
-			d[out].len = 0; /* longer than our mtu: not ours */
-		} else {
-			memcpy(d[out].data, p.payload, p.len);
-			d[out].len = p.len;
-		}
+		/* Lent, not copied: the payload where it arrived. */
+		d[out].data = (uint8_t *)p.payload;
+		d[out].len = p.len > d[out].len ? 0 : p.len; /* longer than our mtu: not ours */
 		d[out].rx_ns = 0;
 		nb_learn(u, p.src_ip, p.src_mac);
 		out++;
 	}
-	xsk_ring_prod__submit(&u->fill, got);
-	xsk_ring_cons__release(&u->rx, got);
+	u->rx_lent = got;
 	return (int)out;
 }
 

@@ -1357,6 +1357,7 @@ static int receive(struct hpn_pktep *e)
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
 	for (int i = 0; i < r; i++) {
 		input(e, &e->rx_d[i]);
+		e->rx_d[i].data = e->rx_mem + (size_t)i * e->ccfg.mtu; /* it may have been lent */
 		e->rx_d[i].len = e->ccfg.mtu; /* room again for the next call */
 		e->rx_d[i].rx_ns = 0;
 	}

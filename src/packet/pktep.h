@@ -47,7 +47,11 @@ struct hpn_dgram_io {
 	int (*send)(void *io, const struct hpn_dgram *d, unsigned n);
 	/* Receive up to n datagrams into d[i].data (room d[i].len); d[i].addr
 	 * points to room for HPN_PKTEP_ADDR_MAX bytes. Returns the count,
-	 * 0 if none, or -errno. */
+	 * 0 if none, or -errno. A frame backend may lend instead of copy:
+	 * point d[i].data at the payload inside its own frame (at most room
+	 * bytes long), valid until its next recv call - the packet layer
+	 * copies what it keeps, and gives every entry its own buffer back
+	 * before the next call. */
 	int (*recv)(void *io, struct hpn_dgram *d, unsigned n);
 	/* Format an address for messages and hpn_peer_addr(). */
 	int (*format)(void *io, const void *addr, uint32_t alen, char *buf, size_t len);
