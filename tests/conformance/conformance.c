@@ -1,0 +1,364 @@
+/*
+ * conformance.c - the same end-to-end cases against any backend, through
+ * the public API only (UCX's way: one suite, every transport). Two roles
+ * in one program, run in two processes - so the two ends can live in two
+ * network namespaces, as af_xdp needs (one endpoint per interface, and no
+ * loopback):
+ *
+ *   conformance serve CONFIG ADDR     an echo server: every message back to
+ *                                     its sender, plus commands (below)
+ *   conformance client CONFIG ADDR    the cases, against that server
+ *
+ * Commands are messages starting "CMD:": "CMD:stall:MS" stops reading for
+ * MS milliseconds (a slow reader), "CMD:die" ends the process at once,
+ * without a goodbye (a killed peer). tests/conformance/run.sh starts both
+ * roles for a backend; meson runs it per backend (suite conformance).
+ *
+ * Cases: every size up to the largest message in order and intact, bursts,
+ * the zero-copy send path, injected loss (packet backends), a reader stalled
+ * for three peer timeouts (slow, not dead), a connect nobody answers, a
+ * peer killed mid-stream (last: it ends the server).
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include "../plugins/e2e.h"
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define PEER_TIMEOUT_MS 300
+
+static const char *cfg, *addr;
+
+/* ---- server ------------------------------------------------------------------ */
+
+static int serve(void)
+{
+	char full[512];
+	hpn_ep *ep;
+	struct hpn_msg in[32];
+	struct hpn_event ev;
+
+	snprintf(full, sizeof(full), "%s,progress=thread,peer_timeout_ms=%d", cfg, PEER_TIMEOUT_MS);
+	if (hpn_ep_create(full, &ep) || hpn_listen(ep, addr)) {
+		fprintf(stderr, "conformance serve: %s\n", hpn_last_error());
+		return 1;
+	}
+	printf("listening on %s\n", addr);
+	fflush(stdout);
+	for (;;) {
+		int r = hpn_recv_wait(ep, in, 32, 10);
+
+		while (hpn_poll(ep, &ev, 1) == 1)
+			;
+		for (int i = 0; i < r; i++) {
+			if (in[i].len >= 4 && !memcmp(in[i].data, "CMD:", 4)) {
+				char cmd[64] = "";
+
+				memcpy(cmd, in[i].data, in[i].len < sizeof(cmd) - 1 ? in[i].len : sizeof(cmd) - 1);
+				hpn_buf_put(ep, in[i].data);
+				if (!strcmp(cmd, "CMD:die"))
+					_exit(0); /* no goodbye: a killed peer */
+				if (!strncmp(cmd, "CMD:stall:", 10))
+					usleep((useconds_t)atoi(cmd + 10) * 1000);
+				continue;
+			}
+			/* Echo: the same buffer goes back (zero copy), retried
+			 * while the window is closed. */
+			int s;
+
+			while ((s = hpn_send_zc_burst(ep, &in[i], 1)) == -EAGAIN)
+				hpn_poll(ep, NULL, 0);
+			if (s != 1)
+				hpn_buf_put(ep, in[i].data); /* the peer went: nobody to echo to */
+		}
+	}
+}
+
+/* ---- client ------------------------------------------------------------------ */
+
+static hpn_ep *make(const char *extra)
+{
+	char base[512];
+
+	snprintf(base, sizeof(base), "%s,peer_timeout_ms=%d", cfg, PEER_TIMEOUT_MS);
+	return e2e_make(base, extra);
+}
+
+static hpn_peer_t dial(hpn_ep *c)
+{
+	hpn_peer_t p;
+	int ret = hpn_connect(c, addr, 5000, &p);
+
+	if (ret)
+		fail_msg("connect %s: %d %s", addr, ret, hpn_last_error());
+	return p;
+}
+
+static void bye(hpn_ep *c)
+{
+	hpn_ep_destroy(c); /* lingers for acks, says BYE */
+}
+
+/* Send `total` messages of `size` (content from fill(), seq from `first`)
+ * and take every echo back, in order and intact. */
+static void echo_run(hpn_ep *c, hpn_peer_t p, uint32_t size, uint64_t total)
+{
+	static uint8_t buf[1 << 20];
+	struct hpn_msg in[32];
+	uint64_t sent = 0, next = 0, t0 = now_ms();
+
+	while (next < total) {
+		if (sent < total) {
+			fill(buf, size, sent);
+			int r = hpn_send(c, p, buf, size);
+
+			if (r == 0)
+				sent++;
+			else if (r != -EAGAIN)
+				fail_msg("send %u B #%llu: %d %s", size, (unsigned long long)sent, r, hpn_last_error());
+		}
+		int r = hpn_recv_burst(c, in, 32);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, size);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(c, in[i].data);
+		}
+		if (now_ms() - t0 > 60000)
+			fail_msg("%u B: %llu of %llu echoes after 60 s", size, (unsigned long long)next,
+				 (unsigned long long)total);
+	}
+}
+
+static void test_sizes_in_order(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	uint32_t max = hpn_ep_caps(c)->max_msg_size;
+	const uint32_t sizes[] = {8, 63, 64, 1000, 1400, 1500, 4000, 9000, 16384, 65536};
+
+	(void)state;
+	for (unsigned i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		uint32_t s = sizes[i] < max ? sizes[i] : max;
+
+		echo_run(c, p, s, s > 9000 ? 50 : 500);
+		if (s == max)
+			break;
+	}
+	print_message("sizes 8 B .. %u B echoed in order and intact\n", max < 65536 ? max : 65536);
+	bye(c);
+}
+
+static void test_bursts(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	uint8_t bufs[32][200];
+	struct hpn_msg out[32], in[32];
+	uint64_t sent = 0, next = 0, t0 = now_ms();
+	const uint64_t total = 20000;
+
+	(void)state;
+	while (next < total) {
+		unsigned n = 0;
+
+		while (n < 32 && sent + n < total) {
+			uint32_t len = 16 + (uint32_t)((sent + n) % 180);
+
+			fill(bufs[n], len, sent + n);
+			out[n] = (struct hpn_msg){.data = bufs[n], .len = len, .peer = p};
+			n++;
+		}
+		int r = n ? hpn_send_burst(c, out, n) : 0;
+
+		if (r > 0)
+			sent += (unsigned)r;
+		else if (r < 0 && r != -EAGAIN)
+			fail_msg("send_burst: %d %s", r, hpn_last_error());
+		r = hpn_recv_burst(c, in, 32);
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, 16 + next % 180);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(c, in[i].data);
+		}
+		if (now_ms() - t0 > 60000)
+			fail_msg("bursts: %llu of %llu after 60 s", (unsigned long long)next, (unsigned long long)total);
+	}
+	bye(c);
+}
+
+static void test_zero_copy(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	struct hpn_msg in[32];
+	uint64_t sent = 0, next = 0, t0 = now_ms();
+	const uint64_t total = 5000;
+
+	(void)state;
+	while (next < total) {
+		if (sent < total) {
+			struct hpn_msg m = {.len = 512, .peer = p};
+
+			if (hpn_buf_get(c, &m.data) == 0) {
+				fill(m.data, m.len, sent);
+				int r = hpn_send_zc_burst(c, &m, 1);
+
+				if (r == 1)
+					sent++;
+				else
+					hpn_buf_put(c, m.data); /* not taken: still ours */
+			}
+		}
+		int r = hpn_recv_burst(c, in, 32);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(c, in[i].data);
+		}
+		if (now_ms() - t0 > 60000)
+			fail_msg("zero copy: %llu of %llu after 60 s", (unsigned long long)next, (unsigned long long)total);
+	}
+	bye(c);
+}
+
+/* Packet backends only: seeded loss, reordering and duplication on our
+ * sends; every message still arrives once, in order (the echoes come back
+ * over a clean direction). */
+static void test_injected_loss(void **state)
+{
+	hpn_ep *c;
+	hpn_peer_t p;
+
+	(void)state;
+	if (!getenv("CONF_PACKET"))
+		skip();
+	c = make("faults=loss:0.05/reorder:0.05/dup:0.01/seed:5");
+	p = dial(c);
+	echo_run(c, p, 3000, 2000);
+	bye(c);
+}
+
+/* The server stops reading for three peer timeouts: slow, not dead. The
+ * window closes, nobody is declared gone, and every echo comes after. */
+static void test_slow_reader(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	char cmd[32];
+	struct hpn_event ev;
+
+	(void)state;
+	snprintf(cmd, sizeof(cmd), "CMD:stall:%d", 3 * PEER_TIMEOUT_MS);
+	assert_int_equal(hpn_send(c, p, cmd, strlen(cmd)), 0);
+	echo_run(c, p, 1000, 3000);
+	while (hpn_poll(c, &ev, 1) == 1)
+		assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+	bye(c);
+}
+
+/* Nobody listens there: the connect fails within its timeout, clearly. */
+static void test_connect_nobody(void **state)
+{
+	char to[96];
+	const char *colon = strrchr(addr, ':');
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p;
+	uint64_t t0 = now_ms();
+	int ret;
+
+	(void)state;
+	snprintf(to, sizeof(to), "%.*s:%d", (int)(colon - addr), addr, atoi(colon + 1) + 1);
+	ret = hpn_connect(c, to, 1000, &p);
+	print_message("connect to %s (nobody): %d (%s) after %llu ms\n", to, ret, hpn_last_error(),
+		      (unsigned long long)(now_ms() - t0));
+	assert_true(ret == -ETIMEDOUT || ret == -ECONNREFUSED || ret == -EHOSTUNREACH);
+	assert_true(now_ms() - t0 < 5000);
+	hpn_ep_destroy(c);
+}
+
+/* Last: the server dies mid-stream with no goodbye; we hear of it within
+ * a few peer timeouts, and what it acked before is not our problem. */
+static void test_peer_killed(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	struct hpn_event ev = {0};
+	uint8_t data[100] = {0};
+	uint64_t t0;
+
+	(void)state;
+	echo_run(c, p, 100, 100);
+	assert_int_equal(hpn_send(c, p, "CMD:die", 7), 0);
+	for (t0 = now_ms(); now_ms() - t0 < 10 * PEER_TIMEOUT_MS;) {
+		struct hpn_msg in[8];
+		int r = hpn_recv_burst(c, in, 8);
+
+		for (int i = 0; i < r; i++)
+			hpn_buf_put(c, in[i].data);
+		if (hpn_poll(c, &ev, 1) == 1 && ev.type == HPN_EV_PEER_GONE)
+			break;
+		hpn_send(c, p, data, sizeof(data)); /* traffic to a dead peer: refused or lost */
+		usleep(200);
+	}
+	print_message("peer gone after %llu ms (status %d)\n", (unsigned long long)(now_ms() - t0), ev.status);
+	assert_int_equal(ev.type, HPN_EV_PEER_GONE);
+	assert_int_equal(ev.peer, p);
+	hpn_ep_destroy(c);
+}
+
+/* 0 if the plugin can run here, else 77 (skip) with its reason. */
+static int probe(const char *plugin)
+{
+	const struct hpn_plugin_info *list;
+	int n = hpn_plugin_list(&list);
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i].name, plugin)) {
+			if (list[i].status == 0)
+				return 0;
+			printf("skip: plugin %s cannot run here: %s\n", plugin, list[i].reason);
+			return 77;
+		}
+	printf("skip: plugin %s was not built (see meson's summary)\n", plugin);
+	return 77;
+}
+
+int main(int argc, char **argv)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_sizes_in_order),
+		cmocka_unit_test(test_bursts),
+		cmocka_unit_test(test_zero_copy),
+		cmocka_unit_test(test_injected_loss),
+		cmocka_unit_test(test_slow_reader),
+		cmocka_unit_test(test_connect_nobody),
+		cmocka_unit_test(test_peer_killed),
+	};
+
+	if (argc == 3 && !strcmp(argv[1], "probe"))
+		return probe(argv[2]);
+	if (argc != 4 || (strcmp(argv[1], "serve") && strcmp(argv[1], "client"))) {
+		fprintf(stderr, "usage: conformance serve|client CONFIG ADDR | probe PLUGIN\n");
+		return 2;
+	}
+	cfg = argv[2];
+	addr = argv[3];
+	if (!strcmp(argv[1], "serve"))
+		return serve();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
