@@ -37,6 +37,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
+#include <linux/errqueue.h>
 #include <linux/ethtool.h>
 #include <linux/if_link.h>
 #include <linux/sockios.h>
@@ -64,6 +65,7 @@ extern const size_t hpn_xdp_obj_len;
 #define RING_SIZE 2048u    /* each of fill, completion, rx and tx */
 #define NB_SIZE 256u       /* neighbour cache entries (a power of two) */
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
+#define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
 #define PROG_NAME "hpn_xdp"
 #define LOCK_DIR "/run/hpn"
 
@@ -81,6 +83,7 @@ struct hpn_pep {
 	struct hpn_pktep_cfg pc;
 	/* Config. */
 	char dev[IF_NAMESIZE]; /* dev=, or found at listen/connect */
+	bool dev_cfg;          /* dev= given */
 	uint32_t queue;
 	int mode_cfg; /* 0 auto, else XDP_MODE_NATIVE / XDP_MODE_SKB */
 	uint32_t nframes;
@@ -92,7 +95,8 @@ struct hpn_pep {
 	char driver[32];
 	uint32_t ip;   /* ours, network order */
 	uint16_t port; /* ours, network order */
-	int port_fd;   /* kernel UDP socket holding our port */
+	int port_fd;   /* kernel UDP socket holding our port (and hearing ICMP errors) */
+	uint64_t icmp_ns; /* its error queue was last read then */
 	int lock_fd;
 	/* XDP program. */
 	struct bpf_object *obj;
@@ -548,11 +552,20 @@ static int open_socket(struct hpn_pep *u)
 	uint32_t idx, half = u->nframes / 2;
 	int ret;
 
-	ret = xsk_socket__create(&u->xsk, u->dev, u->queue, u->umem, &u->rx, &u->tx, &cfg);
-	u->zerocopy = !ret;
-	if (ret) { /* veth and many drivers: copy mode */
-		cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+	/* The queue of a socket closed a moment ago (this process's previous
+	 * endpoint, or a dead one's) is released by a kernel work item after
+	 * the close returns: busy for a few milliseconds. Wait for it. */
+	for (int tries = 0;; tries++) {
+		cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY;
 		ret = xsk_socket__create(&u->xsk, u->dev, u->queue, u->umem, &u->rx, &u->tx, &cfg);
+		u->zerocopy = !ret;
+		if (ret && ret != -EBUSY) { /* veth and many drivers: copy mode */
+			cfg.bind_flags = XDP_USE_NEED_WAKEUP | XDP_COPY;
+			ret = xsk_socket__create(&u->xsk, u->dev, u->queue, u->umem, &u->rx, &u->tx, &cfg);
+		}
+		if (ret != -EBUSY || tries == 200)
+			break;
+		usleep(5000); /* up to a second, once, at set-up */
 	}
 	if (ret)
 		return hpn_set_error(ret, "af_xdp: cannot open an AF_XDP socket on %s queue %u: %s%s", u->dev, u->queue,
@@ -581,7 +594,13 @@ static int take_port(struct hpn_pep *u, uint16_t port)
 	socklen_t alen = sizeof(a);
 	uint8_t one = 1;
 
-	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int on = 1;
+
+	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	/* ICMP errors quoting our frames reach this socket (they carry its
+	 * address): a dead peer's port unreachable, read in progress. */
+	if (u->port_fd >= 0)
+		setsockopt(u->port_fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
 	if (u->port_fd < 0 || bind(u->port_fd, (struct sockaddr *)&a, sizeof(a)) ||
 	    getsockname(u->port_fd, (struct sockaddr *)&a, &alen))
 		return hpn_set_error(-errno, "af_xdp: cannot reserve UDP port %u on %s: %s", ntohs(port),
@@ -597,6 +616,8 @@ static const char *mode_name(const struct hpn_pep *u)
 {
 	return u->mode == XDP_MODE_NATIVE ? "native" : "skb";
 }
+
+static void tear_down(struct hpn_pep *u);
 
 /* Everything that needs the interface, on the first listen or connect. */
 static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
@@ -616,8 +637,10 @@ static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
 	ret = ret ?: load_program(u);
 	ret = ret ?: open_socket(u);
 	ret = ret ?: take_port(u, port);
-	if (ret)
+	if (ret) {
+		tear_down(u);
 		return ret;
+	}
 	u->up = true;
 	hpn_core_describe(u->core, "af_xdp %s queue %u, %s mode, %s", u->dev, u->queue, mode_name(u),
 			  u->zerocopy ? "zero copy" : "copy mode");
@@ -718,11 +741,10 @@ static void log_xsk_stats(struct hpn_pep *u)
 			(unsigned long long)xs.tx_invalid_descs);
 }
 
-static void xdp_close(struct hpn_pep *u)
+/* Undo set_up (whatever part of it was done): the endpoint can set up
+ * again, and a failed listen or connect holds no interface. */
+static void tear_down(struct hpn_pep *u)
 {
-	if (!u)
-		return;
-	hpn_pktep_destroy(u->pk); /* says goodbye through the socket: first */
 	if (u->xsk) {
 		log_xsk_stats(u);
 		xsk_socket__delete(u->xsk);
@@ -739,11 +761,30 @@ static void xdp_close(struct hpn_pep *u)
 		munmap(u->umem_area, u->umem_len);
 	if (u->port_fd >= 0)
 		close(u->port_fd);
-	if (u->ping_fd >= 0)
-		close(u->ping_fd);
 	if (u->lock_fd >= 0)
 		close(u->lock_fd); /* the lock goes with it */
 	free(u->free_frames);
+	u->xsk = NULL;
+	u->umem = NULL;
+	u->prog = NULL;
+	u->obj = NULL;
+	u->umem_area = NULL;
+	u->free_frames = NULL;
+	u->port_fd = u->lock_fd = u->ports_fd = -1;
+	u->nfree = u->tx_outstanding = u->rx_lent = 0;
+	u->up = false;
+	if (!u->dev_cfg)
+		u->dev[0] = 0;
+}
+
+static void xdp_close(struct hpn_pep *u)
+{
+	if (!u)
+		return;
+	hpn_pktep_destroy(u->pk); /* says goodbye through the socket: first */
+	tear_down(u);
+	if (u->ping_fd >= 0)
+		close(u->ping_fd);
 	free(u);
 }
 
@@ -775,6 +816,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	}
 	if (dev)
 		snprintf(u->dev, sizeof(u->dev), "%s", dev);
+	u->dev_cfg = dev != NULL;
 	mode = hpn_core_cfg(core, "xdp_mode");
 	if (mode && strcmp(mode, "auto") && strcmp(mode, "native") && strcmp(mode, "skb")) {
 		ret = hpn_set_error(-EINVAL, "config: xdp_mode='%s': auto, native or skb", mode);
@@ -887,11 +929,45 @@ static int xdp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len
 	return hpn_pktep_peer_addr(u->pk, id, buf, len);
 }
 
+/* ICMP errors for our frames: the kernel matched them to the socket that
+ * holds our port. The packet layer decides what they are worth (only one
+ * quoting a peer's session is heard; it then probes the peer). */
+static void read_icmp(struct hpn_pep *u)
+{
+	for (int i = 0; i < 16; i++) {
+		struct sockaddr_in from;
+		char cbuf[256];
+		uint8_t quote[64];
+		struct iovec iov = {quote, sizeof(quote)};
+		struct msghdr mh = {.msg_name = &from, .msg_namelen = sizeof(from), .msg_iov = &iov, .msg_iovlen = 1,
+				    .msg_control = cbuf, .msg_controllen = sizeof(cbuf)};
+		ssize_t qlen = recvmsg(u->port_fd, &mh, MSG_ERRQUEUE | MSG_DONTWAIT);
+		int err = 0;
+
+		if (qlen < 0)
+			return;
+		for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c))
+			if (c->cmsg_level == SOL_IP && c->cmsg_type == IP_RECVERR) {
+				struct sock_extended_err ee;
+
+				memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+				if (ee.ee_origin == SO_EE_ORIGIN_ICMP)
+					err = (int)ee.ee_errno;
+			}
+		if (err && err != EMSGSIZE)
+			hpn_pktep_unreachable(u->pk, &from, sizeof(from), -err, quote, (size_t)qlen);
+	}
+}
+
 static int xdp_progress(struct hpn_pep *u, uint64_t now)
 {
 	if (!u->up)
 		return 0;
 	reap(u);
+	if (now - u->icmp_ns >= ICMP_EVERY_NS) {
+		u->icmp_ns = now;
+		read_icmp(u);
+	}
 	return hpn_pktep_progress(u->pk, now);
 }
 
