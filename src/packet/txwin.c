@@ -85,7 +85,9 @@ static void rtt_sample(struct hpn_txwin *t, uint64_t rtt)
 		t->srtt_ns = (7 * t->srtt_ns + rtt) / 8;
 	}
 	t->rto_ns = t->srtt_ns + 4 * t->rttvar_ns;
-	t->tlp_pad_ns -= t->tlp_pad_ns / 64;
+	/* Slowly: at 1/64 per sample a ping-pong's pad was gone within a
+	 * millisecond, and the next stall probed needlessly again. */
+	t->tlp_pad_ns -= t->tlp_pad_ns / 2048;
 	/* A widened reordering window narrows again (RFC 8985 6.2 resets
 	 * it after 16 recoveries): one needless resend must not slow every
 	 * later repair to the timeout. */
@@ -373,9 +375,15 @@ void hpn_txwin_dup_seen(struct hpn_txwin *t)
 	t->spurious++;
 	/* With nothing left outstanding it was our last resend - a probe,
 	 * mostly - that was needless: probe later. With holes left, the
-	 * probe did its job (drawing the SACK that repairs them). */
-	if (t->una == t->snd)
+	 * probe did its job (drawing the SACK that repairs them). A probe
+	 * sent since the last report counts too: in a ping-pong the peer's
+	 * answer acks the original, the next request goes out, and only then
+	 * does the report of the probe's duplicate arrive - with a packet
+	 * outstanding again (the pad never grew, and 0.2-1 % of a clean
+	 * ping-pong's packets were needless probes). */
+	if (t->una == t->snd || t->tlp_recent)
 		t->tlp_pad_ns = pad < t->rto_min_ns ? pad : t->rto_min_ns;
+	t->tlp_recent = false;
 }
 
 bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **ref)
@@ -390,6 +398,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 
 		if (!last->acked) {
 			t->tlp_out = true;
+			t->tlp_recent = true;
 			t->last_tx_ns = now;
 			last->tries++;
 			last->sent_ns = now;

@@ -90,9 +90,10 @@ struct hpn_txwin {
 	/* Added to the probe timeout after needless retransmissions (the
 	 * peer reported duplicates): on a host where threads stall longer
 	 * than two round trips, probes slow down instead of doubling packets;
-	 * it shrinks again by 1/64 per RTT sample. At most rto_min_ns. */
+	 * it shrinks again by 1/2048 per RTT sample. At most rto_min_ns. */
 	uint64_t tlp_pad_ns;
 	bool tlp_out; /* a probe is out: no other until an ack brings news */
+	bool tlp_recent; /* a probe went out since the peer last reported a duplicate */
 	/* hpn_txwin_resend called again with the same now resumes its scan
 	 * here: a loop over all due packets is one pass, not one per packet. */
 	uint64_t scan_ns;
