@@ -94,6 +94,9 @@ struct hpn_pep {
 	uint32_t if_mtu;
 	char driver[32];
 	uint32_t ip;   /* ours, network order */
+	uint32_t group; /* subscribed multicast group, network order (0: none) */
+	uint32_t mcast_if; /* mcast_if=: the interface's address for groups (0: unset) */
+	uint64_t mcast_ttl;
 	uint16_t port; /* ours, network order */
 	int port_fd;   /* kernel UDP socket holding our port (and hearing ICMP errors) */
 	uint64_t icmp_ns; /* its error queue was last read then */
@@ -130,6 +133,8 @@ static const struct hpn_plugin_param xdp_params[] = {
 	{"xdp_mode", "auto|native|skb: where the XDP program runs (auto: native, else skb; on veth skb first, "
 		     "measured faster)"},
 	{"frames", "UMEM frames of 4 KiB (default 4096: half receive, half send)"},
+	{"mcast_if", "multicast: IPv4 address of the interface to publish and join on (else dev=, or the route)"},
+	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
@@ -202,6 +207,11 @@ static void nb_kick(struct hpn_pep *u, uint32_t next_hop)
 	sendto(u->ping_fd, echo, sizeof(echo), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
 }
 
+static inline bool is_group(uint32_t ip)
+{
+	return (((const uint8_t *)&ip)[0] & 0xf0) == 0xe0; /* 224.0.0.0/4, network order */
+}
+
 /* Slow path: the route's next hop and the kernel's MAC for it. NULL
  * while unresolved (the datagram is dropped; the packet layer resends). */
 static const uint8_t *nb_resolve(struct hpn_pep *u, struct nb *n, uint32_t ip)
@@ -214,6 +224,13 @@ static const uint8_t *nb_resolve(struct hpn_pep *u, struct nb *n, uint32_t ip)
 	if (n->ip == ip && now - n->asked_ns < NB_RETRY_NS)
 		return NULL;
 	*n = (struct nb){.ip = ip, .asked_ns = now};
+	if (is_group(ip)) { /* RFC 1112: 01:00:5e and the group's low 23 bits */
+		const uint8_t *g = (const uint8_t *)&ip;
+
+		memcpy(n->mac, (const uint8_t[]){0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]}, 6);
+		n->ok = true;
+		return n->mac;
+	}
 	if (hpn_route_get(ip, &r, why, sizeof(why)) == 0) {
 		if (r.ifindex == u->ifindex)
 			hop = r.next_hop;
@@ -294,6 +311,7 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		memcpy(frame + HPN_NET_HDR, d[i].data, d[i].len);
 		memcpy(f.dst_mac, mac, 6);
 		f.dst_ip = to->sin_addr.s_addr;
+		f.ttl = is_group(f.dst_ip) ? (uint8_t)u->mcast_ttl : 0; /* 0: 64 */
 		f.dst_port = to->sin_port;
 		struct xdp_desc *desc = xsk_ring_prod__tx_desc(&u->tx, idx + k);
 
@@ -361,7 +379,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			count_bad(u, e);
 			continue;
 		}
-		if (p.dst_port != u->port || p.dst_ip != u->ip) {
+		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */
 			continue;
 		}
@@ -823,7 +841,14 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	u->mode_cfg = !mode || !strcmp(mode, "auto") ? 0 : !strcmp(mode, "native") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
-	ret = hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
+	const char *mif = hpn_core_cfg(core, "mcast_if");
+
+	if (mif && inet_pton(AF_INET, mif, &u->mcast_if) != 1) {
+		ret = hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", mif);
+		goto fail;
+	}
+	ret = hpn_core_cfg_u64(core, "mcast_ttl", 1, 1, 255, &u->mcast_ttl);
+	ret = ret ?: hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
 	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
 	ret = ret ?: hpn_pktep_read_cfg(core, 1472, FRAME_SIZE - HPN_NET_HDR, &u->pc, &on);
 	if (ret)
@@ -841,7 +866,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
 	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV | HPN_CAP_ORDERED |
-		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : 0);
+		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	*out = u;
 	return 0;
 fail:
@@ -857,6 +882,48 @@ static int xdp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	return 0;
 }
 
+/* The interface for a group: mcast_if=, else dev=, else (publishing)
+ * the route's. */
+static int group_dev(struct hpn_pep *u, uint32_t group, const char *spec, uint32_t *ip)
+{
+	struct hpn_route r;
+	char why[128];
+
+	if (u->mcast_if)
+		return dev_of_addr(u, u->mcast_if, ip);
+	if (u->dev[0])
+		return dev_of_addr(u, 0, ip);
+	if (hpn_route_get(group, &r, why, sizeof(why)) == 0 && strcmp(r.ifname, "lo")) {
+		snprintf(u->dev, sizeof(u->dev), "%s", r.ifname);
+		*ip = r.src_ip;
+		return 0;
+	}
+	return hpn_set_error(-EINVAL, "af_xdp: %s is a multicast group: say which interface with dev=IFNAME or "
+				      "mcast_if=ADDRESS", spec);
+}
+
+/* Subscribe: the kernel joins the group on the interface (IGMP, the NIC's
+ * multicast filter); the program hands us the frames to our port. */
+static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
+{
+	struct ip_mreq mreq = {.imr_multiaddr = a->sin_addr};
+	uint32_t ip;
+	int ret = hpn_pktep_subscribe(u->pk);
+
+	ret = ret ?: group_dev(u, a->sin_addr.s_addr, spec, &ip);
+	ret = ret ?: set_up(u, ip, a->sin_port);
+	if (ret)
+		return ret;
+	mreq.imr_interface.s_addr = ip;
+	if (setsockopt(u->port_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq))) {
+		ret = hpn_set_error(-errno, "af_xdp: cannot join %s on %s: %s", spec, u->dev, strerror(errno));
+		tear_down(u);
+		return ret;
+	}
+	u->group = a->sin_addr.s_addr;
+	return 0;
+}
+
 static int xdp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_in a;
@@ -867,6 +934,8 @@ static int xdp_listen(struct hpn_pep *u, const char *spec)
 		return ret;
 	if (u->up)
 		return hpn_set_error(-EISCONN, "af_xdp: endpoint already set up (listen before connecting)");
+	if (is_group(a.sin_addr.s_addr))
+		return listen_group(u, &a, spec);
 	ret = dev_of_addr(u, a.sin_addr.s_addr, &ip);
 	ret = ret ?: set_up(u, ip, a.sin_port);
 	if (ret)
@@ -891,6 +960,17 @@ static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 
 	if (ret)
 		return ret;
+	if (is_group(a.sin_addr.s_addr)) { /* publish: the peer is the group, connected at once */
+		uint32_t ip;
+
+		if (!u->up) {
+			ret = group_dev(u, a.sin_addr.s_addr, spec, &ip);
+			ret = ret ?: set_up(u, ip, 0);
+			if (ret)
+				return ret;
+		}
+		return hpn_pktep_publish(u->pk, &a, sizeof(a), peer);
+	}
 	if (!u->up) {
 		struct hpn_route r;
 		char why[128];

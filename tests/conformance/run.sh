@@ -46,3 +46,33 @@ done
 grep -q listening "$log" || { echo "server not ready:"; cat "$log"; exit 1; }
 echo "# $name: server ($cfg) at $addr; client $cli_cfg"
 "${cli_in[@]}" "$bin" client "$cli_cfg" "$addr"
+# The server ends with the last case (CMD:die); make sure before reusing its host.
+for _ in $(seq 1 40); do kill -0 $srv 2>/dev/null || break; sleep 0.05; done
+kill $srv 2>/dev/null || true
+wait $srv 2>/dev/null || true
+
+# Multicast (unordered mode) across the pair: a subscriber in one host, a
+# publisher in the other, joined through the kernel on eth0.
+# msub_pub SUB_NS SUB_CFG PUB_NS PUB_CFG
+msub_pub() {
+	local group=239.7.7.7:18770 n=2000 slog
+	slog=$(mktemp)
+	ip netns exec "$1" "$bin" msub "$2,$base" $group $n >"$slog" 2>&1 &
+	local sub=$!
+	for _ in $(seq 1 100); do grep -q listening "$slog" && break; sleep 0.05; done
+	if ! ip netns exec "$3" "$bin" mpub "$4,$base" $group $n; then
+		echo "FAIL: publisher ($4)"; cat "$slog"; exit 1
+	fi
+	if ! wait $sub; then echo "FAIL: subscriber ($2)"; cat "$slog"; exit 1; fi
+	echo "# multicast $4 -> $2: $(grep received "$slog")"
+	rm -f "$slog"
+}
+case $name in
+af_xdp)
+	msub_pub ${prefix}1 "plugin=af_xdp,mcast_if=10.74.0.1" ${prefix}2 "plugin=af_xdp,mcast_if=10.74.0.2"
+	;;
+af_xdp_udp)
+	msub_pub ${prefix}1 "plugin=af_xdp,mcast_if=10.74.0.1" ${prefix}2 "plugin=udp,mcast_if=10.74.0.2"
+	msub_pub ${prefix}2 "plugin=udp,mcast_if=10.74.0.2" ${prefix}1 "plugin=af_xdp,mcast_if=10.74.0.1"
+	;;
+esac
