@@ -43,6 +43,7 @@
 #include <linux/sockios.h>
 #include <linux/if_xdp.h>
 #include <net/if.h>
+#include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdbool.h>
@@ -63,6 +64,10 @@ extern const size_t hpn_xdp_obj_len;
 
 #define FRAME_SIZE 4096u   /* one UMEM chunk: a page, the largest aligned chunk */
 #define RING_SIZE 2048u    /* each of fill, completion, rx and tx */
+/* The kernel keeps XDP_PACKET_HEADROOM (256) in front of a received
+ * frame: a datagram payload must leave room for that, our 42 bytes of
+ * headers and a VLAN tag. */
+#define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
 #define NB_SIZE 256u       /* neighbour cache entries (a power of two) */
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
@@ -105,7 +110,7 @@ struct hpn_pep {
 	struct bpf_object *obj;
 	struct xdp_program *prog;
 	enum xdp_attach_mode mode;
-	int ports_fd;
+	int ports_fd, addrs_fd;
 	/* The socket and its memory. */
 	void *umem_area;
 	size_t umem_len;
@@ -201,6 +206,9 @@ static void nb_kick(struct hpn_pep *u, uint32_t next_hop)
 			u->ping_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_ICMP);
 		if (u->ping_fd < 0)
 			return;
+		int small = 4096; /* the replies are never read */
+
+		setsockopt(u->ping_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	}
 	c = hpn_inet_csum(echo, sizeof(echo), 0);
 	memcpy(echo + 2, &c, 2);
@@ -277,9 +285,14 @@ static void reap(struct hpn_pep *u)
 
 static void kick_tx(struct hpn_pep *u)
 {
-	/* Copy mode always needs the syscall; zero copy only when asked. */
-	if (!u->zerocopy || xsk_ring_prod__needs_wakeup(&u->tx))
-		sendto(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0);
+	/* Copy mode always needs the syscall, and one sends at most 32
+	 * frames (the kernel's batch) and says EAGAIN for the rest: again,
+	 * a few times, or the end of a burst waits in the ring. Zero copy
+	 * needs it only when the driver asks. */
+	for (int i = 0; i < 8 && (!u->zerocopy || xsk_ring_prod__needs_wakeup(&u->tx)); i++)
+		if (sendto(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, 0) >= 0 ||
+		    (errno != EAGAIN && errno != EBUSY) || u->zerocopy)
+			break;
 }
 
 static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
@@ -345,6 +358,8 @@ static void give_back(struct hpn_pep *u)
 	xsk_ring_prod__submit(&u->fill, u->rx_lent);
 	xsk_ring_cons__release(&u->rx, u->rx_lent);
 	u->rx_lent = 0;
+	if (xsk_ring_prod__needs_wakeup(&u->fill))
+		recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
 }
 
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
@@ -365,8 +380,16 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	 * so the ring has room for all of them; written now, handed to the
 	 * device at the next receive, once the packet layer is done with the
 	 * payloads it reads in place. */
-	while (xsk_ring_prod__reserve(&u->fill, got, &fidx) != got)
-		;
+	for (int tries = 0; xsk_ring_prod__reserve(&u->fill, got, &fidx) != got; tries++) {
+		/* The device has not taken the fill entries it emptied yet:
+		 * wake it, and if it still has not, read these next time. */
+		if (xsk_ring_prod__needs_wakeup(&u->fill))
+			recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+		if (tries == 16) {
+			xsk_ring_cons__cancel(&u->rx, got);
+			return 0;
+		}
+	}
 	for (uint32_t i = 0; i < got; i++) {
 		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&u->rx, idx + i);
 		const uint8_t *frame = xsk_umem__get_data(u->umem_area, desc->addr);
@@ -383,12 +406,20 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */
 			continue;
 		}
+		/* A source no host can have (the kernel drops these as martians),
+		 * or a group MAC: nobody to answer, nothing to learn. Longer
+		 * than our mtu: not ours. */
+		if (!p.src_ip || p.src_ip == 0xffffffff || is_group(p.src_ip) || (p.src_mac[0] & 1) ||
+		    p.len > d[out].len) {
+			HPN_STAT_ADD(u->st->drops, 1);
+			continue;
+		}
 		*from = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = p.src_port,
 					     .sin_addr.s_addr = p.src_ip};
 		d[out].alen = sizeof(*from);
 		/* Lent, not copied: the payload where it arrived. */
 		d[out].data = (uint8_t *)p.payload;
-		d[out].len = p.len > d[out].len ? 0 : p.len; /* longer than our mtu: not ours */
+		d[out].len = p.len;
 		d[out].rx_ns = 0;
 		nb_learn(u, p.src_ip, p.src_mac);
 		out++;
@@ -418,6 +449,9 @@ static int if_info(struct hpn_pep *u)
 	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", u->dev);
 	if (ioctl(fd, SIOCGIFHWADDR, &ifr))
 		ret = hpn_set_error(-errno, "af_xdp: %s: no MAC address: %s", u->dev, strerror(errno));
+	else if (ifr.ifr_hwaddr.sa_family != ARPHRD_ETHER)
+		ret = hpn_set_error(-EINVAL, "af_xdp: %s is not an Ethernet interface (loopback, tunnel...): af_xdp "
+					     "sends Ethernet frames; plugin=udp works on any interface", u->dev);
 	else
 		memcpy(u->mac, ifr.ifr_hwaddr.sa_data, 6);
 	if (!ret && ioctl(fd, SIOCGIFMTU, &ifr))
@@ -496,11 +530,16 @@ static int map_umem(struct hpn_pep *u)
 	struct xsk_umem_config cfg = {.fill_size = RING_SIZE, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE};
 	int ret;
 
-	u->umem_len = (size_t)u->nframes * FRAME_SIZE;
+	const size_t huge = 2u << 20;
+
+	/* Hugepages take whole 2 MiB pages: map (and later unmap) that much. */
+	u->umem_len = ((size_t)u->nframes * FRAME_SIZE + huge - 1) & ~(huge - 1);
 	u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
 	u->umem_huge = u->umem_area != MAP_FAILED;
-	if (!u->umem_huge)
+	if (!u->umem_huge) {
+		u->umem_len = (size_t)u->nframes * FRAME_SIZE;
 		u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	}
 	if (u->umem_area == MAP_FAILED) {
 		u->umem_area = NULL;
 		return hpn_set_error(-errno, "af_xdp: cannot map %zu bytes of UMEM: %s", u->umem_len, strerror(errno));
@@ -556,8 +595,9 @@ static int load_program(struct hpn_pep *u)
 				     ret == -EPERM ? " (needs CAP_NET_ADMIN and CAP_BPF: run as root)" : "");
 	}
 	u->ports_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_ports");
-	if (u->ports_fd < 0)
-		return hpn_set_error(-ENOENT, "af_xdp: the XDP program has no hpn_ports map");
+	u->addrs_fd = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_addrs");
+	if (u->ports_fd < 0 || u->addrs_fd < 0)
+		return hpn_set_error(-ENOENT, "af_xdp: the XDP program lacks its maps");
 	return 0;
 }
 
@@ -604,6 +644,14 @@ static int open_socket(struct hpn_pep *u)
 	return 0;
 }
 
+/* An address the program takes frames to (ours, a joined group). */
+static int add_addr(struct hpn_pep *u, uint32_t ip)
+{
+	uint8_t one = 1;
+
+	return bpf_map_update_elem(u->addrs_fd, &ip, &one, BPF_ANY);
+}
+
 /* Our port, reserved in the kernel (nobody else takes it; port 0 picks a
  * free one) and entered in the program's map. */
 static int take_port(struct hpn_pep *u, uint16_t port)
@@ -617,13 +665,20 @@ static int take_port(struct hpn_pep *u, uint16_t port)
 	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	/* ICMP errors quoting our frames reach this socket (they carry its
 	 * address): a dead peer's port unreachable, read in progress. */
-	if (u->port_fd >= 0)
+	if (u->port_fd >= 0) {
+		int small = 4096; /* its data is never read: the program takes our frames */
+
 		setsockopt(u->port_fd, SOL_IP, IP_RECVERR, &on, sizeof(on));
+		setsockopt(u->port_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	}
 	if (u->port_fd < 0 || bind(u->port_fd, (struct sockaddr *)&a, sizeof(a)) ||
 	    getsockname(u->port_fd, (struct sockaddr *)&a, &alen))
 		return hpn_set_error(-errno, "af_xdp: cannot reserve UDP port %u on %s: %s", ntohs(port),
 				     inet_ntoa(a.sin_addr), strerror(errno));
 	u->port = a.sin_port;
+	if (add_addr(u, u->ip))
+		return hpn_set_error(-errno, "af_xdp: cannot enter %s in the XDP program: %s", inet_ntoa(a.sin_addr),
+				     strerror(errno));
 	if (bpf_map_update_elem(u->ports_fd, &u->port, &one, BPF_ANY))
 		return hpn_set_error(-errno, "af_xdp: cannot enter port %u in the XDP program: %s", ntohs(u->port),
 				     strerror(errno));
@@ -788,7 +843,7 @@ static void tear_down(struct hpn_pep *u)
 	u->obj = NULL;
 	u->umem_area = NULL;
 	u->free_frames = NULL;
-	u->port_fd = u->lock_fd = u->ports_fd = -1;
+	u->port_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
 	u->nfree = u->tx_outstanding = u->rx_lent = 0;
 	u->up = false;
 	if (!u->dev_cfg)
@@ -819,7 +874,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
 	u->core = core;
 	u->st = hpn_core_stats(core);
-	u->port_fd = u->ping_fd = u->lock_fd = u->ports_fd = -1;
+	u->port_fd = u->ping_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
 	libbpf_set_print(quiet_print);
 	libxdp_set_print(quiet_xdp_print);
 	ret = xdp_probe(caps, why, sizeof(why));
@@ -850,7 +905,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = hpn_core_cfg_u64(core, "mcast_ttl", 1, 1, 255, &u->mcast_ttl);
 	ret = ret ?: hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
 	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
-	ret = ret ?: hpn_pktep_read_cfg(core, 1472, FRAME_SIZE - HPN_NET_HDR, &u->pc, &on);
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, &u->pc, &on);
 	if (ret)
 		goto fail;
 	if (!on) {
@@ -915,7 +970,8 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const ch
 	if (ret)
 		return ret;
 	mreq.imr_interface.s_addr = ip;
-	if (setsockopt(u->port_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq))) {
+	if (add_addr(u, a->sin_addr.s_addr) ||
+	    setsockopt(u->port_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq))) {
 		ret = hpn_set_error(-errno, "af_xdp: cannot join %s on %s: %s", spec, u->dev, strerror(errno));
 		tear_down(u);
 		return ret;
@@ -1044,6 +1100,8 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 	if (!u->up)
 		return 0;
 	reap(u);
+	if (u->tx_outstanding)
+		kick_tx(u); /* frames a full kernel batch left in the ring */
 	if (now - u->icmp_ns >= ICMP_EVERY_NS) {
 		u->icmp_ns = now;
 		read_icmp(u);

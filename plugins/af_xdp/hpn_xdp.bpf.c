@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
  * hpn_xdp.bpf.c - the XDP program of the af_xdp backend: IPv4/UDP frames
- * to one of hpn's own ports (the hpn_ports map, filled by the plugin) go
+ * to one of hpn's own addresses and ports (the hpn_addrs and hpn_ports
+ * maps, filled by the plugin) go
  * to the AF_XDP socket of the queue they arrived on; everything else -
  * ARP, ICMP, ssh, other UDP - goes on to the kernel, so ping and ARP keep
  * working while it is attached (a program that redirects everything steals
@@ -25,6 +26,16 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 } hpn_xsks SEC(".maps");
+
+/* IPv4 destination addresses (network order) that are hpn's: the
+ * interface address it bound and any group it joined; value unused. The
+ * same port on another address is someone else's. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} hpn_addrs SEC(".maps");
 
 /* UDP destination ports (network order) that are hpn's; value unused. */
 struct {
@@ -64,14 +75,14 @@ int hpn_xdp(struct xdp_md *ctx)
 	if (proto != bpf_htons(ETH_P_IP))
 		return XDP_PASS;
 	ip = l3;
-	if ((void *)(ip + 1) > end || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
+	if ((void *)(ip + 1) > end || ip->version != 4 || ip->protocol != IPPROTO_UDP || ip->ihl < 5)
 		return XDP_PASS;
 	if (ip->frag_off & bpf_htons(0x3fff)) /* MF or an offset: a fragment */
 		return XDP_PASS;
 	udp = (void *)ip + ip->ihl * 4;
 	if ((void *)(udp + 1) > end)
 		return XDP_PASS;
-	if (!bpf_map_lookup_elem(&hpn_ports, &udp->dest))
+	if (!bpf_map_lookup_elem(&hpn_ports, &udp->dest) || !bpf_map_lookup_elem(&hpn_addrs, &ip->daddr))
 		return XDP_PASS;
 	/* No socket on this queue: the kernel's (it drops it: nobody listens). */
 	return bpf_redirect_map(&hpn_xsks, ctx->rx_queue_index, XDP_PASS);
