@@ -30,6 +30,7 @@
 #include "net/frame.h"
 #include "net/route.h"
 #include "packet/pktep.h"
+#include "packet/wire.h"
 
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
@@ -72,6 +73,9 @@ extern const size_t hpn_xdp_obj_len;
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
 #define PROG_NAME "hpn_xdp"
+#define TX_RESERVE 64 /* send frames kept back from lending, for copies */
+#define F_LENT 1      /* the packet layer holds it (a packet not yet acked) */
+#define F_INFLIGHT 2  /* on the TX ring, completion not seen */
 #define LOCK_DIR "/run/hpn"
 
 struct nb {
@@ -119,7 +123,9 @@ struct hpn_pep {
 	struct xsk_socket *xsk;
 	struct xsk_ring_prod fill, tx;
 	struct xsk_ring_cons comp, rx;
-	uint64_t *free_frames; /* tx frames not in flight */
+	uint64_t *free_frames; /* tx frames neither lent nor in flight */
+	uint8_t *fstate;       /* per frame: F_LENT, F_INFLIGHT */
+	uint64_t copies;       /* datagrams copied into a frame (not sent in place) */
 	uint32_t nfree;
 	uint32_t tx_outstanding; /* sent, completion not yet seen */
 	uint32_t rx_lent;        /* received frames whose payloads the packet layer reads in place */
@@ -275,8 +281,14 @@ static void reap(struct hpn_pep *u)
 {
 	uint32_t idx, n = xsk_ring_cons__peek(&u->comp, RING_SIZE, &idx);
 
-	for (uint32_t i = 0; i < n; i++)
-		u->free_frames[u->nfree++] = *xsk_ring_cons__comp_addr(&u->comp, idx + i);
+	for (uint32_t i = 0; i < n; i++) {
+		uint64_t addr = *xsk_ring_cons__comp_addr(&u->comp, idx + i);
+		uint8_t *st = &u->fstate[addr / FRAME_SIZE];
+
+		*st &= (uint8_t)~F_INFLIGHT;
+		if (!(*st & F_LENT)) /* a lent frame stays with the packet layer until acked */
+			u->free_frames[u->nfree++] = addr;
+	}
 	if (n) {
 		xsk_ring_cons__release(&u->comp, n);
 		u->tx_outstanding -= n;
@@ -295,6 +307,63 @@ static void kick_tx(struct hpn_pep *u)
 			break;
 }
 
+/* Send frames lent to the packet layer (pktep.h): a reliable packet is
+ * built in a frame and kept there until acknowledged, so it goes out in
+ * place - headers written in the frame's headroom, no copy. */
+static uint8_t *frame_get(void *arg)
+{
+	struct hpn_pep *u = arg;
+	uint64_t addr;
+
+	if (!u->up || u->nfree <= TX_RESERVE)
+		return NULL;
+	addr = u->free_frames[--u->nfree];
+	u->fstate[addr / FRAME_SIZE] |= F_LENT;
+	return (uint8_t *)u->umem_area + addr + HPN_NET_HDR;
+}
+
+static void frame_put(void *arg, uint8_t *frame)
+{
+	struct hpn_pep *u = arg;
+	uint64_t addr = (uint64_t)(frame - HPN_NET_HDR - (uint8_t *)u->umem_area);
+	uint8_t *st = &u->fstate[addr / FRAME_SIZE];
+
+	*st &= (uint8_t)~F_LENT;
+	if (!(*st & F_INFLIGHT)) /* else the completion frees it */
+		u->free_frames[u->nfree++] = addr;
+}
+
+/* Frames the packet layer may take: the rest stay for copies (control
+ * packets, a frame resent while its first send is still in flight). */
+static uint32_t frames_free(void *arg)
+{
+	struct hpn_pep *u = arg;
+
+	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
+}
+
+static bool frame_owns(void *arg, const void *p)
+{
+	const struct hpn_pep *u = arg;
+
+	return u->umem_area && (const uint8_t *)p >= (const uint8_t *)u->umem_area &&
+	       (const uint8_t *)p < (const uint8_t *)u->umem_area + u->umem_len;
+}
+
+/* The frame a datagram can go out in without a copy, else UINT64_MAX:
+ * not a lent frame, or one whose last send the device has not finished. */
+static inline uint64_t in_place(const struct hpn_pep *u, const uint8_t *data)
+{
+	uint64_t off;
+
+	if (!frame_owns((void *)u, data))
+		return UINT64_MAX;
+	off = (uint64_t)(data - HPN_NET_HDR - (const uint8_t *)u->umem_area);
+	if (off % FRAME_SIZE || (u->fstate[off / FRAME_SIZE] & F_INFLIGHT))
+		return UINT64_MAX;
+	return off;
+}
+
 static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
@@ -304,8 +373,6 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	if (!u->up)
 		return (int)n; /* nowhere to send yet: lost, resent later */
 	reap(u);
-	if (n > u->nfree)
-		n = u->nfree; /* the rest are lost: the packet layer resends */
 	if (!n || xsk_ring_prod__reserve(&u->tx, n, &idx) != n) {
 		kick_tx(u);
 		return 0;
@@ -319,9 +386,16 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 
 		if (!mac || d[i].len + HPN_NET_HDR > FRAME_SIZE)
 			continue; /* unresolved: dropped, resent */
-		addr = u->free_frames[--u->nfree];
+		addr = in_place(u, d[i].data);
+		if (addr == UINT64_MAX) { /* a copy, in a frame of our own */
+			if (!u->nfree)
+				continue; /* lost: the packet layer resends */
+			addr = u->free_frames[--u->nfree];
+			memcpy((uint8_t *)u->umem_area + addr + HPN_NET_HDR, d[i].data, d[i].len);
+			u->copies++;
+		}
+		u->fstate[addr / FRAME_SIZE] |= F_INFLIGHT;
 		frame = xsk_umem__get_data(u->umem_area, addr);
-		memcpy(frame + HPN_NET_HDR, d[i].data, d[i].len);
 		memcpy(f.dst_mac, mac, 6);
 		f.dst_ip = to->sin_addr.s_addr;
 		f.ttl = is_group(f.dst_ip) ? (uint8_t)u->mcast_ttl : 0; /* 0: 64 */
@@ -435,7 +509,9 @@ static int xsk_format(void *arg, const void *addr, uint32_t alen, char *buf, siz
 	return hpn_addr_format(addr, buf, len);
 }
 
-static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .format = xsk_format};
+static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .format = xsk_format,
+					   .frame_get = frame_get, .frame_put = frame_put,
+					   .frames_free = frames_free, .frame_owns = frame_owns};
 
 /* ---- set-up ------------------------------------------------------------------ */
 
@@ -548,7 +624,8 @@ static int map_umem(struct hpn_pep *u)
 	if (ret)
 		return hpn_set_error(ret, "af_xdp: UMEM: %s", strerror(-ret));
 	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
-	if (!u->free_frames)
+	u->fstate = calloc(u->nframes, 1);
+	if (!u->free_frames || !u->fstate)
 		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
 	return 0;
 }
@@ -812,6 +889,8 @@ static void log_xsk_stats(struct hpn_pep *u)
 			u->dev, (unsigned long long)xs.rx_dropped, (unsigned long long)xs.rx_ring_full,
 			(unsigned long long)xs.rx_fill_ring_empty_descs, (unsigned long long)xs.rx_invalid_descs,
 			(unsigned long long)xs.tx_invalid_descs);
+	hpn_log(HPN_LOG_DEBUG, "af_xdp: %s: %llu datagrams copied into a frame to send (the rest went out in place)",
+		u->dev, (unsigned long long)u->copies);
 }
 
 /* Undo set_up (whatever part of it was done): the endpoint can set up
@@ -837,6 +916,8 @@ static void tear_down(struct hpn_pep *u)
 	if (u->lock_fd >= 0)
 		close(u->lock_fd); /* the lock goes with it */
 	free(u->free_frames);
+	free(u->fstate);
+	u->fstate = NULL;
 	u->xsk = NULL;
 	u->umem = NULL;
 	u->prog = NULL;
@@ -920,6 +1001,19 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	if (ret)
 		goto fail;
 	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
+	/* A message takes its send frames whole: the largest must fit in
+	 * what can be lent (the frames not in the fill ring, less the
+	 * reserve for copies). */
+	uint32_t send_frames = u->nframes - (u->nframes / 2 < RING_SIZE ? u->nframes / 2 : RING_SIZE);
+	uint32_t need = (caps->max_msg_size + u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR - 1) /
+			(u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
+
+	if (u->pc.reliable && send_frames < need + TX_RESERVE) {
+		ret = hpn_set_error(-EINVAL, "config: frames=%u leaves %u send frames; a %u-byte message needs %u (+%u "
+					     "kept for copies): raise frames=", u->nframes, send_frames,
+				    caps->max_msg_size, need, TX_RESERVE);
+		goto fail;
+	}
 	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV | HPN_CAP_ORDERED |
 		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	*out = u;

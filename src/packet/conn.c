@@ -12,6 +12,14 @@
  * most 1 s, then ask for a fresh one. */
 #define ECHO_GIVEUP_NS (1000 * MS)
 
+static inline uint32_t slot(const struct hpn_conn *c, uint32_t seq);
+
+/* Where packet seq is kept: its lent frame, or its slot in tx_pkts. */
+static inline uint8_t *slot_buf(struct hpn_conn *c, uint32_t seq, void *ref)
+{
+	return ref ? ref : c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+}
+
 static inline uint32_t slot(const struct hpn_conn *c, uint32_t seq)
 {
 	return seq & (c->tx.size - 1);
@@ -50,13 +58,14 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->tx.tlp_extra_ns = c->cfg.ack_delay_ns; /* the peer's, assumed like ours */
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
 		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
-	c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
+	if (!c->ops.get_frame) /* else the owner lends a frame per packet */
+		c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
 	c->tx_len = calloc(c->tx.size, sizeof(*c->tx_len));
 	c->tx_msgs = calloc(c->tx.size, sizeof(*c->tx_msgs));
 	c->rx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
 	c->rx_hdr = calloc(c->tx.size, sizeof(*c->rx_hdr));
 	c->reasm.max = cfg->max_msg;
-	if (!c->tx_pkts || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr) {
+	if ((!c->tx_pkts && !c->ops.get_frame) || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr) {
 		hpn_conn_fini(c);
 		return -ENOMEM;
 	}
@@ -101,8 +110,23 @@ static void reasm_deliver(struct hpn_conn *c)
 	c->reasm.buf = NULL;
 }
 
+/* Lent frames of packets not acknowledged go back to the owner. */
+static void put_frames(struct hpn_conn *c)
+{
+	if (!c->ops.get_frame || !c->tx_len)
+		return;
+	for (uint32_t s = c->tx.una; hpn_seq_lt(s, c->tx.next); s++) {
+		void *ref = hpn_txwin_ref(&c->tx, s);
+
+		if (ref)
+			c->ops.put_frame(c->arg, ref);
+	}
+	c->tx.una = c->tx.snd = c->tx.next;
+}
+
 void hpn_conn_fini(struct hpn_conn *c)
 {
+	put_frames(c);
 	free(c->tx_pkts);
 	free(c->tx_len);
 	free(c->tx_msgs);
@@ -365,7 +389,7 @@ static uint64_t flush(struct hpn_conn *c, uint64_t now)
 	void *ref;
 
 	while (hpn_txwin_take(&c->tx, now, &seq, &ref)) {
-		uint8_t *buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+		uint8_t *buf = slot_buf(c, seq, ref);
 		uint16_t len = c->tx_len[slot(c, seq)];
 
 		if (seq != c->built) {
@@ -389,17 +413,17 @@ static uint64_t flush(struct hpn_conn *c, uint64_t now)
 static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
 {
 	uint32_t seq;
-	uint8_t *buf;
+	uint8_t *buf, *frame = c->ops.get_frame ? c->ops.get_frame(c->arg) : NULL; /* conn_send counted them */
 	size_t n;
 
 	if (c->cfg.reliable) {
-		seq = c->built = hpn_txwin_queue(&c->tx, NULL);
+		seq = c->built = hpn_txwin_queue(&c->tx, frame);
 	} else {
 		seq = c->tx.next++;
 		c->tx.una = c->tx.snd = c->tx.next; /* nothing is kept for retransmission */
 		p->flags |= HPN_PKT_F_UNRELIABLE;
 	}
-	buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+	buf = slot_buf(c, seq, frame);
 	p->type = HPN_PKT_DATA;
 	p->session = c->session;
 	p->seq = seq;
@@ -422,7 +446,9 @@ static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_con
 	c->pkts_sent++;
 	if (c->cfg.reliable)
 		return flush(c, now);
-	c->ops.xmit(c->arg, buf, n);
+	c->ops.xmit(c->arg, buf, n); /* the owner copies what is not kept */
+	if (frame)
+		c->ops.put_frame(c->arg, frame);
 	c->last_tx_ns = now;
 	return now;
 }
@@ -475,6 +501,12 @@ int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned 
 	while (i < n) {
 		uint32_t avail = c->cfg.reliable ? tx_avail(c) : UINT32_MAX;
 		unsigned k;
+
+		if (c->ops.frames_free) { /* lent frames: a message takes its own whole */
+			uint32_t f = c->ops.frames_free(c->arg);
+
+			avail = f < avail ? f : avail;
+		}
 
 		if (msgs[i].len > c->max_send || npackets(c, msgs[i].len) > c->tx.size) {
 			if (i)
@@ -715,6 +747,14 @@ static void update_window(struct hpn_conn *c, const struct hpn_pkt *p)
 		c->peer_limit = p->cum + w;
 }
 
+static void release_frame(void *arg, void *ref)
+{
+	struct hpn_conn *c = arg;
+
+	if (ref)
+		c->ops.put_frame(c->arg, ref);
+}
+
 static void release_nothing(void *arg, void *ref)
 {
 	(void)arg;
@@ -732,7 +772,8 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	/* An ACK packet's seq is how long the peer held it (WIRE.md). */
 	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq + (now - c->arrived_ns) : UINT64_MAX;
 	c->tx.peer_got_resend = p->type == HPN_PKT_ACK && (p->flags & HPN_PKT_F_RETX);
-	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now, release_nothing, NULL) < 0) {
+	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now,
+			  c->ops.get_frame ? release_frame : release_nothing, c) < 0) {
 		c->malformed++;
 		return;
 	}
@@ -913,7 +954,7 @@ static void retransmit(struct hpn_conn *c, uint64_t now)
 	void *ref;
 
 	while (hpn_txwin_resend(&c->tx, now, &seq, &ref)) {
-		uint8_t *buf = c->tx_pkts + (size_t)slot(c, seq) * c->cfg.mtu;
+		uint8_t *buf = slot_buf(c, seq, ref);
 		uint32_t cum;
 
 		hpn_rxwin_ack(&c->rx, &cum);

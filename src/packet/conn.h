@@ -64,6 +64,16 @@ struct hpn_conn_ops {
 	 * retransmission look needless and widened RACK's reordering window
 	 * to the timeout. NULL: `now` holds for the whole call (tests). */
 	uint64_t (*clock)(void *arg);
+	/* Send slots in the owner's memory (frame backends: a UMEM frame per
+	 * packet, built in place and sent without a copy). get_frame() lends
+	 * room for one packet of up to mtu bytes - frames_free() says how
+	 * many it can lend now, and a message takes its frames whole or
+	 * waits (-EAGAIN) - and put_frame() takes it back once the packet is
+	 * acknowledged or the stream ends. All three NULL: the conn keeps
+	 * window x mtu bytes of its own. */
+	uint8_t *(*get_frame)(void *arg);
+	void (*put_frame)(void *arg, uint8_t *frame);
+	uint32_t (*frames_free)(void *arg);
 	/* The handshake completed (either side). May be NULL. */
 	void (*up)(void *arg);
 	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer,
@@ -148,7 +158,8 @@ struct hpn_conn {
 	bool dup_seen;        /* a duplicate DATA arrived: say so in the next ACK (F_DUP) */
 	bool retx_seen;       /* a needed retransmission arrived: say so in the next ACK (F_RETX) */
 	bool blocked;         /* a send was refused for the peer's window: probe it */
-	/* Sent packets, kept for retransmission (reliable mode). */
+	/* Sent packets, kept for retransmission (reliable mode): in tx_pkts,
+	 * or (lent frames, ops.get_frame) each in its frame, the txwin's ref. */
 	uint8_t *tx_pkts;
 	uint16_t *tx_len;
 	uint16_t *tx_msgs; /* messages in each packet: what is lost if the peer dies */

@@ -190,6 +190,34 @@ static const struct hpn_conn_ops conn_ops = {
 	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,
 };
 
+/* Frame backends lend their frames as send slots (pktep.h). */
+static uint8_t *on_get_frame(void *arg)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+
+	return e->io->frame_get(e->io_arg);
+}
+
+static void on_put_frame(void *arg, uint8_t *frame)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+
+	e->io->frame_put(e->io_arg, frame);
+}
+
+static uint32_t on_frames_free(void *arg)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+
+	return e->io->frames_free(e->io_arg);
+}
+
+static const struct hpn_conn_ops conn_ops_lent = {
+	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
+	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,
+	.get_frame = on_get_frame, .put_frame = on_put_frame, .frames_free = on_frames_free,
+};
+
 static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
 {
 	struct pk_peer *p;
@@ -199,7 +227,8 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 		return NULL;
 	i = e->freeq[e->free_head];
 	p = &e->peers[i];
-	if (hpn_conn_init(&p->conn, &e->ccfg, &conn_ops, p))
+	/* Lent frames for reliable streams; a feed keeps nothing to resend. */
+	if (hpn_conn_init(&p->conn, &e->ccfg, e->io->frame_get && e->ccfg.reliable ? &conn_ops_lent : &conn_ops, p))
 		return NULL;
 	e->free_head = (e->free_head + 1) % e->max_peers;
 	e->nfree--;
@@ -322,8 +351,9 @@ static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
 	d = &e->tx_d[e->ntx];
 	/* Reliable data stays in its conn slot until acked, which cannot
 	 * happen before this call's flush; everything else is copied. */
-	if (e->ccfg.reliable && pkt >= p->conn.tx_pkts &&
-	    pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu) {
+	if (e->ccfg.reliable && ((pkt >= p->conn.tx_pkts && p->conn.tx_pkts &&
+				  pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu) ||
+				 (e->io->frame_owns && e->io->frame_owns(e->io_arg, pkt)))) {
 		keep = (uint8_t *)pkt;
 	} else {
 		keep = len <= PK_CTRL ? e->tx_ctrl[e->ntx] : e->tx_copy + (size_t)e->ntx * e->ccfg.mtu;

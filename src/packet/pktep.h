@@ -55,6 +55,20 @@ struct hpn_dgram_io {
 	int (*recv)(void *io, struct hpn_dgram *d, unsigned n);
 	/* Format an address for messages and hpn_peer_addr(). */
 	int (*format)(void *io, const void *addr, uint32_t alen, char *buf, size_t len);
+	/* Optional (frame backends): send slots lent from the device's
+	 * memory. The packet layer builds each reliable packet in a frame of
+	 * frame_get() (room for mtu bytes; headroom in front is the
+	 * backend's), keeps it there until acknowledged and sends it from
+	 * there: send() then gets datagrams that point into frames
+	 * (frame_owns() says so) and may transmit them in place - a frame
+	 * can be sent again (a retransmission) while an earlier send of it
+	 * is still in flight, so a backend that sends in place must notice.
+	 * frames_free(): how many frame_get() can give now. All NULL: the
+	 * packet layer keeps its own slots and every send is a copy. */
+	uint8_t *(*frame_get)(void *io);
+	void (*frame_put)(void *io, uint8_t *frame);
+	uint32_t (*frames_free)(void *io);
+	bool (*frame_owns)(void *io, const void *p);
 };
 
 #define HPN_PKTEP_ADDR_MAX 128

@@ -109,6 +109,12 @@ static inline bool hpn_txwin_can_send(const struct hpn_txwin *t)
 	return t->next - t->una < t->size;
 }
 
+/* The ref queued with packet seq (hpn_txwin_queue). */
+static inline void *hpn_txwin_ref(const struct hpn_txwin *t, uint32_t seq)
+{
+	return t->pkt[seq & (t->size - 1)].ref;
+}
+
 static inline uint32_t hpn_txwin_inflight(const struct hpn_txwin *t)
 {
 	return t->next - t->una;
