@@ -70,6 +70,7 @@ extern const size_t hpn_xdp_obj_len;
  * headers and a VLAN tag. */
 #define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
 #define NB_SIZE 256u       /* neighbour cache entries (a power of two) */
+#define NB_WAYS 4u         /* per set */
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
 #define PROG_NAME "hpn_xdp"
@@ -134,6 +135,7 @@ struct hpn_pep {
 	uint32_t last_ip;
 	uint8_t last_mac[6];
 	struct nb nbr[NB_SIZE];
+	uint32_t nb_turn;
 	int ping_fd;
 	uint32_t unresolved_logged;
 };
@@ -177,20 +179,43 @@ static int quiet_xdp_print(enum libxdp_print_level level, const char *fmt, va_li
 
 /* ---- neighbours ----------------------------------------------------------- */
 
-static struct nb *nb_slot(struct hpn_pep *u, uint32_t ip)
+/* The cache is 4-way set associative: ip's entry, or (want_free) a free
+ * way of its set, else NULL. */
+static struct nb *nb_find(struct hpn_pep *u, uint32_t ip, bool want_free)
 {
-	uint32_t h = ip * 2654435761u;
+	struct nb *set = &u->nbr[((ip * 2654435761u) >> 24) & (NB_SIZE - 1) & ~(NB_WAYS - 1)];
 
-	return &u->nbr[(h >> 24) & (NB_SIZE - 1)];
+	for (unsigned w = 0; w < NB_WAYS; w++)
+		if (set[w].ip == ip)
+			return &set[w];
+	for (unsigned w = 0; want_free && w < NB_WAYS; w++)
+		if (!set[w].ip)
+			return &set[w];
+	return NULL;
+}
+
+/* A way for ip to be resolved into: its own, a free one, else one taken
+ * in turn (only a send evicts: frames from spoofed sources cannot). */
+static struct nb *nb_victim(struct hpn_pep *u, uint32_t ip)
+{
+	struct nb *n = nb_find(u, ip, true);
+
+	if (n)
+		return n;
+	n = &u->nbr[(((ip * 2654435761u) >> 24) & (NB_SIZE - 1) & ~(NB_WAYS - 1)) + (u->nb_turn++ & (NB_WAYS - 1))];
+	if (n->ip == u->last_ip)
+		u->last_ip = 0; /* the hot entry goes with it */
+	return n;
 }
 
 /* A frame from ip came from mac: the way back (the router's MAC for a
- * source off the link, which is the next hop back too). */
+ * source off the link, which is the next hop back too). Learnt into a
+ * free way or the source's own, never over another address's entry. */
 static inline void nb_learn(struct hpn_pep *u, uint32_t ip, const uint8_t *mac)
 {
-	struct nb *n = nb_slot(u, ip);
+	struct nb *n = nb_find(u, ip, true);
 
-	if (n->ip == ip && n->ok && !memcmp(n->mac, mac, 6))
+	if (!n || (n->ip == ip && n->ok && !memcmp(n->mac, mac, 6)))
 		return;
 	*n = (struct nb){.ip = ip, .ok = true};
 	memcpy(n->mac, mac, 6);
@@ -264,11 +289,13 @@ static inline const uint8_t *nb_lookup(struct hpn_pep *u, uint32_t ip)
 {
 	struct nb *n;
 
-	if (ip == u->last_ip)
+	if (ip == u->last_ip && ip)
 		return u->last_mac;
-	n = nb_slot(u, ip);
-	if (!(n->ip == ip && n->ok) && !nb_resolve(u, n, ip))
+	n = nb_find(u, ip, false);
+	if (!(n && n->ok) && !nb_resolve(u, n ? n : nb_victim(u, ip), ip))
 		return NULL;
+	if (!n)
+		n = nb_find(u, ip, false);
 	u->last_ip = ip;
 	memcpy(u->last_mac, n->mac, 6);
 	return u->last_mac;
