@@ -5,6 +5,7 @@
 #   af_xdp      server and client in two namespaces joined by a veth pair
 #               (tools/hpn-netns --pair, prefix hpncf; root)
 #   af_xdp_udp  an af_xdp server, udp client: the same wire
+#   rdma        both on soft-RoCE's rxe0 (run inside tools/hpn-rxe)
 #   run.sh CONFORMANCE NAME CONFIG HPN_NETNS
 set -euo pipefail
 bin=$1 name=$2 cfg=$3 netns=$4
@@ -19,6 +20,11 @@ cli_cfg="$cfg,$base"
 case $name in
 udp)
 	addr=127.0.0.1:$((18750 + RANDOM % 1000))
+	;;
+rdma)
+	# Inside tools/hpn-rxe (meson wraps this script in it): rxe0 at 10.9.0.1.
+	addr=10.9.0.1:$((18750 + RANDOM % 1000))
+	unset CONF_PACKET # no packet layer: no injected loss
 	;;
 af_xdp | af_xdp_udp)
 	prefix=hpncf
