@@ -105,8 +105,6 @@ struct hpn_pep {
 	char driver[32];
 	uint32_t ip;   /* ours, network order */
 	uint32_t group; /* subscribed multicast group, network order (0: none) */
-	uint32_t mcast_if; /* mcast_if=: the interface's address for groups (0: unset) */
-	uint64_t mcast_ttl;
 	uint16_t port; /* ours, network order */
 	int port_fd;   /* kernel UDP socket holding our port (and hearing ICMP errors) */
 	uint64_t icmp_ns; /* its error queue was last read then */
@@ -146,34 +144,32 @@ static const struct hpn_plugin_param xdp_params[] = {
 	{"xdp_mode", "auto|native|skb: where the XDP program runs (auto: native, else skb; on veth skb first, "
 		     "measured faster)"},
 	{"frames", "UMEM frames of 4 KiB (default 4096: half receive, half send)"},
-	{"mcast_if", "multicast: IPv4 address of the interface to publish and join on (else dev=, or the route)"},
-	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
 
-/* libbpf and libxdp print to stderr by default; the library never does. */
-static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+/* libbpf and libxdp print to stderr by default; the library never does:
+ * their warnings go to hpn_log at debug level, their debug output nowhere. */
+static void lib_line(const char *lib, const char *fmt, va_list ap)
 {
 	char line[256];
 
-	if (level == LIBBPF_DEBUG)
-		return 0;
 	vsnprintf(line, sizeof(line), fmt, ap);
 	line[strcspn(line, "\n")] = 0;
-	hpn_log(HPN_LOG_DEBUG, "af_xdp: libbpf: %s", line);
+	hpn_log(HPN_LOG_DEBUG, "af_xdp: %s: %s", lib, line);
+}
+
+static int quiet_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level != LIBBPF_DEBUG)
+		lib_line("libbpf", fmt, ap);
 	return 0;
 }
 
 static int quiet_xdp_print(enum libxdp_print_level level, const char *fmt, va_list ap)
 {
-	char line[256];
-
-	if (level == LIBXDP_DEBUG)
-		return 0;
-	vsnprintf(line, sizeof(line), fmt, ap);
-	line[strcspn(line, "\n")] = 0;
-	hpn_log(HPN_LOG_DEBUG, "af_xdp: libxdp: %s", line);
+	if (level != LIBXDP_DEBUG)
+		lib_line("libxdp", fmt, ap);
 	return 0;
 }
 
@@ -369,10 +365,8 @@ static uint32_t frames_free(void *arg)
 	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
 }
 
-static bool frame_owns(void *arg, const void *p)
+static inline bool frame_owns(const struct hpn_pep *u, const void *p)
 {
-	const struct hpn_pep *u = arg;
-
 	return u->umem_area && (const uint8_t *)p >= (const uint8_t *)u->umem_area &&
 	       (const uint8_t *)p < (const uint8_t *)u->umem_area + u->umem_len;
 }
@@ -383,7 +377,7 @@ static inline uint64_t in_place(const struct hpn_pep *u, const uint8_t *data)
 {
 	uint64_t off;
 
-	if (!frame_owns((void *)u, data))
+	if (!frame_owns(u, data))
 		return UINT64_MAX;
 	off = (uint64_t)(data - HPN_NET_HDR - (const uint8_t *)u->umem_area);
 	if (off % FRAME_SIZE || (u->fstate[off / FRAME_SIZE] & F_INFLIGHT))
@@ -425,7 +419,7 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		frame = xsk_umem__get_data(u->umem_area, addr);
 		memcpy(f.dst_mac, mac, 6);
 		f.dst_ip = to->sin_addr.s_addr;
-		f.ttl = is_group(f.dst_ip) ? (uint8_t)u->mcast_ttl : 0; /* 0: 64 */
+		f.ttl = is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
 		f.dst_port = to->sin_port;
 		struct xdp_desc *desc = xsk_ring_prod__tx_desc(&u->tx, idx + k);
 
@@ -538,7 +532,7 @@ static int xsk_format(void *arg, const void *addr, uint32_t alen, char *buf, siz
 
 static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .format = xsk_format,
 					   .frame_get = frame_get, .frame_put = frame_put,
-					   .frames_free = frames_free, .frame_owns = frame_owns};
+					   .frames_free = frames_free};
 
 /* ---- set-up ------------------------------------------------------------------ */
 
@@ -1004,14 +998,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	u->mode_cfg = !mode || !strcmp(mode, "auto") ? 0 : !strcmp(mode, "native") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
-	const char *mif = hpn_core_cfg(core, "mcast_if");
-
-	if (mif && inet_pton(AF_INET, mif, &u->mcast_if) != 1) {
-		ret = hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", mif);
-		goto fail;
-	}
-	ret = hpn_core_cfg_u64(core, "mcast_ttl", 1, 1, 255, &u->mcast_ttl);
-	ret = ret ?: hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
+	ret = hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
 	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
 	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, &u->pc, &on);
 	if (ret)
@@ -1020,6 +1007,11 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		ret = hpn_set_error(-EOPNOTSUPP, "af_xdp: reliable=off (raw datagrams) is not available on af_xdp yet: "
 					  "use reliable=on, or unordered=on for sequenced datagrams without "
 					  "retransmission");
+		goto fail;
+	}
+	if (!u->pc.mcast_ttl) { /* the kernel keeps TTL 0 on the host; we only have the wire */
+		ret = hpn_set_error(-EINVAL, "config: mcast_ttl=0 (this host only) needs plugin=udp: af_xdp sends on "
+					     "the wire");
 		goto fail;
 	}
 	u->queue = (uint32_t)queue;
@@ -1065,8 +1057,8 @@ static int group_dev(struct hpn_pep *u, uint32_t group, const char *spec, uint32
 	struct hpn_route r;
 	char why[128];
 
-	if (u->mcast_if)
-		return dev_of_addr(u, u->mcast_if, ip);
+	if (u->pc.mcast_if)
+		return dev_of_addr(u, u->pc.mcast_if, ip);
 	if (u->dev[0])
 		return dev_of_addr(u, 0, ip);
 	if (hpn_route_get(group, &r, why, sizeof(why)) == 0 && strcmp(r.ifname, "lo")) {

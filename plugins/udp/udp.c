@@ -140,8 +140,8 @@ struct hpn_pep {
 
 	/* reliable=on: the packet layer, and the socket calls it makes. */
 	struct hpn_pktep *pk;
-	struct in_addr mcast_if;
-	uint64_t mcast_ttl;
+	struct in_addr mcast_if; /* the packet layer's mcast_if= (INADDR_ANY: unset) */
+	uint8_t mcast_ttl;
 	bool rel_bursty;
 	/* Reliable mode: the time a datagram waited in the socket buffer is
 	 * ours, not the path's (pktep.h, rx_ns), so the kernel stamps
@@ -183,8 +183,6 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
 	{"gro", "on|off: reliable=off only: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
-	{"mcast_if", "multicast: IPv4 address of the interface to send and join on (default: the routing table's choice; 127.0.0.1 for loopback)"},
-	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
@@ -680,16 +678,6 @@ static void udp_close(struct hpn_pep *u)
 	free(u);
 }
 
-static int open_mcast(struct hpn_pep *u, struct hpn_core *core)
-{
-	const char *ifa = hpn_core_cfg(core, "mcast_if");
-
-	u->mcast_if.s_addr = htonl(INADDR_ANY);
-	if (ifa && inet_pton(AF_INET, ifa, &u->mcast_if) != 1)
-		return hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", ifa);
-	return hpn_core_cfg_u64(core, "mcast_ttl", 1, 0, 255, &u->mcast_ttl);
-}
-
 static bool is_group(const struct sockaddr_storage *a)
 {
 	if (a->ss_family == AF_INET)
@@ -755,6 +743,8 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 
 	if (ret || !on)
 		return ret;
+	u->mcast_if.s_addr = pc.mcast_if;
+	u->mcast_ttl = pc.mcast_ttl;
 	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }
 
@@ -796,7 +786,6 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	ret = open_reliable(u, core);
-	ret = ret ?: open_mcast(u, core);
 	if (ret)
 		goto fail;
 	if (gro && u->pk) {

@@ -8,6 +8,7 @@
 #include "msgq.h"
 #include "peerid.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -349,11 +350,12 @@ static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
 	if (e->ntx == PK_BURST)
 		flush(e);
 	d = &e->tx_d[e->ntx];
-	/* Reliable data stays in its conn slot until acked, which cannot
-	 * happen before this call's flush; everything else is copied. */
-	if (e->ccfg.reliable && ((pkt >= p->conn.tx_pkts && p->conn.tx_pkts &&
-				  pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu) ||
-				 (e->io->frame_owns && e->io->frame_owns(e->io_arg, pkt)))) {
+	/* Reliable data stays in its conn slot (or lent frame: every DATA
+	 * packet of such a conn) until acked, which cannot happen before this
+	 * call's flush; everything else is copied. */
+	if (e->ccfg.reliable && (p->conn.tx_pkts ? pkt >= p->conn.tx_pkts &&
+						   pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu
+						 : pkt[2] == HPN_PKT_DATA)) {
 		keep = (uint8_t *)pkt;
 	} else {
 		keep = len <= PK_CTRL ? e->tx_ctrl[e->ntx] : e->tx_copy + (size_t)e->ntx * e->ccfg.mtu;
@@ -542,7 +544,8 @@ static const struct hpn_plugin_param pkt_params[] = {HPN_PKTEP_PARAMS};
 int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *pc,
 		       bool *on)
 {
-	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us;
+	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us, ttl;
+	const char *mif = hpn_core_cfg(core, "mcast_if");
 	int rel, unordered, cc, ret;
 
 	*pc = (struct hpn_pktep_cfg){.faults = hpn_core_cfg(core, "faults")};
@@ -558,6 +561,9 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	 * receive timestamps and flow scaling; cc=off for dedicated links. */
 	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
 	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
+	ret = ret ?: hpn_core_cfg_u64(core, "mcast_ttl", 1, 0, 255, &ttl);
+	if (!ret && mif && inet_pton(AF_INET, mif, &pc->mcast_if) != 1)
+		ret = hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", mif);
 	if (ret)
 		return ret;
 	if (!rel) {
@@ -582,6 +588,7 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	pc->cc_off = !cc;
 	pc->cc_target_ns = target_us * 1000;
 	pc->reliable = !unordered;
+	pc->mcast_ttl = (uint8_t)ttl;
 	*on = true;
 	return 0;
 }

@@ -59,16 +59,16 @@ struct hpn_dgram_io {
 	 * memory. The packet layer builds each reliable packet in a frame of
 	 * frame_get() (room for mtu bytes; headroom in front is the
 	 * backend's), keeps it there until acknowledged and sends it from
-	 * there: send() then gets datagrams that point into frames
-	 * (frame_owns() says so) and may transmit them in place - a frame
-	 * can be sent again (a retransmission) while an earlier send of it
-	 * is still in flight, so a backend that sends in place must notice.
-	 * frames_free(): how many frame_get() can give now. All NULL: the
-	 * packet layer keeps its own slots and every send is a copy. */
+	 * there: send() then gets datagrams that point into frames (every
+	 * DATA packet of a reliable stream; control packets are copies) and
+	 * may transmit them in place - a frame can be sent again (a
+	 * retransmission) while an earlier send of it is still in flight, so
+	 * a backend that sends in place must notice. frames_free(): how many
+	 * frame_get() can give now. All NULL: the packet layer keeps its own
+	 * slots and every send is a copy. */
 	uint8_t *(*frame_get)(void *io);
 	void (*frame_put)(void *io, uint8_t *frame);
 	uint32_t (*frames_free)(void *io);
-	bool (*frame_owns)(void *io, const void *p);
 };
 
 #define HPN_PKTEP_ADDR_MAX 128
@@ -84,6 +84,11 @@ struct hpn_pktep_cfg {
 	uint64_t cc_target_ns; /* congestion control's queueing-delay target floor (0: default) */
 	bool cc_off;        /* no congestion control (dedicated links) */
 	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
+	/* Multicast (unordered mode): the interface to join and publish on,
+	 * by its IPv4 address in network order (0: unset - the backend's
+	 * choice), and the hops a published datagram may travel. */
+	uint32_t mcast_if;
+	uint8_t mcast_ttl;
 };
 
 struct hpn_pktep;
@@ -107,7 +112,10 @@ struct hpn_pktep;
 			 "least half the base RTT; default 100)"},                                             \
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"}, \
 	{"faults", "reliable mode: seeded fault injection on sends, e.g. "                                          \
-		   "loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"}
+		   "loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},            \
+	{"mcast_if", "multicast (unordered=on): IPv4 address of the interface to join and publish on (default: "    \
+		     "the backend's choice - udp: the routing table, 127.0.0.1 for loopback; af_xdp: dev=)"},   \
+	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"}
 
 /* Read the keys above (one default, one range, contradictions refused).
  * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000).

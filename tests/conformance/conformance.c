@@ -266,9 +266,14 @@ static void test_slow_reader(void **state)
 	struct hpn_event ev;
 
 	(void)state;
+	uint64_t t0 = now_ms();
+
 	snprintf(cmd, sizeof(cmd), "CMD:stall:%d", 3 * PEER_TIMEOUT_MS);
 	assert_int_equal(hpn_send(c, p, cmd, strlen(cmd)), 0);
 	echo_run(c, p, 1000, 3000);
+	/* The stall happened (the echoes could not all come before it
+	 * ended), and the connection lived through it. */
+	assert_true(now_ms() - t0 >= 3 * PEER_TIMEOUT_MS - 50);
 	while (hpn_poll(c, &ev, 1) == 1)
 		assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
 	bye(c);
