@@ -59,6 +59,36 @@ HPN_EXPORT struct hpn_pool *hpn_core_pool(struct hpn_core *core)
 	return core_ep(core)->pool;
 }
 
+HPN_EXPORT int hpn_core_frames(struct hpn_core *core, unsigned count, size_t stride, size_t headroom,
+			       struct hpn_pool **out)
+{
+	struct hpn_ep *ep = core_ep(core);
+	struct hpn_pool_params pp = ep->pool_base;
+	size_t hr = (sizeof(struct hpn_buf_meta) + headroom + 63) & ~(size_t)63;
+	void *mem;
+	int ret;
+
+	if (ep->frames)
+		return hpn_set_error(-EEXIST, "frames: the endpoint has its device frames already");
+	if (!count || stride < 2048 || (stride & (stride - 1)) || hr + 64 > stride)
+		return hpn_set_error(-EINVAL, "frames: %u x %zu B with %zu B headroom: need a power-of-two stride "
+					      "of at least 2 KiB with room after the headroom", count, stride, headroom);
+	pp.count = count;
+	pp.headroom = hr;
+	pp.buf_size = stride - hr; /* so each slot is exactly stride bytes */
+	ret = hpn_pool_create(&pp, &ep->frames);
+	if (ret)
+		return ret;
+	mem = hpn_pool_mem(ep->frames, NULL);
+	if ((uintptr_t)mem % stride) { /* mmap gives pages: only a stride above a page could miss */
+		hpn_pool_destroy(ep->frames);
+		ep->frames = NULL;
+		return hpn_set_error(-EINVAL, "frames: the region is not aligned to the %zu B stride", stride);
+	}
+	*out = ep->frames;
+	return 0;
+}
+
 void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live)
 {
 	_Atomic uint32_t *slot = &ep->live[peer & ep->live_mask];
@@ -269,6 +299,11 @@ static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 	size_t len;
 	int ret;
 
+	/* Device frames (hpn_core_frames) are made during open, like the pool. */
+	ep->pool_base = (struct hpn_pool_params){.hugepages = (enum hpn_pool_mode)o->hugepages,
+						 .mlock = (enum hpn_pool_mode)o->mlock,
+						 .numa_node = numa_node_for(o->numa, o->cpu),
+						 .mt_safe = o->progress == 1};
 	ret = ep->ops.open((struct hpn_core *)ep, &ep->caps, &ep->pep);
 	if (ret)
 		return ret;
@@ -284,6 +319,8 @@ static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 	ret = hpn_pool_create(&pp, &ep->pool);
 	if (ret)
 		return ret;
+	if (ep->frames)
+		hpn_pool_attach_frames(ep->pool, ep->frames);
 	mem = hpn_pool_mem(ep->pool, &len);
 	ret = ep->ops.mem_register(ep->pep, mem, len);
 	if (ret && ret != -EOPNOTSUPP)
@@ -383,6 +420,7 @@ HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
 	if (ep->pep)
 		ep->ops.close(ep->pep);
 	hpn_pool_destroy(ep->pool);
+	hpn_pool_destroy(ep->frames);
 	hpn_plugin_unload(ep->plugin);
 	hpn_cfg_free(ep->cfg);
 	pthread_mutex_destroy(&ep->ev_lock);
@@ -815,6 +853,10 @@ HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 {
 	if (size > ep->max_msg)
 		return -EMSGSIZE;
+	/* A device frame when one holds it: a zero-copy send of it leaves
+	 * without any copy (af_xdp: it is already in the UMEM). */
+	if (ep->frames && size <= hpn_pool_buf_size(ep->frames) && hpn_pool_get_bulk(ep->frames, data, 1))
+		return 0;
 	return hpn_pool_get_sized(ep->pool, size, data) ? 0 : -ENOBUFS;
 }
 

@@ -49,6 +49,10 @@ struct hpn_ep {
 	struct hpn_caps caps;
 	struct hpn_core_opts opts;
 	size_t core_headroom;
+	/* Device frames a frame backend asked for (hpn_core_frames), made
+	 * like the pool from pool_base; destroyed after the backend closed. */
+	struct hpn_pool *frames;
+	struct hpn_pool_params pool_base;
 	uint64_t connect_timeout_ms; /* of the connect being started (plugin.h) */
 
 	/* Events: a ring that grows (doubling, up to HPN_EVQ_MAX) instead of

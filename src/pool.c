@@ -137,6 +137,8 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 			if (hpn_unlikely(off >= span)) {
 				if (pool->large && hpn_pool_owns(pool->large, bufs[i]))
 					hpn_pool_put_bulk(pool->large, &bufs[i], 1);
+				else if (pool->frames && hpn_pool_owns(pool->frames, bufs[i]))
+					hpn_pool_put_bulk(pool->frames, &bufs[i], 1);
 				else
 					put_foreign(pool, bufs[i]);
 				continue;
@@ -187,6 +189,11 @@ HPN_EXPORT size_t hpn_pool_headroom(const struct hpn_pool *pool)
 /* Queries                                                                   */
 /* ------------------------------------------------------------------------ */
 
+HPN_EXPORT void *hpn_pool_region(const struct hpn_pool *pool, size_t *len)
+{
+	return hpn_pool_mem(pool, len);
+}
+
 void *hpn_pool_mem(const struct hpn_pool *pool, size_t *len)
 {
 	if (len)
@@ -217,7 +224,17 @@ int hpn_pool_owns(const struct hpn_pool *pool, const void *p)
 uint64_t hpn_pool_bad_puts(const struct hpn_pool *pool)
 {
 	return __atomic_load_n(&pool->bad_puts, __ATOMIC_RELAXED) +
-	       (pool->large ? hpn_pool_bad_puts(pool->large) : 0);
+	       (pool->large ? hpn_pool_bad_puts(pool->large) : 0) +
+	       (pool->frames ? hpn_pool_bad_puts(pool->frames) : 0);
+}
+
+void hpn_pool_attach_frames(struct hpn_pool *pool, struct hpn_pool *frames)
+{
+	char d[sizeof(pool->desc)];
+
+	pool->frames = frames;
+	snprintf(d, sizeof(d), "%s + %s as device frames", pool->desc, frames->desc);
+	memcpy(pool->desc, d, sizeof(d));
 }
 
 void hpn_pool_attach_large(struct hpn_pool *pool, struct hpn_pool *large)

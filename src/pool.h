@@ -87,6 +87,11 @@ struct hpn_pool {
 	 * region belong to it: puts, meta blocks and ownership checks look
 	 * there on their cold path, so small buffers pay nothing for it. */
 	struct hpn_pool *large;
+	/* Device frames (frame backends: af_xdp's UMEM chunks), a third
+	 * class the backend asked for (hpn_core_frames); not owned: the
+	 * endpoint destroys it after the backend let go of it. Found like
+	 * the large class, on the cold path. */
+	struct hpn_pool *frames;
 
 	/* Cold. */
 	uint64_t bad_puts; /* puts refused: foreign pointers and double puts */
@@ -140,12 +145,21 @@ void hpn_pool_attach_large(struct hpn_pool *pool, struct hpn_pool *large);
  *                        slot may have up to 63 bytes more of each).
  *   hpn_pool_max_size  - the largest buffer either class has. */
 
-/* The class p belongs to: pool itself, or its large class when p lies
- * outside pool's region. One compare on the fast path. */
+/* Give pool its device frames (see the field); pool does not own them. */
+void hpn_pool_attach_frames(struct hpn_pool *pool, struct hpn_pool *frames);
+
+/* The class p belongs to: pool itself, its frames or its large class
+ * when p lies outside pool's region (a pointer in none of them: pool, or
+ * large; the callers' range checks refuse it). One compare on the fast
+ * path. */
 static inline const struct hpn_pool *hpn_pool_class(const struct hpn_pool *pool, const void *p)
 {
-	if (__builtin_expect((uint64_t)((uintptr_t)p - pool->base) >= pool->span, 0) && pool->large)
-		return pool->large;
+	if (__builtin_expect((uint64_t)((uintptr_t)p - pool->base) >= pool->span, 0)) {
+		if (pool->frames && (uint64_t)((uintptr_t)p - pool->frames->base) < pool->frames->span)
+			return pool->frames;
+		if (pool->large)
+			return pool->large;
+	}
 	return pool;
 }
 

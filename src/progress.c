@@ -382,9 +382,19 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 			n = 1;
 			have = msgs[0].len <= ep->max_msg && hpn_pool_get_sized(ep->pool, msgs[0].len, bufs);
 		} else {
+			/* Device frames when they hold the burst: the backend
+			 * sends them in place (af_xdp), no second copy. */
+			struct hpn_pool *cls = ep->frames ? ep->frames : ep->pool;
+
+			for (unsigned i = 0; cls != ep->pool && i < fit; i++)
+				if (msgs[i].len > hpn_pool_buf_size(cls))
+					cls = ep->pool;
 			n = have = fit;
-			while (have && hpn_pool_get_bulk(ep->pool, bufs, have) != have)
+			while (have && hpn_pool_get_bulk(cls, bufs, have) != have)
 				have /= 2;
+			if (!have && cls != ep->pool) /* frames all out: ordinary buffers */
+				for (have = fit; have && hpn_pool_get_bulk(ep->pool, bufs, have) != have;)
+					have /= 2;
 		}
 	}
 	for (; k < n; k++) {

@@ -154,6 +154,21 @@ struct hpn_stats *hpn_core_stats(struct hpn_core *core);
  *  which the core calls right after creating it. */
 struct hpn_pool *hpn_core_pool(struct hpn_core *core);
 
+/** Device frames (frame backends): a class of `count` buffers of exactly
+ *  `stride` bytes each (a power of two, >= 2 KiB), in one region aligned to
+ *  the stride, with `headroom` bytes for the backend's headers in front of
+ *  each data pointer (after the core's own). Made with the pool's hugepage,
+ *  mlock and NUMA settings; call it from ops->open, once. The backend
+ *  registers the region (hpn_pool_region: af_xdp's UMEM) and feeds the
+ *  device from it; a received single-packet message is handed to the
+ *  application in its frame, hpn_buf_put gives it back to this class, and
+ *  hpn_buf_get_sized hands out frames for messages that fit one, so a
+ *  zero-copy send of one leaves in place. The core destroys it after
+ *  ops->close. Returns 0 or -errno with hpn_set_error(). */
+int hpn_core_frames(struct hpn_core *core, unsigned count, size_t stride, size_t headroom, struct hpn_pool **out);
+/** The whole memory region of one buffer class (for one registration). */
+void *hpn_pool_region(const struct hpn_pool *pool, size_t *len);
+
 /** Take n buffers (all or none). Returns n, or 0 if the pool has fewer. */
 unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n);
 /** Return n buffers. Any pointer in [data - caps.headroom, data + buf_size)

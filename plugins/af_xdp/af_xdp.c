@@ -75,8 +75,9 @@ extern const size_t hpn_xdp_obj_len;
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
 #define PROG_NAME "hpn_xdp"
 #define TX_RESERVE 64 /* send frames kept back from lending, for copies */
-#define F_LENT 1      /* the packet layer holds it (a packet not yet acked) */
+#define F_DEV 1       /* in the fill or rx ring (or just read from it) */
 #define F_INFLIGHT 2  /* on the TX ring, completion not seen */
+#define F_PUT 4       /* nobody holds it: back to the send cache when sent */
 #define LOCK_DIR "/run/hpn"
 
 struct nb {
@@ -114,20 +115,27 @@ struct hpn_pep {
 	struct xdp_program *prog;
 	enum xdp_attach_mode mode;
 	int ports_fd, addrs_fd;
-	/* The socket and its memory. */
-	void *umem_area;
+	/* The socket and its memory: the UMEM is the core's device frames. */
+	struct hpn_pool *frames;
+	uint8_t *umem_area;
 	size_t umem_len;
-	bool umem_huge, zerocopy;
+	uint32_t data_off; /* a frame's data pointer, from its start */
+	bool zerocopy;
 	struct xsk_umem *umem;
 	struct xsk_socket *xsk;
 	struct xsk_ring_prod fill, tx;
 	struct xsk_ring_cons comp, rx;
-	uint64_t *free_frames; /* tx frames neither lent nor in flight */
-	uint8_t *fstate;       /* per frame: F_LENT, F_INFLIGHT */
+	uint64_t *free_frames; /* the send cache: frames nobody holds, taken from the pool */
+	uint8_t *fstate;       /* per frame: F_DEV, F_INFLIGHT, F_PUT */
 	uint64_t copies;       /* datagrams copied into a frame (not sent in place) */
 	uint32_t nfree;
+	uint32_t tx_target;    /* the send cache is topped up to this */
+	uint32_t fill_target, in_dev; /* frames the device should have, and has */
+	uint64_t lent[64];     /* frames of the last receive's datagrams */
+	uint32_t nlent;
+	uint64_t recycle[64];  /* read frames going back to the device */
+	uint32_t nrecycle;
 	uint32_t tx_outstanding; /* sent, completion not yet seen */
-	uint32_t rx_lent;        /* received frames whose payloads the packet layer reads in place */
 	uint16_t ip_id;
 	/* Next hops: the last one used, and a small cache. */
 	uint32_t last_ip;
@@ -299,18 +307,96 @@ static inline const uint8_t *nb_lookup(struct hpn_pep *u, uint32_t ip)
 
 /* ---- frames ----------------------------------------------------------------- */
 
+/*
+ * The UMEM is the core's device frames (hpn_core_frames): 4 KiB chunks of
+ * one pool class, each
+ *
+ *   [core's 16 B | ... | net hdr 42 | packet hdr 24 | data (pool's data pointer) ... ]
+ *   0                  62           104             128
+ *
+ * with received frames written by the kernel from +256 (XDP_PACKET_HEADROOM).
+ * A frame is the device's (fill and rx rings: F_DEV), in our send cache,
+ * lent to the packet layer (a packet not yet acked), on the TX ring
+ * (F_INFLIGHT; F_PUT: nobody wants it back, free it at completion), the
+ * application's (a message delivered in its frame, or a buffer from
+ * hpn_buf_get_sized) - or in the pool. Frames move between the pool and
+ * us in bulk.
+ */
+
+/* Where a frame's packet header starts (the packet layer's frame
+ * pointer), and where its Ethernet header starts (the TX descriptor). */
+static inline uint64_t pkt_off(const struct hpn_pep *u, uint64_t chunk)
+{
+	return chunk + u->data_off - HPN_PKTEP_HEADROOM;
+}
+
+static inline uint64_t chunk_of(uint64_t off)
+{
+	return off & ~(uint64_t)(FRAME_SIZE - 1);
+}
+
+/* Frames from the pool into the send cache, up to want (halving when the
+ * pool is low). */
+static void cache_fill(struct hpn_pep *u, uint32_t want)
+{
+	void *b[64];
+
+	while (want && u->nfree < u->nframes) {
+		uint32_t k = want < 64 ? want : 64, got;
+
+		if (k > u->nframes - u->nfree)
+			k = u->nframes - u->nfree;
+		got = hpn_pool_get_bulk(u->frames, b, k);
+		if (!got && k > 1 && (got = hpn_pool_get_bulk(u->frames, b, k / 2)) == 0)
+			return;
+		for (uint32_t i = 0; i < got; i++)
+			u->free_frames[u->nfree++] = chunk_of((uint64_t)((uint8_t *)b[i] - u->umem_area));
+		want -= got < want ? got : want;
+		if (got < k)
+			return;
+	}
+}
+
+/* Frames back to the pool. */
+static void pool_give(struct hpn_pep *u, const uint64_t *chunks, uint32_t n)
+{
+	void *b[64];
+
+	while (n) {
+		uint32_t k = n < 64 ? n : 64;
+
+		for (uint32_t i = 0; i < k; i++)
+			b[i] = u->umem_area + chunks[i] + u->data_off;
+		hpn_pool_put_bulk(u->frames, b, k);
+		chunks += k;
+		n -= k;
+	}
+}
+
+/* A send frame nobody holds: into the cache, the surplus to the pool. */
+static void cache_put(struct hpn_pep *u, uint64_t chunk)
+{
+	u->free_frames[u->nfree++] = chunk;
+	if (u->nfree > u->tx_target + 128) {
+		pool_give(u, u->free_frames + u->nfree - 128, 128);
+		u->nfree -= 128;
+	}
+}
+
 /* Sent frames come back through the completion ring. */
 static void reap(struct hpn_pep *u)
 {
 	uint32_t idx, n = xsk_ring_cons__peek(&u->comp, RING_SIZE, &idx);
 
 	for (uint32_t i = 0; i < n; i++) {
-		uint64_t addr = *xsk_ring_cons__comp_addr(&u->comp, idx + i);
-		uint8_t *st = &u->fstate[addr / FRAME_SIZE];
+		uint64_t chunk = chunk_of(*xsk_ring_cons__comp_addr(&u->comp, idx + i));
+		uint8_t *st = &u->fstate[chunk / FRAME_SIZE];
 
 		*st &= (uint8_t)~F_INFLIGHT;
-		if (!(*st & F_LENT)) /* a lent frame stays with the packet layer until acked */
-			u->free_frames[u->nfree++] = addr;
+		if (*st & F_PUT) { /* else the packet layer holds it until acked */
+			*st = 0;
+			cache_put(u, chunk);
+		}
 	}
 	if (n) {
 		xsk_ring_cons__release(&u->comp, n);
@@ -330,30 +416,34 @@ static void kick_tx(struct hpn_pep *u)
 			break;
 }
 
-/* Send frames lent to the packet layer (pktep.h): a reliable packet is
- * built in a frame and kept there until acknowledged, so it goes out in
- * place - headers written in the frame's headroom, no copy. */
+/* Send frames lent to the packet layer (pktep.h): a packet is built in a
+ * frame and kept there until acknowledged, so it goes out in place -
+ * headers written in the frame's headroom, no copy. */
 static uint8_t *frame_get(void *arg)
 {
 	struct hpn_pep *u = arg;
-	uint64_t addr;
 
+	if (u->nfree <= TX_RESERVE)
+		cache_fill(u, u->tx_target - u->nfree);
 	if (!u->up || u->nfree <= TX_RESERVE)
 		return NULL;
-	addr = u->free_frames[--u->nfree];
-	u->fstate[addr / FRAME_SIZE] |= F_LENT;
-	return (uint8_t *)u->umem_area + addr + HPN_NET_HDR;
+	return u->umem_area + pkt_off(u, u->free_frames[--u->nfree]);
 }
 
+/* A frame the packet layer is done with: one of ours, or the buffer of a
+ * zero-copy send it was built around (any pointer into the frame). */
 static void frame_put(void *arg, uint8_t *frame)
 {
 	struct hpn_pep *u = arg;
-	uint64_t addr = (uint64_t)(frame - HPN_NET_HDR - (uint8_t *)u->umem_area);
-	uint8_t *st = &u->fstate[addr / FRAME_SIZE];
+	uint64_t chunk = chunk_of((uint64_t)(frame - u->umem_area));
+	uint8_t *st = &u->fstate[chunk / FRAME_SIZE];
 
-	*st &= (uint8_t)~F_LENT;
-	if (!(*st & F_INFLIGHT)) /* else the completion frees it */
-		u->free_frames[u->nfree++] = addr;
+	if (*st & F_INFLIGHT) {
+		*st |= F_PUT; /* the completion frees it */
+		return;
+	}
+	*st = 0;
+	cache_put(u, chunk);
 }
 
 /* Frames the packet layer may take: the rest stay for copies (control
@@ -362,25 +452,21 @@ static uint32_t frames_free(void *arg)
 {
 	struct hpn_pep *u = arg;
 
+	if (u->nfree < u->tx_target)
+		cache_fill(u, u->tx_target - u->nfree);
 	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
 }
 
-static inline bool frame_owns(const struct hpn_pep *u, const void *p)
+/* The frame a datagram can go out in without a copy (its Ethernet
+ * header's offset), else UINT64_MAX: not in a frame, or in one whose
+ * last send the device has not finished. */
+static inline uint64_t in_place(const struct hpn_pep *u, const uint8_t *data, uint32_t len)
 {
-	return u->umem_area && (const uint8_t *)p >= (const uint8_t *)u->umem_area &&
-	       (const uint8_t *)p < (const uint8_t *)u->umem_area + u->umem_len;
-}
+	uint64_t off = (uint64_t)(data - HPN_NET_HDR - u->umem_area);
 
-/* The frame a datagram can go out in without a copy, else UINT64_MAX:
- * not a lent frame, or one whose last send the device has not finished. */
-static inline uint64_t in_place(const struct hpn_pep *u, const uint8_t *data)
-{
-	uint64_t off;
-
-	if (!frame_owns(u, data))
-		return UINT64_MAX;
-	off = (uint64_t)(data - HPN_NET_HDR - (const uint8_t *)u->umem_area);
-	if (off % FRAME_SIZE || (u->fstate[off / FRAME_SIZE] & F_INFLIGHT))
+	if (off >= u->umem_len || (off & (FRAME_SIZE - 1)) < 16 ||
+	    (off & (FRAME_SIZE - 1)) + HPN_NET_HDR + len > FRAME_SIZE ||
+	    (u->fstate[off / FRAME_SIZE] & F_INFLIGHT))
 		return UINT64_MAX;
 	return off;
 }
@@ -405,18 +491,22 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		uint64_t addr;
 		uint8_t *frame;
 
-		if (!mac || d[i].len + HPN_NET_HDR > FRAME_SIZE)
+		if (!mac || d[i].len + HPN_NET_HDR + (u->data_off - HPN_PKTEP_HEADROOM) > FRAME_SIZE)
 			continue; /* unresolved: dropped, resent */
-		addr = in_place(u, d[i].data);
-		if (addr == UINT64_MAX) { /* a copy, in a frame of our own */
+		addr = in_place(u, d[i].data, d[i].len);
+		if (addr == UINT64_MAX) { /* a copy, in a frame of our own, freed when sent */
+			if (!u->nfree)
+				cache_fill(u, 64);
 			if (!u->nfree)
 				continue; /* lost: the packet layer resends */
-			addr = u->free_frames[--u->nfree];
-			memcpy((uint8_t *)u->umem_area + addr + HPN_NET_HDR, d[i].data, d[i].len);
+			addr = pkt_off(u, u->free_frames[--u->nfree]);
+			memcpy(u->umem_area + addr, d[i].data, d[i].len);
+			addr -= HPN_NET_HDR;
+			u->fstate[addr / FRAME_SIZE] = F_PUT;
 			u->copies++;
 		}
 		u->fstate[addr / FRAME_SIZE] |= F_INFLIGHT;
-		frame = xsk_umem__get_data(u->umem_area, addr);
+		frame = u->umem_area + addr;
 		memcpy(f.dst_mac, mac, 6);
 		f.dst_ip = to->sin_addr.s_addr;
 		f.ttl = is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
@@ -444,55 +534,79 @@ static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
 		HPN_STAT_ADD(u->st->malformed, 1);
 }
 
-/* Frames lent to the packet layer by the last receive (their payloads
- * were handed over in place) go back to the device now. */
-static void give_back(struct hpn_pep *u)
+/* Keep fill_target frames with the device: the ones just read (recycled)
+ * first, then fresh ones from the pool for those the application kept.
+ * in_dev counts frames in the fill and rx rings, so the reservation
+ * always fits. */
+static void refill(struct hpn_pep *u)
 {
-	if (!u->rx_lent)
-		return;
-	xsk_ring_prod__submit(&u->fill, u->rx_lent);
-	xsk_ring_cons__release(&u->rx, u->rx_lent);
-	u->rx_lent = 0;
-	if (xsk_ring_prod__needs_wakeup(&u->fill))
+	uint32_t need = u->fill_target - u->in_dev, idx, k = 0;
+
+	if (need > u->nrecycle)
+		cache_fill(u, need - u->nrecycle); /* the send cache lends to the device */
+	if (need && xsk_ring_prod__reserve(&u->fill, need, &idx) == need) {
+		while (k < need && (u->nrecycle || u->nfree)) {
+			uint64_t chunk = u->nrecycle ? u->recycle[--u->nrecycle] : u->free_frames[--u->nfree];
+
+			u->fstate[chunk / FRAME_SIZE] = F_DEV;
+			*xsk_ring_prod__fill_addr(&u->fill, idx + k++) = chunk;
+		}
+		u->fill.cached_prod -= need - k;
+		xsk_ring_prod__submit(&u->fill, k);
+		u->in_dev += k;
+	}
+	if (u->nrecycle) { /* more than the device needs */
+		for (uint32_t i = 0; i < u->nrecycle; i++)
+			u->fstate[u->recycle[i] / FRAME_SIZE] = 0;
+		pool_give(u, u->recycle, u->nrecycle);
+		u->nrecycle = 0;
+	}
+	if (k && xsk_ring_prod__needs_wakeup(&u->fill))
 		recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
+}
+
+/* The packet layer is done with the last receive: frames whose message
+ * it handed to the application in place (data NULL) are the
+ * application's now, the rest go back to the device. */
+static void xsk_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+
+	for (unsigned i = 0; i < n && i < u->nlent; i++)
+		if (d[i].data)
+			u->recycle[u->nrecycle++] = u->lent[i];
+		else
+			u->fstate[u->lent[i] / FRAME_SIZE] = 0;
+	u->nlent = 0;
+	refill(u);
 }
 
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
-	uint32_t idx, fidx, got, out = 0;
+	uint32_t idx, got, out = 0;
 
 	if (!u->up)
 		return 0;
-	give_back(u);
+	if (n > sizeof(u->lent) / sizeof(u->lent[0]))
+		n = sizeof(u->lent) / sizeof(u->lent[0]);
 	got = xsk_ring_cons__peek(&u->rx, n, &idx);
 	if (!got) {
-		if (xsk_ring_prod__needs_wakeup(&u->fill))
+		if (u->in_dev < u->fill_target)
+			refill(u); /* starved while the application held frames */
+		else if (xsk_ring_prod__needs_wakeup(&u->fill))
 			recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
 		return 0;
-	}
-	/* Each frame received goes back to the fill ring (the same address),
-	 * so the ring has room for all of them; written now, handed to the
-	 * device at the next receive, once the packet layer is done with the
-	 * payloads it reads in place. */
-	for (int tries = 0; xsk_ring_prod__reserve(&u->fill, got, &fidx) != got; tries++) {
-		/* The device has not taken the fill entries it emptied yet:
-		 * wake it, and if it still has not, read these next time. */
-		if (xsk_ring_prod__needs_wakeup(&u->fill))
-			recvfrom(xsk_socket__fd(u->xsk), NULL, 0, MSG_DONTWAIT, NULL, NULL);
-		if (tries == 16) {
-			xsk_ring_cons__cancel(&u->rx, got);
-			return 0;
-		}
 	}
 	for (uint32_t i = 0; i < got; i++) {
 		const struct xdp_desc *desc = xsk_ring_cons__rx_desc(&u->rx, idx + i);
 		const uint8_t *frame = xsk_umem__get_data(u->umem_area, desc->addr);
+		uint64_t chunk = chunk_of(desc->addr);
 		struct sockaddr_in *from = (void *)d[out].addr;
 		struct hpn_udp4 p;
 		enum hpn_frame_err e = hpn_frame_parse_udp4(frame, desc->len, &p);
 
-		*xsk_ring_prod__fill_addr(&u->fill, fidx + i) = desc->addr & ~(uint64_t)(FRAME_SIZE - 1);
+		u->recycle[u->nrecycle++] = chunk; /* unless lent below */
 		if (e) {
 			count_bad(u, e);
 			continue;
@@ -512,14 +626,22 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		*from = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = p.src_port,
 					     .sin_addr.s_addr = p.src_ip};
 		d[out].alen = sizeof(*from);
-		/* Lent, not copied: the payload where it arrived. */
+		/* Lent, not copied: the payload where it arrived, in a frame
+		 * of the core's pool the packet layer may keep. */
 		d[out].data = (uint8_t *)p.payload;
 		d[out].len = p.len;
 		d[out].rx_ns = 0;
+		d[out].flags = HPN_DGRAM_POOL;
 		nb_learn(u, p.src_ip, p.src_mac);
-		out++;
+		u->lent[out++] = chunk;
+		u->nrecycle--;
 	}
-	u->rx_lent = got;
+	/* The descriptors are read; the frames stay ours until rx_done. */
+	xsk_ring_cons__release(&u->rx, got);
+	u->in_dev -= got;
+	u->nlent = out;
+	if (!out)
+		refill(u);
 	return (int)out;
 }
 
@@ -530,7 +652,8 @@ static int xsk_format(void *arg, const void *addr, uint32_t alen, char *buf, siz
 	return hpn_addr_format(addr, buf, len);
 }
 
-static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .format = xsk_format,
+static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .rx_done = xsk_rx_done,
+					   .format = xsk_format,
 					   .frame_get = frame_get, .frame_put = frame_put,
 					   .frames_free = frames_free};
 
@@ -622,32 +745,14 @@ static int take_interface(struct hpn_pep *u)
 	return 0;
 }
 
-static int map_umem(struct hpn_pep *u)
+/* The frames' region becomes the UMEM (registered once per set-up). */
+static int register_umem(struct hpn_pep *u)
 {
 	struct xsk_umem_config cfg = {.fill_size = RING_SIZE, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE};
-	int ret;
+	int ret = xsk_umem__create(&u->umem, u->umem_area, u->umem_len, &u->fill, &u->comp, &cfg);
 
-	const size_t huge = 2u << 20;
-
-	/* Hugepages take whole 2 MiB pages: map (and later unmap) that much. */
-	u->umem_len = ((size_t)u->nframes * FRAME_SIZE + huge - 1) & ~(huge - 1);
-	u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, -1, 0);
-	u->umem_huge = u->umem_area != MAP_FAILED;
-	if (!u->umem_huge) {
-		u->umem_len = (size_t)u->nframes * FRAME_SIZE;
-		u->umem_area = mmap(NULL, u->umem_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-	}
-	if (u->umem_area == MAP_FAILED) {
-		u->umem_area = NULL;
-		return hpn_set_error(-errno, "af_xdp: cannot map %zu bytes of UMEM: %s", u->umem_len, strerror(errno));
-	}
-	ret = xsk_umem__create(&u->umem, u->umem_area, u->umem_len, &u->fill, &u->comp, &cfg);
 	if (ret)
-		return hpn_set_error(ret, "af_xdp: UMEM: %s", strerror(-ret));
-	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
-	u->fstate = calloc(u->nframes, 1);
-	if (!u->free_frames || !u->fstate)
-		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
+		return hpn_set_error(ret, "af_xdp: UMEM of %zu bytes: %s", u->umem_len, strerror(-ret));
 	return 0;
 }
 
@@ -705,7 +810,6 @@ static int open_socket(struct hpn_pep *u)
 					.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
 					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY};
 	int xsks = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_xsks");
-	uint32_t idx, half = u->nframes / 2;
 	int ret;
 
 	/* The queue of a socket closed a moment ago (this process's previous
@@ -729,16 +833,12 @@ static int open_socket(struct hpn_pep *u)
 	ret = xsks < 0 ? xsks : xsk_socket__update_xskmap(u->xsk, xsks);
 	if (ret)
 		return hpn_set_error(ret, "af_xdp: cannot enter the socket in the XDP program's map: %s", strerror(-ret));
-	/* Half the frames wait in the fill ring for the device, half for us to send. */
-	if (half > RING_SIZE)
-		half = RING_SIZE;
-	if (xsk_ring_prod__reserve(&u->fill, half, &idx) != half)
-		return hpn_set_error(-ENOMEM, "af_xdp: fill ring");
-	for (uint32_t i = 0; i < half; i++)
-		*xsk_ring_prod__fill_addr(&u->fill, idx + i) = (uint64_t)i * FRAME_SIZE;
-	xsk_ring_prod__submit(&u->fill, half);
-	for (uint32_t i = half; i < u->nframes; i++)
-		u->free_frames[u->nfree++] = (uint64_t)i * FRAME_SIZE;
+	/* Half the frames (at most a ring) wait in the fill ring for the
+	 * device; sends take theirs from the pool as they need them. */
+	refill(u);
+	if (u->in_dev < u->fill_target)
+		return hpn_set_error(-ENOBUFS, "af_xdp: only %u of %u frames for the fill ring: the application holds "
+					       "the rest", u->in_dev, u->fill_target);
 	return 0;
 }
 
@@ -804,7 +904,7 @@ static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
 		ret = hpn_set_error(-EINVAL, "af_xdp: mtu=%u needs an interface MTU of %u; %s has %u", u->pc.mtu,
 				    u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN, u->dev, u->if_mtu);
 	ret = ret ?: take_interface(u);
-	ret = ret ?: map_umem(u);
+	ret = ret ?: register_umem(u);
 	ret = ret ?: load_program(u);
 	ret = ret ?: open_socket(u);
 	ret = ret ?: take_port(u, port);
@@ -815,9 +915,9 @@ static int set_up(struct hpn_pep *u, uint32_t ip, uint16_t port)
 	u->up = true;
 	hpn_core_describe(u->core, "af_xdp %s queue %u, %s mode, %s", u->dev, u->queue, mode_name(u),
 			  u->zerocopy ? "zero copy" : "copy mode");
-	hpn_log(HPN_LOG_INFO, "af_xdp: %s (%s) queue %u, %s mode, %s, UMEM %u x %u B on %s pages; %s:%u", u->dev,
-		u->driver[0] ? u->driver : "?", u->queue, mode_name(u), u->zerocopy ? "zero copy" : "copy mode", u->nframes, FRAME_SIZE,
-		u->umem_huge ? "huge" : "4 KiB", inet_ntoa((struct in_addr){u->ip}), ntohs(u->port));
+	hpn_log(HPN_LOG_INFO, "af_xdp: %s (%s) queue %u, %s mode, %s, UMEM: the pool's %u device frames of %u B; %s:%u",
+		u->dev, u->driver[0] ? u->driver : "?", u->queue, mode_name(u), u->zerocopy ? "zero copy" : "copy mode",
+		u->nframes, FRAME_SIZE, inet_ntoa((struct in_addr){u->ip}), ntohs(u->port));
 	return 0;
 }
 
@@ -914,6 +1014,23 @@ static void log_xsk_stats(struct hpn_pep *u)
 		u->dev, (unsigned long long)u->copies);
 }
 
+/* Every frame the device or we held goes back to the pool (the socket is
+ * gone: nothing is in flight any more); the application's stay its own. */
+static void frames_home(struct hpn_pep *u)
+{
+	if (!u->fstate)
+		return;
+	for (uint32_t i = 0; i < u->nframes; i++) {
+		uint64_t chunk = (uint64_t)i * FRAME_SIZE;
+
+		if (u->fstate[i] & (F_DEV | F_PUT))
+			pool_give(u, &chunk, 1);
+		u->fstate[i] = 0;
+	}
+	pool_give(u, u->free_frames, u->nfree);
+	u->nfree = u->nrecycle = u->nlent = u->in_dev = 0;
+}
+
 /* Undo set_up (whatever part of it was done): the endpoint can set up
  * again, and a failed listen or connect holds no interface. */
 static void tear_down(struct hpn_pep *u)
@@ -930,23 +1047,17 @@ static void tear_down(struct hpn_pep *u)
 		xdp_program__close(u->prog);
 	}
 	bpf_object__close(u->obj); /* ours: xdp_program__from_bpf_obj leaves it to us */
-	if (u->umem_area)
-		munmap(u->umem_area, u->umem_len);
+	frames_home(u);
 	if (u->port_fd >= 0)
 		close(u->port_fd);
 	if (u->lock_fd >= 0)
 		close(u->lock_fd); /* the lock goes with it */
-	free(u->free_frames);
-	free(u->fstate);
-	u->fstate = NULL;
 	u->xsk = NULL;
 	u->umem = NULL;
 	u->prog = NULL;
 	u->obj = NULL;
-	u->umem_area = NULL;
-	u->free_frames = NULL;
 	u->port_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
-	u->nfree = u->tx_outstanding = u->rx_lent = 0;
+	u->tx_outstanding = 0;
 	u->up = false;
 	if (!u->dev_cfg)
 		u->dev[0] = 0;
@@ -960,7 +1071,29 @@ static void xdp_close(struct hpn_pep *u)
 	tear_down(u);
 	if (u->ping_fd >= 0)
 		close(u->ping_fd);
+	free(u->free_frames);
+	free(u->fstate);
 	free(u);
+}
+
+/* The UMEM: device frames in the core's pool, so a message can reach the
+ * application in the frame it arrived in and leave from the buffer it was
+ * written in. */
+static int open_frames(struct hpn_pep *u)
+{
+	int ret = hpn_core_frames(u->core, u->nframes, FRAME_SIZE, HPN_NET_HDR + HPN_PKTEP_HEADROOM, &u->frames);
+
+	if (ret)
+		return ret;
+	u->umem_area = hpn_pool_region(u->frames, &u->umem_len);
+	u->data_off = (uint32_t)hpn_pool_headroom(u->frames);
+	u->pc.frames = u->frames;
+	u->fill_target = u->nframes / 2 < RING_SIZE ? u->nframes / 2 : RING_SIZE;
+	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
+	u->fstate = calloc(u->nframes, 1);
+	if (!u->free_frames || !u->fstate)
+		return hpn_set_error(-ENOMEM, "af_xdp: out of memory for %u frames", u->nframes);
+	return 0;
 }
 
 static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
@@ -1016,6 +1149,9 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	}
 	u->queue = (uint32_t)queue;
 	u->nframes = (uint32_t)frames;
+	ret = open_frames(u);
+	if (ret)
+		goto fail;
 	ret = hpn_pktep_create(core, &u->pc, &xsk_io, u, &u->pk);
 	if (ret)
 		goto fail;
@@ -1027,6 +1163,9 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	uint32_t need = (caps->max_msg_size + u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR - 1) /
 			(u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
 
+	u->tx_target = need + TX_RESERVE > 256 ? need + TX_RESERVE : 256;
+	if (u->tx_target > send_frames)
+		u->tx_target = send_frames;
 	if (u->pc.reliable && send_frames < need + TX_RESERVE) {
 		ret = hpn_set_error(-EINVAL, "config: frames=%u leaves %u send frames; a %u-byte message needs %u (+%u "
 					     "kept for copies): raise frames=", u->nframes, send_frames,

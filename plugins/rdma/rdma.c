@@ -1078,6 +1078,7 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 		return 0;
 	}
 	memcpy(buf, p->ring + (size_t)(p->ring_tail++ % u->wimm_slots) * u->wimm_slot, imm);
+	HPN_STAT_ADD(u->st->rx_copied, 1); /* out of the ring the peer wrote it in */
 	*out = (struct hpn_msg){buf, imm, p->pid};
 	if (++p->unreported >= u->wimm_slots / 2)
 		credit_return(u, p);

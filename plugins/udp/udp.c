@@ -158,6 +158,13 @@ struct hpn_pep {
 	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec))] __attribute__((aligned(8)));
 	int64_t r2m;
 	uint64_t r2m_at;
+	/* Pool buffers datagrams land in (when one holds an mtu): a message
+	 * alone in its packet is handed to the application in the buffer it
+	 * landed in (pktep.h, HPN_DGRAM_POOL). */
+	void *rel_rxb[64];
+	unsigned rel_nrxb;
+	uint32_t rel_mtu; /* lend only if a pool buffer holds this much */
+	bool rel_lend;
 };
 
 static inline void put_hdr(uint8_t *p, uint8_t type, uint32_t len)
@@ -550,6 +557,47 @@ static void rx_timestamps(struct hpn_pep *u, bool on)
  * stall the data behind them, and 0 means the socket is empty. */
 #define RECV_ERR_RETRIES 8
 
+/* Point the first n entries at pool buffers (topped up in bulk): fewer
+ * if the pool is low; if it is empty, at the packet layer's own room. */
+static unsigned rel_lend(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
+{
+	unsigned want;
+
+	if (n > HPN_ARRAY_LEN(u->rel_rxb))
+		n = HPN_ARRAY_LEN(u->rel_rxb);
+	for (want = u->rel_lend && n > u->rel_nrxb ? n - u->rel_nrxb : 0; want; want /= 2)
+		if (hpn_pool_get_bulk(u->pool, u->rel_rxb + u->rel_nrxb, want) == want) {
+			u->rel_nrxb += want;
+			break;
+		}
+	if (!u->rel_nrxb) {
+		for (unsigned i = 0; i < n; i++) {
+			d[i].data = d[i].buf;
+			d[i].flags = 0;
+		}
+		return n;
+	}
+	if (n > u->rel_nrxb)
+		n = u->rel_nrxb;
+	for (unsigned i = 0; i < n; i++) {
+		d[i].data = u->rel_rxb[i];
+		d[i].flags = HPN_DGRAM_POOL;
+	}
+	return n;
+}
+
+/* Buffers the packet layer kept (data NULL) are the application's now. */
+static void rel_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	unsigned j = 0;
+
+	for (unsigned i = 0; i < u->rel_nrxb; i++)
+		if (i >= n || !(d[i].flags & HPN_DGRAM_POOL) || d[i].data)
+			u->rel_rxb[j++] = u->rel_rxb[i];
+	u->rel_nrxb = j;
+}
+
 static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsigned retry)
 {
 	int r;
@@ -557,6 +605,7 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 	if (u->err_pending)
 		drain_errqueue(u);
 	if (!u->rel_bursty || n == 1) {
+		rel_lend(u, d, 1);
 		/* Lone messages (latency work): recvmmsg would cost a second,
 		 * failing attempt. */
 		struct iovec iov = {d->data, d->len};
@@ -592,6 +641,7 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 	}
 	if (n > HPN_ARRAY_LEN(u->rel_hdr))
 		n = HPN_ARRAY_LEN(u->rel_hdr);
+	n = rel_lend(u, d, n);
 	for (unsigned i = 0; i < n; i++) {
 		u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
 		u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = HPN_PKTEP_ADDR_MAX,
@@ -635,7 +685,8 @@ static int rel_format(void *arg, const void *addr, uint32_t alen, char *buf, siz
 	return hpn_addr_format(addr, buf, len);
 }
 
-static const struct hpn_dgram_io rel_io = {.send = rel_send, .recv = rel_recv, .format = rel_format};
+static const struct hpn_dgram_io rel_io = {
+	.send = rel_send, .recv = rel_recv, .rx_done = rel_rx_done, .format = rel_format};
 
 /* ---- control ----------------------------------------------------------- */
 
@@ -667,6 +718,8 @@ static void udp_close(struct hpn_pep *u)
 			send_ctrl(u, &u->peers[i], T_BYE);
 	if (u->rx_have && u->pool)
 		hpn_pool_put_bulk(u->pool, u->rx_bufs, u->rx_have);
+	if (u->rel_nrxb)
+		hpn_pool_put_bulk(u->pool, u->rel_rxb, u->rel_nrxb);
 	for (struct hpn_msg m; u->pool && hpn_msgq_pop(&u->pend, &m, 1);)
 		hpn_pool_put_bulk(u->pool, &m.data, 1);
 	hpn_msgq_fini(&u->pend);
@@ -745,6 +798,7 @@ static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
 		return ret;
 	u->mcast_if.s_addr = pc.mcast_if;
 	u->mcast_ttl = pc.mcast_ttl;
+	u->rel_mtu = pc.mtu;
 	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 }
 
@@ -826,6 +880,8 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		goto fail;
 	}
 	caps->max_msg_size = u->pk ? hpn_pktep_max_msg(u->pk) : u->max_msg;
+	if (u->pk) /* a zero-copy message is sent with its packet header in front */
+		caps->headroom = HPN_PKTEP_HEADROOM;
 	if (u->pk) /* multicast: in unordered mode (sequenced, gaps counted) */
 		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	u->now = hpn_now_ns();
@@ -844,6 +900,7 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	u->pool = hpn_core_pool(u->core);
 	if (u->pk)
 		hpn_pktep_mem_register(u->pk);
+	u->rel_lend = u->pk && hpn_pool_buf_size(u->pool) >= u->rel_mtu;
 	u->rx_cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
 	if (u->rx_cap > 65536)
 		u->rx_cap = 65536;

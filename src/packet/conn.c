@@ -113,7 +113,7 @@ static void reasm_deliver(struct hpn_conn *c)
 /* Lent frames of packets not acknowledged go back to the owner. */
 static void put_frames(struct hpn_conn *c)
 {
-	if (!c->ops.get_frame || !c->tx_len)
+	if (!c->ops.put_frame || !c->tx_len)
 		return;
 	for (uint32_t s = c->tx.una; hpn_seq_lt(s, c->tx.next); s++) {
 		void *ref = hpn_txwin_ref(&c->tx, s);
@@ -410,11 +410,21 @@ static uint64_t flush(struct hpn_conn *c, uint64_t now)
 
 /* Build one DATA packet in its send slot and put it on the wire (or in
  * the queue, when the congestion window is full). */
-static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_conn_msg *m, unsigned k, uint64_t now)
+static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, struct hpn_conn_msg *m, unsigned k, uint64_t now)
 {
+	/* A zero-copy message alone in its packet is the packet: the header
+	 * goes in front of it, no copy. */
+	bool adopt = k == 1 && m->adopt && c->ops.put_frame && !(p->flags & HPN_PKT_F_FRAG);
 	uint32_t seq;
-	uint8_t *buf, *frame = c->ops.get_frame ? c->ops.get_frame(c->arg) : NULL; /* conn_send counted them */
+	uint8_t *buf, *frame;
 	size_t n;
+
+	if (adopt)
+		frame = (uint8_t *)m->data - HPN_PKT_HDR;
+	else
+		frame = c->ops.get_frame ? c->ops.get_frame(c->arg) : NULL; /* conn_send counted them */
+	for (unsigned i = 0; i < k && !adopt; i++)
+		m[i].adopt = false; /* copied: still the caller's */
 
 	if (c->cfg.reliable) {
 		seq = c->built = hpn_txwin_queue(&c->tx, frame);
@@ -437,7 +447,8 @@ static uint64_t emit(struct hpn_conn *c, struct hpn_pkt *p, const struct hpn_con
 			n += HPN_PKT_BATCH_HDR + m[i].len;
 		}
 	} else {
-		memcpy(buf + n, (const uint8_t *)m->data + p->frag_offset, p->len);
+		if (!adopt)
+			memcpy(buf + n, (const uint8_t *)m->data + p->frag_offset, p->len);
 		n += p->len;
 	}
 	hpn_pkt_seal(buf, n);
@@ -460,7 +471,8 @@ static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *m
 	unsigned k = 0;
 
 	while (k < n && k < HPN_CONN_BATCH_MAX && msgs[k].len <= c->max_send &&
-	       used + HPN_PKT_BATCH_HDR + msgs[k].len <= space) {
+	       used + HPN_PKT_BATCH_HDR + msgs[k].len <= space &&
+	       !(msgs[k].adopt && c->ops.put_frame && msgs[k].len >= HPN_CONN_ZC_ALONE)) {
 		used += HPN_PKT_BATCH_HDR + msgs[k].len;
 		k++;
 	}
@@ -468,7 +480,7 @@ static unsigned batch_len(const struct hpn_conn *c, const struct hpn_conn_msg *m
 }
 
 /* Send one message whole: one packet if it fits, else fragments. */
-static uint64_t emit_msg(struct hpn_conn *c, const struct hpn_conn_msg *m, uint64_t now)
+static uint64_t emit_msg(struct hpn_conn *c, struct hpn_conn_msg *m, uint64_t now)
 {
 	uint32_t whole = c->mtu - HPN_PKT_HDR;
 
@@ -492,7 +504,7 @@ static uint32_t npackets(const struct hpn_conn *c, uint32_t len)
 	return len <= c->mtu - HPN_PKT_HDR ? 1 : (len + c->room - 1) / c->room;
 }
 
-int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now)
+int hpn_conn_send(struct hpn_conn *c, struct hpn_conn_msg *msgs, unsigned n, uint64_t now)
 {
 	unsigned i = 0;
 
@@ -773,7 +785,7 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	c->tx.peer_ack_delay_ns = p->type == HPN_PKT_ACK ? p->seq + (now - c->arrived_ns) : UINT64_MAX;
 	c->tx.peer_got_resend = p->type == HPN_PKT_ACK && (p->flags & HPN_PKT_F_RETX);
 	if (hpn_txwin_ack(&c->tx, p->cum, p->sack, p->sack_words, now,
-			  c->ops.get_frame ? release_frame : release_nothing, c) < 0) {
+			  c->ops.put_frame ? release_frame : release_nothing, c) < 0) {
 		c->malformed++;
 		return;
 	}

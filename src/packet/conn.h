@@ -69,8 +69,11 @@ struct hpn_conn_ops {
 	 * room for one packet of up to mtu bytes - frames_free() says how
 	 * many it can lend now, and a message takes its frames whole or
 	 * waits (-EAGAIN) - and put_frame() takes it back once the packet is
-	 * acknowledged or the stream ends. All three NULL: the conn keeps
-	 * window x mtu bytes of its own. */
+	 * acknowledged or the stream ends (unreliable: once sent). get_frame
+	 * and frames_free NULL: the conn keeps window x mtu bytes of its own.
+	 * put_frame also takes back the buffers of zero-copy messages the
+	 * conn built its packets around (hpn_conn_msg.adopt), any pointer
+	 * into them; NULL: nothing is adopted (adopt is ignored). */
 	uint8_t *(*get_frame)(void *arg);
 	void (*put_frame)(void *arg, uint8_t *frame);
 	uint32_t (*frames_free)(void *arg);
@@ -84,6 +87,10 @@ struct hpn_conn_ops {
 };
 
 #define HPN_CONN_BATCH_MAX HPN_PKT_BATCH_MAX
+/* A zero-copy message this long or longer goes alone in its packet, built
+ * around its buffer; shorter ones still share packets with their
+ * neighbours (a copy of a few hundred bytes costs less than a packet). */
+#define HPN_CONN_ZC_ALONE 256
 #define HPN_CONN_CLOCK_RUN 64
 
 enum hpn_conn_state { HPN_CONN_IDLE, HPN_CONN_HELLO, HPN_CONN_UP, HPN_CONN_DEAD };
@@ -218,13 +225,20 @@ void hpn_conn_end(struct hpn_conn *c, int status);
 struct hpn_conn_msg {
 	const void *data;
 	uint32_t len;
+	/* In: data lies in a buffer the conn may keep as the packet itself
+	 * (a zero-copy send), with HPN_PKT_HDR writable bytes in front of it:
+	 * a message sent alone in one packet is then built around it and
+	 * handed back through ops.put_frame once acknowledged (unreliable:
+	 * once sent). Out (hpn_conn_send): still true only for the messages
+	 * kept so; the others were copied and stay the caller's. */
+	bool adopt;
 };
 
 /* Queue up to n messages: small consecutive ones share packets, large ones
  * are fragmented. Returns how many leading messages were taken (a message
  * is taken whole or not at all), or -EAGAIN (window full: nothing taken),
  * -EMSGSIZE (the first is larger than max_msg), -ENOTCONN. */
-int hpn_conn_send(struct hpn_conn *c, const struct hpn_conn_msg *msgs, unsigned n, uint64_t now);
+int hpn_conn_send(struct hpn_conn *c, struct hpn_conn_msg *msgs, unsigned n, uint64_t now);
 
 /* A datagram arrived from this peer. Malformed or stale ones are counted;
  * so is one longer than cfg.mtu (the owner's receive buffers should be

@@ -15,6 +15,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+_Static_assert(HPN_PKTEP_HEADROOM == HPN_PKT_HDR, "pktep.h's headroom is the packet header");
+
 #define PK_BURST 64      /* datagrams per receive call, and per send flush */
 #define PK_CACHE 256     /* at most this many pool buffers reserved for deliveries */
 #define PK_QUEUE 1024    /* delivered messages waiting for rx_burst */
@@ -103,6 +105,15 @@ struct hpn_pktep {
 	uint8_t tx_ctrl[PK_BURST][PK_CTRL];
 	uint8_t *tx_copy; /* PK_BURST * mtu: packets that are not kept by conn */
 	unsigned ntx;
+	/* Frames and zero-copy buffers given back while the batch may still
+	 * hold them: released after the flush. */
+	uint8_t *put_later[PK_BURST];
+	unsigned nput;
+	/* The device frames (cfg.frames): a zero-copy buffer in them is sent
+	 * in place; without them any pool buffer is. */
+	uintptr_t fr_lo, fr_hi;
+	bool frame_io;
+	struct hpn_dgram *cur; /* the datagram being read: its message may stay where it landed */
 
 	struct hpn_fault fault;
 	bool faulty;
@@ -186,9 +197,34 @@ static uint64_t on_clock(void *arg);
 static void on_up(void *arg);
 static void on_gone(void *arg, int status);
 
+static void release_puts(struct hpn_pktep *e);
+static void flush(struct hpn_pktep *e);
+
+/* A frame the conn is done with (acked; unreliable: sent), or the buffer
+ * of a zero-copy message it was built around: back to the backend (frames)
+ * or the pool - after the flush if a send is batched, which may be it. */
+static void on_put_frame(void *arg, uint8_t *frame)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+
+	if (e->ntx) {
+		if (e->nput == PK_BURST)
+			flush(e);
+		if (e->ntx) {
+			e->put_later[e->nput++] = frame;
+			return;
+		}
+	}
+	if (e->frame_io)
+		e->io->frame_put(e->io_arg, frame);
+	else
+		hpn_pool_put_bulk(e->pool, (void *const *)&frame, 1);
+}
+
 static const struct hpn_conn_ops conn_ops = {
 	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
 	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,
+	.put_frame = on_put_frame,
 };
 
 /* Frame backends lend their frames as send slots (pktep.h). */
@@ -197,13 +233,6 @@ static uint8_t *on_get_frame(void *arg)
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
 
 	return e->io->frame_get(e->io_arg);
-}
-
-static void on_put_frame(void *arg, uint8_t *frame)
-{
-	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
-
-	e->io->frame_put(e->io_arg, frame);
 }
 
 static uint32_t on_frames_free(void *arg)
@@ -229,7 +258,7 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	i = e->freeq[e->free_head];
 	p = &e->peers[i];
 	/* Lent frames for reliable streams; a feed keeps nothing to resend. */
-	if (hpn_conn_init(&p->conn, &e->ccfg, e->io->frame_get && e->ccfg.reliable ? &conn_ops_lent : &conn_ops, p))
+	if (hpn_conn_init(&p->conn, &e->ccfg, e->io->frame_get ? &conn_ops_lent : &conn_ops, p))
 		return NULL;
 	e->free_head = (e->free_head + 1) % e->max_peers;
 	e->nfree--;
@@ -350,12 +379,14 @@ static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
 	if (e->ntx == PK_BURST)
 		flush(e);
 	d = &e->tx_d[e->ntx];
-	/* Reliable data stays in its conn slot (or lent frame: every DATA
-	 * packet of such a conn) until acked, which cannot happen before this
-	 * call's flush; everything else is copied. */
-	if (e->ccfg.reliable && (p->conn.tx_pkts ? pkt >= p->conn.tx_pkts &&
-						   pkt < p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu
-						 : pkt[2] == HPN_PKT_DATA)) {
+	/* DATA stays where the conn built it until this call's flush:
+	 * reliable, in its slot, lent frame or adopted buffer until acked;
+	 * unreliable, in a frame or adopted buffer whose put waits for the
+	 * flush (its slot in tx_pkts, though, is reused within one batch by a
+	 * small window). Everything else is copied. */
+	if (pkt[2] == HPN_PKT_DATA &&
+	    (e->ccfg.reliable || !p->conn.tx_pkts || pkt < p->conn.tx_pkts ||
+	     pkt >= p->conn.tx_pkts + (size_t)p->conn.tx.size * e->ccfg.mtu)) {
 		keep = (uint8_t *)pkt;
 	} else {
 		keep = len <= PK_CTRL ? e->tx_ctrl[e->ntx] : e->tx_copy + (size_t)e->ntx * e->ccfg.mtu;
@@ -384,6 +415,22 @@ static void flush(struct hpn_pktep *e)
 		done += (unsigned)r;
 	}
 	e->ntx = 0;
+	release_puts(e);
+}
+
+static void release_puts(struct hpn_pktep *e)
+{
+	unsigned n = e->nput;
+
+	e->nput = 0;
+	if (!n)
+		return;
+	if (e->frame_io) {
+		for (unsigned i = 0; i < n; i++)
+			e->io->frame_put(e->io_arg, e->put_later[i]);
+	} else {
+		hpn_pool_put_bulk(e->pool, (void *const *)e->put_later, n);
+	}
 }
 
 /* A long run of sends: out with what is batched, then the time they
@@ -422,6 +469,7 @@ static void on_deliver_buf(void *arg, uint8_t *buf, size_t len)
 		hpn_pool_put_bulk(e->pool, &m.data, 1);
 		return;
 	}
+	HPN_STAT_ADD(e->st->rx_copied, 1); /* its fragments were copied in */
 	hpn_msgq_push(&e->q, &m); /* on_room() promised the slot */
 }
 
@@ -447,15 +495,27 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 {
 	struct pk_peer *p = arg;
 	struct hpn_pktep *e = p->e;
+	struct hpn_dgram *d;
 	struct hpn_msg m;
 
 	if (p->lingering) { /* disconnected: nobody to hand it to */
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
+	/* Alone in a packet that landed in a pool buffer: handed over there,
+	 * no copy (the backend gets the buffer back as the application's). */
+	d = e->cur;
+	if (d && (d->flags & HPN_DGRAM_POOL) && d->data && msg >= d->data && msg + len <= d->data + d->len &&
+	    !(d->data[3] & HPN_PKT_F_BATCH)) {
+		m = (struct hpn_msg){.data = (void *)msg, .len = (uint32_t)len, .peer = p->id};
+		d->data = NULL;
+		hpn_msgq_push(&e->q, &m);
+		return;
+	}
 	/* on_room() promised a buffer and a queue slot. */
 	m = (struct hpn_msg){.data = e->cache[--e->ncache], .len = (uint32_t)len, .peer = p->id};
 	memcpy(m.data, msg, len);
+	HPN_STAT_ADD(e->st->rx_copied, 1);
 	hpn_msgq_push(&e->q, &m);
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e); /* batches bring many messages per packet */
@@ -607,6 +667,13 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->st = hpn_core_stats(core);
 	e->io = io;
 	e->io_arg = io_arg;
+	e->frame_io = io->frame_put != NULL;
+	if (cfg->frames) {
+		size_t len;
+
+		e->fr_lo = (uintptr_t)hpn_pool_region(cfg->frames, &len);
+		e->fr_hi = e->fr_lo + len;
+	}
 	/* peer_timeout_ms unset: the packet layer's own default, 1 s. */
 	e->ccfg = (struct hpn_conn_cfg){
 		.mtu = cfg->mtu,
@@ -660,7 +727,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	}
 	for (unsigned i = 0; i < PK_BURST; i++) /* set once: a spinning receive touches only what it uses */
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * cfg->mtu,
-						.len = cfg->mtu};
+						.len = cfg->mtu, .buf = e->rx_mem + (size_t)i * cfg->mtu};
 	if (cfg->faults && *cfg->faults) {
 		struct hpn_fault_cfg fc;
 
@@ -740,8 +807,7 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 		hpn_fault_flush(&e->fault, fault_out, e);
 		hpn_fault_fini(&e->fault);
 	}
-	if (e->ntx)
-		flush(e);
+	flush(e); /* and the frames waiting for it */
 	if (e->pool) {
 		hpn_pool_put_bulk(e->pool, e->cache, e->ncache);
 		for (struct hpn_msg m; hpn_msgq_pop(&e->q, &m, 1);)
@@ -1055,6 +1121,29 @@ static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
 	return p;
 }
 
+/* Can a zero-copy message be sent from where it is? On a frame backend
+ * only from its device frames; else any pool buffer (the kernel copies). */
+static inline bool adoptable(const struct hpn_pktep *e, const void *data)
+{
+	return !e->fr_hi || ((uintptr_t)data - e->fr_lo < e->fr_hi - e->fr_lo);
+}
+
+/* Zero-copy messages the conn copied after all: their buffers go back to
+ * the pool now (the adopted ones, once acked). */
+static void put_copied(struct hpn_pktep *e, const struct hpn_conn_msg *cm, unsigned n)
+{
+	void *bufs[PK_BURST];
+	unsigned m = 0;
+
+	for (unsigned i = 0; i < n; i++)
+		if (!cm[i].adopt)
+			bufs[m++] = (void *)cm[i].data;
+	if (m) {
+		HPN_STAT_ADD(e->st->tx_copied, m);
+		hpn_pool_put_bulk(e->pool, bufs, m);
+	}
+}
+
 int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
 	struct hpn_conn_msg cm[PK_BURST];
@@ -1073,7 +1162,8 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 		/* A run of messages to one peer goes down in one call: small
 		 * ones share packets. */
 		while (done + k < n && k < PK_BURST && msgs[done + k].peer == msgs[done].peer) {
-			cm[k] = (struct hpn_conn_msg){msgs[done + k].data, msgs[done + k].len};
+			cm[k] = (struct hpn_conn_msg){msgs[done + k].data, msgs[done + k].len,
+						      (flags & HPN_TX_OWNED) && adoptable(e, msgs[done + k].data)};
 			k++;
 		}
 		uint64_t before[4] = STATS_BEFORE(&p->conn);
@@ -1091,22 +1181,13 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 				hpn_set_error(ret, "send: peer %u's window is full", msgs[done].peer);
 			break;
 		}
+		if (flags & HPN_TX_OWNED)
+			put_copied(e, cm, (unsigned)ret);
 		done += (unsigned)ret;
 		if ((unsigned)ret < k)
 			break;
 	}
 	flush(e);
-	if ((flags & HPN_TX_OWNED) && done) {
-		void *bufs[PK_BURST];
-
-		for (unsigned i = 0; i < done;) {
-			unsigned m = 0;
-
-			while (m < PK_BURST && i < done)
-				bufs[m++] = msgs[i++].data;
-			hpn_pool_put_bulk(e->pool, bufs, m);
-		}
-	}
 	return done ? (int)done : ret;
 }
 
@@ -1393,10 +1474,17 @@ static int receive(struct hpn_pktep *e)
 		return r;
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
 	for (int i = 0; i < r; i++) {
+		e->cur = &e->rx_d[i];
 		input(e, &e->rx_d[i]);
-		e->rx_d[i].data = e->rx_mem + (size_t)i * e->ccfg.mtu; /* it may have been lent */
+	}
+	e->cur = NULL;
+	if (e->io->rx_done)
+		e->io->rx_done(e->io_arg, e->rx_d, (unsigned)r);
+	for (int i = 0; i < r; i++) {
+		e->rx_d[i].data = e->rx_d[i].buf; /* it may have been lent */
 		e->rx_d[i].len = e->ccfg.mtu; /* room again for the next call */
 		e->rx_d[i].rx_ns = 0;
+		e->rx_d[i].flags = 0;
 	}
 	flush(e);
 	sweep(e);

@@ -34,12 +34,25 @@ struct hpn_dgram {
 	uint32_t alen;
 	uint8_t *data;
 	uint32_t len; /* recv: in = buffer size, out = datagram length */
+	/* recv: the packet layer's own room for len bytes, never changed by
+	 * the backend; data points here on the way in. A backend that lends
+	 * points data at its own buffer instead - and back here when it
+	 * does not lend: an entry is never left pointing at a buffer lent
+	 * in an earlier call. */
+	uint8_t *buf;
 	/* recv: when the device received it, on hpn_now_ns()'s clock (the
 	 * kernel's receive timestamp); 0: unknown. The time it waited for us
 	 * is host delay, not path delay: the ACK's held time and congestion
 	 * control's RTT leave it out. */
 	uint64_t rx_ns;
+	/* recv: HPN_DGRAM_POOL - data lies in a buffer of the core's pool
+	 * (frames or ordinary) that the packet layer may keep: a message
+	 * alone in its packet is then handed to the application where it
+	 * landed, and the entry's data is NULL when rx_done() gets it back. */
+	uint32_t flags;
 };
+
+#define HPN_DGRAM_POOL 1u
 
 struct hpn_dgram_io {
 	/* Hand n datagrams to the device. Returns how many it took (the rest
@@ -49,10 +62,15 @@ struct hpn_dgram_io {
 	 * points to room for HPN_PKTEP_ADDR_MAX bytes. Returns the count,
 	 * 0 if none, or -errno. A frame backend may lend instead of copy:
 	 * point d[i].data at the payload inside its own frame (at most room
-	 * bytes long), valid until its next recv call - the packet layer
-	 * copies what it keeps, and gives every entry its own buffer back
-	 * before the next call. */
+	 * bytes long), valid until rx_done() - the packet layer copies what
+	 * it keeps (unless HPN_DGRAM_POOL), and sets every entry's own buffer
+	 * back before the next call. */
 	int (*recv)(void *io, struct hpn_dgram *d, unsigned n);
+	/* Optional (lending backends): the entries of the last recv() (n of
+	 * them), once the packet layer is done with them, before the next
+	 * recv(): the backend takes its buffers back - except those whose
+	 * data is NULL, kept (HPN_DGRAM_POOL): the application's now. */
+	void (*rx_done)(void *io, struct hpn_dgram *d, unsigned n);
 	/* Format an address for messages and hpn_peer_addr(). */
 	int (*format)(void *io, const void *addr, uint32_t alen, char *buf, size_t len);
 	/* Optional (frame backends): send slots lent from the device's
@@ -72,6 +90,9 @@ struct hpn_dgram_io {
 };
 
 #define HPN_PKTEP_ADDR_MAX 128
+/* Bytes a zero-copy send writes in front of its payload (the packet
+ * header): a backend's caps.headroom is at least this, plus its own. */
+#define HPN_PKTEP_HEADROOM 24
 
 struct hpn_pktep_cfg {
 	uint32_t mtu;      /* datagram payload the path carries (udp over Ethernet: 1472) */
@@ -89,6 +110,10 @@ struct hpn_pktep_cfg {
 	 * choice), and the hops a published datagram may travel. */
 	uint32_t mcast_if;
 	uint8_t mcast_ttl;
+	/* Frame backends: the core's device frames (hpn_core_frames) the
+	 * device sends from; a zero-copy send of a buffer among them goes out
+	 * in place. NULL: any pool buffer can (udp: the kernel copies). */
+	struct hpn_pool *frames;
 };
 
 struct hpn_pktep;

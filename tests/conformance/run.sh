@@ -43,7 +43,7 @@ esac
 log=$(mktemp)
 "${srv_in[@]}" "$bin" serve "$cfg,$base" "$addr" >"$log" 2>&1 &
 srv=$!
-trap 'set +e; kill $srv 2>/dev/null; wait $srv 2>/dev/null; rm -f "$log"; [ -n "${prefix:-}" ] && "$netns" down --prefix "$prefix" >/dev/null 2>&1; true' EXIT
+trap 'set +e; kill $srv 2>/dev/null; wait $srv 2>/dev/null; [ -n "${CONF_SERVER_LOG:-}" ] && cp "$log" "$CONF_SERVER_LOG"; rm -f "$log"; [ -n "${prefix:-}" ] && "$netns" down --prefix "$prefix" >/dev/null 2>&1; true' EXIT
 for _ in $(seq 1 100); do
 	grep -q listening "$log" && break
 	kill -0 $srv 2>/dev/null || { echo "server failed:"; cat "$log"; exit 1; }

@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			len = size;
 		room_now = ctl & 4 ? 0 : 1000;
 		for (unsigned i = 0; i < ((ctl >> 3) & 3u); i++) {
-			struct hpn_conn_msg m = {msg, (uint32_t)(i == 2 ? sizeof(msg) : 40)};
+			struct hpn_conn_msg m = {msg, (uint32_t)(i == 2 ? sizeof(msg) : 40), false};
 
 			hpn_conn_send(&c, &m, 1, now);
 		}

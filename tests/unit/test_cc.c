@@ -194,7 +194,7 @@ static void feed(unsigned npair)
 	static uint8_t buf[MSG];
 
 	for (unsigned i = 0; i < npair; i++) {
-		struct hpn_conn_msg m = {buf, MSG};
+		struct hpn_conn_msg m = {buf, MSG, false};
 
 		if (a[i].state == HPN_CONN_UP)
 			while (hpn_conn_send(&a[i], &m, 1, now) == 1)

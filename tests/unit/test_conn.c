@@ -236,7 +236,7 @@ static const struct hpn_conn_ops *ops_a = &ops; /* the sender's */
 
 static int send1(struct hpn_conn *c, const void *buf, size_t len)
 {
-	struct hpn_conn_msg m = {buf, (uint32_t)len};
+	struct hpn_conn_msg m = {buf, (uint32_t)len, false};
 
 	return hpn_conn_send(c, &m, 1, now);
 }
@@ -348,7 +348,7 @@ static void stream(uint64_t total)
 
 			for (unsigned i = 0; i < k; i++) {
 				msg_fill(buf[i], sent + i);
-				m[i] = (struct hpn_conn_msg){buf[i], (uint32_t)msg_len(sent + i)};
+				m[i] = (struct hpn_conn_msg){buf[i], (uint32_t)msg_len(sent + i), false};
 			}
 			if (sent + k > total)
 				k = (unsigned)(total - sent);

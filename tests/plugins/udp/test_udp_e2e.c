@@ -290,11 +290,13 @@ static void test_zero_copy_no_leak(void **state)
 		hpn_buf_put(c, in.data);
 	}
 	/* Every buffer came back: the pool is whole again (bufs=512, minus the
-	 * receive buffers the backend keeps posted: the packet layer keeps
-	 * bufs/8 for deliveries). */
+	 * receive buffers the backend keeps posted; reliable: the packet
+	 * layer keeps bufs/8 for deliveries, and up to 64 more wait for
+	 * datagrams to land in). */
 	while (n < 600 && hpn_buf_get(c, &all[n]) == 0)
 		n++;
-	assert_true(n >= 512 - (reliable ? 64 : 32));
+	print_message("# %d of 512 buffers free after the run\n", n);
+	assert_true(n >= 512 - (reliable ? 128 : 32));
 	assert_true(n <= 512);
 	assert_int_equal(hpn_buf_get(c, &all[599]), -ENOBUFS);
 	for (int i = 0; i < n; i++)
