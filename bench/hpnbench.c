@@ -71,6 +71,7 @@ struct result {
 	double msgs_per_s, gbit_per_s;
 	uint64_t drops, dups, ooo;
 	uint64_t retransmits; /* measured part only, by this process's endpoints (both, on loopback) */
+	uint64_t copies;      /* payload copies the library made (hpn_stats tx_copied + rx_copied), same scope */
 };
 
 static volatile sig_atomic_t interrupted;
@@ -595,14 +596,17 @@ struct client {
 	hpn_hist *hist;
 	hpn_ep *srv_ep;  /* the loopback server's endpoint (NULL with --peer) */
 	uint64_t rt0;    /* retransmissions when the measured part began */
+	uint64_t cp0;    /* copies then */
 };
 
 static uint64_t retransmits(hpn_ep *a, hpn_ep *b);
+static uint64_t copies(hpn_ep *a, hpn_ep *b);
 
 /* Warm-up done: what is reported from here on is what was measured. */
 static void measure_start(struct client *c)
 {
 	c->rt0 = retransmits(c->ep, c->srv_ep);
+	c->cp0 = copies(c->ep, c->srv_ep);
 }
 
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
@@ -900,8 +904,8 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 		json_num(f, "msgs_per_s", r->msgs_per_s, true);
 		json_num(f, "gbit_per_s", r->gbit_per_s, true);
 		fprintf(f, "\"drops\": %" PRIu64 ", \"dups\": %" PRIu64 ", \"out_of_order\": %" PRIu64
-			", \"retransmits\": %" PRIu64 "}%s\n",
-			r->drops, r->dups, r->ooo, r->retransmits, i + 1 < n ? "," : "");
+			", \"retransmits\": %" PRIu64 ", \"copies\": %" PRIu64 "}%s\n",
+			r->drops, r->dups, r->ooo, r->retransmits, r->copies, i + 1 < n ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
 	if (f != stdout)
@@ -939,6 +943,21 @@ static uint64_t retransmits(hpn_ep *a, hpn_ep *b)
 	if (b) {
 		hpn_ep_stats(b, &st, sizeof(st));
 		n += st.retransmits;
+	}
+	return n;
+}
+
+/* Payload copies so far (tx_copied + rx_copied), both ends on loopback. */
+static uint64_t copies(hpn_ep *a, hpn_ep *b)
+{
+	struct hpn_stats st;
+	uint64_t n;
+
+	hpn_ep_stats(a, &st, sizeof(st));
+	n = st.tx_copied + st.rx_copied;
+	if (b) {
+		hpn_ep_stats(b, &st, sizeof(st));
+		n += st.tx_copied + st.rx_copied;
 	}
 	return n;
 }
@@ -1051,6 +1070,7 @@ int main(int argc, char **argv)
 		else
 			stream(&c, o.sizes[i], &res[i]);
 		res[i].retransmits = retransmits(c.ep, c.srv_ep) - c.rt0;
+		res[i].copies = copies(c.ep, c.srv_ep) - c.cp0;
 		if (!o.json || strcmp(o.json, "-"))
 			print_result(&o, &res[i]);
 	}

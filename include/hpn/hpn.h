@@ -283,7 +283,9 @@ int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len);
 int hpn_buf_get(hpn_ep *ep, void **data);
 
 /**
- * Take a buffer of at least size bytes: an ordinary one when size fits
+ * Take a buffer of at least size bytes: on a backend with device frames
+ * (af_xdp: its UMEM), a frame when size fits one - a zero-copy send of it
+ * leaves without any copy; else an ordinary one when size fits
  * hpn_buf_size(), else one of the large-message class that max_msg= above
  * buf_size= creates (large_bufs= of them). Returns 0 and *data, -ENOBUFS
  * when that class is empty, -EMSGSIZE when size exceeds the largest
