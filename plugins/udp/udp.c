@@ -161,8 +161,8 @@ struct hpn_pep {
 	/* Pool buffers datagrams land in (when one holds an mtu): a message
 	 * alone in its packet is handed to the application in the buffer it
 	 * landed in (pktep.h, HPN_DGRAM_POOL). */
-	void *rel_rxb[64];
-	unsigned rel_nrxb;
+	void *rel_rxb[64]; /* a stack: the top ones are lent */
+	unsigned rel_nrxb, rel_lent;
 	uint32_t rel_mtu; /* lend only if a pool buffer holds this much */
 	bool rel_lend;
 };
@@ -575,27 +575,34 @@ static unsigned rel_lend(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
 			d[i].data = d[i].buf;
 			d[i].flags = 0;
 		}
+		u->rel_lent = 0;
 		return n;
 	}
 	if (n > u->rel_nrxb)
 		n = u->rel_nrxb;
 	for (unsigned i = 0; i < n; i++) {
-		d[i].data = u->rel_rxb[i];
+		d[i].data = u->rel_rxb[u->rel_nrxb - 1 - i];
 		d[i].flags = HPN_DGRAM_POOL;
 	}
+	u->rel_lent = n;
 	return n;
 }
 
-/* Buffers the packet layer kept (data NULL) are the application's now. */
+/* Buffers the packet layer kept (data NULL) are the application's now;
+ * the rest of the lent ones go back on the stack. O(lent): a lone
+ * message costs one step. */
 static void rel_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
-	unsigned j = 0;
+	unsigned top = u->rel_nrxb - u->rel_lent, k = 0;
+	void *back[HPN_ARRAY_LEN(u->rel_rxb)];
 
-	for (unsigned i = 0; i < u->rel_nrxb; i++)
-		if (i >= n || !(d[i].flags & HPN_DGRAM_POOL) || d[i].data)
-			u->rel_rxb[j++] = u->rel_rxb[i];
-	u->rel_nrxb = j;
+	for (unsigned i = 0; i < u->rel_lent; i++)
+		if (i >= n || d[i].data)
+			back[k++] = u->rel_rxb[u->rel_nrxb - 1 - i];
+	memcpy(u->rel_rxb + top, back, k * sizeof(back[0]));
+	u->rel_nrxb = top + k;
+	u->rel_lent = 0;
 }
 
 static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsigned retry)
