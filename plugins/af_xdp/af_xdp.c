@@ -136,6 +136,7 @@ struct hpn_pep {
 	uint64_t recycle[64];  /* read frames going back to the device */
 	uint32_t nrecycle;
 	uint32_t tx_outstanding; /* sent, completion not yet seen */
+	uint64_t starved_ns;     /* the fill ring was last found short then (logged at most every second) */
 	uint16_t ip_id;
 	/* Next hops: the last one used, and a small cache. */
 	uint32_t last_ip;
@@ -534,6 +535,22 @@ static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
 		HPN_STAT_ADD(u->st->malformed, 1);
 }
 
+/* Frames delivered in place belong to the application until hpn_buf_put:
+ * one that holds too many starves the device of receive frames, and it
+ * drops what arrives (the packet layer resends). Say so, once a second. */
+static void starving(struct hpn_pep *u)
+{
+	uint64_t now = hpn_now_ns();
+
+	if (now - u->starved_ns < 1000000000ull)
+		return;
+	u->starved_ns = now;
+	hpn_log(HPN_LOG_WARN, "af_xdp: %s: only %u of %u receive frames are with the device: the pool's frames "
+			      "are held (received messages not yet given back with hpn_buf_put, buffers from "
+			      "hpn_buf_get_sized) or in flight; frames arriving meanwhile are dropped - raise frames=",
+		u->dev, u->in_dev, u->fill_target);
+}
+
 /* Keep fill_target frames with the device: the ones just read (recycled)
  * first, then fresh ones from the pool for those the application kept.
  * in_dev counts frames in the fill and rx rings, so the reservation
@@ -555,6 +572,8 @@ static void refill(struct hpn_pep *u)
 		xsk_ring_prod__submit(&u->fill, k);
 		u->in_dev += k;
 	}
+	if (u->in_dev < u->fill_target / 2)
+		starving(u);
 	if (u->nrecycle) { /* more than the device needs */
 		for (uint32_t i = 0; i < u->nrecycle; i++)
 			u->fstate[u->recycle[i] / FRAME_SIZE] = 0;

@@ -124,9 +124,30 @@ static void put_frames(struct hpn_conn *c)
 	c->tx.una = c->tx.snd = c->tx.next;
 }
 
+/* Is a stored packet's payload still in the datagram it arrived in (a
+ * buffer the owner let us keep, ops.keep_rx) rather than in our copy? */
+static inline bool kept(const struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	return p->payload && (p->payload < c->rx_pkts || p->payload >= c->rx_pkts + (size_t)c->rx.size * c->cfg.mtu);
+}
+
+/* Buffers kept for stored packets (waiting for a gap or the reader) go
+ * back with the stream. */
+static void put_kept(struct hpn_conn *c)
+{
+	if (!c->ops.keep_rx || !c->rx_hdr || !c->rx_pkts)
+		return;
+	for (uint32_t i = 0; i < c->rx.size; i++)
+		if (kept(c, &c->rx_hdr[i])) {
+			c->ops.release_rx(c->arg, c->rx_hdr[i].payload);
+			c->rx_hdr[i].payload = NULL;
+		}
+}
+
 void hpn_conn_fini(struct hpn_conn *c)
 {
 	put_frames(c);
+	put_kept(c);
 	free(c->tx_pkts);
 	free(c->tx_len);
 	free(c->tx_msgs);
@@ -584,9 +605,33 @@ static bool have_room(struct hpn_conn *c, const struct hpn_pkt *p)
 	return !(p->flags & HPN_PKT_F_FRAG) || reasm_ready(c, p);
 }
 
-/* Hand an in-order packet's messages to the owner. */
-static void consume(struct hpn_conn *c, const struct hpn_pkt *p)
+static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p, bool own);
+
+/* Hand an in-order packet's messages to the owner. own: its payload is
+ * in a buffer we kept: a message alone in it goes to the owner in that
+ * buffer, else it goes back once the messages are out. */
+static void consume(struct hpn_conn *c, const struct hpn_pkt *p, bool own)
 {
+	if (own && !(p->flags & (HPN_PKT_F_BATCH | HPN_PKT_F_FRAG)) && !c->reasm.total &&
+	    p->len <= c->cfg.max_msg) {
+		c->ops.deliver_kept(c->arg, p->payload, p->len);
+		return;
+	}
+	consume_msgs(c, p, own);
+	if (own)
+		c->ops.release_rx(c->arg, p->payload);
+}
+
+/* A stored packet consumed: its slot holds nothing of the owner's now. */
+static void consume_stored(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	consume(c, p, kept(c, p));
+	((struct hpn_pkt *)p)->payload = NULL;
+}
+
+static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p, bool own)
+{
+	(void)own;
 	if (p->flags & HPN_PKT_F_BATCH) {
 		uint32_t off = 0;
 		const uint8_t *m;
@@ -645,7 +690,7 @@ static void drain_backlog(struct hpn_conn *c)
 
 		if (!have_room(c, p))
 			return;
-		consume(c, p);
+		consume_stored(c, p);
 		c->backlog--;
 	}
 }
@@ -656,7 +701,10 @@ static void hold(struct hpn_conn *c, const struct hpn_pkt *p);
 static void in_order(struct hpn_conn *c, const struct hpn_pkt *p, bool stored)
 {
 	if (!c->backlog && have_room(c, p)) {
-		consume(c, p);
+		if (stored)
+			consume_stored(c, p);
+		else
+			consume(c, p, false);
 		return;
 	}
 	if (!stored)
@@ -669,11 +717,14 @@ static void hold(struct hpn_conn *c, const struct hpn_pkt *p)
 	uint32_t i = p->seq & (c->rx.size - 1);
 	uint8_t *copy = c->rx_pkts + (size_t)i * c->cfg.mtu;
 
-	/* The datagram buffer is the owner's: keep a copy until the gap fills. */
-	memcpy(copy, p->payload, p->len);
 	c->rx_hdr[i] = *p;
-	c->rx_hdr[i].payload = copy;
 	c->rx.slot[i] = &c->rx_hdr[i];
+	/* The datagram's buffer is the owner's: kept where it is if the owner
+	 * lets it go (a pool buffer), else copied until it can be consumed. */
+	if (c->ops.keep_rx && c->ops.keep_rx(c->arg, p->payload))
+		return;
+	memcpy(copy, p->payload, p->len);
+	c->rx_hdr[i].payload = copy;
 }
 
 #define HOLE_ACK_EVERY 8
@@ -694,7 +745,7 @@ static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 
 		if (hpn_rxwin_put(&c->rx, p->seq, NULL) == HPN_RX_DELIVER) {
 			if (have_room(c, p))
-				consume(c, p);
+				consume(c, p, false);
 			else
 				c->gaps += pkt_msgs(p); /* a feed does not wait: the reader lost it */
 		}

@@ -77,6 +77,17 @@ struct hpn_conn_ops {
 	uint8_t *(*get_frame)(void *arg);
 	void (*put_frame)(void *arg, uint8_t *frame);
 	uint32_t (*frames_free)(void *arg);
+	/* Packets that must wait (ahead of a gap, or for the reader's room)
+	 * are copied into the conn's receive slots - unless keep_rx(payload)
+	 * says the buffer the payload lies in may stay with the conn (a pool
+	 * buffer the datagram landed in). A kept packet's message alone in it
+	 * goes out with deliver_kept() in that buffer (the owner's from
+	 * then); one holding several messages or a fragment is consumed like
+	 * any and its buffer handed back with release_rx(payload), as are
+	 * kept packets the stream ends with. All three NULL: always copied. */
+	bool (*keep_rx)(void *arg, const uint8_t *payload);
+	void (*deliver_kept)(void *arg, const uint8_t *msg, size_t len);
+	void (*release_rx)(void *arg, const uint8_t *payload);
 	/* The handshake completed (either side). May be NULL. */
 	void (*up)(void *arg);
 	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer,

@@ -114,6 +114,10 @@ struct hpn_pktep {
 	uintptr_t fr_lo, fr_hi;
 	bool frame_io;
 	struct hpn_dgram *cur; /* the datagram being read: its message may stay where it landed */
+	/* Received buffers conns keep for packets that wait, at most a
+	 * quarter of the pool: the rest must stay free for deliveries, or
+	 * waiting packets could hold every buffer the gap's fill needs. */
+	uint32_t nkept, kept_max;
 
 	struct hpn_fault fault;
 	bool faulty;
@@ -221,11 +225,54 @@ static void on_put_frame(void *arg, uint8_t *frame)
 		hpn_pool_put_bulk(e->pool, (void *const *)&frame, 1);
 }
 
-static const struct hpn_conn_ops conn_ops = {
-	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
-	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,
-	.put_frame = on_put_frame,
-};
+/* A packet that must wait stays in the pool buffer it landed in, if it
+ * is the datagram being read and the backend lent it as one (conn.h). */
+static bool on_keep_rx(void *arg, const uint8_t *payload)
+{
+	struct hpn_dgram *d = ((struct pk_peer *)arg)->e->cur;
+
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+
+	if (!d || !(d->flags & HPN_DGRAM_POOL) || !d->data || payload < d->data || payload >= d->data + d->len ||
+	    e->nkept >= e->kept_max)
+		return false;
+	d->data = NULL; /* the backend forgets it (rx_done) */
+	e->nkept++;
+	return true;
+}
+
+static void on_release_rx(void *arg, const uint8_t *payload)
+{
+	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
+	void *b = (void *)payload;
+
+	e->nkept--;
+	hpn_pool_put_bulk(e->pool, &b, 1);
+}
+
+/* A kept packet's lone message: to the application in its buffer. */
+static void on_deliver_kept(void *arg, const uint8_t *msg, size_t len)
+{
+	struct pk_peer *p = arg;
+	struct hpn_pktep *e = p->e;
+	struct hpn_msg m = {.data = (void *)msg, .len = (uint32_t)len, .peer = p->id};
+
+	if (p->lingering) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		on_release_rx(arg, msg);
+		return;
+	}
+	e->nkept--; /* the application's now */
+	hpn_msgq_push(&e->q, &m); /* on_room() promised the slot */
+}
+
+#define PK_OPS_COMMON                                                                                        \
+	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,              \
+	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,     \
+	.put_frame = on_put_frame, .keep_rx = on_keep_rx, .deliver_kept = on_deliver_kept,                  \
+	.release_rx = on_release_rx
+
+static const struct hpn_conn_ops conn_ops = {PK_OPS_COMMON};
 
 /* Frame backends lend their frames as send slots (pktep.h). */
 static uint8_t *on_get_frame(void *arg)
@@ -243,9 +290,7 @@ static uint32_t on_frames_free(void *arg)
 }
 
 static const struct hpn_conn_ops conn_ops_lent = {
-	.xmit = on_xmit, .deliver = on_deliver, .room = on_room, .up = on_up, .gone = on_gone,
-	.get_buf = on_get_buf, .deliver_buf = on_deliver_buf, .put_buf = on_put_buf, .clock = on_clock,
-	.get_frame = on_get_frame, .put_frame = on_put_frame, .frames_free = on_frames_free,
+	PK_OPS_COMMON, .get_frame = on_get_frame, .frames_free = on_frames_free,
 };
 
 static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
@@ -698,6 +743,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->hmask = 1;
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
+	e->kept_max = co->bufs / 4;
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
 	if (e->cache_max > PK_CACHE)
 		e->cache_max = PK_CACHE;

@@ -322,6 +322,61 @@ static void test_zero_copy_counted(void **state)
 	bye(c);
 }
 
+/* A reader that keeps every buffer it receives (never hpn_buf_put) runs
+ * the endpoint out of them: the stream stops - a closed window, or on a
+ * frame backend a device with no receive frames left, dropping what comes
+ * (with a warning) - and nobody is declared gone. Given back, every
+ * message still arrives, once, in order and intact. */
+static void test_reader_holds_buffers(void **state)
+{
+	enum { TOTAL = 6000, HOLD_MAX = 8192 };
+	static void *held[HOLD_MAX];
+	static uint8_t buf[1000];
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	struct hpn_msg in[32];
+	struct hpn_event ev;
+	uint64_t sent = 0, next = 0, t0 = now_ms(), last = now_ms();
+	unsigned nheld = 0, stops = 0;
+
+	(void)state;
+	while (next < TOTAL) {
+		if (sent < TOTAL) {
+			fill(buf, sizeof(buf), sent);
+			if (hpn_send(c, p, buf, sizeof(buf)) == 0)
+				sent++;
+		}
+		int r = hpn_recv_burst(c, in, 32);
+
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			if (stops || nheld == HOLD_MAX)
+				hpn_buf_put(c, in[i].data);
+			else
+				held[nheld++] = in[i].data;
+		}
+		if (r > 0)
+			last = now_ms();
+		if (!stops && now_ms() - last > 300) { /* stuck: every buffer is ours */
+			print_message("held %u buffers; the stream stopped at %llu of %d\n", nheld,
+				      (unsigned long long)next, TOTAL);
+			for (unsigned i = 0; i < nheld; i++)
+				hpn_buf_put(c, held[i]);
+			nheld = 0;
+			stops++;
+			last = now_ms();
+		}
+		if (now_ms() - t0 > 60000)
+			fail_msg("held buffers: %llu of %d after 60 s", (unsigned long long)next, TOTAL);
+	}
+	for (unsigned i = 0; i < nheld; i++)
+		hpn_buf_put(c, held[i]);
+	while (hpn_poll(c, &ev, 1) == 1)
+		assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+	bye(c);
+}
+
 /* Packet backends only: seeded loss, reordering and duplication on our
  * sends; every message still arrives once, in order (the echoes come back
  * over a clean direction). */
@@ -513,6 +568,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_bursts),
 		cmocka_unit_test(test_zero_copy),
 		cmocka_unit_test(test_zero_copy_counted),
+		cmocka_unit_test(test_reader_holds_buffers),
 		cmocka_unit_test(test_injected_loss),
 		cmocka_unit_test(test_slow_reader),
 		cmocka_unit_test(test_connect_nobody),
