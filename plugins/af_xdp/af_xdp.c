@@ -489,19 +489,22 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	for (unsigned i = 0; i < n; i++) {
 		const struct sockaddr_in *to = d[i].addr;
 		const uint8_t *mac = nb_lookup(u, to->sin_addr.s_addr);
+		uint32_t len = d[i].hlen + d[i].len;
 		uint64_t addr;
 		uint8_t *frame;
 
-		if (!mac || d[i].len + HPN_NET_HDR + (u->data_off - HPN_PKTEP_HEADROOM) > FRAME_SIZE)
+		if (!mac || len + HPN_NET_HDR + (u->data_off - HPN_PKTEP_HEADROOM) > FRAME_SIZE)
 			continue; /* unresolved: dropped, resent */
-		addr = in_place(u, d[i].data, d[i].len);
+		addr = d[i].hlen ? UINT64_MAX : in_place(u, d[i].data, d[i].len);
 		if (addr == UINT64_MAX) { /* a copy, in a frame of our own, freed when sent */
 			if (!u->nfree)
 				cache_fill(u, 64);
 			if (!u->nfree)
 				continue; /* lost: the packet layer resends */
 			addr = pkt_off(u, u->free_frames[--u->nfree]);
-			memcpy(u->umem_area + addr, d[i].data, d[i].len);
+			if (d[i].hlen) /* a raw datagram's header */
+				memcpy(u->umem_area + addr, d[i].hdr, d[i].hlen);
+			memcpy(u->umem_area + addr + d[i].hlen, d[i].data, d[i].len);
 			addr -= HPN_NET_HDR;
 			u->fstate[addr / FRAME_SIZE] = F_PUT;
 			u->copies++;
@@ -515,7 +518,7 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		struct xdp_desc *desc = xsk_ring_prod__tx_desc(&u->tx, idx + k);
 
 		desc->addr = addr;
-		desc->len = (uint32_t)hpn_frame_udp4(frame, &f, d[i].len, u->ip_id++);
+		desc->len = (uint32_t)hpn_frame_udp4(frame, &f, len, u->ip_id++);
 		k++;
 	}
 	if (k < n)
@@ -1121,7 +1124,6 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	const char *dev, *mode;
 	uint64_t queue, frames;
 	char why[128];
-	bool on;
 	int ret;
 
 	if (!u)
@@ -1152,15 +1154,9 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->mode_cfg = !mode || !strcmp(mode, "auto") ? 0 : !strcmp(mode, "native") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
 	ret = hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
 	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
-	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, &u->pc, &on);
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, 1472, &u->pc);
 	if (ret)
 		goto fail;
-	if (!on) {
-		ret = hpn_set_error(-EOPNOTSUPP, "af_xdp: reliable=off (raw datagrams) is not available on af_xdp yet: "
-					  "use reliable=on, or unordered=on for sequenced datagrams without "
-					  "retransmission");
-		goto fail;
-	}
 	if (!u->pc.mcast_ttl) { /* the kernel keeps TTL 0 on the host; we only have the wire */
 		ret = hpn_set_error(-EINVAL, "config: mcast_ttl=0 (this host only) needs plugin=udp: af_xdp sends on "
 					     "the wire");

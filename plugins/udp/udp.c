@@ -3,34 +3,19 @@
  * udp.c - the reference backend: kernel UDP with sendmmsg/recvmmsg bursts.
  *
  * It must work on any Linux box without privileges, so it uses nothing but
- * a non-blocking datagram socket. One socket serves all peers of an
- * endpoint; peers are told apart by source address through a small hash.
- *
- * Wire format (integers little-endian), one 8-byte header per message:
- *   byte 0    magic 0xA5
- *   byte 1    version (1)
- *   byte 2    type: DATA, HELLO, HELLO_ACK, BYE, PING, PONG
- *   byte 3    flags (0)
- *   bytes 4-7 payload length
- *   DATA: the payload follows. Control types: an 8-byte session nonce.
- * The length makes datagrams self-delimiting: a buffer the kernel glued
- * together from a GSO run (UDP_GRO) is split by walking the headers, so
- * the receive path needs no control message and lone datagrams can use
- * plain recvfrom.
- * The handshake (HELLO/HELLO_ACK), goodbye (BYE) and keepalive (PING/PONG)
- * exist only to report new and gone peers: with reliable=off this backend
- * is honest datagrams.
- *
- * reliable=on (the default) hands everything but the socket to the shared
- * packet layer (src/packet/pktep.h): its own header and handshake, acks,
- * retransmission, fragmentation, flow control; this file then only moves
- * datagrams (rel_send/rel_recv) and reports ICMP errors.
+ * a non-blocking datagram socket; one socket serves all peers of an
+ * endpoint. Everything above the socket - peers, the handshake, keepalive
+ * and goodbye, the wire format, reliable streams (reliable=on, the
+ * default), sequenced feeds (unordered=on) and raw datagrams
+ * (reliable=off) - is the shared packet layer's (src/packet/pktep.h), as
+ * on af_xdp: this file only moves datagrams (rel_send/rel_recv), in
+ * bursts, with UDP GSO for runs of equal-size datagrams to one peer, into
+ * pool buffers the packet layer may hand to the application as they are,
+ * and reports the ICMP errors the socket hears.
  */
 #include <hpn/plugin.h>
 
-#include "msgq.h"
 #include "packet/pktep.h"
-#include "peerid.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -42,120 +27,54 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define UDP_MAGIC 0xA5
-#define UDP_VERSION 1
-#define UDP_HDR 8
-#define UDP_CTRL_LEN (UDP_HDR + 8)
-#define UDP_MAX_PAYLOAD (65507 - UDP_HDR) /* IPv4 datagram limit */
-#define BURST_MAX 256
-#define PEND_MAX 1024
-/* GSO limits: segments must fit a 1500-byte MTU path (a larger segment size
- * would be refused on real NICs), at most 64 per super-datagram (older
- * kernels' UDP_MAX_SEGMENTS) and one IP datagram's worth of bytes. */
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+/* GSO: a run of datagrams of one size to one peer leaves in one call;
+ * the kernel cuts it (segments at most an Ethernet payload, 64 in all). */
 #define GSO_MAX_SEG 1472
 #define GSO_MAX_SEGS 64
 #define GSO_MAX_BYTES 65000
 
-enum udp_type { T_DATA = 1, T_HELLO, T_HELLO_ACK, T_BYE, T_PING, T_PONG };
-enum peer_state { P_FREE = 0, P_CONNECTING, P_UP };
-
-#define HASH_EMPTY UINT32_MAX
-
 #define HPN_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-#define likely(x) __builtin_expect(!!(x), 1)
-#define unlikely(x) __builtin_expect(!!(x), 0)
-
-struct udp_peer {
-	struct sockaddr_storage addr;
-	socklen_t alen;
-	uint8_t state;
-	hpn_peer_t id; /* slot | generation << slot_bits (peerid.h): never reused */
-	uint32_t gen;
-	uint64_t nonce;     /* session nonce we send */
-	uint64_t alt_nonce; /* the other side's, after a simultaneous open; 0 if none */
-	uint64_t last_rx_ns;
-	bool seen; /* heard from since the last progress(): no clock on the fast path */
-	uint64_t last_ping_ns;
-	uint64_t started_ns;
-	uint64_t last_hello_ns;
-	uint64_t connect_limit_ns; /* our connect gives up after this long */
-};
 
 struct hpn_pep {
 	int fd;
 	int family;
 	bool listening;
-	unsigned burst;
-	uint32_t max_msg;
-	uint32_t max_peers;
-	unsigned slot_bits; /* of peer ids, see peerid.h */
-	uint32_t next_slot; /* where the round-robin search for a free slot starts */
-	uint32_t npeers;
-	uint32_t *active; /* slots in use, densely: timers visit only these */
-	uint64_t now; /* coarse clock, updated by progress(): stamps peer activity */
 	struct hpn_core *core;
 	struct hpn_pool *pool;
 	struct hpn_stats *st;
-	struct udp_peer *peers;
-	uint32_t *htab;
-	uint32_t hmask;
-	uint64_t timeout_ns, retry_ns;
 	uint64_t sndbuf, rcvbuf, busy_poll;
-
-	/* Receive side: buffers waiting for datagrams survive between calls. */
-	void *rx_bufs[BURST_MAX];
-	unsigned rx_have;
-	size_t rx_cap; /* receive length: buffer size + our header, at most 64 KiB */
-	bool rx_bursty; /* messages arrived together last time: use recvmmsg */
-	struct mmsghdr rx_hdr[BURST_MAX];
-	struct iovec rx_iov[BURST_MAX];
-	struct sockaddr_storage rx_addr[BURST_MAX];
-
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} tx_cmsg[BURST_MAX];
-	uint8_t tx_hdrs[BURST_MAX][UDP_HDR];
-	struct hpn_msgq pend; /* GRO segments beyond the caller's burst */
-
-	struct mmsghdr tx_hdr[BURST_MAX];
-	struct iovec tx_iov[2 * BURST_MAX];
-	struct udp_peer *tx_peer[BURST_MAX];
-	unsigned tx_count[BURST_MAX];
-	void *tx_done[BURST_MAX];
-	bool gso, gro;
+	bool gso;
 	bool err_pending; /* the socket reported an (ICMP) error: drain the queue */
-	/* Sessions that ended recently: their retransmitted HELLOs, still in
-	 * flight, must not bring them back. */
-	struct {
-		struct sockaddr_storage addr;
-		uint64_t nonce, until_ns;
-	} closed[16];
-	unsigned closed_next;
 
-	/* reliable=on: the packet layer, and the socket calls it makes. */
+	/* The packet layer, and the socket calls it makes. */
 	struct hpn_pktep *pk;
 	struct in_addr mcast_if; /* the packet layer's mcast_if= (INADDR_ANY: unset) */
 	uint8_t mcast_ttl;
 	bool rel_bursty;
-	/* Reliable mode: the time a datagram waited in the socket buffer is
-	 * ours, not the path's (pktep.h, rx_ns), so the kernel stamps
-	 * arrivals - only while datagrams queue: a lone message waits for
-	 * nobody, and stamping cost it ~0.1-0.2 us one way (recvmsg with a
-	 * control message). On when a receive finds several datagrams, off
-	 * after TS_IDLE receives of one. */
+	/* The time a datagram waited in the socket buffer is ours, not the
+	 * path's (pktep.h, rx_ns), so the kernel stamps arrivals - only while
+	 * datagrams queue: a lone message waits for nobody, and stamping cost
+	 * it ~0.1-0.2 us one way (recvmsg with a control message). On when a
+	 * receive finds several datagrams, off after TS_IDLE receives of one. */
 	bool rel_ts;
 	unsigned rel_lone;
 	struct mmsghdr rel_hdr[64];
-	struct iovec rel_iov[64];
+	struct iovec rel_iov[2 * 64]; /* send: a raw datagram's header and payload each */
 	/* The kernel's receive time of each datagram (SO_TIMESTAMPNS), and
 	 * the real clock's offset from ours (real_to_mono). */
 	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec))] __attribute__((aligned(8)));
+	union {
+		char buf[CMSG_SPACE(sizeof(uint16_t))];
+		struct cmsghdr align;
+	} gso_ctl[64];
+	unsigned covers[64]; /* send: datagrams in each message of the sendmmsg */
 	int64_t r2m;
 	uint64_t r2m_at;
 	/* Pool buffers datagrams land in (when one holds an mtu): a message
@@ -167,166 +86,18 @@ struct hpn_pep {
 	bool rel_lend;
 };
 
-static inline void put_hdr(uint8_t *p, uint8_t type, uint32_t len)
-{
-	p[0] = UDP_MAGIC;
-	p[1] = UDP_VERSION;
-	p[2] = type;
-	p[3] = 0;
-	p[4] = (uint8_t)len;
-	p[5] = (uint8_t)(len >> 8);
-	p[6] = (uint8_t)(len >> 16);
-	p[7] = (uint8_t)(len >> 24);
-}
-
-static inline uint32_t hdr_len(const uint8_t *p)
-{
-	return (uint32_t)p[4] | (uint32_t)p[5] << 8 | (uint32_t)p[6] << 16 | (uint32_t)p[7] << 24;
-}
-
 static const struct hpn_plugin_param udp_params[] = {
 	{"rcvbuf", "socket receive buffer bytes (default 4m; root may exceed rmem_max)"},
 	{"sndbuf", "socket send buffer bytes (default 4m)"},
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
-	{"gso", "on|off: send runs of equal-size messages to one peer as one UDP GSO call (default on)"},
-	{"gro", "on|off: reliable=off only: accept kernel-coalesced datagrams (UDP_GRO) and split them; for streams (default off)"},
+	{"gso", "on|off: send runs of equal-size datagrams to one peer as one UDP GSO call (default on)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
 
-/* ---- addresses and peers ----------------------------------------------- */
-
-static uint32_t addr_hash(const struct sockaddr_storage *a)
+static inline bool addr_eq(const void *a, uint32_t alen, const void *b, uint32_t blen)
 {
-	uint64_t h = 0x9E3779B97F4A7C15ull;
-
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *s = (const struct sockaddr_in *)a;
-
-		h ^= ((uint64_t)s->sin_addr.s_addr << 16) | s->sin_port;
-	} else {
-		const struct sockaddr_in6 *s = (const struct sockaddr_in6 *)a;
-		uint64_t w[2];
-
-		memcpy(w, &s->sin6_addr, 16);
-		h ^= w[0] ^ (w[1] * 31) ^ s->sin6_port;
-	}
-	h *= 0xff51afd7ed558ccdull;
-	return (uint32_t)(h >> 32);
-}
-
-static inline bool addr_eq(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-	if (a->ss_family != b->ss_family)
-		return false;
-	if (a->ss_family == AF_INET) {
-		const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-
-		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-	}
-	const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-
-	return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, 16);
-}
-
-static struct udp_peer *peer_find(struct hpn_pep *u, const struct sockaddr_storage *a)
-{
-	for (uint32_t h = addr_hash(a) & u->hmask;; h = (h + 1) & u->hmask) {
-		uint32_t idx = u->htab[h];
-
-		if (idx == HASH_EMPTY)
-			return NULL;
-		if (addr_eq(&u->peers[idx].addr, a))
-			return &u->peers[idx];
-	}
-}
-
-/* Deletions are rare (a peer leaves): rebuilding keeps probing simple. */
-static void hash_rebuild(struct hpn_pep *u)
-{
-	memset(u->htab, 0xff, (u->hmask + 1) * sizeof(*u->htab));
-	for (uint32_t i = 0; i < u->max_peers; i++) {
-		if (u->peers[i].state == P_FREE)
-			continue;
-		uint32_t h = addr_hash(&u->peers[i].addr) & u->hmask;
-
-		while (u->htab[h] != HASH_EMPTY)
-			h = (h + 1) & u->hmask;
-		u->htab[h] = i;
-	}
-}
-
-/* Slots are taken round-robin, so each one's generations last max_peers
- * times longer than if the lowest free slot were always reused; a slot
- * whose generations are used up is retired (peerid.h). */
-static struct udp_peer *peer_new(struct hpn_pep *u, const struct sockaddr_storage *a, socklen_t alen)
-{
-	for (uint32_t n = 0; n < u->max_peers; n++) {
-		uint32_t i = (u->next_slot + n) % u->max_peers;
-		struct udp_peer *p = &u->peers[i];
-
-		if (p->state != P_FREE || !hpn_peerid_usable(p->gen, u->slot_bits))
-			continue;
-		uint32_t gen = p->gen + 1;
-
-		memset(p, 0, sizeof(*p));
-		p->gen = gen;
-		p->id = hpn_peerid_make(i, gen, u->slot_bits);
-		memcpy(&p->addr, a, alen);
-		p->alen = alen;
-		p->last_rx_ns = p->started_ns = u->now;
-		p->state = P_CONNECTING;
-		u->active[u->npeers++] = i;
-		u->next_slot = i + 1;
-		hash_rebuild(u);
-		return p;
-	}
-	return NULL;
-}
-
-/* Why peer_new() found nothing: the table is full, or some slots are
- * retired for good. */
-static const char *no_slot_why(const struct hpn_pep *u)
-{
-	return u->npeers < u->max_peers ? "every free peer slot has used all its ids (recreate the endpoint)"
-					: "all peer slots in use (raise max_peers)";
-}
-
-static void peer_free(struct hpn_pep *u, struct udp_peer *p)
-{
-	unsigned c = u->closed_next++ % HPN_ARRAY_LEN(u->closed);
-
-	u->closed[c].addr = p->addr;
-	u->closed[c].nonce = p->nonce;
-	u->closed[c].until_ns = u->now + (u->timeout_ns > 3000000000ull ? u->timeout_ns : 3000000000ull);
-	p->state = P_FREE;
-	/* Swap-remove from the dense list of active slots. */
-	for (uint32_t j = 0; j < u->npeers; j++) {
-		if (u->active[j] == (uint32_t)(p - u->peers)) {
-			u->active[j] = u->active[--u->npeers];
-			break;
-		}
-	}
-	hash_rebuild(u);
-}
-
-static inline struct udp_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
-{
-	uint32_t idx = hpn_peerid_slot(id, u->slot_bits);
-
-	if (unlikely(idx >= u->max_peers))
-		return NULL;
-	struct udp_peer *p = &u->peers[idx];
-
-	return p->id == id && p->state != P_FREE ? p : NULL;
-}
-
-static void peer_gone(struct hpn_pep *u, struct udp_peer *p, int status)
-{
-	hpn_peer_t id = p->id;
-
-	peer_free(u, p);
-	hpn_core_event(u->core, HPN_EV_PEER_GONE, id, status);
+	return alen == blen && !memcmp(a, b, alen);
 }
 
 static int format_addr(const struct sockaddr_storage *a, char *buf, size_t len)
@@ -382,36 +153,9 @@ static int ensure_socket(struct hpn_pep *u, int family)
 			hpn_log(HPN_LOG_INFO, "udp: SO_BUSY_POLL=%d refused (%s); continuing without", us,
 				strerror(errno));
 	}
-	if (u->gro) {
-		int on = 1;
-
-		if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on))) {
-			hpn_log(HPN_LOG_INFO, "udp: UDP_GRO refused (%s); receiving datagrams one by one",
-				strerror(errno));
-			u->gro = false;
-		}
-	}
 	u->fd = fd;
 	u->family = family;
 	return 0;
-}
-
-static void send_ctrl(struct hpn_pep *u, const struct udp_peer *p, uint8_t type)
-{
-	uint8_t pkt[UDP_CTRL_LEN];
-
-	put_hdr(pkt, type, 8);
-	memcpy(pkt + UDP_HDR, &p->nonce, 8);
-	/* Control messages are best effort; retries come from timers. An
-	 * ICMP error reported here is handled at the next receive or
-	 * progress call, never in the middle of the caller's peer update. */
-	if (sendto(u->fd, pkt, sizeof(pkt), MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0) {
-		if (errno == ECONNREFUSED || errno == EHOSTUNREACH || errno == ENETUNREACH ||
-		    errno == EHOSTDOWN || errno == EMSGSIZE)
-			u->err_pending = true;
-		else if (errno != EAGAIN && errno != ENOBUFS)
-			HPN_STAT_ADD(u->st->errors, 1);
-	}
 }
 
 /* A peer's port answered with ICMP: the peer is gone (or never was). */
@@ -444,16 +188,8 @@ static void drain_errqueue(struct hpn_pep *u)
 			hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer");
 			continue;
 		}
-		if (u->pk) {
-			if (err)
-				hpn_pktep_unreachable(u->pk, &from, mh.msg_namelen, -err, (const uint8_t *)dummy,
-						      (size_t)qlen);
-			continue;
-		}
-		struct udp_peer *p = err ? peer_find(u, &from) : NULL;
-
-		if (p)
-			peer_gone(u, p, -err);
+		if (err)
+			hpn_pktep_unreachable(u->pk, &from, mh.msg_namelen, -err, (const uint8_t *)dummy, (size_t)qlen);
 	}
 	u->err_pending = false;
 }
@@ -464,35 +200,84 @@ static bool is_icmp_error(int err)
 	       err == ENETDOWN || err == EMSGSIZE;
 }
 
-/* ---- datagram I/O for the packet layer (reliable=on) ------------------------ */
+/* ---- datagram I/O for the packet layer --------------------------------------- */
 
 static bool transient(int err)
 {
 	return err == EAGAIN || err == ENOBUFS || err == EINTR;
 }
 
-/* Datagrams out: one sendto for one (latency), sendmmsg for more. A full
- * socket buffer drops them (0): the packet layer retransmits. */
+/* One message of the sendmmsg: datagrams d[0..k) (k > 1: one GSO run of
+ * seg-byte segments), header and payload iovecs each. */
+static void out_msg(struct hpn_pep *u, unsigned e, unsigned *iv, const struct hpn_dgram *d, unsigned k, uint32_t seg)
+{
+	struct msghdr *h = &u->rel_hdr[e].msg_hdr;
+
+	*h = (struct msghdr){.msg_name = (void *)d->addr, .msg_namelen = d->alen, .msg_iov = &u->rel_iov[*iv]};
+	for (unsigned j = 0; j < k; j++) {
+		if (d[j].hlen)
+			u->rel_iov[(*iv)++] = (struct iovec){(void *)d[j].hdr, d[j].hlen};
+		u->rel_iov[(*iv)++] = (struct iovec){d[j].data, d[j].len};
+	}
+	h->msg_iovlen = (size_t)(&u->rel_iov[*iv] - h->msg_iov);
+	if (k > 1) {
+		struct cmsghdr *c = (struct cmsghdr *)u->gso_ctl[e].buf;
+		uint16_t s = (uint16_t)seg;
+
+		c->cmsg_level = SOL_UDP;
+		c->cmsg_type = UDP_SEGMENT;
+		c->cmsg_len = CMSG_LEN(sizeof(s));
+		memcpy(CMSG_DATA(c), &s, sizeof(s));
+		h->msg_control = c;
+		h->msg_controllen = CMSG_SPACE(sizeof(s));
+	}
+	u->covers[e] = k;
+}
+
+/* Datagrams d[i..) that go in one GSO call: the same peer, the same size. */
+static unsigned gso_run(const struct hpn_pep *u, const struct hpn_dgram *d, unsigned n, uint32_t seg)
+{
+	unsigned k = 1;
+
+	if (!u->gso || seg > GSO_MAX_SEG)
+		return 1;
+	while (k < n && k < GSO_MAX_SEGS && (k + 1) * seg <= GSO_MAX_BYTES && d[k].hlen + d[k].len == seg &&
+	       addr_eq(d[k].addr, d[k].alen, d->addr, d->alen))
+		k++;
+	return k;
+}
+
+/* Datagrams out: one sendto for one (latency), sendmmsg for more, a run
+ * of equal-size ones to one peer as one GSO message. A full socket buffer
+ * drops them (0): the packet layer retransmits what it must. */
 static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
+	unsigned e = 0, iv = 0, i = 0;
 	int r;
 
-	if (n == 1) {
+	if (n == 1 && !d->hlen) {
 		if (sendto(u->fd, d->data, d->len, MSG_DONTWAIT, d->addr, d->alen) >= 0)
 			return 1;
 		r = -1;
 	} else {
 		if (n > HPN_ARRAY_LEN(u->rel_hdr))
 			n = HPN_ARRAY_LEN(u->rel_hdr);
-		for (unsigned i = 0; i < n; i++) {
-			u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
-			u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = d[i].alen,
-								.msg_iov = &u->rel_iov[i], .msg_iovlen = 1};
+		while (i < n) {
+			uint32_t seg = d[i].hlen + d[i].len;
+			unsigned k = gso_run(u, d + i, n - i, seg);
+
+			out_msg(u, e++, &iv, d + i, k, seg);
+			i += k;
 		}
-		r = sendmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT);
-		if (r > 0)
-			return r;
+		r = sendmmsg(u->fd, u->rel_hdr, e, MSG_DONTWAIT);
+		if (r > 0) {
+			unsigned sent = 0;
+
+			for (int j = 0; j < r; j++)
+				sent += u->covers[j];
+			return (int)sent;
+		}
 	}
 	if (transient(errno))
 		return 0;
@@ -701,10 +486,10 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	caps->max_msg_size = UDP_MAX_PAYLOAD;
+	caps->max_msg_size = 65000 - HPN_PKTEP_HEADROOM;
 	caps->inline_size = 0;
 	caps->flags = 0;
-	caps->headroom = UDP_HDR;
+	caps->headroom = HPN_PKTEP_HEADROOM; /* a zero-copy message's packet header goes in front of it */
 	caps->preference = 10;
 	if (fd < 0) {
 		snprintf(why, why_len, "cannot open a UDP socket: %s", strerror(errno));
@@ -714,27 +499,15 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-
 static void udp_close(struct hpn_pep *u)
 {
 	if (!u)
 		return;
 	hpn_pktep_destroy(u->pk); /* says goodbye: before the socket goes */
-	for (uint32_t i = 0; u->peers && i < u->max_peers; i++)
-		if (u->peers[i].state == P_UP)
-			send_ctrl(u, &u->peers[i], T_BYE);
-	if (u->rx_have && u->pool)
-		hpn_pool_put_bulk(u->pool, u->rx_bufs, u->rx_have);
 	if (u->rel_nrxb)
 		hpn_pool_put_bulk(u->pool, u->rel_rxb, u->rel_nrxb);
-	for (struct hpn_msg m; u->pool && hpn_msgq_pop(&u->pend, &m, 1);)
-		hpn_pool_put_bulk(u->pool, &m.data, 1);
-	hpn_msgq_fini(&u->pend);
 	if (u->fd >= 0)
 		close(u->fd);
-	free(u->peers);
-	free(u->active);
-	free(u->htab);
 	free(u);
 }
 
@@ -748,9 +521,6 @@ static bool is_group(const struct sockaddr_storage *a)
 /* Multicast is the packet layer's unordered mode over IPv4 groups. */
 static int group_check(struct hpn_pep *u, const struct sockaddr_storage *a, const char *spec)
 {
-	if (!u->pk)
-		return hpn_set_error(-EINVAL, "udp: %s is a multicast group: needs reliable=on,unordered=on "
-					      "(sequenced, gaps counted)", spec);
 	if (a->ss_family != AF_INET)
 		return hpn_set_error(-EAFNOSUPPORT, "udp: %s: only IPv4 multicast groups are supported", spec);
 	return 0;
@@ -794,27 +564,11 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	return 0;
 }
 
-/* reliable=on: the packet layer owns peers and framing from here on. */
-static int open_reliable(struct hpn_pep *u, struct hpn_core *core)
-{
-	struct hpn_pktep_cfg pc;
-	bool on;
-	int ret = hpn_pktep_read_cfg(core, 1472, 65000, &pc, &on);
-
-	if (ret || !on)
-		return ret;
-	u->mcast_if.s_addr = pc.mcast_if;
-	u->mcast_ttl = pc.mcast_ttl;
-	u->rel_mtu = pc.mtu;
-	return hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
-}
-
 static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
 {
 	struct hpn_pep *u = calloc(1, sizeof(*u));
-	uint64_t burst, peers, timeout_ms, retry_ms, bufsz;
-	int gso, gro;
-	int ret = 0;
+	struct hpn_pktep_cfg pc;
+	int gso, ret = 0;
 	char why[64];
 
 	if (!u)
@@ -825,73 +579,27 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = ret ?: hpn_core_cfg_u64(core, "rcvbuf", 4u << 20, 4096, 1u << 30, &u->rcvbuf);
 	ret = ret ?: hpn_core_cfg_u64(core, "sndbuf", 4u << 20, 4096, 1u << 30, &u->sndbuf);
 	ret = ret ?: hpn_core_cfg_u64(core, "busy_poll", 0, 0, 1000000, &u->busy_poll);
+	ret = ret ?: hpn_core_cfg_bool(core, "gso", 1, &gso);
+	/* Raw datagrams (reliable=off) as large as UDP takes: the kernel
+	 * fragments them on the way. */
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, 65000, 65507, &pc);
 	if (ret)
 		goto fail;
-	const struct hpn_core_opts *co = hpn_core_opts(core);
-
-	burst = co->burst;
-	peers = co->max_peers;
-	timeout_ms = co->peer_timeout_ms;
-	retry_ms = co->connect_retry_ms;
-	bufsz = co->buf_size;
-	u->max_msg = bufsz < UDP_MAX_PAYLOAD ? (uint32_t)bufsz : UDP_MAX_PAYLOAD;
-	ret = hpn_core_cfg_bool(core, "gso", 1, &gso);
-	/* Off by default: measured here, enabling UDP_GRO on a socket costs
-	 * ~0.15 us per received datagram even when nothing is coalesced, and
-	 * lone-message latency comes first. Streams want it on (4x at 64 B). */
-	ret = ret ?: hpn_core_cfg_bool(core, "gro", 0, &gro);
-	if (ret)
-		goto fail;
-	if (gro && bufsz + UDP_HDR < 65536) {
-		ret = hpn_set_error(-EINVAL, "config: gro=on needs buf_size >= 65532 (coalesced datagrams are up to 64 KiB)");
-		goto fail;
-	}
-	ret = open_reliable(u, core);
-	if (ret)
-		goto fail;
-	if (gro && u->pk) {
-		/* The packet layer reads datagrams one by one, never glued. */
-		ret = hpn_set_error(-EINVAL, "config: gro=on conflicts with reliable=on: kernel coalescing (UDP_GRO) "
-					     "is for raw datagrams; set reliable=off or drop gro=on");
-		goto fail;
-	}
-	u->gso = gso;
-	u->gro = gro;
-	u->burst = (unsigned)burst;
-	u->max_peers = (uint32_t)peers;
-	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
-	u->timeout_ns = timeout_ms * 1000000ull;
-	u->retry_ns = retry_ms * 1000000ull;
-	u->hmask = 1;
-	while (u->hmask + 1 < 2 * u->max_peers)
-		u->hmask = (u->hmask << 1) | 1;
-	u->peers = calloc(u->max_peers, sizeof(*u->peers));
-	u->active = calloc(u->max_peers, sizeof(*u->active));
-	u->htab = malloc((u->hmask + 1) * sizeof(*u->htab));
-	if (!u->peers || !u->htab || !u->active || hpn_msgq_init(&u->pend, PEND_MAX)) {
-		ret = hpn_set_error(-ENOMEM, "udp: out of memory for %u peers", u->max_peers);
-		goto fail;
-	}
-	hash_rebuild(u);
-	for (unsigned i = 0; i < BURST_MAX; i++) {
-		u->tx_hdr[i].msg_hdr.msg_iov = &u->tx_iov[2 * i];
-		u->tx_hdr[i].msg_hdr.msg_iovlen = 2;
-		u->tx_iov[2 * i] = (struct iovec){u->tx_hdrs[i], UDP_HDR};
-		u->rx_hdr[i].msg_hdr.msg_iov = &u->rx_iov[i];
-		u->rx_hdr[i].msg_hdr.msg_iovlen = 1;
-		u->rx_hdr[i].msg_hdr.msg_name = &u->rx_addr[i];
-	}
 	ret = udp_probe(caps, why, sizeof(why));
 	if (ret) {
 		hpn_set_error(ret, "udp: %s", why);
 		goto fail;
 	}
-	caps->max_msg_size = u->pk ? hpn_pktep_max_msg(u->pk) : u->max_msg;
-	if (u->pk) /* a zero-copy message is sent with its packet header in front */
-		caps->headroom = HPN_PKTEP_HEADROOM;
-	if (u->pk) /* multicast: in unordered mode (sequenced, gaps counted) */
+	u->gso = gso;
+	u->mcast_if.s_addr = pc.mcast_if;
+	u->mcast_ttl = pc.mcast_ttl;
+	u->rel_mtu = pc.mtu;
+	ret = hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
+	if (ret)
+		goto fail;
+	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
+	if (!pc.raw) /* multicast: in unordered mode (sequenced, gaps counted) */
 		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
-	u->now = hpn_now_ns();
 	*out = u;
 	return 0;
 fail:
@@ -905,12 +613,8 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	(void)addr;
 	(void)len;
 	u->pool = hpn_core_pool(u->core);
-	if (u->pk)
-		hpn_pktep_mem_register(u->pk);
-	u->rel_lend = u->pk && hpn_pool_buf_size(u->pool) >= u->rel_mtu;
-	u->rx_cap = hpn_pool_buf_size(u->pool) + UDP_HDR;
-	if (u->rx_cap > 65536)
-		u->rx_cap = 65536;
+	hpn_pktep_mem_register(u->pk);
+	u->rel_lend = hpn_pool_buf_size(u->pool) >= u->rel_mtu;
 	return 0; /* kernel sockets copy: nothing to register */
 }
 
@@ -937,8 +641,7 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 	if (bind(u->fd, (struct sockaddr *)&a, alen))
 		return hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
 	u->listening = true;
-	if (u->pk)
-		hpn_pktep_listen(u->pk);
+	hpn_pktep_listen(u->pk);
 	return 0;
 }
 
@@ -950,15 +653,6 @@ static int udp_local_addr(struct hpn_pep *u, char *buf, size_t len)
 	if (u->fd < 0 || getsockname(u->fd, (struct sockaddr *)&a, &alen))
 		return -ENOTCONN;
 	return format_addr(&a, buf, len);
-}
-
-static uint64_t new_nonce(void)
-{
-	uint64_t n;
-
-	if (getrandom(&n, sizeof(n), GRND_NONBLOCK) != sizeof(n))
-		n = hpn_now_ns() ^ ((uint64_t)getpid() << 32);
-	return n | 1; /* never 0 */
 }
 
 static bool is_loopback(const struct sockaddr_storage *a)
@@ -992,13 +686,12 @@ static bool is_self(struct hpn_pep *u, const struct sockaddr_storage *to)
 				      : ((const struct sockaddr_in6 *)to)->sin6_port;
 	if (!pa || pa != pb)
 		return false;
-	return addr_eq(&me, to) || (is_any(&me) && is_loopback(to));
+	return addr_eq(&me, len, to, len) || (is_any(&me) && is_loopback(to));
 }
 
 static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_storage a;
-	struct udp_peer *p;
 	socklen_t alen;
 	int ret = resolve(spec, false, &a, &alen);
 
@@ -1024,548 +717,41 @@ static int udp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 		return ret;
 	if (is_self(u, &a))
 		return hpn_set_error(-EINVAL, "udp: %s is this endpoint itself", spec);
-	if (u->pk)
-		return hpn_pktep_connect(u->pk, &a, alen, peer);
-	if (peer_find(u, &a))
-		return hpn_set_error(-EISCONN, "udp: already connected or connecting to %s", spec);
-	u->now = hpn_now_ns();
-	p = peer_new(u, &a, alen);
-	if (!p)
-		return hpn_set_error(-ENOSPC, "udp: %s: %u peers", no_slot_why(u), u->max_peers);
-	p->nonce = new_nonce();
-	p->last_hello_ns = u->now;
-	/* The application's timeout, else (asynchronous) the peer timeout. */
-	p->connect_limit_ns = hpn_core_connect_timeout_ms(u->core) * 1000000ull;
-	if (!p->connect_limit_ns)
-		p->connect_limit_ns = u->timeout_ns ? u->timeout_ns : 3000000000ull;
-	send_ctrl(u, p, T_HELLO);
-	*peer = p->id;
-	return 0;
+	return hpn_pktep_connect(u->pk, &a, alen, peer);
 }
 
 static int udp_disconnect(struct hpn_pep *u, hpn_peer_t id)
 {
-	struct udp_peer *p;
-
-	if (u->pk)
-		return hpn_pktep_disconnect(u->pk, id);
-	p = peer_by_id(u, id);
-	if (!p)
-		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
-	send_ctrl(u, p, T_BYE);
-	peer_free(u, p);
-	return 0;
+	return hpn_pktep_disconnect(u->pk, id);
 }
 
 static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
 {
-	struct udp_peer *p;
-
-	if (u->pk)
-		return hpn_pktep_peer_addr(u->pk, id, buf, len);
-	p = peer_by_id(u, id);
-	if (!p)
-		return hpn_set_error(-ENOENT, "udp: no peer %u", id);
-	return format_addr(&p->addr, buf, len);
+	return hpn_pktep_peer_addr(u->pk, id, buf, len);
 }
 
 static int udp_progress(struct hpn_pep *u, uint64_t now)
 {
-	if (u->pk)
-		return u->fd >= 0 ? hpn_pktep_progress(u->pk, now) : 0;
-	u->now = now;
-	if (u->err_pending)
-		drain_errqueue(u);
-	/* Backwards: peer_gone() swap-removes the current entry. */
-	for (uint32_t j = u->npeers; j-- > 0;) {
-		struct udp_peer *p = &u->peers[u->active[j]];
-
-		if (p->state == P_CONNECTING) {
-			if (now - p->started_ns > p->connect_limit_ns) {
-				peer_gone(u, p, -ETIMEDOUT);
-			} else if (now - p->last_hello_ns >= u->retry_ns) {
-				p->last_hello_ns = now;
-				send_ctrl(u, p, T_HELLO);
-			}
-		} else if (p->state == P_UP && u->timeout_ns) {
-			uint64_t quiet;
-
-			if (p->seen) {
-				p->seen = false;
-				p->last_rx_ns = now;
-			}
-			quiet = now - p->last_rx_ns;
-
-			if (quiet > u->timeout_ns) {
-				peer_gone(u, p, -ETIMEDOUT);
-			} else if (quiet > u->timeout_ns / 4 && now - p->last_ping_ns > u->timeout_ns / 4) {
-				p->last_ping_ns = now;
-				send_ctrl(u, p, T_PING);
-			}
-		}
-	}
-	return 0;
+	return u->fd >= 0 ? hpn_pktep_progress(u->pk, now) : 0;
 }
 
 static int udp_wait_fd(struct hpn_pep *u)
 {
 	/* The packet layer's timers (acks, retransmissions) are finer than
 	 * the core's sleeps: while one is near, keep polling. */
-	if (u->pk && u->fd >= 0 && hpn_pktep_busy(u->pk))
+	if (u->fd >= 0 && hpn_pktep_busy(u->pk))
 		return -EAGAIN;
 	return u->fd >= 0 ? u->fd : -EOPNOTSUPP;
 }
 
-/* ---- receive ----------------------------------------------------------- */
-
-static bool nonce_ok(const struct udp_peer *p, uint64_t nonce)
+static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
-	return p->nonce == nonce || (p->alt_nonce && p->alt_nonce == nonce);
-}
-
-static bool recently_closed(struct hpn_pep *u, const struct sockaddr_storage *from, uint64_t nonce)
-{
-	for (unsigned i = 0; i < HPN_ARRAY_LEN(u->closed); i++)
-		if (u->closed[i].nonce == nonce && u->now < u->closed[i].until_ns &&
-		    addr_eq(&u->closed[i].addr, from))
-			return true;
-	return false;
-}
-
-static void mark_up(struct hpn_pep *u, struct udp_peer *p);
-
-static void on_hello(struct hpn_pep *u, struct udp_peer *p, const struct sockaddr_storage *from,
-		     socklen_t alen, uint64_t nonce)
-{
-	if (p && nonce_ok(p, nonce)) {
-		if (p->state == P_UP)
-			send_ctrl(u, p, T_HELLO_ACK); /* our first ACK was lost */
-		return;
-	}
-	if (p && p->state == P_CONNECTING && u->listening) {
-		/* Simultaneous open: both sides connected to each other. Take
-		 * their session; keep ours valid too for packets in flight. */
-		p->alt_nonce = p->nonce;
-		p->nonce = nonce;
-		mark_up(u, p);
-		send_ctrl(u, p, T_HELLO_ACK);
-		return;
-	}
-	u->now = hpn_now_ns();
-	if (!u->listening || recently_closed(u, from, nonce)) {
-		HPN_STAT_ADD(u->st->drops, 1);
-		return;
-	}
-	if (p) /* same address, new session: the old process is gone */
-		peer_gone(u, p, -ECONNRESET);
-	p = peer_new(u, from, alen);
-	if (!p) {
-		HPN_STAT_ADD(u->st->drops, 1);
-		hpn_log(HPN_LOG_WARN, "udp: refusing a new peer: %s: %u peers", no_slot_why(u), u->max_peers);
-		return;
-	}
-	p->nonce = nonce;
-	p->state = P_UP;
-	send_ctrl(u, p, T_HELLO_ACK);
-	hpn_core_event(u->core, HPN_EV_PEER_NEW, p->id, 0);
-}
-
-static void mark_up(struct hpn_pep *u, struct udp_peer *p)
-{
-	p->state = P_UP;
-	p->seen = true;
-	hpn_core_event(u->core, HPN_EV_CONNECTED, p->id, 0);
-}
-
-static void on_ctrl(struct hpn_pep *u, unsigned i, const uint8_t *pkt, uint32_t len)
-{
-	const struct sockaddr_storage *from = &u->rx_addr[i];
-	struct udp_peer *p = peer_find(u, from);
-	uint64_t nonce;
-
-	if (len != UDP_CTRL_LEN || hdr_len(pkt) != 8) {
-		HPN_STAT_ADD(u->st->malformed, 1);
-		HPN_STAT_ADD(u->st->drops, 1);
-		return;
-	}
-	memcpy(&nonce, pkt + UDP_HDR, 8);
-	if (pkt[2] == T_HELLO) {
-		on_hello(u, p, from, u->rx_hdr[i].msg_hdr.msg_namelen, nonce);
-		return;
-	}
-	if (!p || !nonce_ok(p, nonce)) { /* stale session or a stranger */
-		HPN_STAT_ADD(u->st->drops, 1);
-		return;
-	}
-	p->seen = true;
-	switch (pkt[2]) {
-	case T_HELLO_ACK:
-		if (p->state == P_CONNECTING)
-			mark_up(u, p);
-		break;
-	case T_BYE:
-		peer_gone(u, p, 0);
-		break;
-	case T_PING:
-		send_ctrl(u, p, T_PONG);
-		break;
-	default: /* T_PONG: the timestamp above is all it is for */
-		break;
-	}
-}
-
-static void refill(struct hpn_pep *u, unsigned want)
-{
-	unsigned need = want - u->rx_have;
-
-	if (hpn_pool_get_bulk(u->pool, u->rx_bufs + u->rx_have, need) == need) {
-		u->rx_have = want;
-		return;
-	}
-	/* Pool nearly empty: take what is there, one at a time. */
-	while (u->rx_have < want && hpn_pool_get_bulk(u->pool, u->rx_bufs + u->rx_have, 1))
-		u->rx_have++;
-}
-
-/* Queue of messages split out of GRO super-datagrams beyond what the
- * caller asked for; handed out first by the next call, so order holds. */
-static inline void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
-{
-	if (unlikely(!hpn_msgq_push(&u->pend, m))) {
-		HPN_STAT_ADD(u->st->drops, 1);
-		hpn_pool_put_bulk(u->pool, &m->data, 1);
-	}
-}
-
-/* The kernel glued datagrams of one GSO run together (UDP_GRO). The first
- * message stays in its buffer; the others, found by walking the length
- * fields, are copied into buffers of their own, because the application
- * releases each message separately. */
-static void split_gro(struct hpn_pep *u, const uint8_t *pkt, uint32_t len, uint32_t off, hpn_peer_t peer)
-{
-	while (off < len) {
-		const uint8_t *sp = pkt + off;
-		uint32_t l;
-		void *buf;
-
-		if (unlikely(len - off < UDP_HDR || sp[0] != UDP_MAGIC || sp[1] != UDP_VERSION ||
-			     sp[2] != T_DATA || (l = hdr_len(sp)) > len - off - UDP_HDR)) {
-			HPN_STAT_ADD(u->st->malformed, 1); /* the rest cannot be framed */
-			HPN_STAT_ADD(u->st->drops, 1);
-			return;
-		}
-		off += UDP_HDR + l;
-		if (unlikely(!hpn_pool_get_bulk(u->pool, &buf, 1))) {
-			HPN_STAT_ADD(u->st->drops, 1); /* the application holds every buffer */
-			continue;
-		}
-		memcpy(buf, sp + UDP_HDR, l);
-		struct hpn_msg m = {buf, l, peer};
-
-		pend_push(u, &m);
-	}
-}
-
-/* Validate one datagram; returns 1 if it carries a message for the
- * application (then *out is its first one and *more the datagram length
- * when further glued messages follow, else 0: the caller places *out
- * first, then splits, so order holds). Anything else leaves the buffer
- * with us. */
-static inline int classify(struct hpn_pep *u, unsigned i, uint32_t len, int flags, struct hpn_msg *out,
-			   uint32_t *more)
-{
-	const uint8_t *pkt = (const uint8_t *)u->rx_bufs[i] - UDP_HDR;
-	struct udp_peer *p;
-	uint32_t l;
-
-	if (unlikely(len < UDP_HDR || pkt[0] != UDP_MAGIC || pkt[1] != UDP_VERSION ||
-		     (flags & MSG_TRUNC) || (l = hdr_len(pkt)) > len - UDP_HDR ||
-		     (l < len - UDP_HDR && (!u->gro || pkt[2] != T_DATA)))) {
-		HPN_STAT_ADD(u->st->malformed, 1);
-		HPN_STAT_ADD(u->st->drops, 1);
-		return 0;
-	}
-	if (unlikely(pkt[2] != T_DATA)) {
-		on_ctrl(u, i, pkt, len);
-		return 0;
-	}
-	p = peer_find(u, &u->rx_addr[i]);
-	if (unlikely(!p || p->state != P_UP)) {
-		if (!p || p->state != P_CONNECTING) {
-			HPN_STAT_ADD(u->st->drops, 1);
-			return 0;
-		}
-		/* Data before our ACK arrived: the server accepted us; the
-		 * ACK was lost or is late. */
-		mark_up(u, p);
-	}
-	p->seen = true;
-	*more = l < len - UDP_HDR ? len : 0;
-	*out = (struct hpn_msg){u->rx_bufs[i], l, p->id};
-	return 1;
-}
-
-static int rx_error(struct hpn_pep *u, int err)
-{
-	if (err == EAGAIN || err == EINTR)
-		return 0;
-	if (is_icmp_error(err)) {
-		drain_errqueue(u);
-		return 0;
-	}
-	HPN_STAT_ADD(u->st->errors, 1);
-	return -err;
-}
-
-/*
- * One datagram with recvfrom: when messages come one at a time (latency
- * work), recvmmsg costs a second, failing receive attempt and a msghdr and
- * iovec import on every call. Bursts switch to recvmmsg as soon as
- * messages queue up.
- */
-static int rx_one(struct hpn_pep *u, struct hpn_msg *msgs, size_t cap)
-{
-	uint8_t *at = (uint8_t *)u->rx_bufs[0] - UDP_HDR;
-	socklen_t alen = sizeof(u->rx_addr[0]);
-	uint32_t more;
-	ssize_t len;
-	int k;
-
-	len = recvfrom(u->fd, at, cap, MSG_DONTWAIT | MSG_TRUNC, (struct sockaddr *)&u->rx_addr[0], &alen);
-	if (len < 0)
-		return rx_error(u, errno);
-	u->rx_hdr[0].msg_hdr.msg_namelen = alen;
-	k = classify(u, 0, (uint32_t)(len > (ssize_t)cap ? cap : (size_t)len), len > (ssize_t)cap ? MSG_TRUNC : 0,
-		     msgs, &more);
-	if (!k)
-		return 0;
-	if (unlikely(more))
-		split_gro(u, at, more, UDP_HDR + msgs[0].len, msgs[0].peer);
-	/* The buffer is the application's now. */
-	u->rx_bufs[0] = u->rx_bufs[--u->rx_have];
-	return k;
+	return hpn_pktep_tx_burst(u->pk, msgs, n, flags);
 }
 
 static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
-	unsigned k = 0, keep = 0;
-	size_t cap;
-	int r;
-
-	if (u->pk)
-		return u->fd >= 0 ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
-	if (unlikely(u->pend.n))
-		return (int)hpn_msgq_pop(&u->pend, msgs, n);
-	if (unlikely(u->fd < 0))
-		return 0;
-	if (unlikely(u->err_pending))
-		drain_errqueue(u);
-	if (n > u->burst)
-		n = u->burst;
-	if (u->rx_have < n)
-		refill(u, n);
-	if (u->rx_have < n)
-		n = u->rx_have;
-	if (unlikely(!n))
-		return -ENOBUFS; /* the application holds every pool buffer */
-	cap = u->rx_cap;
-	if (n == 1 || !u->rx_bursty) {
-		r = rx_one(u, msgs, cap);
-		/* A message: more may be queued behind it, try a burst next. */
-		if (r > 0 && n > 1)
-			u->rx_bursty = true;
-		if (r > 0 && u->pend.n)
-			r += (int)hpn_msgq_pop(&u->pend, msgs + r, n - (unsigned)r);
-		return r;
-	}
-	for (unsigned i = 0; i < n; i++) {
-		/* The header lands in the headroom so the payload starts at the
-		 * buffer's data pointer. */
-		u->rx_iov[i] = (struct iovec){(uint8_t *)u->rx_bufs[i] - UDP_HDR, cap};
-		u->rx_hdr[i].msg_hdr.msg_namelen = sizeof(u->rx_addr[i]);
-		u->rx_hdr[i].msg_hdr.msg_flags = 0;
-	}
-	r = recvmmsg(u->fd, u->rx_hdr, n, MSG_DONTWAIT, NULL);
-	if (r <= 0) {
-		u->rx_bursty = false;
-		return r < 0 ? rx_error(u, errno) : 0;
-	}
-	if (r == 1)
-		u->rx_bursty = false;
-	for (unsigned i = 0; i < (unsigned)r; i++) {
-		uint32_t more;
-		struct hpn_msg m;
-
-		if (!classify(u, i, u->rx_hdr[i].msg_len, u->rx_hdr[i].msg_hdr.msg_flags, &m, &more)) {
-			u->rx_bufs[keep++] = u->rx_bufs[i];
-			continue;
-		}
-		/* Once GRO segments wait in the queue, later messages queue
-		 * behind them to keep the order. */
-		if (likely(!u->pend.n && k < n))
-			msgs[k++] = m;
-		else
-			pend_push(u, &m);
-		if (unlikely(more))
-			split_gro(u, (const uint8_t *)m.data - UDP_HDR, more, UDP_HDR + m.len, m.peer);
-	}
-	/* Buffers that carried no message stay for next time. */
-	for (unsigned i = (unsigned)r; i < u->rx_have; i++)
-		u->rx_bufs[keep++] = u->rx_bufs[i];
-	u->rx_have = keep;
-	if (u->pend.n && k < n)
-		k += hpn_msgq_pop(&u->pend, msgs + k, n - k);
-	return (int)k;
-}
-
-/* ---- send -------------------------------------------------------------- */
-
-static int tx_error(struct hpn_pep *u, int err)
-{
-	if (err == EAGAIN || err == ENOBUFS || err == EINTR)
-		return -EAGAIN;
-	if (is_icmp_error(err)) {
-		drain_errqueue(u);
-		return -EAGAIN; /* nothing sent; the gone peer now gets -ENOTCONN */
-	}
-	HPN_STAT_ADD(u->st->errors, 1);
-	return -err;
-}
-
-/*
- * One message with sendto: a single contiguous buffer avoids sendmmsg's
- * per-call msghdr copy and iovec import, which is most of the software
- * cost of a lone small message. Pool buffers get the header written into
- * their headroom; small copies go through the stack.
- */
-static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, const struct udp_peer *p, unsigned flags)
-{
-	uint8_t stack[UDP_HDR + 512];
-	uint8_t *pkt;
-
-	if (flags & HPN_TX_OWNED) {
-		pkt = (uint8_t *)m->data - UDP_HDR;
-	} else if (m->len <= sizeof(stack) - UDP_HDR) {
-		pkt = stack;
-		memcpy(stack + UDP_HDR, m->data, m->len);
-	} else {
-		struct msghdr mh = {.msg_name = (void *)&p->addr, .msg_namelen = p->alen,
-				    .msg_iov = u->tx_iov, .msg_iovlen = 2};
-
-		put_hdr(u->tx_hdrs[0], T_DATA, m->len);
-		u->tx_iov[1] = (struct iovec){m->data, m->len};
-		return sendmsg(u->fd, &mh, MSG_DONTWAIT) < 0 ? tx_error(u, errno) : 1;
-	}
-	put_hdr(pkt, T_DATA, m->len);
-	if (sendto(u->fd, pkt, m->len + UDP_HDR, MSG_DONTWAIT, (const struct sockaddr *)&p->addr, p->alen) < 0)
-		return tx_error(u, errno);
-	if (flags & HPN_TX_OWNED)
-		hpn_pool_put_bulk(u->pool, &m->data, 1);
-	return 1;
-}
-
-/* Messages [i, i + count) become one sendmmsg entry: a single datagram, or
- * with GSO a run of equal-size messages to one peer, which the kernel cuts
- * into datagrams (and loopback/GRO receivers may never cut at all). */
-static unsigned gso_run(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned i, unsigned k)
-{
-	uint32_t len = msgs[i].len, total = len + UDP_HDR;
-	unsigned j = i + 1;
-
-	if (!u->gso || len + UDP_HDR > GSO_MAX_SEG)
-		return 1;
-	while (j < k && j - i < GSO_MAX_SEGS && msgs[j].peer == msgs[i].peer && msgs[j].len == len &&
-	       total + len + UDP_HDR <= GSO_MAX_BYTES) {
-		total += len + UDP_HDR;
-		j++;
-	}
-	return j - i;
-}
-
-static void set_gso(struct hpn_pep *u, unsigned e, uint32_t seg)
-{
-	struct msghdr *mh = &u->tx_hdr[e].msg_hdr;
-	struct cmsghdr *c;
-	uint16_t v = (uint16_t)seg; /* the cmsg takes a u16 (the sockopt an int) */
-
-	mh->msg_control = &u->tx_cmsg[e];
-	mh->msg_controllen = CMSG_SPACE(sizeof(v));
-	c = CMSG_FIRSTHDR(mh);
-	c->cmsg_level = SOL_UDP;
-	c->cmsg_type = UDP_SEGMENT;
-	c->cmsg_len = CMSG_LEN(sizeof(v));
-	memcpy(CMSG_DATA(c), &v, sizeof(v));
-}
-
-static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
-{
-	const struct udp_peer *first = NULL;
-	unsigned k, e = 0, done = 0;
-	int err = 0, r;
-
-	if (u->pk)
-		return hpn_pktep_tx_burst(u->pk, msgs, n, flags);
-	if (n > u->burst)
-		n = u->burst;
-	for (k = 0; k < n; k++) {
-		const struct hpn_msg *m = &msgs[k];
-		struct udp_peer *p = peer_by_id(u, m->peer);
-
-		if (unlikely(!p || p->state != P_UP)) {
-			err = -ENOTCONN;
-			break;
-		}
-		if (unlikely(m->len > u->max_msg)) {
-			err = -EMSGSIZE;
-			break;
-		}
-		if (!k)
-			first = p;
-		u->tx_peer[k] = p;
-		put_hdr(u->tx_hdrs[k], T_DATA, m->len);
-		u->tx_iov[2 * k + 1] = (struct iovec){m->data, m->len};
-	}
-	if (!k)
-		return err;
-	if (k == 1)
-		return tx_one(u, msgs, first, flags);
-	for (unsigned i = 0; i < k; e++) {
-		struct msghdr *mh = &u->tx_hdr[e].msg_hdr;
-		unsigned cnt = gso_run(u, msgs, i, k);
-
-		mh->msg_name = &u->tx_peer[i]->addr;
-		mh->msg_namelen = u->tx_peer[i]->alen;
-		mh->msg_iov = &u->tx_iov[2 * i];
-		mh->msg_iovlen = 2 * cnt;
-		if (cnt > 1) {
-			set_gso(u, e, msgs[i].len + UDP_HDR);
-		} else {
-			mh->msg_control = NULL;
-			mh->msg_controllen = 0;
-		}
-		u->tx_count[e] = cnt;
-		i += cnt;
-	}
-	r = sendmmsg(u->fd, u->tx_hdr, e, MSG_DONTWAIT);
-	if (unlikely(r < 0)) {
-		if ((errno == EINVAL || errno == EIO) && u->gso && e < k) {
-			/* Device or kernel without UDP GSO: do without. */
-			hpn_log(HPN_LOG_WARN, "udp: GSO refused (%s); sending datagrams one by one",
-				strerror(errno));
-			u->gso = false;
-			return udp_tx_burst(u, msgs, k, flags);
-		}
-		return tx_error(u, errno);
-	}
-	for (int i = 0; i < r; i++)
-		done += u->tx_count[i];
-	if (flags & HPN_TX_OWNED) {
-		/* The kernel copied the payload: the buffers are free again. */
-		for (unsigned i = 0; i < done; i++)
-			u->tx_done[i] = msgs[i].data;
-		hpn_pool_put_bulk(u->pool, u->tx_done, done);
-	}
-	return done ? (int)done : -EAGAIN;
+	return u->fd >= 0 ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
 }
 
 static const struct hpn_plugin_ops udp_ops = {

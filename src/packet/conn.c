@@ -58,13 +58,18 @@ int hpn_conn_init(struct hpn_conn *c, const struct hpn_conn_cfg *cfg, const stru
 	c->tx.tlp_extra_ns = c->cfg.ack_delay_ns; /* the peer's, assumed like ours */
 	if (!c->cfg.ack_every || c->cfg.ack_every > c->tx.size / 2)
 		c->cfg.ack_every = c->tx.size / 4 ? c->tx.size / 4 : 1;
+	c->reasm.max = cfg->max_msg;
+	if (cfg->raw) { /* nothing is kept, nothing waits */
+		if (cfg->reliable)
+			return -EINVAL;
+		return 0;
+	}
 	if (!c->ops.get_frame) /* else the owner lends a frame per packet */
 		c->tx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
 	c->tx_len = calloc(c->tx.size, sizeof(*c->tx_len));
 	c->tx_msgs = calloc(c->tx.size, sizeof(*c->tx_msgs));
 	c->rx_pkts = malloc((size_t)c->tx.size * cfg->mtu);
 	c->rx_hdr = calloc(c->tx.size, sizeof(*c->rx_hdr));
-	c->reasm.max = cfg->max_msg;
 	if ((!c->tx_pkts && !c->ops.get_frame) || !c->tx_len || !c->tx_msgs || !c->rx_pkts || !c->rx_hdr) {
 		hpn_conn_fini(c);
 		return -ENOMEM;
@@ -266,6 +271,8 @@ static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	 * could never be sent whole (-EMSGSIZE, not -EAGAIN for ever). */
 	uint64_t fits = (uint64_t)(p->window < c->tx.size ? p->window : c->tx.size) * c->room;
 
+	if (c->cfg.raw) /* one datagram each, as large as the path takes */
+		fits = c->mtu - HPN_PKT_HDR;
 	if (fits < c->max_send)
 		c->max_send = (uint32_t)fits;
 	hpn_rxwin_init(&c->rx, p->first_seq, c->cfg.window, c->cfg.reliable);
@@ -729,6 +736,34 @@ static void hold(struct hpn_conn *c, const struct hpn_pkt *p)
 
 #define HOLE_ACK_EVERY 8
 
+/* A raw datagram: its message now, or dropped (counted) if the owner has
+ * no room - like a full socket buffer, nothing waits. */
+static void on_raw(struct hpn_conn *c, const struct hpn_pkt *p)
+{
+	if (c->state != HPN_CONN_UP)
+		return;
+	if (p->len > c->cfg.max_msg)
+		c->malformed++;
+	else if (c->ops.room && !c->ops.room(c->arg))
+		c->overflow++;
+	else
+		c->ops.deliver(c->arg, p->payload, p->len);
+}
+
+int hpn_conn_raw_header(struct hpn_conn *c, uint8_t *hdr, uint32_t len, uint64_t now)
+{
+	struct hpn_pkt p = {.type = HPN_PKT_DATA, .flags = HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE, .session = c->session,
+			    .len = (uint16_t)len};
+
+	if (c->state != HPN_CONN_UP || c->closing || c->bye || c->ending)
+		return -ENOTCONN;
+	if (len > c->max_send)
+		return -EMSGSIZE;
+	c->last_tx_ns = now;
+	c->pkts_sent++;
+	return (int)hpn_pkt_encode(&p, hdr); /* no checksum: the field stays 0 */
+}
+
 /* Returns true when the peer should hear from us at once. */
 static bool on_data(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
@@ -948,8 +983,10 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 			send_ctrl(c, HPN_PKT_HELLO_ACK, now);
 		break;
 	case HPN_PKT_DATA:
-		if (!!(p.flags & HPN_PKT_F_UNRELIABLE) != !c->cfg.reliable)
+		if (!!(p.flags & HPN_PKT_F_UNRELIABLE) != !c->cfg.reliable || !!(p.flags & HPN_PKT_F_RAW) != c->cfg.raw)
 			c->malformed++; /* the peer's mode is not ours */
+		else if (c->cfg.raw)
+			on_raw(c, &p);
 		else
 			ack_now = on_data(c, &p, now);
 		if (c->bye)

@@ -122,6 +122,11 @@ struct hpn_conn_cfg {
 	uint64_t cc_target_ns; /* congestion control: queueing delay target floor (0: cc.h's default) */
 	bool cc_off;           /* no congestion control: only the peer's window limits a stream */
 	bool reliable;         /* false: sequenced, gaps reported, no retransmission */
+	/* Raw datagrams (reliable=off; reliable must be false): the handshake,
+	 * keepalive and goodbye as ever, but each message is one datagram with
+	 * a RAW header (hpn_conn_raw_header), delivered as it comes - no
+	 * sequence, no ack, no checksum, no slots (window unused). */
+	bool raw;
 };
 
 struct hpn_conn {
@@ -186,6 +191,7 @@ struct hpn_conn {
 	struct hpn_pkt *rx_hdr;
 	/* Counters (single writer: the owner's thread). */
 	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, pkts_sent;
+	uint64_t overflow; /* raw: datagrams dropped, the owner had no room */
 };
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting
@@ -250,6 +256,12 @@ struct hpn_conn_msg {
  * is taken whole or not at all), or -EAGAIN (window full: nothing taken),
  * -EMSGSIZE (the first is larger than max_msg), -ENOTCONN. */
 int hpn_conn_send(struct hpn_conn *c, struct hpn_conn_msg *msgs, unsigned n, uint64_t now);
+
+/* Raw mode: write the header of a raw datagram carrying a len-byte
+ * message into hdr (HPN_PKT_HDR bytes; the payload follows it on the
+ * wire, from wherever the owner keeps it). Returns HPN_PKT_HDR, -ENOTCONN
+ * (not up, closing) or -EMSGSIZE (more than the peer takes in one). */
+int hpn_conn_raw_header(struct hpn_conn *c, uint8_t *hdr, uint32_t len, uint64_t now);
 
 /* A datagram arrived from this peer. Malformed or stale ones are counted;
  * so is one longer than cfg.mtu (the owner's receive buffers should be

@@ -204,6 +204,13 @@ static void on_gone(void *arg, int status);
 static void release_puts(struct hpn_pktep *e);
 static void flush(struct hpn_pktep *e);
 
+/* Among the device frames (frame backends: their own frame_put frees
+ * them, once sent)? A frame conn's lent frames always are. */
+static inline bool in_frames(const struct hpn_pktep *e, const void *p)
+{
+	return !e->fr_hi || (uintptr_t)p - e->fr_lo < e->fr_hi - e->fr_lo;
+}
+
 /* A frame the conn is done with (acked; unreliable: sent), or the buffer
  * of a zero-copy message it was built around: back to the backend (frames)
  * or the pool - after the flush if a send is batched, which may be it. */
@@ -219,7 +226,7 @@ static void on_put_frame(void *arg, uint8_t *frame)
 			return;
 		}
 	}
-	if (e->frame_io)
+	if (e->frame_io && in_frames(e, frame))
 		e->io->frame_put(e->io_arg, frame);
 	else
 		hpn_pool_put_bulk(e->pool, (void *const *)&frame, 1);
@@ -374,7 +381,7 @@ static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
  * public stats get the difference after each call into a conn. */
 static void stats_sync(struct hpn_pktep *e, struct hpn_conn *c, const uint64_t before[4])
 {
-	uint64_t bad = c->malformed - before[0], stale = c->stale - before[1];
+	uint64_t bad = c->malformed - before[0], stale = c->stale + c->overflow - before[1]; /* both dropped */
 
 	if (bad)
 		HPN_STAT_ADD(e->st->malformed, bad);
@@ -386,7 +393,7 @@ static void stats_sync(struct hpn_pktep *e, struct hpn_conn *c, const uint64_t b
 		HPN_STAT_ADD(e->st->gaps, c->gaps - before[3]);
 }
 
-#define STATS_BEFORE(c) {(c)->malformed, (c)->stale, (c)->retransmits, (c)->gaps}
+#define STATS_BEFORE(c) {(c)->malformed, (c)->stale + (c)->overflow, (c)->retransmits, (c)->gaps}
 
 /* ---- conn callbacks ------------------------------------------------------------ */
 
@@ -470,12 +477,15 @@ static void release_puts(struct hpn_pktep *e)
 	e->nput = 0;
 	if (!n)
 		return;
-	if (e->frame_io) {
-		for (unsigned i = 0; i < n; i++)
-			e->io->frame_put(e->io_arg, e->put_later[i]);
-	} else {
+	if (!e->frame_io) {
 		hpn_pool_put_bulk(e->pool, (void *const *)e->put_later, n);
+		return;
 	}
+	for (unsigned i = 0; i < n; i++) /* frames to the device (it knows what is in flight) */
+		if (in_frames(e, e->put_later[i]))
+			e->io->frame_put(e->io_arg, e->put_later[i]);
+		else
+			hpn_pool_put_bulk(e->pool, (void *const *)&e->put_later[i], 1);
 }
 
 /* A long run of sends: out with what is batched, then the time they
@@ -616,6 +626,18 @@ static void on_gone(void *arg, int status)
  * user chose it; a max_msg the user asked for that cannot fit is refused
  * with the reason, else max_msg shrinks to what fits. Single-packet
  * messages are delivered in ordinary pool buffers: those must hold one. */
+static int raw_max_msg(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, const struct hpn_core_opts *co)
+{
+	uint32_t most = cfg->mtu - HPN_PKT_HDR;
+
+	if (co->max_msg_set && co->max_msg > most)
+		return hpn_set_error(-EMSGSIZE, "config: max_msg=%u: a raw datagram (reliable=off) carries at most %u "
+						"bytes at mtu=%u", co->max_msg, most, cfg->mtu);
+	if (e->ccfg.max_msg > most)
+		e->ccfg.max_msg = most;
+	return 0;
+}
+
 static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, const struct hpn_core_opts *co)
 {
 	uint32_t frag = cfg->mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR, win = 1;
@@ -646,15 +668,14 @@ static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
  * reliable=off. */
 static const struct hpn_plugin_param pkt_params[] = {HPN_PKTEP_PARAMS};
 
-int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *pc,
-		       bool *on)
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu,
+		       struct hpn_pktep_cfg *pc)
 {
 	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us, ttl;
 	const char *mif = hpn_core_cfg(core, "mcast_if");
 	int rel, unordered, cc, ret;
 
 	*pc = (struct hpn_pktep_cfg){.faults = hpn_core_cfg(core, "faults")};
-	*on = false;
 	ret = hpn_core_cfg_bool(core, "reliable", 1, &rel);
 	ret = ret ?: hpn_core_cfg_bool(core, "unordered", 0, &unordered);
 	ret = ret ?: hpn_core_cfg_u64(core, "mtu", mtu_default, 128, mtu_max, &mtu);
@@ -673,15 +694,21 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 		return ret;
 	if (!rel) {
 		for (size_t i = 0; i < sizeof(pkt_params) / sizeof(pkt_params[0]); i++)
-			if (strcmp(pkt_params[i].key, "reliable") && hpn_core_cfg(core, pkt_params[i].key))
+			if (strcmp(pkt_params[i].key, "reliable") && strcmp(pkt_params[i].key, "mtu") &&
+			    strcmp(pkt_params[i].key, "faults") && hpn_core_cfg(core, pkt_params[i].key))
 				return hpn_set_error(-EINVAL,
-						     "config: %s= needs reliable=on: it belongs to the packet layer, "
-						     "and reliable=off sends raw datagrams%s",
+						     "config: %s= needs reliable=on: it belongs to the reliable "
+						     "stream, and reliable=off sends raw datagrams%s",
 						     pkt_params[i].key,
 						     !strcmp(pkt_params[i].key, "unordered")
 							     ? " (unordered already; reliable=on,unordered=on: "
 							       "sequenced, gaps counted)"
 							     : "");
+		pc->raw = true;
+		pc->mtu = hpn_core_cfg(core, "mtu") ? (uint32_t)mtu : raw_mtu;
+		pc->window = 16; /* the handshake's; nothing is kept */
+		pc->linger_ns = 1;
+		pc->mcast_ttl = 1;
 		return 0;
 	}
 	pc->mtu = (uint32_t)mtu;
@@ -694,7 +721,6 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	pc->cc_target_ns = target_us * 1000;
 	pc->reliable = !unordered;
 	pc->mcast_ttl = (uint8_t)ttl;
-	*on = true;
 	return 0;
 }
 
@@ -732,8 +758,12 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.cc_off = cfg->cc_off,
 		.hello_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * MS : 0,
 		.reliable = cfg->reliable,
+		.raw = cfg->raw,
 	};
-	ret = size_window(e, cfg, co);
+	if (cfg->raw) /* one datagram a message */
+		ret = raw_max_msg(e, cfg, co);
+	else
+		ret = size_window(e, cfg, co);
 	if (ret) {
 		free(e);
 		return ret;
@@ -931,7 +961,7 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 
 static int group_mode_check(struct hpn_pktep *e)
 {
-	if (e->ccfg.reliable)
+	if (e->ccfg.reliable || e->ccfg.raw)
 		return hpn_set_error(-EINVAL, "multicast needs unordered=on: a group has nobody to "
 					      "retransmit for it (gaps are counted instead)");
 	return 0;
@@ -1171,7 +1201,7 @@ static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
  * only from its device frames; else any pool buffer (the kernel copies). */
 static inline bool adoptable(const struct hpn_pktep *e, const void *data)
 {
-	return !e->fr_hi || ((uintptr_t)data - e->fr_lo < e->fr_hi - e->fr_lo);
+	return in_frames(e, data);
 }
 
 /* Zero-copy messages the conn copied after all: their buffers go back to
@@ -1190,12 +1220,87 @@ static void put_copied(struct hpn_pktep *e, const struct hpn_conn_msg *cm, unsig
 	}
 }
 
+/* After the flush that sends it: a buffer the application handed over. */
+static void put_after_flush(struct hpn_pktep *e, void *buf)
+{
+	if (e->nput == PK_BURST)
+		flush(e);
+	e->put_later[e->nput++] = buf;
+}
+
+/* A raw datagram through the fault layer, which wants it whole. */
+static void raw_faulty(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *hdr, const struct hpn_msg *m)
+{
+	uint8_t *pkt = e->tx_copy + (size_t)(e->ntx < PK_BURST ? e->ntx : 0) * e->ccfg.mtu;
+
+	if (hdr != (const uint8_t *)m->data - HPN_PKT_HDR)
+		memcpy(pkt, hdr, HPN_PKT_HDR);
+	else
+		pkt = (uint8_t *)hdr;
+	if (pkt != hdr)
+		memcpy(pkt + HPN_PKT_HDR, m->data, m->len);
+	hpn_fault_xmit(&e->fault, p->addr, p->alen, pkt, HPN_PKT_HDR + m->len, e->now, fault_out, e);
+}
+
+/* reliable=off: each message one datagram, its header written apart (a
+ * copy send: the payload goes out from the caller's memory) or in front
+ * of it (a zero-copy one: one piece, sent in place on a frame backend). */
+static int raw_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	unsigned done = 0;
+	int ret = 0;
+
+	e->now = hpn_now_ns();
+	for (; done < n; done++) {
+		const struct hpn_msg *m = &msgs[done];
+		struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
+		bool front = (flags & HPN_TX_OWNED) && adoptable(e, m->data);
+		uint8_t *hdr;
+
+		if (!p || p->dead) {
+			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
+			break;
+		}
+		if (e->ntx == PK_BURST)
+			flush(e);
+		hdr = front ? (uint8_t *)m->data - HPN_PKT_HDR : e->tx_ctrl[e->ntx];
+		ret = hpn_conn_raw_header(&p->conn, hdr, m->len, e->now);
+		if (ret < 0) {
+			if (ret == -EMSGSIZE)
+				hpn_set_error(ret, "send: %u bytes is more than one raw datagram to peer %u carries (%u)",
+					      m->len, m->peer, p->conn.max_send);
+			else
+				hpn_set_error(ret, "send: peer %u is not connected yet", m->peer);
+			break;
+		}
+		ret = 0;
+		if (e->faulty) {
+			raw_faulty(e, p, hdr, m);
+		} else if (front) {
+			e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = hdr,
+							       .len = HPN_PKT_HDR + m->len};
+		} else {
+			e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data,
+							       .len = m->len, .hdr = hdr, .hlen = HPN_PKT_HDR};
+		}
+		if (flags & HPN_TX_OWNED) {
+			if (!front)
+				HPN_STAT_ADD(e->st->tx_copied, 1); /* the frame backend copies it into a frame */
+			put_after_flush(e, m->data);
+		}
+	}
+	flush(e);
+	return done ? (int)done : ret;
+}
+
 int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
 	struct hpn_conn_msg cm[PK_BURST];
 	unsigned done = 0;
 	int ret = 0;
 
+	if (e->ccfg.raw)
+		return raw_tx_burst(e, msgs, n, flags);
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples */
 	while (done < n) {
 		struct pk_peer *p = tx_peer(e, msgs[done].peer);
@@ -1510,10 +1615,22 @@ static int receive(struct hpn_pktep *e)
 {
 	int r;
 
+	unsigned want = PK_BURST;
+
 	/* Top the reserve up in bulk, not one buffer per message. */
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e);
-	r = e->io->recv(e->io_arg, e->rx_d, PK_BURST);
+	/* Raw datagrams wait in the device (the socket buffer) while the
+	 * reader has no room for them: read, they could only be dropped. */
+	if (e->ccfg.raw) {
+		uint32_t room = hpn_msgq_room(&e->q) < e->ncache ? hpn_msgq_room(&e->q) : e->ncache;
+
+		if (room < want)
+			want = room;
+		if (!want)
+			return 0;
+	}
+	r = e->io->recv(e->io_arg, e->rx_d, want);
 	if (r == 0)
 		e->rx_empty++;
 	if (r <= 0)

@@ -1,12 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pktep.h - a reliable packet endpoint: everything a datagram backend
- * needs to offer hpn's connection-oriented plugin ops (listen, connect,
- * peers, events, ordered lossless messages) on top of "send a datagram to
- * an address, receive datagrams with their source".
+ * pktep.h - a packet endpoint: everything a datagram backend needs to
+ * offer hpn's connection-oriented plugin ops (listen, connect, peers,
+ * events; ordered lossless messages, sequenced feeds or raw datagrams) on
+ * top of "send a datagram to an address, receive datagrams with their
+ * source".
  *
- * udp uses it for reliable=on; af_xdp and dpdk are meant to use it
- * unchanged, supplying only their datagram I/O (struct hpn_dgram_io).
+ * udp and af_xdp use it for every mode, dpdk is meant to, each supplying
+ * only its datagram I/O (struct hpn_dgram_io).
  * It is linked into each such plugin (static library hpn_packet) and
  * talks to the core only through the plugin services of plugin.h.
  *
@@ -45,6 +46,11 @@ struct hpn_dgram {
 	 * is host delay, not path delay: the ACK's held time and congestion
 	 * control's RTT leave it out. */
 	uint64_t rx_ns;
+	/* send: a header to put on the wire in front of data (hlen bytes; 0:
+	 * none) - a raw datagram's, so its payload goes out from wherever the
+	 * application keeps it. */
+	const uint8_t *hdr;
+	uint32_t hlen;
 	/* recv: HPN_DGRAM_POOL - data lies in a buffer of the core's pool
 	 * (frames or ordinary) that the packet layer may keep: a message
 	 * alone in its packet is then handed to the application where it
@@ -105,6 +111,7 @@ struct hpn_pktep_cfg {
 	uint64_t cc_target_ns; /* congestion control's queueing-delay target floor (0: default) */
 	bool cc_off;        /* no congestion control (dedicated links) */
 	bool reliable;      /* false: sequenced, gaps counted, nothing retransmitted */
+	bool raw;           /* reliable=off: raw datagrams (conn.h cfg.raw) */
 	/* Multicast (unordered mode): the interface to join and publish on,
 	 * by its IPv4 address in network order (0: unset - the backend's
 	 * choice), and the hops a published datagram may travel. */
@@ -122,7 +129,7 @@ struct hpn_pktep;
  * backend: a backend's params table lists its own keys, then these, then
  * {NULL, NULL}. Read with hpn_pktep_read_cfg. */
 #define HPN_PKTEP_PARAMS                                                                                         \
-	{"reliable", "on|off: ordered, lossless messages through the packet layer (default on); off: raw datagrams"}, \
+	{"reliable", "on|off: ordered, lossless messages (default on); off: raw datagrams, one message each"},        \
 	{"unordered", "on|off: reliable=on only: sequenced but unreliable: gaps counted, nothing retransmitted "     \
 		      "(default off)"},                                                                        \
 	{"mtu", "reliable mode: datagram payload bytes per packet (default: the backend's, 1472 for Ethernet)"},      \
@@ -143,12 +150,13 @@ struct hpn_pktep;
 	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"}
 
 /* Read the keys above (one default, one range, contradictions refused).
- * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000).
- * *on = false: reliable=off, raw datagrams (the backend's own path; keys
- * that only the packet layer reads are then refused). Returns 0 or
- * -EINVAL with hpn_set_error(). */
-int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, struct hpn_pktep_cfg *cfg,
-		       bool *on);
+ * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000);
+ * raw_mtu: its default with reliable=off, raw datagrams (udp: 65000, the
+ * kernel fragments; a frame backend: what its link takes), where the keys
+ * of the reliable stream are refused. Returns 0 or -EINVAL with
+ * hpn_set_error(). */
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu,
+		       struct hpn_pktep_cfg *cfg);
 
 /* Reads the core options (bufs, burst, max_peers, peer_timeout_ms ...)
  * from core. Returns 0 or -errno with hpn_set_error(). */

@@ -137,8 +137,10 @@ static int decode_ctrl(struct hpn_pkt *p)
 static int flags_ok(uint8_t type, uint8_t f)
 {
 	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH | HPN_PKT_F_DUP |
-		  HPN_PKT_F_RETX))
+		  HPN_PKT_F_RETX | HPN_PKT_F_RAW))
 		return 0;
+	if (f & HPN_PKT_F_RAW)
+		return type == HPN_PKT_DATA && f == (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE);
 	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK)
 		return 0; /* only an ACK reports a duplicate */
 	if ((f & HPN_PKT_F_RETX) && ((type != HPN_PKT_ACK && type != HPN_PKT_DATA) || (f & HPN_PKT_F_UNRELIABLE)))
@@ -208,8 +210,12 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 	}
 	if (len - hdr != p->len)
 		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
-	if (get32(buf + 20) != csum_of(buf, len))
+	if (p->flags & HPN_PKT_F_RAW) {
+		if (p->seq || get32(buf + 20))
+			return HPN_PKT_EFLAGS; /* unused fields must be zero */
+	} else if (get32(buf + 20) != csum_of(buf, len)) {
 		return HPN_PKT_ECSUM;
+	}
 	p->payload = buf + hdr;
 	if ((p->flags & HPN_PKT_F_BATCH) && !batch_ok(p->payload, p->len))
 		return HPN_PKT_ELEN;

@@ -12,7 +12,7 @@
 #include <stdint.h>
 
 #define HPN_PKT_MAGIC 0xA7
-#define HPN_PKT_VERSION 3 /* 2: cookie handshake, random first sequence numbers, probe nonces; 3: RETX */
+#define HPN_PKT_VERSION 4 /* 2: cookie handshake, random first sequence numbers, probe nonces; 3: RETX; 4: RAW */
 #define HPN_PKT_HDR 24
 #define HPN_PKT_FRAG_HDR 8
 
@@ -44,6 +44,10 @@ enum hpn_pkt_type {
 #define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
 #define HPN_PKT_F_DUP 0x10        /* ACK: sent for a DATA packet we already had (DSACK's news) */
 #define HPN_PKT_F_RETX 0x20       /* DATA: a retransmission; ACK: a retransmission arrived new */
+/* DATA (with UNRELIABLE, nothing else): a raw datagram (reliable=off): one
+ * message, no sequence number (0), no ack, no checksum (0: the UDP
+ * checksum covers it, and a 64 KiB datagram is not summed twice). */
+#define HPN_PKT_F_RAW 0x40
 #define HPN_PKT_BATCH_HDR 2
 #define HPN_PKT_BATCH_MAX 64 /* messages in one BATCH packet: what a receiver must have room for */
 #define HPN_PKT_MIN_MTU 64

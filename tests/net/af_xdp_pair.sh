@@ -9,8 +9,9 @@
 #   3. a second af_xdp endpoint on the busy interface gets a clear error;
 #   4. udp server in hpnxd2, af_xdp client in hpnxd1 (the other direction;
 #      the client resolves the server's MAC through the kernel);
-#   5. af_xdp on both ends, in reliable and unordered mode, spinning and
-#      blocking in poll() on the socket;
+#   5. af_xdp on both ends, in reliable, unordered and raw (reliable=off)
+#      mode - raw also against a udp client - spinning and blocking in
+#      poll() on the socket;
 #   6. the XDP program is gone after a clean stop, and after kill -9 the next
 #      start removes the one it left (never someone else's).
 # Needs root and AF_XDP; skipped (77) with the reason otherwise.
@@ -117,6 +118,12 @@ client in1 xdp_to_xdp --plugin af_xdp --peer "${subnet}.2:$port"
 stop_server
 start_server in2 xdp_srv_unordered --plugin af_xdp --config unordered=on --bind "${subnet}.2:$port"
 client in1 xdp_to_xdp_unordered --plugin af_xdp --config unordered=on --peer "${subnet}.2:$port"
+stop_server
+# Raw datagrams (reliable=off): the packet layer's raw mode, one wire with
+# udp's raw mode.
+start_server in2 xdp_srv_raw --plugin af_xdp --config reliable=off --bind "${subnet}.2:$port"
+client in1 xdp_to_xdp_raw --plugin af_xdp --config reliable=off --peer "${subnet}.2:$port"
+client in1 udp_to_xdp_raw --plugin udp --config reliable=off --peer "${subnet}.2:$port"
 stop_server
 # Sleeping instead of spinning: both ends wait in poll() on the XSK socket.
 start_server in2 xdp_srv_block --plugin af_xdp --wait block --bind "${subnet}.2:$port"
