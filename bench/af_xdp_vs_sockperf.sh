@@ -5,27 +5,29 @@
 # Server in hpnbx1 pinned to cpu1, client in hpnbx2 pinned to cpu0, all
 # spinning in user space (sockperf --nonblocked, hpnbench --wait spin).
 # Per round: ping-pong at each size for sockperf, hpn udp raw and
-# reliable, hpn af_xdp reliable in native and in skb mode; then a 64 B
-# stream for each hpn variant. Rounds alternate the tools so drift hits
-# all; medians of the rounds are reported.
+# reliable, hpn af_xdp reliable in native and in skb mode and raw in skb
+# mode (and, with --base, udp raw of another build: the commit before a
+# change); then a 64 B stream for each hpn variant. Rounds alternate the
+# tools so drift hits all; medians of the rounds are reported.
 #
-#   bench/af_xdp_vs_sockperf.sh [--sizes 64,1024] [--duration 3] [--rounds 3] [--build DIR]
+#   bench/af_xdp_vs_sockperf.sh [--sizes 64,1024] [--duration 3] [--rounds 3] [--build DIR] [--base DIR]
 #
 # Targets (issue 10): af_xdp p50 <= 0.9x sockperf's; af_xdp stream >= 1.5 M
-# msg/s received at 64 B; reliable overhead over raw <= 0.3 us at 64 B (udp
-# here; af_xdp has no raw mode yet, so its overhead is not measured). Needs
-# root (namespaces, AF_XDP).
+# msg/s received at 64 B; reliable overhead over raw <= 0.3 us at 64 B on
+# udp and af_xdp (skb mode); udp raw p50 <= 1.0x sockperf's and no worse
+# than --base's. Needs root (namespaces, AF_XDP).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=64,1024 duration=3 rounds=3 build=build
+sizes=64,1024 duration=3 rounds=3 build=build base=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sizes) sizes=$2; shift 2 ;;
 	--duration) duration=$2; shift 2 ;;
 	--rounds) rounds=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
-	-h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+	--base) base=$2; shift 2 ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 	*) echo "af_xdp_vs_sockperf: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -51,9 +53,9 @@ srv() { ip netns exec ${prefix}1 taskset -c 1 "$@" >"$out/server.log" 2>&1 & spi
 stop() { kill -INT "$spid" 2>/dev/null; wait "$spid" 2>/dev/null || true; spid=""; }
 cli() { ip netns exec ${prefix}2 taskset -c 0 "$@"; }
 
-# hpn NAME PLUGIN CONFIG MODE SIZE
+# hpn NAME PLUGIN CONFIG MODE SIZE [HPNBENCH]
 hpn() {
-	local name=$1 plugin=$2 cfg=$3 mode=$4 size=$5
+	local name=$1 plugin=$2 cfg=$3 mode=$4 size=$5 bench=${6:-$bench}
 	srv "$bench" --quiet --server --plugin "$plugin" --config "$cfg" --mode "$mode" --bind ${subnet}.1:$port
 	cli "$bench" --quiet --plugin "$plugin" --config "$cfg" --mode "$mode" --size "$size" --duration "$duration" \
 		--warmup 10000 --wait spin --peer ${subnet}.1:$port --json "$out/$name.json" >/dev/null 2>"$out/$name.err" ||
@@ -62,6 +64,11 @@ hpn() {
 }
 
 variants="udp_raw:udp:reliable=off udp_rel:udp:reliable=on xdp_native:af_xdp:xdp_mode=native xdp_skb:af_xdp:xdp_mode=skb"
+variants+=" xdp_raw:af_xdp:xdp_mode=skb,reliable=off"
+if [ -n "$base" ]; then
+	[ -x "$base/bench/hpnbench" ] || { echo "af_xdp_vs_sockperf: $base/bench/hpnbench missing" >&2; exit 1; }
+	variants+=" udp_raw_base:udp:reliable=off:$(cd "$base" && pwd)/bench/hpnbench"
+fi
 IFS=, read -ra size_list <<<"$sizes"
 for r in $(seq 1 "$rounds"); do
 	for s in "${size_list[@]}"; do
@@ -70,15 +77,15 @@ for r in $(seq 1 "$rounds"); do
 		cli sockperf ping-pong -i ${subnet}.1 -p $port -m "$s" -t "$duration" --nonblocked >"$out/sp_pp_${s}_$r.txt" 2>&1
 		stop
 		for v in $variants; do
-			IFS=: read -r name plugin cfg <<<"$v"
+			IFS=: read -r name plugin cfg bin <<<"$v"
 			echo "round $r/$rounds size $s: hpn $name ping-pong" >&2
-			hpn "${name}_pp_${s}_$r" "$plugin" "$cfg" pingpong "$s"
+			hpn "${name}_pp_${s}_$r" "$plugin" "$cfg" pingpong "$s" "$bin"
 		done
 	done
 	for v in $variants; do
-		IFS=: read -r name plugin cfg <<<"$v"
+		IFS=: read -r name plugin cfg bin <<<"$v"
 		echo "round $r/$rounds: hpn $name stream 64 B" >&2
-		hpn "${name}_st_$r" "$plugin" "$cfg" stream 64
+		hpn "${name}_st_$r" "$plugin" "$cfg" stream 64 "$bin"
 	done
 done
 
@@ -114,12 +121,22 @@ for s in sizes:
         print("%6s  %-11s %8.2f %8.2f %9.2f %8.2f" % ('', n, p50, p50 / k50, p999, p999 / k999))
         if n.startswith('xdp') and s == 64:
             met &= p50 / k50 <= 0.9
+    p50of = lambda n: med([x['p50'] for x in (hpn('%s/%s_pp_%d_%d.json' % (out, n, s, r))
+                                              for r in range(1, rounds + 1)) if x])
     if s == 64:
-        raw = med([x['p50'] for x in (hpn('%s/udp_raw_pp_64_%d.json' % (out, r)) for r in range(1, rounds + 1)) if x])
-        rel = med([x['p50'] for x in (hpn('%s/udp_rel_pp_64_%d.json' % (out, r)) for r in range(1, rounds + 1)) if x])
-        print("%6s  udp reliable overhead over raw at p50: %+.2f us (target <= 0.3) %s" %
-              ('', rel - raw, 'met' if rel - raw <= 0.3 else 'NOT met'))
-        met &= rel - raw <= 0.3
+        for label, raw_n, rel_n in (('udp', 'udp_raw', 'udp_rel'), ('af_xdp (skb)', 'xdp_raw', 'xdp_skb')):
+            raw, rel = p50of(raw_n), p50of(rel_n)
+            print("%6s  %s reliable overhead over raw at p50: %+.2f us (target <= 0.3) %s" %
+                  ('', label, rel - raw, 'met' if rel - raw <= 0.3 else 'NOT met'))
+            met &= rel - raw <= 0.3
+        raw = p50of('udp_raw')
+        print("%6s  udp raw p50 %.2fx sockperf's (target <= 1.0) %s" % ('', raw / k50, 'met' if raw <= k50 else 'NOT met'))
+        met &= raw <= k50
+        if 'udp_raw_base' in names:
+            b = p50of('udp_raw_base')
+            print("%6s  udp raw p50 %.2f us vs %.2f us before (--base): %+.1f %% %s" %
+                  ('', raw, b, 100 * (raw / b - 1), 'no worse' if raw <= b * 1.02 else 'WORSE'))
+            met &= raw <= b * 1.02
 print("\nstream 64 B, messages/s received by the server (retransmissions)")
 for n in names:
     h = [x for x in (hpn('%s/%s_st_%d.json' % (out, n, r)) for r in range(1, rounds + 1)) if x]
@@ -127,6 +144,7 @@ for n in names:
     print("  %-11s %12.0f  (%d)" % (n, rate, med([x['retx'] for x in h]) if h else 0))
     if n.startswith('xdp'):
         met &= rate >= 1.5e6
-print("\ntargets: af_xdp p50 <= 0.9x sockperf at 64 B; af_xdp stream >= 1.5 M msg/s; udp reliable overhead <= 0.3 us")
+print("\ntargets: af_xdp p50 <= 0.9x sockperf at 64 B; af_xdp stream >= 1.5 M msg/s; reliable overhead <= 0.3 us;")
+print("         udp raw p50 <= 1.0x sockperf and no worse than before (within 2 %, one run's noise)")
 print("targets %s" % ("met" if met else "NOT all met (see above)"))
 PY

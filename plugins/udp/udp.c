@@ -58,6 +58,7 @@ struct hpn_pep {
 	struct in_addr mcast_if; /* the packet layer's mcast_if= (INADDR_ANY: unset) */
 	uint8_t mcast_ttl;
 	bool rel_bursty;
+	unsigned rel_hits; /* lone receives in a row that found a datagram */
 	/* The time a datagram waited in the socket buffer is ours, not the
 	 * path's (pktep.h, rx_ns), so the kernel stamps arrivals - only while
 	 * datagrams queue: a lone message waits for nobody, and stamping cost
@@ -69,7 +70,7 @@ struct hpn_pep {
 	struct iovec rel_iov[2 * 64]; /* send: a raw datagram's header and payload each */
 	/* The kernel's receive time of each datagram (SO_TIMESTAMPNS), and
 	 * the real clock's offset from ours (real_to_mono). */
-	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec))] __attribute__((aligned(8)));
+	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
 	union {
 		char buf[CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
@@ -83,6 +84,15 @@ struct hpn_pep {
 	void *rel_rxb[64]; /* a stack: the top ones are lent */
 	unsigned rel_nrxb, rel_lent;
 	uint32_t rel_mtu; /* lend only if a pool buffer holds this much */
+	bool raw;         /* reliable=off: no receive timestamps (nothing measures a round trip) */
+	bool gro;         /* reliable=off, gro=on: the kernel glues runs of datagrams, we cut them */
+	struct gro_run {
+		uint8_t *data;
+		uint32_t len, seg, off, alen;
+		uint64_t rx_ns;
+		uint8_t addr[HPN_PKTEP_ADDR_MAX];
+	} gq[64];
+	unsigned gq_head, gq_n;
 	bool rel_lend;
 };
 
@@ -91,6 +101,8 @@ static const struct hpn_plugin_param udp_params[] = {
 	{"sndbuf", "socket send buffer bytes (default 4m)"},
 	{"busy_poll", "SO_BUSY_POLL microseconds, 0 off (default 0; above net.core.busy_read needs CAP_NET_ADMIN)"},
 	{"gso", "on|off: send runs of equal-size datagrams to one peer as one UDP GSO call (default on)"},
+	{"gro", "on|off: reliable=off only: let the kernel coalesce runs of datagrams (UDP_GRO) and cut them here; "
+		"for streams (default off: costs a lone message ~0.15 us)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
@@ -152,6 +164,15 @@ static int ensure_socket(struct hpn_pep *u, int family)
 		if (setsockopt(fd, SOL_SOCKET, SO_BUSY_POLL, &us, sizeof(us)))
 			hpn_log(HPN_LOG_INFO, "udp: SO_BUSY_POLL=%d refused (%s); continuing without", us,
 				strerror(errno));
+	}
+	if (u->gro) {
+		int on = 1;
+
+		if (setsockopt(fd, SOL_UDP, UDP_GRO, &on, sizeof(on))) {
+			hpn_log(HPN_LOG_INFO, "udp: UDP_GRO refused (%s); receiving datagrams one by one",
+				strerror(errno));
+			u->gro = false;
+		}
 	}
 	u->fd = fd;
 	u->family = family;
@@ -342,19 +363,26 @@ static void rx_timestamps(struct hpn_pep *u, bool on)
  * stall the data behind them, and 0 means the socket is empty. */
 #define RECV_ERR_RETRIES 8
 
-/* Point the first n entries at pool buffers (topped up in bulk): fewer
- * if the pool is low; if it is empty, at the packet layer's own room. */
-static unsigned rel_lend(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
+/* The stash of pool buffers for datagrams to land in, filled up in one
+ * pool operation when it runs low (halving when the pool is low). */
+static void rel_restock(struct hpn_pep *u)
 {
-	unsigned want;
-
-	if (n > HPN_ARRAY_LEN(u->rel_rxb))
-		n = HPN_ARRAY_LEN(u->rel_rxb);
-	for (want = u->rel_lend && n > u->rel_nrxb ? n - u->rel_nrxb : 0; want; want /= 2)
+	for (unsigned want = HPN_ARRAY_LEN(u->rel_rxb) - u->rel_nrxb; want; want /= 2)
 		if (hpn_pool_get_bulk(u->pool, u->rel_rxb + u->rel_nrxb, want) == want) {
 			u->rel_nrxb += want;
-			break;
+			return;
 		}
+}
+
+/* Point the first n entries at pool buffers: fewer if the pool is low; if
+ * it is empty, at the packet layer's own room. Inline: the lone receive
+ * of every poll takes one step. */
+static inline unsigned rel_lend(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
+{
+	if (n > HPN_ARRAY_LEN(u->rel_rxb))
+		n = HPN_ARRAY_LEN(u->rel_rxb);
+	if (u->rel_nrxb < n && u->rel_lend)
+		rel_restock(u);
 	if (!u->rel_nrxb) {
 		for (unsigned i = 0; i < n; i++) {
 			d[i].data = d[i].buf;
@@ -382,6 +410,12 @@ static void rel_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	unsigned top = u->rel_nrxb - u->rel_lent, k = 0;
 	void *back[HPN_ARRAY_LEN(u->rel_rxb)];
 
+	if (u->rel_lent == 1) { /* lone: kept, or still on top */
+		if (n && !d->data)
+			u->rel_nrxb--;
+		u->rel_lent = 0;
+		return;
+	}
 	for (unsigned i = 0; i < u->rel_lent; i++)
 		if (i >= n || d[i].data)
 			back[k++] = u->rel_rxb[u->rel_nrxb - 1 - i];
@@ -390,34 +424,95 @@ static void rel_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	u->rel_lent = 0;
 }
 
+/* The segment size of a datagram the kernel glued from a run (UDP_GRO
+ * control message), 0 if it is one. */
+static unsigned gro_size(struct msghdr *h)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+			int seg;
+
+			memcpy(&seg, CMSG_DATA(c), sizeof(seg));
+			return seg > 0 ? (unsigned)seg : 0;
+		}
+	return 0;
+}
+
+/* Glued datagrams (gro=on) wait here, cut one by one into the entries
+ * of this and the next receive calls (no system call while any wait, so
+ * the buffers they lie in are not written again meanwhile). They are not
+ * lent: the packet layer copies what it keeps. */
+static void gro_queue(struct hpn_pep *u, struct hpn_dgram *d, unsigned r)
+{
+	for (unsigned i = 0; i < r; i++) {
+		struct gro_run *g = &u->gq[(u->gq_head + u->gq_n++) % HPN_ARRAY_LEN(u->gq)];
+		unsigned seg = d[i].len ? gro_size(&u->rel_hdr[i].msg_hdr) : 0;
+
+		*g = (struct gro_run){.data = d[i].data, .len = d[i].len, .seg = seg && seg < d[i].len ? seg : d[i].len,
+				      .alen = d[i].alen, .rx_ns = d[i].rx_ns};
+		memcpy(g->addr, d[i].addr, d[i].alen);
+	}
+	u->rel_lent = 0; /* every buffer stays in the stash */
+}
+
+static int gro_drain(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
+{
+	unsigned out = 0;
+
+	while (u->gq_n && out < n) {
+		struct gro_run *g = &u->gq[u->gq_head];
+		uint32_t len = g->len - g->off < g->seg ? g->len - g->off : g->seg;
+
+		memcpy((void *)d[out].addr, g->addr, g->alen);
+		d[out] = (struct hpn_dgram){.addr = d[out].addr, .alen = g->alen, .data = g->data + g->off, .len = len,
+					    .buf = d[out].buf, .rx_ns = g->rx_ns};
+		out++;
+		g->off += len;
+		if (g->off >= g->len || !len) {
+			u->gq_head = (u->gq_head + 1) % HPN_ARRAY_LEN(u->gq);
+			u->gq_n--;
+		}
+	}
+	return (int)out;
+}
+
 static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsigned retry)
 {
 	int r;
 
 	if (u->err_pending)
 		drain_errqueue(u);
-	if (!u->rel_bursty || n == 1) {
-		rel_lend(u, d, 1);
+	if (u->gq_n)
+		return gro_drain(u, d, n);
+	if ((!u->rel_bursty || n == 1) && !u->gro) {
 		/* Lone messages (latency work): recvmmsg would cost a second,
 		 * failing attempt. */
-		struct iovec iov = {d->data, d->len};
-		struct msghdr h = {.msg_name = (void *)d->addr, .msg_namelen = HPN_PKTEP_ADDR_MAX, .msg_iov = &iov,
-				   .msg_iovlen = 1, .msg_control = u->rel_ctl[0], .msg_controllen = sizeof(u->rel_ctl[0])};
+		struct iovec iov;
+		struct msghdr h;
+		socklen_t alen = HPN_PKTEP_ADDR_MAX;
+		ssize_t len;
+
+		rel_lend(u, d, 1);
 		/* Without timestamps the lone message keeps recvfrom: no
 		 * msghdr to copy in and out. */
-		ssize_t len = u->rel_ts ? recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC)
-					: recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr,
-						   &h.msg_namelen);
-		socklen_t alen = h.msg_namelen;
-
-		if (!u->rel_ts)
+		if (u->rel_ts) {
+			iov = (struct iovec){d->data, d->len};
+			h = (struct msghdr){.msg_name = (void *)d->addr, .msg_namelen = alen, .msg_iov = &iov,
+					    .msg_iovlen = 1, .msg_control = u->rel_ctl[0],
+					    .msg_controllen = sizeof(u->rel_ctl[0])};
+			len = recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+			alen = h.msg_namelen;
+		} else {
+			len = recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr, &alen);
 			h.msg_controllen = 0;
+		}
 
 		if (len < 0) {
 			if (is_icmp_error(errno)) {
 				drain_errqueue(u);
 				return retry ? rel_recv_try(u, d, n, retry - 1) : 0;
 			}
+			u->rel_hits = 0;
 			return transient(errno) ? 0 : -errno;
 		}
 		d->alen = alen;
@@ -426,7 +521,10 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		else if ((size_t)len > d->len)
 			d->len = 0; /* truncated: longer than our mtu, not ours */
 		d->rx_ns = h.msg_controllen ? rx_stamp(&h, real_to_mono(u)) : 0;
-		u->rel_bursty = true; /* try a burst next time; it says if not */
+		/* Two in a row: a queue, read it in bursts from now on (until a
+		 * burst finds at most one). One alone, as ping-pong brings, would
+		 * cost every other poll a failing recvmmsg of 64. */
+		u->rel_bursty = ++u->rel_hits >= 2;
 		if (u->rel_ts && ++u->rel_lone >= TS_IDLE)
 			rx_timestamps(u, false);
 		return 1;
@@ -435,13 +533,18 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		n = HPN_ARRAY_LEN(u->rel_hdr);
 	n = rel_lend(u, d, n);
 	for (unsigned i = 0; i < n; i++) {
+		struct msghdr *h = &u->rel_hdr[i].msg_hdr;
+
 		u->rel_iov[i] = (struct iovec){d[i].data, d[i].len};
-		u->rel_hdr[i].msg_hdr = (struct msghdr){.msg_name = (void *)d[i].addr, .msg_namelen = HPN_PKTEP_ADDR_MAX,
-							.msg_iov = &u->rel_iov[i], .msg_iovlen = 1,
-							.msg_control = u->rel_ctl[i],
-							.msg_controllen = sizeof(u->rel_ctl[i])};
+		h->msg_name = (void *)d[i].addr;
+		h->msg_namelen = HPN_PKTEP_ADDR_MAX;
+		h->msg_iov = &u->rel_iov[i];
+		h->msg_iovlen = 1;
+		h->msg_control = u->rel_ctl[i];
+		h->msg_controllen = sizeof(u->rel_ctl[i]);
 	}
 	r = recvmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
+	u->rel_hits = 0;
 	if (r < 0) {
 		u->rel_bursty = false;
 		if (is_icmp_error(errno)) {
@@ -457,9 +560,13 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		d[i].len = u->rel_hdr[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : u->rel_hdr[i].msg_len;
 		d[i].rx_ns = u->rel_hdr[i].msg_hdr.msg_controllen ? rx_stamp(&u->rel_hdr[i].msg_hdr, off) : 0;
 	}
+	if (u->gro) { /* glued runs are cut into the entries, the rest wait */
+		gro_queue(u, d, (unsigned)r);
+		r = gro_drain(u, d, n);
+	}
 	u->rel_bursty = r > 1;
-	if (r > 1)
-		rx_timestamps(u, true); /* a queue: its wait is ours, measure it */
+	if (r > 1 && !u->raw)
+		rx_timestamps(u, true); /* a queue: its wait is ours, measure it (raw: no RTT to measure) */
 	else if (u->rel_ts && ++u->rel_lone >= TS_IDLE)
 		rx_timestamps(u, false);
 	return r;
@@ -568,7 +675,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 {
 	struct hpn_pep *u = calloc(1, sizeof(*u));
 	struct hpn_pktep_cfg pc;
-	int gso, ret = 0;
+	int gso, gro, ret = 0;
 	char why[64];
 
 	if (!u)
@@ -580,6 +687,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = ret ?: hpn_core_cfg_u64(core, "sndbuf", 4u << 20, 4096, 1u << 30, &u->sndbuf);
 	ret = ret ?: hpn_core_cfg_u64(core, "busy_poll", 0, 0, 1000000, &u->busy_poll);
 	ret = ret ?: hpn_core_cfg_bool(core, "gso", 1, &gso);
+	ret = ret ?: hpn_core_cfg_bool(core, "gro", 0, &gro);
 	/* Raw datagrams (reliable=off) as large as UDP takes: the kernel
 	 * fragments them on the way. */
 	ret = ret ?: hpn_pktep_read_cfg(core, 1472, 65000, 65507, &pc);
@@ -590,10 +698,17 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		hpn_set_error(ret, "udp: %s", why);
 		goto fail;
 	}
+	if (gro && !pc.raw) {
+		ret = hpn_set_error(-EINVAL, "config: gro=on conflicts with reliable=on: kernel coalescing (UDP_GRO) "
+					     "is for raw datagrams; set reliable=off or drop gro=on");
+		goto fail;
+	}
 	u->gso = gso;
+	u->gro = gro;
 	u->mcast_if.s_addr = pc.mcast_if;
 	u->mcast_ttl = pc.mcast_ttl;
 	u->rel_mtu = pc.mtu;
+	u->raw = pc.raw;
 	ret = hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 	if (ret)
 		goto fail;

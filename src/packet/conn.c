@@ -752,16 +752,14 @@ static void on_raw(struct hpn_conn *c, const struct hpn_pkt *p)
 
 int hpn_conn_raw_header(struct hpn_conn *c, uint8_t *hdr, uint32_t len, uint64_t now)
 {
-	struct hpn_pkt p = {.type = HPN_PKT_DATA, .flags = HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE, .session = c->session,
-			    .len = (uint16_t)len};
-
 	if (c->state != HPN_CONN_UP || c->closing || c->bye || c->ending)
 		return -ENOTCONN;
 	if (len > c->max_send)
 		return -EMSGSIZE;
 	c->last_tx_ns = now;
 	c->pkts_sent++;
-	return (int)hpn_pkt_encode(&p, hdr); /* no checksum: the field stays 0 */
+	hpn_pkt_raw_header(hdr, c->session, (uint16_t)len); /* no checksum: the field stays 0 */
+	return HPN_PKT_HDR;
 }
 
 /* Returns true when the peer should hear from us at once. */

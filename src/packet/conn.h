@@ -263,6 +263,22 @@ int hpn_conn_send(struct hpn_conn *c, struct hpn_conn_msg *msgs, unsigned n, uin
  * (not up, closing) or -EMSGSIZE (more than the peer takes in one). */
 int hpn_conn_raw_header(struct hpn_conn *c, uint8_t *hdr, uint32_t len, uint64_t now);
 
+/* Raw mode's receive fast path: buf is a raw datagram of this stream (the
+ * checks of hpn_pkt_decode, in three compares): its payload and length,
+ * the peer heard from. NULL: anything else - hand it to hpn_conn_input. */
+static inline const uint8_t *hpn_conn_raw_payload(struct hpn_conn *c, const uint8_t *buf, size_t len, uint64_t now,
+						  uint32_t *plen)
+{
+	int n;
+
+	if (c->state != HPN_CONN_UP || c->ending || len > c->cfg.mtu ||
+	    (n = hpn_pkt_raw_check(buf, len, c->session)) < 0 || (uint32_t)n > c->cfg.max_msg)
+		return NULL;
+	c->last_rx_ns = now;
+	*plen = (uint32_t)n;
+	return buf + HPN_PKT_HDR;
+}
+
 /* A datagram arrived from this peer. Malformed or stale ones are counted;
  * so is one longer than cfg.mtu (the owner's receive buffers should be
  * no larger). */

@@ -1242,6 +1242,43 @@ static void raw_faulty(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *hd
 	hpn_fault_xmit(&e->fault, p->addr, p->alen, pkt, HPN_PKT_HDR + m->len, e->now, fault_out, e);
 }
 
+/* One raw message, the latency case: straight to the device, no batch. */
+static int raw_tx_one(struct hpn_pktep *e, const struct hpn_msg *m, unsigned flags)
+{
+	struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
+	bool front = (flags & HPN_TX_OWNED) && adoptable(e, m->data);
+	struct hpn_dgram d;
+	uint8_t hdr[HPN_PKT_HDR];
+	int ret;
+
+	if (!p || p->dead)
+		return hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
+	ret = hpn_conn_raw_header(&p->conn, front ? (uint8_t *)m->data - HPN_PKT_HDR : hdr, m->len, e->now);
+	if (ret < 0)
+		return ret == -EMSGSIZE ? hpn_set_error(ret, "send: %u bytes is more than one raw datagram to peer %u "
+							      "carries (%u)", m->len, m->peer, p->conn.max_send)
+					: hpn_set_error(ret, "send: peer %u is not connected yet", m->peer);
+	if (front)
+		d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = (uint8_t *)m->data - HPN_PKT_HDR,
+				       .len = HPN_PKT_HDR + m->len};
+	else
+		d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data, .len = m->len, .hdr = hdr,
+				       .hlen = HPN_PKT_HDR};
+	if (e->io->send(e->io_arg, &d, 1) < 0) /* lost, as a datagram may be */
+		HPN_STAT_ADD(e->st->errors, 1);
+	if (flags & HPN_TX_OWNED) { /* sent (a frame backend frees a frame when its send completes) */
+		void *b = m->data;
+
+		if (!front)
+			HPN_STAT_ADD(e->st->tx_copied, 1);
+		if (e->frame_io && in_frames(e, b))
+			e->io->frame_put(e->io_arg, b);
+		else
+			hpn_pool_put_bulk(e->pool, &b, 1);
+	}
+	return 1;
+}
+
 /* reliable=off: each message one datagram, its header written apart (a
  * copy send: the payload goes out from the caller's memory) or in front
  * of it (a zero-copy one: one piece, sent in place on a frame backend). */
@@ -1250,7 +1287,10 @@ static int raw_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigne
 	unsigned done = 0;
 	int ret = 0;
 
-	e->now = hpn_now_ns();
+	/* No clock read: the time only marks the peer as spoken to (the
+	 * keepalive's business), the last receive's will do. */
+	if (n == 1 && !e->ntx && !e->faulty)
+		return raw_tx_one(e, msgs, flags);
 	for (; done < n; done++) {
 		const struct hpn_msg *m = &msgs[done];
 		struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
@@ -1582,6 +1622,23 @@ static bool handshake(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_d
 	return true;
 }
 
+/* Raw mode: a raw datagram of a peer's stream straight to the reader (or
+ * dropped, counted, when it has no room); false: anything else. */
+static bool raw_input(struct hpn_pktep *e, struct pk_peer *p, struct hpn_dgram *d)
+{
+	uint32_t len;
+	const uint8_t *msg = hpn_conn_raw_payload(&p->conn, d->data, d->len, e->now, &len);
+
+	if (!msg)
+		return false;
+	e->last = p;
+	if (on_room(p))
+		on_deliver(p, msg, len);
+	else
+		HPN_STAT_ADD(e->st->drops, 1);
+	return true;
+}
+
 static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 {
 	struct pk_peer *p = e->last;
@@ -1589,6 +1646,11 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	/* Datagrams come in runs from one peer: no hash for those. */
 	if (!p || p->dead || p->superseded || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
 		p = peer_find(e, d->addr, d->alen);
+	if (e->ccfg.raw) {
+		if (p && !p->lingering && raw_input(e, p, d))
+			return;
+		e->now = hpn_now_ns(); /* a handshake's cookie carries the time */
+	}
 	if (e->subscribing && d->len >= HPN_PKT_HDR && (d->data[2] == HPN_PKT_DATA || d->data[2] == HPN_PKT_PING))
 		p = subscribe_peer(e, p, d->data, d->len, d->addr, d->alen);
 	else if (handshake(e, p, d))
@@ -1635,7 +1697,12 @@ static int receive(struct hpn_pktep *e)
 		e->rx_empty++;
 	if (r <= 0)
 		return r;
-	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples, liveness */
+	/* One clock read per burst: RTT samples, liveness - raw datagrams
+	 * need only the liveness, to the millisecond: the core's progress
+	 * call brings the time that often (and input() reads it for any
+	 * other packet). */
+	if (!e->ccfg.raw)
+		e->now = hpn_now_ns();
 	for (int i = 0; i < r; i++) {
 		e->cur = &e->rx_d[i];
 		input(e, &e->rx_d[i]);
@@ -1679,8 +1746,9 @@ int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
 		return got ? (int)got : r;
 	if (r == 0) {
 		/* Nothing came: run the timers now and then, so retransmission
-		 * is not held to the core's millisecond timer. */
-		if (!got && !(++e->idle_polls & 31))
+		 * is not held to the core's millisecond timer (raw datagrams
+		 * have nothing to resend: the core's timer is enough). */
+		if (!got && !e->ccfg.raw && !(++e->idle_polls & 31))
 			hpn_pktep_progress(e, hpn_now_ns());
 		return (int)got;
 	}

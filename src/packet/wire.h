@@ -152,4 +152,44 @@ struct hpn_reasm {
  * dropped). */
 int hpn_reasm_add(struct hpn_reasm *r, const struct hpn_pkt *p);
 
+/* Raw datagrams (HPN_PKT_F_RAW) on the fast path: the header is fixed
+ * but for session and length, so it is written, and checked, as three
+ * little-endian words - the same rules as hpn_pkt_decode (flags exactly
+ * RAW|UNRELIABLE, seq, ack, window and checksum 0, the length the
+ * datagram's), without its branches. */
+static inline uint64_t hpn_pkt_raw_word0(uint32_t session)
+{
+	return (uint64_t)HPN_PKT_MAGIC | (uint64_t)HPN_PKT_VERSION << 8 | (uint64_t)HPN_PKT_DATA << 16 |
+	       (uint64_t)(HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE) << 24 | (uint64_t)session << 32;
+}
+
+static inline void hpn_pkt_raw_header(uint8_t *h, uint32_t session, uint16_t len)
+{
+	uint64_t w[3] = {hpn_pkt_raw_word0(session), 0, len};
+
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	w[0] = __builtin_bswap64(w[0]);
+	w[2] = __builtin_bswap64(w[2]);
+#endif
+	__builtin_memcpy(h, w, sizeof(w));
+}
+
+/* The payload length of a raw datagram of this session, or -1 if buf is
+ * anything else (a control packet, another session, malformed). */
+static inline int hpn_pkt_raw_check(const uint8_t *buf, size_t len, uint32_t session)
+{
+	uint64_t w[3];
+
+	if (len < HPN_PKT_HDR || len - HPN_PKT_HDR > 0xffff)
+		return -1;
+	__builtin_memcpy(w, buf, sizeof(w));
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+	w[0] = __builtin_bswap64(w[0]);
+	w[2] = __builtin_bswap64(w[2]);
+#endif
+	if (w[0] != hpn_pkt_raw_word0(session) || w[1] || w[2] != len - HPN_PKT_HDR)
+		return -1;
+	return (int)(len - HPN_PKT_HDR);
+}
+
 #endif

@@ -169,17 +169,21 @@ static void test_gso_gro(void **state)
 	hpn_ep *ep = NULL;
 
 	(void)state;
-	/* The packet layer reads datagrams one by one: no GRO (the key is
-	 * gone; unknown keys are refused by name). */
-	assert_int_equal(hpn_ep_create("plugin=udp,gro=on", &ep), -EINVAL);
-	assert_non_null(strstr(hpn_last_error(), "gro"));
-	run_equal_sizes("gso=on", 64);
-	run_equal_sizes("gso=off", 100);
-	if (reliable)
+	if (reliable) {
+		/* The stream reads datagrams one by one: no GRO. */
+		assert_int_equal(hpn_ep_create("plugin=udp,gro=on", &ep), -EINVAL);
+		assert_non_null(strstr(hpn_last_error(), "gro=on conflicts with reliable=on"));
+		run_equal_sizes("gso=on", 64);
+		run_equal_sizes("gso=off", 100);
 		return;
-	run_equal_sizes("gso=on", 1448); /* a whole Ethernet payload with the header */
+	}
+	run_equal_sizes("gso=on,gro=on", 64);
+	run_equal_sizes("gso=on,gro=on", 1448); /* a whole Ethernet payload with the header */
+	run_equal_sizes("gso=on,gro=off", 100);
+	run_equal_sizes("gso=off,gro=on", 100);
+	run_equal_sizes("gso=off,gro=off", 100);
 	/* Above the GSO segment limit messages go one datagram each. */
-	run_equal_sizes("gso=on", 1449);
+	run_equal_sizes("gso=on,gro=on", 1449);
 }
 
 static void test_bursts_and_sizes(void **state)
@@ -1996,6 +2000,8 @@ static void test_config_conflicts(void **state)
 	hpn_peer_t p;
 
 	(void)state;
+	assert_int_equal(hpn_ep_create("plugin=udp,reliable=on,gro=on", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "gro=on conflicts with reliable=on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,unordered=on", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "unordered= needs reliable=on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,cc=on", &ep), -EINVAL);
