@@ -58,7 +58,6 @@ struct rdma_peer {
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
 	hpn_peer_t pid; /* slot | generation << slot_bits (peerid.h): never reused */
-	uint32_t gen;
 	uint8_t state;
 	bool outgoing;
 	struct hpn_sq sq; /* what each in-flight send holds (sq.h) */
@@ -103,8 +102,7 @@ struct hpn_pep {
 
 	struct rdma_peer *peers;
 	uint32_t max_peers;
-	unsigned slot_bits; /* of peer ids, see peerid.h */
-	uint32_t next_slot; /* where the round-robin search for a free slot starts */
+	struct hpn_peer_slots slots; /* ids and free slots (peerid.h, as the packet layer's) */
 	uint32_t *qtab; /* qp_num -> peer index, open addressing */
 	uint32_t qmask;
 
@@ -142,7 +140,7 @@ static const struct hpn_plugin_param rdma_params[] = {
 
 static struct rdma_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 {
-	uint32_t idx = hpn_peerid_slot(id, u->slot_bits);
+	uint32_t idx = hpn_peer_slots_index(&u->slots, id);
 
 	if (unlikely(idx >= u->max_peers))
 		return NULL;
@@ -151,40 +149,41 @@ static struct rdma_peer *peer_by_id(struct hpn_pep *u, hpn_peer_t id)
 	return p->pid == id && p->state != P_FREE ? p : NULL;
 }
 
-/* Slots are taken round-robin, so each one's generations last max_peers
- * times longer than if the lowest free slot were always reused; a slot
- * whose generations are used up is retired (peerid.h). */
+/* Slots are taken oldest freed first, so each one's generations last as
+ * long as they can; a slot whose generations are used up is retired
+ * (peerid.h). */
 static struct rdma_peer *peer_new(struct hpn_pep *u, struct rdma_cm_id *id, bool outgoing)
 {
-	for (uint32_t n = 0; n < u->max_peers; n++) {
-		uint32_t i = (u->next_slot + n) % u->max_peers;
-		struct rdma_peer *p = &u->peers[i];
-		uint32_t gen;
+	hpn_peer_t pid;
+	uint32_t i = hpn_peer_slots_take(&u->slots, &pid);
+	struct rdma_peer *p;
 
-		if (p->state != P_FREE || !hpn_peerid_usable(p->gen, u->slot_bits))
-			continue;
-		gen = p->gen + 1;
-		memset(p, 0, sizeof(*p));
-		p->gen = gen;
-		p->pid = hpn_peerid_make(i, gen, u->slot_bits);
-		p->id = id;
-		p->outgoing = outgoing;
-		p->state = P_RESOLVING;
-		id->context = p;
-		u->next_slot = i + 1;
-		return p;
-	}
-	return NULL;
+	if (i == UINT32_MAX)
+		return NULL;
+	p = &u->peers[i];
+	memset(p, 0, sizeof(*p));
+	p->pid = pid;
+	p->id = id;
+	p->outgoing = outgoing;
+	p->state = P_RESOLVING;
+	id->context = p;
+	return p;
 }
 
-/* Why peer_new() found nothing: the table is full, or the free slots are
- * retired for good. */
+/* The slot of a peer that ends (its state P_FREE from here on) goes back. */
+static void peer_free(struct hpn_pep *u, struct rdma_peer *p)
+{
+	if (p->state == P_FREE)
+		return; /* its slot is back already: never twice */
+	p->state = P_FREE;
+	if (!hpn_peer_slots_put(&u->slots, (uint32_t)(p - u->peers)))
+		hpn_log(HPN_LOG_WARN, "rdma: peer slot %u retired: its %u generations are used up",
+			(uint32_t)(p - u->peers), u->slots.gen_max);
+}
+
 static const char *no_slot_why(const struct hpn_pep *u)
 {
-	for (uint32_t i = 0; i < u->max_peers; i++)
-		if (u->peers[i].state == P_FREE)
-			return "every free peer slot has used all its ids (recreate the endpoint)";
-	return "all peer slots in use (raise max_peers)";
+	return hpn_peer_slots_why(&u->slots);
 }
 
 static void qtab_put(struct hpn_pep *u, uint32_t qpn, uint32_t idx)
@@ -548,7 +547,7 @@ static void teardown(struct hpn_pep *u, struct rdma_peer *p)
 			rdma_destroy_id(p->id);
 		p->id = NULL;
 	}
-	p->state = P_FREE;
+	peer_free(u, p);
 	qtab_rebuild(u);
 }
 
@@ -588,7 +587,7 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 				rdma_destroy_qp(id);
 			p->qp = NULL;
 			p->id = NULL;
-			p->state = P_FREE;
+			peer_free(u, p);
 			ring_free(p);
 			hpn_sq_free(&p->sq);
 			qtab_rebuild(u);
@@ -760,6 +759,7 @@ static void rdma_close_(struct hpn_pep *u)
 		close(u->epfd);
 	free(u->peers);
 	free(u->qtab);
+	hpn_peer_slots_fini(&u->slots);
 	hpn_msgq_fini(&u->pend);
 	free(u);
 }
@@ -845,7 +845,6 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	}
 	u->burst = (unsigned)burst;
 	u->max_peers = (uint32_t)peers;
-	u->slot_bits = hpn_peerid_slot_bits(u->max_peers);
 	u->recv_len = bufsz > (1u << 30) ? 1u << 30 : (uint32_t)bufsz;
 	u->max_msg = u->recv_len;
 	u->qmask = 1;
@@ -854,6 +853,7 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
 	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
 	ret = hpn_msgq_init(&u->pend, u->rx_depth + 64);
+	ret = hpn_peer_slots_init(&u->slots, u->max_peers) ? -ENOMEM : ret;
 	u->ec = rdma_create_event_channel();
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (!u->peers || !u->qtab || ret || !u->ec || u->epfd < 0) {
@@ -956,7 +956,7 @@ static int rdma_connect_(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	}
 	if (rdma_resolve_addr(id, NULL, (struct sockaddr *)&a, RESOLVE_MS)) {
 		ret = -errno;
-		p->state = P_FREE;
+		peer_free(u, p);
 		p->id = NULL;
 		rdma_destroy_id(id);
 		return hpn_set_error(ret, "rdma: cannot resolve %s to an RDMA device: %s", spec, strerror(-ret));

@@ -1160,6 +1160,12 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		c->probe_ns = now + c->probe_wait_ns;
 	} else if (now - c->last_tx_ns >= keepalive_ns(c, now)) {
 		send_ctrl(c, HPN_PKT_PING, now);
+		c->ping_ns = now;
+	} else if (c->cfg.raw && now - c->last_rx_ns >= keepalive_ns(c, now) && now - c->ping_ns >= keepalive_ns(c, now)) {
+		/* Raw datagrams draw no acks: a sender that never stops hears
+		 * its peer only when it asks. */
+		send_ctrl(c, HPN_PKT_PING, now);
+		c->ping_ns = now;
 	}
 }
 

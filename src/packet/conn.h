@@ -192,6 +192,7 @@ struct hpn_conn {
 	/* Counters (single writer: the owner's thread). */
 	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, pkts_sent;
 	uint64_t overflow; /* raw: datagrams dropped, the owner had no room */
+	uint64_t ping_ns;  /* the last keepalive PING went out then */
 };
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting

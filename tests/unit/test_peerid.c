@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <string.h>
+
 #include "internal.h"
 #include "peerid.h"
 
@@ -54,11 +56,52 @@ static void test_ids(void **state)
 	assert_int_not_equal(hpn_peerid_make(0, 1, 8), hpn_peerid_make(0, 1 + 65536, 8));
 }
 
+/* The slot table both peer tables use: every slot once before any is
+ * reused (oldest freed first), ids never repeat, a slot whose
+ * generations are used up retires and is never handed out again. */
+static void test_slots(void **state)
+{
+	struct hpn_peer_slots s;
+	uint32_t id, first[3], i;
+
+	(void)state;
+	assert_int_equal(hpn_peer_slots_init(&s, 3), 0);
+	for (i = 0; i < 3; i++)
+		assert_int_equal(hpn_peer_slots_take(&s, &first[i]), i);
+	assert_int_equal(hpn_peer_slots_take(&s, &id), UINT32_MAX); /* full */
+	assert_non_null(strstr(hpn_peer_slots_why(&s), "raise max_peers"));
+	assert_true(hpn_peer_slots_put(&s, 1));
+	assert_true(hpn_peer_slots_put(&s, 0));
+	assert_int_equal(hpn_peer_slots_take(&s, &id), 1); /* oldest freed first */
+	assert_int_equal(hpn_peer_slots_index(&s, id), 1);
+	assert_int_not_equal(id, first[1]); /* a new generation */
+	hpn_peer_slots_fini(&s);
+
+	/* One slot, all its generations: then it retires. */
+	assert_int_equal(hpn_peer_slots_init(&s, 65535), 0);
+	for (i = 1; i < 65535; i++) /* the others out of the way */
+		assert_int_equal(hpn_peer_slots_take(&s, &id), i - 1);
+	assert_int_equal(hpn_peer_slots_take(&s, &id), 65534);
+	for (uint32_t g = 1; g < s.gen_max; g++) {
+		uint32_t prev = id;
+
+		assert_true(hpn_peer_slots_put(&s, 65534));
+		assert_int_equal(hpn_peer_slots_take(&s, &id), 65534);
+		assert_int_not_equal(id, prev);
+		assert_int_not_equal(id, UINT32_MAX); /* never HPN_PEER_NONE */
+	}
+	assert_false(hpn_peer_slots_put(&s, 65534)); /* retired */
+	assert_int_equal(hpn_peer_slots_take(&s, &id), UINT32_MAX);
+	assert_non_null(strstr(hpn_peer_slots_why(&s), "used all its ids"));
+	hpn_peer_slots_fini(&s);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_slot_bits_match_live_table),
 		cmocka_unit_test(test_ids),
+		cmocka_unit_test(test_slots),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

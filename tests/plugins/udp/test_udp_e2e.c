@@ -164,6 +164,40 @@ static void run_equal_sizes(const char *cfg, uint32_t len)
 	hpn_ep_destroy(s);
 }
 
+/* A one-way raw stream (reliable=off: the receiver sends nothing back by
+ * itself) for four peer timeouts: the sender's keepalive asks, nobody is
+ * declared gone. (The sender once judged its peer by its own sending and
+ * declared a live receiver dead after one timeout.) */
+static void test_one_way_outlives_timeout(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server("peer_timeout_ms=300", addr, sizeof(addr));
+	hpn_ep *c = make("peer_timeout_ms=300");
+	hpn_peer_t p = connect_pair(s, c, addr, NULL);
+	struct hpn_msg in[32];
+	struct hpn_event ev;
+	uint8_t buf[64] = {0};
+	uint64_t t0 = now_ms(), got = 0;
+
+	(void)state;
+	while (now_ms() - t0 < 1200) {
+		int r = hpn_send(c, p, buf, sizeof(buf));
+
+		assert_true(r == 0 || r == -EAGAIN);
+		hpn_poll(c, NULL, 0);
+		r = hpn_recv_burst(s, in, 32);
+		for (int i = 0; i < r; i++, got++)
+			hpn_buf_put(s, in[i].data);
+	}
+	assert_true(got > 0);
+	while (hpn_poll(c, &ev, 1) == 1)
+		assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+	while (hpn_poll(s, &ev, 1) == 1)
+		assert_int_not_equal(ev.type, HPN_EV_PEER_GONE);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 static void test_gso_gro(void **state)
 {
 	hpn_ep *ep = NULL;
@@ -2106,6 +2140,7 @@ int main(void)
 		cmocka_unit_test(test_many_in_order),
 		cmocka_unit_test(test_bursts_and_sizes),
 		cmocka_unit_test(test_gso_gro),
+		cmocka_unit_test(test_one_way_outlives_timeout),
 		cmocka_unit_test(test_copy_recv_keeps_message),
 		cmocka_unit_test(test_zero_copy_no_leak),
 		cmocka_unit_test(test_many_peers),
