@@ -1111,6 +1111,7 @@ static int open_frames(struct hpn_pep *u)
 	u->data_off = (uint32_t)hpn_pool_headroom(u->frames);
 	u->pc.frames = u->frames;
 	u->fill_target = u->nframes / 2 < RING_SIZE ? u->nframes / 2 : RING_SIZE;
+	u->pc.kept_max = u->fill_target / 4;
 	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
 	u->fstate = calloc(u->nframes, 1);
 	if (!u->free_frames || !u->fstate)

@@ -299,6 +299,14 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 				sent += u->covers[j];
 			return (int)sent;
 		}
+		if (r < 0 && (errno == EINVAL || errno == EIO) && u->gso && e < n) {
+			/* The kernel refuses GSO here (a segment above the path
+			 * MTU: IPv6, a tunnel; no offload): one datagram each from
+			 * now on, and this batch again. */
+			hpn_log(HPN_LOG_INFO, "udp: UDP GSO refused (%s); sending datagrams one by one", strerror(errno));
+			u->gso = false;
+			return rel_send(arg, d, n);
+		}
 	}
 	if (transient(errno))
 		return 0;
@@ -701,6 +709,11 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	if (gro && !pc.raw) {
 		ret = hpn_set_error(-EINVAL, "config: gro=on conflicts with reliable=on: kernel coalescing (UDP_GRO) "
 					     "is for raw datagrams; set reliable=off or drop gro=on");
+		goto fail;
+	}
+	if (gro && pc.mtu < 65507) { /* a glued run is up to a whole IPv4 datagram */
+		ret = hpn_set_error(-EINVAL, "config: gro=on needs mtu=65507 (the default with reliable=off): glued "
+					     "runs of datagrams are received whole");
 		goto fail;
 	}
 	u->gso = gso;

@@ -339,7 +339,8 @@ int hpn_conn_subscribe(struct hpn_conn *c, const uint8_t *pkt, size_t len, uint6
 	struct hpn_pkt p;
 
 	if (c->cfg.reliable || hpn_pkt_decode(pkt, len, c->cfg.max_msg, &p) ||
-	    !((p.type == HPN_PKT_DATA && (p.flags & HPN_PKT_F_UNRELIABLE)) || p.type == HPN_PKT_PING))
+	    !((p.type == HPN_PKT_DATA && (p.flags & HPN_PKT_F_UNRELIABLE) && !(p.flags & HPN_PKT_F_RAW)) ||
+	      p.type == HPN_PKT_PING))
 		return -EINVAL;
 	c->role = HPN_CONN_SUBSCRIBE;
 	c->session = p.session;

@@ -629,6 +629,14 @@ static int raw_max_msg(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
 						"bytes at mtu=%u", co->max_msg, most, cfg->mtu);
 	if (e->ccfg.max_msg > most)
 		e->ccfg.max_msg = most;
+	/* A raw message is delivered in an ordinary buffer (where it landed,
+	 * or copied into one): never more than one holds. */
+	if (e->ccfg.max_msg > co->buf_size) {
+		if (co->max_msg_set)
+			return hpn_set_error(-EINVAL, "config: max_msg=%u above buf_size=%u: raw datagrams (reliable=off) "
+						      "are delivered in ordinary buffers", co->max_msg, co->buf_size);
+		e->ccfg.max_msg = co->buf_size;
+	}
 	return 0;
 }
 
@@ -768,6 +776,8 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
 	e->kept_max = co->bufs / 4;
+	if (cfg->kept_max && cfg->kept_max < e->kept_max)
+		e->kept_max = cfg->kept_max; /* a frame backend's receive frames are fewer */
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
 	if (e->cache_max > PK_CACHE)
 		e->cache_max = PK_CACHE;
@@ -1387,8 +1397,9 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 	/* Only a whole, valid publisher packet may end a subscription or take
 	 * a peer slot: not a damaged one, not a stranger's garbage. */
 	if (hpn_pkt_decode(pkt, len, e->ccfg.max_msg, &h) ||
-	    !((h.type == HPN_PKT_DATA && (h.flags & HPN_PKT_F_UNRELIABLE)) || h.type == HPN_PKT_PING))
-		return p;
+	    !((h.type == HPN_PKT_DATA && (h.flags & HPN_PKT_F_UNRELIABLE) && !(h.flags & HPN_PKT_F_RAW)) ||
+	      h.type == HPN_PKT_PING))
+		return p; /* (a raw datagram is no publisher's) */
 	if (p) /* its restart: the old one ends (freed by sweep, after the flush) */
 		hpn_conn_abort(&p->conn, -ECONNRESET);
 	p = peer_new(e, addr, alen);

@@ -121,6 +121,10 @@ struct hpn_pktep_cfg {
 	 * device sends from; a zero-copy send of a buffer among them goes out
 	 * in place. NULL: any pool buffer can (udp: the kernel copies). */
 	struct hpn_pool *frames;
+	/* At most this many received buffers kept for packets that wait (0:
+	 * a quarter of the pool); a frame backend keeps its device's fill
+	 * ring from running dry with a quarter of its receive frames. */
+	uint32_t kept_max;
 };
 
 struct hpn_pktep;

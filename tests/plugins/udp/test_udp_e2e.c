@@ -2036,6 +2036,15 @@ static void test_config_conflicts(void **state)
 	(void)state;
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=on,gro=on", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "gro=on conflicts with reliable=on"));
+	/* Glued runs are received whole: not into datagram-sized buffers. */
+	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,gro=on,mtu=1472", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "gro=on needs mtu=65507"));
+	/* A raw message is delivered in one ordinary buffer: never larger. */
+	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,buf_size=2048,max_msg=60000", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "delivered in ordinary buffers"));
+	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,buf_size=2048,hugepages=off", &ep), 0);
+	assert_int_equal(hpn_ep_caps(ep)->max_msg_size, 2048);
+	hpn_ep_destroy(ep);
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,unordered=on", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "unordered= needs reliable=on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,reliable=off,cc=on", &ep), -EINVAL);
