@@ -113,7 +113,7 @@ static inline uint32_t hpn_peer_slots_take(struct hpn_peer_slots *s, uint32_t *i
  * up), never handed out again. */
 static inline bool hpn_peer_slots_put(struct hpn_peer_slots *s, uint32_t i)
 {
-	if (s->gen[i] >= s->gen_max) {
+	if (!hpn_peerid_usable(s->gen[i], s->bits)) {
 		s->retired++;
 		return false;
 	}

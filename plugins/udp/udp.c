@@ -45,7 +45,6 @@
 struct hpn_pep {
 	int fd;
 	int family;
-	bool listening;
 	struct hpn_core *core;
 	struct hpn_pool *pool;
 	struct hpn_stats *st;
@@ -675,7 +674,6 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	if (setsockopt(u->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)))
 		return hpn_set_error(-errno, "udp: cannot join %s: %s%s", spec, strerror(errno),
 				     errno == ENODEV ? " (no multicast route: set mcast_if=<interface address>)" : "");
-	u->listening = true;
 	return 0;
 }
 
@@ -768,7 +766,6 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 	}
 	if (bind(u->fd, (struct sockaddr *)&a, alen))
 		return hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
-	u->listening = true;
 	hpn_pktep_listen(u->pk);
 	return 0;
 }

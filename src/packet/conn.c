@@ -613,7 +613,7 @@ static bool have_room(struct hpn_conn *c, const struct hpn_pkt *p)
 	return !(p->flags & HPN_PKT_F_FRAG) || reasm_ready(c, p);
 }
 
-static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p, bool own);
+static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p);
 
 /* Hand an in-order packet's messages to the owner. own: its payload is
  * in a buffer we kept: a message alone in it goes to the owner in that
@@ -625,7 +625,7 @@ static void consume(struct hpn_conn *c, const struct hpn_pkt *p, bool own)
 		c->ops.deliver_kept(c->arg, p->payload, p->len);
 		return;
 	}
-	consume_msgs(c, p, own);
+	consume_msgs(c, p);
 	if (own)
 		c->ops.release_rx(c->arg, p->payload);
 }
@@ -637,9 +637,8 @@ static void consume_stored(struct hpn_conn *c, const struct hpn_pkt *p)
 	((struct hpn_pkt *)p)->payload = NULL;
 }
 
-static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p, bool own)
+static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 {
-	(void)own;
 	if (p->flags & HPN_PKT_F_BATCH) {
 		uint32_t off = 0;
 		const uint8_t *m;

@@ -209,6 +209,16 @@ static inline bool in_frames(const struct hpn_pktep *e, const void *p)
 	return !e->fr_hi || (uintptr_t)p - e->fr_lo < e->fr_hi - e->fr_lo;
 }
 
+/* A sent frame or zero-copy buffer back: frames to the device (it knows
+ * what is still in flight), anything else to the pool. */
+static void give_back(struct hpn_pktep *e, void *buf)
+{
+	if (e->frame_io && in_frames(e, buf))
+		e->io->frame_put(e->io_arg, buf);
+	else
+		hpn_pool_put_bulk(e->pool, &buf, 1);
+}
+
 /* A frame the conn is done with (acked; unreliable: sent), or the buffer
  * of a zero-copy message it was built around: back to the backend (frames)
  * or the pool - after the flush if a send is batched, which may be it. */
@@ -224,10 +234,7 @@ static void on_put_frame(void *arg, uint8_t *frame)
 			return;
 		}
 	}
-	if (e->frame_io && in_frames(e, frame))
-		e->io->frame_put(e->io_arg, frame);
-	else
-		hpn_pool_put_bulk(e->pool, (void *const *)&frame, 1);
+	give_back(e, frame);
 }
 
 /* A packet that must wait stays in the pool buffer it landed in, if it
@@ -475,11 +482,8 @@ static void release_puts(struct hpn_pktep *e)
 		hpn_pool_put_bulk(e->pool, (void *const *)e->put_later, n);
 		return;
 	}
-	for (unsigned i = 0; i < n; i++) /* frames to the device (it knows what is in flight) */
-		if (in_frames(e, e->put_later[i]))
-			e->io->frame_put(e->io_arg, e->put_later[i]);
-		else
-			hpn_pool_put_bulk(e->pool, (void *const *)&e->put_later[i], 1);
+	for (unsigned i = 0; i < n; i++)
+		give_back(e, e->put_later[i]);
 }
 
 /* A long run of sends: out with what is batched, then the time they
@@ -1195,13 +1199,6 @@ static struct pk_peer *tx_peer(struct hpn_pktep *e, hpn_peer_t id)
 	return p;
 }
 
-/* Can a zero-copy message be sent from where it is? On a frame backend
- * only from its device frames; else any pool buffer (the kernel copies). */
-static inline bool adoptable(const struct hpn_pktep *e, const void *data)
-{
-	return in_frames(e, data);
-}
-
 /* Zero-copy messages the conn copied after all: their buffers go back to
  * the pool now (the adopted ones, once acked). */
 static void put_copied(struct hpn_pktep *e, const struct hpn_conn_msg *cm, unsigned n)
@@ -1240,40 +1237,53 @@ static void raw_faulty(struct hpn_pktep *e, struct pk_peer *p, const uint8_t *hd
 	hpn_fault_xmit(&e->fault, p->addr, p->alen, pkt, HPN_PKT_HDR + m->len, e->now, fault_out, e);
 }
 
-/* One raw message, the latency case: straight to the device, no batch. */
-static int raw_tx_one(struct hpn_pktep *e, const struct hpn_msg *m, unsigned flags)
+/* A raw message's datagram: its header written in front of it (a
+ * zero-copy buffer the device can send from) or in hdr, apart. Returns 0
+ * or -errno with the error set; *front says which. */
+static int raw_dgram(struct hpn_pktep *e, const struct hpn_msg *m, unsigned flags, uint8_t *hdr, struct hpn_dgram *d,
+		     bool *front, struct pk_peer **pp)
 {
 	struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
-	bool front = (flags & HPN_TX_OWNED) && adoptable(e, m->data);
-	struct hpn_dgram d;
-	uint8_t hdr[HPN_PKT_HDR];
 	int ret;
 
 	if (!p || p->dead)
 		return hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
-	ret = hpn_conn_raw_header(&p->conn, front ? (uint8_t *)m->data - HPN_PKT_HDR : hdr, m->len, e->now);
+	*front = (flags & HPN_TX_OWNED) && in_frames(e, m->data);
+	if (*front)
+		hdr = (uint8_t *)m->data - HPN_PKT_HDR;
+	/* No clock read: the time only marks the peer as spoken to (the
+	 * keepalive's business), the last receive's will do. */
+	ret = hpn_conn_raw_header(&p->conn, hdr, m->len, e->now);
 	if (ret < 0)
 		return ret == -EMSGSIZE ? hpn_set_error(ret, "send: %u bytes is more than one raw datagram to peer %u "
 							      "carries (%u)", m->len, m->peer, p->conn.max_send)
 					: hpn_set_error(ret, "send: peer %u is not connected yet", m->peer);
-	if (front)
-		d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = (uint8_t *)m->data - HPN_PKT_HDR,
-				       .len = HPN_PKT_HDR + m->len};
+	if (*front)
+		*d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = hdr, .len = HPN_PKT_HDR + m->len};
 	else
-		d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data, .len = m->len, .hdr = hdr,
-				       .hlen = HPN_PKT_HDR};
+		*d = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data, .len = m->len, .hdr = hdr,
+					.hlen = HPN_PKT_HDR};
+	if ((flags & HPN_TX_OWNED) && !*front)
+		HPN_STAT_ADD(e->st->tx_copied, 1); /* the frame backend copies it into a frame */
+	*pp = p;
+	return 0;
+}
+
+/* One raw message, the latency case: straight to the device, no batch. */
+static int raw_tx_one(struct hpn_pktep *e, const struct hpn_msg *m, unsigned flags)
+{
+	struct hpn_dgram d;
+	struct pk_peer *p;
+	uint8_t hdr[HPN_PKT_HDR];
+	bool front;
+	int ret = raw_dgram(e, m, flags, hdr, &d, &front, &p);
+
+	if (ret)
+		return ret;
 	if (e->io->send(e->io_arg, &d, 1) < 0) /* lost, as a datagram may be */
 		HPN_STAT_ADD(e->st->errors, 1);
-	if (flags & HPN_TX_OWNED) { /* sent (a frame backend frees a frame when its send completes) */
-		void *b = m->data;
-
-		if (!front)
-			HPN_STAT_ADD(e->st->tx_copied, 1);
-		if (e->frame_io && in_frames(e, b))
-			e->io->frame_put(e->io_arg, b);
-		else
-			hpn_pool_put_bulk(e->pool, &b, 1);
-	}
+	if (flags & HPN_TX_OWNED) /* sent (a frame backend frees a frame when its send completes) */
+		give_back(e, m->data);
 	return 1;
 }
 
@@ -1285,47 +1295,25 @@ static int raw_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigne
 	unsigned done = 0;
 	int ret = 0;
 
-	/* No clock read: the time only marks the peer as spoken to (the
-	 * keepalive's business), the last receive's will do. */
 	if (n == 1 && !e->ntx && !e->faulty)
 		return raw_tx_one(e, msgs, flags);
 	for (; done < n; done++) {
 		const struct hpn_msg *m = &msgs[done];
-		struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
-		bool front = (flags & HPN_TX_OWNED) && adoptable(e, m->data);
-		uint8_t *hdr;
+		struct hpn_dgram d;
+		struct pk_peer *p;
+		bool front;
 
-		if (!p || p->dead) {
-			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
-			break;
-		}
 		if (e->ntx == PK_BURST)
 			flush(e);
-		hdr = front ? (uint8_t *)m->data - HPN_PKT_HDR : e->tx_ctrl[e->ntx];
-		ret = hpn_conn_raw_header(&p->conn, hdr, m->len, e->now);
-		if (ret < 0) {
-			if (ret == -EMSGSIZE)
-				hpn_set_error(ret, "send: %u bytes is more than one raw datagram to peer %u carries (%u)",
-					      m->len, m->peer, p->conn.max_send);
-			else
-				hpn_set_error(ret, "send: peer %u is not connected yet", m->peer);
+		ret = raw_dgram(e, m, flags, e->tx_ctrl[e->ntx], &d, &front, &p);
+		if (ret)
 			break;
-		}
-		ret = 0;
-		if (e->faulty) {
-			raw_faulty(e, p, hdr, m);
-		} else if (front) {
-			e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = hdr,
-							       .len = HPN_PKT_HDR + m->len};
-		} else {
-			e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data,
-							       .len = m->len, .hdr = hdr, .hlen = HPN_PKT_HDR};
-		}
-		if (flags & HPN_TX_OWNED) {
-			if (!front)
-				HPN_STAT_ADD(e->st->tx_copied, 1); /* the frame backend copies it into a frame */
+		if (e->faulty)
+			raw_faulty(e, p, front ? d.data : d.hdr, m);
+		else
+			e->tx_d[e->ntx++] = d;
+		if (flags & HPN_TX_OWNED)
 			put_after_flush(e, m->data);
-		}
 	}
 	flush(e);
 	return done ? (int)done : ret;
@@ -1352,7 +1340,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 		 * ones share packets. */
 		while (done + k < n && k < PK_BURST && msgs[done + k].peer == msgs[done].peer) {
 			cm[k] = (struct hpn_conn_msg){msgs[done + k].data, msgs[done + k].len,
-						      (flags & HPN_TX_OWNED) && adoptable(e, msgs[done + k].data)};
+						      (flags & HPN_TX_OWNED) && in_frames(e, msgs[done + k].data)};
 			k++;
 		}
 		uint64_t before[4] = STATS_BEFORE(&p->conn);

@@ -11,6 +11,7 @@
  */
 #include "packet/wire.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,7 +38,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		 * reaches everything behind the checksum check. */
 		static uint8_t fixed[256];
 
-		hpn_pkt_decode(data, n, MAX_MSG, &p);
+		ret = hpn_pkt_decode(data, n, MAX_MSG, &p);
+		/* The raw fast path (wire.h) accepts exactly the raw datagrams
+		 * the decoder accepts, with the same length. */
+		if (n >= 8) {
+			uint32_t session = (uint32_t)data[4] | (uint32_t)data[5] << 8 | (uint32_t)data[6] << 16 |
+					   (uint32_t)data[7] << 24;
+			int raw = hpn_pkt_raw_check(data, n, session);
+			bool is_raw = ret == 0 && (p.flags & HPN_PKT_F_RAW);
+
+			if ((raw >= 0) != is_raw || (is_raw && raw != p.len))
+				abort();
+		}
 		memcpy(fixed, data, n);
 		if (n >= HPN_PKT_HDR)
 			hpn_pkt_seal(fixed, n);

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v3).
+"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v4).
 
 tests/fuzz/corpus/       fuzz_packet: records [len u8][packet]
 tests/fuzz/corpus_conn/  fuzz_conn:   records [ctl u8][len u8][packet]
@@ -10,12 +10,12 @@ import os
 import struct
 
 S = 0x5EED5EED
-F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP, F_RETX = 1, 2, 4, 8, 16, 32
+F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP, F_RETX, F_RAW = 1, 2, 4, 8, 16, 32, 64
 DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
 def pkt(t, flags=0, seq=0, ack=0, win=0, payload=b"", session=S):
-    return struct.pack("<BBBBIIIHHI", 0xA7, 3, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
+    return struct.pack("<BBBBIIIHHI", 0xA7, 4, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
 
 
 def frag(total, off, data):
@@ -44,6 +44,8 @@ seeds = {
     "cookie": cookie,
     "echo": echo,
     "ctrl": pkt(BYE, seq=12) + pkt(PING, F_ACK, 0, 8, 64) + pkt(PONG),
+    # a raw datagram (reliable=off): no seq, no ack, checksum 0 - not sealed
+    "raw": pkt(DATA, F_RAW | F_UNREL, payload=b"raw!"),
 }
 
 
@@ -76,6 +78,8 @@ conn = {
     "frag": rec(3, pkt(DATA, F_FRAG | F_ACK, 7, 0, 64, frag(6, 0, b"abc"))) + rec(3, pkt(DATA, F_FRAG | F_ACK, 8, 0, 64, frag(6, 3, b"def"))),
     "batch": rec(3, pkt(DATA, F_BATCH | F_ACK, 7, 0, 64, batch(b"a", b"bc"))),
     "bye": rec(3, d1) + rec(3, pkt(BYE, F_ACK, 9, 0, 64)) + rec(3, d2),
+    # a raw datagram on a reliable stream: malformed, counted
+    "raw": rec(3, d1) + rec(1, pkt(DATA, F_RAW | F_UNREL, payload=b"raw!")) + rec(3, d2),
 }
 for name, blob in conn.items():
     write("tests/fuzz/corpus_conn", name, blob)
