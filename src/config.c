@@ -68,10 +68,46 @@ static char *trim(char *s)
 	return s;
 }
 
+/* Cut the next item off *s at a comma outside double quotes (a value
+ * such as vdev="net_memif0,role=server" holds commas). NULL at the end;
+ * *unclosed set when a quote is never closed. */
+static char *next_item(char **s, bool *unclosed)
+{
+	char *item = *s, *p;
+	bool quoted = false;
+
+	if (!item)
+		return NULL;
+	for (p = item; *p && (quoted || *p != ','); p++)
+		if (*p == '"')
+			quoted = !quoted;
+	*unclosed = quoted;
+	*s = *p ? p + 1 : NULL;
+	*p = '\0';
+	return item;
+}
+
+/* A value in double quotes loses them; a quote anywhere else is refused
+ * (it would be a typo, and a later reader could not tell). */
+static int unquote(const char *k, char **v)
+{
+	size_t n = strlen(*v);
+
+	if (n >= 2 && (*v)[0] == '"' && (*v)[n - 1] == '"' && !memchr(*v + 1, '"', n - 2)) {
+		(*v)[n - 1] = '\0';
+		(*v)++;
+		return 0;
+	}
+	if (strchr(*v, '"'))
+		return hpn_set_error(-EINVAL, "config: %s: a quoted value must be all of it: %s=\"...\"", k, k);
+	return 0;
+}
+
 int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 {
 	struct hpn_cfg *cfg = calloc(1, sizeof(*cfg));
-	char *save = NULL, *item;
+	char *rest, *item;
+	bool unclosed = false;
 	int ret;
 
 	if (!cfg)
@@ -81,12 +117,17 @@ int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 		free(cfg);
 		return hpn_set_error(-ENOMEM, "out of memory parsing configuration");
 	}
-	for (item = strtok_r(cfg->buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+	rest = cfg->buf;
+	while ((item = next_item(&rest, &unclosed))) {
 		char *eq = strchr(item, '='), *k, *v;
 
 		item = trim(item);
 		if (!*item)
 			continue;
+		if (unclosed) {
+			ret = hpn_set_error(-EINVAL, "config: '%s': a double quote is not closed", item);
+			goto fail;
+		}
 		if (!eq) {
 			ret = hpn_set_error(-EINVAL, "config: '%s' is not key=value", item);
 			goto fail;
@@ -98,6 +139,9 @@ int hpn_cfg_parse(const char *str, struct hpn_cfg **out)
 			ret = hpn_set_error(-EINVAL, "config: bad key '%s' (use lower-case letters, digits, _)", k);
 			goto fail;
 		}
+		ret = unquote(k, &v);
+		if (ret)
+			goto fail;
 		for (unsigned i = 0; i < cfg->n; i++) {
 			if (!strcmp(cfg->key[i], k)) {
 				ret = hpn_set_error(-EINVAL, "config: key '%s' given twice", k);

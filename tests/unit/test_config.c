@@ -56,6 +56,17 @@ static void test_syntax(void **state)
 	expect_parse_error("=udp", -EINVAL, "bad key ''");
 	expect_parse_error("Plugin=udp", -EINVAL, "bad key 'Plugin'");
 	expect_parse_error("cpu=1,cpu=2", -EINVAL, "key 'cpu' given twice");
+	/* Double quotes let a value hold commas (a DPDK vdev string). */
+	cfg = parse_ok("vdev=\"net_memif0,role=server,socket=/tmp/m.sock\", ip=10.0.0.1/24");
+	assert_string_equal(hpn_cfg_get(cfg, "vdev"), "net_memif0,role=server,socket=/tmp/m.sock");
+	assert_string_equal(hpn_cfg_get(cfg, "ip"), "10.0.0.1/24");
+	hpn_cfg_free(cfg);
+	cfg = parse_ok("eal=\"\",x=1");
+	assert_string_equal(hpn_cfg_get(cfg, "eal"), "");
+	hpn_cfg_free(cfg);
+	expect_parse_error("vdev=\"a,b", -EINVAL, "a double quote is not closed");
+	expect_parse_error("vdev=a\"b", -EINVAL, "a quoted value must be all of it");
+	expect_parse_error("vdev=\"a\"b\"", -EINVAL, "a quoted value must be all of it");
 }
 
 static void test_too_many(void **state)
