@@ -66,7 +66,7 @@ static void test_syntax(void **state)
 	hpn_cfg_free(cfg);
 	expect_parse_error("vdev=\"a,b", -EINVAL, "a double quote is not closed");
 	expect_parse_error("vdev=a\"b", -EINVAL, "a quoted value must be all of it");
-	expect_parse_error("vdev=\"a\"b\"", -EINVAL, "a quoted value must be all of it");
+	expect_parse_error("vdev=\"a\"b", -EINVAL, "a quoted value must be all of it");
 }
 
 static void test_too_many(void **state)
