@@ -65,7 +65,7 @@ static void test_syntax(void **state)
 	assert_string_equal(hpn_cfg_get(cfg, "eal"), "");
 	hpn_cfg_free(cfg);
 	expect_parse_error("vdev=\"a,b", -EINVAL, "a double quote is not closed");
-	expect_parse_error("vdev=a\"b", -EINVAL, "a quoted value must be all of it");
+	expect_parse_error("vdev=a\"b\"", -EINVAL, "a quoted value must be all of it");
 	expect_parse_error("vdev=\"a\"b", -EINVAL, "a quoted value must be all of it");
 }
 
