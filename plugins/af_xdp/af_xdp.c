@@ -28,6 +28,7 @@
 #include <hpn/plugin.h>
 
 #include "net/frame.h"
+#include "net/neigh.h"
 #include "net/route.h"
 #include "packet/pktep.h"
 #include "packet/wire.h"
@@ -69,8 +70,6 @@ extern const size_t hpn_xdp_obj_len;
  * frame: a datagram payload must leave room for that, our 42 bytes of
  * headers and a VLAN tag. */
 #define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
-#define NB_SIZE 256u       /* neighbour cache entries (a power of two) */
-#define NB_WAYS 4u         /* per set */
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
 #define PROG_NAME "hpn_xdp"
@@ -79,13 +78,6 @@ extern const size_t hpn_xdp_obj_len;
 #define F_INFLIGHT 2  /* on the TX ring, completion not seen */
 #define F_PUT 4       /* nobody holds it: back to the send cache when sent */
 #define LOCK_DIR "/run/hpn"
-
-struct nb {
-	uint32_t ip; /* network order; 0: empty */
-	uint8_t mac[6];
-	bool ok;
-	uint64_t asked_ns; /* last time we asked the kernel (unresolved) */
-};
 
 struct hpn_pep {
 	struct hpn_core *core;
@@ -138,11 +130,7 @@ struct hpn_pep {
 	uint32_t tx_outstanding; /* sent, completion not yet seen */
 	uint64_t starved_ns;     /* the fill ring was last found short then (logged at most every second) */
 	uint16_t ip_id;
-	/* Next hops: the last one used, and a small cache. */
-	uint32_t last_ip;
-	uint8_t last_mac[6];
-	struct nb nbr[NB_SIZE];
-	uint32_t nb_turn;
+	struct hpn_nbcache nb; /* next hops (net/neigh.h) */
 	int ping_fd;
 	uint32_t unresolved_logged;
 };
@@ -184,50 +172,6 @@ static int quiet_xdp_print(enum libxdp_print_level level, const char *fmt, va_li
 
 /* ---- neighbours ----------------------------------------------------------- */
 
-/* The cache is 4-way set associative: ip's entry, or (want_free) a free
- * way of its set, else NULL. */
-static struct nb *nb_find(struct hpn_pep *u, uint32_t ip, bool want_free)
-{
-	struct nb *set = &u->nbr[((ip * 2654435761u) >> 24) & (NB_SIZE - 1) & ~(NB_WAYS - 1)];
-
-	for (unsigned w = 0; w < NB_WAYS; w++)
-		if (set[w].ip == ip)
-			return &set[w];
-	for (unsigned w = 0; want_free && w < NB_WAYS; w++)
-		if (!set[w].ip)
-			return &set[w];
-	return NULL;
-}
-
-/* A way for ip to be resolved into: its own, a free one, else one taken
- * in turn (only a send evicts: frames from spoofed sources cannot). */
-static struct nb *nb_victim(struct hpn_pep *u, uint32_t ip)
-{
-	struct nb *n = nb_find(u, ip, true);
-
-	if (n)
-		return n;
-	n = &u->nbr[(((ip * 2654435761u) >> 24) & (NB_SIZE - 1) & ~(NB_WAYS - 1)) + (u->nb_turn++ & (NB_WAYS - 1))];
-	if (n->ip == u->last_ip)
-		u->last_ip = 0; /* the hot entry goes with it */
-	return n;
-}
-
-/* A frame from ip came from mac: the way back (the router's MAC for a
- * source off the link, which is the next hop back too). Learnt into a
- * free way or the source's own, never over another address's entry. */
-static inline void nb_learn(struct hpn_pep *u, uint32_t ip, const uint8_t *mac)
-{
-	struct nb *n = nb_find(u, ip, true);
-
-	if (!n || (n->ip == ip && n->ok && !memcmp(n->mac, mac, 6)))
-		return;
-	*n = (struct nb){.ip = ip, .ok = true};
-	memcpy(n->mac, mac, 6);
-	if (u->last_ip == ip)
-		memcpy(u->last_mac, mac, 6);
-}
-
 /* Make the kernel resolve next_hop: one ICMP echo from its own stack (the
  * reply and the ARP exchange pass our XDP program untouched). */
 static void nb_kick(struct hpn_pep *u, uint32_t next_hop)
@@ -251,30 +195,19 @@ static void nb_kick(struct hpn_pep *u, uint32_t next_hop)
 	sendto(u->ping_fd, echo, sizeof(echo), MSG_DONTWAIT, (struct sockaddr *)&to, sizeof(to));
 }
 
-static inline bool is_group(uint32_t ip)
+/* Slow path (hpn_nb_lookup): the route's next hop and the kernel's MAC
+ * for it; false while unresolved (the kernel is made to resolve it). */
+static bool nb_resolve(void *arg, struct hpn_nb *n, uint32_t ip)
 {
-	return (((const uint8_t *)&ip)[0] & 0xf0) == 0xe0; /* 224.0.0.0/4, network order */
-}
-
-/* Slow path: the route's next hop and the kernel's MAC for it. NULL
- * while unresolved (the datagram is dropped; the packet layer resends). */
-static const uint8_t *nb_resolve(struct hpn_pep *u, struct nb *n, uint32_t ip)
-{
+	struct hpn_pep *u = arg;
 	struct hpn_route r;
 	char why[128];
 	uint64_t now = hpn_now_ns();
 	uint32_t hop = ip;
 
 	if (n->ip == ip && now - n->asked_ns < NB_RETRY_NS)
-		return NULL;
-	*n = (struct nb){.ip = ip, .asked_ns = now};
-	if (is_group(ip)) { /* RFC 1112: 01:00:5e and the group's low 23 bits */
-		const uint8_t *g = (const uint8_t *)&ip;
-
-		memcpy(n->mac, (const uint8_t[]){0x01, 0x00, 0x5e, g[1] & 0x7f, g[2], g[3]}, 6);
-		n->ok = true;
-		return n->mac;
-	}
+		return false;
+	*n = (struct hpn_nb){.ip = ip, .asked_ns = now};
 	if (hpn_route_get(ip, &r, why, sizeof(why)) == 0) {
 		if (r.ifindex == u->ifindex)
 			hop = r.next_hop;
@@ -284,26 +217,10 @@ static const uint8_t *nb_resolve(struct hpn_pep *u, struct nb *n, uint32_t ip)
 	}
 	if (hpn_neigh_get(u->ifindex, hop, n->mac, why, sizeof(why)) == 0) {
 		n->ok = true;
-		return n->mac;
+		return true;
 	}
 	nb_kick(u, hop);
-	return NULL;
-}
-
-static inline const uint8_t *nb_lookup(struct hpn_pep *u, uint32_t ip)
-{
-	struct nb *n;
-
-	if (ip == u->last_ip && ip)
-		return u->last_mac;
-	n = nb_find(u, ip, false);
-	if (!(n && n->ok) && !nb_resolve(u, n ? n : nb_victim(u, ip), ip))
-		return NULL;
-	if (!n)
-		n = nb_find(u, ip, false);
-	u->last_ip = ip;
-	memcpy(u->last_mac, n->mac, 6);
-	return u->last_mac;
+	return false;
 }
 
 /* ---- frames ----------------------------------------------------------------- */
@@ -488,7 +405,7 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	memcpy(f.src_mac, u->mac, 6);
 	for (unsigned i = 0; i < n; i++) {
 		const struct sockaddr_in *to = d[i].addr;
-		const uint8_t *mac = nb_lookup(u, to->sin_addr.s_addr);
+		const uint8_t *mac = hpn_nb_lookup(&u->nb, to->sin_addr.s_addr, nb_resolve, u);
 		uint32_t len = d[i].hlen + d[i].len;
 		uint64_t addr;
 		uint8_t *frame;
@@ -513,7 +430,7 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		frame = u->umem_area + addr;
 		memcpy(f.dst_mac, mac, 6);
 		f.dst_ip = to->sin_addr.s_addr;
-		f.ttl = is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
+		f.ttl = hpn_ip4_is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
 		f.dst_port = to->sin_port;
 		struct xdp_desc *desc = xsk_ring_prod__tx_desc(&u->tx, idx + k);
 
@@ -640,7 +557,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		/* A source no host can have (the kernel drops these as martians),
 		 * or a group MAC: nobody to answer, nothing to learn. Longer
 		 * than our mtu: not ours. */
-		if (!p.src_ip || p.src_ip == 0xffffffff || is_group(p.src_ip) || (p.src_mac[0] & 1) ||
+		if (!p.src_ip || p.src_ip == 0xffffffff || hpn_ip4_is_group(p.src_ip) || (p.src_mac[0] & 1) ||
 		    p.len > d[out].len) {
 			HPN_STAT_ADD(u->st->drops, 1);
 			continue;
@@ -654,7 +571,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		d[out].len = p.len;
 		d[out].rx_ns = 0;
 		d[out].flags = HPN_DGRAM_POOL;
-		nb_learn(u, p.src_ip, p.src_mac);
+		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0);
 		u->lent[out++] = chunk;
 		u->nrecycle--;
 	}
@@ -1258,7 +1175,7 @@ static int xdp_listen(struct hpn_pep *u, const char *spec)
 		return ret;
 	if (u->up)
 		return hpn_set_error(-EISCONN, "af_xdp: endpoint already set up (listen before connecting)");
-	if (is_group(a.sin_addr.s_addr))
+	if (hpn_ip4_is_group(a.sin_addr.s_addr))
 		return listen_group(u, &a, spec);
 	ret = dev_of_addr(u, a.sin_addr.s_addr, &ip);
 	ret = ret ?: set_up(u, ip, a.sin_port);
@@ -1284,7 +1201,7 @@ static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 
 	if (ret)
 		return ret;
-	if (is_group(a.sin_addr.s_addr)) { /* publish: the peer is the group, connected at once */
+	if (hpn_ip4_is_group(a.sin_addr.s_addr)) { /* publish: the peer is the group, connected at once */
 		uint32_t ip;
 
 		if (!u->up) {
