@@ -211,7 +211,7 @@ int hpn_pool_uses_hugepages(const struct hpn_pool *pool)
 	return pool->huge_mb;
 }
 
-unsigned hpn_pool_avail(const struct hpn_pool *pool)
+HPN_EXPORT unsigned hpn_pool_avail(const struct hpn_pool *pool)
 {
 	return hpn_ring_count(pool->ring);
 }

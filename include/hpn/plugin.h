@@ -179,6 +179,9 @@ void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n);
  *  Returns 1, or 0 if that class is empty or len exceeds
  *  hpn_pool_max_size(). hpn_pool_put_bulk takes either kind back. */
 unsigned hpn_pool_get_sized(struct hpn_pool *pool, size_t len, void **buf);
+/** Buffers of this class free now (a snapshot when other threads use it):
+ *  what a device's buffer accounting may report (DPDK's mempool count). */
+unsigned hpn_pool_avail(const struct hpn_pool *pool);
 /** Usable bytes after the data pointer of each ordinary buffer. */
 size_t hpn_pool_buf_size(const struct hpn_pool *pool);
 /** The largest buffer hpn_pool_get_sized can give (the large class, if

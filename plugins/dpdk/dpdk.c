@@ -1,0 +1,1152 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * dpdk.c - kernel bypass through DPDK: hpn's UDP frames go between an
+ * ethdev's queues and the packet layer with no kernel on the path. A small
+ * adapter on the frame backends' kit: the packet layer (src/packet/
+ * pktep.h) does connections, reliability and fragmentation; src/net/frame.h
+ * the Ethernet/IPv4/UDP framing with software checksums; src/net/neigh.h
+ * the next-hop cache. This file moves frames between rte_eth bursts and
+ * the packet layer's datagrams, and answers for its address: nobody else
+ * does on a DPDK port (ARP, ICMP echo).
+ *
+ *   hpn_pktep --dgram--> dp_send: mbuf <- headers (+ payload copy) -> rte_eth_tx_burst
+ *   hpn_pktep <--dgram-- dp_recv: rte_eth_rx_burst -> parse, check -> payload, lent
+ *                                   `-> ARP, ICMP echo: answered here
+ *
+ * Ports: a PCI device (port=) or any vdev (vdev="net_memif0,role=server,...",
+ * net_af_packet, net_af_xdp, net_tap ...), one queue pair per endpoint, one
+ * endpoint per port in a process. Memory: mbuf.c. The EAL: eal.c.
+ */
+#include "dpdk.h"
+#include "mbuf.h"
+
+#include "net/frame.h"
+#include "net/neigh.h"
+#include "packet/pktep.h"
+#include "packet/wire.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <rte_bus.h>
+#include <rte_dev.h>
+#include <rte_eal.h>
+#include <rte_errno.h>
+#include <rte_ethdev.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#define MTU_MAX (HPN_DPDK_FRAME - HPN_DPDK_BUF_OFF - RTE_PKTMBUF_HEADROOM - HPN_NET_HDR - 4)
+#define BURST_MAX 64
+#define TX_RESERVE 64               /* send frames kept back from lending, for copies */
+#define NB_RETRY_NS 10000000ull     /* an unresolved neighbour is asked again after 10 ms */
+#define NB_REFRESH_NS 30000000000ull /* a neighbour not confirmed for 30 s is asked again ... */
+#define NB_EXPIRE_NS 35000000000ull  /* ... and forgotten 5 s later if it does not answer */
+#define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
+
+struct hpn_pep {
+	struct hpn_core *core;
+	struct hpn_stats *st;
+	struct hpn_pktep *pk;
+	struct hpn_pktep_cfg pc;
+	/* Config. */
+	char vdev[512];    /* vdev=, as given */
+	char pci[64];      /* port= */
+	char name[128];    /* the ethdev's name (the vdev's up to its first comma) */
+	char kiface[32];   /* a vdev's iface= (af_packet, af_xdp): a kernel interface */
+	uint32_t ip_cfg;   /* ip=, network order (0: the kernel interface's) */
+	uint32_t mask;     /* its prefix as a mask, network order */
+	uint32_t gw;       /* gw=, network order (0: none: on-link only) */
+	uint32_t nframes;
+	uint16_t nrxd, ntxd;
+	uint64_t link_wait_ms;
+	bool copy;         /* mbufs=copy: an ordinary mempool, datagrams copied */
+	/* The port, once set up (listen or connect). */
+	bool up;
+	bool probed;       /* we hot-plugged the device: we remove it */
+	bool started;
+	uint16_t port_id;
+	char driver[48];
+	uint8_t mac[6];
+	uint16_t port_mtu;
+	uint32_t ip;       /* ours, network order */
+	uint16_t port;     /* ours, network order */
+	bool borrowed;     /* ip is a kernel interface's: the kernel answers ARP and ping */
+	int port_fd;       /* borrowed: a kernel UDP socket holding our port */
+	uint32_t group;    /* subscribed multicast group (0: none) */
+	bool link_up;
+	uint64_t link_ns;
+	/* Memory. */
+	struct rte_mempool *mp;
+	struct hpn_pool *frames;
+	uint8_t *region;
+	size_t region_len;
+	struct rte_mbuf *free_tx[1024]; /* send frames nobody holds (lent mode) */
+	uint32_t nfree;
+	uint32_t tx_target;
+	struct rte_mbuf *lent[BURST_MAX]; /* mbufs of the last receive's datagrams */
+	uint32_t nlent;
+	uint64_t copies;
+	uint16_t ip_id;
+	/* Neighbours: ours to resolve (ARP). */
+	struct hpn_nbcache nb;
+	uint64_t nb_scan_ns;
+	uint32_t unresolved_logged;
+	uint64_t arp_answered, echo_answered;
+};
+
+static const struct hpn_plugin_param dpdk_params[] = {
+	{"port", "PCI address of a DPDK-bound NIC (e.g. 0000:03:00.0), or the name of an ethdev the application "
+		 "probed; one of port= and vdev="},
+	{"vdev", "a DPDK virtual device, in double quotes when it holds commas, e.g. "
+		 "vdev=\"net_memif0,role=server,socket=/tmp/m.sock\", net_af_packet0,iface=eth0, net_tap0"},
+	{"ip", "the port's IPv4 address and prefix, A.B.C.D/N (default: a vdev on a kernel interface "
+	       "(iface=) uses that interface's address, and the kernel answers ARP and ping for it)"},
+	{"gw", "IPv4 router for destinations outside ip='s subnet (default: none: on-link only)"},
+	{"eal", "the EAL's arguments, space separated, instead of hpn's (default: --in-memory or --no-huge, the "
+		"caller's CPUs as lcore 0, a file prefix per process, --no-pci unless port= is a PCI device)"},
+	{"frames", "mbufs of 4 KiB, in the pool's memory (default 4096)"},
+	{"rxd", "receive descriptors (default 1024)"},
+	{"txd", "transmit descriptors (default 1024)"},
+	{"mbufs", "lent|copy: mbuf data in the pool's frames, handed over without a copy (default), or an ordinary "
+		  "mempool and copies (net_af_xdp needs that: its mempool is its UMEM)"},
+	{"link_wait_ms", "connect waits this long for the link to come up (default 1000)"},
+	HPN_PKTEP_PARAMS,
+	{NULL, NULL},
+};
+
+/* Ports in use by an endpoint of this process: one each. */
+static pthread_mutex_t ports_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool port_taken[RTE_MAX_ETHPORTS];
+static unsigned pool_seq;
+
+/* ---- frames (lent mode) ---------------------------------------------------- */
+
+static inline struct rte_mbuf *mbuf_of(const struct hpn_pep *u, const void *p)
+{
+	size_t off = (size_t)((const uint8_t *)p - u->region);
+
+	return off < u->region_len ? hpn_mbufs_of(u->mp, p) : NULL;
+}
+
+/* Fresh send mbufs into the cache (all-or-none bulk, halving when short). */
+static void cache_fill(struct hpn_pep *u, uint32_t want)
+{
+	uint32_t room = (uint32_t)(sizeof(u->free_tx) / sizeof(u->free_tx[0])) - u->nfree;
+
+	if (want > room)
+		want = room;
+	while (want) {
+		uint32_t k = want < 64 ? want : 64;
+
+		if (rte_mempool_get_bulk(u->mp, (void **)(u->free_tx + u->nfree), k)) {
+			if (k == 1 || rte_mempool_get_bulk(u->mp, (void **)(u->free_tx + u->nfree), (k /= 2)))
+				return;
+		}
+		u->nfree += k;
+		want -= k;
+	}
+}
+
+/* A send mbuf nobody holds (refcnt 1, raw): into the cache, the surplus
+ * back to the pool. */
+static void cache_put(struct hpn_pep *u, struct rte_mbuf *m)
+{
+	if (u->nfree == sizeof(u->free_tx) / sizeof(u->free_tx[0]) || u->nfree > u->tx_target + 128) {
+		rte_mempool_put(u->mp, m);
+		return;
+	}
+	u->free_tx[u->nfree++] = m;
+}
+
+static inline struct rte_mbuf *tx_mbuf(struct hpn_pep *u)
+{
+	if (u->copy) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(u->mp);
+
+		return m;
+	}
+	if (!u->nfree)
+		cache_fill(u, 64);
+	return u->nfree ? u->free_tx[--u->nfree] : NULL;
+}
+
+/* Frames lent to the packet layer (pktep.h): a reliable packet is built
+ * in one and kept there until acknowledged, so it goes out in place. */
+static uint8_t *frame_get(void *arg)
+{
+	struct hpn_pep *u = arg;
+
+	if (u->nfree <= TX_RESERVE)
+		cache_fill(u, u->tx_target - u->nfree);
+	if (!u->up || u->nfree <= TX_RESERVE)
+		return NULL;
+	return (uint8_t *)u->free_tx[--u->nfree]->buf_addr - HPN_DPDK_BUF_OFF + HPN_DPDK_DATA_OFF -
+	       HPN_PKTEP_HEADROOM;
+}
+
+/* A frame the packet layer is done with (one of ours, or the buffer of a
+ * zero-copy send it was built around): its reference goes; a transmission
+ * still in flight holds its own, and frees it when the port is done. */
+static void frame_put(void *arg, uint8_t *frame)
+{
+	struct hpn_pep *u = arg;
+	struct rte_mbuf *m = mbuf_of(u, frame);
+
+	if (m && rte_pktmbuf_prefree_seg(m))
+		cache_put(u, m);
+}
+
+static uint32_t frames_free(void *arg)
+{
+	struct hpn_pep *u = arg;
+
+	if (u->nfree < u->tx_target)
+		cache_fill(u, u->tx_target - u->nfree);
+	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
+}
+
+/* ---- sending ---------------------------------------------------------------- */
+
+/* Hand mbufs to the port; what it will not take after a few tries is
+ * dropped (the packet layer resends). */
+static void tx_flush(struct hpn_pep *u, struct rte_mbuf **m, uint16_t n)
+{
+	uint16_t done = 0;
+
+	for (int tries = 0; done < n && tries < 4; tries++)
+		done += rte_eth_tx_burst(u->port_id, 0, m + done, n - done);
+	if (done < n) {
+		HPN_STAT_ADD(u->st->drops, n - done);
+		rte_pktmbuf_free_bulk(m + done, n - done);
+	}
+}
+
+static inline void mbuf_set(struct rte_mbuf *m, uint8_t *eth, uint32_t len)
+{
+	m->data_off = (uint16_t)(eth - (uint8_t *)m->buf_addr);
+	m->data_len = (uint16_t)len;
+	m->pkt_len = len;
+}
+
+static bool on_link(const struct hpn_pep *u, uint32_t ip)
+{
+	return ((ip ^ u->ip) & u->mask) == 0;
+}
+
+static void send_arp(struct hpn_pep *u, enum hpn_arp_op op, uint32_t tpa, const uint8_t *tha)
+{
+	struct hpn_arp a = {.op = op, .spa = u->ip, .tpa = tpa};
+	struct rte_mbuf *m = tx_mbuf(u);
+	uint8_t *f;
+
+	if (!m)
+		return;
+	memcpy(a.sha, u->mac, 6);
+	if (tha)
+		memcpy(a.tha, tha, 6);
+	f = rte_pktmbuf_mtod(m, uint8_t *);
+	memset(f, 0, 60);
+	hpn_frame_arp(f, &a);
+	mbuf_set(m, f, 60); /* the Ethernet minimum, padded */
+	tx_flush(u, &m, 1);
+}
+
+/* Slow path (hpn_nb_lookup): ARP for the next hop, at most every 10 ms. */
+static bool nb_resolve(void *arg, struct hpn_nb *n, uint32_t ip)
+{
+	struct hpn_pep *u = arg;
+	uint64_t now = hpn_now_ns();
+	uint32_t hop = on_link(u, ip) ? ip : u->gw;
+
+	if (n->ip == ip && now - n->asked_ns < NB_RETRY_NS)
+		return false;
+	*n = (struct hpn_nb){.ip = ip, .asked_ns = now};
+	if (!hop) {
+		if (!u->unresolved_logged++)
+			hpn_log(HPN_LOG_WARN, "dpdk: %s is not in %s's subnet and no gw= is set: its datagrams are dropped",
+				inet_ntoa((struct in_addr){ip}), u->name);
+		return false;
+	}
+	if (hop != ip) { /* off-link: the router's MAC, once known */
+		struct hpn_nb *g = hpn_nb_find(&u->nb, hop, false);
+
+		if (g && g->ok) {
+			memcpy(n->mac, g->mac, 6);
+			n->ok = true;
+			n->seen_ns = now;
+			return true;
+		}
+	}
+	send_arp(u, HPN_ARP_REQUEST, hop, NULL);
+	return false;
+}
+
+/* The mbuf a datagram can go out in without a copy (its frame, not in
+ * flight), else NULL. */
+static inline struct rte_mbuf *in_place(const struct hpn_pep *u, const uint8_t *data, uint32_t len)
+{
+	struct rte_mbuf *m;
+	const uint8_t *eth = data - HPN_NET_HDR;
+
+	if (u->copy || (size_t)(data - u->region) >= u->region_len)
+		return NULL;
+	m = mbuf_of(u, data);
+	if (eth < (uint8_t *)m->buf_addr || eth + HPN_NET_HDR + len > (uint8_t *)m->buf_addr + m->buf_len ||
+	    rte_mbuf_refcnt_read(m) != 1)
+		return NULL;
+	return m;
+}
+
+static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	struct hpn_flow f = {.src_ip = u->ip, .src_port = u->port};
+	struct rte_mbuf *out[BURST_MAX];
+	uint16_t k = 0;
+
+	if (!u->up)
+		return (int)n; /* nowhere to send yet: lost, resent later */
+	hpn_dpdk_thread_register();
+	memcpy(f.src_mac, u->mac, 6);
+	for (unsigned i = 0; i < n; i++) {
+		const struct sockaddr_in *to = d[i].addr;
+		const uint8_t *mac = hpn_nb_lookup(&u->nb, to->sin_addr.s_addr, nb_resolve, u);
+		uint32_t len = d[i].hlen + d[i].len;
+		struct rte_mbuf *m = NULL;
+		uint8_t *eth;
+
+		if (!mac || len + HPN_NET_HDR > u->port_mtu + (uint32_t)HPN_ETH_HLEN)
+			continue; /* unresolved (or too long for the port): dropped, resent */
+		if (!d[i].hlen && (m = in_place(u, d[i].data, d[i].len))) {
+			rte_mbuf_refcnt_update(m, 1); /* the port's, dropped when it has sent it */
+			eth = d[i].data - HPN_NET_HDR;
+		} else {
+			m = tx_mbuf(u);
+			if (!m)
+				continue; /* out of mbufs: lost, resent */
+			eth = rte_pktmbuf_mtod(m, uint8_t *);
+			if (d[i].hlen) /* a raw datagram's header */
+				memcpy(eth + HPN_NET_HDR, d[i].hdr, d[i].hlen);
+			memcpy(eth + HPN_NET_HDR + d[i].hlen, d[i].data, d[i].len);
+			u->copies++;
+		}
+		memcpy(f.dst_mac, mac, 6);
+		f.dst_ip = to->sin_addr.s_addr;
+		f.ttl = hpn_ip4_is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
+		f.dst_port = to->sin_port;
+		mbuf_set(m, eth, (uint32_t)hpn_frame_udp4(eth, &f, len, u->ip_id++));
+		out[k++] = m;
+		if (k == BURST_MAX) {
+			tx_flush(u, out, k);
+			k = 0;
+		}
+	}
+	if (k)
+		tx_flush(u, out, k);
+	return (int)n;
+}
+
+/* ---- receiving -------------------------------------------------------------- */
+
+static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
+{
+	HPN_STAT_ADD(u->st->drops, 1);
+	if (e != HPN_FRAME_NOT_IP4 && e != HPN_FRAME_NOT_UDP)
+		HPN_STAT_ADD(u->st->malformed, 1);
+}
+
+/* ARP (RFC 826): learn who asks us or answers us, answer requests for our
+ * address (the kernel does, on a borrowed one). */
+static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, uint32_t len)
+{
+	struct hpn_arp a;
+
+	if (!hpn_frame_parse_arp(f, len, &a) || !a.spa || hpn_ip4_is_group(a.spa) || (a.sha[0] & 1)) {
+		rte_pktmbuf_free(m);
+		return;
+	}
+	if (a.tpa == u->ip && a.spa != u->ip)
+		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns());
+	else if (hpn_nb_find(&u->nb, a.spa, false)) /* an update of one we know (gratuitous ARP) */
+		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns());
+	rte_pktmbuf_free(m);
+	if (a.op == HPN_ARP_REQUEST && a.tpa == u->ip && !u->borrowed) {
+		send_arp(u, HPN_ARP_REPLY, a.spa, a.sha);
+		u->arp_answered++;
+	}
+}
+
+static inline uint16_t rd16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/* An ICMP error quoting a datagram of ours: which peer, and why. The
+ * packet layer decides what it is worth (only one quoting a peer's session
+ * is heard). */
+static void icmp_error(struct hpn_pep *u, const uint8_t *icmp, uint32_t len)
+{
+	const uint8_t *q = icmp + 8;
+	uint32_t qhl;
+	int err;
+
+	if (len < 8 + 20 + 8 || icmp[0] != 3 || (q[0] >> 4) != 4)
+		return;
+	qhl = (q[0] & 15u) * 4;
+	if (qhl < 20 || len < 8 + qhl + 8 || q[9] != IPPROTO_UDP || memcmp(q + 12, &u->ip, 4) ||
+	    memcmp(q + qhl, &u->port, 2))
+		return;
+	switch (icmp[1]) {
+	case 3: err = -ECONNREFUSED; break; /* port unreachable */
+	case 0: err = -ENETUNREACH; break;
+	case 1: err = -EHOSTUNREACH; break;
+	default: return; /* fragmentation needed (we send DF within the MTU), admin... */
+	}
+	struct sockaddr_in to = {.sin_family = AF_INET};
+
+	memcpy(&to.sin_addr.s_addr, q + 16, 4);
+	memcpy(&to.sin_port, q + qhl + 2, 2);
+	hpn_pktep_unreachable(u->pk, &to, sizeof(to), err, q + qhl + 8, len - 8 - qhl - 8);
+}
+
+/* IPv4 that is not UDP: ICMP to us - an echo request is answered in the
+ * frame it came in, an error goes to the packet layer. */
+static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32_t len)
+{
+	uint8_t *ip = f + HPN_ETH_HLEN;
+	uint32_t hl, tot;
+	uint8_t *icmp;
+
+	if (len < HPN_ETH_HLEN + 20 || rd16(f + 12) != HPN_ETH_P_IP || ip[9] != 1 /* ICMP */ ||
+	    memcmp(ip + 16, &u->ip, 4) || u->borrowed)
+		goto drop;
+	hl = (ip[0] & 15u) * 4;
+	tot = rd16(ip + 2);
+	if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl + 8 || HPN_ETH_HLEN + tot > len ||
+	    (rd16(ip + 6) & 0x3fff) /* a fragment */ || hpn_inet_csum(ip, hl, 0) || hpn_inet_csum(ip + hl, tot - hl, 0))
+		goto drop;
+	icmp = ip + hl;
+	if (icmp[0] != 8 || icmp[1] != 0) { /* not an echo request */
+		icmp_error(u, icmp, tot - hl);
+		goto drop;
+	}
+	if ((f[6] & 1) || !ip[12] /* 0.0.0.0/8 */ || hpn_ip4_is_group(*(uint32_t *)(ip + 12)))
+		goto drop;
+	/* Echo reply: addresses swapped, type 0; the checksums computed anew
+	 * (options and data echoed as they came). */
+	memcpy(f, f + 6, 6);
+	memcpy(f + 6, u->mac, 6);
+	memcpy(ip + 16, ip + 12, 4);
+	memcpy(ip + 12, &u->ip, 4);
+	ip[8] = 64;
+	ip[10] = ip[11] = 0;
+	uint16_t c = hpn_inet_csum(ip, hl, 0);
+
+	memcpy(ip + 10, &c, 2);
+	icmp[0] = 0;
+	icmp[2] = icmp[3] = 0;
+	c = hpn_inet_csum(icmp, tot - hl, 0);
+	memcpy(icmp + 2, &c, 2);
+	mbuf_set(m, f, HPN_ETH_HLEN + tot);
+	u->echo_answered++;
+	tx_flush(u, &m, 1);
+	return;
+drop:
+	rte_pktmbuf_free(m);
+}
+
+/* The packet layer is done with the last receive: mbufs whose message it
+ * handed to the application in place (data NULL) are the application's
+ * (hpn_buf_put frees them), the rest go back to the pool now. */
+static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	struct rte_mbuf *back[BURST_MAX];
+	unsigned k = 0;
+
+	for (unsigned i = 0; i < n && i < u->nlent; i++)
+		if (d[i].data || u->copy)
+			back[k++] = u->lent[i];
+	if (k)
+		rte_pktmbuf_free_bulk(back, k);
+	u->nlent = 0;
+}
+
+static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	struct hpn_pep *u = arg;
+	struct rte_mbuf *in[BURST_MAX];
+	uint16_t got;
+	unsigned out = 0;
+
+	if (!u->up)
+		return 0;
+	hpn_dpdk_thread_register();
+	got = rte_eth_rx_burst(u->port_id, 0, in, (uint16_t)(n < BURST_MAX ? n : BURST_MAX));
+	for (uint16_t i = 0; i < got; i++) {
+		struct rte_mbuf *m = in[i];
+		uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
+		uint32_t len = m->data_len;
+		struct sockaddr_in *from = (void *)d[out].addr;
+		struct hpn_udp4 p;
+		enum hpn_frame_err e;
+
+		if (i + 1 < got)
+			rte_prefetch0(rte_pktmbuf_mtod(in[i + 1], void *));
+		if (m->nb_segs != 1) { /* longer than a frame: not from a peer within our MTU */
+			count_bad(u, HPN_FRAME_TRUNC);
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		e = hpn_frame_parse_udp4(f, len, &p);
+		if (e == HPN_FRAME_NOT_IP4 && len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP) {
+			arp_input(u, m, f, len);
+			continue;
+		}
+		if (e == HPN_FRAME_NOT_UDP) {
+			icmp_input(u, m, f, len);
+			continue;
+		}
+		if (e) {
+			count_bad(u, e);
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group)) ||
+		    !p.src_ip || p.src_ip == 0xffffffff || hpn_ip4_is_group(p.src_ip) || (p.src_mac[0] & 1) ||
+		    p.len > d[out].len) {
+			HPN_STAT_ADD(u->st->drops, 1); /* not ours, a source nobody can have, or too long */
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		*from = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = p.src_port, .sin_addr.s_addr = p.src_ip};
+		d[out].alen = sizeof(*from);
+		d[out].data = (uint8_t *)p.payload; /* lent: where the port wrote it */
+		d[out].len = p.len;
+		d[out].rx_ns = 0;
+		/* In a frame of the core's pool (lent mode), the mbuf made free
+		 * of the port's use now: if the packet layer hands the message
+		 * to the application in place, hpn_buf_put is all it takes. */
+		d[out].flags = 0;
+		if (!u->copy) {
+			rte_pktmbuf_prefree_seg(m);
+			d[out].flags = HPN_DGRAM_POOL;
+		}
+		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0);
+		u->lent[out++] = m;
+	}
+	u->nlent = out;
+	return (int)out;
+}
+
+static int dp_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
+{
+	(void)arg;
+	(void)alen;
+	return hpn_addr_format(addr, buf, len);
+}
+
+static const struct hpn_dgram_io lent_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
+					    .format = dp_format, .frame_get = frame_get, .frame_put = frame_put,
+					    .frames_free = frames_free};
+static const struct hpn_dgram_io copy_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
+					    .format = dp_format};
+
+/* ---- set-up ------------------------------------------------------------------ */
+
+/* "A.B.C.D/N" -> address and mask (network order). */
+static int parse_cidr(const char *s, uint32_t *ip, uint32_t *mask)
+{
+	char a[32];
+	const char *slash = strchr(s, '/');
+	char *end;
+	long n = 32;
+	struct in_addr in;
+
+	if (slash) {
+		n = strtol(slash + 1, &end, 10);
+		if (end == slash + 1 || *end || n < 1 || n > 32)
+			return -EINVAL;
+	}
+	snprintf(a, sizeof(a), "%.*s", (int)(slash ? slash - s : (long)strlen(s)), s);
+	if (inet_pton(AF_INET, a, &in) != 1 || !in.s_addr || hpn_ip4_is_group(in.s_addr))
+		return -EINVAL;
+	*ip = in.s_addr;
+	*mask = htonl(n == 32 ? 0xffffffffu : ~(0xffffffffu >> n));
+	return 0;
+}
+
+/* A vdev's key=value (iface= of af_packet and af_xdp), or "". */
+static void devarg(const char *vdev, const char *key, char *out, size_t len)
+{
+	size_t kl = strlen(key);
+
+	out[0] = 0;
+	for (const char *p = strchr(vdev, ','); p; p = strchr(p + 1, ','))
+		if (!strncmp(p + 1, key, kl) && p[1 + kl] == '=') {
+			snprintf(out, len, "%.*s", (int)strcspn(p + 2 + kl, ","), p + 2 + kl);
+			return;
+		}
+}
+
+/* The IPv4 address of a kernel interface (a vdev riding on it). */
+static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
+{
+	struct ifaddrs *ifa, *i;
+	int ret = -EADDRNOTAVAIL;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname)) {
+			*ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+			*mask = i->ifa_netmask ? ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr : 0xffffffff;
+			ret = 0;
+			break;
+		}
+	freeifaddrs(ifa);
+	return ret;
+}
+
+/* The ethdev: an existing one by name, else hot-plugged (vdev, PCI). */
+static int find_port(struct hpn_pep *u)
+{
+	const char *what = u->vdev[0] ? u->vdev : u->pci;
+	int ret;
+
+	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id) == 0)
+		return 0; /* probed by the EAL (-a, --vdev) or the application */
+	if (u->pci[0] && !hpn_dpdk_eal_has_pci())
+		return hpn_set_error(-ENODEV, "dpdk: port=%s: the EAL was started without the PCI bus (this process's "
+					      "first dpdk endpoint used a vdev); start it with eal=\"... -a %s\"",
+				     u->pci, u->pci);
+	ret = rte_dev_probe(what);
+	if (ret)
+		return hpn_set_error(ret == -EEXIST ? -EBUSY : ret < 0 ? ret : -ENODEV,
+				     u->vdev[0] ? "dpdk: vdev=\"%s\": cannot create it: %s (%s)"
+						: "dpdk: port=%s: no such port, or not bound to a DPDK driver "
+						  "(tools/hpn-dpdk status): %s (%s)",
+				     what, hpn_dpdk_last_error(), rte_strerror(ret < 0 ? -ret : ENODEV));
+	u->probed = true;
+	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id))
+		return hpn_set_error(-ENODEV, "dpdk: %s was probed but is no ethdev named %s", what, u->name);
+	return 0;
+}
+
+static int take_port_id(struct hpn_pep *u)
+{
+	int ret = 0;
+
+	pthread_mutex_lock(&ports_lock);
+	if (port_taken[u->port_id])
+		ret = hpn_set_error(-EBUSY, "dpdk: %s is in use by another endpoint of this process: one per port",
+				    u->name);
+	else
+		port_taken[u->port_id] = true;
+	pthread_mutex_unlock(&ports_lock);
+	return ret;
+}
+
+static int port_start(struct hpn_pep *u)
+{
+	struct rte_eth_dev_info info;
+	struct rte_eth_conf conf;
+	struct rte_ether_addr mac;
+	uint16_t nrx = u->nrxd, ntx = u->ntxd, mtu = 1500;
+	int socket = rte_eth_dev_socket_id(u->port_id), ret;
+	uint32_t need = u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN;
+
+	memset(&conf, 0, sizeof(conf));
+	ret = rte_eth_dev_info_get(u->port_id, &info);
+	if (ret)
+		return hpn_set_error(ret, "dpdk: %s: no device info: %s", u->name, rte_strerror(-ret));
+	snprintf(u->driver, sizeof(u->driver), "%s", info.driver_name ? info.driver_name : "?");
+	rte_eth_dev_get_mtu(u->port_id, &mtu);
+	if (mtu < need)
+		mtu = (uint16_t)need; /* the port is set to carry what mtu= asks */
+	if (mtu > info.max_mtu || need > info.max_rx_pktlen)
+		return hpn_set_error(-EINVAL, "dpdk: mtu=%u needs an IP MTU of %u; %s (%s) takes at most %u", u->pc.mtu,
+				     need, u->name, u->driver, info.max_mtu);
+	conf.rxmode.mtu = mtu;
+	ret = rte_eth_dev_configure(u->port_id, 1, 1, &conf);
+	ret = ret ?: rte_eth_dev_adjust_nb_rx_tx_desc(u->port_id, &nrx, &ntx);
+	if (ret)
+		return hpn_set_error(ret, "dpdk: %s (%s): cannot configure one queue pair: %s (%s)", u->name, u->driver,
+				     rte_strerror(-ret), hpn_dpdk_last_error());
+	ret = rte_eth_rx_queue_setup(u->port_id, 0, nrx, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL, u->mp);
+	ret = ret ?: rte_eth_tx_queue_setup(u->port_id, 0, ntx, socket < 0 ? SOCKET_ID_ANY : (unsigned)socket, NULL);
+	if (ret)
+		return hpn_set_error(ret, "dpdk: %s (%s): cannot set up its queues (%u/%u descriptors): %s (%s)",
+				     u->name, u->driver, nrx, ntx, rte_strerror(-ret), hpn_dpdk_last_error());
+	ret = rte_eth_dev_start(u->port_id);
+	if (ret)
+		return hpn_set_error(ret, "dpdk: %s (%s): cannot start: %s (%s)", u->name, u->driver, rte_strerror(-ret),
+				     hpn_dpdk_last_error());
+	u->started = true;
+	ret = rte_eth_promiscuous_disable(u->port_id);
+	if (ret && ret != -ENOTSUP)
+		hpn_log(HPN_LOG_INFO, "dpdk: %s: promiscuous mode stays on: %s", u->name, rte_strerror(-ret));
+	rte_eth_macaddr_get(u->port_id, &mac);
+	memcpy(u->mac, mac.addr_bytes, 6);
+	u->port_mtu = mtu;
+	u->nrxd = nrx;
+	u->ntxd = ntx;
+	return 0;
+}
+
+static bool link_state(struct hpn_pep *u)
+{
+	struct rte_eth_link l;
+
+	memset(&l, 0, sizeof(l));
+	return rte_eth_link_get_nowait(u->port_id, &l) == 0 && l.link_status == RTE_ETH_LINK_UP;
+}
+
+/* Borrowed address: the port number is reserved in the kernel, so it
+ * neither gives it to another socket nor answers our peers' datagrams
+ * (which it sees too, beside the vdev) with port unreachable. */
+static int reserve_port(struct hpn_pep *u, uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = u->ip, .sin_port = port};
+	socklen_t alen = sizeof(a);
+	int small = 4096;
+
+	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (u->port_fd >= 0)
+		setsockopt(u->port_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); /* never read */
+	if (u->port_fd < 0 || bind(u->port_fd, (struct sockaddr *)&a, sizeof(a)) ||
+	    getsockname(u->port_fd, (struct sockaddr *)&a, &alen))
+		return hpn_set_error(-errno, "dpdk: cannot reserve UDP port %u on %s: %s", ntohs(port),
+				     inet_ntoa(a.sin_addr), strerror(errno));
+	u->port = a.sin_port;
+	return 0;
+}
+
+/* Our port: the one asked for, or (0) one of the ephemeral range. */
+static int bind_port(struct hpn_pep *u, uint16_t port)
+{
+	if (u->borrowed)
+		return reserve_port(u, port);
+	if (!port)
+		port = htons((uint16_t)(49152 + (hpn_now_ns() ^ (uint64_t)getpid() * 2654435761u) % 16384));
+	u->port = port;
+	return 0;
+}
+
+static void release_mbufs(struct hpn_pep *u)
+{
+	if (u->nfree)
+		rte_mempool_put_bulk(u->mp, (void **)u->free_tx, u->nfree);
+	u->nfree = 0;
+}
+
+static void port_close(struct hpn_pep *u)
+{
+	struct rte_eth_dev_info info;
+	struct rte_device *dev = NULL;
+
+	if (!u->up && !u->started && !u->probed)
+		return;
+	if (rte_eth_dev_info_get(u->port_id, &info) == 0)
+		dev = info.device;
+	if (u->started)
+		rte_eth_dev_stop(u->port_id); /* the receive ring's mbufs go back */
+	release_mbufs(u);
+	rte_eth_dev_close(u->port_id);
+	if (u->probed && dev)
+		rte_dev_remove(dev); /* so an endpoint made again can create it again */
+	pthread_mutex_lock(&ports_lock);
+	port_taken[u->port_id] = false;
+	pthread_mutex_unlock(&ports_lock);
+	u->started = u->probed = u->up = false;
+}
+
+static void dp_close(struct hpn_pep *u)
+{
+	if (!u)
+		return;
+	hpn_pktep_destroy(u->pk); /* says goodbye through the port: first */
+	if (u->up || u->started || u->probed)
+		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
+				       "answered", u->name, (unsigned long long)u->copies,
+			(unsigned long long)u->arp_answered, (unsigned long long)u->echo_answered);
+	port_close(u);
+	if (u->mp)
+		hpn_mbufs_free(u->mp, !u->copy);
+	if (u->port_fd >= 0)
+		close(u->port_fd);
+	free(u);
+}
+
+static int dp_probe(struct hpn_caps *caps, char *why, size_t why_len)
+{
+	(void)why;
+	(void)why_len;
+	caps->max_msg_size = 65536;
+	caps->inline_size = 0;
+	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_ORDERED | HPN_CAP_RELIABLE;
+	caps->headroom = 0;
+	caps->preference = 4; /* needs a port named in config: never picked by plugin=auto */
+	return 0;
+}
+
+/* The configuration keys of the port (the packet layer's are read apart). */
+static int read_cfg(struct hpn_pep *u)
+{
+	const char *vdev = hpn_core_cfg(u->core, "vdev"), *pci = hpn_core_cfg(u->core, "port");
+	const char *ip = hpn_core_cfg(u->core, "ip"), *gw = hpn_core_cfg(u->core, "gw");
+	const char *mb = hpn_core_cfg(u->core, "mbufs");
+	uint64_t frames, rxd, txd;
+	int ret;
+
+	if (!!vdev == !!pci || (vdev && !vdev[0]) || (pci && !pci[0]))
+		return hpn_set_error(-EINVAL, "config: dpdk needs its port: port=PCI_ADDRESS or vdev=\"DEVICE,ARGS\" "
+					      "(one of them), e.g. vdev=\"net_memif0,role=server,socket=/tmp/m.sock\"");
+	if ((vdev && strlen(vdev) >= sizeof(u->vdev)) || (pci && strlen(pci) >= sizeof(u->pci)))
+		return hpn_set_error(-EINVAL, "config: %s= is too long", vdev ? "vdev" : "port");
+	snprintf(u->vdev, sizeof(u->vdev), "%s", vdev ? vdev : "");
+	snprintf(u->pci, sizeof(u->pci), "%s", pci ? pci : "");
+	snprintf(u->name, sizeof(u->name), "%.*s", (int)strcspn(vdev ? vdev : pci, ","), vdev ? vdev : pci);
+	if (vdev)
+		devarg(vdev, "iface", u->kiface, sizeof(u->kiface));
+	if (ip && parse_cidr(ip, &u->ip_cfg, &u->mask))
+		return hpn_set_error(-EINVAL, "config: ip='%s': want the port's IPv4 address and prefix, A.B.C.D/N", ip);
+	if (!ip && !u->kiface[0])
+		return hpn_set_error(-EINVAL, "config: dpdk needs ip=A.B.C.D/N: a DPDK port has no address of its own");
+	if (gw && (inet_pton(AF_INET, gw, &u->gw) != 1 || !u->gw))
+		return hpn_set_error(-EINVAL, "config: gw='%s': want an IPv4 address", gw);
+	if (mb && strcmp(mb, "lent") && strcmp(mb, "copy"))
+		return hpn_set_error(-EINVAL, "config: mbufs='%s': lent or copy", mb);
+	/* net_af_xdp's mempool is its UMEM: the data must follow the mbuf. */
+	u->copy = mb ? !strcmp(mb, "copy") : !strncmp(u->name, "net_af_xdp", 10);
+	if (mb && !strcmp(mb, "lent") && !strncmp(u->name, "net_af_xdp", 10))
+		return hpn_set_error(-EINVAL, "config: mbufs=lent: net_af_xdp uses its mempool as its UMEM and needs "
+					      "the data inside it; mbufs=copy (the default there)");
+	ret = hpn_core_cfg_u64(u->core, "frames", 4096, 512, 1u << 20, &frames);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "rxd", 1024, 64, 16384, &rxd);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "txd", 1024, 64, 16384, &txd);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "link_wait_ms", 1000, 0, 60000, &u->link_wait_ms);
+	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, MTU_MAX, 1472, &u->pc);
+	if (ret)
+		return ret;
+	if (!u->pc.mcast_ttl)
+		return hpn_set_error(-EINVAL, "config: mcast_ttl=0 (this host only) needs plugin=udp: dpdk sends on "
+					      "the wire");
+	u->nframes = (uint32_t)frames;
+	u->nrxd = (uint16_t)rxd;
+	u->ntxd = (uint16_t)txd;
+	return 0;
+}
+
+/* Memory: the core's frames as mbufs (lent), or DPDK's own (copy). */
+static int open_mbufs(struct hpn_pep *u)
+{
+	char name[RTE_MEMPOOL_NAMESIZE];
+	int ret;
+
+	snprintf(name, sizeof(name), "hpn%u", __atomic_fetch_add(&pool_seq, 1, __ATOMIC_RELAXED));
+	if (u->copy)
+		return hpn_mbufs_copy(name, u->nframes, SOCKET_ID_ANY, &u->mp);
+	ret = hpn_core_frames(u->core, u->nframes, HPN_DPDK_FRAME, HPN_DPDK_DATA_OFF - 16, &u->frames);
+	if (ret)
+		return ret;
+	if (hpn_pool_headroom(u->frames) != HPN_DPDK_DATA_OFF)
+		return hpn_set_error(-EINVAL, "dpdk: frames have %zu B in front of their data, not %u",
+				     hpn_pool_headroom(u->frames), HPN_DPDK_DATA_OFF);
+	u->region = hpn_pool_region(u->frames, &u->region_len);
+	u->pc.frames = u->frames;
+	u->pc.kept_max = u->nframes / 8;
+	return hpn_mbufs_lent(name, u->frames, SOCKET_ID_ANY, &u->mp);
+}
+
+/* Everything up to a running port with its address. */
+static int set_up(struct hpn_pep *u)
+{
+	const char *eal = hpn_core_cfg(u->core, "eal");
+	int ret = hpn_dpdk_eal_start(eal, u->pci[0] ? u->pci : NULL);
+
+	ret = ret ?: open_mbufs(u);
+	ret = ret ?: find_port(u);
+	ret = ret ?: take_port_id(u);
+	if (ret)
+		return ret;
+	u->up = true; /* from here port_close undoes */
+	ret = port_start(u);
+	if (ret)
+		return ret;
+	u->ip = u->ip_cfg;
+	if (!u->ip) {
+		ret = kernel_addr(u->kiface, &u->ip, &u->mask);
+		if (ret)
+			return hpn_set_error(ret, "dpdk: %s rides on %s, which has no IPv4 address: give the port one "
+						  "with ip=A.B.C.D/N", u->name, u->kiface);
+		u->borrowed = true;
+	}
+	u->link_up = link_state(u);
+	u->link_ns = hpn_now_ns();
+	hpn_dpdk_thread_register();
+	hpn_core_describe(u->core, "dpdk %s (%s), %s, %s", u->name, u->driver, inet_ntoa((struct in_addr){u->ip}),
+			  u->copy ? "mbufs copied" : "mbufs lent from the pool");
+	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %02x:%02x:%02x:%02x:%02x:%02x, %s/%d%s, MTU %u, %u/%u "
+			      "descriptors, %u mbufs %s, EAL %s, link %s",
+		u->name, u->driver, u->port_id, u->mac[0], u->mac[1], u->mac[2], u->mac[3], u->mac[4], u->mac[5],
+		inet_ntoa((struct in_addr){u->ip}), __builtin_popcount(u->mask), u->borrowed ? " (the kernel's)" : "",
+		u->port_mtu, u->nrxd, u->ntxd, u->nframes,
+		u->copy ? "in DPDK's memory (copied)" : "over the pool's frames (lent)", hpn_dpdk_eal_mem(),
+		u->link_up ? "up" : "down");
+	return 0;
+}
+
+static int dp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
+{
+	struct hpn_pep *u = calloc(1, sizeof(*u));
+	int ret;
+
+	if (!u)
+		return hpn_set_error(-ENOMEM, "dpdk: out of memory");
+	u->core = core;
+	u->st = hpn_core_stats(core);
+	u->port_fd = -1;
+	dp_probe(caps, NULL, 0);
+	ret = read_cfg(u);
+	ret = ret ?: set_up(u);
+	ret = ret ?: hpn_pktep_create(core, &u->pc, u->copy ? &copy_io : &lent_io, u, &u->pk);
+	if (ret)
+		goto fail;
+	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
+	if (!u->copy) {
+		/* A message takes its send frames whole: the largest must fit
+		 * beside what the port's receive ring holds. */
+		uint32_t per = u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR;
+		uint32_t need = (caps->max_msg_size + per - 1) / per;
+
+		u->tx_target = need + TX_RESERVE > 256 ? need + TX_RESERVE : 256;
+		if (u->tx_target > sizeof(u->free_tx) / sizeof(u->free_tx[0]))
+			u->tx_target = sizeof(u->free_tx) / sizeof(u->free_tx[0]);
+		if (u->pc.reliable && u->nframes < u->nrxd + need + TX_RESERVE) {
+			ret = hpn_set_error(-EINVAL, "config: frames=%u: the receive ring holds %u and a %u-byte message "
+						     "needs %u (+%u kept for copies): raise frames=",
+					    u->nframes, u->nrxd, caps->max_msg_size, need, TX_RESERVE);
+			goto fail;
+		}
+	}
+	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_ORDERED |
+		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
+	*out = u;
+	return 0;
+fail:
+	dp_close(u);
+	return ret;
+}
+
+static int dp_mem_register(struct hpn_pep *u, void *addr, size_t len)
+{
+	(void)addr;
+	(void)len;
+	hpn_pktep_mem_register(u->pk);
+	return 0;
+}
+
+static int parse_v4(const char *spec, bool passive, struct sockaddr_in *out)
+{
+	struct sockaddr_storage a;
+	socklen_t alen;
+	int ret = hpn_addr_parse(spec, passive, SOCK_DGRAM, &a, &alen);
+
+	if (ret)
+		return ret;
+	if (a.ss_family != AF_INET)
+		return hpn_set_error(-EAFNOSUPPORT, "dpdk: %s: IPv4 only", spec);
+	memcpy(out, &a, sizeof(*out));
+	return 0;
+}
+
+/* Subscribe: the port takes the group's MAC (its multicast filter, else
+ * every multicast); the kernel joins for a borrowed address (IGMP). */
+static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
+{
+	struct rte_ether_addr mac;
+	int ret = hpn_pktep_subscribe(u->pk);
+
+	ret = ret ?: bind_port(u, a->sin_port);
+	if (ret)
+		return ret;
+	hpn_ip4_group_mac(a->sin_addr.s_addr, mac.addr_bytes);
+	if (rte_eth_dev_set_mc_addr_list(u->port_id, &mac, 1) && rte_eth_allmulticast_enable(u->port_id))
+		hpn_log(HPN_LOG_INFO, "dpdk: %s: no multicast filter and no all-multicast mode: %s is heard only if "
+				      "the port passes it anyway", u->name, spec);
+	if (u->borrowed) {
+		struct ip_mreq mreq = {.imr_multiaddr = a->sin_addr, .imr_interface.s_addr = u->ip};
+
+		if (setsockopt(u->port_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)))
+			return hpn_set_error(-errno, "dpdk: cannot join %s on %s: %s", spec, u->kiface, strerror(errno));
+	}
+	u->group = a->sin_addr.s_addr;
+	return 0;
+}
+
+static int dp_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_in a;
+	int ret = parse_v4(spec, true, &a);
+
+	if (ret)
+		return ret;
+	if (u->port)
+		return hpn_set_error(-EISCONN, "dpdk: endpoint already has its port (listen before connecting)");
+	if (hpn_ip4_is_group(a.sin_addr.s_addr))
+		return listen_group(u, &a, spec);
+	if (a.sin_addr.s_addr && a.sin_addr.s_addr != u->ip)
+		return hpn_set_error(-EADDRNOTAVAIL, "dpdk: %s is not %s's address (%s)", spec, u->name,
+				     inet_ntoa((struct in_addr){u->ip}));
+	ret = bind_port(u, a.sin_port);
+	if (ret)
+		return ret;
+	hpn_pktep_listen(u->pk);
+	return 0;
+}
+
+static int dp_local_addr(struct hpn_pep *u, char *buf, size_t len)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = u->ip, .sin_port = u->port};
+
+	if (!u->port)
+		return -ENOTCONN;
+	return hpn_addr_format((struct sockaddr *)&a, buf, len);
+}
+
+/* A connect right after start would only lose its first handshakes to a
+ * link still coming up (a memif peer connecting, an autonegotiating NIC). */
+static void wait_link(struct hpn_pep *u)
+{
+	uint64_t t0 = hpn_now_ns();
+
+	while (!(u->link_up = link_state(u)) && hpn_now_ns() - t0 < u->link_wait_ms * 1000000ull)
+		usleep(1000);
+	if (!u->link_up)
+		hpn_log(HPN_LOG_INFO, "dpdk: %s: link still down after %llu ms: connecting anyway", u->name,
+			(unsigned long long)u->link_wait_ms);
+}
+
+static int dp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
+{
+	struct sockaddr_in a;
+	int ret = parse_v4(spec, false, &a);
+
+	if (ret)
+		return ret;
+	if (!u->port) {
+		ret = bind_port(u, 0);
+		if (ret)
+			return ret;
+	}
+	if (!u->link_up)
+		wait_link(u);
+	if (hpn_ip4_is_group(a.sin_addr.s_addr)) /* publish: the peer is the group, connected at once */
+		return hpn_pktep_publish(u->pk, &a, sizeof(a), peer);
+	if (a.sin_addr.s_addr == u->ip && a.sin_port == u->port)
+		return hpn_set_error(-EINVAL, "dpdk: %s is this endpoint itself", spec);
+	if (a.sin_addr.s_addr == u->ip || (ntohl(a.sin_addr.s_addr) >> 24) == 127)
+		return hpn_set_error(-EINVAL, "dpdk: %s is this host: a DPDK port does not loop back (two endpoints "
+					      "need two ports, e.g. a memif pair)", spec);
+	if (!on_link(u, a.sin_addr.s_addr) && !u->gw)
+		return hpn_set_error(-ENETUNREACH, "dpdk: %s is outside %s/%d and no gw= is set", spec,
+				     inet_ntoa((struct in_addr){u->ip}), __builtin_popcount(u->mask));
+	return hpn_pktep_connect(u->pk, &a, sizeof(a), peer);
+}
+
+static int dp_disconnect(struct hpn_pep *u, hpn_peer_t id)
+{
+	return hpn_pktep_disconnect(u->pk, id);
+}
+
+static int dp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len)
+{
+	return hpn_pktep_peer_addr(u->pk, id, buf, len);
+}
+
+/* Neighbours we resolved ourselves age like the kernel's: asked again
+ * after 30 s without a word from them, forgotten 5 s later. */
+static void nb_age(struct hpn_pep *u, uint64_t now)
+{
+	for (unsigned i = 0; i < HPN_NB_SIZE; i++) {
+		struct hpn_nb *n = &u->nb.e[i];
+
+		if (!n->ip || !n->ok || hpn_ip4_is_group(n->ip))
+			continue;
+		if (!n->seen_ns)
+			n->seen_ns = now;
+		if (now - n->seen_ns > NB_EXPIRE_NS) {
+			hpn_nb_forget(&u->nb, n);
+		} else if (now - n->seen_ns > NB_REFRESH_NS && now - n->asked_ns > 1000000000ull) {
+			n->asked_ns = now;
+			send_arp(u, HPN_ARP_REQUEST, n->ip, NULL);
+		}
+	}
+}
+
+static int dp_progress(struct hpn_pep *u, uint64_t now)
+{
+	if (now - u->link_ns >= LINK_EVERY_NS) {
+		bool up = link_state(u);
+
+		u->link_ns = now;
+		if (up != u->link_up)
+			hpn_log(HPN_LOG_INFO, "dpdk: %s: link %s", u->name, up ? "up" : "down");
+		u->link_up = up;
+	}
+	if (now - u->nb_scan_ns >= 1000000000ull) {
+		u->nb_scan_ns = now;
+		nb_age(u, now);
+	}
+	return hpn_pktep_progress(u->pk, now);
+}
+
+static int dp_wait_fd(struct hpn_pep *u)
+{
+	(void)u;
+	return -EOPNOTSUPP; /* a poll-mode driver: waits spin */
+}
+
+static int dp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	return hpn_pktep_tx_burst(u->pk, msgs, n, flags);
+}
+
+static int dp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	return hpn_pktep_rx_burst(u->pk, msgs, n);
+}
+
+static const struct hpn_plugin_ops dp_ops = {
+	.abi_version = HPN_PLUGIN_ABI,
+	.size = sizeof(struct hpn_plugin_ops),
+	.name = "dpdk",
+	.description = "DPDK poll-mode drivers: kernel bypass on a PCI NIC or a vdev (memif, af_packet, tap ...; IPv4)",
+	.params = dpdk_params,
+	.probe = dp_probe,
+	.open = dp_open,
+	.close = dp_close,
+	.mem_register = dp_mem_register,
+	.listen = dp_listen,
+	.local_addr = dp_local_addr,
+	.connect = dp_connect,
+	.disconnect = dp_disconnect,
+	.peer_addr = dp_peer_addr,
+	.progress = dp_progress,
+	.wait_fd = dp_wait_fd,
+	.tx_burst = dp_tx_burst,
+	.rx_burst = dp_rx_burst,
+};
+
+HPN_PLUGIN_DEFINE(dp_ops)
