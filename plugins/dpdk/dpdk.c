@@ -34,6 +34,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <rte_bus.h>
@@ -618,12 +619,38 @@ static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
 	return ret;
 }
 
+/* A memif server's socket left by a process that died (nobody accepts on
+ * it) would fail the server with "Address already in use": removed. One a
+ * live process listens on is left alone (and the probe says so). */
+static void memif_stale_socket(struct hpn_pep *u)
+{
+	char role[16], path[108];
+	struct sockaddr_un a = {.sun_family = AF_UNIX};
+	int fd;
+
+	devarg(u->vdev, "role", role, sizeof(role));
+	devarg(u->vdev, "socket", path, sizeof(path));
+	if (strncmp(u->name, "net_memif", 9) || strcmp(role, "server") || access(path[0] ? path : "/run/memif.sock", F_OK))
+		return;
+	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path[0] ? path : "/run/memif.sock");
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof(a)) && errno == ECONNREFUSED) {
+		hpn_log(HPN_LOG_INFO, "dpdk: removing %s, a memif socket nobody listens on (left by a process that died)",
+			a.sun_path);
+		unlink(a.sun_path);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* The ethdev: an existing one by name, else hot-plugged (vdev, PCI). */
 static int find_port(struct hpn_pep *u)
 {
 	const char *what = u->vdev[0] ? u->vdev : u->pci;
 	int ret;
 
+	hpn_dpdk_errors_reset();
+	memif_stale_socket(u);
 	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id) == 0)
 		return 0; /* probed by the EAL (-a, --vdev) or the application */
 	if (u->pci[0] && !hpn_dpdk_eal_has_pci())
@@ -667,6 +694,7 @@ static int port_start(struct hpn_pep *u)
 	uint32_t need = u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN;
 
 	memset(&conf, 0, sizeof(conf));
+	hpn_dpdk_errors_reset();
 	ret = rte_eth_dev_info_get(u->port_id, &info);
 	if (ret)
 		return hpn_set_error(ret, "dpdk: %s: no device info: %s", u->name, rte_strerror(-ret));
@@ -750,6 +778,21 @@ static void release_mbufs(struct hpn_pep *u)
 	u->nfree = 0;
 }
 
+/* What the port counted, said once at the end (its drops are ours to
+ * explain: a full receive ring, no mbufs, transmit errors). */
+static void log_port_stats(struct hpn_pep *u)
+{
+	struct rte_eth_stats es;
+
+	if (!u->started || rte_eth_stats_get(u->port_id, &es))
+		return;
+	hpn_log(es.imissed || es.ierrors || es.oerrors || es.rx_nombuf ? HPN_LOG_INFO : HPN_LOG_DEBUG,
+		"dpdk: %s: port counted %llu frames in, %llu out; missed %llu, receive errors %llu, no mbuf %llu, "
+		"transmit errors %llu", u->name, (unsigned long long)es.ipackets, (unsigned long long)es.opackets,
+		(unsigned long long)es.imissed, (unsigned long long)es.ierrors, (unsigned long long)es.rx_nombuf,
+		(unsigned long long)es.oerrors);
+}
+
 static void port_close(struct hpn_pep *u)
 {
 	struct rte_eth_dev_info info;
@@ -759,6 +802,7 @@ static void port_close(struct hpn_pep *u)
 		return;
 	if (rte_eth_dev_info_get(u->port_id, &info) == 0)
 		dev = info.device;
+	log_port_stats(u);
 	if (u->started)
 		rte_eth_dev_stop(u->port_id); /* the receive ring's mbufs go back */
 	release_mbufs(u);

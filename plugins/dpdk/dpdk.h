@@ -14,8 +14,10 @@
 int hpn_dpdk_eal_start(const char *eal_args, const char *pci);
 bool hpn_dpdk_eal_has_pci(void);
 const char *hpn_dpdk_eal_mem(void);
-/* The last error line DPDK logged (explains a failed call). */
+/* The first error line DPDK logged since hpn_dpdk_errors_reset() (it
+ * explains a failed call; later lines say only what gave up). */
 const char *hpn_dpdk_last_error(void);
+void hpn_dpdk_errors_reset(void);
 
 /* Give the calling thread an lcore id, once (see eal.c). */
 void hpn_dpdk_thread_register_slow(void);

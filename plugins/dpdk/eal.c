@@ -57,7 +57,8 @@ static void log_flush(void)
 	if (!log_len)
 		return;
 	if (lvl <= (int)RTE_LOG_ERR) {
-		snprintf(last_err, sizeof(last_err), "%s", log_line);
+		if (!last_err[0]) /* the first says why; the rest say what gave up */
+			snprintf(last_err, sizeof(last_err), "%s", log_line);
 		hpn_log(HPN_LOG_WARN, "dpdk: %s", log_line);
 	} else {
 		hpn_log(lvl <= (int)RTE_LOG_NOTICE ? HPN_LOG_INFO : HPN_LOG_DEBUG, "dpdk: %s", log_line);
@@ -80,6 +81,11 @@ static ssize_t log_write(void *cookie, const char *buf, size_t size)
 const char *hpn_dpdk_last_error(void)
 {
 	return last_err[0] ? last_err : "no reason logged";
+}
+
+void hpn_dpdk_errors_reset(void)
+{
+	last_err[0] = 0;
 }
 
 /* ---- arguments ------------------------------------------------------------- */
@@ -219,6 +225,7 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 		return ret;
 	}
 	rte_openlog_stream(fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write}));
+	hpn_dpdk_errors_reset();
 	arg(&a, "hpn");
 	if (eal_args) {
 		args_split(&a, eal_args);
