@@ -619,18 +619,22 @@ static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
 	return ret;
 }
 
-/* A memif server's socket left by a process that died (nobody accepts on
- * it) would fail the server with "Address already in use": removed. One a
- * live process listens on is left alone (and the probe says so). */
+/* A memif server's socket file (abstract=no) left by a process that died
+ * (nobody accepts on it) would fail the server with "Address already in
+ * use": removed. One a live process listens on is left alone (and the
+ * probe says so). Abstract sockets, memif's default, go with their
+ * process. */
 static void memif_stale_socket(struct hpn_pep *u)
 {
-	char role[16], path[108];
+	char role[16], path[108], abstract[8];
 	struct sockaddr_un a = {.sun_family = AF_UNIX};
 	int fd;
 
 	devarg(u->vdev, "role", role, sizeof(role));
 	devarg(u->vdev, "socket", path, sizeof(path));
-	if (strncmp(u->name, "net_memif", 9) || strcmp(role, "server") || access(path[0] ? path : "/run/memif.sock", F_OK))
+	devarg(u->vdev, "socket-abstract", abstract, sizeof(abstract));
+	if (strncmp(u->name, "net_memif", 9) || strcmp(role, "server") || strcmp(abstract, "no") ||
+	    access(path[0] ? path : "/run/memif.sock", F_OK))
 		return;
 	snprintf(a.sun_path, sizeof(a.sun_path), "%s", path[0] ? path : "/run/memif.sock");
 	fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
@@ -797,6 +801,7 @@ static void port_close(struct hpn_pep *u)
 {
 	struct rte_eth_dev_info info;
 	struct rte_device *dev = NULL;
+	int ret;
 
 	if (!u->up && !u->started && !u->probed)
 		return;
@@ -806,9 +811,11 @@ static void port_close(struct hpn_pep *u)
 	if (u->started)
 		rte_eth_dev_stop(u->port_id); /* the receive ring's mbufs go back */
 	release_mbufs(u);
-	rte_eth_dev_close(u->port_id);
-	if (u->probed && dev)
-		rte_dev_remove(dev); /* so an endpoint made again can create it again */
+	ret = rte_eth_dev_close(u->port_id);
+	if (ret)
+		hpn_log(HPN_LOG_WARN, "dpdk: %s: close: %s", u->name, rte_strerror(-ret));
+	if (u->probed && dev && (ret = rte_dev_remove(dev)))
+		hpn_log(HPN_LOG_WARN, "dpdk: %s: cannot remove it: %s", u->name, rte_strerror(-ret));
 	pthread_mutex_lock(&ports_lock);
 	port_taken[u->port_id] = false;
 	pthread_mutex_unlock(&ports_lock);

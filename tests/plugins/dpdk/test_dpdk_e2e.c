@@ -1,0 +1,175 @@
+/*
+ * test_dpdk_e2e.c - what the dpdk backend has that the others lack, in one
+ * process: two endpoints over a memif pair (net_memif0 the server,
+ * net_memif1 the client, one socket) under one EAL, destroyed and made
+ * again; and its configuration errors, each clear. The conformance suite
+ * (tests/conformance) covers the rest across processes and namespaces.
+ * Skipped (77) with the reason where the dpdk plugin cannot run.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include "../e2e.h"
+
+static char sock[64];
+static char srv_cfg[256], cli_cfg[256];
+
+#define SRV_ADDR "10.76.0.2:18790"
+
+static void exchange(hpn_ep *a, hpn_ep *b, hpn_peer_t ab, hpn_peer_t ba, uint32_t size, unsigned count)
+{
+	static uint8_t buf[9000];
+	unsigned sent = 0, got = 0, back = 0;
+	uint64_t t0 = now_ms();
+
+	while (got < count || back < count) {
+		struct hpn_msg in[32];
+		int r;
+
+		if (sent < count) {
+			fill(buf, size, sent);
+			r = hpn_send(a, ab, buf, size);
+			if (r == 0)
+				sent++;
+			else if (r != -EAGAIN)
+				fail_msg("send: %d %s", r, hpn_last_error());
+		}
+		r = hpn_recv_burst(b, in, 32);
+		for (int i = 0; i < r; i++) { /* b echoes what it gets, in the same buffer */
+			assert_int_equal(in[i].len, size);
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			got++;
+			in[i].peer = ba;
+			while (hpn_send_zc_burst(b, &in[i], 1) == -EAGAIN)
+				hpn_poll(b, NULL, 0);
+		}
+		r = hpn_recv_burst(a, in, 32);
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(check(in[i].data, in[i].len), back);
+			back++;
+			hpn_buf_put(a, in[i].data);
+		}
+		if (now_ms() - t0 > 20000)
+			fail_msg("%u B: %u sent, %u there, %u back after 20 s", size, sent, got, back);
+	}
+}
+
+/* Two endpoints, one EAL; then both gone and both again - on another
+ * memif socket: DPDK 22.11's memif keeps a server's listening socket
+ * after its device is removed, so the same name cannot be bound again in
+ * the same process (docs/CONFIG.md). */
+static void test_two_in_one_process(void **state)
+{
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		hpn_ep *s, *c;
+		char sc[256], cc[256];
+
+		snprintf(sc, sizeof(sc), srv_cfg, round);
+		snprintf(cc, sizeof(cc), cli_cfg, round);
+		s = e2e_make(sc, NULL);
+		c = e2e_make(cc, NULL);
+		hpn_peer_t sp, cp;
+		struct hpn_stats st;
+
+		assert_int_equal(hpn_listen(s, SRV_ADDR), 0);
+		cp = connect_pair_ms(s, c, SRV_ADDR, &sp, 10000);
+		exchange(c, s, cp, sp, 64, 2000);
+		exchange(c, s, cp, sp, 1400, 500);
+		exchange(c, s, cp, sp, 8000, 200); /* fragmented */
+		hpn_ep_stats(c, &st, sizeof(st));
+		print_message("round %d: %s\n", round, hpn_ep_describe(c));
+		hpn_ep_destroy(s);
+		hpn_ep_destroy(c);
+	}
+}
+
+/* The same port twice in one process: the second is refused, clearly. */
+static void test_port_busy(void **state)
+{
+	hpn_ep *s = e2e_make(srv_cfg, NULL), *again = NULL;
+	int ret = hpn_ep_create(srv_cfg, &again);
+
+	(void)state;
+	print_message("second endpoint on net_memif0: %d %s\n", ret, hpn_last_error());
+	assert_int_equal(ret, -EBUSY);
+	assert_non_null(strstr(hpn_last_error(), "in use by another endpoint"));
+	hpn_ep_destroy(s);
+}
+
+static void refused(const char *cfg, int err, const char *needle)
+{
+	hpn_ep *ep = NULL;
+	int ret = hpn_ep_create(cfg, &ep);
+
+	print_message("%s -> %d %s\n", cfg, ret, hpn_last_error());
+	assert_null(ep);
+	if (err)
+		assert_int_equal(ret, err);
+	else
+		assert_true(ret < 0);
+	assert_non_null(strstr(hpn_last_error(), needle));
+}
+
+static void test_config_errors(void **state)
+{
+	(void)state;
+	refused("plugin=dpdk,ip=10.76.0.1/24", -EINVAL, "port=PCI_ADDRESS or vdev=");
+	refused("plugin=dpdk,port=0000:00:00.0,vdev=net_null0,ip=10.76.0.1/24", -EINVAL, "one of them");
+	refused("plugin=dpdk,vdev=net_null0", -EINVAL, "needs ip=");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/33", -EINVAL, "ip='10.76.0.1/33'");
+	refused("plugin=dpdk,vdev=net_null0,ip=239.1.1.1/24", -EINVAL, "ip='239.1.1.1/24'");
+	refused("plugin=dpdk,vdev=\"net_null0,ip=10.76.0.1/24", -EINVAL, "double quote is not closed");
+	refused("plugin=dpdk,vdev=net_nosuchdriver0,ip=10.76.0.1/24", 0, "cannot create it");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=maybe", -EINVAL, "mbufs='maybe'");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mtu=9000", -EINVAL, "mtu");
+}
+
+/* An address that is not ours, ourselves, and off the subnet. */
+static void test_address_errors(void **state)
+{
+	hpn_ep *c = e2e_make(cli_cfg, NULL);
+	hpn_peer_t p;
+
+	(void)state;
+	assert_int_equal(hpn_listen(c, "10.76.0.9:1"), -EADDRNOTAVAIL);
+	assert_int_equal(hpn_connect(c, "10.76.0.1:5", 0, &p), -EINVAL); /* this host */
+	assert_non_null(strstr(hpn_last_error(), "does not loop back"));
+	assert_int_equal(hpn_connect(c, "192.0.2.1:5", 0, &p), -ENETUNREACH);
+	assert_non_null(strstr(hpn_last_error(), "no gw= is set"));
+	hpn_ep_destroy(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config_errors),
+		cmocka_unit_test(test_two_in_one_process),
+		cmocka_unit_test(test_port_busy),
+		cmocka_unit_test(test_address_errors),
+	};
+	const struct hpn_plugin_info *list;
+	int n = hpn_plugin_list(&list), found = 0;
+
+	for (int i = 0; i < n; i++)
+		if (!strcmp(list[i].name, "dpdk"))
+			found = list[i].status == 0 ? 1 : -1;
+	if (found <= 0) {
+		printf("skip: the dpdk plugin %s\n", found ? "cannot run here" : "is not built");
+		return 77;
+	}
+	snprintf(sock, sizeof(sock), "/tmp/hpn-dpdk-e2e-%d.sock", (int)getpid());
+	snprintf(srv_cfg, sizeof(srv_cfg),
+		 "plugin=dpdk,vdev=\"net_memif0,role=server,socket=%s.%%d\",ip=10.76.0.2/24,bufs=256,hugepages=off", sock);
+	snprintf(cli_cfg, sizeof(cli_cfg),
+		 "plugin=dpdk,vdev=\"net_memif1,role=client,socket=%s.%%d\",ip=10.76.0.1/24,bufs=256,hugepages=off", sock);
+	int ret = cmocka_run_group_tests(tests, NULL, NULL);
+
+	unlink(sock);
+	return ret;
+}
