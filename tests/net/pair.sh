@@ -17,3 +17,50 @@ netns_pair() {
 }
 in1() { ip netns exec "${prefix}1" "$@"; }
 in2() { ip netns exec "${prefix}2" "$@"; }
+
+# hpnbench between the two hosts (af_xdp_pair.sh, dpdk_pair.sh): set
+# bench=HPNBENCH and iters=N, call bench_setup, then start_server /
+# client / stop_server; cleanup_servers in the EXIT trap.
+bench_setup() {
+	log=$(mktemp -d)
+	servers=()
+}
+cleanup_servers() { for p in "${servers[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+csum_errors() { in2 awk '/^Udp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "InCsumErrors") c = i; h = 1 } else print $c }' /proc/net/snmp; }
+
+# start_server NS-FUNC NAME ARGS...: a server in the background, ready when
+# it says so. Started by ip netns exec itself, which becomes hpnbench: $!
+# is then the server (a backgrounded function would be a subshell).
+start_server() {
+	local ns=${prefix}${1#in} name=$2
+	shift 2
+	ip netns exec "$ns" "$bench" --quiet --server "$@" >"$log/$name.out" 2>&1 &
+	servers+=($!)
+	for _ in $(seq 1 100); do
+		grep -q 'listening on' "$log/$name.out" && return 0
+		if ! kill -0 "${servers[-1]}" 2>/dev/null; then
+			echo "FAIL: server $name exited:"; cat "$log/$name.out"; exit 1
+		fi
+		sleep 0.05
+	done
+	echo "FAIL: server $name not ready:"; cat "$log/$name.out"; exit 1
+}
+stop_server() { kill -INT "${servers[-1]}"; wait "${servers[-1]}" || true; unset 'servers[-1]'; }
+
+# client NS-FUNC NAME ARGS...: a ping-pong run that must finish with every message.
+client() {
+	local ns=$1 name=$2
+	shift 2
+	if ! $ns timeout 60 "$bench" --quiet --iters "$iters" --warmup 100 --json "$log/$name.json" "$@" \
+		>"$log/$name.out" 2>&1; then
+		echo "FAIL: client $name:"; cat "$log/$name.out"; exit 1
+	fi
+	python3 - "$log/$name.json" "$name" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))['results'][0]
+print("   %s: %d round trips, one way p50 %.2f us, p99.9 %.2f us, %d retransmissions" % (
+      sys.argv[2], r['iters'], r['t_typical_us'], r['p99_9_us'], r['retransmits']))
+if r['iters'] < 1 or r['drops'] or r['dups'] or r['out_of_order']:
+    sys.exit("FAIL: drops %d dups %d out of order %d" % (r['drops'], r['dups'], r['out_of_order']))
+PY
+}
