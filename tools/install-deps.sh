@@ -11,6 +11,11 @@ PKGS+=(clang libclang-rt-14-dev)
 # The af_xdp plugin: libxdp/libbpf, its XDP program built with clang -target
 # bpf (clang is above); xdp-tools and bpftool to look at what is attached.
 PKGS+=(libxdp-dev libbpf-dev xdp-tools bpftool)
+# The dpdk plugin: DPDK's headers and libraries (pkg-config libdpdk), and
+# dpdk-testpmd / dpdk-devbind.py for tools/hpn-dpdk and the benchmark.
+PKGS+=(dpdk-dev dpdk)
+# Captures in the network tests: tcpdump, and tshark to decode them.
+PKGS+=(tcpdump tshark)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
 # Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel
