@@ -15,6 +15,8 @@
  */
 #include <hpn/hpn.h>
 
+#include "hpnbench_build.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -911,6 +913,24 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 		fclose(f);
 }
 
+/* Plugins this build of hpn left out (HPN_NOT_BUILT: "name=why|..."),
+ * unless one was found anyway (another build's, on HPN_PLUGIN_PATH). */
+static void not_built(const struct hpn_plugin_info *list, int n)
+{
+	const char *p = HPN_NOT_BUILT;
+
+	while (*p) {
+		size_t len = strcspn(p, "|"), nl = strcspn(p, "=");
+		bool found = false;
+
+		for (int i = 0; i < n && nl < len; i++)
+			found |= strlen(list[i].name) == nl && !strncmp(list[i].name, p, nl);
+		if (nl < len && !found)
+			printf("%-8.*s %-6s %-10s not built: %.*s\n", (int)nl, p, "no", "-", (int)(len - nl - 1), p + nl + 1);
+		p += len + (p[len] == '|');
+	}
+}
+
 static void list_plugins(void)
 {
 	const struct hpn_plugin_info *list;
@@ -929,6 +949,7 @@ static void list_plugins(void)
 		       p->status ? p->reason : p->description);
 		printf("%-8s %-6s %-10s   %s\n", "", "", "", p->path);
 	}
+	not_built(list, n);
 }
 
 /* Retransmissions so far by the client and, on loopback, the server. */

@@ -201,7 +201,7 @@ static void default_args(struct argv_buf *a, const char *pci)
 		snprintf(eal_mem, sizeof(eal_mem), "%d MB on normal pages", EAL_MEM_MB);
 		hpn_log(HPN_LOG_WARN, "dpdk: no free 2 MB hugepages on a hugetlbfs mount: DPDK runs on normal pages "
 				      "(--no-huge; slower TLB, and no PCI device can DMA there without an IOMMU); "
-				      "reserve them with: tools/hpn-hugepages reserve 256");
+				      "reserve them with: tools/hpn-hugepages 256 --mount /dev/hugepages");
 	}
 }
 
