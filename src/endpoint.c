@@ -854,8 +854,13 @@ HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 	if (size > ep->max_msg)
 		return -EMSGSIZE;
 	/* A device frame when one holds it: a zero-copy send of it leaves
-	 * without any copy (af_xdp: it is already in the UMEM). */
-	if (ep->frames && size <= hpn_pool_buf_size(ep->frames) && hpn_pool_get_bulk(ep->frames, data, 1))
+	 * without any copy (af_xdp: it is already in the UMEM). Not for small
+	 * messages: the packet layer copies those into a packet they share
+	 * (HPN_CONN_ZC_ALONE), so a frame each would only cost pool traffic -
+	 * measured on dpdk/memif, 64 B stream: 9.7 M msg/s with frames, 12.0 M
+	 * with ordinary buffers. */
+	if (ep->frames && size >= HPN_FRAME_MIN_MSG && size <= hpn_pool_buf_size(ep->frames) &&
+	    hpn_pool_get_bulk(ep->frames, data, 1))
 		return 0;
 	return hpn_pool_get_sized(ep->pool, size, data) ? 0 : -ENOBUFS;
 }

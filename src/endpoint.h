@@ -14,6 +14,10 @@ enum hpn_wait_mode { HPN_WAIT_SPIN = 0, HPN_WAIT_ADAPTIVE = 1, HPN_WAIT_BLOCK = 
 #define HPN_EVQ_SIZE 1024       /* events held at first */
 #define HPN_EVQ_MAX (1u << 20) /* at most (16 MiB): an application that never polls */
 #define HPN_BACKLOG_SIZE 512
+/* hpn_buf_get_sized hands out device frames from this size up: shorter
+ * zero-copy messages are copied into a shared packet by the packet layer
+ * (packet/conn.h HPN_CONN_ZC_ALONE, the same figure), frame or not. */
+#define HPN_FRAME_MIN_MSG 256
 
 struct hpn_prog; /* progress.c */
 

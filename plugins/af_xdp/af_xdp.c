@@ -101,6 +101,8 @@ struct hpn_pep {
 	uint16_t port; /* ours, network order */
 	int port_fd;   /* kernel UDP socket holding our port (and hearing ICMP errors) */
 	uint64_t icmp_ns; /* its error queue was last read then */
+	uint64_t nb_ns;   /* the next hops were last checked against the kernel then */
+	uint32_t nb_next; /* where that check goes on */
 	int lock_fd;
 	/* XDP program. */
 	struct bpf_object *obj;
@@ -571,7 +573,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		d[out].len = p.len;
 		d[out].rx_ns = 0;
 		d[out].flags = HPN_DGRAM_POOL;
-		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0);
+		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0, false);
 		u->lent[out++] = chunk;
 		u->nrecycle--;
 	}
@@ -1280,6 +1282,31 @@ static void read_icmp(struct hpn_pep *u)
 	}
 }
 
+/* A frame never changes a next hop's MAC (a forged source could):
+ * instead the kernel's answer is asked again for a few entries every
+ * second, so a peer whose MAC changed (a failover, a new NIC) is followed
+ * within a minute at most (256 entries, 8 per second, 2 netlink requests
+ * each on the control path). */
+static void nb_refresh(struct hpn_pep *u)
+{
+	for (unsigned k = 0; k < 8; k++) {
+		struct hpn_nb *n = &u->nb.e[u->nb_next++ % HPN_NB_SIZE];
+		struct hpn_route r;
+		char why[128];
+		uint8_t mac[6];
+		uint32_t hop;
+
+		if (!n->ip || !n->ok || hpn_ip4_is_group(n->ip))
+			continue;
+		hop = hpn_route_get(n->ip, &r, why, sizeof(why)) == 0 && r.ifindex == u->ifindex ? r.next_hop : n->ip;
+		if (hpn_neigh_get(u->ifindex, hop, mac, why, sizeof(why)) == 0 && memcmp(mac, n->mac, 6)) {
+			memcpy(n->mac, mac, 6);
+			if (u->nb.last_ip == n->ip)
+				memcpy(u->nb.last_mac, mac, 6);
+		}
+	}
+}
+
 static int xdp_progress(struct hpn_pep *u, uint64_t now)
 {
 	if (!u->up)
@@ -1290,6 +1317,10 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 	if (now - u->icmp_ns >= ICMP_EVERY_NS) {
 		u->icmp_ns = now;
 		read_icmp(u);
+	}
+	if (now - u->nb_ns >= 1000000000ull) {
+		u->nb_ns = now;
+		nb_refresh(u);
 	}
 	return hpn_pktep_progress(u->pk, now);
 }

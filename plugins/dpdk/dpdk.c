@@ -47,6 +47,7 @@
 #include <rte_mempool.h>
 
 #define MTU_MAX (HPN_DPDK_FRAME - HPN_DPDK_BUF_OFF - RTE_PKTMBUF_HEADROOM - HPN_NET_HDR - 4)
+#define COPY_MTU_MAX (RTE_MBUF_DEFAULT_DATAROOM - HPN_NET_HDR - 4) /* mbufs=copy: DPDK's 2 KiB mbufs */
 #define BURST_MAX 64
 #define TX_RESERVE 64               /* send frames kept back from lending, for copies */
 #define NB_RETRY_NS 10000000ull     /* an unresolved neighbour is asked again after 10 ms */
@@ -73,7 +74,12 @@ struct hpn_pep {
 	bool copy;         /* mbufs=copy: an ordinary mempool, datagrams copied */
 	/* The port, once set up (listen or connect). */
 	bool up;
-	bool probed;       /* we hot-plugged the device: we remove it */
+	bool probed;       /* we hot-plugged the device */
+	bool taken;        /* the port is this endpoint's (port_taken) */
+	bool own;          /* hpn brought the device (hot-plug, or its own EAL arguments): closed and
+			      removed at the end, so it can be made again; else only stopped */
+	bool dma_mapped;   /* the frames are mapped for the device's DMA (PCI) */
+	bool mb_cfg;       /* mbufs= given */
 	bool started;
 	uint16_t port_id;
 	char driver[48];
@@ -158,15 +164,15 @@ static void cache_fill(struct hpn_pep *u, uint32_t want)
 	}
 }
 
-/* A send mbuf nobody holds (refcnt 1, raw): into the cache, the surplus
- * back to the pool. */
+/* A send mbuf nobody holds (refcnt 1, raw): into the cache; the surplus
+ * goes back to the pool 128 at a time (one bulk put, not one per frame). */
 static void cache_put(struct hpn_pep *u, struct rte_mbuf *m)
 {
-	if (u->nfree == sizeof(u->free_tx) / sizeof(u->free_tx[0]) || u->nfree > u->tx_target + 128) {
-		rte_mempool_put(u->mp, m);
-		return;
-	}
 	u->free_tx[u->nfree++] = m;
+	if (u->nfree > u->tx_target + 128 || u->nfree == sizeof(u->free_tx) / sizeof(u->free_tx[0])) {
+		rte_mempool_put_bulk(u->mp, (void **)(u->free_tx + u->nfree - 128), 128);
+		u->nfree -= 128;
+	}
 }
 
 static inline struct rte_mbuf *tx_mbuf(struct hpn_pep *u)
@@ -178,7 +184,11 @@ static inline struct rte_mbuf *tx_mbuf(struct hpn_pep *u)
 	}
 	if (!u->nfree)
 		cache_fill(u, 64);
-	return u->nfree ? u->free_tx[--u->nfree] : NULL;
+	if (!u->nfree)
+		return NULL;
+	/* Its last send in place may have left data_off anywhere in the frame. */
+	u->free_tx[u->nfree - 1]->data_off = RTE_PKTMBUF_HEADROOM;
+	return u->free_tx[--u->nfree];
 }
 
 /* Frames lent to the packet layer (pktep.h): a reliable packet is built
@@ -211,7 +221,7 @@ static uint32_t frames_free(void *arg)
 {
 	struct hpn_pep *u = arg;
 
-	if (u->nfree < u->tx_target)
+	if (u->nfree < u->tx_target / 2) /* topped up in bulk, not a frame at a time */
 		cache_fill(u, u->tx_target - u->nfree);
 	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
 }
@@ -336,6 +346,10 @@ static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
 			if (!m)
 				continue; /* out of mbufs: lost, resent */
 			eth = rte_pktmbuf_mtod(m, uint8_t *);
+			if (m->data_off + HPN_NET_HDR + len > m->buf_len) { /* mtu= is checked against it: never */
+				rte_pktmbuf_free(m);
+				continue;
+			}
 			if (d[i].hlen) /* a raw datagram's header */
 				memcpy(eth + HPN_NET_HDR, d[i].hdr, d[i].hlen);
 			memcpy(eth + HPN_NET_HDR + d[i].hlen, d[i].data, d[i].len);
@@ -376,10 +390,12 @@ static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, u
 		rte_pktmbuf_free(m);
 		return;
 	}
-	if (a.tpa == u->ip && a.spa != u->ip)
-		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns());
+	if (a.spa == u->ip) /* someone claims our address: nothing to learn */
+		;
+	else if (a.tpa == u->ip)
+		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns(), true);
 	else if (hpn_nb_find(&u->nb, a.spa, false)) /* an update of one we know (gratuitous ARP) */
-		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns());
+		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns(), true);
 	rte_pktmbuf_free(m);
 	if (a.op == HPN_ARP_REQUEST && a.tpa == u->ip && !u->borrowed) {
 		send_arp(u, HPN_ARP_REPLY, a.spa, a.sha);
@@ -429,7 +445,7 @@ static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32
 	uint8_t *icmp;
 
 	if (len < HPN_ETH_HLEN + 20 || rd16(f + 12) != HPN_ETH_P_IP || ip[9] != 1 /* ICMP */ ||
-	    memcmp(ip + 16, &u->ip, 4) || u->borrowed)
+	    memcmp(ip + 16, &u->ip, 4))
 		goto drop;
 	hl = (ip[0] & 15u) * 4;
 	tot = rd16(ip + 2);
@@ -441,8 +457,8 @@ static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32
 		icmp_error(u, icmp, tot - hl);
 		goto drop;
 	}
-	if ((f[6] & 1) || !ip[12] /* 0.0.0.0/8 */ || hpn_ip4_is_group(*(uint32_t *)(ip + 12)))
-		goto drop;
+	if (u->borrowed || (f[6] & 1) || !ip[12] /* 0.0.0.0/8 */ || hpn_ip4_is_group(*(uint32_t *)(ip + 12)))
+		goto drop; /* the kernel answers for a borrowed address */
 	/* Echo reply: addresses swapped, type 0; the checksums computed anew
 	 * (options and data echoed as they came). */
 	memcpy(f, f + 6, 6);
@@ -524,9 +540,11 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			continue;
 		}
 		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group)) ||
-		    !p.src_ip || p.src_ip == 0xffffffff || hpn_ip4_is_group(p.src_ip) || (p.src_mac[0] & 1) ||
-		    p.len > d[out].len) {
-			HPN_STAT_ADD(u->st->drops, 1); /* not ours, a source nobody can have, or too long */
+		    !p.src_ip || p.src_ip == 0xffffffff || p.src_ip == u->ip || hpn_ip4_is_group(p.src_ip) ||
+		    (p.src_mac[0] & 1) || p.vlan || p.len > d[out].len) {
+			/* Not ours (another VLAN: we send untagged), a source nobody
+			 * can have, or too long. */
+			HPN_STAT_ADD(u->st->drops, 1);
 			rte_pktmbuf_free(m);
 			continue;
 		}
@@ -543,7 +561,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_prefree_seg(m);
 			d[out].flags = HPN_DGRAM_POOL;
 		}
-		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0);
+		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0, false);
 		u->lent[out++] = m;
 	}
 	u->nlent = out;
@@ -655,8 +673,13 @@ static int find_port(struct hpn_pep *u)
 
 	hpn_dpdk_errors_reset();
 	memif_stale_socket(u);
-	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id) == 0)
-		return 0; /* probed by the EAL (-a, --vdev) or the application */
+	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id) == 0) {
+		/* Probed by the EAL: from hpn's own arguments (-a of a PCI
+		 * port) it is ours to remove; from eal= or an application that
+		 * started the EAL, it is theirs. */
+		u->own = hpn_dpdk_eal_default();
+		return 0;
+	}
 	if (u->pci[0] && !hpn_dpdk_eal_has_pci())
 		return hpn_set_error(-ENODEV, "dpdk: port=%s: the EAL was started without the PCI bus (this process's "
 					      "first dpdk endpoint used a vdev); start it with eal=\"... -a %s\"",
@@ -671,6 +694,7 @@ static int find_port(struct hpn_pep *u)
 	u->probed = true;
 	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id))
 		return hpn_set_error(-ENODEV, "dpdk: %s was probed but is no ethdev named %s", what, u->name);
+	u->own = true;
 	return 0;
 }
 
@@ -683,7 +707,7 @@ static int take_port_id(struct hpn_pep *u)
 		ret = hpn_set_error(-EBUSY, "dpdk: %s is in use by another endpoint of this process: one per port",
 				    u->name);
 	else
-		port_taken[u->port_id] = true;
+		port_taken[u->port_id] = u->taken = true;
 	pthread_mutex_unlock(&ports_lock);
 	return ret;
 }
@@ -706,9 +730,13 @@ static int port_start(struct hpn_pep *u)
 	rte_eth_dev_get_mtu(u->port_id, &mtu);
 	if (mtu < need)
 		mtu = (uint16_t)need; /* the port is set to carry what mtu= asks */
-	if (mtu > info.max_mtu || need > info.max_rx_pktlen)
+	uint32_t limit = info.max_mtu;
+
+	if (info.max_rx_pktlen > HPN_ETH_HLEN + 4 && info.max_rx_pktlen - HPN_ETH_HLEN - 4 < limit)
+		limit = info.max_rx_pktlen - HPN_ETH_HLEN - 4;
+	if (mtu > limit)
 		return hpn_set_error(-EINVAL, "dpdk: mtu=%u needs an IP MTU of %u; %s (%s) takes at most %u", u->pc.mtu,
-				     need, u->name, u->driver, info.max_mtu);
+				     need, u->name, u->driver, limit);
 	conf.rxmode.mtu = mtu;
 	ret = rte_eth_dev_configure(u->port_id, 1, 1, &conf);
 	ret = ret ?: rte_eth_dev_adjust_nb_rx_tx_desc(u->port_id, &nrx, &ntx);
@@ -722,8 +750,10 @@ static int port_start(struct hpn_pep *u)
 				     u->name, u->driver, nrx, ntx, rte_strerror(-ret), hpn_dpdk_last_error());
 	ret = rte_eth_dev_start(u->port_id);
 	if (ret)
-		return hpn_set_error(ret, "dpdk: %s (%s): cannot start: %s (%s)", u->name, u->driver, rte_strerror(-ret),
-				     hpn_dpdk_last_error());
+		return hpn_set_error(ret, "dpdk: %s (%s): cannot start: %s (%s)%s", u->name, u->driver, rte_strerror(-ret),
+				     hpn_dpdk_last_error(),
+				     strstr(u->vdev, "role=client") && !strncmp(u->name, "net_memif", 9)
+					     ? " - a memif client needs its server running: start that first" : "");
 	u->started = true;
 	ret = rte_eth_promiscuous_disable(u->port_id);
 	if (ret && ret != -ENOTSUP)
@@ -753,6 +783,8 @@ static int reserve_port(struct hpn_pep *u, uint16_t port)
 	socklen_t alen = sizeof(a);
 	int small = 4096;
 
+	if (u->port_fd >= 0) /* a listen that failed before */
+		close(u->port_fd);
 	u->port_fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (u->port_fd >= 0)
 		setsockopt(u->port_fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)); /* never read */
@@ -797,29 +829,70 @@ static void log_port_stats(struct hpn_pep *u)
 		(unsigned long long)es.oerrors);
 }
 
+/* The frames, for a PCI device's DMA (vfio with IOVA as VA): DPDK has to
+ * know memory it did not allocate, and the IOMMU has to map it. Virtual
+ * devices copy with the CPU and need neither. */
+static int dma_map(struct hpn_pep *u, struct rte_device *dev)
+{
+	int ret;
+
+	if (!u->pci[0] || u->copy)
+		return 0;
+	ret = rte_extmem_register(u->region, u->region_len, NULL, 0, 4096);
+	if (ret && rte_errno != EEXIST)
+		return hpn_set_error(-rte_errno, "dpdk: cannot register the frames with DPDK: %s",
+				     rte_strerror(rte_errno));
+	ret = rte_dev_dma_map(dev, u->region, (uint64_t)(uintptr_t)u->region, u->region_len);
+	if (ret) {
+		rte_extmem_unregister(u->region, u->region_len);
+		return hpn_set_error(-rte_errno, "dpdk: %s: cannot map the frames for DMA: %s (%s); mbufs=copy avoids "
+						 "it", u->name, rte_strerror(rte_errno), hpn_dpdk_last_error());
+	}
+	u->dma_mapped = true;
+	return 0;
+}
+
+static void dma_unmap(struct hpn_pep *u, struct rte_device *dev)
+{
+	if (!u->dma_mapped)
+		return;
+	if (dev)
+		rte_dev_dma_unmap(dev, u->region, (uint64_t)(uintptr_t)u->region, u->region_len);
+	rte_extmem_unregister(u->region, u->region_len);
+	u->dma_mapped = false;
+}
+
+/* Undo set_up as far as it went. Only a port this endpoint took is
+ * touched: stopped, and - when hpn brought the device - closed and
+ * removed, so an endpoint made again can create it again. */
 static void port_close(struct hpn_pep *u)
 {
 	struct rte_eth_dev_info info;
 	struct rte_device *dev = NULL;
 	int ret;
 
-	if (!u->up && !u->started && !u->probed)
+	if (!u->taken)
 		return;
 	if (rte_eth_dev_info_get(u->port_id, &info) == 0)
 		dev = info.device;
 	log_port_stats(u);
-	if (u->started)
-		rte_eth_dev_stop(u->port_id); /* the receive ring's mbufs go back */
+	if (u->started && (ret = rte_eth_dev_stop(u->port_id)))
+		hpn_log(HPN_LOG_WARN, "dpdk: %s: stop: %s", u->name, rte_strerror(-ret));
 	release_mbufs(u);
-	ret = rte_eth_dev_close(u->port_id);
-	if (ret)
-		hpn_log(HPN_LOG_WARN, "dpdk: %s: close: %s", u->name, rte_strerror(-ret));
-	if (u->probed && dev && (ret = rte_dev_remove(dev)))
-		hpn_log(HPN_LOG_WARN, "dpdk: %s: cannot remove it: %s", u->name, rte_strerror(-ret));
+	if (u->own) {
+		ret = rte_eth_dev_close(u->port_id); /* the receive ring's mbufs go back */
+		if (ret)
+			hpn_log(HPN_LOG_WARN, "dpdk: %s: close: %s", u->name, rte_strerror(-ret));
+		dma_unmap(u, dev);
+		if (dev && (ret = rte_dev_remove(dev)))
+			hpn_log(HPN_LOG_WARN, "dpdk: %s: cannot remove it: %s", u->name, rte_strerror(-ret));
+	} else {
+		dma_unmap(u, dev);
+	}
 	pthread_mutex_lock(&ports_lock);
 	port_taken[u->port_id] = false;
 	pthread_mutex_unlock(&ports_lock);
-	u->started = u->probed = u->up = false;
+	u->started = u->probed = u->up = u->taken = false;
 }
 
 static void dp_close(struct hpn_pep *u)
@@ -827,7 +900,7 @@ static void dp_close(struct hpn_pep *u)
 	if (!u)
 		return;
 	hpn_pktep_destroy(u->pk); /* says goodbye through the port: first */
-	if (u->up || u->started || u->probed)
+	if (u->taken)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
 			(unsigned long long)u->arp_answered, (unsigned long long)u->echo_answered);
@@ -880,6 +953,7 @@ static int read_cfg(struct hpn_pep *u)
 		return hpn_set_error(-EINVAL, "config: mbufs='%s': lent or copy", mb);
 	/* net_af_xdp's mempool is its UMEM: the data must follow the mbuf. */
 	u->copy = mb ? !strcmp(mb, "copy") : !strncmp(u->name, "net_af_xdp", 10);
+	u->mb_cfg = mb != NULL;
 	if (mb && !strcmp(mb, "lent") && !strncmp(u->name, "net_af_xdp", 10))
 		return hpn_set_error(-EINVAL, "config: mbufs=lent: net_af_xdp uses its mempool as its UMEM and needs "
 					      "the data inside it; mbufs=copy (the default there)");
@@ -887,7 +961,7 @@ static int read_cfg(struct hpn_pep *u)
 	ret = ret ?: hpn_core_cfg_u64(u->core, "rxd", 1024, 64, 16384, &rxd);
 	ret = ret ?: hpn_core_cfg_u64(u->core, "txd", 1024, 64, 16384, &txd);
 	ret = ret ?: hpn_core_cfg_u64(u->core, "link_wait_ms", 1000, 0, 60000, &u->link_wait_ms);
-	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, MTU_MAX, 1472, &u->pc);
+	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, &u->pc);
 	if (ret)
 		return ret;
 	if (!u->pc.mcast_ttl)
@@ -917,22 +991,41 @@ static int open_mbufs(struct hpn_pep *u)
 	u->region = hpn_pool_region(u->frames, &u->region_len);
 	u->pc.frames = u->frames;
 	u->pc.kept_max = u->nframes / 8;
-	return hpn_mbufs_lent(name, u->frames, SOCKET_ID_ANY, &u->mp);
+	u->region_len = (size_t)u->nframes * HPN_DPDK_FRAME; /* the mapping may be longer (hugepages) */
+	return hpn_mbufs_lent(name, u->frames, u->nframes, SOCKET_ID_ANY, &u->mp);
 }
 
 /* Everything up to a running port with its address. */
 static int set_up(struct hpn_pep *u)
 {
 	const char *eal = hpn_core_cfg(u->core, "eal");
+	struct rte_eth_dev_info info;
 	int ret = hpn_dpdk_eal_start(eal, u->pci[0] ? u->pci : NULL);
 
-	ret = ret ?: open_mbufs(u);
+	if (ret)
+		return ret;
+	/* A NIC's DMA reaches the frames through the IOMMU (IOVA as VA); with
+	 * physical addresses, normal pages could move under it: DPDK's own
+	 * memory then, and copies. */
+	if (u->pci[0] && !u->copy && rte_eal_iova_mode() != RTE_IOVA_VA) {
+		if (u->mb_cfg)
+			return hpn_set_error(-EINVAL, "config: mbufs=lent: the EAL uses physical addresses (no vfio "
+						      "IOMMU): the NIC cannot DMA into the pool's frames; mbufs=copy");
+		if (u->pc.mtu > COPY_MTU_MAX)
+			return hpn_set_error(-EINVAL, "config: mtu=%u: with physical addresses dpdk copies into 2 KiB "
+						      "mbufs: at most %u", u->pc.mtu, (unsigned)COPY_MTU_MAX);
+		hpn_log(HPN_LOG_INFO, "dpdk: %s: IOVA as PA: mbufs copied (lent frames need vfio with an IOMMU)", u->pci);
+		u->copy = true;
+	}
+	ret = open_mbufs(u);
 	ret = ret ?: find_port(u);
 	ret = ret ?: take_port_id(u);
 	if (ret)
 		return ret;
 	u->up = true; /* from here port_close undoes */
-	ret = port_start(u);
+	ret = rte_eth_dev_info_get(u->port_id, &info);
+	ret = ret ?: dma_map(u, info.device);
+	ret = ret ?: port_start(u);
 	if (ret)
 		return ret;
 	u->ip = u->ip_cfg;
@@ -993,6 +1086,7 @@ static int dp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep 
 	}
 	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_ORDERED |
 		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
+	caps->headroom = HPN_PKTEP_HEADROOM; /* a zero-copy send of a pool buffer gets its header in front */
 	*out = u;
 	return 0;
 fail:
@@ -1137,6 +1231,11 @@ static void nb_age(struct hpn_pep *u, uint64_t now)
 			continue;
 		if (!n->seen_ns)
 			n->seen_ns = now;
+		if (!on_link(u, n->ip)) { /* the router's MAC: re-resolved through its entry, not asked */
+			if (now - n->seen_ns > NB_EXPIRE_NS)
+				hpn_nb_forget(&u->nb, n);
+			continue;
+		}
 		if (now - n->seen_ns > NB_EXPIRE_NS) {
 			hpn_nb_forget(&u->nb, n);
 		} else if (now - n->seen_ns > NB_REFRESH_NS && now - n->asked_ns > 1000000000ull) {

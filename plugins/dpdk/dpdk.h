@@ -13,6 +13,9 @@
  * port the first endpoint names (the only device scanned), or NULL. */
 int hpn_dpdk_eal_start(const char *eal_args, const char *pci);
 bool hpn_dpdk_eal_has_pci(void);
+/* The EAL was started by hpn with its own arguments (not eal=, not the
+ * application): the devices it probed are hpn's. */
+bool hpn_dpdk_eal_default(void);
 const char *hpn_dpdk_eal_mem(void);
 /* The first error line DPDK logged since hpn_dpdk_errors_reset() (it
  * explains a failed call; later lines say only what gave up). */

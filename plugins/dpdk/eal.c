@@ -21,6 +21,7 @@
  */
 #include "dpdk.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
@@ -38,6 +39,8 @@ static pthread_mutex_t eal_lock = PTHREAD_MUTEX_INITIALIZER;
 static int eal_state;       /* 0 not tried, 1 up, < 0: the failure (it cannot be retried) */
 static char eal_failure[256];
 static bool eal_pci;        /* started with the PCI bus */
+static bool eal_default;    /* started by hpn with its own arguments */
+static unsigned eal_default_args_warned;
 static char eal_mem[96];    /* how its memory was set up, for describe */
 static pthread_key_t reg_key;
 __thread int hpn_dpdk_registered; /* 0 not tried, 1 an lcore, -1 none to be had */
@@ -205,6 +208,60 @@ static void default_args(struct argv_buf *a, const char *pci)
 	}
 }
 
+/* The threads of this process, by id, into ids[] (at most max). */
+static unsigned list_threads(pid_t *ids, unsigned max)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	unsigned n = 0;
+
+	while (d && (e = readdir(d)) && n < max)
+		if (e->d_name[0] != '.')
+			ids[n++] = (pid_t)atoi(e->d_name);
+	if (d)
+		closedir(d);
+	return n;
+}
+
+/*
+ * The EAL's own threads (its interrupt thread above all) inherit the
+ * caller's CPUs; on a caller pinned to one CPU they would take turns with
+ * the polling thread - and net_memif (22.11) unmaps its rings from the
+ * interrupt thread when the peer leaves, with nothing to stop a polling
+ * thread it preempted mid-burst from reading them afterwards (seen: a
+ * crash in 1 of ~24 benchmark runs with both on one CPU). So they move to
+ * the machine's other CPUs, when there are any.
+ */
+static void move_ctrl_threads(const pid_t *before, unsigned nbefore)
+{
+	pid_t now[256];
+	unsigned n = list_threads(now, 256), moved = 0;
+	cpu_set_t mine, others;
+	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (sched_getaffinity(0, sizeof(mine), &mine))
+		return;
+	CPU_ZERO(&others);
+	for (long c = 0; c < ncpu && c < CPU_SETSIZE; c++)
+		if (!CPU_ISSET(c, &mine))
+			CPU_SET(c, &others);
+	if (!CPU_COUNT(&others))
+		return;
+	for (unsigned i = 0; i < n; i++) {
+		bool old = false;
+
+		for (unsigned j = 0; j < nbefore && !old; j++)
+			old = now[i] == before[j];
+		if (!old && !sched_setaffinity(now[i], sizeof(others), &others))
+			moved++;
+	}
+	if (moved)
+		hpn_log(HPN_LOG_INFO, "dpdk: %u EAL control thread%s moved off the caller's CPUs", moved,
+			moved == 1 ? "" : "s");
+}
+
+static int check_args(const char *eal_args);
+
 static void unregister_thread(void *unused)
 {
 	(void)unused;
@@ -216,15 +273,27 @@ static void unregister_thread(void *unused)
 int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 {
 	struct argv_buf a = {.n = 0};
+	pid_t before[256];
+	unsigned nbefore;
 	int ret;
 
+	if (eal_args && (ret = check_args(eal_args)))
+		return ret;
 	pthread_mutex_lock(&eal_lock);
+	if (eal_state > 0 && eal_args && !eal_default_args_warned++)
+		hpn_log(HPN_LOG_WARN, "dpdk: eal=\"%s\" ignored: this process's EAL started already (it starts once)",
+			eal_args);
 	if (eal_state) {
 		ret = eal_state > 0 ? 0 : hpn_set_error(eal_state, "%s", eal_failure);
 		pthread_mutex_unlock(&eal_lock);
 		return ret;
 	}
-	rte_openlog_stream(fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write}));
+	FILE *app_log = rte_log_get_stream(), *ours = fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write});
+	FILE *std_out = stdout, *std_err = stderr;
+
+	if (ours)
+		setvbuf(ours, NULL, _IOLBF, 0);
+	rte_openlog_stream(ours);
 	hpn_dpdk_errors_reset();
 	arg(&a, "hpn");
 	if (eal_args) {
@@ -234,11 +303,22 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 		default_args(&a, pci);
 	}
 	eal_pci = !eal_args ? pci != NULL : !strstr(eal_args, "--no-pci");
+	nbefore = list_threads(before, 256);
+	/* The EAL writes some things past its log: its fatal alerts to
+	 * stderr, its usage to stdout. They go to hpn_log too while it starts
+	 * (the library never writes to either). */
+	if (ours)
+		stdout = stderr = ours;
 	ret = rte_eal_init(a.n, a.v);
+	stdout = std_out;
+	stderr = std_err;
 	if (ret < 0 && rte_errno == EALREADY) {
 		hpn_log(HPN_LOG_INFO, "dpdk: the EAL was started by the application: using it");
+		rte_openlog_stream(app_log == ours ? NULL : app_log); /* the application's log stays its own */
 		eal_pci = true;
 		ret = 0;
+	} else if (ret >= 0) {
+		eal_default = !eal_args;
 	}
 	if (ret < 0) {
 		int err = rte_errno ? -rte_errno : -EINVAL;
@@ -250,6 +330,8 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 		pthread_mutex_unlock(&eal_lock);
 		return hpn_set_error(err, "%s", eal_failure);
 	}
+	if (!eal_args)
+		move_ctrl_threads(before, nbefore);
 	pthread_key_create(&reg_key, unregister_thread);
 	eal_state = 1;
 	hpn_dpdk_registered = 1; /* this thread is lcore 0 */
@@ -262,6 +344,27 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 bool hpn_dpdk_eal_has_pci(void)
 {
 	return eal_pci;
+}
+
+bool hpn_dpdk_eal_default(void)
+{
+	return eal_default;
+}
+
+/* eal= may not ask the EAL to print and exit: the library never ends the
+ * application. */
+static int check_args(const char *eal_args)
+{
+	static const char *const bad[] = {"-h", "--help", "-v", "--version", NULL};
+	struct argv_buf a = {.n = 0};
+
+	args_split(&a, eal_args);
+	for (int i = 0; i < a.n; i++)
+		for (int b = 0; bad[b]; b++)
+			if (!strcmp(a.v[i], bad[b]))
+				return hpn_set_error(-EINVAL, "config: eal=\"%s\": %s would make DPDK print and exit",
+						     eal_args, bad[b]);
+	return 0;
 }
 
 const char *hpn_dpdk_eal_mem(void)

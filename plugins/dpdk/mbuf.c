@@ -15,9 +15,12 @@
  *   - a zero-copy send of a frame (hpn_buf_get_sized hands them out)
  *     goes out from the caller's buffer: its mbuf is sent with one more
  *     reference, so the port's free after transmission only drops that;
- *   - DPDK's mempool has no cache of its own (cache_size 0): the core's
- *     pool is the one free list, so an mbuf is never free in one and held
- *     in the other.
+ *   - the mempool keeps a per-lcore cache (CACHE_SIZE; every polling
+ *     thread has an lcore id, eal.c): drivers such as memif allocate and
+ *     free one mbuf at a time, and without it each would be a trip to the
+ *     core's pool (measured on memif, 1400 B stream: 0.71x the copying
+ *     pool's rate without a cache). Frames in a cache are free to DPDK and
+ *     out of the core's pool; they go back when the mempool is freed.
  *
  * A frame:
  *
@@ -46,6 +49,7 @@
 #include <rte_mempool.h>
 
 #define OPS_NAME "hpn_frames"
+#define CACHE_SIZE 256
 
 struct hpn_mbufs_ctx {
 	struct hpn_pool *frames;
@@ -121,6 +125,7 @@ static void pinned_free(void *addr, void *opaque)
 
 	(void)addr;
 	rte_mbuf_ext_refcnt_set(m->shinfo, 1);
+	rte_mbuf_refcnt_set(m, 1); /* the last reference went: it is raw again */
 	m->ol_flags = RTE_MBUF_F_EXTERNAL;
 	m->next = NULL;
 	m->nb_segs = 1;
@@ -152,7 +157,7 @@ static void init_one(struct rte_mempool *mp, void *arg, void *obj, unsigned i)
 	c->mb[i] = m;
 }
 
-int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, int socket, struct rte_mempool **out)
+int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, unsigned n, int socket, struct rte_mempool **out)
 {
 	static bool registered;
 	struct rte_pktmbuf_pool_private priv = {.mbuf_data_room_size = HPN_DPDK_FRAME - HPN_DPDK_BUF_OFF,
@@ -166,7 +171,8 @@ int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, int socket, struct
 		return hpn_set_error(-ENOMEM, "dpdk: out of memory");
 	c->frames = frames;
 	c->region = hpn_pool_region(frames, &c->len);
-	c->n = (uint32_t)(c->len / HPN_DPDK_FRAME);
+	c->n = n; /* the mapping may be longer (rounded to hugepages) */
+	c->len = (size_t)n * HPN_DPDK_FRAME;
 	c->mb = calloc(c->n, sizeof(*c->mb));
 	if (!c->mb) {
 		free(c);
@@ -180,7 +186,8 @@ int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, int socket, struct
 		}
 		registered = true;
 	}
-	mp = rte_mempool_create_empty(name, c->n, sizeof(struct rte_mbuf) + sizeof(struct rte_mbuf_ext_shared_info), 0,
+	mp = rte_mempool_create_empty(name, c->n, sizeof(struct rte_mbuf) + sizeof(struct rte_mbuf_ext_shared_info),
+				      CACHE_SIZE,
 				      sizeof(struct rte_pktmbuf_pool_private), socket, 0);
 	if (!mp) {
 		ret = hpn_set_error(-rte_errno, "dpdk: cannot create the mbuf pool %s: %s (%s)", name,
@@ -231,8 +238,15 @@ void hpn_mbufs_free(struct rte_mempool *mp, bool lent)
 {
 	struct hpn_mbufs_ctx *c = lent && mp ? mp->pool_data : NULL;
 
-	if (c)
-		c->live = false; /* nothing goes back through it any more */
+	if (c) { /* the lcore caches' frames back to the core's pool, then no more */
+		for (unsigned l = 0; l < RTE_MAX_LCORE; l++) {
+			struct rte_mempool_cache *cache = rte_mempool_default_cache(mp, l);
+
+			if (cache)
+				rte_mempool_cache_flush(cache, mp);
+		}
+		c->live = false;
+	}
 	rte_mempool_free(mp);
 	if (c) {
 		free(c->mb);

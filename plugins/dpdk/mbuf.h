@@ -16,7 +16,7 @@ struct rte_mbuf;
 
 /* A mempool whose mbuf i has frame i of `frames` as its buffer and whose
  * free list is the core's pool. */
-int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, int socket, struct rte_mempool **out);
+int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, unsigned n, int socket, struct rte_mempool **out);
 /* An ordinary pktmbuf pool of n mbufs (drivers that need data inline). */
 int hpn_mbufs_copy(const char *name, unsigned n, int socket, struct rte_mempool **out);
 /* The mbuf whose frame holds p (a lent pool), NULL if p is not in one. */

@@ -85,8 +85,11 @@ static inline struct hpn_nb *hpn_nb_victim(struct hpn_nbcache *c, uint32_t ip)
 
 /* ip was seen at mac (an ARP answer, or a frame from it: the way back,
  * which for a source off the link is the router's MAC - the next hop back
- * too). Into its own way or a free one, never over another address. */
-static inline void hpn_nb_learn(struct hpn_nbcache *c, uint32_t ip, const uint8_t *mac, uint64_t now)
+ * too). Into its own way or a free one, never over another address. A
+ * frame (replace false) only fills in or confirms: anyone can send one
+ * with a forged source, before anything checked it, so only resolution
+ * (ARP, the kernel) changes a MAC already known. */
+static inline void hpn_nb_learn(struct hpn_nbcache *c, uint32_t ip, const uint8_t *mac, uint64_t now, bool replace)
 {
 	struct hpn_nb *n = hpn_nb_find(c, ip, true);
 
@@ -96,6 +99,8 @@ static inline void hpn_nb_learn(struct hpn_nbcache *c, uint32_t ip, const uint8_
 		n->seen_ns = now;
 		return;
 	}
+	if (n->ip == ip && n->ok && !replace)
+		return;
 	*n = (struct hpn_nb){.ip = ip, .ok = true, .seen_ns = now};
 	memcpy(n->mac, mac, 6);
 	if (c->last_ip == ip)

@@ -89,16 +89,29 @@ static void test_two_in_one_process(void **state)
 	}
 }
 
-/* The same port twice in one process: the second is refused, clearly. */
+/* The same port twice in one process: the second is refused, clearly,
+ * and neither that nor a failed open of another device harms the first. */
 static void test_port_busy(void **state)
 {
-	hpn_ep *s = e2e_make(srv_cfg, NULL), *again = NULL;
-	int ret = hpn_ep_create(srv_cfg, &again);
+	char sc[256], cc[256];
+	hpn_ep *s, *c, *again = NULL;
+	hpn_peer_t sp, cp;
+	int ret;
 
 	(void)state;
+	snprintf(sc, sizeof(sc), srv_cfg, 7);
+	snprintf(cc, sizeof(cc), cli_cfg, 7);
+	s = e2e_make(sc, NULL);
+	assert_int_equal(hpn_listen(s, SRV_ADDR), 0);
+	ret = hpn_ep_create(sc, &again);
 	print_message("second endpoint on net_memif0: %d %s\n", ret, hpn_last_error());
 	assert_int_equal(ret, -EBUSY);
 	assert_non_null(strstr(hpn_last_error(), "in use by another endpoint"));
+	assert_int_not_equal(hpn_ep_create("plugin=dpdk,vdev=net_nosuchdriver1,ip=10.76.0.3/24", &again), 0);
+	c = e2e_make(cc, NULL);
+	cp = connect_pair_ms(s, c, SRV_ADDR, &sp, 10000);
+	exchange(c, s, cp, sp, 1400, 200);
+	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
 }
 
@@ -128,12 +141,15 @@ static void test_config_errors(void **state)
 	refused("plugin=dpdk,vdev=net_nosuchdriver0,ip=10.76.0.1/24", 0, "cannot create it");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=maybe", -EINVAL, "mbufs='maybe'");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mtu=9000", -EINVAL, "mtu");
+	/* DPDK's own 2 KiB mbufs (mbufs=copy) carry less than the frames. */
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=copy,mtu=3000", -EINVAL, "mtu=3000 out of range");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--no-pci -h\"", -EINVAL, "print and exit");
 }
 
 /* An address that is not ours, ourselves, and off the subnet. */
 static void test_address_errors(void **state)
 {
-	hpn_ep *c = e2e_make(cli_cfg, NULL);
+	hpn_ep *c = e2e_make("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,bufs=256,hugepages=off", NULL);
 	hpn_peer_t p;
 
 	(void)state;
