@@ -617,7 +617,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 	int r;
 
 	while (hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS)
-		; /* cannot last: the peer's echoes come back */
+		hpn_poll(c->ep, NULL, 0); /* buffers come back with acks, which someone has to read */
 	memcpy(buf, &h, sizeof(h));
 	struct hpn_msg m = {buf, (uint32_t)size, c->peer};
 

@@ -106,9 +106,29 @@ static HPN_COLD void put_overflow(struct hpn_pool *pool, unsigned n)
 		(void *)pool, n);
 }
 
+/* One thread at a time: the buffers put back last come out first (a bulk
+ * keeps its own order: put a, b, c and a get of three is a, b, c). */
+static inline unsigned stack_pop(struct hpn_pool *pool, void **bufs, unsigned n)
+{
+	if (hpn_unlikely(pool->top < n))
+		return 0;
+	pool->top -= n;
+	memcpy(bufs, pool->stack + pool->top, n * sizeof(*bufs));
+	return n;
+}
+
+static inline unsigned stack_push(struct hpn_pool *pool, void *const *bufs, unsigned n)
+{
+	if (hpn_unlikely(pool->top + n > pool->count))
+		return 0;
+	memcpy(pool->stack + pool->top, bufs, n * sizeof(*bufs));
+	pool->top += n;
+	return n;
+}
+
 HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n)
 {
-	unsigned got = hpn_ring_dequeue_bulk(pool->ring, bufs, n);
+	unsigned got = pool->stack ? stack_pop(pool, bufs, n) : hpn_ring_dequeue_bulk(pool->ring, bufs, n);
 
 	/* Ring entries are data pointers of whole buffers: the index needs
 	 * no range check. */
@@ -154,7 +174,8 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 			__atomic_store_n(&in_pool[off], 1, __ATOMIC_RELAXED);
 			norm[m++] = (void *)(data0 + (uintptr_t)(off * stride));
 		}
-		if (hpn_likely(m) && hpn_unlikely(hpn_ring_enqueue_bulk(pool->ring, norm, m) != m))
+		if (hpn_likely(m) &&
+		    hpn_unlikely((pool->stack ? stack_push(pool, norm, m) : hpn_ring_enqueue_bulk(pool->ring, norm, m)) != m))
 			put_overflow(pool, m);
 		bufs += k;
 		n -= k;
@@ -213,7 +234,7 @@ int hpn_pool_uses_hugepages(const struct hpn_pool *pool)
 
 HPN_EXPORT unsigned hpn_pool_avail(const struct hpn_pool *pool)
 {
-	return hpn_ring_count(pool->ring);
+	return pool->stack ? pool->top : hpn_ring_count(pool->ring);
 }
 
 int hpn_pool_owns(const struct hpn_pool *pool, const void *p)
@@ -687,12 +708,20 @@ int hpn_pool_create(const struct hpn_pool_params *p, struct hpn_pool **out)
 		return pool_fail(pool, hpn_set_error(-ENOMEM, "pool: out of memory for %u buffers",
 						     p->count));
 	memset(pool->in_pool, 1, p->count);
-	ret = hpn_ring_create(p->count, p->mt_safe ? 0 : HPN_RING_SP_ENQ | HPN_RING_SC_DEQ,
-			      &pool->ring);
-	if (ret)
-		return pool_fail(pool, hpn_set_error(ret, "pool: cannot create a ring for %u buffers: %s",
-						     p->count, strerror(-ret)));
-	for (unsigned i = 0; i < p->count;) {
+	if (p->mt_safe) {
+		ret = hpn_ring_create(p->count, 0, &pool->ring);
+		if (ret)
+			return pool_fail(pool, hpn_set_error(ret, "pool: cannot create a ring for %u buffers: %s",
+							     p->count, strerror(-ret)));
+	} else {
+		pool->stack = malloc(p->count * sizeof(*pool->stack));
+		if (!pool->stack)
+			return pool_fail(pool, hpn_set_error(-ENOMEM, "pool: out of memory for %u buffers", p->count));
+		for (unsigned i = 0; i < p->count; i++)
+			pool->stack[i] = (char *)pool->map + (uint64_t)i * pool->stride + pool->data_off;
+		pool->top = p->count;
+	}
+	for (unsigned i = 0; pool->ring && i < p->count;) {
 		unsigned k = p->count - i < HPN_ARRAY_SIZE(bufs) ? p->count - i
 								  : (unsigned)HPN_ARRAY_SIZE(bufs);
 
@@ -720,6 +749,7 @@ void hpn_pool_destroy(struct hpn_pool *pool)
 	hpn_pool_destroy(pool->large);
 	if (pool->ring)
 		hpn_ring_destroy(pool->ring);
+	free(pool->stack);
 	if (pool->map)
 		munmap(pool->map, pool->map_len); /* also drops the mlock */
 	free(pool->in_pool);

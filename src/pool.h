@@ -66,7 +66,14 @@ struct hpn_ring;
  * fast path reads and is never written after creation.
  */
 struct hpn_pool {
-	struct hpn_ring *ring; /* free buffers, as data pointers */
+	/* Free buffers, as data pointers: a lock-free ring when threads share
+	 * the pool (mt_safe), else a stack - the buffer put back last is the
+	 * next one out, still in cache (a ring would cycle through every
+	 * buffer: measured on dpdk/memif, 1400 B stream, the working set of
+	 * 4096 frames cost 25 % against 1536). */
+	struct hpn_ring *ring;
+	void **stack;
+	unsigned top;
 	uintptr_t base;        /* first slot (== start of the mapping) */
 	uint64_t span;         /* count * stride: bytes of all slots */
 	uint64_t stride;       /* bytes per slot, a multiple of 64 */

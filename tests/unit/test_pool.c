@@ -369,7 +369,7 @@ static void test_put_large_bulk(void **state)
 	assert_int_equal(hpn_pool_avail(pool), N);
 	assert_int_equal(hpn_pool_get_bulk(pool, again, N), N);
 	for (unsigned i = 0; i < N; i++)
-		assert_ptr_equal(again[i], (char *)bufs[i] - 63); /* FIFO order */
+		assert_ptr_equal(again[i], (char *)bufs[i] - 63); /* a bulk keeps its order */
 	hpn_pool_destroy(pool);
 	free(bufs);
 	free(again);
