@@ -27,6 +27,7 @@
  */
 #include <hpn/plugin.h>
 
+#include "net/dgram.h"
 #include "net/frame.h"
 #include "net/neigh.h"
 #include "net/route.h"
@@ -450,13 +451,6 @@ static int xsk_send(void *arg, const struct hpn_dgram *d, unsigned n)
 	return (int)n;
 }
 
-static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
-{
-	HPN_STAT_ADD(u->st->drops, 1);
-	if (e != HPN_FRAME_NOT_IP4 && e != HPN_FRAME_NOT_UDP)
-		HPN_STAT_ADD(u->st->malformed, 1);
-}
-
 /* Frames delivered in place belong to the application until hpn_buf_put:
  * one that holds too many starves the device of receive frames, and it
  * drops what arrives (the packet layer resends). Say so, once a second. */
@@ -549,7 +543,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 
 		u->recycle[u->nrecycle++] = chunk; /* unless lent below */
 		if (e) {
-			count_bad(u, e);
+			hpn_frame_count_bad(u->st, e);
 			continue;
 		}
 		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
@@ -586,15 +580,8 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	return (int)out;
 }
 
-static int xsk_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
-{
-	(void)arg;
-	(void)alen;
-	return hpn_addr_format(addr, buf, len);
-}
-
 static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .rx_done = xsk_rx_done,
-					   .format = xsk_format,
+					   .format = hpn_net_format,
 					   .frame_get = frame_get, .frame_put = frame_put,
 					   .frames_free = frames_free};
 
@@ -894,23 +881,6 @@ static int dev_of_addr(struct hpn_pep *u, uint32_t ip, uint32_t *out_ip)
 	return 0;
 }
 
-static int parse_v4(const char *spec, bool passive, struct sockaddr_in *out)
-{
-	struct sockaddr_storage a;
-	socklen_t alen;
-	int ret = hpn_addr_parse(spec, passive, SOCK_DGRAM, &a, &alen);
-
-	if (ret)
-		return ret;
-	if (a.ss_family != AF_INET)
-		return hpn_set_error(-EAFNOSUPPORT, "af_xdp: %s: IPv4 only", spec);
-	memcpy(out, &a, sizeof(*out));
-	if ((ntohl(out->sin_addr.s_addr) >> 24) == 127)
-		return hpn_set_error(-ENETUNREACH, "af_xdp: %s is loopback: af_xdp sends through a network "
-				     "interface (plugin=udp for loopback)", spec);
-	return 0;
-}
-
 /* ---- plugin ops ------------------------------------------------------------------- */
 
 static int xdp_probe(struct hpn_caps *caps, char *why, size_t why_len)
@@ -1171,7 +1141,7 @@ static int xdp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_in a;
 	uint32_t ip;
-	int ret = parse_v4(spec, true, &a);
+	int ret = hpn_net_parse_v4("af_xdp", spec, true, &a);
 
 	if (ret)
 		return ret;
@@ -1199,7 +1169,7 @@ static int xdp_local_addr(struct hpn_pep *u, char *buf, size_t len)
 static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_in a;
-	int ret = parse_v4(spec, false, &a);
+	int ret = hpn_net_parse_v4("af_xdp", spec, false, &a);
 
 	if (ret)
 		return ret;

@@ -20,6 +20,7 @@
 #include "dpdk.h"
 #include "mbuf.h"
 
+#include "net/dgram.h"
 #include "net/frame.h"
 #include "net/neigh.h"
 #include "packet/pktep.h"
@@ -373,13 +374,6 @@ static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
 
 /* ---- receiving -------------------------------------------------------------- */
 
-static void count_bad(struct hpn_pep *u, enum hpn_frame_err e)
-{
-	HPN_STAT_ADD(u->st->drops, 1);
-	if (e != HPN_FRAME_NOT_IP4 && e != HPN_FRAME_NOT_UDP)
-		HPN_STAT_ADD(u->st->malformed, 1);
-}
-
 /* ARP (RFC 826): learn who asks us or answers us, answer requests for our
  * address (the kernel does, on a borrowed one). */
 static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, uint32_t len)
@@ -521,7 +515,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		if (i + 1 < got)
 			rte_prefetch0(rte_pktmbuf_mtod(in[i + 1], void *));
 		if (m->nb_segs != 1) { /* longer than a frame: not from a peer within our MTU */
-			count_bad(u, HPN_FRAME_TRUNC);
+			hpn_frame_count_bad(u->st, HPN_FRAME_TRUNC);
 			rte_pktmbuf_free(m);
 			continue;
 		}
@@ -535,7 +529,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			continue;
 		}
 		if (e) {
-			count_bad(u, e);
+			hpn_frame_count_bad(u->st, e);
 			rte_pktmbuf_free(m);
 			continue;
 		}
@@ -568,18 +562,11 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	return (int)out;
 }
 
-static int dp_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
-{
-	(void)arg;
-	(void)alen;
-	return hpn_addr_format(addr, buf, len);
-}
-
 static const struct hpn_dgram_io lent_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
-					    .format = dp_format, .frame_get = frame_get, .frame_put = frame_put,
+					    .format = hpn_net_format, .frame_get = frame_get, .frame_put = frame_put,
 					    .frames_free = frames_free};
 static const struct hpn_dgram_io copy_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
-					    .format = dp_format};
+					    .format = hpn_net_format};
 
 /* ---- set-up ------------------------------------------------------------------ */
 
@@ -1102,20 +1089,6 @@ static int dp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	return 0;
 }
 
-static int parse_v4(const char *spec, bool passive, struct sockaddr_in *out)
-{
-	struct sockaddr_storage a;
-	socklen_t alen;
-	int ret = hpn_addr_parse(spec, passive, SOCK_DGRAM, &a, &alen);
-
-	if (ret)
-		return ret;
-	if (a.ss_family != AF_INET)
-		return hpn_set_error(-EAFNOSUPPORT, "dpdk: %s: IPv4 only", spec);
-	memcpy(out, &a, sizeof(*out));
-	return 0;
-}
-
 /* Subscribe: the port takes the group's MAC (its multicast filter, else
  * every multicast); the kernel joins for a borrowed address (IGMP). */
 static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
@@ -1143,7 +1116,7 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const ch
 static int dp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_in a;
-	int ret = parse_v4(spec, true, &a);
+	int ret = hpn_net_parse_v4("dpdk", spec, true, &a);
 
 	if (ret)
 		return ret;
@@ -1186,7 +1159,7 @@ static void wait_link(struct hpn_pep *u)
 static int dp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_in a;
-	int ret = parse_v4(spec, false, &a);
+	int ret = hpn_net_parse_v4("dpdk", spec, false, &a);
 
 	if (ret)
 		return ret;
