@@ -1038,6 +1038,14 @@ int main(int argc, char **argv)
 		hpn_ep_local_addr(s.ep, addr, sizeof(addr));
 		fprintf(stderr, "hpnbench server: %s; listening on %s\n", hpn_ep_describe(s.ep), addr);
 		server_loop(&s);
+		{ /* what the server turned away, for whoever drove hostile input at it */
+			struct hpn_stats st;
+
+			hpn_ep_stats(s.ep, &st, sizeof(st));
+			fprintf(stderr, "hpnbench server: %" PRIu64 " messages in, %" PRIu64 " out; dropped %" PRIu64
+				" datagrams, %" PRIu64 " of them malformed\n", st.msgs_in, st.msgs_out, st.drops,
+				st.malformed);
+		}
 		hpn_ep_destroy(s.ep);
 		return 0;
 	}

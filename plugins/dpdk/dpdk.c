@@ -55,6 +55,7 @@
 #define NB_REFRESH_NS 30000000000ull /* a neighbour not confirmed for 30 s is asked again ... */
 #define NB_EXPIRE_NS 35000000000ull  /* ... and forgotten 5 s later if it does not answer */
 #define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
+#define ICMP_PER_MS 1               /* port unreachable answers at most 1000 a second */
 
 struct hpn_pep {
 	struct hpn_core *core;
@@ -110,6 +111,8 @@ struct hpn_pep {
 	uint64_t nb_scan_ns;
 	uint32_t unresolved_logged;
 	uint64_t arp_answered, echo_answered;
+	uint64_t icmp_ms_ns;  /* port unreachable: the current millisecond ... */
+	uint32_t icmp_tokens; /* ... and the answers it has left */
 };
 
 static const struct hpn_plugin_param dpdk_params[] = {
@@ -430,6 +433,58 @@ static void icmp_error(struct hpn_pep *u, const uint8_t *icmp, uint32_t len)
 	hpn_pktep_unreachable(u->pk, &to, sizeof(to), err, q + qhl + 8, len - 8 - qhl - 8);
 }
 
+/*
+ * A UDP datagram to our address but not our port: port unreachable, as
+ * the kernel answers, so a peer's connect fails at once instead of timing
+ * out. Quoted: the datagram's IPv4 header and up to 520 bytes after it
+ * (what fits 576, RFC 1812), enough for an hpn peer to find its session.
+ * At most ICMP_PER_MS a millisecond (the kernel's icmp_msgs_per_sec is
+ * 1000): a flood to closed ports cannot turn us into a flood.
+ */
+static void port_unreachable(struct hpn_pep *u, const struct hpn_udp4 *p, const uint8_t *f)
+{
+	const uint8_t *ip = f + HPN_ETH_HLEN + (p->vlan ? 4 : 0);
+	uint32_t hl = (ip[0] & 15u) * 4, qlen = hl + HPN_UDP_HLEN + p->len;
+	uint64_t now = hpn_now_ns();
+	struct rte_mbuf *m;
+	uint8_t *o, *oip, *icmp;
+	uint16_t c;
+
+	if (u->borrowed || p->vlan || p->dst_ip != u->ip || !p->src_ip || p->src_ip == 0xffffffff ||
+	    p->src_ip == u->ip || hpn_ip4_is_group(p->src_ip) || (p->src_mac[0] & 1))
+		return; /* the kernel answers for a borrowed address; nobody to answer otherwise */
+	if (now - u->icmp_ms_ns >= 1000000ull) {
+		u->icmp_ms_ns = now;
+		u->icmp_tokens = ICMP_PER_MS;
+	}
+	if (!u->icmp_tokens || !(m = tx_mbuf(u)))
+		return;
+	u->icmp_tokens--;
+	if (qlen > 520)
+		qlen = 520;
+	o = rte_pktmbuf_mtod(m, uint8_t *);
+	memcpy(o, p->src_mac, 6);
+	memcpy(o + 6, u->mac, 6);
+	o[12] = HPN_ETH_P_IP >> 8, o[13] = HPN_ETH_P_IP & 0xff;
+	oip = o + HPN_ETH_HLEN;
+	icmp = oip + 20;
+	memset(oip, 0, 28);
+	oip[0] = 0x45;
+	oip[2] = (uint8_t)((28 + qlen) >> 8), oip[3] = (uint8_t)(28 + qlen);
+	oip[8] = 64;
+	oip[9] = 1; /* ICMP */
+	memcpy(oip + 12, &u->ip, 4);
+	memcpy(oip + 16, &p->src_ip, 4);
+	c = hpn_inet_csum(oip, 20, 0);
+	memcpy(oip + 10, &c, 2);
+	icmp[0] = 3, icmp[1] = 3; /* destination unreachable: port */
+	memcpy(icmp + 8, ip, qlen);
+	c = hpn_inet_csum(icmp, 8 + qlen, 0);
+	memcpy(icmp + 2, &c, 2);
+	mbuf_set(m, o, HPN_ETH_HLEN + 28 + qlen);
+	tx_flush(u, &m, 1);
+}
+
 /* IPv4 that is not UDP: ICMP to us - an echo request is answered in the
  * frame it came in, an error goes to the packet layer. */
 static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32_t len)
@@ -533,6 +588,8 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
+		if (p.dst_port != u->port && p.dst_ip == u->ip)
+			port_unreachable(u, &p, f);
 		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group)) ||
 		    !p.src_ip || p.src_ip == 0xffffffff || p.src_ip == u->ip || hpn_ip4_is_group(p.src_ip) ||
 		    (p.src_mac[0] & 1) || p.vlan || p.len > d[out].len) {

@@ -11,7 +11,12 @@
 #   3. raw datagrams (reliable=off) between dpdk and udp;
 #   4. a plain kernel UDP socket receives dpdk's datagrams as valid UDP;
 #   5. net_af_xdp (mbufs copied) and net_tap (a kernel peer on the tap)
-#      as the dpdk port.
+#      as the dpdk port;
+#   6. hostile frames at the dpdk host (truncated, bad checksums, lying
+#      lengths, fragments, VLAN-tagged, forged ICMP errors, garbage from
+#      forged sources): all turned away and counted, nothing else changes
+#      - the same client still gets every message; a datagram to a closed
+#      port is answered with port unreachable (a udp connect fails at once).
 # Needs root; skipped (77) with the reason otherwise.
 #   dpdk_pair.sh HPNBENCH HPN_NETNS
 set -euo pipefail
@@ -133,4 +138,72 @@ in1 ethtool -K dtap_hpn tx off >/dev/null 2>&1 || true
 in1 ping -c 2 -i 0.2 -W 1 10.80.0.1 >/dev/null || { echo "FAIL: ping across the tap"; exit 1; }
 client in1 udp_to_dpdk_tap --plugin udp --peer 10.80.0.1:$port
 stop_server
+echo "6. hostile frames at the dpdk host"
+start_server in1 dpdk_srv_hostile --plugin dpdk --config "$dpdk" --bind "${subnet}.1:$port"
+in2 ping -c 1 -W 1 "${subnet}.1" >/dev/null # the kernel host learns dpdk's MAC
+dmac=$(in2 ip neigh show "${subnet}.1" | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1) }')
+[ -n "$dmac" ] || { echo "FAIL: no neighbour entry for ${subnet}.1"; exit 1; }
+t0=$(date +%s%N)
+if in2 timeout 10 "$bench" --quiet --plugin udp --peer "${subnet}.1:$((port + 5))" --iters 1 >"$log/closed.out" 2>&1; then
+	echo "FAIL: a connect to a closed port of the dpdk host succeeded"; exit 1
+fi
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep -qi 'refused' "$log/closed.out" || { echo "FAIL: a closed port was not refused:"; cat "$log/closed.out"; exit 1; }
+echo "   a closed port: connection refused after ${ms} ms (ICMP port unreachable from dpdk)"
+in2 python3 - eth0 "$dmac" "${subnet}.2" "${subnet}.1" "$port" >"$log/hostile.out" 2>&1 <<'PY' || { cat "$log/hostile.out"; exit 1; }
+import os, random, socket, struct, sys
+ifname, dmac, src, dst, port = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), sys.argv[3], sys.argv[4], int(sys.argv[5])
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+smac = open('/sys/class/net/%s/address' % ifname).read().strip()
+smac = bytes.fromhex(smac.replace(':', ''))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+def ip4(proto, payload, src=src, frag=0, bad_csum=False, tot=None):
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, tot or 20 + len(payload), random.getrandbits(16), frag, 64, proto, 0,
+                    socket.inet_aton(src), socket.inet_aton(dst))
+    c = csum(h) ^ (0x5555 if bad_csum else 0)
+    return h[:10] + struct.pack('!H', c) + h[12:] + payload
+def udp(data, sport=40000, dport=port, src=src, bad_csum=False, ulen=None):
+    u = struct.pack('!HHHH', sport, dport, ulen or 8 + len(data), 0) + data
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 17, len(u))
+    c = csum(ph + u) or 0xffff
+    if bad_csum: c ^= 0x1234
+    return u[:6] + struct.pack('!H', c) + u[8:]
+eth = lambda t, p: dmac + smac + struct.pack('!H', t) + p
+frames = []
+for i in range(200):
+    body = os.urandom(random.randint(0, 200))
+    frames += [
+        eth(0x0800, ip4(17, udp(body))[:random.randint(0, 27)]),                 # truncated
+        eth(0x0800, ip4(17, udp(body), bad_csum=True)),                          # IPv4 checksum
+        eth(0x0800, ip4(17, udp(body, bad_csum=True))),                          # UDP checksum
+        eth(0x0800, ip4(17, udp(body, ulen=len(body) + 500))),                   # UDP length lies
+        eth(0x0800, ip4(17, udp(body), tot=2000)),                               # IPv4 length lies
+        eth(0x0800, ip4(17, udp(body), frag=0x2000)),                            # a fragment
+        eth(0x8100, struct.pack('!HH', 7, 0x0800) + ip4(17, udp(body))),         # VLAN 7
+        eth(0x0800, ip4(17, udp(body, src='10.79.0.%d' % random.randint(3, 250)), src='10.79.0.%d' % random.randint(3, 250))),  # garbage, forged source
+        eth(0x0800, ip4(1, bytes([3, 3, 0, 0, 0, 0, 0, 0]) + ip4(17, udp(body))[:48])),   # forged ICMP error (bad csum)
+        eth(0x0800, ip4(1, os.urandom(random.randint(0, 64)))),                  # ICMP garbage
+        eth(0x0806, os.urandom(random.randint(0, 60))),                          # ARP garbage
+        eth(0x86dd, os.urandom(60)),                                             # IPv6: not ours
+    ]
+for f in frames:
+    s.send(f)
+print("sent %d hostile frames" % len(frames))
+PY
+echo "   $(cat "$log/hostile.out")"
+in2 ping -c 2 -i 0.2 -W 1 "${subnet}.1" >/dev/null || { echo "FAIL: ping after the hostile frames"; exit 1; }
+client in2 udp_to_dpdk_after_hostile --plugin udp --peer "${subnet}.1:$port"
+stop_server
+tail -1 "$log/dpdk_srv_hostile.out"
+python3 - "$log/dpdk_srv_hostile.out" <<'PY'
+import re, sys
+m = re.search(r'dropped (\d+) datagrams, (\d+) of them malformed', open(sys.argv[1]).read())
+if not m or int(m.group(2)) < 1000:
+    sys.exit("FAIL: the server did not count the malformed frames: %s" % (m.group(0) if m else "no stats line"))
+PY
 echo "PASS"
