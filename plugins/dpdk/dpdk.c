@@ -82,11 +82,14 @@ struct hpn_pep {
 			      removed at the end, so it can be made again; else only stopped */
 	bool dma_mapped;   /* the frames are mapped for the device's DMA (PCI) */
 	bool mb_cfg;       /* mbufs= given */
+	bool no_offload;   /* csum_offload=off */
 	bool started;
 	uint16_t port_id;
 	char driver[48];
 	uint8_t mac[6];
 	uint16_t port_mtu;
+	bool tx_csum;      /* the port computes IPv4 and UDP checksums on send */
+	bool rx_csum;      /* ... and checks them on receive */
 	uint32_t ip;       /* ours, network order */
 	uint16_t port;     /* ours, network order */
 	bool borrowed;     /* ip is a kernel interface's: the kernel answers ARP and ping */
@@ -131,6 +134,7 @@ static const struct hpn_plugin_param dpdk_params[] = {
 	{"mbufs", "lent|copy: mbuf data in the pool's frames, handed over without a copy (default), or an ordinary "
 		  "mempool and copies (net_af_xdp needs that: its mempool is its UMEM)"},
 	{"link_wait_ms", "connect waits this long for the link to come up (default 1000)"},
+	{"csum_offload", "on|off: IPv4/UDP checksums by the port where it offers them (default on)"},
 	HPN_PKTEP_PARAMS,
 	{NULL, NULL},
 };
@@ -363,7 +367,15 @@ static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		f.dst_ip = to->sin_addr.s_addr;
 		f.ttl = hpn_ip4_is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
 		f.dst_port = to->sin_port;
-		mbuf_set(m, eth, (uint32_t)hpn_frame_udp4(eth, &f, len, u->ip_id++));
+		m->ol_flags &= RTE_MBUF_F_EXTERNAL; /* nothing left from an earlier use */
+		if (u->tx_csum) {
+			mbuf_set(m, eth, (uint32_t)hpn_frame_udp4_offload(eth, &f, len, u->ip_id++));
+			m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
+			m->l2_len = HPN_ETH_HLEN;
+			m->l3_len = HPN_IP4_HLEN;
+		} else {
+			mbuf_set(m, eth, (uint32_t)hpn_frame_udp4(eth, &f, len, u->ip_id++));
+		}
 		out[k++] = m;
 		if (k == BURST_MAX) {
 			tx_flush(u, out, k);
@@ -548,6 +560,14 @@ static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	u->nlent = 0;
 }
 
+/* What the port's receive offload found good (anything else - bad,
+ * unknown, not checked - is checked here). */
+static inline unsigned rx_verified(const struct rte_mbuf *m)
+{
+	return ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD ? HPN_FRAME_IP_VERIFIED : 0) |
+	       ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? HPN_FRAME_UDP_VERIFIED : 0);
+}
+
 static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
@@ -574,7 +594,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		e = hpn_frame_parse_udp4(f, len, &p);
+		e = u->rx_csum ? hpn_frame_parse_udp4_verified(f, len, &p, rx_verified(m)) : hpn_frame_parse_udp4(f, len, &p);
 		if (e == HPN_FRAME_NOT_IP4 && len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP) {
 			arp_input(u, m, f, len);
 			continue;
@@ -782,6 +802,17 @@ static int port_start(struct hpn_pep *u)
 		return hpn_set_error(-EINVAL, "dpdk: mtu=%u needs an IP MTU of %u; %s (%s) takes at most %u", u->pc.mtu,
 				     need, u->name, u->driver, limit);
 	conf.rxmode.mtu = mtu;
+	/* Checksums by the port where it offers both (the payload is then
+	 * never read on the way out, nor on the way in when it says good). */
+	const uint64_t tx_ck = RTE_ETH_TX_OFFLOAD_IPV4_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM;
+	const uint64_t rx_ck = RTE_ETH_RX_OFFLOAD_IPV4_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM;
+
+	u->tx_csum = (info.tx_offload_capa & tx_ck) == tx_ck && !u->no_offload;
+	u->rx_csum = (info.rx_offload_capa & rx_ck) == rx_ck && !u->no_offload;
+	if (u->tx_csum)
+		conf.txmode.offloads |= tx_ck;
+	if (u->rx_csum)
+		conf.rxmode.offloads |= rx_ck;
 	ret = rte_eth_dev_configure(u->port_id, 1, 1, &conf);
 	ret = ret ?: rte_eth_dev_adjust_nb_rx_tx_desc(u->port_id, &nrx, &ntx);
 	if (ret)
@@ -1005,6 +1036,10 @@ static int read_cfg(struct hpn_pep *u)
 	ret = ret ?: hpn_core_cfg_u64(u->core, "rxd", 1024, 64, 16384, &rxd);
 	ret = ret ?: hpn_core_cfg_u64(u->core, "txd", 1024, 64, 16384, &txd);
 	ret = ret ?: hpn_core_cfg_u64(u->core, "link_wait_ms", 1000, 0, 60000, &u->link_wait_ms);
+	int offload = 1;
+
+	ret = ret ?: hpn_core_cfg_bool(u->core, "csum_offload", 1, &offload);
+	u->no_offload = !offload;
 	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, &u->pc);
 	if (ret)
 		return ret;
@@ -1086,11 +1121,13 @@ static int set_up(struct hpn_pep *u)
 	hpn_core_describe(u->core, "dpdk %s (%s), %s, %s", u->name, u->driver, inet_ntoa((struct in_addr){u->ip}),
 			  u->copy ? "mbufs copied" : "mbufs lent from the pool");
 	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %02x:%02x:%02x:%02x:%02x:%02x, %s/%d%s, MTU %u, %u/%u "
-			      "descriptors, %u mbufs %s, EAL %s, link %s",
+			      "descriptors, %u mbufs %s, checksums %s, EAL %s, link %s",
 		u->name, u->driver, u->port_id, u->mac[0], u->mac[1], u->mac[2], u->mac[3], u->mac[4], u->mac[5],
 		inet_ntoa((struct in_addr){u->ip}), __builtin_popcount(u->mask), u->borrowed ? " (the kernel's)" : "",
 		u->port_mtu, u->nrxd, u->ntxd, u->nframes,
-		u->copy ? "in DPDK's memory (copied)" : "over the pool's frames (lent)", hpn_dpdk_eal_mem(),
+		u->copy ? "in DPDK's memory (copied)" : "over the pool's frames (lent)",
+		u->tx_csum ? (u->rx_csum ? "by the port" : "by the port on send") : u->rx_csum ? "by the port on receive" : "in software",
+		hpn_dpdk_eal_mem(),
 		u->link_up ? "up" : "down");
 	return 0;
 }

@@ -86,11 +86,12 @@ static uint64_t pseudo_sum(const uint8_t *ip_src_dst, uint16_t udp_len)
 	return sum_mem(tail, 4, sum_mem(ip_src_dst, 8, 0));
 }
 
-size_t hpn_frame_udp4(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id)
+/* The headers of hpn_frame_udp4 without the checksums: the IPv4 header's
+ * is 0; the UDP one is left to the caller. */
+static size_t headers_udp4(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id)
 {
 	uint8_t *ip = frame + HPN_ETH_HLEN, *udp = ip + HPN_IP4_HLEN;
 	size_t udp_len = HPN_UDP_HLEN + payload_len, ip_len = HPN_IP4_HLEN + udp_len;
-	uint16_t csum;
 
 	if (ip_len > 0xffff)
 		return 0;
@@ -107,20 +108,53 @@ size_t hpn_frame_udp4(uint8_t *frame, const struct hpn_flow *f, size_t payload_l
 	ip[10] = ip[11] = 0;
 	memcpy(ip + 12, &f->src_ip, 4);
 	memcpy(ip + 16, &f->dst_ip, 4);
-	csum = hpn_inet_csum(ip, HPN_IP4_HLEN, 0);
-	memcpy(ip + 10, &csum, 2); /* memory order, as summed */
 	memcpy(udp, &f->src_port, 2);
 	memcpy(udp + 2, &f->dst_port, 2);
 	wr16(udp + 4, (uint16_t)udp_len);
 	udp[6] = udp[7] = 0;
-	csum = (uint16_t)~fold(sum_mem(udp, udp_len, pseudo_sum(ip + 12, (uint16_t)udp_len)));
-	if (!csum)
-		csum = 0xffff; /* 0 means "no checksum" in IPv4 UDP (RFC 768) */
-	memcpy(udp + 6, &csum, 2);
 	return HPN_ETH_HLEN + ip_len;
 }
 
+size_t hpn_frame_udp4(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id)
+{
+	uint8_t *ip = frame + HPN_ETH_HLEN, *udp = ip + HPN_IP4_HLEN;
+	size_t len = headers_udp4(frame, f, payload_len, ip_id);
+	uint16_t udp_len = (uint16_t)(HPN_UDP_HLEN + payload_len), csum;
+
+	if (!len)
+		return 0;
+	csum = hpn_inet_csum(ip, HPN_IP4_HLEN, 0);
+	memcpy(ip + 10, &csum, 2); /* memory order, as summed */
+	csum = (uint16_t)~fold(sum_mem(udp, udp_len, pseudo_sum(ip + 12, udp_len)));
+	if (!csum)
+		csum = 0xffff; /* 0 means "no checksum" in IPv4 UDP (RFC 768) */
+	memcpy(udp + 6, &csum, 2);
+	return len;
+}
+
+size_t hpn_frame_udp4_offload(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id)
+{
+	uint8_t *ip = frame + HPN_ETH_HLEN, *udp = ip + HPN_IP4_HLEN;
+	size_t len = headers_udp4(frame, f, payload_len, ip_id);
+	uint16_t csum;
+
+	if (!len)
+		return 0;
+	/* The pseudo-header's sum, folded, not complemented: the device adds
+	 * the UDP header and payload and complements (DPDK's
+	 * rte_ipv4_phdr_cksum convention). */
+	csum = fold(pseudo_sum(ip + 12, (uint16_t)(HPN_UDP_HLEN + payload_len)));
+	memcpy(udp + 6, &csum, 2);
+	return len;
+}
+
 enum hpn_frame_err hpn_frame_parse_udp4(const uint8_t *frame, size_t len, struct hpn_udp4 *out)
+{
+	return hpn_frame_parse_udp4_verified(frame, len, out, 0);
+}
+
+enum hpn_frame_err hpn_frame_parse_udp4_verified(const uint8_t *frame, size_t len, struct hpn_udp4 *out,
+						 unsigned verified)
 {
 	size_t off = HPN_ETH_HLEN, ihl, ip_len, udp_len;
 	uint16_t type, frag;
@@ -150,7 +184,7 @@ enum hpn_frame_err hpn_frame_parse_udp4(const uint8_t *frame, size_t len, struct
 		return HPN_FRAME_TRUNC;
 	if (ip[9] != IPPROTO_UDP_)
 		return HPN_FRAME_NOT_UDP;
-	if (fold(sum_mem(ip, ihl, 0)) != 0xffff)
+	if (!(verified & HPN_FRAME_IP_VERIFIED) && fold(sum_mem(ip, ihl, 0)) != 0xffff)
 		return HPN_FRAME_IP_CSUM;
 	frag = rd16(ip + 6);
 	if (frag & 0x3fff) /* more fragments, or an offset */
@@ -161,7 +195,7 @@ enum hpn_frame_err hpn_frame_parse_udp4(const uint8_t *frame, size_t len, struct
 	udp_len = rd16(udp + 4);
 	if (udp_len < HPN_UDP_HLEN || udp_len > ip_len - ihl)
 		return HPN_FRAME_BAD_UDP;
-	if ((udp[6] | udp[7]) &&
+	if (!(verified & HPN_FRAME_UDP_VERIFIED) && (udp[6] | udp[7]) &&
 	    fold(sum_mem(udp, udp_len, pseudo_sum(ip + 12, (uint16_t)udp_len))) != 0xffff)
 		return HPN_FRAME_UDP_CSUM;
 	out->dst_mac = frame;

@@ -51,6 +51,12 @@ struct hpn_flow {
  */
 size_t hpn_frame_udp4(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id);
 
+/* The same headers for a device that computes the checksums (DPDK's
+ * RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM): the IPv4 checksum 0,
+ * the UDP one holding the pseudo-header's sum (not complemented), as such
+ * devices expect; nothing reads the payload. */
+size_t hpn_frame_udp4_offload(uint8_t *frame, const struct hpn_flow *f, size_t payload_len, uint16_t ip_id);
+
 /* Why a received frame was refused (counted by the caller). */
 enum hpn_frame_err {
 	HPN_FRAME_OK = 0,
@@ -78,6 +84,13 @@ struct hpn_udp4 {
  * checked. Trailing bytes after the IPv4 total length (Ethernet padding)
  * are ignored. Returns HPN_FRAME_OK and *out, or why not. */
 enum hpn_frame_err hpn_frame_parse_udp4(const uint8_t *frame, size_t len, struct hpn_udp4 *out);
+
+/* The same, skipping the checksums the device already found good (its
+ * receive offload: DPDK's RTE_MBUF_F_RX_IP_CKSUM_GOOD / _L4_CKSUM_GOOD). */
+#define HPN_FRAME_IP_VERIFIED 1u
+#define HPN_FRAME_UDP_VERIFIED 2u
+enum hpn_frame_err hpn_frame_parse_udp4_verified(const uint8_t *frame, size_t len, struct hpn_udp4 *out,
+						 unsigned verified);
 
 /* A short name for an hpn_frame_err, for logs. */
 const char *hpn_frame_strerror(enum hpn_frame_err e);

@@ -190,6 +190,48 @@ static void test_parse_refuses(void **state)
 	assert_string_equal(hpn_frame_strerror(HPN_FRAME_UDP_CSUM), "bad UDP checksum");
 }
 
+/* Offload: what a device makes of hpn_frame_udp4_offload's headers (the
+ * IPv4 checksum over the header; the UDP one over header and payload
+ * starting from the pseudo-header sum left in the field, complemented)
+ * is hpn_frame_udp4's frame, byte for byte; and a parse told the device
+ * checked a checksum does not check it again. */
+static void test_offload(void **state)
+{
+	struct hpn_flow f = {.src_mac = {2, 0, 0, 0, 0, 1}, .dst_mac = {2, 0, 0, 0, 0, 2},
+			     .src_ip = htonl(0x0a000001), .dst_ip = htonl(0x0a000002),
+			     .src_port = htons(40000), .dst_port = htons(18515)};
+	static uint8_t a[2048], b[2048];
+	struct hpn_udp4 p;
+
+	(void)state;
+	for (size_t len = 0; len < 1473; len += 37) {
+		for (size_t i = 0; i < len; i++)
+			a[HPN_NET_HDR + i] = b[HPN_NET_HDR + i] = (uint8_t)(i * 131 + len);
+		size_t n = hpn_frame_udp4(a, &f, len, 7), m = hpn_frame_udp4_offload(b, &f, len, 7);
+		uint8_t *ip = b + HPN_ETH_HLEN, *udp = ip + HPN_IP4_HLEN;
+		uint16_t c;
+
+		assert_int_equal(n, m);
+		c = hpn_inet_csum(ip, HPN_IP4_HLEN, 0);
+		memcpy(ip + 10, &c, 2);
+		c = hpn_inet_csum(udp, HPN_UDP_HLEN + len, 0);
+		if (!c)
+			c = 0xffff;
+		memcpy(udp + 6, &c, 2);
+		assert_memory_equal(a, b, n);
+	}
+	hpn_frame_udp4(a, &f, 100, 9);
+	a[HPN_NET_HDR + 5] ^= 1; /* payload corrupt: the UDP checksum fails... */
+	assert_int_equal(hpn_frame_parse_udp4(a, HPN_NET_HDR + 100, &p), HPN_FRAME_UDP_CSUM);
+	/* ... unless the device says it checked it */
+	assert_int_equal(hpn_frame_parse_udp4_verified(a, HPN_NET_HDR + 100, &p, HPN_FRAME_UDP_VERIFIED), HPN_FRAME_OK);
+	a[HPN_ETH_HLEN + 8] ^= 1; /* TTL: the IPv4 header checksum fails */
+	assert_int_equal(hpn_frame_parse_udp4_verified(a, HPN_NET_HDR + 100, &p, HPN_FRAME_UDP_VERIFIED),
+			 HPN_FRAME_IP_CSUM);
+	assert_int_equal(hpn_frame_parse_udp4_verified(a, HPN_NET_HDR + 100, &p,
+						       HPN_FRAME_UDP_VERIFIED | HPN_FRAME_IP_VERIFIED), HPN_FRAME_OK);
+}
+
 static void test_arp(void **state)
 {
 	uint8_t frame[64];
@@ -226,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_build_matches_reference),
 		cmocka_unit_test(test_same_bytes_as_reference),
 		cmocka_unit_test(test_parse_refuses),
+		cmocka_unit_test(test_offload),
 		cmocka_unit_test(test_arp),
 	};
 
