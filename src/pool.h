@@ -50,8 +50,9 @@ struct hpn_pool_params {
 	/* -1: any node. >= 0: place the memory on that NUMA node (needs
 	 * HPN_HAVE_NUMA); failure to do so is a warning, never an error. */
 	int numa_node;
-	/* 0: one thread at a time uses the pool (single-producer/consumer ring,
-	 * no atomic read-modify-write). 1: any threads concurrently. */
+	/* 0: one thread at a time uses the pool (its free list is a plain
+	 * stack: no atomics at all). 1: any threads concurrently (a lock-free
+	 * ring). */
 	int mt_safe;
 };
 
@@ -63,7 +64,8 @@ struct hpn_ring;
 /*
  * Defined here only so the core can inline hpn_pool_elem(); everything else
  * goes through the functions below. The first cache line holds what the
- * fast path reads and is never written after creation.
+ * fast path reads; only a single-threaded pool's stack top is written there
+ * (its one thread owns the line anyway).
  */
 struct hpn_pool {
 	/* Free buffers, as data pointers: a lock-free ring when threads share

@@ -1253,27 +1253,33 @@ static void read_icmp(struct hpn_pep *u)
 }
 
 /* A frame never changes a next hop's MAC (a forged source could):
- * instead the kernel's answer is asked again for a few entries every
- * second, so a peer whose MAC changed (a failover, a new NIC) is followed
- * within a minute at most (256 entries, 8 per second, 2 netlink requests
- * each on the control path). */
+ * instead the kernel's answer is asked again, for one cached entry each
+ * second in turn, so a peer whose MAC changed (a failover, a new NIC) is
+ * followed within seconds for the few peers a low-latency host has. Two
+ * netlink requests, in progress (inline: in the application's call), so
+ * one entry at a time. An entry the kernel forgot is resolved anew. */
 static void nb_refresh(struct hpn_pep *u)
 {
-	for (unsigned k = 0; k < 8; k++) {
+	for (unsigned k = 0; k < HPN_NB_SIZE; k++) {
 		struct hpn_nb *n = &u->nb.e[u->nb_next++ % HPN_NB_SIZE];
 		struct hpn_route r;
 		char why[128];
 		uint8_t mac[6];
 		uint32_t hop;
+		int ret;
 
 		if (!n->ip || !n->ok || hpn_ip4_is_group(n->ip))
 			continue;
 		hop = hpn_route_get(n->ip, &r, why, sizeof(why)) == 0 && r.ifindex == u->ifindex ? r.next_hop : n->ip;
-		if (hpn_neigh_get(u->ifindex, hop, mac, why, sizeof(why)) == 0 && memcmp(mac, n->mac, 6)) {
+		ret = hpn_neigh_get(u->ifindex, hop, mac, why, sizeof(why));
+		if (ret == 0 && memcmp(mac, n->mac, 6)) {
 			memcpy(n->mac, mac, 6);
 			if (u->nb.last_ip == n->ip)
 				memcpy(u->nb.last_mac, mac, 6);
+		} else if (ret == -ENOENT) {
+			nb_kick(u, hop); /* the kernel resolves it again; the cached MAC serves meanwhile */
 		}
+		return; /* one entry a call */
 	}
 }
 

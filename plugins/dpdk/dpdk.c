@@ -194,8 +194,11 @@ static inline struct rte_mbuf *tx_mbuf(struct hpn_pep *u)
 		cache_fill(u, 64);
 	if (!u->nfree)
 		return NULL;
-	/* Its last send in place may have left data_off anywhere in the frame. */
+	/* Its last send in place may have left data_off anywhere in the frame,
+	 * and a driver's receive may have set ol_flags outright (dropping
+	 * EXTERNAL, keeping nothing we want): both afresh. */
 	u->free_tx[u->nfree - 1]->data_off = RTE_PKTMBUF_HEADROOM;
+	u->free_tx[u->nfree - 1]->ol_flags = RTE_MBUF_F_EXTERNAL;
 	return u->free_tx[--u->nfree];
 }
 
@@ -367,7 +370,7 @@ static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		f.dst_ip = to->sin_addr.s_addr;
 		f.ttl = hpn_ip4_is_group(f.dst_ip) ? u->pc.mcast_ttl : 0; /* 0: 64 */
 		f.dst_port = to->sin_port;
-		m->ol_flags &= RTE_MBUF_F_EXTERNAL; /* nothing left from an earlier use */
+		m->ol_flags = u->copy ? 0 : RTE_MBUF_F_EXTERNAL; /* nothing left from an earlier use */
 		if (u->tx_csum) {
 			mbuf_set(m, eth, (uint32_t)hpn_frame_udp4_offload(eth, &f, len, u->ip_id++));
 			m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_UDP_CKSUM;
@@ -462,9 +465,15 @@ static void port_unreachable(struct hpn_pep *u, const struct hpn_udp4 *p, const 
 	uint8_t *o, *oip, *icmp;
 	uint16_t c;
 
-	if (u->borrowed || p->vlan || p->dst_ip != u->ip || !p->src_ip || p->src_ip == 0xffffffff ||
-	    p->src_ip == u->ip || hpn_ip4_is_group(p->src_ip) || (p->src_mac[0] & 1))
-		return; /* the kernel answers for a borrowed address; nobody to answer otherwise */
+	uint8_t first = ((const uint8_t *)&p->src_ip)[0];
+
+	/* Not for a borrowed address (the kernel answers), not to a frame sent
+	 * to a group or broadcast MAC (RFC 1122 3.2.2), not to a source no
+	 * host can have (0/8, 127/8, 240/4, our subnet's broadcast). */
+	if (u->borrowed || p->vlan || p->dst_ip != u->ip || (p->dst_mac[0] & 1) || (p->src_mac[0] & 1) ||
+	    !first || first == 127 || first >= 240 || p->src_ip == u->ip || hpn_ip4_is_group(p->src_ip) ||
+	    (on_link(u, p->src_ip) && (p->src_ip & ~u->mask) == ~u->mask))
+		return;
 	if (now - u->icmp_ms_ns >= 1000000ull) {
 		u->icmp_ms_ns = now;
 		u->icmp_tokens = ICMP_PER_MS;
@@ -536,6 +545,7 @@ static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32
 	c = hpn_inet_csum(icmp, tot - hl, 0);
 	memcpy(icmp + 2, &c, 2);
 	mbuf_set(m, f, HPN_ETH_HLEN + tot);
+	m->ol_flags = u->copy ? 0 : RTE_MBUF_F_EXTERNAL; /* the receive's flags are no send's */
 	u->echo_answered++;
 	tx_flush(u, &m, 1);
 	return;
@@ -564,8 +574,12 @@ static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
  * unknown, not checked - is checked here). */
 static inline unsigned rx_verified(const struct rte_mbuf *m)
 {
+	uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+
+	/* L4 NONE: the data is good, the checksum field only partial
+	 * (virtio): summing it here would refuse a good frame. */
 	return ((m->ol_flags & RTE_MBUF_F_RX_IP_CKSUM_MASK) == RTE_MBUF_F_RX_IP_CKSUM_GOOD ? HPN_FRAME_IP_VERIFIED : 0) |
-	       ((m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK) == RTE_MBUF_F_RX_L4_CKSUM_GOOD ? HPN_FRAME_UDP_VERIFIED : 0);
+	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD || l4 == RTE_MBUF_F_RX_L4_CKSUM_NONE ? HPN_FRAME_UDP_VERIFIED : 0);
 }
 
 static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
@@ -629,6 +643,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		 * to the application in place, hpn_buf_put is all it takes. */
 		d[out].flags = 0;
 		if (!u->copy) {
+			m->ol_flags = RTE_MBUF_F_EXTERNAL; /* a driver may have set them outright */
 			rte_pktmbuf_prefree_seg(m);
 			d[out].flags = HPN_DGRAM_POOL;
 		}
