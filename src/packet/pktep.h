@@ -6,7 +6,7 @@
  * top of "send a datagram to an address, receive datagrams with their
  * source".
  *
- * udp and af_xdp use it for every mode, dpdk is meant to, each supplying
+ * udp, af_xdp and dpdk use it for every mode, each supplying
  * only its datagram I/O (struct hpn_dgram_io).
  * It is linked into each such plugin (static library hpn_packet) and
  * talks to the core only through the plugin services of plugin.h.
