@@ -95,6 +95,7 @@ struct hpn_pep {
 	bool borrowed;     /* ip is a kernel interface's: the kernel answers ARP and ping */
 	int port_fd;       /* borrowed: a kernel UDP socket holding our port */
 	uint32_t group;    /* subscribed multicast group (0: none) */
+	uint64_t igmp_again_ns; /* the join's report goes out a second time then (0: done) */
 	bool link_up;
 	uint64_t link_ns;
 	/* Memory. */
@@ -506,21 +507,89 @@ static void port_unreachable(struct hpn_pep *u, const struct hpn_udp4 *p, const 
 	tx_flush(u, &m, 1);
 }
 
+/*
+ * IGMPv3 (RFC 3376): a DPDK port has no kernel to tell the switches and
+ * routers which groups to forward to it, so a subscriber says it itself -
+ * a state-change report at the join (sent twice, a second apart: the
+ * robustness variable's default), a current-state report when a querier
+ * asks, and a leave when the endpoint goes. Any-source membership, one
+ * group per endpoint. A borrowed address leaves all this to the kernel.
+ */
+enum { IGMP_IS_EXCLUDE = 2, IGMP_TO_INCLUDE = 3, IGMP_TO_EXCLUDE = 4 };
+
+static void igmp_report(struct hpn_pep *u, uint8_t record)
+{
+	static const uint8_t all_routers_v3[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x16}; /* 224.0.0.22 */
+	const uint32_t to = htonl(0xe0000016);
+	struct rte_mbuf *m;
+	uint8_t *o, *ip, *ig;
+	uint16_t c;
+
+	if (!u->group || u->borrowed || !(m = tx_mbuf(u)))
+		return;
+	o = rte_pktmbuf_mtod(m, uint8_t *);
+	memset(o, 0, 60);
+	memcpy(o, all_routers_v3, 6);
+	memcpy(o + 6, u->mac, 6);
+	o[12] = HPN_ETH_P_IP >> 8, o[13] = HPN_ETH_P_IP & 0xff;
+	ip = o + HPN_ETH_HLEN;
+	ip[0] = 0x46; /* 24 bytes: the router alert option */
+	ip[1] = 0xc0; /* internetwork control, as RFC 3376 4.2.13 asks */
+	ip[3] = 24 + 16;
+	ip[6] = 0x40; /* DF */
+	ip[8] = 1;    /* TTL 1: this link only */
+	ip[9] = 2;    /* IGMP */
+	memcpy(ip + 12, &u->ip, 4);
+	memcpy(ip + 16, &to, 4);
+	ip[20] = 0x94, ip[21] = 0x04; /* router alert (RFC 2113), value 0 */
+	c = hpn_inet_csum(ip, 24, 0);
+	memcpy(ip + 10, &c, 2);
+	ig = ip + 24;
+	ig[0] = 0x22; /* membership report, version 3 */
+	ig[7] = 1;    /* one group record: */
+	ig[8] = record; /* its type, no aux data, no sources, */
+	memcpy(ig + 12, &u->group, 4); /* the group */
+	c = hpn_inet_csum(ig, 16, 0);
+	memcpy(ig + 2, &c, 2);
+	mbuf_set(m, o, 60); /* 14 + 40, padded to the Ethernet minimum */
+	tx_flush(u, &m, 1);
+}
+
+/* A query for all groups or ours (IGMP v1-v3 alike: type 0x11 to us or a
+ * group we are in): our state, at once (a host may wait up to the query's
+ * maximum response time; answering early is allowed). */
+static void igmp_input(struct hpn_pep *u, const uint8_t *ip, uint32_t hl, uint32_t tot)
+{
+	const uint8_t *ig = ip + hl;
+	uint32_t asked;
+
+	if (!u->group || u->borrowed || tot < hl + 8 || ig[0] != 0x11 || hpn_inet_csum(ig, tot - hl, 0))
+		return;
+	memcpy(&asked, ig + 4, 4);
+	if (!asked || asked == u->group)
+		igmp_report(u, IGMP_IS_EXCLUDE);
+}
+
 /* IPv4 that is not UDP: ICMP to us - an echo request is answered in the
- * frame it came in, an error goes to the packet layer. */
+ * frame it came in, an error goes to the packet layer; IGMP queries. */
 static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32_t len)
 {
 	uint8_t *ip = f + HPN_ETH_HLEN;
 	uint32_t hl, tot;
 	uint8_t *icmp;
 
-	if (len < HPN_ETH_HLEN + 20 || rd16(f + 12) != HPN_ETH_P_IP || ip[9] != 1 /* ICMP */ ||
-	    memcmp(ip + 16, &u->ip, 4))
+	if (len < HPN_ETH_HLEN + 20 || rd16(f + 12) != HPN_ETH_P_IP)
 		goto drop;
 	hl = (ip[0] & 15u) * 4;
 	tot = rd16(ip + 2);
 	if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl + 8 || HPN_ETH_HLEN + tot > len ||
-	    (rd16(ip + 6) & 0x3fff) /* a fragment */ || hpn_inet_csum(ip, hl, 0) || hpn_inet_csum(ip + hl, tot - hl, 0))
+	    (rd16(ip + 6) & 0x3fff) /* a fragment */ || hpn_inet_csum(ip, hl, 0))
+		goto drop;
+	if (ip[9] == 2 /* IGMP */ && hpn_ip4_is_group(*(uint32_t *)(ip + 16))) {
+		igmp_input(u, ip, hl, tot);
+		goto drop;
+	}
+	if (ip[9] != 1 /* ICMP */ || memcmp(ip + 16, &u->ip, 4) || hpn_inet_csum(ip + hl, tot - hl, 0))
 		goto drop;
 	icmp = ip + hl;
 	if (icmp[0] != 8 || icmp[1] != 0) { /* not an echo request */
@@ -990,6 +1059,8 @@ static void dp_close(struct hpn_pep *u)
 	if (!u)
 		return;
 	hpn_pktep_destroy(u->pk); /* says goodbye through the port: first */
+	if (u->taken && u->group)
+		igmp_report(u, IGMP_TO_INCLUDE); /* leave: include no source = nothing */
 	if (u->taken)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
@@ -1202,14 +1273,15 @@ static int dp_mem_register(struct hpn_pep *u, void *addr, size_t len)
  * every multicast); the kernel joins for a borrowed address (IGMP). */
 static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
 {
-	struct rte_ether_addr mac;
+	struct rte_ether_addr mac[2];
 	int ret = hpn_pktep_subscribe(u->pk);
 
 	ret = ret ?: bind_port(u, a->sin_port);
 	if (ret)
 		return ret;
-	hpn_ip4_group_mac(a->sin_addr.s_addr, mac.addr_bytes);
-	if (rte_eth_dev_set_mc_addr_list(u->port_id, &mac, 1) && rte_eth_allmulticast_enable(u->port_id))
+	hpn_ip4_group_mac(a->sin_addr.s_addr, mac[0].addr_bytes);
+	hpn_ip4_group_mac(htonl(0xe0000001), mac[1].addr_bytes); /* all hosts: IGMP queries */
+	if (rte_eth_dev_set_mc_addr_list(u->port_id, mac, 2) && rte_eth_allmulticast_enable(u->port_id))
 		hpn_log(HPN_LOG_INFO, "dpdk: %s: no multicast filter and no all-multicast mode: %s is heard only if "
 				      "the port passes it anyway", u->name, spec);
 	if (u->borrowed) {
@@ -1219,6 +1291,10 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const ch
 			return hpn_set_error(-errno, "dpdk: cannot join %s on %s: %s", spec, u->kiface, strerror(errno));
 	}
 	u->group = a->sin_addr.s_addr;
+	if (!u->borrowed) {
+		igmp_report(u, IGMP_TO_EXCLUDE); /* join: exclude no source = any source */
+		u->igmp_again_ns = hpn_now_ns() + 1000000000ull;
+	}
 	return 0;
 }
 
@@ -1340,6 +1416,10 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 	if (now - u->nb_scan_ns >= 1000000000ull) {
 		u->nb_scan_ns = now;
 		nb_age(u, now);
+	}
+	if (u->igmp_again_ns && now >= u->igmp_again_ns) {
+		u->igmp_again_ns = 0;
+		igmp_report(u, IGMP_TO_EXCLUDE);
 	}
 	return hpn_pktep_progress(u->pk, now);
 }

@@ -16,7 +16,9 @@
 #      lengths, fragments, VLAN-tagged, forged ICMP errors, garbage from
 #      forged sources): all turned away and counted, nothing else changes
 #      - the same client still gets every message; a datagram to a closed
-#      port is answered with port unreachable (a udp connect fails at once).
+#      port is answered with port unreachable (a udp connect fails at once);
+#   7. a dpdk subscriber speaks IGMPv3 for itself (join, an answer to a
+#      querier, leave), as tshark decodes it.
 # Needs root; skipped (77) with the reason otherwise.
 #   dpdk_pair.sh HPNBENCH HPN_NETNS
 set -euo pipefail
@@ -214,4 +216,42 @@ m = re.search(r'dropped (\d+) datagrams, (\d+) of them malformed', open(sys.argv
 if not m or int(m.group(2)) < 1000:
     sys.exit("FAIL: the server did not count the malformed frames: %s" % (m.group(0) if m else "no stats line"))
 PY
+
+echo "7. IGMPv3 from a dpdk subscriber"
+in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp.pcap" igmp >/dev/null 2>&1 &
+cap=$!
+sleep 0.5
+start_server in1 dpdk_sub --plugin dpdk --config "$dpdk,unordered=on" --bind 239.9.9.9:$port
+# A general query, as a router would send it (IGMPv3, to all hosts, TTL 1).
+in2 python3 - eth0 "${subnet}.2" <<'PY'
+import socket, struct, sys
+def csum(b):
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+q = struct.pack('!BBH4sBBH', 0x11, 100, 0, b'\0\0\0\0', 2, 125, 0)
+q = q[:2] + struct.pack('!H', csum(q)) + q[4:]
+ip = struct.pack('!BBHHHBBH4s4s', 0x46, 0xc0, 24 + len(q), 1, 0, 1, 2, 0, socket.inet_aton(sys.argv[2]),
+                 socket.inet_aton('224.0.0.1')) + b'\x94\x04\0\0'
+ip = ip[:10] + struct.pack('!H', csum(ip)) + ip[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+smac = bytes.fromhex(open('/sys/class/net/%s/address' % sys.argv[1]).read().strip().replace(':', ''))
+s.send(bytes.fromhex('01005e000001') + smac + b'\x08\x00' + ip + q)
+PY
+sleep 1.5 # the join's second report
+stop_server
+sleep 0.3
+kill -INT "$cap" 2>/dev/null || true
+wait "$cap" 2>/dev/null || true
+if command -v tshark >/dev/null; then
+	types=$(tshark -r "$log/igmp.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1 && igmp.maddr == 239.9.9.9" \
+		-T fields -e igmp.record_type 2>/dev/null | tr '\n' ' ')
+	bad=$(tshark -r "$log/igmp.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)
+	echo "   reports from dpdk for 239.9.9.9, record types in order: $types(4 join, 2 current state, 3 leave)"
+	[ "$bad" = 0 ] || { echo "FAIL: $bad bad IGMP frames"; exit 1; }
+	for want in 4 2 3; do
+		grep -qw "$want" <<<"$types" || { echo "FAIL: no IGMPv3 record of type $want"; exit 1; }
+	done
+fi
 echo "PASS"
