@@ -76,7 +76,6 @@ struct hpn_pep {
 	bool copy;         /* mbufs=copy: an ordinary mempool, datagrams copied */
 	/* The port, once set up (listen or connect). */
 	bool up;
-	bool probed;       /* we hot-plugged the device */
 	bool taken;        /* the port is this endpoint's (port_taken) */
 	bool own;          /* hpn brought the device (hot-plug, or its own EAL arguments): closed and
 			      removed at the end, so it can be made again; else only stopped */
@@ -103,6 +102,7 @@ struct hpn_pep {
 	struct hpn_pool *frames;
 	uint8_t *region;
 	size_t region_len;
+	struct rte_mbuf **mbuf_table; /* frame index -> its mbuf (mbuf.c) */
 	struct rte_mbuf *free_tx[1024]; /* send frames nobody holds (lent mode) */
 	uint32_t nfree;
 	uint32_t tx_target;
@@ -147,11 +147,13 @@ static unsigned pool_seq;
 
 /* ---- frames (lent mode) ---------------------------------------------------- */
 
+/* The mbuf whose frame holds p (lent mode), NULL if p is in none: one
+ * compare and one load, on the per-message path. */
 static inline struct rte_mbuf *mbuf_of(const struct hpn_pep *u, const void *p)
 {
 	size_t off = (size_t)((const uint8_t *)p - u->region);
 
-	return off < u->region_len ? hpn_mbufs_of(u->mp, p) : NULL;
+	return off < u->region_len ? u->mbuf_table[off / HPN_DPDK_FRAME] : NULL;
 }
 
 /* Fresh send mbufs into the cache (all-or-none bulk, halving when short). */
@@ -839,7 +841,6 @@ static int find_port(struct hpn_pep *u)
 						: "dpdk: port=%s: no such port, or not bound to a DPDK driver "
 						  "(tools/hpn-dpdk status): %s (%s)",
 				     what, hpn_dpdk_last_error(), rte_strerror(ret < 0 ? -ret : ENODEV));
-	u->probed = true;
 	if (rte_eth_dev_get_port_by_name(u->name, &u->port_id))
 		return hpn_set_error(-ENODEV, "dpdk: %s was probed but is no ethdev named %s", what, u->name);
 	u->own = true;
@@ -1051,7 +1052,7 @@ static void port_close(struct hpn_pep *u)
 	pthread_mutex_lock(&ports_lock);
 	port_taken[u->port_id] = false;
 	pthread_mutex_unlock(&ports_lock);
-	u->started = u->probed = u->up = u->taken = false;
+	u->started = u->up = u->taken = false;
 }
 
 static void dp_close(struct hpn_pep *u)
@@ -1157,7 +1158,10 @@ static int open_mbufs(struct hpn_pep *u)
 	u->pc.frames = u->frames;
 	u->pc.kept_max = u->nframes / 8;
 	u->region_len = (size_t)u->nframes * HPN_DPDK_FRAME; /* the mapping may be longer (hugepages) */
-	return hpn_mbufs_lent(name, u->frames, u->nframes, SOCKET_ID_ANY, &u->mp);
+	ret = hpn_mbufs_lent(name, u->frames, u->nframes, SOCKET_ID_ANY, &u->mp);
+	if (!ret)
+		u->mbuf_table = hpn_mbufs_table(u->mp);
+	return ret;
 }
 
 /* Everything up to a running port with its address. */

@@ -226,12 +226,9 @@ int hpn_mbufs_copy(const char *name, unsigned n, int socket, struct rte_mempool 
 	return 0;
 }
 
-struct rte_mbuf *hpn_mbufs_of(struct rte_mempool *mp, const void *p)
+struct rte_mbuf **hpn_mbufs_table(struct rte_mempool *mp)
 {
-	struct hpn_mbufs_ctx *c = mp->pool_data;
-	size_t off = (size_t)((const uint8_t *)p - c->region);
-
-	return off < c->len ? c->mb[off / HPN_DPDK_FRAME] : NULL;
+	return ((struct hpn_mbufs_ctx *)mp->pool_data)->mb;
 }
 
 void hpn_mbufs_free(struct rte_mempool *mp, bool lent)

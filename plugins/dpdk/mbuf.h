@@ -19,8 +19,9 @@ struct rte_mbuf;
 int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, unsigned n, int socket, struct rte_mempool **out);
 /* An ordinary pktmbuf pool of n mbufs (drivers that need data inline). */
 int hpn_mbufs_copy(const char *name, unsigned n, int socket, struct rte_mempool **out);
-/* The mbuf whose frame holds p (a lent pool), NULL if p is not in one. */
-struct rte_mbuf *hpn_mbufs_of(struct rte_mempool *mp, const void *p);
+/* A lent pool's mbufs by frame index (frame i's mbuf at [i]), for the
+ * per-message lookup to be one load. */
+struct rte_mbuf **hpn_mbufs_table(struct rte_mempool *mp);
 void hpn_mbufs_free(struct rte_mempool *mp, bool lent);
 
 #endif

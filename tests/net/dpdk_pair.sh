@@ -56,19 +56,16 @@ kill -INT "$cap" 2>/dev/null || true
 wait "$cap" 2>/dev/null || true
 after=$(csum_errors)
 [ "$after" = "$before" ] || { echo "FAIL: the kernel counted $((after - before)) UDP checksum errors"; exit 1; }
-if command -v tshark >/dev/null; then
-	total=$(tshark -r "$log/cap.pcap" 2>/dev/null | wc -l)
-	bad=$(tshark -r "$log/cap.pcap" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE \
-		-Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || _ws.malformed || _ws.expert.severity >= "Error"' \
-		2>/dev/null | wc -l)
-	arp=$(tshark -r "$log/cap.pcap" -Y "arp.opcode == 2 && arp.src.proto_ipv4 == ${subnet}.1" 2>/dev/null | wc -l)
-	[ "$total" -gt 0 ] || { echo "FAIL: the capture is empty"; exit 1; }
-	[ "$bad" = 0 ] || { echo "FAIL: tshark finds $bad bad frames in $total:"; tshark -r "$log/cap.pcap" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || _ws.malformed' | head; exit 1; }
-	[ "$arp" -gt 0 ] || { echo "FAIL: no ARP reply from the dpdk host in the capture"; exit 1; }
-	echo "   tshark: $total frames, IPv4 and UDP checksums good, none malformed; $arp ARP replies from dpdk"
-else
-	echo "   (tshark not installed: capture not decoded)"
-fi
+command -v tshark >/dev/null || { echo "FAIL: tshark missing (tools/install-deps.sh installs it)"; exit 1; }
+total=$(tshark -r "$log/cap.pcap" 2>/dev/null | wc -l)
+bad=$(tshark -r "$log/cap.pcap" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE \
+	-Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || _ws.malformed || _ws.expert.severity >= "Error"' \
+	2>/dev/null | wc -l)
+arp=$(tshark -r "$log/cap.pcap" -Y "arp.opcode == 2 && arp.src.proto_ipv4 == ${subnet}.1" 2>/dev/null | wc -l)
+[ "$total" -gt 0 ] || { echo "FAIL: the capture is empty"; exit 1; }
+[ "$bad" = 0 ] || { echo "FAIL: tshark finds $bad bad frames in $total:"; tshark -r "$log/cap.pcap" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || _ws.malformed' | head; exit 1; }
+[ "$arp" -gt 0 ] || { echo "FAIL: no ARP reply from the dpdk host in the capture"; exit 1; }
+echo "   tshark: $total frames, IPv4 and UDP checksums good, none malformed; $arp ARP replies from dpdk"
 start_server in1 dpdk_srv_unordered --plugin dpdk --config "$dpdk,unordered=on" --bind "${subnet}.1:$port"
 client in2 udp_to_dpdk_unordered --plugin udp --config unordered=on --peer "${subnet}.1:$port"
 [ $xdp_ok = 1 ] && client in2 xdp_to_dpdk_unordered --plugin af_xdp --config unordered=on --peer "${subnet}.1:$port"
@@ -244,14 +241,12 @@ stop_server
 sleep 0.3
 kill -INT "$cap" 2>/dev/null || true
 wait "$cap" 2>/dev/null || true
-if command -v tshark >/dev/null; then
-	types=$(tshark -r "$log/igmp.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1 && igmp.maddr == 239.9.9.9" \
-		-T fields -e igmp.record_type 2>/dev/null | tr '\n' ' ')
-	bad=$(tshark -r "$log/igmp.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)
-	echo "   reports from dpdk for 239.9.9.9, record types in order: $types(4 join, 2 current state, 3 leave)"
-	[ "$bad" = 0 ] || { echo "FAIL: $bad bad IGMP frames"; exit 1; }
-	for want in 4 2 3; do
-		grep -qw "$want" <<<"$types" || { echo "FAIL: no IGMPv3 record of type $want"; exit 1; }
-	done
-fi
+types=$(tshark -r "$log/igmp.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1 && igmp.maddr == 239.9.9.9" \
+	-T fields -e igmp.record_type 2>/dev/null | tr '\n' ' ')
+bad=$(tshark -r "$log/igmp.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)
+echo "   reports from dpdk for 239.9.9.9, record types in order: $types(4 join, 2 current state, 3 leave)"
+[ "$bad" = 0 ] || { echo "FAIL: $bad bad IGMP frames"; exit 1; }
+for want in 4 2 3; do
+	grep -qw "$want" <<<"$types" || { echo "FAIL: no IGMPv3 record of type $want"; exit 1; }
+done
 echo "PASS"
