@@ -462,7 +462,7 @@ static void reply_zc(struct server *s, struct hpn_msg *m)
 
 static void reply_copy(struct server *s, hpn_peer_t peer, const void *data, uint32_t len)
 {
-	struct hpn_msg m = {NULL, len, peer};
+	struct hpn_msg m = {.data = NULL, .len = len, .peer = peer};
 
 	if (!s->park_n || !parked_for(s, peer)) {
 		int r = hpn_send(s->ep, peer, data, len);
@@ -619,7 +619,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 	while (hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS)
 		hpn_poll(c->ep, NULL, 0); /* buffers come back with acks, which someone has to read */
 	memcpy(buf, &h, sizeof(h));
-	struct hpn_msg m = {buf, (uint32_t)size, c->peer};
+	struct hpn_msg m = {.data = buf, .len = (uint32_t)size, .peer = c->peer};
 
 	while ((r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0)
 		;

@@ -132,13 +132,33 @@ HPN_EXPORT void hpn_core_describe(struct hpn_core *core, const char *fmt, ...)
 	va_end(ap);
 }
 
+static const char *ev_name(enum hpn_event_type t)
+{
+	switch (t) {
+	case HPN_EV_PEER_NEW: return "peer-new";
+	case HPN_EV_CONNECTED: return "connected";
+	case HPN_EV_PEER_GONE: return "peer-gone";
+	case HPN_EV_GAP: return "gap";
+	case HPN_EV_FEED_END: return "feed-end";
+	}
+	return "?";
+}
+
 HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer,
 			       int status)
 {
+	hpn_core_event_ex(core, &(struct hpn_event){type, peer, status, 0, 0});
+}
+
+HPN_EXPORT void hpn_core_event_ex(struct hpn_core *core, const struct hpn_event *e)
+{
 	struct hpn_ep *ep = core_ep(core);
+	enum hpn_event_type type = e->type;
+	hpn_peer_t peer = e->peer;
 	unsigned n;
 
-	hpn_peer_set_live(ep, peer, type != HPN_EV_PEER_GONE);
+	if (type <= HPN_EV_PEER_GONE) /* feed events say nothing about the peer */
+		hpn_peer_set_live(ep, peer, type != HPN_EV_PEER_GONE);
 	pthread_mutex_lock(&ep->ev_lock);
 	n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
 	if (n == ep->ev_cap && ev_grow(ep)) {
@@ -148,12 +168,11 @@ HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, 
 			ep->ev_cap, type, peer);
 		return;
 	}
-	ep->ev[(ep->ev_head + n) & (ep->ev_cap - 1)] = (struct hpn_event){type, peer, status};
+	ep->ev[(ep->ev_head + n) & (ep->ev_cap - 1)] = *e;
 	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
 	pthread_mutex_unlock(&ep->ev_lock);
-	hpn_log(HPN_LOG_INFO, "event %s peer %u status %d",
-		type == HPN_EV_PEER_NEW ? "peer-new" : type == HPN_EV_CONNECTED ? "connected" : "peer-gone",
-		peer, status);
+	hpn_log(type == HPN_EV_GAP ? HPN_LOG_DEBUG : HPN_LOG_INFO, "event %s peer %u status %d seq %llu count %llu",
+		ev_name(type), peer, e->status, (unsigned long long)e->seq, (unsigned long long)e->count);
 	if (ep->prog)
 		hpn_prog_wake_app(ep);
 }
@@ -525,6 +544,33 @@ HPN_EXPORT int hpn_peer_addr(hpn_ep *ep, hpn_peer_t peer, char *buf, size_t len)
 	return ctl(ep, do_peer_addr, &a);
 }
 
+struct lines_args {
+	struct hpn_feed_line *lines;
+	unsigned max;
+};
+
+static int do_feed_lines(struct hpn_ep *ep, void *a)
+{
+	struct lines_args *l = a;
+
+	return ep->ops.feed_lines(ep->pep, l->lines, l->max);
+}
+
+HPN_EXPORT int hpn_feed_lines(hpn_ep *ep, struct hpn_feed_line *lines, unsigned max)
+{
+	struct lines_args l = {lines, max};
+	int ret;
+
+	if (!lines && max)
+		return hpn_set_error(-EINVAL, "hpn_feed_lines: NULL lines");
+	hpn_error_clear();
+	ret = ep->prog ? hpn_prog_call(ep, do_feed_lines, &l) : do_feed_lines(ep, &l);
+	if (ret == -EOPNOTSUPP && !hpn_last_error()[0])
+		hpn_set_error(ret, "hpn_feed_lines: the endpoint is no feed (seq= not set, or plugin %s has none)",
+			      ep->plugin->name);
+	return ret;
+}
+
 HPN_EXPORT int hpn_disconnect(hpn_ep *ep, hpn_peer_t peer)
 {
 	struct ctl_args a = {.peer = peer};
@@ -718,7 +764,7 @@ HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigne
 
 HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len)
 {
-	struct hpn_msg m = {(void *)data, (uint32_t)len, peer};
+	struct hpn_msg m = {.data = (void *)data, .len = (uint32_t)len, .peer = peer};
 	int r;
 
 	if (hpn_unlikely(len > ep->max_msg))

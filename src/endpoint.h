@@ -24,9 +24,7 @@ struct hpn_prog; /* progress.c */
 /* Core bookkeeping in front of every pool buffer (inside the headroom), so
  * the rings between threads can carry plain pointers. */
 struct hpn_buf_meta {
-	void *data;
-	uint32_t len;
-	hpn_peer_t peer;
+	struct hpn_msg m;
 };
 
 struct hpn_ep {

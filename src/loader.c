@@ -52,6 +52,7 @@ static int stub_progress(struct hpn_pep *p, uint64_t now) { return 0; }
 static int stub_wait_fd(struct hpn_pep *p) { return -EOPNOTSUPP; }
 static int stub_tx(struct hpn_pep *p, const struct hpn_msg *m, unsigned n, unsigned f) { return -EOPNOTSUPP; }
 static int stub_rx(struct hpn_pep *p, struct hpn_msg *m, unsigned n) { return -EOPNOTSUPP; }
+static int stub_lines(struct hpn_pep *p, struct hpn_feed_line *l, unsigned n) { return -EOPNOTSUPP; }
 
 static const struct hpn_plugin_ops stub_ops = {
 	.probe = stub_probe,
@@ -67,6 +68,7 @@ static const struct hpn_plugin_ops stub_ops = {
 	.wait_fd = stub_wait_fd,
 	.tx_burst = stub_tx,
 	.rx_burst = stub_rx,
+	.feed_lines = stub_lines,
 };
 
 #define HEADER_SIZE (offsetof(struct hpn_plugin_ops, params) + sizeof(void *))

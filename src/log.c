@@ -65,6 +65,14 @@ HPN_EXPORT uint64_t hpn_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+HPN_EXPORT uint64_t hpn_real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 HPN_EXPORT const char *hpn_version(void)
 {
 	return HPN_VERSION;

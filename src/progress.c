@@ -178,7 +178,7 @@ static unsigned do_tx(struct hpn_ep *ep, struct hpn_prog *p)
 		for (unsigned i = 0; i < k; i++) {
 			struct hpn_buf_meta *m = hpn_buf_meta(ep, bufs[i]);
 
-			p->pend[i] = (struct hpn_msg){m->data, m->len, m->peer};
+			p->pend[i] = m->m;
 		}
 		p->pend_n = k;
 		p->pend_head = 0;
@@ -225,7 +225,7 @@ static unsigned do_rx(struct hpn_ep *ep, struct hpn_prog *p)
 	for (int i = 0; i < r; i++) {
 		struct hpn_buf_meta *m = hpn_buf_meta(ep, msgs[i].data);
 
-		*m = (struct hpn_buf_meta){msgs[i].data, msgs[i].len, msgs[i].peer};
+		m->m = msgs[i];
 		bufs[i] = msgs[i].data;
 	}
 	/* Single producer and room checked above: this cannot fall short. */
@@ -406,7 +406,7 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 			break;
 		else
 			memcpy(bufs[k], msgs[k].data, msgs[k].len);
-		*hpn_buf_meta(ep, bufs[k]) = (struct hpn_buf_meta){bufs[k], msgs[k].len, msgs[k].peer};
+		hpn_buf_meta(ep, bufs[k])->m = (struct hpn_msg){.data = bufs[k], .len = msgs[k].len, .peer = msgs[k].peer};
 	}
 	if (!owned && have > k)
 		hpn_pool_put_bulk(ep->pool, bufs + k, have - k); /* taken, not needed */
@@ -446,7 +446,7 @@ int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	for (unsigned i = 0; i < k; i++) {
 		struct hpn_buf_meta *m = hpn_buf_meta(ep, bufs[i]);
 
-		msgs[i] = (struct hpn_msg){m->data, m->len, m->peer};
+		msgs[i] = m->m;
 	}
 	return (int)k;
 }

@@ -34,10 +34,12 @@ extern "C" {
 #endif
 
 #define HPN_VERSION_MAJOR 0
-#define HPN_VERSION_MINOR 1
+#define HPN_VERSION_MINOR 2
 #define HPN_VERSION_PATCH 0
 
-/** Library version string, e.g. "0.1.0". */
+/** Library version string, e.g. "0.2.0". At 0.x a new minor version may
+ *  change the ABI (0.2.0: struct hpn_msg and struct hpn_event grew); the
+ *  soname says which (libhpntransport.so.1 since 0.2.0). */
 const char *hpn_version(void);
 
 /* ------------------------------------------------------------------------ */
@@ -78,6 +80,13 @@ void hpn_log_set_handler(hpn_log_fn fn, void *arg, enum hpn_log_level max_level)
 #define HPN_CAP_MULTICAST (1u << 3) /* one-to-many groups */
 #define HPN_CAP_KERNEL_BYPASS (1u << 4)
 #define HPN_CAP_NEEDS_PRIV (1u << 5) /* needs root / CAP_NET_RAW / a device */
+/* Where receive timestamps (struct hpn_msg.ts_ns) come from. At most one
+ * of the first two; neither: the time the backend's receive call found the
+ * message (its burst), which is all it can know. */
+#define HPN_CAP_TS_HW (1u << 6)     /* the NIC's, where it stamps (else kernel) */
+#define HPN_CAP_TS_KERNEL (1u << 7) /* the kernel's on arrival (SO_TIMESTAMPING) */
+/* framing=none: plain datagrams, no hpn header - talks to any UDP peer */
+#define HPN_CAP_PLAIN (1u << 8)
 
 struct hpn_caps {
 	uint32_t max_msg_size; /* largest message hpn_send accepts, bytes */
@@ -187,12 +196,22 @@ enum hpn_event_type {
 	                         refused/unreachable (-ECONNREFUSED, ...). Messages
 	                         received from it before stay readable with
 	                         hpn_recv* after this event (a separate queue) */
+	/* Feeds (seq=, see docs/FEEDS.md): */
+	HPN_EV_GAP = 4, /* messages seq .. seq+count-1 were lost on every line
+	                   (after gap_timeout_us); later messages are delivered.
+	                   A late copy of a lost one is still delivered (once),
+	                   and the gap is not reported again. peer: the line's
+	                   source that showed the gap */
+	HPN_EV_FEED_END = 5, /* the feed's source ended its session (MoldUDP64
+	                        end of session; seq: the next sequence number) */
 };
 
 struct hpn_event {
 	enum hpn_event_type type;
 	hpn_peer_t peer;
-	int status; /* 0 or -errno, see enum hpn_event_type */
+	int status;     /* 0 or -errno, see enum hpn_event_type */
+	uint64_t seq;   /* HPN_EV_GAP: first missing sequence number */
+	uint64_t count; /* HPN_EV_GAP: how many are missing */
 };
 
 /**
@@ -214,11 +233,21 @@ int hpn_peer_addr(hpn_ep *ep, hpn_peer_t peer, char *buf, size_t len);
 /* Data path                                                                 */
 /* ------------------------------------------------------------------------ */
 
-/** One message: payload, its length and the peer it goes to / came from. */
+/** One message: payload, its length and the peer it goes to / came from;
+ *  received ones also say when they arrived and, on a feed, their sequence
+ *  number. Sends read data, len and peer only. */
 struct hpn_msg {
 	void *data;
 	uint32_t len;
 	hpn_peer_t peer;
+	/* Receive timestamp, nanoseconds since the epoch (CLOCK_REALTIME, the
+	 * clock exchanges stamp with): when the NIC or kernel received the
+	 * packet that carried it where the backend can know that
+	 * (HPN_CAP_TS_HW, HPN_CAP_TS_KERNEL), else when the backend's receive
+	 * call found it. Never 0 on a received message. */
+	uint64_t ts_ns;
+	/* Feeds (seq=): the message's sequence number; 0 otherwise. */
+	uint64_t seq;
 };
 
 /**
@@ -342,6 +371,13 @@ struct hpn_stats {
 	 * of a gap; af_xdp and udp hand every other one over where it landed). */
 	uint64_t tx_copied;
 	uint64_t rx_copied;
+	/* Feeds (seq=, docs/FEEDS.md), all lines together: */
+	uint64_t feed_msgs;     /* messages delivered */
+	uint64_t feed_gaps;     /* HPN_EV_GAP events */
+	uint64_t feed_gap_msgs; /* messages they reported lost */
+	uint64_t feed_dups;     /* messages dropped as already delivered (the other
+	                           line's copy, or a repeat) */
+	uint64_t feed_late;     /* messages of a reported gap delivered late */
 };
 
 /**
@@ -349,6 +385,39 @@ struct hpn_stats {
  * built against an older, shorter struct keep working). Returns 0.
  */
 int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Feeds                                                                     */
+/* ------------------------------------------------------------------------ */
+
+/** One line of a feed (an hpn_listen address on an endpoint with seq=). */
+struct hpn_feed_line {
+	char addr[64];     /* as listened: "group:port" or "group@source:port" */
+	uint64_t packets;  /* packets of the feed that came on this line */
+	uint64_t wins;     /* of those, the ones that delivered messages first */
+	uint64_t dups;     /* of those, the ones that brought nothing new */
+	/* How much earlier this line's copy of a packet arrived than another
+	 * line's copy of it (negative: later), summed over the packets both
+	 * brought within the last 4096 sequence numbers; mean = sum / count. */
+	int64_t lead_ns_sum;
+	uint64_t lead_count;
+};
+
+/**
+ * Per-line counters of the endpoint's feed, in the order the lines were
+ * listened to: fills up to max entries and returns how many lines there
+ * are (may exceed max), or -EOPNOTSUPP when the endpoint has no seq=.
+ */
+int hpn_feed_lines(hpn_ep *ep, struct hpn_feed_line *lines, unsigned max);
+
+/**
+ * Write a MoldUDP64 retransmission request (20 bytes: the session, the
+ * first sequence number, the count) into buf - what an HPN_EV_GAP asks
+ * for, to send to the feed's request server with hpn_send on a
+ * framing=none endpoint. Returns 20, or -ENOSPC when len < 20, -EINVAL
+ * when count is 0 or above 65534.
+ */
+int hpn_moldudp64_request(void *buf, size_t len, const char session[10], uint64_t seq, uint32_t count);
 
 /* ------------------------------------------------------------------------ */
 /* Latency histogram                                                         */

@@ -29,9 +29,9 @@
 extern "C" {
 #endif
 
-#define HPN_PLUGIN_ABI 1
-#define HPN_PLUGIN_ENTRY hpn_plugin_entry_v1
-#define HPN_PLUGIN_ENTRY_NAME "hpn_plugin_entry_v1"
+#define HPN_PLUGIN_ABI 2
+#define HPN_PLUGIN_ENTRY hpn_plugin_entry_v2
+#define HPN_PLUGIN_ENTRY_NAME "hpn_plugin_entry_v2"
 
 /** A plugin's endpoint; each plugin defines the struct. */
 struct hpn_pep;
@@ -97,6 +97,11 @@ struct hpn_plugin_ops {
 	 *  return the count (0: none) or -errno. Control packets are handled
 	 *  inside and never returned. */
 	int (*rx_burst)(struct hpn_pep *pep, struct hpn_msg *msgs, unsigned n);
+
+	/* Control path again (ABI 2). */
+
+	/** Per-line feed counters (hpn_feed_lines). */
+	int (*feed_lines)(struct hpn_pep *pep, struct hpn_feed_line *lines, unsigned max);
 };
 
 /** The entry symbol every plugin defines (exactly once). */
@@ -147,6 +152,8 @@ int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def, int *out)
 
 /** Queue an event for the application. */
 void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer, int status);
+/** Queue an event with all its fields (HPN_EV_GAP's range). */
+void hpn_core_event_ex(struct hpn_core *core, const struct hpn_event *ev);
 /** The endpoint's counters; the plugin bumps drops/malformed/errors. */
 struct hpn_stats *hpn_core_stats(struct hpn_core *core);
 /** The endpoint's registered buffer pool. NULL while ops->open runs (the
@@ -213,6 +220,9 @@ int hpn_set_error(int err, const char *fmt, ...) __attribute__((format(printf, 2
 
 /** Monotonic clock in nanoseconds (CLOCK_MONOTONIC through the vDSO). */
 uint64_t hpn_now_ns(void);
+/** The real clock in nanoseconds since the epoch (CLOCK_REALTIME): the
+ *  domain of struct hpn_msg.ts_ns. */
+uint64_t hpn_real_ns(void);
 
 /** Single-writer counter update: readers on other threads see whole values
  *  without the cost of a locked read-modify-write. */

@@ -1079,7 +1079,7 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 	}
 	memcpy(buf, p->ring + (size_t)(p->ring_tail++ % u->wimm_slots) * u->wimm_slot, imm);
 	HPN_STAT_ADD(u->st->rx_copied, 1); /* out of the ring the peer wrote it in */
-	*out = (struct hpn_msg){buf, imm, p->pid};
+	*out = (struct hpn_msg){.data = buf, .len = imm, .peer = p->pid};
 	if (++p->unreported >= u->wimm_slots / 2)
 		credit_return(u, p);
 	return 1;
@@ -1112,7 +1112,7 @@ static int rx_wc(struct hpn_pep *u, const struct ibv_wc *wc, struct hpn_msg *out
 		hpn_pool_put_bulk(u->pool, &buf, 1); /* proof of life, nothing to deliver */
 		return 0;
 	}
-	*out = (struct hpn_msg){buf, wc->byte_len, p->pid};
+	*out = (struct hpn_msg){.data = buf, .len = wc->byte_len, .peer = p->pid};
 	return 1;
 }
 

@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -46,6 +47,11 @@ struct pk_peer {
 	uint32_t restart_session;
 	uint64_t icmp_probe_ns; /* an ICMP error made us probe at this time */
 	uint64_t last_tick_ns;
+	/* framing=none: no conn (its conn stays zero). A source heard by a
+	 * listener expires after peer_timeout_ms of silence; a peer we
+	 * connected to is a destination and stays. */
+	uint64_t heard_ns;
+	bool source;
 	struct hpn_pktep *e;
 	struct hpn_conn conn;
 };
@@ -119,6 +125,22 @@ struct hpn_pktep {
 
 	struct hpn_fault fault;
 	bool faulty;
+
+	/* framing=none (cfg.plain), and its feed when seq= is set. */
+	bool plain, is_feed;
+	uint64_t m2r, m2r_at; /* real clock minus monotonic, read every 10 ms */
+	uint64_t cur_ts;      /* receive time of the datagram being read (real clock) */
+	uint32_t rx_room; /* bytes a datagram may have (plain: the largest message) */
+	struct {
+		char spec[64];
+		uint32_t group, source;
+		uint16_t port;
+		hpn_peer_t peer; /* the source last heard on it */
+	} lines[HPN_FEED_LINES_MAX];
+	uint32_t nlines;
+	struct hpn_feed *feed;
+	uint64_t feed_deadline;
+	uint64_t feed_synced[8]; /* the feed's totals already in the endpoint's stats */
 };
 
 /* ---- peers ------------------------------------------------------------------ */
@@ -201,6 +223,11 @@ static void on_gone(void *arg, int status);
 
 static void release_puts(struct hpn_pktep *e);
 static void flush(struct hpn_pktep *e);
+/* framing=none (below). */
+static const struct hpn_feed_ops feed_ops;
+static void feed_tick(struct hpn_pktep *e, uint64_t now);
+static void plain_expire(struct hpn_pktep *e, uint64_t now);
+static int plain_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags);
 
 /* Among the device frames (frame backends: their own frame_put frees
  * them, once sent)? A frame conn's lent frames always are. */
@@ -267,7 +294,7 @@ static void on_deliver_kept(void *arg, const uint8_t *msg, size_t len)
 {
 	struct pk_peer *p = arg;
 	struct hpn_pktep *e = p->e;
-	struct hpn_msg m = {.data = (void *)msg, .len = (uint32_t)len, .peer = p->id};
+	struct hpn_msg m = {.data = (void *)msg, .len = (uint32_t)len, .peer = p->id, .ts_ns = e->cur_ts};
 
 	if (p->lingering) {
 		HPN_STAT_ADD(e->st->drops, 1);
@@ -315,8 +342,11 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	if (alen > HPN_PKTEP_ADDR_MAX || (i = hpn_peer_slots_take(&e->slots, &id)) == UINT32_MAX)
 		return NULL;
 	p = &e->peers[i];
-	/* Lent frames for reliable streams; a feed keeps nothing to resend. */
-	if (hpn_conn_init(&p->conn, &e->ccfg, e->io->frame_get ? &conn_ops_lent : &conn_ops, p)) {
+	/* Lent frames for reliable streams; a feed keeps nothing to resend;
+	 * a plain peer has no stream at all. */
+	if (e->plain)
+		memset(&p->conn, 0, sizeof(p->conn));
+	else if (hpn_conn_init(&p->conn, &e->ccfg, e->io->frame_get ? &conn_ops_lent : &conn_ops, p)) {
 		hpn_peer_slots_put(&e->slots, i); /* an id spent, nothing else */
 		return NULL;
 	}
@@ -328,6 +358,8 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	p->connecting = p->dead = p->lingering = p->superseded = p->closed_noted = false;
 	p->refused_ns = p->restart_ns = p->icmp_probe_ns = 0;
 	p->lost_session = p->restart_session = 0;
+	p->heard_ns = 0;
+	p->source = false;
 	p->e = e;
 	p->active_idx = e->npeers;
 	e->active[e->npeers++] = i;
@@ -363,8 +395,10 @@ static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
 	/* The send batch may point into its packet slots and address. */
 	if (e->ntx)
 		flush(e);
-	remember_closed(e, p);
-	hpn_conn_fini(&p->conn);
+	if (!e->plain) {
+		remember_closed(e, p);
+		hpn_conn_fini(&p->conn);
+	}
 	if (p->dead || p->lingering)
 		e->dying--;
 	if (e->last == p)
@@ -515,7 +549,7 @@ static void on_deliver_buf(void *arg, uint8_t *buf, size_t len)
 {
 	struct pk_peer *p = arg;
 	struct hpn_pktep *e = p->e;
-	struct hpn_msg m = {.data = buf, .len = (uint32_t)len, .peer = p->id};
+	struct hpn_msg m = {.data = buf, .len = (uint32_t)len, .peer = p->id, .ts_ns = e->cur_ts};
 
 	if (p->lingering) {
 		HPN_STAT_ADD(e->st->drops, 1);
@@ -560,13 +594,13 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 	d = e->cur;
 	if (d && (d->flags & HPN_DGRAM_POOL) && d->data && msg >= d->data && msg + len <= d->data + d->len &&
 	    !(d->data[3] & HPN_PKT_F_BATCH)) {
-		m = (struct hpn_msg){.data = (void *)msg, .len = (uint32_t)len, .peer = p->id};
+		m = (struct hpn_msg){.data = (void *)msg, .len = (uint32_t)len, .peer = p->id, .ts_ns = e->cur_ts};
 		d->data = NULL;
 		hpn_msgq_push(&e->q, &m);
 		return;
 	}
 	/* on_room() promised a buffer and a queue slot. */
-	m = (struct hpn_msg){.data = e->cache[--e->ncache], .len = (uint32_t)len, .peer = p->id};
+	m = (struct hpn_msg){.data = e->cache[--e->ncache], .len = (uint32_t)len, .peer = p->id, .ts_ns = e->cur_ts};
 	memcpy(m.data, msg, len);
 	HPN_STAT_ADD(e->st->rx_copied, 1);
 	hpn_msgq_push(&e->q, &m);
@@ -626,11 +660,11 @@ static void on_gone(void *arg, int status)
  * messages are delivered in ordinary pool buffers: those must hold one. */
 static int raw_max_msg(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, const struct hpn_core_opts *co)
 {
-	uint32_t most = cfg->mtu - HPN_PKT_HDR;
+	uint32_t most = cfg->mtu - (cfg->plain ? 0 : HPN_PKT_HDR);
 
 	if (co->max_msg_set && co->max_msg > most)
-		return hpn_set_error(-EMSGSIZE, "config: max_msg=%u: a raw datagram (reliable=off) carries at most %u "
-						"bytes at mtu=%u", co->max_msg, most, cfg->mtu);
+		return hpn_set_error(-EMSGSIZE, "config: max_msg=%u: a %s datagram carries at most %u bytes at mtu=%u",
+				     co->max_msg, cfg->plain ? "plain" : "raw (reliable=off)", most, cfg->mtu);
 	if (e->ccfg.max_msg > most)
 		e->ccfg.max_msg = most;
 	/* A raw message is delivered in an ordinary buffer (where it landed,
@@ -674,6 +708,46 @@ static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
  * reliable=off. */
 static const struct hpn_plugin_param pkt_params[] = {HPN_PKTEP_PARAMS};
 
+/* framing=none and the feed keys: 1 plain, 0 hpn framing, or -EINVAL.
+ * Plain datagrams have no header to be reliable with: the keys of the
+ * packet layer's streams are refused rather than ignored. */
+static int plain_cfg(struct hpn_core *core, struct hpn_pktep_cfg *pc)
+{
+	static const char *const stream_keys[] = {"reliable", "unordered", "window", "linger_ms", "rto_min_us", "cc",
+						  "cc_target_us", "ack_delay_us", "faults"};
+	const char *framing = hpn_core_cfg(core, "framing"), *seq = hpn_core_cfg(core, "seq");
+	uint64_t gap_us;
+	char why[160];
+	int ret;
+
+	if (framing && strcmp(framing, "none") && strcmp(framing, "hpn"))
+		return hpn_set_error(-EINVAL, "config: framing='%s': hpn (hpn's packets) or none (plain datagrams)",
+				     framing);
+	if (!framing || !strcmp(framing, "hpn")) {
+		if (seq || hpn_core_cfg(core, "gap_timeout_us"))
+			return hpn_set_error(-EINVAL, "config: %s= needs framing=none: a feed is read from plain "
+						      "datagrams", seq ? "seq" : "gap_timeout_us");
+		return 0;
+	}
+	for (size_t i = 0; i < sizeof(stream_keys) / sizeof(stream_keys[0]); i++)
+		if (hpn_core_cfg(core, stream_keys[i]))
+			return hpn_set_error(-EINVAL, "config: %s= has no meaning with framing=none: plain datagrams "
+						      "carry no hpn header, so nothing is acknowledged, resent or "
+						      "paced", stream_keys[i]);
+	ret = hpn_core_cfg_u64(core, "gap_timeout_us", 1000, 0, 10000000, &gap_us);
+	if (ret)
+		return ret;
+	if (seq) {
+		if (hpn_seq_parse(seq, &pc->seq, why, sizeof(why)))
+			return hpn_set_error(-EINVAL, "config: seq=%s: %s", seq, why);
+	} else if (hpn_core_cfg(core, "gap_timeout_us")) {
+		return hpn_set_error(-EINVAL, "config: gap_timeout_us= needs seq=: gaps are told by sequence numbers");
+	}
+	pc->plain = true;
+	pc->gap_timeout_ns = gap_us * 1000;
+	return 1;
+}
+
 int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu,
 		       struct hpn_pktep_cfg *pc)
 {
@@ -698,6 +772,16 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 		ret = hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", mif);
 	if (ret)
 		return ret;
+	ret = plain_cfg(core, pc);
+	if (ret < 0)
+		return ret;
+	if (ret) {
+		pc->mtu = hpn_core_cfg(core, "mtu") ? (uint32_t)mtu : raw_mtu;
+		pc->window = 16; /* nothing is kept */
+		pc->linger_ns = 1;
+		pc->mcast_ttl = (uint8_t)ttl;
+		return 0;
+	}
 	if (!rel) {
 		for (size_t i = 0; i < sizeof(pkt_params) / sizeof(pkt_params[0]); i++)
 			if (strcmp(pkt_params[i].key, "reliable") && strcmp(pkt_params[i].key, "mtu") &&
@@ -766,7 +850,8 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.reliable = cfg->reliable,
 		.raw = cfg->raw,
 	};
-	if (cfg->raw) /* one datagram a message */
+	e->plain = cfg->plain;
+	if (cfg->raw || cfg->plain) /* one datagram a message */
 		ret = raw_max_msg(e, cfg, co);
 	else
 		ret = size_window(e, cfg, co);
@@ -774,6 +859,9 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		free(e);
 		return ret;
 	}
+	/* A plain datagram is one message: longer than the largest one (a
+	 * pool buffer), it is dropped, not cut. */
+	e->rx_room = cfg->plain ? e->ccfg.max_msg : cfg->mtu;
 	e->max_peers = co->max_peers;
 	e->linger_ns = cfg->linger_ns ? cfg->linger_ns : LINGER_NS;
 	e->hmask = 1;
@@ -803,9 +891,20 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		ret = hpn_set_error(-EIO, "packet layer: no randomness for the handshake key (getrandom)");
 		goto fail;
 	}
+	if (cfg->plain && cfg->seq.kind) {
+		e->feed = malloc(sizeof(*e->feed));
+		if (!e->feed || hpn_feed_init(e->feed, &cfg->seq, cfg->gap_timeout_ns, &feed_ops, e)) {
+			free(e->feed);
+			e->feed = NULL;
+			ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for the feed");
+			goto fail;
+		}
+		e->is_feed = true;
+		e->feed_deadline = UINT64_MAX;
+	}
 	for (unsigned i = 0; i < PK_BURST; i++) /* set once: a spinning receive touches only what it uses */
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * cfg->mtu,
-						.len = cfg->mtu, .buf = e->rx_mem + (size_t)i * cfg->mtu};
+						.len = e->rx_room, .buf = e->rx_mem + (size_t)i * cfg->mtu};
 	if (cfg->faults && *cfg->faults) {
 		struct hpn_fault_cfg fc;
 
@@ -849,8 +948,8 @@ static void linger_all(struct hpn_pktep *e)
 	uint64_t t0 = hpn_now_ns();
 	unsigned busy = 0;
 
-	if (!e->pool)
-		return; /* never registered: nothing was ever sent */
+	if (!e->pool || e->plain)
+		return; /* never registered: nothing was ever sent; plain: nothing to wait for */
 	for (uint32_t j = 0; j < e->npeers; j++) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
@@ -878,8 +977,13 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 	for (uint32_t j = e->npeers; j-- > 0;) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 
-		hpn_conn_close(&p->conn, false, e->now);
+		if (!e->plain)
+			hpn_conn_close(&p->conn, false, e->now);
 		peer_free(e, p);
+	}
+	if (e->feed) {
+		hpn_feed_fini(e->feed); /* its held packets back to the pool */
+		free(e->feed);
 	}
 	if (e->faulty) {
 		hpn_fault_flush(&e->fault, fault_out, e);
@@ -937,12 +1041,36 @@ static uint32_t rand32(struct hpn_pktep *e)
 	return r;
 }
 
+/* framing=none: a destination, connected at once (nobody is asked); a
+ * source we hear from already becomes one (it no longer expires). */
+static int plain_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer, const char *who)
+{
+	struct pk_peer *p = peer_find(e, addr, alen);
+
+	for (unsigned i = 0; i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
+		if (e->muted[i].alen == alen && !memcmp(e->muted[i].addr, addr, alen))
+			e->muted[i].alen = 0; /* asked for again */
+	if (p && !p->source)
+		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
+	if (!p)
+		p = peer_new(e, addr, alen);
+	if (!p)
+		return hpn_set_error(!e->slots.nfree ? -EMFILE : -ENOMEM, "connect %s: %s", who,
+				     !e->slots.nfree ? hpn_peer_slots_why(&e->slots) : "out of memory for the peer");
+	p->source = false;
+	hpn_core_event(e->core, HPN_EV_CONNECTED, p->id, 0);
+	*peer = p->id;
+	return 0;
+}
+
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer)
 {
 	struct pk_peer *p = peer_find(e, addr, alen);
 	char who[64] = "?";
 
 	e->io->format(e->io_arg, addr, alen, who, sizeof(who));
+	if (e->plain)
+		return plain_connect(e, addr, alen, peer, who);
 	if (p && p->lingering) { /* disconnected, still closing: the new one wins */
 		hpn_conn_abort(&p->conn, -ECONNRESET);
 		p = NULL;
@@ -963,8 +1091,8 @@ int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_
 
 static int group_mode_check(struct hpn_pktep *e)
 {
-	if (e->ccfg.reliable || e->ccfg.raw)
-		return hpn_set_error(-EINVAL, "multicast needs unordered=on: a group has nobody to "
+	if (!e->plain && (e->ccfg.reliable || e->ccfg.raw))
+		return hpn_set_error(-EINVAL, "multicast needs framing=none (plain datagrams) or unordered=on: a group has nobody to "
 					      "retransmit for it (gaps are counted instead)");
 	return 0;
 }
@@ -987,6 +1115,8 @@ int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn
 	if (ret)
 		return ret;
 	e->io->format(e->io_arg, group, alen, who, sizeof(who));
+	if (e->plain)
+		return plain_connect(e, group, alen, peer, who);
 	if (peer_find(e, group, alen))
 		return hpn_set_error(-EISCONN, "publish to %s: already publishing there", who);
 	p = peer_new(e, group, alen);
@@ -1004,6 +1134,17 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 
 	if (!p)
 		return hpn_set_error(-ENOENT, "no peer %u", id);
+	if (e->plain) { /* a source we let go of stays quiet (muted) */
+		if (p->source) {
+			unsigned i = e->muted_next++ % (sizeof(e->muted) / sizeof(e->muted[0]));
+
+			memcpy(e->muted[i].addr, p->addr, p->alen);
+			e->muted[i].alen = p->alen;
+			e->muted[i].session = 0;
+		}
+		peer_free(e, p);
+		return 0;
+	}
 	if (p->conn.role == HPN_CONN_SUBSCRIBE) { /* a publisher: stop listening to it */
 		unsigned i = e->muted_next++ % (sizeof(e->muted) / sizeof(e->muted[0]));
 
@@ -1036,7 +1177,7 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
 	uint32_t seq;
 	uint8_t type;
 
-	if (!p || p->dead)
+	if (!p || p->dead || e->plain) /* plain: nothing quotes a session; the sender learns nothing */
 		return;
 	/* Nobody checks ICMP errors for UDP: anyone can send one. Only an
 	 * error quoting a packet of this peer's session - random, never seen
@@ -1142,6 +1283,14 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 		e->now = now;
 	now = e->now;
 	refill(e);
+	if (e->plain) {
+		e->cur_ts = now + e->m2r;
+		if (e->feed)
+			feed_tick(e, now);
+		plain_expire(e, now);
+		flush(e);
+		return 0;
+	}
 	for (uint32_t j = 0; j < e->npeers; j++) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 		uint64_t before[4] = STATS_BEFORE(&p->conn);
@@ -1164,6 +1313,8 @@ int hpn_pktep_busy(struct hpn_pktep *e)
 
 	if (e->q.n)
 		return 1;
+	if (e->plain)
+		return e->feed && e->feed_deadline < soon;
 	if (e->faulty && hpn_fault_next_ns(&e->fault) < soon)
 		return 1;
 	for (uint32_t j = 0; j < e->npeers; j++)
@@ -1327,6 +1478,8 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 
 	if (e->ccfg.raw)
 		return raw_tx_burst(e, msgs, n, flags);
+	if (e->plain)
+		return plain_tx_burst(e, msgs, n, flags);
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples */
 	while (done < n) {
 		struct pk_peer *p = tx_peer(e, msgs[done].peer);
@@ -1626,10 +1779,295 @@ static bool raw_input(struct hpn_pktep *e, struct pk_peer *p, struct hpn_dgram *
 	return true;
 }
 
+/* ---- framing=none: plain datagrams, feeds -------------------------------------- */
+
+/* The source of a plain datagram: a known peer, or a new one if we listen
+ * (or subscribed) and it was not let go of (hpn_disconnect mutes it).
+ * Anyone can send a datagram: nothing but a peer slot is spent on it, and
+ * a full table drops it, counted. */
+static struct pk_peer *plain_source(struct hpn_pktep *e, const struct hpn_dgram *d)
+{
+	struct pk_peer *p = e->last;
+
+	if (!p || p->dead || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
+		p = peer_find(e, d->addr, d->alen);
+	if (!p) {
+		if (!e->listening && !e->subscribing)
+			return NULL;
+		for (unsigned i = 0; i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
+			if (e->muted[i].alen == d->alen && !memcmp(e->muted[i].addr, d->addr, d->alen))
+				return NULL;
+		p = peer_new(e, d->addr, d->alen);
+		if (!p)
+			return NULL;
+		p->source = true;
+		hpn_core_event(e->core, HPN_EV_PEER_NEW, p->id, 0);
+	}
+	if (p->lingering)
+		return NULL;
+	p->heard_ns = e->now;
+	e->last = p;
+	return p;
+}
+
+/* One message of a plain datagram (or of a feed's packet) to the reader:
+ * handed over in the pool buffer it landed in when it is the only one
+ * taken from it, else copied into one. The caller checked the room. */
+static void plain_deliver(struct hpn_pktep *e, hpn_peer_t peer, const uint8_t *msg, uint32_t len, uint64_t seq,
+			  uint64_t ts, bool sole)
+{
+	struct hpn_dgram *d = e->cur;
+	struct hpn_msg m = {.len = len, .peer = peer, .ts_ns = ts, .seq = seq};
+
+	if (sole && d && (d->flags & HPN_DGRAM_POOL) && d->data && msg >= d->data && msg + len <= d->data + d->len) {
+		m.data = (void *)msg;
+		d->data = NULL;
+	} else {
+		m.data = e->cache[--e->ncache];
+		memcpy(m.data, msg, len);
+		HPN_STAT_ADD(e->st->rx_copied, 1);
+	}
+	hpn_msgq_push(&e->q, &m);
+	if (e->ncache < HPN_CONN_BATCH_MAX)
+		refill(e);
+}
+
+static uint32_t plain_room(struct hpn_pktep *e)
+{
+	uint32_t q = hpn_msgq_room(&e->q);
+
+	return q < e->ncache ? q : e->ncache;
+}
+
+static uint32_t feed_room(void *arg)
+{
+	return plain_room(arg);
+}
+
+static void feed_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_t len, uint64_t seq, uint64_t ts,
+			 uint32_t line, bool whole)
+{
+	struct hpn_pktep *e = arg;
+
+	plain_deliver(e, e->lines[line].peer, msg, len, seq, ts, whole);
+}
+
+/* A packet the feed holds: the pool buffer it landed in when the device
+ * lent one (no copy), else a copy in an ordinary one - at most kept_max
+ * of them, so the pool keeps buffers for deliveries (and a frame
+ * backend's receive ring its frames). */
+static uint8_t *feed_keep(void *arg, const uint8_t *pkt, uint32_t len)
+{
+	struct hpn_pktep *e = arg;
+	struct hpn_dgram *d = e->cur;
+	void *buf;
+
+	if (e->nkept >= e->kept_max)
+		return NULL;
+	if (d && (d->flags & HPN_DGRAM_POOL) && d->data == pkt) {
+		d->data = NULL; /* the backend forgets it (rx_done) */
+		e->nkept++;
+		return (uint8_t *)pkt;
+	}
+	if (!e->pool || !hpn_pool_get_sized(e->pool, len, &buf))
+		return NULL;
+	memcpy(buf, pkt, len);
+	e->nkept++;
+	return buf;
+}
+
+static void feed_release(void *arg, uint8_t *kept)
+{
+	struct hpn_pktep *e = arg;
+	void *b = kept;
+
+	e->nkept--;
+	hpn_pool_put_bulk(e->pool, &b, 1);
+}
+
+static void feed_gap(void *arg, uint64_t from, uint64_t count, uint32_t line)
+{
+	struct hpn_pktep *e = arg;
+
+	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_GAP, .peer = e->lines[line].peer,
+							 .seq = from, .count = count});
+}
+
+static void feed_end(void *arg, uint64_t next, uint32_t line)
+{
+	struct hpn_pktep *e = arg;
+
+	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_FEED_END, .peer = e->lines[line].peer,
+							 .seq = next});
+}
+
+static const struct hpn_feed_ops feed_ops = {
+	.room = feed_room, .deliver = feed_deliver, .keep = feed_keep, .release = feed_release,
+	.gap = feed_gap, .end = feed_end,
+};
+
+/* The feed's counters into the endpoint's stats (single writer). */
+static void feed_sync(struct hpn_pktep *e)
+{
+	struct hpn_feed *f = e->feed;
+	uint64_t now[8] = {f->msgs, f->ngap_events, f->gap_msgs, f->dups, f->late, f->malformed, f->foreign,
+			   f->overflow};
+	uint64_t *st[5] = {&e->st->feed_msgs, &e->st->feed_gaps, &e->st->feed_gap_msgs, &e->st->feed_dups,
+			   &e->st->feed_late};
+
+	if (!memcmp(now, e->feed_synced, sizeof(now)))
+		return;
+	for (int i = 0; i < 5; i++)
+		if (now[i] != e->feed_synced[i])
+			HPN_STAT_ADD(*st[i], now[i] - e->feed_synced[i]);
+	if (now[5] != e->feed_synced[5])
+		HPN_STAT_ADD(e->st->malformed, now[5] - e->feed_synced[5]);
+	if (now[5] + now[6] + now[7] != e->feed_synced[5] + e->feed_synced[6] + e->feed_synced[7])
+		HPN_STAT_ADD(e->st->drops, now[5] + now[6] + now[7] - e->feed_synced[5] - e->feed_synced[6] -
+						   e->feed_synced[7]);
+	memcpy(e->feed_synced, now, sizeof(now));
+}
+
+static void feed_tick(struct hpn_pktep *e, uint64_t now)
+{
+	e->cur = NULL;
+	e->feed_deadline = hpn_feed_tick(e->feed, now);
+	feed_sync(e);
+}
+
+/* Which line a datagram came on: by its destination (and source, for a
+ * source-specific one); with one line or none, that one. -1: none of
+ * them (a datagram to our port that is no line's). */
+static int line_of(const struct hpn_pktep *e, const struct hpn_dgram *d)
+{
+	if (e->nlines <= 1)
+		return 0;
+	for (uint32_t i = 0; i < e->nlines; i++) {
+		if (e->lines[i].port != d->dst_port || (e->lines[i].group && e->lines[i].group != d->dst_ip))
+			continue;
+		if (e->lines[i].source && d->alen >= 8 &&
+		    memcmp(&e->lines[i].source, (const uint8_t *)d->addr + 4, 4)) /* sockaddr_in's address */
+			continue;
+		return (int)i;
+	}
+	return -1;
+}
+
+static void plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
+{
+	struct pk_peer *p;
+	int line = 0;
+
+	if (e->is_feed && (line = line_of(e, d)) < 0) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
+	p = plain_source(e, d);
+	if (!p) {
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
+	if (!e->is_feed) {
+		if (!plain_room(e)) {
+			HPN_STAT_ADD(e->st->drops, 1);
+			return;
+		}
+		plain_deliver(e, p->id, d->data, d->len, 0, e->cur_ts, true);
+		return;
+	}
+	e->lines[line].peer = p->id;
+	hpn_feed_input(e->feed, (uint32_t)line, d->data, d->len, e->cur_ts, e->now);
+}
+
+/* Sources silent for peer_timeout_ms are gone. */
+static void plain_expire(struct hpn_pktep *e, uint64_t now)
+{
+	for (uint32_t j = e->npeers; j-- > 0;) {
+		struct pk_peer *p = &e->peers[e->active[j]];
+
+		if (p->source && !p->dead && now - p->heard_ns >= e->ccfg.dead_ns) {
+			hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ETIMEDOUT);
+			peer_free(e, p);
+		}
+	}
+}
+
+int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source)
+{
+	for (uint32_t i = 0; i < e->nlines; i++)
+		if (e->lines[i].group == group && e->lines[i].port == port && e->lines[i].source == source)
+			return hpn_set_error(-EEXIST, "listen %s: already listening there", spec);
+	if (e->nlines == HPN_FEED_LINES_MAX)
+		return hpn_set_error(-ENOSPC, "listen %s: a feed has at most %d lines", spec, HPN_FEED_LINES_MAX);
+	snprintf(e->lines[e->nlines].spec, sizeof(e->lines[0].spec), "%s", spec);
+	e->lines[e->nlines].group = group;
+	e->lines[e->nlines].port = port;
+	e->lines[e->nlines].source = source;
+	e->lines[e->nlines].peer = HPN_PEER_NONE;
+	return (int)e->nlines++;
+}
+
+int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max)
+{
+	uint32_t n = e->nlines ? e->nlines : 1;
+
+	if (!e->is_feed)
+		return hpn_set_error(-EOPNOTSUPP, "hpn_feed_lines: no feed on this endpoint (framing=none,seq=...)");
+	for (uint32_t i = 0; i < n && i < max; i++) {
+		const struct hpn_feed_line_st *l = &e->feed->line[i];
+
+		out[i] = (struct hpn_feed_line){.packets = l->packets, .wins = l->wins, .dups = l->dups,
+						.lead_ns_sum = l->lead_ns_sum, .lead_count = l->lead_count};
+		snprintf(out[i].addr, sizeof(out[i].addr), "%s", e->nlines ? e->lines[i].spec : "*");
+	}
+	return (int)n;
+}
+
+bool hpn_pktep_plain(const struct hpn_pktep *e)
+{
+	return e->plain;
+}
+
+/* One plain message's datagram: the payload as it is, no header. */
+static int plain_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
+{
+	unsigned done = 0;
+	int ret = 0;
+
+	for (; done < n; done++) {
+		const struct hpn_msg *m = &msgs[done];
+		struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
+
+		if (!p || p->dead) {
+			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
+			break;
+		}
+		if (m->len > e->ccfg.max_msg) {
+			ret = hpn_set_error(-EMSGSIZE, "send: %u bytes is more than one datagram carries here (%u)",
+					    m->len, e->ccfg.max_msg);
+			break;
+		}
+		if (e->ntx == PK_BURST)
+			flush(e);
+		e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data, .len = m->len};
+		if (flags & HPN_TX_OWNED) {
+			if (!in_frames(e, m->data))
+				HPN_STAT_ADD(e->st->tx_copied, 1); /* a frame backend copies it into a frame */
+			put_after_flush(e, m->data);
+		}
+	}
+	flush(e);
+	return done ? (int)done : ret;
+}
+
 static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 {
 	struct pk_peer *p = e->last;
 
+	if (e->plain) {
+		plain_input(e, d);
+		return;
+	}
 	/* Datagrams come in runs from one peer: no hash for those. */
 	if (!p || p->dead || p->superseded || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
 		p = peer_find(e, d->addr, d->alen);
@@ -1666,9 +2104,16 @@ static int receive(struct hpn_pktep *e)
 	/* Top the reserve up in bulk, not one buffer per message. */
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		refill(e);
+	/* A feed's packets that wait for the reader go first; while some
+	 * still wait, new ones stay in the device. */
+	if (e->feed && hpn_feed_backlog(e->feed)) {
+		feed_tick(e, e->now);
+		if (hpn_feed_backlog(e->feed))
+			return 0;
+	}
 	/* Raw datagrams wait in the device (the socket buffer) while the
 	 * reader has no room for them: read, they could only be dropped. */
-	if (e->ccfg.raw) {
+	if (e->ccfg.raw || (e->plain && !e->feed)) {
 		uint32_t room = hpn_msgq_room(&e->q) < e->ncache ? hpn_msgq_room(&e->q) : e->ncache;
 
 		if (room < want)
@@ -1686,18 +2131,30 @@ static int receive(struct hpn_pktep *e)
 	 * instead declared live peers dead under ThreadSanitizer, where
 	 * those calls come seconds apart.) */
 	e->now = hpn_now_ns();
+	if (e->now - e->m2r_at >= 10 * MS) { /* NTP slews it 5 us in 10 ms at most */
+		e->m2r = hpn_real_ns() - hpn_now_ns();
+		e->m2r_at = e->now;
+	}
 	for (int i = 0; i < r; i++) {
 		e->cur = &e->rx_d[i];
+		e->cur_ts = (e->rx_d[i].rx_ns ? e->rx_d[i].rx_ns : e->now) + e->m2r;
 		input(e, &e->rx_d[i]);
 	}
 	e->cur = NULL;
+	if (e->feed) {
+		if (e->now >= e->feed_deadline)
+			feed_tick(e, e->now);
+		feed_sync(e);
+	}
 	if (e->io->rx_done)
 		e->io->rx_done(e->io_arg, e->rx_d, (unsigned)r);
 	for (int i = 0; i < r; i++) {
 		e->rx_d[i].data = e->rx_d[i].buf; /* it may have been lent */
-		e->rx_d[i].len = e->ccfg.mtu; /* room again for the next call */
+		e->rx_d[i].len = e->rx_room; /* room again for the next call */
 		e->rx_d[i].rx_ns = 0;
 		e->rx_d[i].flags = 0;
+		e->rx_d[i].dst_ip = 0;
+		e->rx_d[i].dst_port = 0;
 	}
 	flush(e);
 	sweep(e);
@@ -1709,6 +2166,7 @@ static int receive(struct hpn_pktep *e)
 static void kick(struct hpn_pktep *e)
 {
 	e->starved = false;
+	e->cur_ts = hpn_real_ns(); /* a backlog's messages: the time they reach the reader */
 	refill(e);
 	for (uint32_t j = 0; j < e->npeers; j++)
 		hpn_conn_kick(&e->peers[e->active[j]].conn, e->now);

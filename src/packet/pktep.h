@@ -25,6 +25,8 @@
 
 #include <hpn/plugin.h>
 
+#include "feed.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +53,11 @@ struct hpn_dgram {
 	 * application keeps it. */
 	const uint8_t *hdr;
 	uint32_t hlen;
+	/* recv: the datagram's destination, network byte order (0: unknown):
+	 * which multicast group - which line of a feed - it came on. Frame
+	 * backends read it from the frame, udp from IP_PKTINFO. */
+	uint32_t dst_ip;
+	uint16_t dst_port;
 	/* recv: HPN_DGRAM_POOL - data lies in a buffer of the core's pool
 	 * (frames or ordinary) that the packet layer may keep: a message
 	 * alone in its packet is then handed to the application where it
@@ -117,6 +124,12 @@ struct hpn_pktep_cfg {
 	 * choice), and the hops a published datagram may travel. */
 	uint32_t mcast_if;
 	uint8_t mcast_ttl;
+	/* framing=none: plain datagrams, no hpn header (a feed, any UDP
+	 * peer): one message each, peers are source addresses. With seq set
+	 * (feed.h) the datagrams of the lines are one arbitrated feed. */
+	bool plain;
+	struct hpn_seq_spec seq;
+	uint64_t gap_timeout_ns;
 	/* Frame backends: the core's device frames (hpn_core_frames) the
 	 * device sends from; a zero-copy send of a buffer among them goes out
 	 * in place. NULL: any pool buffer can (udp: the kernel copies). */
@@ -151,7 +164,13 @@ struct hpn_pktep;
 		   "loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},            \
 	{"mcast_if", "multicast (unordered=on): IPv4 address of the interface to join and publish on (default: "    \
 		     "the backend's choice - udp: the routing table, 127.0.0.1 for loopback; af_xdp: dev=)"},   \
-	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"}
+	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},                   \
+	{"framing", "hpn|none: none: plain datagrams without hpn's header - one message each, peers are source "     \
+		    "addresses, no handshake (a market-data feed, any UDP peer; default hpn)"},                      \
+	{"seq", "framing=none: one feed from every listened line, arbitrated by sequence number: moldudp64, mdp3, " \
+		"or \"offset:N,size:4|8,endian:big|little\" (docs/FEEDS.md)"},                                      \
+	{"gap_timeout_us", "seq=: how long a hole every line has so far waits for a late copy before it is "         \
+			   "reported as HPN_EV_GAP (default 1000)"}
 
 /* Read the keys above (one default, one range, contradictions refused).
  * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000);
@@ -173,6 +192,16 @@ void hpn_pktep_destroy(struct hpn_pktep *e); /* says goodbye to every peer */
 uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e);
 /* false: unordered mode (sequenced, gaps counted, nothing retransmitted). */
 bool hpn_pktep_reliable(const struct hpn_pktep *e);
+/* framing=none: a line of the feed (or a plain multicast subscription):
+ * datagrams to group:port (network order; group 0: any address) from
+ * source (0: any) are this line's. spec names it in hpn_feed_lines.
+ * Returns the line's index, -EEXIST if it is there, -ENOSPC beyond
+ * HPN_FEED_LINES_MAX. */
+int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source);
+/* Per-line feed counters (hpn_feed_lines); -EOPNOTSUPP without seq=. */
+int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max);
+/* framing=none? */
+bool hpn_pktep_plain(const struct hpn_pktep *e);
 int hpn_pktep_mem_register(struct hpn_pktep *e);
 void hpn_pktep_listen(struct hpn_pktep *e);
 /* Multicast (unordered mode): accept publishers heard on a joined group

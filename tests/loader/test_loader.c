@@ -96,7 +96,7 @@ static void test_name_mismatch(void **state)
 static void test_not_a_plugin(void **state)
 {
 	(void)state;
-	expect_refused("plugin=noentry", -ENOEXEC, "no symbol hpn_plugin_entry_v1");
+	expect_refused("plugin=noentry", -ENOEXEC, "no symbol hpn_plugin_entry_v2");
 }
 
 static void test_other_abi_file(void **state)

@@ -80,7 +80,7 @@ static void many_in_order(const char *cfg)
 
 			for (; n < 32 && sent + n < total; n++) {
 				fill(msg[n], len_small(sent + n), sent + n);
-				out[n] = (struct hpn_msg){msg[n], len_small(sent + n), p};
+				out[n] = (struct hpn_msg){.data = msg[n], .len = len_small(sent + n), .peer = p};
 			}
 			int r = hpn_send_burst(c, out, n);
 
@@ -208,7 +208,7 @@ static void test_sizes(void **state)
 		/* zero-copy send of the same content */
 		assert_int_equal(hpn_buf_get(c, &zc), 0);
 		fill(zc, len, i);
-		struct hpn_msg m = {zc, len, p};
+		struct hpn_msg m = {.data = zc, .len = len, .peer = p};
 
 		assert_int_equal(hpn_send_zc_burst(c, &m, 1), 1);
 		for (int k = 0; k < 2;) {

@@ -86,7 +86,7 @@ static void test_many_in_order(void **state)
 				uint32_t len = 8 + (uint32_t)((sent + n) % 120);
 
 				fill(msgbuf[n], len, sent + n);
-				out[n] = (struct hpn_msg){msgbuf[n], len, p};
+				out[n] = (struct hpn_msg){.data = msgbuf[n], .len = len, .peer = p};
 			}
 			int r = hpn_send_burst(c, out, n);
 
@@ -138,7 +138,7 @@ static void run_equal_sizes(const char *cfg, uint32_t len)
 
 			for (; n < 64 && sent + n < total; n++) {
 				fill(data[n], len, sent + n);
-				out[n] = (struct hpn_msg){data[n], len, p};
+				out[n] = (struct hpn_msg){.data = data[n], .len = len, .peer = p};
 			}
 			int r = hpn_send_burst(c, out, n);
 
@@ -238,7 +238,7 @@ static void test_bursts_and_sizes(void **state)
 	assert_int_equal(max, reliable ? 65536 : 65483);
 	for (unsigned i = 0; i < 11; i++) {
 		fill(bufs[i], sizes[i], i);
-		out[i] = (struct hpn_msg){bufs[i], sizes[i], p};
+		out[i] = (struct hpn_msg){.data = bufs[i], .len = sizes[i], .peer = p};
 	}
 	/* One call, eleven datagrams, up to the IPv4 limit. */
 	assert_int_equal(hpn_send_burst(c, out, 11), 11);
@@ -254,11 +254,11 @@ static void test_bursts_and_sizes(void **state)
 	}
 	assert_int_equal(got, 11);
 	/* Oversize: a clear -EMSGSIZE, nothing sent; a burst stops before it. */
-	out[0] = (struct hpn_msg){bufs[0], max + 1, p};
+	out[0] = (struct hpn_msg){.data = bufs[0], .len = max + 1, .peer = p};
 	assert_int_equal(hpn_send_burst(c, out, 1), -EMSGSIZE);
 	assert_int_equal(hpn_send(c, p, bufs[0], max + 1), -EMSGSIZE);
-	out[0] = (struct hpn_msg){bufs[0], 10, p};
-	out[1] = (struct hpn_msg){bufs[1], max + 1, p};
+	out[0] = (struct hpn_msg){.data = bufs[0], .len = 10, .peer = p};
+	out[1] = (struct hpn_msg){.data = bufs[1], .len = max + 1, .peer = p};
 	assert_int_equal(hpn_send_burst(c, out, 2), 1);
 	/* Unknown peer ids are refused, not sent anywhere. */
 	assert_int_equal(hpn_send(c, p ^ 0x5a5a0000u, bufs[0], 10), -ENOTCONN);
@@ -306,7 +306,7 @@ static void test_zero_copy_no_leak(void **state)
 
 		assert_int_equal(hpn_buf_get(c, &b), 0);
 		fill(b, 256, (uint64_t)round);
-		m = (struct hpn_msg){b, 256, p};
+		m = (struct hpn_msg){.data = b, .len = 256, .peer = p};
 		assert_int_equal(hpn_send_zc_burst(c, &m, 1), 1);
 		/* Ownership went to the library: do not touch b again. */
 		int r;
@@ -695,7 +695,7 @@ static uint64_t faulty_stream(const char *faults, uint64_t total)
 				uint32_t len = q % 97 == 0 ? 1000 + (uint32_t)(q % 60000) : 8 + (uint32_t)(q % 300);
 
 				fill(data[k], len, q);
-				out[k] = (struct hpn_msg){data[k], len, p};
+				out[k] = (struct hpn_msg){.data = data[k], .len = len, .peer = p};
 			}
 			int r = hpn_send_burst(c, out, k);
 
@@ -1137,7 +1137,7 @@ static void large_class_held(const char *client_extra)
 				r = hpn_send(c, p, data, sizeof(data));
 				r = r == 0 ? 1 : r;
 			} else {
-				struct hpn_msg m = {NULL, sizeof(data), p};
+				struct hpn_msg m = {.data = NULL, .len = sizeof(data), .peer = p};
 
 				if (hpn_buf_get_sized(c, sizeof(data), &m.data))
 					goto poll;
@@ -1822,26 +1822,26 @@ static void test_zc_foreign_pointer(void **state)
 	(void)state;
 	memset(area, 0xAB, sizeof(area));
 	memcpy(canary, area, sizeof(area));
-	m[0] = (struct hpn_msg){area + 32, 16, p};
+	m[0] = (struct hpn_msg){.data = area + 32, .len = 16, .peer = p};
 	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "not a buffer of this endpoint's pool"));
 	assert_memory_equal(area, canary, sizeof(area));
 	/* Into the headroom, past the end, or already back in the pool. */
 	assert_int_equal(hpn_buf_get(c, &buf), 0);
-	m[0] = (struct hpn_msg){(char *)buf - 4, 16, p};
+	m[0] = (struct hpn_msg){.data = (char *)buf - 4, .len = 16, .peer = p};
 	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
-	m[0] = (struct hpn_msg){(char *)buf + hpn_buf_size(c) - 8, 16, p};
+	m[0] = (struct hpn_msg){.data = (char *)buf + hpn_buf_size(c) - 8, .len = 16, .peer = p};
 	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "past the end"));
 	assert_int_equal(hpn_buf_get(c, &freed), 0);
 	hpn_buf_put(c, freed);
-	m[0] = (struct hpn_msg){freed, 16, p};
+	m[0] = (struct hpn_msg){.data = freed, .len = 16, .peer = p};
 	assert_int_equal(hpn_send_zc_burst(c, m, 1), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "already returned"));
 	/* A good buffer before a bad one goes; the bad one is refused next. */
 	fill(buf, 16, 7);
-	m[0] = (struct hpn_msg){buf, 16, p};
-	m[1] = (struct hpn_msg){area + 32, 16, p};
+	m[0] = (struct hpn_msg){.data = buf, .len = 16, .peer = p};
+	m[1] = (struct hpn_msg){.data = area + 32, .len = 16, .peer = p};
 	assert_int_equal(hpn_send_zc_burst(c, m, 2), 1);
 	assert_int_equal(hpn_send_zc_burst(c, m + 1, 1), -EINVAL);
 	assert_memory_equal(area, canary, sizeof(area));

@@ -1,0 +1,424 @@
+/* SPDX-License-Identifier: MIT */
+/* feed.c - see feed.h. */
+#include "feed.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOLD_HDR 20
+#define MOLD_END 0xFFFF
+
+/* ---- sequence numbers -------------------------------------------------------- */
+
+static int parse_field(const char *spec, struct hpn_seq_spec *out, char *why, size_t why_len)
+{
+	char buf[128], *save = NULL;
+	bool have_off = false;
+
+	if (strlen(spec) >= sizeof(buf)) {
+		snprintf(why, why_len, "too long");
+		return -EINVAL;
+	}
+	strcpy(buf, spec);
+	*out = (struct hpn_seq_spec){.kind = HPN_SEQ_FIELD, .size = 4, .big = true};
+	for (char *t = strtok_r(buf, ",/", &save); t; t = strtok_r(NULL, ",/", &save)) {
+		char *v = strchr(t, ':'), *end;
+		unsigned long n;
+
+		if (!v) {
+			snprintf(why, why_len, "'%s' is not key:value", t);
+			return -EINVAL;
+		}
+		*v++ = '\0';
+		if (!strcmp(t, "offset") || !strcmp(t, "size")) {
+			n = strtoul(v, &end, 10);
+			if (!*v || *end || n > 65535 || (!strcmp(t, "size") && n != 4 && n != 8)) {
+				snprintf(why, why_len, "%s:%s: %s", t, v,
+					 !strcmp(t, "size") ? "the size is 4 or 8 bytes" : "not an offset (0..65535)");
+				return -EINVAL;
+			}
+			if (!strcmp(t, "offset")) {
+				out->offset = (uint32_t)n;
+				have_off = true;
+			} else {
+				out->size = (uint8_t)n;
+			}
+		} else if (!strcmp(t, "endian") && (!strcmp(v, "big") || !strcmp(v, "little"))) {
+			out->big = !strcmp(v, "big");
+		} else {
+			snprintf(why, why_len, "'%s:%s' unknown (offset:N, size:4|8, endian:big|little)", t, v);
+			return -EINVAL;
+		}
+	}
+	if (!have_off) {
+		snprintf(why, why_len, "offset:N missing");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+int hpn_seq_parse(const char *spec, struct hpn_seq_spec *out, char *why, size_t why_len)
+{
+	if (!spec || !*spec) {
+		snprintf(why, why_len, "empty");
+		return -EINVAL;
+	}
+	if (!strcmp(spec, "moldudp64")) {
+		*out = (struct hpn_seq_spec){.kind = HPN_SEQ_MOLDUDP64, .size = 8, .big = true, .offset = 10};
+		return 0;
+	}
+	if (!strcmp(spec, "mdp3")) {
+		*out = (struct hpn_seq_spec){.kind = HPN_SEQ_MDP3, .size = 4, .big = false};
+		return 0;
+	}
+	if (!strncmp(spec, "offset:", 7) || strstr(spec, "offset:"))
+		return parse_field(spec, out, why, why_len);
+	snprintf(why, why_len, "'%s' unknown: moldudp64, mdp3 or offset:N,size:4|8,endian:big|little", spec);
+	return -EINVAL;
+}
+
+static uint64_t load(const uint8_t *p, unsigned size, bool big)
+{
+	uint64_t v = 0;
+
+	for (unsigned i = 0; i < size; i++)
+		v |= (uint64_t)p[big ? i : size - 1 - i] << (8 * (size - 1 - i));
+	return v;
+}
+
+int hpn_seq_read(const struct hpn_seq_spec *s, const uint8_t *pkt, uint32_t len, struct hpn_seq_pkt *out)
+{
+	if (s->kind == HPN_SEQ_MOLDUDP64) {
+		uint32_t off = MOLD_HDR, count;
+
+		if (len < MOLD_HDR)
+			return -EBADMSG;
+		count = (uint32_t)load(pkt + 18, 2, true);
+		*out = (struct hpn_seq_pkt){.seq = load(pkt + 10, 8, true), .count = count, .session = pkt};
+		if (count == MOLD_END) {
+			out->count = 0;
+			out->end = true;
+			return len == MOLD_HDR ? 0 : -EBADMSG;
+		}
+		/* Every message block must lie inside the packet, and nothing
+		 * may follow the last: a packet that lies is dropped whole. */
+		for (uint32_t i = 0; i < count; i++) {
+			if (off + 2 > len)
+				return -EBADMSG;
+			off += 2 + (uint32_t)load(pkt + off, 2, true);
+			if (off > len)
+				return -EBADMSG;
+		}
+		return off == len ? 0 : -EBADMSG;
+	}
+	if (s->offset + s->size > len)
+		return -EBADMSG;
+	*out = (struct hpn_seq_pkt){.seq = load(pkt + s->offset, s->size, s->big), .count = 1};
+	return 0;
+}
+
+/* ---- the feed ------------------------------------------------------------------ */
+
+int hpn_feed_init(struct hpn_feed *f, const struct hpn_seq_spec *spec, uint64_t gap_timeout_ns,
+		  const struct hpn_feed_ops *ops, void *arg)
+{
+	memset(f, 0, sizeof(*f));
+	f->spec = *spec;
+	f->ops = ops;
+	f->arg = arg;
+	f->gap_timeout_ns = gap_timeout_ns;
+	f->nlines = 1;
+	f->hold = calloc(HPN_FEED_HOLD_MAX, sizeof(*f->hold));
+	return f->hold ? 0 : -ENOMEM;
+}
+
+void hpn_feed_fini(struct hpn_feed *f)
+{
+	for (uint32_t i = 0; f->hold && i < f->nhold; i++)
+		if (f->hold[i].pkt)
+			f->ops->release(f->arg, f->hold[i].pkt);
+	free(f->hold);
+	f->hold = NULL;
+	f->nhold = 0;
+}
+
+/* The first copy of a packet notes its line and time; a copy on another
+ * line then measures by how much the first one led. */
+static void lead_note(struct hpn_feed *f, uint32_t line, uint64_t seq, uint64_t ts)
+{
+	__typeof__(f->lead[0]) *l = &f->lead[seq & (HPN_FEED_LEAD_RING - 1)];
+	int64_t d;
+
+	if (l->seen == 0 || l->seq != seq) {
+		*l = (__typeof__(*l)){.seq = seq, .ts = ts, .line = line, .seen = 1u << line};
+		return;
+	}
+	if (l->seen & (1u << line))
+		return; /* a repeat on the same line */
+	l->seen |= 1u << line;
+	d = (int64_t)(ts - l->ts);
+	f->line[l->line].lead_ns_sum += d;
+	f->line[l->line].lead_count++;
+	f->line[line].lead_ns_sum -= d;
+	f->line[line].lead_count++;
+}
+
+/* Message i of a MoldUDP64 packet (its body and length); *off walks. */
+static const uint8_t *mold_next(const uint8_t *pkt, uint32_t *off, uint32_t *len)
+{
+	const uint8_t *m = pkt + *off + 2;
+
+	*len = (uint32_t)load(pkt + *off, 2, true);
+	*off += 2 + *len;
+	return m;
+}
+
+/* Deliver the messages of a packet from sequence number f->next on, as far
+ * as the reader has room; returns true when all went. live: the packet
+ * being input (its buffer may be handed over whole). */
+static bool deliver_from(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, uint64_t seq, uint32_t count,
+			 uint64_t ts, uint32_t line, bool live)
+{
+	uint32_t room = f->ops->room(f->arg), off = MOLD_HDR, mlen;
+	uint64_t skip = f->next - seq;
+
+	if (f->spec.kind != HPN_SEQ_MOLDUDP64) {
+		if (!room)
+			return false;
+		f->ops->deliver(f->arg, pkt, pkt, len, seq, ts, line, live);
+		f->next++;
+		f->msgs++;
+		return true;
+	}
+	for (uint32_t i = 0; i < count; i++) {
+		const uint8_t *m = mold_next(pkt, &off, &mlen);
+
+		if (i < skip)
+			continue;
+		if (!room--)
+			return false;
+		f->ops->deliver(f->arg, pkt, m, mlen, seq + i, ts, line, live && count == 1);
+		f->next = seq + i + 1;
+		f->msgs++;
+	}
+	return true;
+}
+
+static void hold_remove_first(struct hpn_feed *f)
+{
+	if (f->hold[0].pkt)
+		f->ops->release(f->arg, f->hold[0].pkt);
+	memmove(f->hold, f->hold + 1, (size_t)--f->nhold * sizeof(*f->hold));
+}
+
+/* Held packets that are next in line, to the reader. */
+static void drain(struct hpn_feed *f)
+{
+	while (f->nhold && f->hold[0].seq <= f->next) {
+		struct hpn_feed_held *h = &f->hold[0];
+
+		if (h->end) {
+			if (!f->ended)
+				f->ops->end(f->arg, h->seq, h->line);
+			f->ended = true;
+		} else if (h->count && h->seq + h->count > f->next &&
+			   !deliver_from(f, h->pkt, h->len, h->seq, h->count, h->ts, h->line, false)) {
+			return; /* no room: it waits at the front */
+		}
+		hold_remove_first(f);
+	}
+}
+
+/* Hold a packet ahead of f->next (or behind a reader with no room). */
+static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const struct hpn_seq_pkt *p, uint64_t ts,
+		 uint64_t now, uint32_t line)
+{
+	uint32_t lo = 0, hi = f->nhold;
+	struct hpn_feed_held h = {.seq = p->seq, .ts = ts, .at = now, .len = len, .count = p->count, .line = line,
+				  .end = p->end};
+
+	while (lo < hi) { /* usually appended: the search ends at the back */
+		uint32_t mid = (lo + hi) / 2;
+
+		if (f->hold[mid].seq < p->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < f->nhold && f->hold[lo].seq == p->seq) {
+		if (!p->count) /* a heartbeat (or end) where something waits already */
+			return;
+		if (f->hold[lo].count) {
+			f->dups += p->count; /* the other line's copy of a held one */
+			f->line[line].dups++;
+			return;
+		}
+		/* A heartbeat held there said these were coming: the data
+		 * takes its place. */
+		if (!(h.pkt = f->ops->keep(f->arg, pkt, len))) {
+			f->overflow += p->count;
+			return;
+		}
+		f->hold[lo] = h;
+		f->line[line].wins++;
+		return;
+	}
+	if (f->nhold == HPN_FEED_HOLD_MAX || (p->count && !(h.pkt = f->ops->keep(f->arg, pkt, len)))) {
+		f->overflow += p->count ? p->count : 1;
+		return;
+	}
+	memmove(f->hold + lo + 1, f->hold + lo, (size_t)(f->nhold - lo) * sizeof(*f->hold));
+	f->hold[lo] = h;
+	f->nhold++;
+	if (p->count)
+		f->line[line].wins++;
+}
+
+/* A copy of messages already passed: delivered if it fills a reported
+ * gap (late), else a duplicate. */
+static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const struct hpn_seq_pkt *p, uint64_t ts,
+		   uint32_t line)
+{
+	uint32_t off = MOLD_HDR, mlen, room = f->ngaps ? f->ops->room(f->arg) : 0;
+	bool won = false;
+
+	for (uint32_t i = 0; i < p->count; i++) {
+		uint64_t s = p->seq + i;
+		const uint8_t *m = pkt;
+		uint32_t g;
+
+		mlen = len;
+		if (f->spec.kind == HPN_SEQ_MOLDUDP64)
+			m = mold_next(pkt, &off, &mlen);
+		for (g = 0; g < f->ngaps && !(s >= f->gaps[g].from && s < f->gaps[g].to); g++)
+			;
+		if (g == f->ngaps) {
+			f->dups++;
+			continue;
+		}
+		if (!room) {
+			f->overflow++; /* the gap stays open for another copy */
+			continue;
+		}
+		room--;
+		f->ops->deliver(f->arg, pkt, m, mlen, s, ts, line, false);
+		f->late++;
+		f->msgs++;
+		won = true;
+		/* The gap shrinks or splits around s. */
+		if (s == f->gaps[g].from) {
+			f->gaps[g].from++;
+		} else if (s == f->gaps[g].to - 1) {
+			f->gaps[g].to--;
+		} else if (f->ngaps < HPN_FEED_GAPS_MAX) {
+			f->gaps[f->ngaps].from = s + 1;
+			f->gaps[f->ngaps++].to = f->gaps[g].to;
+			f->gaps[g].to = s;
+		} else {
+			f->gaps[g].to = s; /* no room to remember the rest */
+		}
+		if (f->gaps[g].from >= f->gaps[g].to)
+			memmove(f->gaps + g, f->gaps + g + 1, (size_t)(--f->ngaps - g) * sizeof(f->gaps[0]));
+	}
+	if (won)
+		f->line[line].wins++;
+	else
+		f->line[line].dups++;
+}
+
+static void report_gap(struct hpn_feed *f, uint64_t to, uint32_t line)
+{
+	uint64_t n = to - f->next;
+
+	f->ngap_events++;
+	f->gap_msgs += n;
+	if (f->ngaps == HPN_FEED_GAPS_MAX)
+		memmove(f->gaps, f->gaps + 1, (size_t)--f->ngaps * sizeof(f->gaps[0]));
+	f->gaps[f->ngaps].from = f->next;
+	f->gaps[f->ngaps++].to = to;
+	f->ops->gap(f->arg, f->next, n, line);
+	f->next = to;
+}
+
+/* When the hole in front of the held packets was seen: the earliest of
+ * their arrivals. */
+static uint64_t hole_since(const struct hpn_feed *f)
+{
+	uint64_t t = UINT64_MAX;
+
+	for (uint32_t i = 0; i < f->nhold; i++)
+		if (f->hold[i].at < t)
+			t = f->hold[i].at;
+	return t;
+}
+
+uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now)
+{
+	drain(f);
+	/* A hole every line missed for gap_timeout is reported; so is one
+	 * that would make the hold overflow. */
+	while (f->nhold && f->hold[0].seq > f->next &&
+	       (f->nhold >= HPN_FEED_HOLD_MAX || now - hole_since(f) >= f->gap_timeout_ns)) {
+		report_gap(f, f->hold[0].seq, f->hold[0].line);
+		drain(f);
+	}
+	if (f->nhold && f->hold[0].seq > f->next)
+		return hole_since(f) + f->gap_timeout_ns;
+	return UINT64_MAX;
+}
+
+void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now)
+{
+	struct hpn_seq_pkt p;
+	uint64_t end;
+
+	if (hpn_seq_read(&f->spec, pkt, len, &p)) {
+		f->malformed++;
+		return;
+	}
+	if (p.session) {
+		if (!f->started)
+			memcpy(f->session, p.session, sizeof(f->session));
+		else if (memcmp(f->session, p.session, sizeof(f->session))) {
+			f->foreign++; /* another session's packet */
+			return;
+		}
+	}
+	if (line >= f->nlines)
+		f->nlines = line + 1;
+	f->line[line].packets++;
+	if (!f->started) { /* joined mid-stream: what came before is not a gap */
+		f->started = true;
+		f->next = p.seq;
+	}
+	end = p.seq + p.count;
+	if (p.count)
+		lead_note(f, line, p.seq, ts);
+	if (p.count && end <= f->next) {
+		behind(f, pkt, len, &p, ts, line);
+		return;
+	}
+	if (!p.count && !p.end && p.seq <= f->next) /* a heartbeat in step with us */
+		return;
+	if (p.seq <= f->next && !f->nhold) {
+		if (p.end) {
+			if (!f->ended)
+				f->ops->end(f->arg, p.seq, line);
+			f->ended = true;
+			return;
+		}
+		f->line[line].wins++;
+		if (deliver_from(f, pkt, len, p.seq, p.count, ts, line, true))
+			return;
+		f->line[line].wins--; /* counted again when held */
+	}
+	/* Ahead of a hole, or behind held packets: it waits (a full hold
+	 * first reports its hole, making room). */
+	if (f->nhold == HPN_FEED_HOLD_MAX)
+		hpn_feed_tick(f, now);
+	hold(f, pkt, len, &p, ts, now, line);
+	if (f->nhold >= HPN_FEED_HOLD_MAX || (f->nhold && f->hold[0].seq <= f->next))
+		hpn_feed_tick(f, now);
+}

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * feed.h - one market-data feed from one or more lines (an exchange's A
+ * and B multicast groups): sequence numbers read out of plain datagrams
+ * (MoldUDP64, CME MDP 3.0, or a field at a given offset), the first copy
+ * of each number delivered and every later one dropped, messages ahead of
+ * a hole held until another line fills it or gap_timeout passes - then
+ * the hole is reported once (a gap) and what follows is delivered; a
+ * copy of a reported message that comes later still is delivered, once.
+ *
+ * Pure logic, like conn.h: datagrams in (hpn_feed_input), messages and
+ * events out through callbacks; the caller supplies the clock and the
+ * storage for packets it must hold. The packet layer runs one per
+ * endpoint with seq= set (pktep.c, framing=none); tests/unit/test_feed.c
+ * drives it directly.
+ *
+ * Sequence numbers are 64-bit and never wrap here (MoldUDP64's are; MDP3's
+ * 32-bit ones reset with a new session, which this does not follow yet:
+ * a number far behind is a duplicate).
+ */
+#ifndef HPN_PACKET_FEED_H
+#define HPN_PACKET_FEED_H
+
+#include <hpn/hpn.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define HPN_FEED_LINES_MAX 8
+#define HPN_FEED_HOLD_MAX 512 /* packets held ahead of a hole (or of a reader with no room) */
+#define HPN_FEED_GAPS_MAX 64  /* reported gaps a late copy may still fill */
+#define HPN_FEED_LEAD_RING 4096
+
+enum hpn_seq_kind {
+	HPN_SEQ_NONE = 0,
+	HPN_SEQ_MOLDUDP64, /* 10 B session, u64 BE seq, u16 BE count, then count x (u16 BE len, body) */
+	HPN_SEQ_MDP3,      /* u32 LE MsgSeqNum at offset 0; the packet is one message */
+	HPN_SEQ_FIELD,     /* u32/u64 at an offset, either byte order; the packet is one message */
+};
+
+struct hpn_seq_spec {
+	enum hpn_seq_kind kind;
+	uint32_t offset; /* HPN_SEQ_FIELD */
+	uint8_t size;    /* 4 or 8 */
+	bool big;
+};
+
+/* "moldudp64", "mdp3", or "offset:N,size:4|8,endian:big|little" (',' or
+ * '/' between the parts; size 4 and big-endian by default). 0 or -EINVAL
+ * with why filled. */
+int hpn_seq_parse(const char *spec, struct hpn_seq_spec *out, char *why, size_t why_len);
+
+/* One packet as read: its first sequence number and how many messages it
+ * carries (0: a heartbeat; end: MoldUDP64's end of session). Returns 0,
+ * or -EBADMSG when it is too short or its message lengths run past its
+ * end. */
+struct hpn_seq_pkt {
+	uint64_t seq;
+	uint32_t count;
+	bool end;
+	const uint8_t *session; /* MoldUDP64: the 10-byte session, else NULL */
+};
+int hpn_seq_read(const struct hpn_seq_spec *s, const uint8_t *pkt, uint32_t len, struct hpn_seq_pkt *out);
+
+struct hpn_feed_ops {
+	/* Room for this many more deliveries now (the reader's queue). */
+	uint32_t (*room)(void *arg);
+	/* Message seq: msg[0, len) inside pkt; whole: the packet is this one
+	 * message and the caller may hand its buffer over as it is (lent:
+	 * the packet being input, not a held one). */
+	void (*deliver)(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_t len, uint64_t seq, uint64_t ts,
+			uint32_t line, bool whole);
+	/* Keep pkt[0, len) until release(): storage that lives on (NULL: none
+	 * left; the packet is dropped and counted). */
+	uint8_t *(*keep)(void *arg, const uint8_t *pkt, uint32_t len);
+	void (*release)(void *arg, uint8_t *kept);
+	/* A reported gap, the end of the session. */
+	void (*gap)(void *arg, uint64_t from, uint64_t count, uint32_t line);
+	void (*end)(void *arg, uint64_t next, uint32_t line);
+};
+
+struct hpn_feed_line_st {
+	uint64_t packets, wins, dups;
+	int64_t lead_ns_sum;
+	uint64_t lead_count;
+};
+
+struct hpn_feed_held {
+	uint64_t seq, ts, at; /* at: when it was held (gap timer) */
+	uint8_t *pkt;         /* kept storage (NULL: a heartbeat / end, nothing to keep) */
+	uint32_t len, count, line;
+	bool end;
+};
+
+struct hpn_feed {
+	struct hpn_seq_spec spec;
+	const struct hpn_feed_ops *ops;
+	void *arg;
+	uint64_t gap_timeout_ns;
+	bool started;
+	bool ended;
+	uint8_t session[10];
+	uint64_t next; /* the next sequence number to deliver */
+	/* Held packets, sorted by seq (unique). */
+	struct hpn_feed_held *hold;
+	uint32_t nhold;
+	/* Reported gaps [from, to) a late copy may still fill, oldest first. */
+	struct {
+		uint64_t from, to;
+	} gaps[HPN_FEED_GAPS_MAX];
+	uint32_t ngaps;
+	/* Which line brought each recent first sequence number first, and when. */
+	struct {
+		uint64_t seq, ts;
+		uint32_t line, seen; /* seen: a bit per line that brought it */
+	} lead[HPN_FEED_LEAD_RING];
+	uint32_t nlines;
+	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX];
+	/* Totals (the endpoint's hpn_stats.feed_*), and what was dropped. */
+	uint64_t msgs, ngap_events, gap_msgs, dups, late, malformed, foreign, overflow;
+};
+
+int hpn_feed_init(struct hpn_feed *f, const struct hpn_seq_spec *spec, uint64_t gap_timeout_ns,
+		  const struct hpn_feed_ops *ops, void *arg);
+/* Releases what is held. */
+void hpn_feed_fini(struct hpn_feed *f);
+/* A datagram from line (< HPN_FEED_LINES_MAX) received at ts (the
+ * message timestamp, real clock) and now (the caller's monotonic clock,
+ * for the gap timer). */
+void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now);
+/* Timers: report holes older than gap_timeout, deliver what the reader
+ * has room for now. Returns the time of the next timer (UINT64_MAX:
+ * none). */
+uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now);
+/* Packets wait for the reader (it had no room): call tick when it has. */
+static inline bool hpn_feed_backlog(const struct hpn_feed *f)
+{
+	return f->nhold && f->hold[0].seq <= f->next;
+}
+
+#endif
