@@ -12,9 +12,18 @@
  * Wire format of a benchmark message (inside the hpn payload):
  *   u32 type, u32 reserved, u64 seq   (native byte order: both ends run
  *   hpnbench on the same architecture)
+ * With framing=none (plain UDP) it is sockperf's instead, so hpnbench
+ * and sockperf answer each other (see plain_* below):
+ *   u64 seq, u16 flags (1: from the client, 2: answer me), u32 length,
+ *   all big-endian; a server answers with the client bit cleared, a
+ *   plain echo with the message as it is - hpnbench's client takes both.
+ *
+ *   hpnbench --mode feed --listen GROUP:PORT [--listen ...] --config
+ *       framing=none,seq=moldudp64      (bench/feed.c)
  */
 #include <hpn/hpn.h>
 
+#include "hpnbench.h"
 #include "hpnbench_build.h"
 
 #include <errno.h>
@@ -33,7 +42,6 @@
 #include <unistd.h>
 
 #define DEFAULT_PORT 18515
-#define MAX_SIZES 32
 #define BURST 32
 #define HDR_SIZE 16
 #define REPLY_TIMEOUT_MS 200
@@ -53,18 +61,6 @@ struct report { /* payload of M_REPORT, after the header */
 	uint64_t received, first_ns, last_ns, dups, ooo;
 };
 
-struct opts {
-	const char *plugin, *bind, *peer, *json, *config, *wait, *progress, *faults;
-	bool server, list;
-	size_t sizes[MAX_SIZES];
-	unsigned nsizes;
-	uint64_t iters, warmup;
-	double duration;
-	int mode; /* 0 pingpong, 1 stream */
-	int cpu;
-	int server_cpu;
-	bool quiet;
-};
 
 struct result {
 	size_t size;
@@ -76,9 +72,9 @@ struct result {
 	uint64_t copies;      /* payload copies the library made (hpn_stats tx_copied + rx_copied), same scope */
 };
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t interrupted;
 
-static void die(int code, const char *fmt, ...)
+void die(int code, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -90,7 +86,7 @@ static void die(int code, const char *fmt, ...)
 	exit(code);
 }
 
-static uint64_t now_ns(void)
+uint64_t now_ns(void)
 {
 	struct timespec ts;
 
@@ -111,7 +107,7 @@ static void log_to_stderr(void *arg, enum hpn_log_level level, const char *msg)
 		msg);
 }
 
-static void pin(int cpu, const char *who)
+void pin(int cpu, const char *who)
 {
 	cpu_set_t set;
 
@@ -136,9 +132,16 @@ static void usage(FILE *f)
 		"                       needs an address of an RDMA device, e.g. 10.9.0.1:0)\n"
 		"  --peer HOST[:PORT]   run the client against a server; without --peer and\n"
 		"                       --server both ends run in this process over loopback\n"
-		"  --mode pingpong|stream   latency or throughput (default pingpong); a --server\n"
+		"  --mode pingpong|stream|feed   latency, throughput, or receiving a\n"
+		"                       market-data feed (default pingpong); a --server\n"
 		"                       given --mode stream is tuned for streams (udp\n"
-		"                       reliable=off: gro=on)\n"
+		"                       reliable=off: gro=on). With --config framing=none\n"
+		"                       the server is a plain UDP echo (sockperf's server\n"
+		"                       too) and the client pings any UDP echo or sockperf sr\n"
+		"  --listen GROUP:PORT  --mode feed: a line of the feed (repeat for A, B, ...;\n"
+		"                       GROUP@SOURCE:PORT joins one source); with --config\n"
+		"                       framing=none,seq=moldudp64|mdp3|... it runs for\n"
+		"                       --duration seconds or until the end of session\n"
 		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
 		"  --iters N            measured messages per size (default 100000)\n"
 		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
@@ -200,6 +203,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"list-plugins", no_argument, 0, 'L'}, {"config", required_argument, 0, 'C'},
 		{"progress", required_argument, 0, 'G'}, {"quiet", no_argument, 0, 'q'},
 		{"faults", required_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
+		{"listen", required_argument, 0, 'l'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -231,8 +235,10 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 				o->mode = 0;
 			else if (!strcmp(optarg, "stream"))
 				o->mode = 1;
+			else if (!strcmp(optarg, "feed"))
+				o->mode = MODE_FEED;
 			else
-				die(2, "--mode: '%s' is not pingpong or stream", optarg);
+				die(2, "--mode: '%s' is not pingpong, stream or feed", optarg);
 			break;
 		case 'c': {
 			char *end;
@@ -257,6 +263,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		case 'L': o->list = true; break;
 		case 'C': o->config = optarg; break;
 		case 'F': o->faults = optarg; break;
+		case 'l':
+			if (o->nlisten == MAX_LISTEN)
+				die(2, "--listen: at most %d lines", MAX_LISTEN);
+			o->listen[o->nlisten++] = optarg;
+			break;
 		case 'q': o->quiet = true; break;
 		case 'h': usage(stdout); exit(0);
 		default:
@@ -269,6 +280,10 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		die(2, "--server and --peer exclude each other");
 	if (o->iters == 0 && o->duration == 0)
 		die(2, "--iters: must be at least 1");
+	if (o->mode == MODE_FEED && (!o->nlisten || o->server || o->peer))
+		die(2, "--mode feed receives a feed: give its lines with --listen GROUP:PORT (no --server, no --peer)");
+	if (o->mode != MODE_FEED && o->nlisten)
+		die(2, "--listen is for --mode feed (a server listens on --bind)");
 }
 
 /* Messages larger than the default buffers (64 KiB), unless --config (or
@@ -302,7 +317,7 @@ static int size_pool(const struct opts *o, char *cfg, size_t room)
 	return n;
 }
 
-static hpn_ep *make_ep(const struct opts *o, int cpu)
+hpn_ep *make_ep(const struct opts *o, int cpu)
 {
 	char cfg[1024];
 	hpn_ep *ep;
@@ -357,6 +372,7 @@ struct client_state {
 
 struct server {
 	hpn_ep *ep;
+	bool plain; /* framing=none: echo every datagram */
 	volatile int *stop;
 	struct client_state clients[MAX_CLIENTS];
 	bool verbose;
@@ -500,6 +516,37 @@ static void server_events(struct server *s)
 	}
 }
 
+/* sockperf's message header (all big-endian): u64 seq, u16 flags, u32
+ * length. A ping asks for an answer with its client bit cleared. */
+#define SP_HDR 14
+#define SP_CLIENT 1
+#define SP_PONG_REQUEST 2
+
+static uint64_t get_be(const uint8_t *p, int n)
+{
+	uint64_t v = 0;
+
+	for (int i = 0; i < n; i++)
+		v = v << 8 | p[i];
+	return v;
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+/* framing=none: every datagram goes back to its source as it came - but
+ * a sockperf ping is answered as sockperf's server answers it. */
+static void plain_echo(struct hpn_msg *m)
+{
+	uint8_t *p = m->data;
+
+	if (m->len >= SP_HDR && get_be(p + 8, 2) == (SP_CLIENT | SP_PONG_REQUEST) && get_be(p + 10, 4) == m->len)
+		put_be(p + 8, SP_PONG_REQUEST, 2);
+}
+
 /* Echo pings (zero-copy: the received buffer goes straight back), count
  * stream data, answer END with a report. */
 static void server_handle(struct server *s, struct hpn_msg *m, int n)
@@ -509,6 +556,12 @@ static void server_handle(struct server *s, struct hpn_msg *m, int n)
 
 	for (int i = 0; i < n; i++) {
 		struct bench_hdr h;
+
+		if (s->plain) {
+			plain_echo(&m[i]);
+			echo[ne++] = (struct hpn_msg){.data = m[i].data, .len = m[i].len, .peer = m[i].peer};
+			continue;
+		}
 
 		if (m[i].len < HDR_SIZE) {
 			hpn_buf_put(s->ep, m[i].data);
@@ -596,6 +649,7 @@ struct client {
 	const struct opts *o;
 	hpn_hist *hist;
 	hpn_ep *srv_ep;  /* the loopback server's endpoint (NULL with --peer) */
+	bool plain;      /* framing=none: sockperf's messages */
 	uint64_t rt0;    /* retransmissions when the measured part began */
 	uint64_t cp0;    /* copies then */
 };
@@ -618,7 +672,14 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 
 	while (hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS)
 		hpn_poll(c->ep, NULL, 0); /* buffers come back with acks, which someone has to read */
-	memcpy(buf, &h, sizeof(h));
+	if (c->plain) { /* sockperf's ping: any echo, or sockperf sr, answers it */
+		memset(buf, 0, SP_HDR);
+		put_be(buf, seq, 8);
+		put_be((uint8_t *)buf + 8, SP_CLIENT | SP_PONG_REQUEST, 2);
+		put_be((uint8_t *)buf + 10, size, 4);
+	} else {
+		memcpy(buf, &h, sizeof(h));
+	}
 	struct hpn_msg m = {.data = buf, .len = (uint32_t)size, .peer = c->peer};
 
 	while ((r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0)
@@ -697,6 +758,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 				struct bench_hdr h;
 
 				memcpy(&h, m[i].data, sizeof(h));
+				if (c->plain) { /* an echo, or sockperf's answer */
+					h.type = m[i].len >= SP_HDR ? M_PING : 0;
+					h.seq = get_be(m[i].data, 8);
+				}
 				if (h.type == M_PING && h.seq == seq && m[i].len == size && !got) {
 					got = true;
 					if (seq >= o->warmup) {
@@ -871,6 +936,12 @@ static void print_result(const struct opts *o, const struct result *r)
 	fflush(stdout);
 }
 
+void json_str(FILE *f, const char *s)
+{
+	for (const char *p = s; *p; p++)
+		fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+}
+
 static void json_num(FILE *f, const char *key, double v, bool comma)
 {
 	if (isnan(v))
@@ -886,8 +957,7 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 	if (!f)
 		die(1, "--json: cannot write '%s': %s", o->json, strerror(errno));
 	fprintf(f, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
-	for (const char *p = describe; *p; p++)
-		fprintf(f, *p == '"' || *p == '\\' ? "\\%c" : "%c", *p);
+	json_str(f, describe);
 	fprintf(f, "\", \"peer\": \"%s\"},\n  \"results\": [\n", o->peer ? o->peer : "loopback");
 	for (unsigned i = 0; i < n; i++) {
 		const struct result *r = &res[i];
@@ -1024,6 +1094,8 @@ int main(int argc, char **argv)
 		list_plugins();
 		return 0;
 	}
+	if (o.mode == MODE_FEED)
+		return feed_main(&o);
 	if (o.server) {
 		struct server s = {.verbose = true};
 		char addr[128];
@@ -1031,6 +1103,7 @@ int main(int argc, char **argv)
 
 		pin(o.cpu, "server");
 		s.ep = make_ep(&o, o.cpu);
+		s.plain = hpn_ep_caps(s.ep)->flags & HPN_CAP_PLAIN;
 		s.stop = &stop;
 		snprintf(addr, sizeof(addr), "%s", o.bind ? o.bind : "0.0.0.0:18515");
 		if ((ret = hpn_listen(s.ep, addr)))
@@ -1057,6 +1130,7 @@ int main(int argc, char **argv)
 
 		ls.cpu = o.cpu >= 0 ? (o.cpu + 1) % ncpus() : -1;
 		ls.s.ep = make_ep(&o, ls.cpu);
+		ls.s.plain = hpn_ep_caps(ls.s.ep)->flags & HPN_CAP_PLAIN;
 		ls.s.stop = &ls.stop;
 		const char *at = o.bind ? o.bind : "127.0.0.1:0";
 
@@ -1079,6 +1153,10 @@ int main(int argc, char **argv)
 	if (hpn_hist_create(60ull * 1000000000ull, &c.hist))
 		die(1, "cannot create histogram");
 	c.reply_timeout_ms = hpn_ep_caps(c.ep)->flags & HPN_CAP_RELIABLE ? RELIABLE_TIMEOUT_MS : REPLY_TIMEOUT_MS;
+	c.plain = hpn_ep_caps(c.ep)->flags & HPN_CAP_PLAIN;
+	if (c.plain && o.mode == MODE_STREAM)
+		die(2, "--mode stream counts on an hpnbench server's report, which plain UDP (framing=none) has no "
+		       "room for: use --mode pingpong against an echo, or --mode feed");
 	ret = hpn_connect(c.ep, peer, 3000, &c.peer);
 	if (ret)
 		die(1, "cannot connect to %s: %s", peer, hpn_last_error());

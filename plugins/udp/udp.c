@@ -19,7 +19,10 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <linux/errqueue.h>
+#include <linux/net_tstamp.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/udp.h>
@@ -27,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -69,7 +73,8 @@ struct hpn_pep {
 	struct iovec rel_iov[2 * 64]; /* send: a raw datagram's header and payload each */
 	/* The kernel's receive time of each datagram (SO_TIMESTAMPNS), and
 	 * the real clock's offset from ours (real_to_mono). */
-	char rel_ctl[64][CMSG_SPACE(sizeof(struct timespec)) + CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
+	char rel_ctl[64][CMSG_SPACE(3 * sizeof(struct timespec)) + CMSG_SPACE(sizeof(struct in_pktinfo)) +
+			 CMSG_SPACE(sizeof(int))] __attribute__((aligned(8)));
 	union {
 		char buf[CMSG_SPACE(sizeof(uint16_t))];
 		struct cmsghdr align;
@@ -93,6 +98,19 @@ struct hpn_pep {
 	} gq[64];
 	unsigned gq_head, gq_n;
 	bool rel_lend;
+
+	/* framing=none (plain datagrams): the kernel stamps every arrival
+	 * (SO_TIMESTAMPING, the NIC's time where it gives one) and says
+	 * which group it came to (IP_PKTINFO: the line of a feed). Lines on
+	 * other ports than the first have sockets of their own, read in
+	 * turn, one per receive call. */
+	bool plain;
+	uint16_t port; /* u->fd's bound port, network order (0: none yet) */
+	int xfd[HPN_FEED_LINES_MAX];
+	uint16_t xport[HPN_FEED_LINES_MAX];
+	unsigned nxfd, rr;
+	int epfd;        /* all of them, for wait_fd (-1: one socket) */
+	int mcast_ifindex; /* mcast_if= as an interface index (0: the kernel's choice) */
 };
 
 static const struct hpn_plugin_param udp_params[] = {
@@ -132,6 +150,27 @@ static void set_bufsize(int fd, int opt, int force_opt, uint64_t bytes)
 		return;
 	if (setsockopt(fd, SOL_SOCKET, opt, &v, sizeof(v)))
 		hpn_log(HPN_LOG_WARN, "udp: cannot set socket buffer to %d bytes: %s", v, strerror(errno));
+}
+
+/* framing=none: every arrival stamped by the kernel (and by the NIC where
+ * its driver was told to: hwstamp_ctl / SIOCSHWTSTAMP), its destination
+ * reported (the line), and only the groups this socket joined delivered
+ * to it - not every group any socket on the host joined on its port. */
+static void plain_sockopts(struct hpn_pep *u, int fd)
+{
+	int ts = SOF_TIMESTAMPING_RX_SOFTWARE | SOF_TIMESTAMPING_SOFTWARE | SOF_TIMESTAMPING_RX_HARDWARE |
+		 SOF_TIMESTAMPING_RAW_HARDWARE,
+	    one = 1, zero = 0;
+
+	if (setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPING, &ts, sizeof(ts)))
+		hpn_log(HPN_LOG_WARN, "udp: SO_TIMESTAMPING refused (%s): receive timestamps are the read time",
+			strerror(errno));
+	else
+		u->rel_ts = true;
+	if (u->family == AF_INET) {
+		setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &one, sizeof(one));
+		setsockopt(fd, IPPROTO_IP, IP_MULTICAST_ALL, &zero, sizeof(zero));
+	}
 }
 
 static int ensure_socket(struct hpn_pep *u, int family)
@@ -175,6 +214,8 @@ static int ensure_socket(struct hpn_pep *u, int family)
 	}
 	u->fd = fd;
 	u->family = family;
+	if (u->plain)
+		plain_sockopts(u, fd);
 	return 0;
 }
 
@@ -327,8 +368,31 @@ static uint64_t rx_stamp(struct msghdr *h, int64_t real_to_mono)
 			memcpy(&ts, CMSG_DATA(c), sizeof(ts));
 			return (uint64_t)((int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec + real_to_mono);
 		}
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_TIMESTAMPING) {
+			struct timespec ts[3];
+
+			/* [0] the kernel's, [2] the NIC's raw one where it stamps
+			 * (its clock, which phc2sys keeps on the real one). */
+			memcpy(ts, CMSG_DATA(c), sizeof(ts));
+			if (ts[2].tv_sec)
+				ts[0] = ts[2];
+			return (uint64_t)((int64_t)ts[0].tv_sec * 1000000000 + ts[0].tv_nsec + real_to_mono);
+		}
 	}
 	return 0;
+}
+
+/* Plain datagrams: the group (or address) a datagram was sent to. */
+static void rx_dst(struct msghdr *h, struct hpn_dgram *d, uint16_t port)
+{
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(h); c; c = CMSG_NXTHDR(h, c))
+		if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO) {
+			struct in_pktinfo pi;
+
+			memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+			d->dst_ip = pi.ipi_addr.s_addr;
+			d->dst_port = port;
+		}
 }
 
 /* The real clock is read again every 10 ms, not per call (one clock read
@@ -355,7 +419,7 @@ static void rx_timestamps(struct hpn_pep *u, bool on)
 	int v = on;
 
 	u->rel_lone = 0;
-	if (u->rel_ts == on)
+	if (u->rel_ts == on || u->plain) /* plain: always on, set at the socket's birth */
 		return;
 	u->rel_ts = on;
 	if (setsockopt(u->fd, SOL_SOCKET, SO_TIMESTAMPNS, &v, sizeof(v)) && on)
@@ -483,7 +547,7 @@ static int gro_drain(struct hpn_pep *u, struct hpn_dgram *d, unsigned n)
 	return (int)out;
 }
 
-static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsigned retry)
+static int rel_recv_try(struct hpn_pep *u, int fd, uint16_t port, struct hpn_dgram *d, unsigned n, unsigned retry)
 {
 	int r;
 
@@ -507,17 +571,17 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 			h = (struct msghdr){.msg_name = (void *)d->addr, .msg_namelen = alen, .msg_iov = &iov,
 					    .msg_iovlen = 1, .msg_control = u->rel_ctl[0],
 					    .msg_controllen = sizeof(u->rel_ctl[0])};
-			len = recvmsg(u->fd, &h, MSG_DONTWAIT | MSG_TRUNC);
+			len = recvmsg(fd, &h, MSG_DONTWAIT | MSG_TRUNC);
 			alen = h.msg_namelen;
 		} else {
-			len = recvfrom(u->fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr, &alen);
+			len = recvfrom(fd, d->data, d->len, MSG_DONTWAIT | MSG_TRUNC, (void *)d->addr, &alen);
 			h.msg_controllen = 0;
 		}
 
 		if (len < 0) {
 			if (is_icmp_error(errno)) {
 				drain_errqueue(u);
-				return retry ? rel_recv_try(u, d, n, retry - 1) : 0;
+				return retry ? rel_recv_try(u, fd, port, d, n, retry - 1) : 0;
 			}
 			u->rel_hits = 0;
 			return transient(errno) ? 0 : -errno;
@@ -528,6 +592,8 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		else if ((size_t)len > d->len)
 			d->len = 0; /* truncated: longer than our mtu, not ours */
 		d->rx_ns = h.msg_controllen ? rx_stamp(&h, real_to_mono(u)) : 0;
+		if (u->plain && h.msg_controllen)
+			rx_dst(&h, d, port);
 		/* Two in a row: a queue, read it in bursts from now on (until a
 		 * burst finds at most one). One alone, as ping-pong brings, would
 		 * cost every other poll a failing recvmmsg of 64. */
@@ -550,13 +616,13 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		h->msg_control = u->rel_ctl[i];
 		h->msg_controllen = sizeof(u->rel_ctl[i]);
 	}
-	r = recvmmsg(u->fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
+	r = recvmmsg(fd, u->rel_hdr, n, MSG_DONTWAIT, NULL);
 	u->rel_hits = 0;
 	if (r < 0) {
 		u->rel_bursty = false;
 		if (is_icmp_error(errno)) {
 			drain_errqueue(u);
-			return retry ? rel_recv_try(u, d, n, retry - 1) : 0;
+			return retry ? rel_recv_try(u, fd, port, d, n, retry - 1) : 0;
 		}
 		return transient(errno) ? 0 : -errno;
 	}
@@ -566,6 +632,8 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 		d[i].alen = u->rel_hdr[i].msg_hdr.msg_namelen;
 		d[i].len = u->rel_hdr[i].msg_hdr.msg_flags & MSG_TRUNC ? 0 : u->rel_hdr[i].msg_len;
 		d[i].rx_ns = u->rel_hdr[i].msg_hdr.msg_controllen ? rx_stamp(&u->rel_hdr[i].msg_hdr, off) : 0;
+		if (u->plain && u->rel_hdr[i].msg_hdr.msg_controllen)
+			rx_dst(&u->rel_hdr[i].msg_hdr, &d[i], port);
 	}
 	if (u->gro) { /* glued runs are cut into the entries, the rest wait */
 		gro_queue(u, d, (unsigned)r);
@@ -579,9 +647,26 @@ static int rel_recv_try(struct hpn_pep *u, struct hpn_dgram *d, unsigned n, unsi
 	return r;
 }
 
+/* Several sockets (plain lines on several ports): one is read per call -
+ * the entries of a call are one socket's, as lending wants - starting
+ * after the last that had something, so none starves. */
 static int rel_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
-	return rel_recv_try(arg, d, n, RECV_ERR_RETRIES);
+	struct hpn_pep *u = arg;
+
+	if (!u->nxfd)
+		return rel_recv_try(u, u->fd, u->port, d, n, RECV_ERR_RETRIES);
+	for (unsigned k = 0; k <= u->nxfd; k++) {
+		unsigned i = (u->rr + k) % (u->nxfd + 1);
+		int r = i ? rel_recv_try(u, u->xfd[i - 1], u->xport[i - 1], d, n, RECV_ERR_RETRIES)
+			  : rel_recv_try(u, u->fd, u->port, d, n, RECV_ERR_RETRIES);
+
+		if (r) {
+			u->rr = i + 1;
+			return r;
+		}
+	}
+	return 0;
 }
 
 static int rel_format(void *arg, const void *addr, uint32_t alen, char *buf, size_t len)
@@ -622,6 +707,10 @@ static void udp_close(struct hpn_pep *u)
 		hpn_pool_put_bulk(u->pool, u->rel_rxb, u->rel_nrxb);
 	if (u->fd >= 0)
 		close(u->fd);
+	for (unsigned i = 0; i < u->nxfd; i++)
+		close(u->xfd[i]);
+	if (u->epfd >= 0)
+		close(u->epfd);
 	free(u);
 }
 
@@ -646,14 +735,49 @@ static int connect_group(struct hpn_pep *u, const struct sockaddr_storage *a, so
 {
 	int ttl = (int)u->mcast_ttl, ret = group_check(u, a, spec);
 
+	struct ip_mreqn via = {.imr_address = u->mcast_if, .imr_ifindex = u->mcast_ifindex};
+
 	ret = ret ?: ensure_socket(u, AF_INET);
 	if (ret)
 		return ret;
 	if (setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) ||
-	    (u->mcast_if.s_addr != htonl(INADDR_ANY) &&
-	     setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &u->mcast_if, sizeof(u->mcast_if))))
+	    ((u->mcast_if.s_addr != htonl(INADDR_ANY) || u->mcast_ifindex) &&
+	     setsockopt(u->fd, IPPROTO_IP, IP_MULTICAST_IF, &via, sizeof(via))))
 		return hpn_set_error(-errno, "udp: publish to %s: %s", spec, strerror(errno));
 	return hpn_pktep_publish(u->pk, a, alen, peer);
+}
+
+/* Join a group on fd - any source, or one (IGMPv3 source-specific) - on
+ * mcast_if= (by index; none: the kernel's route for the group). */
+static int join(struct hpn_pep *u, int fd, const struct sockaddr_storage *group, uint32_t source, const char *spec)
+{
+	struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = source};
+	struct group_source_req gsr = {.gsr_interface = (uint32_t)u->mcast_ifindex};
+	struct group_req gr = {.gr_interface = (uint32_t)u->mcast_ifindex};
+	int ret;
+
+	if (!u->mcast_ifindex && u->mcast_if.s_addr != htonl(INADDR_ANY)) {
+		/* An address that is no interface's here: as IP_ADD_MEMBERSHIP
+		 * takes it (the kernel finds the interface). */
+		struct ip_mreq mreq = {.imr_multiaddr = ((const struct sockaddr_in *)group)->sin_addr,
+				       .imr_interface = u->mcast_if};
+
+		if (source)
+			return hpn_set_error(-EINVAL, "udp: %s: a source-specific join needs mcast_if= to name an "
+						      "interface here", spec);
+		ret = setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq));
+	} else if (source) {
+		memcpy(&gsr.gsr_group, group, sizeof(struct sockaddr_in));
+		memcpy(&gsr.gsr_source, &src, sizeof(src));
+		ret = setsockopt(fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr));
+	} else {
+		memcpy(&gr.gr_group, group, sizeof(struct sockaddr_in));
+		ret = setsockopt(fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
+	}
+	if (ret)
+		return hpn_set_error(-errno, "udp: cannot join %s: %s%s", spec, strerror(errno),
+				     errno == ENODEV ? " (no multicast route: set mcast_if=<interface>)" : "");
+	return 0;
 }
 
 /* Subscribe: bind the group's port (shared: several subscribers on one
@@ -661,7 +785,6 @@ static int connect_group(struct hpn_pep *u, const struct sockaddr_storage *a, so
 static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, const char *spec)
 {
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = ((const struct sockaddr_in *)a)->sin_port};
-	struct ip_mreq mreq = {.imr_multiaddr = ((const struct sockaddr_in *)a)->sin_addr, .imr_interface = u->mcast_if};
 	int one = 1, ret = group_check(u, a, spec);
 
 	ret = ret ?: hpn_pktep_subscribe(u->pk);
@@ -671,10 +794,145 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(u->fd, (struct sockaddr *)&any, sizeof(any)))
 		return hpn_set_error(-errno, "udp: cannot bind the port of %s: %s", spec, strerror(errno));
-	if (setsockopt(u->fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)))
-		return hpn_set_error(-errno, "udp: cannot join %s: %s%s", spec, strerror(errno),
-				     errno == ENODEV ? " (no multicast route: set mcast_if=<interface address>)" : "");
+	return join(u, u->fd, a, 0, spec);
+}
+
+/* "group@source:port" -> "group:port" and the source (network order);
+ * anything else is left as it is. */
+static int split_source(const char *spec, char *out, size_t len, uint32_t *source)
+{
+	const char *at = strchr(spec, '@'), *colon = strrchr(spec, ':');
+	char src[64];
+
+	*source = 0;
+	if (!at) {
+		snprintf(out, len, "%s", spec);
+		return 0;
+	}
+	if (!colon || colon < at || (size_t)(colon - at - 1) >= sizeof(src))
+		return hpn_set_error(-EINVAL, "listen '%s': a source-specific group is group@source:port", spec);
+	memcpy(src, at + 1, (size_t)(colon - at - 1));
+	src[colon - at - 1] = '\0';
+	if (inet_pton(AF_INET, src, source) != 1 || !*source)
+		return hpn_set_error(-EINVAL, "listen '%s': source '%s' is not an IPv4 address", spec, src);
+	snprintf(out, len, "%.*s%s", (int)(at - spec), spec, colon);
 	return 0;
+}
+
+/* A socket bound to port for a plain line: the first one, or one more
+ * (read in turn with the others, watched together for wait_fd). */
+static int plain_port_socket(struct hpn_pep *u, const struct sockaddr_storage *bind_to, socklen_t blen,
+			     uint16_t *pport, const char *spec)
+{
+	uint16_t port = *pport;
+	int one = 1, fd;
+
+	if (u->fd >= 0 && port && u->port == port)
+		return u->fd;
+	for (unsigned i = 0; port && i < u->nxfd; i++)
+		if (u->xport[i] == port)
+			return u->xfd[i];
+	if (u->fd < 0) {
+		int ret = ensure_socket(u, bind_to->ss_family);
+
+		if (ret)
+			return ret;
+		fd = u->fd;
+	} else {
+		if (u->nxfd == HPN_ARRAY_LEN(u->xfd))
+			return hpn_set_error(-ENOSPC, "udp: listen %s: at most %zu ports per endpoint", spec,
+					     HPN_ARRAY_LEN(u->xfd) + 1);
+		if (bind_to->ss_family != u->family)
+			return hpn_set_error(-EAFNOSUPPORT, "udp: listen %s: the endpoint's socket is of another "
+							    "address family", spec);
+		fd = socket(u->family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			return hpn_set_error(-errno, "udp: socket: %s", strerror(errno));
+		set_bufsize(fd, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf);
+		plain_sockopts(u, fd);
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)bind_to, blen)) {
+		int err = errno;
+
+		if (fd != u->fd)
+			close(fd);
+		return hpn_set_error(-err, "udp: cannot bind %s: %s", spec, strerror(err));
+	}
+	if (!port) { /* port 0: the one the kernel picked */
+		struct sockaddr_storage me;
+		socklen_t mlen = sizeof(me);
+
+		if (!getsockname(fd, (struct sockaddr *)&me, &mlen))
+			port = me.ss_family == AF_INET ? ((struct sockaddr_in *)&me)->sin_port
+						       : ((struct sockaddr_in6 *)&me)->sin6_port;
+		*pport = port;
+	}
+	if (fd == u->fd) {
+		u->port = port;
+		return fd;
+	}
+	if (u->epfd < 0) { /* two sockets from now on: one fd to sleep on */
+		struct epoll_event ev = {.events = EPOLLIN};
+
+		u->epfd = epoll_create1(EPOLL_CLOEXEC);
+		if (u->epfd < 0 || epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->fd, &ev)) {
+			close(fd);
+			return hpn_set_error(-errno, "udp: epoll: %s", strerror(errno));
+		}
+	}
+	struct epoll_event ev = {.events = EPOLLIN};
+
+	if (epoll_ctl(u->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		close(fd);
+		return hpn_set_error(-errno, "udp: epoll: %s", strerror(errno));
+	}
+	u->xfd[u->nxfd] = fd;
+	u->xport[u->nxfd++] = port;
+	return fd;
+}
+
+/* framing=none: one more line - a group (any source or group@source), or
+ * a port of our own. Several per endpoint, on one port or several. */
+static int plain_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_storage a, b;
+	socklen_t alen;
+	uint32_t source;
+	char addr[128];
+	int fd, ret = split_source(spec, addr, sizeof(addr), &source);
+
+	ret = ret ?: resolve(addr, true, &a, &alen);
+	if (ret)
+		return ret;
+	b = a;
+	if (is_group(&a) || source) {
+		ret = group_check(u, &a, spec);
+		if (!ret && !is_group(&a))
+			ret = hpn_set_error(-EINVAL, "udp: listen %s: a source is given for a group only", spec);
+		if (ret)
+			return ret;
+		((struct sockaddr_in *)&b)->sin_addr.s_addr = htonl(INADDR_ANY); /* the port, for every group on it */
+	}
+	uint16_t port = a.ss_family == AF_INET ? ((struct sockaddr_in *)&a)->sin_port
+					       : ((struct sockaddr_in6 *)&a)->sin6_port;
+
+	fd = plain_port_socket(u, &b, alen, &port, spec);
+	if (fd < 0)
+		return fd;
+	if (is_group(&a)) {
+		ret = join(u, fd, &a, source, spec);
+		ret = ret ?: hpn_pktep_subscribe(u->pk);
+	} else {
+		hpn_pktep_listen(u->pk);
+	}
+	if (!ret && a.ss_family == AF_INET) {
+		int line = hpn_pktep_line_add(u->pk, spec, is_group(&a) ? ((struct sockaddr_in *)&a)->sin_addr.s_addr : 0,
+					      port, source);
+
+		ret = line < 0 ? line : 0;
+	}
+	return ret;
 }
 
 static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
@@ -686,7 +944,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 
 	if (!u)
 		return hpn_set_error(-ENOMEM, "udp: out of memory");
-	u->fd = -1;
+	u->fd = u->epfd = -1;
 	u->core = core;
 	u->st = hpn_core_stats(core);
 	ret = ret ?: hpn_core_cfg_u64(core, "rcvbuf", 4u << 20, 4096, 1u << 30, &u->rcvbuf);
@@ -717,14 +975,18 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->gso = gso;
 	u->gro = gro;
 	u->mcast_if.s_addr = pc.mcast_if;
+	u->mcast_ifindex = (int)pc.mcast_ifindex;
 	u->mcast_ttl = pc.mcast_ttl;
+	u->plain = pc.plain;
 	u->rel_mtu = pc.mtu;
 	u->raw = pc.raw;
 	ret = hpn_pktep_create(core, &pc, &rel_io, u, &u->pk);
 	if (ret)
 		goto fail;
 	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
-	if (!pc.raw) /* multicast: in unordered mode (sequenced, gaps counted) */
+	if (pc.plain) /* any UDP peer or feed; every arrival stamped by the kernel */
+		caps->flags |= HPN_CAP_PLAIN | HPN_CAP_MULTICAST | HPN_CAP_TS_KERNEL;
+	else if (!pc.raw) /* multicast: in unordered mode (sequenced, gaps counted) */
 		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	*out = u;
 	return 0;
@@ -748,8 +1010,11 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_storage a;
 	socklen_t alen;
-	int ret = resolve(spec, true, &a, &alen);
+	int ret;
 
+	if (u->plain)
+		return plain_listen(u, spec);
+	ret = resolve(spec, true, &a, &alen);
 	if (ret)
 		return ret;
 	if (u->fd >= 0)
@@ -866,6 +1131,8 @@ static int udp_wait_fd(struct hpn_pep *u)
 	 * the core's sleeps: while one is near, keep polling. */
 	if (u->fd >= 0 && hpn_pktep_busy(u->pk))
 		return -EAGAIN;
+	if (u->epfd >= 0)
+		return u->epfd;
 	return u->fd >= 0 ? u->fd : -EOPNOTSUPP;
 }
 

@@ -10,6 +10,8 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
+#include <net/if.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -708,6 +710,35 @@ static int size_window(struct hpn_pktep *e, const struct hpn_pktep_cfg *cfg, con
  * reliable=off. */
 static const struct hpn_plugin_param pkt_params[] = {HPN_PKTEP_PARAMS};
 
+/* mcast_if= by address or by name: both the interface's index (joins) and
+ * an IPv4 address of it (what IP_MULTICAST_IF and the frame backends
+ * take). */
+static int mcast_if_cfg(const char *mif, struct hpn_pktep_cfg *pc)
+{
+	struct ifaddrs *ifa, *i;
+	bool by_addr = inet_pton(AF_INET, mif, &pc->mcast_if) == 1;
+
+	if (!by_addr && !(pc->mcast_ifindex = if_nametoindex(mif)))
+		return hpn_set_error(-EINVAL, "config: mcast_if='%s' is neither an IPv4 address nor an interface here",
+				     mif);
+	if (getifaddrs(&ifa))
+		return by_addr ? 0 : hpn_set_error(-errno, "config: mcast_if='%s': getifaddrs: %s", mif, strerror(errno));
+	for (i = ifa; i; i = i->ifa_next) {
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		if (by_addr && ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == pc->mcast_if) {
+			pc->mcast_ifindex = if_nametoindex(i->ifa_name);
+			break;
+		}
+		if (!by_addr && !strcmp(i->ifa_name, mif)) {
+			pc->mcast_if = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
+			break;
+		}
+	}
+	freeifaddrs(ifa);
+	return 0;
+}
+
 /* framing=none and the feed keys: 1 plain, 0 hpn framing, or -EINVAL.
  * Plain datagrams have no header to be reliable with: the keys of the
  * packet layer's streams are refused rather than ignored. */
@@ -768,8 +799,8 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
 	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "mcast_ttl", 1, 0, 255, &ttl);
-	if (!ret && mif && inet_pton(AF_INET, mif, &pc->mcast_if) != 1)
-		ret = hpn_set_error(-EINVAL, "config: mcast_if='%s' is not an IPv4 address", mif);
+	if (!ret && mif)
+		ret = mcast_if_cfg(mif, pc);
 	if (ret)
 		return ret;
 	ret = plain_cfg(core, pc);

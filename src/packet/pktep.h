@@ -123,6 +123,7 @@ struct hpn_pktep_cfg {
 	 * by its IPv4 address in network order (0: unset - the backend's
 	 * choice), and the hops a published datagram may travel. */
 	uint32_t mcast_if;
+	uint32_t mcast_ifindex; /* the same interface's index (0: unset) */
 	uint8_t mcast_ttl;
 	/* framing=none: plain datagrams, no hpn header (a feed, any UDP
 	 * peer): one message each, peers are source addresses. With seq set
@@ -162,8 +163,8 @@ struct hpn_pktep;
 	{"ack_delay_us", "reliable mode: longest an arrival waits for its ack when no data goes back (default 20)"}, \
 	{"faults", "reliable mode: seeded fault injection on sends, e.g. "                                          \
 		   "loss:0.05/reorder:0.1/dup:0.01/corrupt:0.001/delay:0.01/delay_us:200/seed:7"},            \
-	{"mcast_if", "multicast (unordered=on): IPv4 address of the interface to join and publish on (default: "    \
-		     "the backend's choice - udp: the routing table, 127.0.0.1 for loopback; af_xdp: dev=)"},   \
+	{"mcast_if", "multicast: the interface to join and publish on, by name or IPv4 address (default: the "      \
+		     "backend's choice - udp: the routing table, 127.0.0.1 for loopback; af_xdp: dev=)"},       \
 	{"mcast_ttl", "multicast: hops a published datagram may travel (default 1: this subnet)"},                   \
 	{"framing", "hpn|none: none: plain datagrams without hpn's header - one message each, peers are source "     \
 		    "addresses, no handshake (a market-data feed, any UDP peer; default hpn)"},                      \

@@ -1,0 +1,480 @@
+/* A feed from several lines (src/packet/feed.c) under a virtual clock: the
+ * seq= parser and its errors; MoldUDP64 packets read and refused (short,
+ * lying lengths, trailing bytes); A/B arbitration over seeded lines with
+ * independent loss, reordering, duplication and delay - exactly the
+ * messages not lost on both lines, in order, each once, and a gap event
+ * exactly for each run both lost; late copies fill a reported gap once;
+ * a reader without room loses nothing; leads measured; MDP3 and a generic
+ * field the same way. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "packet/feed.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- a reader that records what the feed gives it --------------------------- */
+
+#define MAXOUT 200000
+
+static struct out {
+	uint64_t seq, ts;
+	uint32_t len, line;
+	uint8_t first; /* the message's first byte */
+	bool whole;
+} outs[MAXOUT];
+static unsigned nout;
+static struct {
+	uint64_t from, count;
+} gaps[4096];
+static unsigned ngap, nend, kept_live, kept_total;
+static uint64_t end_next;
+static uint32_t room_left = UINT32_MAX;
+
+static uint32_t r_room(void *arg)
+{
+	return room_left;
+}
+
+static void r_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_t len, uint64_t seq, uint64_t ts,
+		      uint32_t line, bool whole)
+{
+	assert_true(nout < MAXOUT);
+	assert_true(msg >= pkt);
+	if (room_left != UINT32_MAX) {
+		assert_true(room_left > 0); /* never beyond the room it was told */
+		room_left--;
+	}
+	outs[nout++] = (struct out){.seq = seq, .ts = ts, .len = len, .line = line, .first = len ? msg[0] : 0,
+				    .whole = whole};
+}
+
+static uint8_t *r_keep(void *arg, const uint8_t *pkt, uint32_t len)
+{
+	uint8_t *k = malloc(len);
+
+	memcpy(k, pkt, len);
+	kept_live++;
+	kept_total++;
+	return k;
+}
+
+static void r_release(void *arg, uint8_t *kept)
+{
+	kept_live--;
+	free(kept);
+}
+
+static void r_gap(void *arg, uint64_t from, uint64_t count, uint32_t line)
+{
+	assert_true(ngap < 4096);
+	gaps[ngap].from = from;
+	gaps[ngap++].count = count;
+}
+
+static void r_end(void *arg, uint64_t next, uint32_t line)
+{
+	nend++;
+	end_next = next;
+}
+
+static const struct hpn_feed_ops ops = {r_room, r_deliver, r_keep, r_release, r_gap, r_end};
+
+static void reset(void)
+{
+	nout = ngap = nend = kept_live = kept_total = 0;
+	room_left = UINT32_MAX;
+}
+
+/* ---- packets ------------------------------------------------------------------ */
+
+static void be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = 0; i < n; i++)
+		p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
+}
+
+/* A MoldUDP64 packet of count messages from seq; message s is 1 + s % 7
+ * bytes, its first byte s & 0xff. Returns its length. */
+static uint32_t mold(uint8_t *p, const char *session, uint64_t seq, uint32_t count)
+{
+	uint32_t off = 20;
+
+	memcpy(p, session, 10);
+	be(p + 10, seq, 8);
+	be(p + 18, count, 2);
+	for (uint32_t i = 0; i < count && count != 0xFFFF; i++) {
+		uint32_t len = 1 + (uint32_t)((seq + i) % 7);
+
+		be(p + off, len, 2);
+		memset(p + off + 2, (int)((seq + i) & 0xff), len);
+		off += 2 + len;
+	}
+	return off;
+}
+
+static uint32_t mdp3(uint8_t *p, uint64_t seq)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(seq >> (8 * i)); /* little-endian */
+	memset(p + 4, (int)(seq & 0xff), 12);
+	p[0 + 4] = (uint8_t)(seq & 0xff);
+	return 16;
+}
+
+/* ---- parser ------------------------------------------------------------------- */
+
+static void test_parse(void **st)
+{
+	struct hpn_seq_spec s;
+	char why[160];
+
+	assert_int_equal(hpn_seq_parse("moldudp64", &s, why, sizeof(why)), 0);
+	assert_int_equal(s.kind, HPN_SEQ_MOLDUDP64);
+	assert_int_equal(hpn_seq_parse("mdp3", &s, why, sizeof(why)), 0);
+	assert_int_equal(s.kind, HPN_SEQ_MDP3);
+	assert_int_equal(hpn_seq_parse("offset:6,size:8,endian:little", &s, why, sizeof(why)), 0);
+	assert_int_equal(s.kind, HPN_SEQ_FIELD);
+	assert_int_equal(s.offset, 6);
+	assert_int_equal(s.size, 8);
+	assert_false(s.big);
+	assert_int_equal(hpn_seq_parse("offset:2/endian:big", &s, why, sizeof(why)), 0);
+	assert_int_equal(s.offset, 2);
+	assert_int_equal(s.size, 4);
+	assert_true(s.big);
+	assert_int_equal(hpn_seq_parse("itch", &s, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "moldudp64"));
+	assert_int_equal(hpn_seq_parse("offset:4,size:3", &s, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "4 or 8"));
+	assert_int_equal(hpn_seq_parse("size:8,offset:x", &s, why, sizeof(why)), -EINVAL);
+	assert_int_equal(hpn_seq_parse("offset:4,colour:red", &s, why, sizeof(why)), -EINVAL);
+	assert_non_null(strstr(why, "colour"));
+	assert_int_equal(hpn_seq_parse("", &s, why, sizeof(why)), -EINVAL);
+}
+
+static void test_read_mold(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_seq_pkt p;
+	uint8_t b[512];
+	char why[64];
+	uint32_t n;
+
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	n = mold(b, "SESSION001", 1000, 3);
+	assert_int_equal(hpn_seq_read(&s, b, n, &p), 0);
+	assert_int_equal(p.seq, 1000);
+	assert_int_equal(p.count, 3);
+	assert_false(p.end);
+	assert_int_equal(hpn_seq_read(&s, b, n - 1, &p), -EBADMSG); /* the last message cut */
+	assert_int_equal(hpn_seq_read(&s, b, n + 1, &p), -EBADMSG); /* a byte after the last */
+	assert_int_equal(hpn_seq_read(&s, b, 19, &p), -EBADMSG);
+	be(b + 20, 400, 2); /* the first message says it is longer than the packet */
+	assert_int_equal(hpn_seq_read(&s, b, n, &p), -EBADMSG);
+	n = mold(b, "SESSION001", 7, 0); /* heartbeat */
+	assert_int_equal(hpn_seq_read(&s, b, n, &p), 0);
+	assert_int_equal(p.count, 0);
+	n = mold(b, "SESSION001", 9, 0xFFFF); /* end of session */
+	assert_int_equal(hpn_seq_read(&s, b, n, &p), 0);
+	assert_true(p.end);
+	assert_int_equal(p.seq, 9);
+	hpn_seq_parse("offset:8,size:8", &s, why, sizeof(why));
+	assert_int_equal(hpn_seq_read(&s, b, 15, &p), -EBADMSG);
+}
+
+/* ---- arbitration over two seeded lines ----------------------------------------- */
+
+struct ev {
+	uint64_t t;
+	uint32_t line, pkt;
+};
+
+static int ev_cmp(const void *a, const void *b)
+{
+	const struct ev *x = a, *y = b;
+
+	return x->t < y->t ? -1 : x->t > y->t ? 1 : (int)x->line - (int)y->line;
+}
+
+static uint64_t rng = 88172645463325252ull;
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+static bool chance(double p)
+{
+	return (double)(rnd() % 1000000) < p * 1000000;
+}
+
+#define NPKT 4000
+static uint64_t pkt_seq[NPKT + 1];
+static uint32_t pkt_count[NPKT + 1];
+static bool lost[2][NPKT + 1];
+
+/* Play NPKT packets (then an end of session) on two lines, line B 5 us
+ * behind A, each with its own loss, duplication and reordering (jitter up
+ * to 30 us, within the 100 us gap timeout); check every message. */
+static void play(bool mdp, uint64_t seed, double loss)
+{
+	static struct ev evs[3 * (NPKT + 1) * 2];
+	struct hpn_seq_spec s;
+	struct hpn_feed *f = calloc(1, sizeof(*f));
+	uint64_t seq = 1, expect_msgs = 0;
+	unsigned nev = 0, g = 0, o = 0;
+	char why[64];
+	uint8_t b[512];
+
+	rng = seed;
+	reset();
+	hpn_seq_parse(mdp ? "mdp3" : "moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(f, &s, 100000, &ops, NULL), 0);
+	for (uint32_t i = 0; i <= NPKT; i++) {
+		pkt_seq[i] = seq;
+		pkt_count[i] = mdp || i == NPKT ? 1 : 1 + (uint32_t)(rnd() % 4);
+		seq += i == NPKT && !mdp ? 0 : pkt_count[i];
+		for (uint32_t l = 0; l < 2; l++) {
+			/* The first packet starts the feed on both lines, the end
+			 * of session closes it. */
+			lost[l][i] = i > 0 && i < NPKT && chance(loss);
+			if (lost[l][i])
+				continue;
+			uint64_t t = (uint64_t)i * 10000 + l * 5000 + (i > 0 && i < NPKT ? rnd() % 30000 : 0);
+
+			evs[nev++] = (struct ev){t, l, i};
+			if (i > 0 && i < NPKT && chance(0.02))
+				evs[nev++] = (struct ev){t + rnd() % 20000, l, i}; /* a duplicate */
+		}
+	}
+	qsort(evs, nev, sizeof(evs[0]), ev_cmp);
+	for (unsigned k = 0; k < nev; k++) {
+		uint32_t i = evs[k].pkt, n;
+
+		hpn_feed_tick(f, evs[k].t);
+		if (mdp) /* (its last packet closes the feed: never lost) */
+			n = mdp3(b, pkt_seq[i]);
+		else
+			n = mold(b, "SESSION042", pkt_seq[i], i == NPKT ? 0xFFFF : pkt_count[i]);
+		hpn_feed_input(f, evs[k].line, b, n, 1000000000ull + evs[k].t, evs[k].t);
+	}
+	hpn_feed_tick(f, (uint64_t)(NPKT + 100) * 10000);
+	/* Exactly the messages of packets some line brought, in order; a
+	 * gap for each run of packets both lines lost. */
+	uint32_t last = mdp ? NPKT + 1 : NPKT; /* packets with messages */
+
+	for (uint32_t i = 0; i < last; i++) {
+		if (lost[0][i] && lost[1][i]) {
+			uint32_t j = i;
+
+			while (j + 1 < NPKT && lost[0][j + 1] && lost[1][j + 1])
+				j++;
+			assert_true(g < ngap);
+			assert_int_equal(gaps[g].from, pkt_seq[i]);
+			assert_int_equal(gaps[g].count, pkt_seq[j] + pkt_count[j] - pkt_seq[i]);
+			g++;
+			i = j;
+			continue;
+		}
+		for (uint32_t m = 0; m < pkt_count[i]; m++) {
+			assert_true(o < nout);
+			assert_int_equal(outs[o].seq, pkt_seq[i] + m);
+			assert_int_equal(outs[o].first, (pkt_seq[i] + m) & 0xff);
+			if (!mdp)
+				assert_int_equal(outs[o].len, 1 + (pkt_seq[i] + m) % 7);
+			o++;
+			expect_msgs++;
+		}
+	}
+	if (getenv("FEED_DEBUG"))
+		print_message("seed %llu: %u msgs, %u gaps, %u kept\n", (unsigned long long)seed, nout, ngap, kept_total);
+	assert_int_equal(g, ngap);
+	assert_int_equal(o, nout);
+	assert_int_equal(f->msgs, expect_msgs);
+	assert_int_equal(f->late, 0);
+	assert_int_equal(f->ngap_events, ngap);
+	assert_true(ngap > 0 || loss == 0);
+	if (!mdp) {
+		assert_int_equal(nend, 1);
+		assert_int_equal(end_next, seq);
+	}
+	/* Per-line counters add up: every packet a line brought is one of
+	 * its packets; wins of both lines are the packets delivered. */
+	uint64_t wins = 0, pk = 0;
+
+	for (uint32_t l = 0; l < 2; l++) {
+		wins += f->line[l].wins;
+		pk += f->line[l].packets;
+		assert_true(f->line[l].wins + f->line[l].dups <= f->line[l].packets);
+	}
+	assert_int_equal(pk, nev);
+	uint32_t delivered_pkts = 0;
+
+	for (uint32_t i = 0; i < last; i++)
+		delivered_pkts += !(lost[0][i] && lost[1][i]);
+	assert_int_equal(wins, delivered_pkts);
+	/* A leads B by 5 us on average (jitter is the same on both). */
+	assert_true(f->line[0].lead_count > 100);
+	assert_true(f->line[0].lead_ns_sum / (int64_t)f->line[0].lead_count > 2000);
+	assert_true(f->line[0].lead_ns_sum / (int64_t)f->line[0].lead_count < 8000);
+	assert_int_equal(f->line[0].lead_ns_sum, -f->line[1].lead_ns_sum);
+	hpn_feed_fini(f);
+	assert_int_equal(kept_live, 0);
+	free(f);
+}
+
+static void test_ab_mold(void **st)
+{
+	play(false, 1, 0.05);
+	play(false, 7, 0.2);
+	play(false, 99, 0);
+}
+
+static void test_ab_mdp3(void **st)
+{
+	play(true, 3, 0.05);
+	play(true, 11, 0.3);
+}
+
+/* A reported gap filled later: delivered once, not reported again; a
+ * second late copy is a duplicate. */
+static void test_late_fill(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+	uint32_t n;
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	n = mold(b, "S000000001", 1, 2);
+	hpn_feed_input(&f, 0, b, n, 1, 0);
+	n = mold(b, "S000000001", 6, 1); /* 3..5 missing */
+	hpn_feed_input(&f, 0, b, n, 2, 10);
+	assert_int_equal(nout, 2);
+	assert_int_equal(hpn_feed_tick(&f, 500), 1010);
+	assert_int_equal(ngap, 0);
+	hpn_feed_tick(&f, 1010);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 3);
+	assert_int_equal(gaps[0].count, 3);
+	assert_int_equal(nout, 3);
+	assert_int_equal(outs[2].seq, 6);
+	n = mold(b, "S000000001", 4, 1); /* the middle one comes late */
+	hpn_feed_input(&f, 1, b, n, 3, 2000);
+	assert_int_equal(nout, 4);
+	assert_int_equal(outs[3].seq, 4);
+	assert_int_equal(f.late, 1);
+	hpn_feed_input(&f, 0, b, n, 3, 2001); /* again: a duplicate */
+	assert_int_equal(nout, 4);
+	n = mold(b, "S000000001", 3, 3); /* 3..5: 3 and 5 fill, 4 is a duplicate */
+	hpn_feed_input(&f, 0, b, n, 3, 2002);
+	assert_int_equal(nout, 6);
+	assert_int_equal(outs[4].seq, 3);
+	assert_int_equal(outs[5].seq, 5);
+	assert_int_equal(f.late, 3);
+	assert_int_equal(f.ngaps, 0);
+	assert_int_equal(ngap, 1);
+	/* Another session's packet and a malformed one are dropped. */
+	n = mold(b, "S000000002", 7, 1);
+	hpn_feed_input(&f, 0, b, n, 4, 2003);
+	assert_int_equal(f.foreign, 1);
+	hpn_feed_input(&f, 0, b, 12, 4, 2004);
+	assert_int_equal(f.malformed, 1);
+	assert_int_equal(nout, 6);
+	hpn_feed_fini(&f);
+	assert_int_equal(kept_live, 0);
+}
+
+/* A reader with no room: packets wait (held), nothing is lost or
+ * reordered, and a heartbeat ahead marks a gap to wait for. */
+static void test_no_room(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+	uint32_t n;
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	room_left = 3;
+	for (uint64_t p = 0; p < 10; p++) {
+		n = mold(b, "S000000001", 1 + 4 * p, 4);
+		hpn_feed_input(&f, 0, b, n, p, p);
+		if (p < 9) { /* B's copy of the same packet */
+			n = mold(b, "S000000001", 1 + 4 * p, 4);
+			hpn_feed_input(&f, 1, b, n, p + 1, p + 1);
+		}
+	}
+	assert_int_equal(nout, 3);
+	assert_true(hpn_feed_backlog(&f));
+	for (int k = 0; k < 20 && hpn_feed_backlog(&f); k++) {
+		room_left = 5;
+		hpn_feed_tick(&f, 100);
+	}
+	assert_false(hpn_feed_backlog(&f));
+	assert_int_equal(nout, 40);
+	for (unsigned i = 0; i < nout; i++)
+		assert_int_equal(outs[i].seq, 1 + i);
+	assert_int_equal(ngap, 0);
+	/* A heartbeat says 41..44 exist; they never come: one gap. */
+	room_left = UINT32_MAX;
+	n = mold(b, "S000000001", 45, 0);
+	hpn_feed_input(&f, 0, b, n, 200, 200);
+	hpn_feed_tick(&f, 1300);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 41);
+	assert_int_equal(gaps[0].count, 4);
+	hpn_feed_fini(&f);
+	assert_int_equal(kept_live, 0);
+}
+
+/* A field at an offset: a message per packet, delivered whole (the caller
+ * may hand the buffer over). */
+static void test_field(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[64];
+	char why[64];
+
+	reset();
+	assert_int_equal(hpn_seq_parse("offset:2,size:8,endian:big", &s, why, sizeof(why)), 0);
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	for (uint64_t q = 100; q < 110; q++) {
+		memset(b, (int)q, sizeof(b));
+		be(b + 2, q, 8);
+		if (q != 104)
+			hpn_feed_input(&f, 0, b, 32, q, q);
+	}
+	assert_int_equal(nout, 4);
+	hpn_feed_tick(&f, 5000);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 104);
+	assert_int_equal(nout, 9);
+	assert_true(outs[0].whole); /* delivered as it came */
+	assert_false(outs[8].whole); /* held, then delivered from the copy */
+	assert_int_equal(outs[0].len, 32);
+	hpn_feed_fini(&f);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),     cmocka_unit_test(test_read_mold), cmocka_unit_test(test_ab_mold),
+		cmocka_unit_test(test_ab_mdp3),   cmocka_unit_test(test_late_fill), cmocka_unit_test(test_no_room),
+		cmocka_unit_test(test_field),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
