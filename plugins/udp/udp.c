@@ -1146,6 +1146,11 @@ static int udp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	return u->fd >= 0 ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
 }
 
+static int udp_feed_lines(struct hpn_pep *u, struct hpn_feed_line *lines, unsigned max)
+{
+	return hpn_pktep_feed_lines(u->pk, lines, max);
+}
+
 static const struct hpn_plugin_ops udp_ops = {
 	.abi_version = HPN_PLUGIN_ABI,
 	.size = sizeof(struct hpn_plugin_ops),
@@ -1165,6 +1170,7 @@ static const struct hpn_plugin_ops udp_ops = {
 	.wait_fd = udp_wait_fd,
 	.tx_burst = udp_tx_burst,
 	.rx_burst = udp_rx_burst,
+	.feed_lines = udp_feed_lines,
 };
 
 HPN_PLUGIN_DEFINE(udp_ops)

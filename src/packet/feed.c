@@ -258,7 +258,7 @@ static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const str
 		/* A heartbeat held there said these were coming: the data
 		 * takes its place. */
 		if (!(h.pkt = f->ops->keep(f->arg, pkt, len))) {
-			f->overflow += p->count;
+			f->overflow++;
 			return;
 		}
 		f->hold[lo] = h;
@@ -266,7 +266,7 @@ static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const str
 		return;
 	}
 	if (f->nhold == HPN_FEED_HOLD_MAX || (p->count && !(h.pkt = f->ops->keep(f->arg, pkt, len)))) {
-		f->overflow += p->count ? p->count : 1;
+		f->overflow++;
 		return;
 	}
 	memmove(f->hold + lo + 1, f->hold + lo, (size_t)(f->nhold - lo) * sizeof(*f->hold));
@@ -282,7 +282,7 @@ static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const s
 		   uint32_t line)
 {
 	uint32_t off = MOLD_HDR, mlen, room = f->ngaps ? f->ops->room(f->arg) : 0;
-	bool won = false;
+	bool won = false, full = false;
 
 	for (uint32_t i = 0; i < p->count; i++) {
 		uint64_t s = p->seq + i;
@@ -299,7 +299,7 @@ static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const s
 			continue;
 		}
 		if (!room) {
-			f->overflow++; /* the gap stays open for another copy */
+			full = true; /* the gap stays open for another copy */
 			continue;
 		}
 		room--;
@@ -322,6 +322,7 @@ static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const s
 		if (f->gaps[g].from >= f->gaps[g].to)
 			memmove(f->gaps + g, f->gaps + g + 1, (size_t)(--f->ngaps - g) * sizeof(f->gaps[0]));
 	}
+	f->overflow += full;
 	if (won)
 		f->line[line].wins++;
 	else

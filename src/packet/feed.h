@@ -117,7 +117,8 @@ struct hpn_feed {
 	} lead[HPN_FEED_LEAD_RING];
 	uint32_t nlines;
 	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX];
-	/* Totals (the endpoint's hpn_stats.feed_*), and what was dropped. */
+	/* Totals (the endpoint's hpn_stats.feed_*; messages), and what was
+	 * dropped (packets: malformed, another session's, no room to hold). */
 	uint64_t msgs, ngap_events, gap_msgs, dups, late, malformed, foreign, overflow;
 };
 

@@ -898,7 +898,8 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->hmask = 1;
 	while (e->hmask + 1 < 2 * e->max_peers)
 		e->hmask = (e->hmask << 1) | 1;
-	e->kept_max = co->bufs / 4;
+	/* A feed holds packets behind a hole (feed.h): up to half the pool. */
+	e->kept_max = cfg->plain && cfg->seq.kind ? co->bufs / 2 : co->bufs / 4;
 	if (cfg->kept_max && cfg->kept_max < e->kept_max)
 		e->kept_max = cfg->kept_max; /* a frame backend's receive frames are fewer */
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;

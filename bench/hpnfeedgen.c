@@ -1,0 +1,417 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * hpnfeedgen - plays a market-data feed the way an exchange publishes it:
+ * one session, the same packets on two (or more) lines, each line with
+ * its own loss, reordering, duplication and lag, so a receiver's
+ * arbitration and gap handling can be checked exactly. Plain kernel UDP
+ * (it stands for the exchange, not for hpn); it does not link hpn.
+ *
+ *   hpnfeedgen --line 239.1.1.1:5000 --line 239.1.1.2:5001 --packets 100000 \
+ *              --loss 0.05,0.05 --reorder 0.01 --dup 0.01 --lag 0,8 --expect out.json
+ *
+ * --expect writes what a receiver must deliver: the messages of every
+ * packet some line carried (count and a digest - the sum over messages of
+ * FNV-1a over the sequence number, little-endian, and the message, as
+ * hpnbench --mode feed sums them), and one gap for each run of packets
+ * every line lost. The first and last packets are never lost (a receiver
+ * starts at the first one it sees and cannot know of a loss after the
+ * last), and a MoldUDP64 session ends with an end-of-session packet on
+ * every line.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_LINES 4
+
+struct line {
+	struct sockaddr_in to;
+	double loss, reorder, dup;
+	unsigned lag;              /* packets behind the first line */
+	uint64_t sent, lost, dups; /* datagrams */
+	int fd;                    /* a socket per line: an exchange's lines come from hosts of their own */
+	int held;                  /* a packet held back to go after the next (reordering), -1: none */
+};
+
+static struct {
+	struct line line[MAX_LINES];
+	unsigned nlines;
+	bool mdp3;
+	uint64_t packets, first_seq;
+	unsigned msgs_min, msgs_max, size;
+	double rate;
+	uint64_t seed;
+	const char *expect, *mcast_if;
+	char session[11];
+	int ttl;
+	bool *lost_all; /* per packet: every line lost it */
+	uint64_t *seq;  /* per packet: its first sequence number */
+	uint32_t *count;
+} g = {.packets = 10000, .first_seq = 1, .msgs_min = 1, .msgs_max = 4, .size = 32, .rate = 100000, .seed = 1,
+       .session = "HPNFEED001", .ttl = 1};
+
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "hpnfeedgen: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	exit(2);
+}
+
+static uint64_t rng;
+static uint64_t rnd(void)
+{
+	rng ^= rng << 13;
+	rng ^= rng >> 7;
+	rng ^= rng << 17;
+	return rng;
+}
+
+static bool chance(double p)
+{
+	return p > 0 && (double)(rnd() >> 11) * 0x1.0p-53 < p;
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void put_be(uint8_t *p, uint64_t v, int n)
+{
+	for (int i = n - 1; i >= 0; i--, v >>= 8)
+		p[i] = (uint8_t)v;
+}
+
+static uint64_t fnv(uint64_t seq, const uint8_t *p, uint32_t len)
+{
+	uint64_t h = 1469598103934665603ull;
+
+	for (int i = 0; i < 8; i++)
+		h = (h ^ ((seq >> (8 * i)) & 0xff)) * 1099511628211ull;
+	for (uint32_t i = 0; i < len; i++)
+		h = (h ^ p[i]) * 1099511628211ull;
+	return h;
+}
+
+/* Message seq's body: len bytes that depend on seq. */
+static void body(uint8_t *p, uint64_t seq, uint32_t len)
+{
+	for (uint32_t j = 0; j < len; j++)
+		p[j] = (uint8_t)(seq * 31 + j);
+}
+
+/* Packet i into buf; adds its messages' hashes to *digest when given. */
+static uint32_t build(uint64_t i, uint8_t *buf, uint64_t *digest)
+{
+	uint64_t seq = g.seq[i];
+	uint32_t off;
+
+	if (g.mdp3) { /* u32 MsgSeqNum (LE), u64 SendingTime, the rest */
+		uint32_t len = g.size < 12 ? 12 : g.size;
+
+		for (int k = 0; k < 4; k++)
+			buf[k] = (uint8_t)(seq >> (8 * k));
+		memset(buf + 4, 0, 8);
+		body(buf + 12, seq, len - 12);
+		if (digest)
+			*digest += fnv(seq, buf, len);
+		return len;
+	}
+	memcpy(buf, g.session, 10);
+	put_be(buf + 10, seq, 8);
+	put_be(buf + 18, g.count[i], 2);
+	off = 20;
+	for (uint32_t m = 0; m < g.count[i]; m++) {
+		put_be(buf + off, g.size, 2);
+		body(buf + off + 2, seq + m, g.size);
+		if (digest)
+			*digest += fnv(seq + m, buf + off + 2, g.size);
+		off += 2 + g.size;
+	}
+	return off;
+}
+
+static void send_pkt(struct line *l, const uint8_t *buf, uint32_t len)
+{
+	if (sendto(l->fd, buf, len, 0, (const struct sockaddr *)&l->to, sizeof(l->to)) < 0 && errno != ENOBUFS &&
+	    errno != EAGAIN)
+		die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port), strerror(errno));
+	l->sent++;
+}
+
+/* Line l's turn for packet i: lost, held back (reordering), sent, or sent
+ * twice. The loss was drawn up front (lost_all needs it). */
+static void line_send(struct line *l, unsigned li, int64_t i, bool **lost)
+{
+	uint8_t buf[65536];
+	uint32_t len;
+
+	if (i < 0 || (uint64_t)i >= g.packets)
+		return;
+	if (lost[li][i]) {
+		l->lost++;
+		return;
+	}
+	if (l->held < 0 && i > 0 && (uint64_t)i + 1 < g.packets && chance(l->reorder)) {
+		l->held = (int)i; /* goes after the next one */
+		return;
+	}
+	len = build((uint64_t)i, buf, NULL);
+	send_pkt(l, buf, len);
+	if (chance(l->dup)) {
+		send_pkt(l, buf, len);
+		l->dups++;
+	}
+	if (l->held >= 0 && l->held != i) {
+		len = build((uint64_t)l->held, buf, NULL);
+		send_pkt(l, buf, len);
+		l->held = -1;
+	}
+}
+
+static void parse_list(const char *s, double *out, unsigned n, const char *opt)
+{
+	char *copy = strdup(s), *save = NULL, *t;
+	unsigned k = 0;
+
+	for (t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+		char *end;
+		double v = strtod(t, &end);
+
+		if (*end || v < 0 || k == MAX_LINES)
+			die("%s: '%s' is not a list of numbers >= 0 (one per line)", opt, s);
+		out[k++] = v;
+	}
+	for (; k && k < n; k++)
+		out[k] = out[k - 1]; /* one value: every line */
+	free(copy);
+}
+
+static void usage(void)
+{
+	printf("usage: hpnfeedgen --line GROUP:PORT [--line ...] [options]\n"
+	       "  --proto moldudp64|mdp3  framing (default moldudp64)\n"
+	       "  --packets N        packets in the session (default 10000)\n"
+	       "  --msgs A[-B]       messages per MoldUDP64 packet, drawn from A..B (default 1-4)\n"
+	       "  --size N           bytes per message (MDP3: per packet, >= 12; default 32)\n"
+	       "  --rate PPS         packets per second on each line, 0: as fast as it goes (default 100000)\n"
+	       "  --loss P[,P...]    per line: chance a packet is lost (default 0)\n"
+	       "  --reorder P[,P..]  per line: chance a packet is sent after the next one\n"
+	       "  --dup P[,P...]     per line: chance a packet is sent twice\n"
+	       "  --lag N[,N...]     per line: packets it runs behind the first line (default 0)\n"
+	       "  --seed N           the random choices (default 1)\n"
+	       "  --mcast-if ADDR    interface address to send from (IP_MULTICAST_IF)\n"
+	       "  --ttl N            multicast hops (default 1)\n"
+	       "  --expect FILE      write what a receiver must deliver, as JSON ('-': stdout)\n");
+}
+
+static void parse(int argc, char **argv)
+{
+	static const struct option lo[] = {
+		{"line", required_argument, 0, 'l'},   {"proto", required_argument, 0, 'p'},
+		{"packets", required_argument, 0, 'n'}, {"msgs", required_argument, 0, 'm'},
+		{"size", required_argument, 0, 's'},   {"rate", required_argument, 0, 'r'},
+		{"loss", required_argument, 0, 'L'},   {"reorder", required_argument, 0, 'R'},
+		{"dup", required_argument, 0, 'D'},    {"lag", required_argument, 0, 'G'},
+		{"seed", required_argument, 0, 'S'},   {"mcast-if", required_argument, 0, 'i'},
+		{"ttl", required_argument, 0, 't'},    {"expect", required_argument, 0, 'e'},
+		{"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
+	};
+	double loss[MAX_LINES] = {0}, reorder[MAX_LINES] = {0}, dup[MAX_LINES] = {0}, lag[MAX_LINES] = {0};
+	const char *ls = NULL, *rs = NULL, *ds = NULL, *gs = NULL;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 'l': {
+			char host[64];
+			unsigned port;
+			struct line *l = &g.line[g.nlines];
+
+			if (g.nlines == MAX_LINES)
+				die("--line: at most %d lines", MAX_LINES);
+			if (sscanf(optarg, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535 ||
+			    inet_pton(AF_INET, host, &l->to.sin_addr) != 1)
+				die("--line: '%s' is not IPV4:PORT", optarg);
+			l->to.sin_family = AF_INET;
+			l->to.sin_port = htons((uint16_t)port);
+			l->held = -1;
+			g.nlines++;
+			break;
+		}
+		case 'p':
+			if (strcmp(optarg, "moldudp64") && strcmp(optarg, "mdp3"))
+				die("--proto: '%s' is not moldudp64 or mdp3", optarg);
+			g.mdp3 = !strcmp(optarg, "mdp3");
+			break;
+		case 'n': g.packets = strtoull(optarg, NULL, 10); break;
+		case 'm':
+			if (sscanf(optarg, "%u-%u", &g.msgs_min, &g.msgs_max) != 2)
+				g.msgs_max = g.msgs_min = (unsigned)atoi(optarg);
+			break;
+		case 's': g.size = (unsigned)atoi(optarg); break;
+		case 'r': g.rate = atof(optarg); break;
+		case 'L': ls = optarg; break;
+		case 'R': rs = optarg; break;
+		case 'D': ds = optarg; break;
+		case 'G': gs = optarg; break;
+		case 'S': g.seed = strtoull(optarg, NULL, 10); break;
+		case 'i': g.mcast_if = optarg; break;
+		case 't': g.ttl = atoi(optarg); break;
+		case 'e': g.expect = optarg; break;
+		case 'h': usage(); exit(0);
+		default: die("unknown option (see --help)");
+		}
+	}
+	if (!g.nlines)
+		die("give the lines: --line GROUP:PORT (repeat it for A, B, ...)");
+	if (g.packets < 2 || g.msgs_min < 1 || g.msgs_max < g.msgs_min || g.msgs_max > 1000 || g.size > 1400 ||
+	    (g.mdp3 && g.size < 12) || (!g.mdp3 && (size_t)g.msgs_max * (2 + g.size) + 20 > 65000))
+		die("--packets >= 2, --msgs 1..1000, --size up to 1400 (MDP3: >= 12), packets below 64 KB");
+	if (ls)
+		parse_list(ls, loss, g.nlines, "--loss");
+	if (rs)
+		parse_list(rs, reorder, g.nlines, "--reorder");
+	if (ds)
+		parse_list(ds, dup, g.nlines, "--dup");
+	if (gs)
+		parse_list(gs, lag, g.nlines, "--lag");
+	for (unsigned i = 0; i < g.nlines; i++) {
+		g.line[i].loss = loss[i];
+		g.line[i].reorder = reorder[i];
+		g.line[i].dup = dup[i];
+		g.line[i].lag = (unsigned)lag[i];
+		if (loss[i] >= 1)
+			die("--loss: below 1 (a line that loses everything is no line)");
+	}
+}
+
+static int open_socket(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), sndbuf = 8 << 20;
+
+	if (fd < 0)
+		die("socket: %s", strerror(errno));
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+	setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &g.ttl, sizeof(g.ttl));
+	if (g.mcast_if) {
+		struct in_addr a;
+
+		if (inet_pton(AF_INET, g.mcast_if, &a) != 1 ||
+		    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof(a)))
+			die("--mcast-if %s: %s", g.mcast_if, strerror(errno));
+	}
+	return fd;
+}
+
+static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t gap_msgs, uint64_t end_seq)
+{
+	FILE *f = strcmp(g.expect, "-") ? fopen(g.expect, "w") : stdout;
+
+	if (!f)
+		die("--expect: %s: %s", g.expect, strerror(errno));
+	fprintf(f, "{\"msgs\": %" PRIu64 ", \"digest\": \"%016" PRIx64 "\", \"gaps\": %" PRIu64
+		   ", \"gap_msgs\": %" PRIu64 ", \"end_seq\": %" PRIu64 ", \"packets\": %" PRIu64 ", \"lines\": [",
+		msgs, digest, gaps, gap_msgs, end_seq, g.packets);
+	for (unsigned i = 0; i < g.nlines; i++)
+		fprintf(f, "%s{\"addr\": \"%s:%u\", \"sent\": %" PRIu64 ", \"lost\": %" PRIu64 ", \"dups\": %" PRIu64 "}",
+			i ? ", " : "", inet_ntoa(g.line[i].to.sin_addr), ntohs(g.line[i].to.sin_port), g.line[i].sent,
+			g.line[i].lost, g.line[i].dups);
+	fprintf(f, "]}\n");
+	if (f != stdout)
+		fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	bool *lost[MAX_LINES];
+	uint64_t seq, msgs = 0, digest = 0, gaps = 0, gap_msgs = 0, t0, interval;
+	unsigned maxlag = 0;
+	uint8_t buf[65536];
+
+	parse(argc, argv);
+	rng = g.seed * 0x9E3779B97F4A7C15ull + 1;
+	g.seq = calloc(g.packets, sizeof(*g.seq));
+	g.count = calloc(g.packets, sizeof(*g.count));
+	g.lost_all = calloc(g.packets, sizeof(bool));
+	for (unsigned l = 0; l < g.nlines; l++) {
+		lost[l] = calloc(g.packets, sizeof(bool));
+		if (!lost[l])
+			die("out of memory");
+		if (g.line[l].lag > maxlag)
+			maxlag = g.line[l].lag;
+	}
+	if (!g.seq || !g.count || !g.lost_all)
+		die("out of memory");
+	/* The session, decided up front: sizes, and which line loses what. */
+	seq = g.first_seq;
+	for (uint64_t i = 0; i < g.packets; i++) {
+		uint32_t k = g.mdp3 ? 1 : g.msgs_min + (uint32_t)(rnd() % (g.msgs_max - g.msgs_min + 1));
+
+		g.seq[i] = seq;
+		g.count[i] = k;
+		seq += k;
+		g.lost_all[i] = i > 0 && i + 1 < g.packets;
+		for (unsigned l = 0; l < g.nlines; l++) {
+			lost[l][i] = i > 0 && i + 1 < g.packets && chance(g.line[l].loss);
+			g.lost_all[i] &= lost[l][i];
+		}
+	}
+	for (uint64_t i = 0; i < g.packets; i++) {
+		if (g.lost_all[i]) { /* one gap per run every line lost */
+			uint64_t j = i;
+
+			while (j + 1 < g.packets && g.lost_all[j + 1])
+				j++;
+			gaps++;
+			gap_msgs += g.seq[j] + g.count[j] - g.seq[i];
+			i = j;
+			continue;
+		}
+		build(i, buf, &digest);
+		msgs += g.count[i];
+	}
+	for (unsigned l = 0; l < g.nlines; l++)
+		g.line[l].fd = open_socket();
+	interval = g.rate > 0 ? (uint64_t)(1e9 / g.rate) : 0;
+	t0 = now_ns();
+	for (int64_t step = 0; step < (int64_t)(g.packets + maxlag); step++) {
+		if (interval)
+			while (now_ns() < t0 + (uint64_t)step * interval)
+				;
+		for (unsigned l = 0; l < g.nlines; l++)
+			line_send(&g.line[l], l, step - (int64_t)g.line[l].lag, lost);
+	}
+	if (!g.mdp3) { /* end of session, three times on every line */
+		memcpy(buf, g.session, 10);
+		put_be(buf + 10, seq, 8);
+		put_be(buf + 18, 0xFFFF, 2);
+		for (int k = 0; k < 3; k++) {
+			usleep(1000);
+			for (unsigned l = 0; l < g.nlines; l++)
+				send_pkt(&g.line[l], buf, 20);
+		}
+	}
+	if (g.expect)
+		write_expect(msgs, digest, gaps, gap_msgs, seq);
+	return 0;
+}
