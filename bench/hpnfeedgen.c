@@ -323,15 +323,17 @@ static int open_socket(void)
 	return fd;
 }
 
-static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t gap_msgs, uint64_t end_seq)
+static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t gap_msgs, uint64_t end_seq,
+			 uint64_t delivered)
 {
 	FILE *f = strcmp(g.expect, "-") ? fopen(g.expect, "w") : stdout;
 
 	if (!f)
 		die("--expect: %s: %s", g.expect, strerror(errno));
 	fprintf(f, "{\"msgs\": %" PRIu64 ", \"digest\": \"%016" PRIx64 "\", \"gaps\": %" PRIu64
-		   ", \"gap_msgs\": %" PRIu64 ", \"end_seq\": %" PRIu64 ", \"packets\": %" PRIu64 ", \"lines\": [",
-		msgs, digest, gaps, gap_msgs, end_seq, g.packets);
+		   ", \"gap_msgs\": %" PRIu64 ", \"end_seq\": %" PRIu64 ", \"packets\": %" PRIu64
+		   ", \"delivered_packets\": %" PRIu64 ", \"lines\": [",
+		msgs, digest, gaps, gap_msgs, end_seq, g.packets, delivered);
 	for (unsigned i = 0; i < g.nlines; i++)
 		fprintf(f, "%s{\"addr\": \"%s:%u\", \"sent\": %" PRIu64 ", \"lost\": %" PRIu64 ", \"dups\": %" PRIu64 "}",
 			i ? ", " : "", inet_ntoa(g.line[i].to.sin_addr), ntohs(g.line[i].to.sin_port), g.line[i].sent,
@@ -344,7 +346,7 @@ static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t
 int main(int argc, char **argv)
 {
 	bool *lost[MAX_LINES];
-	uint64_t seq, msgs = 0, digest = 0, gaps = 0, gap_msgs = 0, t0, interval;
+	uint64_t seq, msgs = 0, digest = 0, gaps = 0, gap_msgs = 0, delivered = 0, t0, interval;
 	unsigned maxlag = 0;
 	uint8_t buf[65536];
 
@@ -389,6 +391,7 @@ int main(int argc, char **argv)
 		}
 		build(i, buf, &digest);
 		msgs += g.count[i];
+		delivered++;
 	}
 	for (unsigned l = 0; l < g.nlines; l++)
 		g.line[l].fd = open_socket();
@@ -412,6 +415,6 @@ int main(int argc, char **argv)
 		}
 	}
 	if (g.expect)
-		write_expect(msgs, digest, gaps, gap_msgs, seq);
+		write_expect(msgs, digest, gaps, gap_msgs, seq, delivered);
 	return 0;
 }
