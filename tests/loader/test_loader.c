@@ -84,7 +84,7 @@ static void test_wrong_abi(void **state)
 {
 	(void)state;
 	expect_refused("plugin=badabi", -EPROTO, "ABI 999");
-	expect_refused("plugin=badabi", -EPROTO, "this library speaks ABI 1");
+	expect_refused("plugin=badabi", -EPROTO, "this library speaks ABI 2");
 }
 
 static void test_name_mismatch(void **state)
@@ -153,7 +153,7 @@ static void test_list(void **state)
 	p = find(l, n, "future");
 	assert_non_null(p);
 	assert_int_equal(p->status, -EPROTO);
-	assert_non_null(strstr(p->reason, "ABI 2"));
+	assert_non_null(strstr(p->reason, "ABI 3"));
 	/* The real udp backend is found next to the library (build tree). */
 	p = find(l, n, "udp");
 	assert_non_null(p);

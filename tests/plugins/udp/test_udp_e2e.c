@@ -1224,7 +1224,7 @@ static void test_max_msg_refusals(void **state)
 	if (!reliable) {
 		snprintf(cfg, sizeof(cfg), "%s,max_msg=100000", BASE_CFG);
 		assert_int_equal(hpn_ep_create(cfg, &ep), -EMSGSIZE);
-		assert_non_null(strstr(hpn_last_error(), "raw datagram (reliable=off) carries at most 65483"));
+		assert_non_null(strstr(hpn_last_error(), "raw (reliable=off) datagram carries at most 65483"));
 		return;
 	}
 	for (unsigned i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
