@@ -136,6 +136,12 @@ struct hpn_pep {
 	struct hpn_nbcache nb; /* next hops (net/neigh.h) */
 	int ping_fd;
 	uint32_t unresolved_logged;
+	/* framing=none: the lines listened to (a feed's A and B, or any
+	 * plain ports), beside ip:port - their groups and ports. */
+	bool plain;
+	uint32_t lgroup[HPN_FEED_LINES_MAX];
+	uint16_t lport[HPN_FEED_LINES_MAX];
+	unsigned nl;
 };
 
 static const struct hpn_plugin_param xdp_params[] = {
@@ -516,6 +522,20 @@ static void xsk_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	refill(u);
 }
 
+/* framing=none: to our address or a line's group, on our port or a
+ * line's (the program passes any pair of them; the line's source, for a
+ * feed, is the packet layer's to check). */
+static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
+{
+	bool ip = p->dst_ip == u->ip, port = p->dst_port == u->port;
+
+	for (unsigned i = 0; i < u->nl && !(ip && port); i++) {
+		ip |= p->dst_ip == u->lgroup[i];
+		port |= p->dst_port == u->lport[i];
+	}
+	return ip && port;
+}
+
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
@@ -546,7 +566,8 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			hpn_frame_count_bad(u->st, e);
 			continue;
 		}
-		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
+		if (u->plain ? !plain_ours(u, &p)
+			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */
 			continue;
 		}
@@ -565,8 +586,10 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		 * of the core's pool the packet layer may keep. */
 		d[out].data = (uint8_t *)p.payload;
 		d[out].len = p.len;
-		d[out].rx_ns = 0;
+		d[out].rx_ns = 0; /* no receive metadata before Linux 6.3: the burst's time */
 		d[out].flags = HPN_DGRAM_POOL;
+		d[out].dst_ip = p.dst_ip;
+		d[out].dst_port = p.dst_port;
 		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0, false);
 		u->lent[out++] = chunk;
 		u->nrecycle--;
@@ -1077,8 +1100,12 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 				    caps->max_msg_size, need, TX_RESERVE);
 		goto fail;
 	}
-	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV | HPN_CAP_ORDERED |
-		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
+	u->plain = u->pc.plain;
+	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_NEEDS_PRIV;
+	if (u->plain) /* receive timestamps: the burst's (no XDP metadata before Linux 6.3) */
+		caps->flags |= HPN_CAP_PLAIN | HPN_CAP_MULTICAST;
+	else
+		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	*out = u;
 	return 0;
 fail:
@@ -1137,12 +1164,86 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const ch
 	return 0;
 }
 
+/* Join a group through the kernel (IGMP, the NIC's filter) on our
+ * interface - any source, or one (IGMPv3). */
+static int join(struct hpn_pep *u, uint32_t group, uint32_t source, const char *spec)
+{
+	struct sockaddr_in g = {.sin_family = AF_INET, .sin_addr.s_addr = group},
+			   s = {.sin_family = AF_INET, .sin_addr.s_addr = source};
+	struct group_source_req gsr = {.gsr_interface = (uint32_t)u->ifindex};
+	struct group_req gr = {.gr_interface = (uint32_t)u->ifindex};
+	int ret;
+
+	if (source) {
+		memcpy(&gsr.gsr_group, &g, sizeof(g));
+		memcpy(&gsr.gsr_source, &s, sizeof(s));
+		ret = setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr));
+	} else {
+		memcpy(&gr.gr_group, &g, sizeof(g));
+		ret = setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
+	}
+	if (ret || add_addr(u, group))
+		return hpn_set_error(-errno, "af_xdp: cannot join %s on %s: %s", spec, u->dev, strerror(errno));
+	return 0;
+}
+
+/* framing=none: one more line - a group (group@source: one source), or a
+ * port of our own - on the interface the first one set up. */
+static int plain_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_in a;
+	uint32_t source, ip;
+	uint8_t one = 1;
+	char addr[128];
+	bool group;
+	int ret = hpn_pktep_split_source(spec, addr, sizeof(addr), &source);
+
+	ret = ret ?: hpn_net_parse_v4("af_xdp", addr, true, &a);
+	if (ret)
+		return ret;
+	group = hpn_ip4_is_group(a.sin_addr.s_addr);
+	if (source && !group)
+		return hpn_set_error(-EINVAL, "af_xdp: listen %s: a source is given for a group only", spec);
+	if (u->nl == HPN_FEED_LINES_MAX)
+		return hpn_set_error(-ENOSPC, "af_xdp: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
+	if (!u->up) {
+		ret = group ? group_dev(u, a.sin_addr.s_addr, spec, &ip) : dev_of_addr(u, a.sin_addr.s_addr, &ip);
+		ret = ret ?: set_up(u, ip, a.sin_port);
+		if (ret)
+			return ret;
+		a.sin_port = u->port; /* port 0: the one set_up took */
+	} else if (!group && a.sin_addr.s_addr != htonl(INADDR_ANY) && a.sin_addr.s_addr != u->ip) {
+		return hpn_set_error(-EINVAL, "af_xdp: listen %s: the endpoint is on %s already", spec,
+				     inet_ntoa((struct in_addr){u->ip}));
+	} else if (!a.sin_port) {
+		return hpn_set_error(-EINVAL, "af_xdp: listen %s: a second line needs its port", spec);
+	} else if (bpf_map_update_elem(u->ports_fd, &a.sin_port, &one, BPF_ANY)) {
+		return hpn_set_error(-errno, "af_xdp: cannot enter port %u in the XDP program: %s", ntohs(a.sin_port),
+				     strerror(errno));
+	}
+	ret = group ? join(u, a.sin_addr.s_addr, source, spec) : 0;
+	ret = ret ?: group ? hpn_pktep_subscribe(u->pk) : (hpn_pktep_listen(u->pk), 0);
+	if (!ret) {
+		int line = hpn_pktep_line_add(u->pk, spec, group ? a.sin_addr.s_addr : 0, a.sin_port, source);
+
+		ret = line < 0 ? line : 0;
+	}
+	if (ret)
+		return ret;
+	u->lgroup[u->nl] = group ? a.sin_addr.s_addr : u->ip;
+	u->lport[u->nl++] = a.sin_port;
+	return 0;
+}
+
 static int xdp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_in a;
 	uint32_t ip;
-	int ret = hpn_net_parse_v4("af_xdp", spec, true, &a);
+	int ret;
 
+	if (u->plain)
+		return plain_listen(u, spec);
+	ret = hpn_net_parse_v4("af_xdp", spec, true, &a);
 	if (ret)
 		return ret;
 	if (u->up)
@@ -1320,6 +1421,11 @@ static int xdp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	return u->up ? hpn_pktep_rx_burst(u->pk, msgs, n) : 0;
 }
 
+static int xdp_feed_lines(struct hpn_pep *u, struct hpn_feed_line *lines, unsigned max)
+{
+	return hpn_pktep_feed_lines(u->pk, lines, max);
+}
+
 static const struct hpn_plugin_ops xdp_ops = {
 	.abi_version = HPN_PLUGIN_ABI,
 	.size = sizeof(struct hpn_plugin_ops),
@@ -1339,6 +1445,7 @@ static const struct hpn_plugin_ops xdp_ops = {
 	.wait_fd = xdp_wait_fd,
 	.tx_burst = xdp_tx_burst,
 	.rx_burst = xdp_rx_burst,
+	.feed_lines = xdp_feed_lines,
 };
 
 HPN_PLUGIN_DEFINE(xdp_ops)

@@ -797,28 +797,6 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	return join(u, u->fd, a, 0, spec);
 }
 
-/* "group@source:port" -> "group:port" and the source (network order);
- * anything else is left as it is. */
-static int split_source(const char *spec, char *out, size_t len, uint32_t *source)
-{
-	const char *at = strchr(spec, '@'), *colon = strrchr(spec, ':');
-	char src[64];
-
-	*source = 0;
-	if (!at) {
-		snprintf(out, len, "%s", spec);
-		return 0;
-	}
-	if (!colon || colon < at || (size_t)(colon - at - 1) >= sizeof(src))
-		return hpn_set_error(-EINVAL, "listen '%s': a source-specific group is group@source:port", spec);
-	memcpy(src, at + 1, (size_t)(colon - at - 1));
-	src[colon - at - 1] = '\0';
-	if (inet_pton(AF_INET, src, source) != 1 || !*source)
-		return hpn_set_error(-EINVAL, "listen '%s': source '%s' is not an IPv4 address", spec, src);
-	snprintf(out, len, "%.*s%s", (int)(at - spec), spec, colon);
-	return 0;
-}
-
 /* A socket bound to port for a plain line: the first one, or one more
  * (read in turn with the others, watched together for wait_fd). */
 static int plain_port_socket(struct hpn_pep *u, const struct sockaddr_storage *bind_to, socklen_t blen,
@@ -900,7 +878,7 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 	socklen_t alen;
 	uint32_t source;
 	char addr[128];
-	int fd, ret = split_source(spec, addr, sizeof(addr), &source);
+	int fd, ret = hpn_pktep_split_source(spec, addr, sizeof(addr), &source);
 
 	ret = ret ?: resolve(addr, true, &a, &alen);
 	if (ret)

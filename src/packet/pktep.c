@@ -2055,6 +2055,28 @@ int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigne
 	return (int)n;
 }
 
+/* "group@source:port" -> "group:port" and the source (network order);
+ * anything else is left as it is. */
+int hpn_pktep_split_source(const char *spec, char *out, size_t len, uint32_t *source)
+{
+	const char *at = strchr(spec, '@'), *colon = strrchr(spec, ':');
+	char src[64];
+
+	*source = 0;
+	if (!at) {
+		snprintf(out, len, "%s", spec);
+		return 0;
+	}
+	if (!colon || colon < at || (size_t)(colon - at - 1) >= sizeof(src))
+		return hpn_set_error(-EINVAL, "listen '%s': a source-specific group is group@source:port", spec);
+	memcpy(src, at + 1, (size_t)(colon - at - 1));
+	src[colon - at - 1] = '\0';
+	if (inet_pton(AF_INET, src, source) != 1 || !*source)
+		return hpn_set_error(-EINVAL, "listen '%s': source '%s' is not an IPv4 address", spec, src);
+	snprintf(out, len, "%.*s%s", (int)(at - spec), spec, colon);
+	return 0;
+}
+
 bool hpn_pktep_plain(const struct hpn_pktep *e)
 {
 	return e->plain;

@@ -203,6 +203,10 @@ int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, ui
 int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max);
 /* framing=none? */
 bool hpn_pktep_plain(const struct hpn_pktep *e);
+/* A listen address "group@source:port" as "group:port" in out, and the
+ * source (network order; 0 when there is none: out is spec). 0 or -EINVAL
+ * with the error set. */
+int hpn_pktep_split_source(const char *spec, char *out, size_t len, uint32_t *source);
 int hpn_pktep_mem_register(struct hpn_pktep *e);
 void hpn_pktep_listen(struct hpn_pktep *e);
 /* Multicast (unordered mode): accept publishers heard on a joined group
