@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -95,6 +96,13 @@ struct hpn_pep {
 	int port_fd;       /* borrowed: a kernel UDP socket holding our port */
 	uint32_t group;    /* subscribed multicast group (0: none) */
 	uint64_t igmp_again_ns; /* the join's report goes out a second time then (0: done) */
+	/* Groups joined (the one of unordered=on, or a framing=none
+	 * endpoint's lines): each with its source (0: any) and port. */
+	bool plain;
+	uint32_t lgroup[HPN_FEED_LINES_MAX], lsource[HPN_FEED_LINES_MAX];
+	uint16_t lport[HPN_FEED_LINES_MAX];
+	bool lis_group[HPN_FEED_LINES_MAX];
+	unsigned nl;
 	bool link_up;
 	uint64_t link_ns;
 	/* Memory. */
@@ -514,20 +522,51 @@ static void port_unreachable(struct hpn_pep *u, const struct hpn_udp4 *p, const 
  * routers which groups to forward to it, so a subscriber says it itself -
  * a state-change report at the join (sent twice, a second apart: the
  * robustness variable's default), a current-state report when a querier
- * asks, and a leave when the endpoint goes. Any-source membership, one
- * group per endpoint. A borrowed address leaves all this to the kernel.
+ * asks, and a leave when the endpoint goes. One record per group joined:
+ * any source (EXCLUDE {}), or one (INCLUDE {source}: group@source). A
+ * borrowed address leaves all this to the kernel.
  */
-enum { IGMP_IS_EXCLUDE = 2, IGMP_TO_INCLUDE = 3, IGMP_TO_EXCLUDE = 4 };
+enum igmp_what { IGMP_JOIN, IGMP_STATE, IGMP_LEAVE };
+enum { IGMP_IS_INCLUDE = 1, IGMP_IS_EXCLUDE = 2, IGMP_TO_INCLUDE = 3, IGMP_TO_EXCLUDE = 4, IGMP_ALLOW = 5,
+       IGMP_BLOCK = 6 };
 
-static void igmp_report(struct hpn_pep *u, uint8_t record)
+/* The group records of a report: 8 bytes each, plus 4 per source. */
+static uint32_t igmp_records(const struct hpn_pep *u, enum igmp_what what, uint32_t asked, uint8_t *r,
+			     uint16_t *n)
+{
+	static const uint8_t any[] = {IGMP_TO_EXCLUDE, IGMP_IS_EXCLUDE, IGMP_TO_INCLUDE};
+	static const uint8_t one[] = {IGMP_ALLOW, IGMP_IS_INCLUDE, IGMP_BLOCK};
+	uint32_t len = 0;
+
+	*n = 0;
+	for (unsigned i = 0; i < u->nl; i++) {
+		uint8_t *rec = r + len;
+
+		if (!u->lis_group[i] || (asked && asked != u->lgroup[i]))
+			continue;
+		memset(rec, 0, 8);
+		rec[0] = u->lsource[i] ? one[what] : any[what];
+		rec[3] = u->lsource[i] ? 1 : 0; /* sources */
+		memcpy(rec + 4, &u->lgroup[i], 4);
+		if (u->lsource[i])
+			memcpy(rec + 8, &u->lsource[i], 4);
+		len += 8 + 4u * rec[3];
+		(*n)++;
+	}
+	return len;
+}
+
+static void igmp_report(struct hpn_pep *u, enum igmp_what what, uint32_t asked)
 {
 	static const uint8_t all_routers_v3[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x16}; /* 224.0.0.22 */
 	const uint32_t to = htonl(0xe0000016);
+	uint8_t recs[HPN_FEED_LINES_MAX * 12];
 	struct rte_mbuf *m;
 	uint8_t *o, *ip, *ig;
-	uint16_t c;
+	uint16_t c, nrec;
+	uint32_t rlen = igmp_records(u, what, asked, recs, &nrec), tot = 24 + 8 + rlen;
 
-	if (!u->group || u->borrowed || !(m = tx_mbuf(u)))
+	if (!nrec || u->borrowed || !(m = tx_mbuf(u)))
 		return;
 	o = rte_pktmbuf_mtod(m, uint8_t *);
 	memset(o, 0, 60);
@@ -537,7 +576,8 @@ static void igmp_report(struct hpn_pep *u, uint8_t record)
 	ip = o + HPN_ETH_HLEN;
 	ip[0] = 0x46; /* 24 bytes: the router alert option */
 	ip[1] = 0xc0; /* internetwork control, as RFC 3376 4.2.13 asks */
-	ip[3] = 24 + 16;
+	ip[2] = (uint8_t)(tot >> 8);
+	ip[3] = (uint8_t)tot;
 	ip[6] = 0x40; /* DF */
 	ip[8] = 1;    /* TTL 1: this link only */
 	ip[9] = 2;    /* IGMP */
@@ -548,12 +588,12 @@ static void igmp_report(struct hpn_pep *u, uint8_t record)
 	memcpy(ip + 10, &c, 2);
 	ig = ip + 24;
 	ig[0] = 0x22; /* membership report, version 3 */
-	ig[7] = 1;    /* one group record: */
-	ig[8] = record; /* its type, no aux data, no sources, */
-	memcpy(ig + 12, &u->group, 4); /* the group */
-	c = hpn_inet_csum(ig, 16, 0);
+	ig[6] = (uint8_t)(nrec >> 8);
+	ig[7] = (uint8_t)nrec;
+	memcpy(ig + 8, recs, rlen);
+	c = hpn_inet_csum(ig, 8 + rlen, 0);
 	memcpy(ig + 2, &c, 2);
-	mbuf_set(m, o, 60); /* 14 + 40, padded to the Ethernet minimum */
+	mbuf_set(m, o, HPN_ETH_HLEN + tot < 60 ? 60 : HPN_ETH_HLEN + tot); /* padded to the Ethernet minimum */
 	tx_flush(u, &m, 1);
 }
 
@@ -565,11 +605,10 @@ static void igmp_input(struct hpn_pep *u, const uint8_t *ip, uint32_t hl, uint32
 	const uint8_t *ig = ip + hl;
 	uint32_t asked;
 
-	if (!u->group || u->borrowed || tot < hl + 8 || ig[0] != 0x11 || hpn_inet_csum(ig, tot - hl, 0))
+	if (!u->nl || u->borrowed || tot < hl + 8 || ig[0] != 0x11 || hpn_inet_csum(ig, tot - hl, 0))
 		return;
 	memcpy(&asked, ig + 4, 4);
-	if (!asked || asked == u->group)
-		igmp_report(u, IGMP_IS_EXCLUDE);
+	igmp_report(u, IGMP_STATE, asked);
 }
 
 /* IPv4 that is not UDP: ICMP to us - an echo request is answered in the
@@ -641,6 +680,19 @@ static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	u->nlent = 0;
 }
 
+/* framing=none: to our address or a line's group, on our port or a
+ * line's (a feed line's source is the packet layer's to check). */
+static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
+{
+	bool ip = p->dst_ip == u->ip, port = p->dst_port == u->port;
+
+	for (unsigned i = 0; i < u->nl && !(ip && port); i++) {
+		ip |= p->dst_ip == u->lgroup[i];
+		port |= p->dst_port == u->lport[i];
+	}
+	return ip && port;
+}
+
 /* What the port's receive offload found good (anything else - bad,
  * unknown, not checked - is checked here). */
 static inline unsigned rx_verified(const struct rte_mbuf *m)
@@ -693,10 +745,14 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		if (p.dst_port != u->port && p.dst_ip == u->ip)
-			port_unreachable(u, &p, f);
-		if (p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group)) ||
-		    !p.src_ip || p.src_ip == 0xffffffff || p.src_ip == u->ip || hpn_ip4_is_group(p.src_ip) ||
+		if (u->plain ? !plain_ours(u, &p) : p.dst_port != u->port || (p.dst_ip != u->ip && p.dst_ip != u->group)) {
+			if (p.dst_ip == u->ip)
+				port_unreachable(u, &p, f);
+			HPN_STAT_ADD(u->st->drops, 1);
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		if (!p.src_ip || p.src_ip == 0xffffffff || p.src_ip == u->ip || hpn_ip4_is_group(p.src_ip) ||
 		    (p.src_mac[0] & 1) || p.vlan || p.len > d[out].len) {
 			/* Not ours (another VLAN: we send untagged), a source nobody
 			 * can have, or too long. */
@@ -708,7 +764,9 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		d[out].alen = sizeof(*from);
 		d[out].data = (uint8_t *)p.payload; /* lent: where the port wrote it */
 		d[out].len = p.len;
-		d[out].rx_ns = 0;
+		d[out].rx_ns = 0; /* the burst's time (TSC-cheap: one clock read per burst, in the packet layer) */
+		d[out].dst_ip = p.dst_ip;
+		d[out].dst_port = p.dst_port;
 		/* In a frame of the core's pool (lent mode), the mbuf made free
 		 * of the port's use now: if the packet layer hands the message
 		 * to the application in place, hpn_buf_put is all it takes. */
@@ -1060,8 +1118,8 @@ static void dp_close(struct hpn_pep *u)
 	if (!u)
 		return;
 	hpn_pktep_destroy(u->pk); /* says goodbye through the port: first */
-	if (u->taken && u->group)
-		igmp_report(u, IGMP_TO_INCLUDE); /* leave: include no source = nothing */
+	if (u->taken)
+		igmp_report(u, IGMP_LEAVE, 0);
 	if (u->taken)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
@@ -1148,7 +1206,10 @@ static int open_mbufs(struct hpn_pep *u)
 	snprintf(name, sizeof(name), "hpn%u", __atomic_fetch_add(&pool_seq, 1, __ATOMIC_RELAXED));
 	if (u->copy)
 		return hpn_mbufs_copy(name, u->nframes, SOCKET_ID_ANY, &u->mp);
-	ret = hpn_core_frames(u->core, u->nframes, HPN_DPDK_FRAME, HPN_DPDK_DATA_OFF - 16, &u->frames);
+	/* The core puts its bookkeeping (32 B) in front and rounds the whole
+	 * to 64: asking for 128 lands the data pointer at 192 as long as the
+	 * bookkeeping stays within 64 (checked right below). */
+	ret = hpn_core_frames(u->core, u->nframes, HPN_DPDK_FRAME, HPN_DPDK_DATA_OFF - 64, &u->frames);
 	if (ret)
 		return ret;
 	if (hpn_pool_headroom(u->frames) != HPN_DPDK_DATA_OFF)
@@ -1255,8 +1316,12 @@ static int dp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep 
 			goto fail;
 		}
 	}
-	caps->flags = HPN_CAP_KERNEL_BYPASS | HPN_CAP_ORDERED |
-		      (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
+	u->plain = u->pc.plain;
+	caps->flags = HPN_CAP_KERNEL_BYPASS;
+	if (u->plain) /* receive timestamps: the burst's */
+		caps->flags |= HPN_CAP_PLAIN | HPN_CAP_MULTICAST;
+	else
+		caps->flags |= HPN_CAP_ORDERED | (hpn_pktep_reliable(u->pk) ? HPN_CAP_RELIABLE : HPN_CAP_MULTICAST);
 	caps->headroom = HPN_PKTEP_HEADROOM; /* a zero-copy send of a pool buffer gets its header in front */
 	*out = u;
 	return 0;
@@ -1273,40 +1338,113 @@ static int dp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	return 0;
 }
 
-/* Subscribe: the port takes the group's MAC (its multicast filter, else
- * every multicast); the kernel joins for a borrowed address (IGMP). */
-static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
+/* Join a group (source: one sender only, 0: any) as line u->nl: the port
+ * takes its MAC (its multicast filter, else every multicast), and either
+ * the kernel joins (a borrowed address) or we say it in IGMPv3. */
+static int join(struct hpn_pep *u, uint32_t group, uint32_t source, uint16_t port, const char *spec)
 {
-	struct rte_ether_addr mac[2];
-	int ret = hpn_pktep_subscribe(u->pk);
+	struct rte_ether_addr mac[HPN_FEED_LINES_MAX + 1];
+	unsigned n = 0;
 
-	ret = ret ?: bind_port(u, a->sin_port);
-	if (ret)
-		return ret;
-	hpn_ip4_group_mac(a->sin_addr.s_addr, mac[0].addr_bytes);
-	hpn_ip4_group_mac(htonl(0xe0000001), mac[1].addr_bytes); /* all hosts: IGMP queries */
-	if (rte_eth_dev_set_mc_addr_list(u->port_id, mac, 2) && rte_eth_allmulticast_enable(u->port_id))
+	u->lgroup[u->nl] = group;
+	u->lsource[u->nl] = source;
+	u->lport[u->nl] = port;
+	u->lis_group[u->nl] = true;
+	for (unsigned i = 0; i <= u->nl; i++)
+		if (u->lis_group[i])
+			hpn_ip4_group_mac(u->lgroup[i], mac[n++].addr_bytes);
+	hpn_ip4_group_mac(htonl(0xe0000001), mac[n++].addr_bytes); /* all hosts: IGMP queries */
+	if (rte_eth_dev_set_mc_addr_list(u->port_id, mac, n) && rte_eth_allmulticast_enable(u->port_id))
 		hpn_log(HPN_LOG_INFO, "dpdk: %s: no multicast filter and no all-multicast mode: %s is heard only if "
 				      "the port passes it anyway", u->name, spec);
 	if (u->borrowed) {
-		struct ip_mreq mreq = {.imr_multiaddr = a->sin_addr, .imr_interface.s_addr = u->ip};
+		struct sockaddr_in g = {.sin_family = AF_INET, .sin_addr.s_addr = group},
+				   s = {.sin_family = AF_INET, .sin_addr.s_addr = source};
+		struct group_source_req gsr = {.gsr_interface = if_nametoindex(u->kiface)};
+		struct group_req gr = {.gr_interface = gsr.gsr_interface};
+		int r;
 
-		if (setsockopt(u->port_fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof(mreq)))
+		memcpy(&gsr.gsr_group, &g, sizeof(g));
+		memcpy(&gsr.gsr_source, &s, sizeof(s));
+		memcpy(&gr.gr_group, &g, sizeof(g));
+		r = source ? setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr))
+			   : setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
+		if (r)
 			return hpn_set_error(-errno, "dpdk: cannot join %s on %s: %s", spec, u->kiface, strerror(errno));
 	}
-	u->group = a->sin_addr.s_addr;
+	u->nl++;
 	if (!u->borrowed) {
-		igmp_report(u, IGMP_TO_EXCLUDE); /* join: exclude no source = any source */
+		igmp_report(u, IGMP_JOIN, 0);
 		u->igmp_again_ns = hpn_now_ns() + 1000000000ull;
 	}
 	return 0;
 }
 
+/* Subscribe (unordered=on): one group, on its port. */
+static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const char *spec)
+{
+	int ret = hpn_pktep_subscribe(u->pk);
+
+	ret = ret ?: bind_port(u, a->sin_port);
+	ret = ret ?: join(u, a->sin_addr.s_addr, 0, u->port, spec);
+	if (!ret)
+		u->group = a->sin_addr.s_addr;
+	return ret;
+}
+
+/* framing=none: one more line - a group (group@source: one source), or a
+ * port of our own address. */
+static int plain_listen(struct hpn_pep *u, const char *spec)
+{
+	struct sockaddr_in a;
+	uint32_t source;
+	char addr[128];
+	bool group;
+	int ret = hpn_pktep_split_source(spec, addr, sizeof(addr), &source), line;
+
+	ret = ret ?: hpn_net_parse_v4("dpdk", addr, true, &a);
+	if (ret)
+		return ret;
+	group = hpn_ip4_is_group(a.sin_addr.s_addr);
+	if (source && !group)
+		return hpn_set_error(-EINVAL, "dpdk: listen %s: a source is given for a group only", spec);
+	if (!group && a.sin_addr.s_addr && a.sin_addr.s_addr != u->ip)
+		return hpn_set_error(-EADDRNOTAVAIL, "dpdk: %s is not %s's address (%s)", spec, u->name,
+				     inet_ntoa((struct in_addr){u->ip}));
+	if (u->nl == HPN_FEED_LINES_MAX)
+		return hpn_set_error(-ENOSPC, "dpdk: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
+	if (!u->port) {
+		ret = bind_port(u, a.sin_port);
+		if (ret)
+			return ret;
+		a.sin_port = u->port;
+	} else if (!a.sin_port) {
+		return hpn_set_error(-EINVAL, "dpdk: listen %s: a second line needs its port", spec);
+	}
+	if (group) {
+		ret = join(u, a.sin_addr.s_addr, source, a.sin_port, spec);
+		ret = ret ?: hpn_pktep_subscribe(u->pk);
+	} else {
+		u->lgroup[u->nl] = u->ip;
+		u->lsource[u->nl] = 0;
+		u->lis_group[u->nl] = false;
+		u->lport[u->nl++] = a.sin_port;
+		hpn_pktep_listen(u->pk);
+	}
+	if (ret)
+		return ret;
+	line = hpn_pktep_line_add(u->pk, spec, group ? a.sin_addr.s_addr : 0, a.sin_port, source);
+	return line < 0 ? line : 0;
+}
+
 static int dp_listen(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_in a;
-	int ret = hpn_net_parse_v4("dpdk", spec, true, &a);
+	int ret;
 
+	if (u->plain)
+		return plain_listen(u, spec);
+	ret = hpn_net_parse_v4("dpdk", spec, true, &a);
 	if (ret)
 		return ret;
 	if (u->port)
@@ -1423,7 +1561,7 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 	}
 	if (u->igmp_again_ns && now >= u->igmp_again_ns) {
 		u->igmp_again_ns = 0;
-		igmp_report(u, IGMP_TO_EXCLUDE);
+		igmp_report(u, IGMP_JOIN, 0);
 	}
 	return hpn_pktep_progress(u->pk, now);
 }
@@ -1442,6 +1580,11 @@ static int dp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n
 static int dp_rx_burst(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	return hpn_pktep_rx_burst(u->pk, msgs, n);
+}
+
+static int dp_feed_lines(struct hpn_pep *u, struct hpn_feed_line *lines, unsigned max)
+{
+	return hpn_pktep_feed_lines(u->pk, lines, max);
 }
 
 static const struct hpn_plugin_ops dp_ops = {
@@ -1463,6 +1606,7 @@ static const struct hpn_plugin_ops dp_ops = {
 	.wait_fd = dp_wait_fd,
 	.tx_burst = dp_tx_burst,
 	.rx_burst = dp_rx_burst,
+	.feed_lines = dp_feed_lines,
 };
 
 HPN_PLUGIN_DEFINE(dp_ops)

@@ -25,7 +25,7 @@
  * A frame:
  *
  *   0        64 (buf_addr)         192 (pool data pointer)          4096
- *   [core 16 | .. | PMD headroom .. | net 42 + pkt 24 in front | data ...]
+ *   [core 32 | .. | PMD headroom .. | net 42 + pkt 24 in front | data ...]
  *                   rx: the port writes from buf_addr + 128
  *
  * The 64 bytes in front of buf_addr keep the core's bookkeeping out of

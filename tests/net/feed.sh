@@ -17,7 +17,7 @@
 # (77) with the reason where the plugin or the namespaces cannot run.
 set -euo pipefail
 bench=$1 gen=$2 netns=$3 plugin=$4
-prefix=hpnfd subnet=10.79.0
+prefix=hpnfd subnet=10.81.0 extra=
 log=$(mktemp -d)
 trap 'rm -rf "$log"' EXIT
 
@@ -73,7 +73,7 @@ PY
 run() {
 	local name=$1 rx=$2 tx=$3 mold=$4 mono=$5 bargs=$6 gargs=$7 pid
 	# shellcheck disable=SC2086
-	$rx timeout 60 "$bench" --plugin "$plugin" --mode feed $bargs --json "$log/$name.json" \
+	$rx timeout 60 "$bench" --plugin "$plugin" --mode feed $bargs${extra:+,$extra} --json "$log/$name.json" \
 		>"$log/$name.out" 2>&1 &
 	pid=$!
 	for _ in $(seq 1 100); do
@@ -139,6 +139,8 @@ ns1 ip route add 224.0.0.0/4 dev eth0 2>/dev/null || true
 case $plugin in
 udp) echo "== udp between namespaces (eth0 of ${prefix}1)"; cases ns1 ns2 eth0 "${subnet}.2" 18920 ;;
 af_xdp) echo "== af_xdp on eth0 of ${prefix}1"; cases ns1 ns2 eth0 "${subnet}.2" 18940 ;;
-dpdk) echo "== dpdk (net_af_packet) on eth0 of ${prefix}1"; cases ns1 ns2 "eth0" "${subnet}.2" 18960 ;;
+dpdk) # net_af_packet on eth0, its address borrowed from the kernel (which joins the groups)
+	extra='vdev="net_af_packet0,iface=eth0"'
+	echo "== dpdk (net_af_packet) on eth0 of ${prefix}1"; cases ns1 ns2 eth0 "${subnet}.2" 18960 ;;
 esac
 echo "PASS"
