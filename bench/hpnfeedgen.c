@@ -324,7 +324,7 @@ static int open_socket(void)
 }
 
 static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t gap_msgs, uint64_t end_seq,
-			 uint64_t delivered)
+			 uint64_t delivered, double send_s)
 {
 	FILE *f = strcmp(g.expect, "-") ? fopen(g.expect, "w") : stdout;
 
@@ -332,8 +332,8 @@ static void write_expect(uint64_t msgs, uint64_t digest, uint64_t gaps, uint64_t
 		die("--expect: %s: %s", g.expect, strerror(errno));
 	fprintf(f, "{\"msgs\": %" PRIu64 ", \"digest\": \"%016" PRIx64 "\", \"gaps\": %" PRIu64
 		   ", \"gap_msgs\": %" PRIu64 ", \"end_seq\": %" PRIu64 ", \"packets\": %" PRIu64
-		   ", \"delivered_packets\": %" PRIu64 ", \"lines\": [",
-		msgs, digest, gaps, gap_msgs, end_seq, g.packets, delivered);
+		   ", \"delivered_packets\": %" PRIu64 ", \"send_s\": %.6f, \"lines\": [",
+		msgs, digest, gaps, gap_msgs, end_seq, g.packets, delivered, send_s);
 	for (unsigned i = 0; i < g.nlines; i++)
 		fprintf(f, "%s{\"addr\": \"%s:%u\", \"sent\": %" PRIu64 ", \"lost\": %" PRIu64 ", \"dups\": %" PRIu64 "}",
 			i ? ", " : "", inet_ntoa(g.line[i].to.sin_addr), ntohs(g.line[i].to.sin_port), g.line[i].sent,
@@ -404,6 +404,7 @@ int main(int argc, char **argv)
 		for (unsigned l = 0; l < g.nlines; l++)
 			line_send(&g.line[l], l, step - (int64_t)g.line[l].lag, lost);
 	}
+	double send_s = (double)(now_ns() - t0) / 1e9;
 	if (!g.mdp3) { /* end of session, three times on every line */
 		memcpy(buf, g.session, 10);
 		put_be(buf + 10, seq, 8);
@@ -415,6 +416,6 @@ int main(int argc, char **argv)
 		}
 	}
 	if (g.expect)
-		write_expect(msgs, digest, gaps, gap_msgs, seq, delivered);
+		write_expect(msgs, digest, gaps, gap_msgs, seq, delivered, send_s);
 	return 0;
 }

@@ -238,7 +238,7 @@ static bool nb_resolve(void *arg, struct hpn_nb *n, uint32_t ip)
  * The UMEM is the core's device frames (hpn_core_frames): 4 KiB chunks of
  * one pool class, each
  *
- *   [core's 16 B | ... | net hdr 42 | packet hdr 24 | data (pool's data pointer) ... ]
+ *   [core's 32 B | ... | net hdr 42 | packet hdr 24 | data (pool's data pointer) ... ]
  *   0                  62           104             128
  *
  * with received frames written by the kernel from +256 (XDP_PACKET_HEADROOM).
@@ -1267,6 +1267,20 @@ static int xdp_local_addr(struct hpn_pep *u, char *buf, size_t len)
 	return hpn_addr_format((struct sockaddr *)&a, buf, len);
 }
 
+/* framing=none: nothing resends a datagram that left before the next
+ * hop's MAC was known, so a connect has the kernel resolve it first - for
+ * as long as the caller gave the connect, at most a second (an
+ * asynchronous one only asks). */
+static void plain_resolve(struct hpn_pep *u, uint32_t ip)
+{
+	uint64_t ms = hpn_core_connect_timeout_ms(u->core), t0 = hpn_now_ns();
+
+	if (ms > 1000)
+		ms = 1000;
+	while (!hpn_nb_lookup(&u->nb, ip, nb_resolve, u) && hpn_now_ns() - t0 < ms * 1000000ull)
+		usleep(1000);
+}
+
 static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_in a;
@@ -1310,6 +1324,8 @@ static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	}
 	if (a.sin_addr.s_addr == u->ip && a.sin_port == u->port)
 		return hpn_set_error(-EINVAL, "af_xdp: %s is this endpoint itself", spec);
+	if (u->plain)
+		plain_resolve(u, a.sin_addr.s_addr);
 	return hpn_pktep_connect(u->pk, &a, sizeof(a), peer);
 }
 

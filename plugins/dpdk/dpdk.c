@@ -1483,6 +1483,22 @@ static void wait_link(struct hpn_pep *u)
 			(unsigned long long)u->link_wait_ms);
 }
 
+/* framing=none: nothing resends a datagram that left before the next
+ * hop's MAC was known, so a connect resolves it first - for as long as
+ * the caller gave the connect, at most a second (an asynchronous one only
+ * asks). A reliable stream's handshake retries on its own. */
+static void plain_resolve(struct hpn_pep *u, uint32_t ip)
+{
+	uint64_t ms = hpn_core_connect_timeout_ms(u->core), t0 = hpn_now_ns();
+
+	if (ms > 1000)
+		ms = 1000;
+	while (!hpn_nb_lookup(&u->nb, ip, nb_resolve, u) && hpn_now_ns() - t0 < ms * 1000000ull) {
+		hpn_pktep_progress(u->pk, hpn_now_ns()); /* reads the ARP reply */
+		usleep(20);
+	}
+}
+
 static int dp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
 	struct sockaddr_in a;
@@ -1507,6 +1523,8 @@ static int dp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	if (!on_link(u, a.sin_addr.s_addr) && !u->gw)
 		return hpn_set_error(-ENETUNREACH, "dpdk: %s is outside %s/%d and no gw= is set", spec,
 				     inet_ntoa((struct in_addr){u->ip}), __builtin_popcount(u->mask));
+	if (u->plain)
+		plain_resolve(u, a.sin_addr.s_addr);
 	return hpn_pktep_connect(u->pk, &a, sizeof(a), peer);
 }
 

@@ -474,8 +474,9 @@ static struct rdma_conn_param conn_param(void)
 
 /* ---- pending messages ------------------------------------------------- */
 
-static void pend_push(struct hpn_pep *u, const struct hpn_msg *m)
+static void pend_push(struct hpn_pep *u, struct hpn_msg *m)
 {
+	m->ts_ns = hpn_real_ns(); /* polled now, handed out later */
 	if (!hpn_msgq_push(&u->pend, m)) { /* cannot happen: sized for every posted receive */
 		HPN_STAT_ADD(u->st->drops, 1);
 		hpn_pool_put_bulk(u->pool, &m->data, 1);
@@ -1182,6 +1183,12 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	}
 	for (int i = 0; i < r; i++)
 		k += (unsigned)rx_wc(u, &wc[i], &msgs[k]);
+	if (k) { /* receive time: when the completions were polled (rxe has no completion timestamps) */
+		uint64_t ts = hpn_real_ns();
+
+		for (unsigned i = 0; i < k; i++)
+			msgs[i].ts_ns = ts;
+	}
 	/* Replenish in batches: one doorbell for many buffers (progress tops
 	 * up the rest). Connection events are not looked at here: reading the
 	 * rdma_cm channel is a system call, too dear for every empty poll;

@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #define PEER_TIMEOUT_MS 500 /* short, for quick deaths; 300 once lost a live server starved of CPU by a parallel build */
@@ -146,6 +147,7 @@ static void echo_run(hpn_ep *c, hpn_peer_t p, uint32_t size, uint64_t total)
 		for (int i = 0; i < r; i++) {
 			assert_int_equal(in[i].len, size);
 			assert_int_equal(check(in[i].data, in[i].len), next);
+			assert_true(in[i].ts_ns); /* every received message has its receive time */
 			next++;
 			hpn_buf_put(c, in[i].data);
 		}
@@ -153,6 +155,51 @@ static void echo_run(hpn_ep *c, hpn_peer_t p, uint32_t size, uint64_t total)
 			fail_msg("%u B: %llu of %llu echoes after 60 s", size, (unsigned long long)next,
 				 (unsigned long long)total);
 	}
+}
+
+static uint64_t real_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Receive timestamps are on the real clock, after the echo's request left
+ * and before the application got it (1 ms of slack: a backend may convert
+ * a monotonic stamp with an offset read every 10 ms), and never go back. */
+static void test_receive_timestamps(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	uint8_t buf[64];
+	uint64_t last = 0;
+
+	(void)state;
+	for (uint64_t k = 0; k < 200; k++) {
+		struct hpn_msg in;
+		uint64_t sent, got, t0 = now_ms();
+		int r;
+
+		fill(buf, sizeof(buf), k);
+		sent = real_ns();
+		while ((r = hpn_send(c, p, buf, sizeof(buf))) == -EAGAIN)
+			hpn_poll(c, NULL, 0);
+		assert_int_equal(r, 0);
+		while ((r = hpn_recv_burst(c, &in, 1)) == 0)
+			if (now_ms() - t0 > 10000)
+				fail_msg("no echo of message %llu in 10 s", (unsigned long long)k);
+		got = real_ns();
+		assert_int_equal(r, 1);
+		if (in.ts_ns + 1000000 < sent || in.ts_ns > got + 1000000)
+			fail_msg("message %llu: received at %llu, outside [%llu sent, %llu read] (real clock, ns)",
+				 (unsigned long long)k, (unsigned long long)in.ts_ns, (unsigned long long)sent,
+				 (unsigned long long)got);
+		assert_true(in.ts_ns + 1000000 >= last);
+		last = in.ts_ns;
+		hpn_buf_put(c, in.data);
+	}
+	bye(c);
 }
 
 static void test_sizes_in_order(void **state)
@@ -565,6 +612,7 @@ int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_sizes_in_order),
+		cmocka_unit_test(test_receive_timestamps),
 		cmocka_unit_test(test_bursts),
 		cmocka_unit_test(test_zero_copy),
 		cmocka_unit_test(test_zero_copy_counted),
