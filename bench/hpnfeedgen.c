@@ -18,6 +18,9 @@
  * last), and a MoldUDP64 session ends with an end-of-session packet on
  * every line.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* sendmmsg */
+#endif
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -34,6 +37,8 @@
 #include <unistd.h>
 
 #define MAX_LINES 4
+#define BATCH 32 /* datagrams per sendmmsg and line, flat out (--rate 0) */
+#define SLOT 1536
 
 struct line {
 	struct sockaddr_in to;
@@ -41,6 +46,11 @@ struct line {
 	unsigned lag;              /* packets behind the first line */
 	uint64_t sent, lost, dups; /* datagrams */
 	int fd;                    /* a socket per line: an exchange's lines come from hosts of their own */
+	/* Flat out, datagrams wait here for one sendmmsg (paced: sent at once). */
+	struct mmsghdr mm[BATCH];
+	struct iovec iov[BATCH];
+	uint8_t (*slot)[SLOT];
+	unsigned nb;
 	int held;                  /* a packet held back to go after the next (reordering), -1: none */
 };
 
@@ -150,12 +160,36 @@ static uint32_t build(uint64_t i, uint8_t *buf, uint64_t *digest)
 	return off;
 }
 
+static void flush(struct line *l)
+{
+	unsigned done = 0;
+
+	while (done < l->nb) {
+		int r = sendmmsg(l->fd, l->mm + done, l->nb - done, 0);
+
+		if (r < 0 && errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+			die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port), strerror(errno));
+		if (r > 0)
+			done += (unsigned)r;
+	}
+	l->nb = 0;
+}
+
 static void send_pkt(struct line *l, const uint8_t *buf, uint32_t len)
 {
-	if (sendto(l->fd, buf, len, 0, (const struct sockaddr *)&l->to, sizeof(l->to)) < 0 && errno != ENOBUFS &&
-	    errno != EAGAIN)
-		die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port), strerror(errno));
 	l->sent++;
+	if (g.rate > 0 || len > SLOT) {
+		if (sendto(l->fd, buf, len, 0, (const struct sockaddr *)&l->to, sizeof(l->to)) < 0 &&
+		    errno != ENOBUFS && errno != EAGAIN)
+			die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port), strerror(errno));
+		return;
+	}
+	memcpy(l->slot[l->nb], buf, len);
+	l->iov[l->nb] = (struct iovec){l->slot[l->nb], len};
+	l->mm[l->nb].msg_hdr = (struct msghdr){.msg_name = &l->to, .msg_namelen = sizeof(l->to),
+					       .msg_iov = &l->iov[l->nb], .msg_iovlen = 1};
+	if (++l->nb == BATCH)
+		flush(l);
 }
 
 /* Line l's turn for packet i: lost, held back (reordering), sent, or sent
@@ -393,8 +427,12 @@ int main(int argc, char **argv)
 		msgs += g.count[i];
 		delivered++;
 	}
-	for (unsigned l = 0; l < g.nlines; l++)
+	for (unsigned l = 0; l < g.nlines; l++) {
 		g.line[l].fd = open_socket();
+		g.line[l].slot = malloc(sizeof(*g.line[l].slot) * BATCH);
+		if (!g.line[l].slot)
+			die("out of memory");
+	}
 	interval = g.rate > 0 ? (uint64_t)(1e9 / g.rate) : 0;
 	t0 = now_ns();
 	for (int64_t step = 0; step < (int64_t)(g.packets + maxlag); step++) {
@@ -404,6 +442,8 @@ int main(int argc, char **argv)
 		for (unsigned l = 0; l < g.nlines; l++)
 			line_send(&g.line[l], l, step - (int64_t)g.line[l].lag, lost);
 	}
+	for (unsigned l = 0; l < g.nlines; l++)
+		flush(&g.line[l]);
 	double send_s = (double)(now_ns() - t0) / 1e9;
 	if (!g.mdp3) { /* end of session, three times on every line */
 		memcpy(buf, g.session, 10);
@@ -411,8 +451,10 @@ int main(int argc, char **argv)
 		put_be(buf + 18, 0xFFFF, 2);
 		for (int k = 0; k < 3; k++) {
 			usleep(1000);
-			for (unsigned l = 0; l < g.nlines; l++)
+			for (unsigned l = 0; l < g.nlines; l++) {
 				send_pkt(&g.line[l], buf, 20);
+				flush(&g.line[l]);
+			}
 		}
 	}
 	if (g.expect)
