@@ -1990,7 +1990,9 @@ static void plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
 	struct pk_peer *p;
 	int line = 0;
 
-	if (e->is_feed && (line = line_of(e, d)) < 0) {
+	/* Length 0: cut by the backend (longer than a buffer: dropped whole,
+	 * never delivered in part) - or empty, which carries no message. */
+	if (!d->len || (e->is_feed && (line = line_of(e, d)) < 0)) {
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
