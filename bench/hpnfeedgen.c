@@ -459,5 +459,13 @@ int main(int argc, char **argv)
 	}
 	if (g.expect)
 		write_expect(msgs, digest, gaps, gap_msgs, seq, delivered, send_s);
+	for (unsigned l = 0; l < g.nlines; l++) {
+		close(g.line[l].fd);
+		free(g.line[l].slot);
+		free(lost[l]);
+	}
+	free(g.seq);
+	free(g.count);
+	free(g.lost_all);
 	return 0;
 }

@@ -18,7 +18,10 @@
 #      - the same client still gets every message; a datagram to a closed
 #      port is answered with port unreachable (a udp connect fails at once);
 #   7. a dpdk subscriber speaks IGMPv3 for itself (join, an answer to a
-#      querier, leave), as tshark decodes it.
+#      querier, leave), as tshark decodes it;
+#   8. so does a framing=none feed on two lines, one any-source and one
+#      source-specific: one record per group in each report, the second
+#      with its source (ALLOW, IS_INCLUDE, BLOCK).
 # Needs root; skipped (77) with the reason otherwise.
 #   dpdk_pair.sh HPNBENCH HPN_NETNS
 set -euo pipefail
@@ -214,12 +217,8 @@ if not m or int(m.group(2)) < 1000:
     sys.exit("FAIL: the server did not count the malformed frames: %s" % (m.group(0) if m else "no stats line"))
 PY
 
-echo "7. IGMPv3 from a dpdk subscriber"
-in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp.pcap" igmp >/dev/null 2>&1 &
-cap=$!
-sleep 0.5
-start_server in1 dpdk_sub --plugin dpdk --config "$dpdk,unordered=on" --bind 239.9.9.9:$port
 # A general query, as a router would send it (IGMPv3, to all hosts, TTL 1).
+query() {
 in2 python3 - eth0 "${subnet}.2" <<'PY'
 import socket, struct, sys
 def csum(b):
@@ -236,6 +235,14 @@ s.bind((sys.argv[1], 0))
 smac = bytes.fromhex(open('/sys/class/net/%s/address' % sys.argv[1]).read().strip().replace(':', ''))
 s.send(bytes.fromhex('01005e000001') + smac + b'\x08\x00' + ip + q)
 PY
+}
+
+echo "7. IGMPv3 from a dpdk subscriber"
+in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp.pcap" igmp >/dev/null 2>&1 &
+cap=$!
+sleep 0.5
+start_server in1 dpdk_sub --plugin dpdk --config "$dpdk,unordered=on" --bind 239.9.9.9:$port
+query
 sleep 1.5 # the join's second report
 stop_server
 sleep 0.3
@@ -249,4 +256,43 @@ echo "   reports from dpdk for 239.9.9.9, record types in order: $types(4 join, 
 for want in 4 2 3; do
 	grep -qw "$want" <<<"$types" || { echo "FAIL: no IGMPv3 record of type $want"; exit 1; }
 done
+
+echo "8. IGMPv3 from a framing=none feed: 239.9.9.10 any source, 239.9.9.11 from ${subnet}.2 only"
+in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp2.pcap" igmp >/dev/null 2>&1 &
+cap=$!
+sleep 0.5
+in1 timeout 20 "$bench" --quiet --plugin dpdk --mode feed --duration 3 --listen 239.9.9.10:$port \
+	--listen "239.9.9.11@${subnet}.2:$((port + 1))" --config "$dpdk,framing=none,seq=mdp3" \
+	>"$log/feed_sub.out" 2>&1 &
+sub=$!
+sleep 1.2
+query
+wait "$sub" || { echo "FAIL: the feed subscriber:"; cat "$log/feed_sub.out"; exit 1; }
+sleep 0.3
+kill -INT "$cap" 2>/dev/null || true
+wait "$cap" 2>/dev/null || true
+tshark -r "$log/igmp2.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1" -T fields -e igmp.maddr \
+	-e igmp.record_type -e igmp.saddr 2>/dev/null >"$log/igmp2.txt" || true
+bad=$(tshark -r "$log/igmp2.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)
+[ "$bad" = 0 ] || { echo "FAIL: $bad bad IGMP frames"; exit 1; }
+python3 - "$log/igmp2.txt" "${subnet}.2" <<'PY'
+import sys
+src = sys.argv[2]
+seen = {"239.9.9.10": [], "239.9.9.11": []}
+for line in open(sys.argv[1]):
+    f = (line.rstrip("\n").split("\t") + ["", "", ""])[:3]
+    groups, types = f[0].split(","), f[1].split(",")
+    if len(groups) != 2:
+        sys.exit("FAIL: a report with %d group records, not one per line: %s" % (len(groups), line.strip()))
+    for g, t in zip(groups, types):
+        seen.setdefault(g, []).append(int(t))
+    if src not in f[2].split(","):
+        sys.exit("FAIL: a report without the source of 239.9.9.11: %s" % line.strip())
+print("   239.9.9.10 records %s (4 join, 2 current, 3 leave); 239.9.9.11 records %s (5 allow, 1 current, 6 block), source %s" % (
+      seen["239.9.9.10"], seen["239.9.9.11"], src))
+for g, want in (("239.9.9.10", (4, 2, 3)), ("239.9.9.11", (5, 1, 6))):
+    for t in want:
+        if t not in seen.get(g, []):
+            sys.exit("FAIL: no record of type %d for %s" % (t, g))
+PY
 echo "PASS"
