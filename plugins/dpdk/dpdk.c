@@ -556,6 +556,8 @@ static uint32_t igmp_records(const struct hpn_pep *u, enum igmp_what what, uint3
 	return len;
 }
 
+/* asked: only that group's record (a join's state change, a query for
+ * one group), 0: every line's. */
 static void igmp_report(struct hpn_pep *u, enum igmp_what what, uint32_t asked)
 {
 	static const uint8_t all_routers_v3[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x16}; /* 224.0.0.22 */
@@ -1374,7 +1376,7 @@ static int join(struct hpn_pep *u, uint32_t group, uint32_t source, uint16_t por
 	}
 	u->nl++;
 	if (!u->borrowed) {
-		igmp_report(u, IGMP_JOIN, 0);
+		igmp_report(u, IGMP_JOIN, group); /* the new one only: a state change */
 		u->igmp_again_ns = hpn_now_ns() + 1000000000ull;
 	}
 	return 0;
@@ -1579,7 +1581,7 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 	}
 	if (u->igmp_again_ns && now >= u->igmp_again_ns) {
 		u->igmp_again_ns = 0;
-		igmp_report(u, IGMP_JOIN, 0);
+		igmp_report(u, IGMP_JOIN, 0); /* the robustness repeat, for every line */
 	}
 	return hpn_pktep_progress(u->pk, now);
 }
