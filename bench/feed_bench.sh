@@ -9,7 +9,8 @@
 #     last message) next to the rate the generator sent at - when they are
 #     equal and nothing was lost, the generator was the limit, not hpn;
 #   - paced (50k packets/s a line): receive timestamp to application p50
-#     and p99.9 (udp: the kernel's stamp; af_xdp, dpdk: the burst's).
+#     and p99.9 (udp: the kernel's stamp; af_xdp, dpdk: the burst's), and
+#     the gaps seen there (a hole waits gap_timeout_us = 1 ms).
 # udp, af_xdp (on eth0) and dpdk (net_af_packet on eth0, the kernel's
 # address borrowed); rounds alternate the backends, medians are reported.
 #
@@ -76,8 +77,8 @@ def load(p, rate, r):
     return res, exp
 med = statistics.median
 print("feed: MoldUDP64 on two lines (B 1 packet behind), 64 B messages; medians of %d rounds" % rounds)
-print("%-7s %14s %14s %7s %9s | %12s %12s" % ("plugin", "msgs/s (rx)", "sent msgs/s", "gaps", "lost msgs",
-      "ts->app p50", "p99.9 (us)"))
+print("%-7s %14s %14s %7s %9s | %12s %12s %6s" % ("plugin", "msgs/s (rx)", "sent msgs/s", "gaps", "lost msgs",
+      "ts->app p50", "p99.9 (us)", "gaps"))
 for p in plugins:
     flat = [load(p, 0, r) for r in range(1, rounds + 1)]
     paced = [load(p, 50000, r) for r in range(1, rounds + 1)]
@@ -87,7 +88,8 @@ for p in plugins:
     lost = med(res['gap_msgs'] for res, _ in flat)
     p50 = med(res['ts_to_app_p50_us'] for res, _ in paced)
     p999 = med(res['ts_to_app_p99_9_us'] for res, _ in paced)
+    pgaps = med(res['gaps'] for res, _ in paced)
     bad = sum(res['out_of_order'] + res['dup_delivered'] for res, _ in flat + paced)
-    print("%-7s %14.0f %14.0f %7d %9d | %12.2f %12.2f%s" % (p, rx, sent, gaps, lost, p50, p999,
+    print("%-7s %14.0f %14.0f %7d %9d | %12.2f %12.2f %6d%s" % (p, rx, sent, gaps, lost, p50, p999, pgaps,
           "  OUT OF ORDER: %d" % bad if bad else ""))
 PY
