@@ -179,9 +179,12 @@ static void send_pkt(struct line *l, const uint8_t *buf, uint32_t len)
 {
 	l->sent++;
 	if (g.rate > 0 || len > SLOT) {
-		if (sendto(l->fd, buf, len, 0, (const struct sockaddr *)&l->to, sizeof(l->to)) < 0 &&
-		    errno != ENOBUFS && errno != EAGAIN)
-			die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port), strerror(errno));
+		flush(l); /* what waits goes first: no reordering the line did not ask for */
+		/* A full queue waits: a datagram counted as sent is sent. */
+		while (sendto(l->fd, buf, len, 0, (const struct sockaddr *)&l->to, sizeof(l->to)) < 0)
+			if (errno != ENOBUFS && errno != EAGAIN && errno != EINTR)
+				die("send to %s:%u: %s", inet_ntoa(l->to.sin_addr), ntohs(l->to.sin_port),
+				    strerror(errno));
 		return;
 	}
 	memcpy(l->slot[l->nb], buf, len);

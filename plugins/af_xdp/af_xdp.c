@@ -522,18 +522,18 @@ static void xsk_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	refill(u);
 }
 
-/* framing=none: to our address or a line's group, on our port or a
- * line's (the program passes any pair of them; the line's source, for a
- * feed, is the packet layer's to check). */
+/* framing=none: to our address and port, or to a line's group (or
+ * address) and port - the pair: the program passes any address with any
+ * port of ours. A source-specific line's source is the packet layer's to
+ * check. */
 static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
 {
-	bool ip = p->dst_ip == u->ip, port = p->dst_port == u->port;
-
-	for (unsigned i = 0; i < u->nl && !(ip && port); i++) {
-		ip |= p->dst_ip == u->lgroup[i];
-		port |= p->dst_port == u->lport[i];
-	}
-	return ip && port;
+	if (p->dst_ip == u->ip && p->dst_port == u->port)
+		return true;
+	for (unsigned i = 0; i < u->nl; i++)
+		if (p->dst_ip == u->lgroup[i] && p->dst_port == u->lport[i])
+			return true;
+	return false;
 }
 
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)

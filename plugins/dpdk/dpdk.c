@@ -682,17 +682,17 @@ static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	u->nlent = 0;
 }
 
-/* framing=none: to our address or a line's group, on our port or a
- * line's (a feed line's source is the packet layer's to check). */
+/* framing=none: to our address and port, or to a line's group (or
+ * address) and port - the pair. A source-specific line's source is the
+ * packet layer's to check. */
 static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
 {
-	bool ip = p->dst_ip == u->ip, port = p->dst_port == u->port;
-
-	for (unsigned i = 0; i < u->nl && !(ip && port); i++) {
-		ip |= p->dst_ip == u->lgroup[i];
-		port |= p->dst_port == u->lport[i];
-	}
-	return ip && port;
+	if (p->dst_ip == u->ip && p->dst_port == u->port)
+		return true;
+	for (unsigned i = 0; i < u->nl; i++)
+		if (p->dst_ip == u->lgroup[i] && p->dst_port == u->lport[i])
+			return true;
+	return false;
 }
 
 /* What the port's receive offload found good (anything else - bad,
@@ -747,7 +747,8 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		if (u->plain ? !plain_ours(u, &p) : p.dst_port != u->port || (p.dst_ip != u->ip && p.dst_ip != u->group)) {
+		if (u->plain ? !plain_ours(u, &p)
+			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			if (p.dst_ip == u->ip)
 				port_unreachable(u, &p, f);
 			HPN_STAT_ADD(u->st->drops, 1);

@@ -565,8 +565,9 @@ static int rel_recv_try(struct hpn_pep *u, int fd, uint16_t port, struct hpn_dgr
 
 		rel_lend(u, d, 1);
 		/* Without timestamps the lone message keeps recvfrom: no
-		 * msghdr to copy in and out. */
-		if (u->rel_ts) {
+		 * msghdr to copy in and out. Plain datagrams always need the
+		 * control messages (which line: IP_PKTINFO). */
+		if (u->rel_ts || u->plain) {
 			iov = (struct iovec){d->data, d->len};
 			h = (struct msghdr){.msg_name = (void *)d->addr, .msg_namelen = alen, .msg_iov = &iov,
 					    .msg_iovlen = 1, .msg_control = u->rel_ctl[0],

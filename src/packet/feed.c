@@ -130,6 +130,7 @@ int hpn_feed_init(struct hpn_feed *f, const struct hpn_seq_spec *spec, uint64_t 
 	f->arg = arg;
 	f->gap_timeout_ns = gap_timeout_ns;
 	f->nlines = 1;
+	f->deadline = UINT64_MAX;
 	f->hold = calloc(HPN_FEED_HOLD_MAX, sizeof(*f->hold));
 	return f->hold ? 0 : -ENOMEM;
 }
@@ -223,12 +224,39 @@ static void drain(struct hpn_feed *f)
 			if (!f->ended)
 				f->ops->end(f->arg, h->seq, h->line);
 			f->ended = true;
-		} else if (h->count && h->seq + h->count > f->next &&
-			   !deliver_from(f, h->pkt, h->len, h->seq, h->count, h->ts, h->line, false)) {
+		} else if (h->count && h->seq + h->count <= f->next) {
+			/* Another packing brought all of it first: not a win after all. */
+			f->line[h->line].wins--;
+			f->line[h->line].dups++;
+			f->dups += h->count;
+		} else if (h->count && !deliver_from(f, h->pkt, h->len, h->seq, h->count, h->ts, h->line, false)) {
 			return; /* no room: it waits at the front */
 		}
 		hold_remove_first(f);
 	}
+}
+
+static void report_gap(struct hpn_feed *f, uint64_t to, uint32_t line);
+
+/* The hold is full, or no storage is left for one more packet: a hole in
+ * front is reported now (it cannot wait any longer) and what follows it
+ * delivered, which frees storage. false: no hole to give up. */
+static bool give_up_hole(struct hpn_feed *f)
+{
+	if (!f->nhold || f->hold[0].seq <= f->next)
+		return false;
+	report_gap(f, f->hold[0].seq, f->hold[0].line);
+	drain(f);
+	return true;
+}
+
+static uint8_t *keep(struct hpn_feed *f, const uint8_t *pkt, uint32_t len)
+{
+	uint8_t *k = f->ops->keep(f->arg, pkt, len);
+
+	if (!k && give_up_hole(f))
+		k = f->ops->keep(f->arg, pkt, len);
+	return k;
 }
 
 /* Hold a packet ahead of f->next (or behind a reader with no room). */
@@ -256,16 +284,39 @@ static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const str
 			return;
 		}
 		/* A heartbeat held there said these were coming: the data
-		 * takes its place. */
+		 * takes its place (and its time: the hole is as old). */
 		if (!(h.pkt = f->ops->keep(f->arg, pkt, len))) {
 			f->overflow++;
 			return;
 		}
+		h.at = f->hold[lo].at < now ? f->hold[lo].at : now;
 		f->hold[lo] = h;
 		f->line[line].wins++;
 		return;
 	}
-	if (f->nhold == HPN_FEED_HOLD_MAX || (p->count && !(h.pkt = f->ops->keep(f->arg, pkt, len)))) {
+	if (f->nhold == HPN_FEED_HOLD_MAX)
+		give_up_hole(f);
+	if (p->count && !(h.pkt = keep(f, pkt, len))) {
+		f->overflow++;
+		return;
+	}
+	if (f->nhold == HPN_FEED_HOLD_MAX) {
+		if (h.pkt)
+			f->ops->release(f->arg, h.pkt);
+		f->overflow++;
+		return;
+	}
+	for (lo = 0, hi = f->nhold; lo < hi;) { /* the hole's report may have moved things */
+		uint32_t mid = (lo + hi) / 2;
+
+		if (f->hold[mid].seq < p->seq)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (lo < f->nhold && f->hold[lo].seq == p->seq) { /* a heartbeat given up with its hole: gone */
+		if (h.pkt)
+			f->ops->release(f->arg, h.pkt);
 		f->overflow++;
 		return;
 	}
@@ -276,15 +327,16 @@ static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const str
 		f->line[line].wins++;
 }
 
-/* A copy of messages already passed: delivered if it fills a reported
- * gap (late), else a duplicate. */
-static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const struct hpn_seq_pkt *p, uint64_t ts,
-		   uint32_t line)
+/* A copy of messages already passed (those of p below upto): delivered
+ * if it fills a reported gap (late), else a duplicate. Returns true when
+ * it delivered any. */
+static bool behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const struct hpn_seq_pkt *p, uint64_t ts,
+		   uint32_t line, uint64_t upto)
 {
 	uint32_t off = MOLD_HDR, mlen, room = f->ngaps ? f->ops->room(f->arg) : 0;
 	bool won = false, full = false;
 
-	for (uint32_t i = 0; i < p->count; i++) {
+	for (uint32_t i = 0; i < p->count && p->seq + i < upto; i++) {
 		uint64_t s = p->seq + i;
 		const uint8_t *m = pkt;
 		uint32_t g;
@@ -323,10 +375,7 @@ static void behind(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const s
 			memmove(f->gaps + g, f->gaps + g + 1, (size_t)(--f->ngaps - g) * sizeof(f->gaps[0]));
 	}
 	f->overflow += full;
-	if (won)
-		f->line[line].wins++;
-	else
-		f->line[line].dups++;
+	return won;
 }
 
 static void report_gap(struct hpn_feed *f, uint64_t to, uint32_t line)
@@ -365,9 +414,29 @@ uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now)
 		report_gap(f, f->hold[0].seq, f->hold[0].line);
 		drain(f);
 	}
-	if (f->nhold && f->hold[0].seq > f->next)
-		return hole_since(f) + f->gap_timeout_ns;
-	return UINT64_MAX;
+	f->deadline = f->nhold && f->hold[0].seq > f->next ? hole_since(f) + f->gap_timeout_ns : UINT64_MAX;
+	return f->deadline;
+}
+
+/* A sequence number this far ahead of the next one is believed only when
+ * the packet after it (on any line) or another line's copy agrees: one
+ * stray datagram must not move the feed a trillion messages on. */
+static bool jump_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
+{
+	bool ok = f->jump_seen && ((p->seq == f->jump_seq && f->jump_line != line) || p->seq == f->jump_end ||
+				   (p->seq > f->jump_seq && p->seq - f->jump_seq < HPN_FEED_HOLD_MAX * 64ull &&
+				    f->jump_line != line));
+
+	if (ok) {
+		f->jump_seen = false;
+		return true;
+	}
+	f->jump_seen = true;
+	f->jump_seq = p->seq;
+	f->jump_end = p->seq + p->count;
+	f->jump_line = line;
+	f->foreign++; /* dropped: counted with another session's packets */
+	return false;
 }
 
 void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now)
@@ -395,12 +464,23 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 		f->next = p.seq;
 	}
 	end = p.seq + p.count;
+	if (p.seq > f->next && p.seq - f->next > HPN_FEED_JUMP_MAX && !jump_believed(f, &p, line)) {
+		f->line[line].packets--;
+		return;
+	}
 	if (p.count)
 		lead_note(f, line, p.seq, ts);
 	if (p.count && end <= f->next) {
-		behind(f, pkt, len, &p, ts, line);
+		if (behind(f, pkt, len, &p, ts, line, end))
+			f->line[line].wins++;
+		else
+			f->line[line].dups++;
 		return;
 	}
+	/* Partly behind (another packing, a retransmission): what fills a
+	 * reported gap is delivered late, the rest as it comes. */
+	if (p.count && p.seq < f->next && f->ngaps)
+		behind(f, pkt, len, &p, ts, line, f->next);
 	if (!p.count && !p.end && p.seq <= f->next) /* a heartbeat in step with us */
 		return;
 	if (p.seq <= f->next && !f->nhold) {
@@ -417,9 +497,9 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 	}
 	/* Ahead of a hole, or behind held packets: it waits (a full hold
 	 * first reports its hole, making room). */
-	if (f->nhold == HPN_FEED_HOLD_MAX)
-		hpn_feed_tick(f, now);
 	hold(f, pkt, len, &p, ts, now, line);
-	if (f->nhold >= HPN_FEED_HOLD_MAX || (f->nhold && f->hold[0].seq <= f->next))
-		hpn_feed_tick(f, now);
+	if (f->nhold && f->hold[0].seq <= f->next)
+		hpn_feed_tick(f, now); /* next in line after all (behind a reader without room) */
+	else if (f->nhold && f->deadline == UINT64_MAX)
+		f->deadline = hole_since(f) + f->gap_timeout_ns; /* a new hole: its timer */
 }

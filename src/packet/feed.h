@@ -28,9 +28,13 @@
 #include <stdint.h>
 
 #define HPN_FEED_LINES_MAX 8
+#define HPN_FEED_RETRANS HPN_FEED_LINES_MAX /* the line of answers to retransmission requests */
 #define HPN_FEED_HOLD_MAX 512 /* packets held ahead of a hole (or of a reader with no room) */
 #define HPN_FEED_GAPS_MAX 64  /* reported gaps a late copy may still fill */
 #define HPN_FEED_LEAD_RING 4096
+/* A packet further ahead than this (messages) is believed only when the
+ * next packet or another line agrees (feed.c, jump_believed). */
+#define HPN_FEED_JUMP_MAX (1ull << 20)
 
 enum hpn_seq_kind {
 	HPN_SEQ_NONE = 0,
@@ -98,7 +102,12 @@ struct hpn_feed {
 	const struct hpn_feed_ops *ops;
 	void *arg;
 	uint64_t gap_timeout_ns;
+	uint64_t deadline; /* when the hole in front is reported (UINT64_MAX: none) */
 	bool started;
+	/* A far jump waiting for a second word (jump_believed). */
+	bool jump_seen;
+	uint64_t jump_seq, jump_end;
+	uint32_t jump_line;
 	bool ended;
 	uint8_t session[10];
 	uint64_t next; /* the next sequence number to deliver */
@@ -116,7 +125,7 @@ struct hpn_feed {
 		uint32_t line, seen; /* seen: a bit per line that brought it */
 	} lead[HPN_FEED_LEAD_RING];
 	uint32_t nlines;
-	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX];
+	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX + 1]; /* + HPN_FEED_RETRANS */
 	/* Totals (the endpoint's hpn_stats.feed_*; messages), and what was
 	 * dropped (packets: malformed, another session's, no room to hold). */
 	uint64_t msgs, ngap_events, gap_msgs, dups, late, malformed, foreign, overflow;
@@ -132,7 +141,8 @@ void hpn_feed_fini(struct hpn_feed *f);
 void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now);
 /* Timers: report holes older than gap_timeout, deliver what the reader
  * has room for now. Returns the time of the next timer (UINT64_MAX:
- * none). */
+ * none), also kept in f->deadline, which hpn_feed_input sets when it
+ * opens a hole. */
 uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now);
 /* Packets wait for the reader (it had no room): call tick when it has. */
 static inline bool hpn_feed_backlog(const struct hpn_feed *f)

@@ -138,7 +138,7 @@ struct hpn_pktep {
 		uint32_t group, source;
 		uint16_t port;
 		hpn_peer_t peer; /* the source last heard on it */
-	} lines[HPN_FEED_LINES_MAX];
+	} lines[HPN_FEED_LINES_MAX + 1]; /* + the retransmissions' (HPN_FEED_RETRANS) */
 	uint32_t nlines;
 	struct hpn_feed *feed;
 	uint64_t feed_deadline;
@@ -871,8 +871,10 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 		.mtu = cfg->mtu,
 		.window = cfg->window,
 		.max_msg = co->max_msg,
+		/* Plain sources: 5 s, so a feed quiet between 1 s heartbeats
+		 * (MoldUDP64's) does not come and go. */
 		.dead_ns = hpn_core_cfg(core, "peer_timeout_ms") && co->peer_timeout_ms ? co->peer_timeout_ms * 1000000ull
-										  : 1000000000ull,
+						     : cfg->plain ? 5000000000ull : 1000000000ull,
 		.ack_delay_ns = cfg->ack_delay_ns,
 		.rto_min_ns = cfg->rto_min_ns,
 		.cc_target_ns = cfg->cc_target_ns,
@@ -932,8 +934,10 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 			goto fail;
 		}
 		e->is_feed = true;
-		e->feed_deadline = UINT64_MAX;
 	}
+	e->feed_deadline = UINT64_MAX;
+	for (unsigned i = 0; i <= HPN_FEED_RETRANS; i++)
+		e->lines[i].peer = HPN_PEER_NONE;
 	for (unsigned i = 0; i < PK_BURST; i++) /* set once: a spinning receive touches only what it uses */
 		e->rx_d[i] = (struct hpn_dgram){.addr = e->rx_addr[i], .data = e->rx_mem + (size_t)i * cfg->mtu,
 						.len = e->rx_room, .buf = e->rx_mem + (size_t)i * cfg->mtu};
@@ -1967,15 +1971,14 @@ static void feed_tick(struct hpn_pktep *e, uint64_t now)
 	feed_sync(e);
 }
 
-/* Which line a datagram came on: by its destination (and source, for a
- * source-specific one); with one line or none, that one. -1: none of
+/* Which line a datagram came on: by its destination (when the backend
+ * knows it) and, for a source-specific line, its source. -1: none of
  * them (a datagram to our port that is no line's). */
 static int line_of(const struct hpn_pktep *e, const struct hpn_dgram *d)
 {
-	if (e->nlines <= 1)
-		return 0;
 	for (uint32_t i = 0; i < e->nlines; i++) {
-		if (e->lines[i].port != d->dst_port || (e->lines[i].group && e->lines[i].group != d->dst_ip))
+		if (d->dst_port && (e->lines[i].port != d->dst_port ||
+				    (e->lines[i].group && e->lines[i].group != d->dst_ip)))
 			continue;
 		if (e->lines[i].source && d->alen >= 8 &&
 		    memcmp(&e->lines[i].source, (const uint8_t *)d->addr + 4, 4)) /* sockaddr_in's address */
@@ -1992,12 +1995,22 @@ static void plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
 
 	/* Length 0: cut by the backend (longer than a buffer: dropped whole,
 	 * never delivered in part) - or empty, which carries no message. */
-	if (!d->len || (e->is_feed && (line = line_of(e, d)) < 0)) {
+	if (!d->len) {
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
-	p = plain_source(e, d);
-	if (!p) {
+	if (e->nlines && (line = line_of(e, d)) < 0) {
+		/* No line's: only a peer we connected to speaks here (a request
+		 * server's retransmissions: a feed's extra line; an answer). */
+		p = peer_find(e, d->addr, d->alen);
+		if (p && !p->source) {
+			p->heard_ns = e->now;
+			line = HPN_FEED_RETRANS;
+		}
+	} else {
+		p = plain_source(e, d);
+	}
+	if (!p || line < 0) {
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
@@ -2011,6 +2024,7 @@ static void plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
 	}
 	e->lines[line].peer = p->id;
 	hpn_feed_input(e->feed, (uint32_t)line, d->data, d->len, e->cur_ts, e->now);
+	e->feed_deadline = e->feed->deadline; /* a hole it opened starts its timer */
 }
 
 /* Sources silent for peer_timeout_ms are gone. */
@@ -2020,6 +2034,9 @@ static void plain_expire(struct hpn_pktep *e, uint64_t now)
 		struct pk_peer *p = &e->peers[e->active[j]];
 
 		if (p->source && !p->dead && now - p->heard_ns >= e->ccfg.dead_ns) {
+			for (uint32_t i = 0; i <= HPN_FEED_RETRANS; i++)
+				if (e->lines[i].peer == p->id)
+					e->lines[i].peer = HPN_PEER_NONE;
 			hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ETIMEDOUT);
 			peer_free(e, p);
 		}
@@ -2043,18 +2060,23 @@ int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, ui
 
 int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max)
 {
-	uint32_t n = e->nlines ? e->nlines : 1;
+	uint32_t n = e->nlines ? e->nlines : 1, k = 0;
+	bool retrans = e->feed && e->feed->line[HPN_FEED_RETRANS].packets;
 
 	if (!e->is_feed)
 		return hpn_set_error(-EOPNOTSUPP, "hpn_feed_lines: no feed on this endpoint (framing=none,seq=...)");
-	for (uint32_t i = 0; i < n && i < max; i++) {
-		const struct hpn_feed_line_st *l = &e->feed->line[i];
+	for (uint32_t i = 0; i < n + retrans; i++) {
+		uint32_t li = i < n ? i : HPN_FEED_RETRANS;
+		const struct hpn_feed_line_st *l = &e->feed->line[li];
 
-		out[i] = (struct hpn_feed_line){.packets = l->packets, .wins = l->wins, .dups = l->dups,
+		if (k == max)
+			break;
+		out[k] = (struct hpn_feed_line){.packets = l->packets, .wins = l->wins, .dups = l->dups,
 						.lead_ns_sum = l->lead_ns_sum, .lead_count = l->lead_count};
-		snprintf(out[i].addr, sizeof(out[i].addr), "%s", e->nlines ? e->lines[i].spec : "*");
+		snprintf(out[k++].addr, sizeof(out[0].addr), "%s",
+			 li == HPN_FEED_RETRANS ? "retransmissions" : e->nlines ? e->lines[i].spec : "*");
 	}
-	return (int)n;
+	return (int)(n + retrans);
 }
 
 /* "group@source:port" -> "group:port" and the source (network order);
@@ -2180,6 +2202,8 @@ static int receive(struct hpn_pktep *e)
 	r = e->io->recv(e->io_arg, e->rx_d, want);
 	if (r == 0)
 		e->rx_empty++;
+	if (r == 0 && e->feed_deadline != UINT64_MAX && hpn_now_ns() >= e->feed_deadline)
+		feed_tick(e, hpn_now_ns()); /* a hole waited long enough: its gap, and what follows */
 	if (r <= 0)
 		return r;
 	/* One clock read per burst: RTT samples, liveness. (Raw datagrams

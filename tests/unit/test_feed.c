@@ -35,6 +35,7 @@ static struct {
 static unsigned ngap, nend, kept_live, kept_total;
 static uint64_t end_next;
 static uint32_t room_left = UINT32_MAX;
+static unsigned keep_limit = UINT32_MAX; /* keep() fails beyond this many held */
 
 static uint32_t r_room(void *arg)
 {
@@ -56,8 +57,11 @@ static void r_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_
 
 static uint8_t *r_keep(void *arg, const uint8_t *pkt, uint32_t len)
 {
-	uint8_t *k = malloc(len);
+	uint8_t *k;
 
+	if (kept_live >= keep_limit)
+		return NULL;
+	k = malloc(len);
 	memcpy(k, pkt, len);
 	kept_live++;
 	kept_total++;
@@ -89,6 +93,7 @@ static void reset(void)
 {
 	nout = ngap = nend = kept_live = kept_total = 0;
 	room_left = UINT32_MAX;
+	keep_limit = UINT32_MAX;
 }
 
 /* ---- packets ------------------------------------------------------------------ */
@@ -468,12 +473,110 @@ static void test_field(void **st)
 	hpn_feed_fini(&f);
 }
 
+/* One stray datagram far ahead is dropped, not believed; a jump the next
+ * packet (or the other line) confirms is a gap like any. */
+static void test_far_jump(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[64];
+	char why[64];
+
+	reset();
+	hpn_seq_parse("mdp3", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mdp3(b, 1), 1, 0);
+	hpn_feed_input(&f, 1, b, mdp3(b, 1ull << 31), 2, 1); /* stray */
+	hpn_feed_input(&f, 0, b, mdp3(b, 2), 3, 2);
+	hpn_feed_input(&f, 0, b, mdp3(b, 3), 4, 3);
+	hpn_feed_tick(&f, 100000);
+	assert_int_equal(nout, 3);
+	assert_int_equal(outs[2].seq, 3);
+	assert_int_equal(ngap, 0);
+	assert_int_equal(f.foreign, 1);
+	/* A real jump: the next packet agrees. */
+	hpn_feed_input(&f, 0, b, mdp3(b, 5000000), 5, 200000);
+	hpn_feed_input(&f, 0, b, mdp3(b, 5000001), 6, 200001);
+	hpn_feed_tick(&f, 300000);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 4);
+	assert_int_equal(gaps[0].count, 5000001 - 4); /* the first far one was not believed: lost with the rest */
+	assert_int_equal(outs[nout - 1].seq, 5000001);
+	hpn_feed_fini(&f);
+}
+
+/* No storage left to hold a packet: the hole in front is given up (and
+ * reported) at once rather than the packet dropped; the hole timer runs
+ * from when the hole was first seen, a heartbeat's time included. */
+static void test_keep_fails(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[64];
+	char why[64];
+
+	reset();
+	keep_limit = 2;
+	hpn_seq_parse("mdp3", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mdp3(b, 1), 1, 0);
+	for (uint64_t q = 3; q <= 8; q++) /* 2 lost */
+		hpn_feed_input(&f, 0, b, mdp3(b, q), q, q);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 2);
+	assert_int_equal(nout, 8 - 1);
+	assert_int_equal(f.overflow, 0);
+	hpn_feed_fini(&f);
+	assert_int_equal(kept_live, 0);
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 3, 0), 1, 100); /* heartbeat: 2 exists */
+	assert_int_equal(f.deadline, 1100);
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 3, 1), 1, 900);
+	assert_int_equal(f.deadline, 1100); /* the hole is as old as the heartbeat said */
+	hpn_feed_tick(&f, 1100);
+	assert_int_equal(ngap, 1);
+	hpn_feed_fini(&f);
+}
+
+/* A packet partly behind (another packing, a retransmission): its part in
+ * a reported gap is delivered late, the rest in order. */
+static void test_partly_behind(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 5, 2), 1, 10); /* 2..4 lost */
+	hpn_feed_tick(&f, 2000);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(nout, 3); /* 1, 5, 6 */
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 2, 7), 1, 3000); /* 2..8 */
+	assert_int_equal(nout, 3 + 3 + 2); /* 2, 3, 4 late, then 7, 8 */
+	assert_int_equal(outs[3].seq, 2);
+	assert_int_equal(outs[5].seq, 4);
+	assert_int_equal(outs[6].seq, 7);
+	assert_int_equal(outs[7].seq, 8);
+	assert_int_equal(f.late, 3);
+	assert_int_equal(f.dups, 2); /* 5 and 6 */
+	hpn_feed_fini(&f);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),     cmocka_unit_test(test_read_mold), cmocka_unit_test(test_ab_mold),
 		cmocka_unit_test(test_ab_mdp3),   cmocka_unit_test(test_late_fill), cmocka_unit_test(test_no_room),
-		cmocka_unit_test(test_field),
+		cmocka_unit_test(test_field),     cmocka_unit_test(test_far_jump),  cmocka_unit_test(test_keep_fails),
+		cmocka_unit_test(test_partly_behind),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

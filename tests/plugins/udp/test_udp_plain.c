@@ -298,6 +298,65 @@ static void test_feed_thread(void **st)
 	feed_case("thread");
 }
 
+/* A gap asked for again: the answer comes by unicast from the request
+ * server we connected to - no line's datagram, but the feed's. */
+static void test_feed_retransmission(void **st)
+{
+	hpn_ep *ep = e2e_make("plugin=udp,framing=none,seq=moldudp64,gap_timeout_us=1000,mcast_if=127.0.0.1", NULL);
+	struct sockaddr_in srv, grp = {.sin_family = AF_INET, .sin_port = htons(18991)};
+	int fs = kernel_sock(0, &srv), fg = socket(AF_INET, SOCK_DGRAM, 0);
+	struct in_addr lo = {htonl(0x7f000001)};
+	const char *m1[] = {"A"}, *m3[] = {"C"}, *m2[] = {"B"};
+	uint8_t pkt[128], req[64];
+	struct hpn_feed_line lines[3];
+	struct hpn_event ev;
+	struct hpn_msg m;
+	hpn_peer_t rs;
+	char who[64];
+	size_t n;
+
+	inet_pton(AF_INET, "239.77.9.1", &grp.sin_addr);
+	assert_int_equal(setsockopt(fg, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof(lo)), 0);
+	assert_int_equal(hpn_listen(ep, "239.77.9.1:18991"), 0);
+	snprintf(who, sizeof(who), "127.0.0.1:%u", ntohs(srv.sin_port));
+	assert_int_equal(hpn_connect(ep, who, 1000, &rs), 0);
+	n = mold(pkt, "SESSION001", 1, 1, m1);
+	assert_int_equal(sendto(fg, pkt, n, 0, (struct sockaddr *)&grp, sizeof(grp)), (ssize_t)n);
+	n = mold(pkt, "SESSION001", 3, 1, m3);
+	assert_int_equal(sendto(fg, pkt, n, 0, (struct sockaddr *)&grp, sizeof(grp)), (ssize_t)n);
+	for (int i = 0; i < 2; i++)
+		hpn_buf_put(ep, recv_one(ep, 2000).data);
+	ev = wait_event(ep, HPN_EV_GAP, NULL, 0, 2000);
+	assert_int_equal(ev.seq, 2);
+	/* Ask the request server, which answers by unicast. */
+	assert_int_equal(hpn_moldudp64_request(req, sizeof(req), "SESSION001", ev.seq, (uint32_t)ev.count), 20);
+	assert_int_equal(hpn_send(ep, rs, req, 20), 0);
+	assert_int_equal(recv(fs, req, sizeof(req), 0), 20);
+	n = mold(pkt, "SESSION001", 2, 1, m2);
+	to_ep(fs, 18991, pkt, n);
+	m = recv_one(ep, 2000);
+	assert_int_equal(m.seq, 2);
+	assert_memory_equal(m.data, "B", 1);
+	hpn_buf_put(ep, m.data);
+	assert_int_equal(hpn_feed_lines(ep, lines, 3), 2);
+	assert_string_equal(lines[1].addr, "retransmissions");
+	assert_int_equal(lines[1].wins, 1);
+	/* A stranger's unicast to our port is no line's and no peer's: dropped. */
+	{
+		struct sockaddr_in x;
+		int fx = kernel_sock(0, &x);
+
+		n = mold(pkt, "SESSION001", 4, 1, m1);
+		to_ep(fx, 18991, pkt, n);
+		usleep(50000);
+		assert_int_equal(hpn_recv_burst(ep, &m, 1), 0);
+		close(fx);
+	}
+	close(fs);
+	close(fg);
+	hpn_ep_destroy(ep);
+}
+
 static void test_mold_request(void **st)
 {
 	uint8_t b[32];
@@ -316,7 +375,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_plain_both_ways),
 		cmocka_unit_test(test_feed_inline),    cmocka_unit_test(test_feed_thread),
-		cmocka_unit_test(test_mold_request),
+		cmocka_unit_test(test_feed_retransmission), cmocka_unit_test(test_mold_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
