@@ -39,7 +39,7 @@ mkdir -p build-fuzz
 fuzz() { # name, corpus dir, sources...
 	local name=$1 seeds=$2 corpus
 	shift 2
-	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc \
+	clang -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Isrc -Iinclude \
 		"tests/fuzz/$name.c" "$@" -o "build-fuzz/$name"
 	corpus=$(mktemp -d)
 	cp "$seeds"/* "$corpus"/
@@ -50,6 +50,8 @@ fuzz() { # name, corpus dir, sources...
 # The decoder and reassembly; then a whole stream fed by a hostile peer.
 fuzz fuzz_packet tests/fuzz/corpus src/packet/wire.c
 fuzz fuzz_conn tests/fuzz/corpus_conn src/packet/conn.c src/packet/wire.c src/packet/rxwin.c src/packet/txwin.c src/packet/cc.c
+# A market-data feed: hostile datagrams on several lines into one arbitration.
+fuzz fuzz_feed tests/fuzz/corpus_feed src/packet/feed.c
 # Ethernet / IPv4 / UDP frames and ARP, as af_xdp and dpdk receive them.
 fuzz fuzz_frame tests/fuzz/corpus_frame src/net/frame.c
 

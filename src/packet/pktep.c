@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* pktep.c - see pktep.h. */
 #include "pktep.h"
+#include "pktep_int.h"
 
 #include "conn.h"
 #include "fault.h"
@@ -20,130 +21,6 @@
 
 _Static_assert(HPN_PKTEP_HEADROOM == HPN_PKT_HDR, "pktep.h's headroom is the packet header");
 
-#define PK_BURST 64      /* datagrams per receive call, and per send flush */
-#define PK_CACHE 256     /* at most this many pool buffers reserved for deliveries */
-#define PK_QUEUE 1024    /* delivered messages waiting for rx_burst */
-#define PK_CTRL 160      /* control packets are copied into the send batch */
-#define HASH_EMPTY UINT32_MAX
-#define COOKIE_LIFE_MS 2000 /* a COOKIE is good this long (the connector echoes it <= 1 s) */
-#define CLOSED_MAX 64       /* sessions recently closed: a late COOKIE_ECHO does not revive them */
-#define MS 1000000ull
-#define LINGER_NS 200000000ull /* destroy waits for acks, unless linger_ms says otherwise */
-
-struct pk_peer {
-	uint8_t addr[HPN_PKTEP_ADDR_MAX];
-	uint32_t alen;
-	hpn_peer_t id; /* slot | generation << slot_bits: stale ids never match */
-	uint32_t hash, active_idx;
-	bool used, connecting, dead;
-	bool superseded;       /* a proven restart took its address; it ends once its backlog is read */
-	bool closed_noted;     /* its session is in e->closed */
-	bool lingering;        /* disconnected by the application, data still unacked */
-	uint64_t refused_ns;   /* ICMP port unreachable came back at this time (0: no) */
-	uint64_t refused_empty; /* e->rx_empty then: gone once the socket was empty since */
-	uint32_t lost_session; /* the other side's HELLO we beat in a simultaneous open */
-	/* A proven new session claims this peer's address (a restart, or an
-	 * on-path forger): the old one is probed first and ends only if it
-	 * stays silent for restart_wait_ns. */
-	uint64_t restart_ns;
-	uint32_t restart_session;
-	uint64_t icmp_probe_ns; /* an ICMP error made us probe at this time */
-	uint64_t last_tick_ns;
-	/* framing=none: no conn (its conn stays zero). A source heard by a
-	 * listener expires after peer_timeout_ms of silence; a peer we
-	 * connected to is a destination and stays. */
-	uint64_t heard_ns;
-	bool source;
-	struct hpn_pktep *e;
-	struct hpn_conn conn;
-};
-
-struct hpn_pktep {
-	struct hpn_core *core;
-	struct hpn_stats *st;
-	struct hpn_pool *pool;
-	const struct hpn_dgram_io *io;
-	void *io_arg;
-	struct hpn_conn_cfg ccfg;
-	bool listening, subscribing;
-	/* Publishers this subscriber disconnected: their packets (of that
-	 * session) are ignored instead of bringing them back as new peers. */
-	struct {
-		uint8_t addr[HPN_PKTEP_ADDR_MAX];
-		uint32_t alen, session;
-	} muted[16];
-	unsigned muted_next;
-	uint64_t now, linger_ns;
-	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
-	unsigned idle_polls;
-	uint32_t dying;         /* peers dead or lingering: sweep() has work */
-	struct pk_peer *last;   /* the peer of the last datagram: most come in runs */
-
-	uint32_t max_peers, npeers;
-	struct pk_peer *peers;
-	uint32_t *active; /* slots in use, densely */
-	uint32_t *htab;   /* address hash -> slot, linear probing */
-	uint32_t hmask;
-	/* Free slots, oldest freed first, so a slot's generations are used up
-	 * as slowly as possible; a slot whose generation would wrap retires. */
-	struct hpn_peer_slots slots; /* ids and free slots (peerid.h) */
-
-	/* The stateless handshake (hello.h), and sessions closed lately. */
-	struct hpn_hello_key key;
-	uint64_t closed[CLOSED_MAX];
-	unsigned closed_next;
-	uint64_t rand_ctr;
-	uint64_t refused, refused_logged_ns;
-
-	/* Receive: datagrams land in rx_mem, whole messages are copied into
-	 * reserved pool buffers and queued until rx_burst hands them out. */
-	uint8_t *rx_mem;
-	struct hpn_dgram rx_d[PK_BURST];
-	uint8_t rx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX];
-	void *cache[PK_CACHE];
-	unsigned ncache, cache_max; /* bufs/8, at least a full batch */
-	struct hpn_msgq q;
-	bool starved; /* a conn found too little room: kick them when there is */
-
-	/* Send: datagrams gathered during one call, flushed at its end. */
-	struct hpn_dgram tx_d[PK_BURST];
-	uint8_t tx_addr[PK_BURST][HPN_PKTEP_ADDR_MAX]; /* answers to no peer; fault layer's packets */
-	uint8_t tx_ctrl[PK_BURST][PK_CTRL];
-	uint8_t *tx_copy; /* PK_BURST * mtu: packets that are not kept by conn */
-	unsigned ntx;
-	/* Frames and zero-copy buffers given back while the batch may still
-	 * hold them: released after the flush. */
-	uint8_t *put_later[PK_BURST];
-	unsigned nput;
-	/* The device frames (cfg.frames): a zero-copy buffer in them is sent
-	 * in place; without them any pool buffer is. */
-	uintptr_t fr_lo, fr_hi;
-	bool frame_io;
-	struct hpn_dgram *cur; /* the datagram being read: its message may stay where it landed */
-	/* Received buffers conns keep for packets that wait, at most a
-	 * quarter of the pool: the rest must stay free for deliveries, or
-	 * waiting packets could hold every buffer the gap's fill needs. */
-	uint32_t nkept, kept_max;
-
-	struct hpn_fault fault;
-	bool faulty;
-
-	/* framing=none (cfg.plain), and its feed when seq= is set. */
-	bool plain, is_feed;
-	uint64_t m2r, m2r_at; /* real clock minus monotonic, read every 10 ms */
-	uint64_t cur_ts;      /* receive time of the datagram being read (real clock) */
-	uint32_t rx_room; /* bytes a datagram may have (plain: the largest message) */
-	struct {
-		char spec[64];
-		uint32_t group, source;
-		uint16_t port;
-		hpn_peer_t peer; /* the source last heard on it */
-	} lines[HPN_FEED_LINES_MAX + 1]; /* + the retransmissions' (HPN_FEED_RETRANS) */
-	uint32_t nlines;
-	struct hpn_feed *feed;
-	uint64_t feed_deadline;
-	uint64_t feed_synced[8]; /* the feed's totals already in the endpoint's stats */
-};
 
 /* ---- peers ------------------------------------------------------------------ */
 
@@ -155,7 +32,7 @@ static uint32_t addr_hash(const struct hpn_pktep *e, const void *a, uint32_t len
 	return (uint32_t)hpn_siphash(&e->key, a, len);
 }
 
-static struct pk_peer *peer_find(struct hpn_pktep *e, const void *a, uint32_t alen)
+struct pk_peer *hpn_pk_peer_find(struct hpn_pktep *e, const void *a, uint32_t alen)
 {
 	for (uint32_t h = addr_hash(e, a, alen) & e->hmask;; h = (h + 1) & e->hmask) {
 		uint32_t i = e->htab[h];
@@ -202,17 +79,7 @@ static void hash_remove(struct hpn_pktep *e, uint32_t i)
 	}
 }
 
-static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
-{
-	uint32_t i = hpn_peer_slots_index(&e->slots, id);
-
-	if (i >= e->max_peers || !e->peers[i].used || e->peers[i].id != id || e->peers[i].lingering)
-		return NULL;
-	return &e->peers[i];
-}
-
 static int receive(struct hpn_pktep *e);
-static void refill(struct hpn_pktep *e);
 static void on_xmit(void *arg, const uint8_t *pkt, size_t len);
 static void on_deliver(void *arg, const uint8_t *msg, size_t len);
 static uint8_t *on_get_buf(void *arg, size_t total);
@@ -224,19 +91,7 @@ static void on_up(void *arg);
 static void on_gone(void *arg, int status);
 
 static void release_puts(struct hpn_pktep *e);
-static void flush(struct hpn_pktep *e);
-/* framing=none (below). */
-static const struct hpn_feed_ops feed_ops;
-static void feed_tick(struct hpn_pktep *e, uint64_t now);
-static void plain_expire(struct hpn_pktep *e, uint64_t now);
-static int plain_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags);
 
-/* Among the device frames (frame backends: their own frame_put frees
- * them, once sent)? A frame conn's lent frames always are. */
-static inline bool in_frames(const struct hpn_pktep *e, const void *p)
-{
-	return !e->fr_hi || (uintptr_t)p - e->fr_lo < e->fr_hi - e->fr_lo;
-}
 
 /* A sent frame or zero-copy buffer back: frames to the device (it knows
  * what is still in flight), anything else to the pool. */
@@ -250,14 +105,14 @@ static void give_back(struct hpn_pktep *e, void *buf)
 
 /* A frame the conn is done with (acked; unreliable: sent), or the buffer
  * of a zero-copy message it was built around: back to the backend (frames)
- * or the pool - after the flush if a send is batched, which may be it. */
+ * or the pool - after the hpn_pk_flush if a send is batched, which may be it. */
 static void on_put_frame(void *arg, uint8_t *frame)
 {
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
 
 	if (e->ntx) {
 		if (e->nput == PK_BURST)
-			flush(e);
+			hpn_pk_flush(e);
 		if (e->ntx) {
 			e->put_later[e->nput++] = frame;
 			return;
@@ -334,7 +189,7 @@ static const struct hpn_conn_ops conn_ops_lent = {
 	PK_OPS_COMMON, .get_frame = on_get_frame, .frames_free = on_frames_free,
 };
 
-static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
+struct pk_peer *hpn_pk_peer_new(struct hpn_pktep *e, const void *a, uint32_t alen)
 {
 	struct pk_peer *p;
 	uint32_t i;
@@ -369,7 +224,6 @@ static struct pk_peer *peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	return p;
 }
 
-static void flush(struct hpn_pktep *e);
 
 /* A closed session is remembered (by a hash of address and session), so
  * a late or replayed COOKIE_ECHO of it does not bring it back. */
@@ -390,13 +244,13 @@ static void remember_closed(struct hpn_pktep *e, struct pk_peer *p)
 	p->closed_noted = true;
 }
 
-static void peer_free(struct hpn_pktep *e, struct pk_peer *p)
+void hpn_pk_peer_free(struct hpn_pktep *e, struct pk_peer *p)
 {
 	uint32_t i = (uint32_t)(p - e->peers), last;
 
 	/* The send batch may point into its packet slots and address. */
 	if (e->ntx)
-		flush(e);
+		hpn_pk_flush(e);
 	if (!e->plain) {
 		remember_closed(e, p);
 		hpn_conn_fini(&p->conn);
@@ -445,7 +299,7 @@ static void fault_out(void *arg, const void *dst, size_t dst_len, const uint8_t 
 	uint8_t *keep;
 
 	if (e->ntx == PK_BURST)
-		flush(e);
+		hpn_pk_flush(e);
 	keep = len <= PK_CTRL ? e->tx_ctrl[e->ntx] : e->tx_copy + (size_t)e->ntx * e->ccfg.mtu;
 	memcpy(keep, pkt, len);
 	memcpy(e->tx_addr[e->ntx], dst, dst_len);
@@ -466,12 +320,12 @@ static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
 		return;
 	}
 	if (e->ntx == PK_BURST)
-		flush(e);
+		hpn_pk_flush(e);
 	d = &e->tx_d[e->ntx];
-	/* DATA stays where the conn built it until this call's flush:
+	/* DATA stays where the conn built it until this call's hpn_pk_flush:
 	 * reliable, in its slot, lent frame or adopted buffer until acked;
 	 * unreliable, in a frame or adopted buffer whose put waits for the
-	 * flush (its slot in tx_pkts, though, is reused within one batch by a
+	 * hpn_pk_flush (its slot in tx_pkts, though, is reused within one batch by a
 	 * small window). Everything else is copied. */
 	if (pkt[2] == HPN_PKT_DATA &&
 	    (e->ccfg.reliable || !p->conn.tx_pkts || pkt < p->conn.tx_pkts ||
@@ -485,7 +339,7 @@ static void on_xmit(void *arg, const uint8_t *pkt, size_t len)
 	e->ntx++;
 }
 
-static void flush(struct hpn_pktep *e)
+void hpn_pk_flush(struct hpn_pktep *e)
 {
 	unsigned done = 0;
 
@@ -529,7 +383,7 @@ static uint64_t on_clock(void *arg)
 	struct hpn_pktep *e = ((struct pk_peer *)arg)->e;
 
 	if (e->ntx)
-		flush(e);
+		hpn_pk_flush(e);
 	return hpn_now_ns();
 }
 
@@ -607,7 +461,7 @@ static void on_deliver(void *arg, const uint8_t *msg, size_t len)
 	HPN_STAT_ADD(e->st->rx_copied, 1);
 	hpn_msgq_push(&e->q, &m);
 	if (e->ncache < HPN_CONN_BATCH_MAX)
-		refill(e); /* batches bring many messages per packet */
+		hpn_pk_refill(e); /* batches bring many messages per packet */
 }
 
 static void on_up(void *arg)
@@ -927,7 +781,7 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	}
 	if (cfg->plain && cfg->seq.kind) {
 		e->feed = malloc(sizeof(*e->feed));
-		if (!e->feed || hpn_feed_init(e->feed, &cfg->seq, cfg->gap_timeout_ns, &feed_ops, e)) {
+		if (!e->feed || hpn_feed_init(e->feed, &cfg->seq, cfg->gap_timeout_ns, &hpn_pk_feed_ops, e)) {
 			free(e->feed);
 			e->feed = NULL;
 			ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for the feed");
@@ -1015,7 +869,7 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 
 		if (!e->plain)
 			hpn_conn_close(&p->conn, false, e->now);
-		peer_free(e, p);
+		hpn_pk_peer_free(e, p);
 	}
 	if (e->feed) {
 		hpn_feed_fini(e->feed); /* its held packets back to the pool */
@@ -1025,7 +879,7 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 		hpn_fault_flush(&e->fault, fault_out, e);
 		hpn_fault_fini(&e->fault);
 	}
-	flush(e); /* and the frames waiting for it */
+	hpn_pk_flush(e); /* and the frames waiting for it */
 	if (e->pool) {
 		hpn_pool_put_bulk(e->pool, e->cache, e->ncache);
 		for (struct hpn_msg m; hpn_msgq_pop(&e->q, &m, 1);)
@@ -1077,50 +931,28 @@ static uint32_t rand32(struct hpn_pktep *e)
 	return r;
 }
 
-/* framing=none: a destination, connected at once (nobody is asked); a
- * source we hear from already becomes one (it no longer expires). */
-static int plain_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer, const char *who)
-{
-	struct pk_peer *p = peer_find(e, addr, alen);
-
-	for (unsigned i = 0; i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
-		if (e->muted[i].alen == alen && !memcmp(e->muted[i].addr, addr, alen))
-			e->muted[i].alen = 0; /* asked for again */
-	if (p && !p->source)
-		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
-	if (!p)
-		p = peer_new(e, addr, alen);
-	if (!p)
-		return hpn_set_error(!e->slots.nfree ? -EMFILE : -ENOMEM, "connect %s: %s", who,
-				     !e->slots.nfree ? hpn_peer_slots_why(&e->slots) : "out of memory for the peer");
-	p->source = false;
-	hpn_core_event(e->core, HPN_EV_CONNECTED, p->id, 0);
-	*peer = p->id;
-	return 0;
-}
-
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer)
 {
-	struct pk_peer *p = peer_find(e, addr, alen);
+	struct pk_peer *p = hpn_pk_peer_find(e, addr, alen);
 	char who[64] = "?";
 
 	e->io->format(e->io_arg, addr, alen, who, sizeof(who));
 	if (e->plain)
-		return plain_connect(e, addr, alen, peer, who);
+		return hpn_pk_plain_connect(e, addr, alen, peer, who);
 	if (p && p->lingering) { /* disconnected, still closing: the new one wins */
 		hpn_conn_abort(&p->conn, -ECONNRESET);
 		p = NULL;
 	}
 	if (p)
 		return hpn_set_error(-EISCONN, "connect %s: already a peer (id %u)", who, p->id);
-	p = peer_new(e, addr, alen);
+	p = hpn_pk_peer_new(e, addr, alen);
 	if (!p)
 		return hpn_set_error(!e->slots.nfree ? -EMFILE : -ENOMEM, "connect %s: %s", who,
 				     !e->slots.nfree ? hpn_peer_slots_why(&e->slots) : "out of memory for the peer");
 	p->connecting = true;
 	e->now = hpn_now_ns();
 	hpn_conn_connect(&p->conn, rand32(e), rand32(e), hpn_core_connect_timeout_ms(e->core) * MS, e->now);
-	flush(e);
+	hpn_pk_flush(e);
 	*peer = p->id;
 	return 0;
 }
@@ -1152,10 +984,10 @@ int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn
 		return ret;
 	e->io->format(e->io_arg, group, alen, who, sizeof(who));
 	if (e->plain)
-		return plain_connect(e, group, alen, peer, who);
-	if (peer_find(e, group, alen))
+		return hpn_pk_plain_connect(e, group, alen, peer, who);
+	if (hpn_pk_peer_find(e, group, alen))
 		return hpn_set_error(-EISCONN, "publish to %s: already publishing there", who);
-	p = peer_new(e, group, alen);
+	p = hpn_pk_peer_new(e, group, alen);
 	if (!p)
 		return hpn_set_error(-EMFILE, "publish to %s: max_peers reached or out of memory", who);
 	p->connecting = true; /* its up() reports HPN_EV_CONNECTED */
@@ -1178,7 +1010,7 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 			e->muted[i].alen = p->alen;
 			e->muted[i].session = 0;
 		}
-		peer_free(e, p);
+		hpn_pk_peer_free(e, p);
 		return 0;
 	}
 	if (p->conn.role == HPN_CONN_SUBSCRIBE) { /* a publisher: stop listening to it */
@@ -1189,9 +1021,9 @@ int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t id)
 		e->muted[i].session = p->conn.session;
 	}
 	if (hpn_conn_close(&p->conn, true, hpn_now_ns())) {
-		peer_free(e, p); /* flushes the goodbye first */
+		hpn_pk_peer_free(e, p); /* flushes the goodbye first */
 	} else {
-		flush(e); /* the goodbye, if nothing waits for an ack */
+		hpn_pk_flush(e); /* the goodbye, if nothing waits for an ack */
 		linger(e, p); /* freed once its goodbye is answered (sweep) */
 	}
 	return 0;
@@ -1209,7 +1041,7 @@ int hpn_pktep_peer_addr(struct hpn_pktep *e, hpn_peer_t id, char *buf, size_t le
 void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err, const uint8_t *quote,
 			   size_t qlen)
 {
-	struct pk_peer *p = peer_find(e, addr, alen);
+	struct pk_peer *p = hpn_pk_peer_find(e, addr, alen);
 	uint32_t seq;
 	uint8_t type;
 
@@ -1257,7 +1089,7 @@ void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen,
 
 /* Keep PK_CACHE pool buffers in hand for deliveries: on_room() can then
  * promise exactly what deliver() will find. */
-static void refill(struct hpn_pktep *e)
+void hpn_pk_refill(struct hpn_pktep *e)
 {
 	unsigned want = e->cache_max - e->ncache;
 
@@ -1304,7 +1136,7 @@ static void sweep(struct hpn_pktep *e)
 		struct pk_peer *p = &e->peers[e->active[j]];
 
 		if (p->dead || (p->lingering && p->conn.state == HPN_CONN_DEAD))
-			peer_free(e, p);
+			hpn_pk_peer_free(e, p);
 	}
 }
 
@@ -1318,13 +1150,13 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 	if (now > e->now) /* receive() may have read a later clock */
 		e->now = now;
 	now = e->now;
-	refill(e);
+	hpn_pk_refill(e);
 	if (e->plain) {
 		e->cur_ts = now + e->m2r;
 		if (e->feed)
-			feed_tick(e, now);
-		plain_expire(e, now);
-		flush(e);
+			hpn_pk_feed_tick(e, now);
+		hpn_pk_plain_expire(e, now);
+		hpn_pk_flush(e);
 		return 0;
 	}
 	for (uint32_t j = 0; j < e->npeers; j++) {
@@ -1338,7 +1170,7 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 	}
 	if (e->faulty)
 		hpn_fault_tick(&e->fault, now, fault_out, e);
-	flush(e);
+	hpn_pk_flush(e);
 	sweep(e);
 	return 0;
 }
@@ -1402,11 +1234,11 @@ static void put_copied(struct hpn_pktep *e, const struct hpn_conn_msg *cm, unsig
 	}
 }
 
-/* After the flush that sends it: a buffer the application handed over. */
-static void put_after_flush(struct hpn_pktep *e, void *buf)
+/* After the hpn_pk_flush that sends it: a buffer the application handed over. */
+void hpn_pk_put_after_flush(struct hpn_pktep *e, void *buf)
 {
 	if (e->nput == PK_BURST)
-		flush(e);
+		hpn_pk_flush(e);
 	e->put_later[e->nput++] = buf;
 }
 
@@ -1491,7 +1323,7 @@ static int raw_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigne
 		bool front;
 
 		if (e->ntx == PK_BURST)
-			flush(e);
+			hpn_pk_flush(e);
 		ret = raw_dgram(e, m, flags, e->tx_ctrl[e->ntx], &d, &front, &p);
 		if (ret)
 			break;
@@ -1500,9 +1332,9 @@ static int raw_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigne
 		else
 			e->tx_d[e->ntx++] = d;
 		if (flags & HPN_TX_OWNED)
-			put_after_flush(e, m->data);
+			hpn_pk_put_after_flush(e, m->data);
 	}
-	flush(e);
+	hpn_pk_flush(e);
 	return done ? (int)done : ret;
 }
 
@@ -1515,7 +1347,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 	if (e->ccfg.raw)
 		return raw_tx_burst(e, msgs, n, flags);
 	if (e->plain)
-		return plain_tx_burst(e, msgs, n, flags);
+		return hpn_pk_plain_tx_burst(e, msgs, n, flags);
 	e->now = hpn_now_ns(); /* one clock read per burst: RTT samples */
 	while (done < n) {
 		struct pk_peer *p = tx_peer(e, msgs[done].peer);
@@ -1553,7 +1385,7 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 		if ((unsigned)ret < k)
 			break;
 	}
-	flush(e);
+	hpn_pk_flush(e);
 	return done ? (int)done : ret;
 }
 
@@ -1577,9 +1409,9 @@ static struct pk_peer *subscribe_peer(struct hpn_pktep *e, struct pk_peer *p, co
 	    !((h.type == HPN_PKT_DATA && (h.flags & HPN_PKT_F_UNRELIABLE) && !(h.flags & HPN_PKT_F_RAW)) ||
 	      h.type == HPN_PKT_PING))
 		return p; /* (a raw datagram is no publisher's) */
-	if (p) /* its restart: the old one ends (freed by sweep, after the flush) */
+	if (p) /* its restart: the old one ends (freed by sweep, after the hpn_pk_flush) */
 		hpn_conn_abort(&p->conn, -ECONNRESET);
-	p = peer_new(e, addr, alen);
+	p = hpn_pk_peer_new(e, addr, alen);
 	if (!p)
 		return NULL;
 	if (hpn_conn_subscribe(&p->conn, pkt, len, e->now)) { /* cannot be: checked above */
@@ -1598,7 +1430,7 @@ static void send_to(struct hpn_pktep *e, const void *addr, uint32_t alen, const 
 		return;
 	}
 	if (e->ntx == PK_BURST)
-		flush(e);
+		hpn_pk_flush(e);
 	memcpy(e->tx_addr[e->ntx], addr, alen);
 	memcpy(e->tx_ctrl[e->ntx], pkt, len);
 	e->tx_d[e->ntx] = (struct hpn_dgram){.addr = e->tx_addr[e->ntx], .alen = alen, .data = e->tx_ctrl[e->ntx],
@@ -1688,7 +1520,7 @@ static void supersede(struct hpn_pktep *e, struct pk_peer *p)
 	hpn_conn_end(&p->conn, -ECONNRESET);
 	stats_sync(e, &p->conn, before);
 	if (p->dead)
-		peer_free(e, p);
+		hpn_pk_peer_free(e, p);
 	else
 		p->superseded = true;
 }
@@ -1768,7 +1600,7 @@ static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt
 	}
 	if (p && !restart_confirmed(e, p, h->session))
 		return;
-	p = peer_new(e, d->addr, d->alen);
+	p = hpn_pk_peer_new(e, d->addr, d->alen);
 	if (!p) {
 		refuse(e, h, d);
 		return;
@@ -1815,340 +1647,17 @@ static bool raw_input(struct hpn_pktep *e, struct pk_peer *p, struct hpn_dgram *
 	return true;
 }
 
-/* ---- framing=none: plain datagrams, feeds -------------------------------------- */
-
-/* The source of a plain datagram: a known peer, or a new one if we listen
- * (or subscribed) and it was not let go of (hpn_disconnect mutes it).
- * Anyone can send a datagram: nothing but a peer slot is spent on it, and
- * a full table drops it, counted. */
-static struct pk_peer *plain_source(struct hpn_pktep *e, const struct hpn_dgram *d)
-{
-	struct pk_peer *p = e->last;
-
-	if (!p || p->dead || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
-		p = peer_find(e, d->addr, d->alen);
-	if (!p) {
-		if (!e->listening && !e->subscribing)
-			return NULL;
-		for (unsigned i = 0; i < sizeof(e->muted) / sizeof(e->muted[0]); i++)
-			if (e->muted[i].alen == d->alen && !memcmp(e->muted[i].addr, d->addr, d->alen))
-				return NULL;
-		p = peer_new(e, d->addr, d->alen);
-		if (!p)
-			return NULL;
-		p->source = true;
-		hpn_core_event(e->core, HPN_EV_PEER_NEW, p->id, 0);
-	}
-	if (p->lingering)
-		return NULL;
-	p->heard_ns = e->now;
-	e->last = p;
-	return p;
-}
-
-/* One message of a plain datagram (or of a feed's packet) to the reader:
- * handed over in the pool buffer it landed in when it is the only one
- * taken from it, else copied into one. The caller checked the room. */
-static void plain_deliver(struct hpn_pktep *e, hpn_peer_t peer, const uint8_t *msg, uint32_t len, uint64_t seq,
-			  uint64_t ts, bool sole)
-{
-	struct hpn_dgram *d = e->cur;
-	struct hpn_msg m = {.len = len, .peer = peer, .ts_ns = ts, .seq = seq};
-
-	if (sole && d && (d->flags & HPN_DGRAM_POOL) && d->data && msg >= d->data && msg + len <= d->data + d->len) {
-		m.data = (void *)msg;
-		d->data = NULL;
-	} else {
-		m.data = e->cache[--e->ncache];
-		memcpy(m.data, msg, len);
-		HPN_STAT_ADD(e->st->rx_copied, 1);
-	}
-	hpn_msgq_push(&e->q, &m);
-	if (e->ncache < HPN_CONN_BATCH_MAX)
-		refill(e);
-}
-
-static uint32_t plain_room(struct hpn_pktep *e)
-{
-	uint32_t q = hpn_msgq_room(&e->q);
-
-	return q < e->ncache ? q : e->ncache;
-}
-
-static uint32_t feed_room(void *arg)
-{
-	return plain_room(arg);
-}
-
-static void feed_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_t len, uint64_t seq, uint64_t ts,
-			 uint32_t line, bool whole)
-{
-	struct hpn_pktep *e = arg;
-
-	plain_deliver(e, e->lines[line].peer, msg, len, seq, ts, whole);
-}
-
-/* A packet the feed holds: the pool buffer it landed in when the device
- * lent one (no copy), else a copy in an ordinary one - at most kept_max
- * of them, so the pool keeps buffers for deliveries (and a frame
- * backend's receive ring its frames). */
-static uint8_t *feed_keep(void *arg, const uint8_t *pkt, uint32_t len)
-{
-	struct hpn_pktep *e = arg;
-	struct hpn_dgram *d = e->cur;
-	void *buf;
-
-	if (e->nkept >= e->kept_max)
-		return NULL;
-	if (d && (d->flags & HPN_DGRAM_POOL) && d->data == pkt) {
-		d->data = NULL; /* the backend forgets it (rx_done) */
-		e->nkept++;
-		return (uint8_t *)pkt;
-	}
-	if (!e->pool || !hpn_pool_get_sized(e->pool, len, &buf))
-		return NULL;
-	memcpy(buf, pkt, len);
-	e->nkept++;
-	return buf;
-}
-
-static void feed_release(void *arg, uint8_t *kept)
-{
-	struct hpn_pktep *e = arg;
-	void *b = kept;
-
-	e->nkept--;
-	hpn_pool_put_bulk(e->pool, &b, 1);
-}
-
-static void feed_gap(void *arg, uint64_t from, uint64_t count, uint32_t line)
-{
-	struct hpn_pktep *e = arg;
-
-	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_GAP, .peer = e->lines[line].peer,
-							 .seq = from, .count = count});
-}
-
-static void feed_end(void *arg, uint64_t next, uint32_t line)
-{
-	struct hpn_pktep *e = arg;
-
-	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_FEED_END, .peer = e->lines[line].peer,
-							 .seq = next});
-}
-
-static const struct hpn_feed_ops feed_ops = {
-	.room = feed_room, .deliver = feed_deliver, .keep = feed_keep, .release = feed_release,
-	.gap = feed_gap, .end = feed_end,
-};
-
-/* The feed's counters into the endpoint's stats (single writer). */
-static void feed_sync(struct hpn_pktep *e)
-{
-	struct hpn_feed *f = e->feed;
-	uint64_t now[8] = {f->msgs, f->ngap_events, f->gap_msgs, f->dups, f->late, f->malformed, f->foreign,
-			   f->overflow};
-	uint64_t *st[5] = {&e->st->feed_msgs, &e->st->feed_gaps, &e->st->feed_gap_msgs, &e->st->feed_dups,
-			   &e->st->feed_late};
-
-	if (!memcmp(now, e->feed_synced, sizeof(now)))
-		return;
-	for (int i = 0; i < 5; i++)
-		if (now[i] != e->feed_synced[i])
-			HPN_STAT_ADD(*st[i], now[i] - e->feed_synced[i]);
-	if (now[5] != e->feed_synced[5])
-		HPN_STAT_ADD(e->st->malformed, now[5] - e->feed_synced[5]);
-	if (now[5] + now[6] + now[7] != e->feed_synced[5] + e->feed_synced[6] + e->feed_synced[7])
-		HPN_STAT_ADD(e->st->drops, now[5] + now[6] + now[7] - e->feed_synced[5] - e->feed_synced[6] -
-						   e->feed_synced[7]);
-	memcpy(e->feed_synced, now, sizeof(now));
-}
-
-static void feed_tick(struct hpn_pktep *e, uint64_t now)
-{
-	e->cur = NULL;
-	e->feed_deadline = hpn_feed_tick(e->feed, now);
-	feed_sync(e);
-}
-
-/* Which line a datagram came on: by its destination (when the backend
- * knows it) and, for a source-specific line, its source. -1: none of
- * them (a datagram to our port that is no line's). */
-static int line_of(const struct hpn_pktep *e, const struct hpn_dgram *d)
-{
-	for (uint32_t i = 0; i < e->nlines; i++) {
-		if (d->dst_port && (e->lines[i].port != d->dst_port ||
-				    (e->lines[i].group && e->lines[i].group != d->dst_ip)))
-			continue;
-		if (e->lines[i].source && d->alen >= 8 &&
-		    memcmp(&e->lines[i].source, (const uint8_t *)d->addr + 4, 4)) /* sockaddr_in's address */
-			continue;
-		return (int)i;
-	}
-	return -1;
-}
-
-static void plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
-{
-	struct pk_peer *p;
-	int line = 0;
-
-	/* Length 0: cut by the backend (longer than a buffer: dropped whole,
-	 * never delivered in part) - or empty, which carries no message. */
-	if (!d->len) {
-		HPN_STAT_ADD(e->st->drops, 1);
-		return;
-	}
-	if (e->nlines && (line = line_of(e, d)) < 0) {
-		/* No line's: only a peer we connected to speaks here (a request
-		 * server's retransmissions: a feed's extra line; an answer). */
-		p = peer_find(e, d->addr, d->alen);
-		if (p && !p->source) {
-			p->heard_ns = e->now;
-			line = HPN_FEED_RETRANS;
-		}
-	} else {
-		p = plain_source(e, d);
-	}
-	if (!p || line < 0) {
-		HPN_STAT_ADD(e->st->drops, 1);
-		return;
-	}
-	if (!e->is_feed) {
-		if (!plain_room(e)) {
-			HPN_STAT_ADD(e->st->drops, 1);
-			return;
-		}
-		plain_deliver(e, p->id, d->data, d->len, 0, e->cur_ts, true);
-		return;
-	}
-	e->lines[line].peer = p->id;
-	hpn_feed_input(e->feed, (uint32_t)line, d->data, d->len, e->cur_ts, e->now);
-	e->feed_deadline = e->feed->deadline; /* a hole it opened starts its timer */
-}
-
-/* Sources silent for peer_timeout_ms are gone. */
-static void plain_expire(struct hpn_pktep *e, uint64_t now)
-{
-	for (uint32_t j = e->npeers; j-- > 0;) {
-		struct pk_peer *p = &e->peers[e->active[j]];
-
-		if (p->source && !p->dead && now - p->heard_ns >= e->ccfg.dead_ns) {
-			for (uint32_t i = 0; i <= HPN_FEED_RETRANS; i++)
-				if (e->lines[i].peer == p->id)
-					e->lines[i].peer = HPN_PEER_NONE;
-			hpn_core_event(e->core, HPN_EV_PEER_GONE, p->id, -ETIMEDOUT);
-			peer_free(e, p);
-		}
-	}
-}
-
-int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source)
-{
-	for (uint32_t i = 0; i < e->nlines; i++)
-		if (e->lines[i].group == group && e->lines[i].port == port && e->lines[i].source == source)
-			return hpn_set_error(-EEXIST, "listen %s: already listening there", spec);
-	if (e->nlines == HPN_FEED_LINES_MAX)
-		return hpn_set_error(-ENOSPC, "listen %s: a feed has at most %d lines", spec, HPN_FEED_LINES_MAX);
-	snprintf(e->lines[e->nlines].spec, sizeof(e->lines[0].spec), "%s", spec);
-	e->lines[e->nlines].group = group;
-	e->lines[e->nlines].port = port;
-	e->lines[e->nlines].source = source;
-	e->lines[e->nlines].peer = HPN_PEER_NONE;
-	return (int)e->nlines++;
-}
-
-int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max)
-{
-	uint32_t n = e->nlines ? e->nlines : 1, k = 0;
-	bool retrans = e->feed && e->feed->line[HPN_FEED_RETRANS].packets;
-
-	if (!e->is_feed)
-		return hpn_set_error(-EOPNOTSUPP, "hpn_feed_lines: no feed on this endpoint (framing=none,seq=...)");
-	for (uint32_t i = 0; i < n + retrans; i++) {
-		uint32_t li = i < n ? i : HPN_FEED_RETRANS;
-		const struct hpn_feed_line_st *l = &e->feed->line[li];
-
-		if (k == max)
-			break;
-		out[k] = (struct hpn_feed_line){.packets = l->packets, .wins = l->wins, .dups = l->dups,
-						.lead_ns_sum = l->lead_ns_sum, .lead_count = l->lead_count};
-		snprintf(out[k++].addr, sizeof(out[0].addr), "%s",
-			 li == HPN_FEED_RETRANS ? "retransmissions" : e->nlines ? e->lines[i].spec : "*");
-	}
-	return (int)(n + retrans);
-}
-
-/* "group@source:port" -> "group:port" and the source (network order);
- * anything else is left as it is. */
-int hpn_pktep_split_source(const char *spec, char *out, size_t len, uint32_t *source)
-{
-	const char *at = strchr(spec, '@'), *colon = strrchr(spec, ':');
-	char src[64];
-
-	*source = 0;
-	if (!at) {
-		snprintf(out, len, "%s", spec);
-		return 0;
-	}
-	if (!colon || colon < at || (size_t)(colon - at - 1) >= sizeof(src))
-		return hpn_set_error(-EINVAL, "listen '%s': a source-specific group is group@source:port", spec);
-	memcpy(src, at + 1, (size_t)(colon - at - 1));
-	src[colon - at - 1] = '\0';
-	if (inet_pton(AF_INET, src, source) != 1 || !*source)
-		return hpn_set_error(-EINVAL, "listen '%s': source '%s' is not an IPv4 address", spec, src);
-	snprintf(out, len, "%.*s%s", (int)(at - spec), spec, colon);
-	return 0;
-}
-
-bool hpn_pktep_plain(const struct hpn_pktep *e)
-{
-	return e->plain;
-}
-
-/* One plain message's datagram: the payload as it is, no header. */
-static int plain_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags)
-{
-	unsigned done = 0;
-	int ret = 0;
-
-	for (; done < n; done++) {
-		const struct hpn_msg *m = &msgs[done];
-		struct pk_peer *p = e->last && e->last->id == m->peer && !e->last->dead ? e->last : peer_by_id(e, m->peer);
-
-		if (!p || p->dead) {
-			ret = hpn_set_error(-ENOTCONN, "send: peer %u is not connected", m->peer);
-			break;
-		}
-		if (m->len > e->ccfg.max_msg) {
-			ret = hpn_set_error(-EMSGSIZE, "send: %u bytes is more than one datagram carries here (%u)",
-					    m->len, e->ccfg.max_msg);
-			break;
-		}
-		if (e->ntx == PK_BURST)
-			flush(e);
-		e->tx_d[e->ntx++] = (struct hpn_dgram){.addr = p->addr, .alen = p->alen, .data = m->data, .len = m->len};
-		if (flags & HPN_TX_OWNED) {
-			if (!in_frames(e, m->data))
-				HPN_STAT_ADD(e->st->tx_copied, 1); /* a frame backend copies it into a frame */
-			put_after_flush(e, m->data);
-		}
-	}
-	flush(e);
-	return done ? (int)done : ret;
-}
-
 static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 {
 	struct pk_peer *p = e->last;
 
 	if (e->plain) {
-		plain_input(e, d);
+		hpn_pk_plain_input(e, d);
 		return;
 	}
 	/* Datagrams come in runs from one peer: no hash for those. */
 	if (!p || p->dead || p->superseded || p->alen != d->alen || memcmp(p->addr, d->addr, d->alen))
-		p = peer_find(e, d->addr, d->alen);
+		p = hpn_pk_peer_find(e, d->addr, d->alen);
 	if (e->ccfg.raw && p && !p->lingering && raw_input(e, p, d))
 		return;
 	if (e->subscribing && d->len >= HPN_PKT_HDR && (d->data[2] == HPN_PKT_DATA || d->data[2] == HPN_PKT_PING))
@@ -2181,11 +1690,11 @@ static int receive(struct hpn_pktep *e)
 
 	/* Top the reserve up in bulk, not one buffer per message. */
 	if (e->ncache < HPN_CONN_BATCH_MAX)
-		refill(e);
+		hpn_pk_refill(e);
 	/* A feed's packets that wait for the reader go first; while some
 	 * still wait, new ones stay in the device. */
 	if (e->feed && hpn_feed_backlog(e->feed)) {
-		feed_tick(e, e->now);
+		hpn_pk_feed_tick(e, e->now);
 		if (hpn_feed_backlog(e->feed))
 			return 0;
 	}
@@ -2203,7 +1712,7 @@ static int receive(struct hpn_pktep *e)
 	if (r == 0)
 		e->rx_empty++;
 	if (r == 0 && e->feed_deadline != UINT64_MAX && hpn_now_ns() >= e->feed_deadline)
-		feed_tick(e, hpn_now_ns()); /* a hole waited long enough: its gap, and what follows */
+		hpn_pk_feed_tick(e, hpn_now_ns()); /* a hole waited long enough: its gap, and what follows */
 	if (r <= 0)
 		return r;
 	/* One clock read per burst: RTT samples, liveness. (Raw datagrams
@@ -2223,8 +1732,8 @@ static int receive(struct hpn_pktep *e)
 	e->cur = NULL;
 	if (e->feed) {
 		if (e->now >= e->feed_deadline)
-			feed_tick(e, e->now);
-		feed_sync(e);
+			hpn_pk_feed_tick(e, e->now);
+		hpn_pk_feed_sync(e);
 	}
 	if (e->io->rx_done)
 		e->io->rx_done(e->io_arg, e->rx_d, (unsigned)r);
@@ -2236,7 +1745,7 @@ static int receive(struct hpn_pktep *e)
 		e->rx_d[i].dst_ip = 0;
 		e->rx_d[i].dst_port = 0;
 	}
-	flush(e);
+	hpn_pk_flush(e);
 	sweep(e);
 	return r;
 }
@@ -2247,10 +1756,10 @@ static void kick(struct hpn_pktep *e)
 {
 	e->starved = false;
 	e->cur_ts = hpn_real_ns(); /* a backlog's messages: the time they reach the reader */
-	refill(e);
+	hpn_pk_refill(e);
 	for (uint32_t j = 0; j < e->npeers; j++)
 		hpn_conn_kick(&e->peers[e->active[j]].conn, e->now);
-	flush(e);
+	hpn_pk_flush(e);
 }
 
 int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n)
