@@ -15,6 +15,8 @@
  */
 #include "hpnbench.h"
 
+#include "feedhash.h"
+
 #include <errno.h>
 #include <inttypes.h>
 #include <stdlib.h>
@@ -54,18 +56,6 @@ static uint64_t real_ns(void)
 
 	clock_gettime(CLOCK_REALTIME, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* FNV-1a over the sequence number and the payload. */
-static uint64_t msg_hash(uint64_t seq, const uint8_t *p, uint32_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 8; i++)
-		h = (h ^ ((seq >> (8 * i)) & 0xff)) * 1099511628211ull;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
 }
 
 /* Was seq delivered before? Marks it. */
@@ -126,7 +116,7 @@ static void ts_check(struct feed_run *f, const struct hpn_msg *m, uint64_t app)
 static void take(struct feed_run *f, const struct hpn_msg *m, uint64_t app)
 {
 	ts_check(f, m, app);
-	f->digest += msg_hash(m->seq, m->data, m->len);
+	f->digest += hpn_feed_hash(m->seq, m->data, m->len);
 	if (!f->msgs)
 		f->first_ns = app;
 	f->last_ns = app;

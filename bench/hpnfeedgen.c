@@ -21,6 +21,8 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* sendmmsg */
 #endif
+#include "feedhash.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
@@ -111,17 +113,6 @@ static void put_be(uint8_t *p, uint64_t v, int n)
 		p[i] = (uint8_t)v;
 }
 
-static uint64_t fnv(uint64_t seq, const uint8_t *p, uint32_t len)
-{
-	uint64_t h = 1469598103934665603ull;
-
-	for (int i = 0; i < 8; i++)
-		h = (h ^ ((seq >> (8 * i)) & 0xff)) * 1099511628211ull;
-	for (uint32_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 1099511628211ull;
-	return h;
-}
-
 /* Message seq's body: len bytes that depend on seq. */
 static void body(uint8_t *p, uint64_t seq, uint32_t len)
 {
@@ -143,7 +134,7 @@ static uint32_t build(uint64_t i, uint8_t *buf, uint64_t *digest)
 		memset(buf + 4, 0, 8);
 		body(buf + 12, seq, len - 12);
 		if (digest)
-			*digest += fnv(seq, buf, len);
+			*digest += hpn_feed_hash(seq, buf, len);
 		return len;
 	}
 	memcpy(buf, g.session, 10);
@@ -154,7 +145,7 @@ static uint32_t build(uint64_t i, uint8_t *buf, uint64_t *digest)
 		put_be(buf + off, g.size, 2);
 		body(buf + off + 2, seq + m, g.size);
 		if (digest)
-			*digest += fnv(seq + m, buf + off + 2, g.size);
+			*digest += hpn_feed_hash(seq + m, buf + off + 2, g.size);
 		off += 2 + g.size;
 	}
 	return off;

@@ -80,6 +80,8 @@ extern const size_t hpn_xdp_obj_len;
 #define F_PUT 4       /* nobody holds it: back to the send cache when sent */
 #define LOCK_DIR "/run/hpn"
 
+_Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
+
 struct hpn_pep {
 	struct hpn_core *core;
 	struct hpn_stats *st;
@@ -139,9 +141,7 @@ struct hpn_pep {
 	/* framing=none: the lines listened to (a feed's A and B, or any
 	 * plain ports), beside ip:port - their groups and ports. */
 	bool plain;
-	uint32_t lgroup[HPN_FEED_LINES_MAX];
-	uint16_t lport[HPN_FEED_LINES_MAX];
-	unsigned nl;
+	struct hpn_net_lines lines;
 };
 
 static const struct hpn_plugin_param xdp_params[] = {
@@ -522,20 +522,6 @@ static void xsk_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	refill(u);
 }
 
-/* framing=none: to our address and port, or to a line's group (or
- * address) and port - the pair: the program passes any address with any
- * port of ours. A source-specific line's source is the packet layer's to
- * check. */
-static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
-{
-	if (p->dst_ip == u->ip && p->dst_port == u->port)
-		return true;
-	for (unsigned i = 0; i < u->nl; i++)
-		if (p->dst_ip == u->lgroup[i] && p->dst_port == u->lport[i])
-			return true;
-	return false;
-}
-
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
 	struct hpn_pep *u = arg;
@@ -566,7 +552,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			hpn_frame_count_bad(u->st, e);
 			continue;
 		}
-		if (u->plain ? !plain_ours(u, &p)
+		if (u->plain ? !hpn_net_lines_take(&u->lines, u->ip, u->port, p.dst_ip, p.dst_port)
 			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */
 			continue;
@@ -1165,25 +1151,14 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_in *a, const ch
 }
 
 /* Join a group through the kernel (IGMP, the NIC's filter) on our
- * interface - any source, or one (IGMPv3). */
+ * interface - any source, or one (IGMPv3) - and let the program pass it. */
 static int join(struct hpn_pep *u, uint32_t group, uint32_t source, const char *spec)
 {
-	struct sockaddr_in g = {.sin_family = AF_INET, .sin_addr.s_addr = group},
-			   s = {.sin_family = AF_INET, .sin_addr.s_addr = source};
-	struct group_source_req gsr = {.gsr_interface = (uint32_t)u->ifindex};
-	struct group_req gr = {.gr_interface = (uint32_t)u->ifindex};
-	int ret;
+	int ret = hpn_net_join(u->port_fd, u->ifindex, group, source);
 
-	if (source) {
-		memcpy(&gsr.gsr_group, &g, sizeof(g));
-		memcpy(&gsr.gsr_source, &s, sizeof(s));
-		ret = setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr));
-	} else {
-		memcpy(&gr.gr_group, &g, sizeof(g));
-		ret = setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
-	}
 	if (ret || add_addr(u, group))
-		return hpn_set_error(-errno, "af_xdp: cannot join %s on %s: %s", spec, u->dev, strerror(errno));
+		return hpn_set_error(ret ? ret : -errno, "af_xdp: cannot join %s on %s: %s", spec, u->dev,
+				     strerror(ret ? -ret : errno));
 	return 0;
 }
 
@@ -1204,7 +1179,7 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 	group = hpn_ip4_is_group(a.sin_addr.s_addr);
 	if (source && !group)
 		return hpn_set_error(-EINVAL, "af_xdp: listen %s: a source is given for a group only", spec);
-	if (u->nl == HPN_FEED_LINES_MAX)
+	if (u->lines.n == HPN_NET_LINES)
 		return hpn_set_error(-ENOSPC, "af_xdp: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
 	if (!u->up) {
 		ret = group ? group_dev(u, a.sin_addr.s_addr, spec, &ip) : dev_of_addr(u, a.sin_addr.s_addr, &ip);
@@ -1230,8 +1205,10 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 	}
 	if (ret)
 		return ret;
-	u->lgroup[u->nl] = group ? a.sin_addr.s_addr : u->ip;
-	u->lport[u->nl++] = a.sin_port;
+	u->lines.ip[u->lines.n] = group ? a.sin_addr.s_addr : u->ip;
+	u->lines.source[u->lines.n] = source;
+	u->lines.group[u->lines.n] = group;
+	u->lines.port[u->lines.n++] = a.sin_port;
 	return 0;
 }
 

@@ -58,6 +58,8 @@
 #define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
 #define ICMP_PER_MS 1               /* port unreachable answers at most 1000 a second */
 
+_Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
+
 struct hpn_pep {
 	struct hpn_core *core;
 	struct hpn_stats *st;
@@ -99,10 +101,7 @@ struct hpn_pep {
 	/* Groups joined (the one of unordered=on, or a framing=none
 	 * endpoint's lines): each with its source (0: any) and port. */
 	bool plain;
-	uint32_t lgroup[HPN_FEED_LINES_MAX], lsource[HPN_FEED_LINES_MAX];
-	uint16_t lport[HPN_FEED_LINES_MAX];
-	bool lis_group[HPN_FEED_LINES_MAX];
-	unsigned nl;
+	struct hpn_net_lines lines;
 	bool link_up;
 	uint64_t link_ns;
 	/* Memory. */
@@ -539,17 +538,17 @@ static uint32_t igmp_records(const struct hpn_pep *u, enum igmp_what what, uint3
 	uint32_t len = 0;
 
 	*n = 0;
-	for (unsigned i = 0; i < u->nl; i++) {
+	for (unsigned i = 0; i < u->lines.n; i++) {
 		uint8_t *rec = r + len;
 
-		if (!u->lis_group[i] || (asked && asked != u->lgroup[i]))
+		if (!u->lines.group[i] || (asked && asked != u->lines.ip[i]))
 			continue;
 		memset(rec, 0, 8);
-		rec[0] = u->lsource[i] ? one[what] : any[what];
-		rec[3] = u->lsource[i] ? 1 : 0; /* sources */
-		memcpy(rec + 4, &u->lgroup[i], 4);
-		if (u->lsource[i])
-			memcpy(rec + 8, &u->lsource[i], 4);
+		rec[0] = u->lines.source[i] ? one[what] : any[what];
+		rec[3] = u->lines.source[i] ? 1 : 0; /* sources */
+		memcpy(rec + 4, &u->lines.ip[i], 4);
+		if (u->lines.source[i])
+			memcpy(rec + 8, &u->lines.source[i], 4);
 		len += 8 + 4u * rec[3];
 		(*n)++;
 	}
@@ -562,7 +561,7 @@ static void igmp_report(struct hpn_pep *u, enum igmp_what what, uint32_t asked)
 {
 	static const uint8_t all_routers_v3[6] = {0x01, 0x00, 0x5e, 0x00, 0x00, 0x16}; /* 224.0.0.22 */
 	const uint32_t to = htonl(0xe0000016);
-	uint8_t recs[HPN_FEED_LINES_MAX * 12];
+	uint8_t recs[HPN_NET_LINES * 12];
 	struct rte_mbuf *m;
 	uint8_t *o, *ip, *ig;
 	uint16_t c, nrec;
@@ -607,7 +606,7 @@ static void igmp_input(struct hpn_pep *u, const uint8_t *ip, uint32_t hl, uint32
 	const uint8_t *ig = ip + hl;
 	uint32_t asked;
 
-	if (!u->nl || u->borrowed || tot < hl + 8 || ig[0] != 0x11 || hpn_inet_csum(ig, tot - hl, 0))
+	if (!u->lines.n || u->borrowed || tot < hl + 8 || ig[0] != 0x11 || hpn_inet_csum(ig, tot - hl, 0))
 		return;
 	memcpy(&asked, ig + 4, 4);
 	igmp_report(u, IGMP_STATE, asked);
@@ -682,18 +681,6 @@ static void dp_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	u->nlent = 0;
 }
 
-/* framing=none: to our address and port, or to a line's group (or
- * address) and port - the pair. A source-specific line's source is the
- * packet layer's to check. */
-static bool plain_ours(const struct hpn_pep *u, const struct hpn_udp4 *p)
-{
-	if (p->dst_ip == u->ip && p->dst_port == u->port)
-		return true;
-	for (unsigned i = 0; i < u->nl; i++)
-		if (p->dst_ip == u->lgroup[i] && p->dst_port == u->lport[i])
-			return true;
-	return false;
-}
 
 /* What the port's receive offload found good (anything else - bad,
  * unknown, not checked - is checked here). */
@@ -747,7 +734,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
-		if (u->plain ? !plain_ours(u, &p)
+		if (u->plain ? !hpn_net_lines_take(&u->lines, u->ip, u->port, p.dst_ip, p.dst_port)
 			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			if (p.dst_ip == u->ip)
 				port_unreachable(u, &p, f);
@@ -1341,41 +1328,32 @@ static int dp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	return 0;
 }
 
-/* Join a group (source: one sender only, 0: any) as line u->nl: the port
+/* Join a group (source: one sender only, 0: any) as line u->lines.n: the port
  * takes its MAC (its multicast filter, else every multicast), and either
  * the kernel joins (a borrowed address) or we say it in IGMPv3. */
 static int join(struct hpn_pep *u, uint32_t group, uint32_t source, uint16_t port, const char *spec)
 {
-	struct rte_ether_addr mac[HPN_FEED_LINES_MAX + 1];
+	struct rte_ether_addr mac[HPN_NET_LINES + 1];
 	unsigned n = 0;
 
-	u->lgroup[u->nl] = group;
-	u->lsource[u->nl] = source;
-	u->lport[u->nl] = port;
-	u->lis_group[u->nl] = true;
-	for (unsigned i = 0; i <= u->nl; i++)
-		if (u->lis_group[i])
-			hpn_ip4_group_mac(u->lgroup[i], mac[n++].addr_bytes);
+	u->lines.ip[u->lines.n] = group;
+	u->lines.source[u->lines.n] = source;
+	u->lines.port[u->lines.n] = port;
+	u->lines.group[u->lines.n] = true;
+	for (unsigned i = 0; i <= u->lines.n; i++)
+		if (u->lines.group[i])
+			hpn_ip4_group_mac(u->lines.ip[i], mac[n++].addr_bytes);
 	hpn_ip4_group_mac(htonl(0xe0000001), mac[n++].addr_bytes); /* all hosts: IGMP queries */
 	if (rte_eth_dev_set_mc_addr_list(u->port_id, mac, n) && rte_eth_allmulticast_enable(u->port_id))
 		hpn_log(HPN_LOG_INFO, "dpdk: %s: no multicast filter and no all-multicast mode: %s is heard only if "
 				      "the port passes it anyway", u->name, spec);
 	if (u->borrowed) {
-		struct sockaddr_in g = {.sin_family = AF_INET, .sin_addr.s_addr = group},
-				   s = {.sin_family = AF_INET, .sin_addr.s_addr = source};
-		struct group_source_req gsr = {.gsr_interface = if_nametoindex(u->kiface)};
-		struct group_req gr = {.gr_interface = gsr.gsr_interface};
-		int r;
+		int r = hpn_net_join(u->port_fd, (int)if_nametoindex(u->kiface), group, source);
 
-		memcpy(&gsr.gsr_group, &g, sizeof(g));
-		memcpy(&gsr.gsr_source, &s, sizeof(s));
-		memcpy(&gr.gr_group, &g, sizeof(g));
-		r = source ? setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr))
-			   : setsockopt(u->port_fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
 		if (r)
-			return hpn_set_error(-errno, "dpdk: cannot join %s on %s: %s", spec, u->kiface, strerror(errno));
+			return hpn_set_error(r, "dpdk: cannot join %s on %s: %s", spec, u->kiface, strerror(-r));
 	}
-	u->nl++;
+	u->lines.n++;
 	if (!u->borrowed) {
 		igmp_report(u, IGMP_JOIN, group); /* the new one only: a state change */
 		u->igmp_again_ns = hpn_now_ns() + 1000000000ull;
@@ -1414,7 +1392,7 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 	if (!group && a.sin_addr.s_addr && a.sin_addr.s_addr != u->ip)
 		return hpn_set_error(-EADDRNOTAVAIL, "dpdk: %s is not %s's address (%s)", spec, u->name,
 				     inet_ntoa((struct in_addr){u->ip}));
-	if (u->nl == HPN_FEED_LINES_MAX)
+	if (u->lines.n == HPN_NET_LINES)
 		return hpn_set_error(-ENOSPC, "dpdk: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
 	if (!u->port) {
 		ret = bind_port(u, a.sin_port);
@@ -1428,10 +1406,10 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 		ret = join(u, a.sin_addr.s_addr, source, a.sin_port, spec);
 		ret = ret ?: hpn_pktep_subscribe(u->pk);
 	} else {
-		u->lgroup[u->nl] = u->ip;
-		u->lsource[u->nl] = 0;
-		u->lis_group[u->nl] = false;
-		u->lport[u->nl++] = a.sin_port;
+		u->lines.ip[u->lines.n] = u->ip;
+		u->lines.source[u->lines.n] = 0;
+		u->lines.group[u->lines.n] = false;
+		u->lines.port[u->lines.n++] = a.sin_port;
 		hpn_pktep_listen(u->pk);
 	}
 	if (ret)

@@ -24,6 +24,22 @@ int hpn_net_parse_v4(const char *who, const char *spec, bool passive, struct soc
 	return 0;
 }
 
+int hpn_net_join(int fd, int ifindex, uint32_t group, uint32_t source)
+{
+	struct sockaddr_in g = {.sin_family = AF_INET, .sin_addr.s_addr = group},
+			   s = {.sin_family = AF_INET, .sin_addr.s_addr = source};
+	struct group_source_req gsr = {.gsr_interface = (uint32_t)ifindex};
+	struct group_req gr = {.gr_interface = (uint32_t)ifindex};
+
+	memcpy(&gsr.gsr_group, &g, sizeof(g));
+	memcpy(&gsr.gsr_source, &s, sizeof(s));
+	memcpy(&gr.gr_group, &g, sizeof(g));
+	if (source ? setsockopt(fd, IPPROTO_IP, MCAST_JOIN_SOURCE_GROUP, &gsr, sizeof(gsr))
+		   : setsockopt(fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr)))
+		return -errno;
+	return 0;
+}
+
 int hpn_net_format(void *io, const void *addr, uint32_t alen, char *buf, size_t len)
 {
 	(void)io;

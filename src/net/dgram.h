@@ -31,4 +31,31 @@ int hpn_net_parse_v4(const char *who, const char *spec, bool passive, struct soc
 /* hpn_dgram_io.format for sockaddr_in peers. */
 int hpn_net_format(void *io, const void *addr, uint32_t alen, char *buf, size_t len);
 
+/* framing=none: the lines a frame backend listens on - each a group (or
+ * its own address) and port, and a group's one source (0: any). */
+#define HPN_NET_LINES 8
+struct hpn_net_lines {
+	uint32_t ip[HPN_NET_LINES], source[HPN_NET_LINES];
+	uint16_t port[HPN_NET_LINES];
+	bool group[HPN_NET_LINES];
+	unsigned n;
+};
+
+/* A frame to ip:port is ours: our own address and port, or a line's pair
+ * (not any address with any port: the XDP program's maps pass those). */
+static inline bool hpn_net_lines_take(const struct hpn_net_lines *l, uint32_t own_ip, uint16_t own_port, uint32_t ip,
+				      uint16_t port)
+{
+	if (ip == own_ip && port == own_port)
+		return true;
+	for (unsigned i = 0; i < l->n; i++)
+		if (ip == l->ip[i] && port == l->port[i])
+			return true;
+	return false;
+}
+
+/* Join group (source: that sender only, IGMPv3; 0: any) on interface
+ * ifindex through the kernel, on socket fd. 0 or -errno. */
+int hpn_net_join(int fd, int ifindex, uint32_t group, uint32_t source);
+
 #endif
