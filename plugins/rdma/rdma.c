@@ -111,6 +111,8 @@ struct hpn_pep {
 	unsigned burst;
 	bool wimm;
 	uint32_t wimm_slots, wimm_slot;
+	uint8_t ack_timeout; /* 0: rdma_cm's default */
+	uint8_t retry_count, rnr_retry;
 	uint64_t keepalive_ns, next_keepalive_ns;
 	char dev[64];
 };
@@ -133,6 +135,10 @@ static const struct hpn_plugin_param rdma_params[] = {
 	{"wimm", "on|off: small messages by RDMA write with immediate into a per-peer ring (default off)"},
 	{"wimm_slots", "slots of each peer's write-with-immediate ring (default 64)"},
 	{"wimm_slot", "bytes per ring slot: larger messages use sends (default 256)"},
+	{"ack_timeout", "RC local ACK timeout exponent, 4.096 us * 2^N before a lost packet is sent again, 1..31 "
+			"(default: rdma_cm's, about 1 s on soft-RoCE; issue 13 will choose one by measurement)"},
+	{"retry_count", "RC transport retries before the peer is gone, 0..7 (default 7)"},
+	{"rnr_retry", "RC retries while the receiver has no buffer posted, 0..7; 7: for ever (default 7)"},
 	{NULL, NULL},
 };
 
@@ -464,12 +470,24 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 	return 0;
 }
 
-static struct rdma_conn_param conn_param(void)
+static struct rdma_conn_param conn_param(const struct hpn_pep *u)
 {
 	return (struct rdma_conn_param){
-		.retry_count = 7,
-		.rnr_retry_count = 7, /* a full receiver delays us; it never drops */
+		.retry_count = u->retry_count,
+		.rnr_retry_count = u->rnr_retry, /* 7: a full receiver delays us; it never drops */
 	};
+}
+
+/* ack_timeout=: on the connection's id before its QP is made ready (both
+ * sides: each times out its own sends). A refusal is logged, not fatal:
+ * the connection works with rdma_cm's default. */
+static void set_ack_timeout(const struct hpn_pep *u, struct rdma_cm_id *id)
+{
+	uint8_t t = u->ack_timeout;
+
+	if (t && rdma_set_option(id, RDMA_OPTION_ID, RDMA_OPTION_ID_ACK_TIMEOUT, &t, sizeof(t)))
+		hpn_log(HPN_LOG_WARN, "rdma: ack_timeout=%u refused (%s): rdma_cm's default applies", t,
+			strerror(errno));
 }
 
 /* ---- pending messages ------------------------------------------------- */
@@ -566,7 +584,7 @@ static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status)
 
 static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const void *pdata, uint8_t plen)
 {
-	struct rdma_conn_param cp = conn_param();
+	struct rdma_conn_param cp = conn_param(u);
 	struct rdma_peer *p = peer_new(u, id, false);
 	struct wimm_pd mine;
 
@@ -578,6 +596,8 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 		cp.private_data = &mine;
 		cp.private_data_len = sizeof(mine);
 	}
+	if (!ret)
+		set_ack_timeout(u, id);
 	if (ret || rdma_accept(id, &cp)) {
 		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
 			p ? hpn_last_error() : no_slot_why(u));
@@ -629,7 +649,7 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		      const void *pdata, uint8_t plen)
 {
 	struct rdma_peer *p = id->context;
-	struct rdma_conn_param cp = conn_param();
+	struct rdma_conn_param cp = conn_param(u);
 	struct wimm_pd mine;
 
 	if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
@@ -640,6 +660,7 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		return;
 	switch (t) {
 	case RDMA_CM_EVENT_ADDR_RESOLVED:
+		set_ack_timeout(u, id);
 		if (rdma_resolve_route(id, RESOLVE_MS))
 			peer_gone(u, p, -errno);
 		break;
@@ -827,6 +848,12 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->wimm_slots = (uint32_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slot", 256, 8, 1u << 20, &v);
 	u->wimm_slot = (uint32_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "ack_timeout", 0, 0, 31, &v);
+	u->ack_timeout = (uint8_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "retry_count", 7, 0, 7, &v);
+	u->retry_count = (uint8_t)v;
+	ret = ret ?: hpn_core_cfg_u64(core, "rnr_retry", 7, 0, 7, &v);
+	u->rnr_retry = (uint8_t)v;
 	if (ret)
 		goto fail;
 	if (u->rx_depth > bufs / 2) {

@@ -469,6 +469,19 @@ static void test_bad_device(void **state)
 	assert_null(ep);
 	assert_int_equal(hpn_ep_create(CFG ",rx_depth=400", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "rx_depth"));
+	assert_int_equal(hpn_ep_create(CFG ",ack_timeout=32", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "ack_timeout"));
+	assert_int_equal(hpn_ep_create(CFG ",retry_count=8", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "retry_count"));
+	assert_int_equal(hpn_ep_create(CFG ",rnr_retry=9", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "rnr_retry"));
+}
+
+/* The RC timers set by hand (both ends): the stream is the same. */
+static void test_rc_timers(void **state)
+{
+	(void)state;
+	many_in_order("ack_timeout=12,retry_count=5,rnr_retry=7");
 }
 
 static void test_connect_refused(void **state)
@@ -559,7 +572,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
-		cmocka_unit_test(test_wimm_in_order), cmocka_unit_test(test_wimm_credits),
+		cmocka_unit_test(test_wimm_in_order),
+		cmocka_unit_test(test_rc_timers), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
