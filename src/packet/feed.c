@@ -129,7 +129,6 @@ int hpn_feed_init(struct hpn_feed *f, const struct hpn_seq_spec *spec, uint64_t 
 	f->ops = ops;
 	f->arg = arg;
 	f->gap_timeout_ns = gap_timeout_ns;
-	f->nlines = 1;
 	f->deadline = UINT64_MAX;
 	f->hold = calloc(HPN_FEED_HOLD_MAX, sizeof(*f->hold));
 	return f->hold ? 0 : -ENOMEM;
@@ -456,8 +455,6 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 			return;
 		}
 	}
-	if (line >= f->nlines)
-		f->nlines = line + 1;
 	f->line[line].packets++;
 	if (!f->started) { /* joined mid-stream: what came before is not a gap */
 		f->started = true;

@@ -124,7 +124,6 @@ struct hpn_feed {
 		uint64_t seq, ts;
 		uint32_t line, seen; /* seen: a bit per line that brought it */
 	} lead[HPN_FEED_LEAD_RING];
-	uint32_t nlines;
 	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX + 1]; /* + HPN_FEED_RETRANS */
 	/* Totals (the endpoint's hpn_stats.feed_*; messages), and what was
 	 * dropped (packets: malformed, another session's, no room to hold). */

@@ -787,7 +787,6 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 			ret = hpn_set_error(-ENOMEM, "packet layer: out of memory for the feed");
 			goto fail;
 		}
-		e->is_feed = true;
 	}
 	e->feed_deadline = UINT64_MAX;
 	for (unsigned i = 0; i <= HPN_FEED_RETRANS; i++)

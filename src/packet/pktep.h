@@ -201,8 +201,6 @@ bool hpn_pktep_reliable(const struct hpn_pktep *e);
 int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source);
 /* Per-line feed counters (hpn_feed_lines); -EOPNOTSUPP without seq=. */
 int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max);
-/* framing=none? */
-bool hpn_pktep_plain(const struct hpn_pktep *e);
 /* A listen address "group@source:port" as "group:port" in out, and the
  * source (network order; 0 when there is none: out is spec). 0 or -EINVAL
  * with the error set. */

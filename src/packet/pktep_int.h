@@ -124,7 +124,7 @@ struct hpn_pktep {
 	bool faulty;
 
 	/* framing=none (cfg.plain), and its feed when seq= is set. */
-	bool plain, is_feed;
+	bool plain;
 	uint64_t m2r, m2r_at; /* real clock minus monotonic, read every 10 ms */
 	uint64_t cur_ts;      /* receive time of the datagram being read (real clock) */
 	uint32_t rx_room; /* bytes a datagram may have (plain: the largest message) */

@@ -231,7 +231,7 @@ void hpn_pk_plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
 		HPN_STAT_ADD(e->st->drops, 1);
 		return;
 	}
-	if (!e->is_feed) {
+	if (!e->feed) {
 		if (!plain_room(e)) {
 			HPN_STAT_ADD(e->st->drops, 1);
 			return;
@@ -280,7 +280,7 @@ int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigne
 	uint32_t n = e->nlines ? e->nlines : 1, k = 0;
 	bool retrans = e->feed && e->feed->line[HPN_FEED_RETRANS].packets;
 
-	if (!e->is_feed)
+	if (!e->feed)
 		return hpn_set_error(-EOPNOTSUPP, "hpn_feed_lines: no feed on this endpoint (framing=none,seq=...)");
 	for (uint32_t i = 0; i < n + retrans; i++) {
 		uint32_t li = i < n ? i : HPN_FEED_RETRANS;
@@ -316,11 +316,6 @@ int hpn_pktep_split_source(const char *spec, char *out, size_t len, uint32_t *so
 		return hpn_set_error(-EINVAL, "listen '%s': source '%s' is not an IPv4 address", spec, src);
 	snprintf(out, len, "%.*s%s", (int)(at - spec), spec, colon);
 	return 0;
-}
-
-bool hpn_pktep_plain(const struct hpn_pktep *e)
-{
-	return e->plain;
 }
 
 /* One plain message's datagram: the payload as it is, no header. */
