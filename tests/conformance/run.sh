@@ -5,7 +5,8 @@
 #   af_xdp      server and client in two namespaces joined by a veth pair
 #               (tools/hpn-netns --pair, prefix hpncf; root)
 #   af_xdp_udp  an af_xdp server, udp client: the same wire
-#   rdma        both on soft-RoCE's rxe0 (run inside tools/hpn-rxe)
+#   rdma        both on soft-RoCE's rxe0 (run inside tools/hpn-rxe), or
+#               across its --pair wire (HPN_TEST_RDMA_ADDR=10.11.0.2)
 #   dpdk_memif  two processes joined by a memif pair (server/client roles)
 #   dpdk_afpacket  dpdk on both ends of a veth pair between two namespaces
 #               (net_af_packet; the kernel has no address there: dpdk
@@ -27,8 +28,10 @@ udp)
 	addr=127.0.0.1:$((18750 + RANDOM % 1000))
 	;;
 rdma)
-	# Inside tools/hpn-rxe (meson wraps this script in it): rxe0 at 10.9.0.1.
-	addr=10.9.0.1:$((18750 + RANDOM % 1000))
+	# Inside tools/hpn-rxe (meson wraps this script in it): rxe0 at 10.9.0.1,
+	# or with --pair the server on rxeD (10.11.0.2): the client's route
+	# leaves through rxeC, across the wire.
+	addr=${HPN_TEST_RDMA_ADDR:-10.9.0.1}:$((18750 + RANDOM % 1000))
 	unset CONF_PACKET # no packet layer: no injected loss
 	;;
 af_xdp | af_xdp_udp)
