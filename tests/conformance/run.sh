@@ -85,7 +85,12 @@ for _ in $(seq 1 100); do
 done
 grep -q listening "$log" || { echo "server not ready:"; cat "$log"; exit 1; }
 echo "# $name: server ($srv_cfg) at $addr; client $cli_cfg"
-"${cli_in[@]}" "$bin" client "$cli_cfg" "$addr"
+"${cli_in[@]}" "$bin" client "$cli_cfg" "$addr" || {
+	rc=$?
+	echo "# the server's last words:"
+	tail -n 20 "$log"
+	exit $rc
+}
 # The server ends with the last case (CMD:die); make sure before reusing its host.
 for _ in $(seq 1 40); do kill -0 $srv 2>/dev/null || break; sleep 0.05; done
 kill $srv 2>/dev/null || true

@@ -1,0 +1,138 @@
+#!/bin/bash
+# What only a real wire can show (run inside tools/hpn-rxe --pair: rxeC on
+# vethC at 10.11.0.1, rxeD on vethD at 10.11.0.2). Usage: wire_events.sh HPNBENCH
+#   1. lost connect requests: everything rxeC sends is dropped for the
+#      first 0.6 s; the connect must still complete within its 3 s
+#      (rdma_cm alone resends a lost request only after ~4.3 s)
+#   2. the link goes down mid-stream (ip link set vethC down): both ends
+#      report the peer gone, with a log line naming the device; after the
+#      link is back the same server takes a new client (on a re-created
+#      rxeC: 6.1's rxe stops answering connection replies after such a flap)
+#   3. the client's device is deleted mid-stream (rdma link delete rxeC):
+#      the delete completes (hpn lets go of the device), the client reports
+#      the peer gone naming rxeC; with rxeC back the server takes a new client
+set -euo pipefail
+bench=$1
+timeout_ms=5000 # peer_timeout_ms on both ends: "gone" must come before it
+cfg="peer_timeout_ms=$timeout_ms,bufs=512,rx_depth=128"
+export HPN_LOG_LEVEL=info
+work=$(mktemp -d)
+srv=
+trap 'set +e; [ -n "$srv" ] && kill $srv 2>/dev/null; tc qdisc del dev vethC root 2>/dev/null; ip link set vethC up; rm -rf "$work"' EXIT
+
+fail() {
+	echo "FAIL: $*"
+	for f in "$work"/*.log; do echo "--- $f"; grep -v hugepages "$f" | tail -n 12; done
+	exit 1
+}
+ms() { date +%s%3N; }
+wait_active() { # both ports ACTIVE with their IPv4 GIDs again
+	local i
+	for i in $(seq 1 200); do
+		grep -qs ACTIVE /sys/class/infiniband/rxeC/ports/1/state &&
+			grep -qs ACTIVE /sys/class/infiniband/rxeD/ports/1/state &&
+			grep -qs ffff:0a0b:0001 /sys/class/infiniband/rxeC/ports/1/gids/* &&
+			grep -qs ffff:0a0b:0002 /sys/class/infiniband/rxeD/ports/1/gids/* && return 0
+		sleep 0.05
+	done
+	fail "ports not ACTIVE again after 10 s"
+}
+client() { # NAME EXTRA_ARGS...: a ping-pong client in the background -> $cli
+	local name=$1
+	shift
+	"$bench" --plugin rdma --peer 10.11.0.2:7000 --size 64 --quiet --config "$cfg" "$@" \
+		>"$work/$name.log" 2>&1 &
+	cli=$!
+}
+# wait_exit PID MS: wait for PID to end; rc= its exit status, or "alive"
+# (not in a $(...) subshell: only this shell can reap its children)
+wait_exit() {
+	local t0
+	t0=$(ms)
+	while kill -0 "$1" 2>/dev/null && [ $(($(ms) - t0)) -lt "$2" ]; do sleep 0.02; done
+	if kill -0 "$1" 2>/dev/null; then rc=alive; return; fi
+	rc=0
+	wait "$1" || rc=$?
+}
+stream_until_connected() { # LOG: the client is past its connect and exchanging messages
+	local i
+	for i in $(seq 1 300); do
+		grep -q 'event connected' "$1" && return 0
+		sleep 0.02
+	done
+	fail "client not connected after 6 s"
+}
+
+"$bench" --plugin rdma --server --bind 10.11.0.2:7000 --config "$cfg" >"$work/server.log" 2>&1 &
+srv=$!
+for _ in $(seq 1 200); do grep -q listening "$work/server.log" && break; sleep 0.05; done
+grep -q listening "$work/server.log" || fail "server did not start"
+
+# 1. Everything rxeC sends is dropped for 0.6 s (netem loss 100%): before
+# a connection exists that is the connection manager's requests.
+tc qdisc add dev vethC root netem loss 100%
+t0=$(ms)
+client lost_req --iters 2000 --warmup 100
+sleep 0.6
+dropped=$(tc -s qdisc show dev vethC | awk '/dropped/ { sub(",", "", $7); print $7; exit }')
+tc qdisc del dev vethC root
+[ "${dropped:-0}" -gt 0 ] || fail "netem dropped nothing: no connect request was lost"
+wait_exit $cli 20000
+[ "$rc" = 0 ] || fail "connect through lost requests: client status $rc"
+grep -q 'event connected' "$work/lost_req.log" || fail "no connected event"
+echo "# 1. connect with its first $dropped packets lost (0.6 s): done in $(($(ms) - t0)) ms (2000 ping-pongs included)"
+
+# 2. The link goes down mid-stream.
+client down --iters 100000000
+stream_until_connected "$work/down.log"
+sleep 0.5
+t0=$(ms)
+ip link set vethC down
+wait_exit $cli $timeout_ms
+t1=$(ms)
+[ "$rc" != alive ] || fail "link down: the client did not notice within peer_timeout_ms ($timeout_ms ms)"
+grep -q 'event peer-gone' "$work/down.log" || fail "link down: no peer-gone event at the client"
+for _ in $(seq 1 100); do grep -q 'gone' "$work/server.log" && break; sleep 0.05; done
+grep -q "rxeD port 1 went down" "$work/server.log" || fail "link down: the server did not log rxeD's port going down"
+grep -Eq "rxeC( port 1 went down|: send to peer)" "$work/down.log" || fail "link down: the client's log does not name rxeC"
+echo "# 2. link down: client gone after $((t1 - t0)) ms; $(grep -h -E 'went down|send to peer' "$work/down.log" "$work/server.log" | sed 's/^hpnbench: //' | tr '\n' ';')"
+ip link set vethC up
+# A link going down takes its routes and neighbour entries with it: put
+# back what keeps 10.11.0.1 <-> 10.11.0.2 on the wire (hpn-rxe --pair).
+ip route replace 10.11.0.2 dev vethC src 10.11.0.1 table 111
+ip route replace 10.11.0.1 dev vethD src 10.11.0.2 table 112
+ip neigh replace 10.11.0.2 lladdr "$(cat /sys/class/net/vethD/address)" dev vethC nud permanent
+ip neigh replace 10.11.0.1 lladdr "$(cat /sys/class/net/vethC/address)" dev vethD nud permanent
+# The 6.1 kernel's rxe answers no connection reply on a device whose link
+# went down under traffic (ib_send_lat -R times out there too): the client
+# side gets a fresh rxeC. The server's rxeD, down and up as well, stays.
+rdma link delete rxeC
+rdma link add rxeC type rxe netdev vethC
+wait_active
+client after_down --iters 500 --warmup 50
+wait_exit $cli 30000
+[ "$rc" = 0 ] || fail "after the link came back the server did not take a new client (status $rc)"
+grep -q 'using rxeC' "$work/after_down.log" || fail "after the link came back the client did not use rxeC"
+echo "# 2. link up again: a new client was served"
+
+# 3. The client's device is deleted mid-stream.
+client removed --iters 100000000
+stream_until_connected "$work/removed.log"
+grep -q 'using rxeC' "$work/removed.log" || fail "the client does not use rxeC"
+sleep 0.5
+t0=$(ms)
+timeout 20 rdma link delete rxeC || fail "rdma link delete rxeC did not complete (status $?): a process holds the device"
+t1=$(ms)
+wait_exit $cli $timeout_ms
+[ "$rc" != alive ] || fail "device removed: the client did not notice within peer_timeout_ms"
+grep -q "rxeC was removed" "$work/removed.log" || fail "device removed: no log line naming rxeC"
+grep -q 'event peer-gone' "$work/removed.log" || fail "device removed: no peer-gone event"
+echo "# 3. rdma link delete rxeC took $((t1 - t0)) ms; the client saw: $(grep -h 'rxeC was removed' "$work/removed.log" | sed 's/^hpnbench: //')"
+rdma link add rxeC type rxe netdev vethC
+wait_active
+client after_removal --iters 500 --warmup 50
+wait_exit $cli 30000
+[ "$rc" = 0 ] || fail "with rxeC back the server did not take a new client (status $rc)"
+grep -q 'using rxeC' "$work/after_removal.log" || fail "with rxeC back the client did not use it"
+kill -0 $srv || fail "the server died"
+echo "# 3. rxeC back: a new client was served; the server lived through all of it"
