@@ -1,55 +1,66 @@
 #!/bin/bash
 # hpn rdma vs perftest (ib_send_lat, ib_write_lat) in one soft-RoCE session.
 #
-#   bench/rdma_vs_perftest.sh [--sizes 64,1024] [--iters 5000] [--build DIR]
+#   bench/rdma_vs_perftest.sh [--sizes 64,1024] [--iters 5000] [--build DIR] [--pair]
 #
 # Runs itself inside the rxe guest (tools/hpn-rxe) unless RDMA is already
 # here. All tools run in the same guest, back to back, with the same sizes
 # and iteration counts; emulation (TCG) makes absolute numbers meaningless,
-# so what counts is the ratio. Target (issue 4): hpn's median one-way
-# latency <= 1.05x ib_send_lat's typical at 64 B.
+# so what counts is the ratio. Targets: hpn's median one-way latency
+# <= 1.05x ib_send_lat's typical at 64 B, and the write-with-immediate
+# path <= 1.05x ib_write_lat's. --pair: the same on rxe0 and across the
+# real wire of hpn-rxe --pair (rxeC -> rxeD) in one guest session, then
+# hpnbench 64 B under netem loss 1% each way on that wire, with the
+# default ack_timeout and with rdma_cm's (ack_timeout=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=64,1024 iters=5000 build=build
+sizes=64,1024 iters=5000 build=build pair=0
 args=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
 	--sizes) sizes=$2; shift 2 ;;
 	--iters) iters=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
+	--pair) pair=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done
 bench=$PWD/$build/bench/hpnbench
 [ -x "$bench" ] || { echo "rdma_vs_perftest: $bench missing: build first" >&2; exit 1; }
 
-if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q . ; then
+# Into the guest unless the devices are here (--pair: its rxeC and rxeD).
+if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q . || { [ "$pair" = 1 ] && [ ! -e /sys/class/infiniband/rxeC ]; }; then
 	if [[ " ${args[*]} " == *" --inside "* ]]; then
-		echo "rdma_vs_perftest: no RDMA device even inside the harness" >&2
+		echo "rdma_vs_perftest: no RDMA device (or no rxeC/rxeD for --pair) even inside the harness" >&2
 		exit 1
 	fi
 	out=$(mktemp -d)
 	chmod 777 "$out"
-	tools/hpn-rxe auto --rw "$out" -- "$PWD/$0" "${args[@]}" --inside --build "$build" | tee "$out/log"
+	wire=()
+	[ "$pair" = 1 ] && wire=(--pair)
+	tools/hpn-rxe auto "${wire[@]}" --rw "$out" -- "$PWD/$0" "${args[@]}" --inside --build "$build" | tee "$out/log"
 	exit "${PIPESTATUS[0]}"
 fi
 
-dev=${HPN_RXE_DEV:-rxe0}
-addr=${HPN_TEST_RDMA_ADDR:-10.9.0.1}
 gid=${HPN_RXE_GID:-1}
 work=$(mktemp -d)
 trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-perftest() { # tool size -> writes $work/<tool>_<size>.txt
+# A path: NAME SERVER_DEV CLIENT_DEV ADDR (rxe0 loops back inside one
+# device; "wire" crosses the veth from rxeC to rxeD).
+paths=("rxe0 ${HPN_RXE_DEV:-rxe0} ${HPN_RXE_DEV:-rxe0} ${HPN_TEST_RDMA_ADDR:-10.9.0.1}")
+[ "$pair" = 1 ] && paths+=("wire rxeD rxeC 10.11.0.2")
+
+perftest() { # tool size -> writes $work/<path>_<tool>_<size>.txt
 	local tool=$1 size=$2 try
-	"$tool" -d "$dev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
+	"$tool" -d "$sdev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
 	local spid=$!
 	for try in 1 2 3 4 5; do
 		sleep 0.5
-		if timeout 120 "$tool" -d "$dev" -x "$gid" -s "$size" -n "$iters" -F "$addr" >"$work/${tool}_$size.txt" 2>&1; then
+		if timeout 120 "$tool" -d "$cdev" -x "$gid" -s "$size" -n "$iters" -F "$addr" >"$work/${name}_${tool}_$size.txt" 2>&1; then
 			break
 		fi
 	done
@@ -57,22 +68,38 @@ perftest() { # tool size -> writes $work/<tool>_<size>.txt
 }
 
 IFS=, read -ra size_list <<<"$sizes"
-for s in "${size_list[@]}"; do
-	echo "size $s: ib_send_lat" >&2
-	perftest ib_send_lat "$s"
-	echo "size $s: ib_write_lat" >&2
-	perftest ib_write_lat "$s"
-	echo "size $s: hpnbench rdma (send/recv)" >&2
-	"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
-		--config bufs=512,buf_size=64k,rx_depth=128 --json "$work/hpn_$s.json" >/dev/null
-	echo "size $s: hpnbench rdma (write with immediate)" >&2
-	"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
-		--config bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 --json "$work/wimm_$s.json" >/dev/null
+for path in "${paths[@]}"; do
+	read -r name sdev cdev addr <<<"$path"
+	for s in "${size_list[@]}"; do
+		echo "$name, size $s: ib_send_lat" >&2
+		perftest ib_send_lat "$s"
+		echo "$name, size $s: ib_write_lat" >&2
+		perftest ib_write_lat "$s"
+		echo "$name, size $s: hpnbench rdma (send/recv)" >&2
+		"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
+			--config bufs=512,buf_size=64k,rx_depth=128 --json "$work/${name}_hpn_$s.json" >/dev/null
+		echo "$name, size $s: hpnbench rdma (write with immediate)" >&2
+		"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
+			--config bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 --json "$work/${name}_wimm_$s.json" >/dev/null
+	done
 done
+if [ "$pair" = 1 ]; then
+	tc qdisc add dev vethC root netem loss 1%
+	tc qdisc add dev vethD root netem loss 1%
+	for at in default 0; do
+		echo "wire, 1% loss each way: hpnbench 64 B, ack_timeout $at" >&2
+		extra=
+		[ "$at" = default ] || extra=",ack_timeout=$at"
+		"$bench" --plugin rdma --bind 10.11.0.2:0 --size 64 --iters "$iters" --warmup 200 --quiet \
+			--config "bufs=512,rx_depth=128$extra" --json "$work/loss_$at.json" >/dev/null
+	done
+	tc qdisc del dev vethC root
+	tc qdisc del dev vethD root
+fi
 
-python3 - "$work" "$sizes" <<'PY'
-import json, re, sys
-work, sizes = sys.argv[1], [int(x) for x in sys.argv[2].split(',')]
+python3 - "$work" "$sizes" "$pair" <<'PY'
+import json, sys
+work, sizes, pair = sys.argv[1], [int(x) for x in sys.argv[2].split(',')], sys.argv[3] == '1'
 def perf(path):
     # columns: bytes iters t_min t_max t_typical t_avg t_stdev p99 p99.9
     for line in open(path):
@@ -80,18 +107,31 @@ def perf(path):
         if len(f) >= 9 and f[0].isdigit() and f[1].isdigit():
             return {'typ': float(f[4]), 'p999': float(f[8])}
     raise SystemExit("no result in %s:\n%s" % (path, open(path).read()[-2000:]))
+def hpn(path):
+    return json.load(open(path))['results'][0]
 print("\nhpn rdma vs perftest, one soft-RoCE guest, one-way latency in us (t_typical / p99.9)")
-print("%6s  %14s %14s %14s %14s   %s" % ("size", "hpn send", "hpn wimm", "ib_send_lat", "ib_write_lat", "hpn/send  wimm/write"))
-ok = True
-for s in sizes:
-    h = json.load(open('%s/hpn_%d.json' % (work, s)))['results'][0]
-    w = json.load(open('%s/wimm_%d.json' % (work, s)))['results'][0]
-    a, b = perf('%s/ib_send_lat_%d.txt' % (work, s)), perf('%s/ib_write_lat_%d.txt' % (work, s))
-    r1, r2 = h['t_typical_us'] / a['typ'], w['t_typical_us'] / b['typ']
-    if s == 64:
-        ok = min(r1, w['t_typical_us'] / a['typ']) <= 1.05
-    print("%6d  %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f   %5.2f     %5.2f" %
-          (s, h['t_typical_us'], h['p99_9_us'], w['t_typical_us'], w['p99_9_us'], a['typ'], a['p999'],
-           b['typ'], b['p999'], r1, r2))
-print("\ntarget (hpn p50 <= 1.05x ib_send_lat at 64 B): %s" % ("met" if ok else "NOT met"))
+print("%-5s %6s  %14s %14s %14s %14s   %s" % ("path", "size", "hpn send", "hpn wimm", "ib_send_lat", "ib_write_lat", "hpn/send  wimm/write"))
+verdict = []
+for name in ['rxe0'] + (['wire'] if pair else []):
+    for s in sizes:
+        h, w = hpn('%s/%s_hpn_%d.json' % (work, name, s)), hpn('%s/%s_wimm_%d.json' % (work, name, s))
+        a = perf('%s/%s_ib_send_lat_%d.txt' % (work, name, s))
+        b = perf('%s/%s_ib_write_lat_%d.txt' % (work, name, s))
+        r1, r2 = h['t_typical_us'] / a['typ'], w['t_typical_us'] / b['typ']
+        if s == 64:
+            verdict.append("%s: send %.2fx ib_send_lat (%s), wimm %.2fx ib_write_lat (%s)" %
+                           (name, r1, "met" if r1 <= 1.05 else "NOT met", r2, "met" if r2 <= 1.05 else "NOT met"))
+        print("%-5s %6d  %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f   %5.2f     %5.2f" %
+              (name, s, h['t_typical_us'], h['p99_9_us'], w['t_typical_us'], w['p99_9_us'], a['typ'], a['p999'],
+               b['typ'], b['p999'], r1, r2))
+print("\ntargets at 64 B (<= 1.05x):")
+for v in verdict:
+    print("  " + v)
+if pair:
+    print("\nwire, netem loss 1% each way, hpnbench 64 B ping-pong (one-way us):")
+    for at, label in (('default', 'ack_timeout default (10)'), ('0', "ack_timeout=0 (rdma_cm's)")):
+        r = hpn('%s/loss_%s.json' % (work, at))
+        print("  %-28s p50 %7.1f  p99 %9.1f  p99.9 %9.1f  max %9.1f  (%s)" %
+              (label, r['t_typical_us'], r['p99_us'], r['p99_9_us'], r['t_max_us'],
+               "p99.9 <= 10 ms: met" if r['p99_9_us'] <= 10000 else "p99.9 <= 10 ms: NOT met"))
 PY

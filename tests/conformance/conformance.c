@@ -608,6 +608,26 @@ static int probe(const char *plugin)
 	return 77;
 }
 
+/* CONF_SKIP=case,case: cases a test rig cannot hold (whoever sets it says
+ * why, e.g. tests/conformance/meson.build); each is named as skipped. */
+static int run_cases(const struct CMUnitTest *all, size_t n, const char *skip)
+{
+	struct CMUnitTest run[32];
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < 32; i++) {
+		size_t len = strlen(all[i].name);
+		const char *at = skip ? strstr(skip, all[i].name) : NULL;
+
+		if (at && (at == skip || at[-1] == ',') && (at[len] == ',' || !at[len])) {
+			printf("# %s: skipped here (CONF_SKIP)\n", all[i].name);
+			continue;
+		}
+		run[k++] = all[i];
+	}
+	return _cmocka_run_group_tests("conformance", run, k, NULL, NULL);
+}
+
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
@@ -640,5 +660,5 @@ int main(int argc, char **argv)
 		return serve();
 	if (getenv("CONF_FILTER")) /* one case: CONF_FILTER=test_name (globs) */
 		cmocka_set_test_filter(getenv("CONF_FILTER"));
-	return cmocka_run_group_tests(tests, NULL, NULL);
+	return run_cases(tests, sizeof(tests) / sizeof(tests[0]), getenv("CONF_SKIP"));
 }
