@@ -41,7 +41,7 @@ if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q . || { [ "$pair" = 1 ] && [
 	chmod 777 "$out"
 	wire=()
 	[ "$pair" = 1 ] && wire=(--pair)
-	tools/hpn-rxe auto "${wire[@]}" --rw "$out" -- "$PWD/$0" "${args[@]}" --inside --build "$build" | tee "$out/log"
+	tools/hpn-rxe auto ${wire[@]+"${wire[@]}"} --rw "$out" -- "$PWD/$0" "${args[@]}" --inside --build "$build" | tee "$out/log"
 	exit "${PIPESTATUS[0]}"
 fi
 

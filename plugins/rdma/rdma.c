@@ -81,9 +81,10 @@ struct rdma_peer {
 	uint32_t credits;
 	bool sent;            /* posted something since the last keepalive check */
 
-	/* Outgoing, not up yet: where to, and when to start over (connect_again). */
+	/* Outgoing, not up yet: where to, when to start over (connect_again),
+	 * and when to give up. Closing (P_CLOSING): when to stop waiting. */
 	struct sockaddr_storage dst;
-	uint64_t retry_at_ns, retry_ns;
+	uint64_t retry_at_ns, retry_ns, deadline_ns;
 };
 
 /* Device events handed to one endpoint (poll_async), under async_mu. */
@@ -421,7 +422,6 @@ static int dev_setup(struct hpn_pep *u, struct ibv_context *ctx, const char *nam
 	fcntl(u->cc->fd, F_SETFL, fcntl(u->cc->fd, F_GETFL) | O_NONBLOCK);
 	/* Device events are read by progress, never waited for. */
 	fcntl(ctx->async_fd, F_SETFL, fcntl(ctx->async_fd, F_GETFL) | O_NONBLOCK);
-	async_join(u);
 	/* A queue pair in error completes every request, signaled or not:
 	 * room for all of them, for every peer. */
 	cqe = (int)(u->tx_depth * u->max_peers + 64);
@@ -445,6 +445,7 @@ static int dev_setup(struct hpn_pep *u, struct ibv_context *ctx, const char *nam
 	if (ret)
 		return hpn_set_error(ret, "rdma: cannot post %u receive buffers (%s): raise bufs or lower rx_depth",
 				     u->rx_depth, strerror(-ret));
+	async_join(u); /* complete: others may read our queues' identities now */
 	return 0;
 }
 
@@ -629,7 +630,13 @@ static void reap_sends(struct hpn_pep *u)
 				peer_release_sq(u, p, (uint32_t)wc[i].wr_id);
 				continue;
 			}
-			if (wc[i].status != IBV_WC_WR_FLUSH_ERR) {
+			if (wc[i].status == IBV_WC_WR_FLUSH_ERR && p->state == P_UP) {
+				/* Its queue pair is in error and we were not told why
+				 * (an event lost or overflowed): the connection is gone. */
+				hpn_log(HPN_LOG_WARN, "rdma: %s: the connection to peer %u broke (requests flushed)",
+					ibv_get_device_name(u->ctx->device), p->pid);
+				peer_gone(u, p, -ECONNRESET);
+			} else if (wc[i].status != IBV_WC_WR_FLUSH_ERR) {
 				HPN_STAT_ADD(u->st->errors, 1);
 				hpn_log(HPN_LOG_WARN, "rdma: %s: send to peer %u failed: %s (vendor error %#x): the connection is gone",
 					ibv_get_device_name(u->ctx->device), p->pid, ibv_wc_status_str(wc[i].status),
@@ -671,9 +678,9 @@ static void teardown(struct hpn_pep *u, struct rdma_peer *p)
 static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status)
 {
 	hpn_peer_t pid = p->pid;
-	bool announce = p->state == P_UP || p->outgoing;
+	bool announce = p->state != P_CLOSING && (p->state == P_UP || p->outgoing);
 
-	if (p->state == P_UP)
+	if (p->state == P_UP || p->state == P_CLOSING)
 		rdma_disconnect(p->id);
 	teardown(u, p);
 	if (announce)
@@ -869,7 +876,7 @@ static bool sends_pending(const struct hpn_pep *u, const struct rdma_peer *only)
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		const struct rdma_peer *p = &u->peers[i];
 
-		if ((!only || p == only) && p->state == P_UP && hpn_sq_inflight(&p->sq))
+		if ((!only || p == only) && (p->state == P_UP || p->state == P_CLOSING) && hpn_sq_inflight(&p->sq))
 			return true;
 	}
 	return false;
@@ -905,7 +912,7 @@ static void rdma_close_(struct hpn_pep *u)
 	for (uint32_t i = 0; u->peers && i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if (p->state == P_UP)
+		if (p->state == P_UP || p->state == P_CLOSING)
 			rdma_disconnect(p->id);
 		if (p->state != P_FREE)
 			teardown(u, p);
@@ -1011,6 +1018,8 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &v);
 	u->linger_ns = v * 1000000;
 	u->connect_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * 1000000 : CONNECT_RETRY_NS;
+	if (u->connect_retry_ns > CONNECT_RETRY_MAX_NS)
+		u->connect_retry_ns = CONNECT_RETRY_MAX_NS;
 	if (ret)
 		goto fail;
 	if (u->rx_depth > bufs / 2) {
@@ -1149,6 +1158,13 @@ static int rdma_connect_(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	}
 	memcpy(&p->dst, &a, sizeof(a));
 	p->retry_ns = u->connect_retry_ns;
+	/* connect_again() gives up when the caller's timeout (an asynchronous
+	 * connect: peer_timeout_ms, or a minute) has passed. */
+	uint64_t limit_ms = hpn_core_connect_timeout_ms(u->core);
+
+	if (!limit_ms)
+		limit_ms = hpn_core_opts(u->core)->peer_timeout_ms ? hpn_core_opts(u->core)->peer_timeout_ms : 60000;
+	p->deadline_ns = hpn_now_ns() + limit_ms * 1000000ull;
 	*peer = p->pid;
 	return 0;
 }
@@ -1166,6 +1182,10 @@ static void connect_again(struct hpn_pep *u, struct rdma_peer *p, uint64_t now)
 {
 	struct rdma_cm_id *id;
 
+	if (now >= p->deadline_ns) {
+		peer_gone(u, p, -ETIMEDOUT);
+		return;
+	}
 	if (p->qp) {
 		rdma_destroy_qp(p->id);
 		p->qp = NULL;
@@ -1194,12 +1214,20 @@ static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
 {
 	struct rdma_peer *p = peer_by_id(u, id);
 
-	if (!p)
+	if (!p || p->state == P_CLOSING)
 		return hpn_set_error(-ENOENT, "rdma: no peer %u", id);
-	linger(u, p);
+	reap_sends(u);
+	if (p->state == P_UP && u->linger_ns && hpn_sq_inflight(&p->sq)) {
+		/* What was posted may still wait for a retransmission: progress
+		 * ends the connection once it is acknowledged, or linger_ms on. */
+		if (p->sq.since_signal)
+			keepalive(u, p);
+		p->state = P_CLOSING;
+		p->deadline_ns = hpn_now_ns() + u->linger_ns;
+		return 0;
+	}
 	if (p->state == P_UP)
 		rdma_disconnect(p->id);
-	reap_sends(u);
 	teardown(u, p);
 	return 0;
 }
@@ -1226,7 +1254,15 @@ static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
 
 /* ---- device and port events ------------------------------------------- */
 
-/* Every connection on the device (port 0) or on one port of it ends. */
+/* On our device (and port, unless 0): a peer still resolving may be on none yet. */
+static bool peer_on(const struct hpn_pep *u, const struct rdma_peer *p, int port)
+{
+	return p->state != P_FREE && p->id && p->id->verbs && p->id->verbs == u->ctx &&
+	       (!port || p->id->port_num == port);
+}
+
+/* Every connection on the device (port 0) or on one port of it ends;
+ * returns how many the application knew of. */
 static unsigned peers_gone(struct hpn_pep *u, int status, int port)
 {
 	unsigned n = 0;
@@ -1236,8 +1272,8 @@ static unsigned peers_gone(struct hpn_pep *u, int status, int port)
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if (p->state != P_FREE && (!port || !p->id || p->id->port_num == port)) {
-			n++;
+		if (peer_on(u, p, port)) {
+			n += p->state == P_UP || p->state == P_CLOSING || p->outgoing;
 			peer_gone(u, p, status);
 		}
 	}
@@ -1253,19 +1289,37 @@ static void dev_lost(struct hpn_pep *u, int status, const char *what)
 	char name[IBV_SYSFS_NAME_MAX];
 	unsigned n;
 
-	if (!u->ctx)
+	struct ibv_context *ctx = u->ctx;
+	bool listening;
+
+	if (!ctx)
 		return;
-	snprintf(name, sizeof(name), "%s", ibv_get_device_name(u->ctx->device));
-	n = peers_gone(u, status, 0);
-	if (u->listen_id && u->listen_id->verbs == u->ctx) {
-		rdma_destroy_id(u->listen_id);
-		u->listen_id = NULL;
-		hpn_log(HPN_LOG_ERROR, "rdma: %s %s: %u connections on it are gone, and the endpoint no longer "
-				       "listens (it was bound to an address of %s)", name, what, n, name);
-	} else {
-		hpn_log(HPN_LOG_ERROR, "rdma: %s %s: %u connections on it are gone", name, what, n);
+	snprintf(name, sizeof(name), "%s", ibv_get_device_name(ctx->device));
+	reap_sends(u);
+	rx_drain_to_pend(u);
+	/* Queue pairs, then what they used, while the context surely lives:
+	 * librdmacm may close it with the last id of a removed device. */
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		struct rdma_peer *p = &u->peers[i];
+
+		if (p->state != P_FREE && p->qp) {
+			rdma_destroy_qp(p->id);
+			p->qp = NULL;
+		}
+		ring_free(p); /* its registration is on our protection domain */
 	}
 	dev_release(u);
+	u->ctx = ctx; /* only for peer_on(): the ids still point at it */
+	n = peers_gone(u, status, 0);
+	u->ctx = NULL;
+	listening = u->listen_id && u->listen_id->verbs == ctx;
+	if (listening) {
+		rdma_destroy_id(u->listen_id);
+		u->listen_id = NULL;
+	}
+	hpn_log(HPN_LOG_ERROR, "rdma: %s %s: %u connections on it are gone%s%s%s", name, what, n,
+		listening ? ", and the endpoint no longer listens (it was bound to an address of " : "",
+		listening ? name : "", listening ? ")" : "");
 }
 
 /* Our share of the device's events: a port down ends every connection on
@@ -1359,6 +1413,8 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 
 		if (p->outgoing && p->state == P_CONNECTING && now >= p->retry_at_ns)
 			connect_again(u, p, now);
+		else if (p->state == P_CLOSING && (!hpn_sq_inflight(&p->sq) || now >= p->deadline_ns))
+			peer_gone(u, p, 0); /* says goodbye; no event: the application let go */
 	}
 	if (u->keepalive_ns && now >= u->next_keepalive_ns) {
 		u->next_keepalive_ns = now + u->keepalive_ns;
@@ -1457,12 +1513,12 @@ static int rx_wc(struct hpn_pep *u, const struct ibv_wc *wc, struct hpn_msg *out
 		return 0;
 	}
 	p = peer_by_qpn(u, wc->qp_num);
-	if (unlikely(!p)) {
+	if (unlikely(!p || p->state == P_CLOSING)) { /* closing: the application let go of it */
 		HPN_STAT_ADD(u->st->drops, 1);
 		hpn_pool_put_bulk(u->pool, &buf, 1);
 		return 0;
 	}
-	if (unlikely(p->state != P_UP && p->state != P_CLOSING))
+	if (unlikely(p->state != P_UP))
 		establish(u, p);
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
 		return ring_take(u, p, ntohl(wc->imm_data), buf, out);

@@ -410,6 +410,51 @@ static void test_goodbye_after_data(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* hpn_disconnect right after sending: it returns at once, yet what was
+ * posted is still delivered (on a lossy wire some of it waits for a
+ * retransmission), then the connection ends - and no event about a peer
+ * the client let go of. */
+static void test_disconnect_after_data(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make(NULL), *c = make(NULL);
+	hpn_peer_t p, sp;
+	uint64_t got = 0;
+	uint8_t m[2000];
+	struct hpn_event ev;
+	bool gone = false;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	p = connect_pair(s, c, addr, &sp);
+	for (uint64_t i = 0; i < 100; i++) {
+		fill(m, sizeof(m), i);
+		while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
+			;
+	}
+	assert_int_equal(hpn_disconnect(c, p), 0);
+	assert_true(hpn_send(c, p, m, sizeof(m)) < 0); /* let go of: refused */
+	for (uint64_t t0 = now_ms(); (got < 100 || !gone) && now_ms() - t0 < 10000;) {
+		struct hpn_msg in[32];
+		int r = hpn_recv_burst(s, in, 32);
+
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].peer, sp);
+			assert_int_equal(check(in[i].data, in[i].len), got);
+			hpn_buf_put(s, in[i].data);
+		}
+		while (hpn_poll(s, &ev, 1) == 1)
+			gone |= ev.type == HPN_EV_PEER_GONE && ev.peer == sp;
+		while (hpn_poll(c, &ev, 1) == 1) /* the client's progress ends the connection */
+			assert_false(ev.type == HPN_EV_PEER_GONE && ev.peer == p);
+	}
+	assert_int_equal(got, 100);
+	assert_true(gone);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 /* Idle peers exchange keepalives (zero-length sends): they must neither
  * surface as messages nor end the connection. */
 static void test_idle_keepalive(void **state)
@@ -577,7 +622,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
-		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_idle_keepalive),
+		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_disconnect_after_data),
+		cmocka_unit_test(test_idle_keepalive),
 		cmocka_unit_test(test_peer_ids_never_repeat),
 	};
 
