@@ -1158,12 +1158,14 @@ static int rdma_connect_(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 	}
 	memcpy(&p->dst, &a, sizeof(a));
 	p->retry_ns = u->connect_retry_ns;
-	/* connect_again() gives up when the caller's timeout (an asynchronous
-	 * connect: peer_timeout_ms, or a minute) has passed. */
+	/* connect_again() gives up when the caller's timeout has passed; an
+	 * asynchronous connect gets peer_timeout_ms, but at least 10 s (a
+	 * short peer timeout must not leave a lossy connect no second try). */
 	uint64_t limit_ms = hpn_core_connect_timeout_ms(u->core);
 
 	if (!limit_ms)
-		limit_ms = hpn_core_opts(u->core)->peer_timeout_ms ? hpn_core_opts(u->core)->peer_timeout_ms : 60000;
+		limit_ms = hpn_core_opts(u->core)->peer_timeout_ms > 10000 ? hpn_core_opts(u->core)->peer_timeout_ms
+									     : 10000;
 	p->deadline_ns = hpn_now_ns() + limit_ms * 1000000ull;
 	*peer = p->pid;
 	return 0;
