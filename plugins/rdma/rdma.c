@@ -871,23 +871,23 @@ static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
 
 static void keepalive(struct hpn_pep *u, struct rdma_peer *p);
 
-static bool sends_pending(const struct hpn_pep *u, const struct rdma_peer *only)
+static bool sends_pending(const struct hpn_pep *u)
 {
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		const struct rdma_peer *p = &u->peers[i];
 
-		if ((!only || p == only) && (p->state == P_UP || p->state == P_CLOSING) && hpn_sq_inflight(&p->sq))
+		if ((p->state == P_UP || p->state == P_CLOSING) && hpn_sq_inflight(&p->sq))
 			return true;
 	}
 	return false;
 }
 
-/* Closing (one peer, or all when `only` is NULL): what was posted must not
+/* Closing the endpoint: what was posted must not
  * die with the queue pair - on a lossy wire the last sends may still be
  * waiting for a retransmission. Make the newest request ask for a
  * completion, then reap until everything is acknowledged, the peer fails,
  * or linger_ms passes (the packet layer's linger, for RC). */
-static void linger(struct hpn_pep *u, struct rdma_peer *only)
+static void linger(struct hpn_pep *u)
 {
 	uint64_t t0 = hpn_now_ns();
 
@@ -896,10 +896,10 @@ static void linger(struct hpn_pep *u, struct rdma_peer *only)
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if ((!only || p == only) && p->state == P_UP && hpn_sq_inflight(&p->sq) && p->sq.since_signal)
+		if (p->state == P_UP && hpn_sq_inflight(&p->sq) && p->sq.since_signal)
 			keepalive(u, p); /* a full queue's newest request is signaled already */
 	}
-	while (sends_pending(u, only) && hpn_now_ns() - t0 < u->linger_ns)
+	while (sends_pending(u) && hpn_now_ns() - t0 < u->linger_ns)
 		reap_sends(u);
 }
 
@@ -908,7 +908,7 @@ static void rdma_close_(struct hpn_pep *u)
 	if (!u)
 		return;
 	if (u->peers)
-		linger(u, NULL);
+		linger(u);
 	for (uint32_t i = 0; u->peers && i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
@@ -1256,16 +1256,16 @@ static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
 
 /* ---- device and port events ------------------------------------------- */
 
-/* On our device (and port, unless 0): a peer still resolving may be on none yet. */
-static bool peer_on(const struct hpn_pep *u, const struct rdma_peer *p, int port)
+/* On device ctx (and port, unless 0): a peer still resolving may be on none yet. */
+static bool peer_on(const struct ibv_context *ctx, const struct rdma_peer *p, int port)
 {
-	return p->state != P_FREE && p->id && p->id->verbs && p->id->verbs == u->ctx &&
+	return p->state != P_FREE && p->id && p->id->verbs && p->id->verbs == ctx &&
 	       (!port || p->id->port_num == port);
 }
 
 /* Every connection on the device (port 0) or on one port of it ends;
  * returns how many the application knew of. */
-static unsigned peers_gone(struct hpn_pep *u, int status, int port)
+static unsigned peers_gone(struct hpn_pep *u, const struct ibv_context *ctx, int status, int port)
 {
 	unsigned n = 0;
 
@@ -1274,7 +1274,7 @@ static unsigned peers_gone(struct hpn_pep *u, int status, int port)
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if (peer_on(u, p, port)) {
+		if (peer_on(ctx, p, port)) {
 			n += p->state == P_UP || p->state == P_CLOSING || p->outgoing;
 			peer_gone(u, p, status);
 		}
@@ -1311,9 +1311,7 @@ static void dev_lost(struct hpn_pep *u, int status, const char *what)
 		ring_free(p); /* its registration is on our protection domain */
 	}
 	dev_release(u);
-	u->ctx = ctx; /* only for peer_on(): the ids still point at it */
-	n = peers_gone(u, status, 0);
-	u->ctx = NULL;
+	n = peers_gone(u, ctx, status, 0); /* the ids still point at it */
 	listening = u->listen_id && u->listen_id->verbs == ctx;
 	if (listening) {
 		rdma_destroy_id(u->listen_id);
@@ -1344,7 +1342,7 @@ static void async_act(struct hpn_pep *u, const struct async_inbox *in)
 	}
 	for (int port = 1; port < 32; port++) {
 		if (in->port_down & (1u << port)) {
-			unsigned n = peers_gone(u, -ENETDOWN, port);
+			unsigned n = peers_gone(u, u->ctx, -ENETDOWN, port);
 
 			hpn_log(HPN_LOG_ERROR, "rdma: %s port %d went down (link lost): %u connections on it are gone",
 				name, port, n);

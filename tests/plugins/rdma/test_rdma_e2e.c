@@ -375,6 +375,29 @@ static void echo_run(const char *srv_cfg, const char *cli_cfg)
 	hpn_ep_destroy(s);
 }
 
+/* n messages numbered 0..n-1 (fill()), waiting out back-pressure. */
+static void send_numbered(hpn_ep *c, hpn_peer_t p, uint8_t *m, size_t len, uint64_t n)
+{
+	for (uint64_t i = 0; i < n; i++) {
+		fill(m, len, i);
+		while (hpn_send(c, p, m, len) == -EAGAIN)
+			;
+	}
+}
+
+/* What has arrived: each from sp, each the next number (*got). */
+static void recv_numbered(hpn_ep *s, hpn_peer_t sp, uint64_t *got)
+{
+	struct hpn_msg in[32];
+	int r = hpn_recv_burst(s, in, 32);
+
+	for (int i = 0; i < r; i++, (*got)++) {
+		assert_int_equal(in[i].peer, sp);
+		assert_int_equal(check(in[i].data, in[i].len), *got);
+		hpn_buf_put(s, in[i].data);
+	}
+}
+
 /* Everything sent before a goodbye is delivered, then the peer is gone,
  * even if the receiver looks only after the goodbye arrived. */
 static void test_goodbye_after_data(void **state)
@@ -389,23 +412,11 @@ static void test_goodbye_after_data(void **state)
 	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
 	assert_int_equal(hpn_listen(s, addr), 0);
 	p = connect_pair(s, c, addr, &sp);
-	for (uint64_t i = 0; i < 100; i++) {
-		fill(m, sizeof(m), i);
-		while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
-			;
-	}
+	send_numbered(c, p, m, sizeof(m), 100);
 	hpn_ep_destroy(c);
 	wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 10000); /* the goodbye is processed first */
-	for (uint64_t t0 = now_ms(); got < 100 && now_ms() - t0 < 10000;) {
-		struct hpn_msg in[32];
-		int r = hpn_recv_burst(s, in, 32);
-
-		for (int i = 0; i < r; i++, got++) {
-			assert_int_equal(in[i].peer, sp);
-			assert_int_equal(check(in[i].data, in[i].len), got);
-			hpn_buf_put(s, in[i].data);
-		}
-	}
+	for (uint64_t t0 = now_ms(); got < 100 && now_ms() - t0 < 10000;)
+		recv_numbered(s, sp, &got);
 	assert_int_equal(got, 100);
 	hpn_ep_destroy(s);
 }
@@ -428,22 +439,11 @@ static void test_disconnect_after_data(void **state)
 	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
 	assert_int_equal(hpn_listen(s, addr), 0);
 	p = connect_pair(s, c, addr, &sp);
-	for (uint64_t i = 0; i < 100; i++) {
-		fill(m, sizeof(m), i);
-		while (hpn_send(c, p, m, sizeof(m)) == -EAGAIN)
-			;
-	}
+	send_numbered(c, p, m, sizeof(m), 100);
 	assert_int_equal(hpn_disconnect(c, p), 0);
 	assert_true(hpn_send(c, p, m, sizeof(m)) < 0); /* let go of: refused */
 	for (uint64_t t0 = now_ms(); (got < 100 || !gone) && now_ms() - t0 < 10000;) {
-		struct hpn_msg in[32];
-		int r = hpn_recv_burst(s, in, 32);
-
-		for (int i = 0; i < r; i++, got++) {
-			assert_int_equal(in[i].peer, sp);
-			assert_int_equal(check(in[i].data, in[i].len), got);
-			hpn_buf_put(s, in[i].data);
-		}
+		recv_numbered(s, sp, &got);
 		while (hpn_poll(s, &ev, 1) == 1)
 			gone |= ev.type == HPN_EV_PEER_GONE && ev.peer == sp;
 		while (hpn_poll(c, &ev, 1) == 1) /* the client's progress ends the connection */
