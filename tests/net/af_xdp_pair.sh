@@ -34,15 +34,11 @@ attached() { in1 ip link show eth0 | head -1 | grep -Eq ' xdp(generic)? '; }
 
 echo "1. af_xdp server ${subnet}.1 <- udp client ${subnet}.2"
 before=$(csum_errors)
-ip netns exec "${prefix}2" timeout 30 tcpdump -U -i eth0 -nn -w "$log/cap.pcap" udp port $port >/dev/null 2>&1 &
-cap=$!
-sleep 0.5
+capture in2 "$log/cap.pcap" udp port $port
 start_server in1 xdp_srv --plugin af_xdp --bind "${subnet}.1:$port"
 attached || { echo "FAIL: no XDP program on hpnxd1's eth0 while the server runs"; exit 1; }
 client in2 udp_to_xdp --plugin udp --peer "${subnet}.1:$port"
-sleep 0.3
-kill -INT "$cap" 2>/dev/null || true
-wait "$cap" 2>/dev/null || true
+stop_capture
 after=$(csum_errors)
 [ "$after" = "$before" ] || { echo "FAIL: the kernel counted $((after - before)) UDP checksum errors"; exit 1; }
 bad=$( (tcpdump -r "$log/cap.pcap" -nn -vv 2>/dev/null || true) | grep -ci 'bad \(udp \)\?cksum' || true)

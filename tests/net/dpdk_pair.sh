@@ -44,9 +44,7 @@ xdp_ok=0
 
 echo "1. dpdk server ${subnet}.1 <- kernel host ${subnet}.2"
 before=$(csum_errors)
-in2 timeout 60 tcpdump -U -i eth0 -nn -w "$log/cap.pcap" >/dev/null 2>&1 &
-cap=$!
-sleep 0.5
+capture in2 "$log/cap.pcap"
 start_server in1 dpdk_srv --plugin dpdk --config "$dpdk" --bind "${subnet}.1:$port"
 in2 ping -c 3 -i 0.2 -W 1 "${subnet}.1" >"$log/ping.out" || { echo "FAIL: ping ${subnet}.1:"; cat "$log/ping.out"; exit 1; }
 echo "   ping: $(grep -o '[0-9]* received' "$log/ping.out"), answered by the dpdk host"
@@ -54,9 +52,7 @@ client in2 udp_to_dpdk --plugin udp --peer "${subnet}.1:$port" --size 64
 client in2 udp_to_dpdk_8k --plugin udp --peer "${subnet}.1:$port" --size 8000
 [ $xdp_ok = 1 ] && client in2 xdp_to_dpdk --plugin af_xdp --peer "${subnet}.1:$port"
 stop_server
-sleep 0.3
-kill -INT "$cap" 2>/dev/null || true
-wait "$cap" 2>/dev/null || true
+stop_capture
 after=$(csum_errors)
 [ "$after" = "$before" ] || { echo "FAIL: the kernel counted $((after - before)) UDP checksum errors"; exit 1; }
 command -v tshark >/dev/null || { echo "FAIL: tshark missing (tools/install-deps.sh installs it)"; exit 1; }
@@ -71,7 +67,11 @@ bad=$(tshark -r "$log/cap.pcap" "${asdata[@]}" -o ip.check_checksum:TRUE -o udp.
 arp=$(tshark -r "$log/cap.pcap" -Y "arp.opcode == 2 && arp.src.proto_ipv4 == ${subnet}.1" 2>/dev/null | wc -l)
 [ "$total" -gt 0 ] || { echo "FAIL: the capture is empty"; exit 1; }
 [ "$bad" = 0 ] || { echo "FAIL: tshark finds $bad bad frames in $total:"; tshark -r "$log/cap.pcap" "${asdata[@]}" -o ip.check_checksum:TRUE -o udp.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || udp.checksum.status == "Bad" || _ws.malformed' | head; exit 1; }
-[ "$arp" -gt 0 ] || { echo "FAIL: no ARP reply from the dpdk host in the capture"; exit 1; }
+[ "$arp" -gt 0 ] || {
+	echo "FAIL: no ARP reply from the dpdk host in the capture; its ARP frames and first frames:"
+	tshark -r "$log/cap.pcap" -Y arp 2>/dev/null | head; tshark -r "$log/cap.pcap" -c 5 2>/dev/null
+	exit 1
+}
 echo "   tshark: $total frames, IPv4 and UDP checksums good, none malformed; $arp ARP replies from dpdk"
 start_server in1 dpdk_srv_unordered --plugin dpdk --config "$dpdk,unordered=on" --bind "${subnet}.1:$port"
 client in2 udp_to_dpdk_unordered --plugin udp --config unordered=on --peer "${subnet}.1:$port"
@@ -242,16 +242,12 @@ PY
 }
 
 echo "7. IGMPv3 from a dpdk subscriber"
-in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp.pcap" igmp >/dev/null 2>&1 &
-cap=$!
-sleep 0.5
+capture in2 "$log/igmp.pcap" igmp
 start_server in1 dpdk_sub --plugin dpdk --config "$dpdk,unordered=on" --bind 239.9.9.9:$port
 query
 sleep 1.5 # the join's second report
 stop_server
-sleep 0.3
-kill -INT "$cap" 2>/dev/null || true
-wait "$cap" 2>/dev/null || true
+stop_capture
 types=$(tshark -r "$log/igmp.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1 && igmp.maddr == 239.9.9.9" \
 	-T fields -e igmp.record_type 2>/dev/null | tr '\n' ' ')
 bad=$(tshark -r "$log/igmp.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)
@@ -262,9 +258,7 @@ for want in 4 2 3; do
 done
 
 echo "8. IGMPv3 from a framing=none feed: 239.9.9.10 any source, 239.9.9.11 from ${subnet}.2 only"
-in2 timeout 30 tcpdump -U -i eth0 -nn -w "$log/igmp2.pcap" igmp >/dev/null 2>&1 &
-cap=$!
-sleep 0.5
+capture in2 "$log/igmp2.pcap" igmp
 in1 timeout 20 "$bench" --quiet --plugin dpdk --mode feed --duration 3 --listen 239.9.9.10:$port \
 	--listen "239.9.9.11@${subnet}.2:$((port + 1))" --config "$dpdk,framing=none,seq=mdp3" \
 	>"$log/feed_sub.out" 2>&1 &
@@ -272,9 +266,7 @@ sub=$!
 sleep 1.2
 query
 wait "$sub" || { echo "FAIL: the feed subscriber:"; cat "$log/feed_sub.out"; exit 1; }
-sleep 0.3
-kill -INT "$cap" 2>/dev/null || true
-wait "$cap" 2>/dev/null || true
+stop_capture
 tshark -r "$log/igmp2.pcap" -Y "igmp.type == 0x22 && ip.src == ${subnet}.1" -T fields -e igmp.maddr \
 	-e igmp.record_type -e igmp.saddr 2>/dev/null >"$log/igmp2.txt" || true
 bad=$(tshark -r "$log/igmp2.pcap" -o ip.check_checksum:TRUE -Y 'ip.checksum.status == "Bad" || igmp.checksum.status == "Bad" || _ws.malformed' 2>/dev/null | wc -l)

@@ -45,6 +45,27 @@ start_server() {
 	done
 	echo "FAIL: server $name not ready:"; cat "$log/$name.out"; exit 1
 }
+# capture NS-FUNC FILE [FILTER...]: tcpdump on that host's eth0 into FILE,
+# in the background ($cap), returning once it captures: a fixed sleep
+# before the first frame lost the ARP exchange once in CI. Started by ip
+# netns exec itself, so stop_capture's SIGINT reaches timeout and tcpdump
+# (through a backgrounded function it waited out the whole timeout);
+# --immediate-mode, or frames in the ring's last, unfinished block (up to
+# a second's) are lost when tcpdump stops.
+capture() {
+	local ns=${prefix}${1#in} file=$2
+	shift 2
+	ip netns exec "$ns" timeout 60 tcpdump --immediate-mode -U -i eth0 -nn -w "$file" "$@" >/dev/null 2>"$file.err" &
+	cap=$!
+	for _ in $(seq 1 200); do
+		grep -q 'listening on' "$file.err" && return 0
+		kill -0 $cap 2>/dev/null || break
+		sleep 0.05
+	done
+	echo "FAIL: tcpdump did not start:"; cat "$file.err"; exit 1
+}
+# stop_capture: after the last frame has had time to arrive.
+stop_capture() { sleep 0.3; kill -INT "$cap" 2>/dev/null || true; wait "$cap" 2>/dev/null || true; }
 stop_server() { kill -INT "${servers[-1]}"; wait "${servers[-1]}" || true; unset 'servers[-1]'; }
 
 # client NS-FUNC NAME ARGS...: a ping-pong run that must finish with every message.
