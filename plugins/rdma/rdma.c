@@ -4,13 +4,15 @@
  * with librdmacm (host:port like every other backend).
  *
  * Shape (one endpoint):
- *   - one device context, PD, send CQ, receive CQ and SRQ, created when the
- *     first connection tells us the device (rdma_cm resolves it from the
- *     address); all peers share them, so receive buffers are pooled across
+ *   - per device: a context, PD, send CQ, receive CQ and SRQ, created when
+ *     a connection first tells us the device (rdma_cm resolves it from the
+ *     address and the route: a wildcard listen takes connections on every
+ *     device, a connect uses the one its route picks; dev= pins one); all
+ *     peers on a device share them, so receive buffers are pooled across
  *     peers instead of posted per QP;
- *   - the core's whole buffer pool registered once (one MR): zero-copy
- *     sends go straight from pool buffers, receives land in pool buffers
- *     handed to the application without a copy;
+ *   - the core's whole buffer pool registered once per device (one MR):
+ *     zero-copy sends go straight from pool buffers, receives land in pool
+ *     buffers handed to the application without a copy;
  *   - small messages go inline (IBV_SEND_INLINE) from the caller's memory;
  *   - sends are signaled every `signal_every` work requests; RC completes
  *     in order, so one completion releases every buffer before it;
@@ -55,12 +57,16 @@
 #define CONNECT_RETRY_NS 250000000ull /* connect_again() unless connect_retry_ms= says */
 #define CONNECT_RETRY_MAX_NS 4000000000ull /* then rdma_cm's own resend comes first */
 #define ASYNC_NS 5000000ull /* read device events every 5 ms: not per message */
+#define MAX_DEVS 4 /* devices per endpoint: qtab keys hold the index above a 24-bit QPN */
 
 enum peer_state { P_FREE = 0, P_RESOLVING, P_CONNECTING, P_UP, P_CLOSING };
+
+struct rdma_dev;
 
 struct rdma_peer {
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
+	struct rdma_dev *d; /* the device its queue pair is on (NULL until then) */
 	hpn_peer_t pid; /* slot | generation << slot_bits (peerid.h): never reused */
 	uint8_t state;
 	bool outgoing;
@@ -97,6 +103,29 @@ struct async_inbox {
 	enum ibv_event_type qp_event[INBOX_QPS];
 };
 
+/* One device an endpoint has connections on: what its peers share. */
+struct rdma_dev {
+	struct hpn_pep *u;
+	uint32_t idx; /* in u->devs: the high byte of its qtab keys */
+	struct ibv_context *ctx; /* NULL: a free slot */
+	struct ibv_pd *pd;
+	struct ibv_comp_channel *cc;
+	struct ibv_cq *scq, *rcq;
+	struct ibv_srq *srq;
+	struct ibv_mr *mr;
+	bool armed;
+	bool has_wc; /* a completion found while arming, for the next rx_burst */
+	struct ibv_wc wc_saved;
+	uint32_t rx_depth, rx_posted, tx_depth, inline_size;
+	/* Posted receives by slot (the wr_id): a lost device's are given back
+	 * to the pool, since an SRQ's requests are never flushed. */
+	void **rx_buf;
+	uint32_t *rx_free, rx_nfree, rx_slots;
+	struct rdma_dev *async_next; /* on async_devs while set up */
+	struct async_inbox inbox;    /* its events for us, read by anyone (async_mu) */
+	char name[IBV_SYSFS_NAME_MAX];
+};
+
 struct hpn_pep {
 	struct hpn_core *core;
 	struct hpn_caps *caps;
@@ -105,19 +134,14 @@ struct hpn_pep {
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *listen_id;
 
-	struct ibv_context *ctx;
-	struct ibv_pd *pd;
-	struct ibv_comp_channel *cc;
-	struct ibv_cq *scq, *rcq;
-	struct ibv_srq *srq;
-	struct ibv_mr *mr;
+	struct rdma_dev devs[MAX_DEVS];
+	uint32_t ndevs; /* slots below this may be in use (ctx set) */
+	uint32_t rx_next; /* the device rx_burst looks at first (fairness) */
 	void *mem;
 	size_t mem_len;
+	uint64_t bufs;
 	int epfd;
-	bool armed;
-	bool has_wc; /* a completion found while arming, for the next rx_burst */
 	struct hpn_msgq pend; /* messages taken early (a peer left), in order */
-	struct ibv_wc wc_saved;
 
 	struct rdma_peer *peers;
 	uint32_t max_peers;
@@ -125,14 +149,8 @@ struct hpn_pep {
 	uint32_t *qtab; /* qp_num -> peer index, open addressing */
 	uint32_t qmask;
 
-	uint32_t rx_depth, rx_posted, tx_depth, signal_every, inline_req, inline_size;
-	/* Posted receives by slot (the wr_id): a lost device's are given back
-	 * to the pool, since an SRQ's requests are never flushed. */
-	void **rx_buf;
-	uint32_t *rx_free, rx_nfree, rx_slots;
+	uint32_t rx_depth, tx_depth, signal_every, inline_req; /* as configured; devices may lower them */
 	uint64_t next_async_ns; /* device events are read every ASYNC_NS */
-	struct hpn_pep *async_next; /* on async_eps while it has a device */
-	struct async_inbox inbox;   /* device events for us, read by anyone (async_mu) */
 	uint32_t recv_len, max_msg;
 	unsigned burst;
 	bool wimm;
@@ -221,22 +239,30 @@ static const char *no_slot_why(const struct hpn_pep *u)
 	return hpn_peer_slots_why(&u->slots);
 }
 
-static void qtab_put(struct hpn_pep *u, uint32_t qpn, uint32_t idx)
+/* Queue pair numbers are a device's own (24 bits): the key adds which. */
+static inline uint32_t qkey(const struct rdma_dev *d, uint32_t qpn)
 {
-	uint32_t h = (qpn * 2654435761u) & u->qmask;
+	return (qpn & 0xffffff) | d->idx << 24;
+}
+
+static void qtab_put(struct hpn_pep *u, uint32_t key, uint32_t idx)
+{
+	uint32_t h = (key * 2654435761u) & u->qmask;
 
 	while (u->qtab[2 * h] != QTAB_EMPTY)
 		h = (h + 1) & u->qmask;
-	u->qtab[2 * h] = qpn;
+	u->qtab[2 * h] = key;
 	u->qtab[2 * h + 1] = idx;
 }
 
-static struct rdma_peer *peer_by_qpn(struct hpn_pep *u, uint32_t qpn)
+static struct rdma_peer *peer_by_qpn(struct hpn_pep *u, const struct rdma_dev *d, uint32_t qpn)
 {
-	for (uint32_t h = (qpn * 2654435761u) & u->qmask;; h = (h + 1) & u->qmask) {
+	uint32_t key = qkey(d, qpn);
+
+	for (uint32_t h = (key * 2654435761u) & u->qmask;; h = (h + 1) & u->qmask) {
 		if (u->qtab[2 * h] == QTAB_EMPTY)
 			return NULL;
-		if (u->qtab[2 * h] == qpn)
+		if (u->qtab[2 * h] == key)
 			return &u->peers[u->qtab[2 * h + 1]];
 	}
 }
@@ -247,7 +273,7 @@ static void qtab_rebuild(struct hpn_pep *u)
 	memset(u->qtab, 0xff, 2 * (u->qmask + 1) * sizeof(*u->qtab));
 	for (uint32_t i = 0; i < u->max_peers; i++)
 		if (u->peers[i].state != P_FREE && u->peers[i].qp)
-			qtab_put(u, u->peers[i].qp->qp_num, i);
+			qtab_put(u, qkey(u->peers[i].d, u->peers[i].qp->qp_num), i);
 }
 
 /* ---- device resources -------------------------------------------------- */
@@ -269,43 +295,43 @@ static int memlock_error(struct hpn_pep *u, int err)
 }
 
 /* The buffer a receive request (wr_id) was posted with; its slot is free again. */
-static inline void *rx_slot_take(struct hpn_pep *u, uint64_t wr_id)
+static inline void *rx_slot_take(struct rdma_dev *d, uint64_t wr_id)
 {
-	void *buf = u->rx_buf[wr_id];
+	void *buf = d->rx_buf[wr_id];
 
-	u->rx_buf[wr_id] = NULL;
-	u->rx_free[u->rx_nfree++] = (uint32_t)wr_id;
+	d->rx_buf[wr_id] = NULL;
+	d->rx_free[d->rx_nfree++] = (uint32_t)wr_id;
 	return buf;
 }
 
 /* Every posted receive's buffer back to the pool (its queue is destroyed). */
-static void rx_slots_reclaim(struct hpn_pep *u)
+static void rx_slots_reclaim(struct hpn_pep *u, struct rdma_dev *d)
 {
-	for (uint32_t i = 0; u->rx_buf && i < u->rx_slots; i++)
-		if (u->rx_buf[i])
-			hpn_pool_put_bulk(u->pool, &u->rx_buf[i], 1), rx_slot_take(u, i);
+	for (uint32_t i = 0; d->rx_buf && i < d->rx_slots; i++)
+		if (d->rx_buf[i])
+			hpn_pool_put_bulk(u->pool, &d->rx_buf[i], 1), rx_slot_take(d, i);
 }
 
-static int rx_slots_init(struct hpn_pep *u)
+static int rx_slots_init(struct rdma_dev *d)
 {
-	u->rx_slots = u->rx_depth; /* a device may lower rx_depth later, never raise it */
-	u->rx_buf = calloc(u->rx_slots, sizeof(*u->rx_buf));
-	u->rx_free = calloc(u->rx_slots, sizeof(*u->rx_free));
-	if (!u->rx_buf || !u->rx_free)
+	d->rx_slots = d->rx_depth;
+	d->rx_buf = calloc(d->rx_slots, sizeof(*d->rx_buf));
+	d->rx_free = calloc(d->rx_slots, sizeof(*d->rx_free));
+	if (!d->rx_buf || !d->rx_free)
 		return -ENOMEM;
-	for (u->rx_nfree = 0; u->rx_nfree < u->rx_slots; u->rx_nfree++)
-		u->rx_free[u->rx_nfree] = u->rx_slots - 1 - u->rx_nfree;
+	for (d->rx_nfree = 0; d->rx_nfree < d->rx_slots; d->rx_nfree++)
+		d->rx_free[d->rx_nfree] = d->rx_slots - 1 - d->rx_nfree;
 	return 0;
 }
 
-static int post_recvs(struct hpn_pep *u, uint32_t want)
+static int post_recvs(struct hpn_pep *u, struct rdma_dev *d, uint32_t want)
 {
 	struct ibv_recv_wr wr[64], *bad;
 	struct ibv_sge sge[64];
 	void *bufs[64];
 
-	if (want > u->rx_nfree)
-		want = u->rx_nfree;
+	if (want > d->rx_nfree)
+		want = d->rx_nfree;
 	while (want) {
 		unsigned n = want < 64 ? want : 64;
 
@@ -316,160 +342,186 @@ static int post_recvs(struct hpn_pep *u, uint32_t want)
 				return -ENOBUFS; /* the application holds the pool: retry later */
 		}
 		for (unsigned i = 0; i < n; i++) {
-			uint32_t slot = u->rx_free[--u->rx_nfree];
+			uint32_t slot = d->rx_free[--d->rx_nfree];
 
-			u->rx_buf[slot] = bufs[i];
-			sge[i] = (struct ibv_sge){(uintptr_t)bufs[i], u->recv_len, u->mr->lkey};
+			d->rx_buf[slot] = bufs[i];
+			sge[i] = (struct ibv_sge){(uintptr_t)bufs[i], u->recv_len, d->mr->lkey};
 			wr[i] = (struct ibv_recv_wr){.wr_id = slot, .next = i + 1 < n ? &wr[i + 1] : NULL,
 						     .sg_list = &sge[i], .num_sge = 1};
 		}
-		int ret = ibv_post_srq_recv(u->srq, wr, &bad);
+		int ret = ibv_post_srq_recv(d->srq, wr, &bad);
 
 		if (ret) {
 			/* Return what the device did not take. */
 			for (struct ibv_recv_wr *w = bad; w; w = w->next) {
-				void *b = rx_slot_take(u, w->wr_id);
+				void *b = rx_slot_take(d, w->wr_id);
 
 				hpn_pool_put_bulk(u->pool, &b, 1);
 				n--;
 			}
-			u->rx_posted += n;
+			d->rx_posted += n;
 			return -ret;
 		}
-		u->rx_posted += n;
+		d->rx_posted += n;
 		want -= n;
 	}
 	return 0;
 }
 
-/* The first connection tells us the device: create everything shared. */
-/* Undo a half-built device setup so a later connection can try again. */
 /* Device events are per device context, and librdmacm opens one context
  * per device for the whole process: endpoints on one device share its
- * event queue. So whoever reads an event hands it to every endpoint on
- * that context (each acts on its own peers, in its own thread). */
+ * event queue. So whoever reads an event hands it to every endpoint's
+ * share of that context (each acts on its own peers, in its own thread). */
 static pthread_mutex_t async_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct hpn_pep *async_eps;
+static struct rdma_dev *async_devs;
 
-static void async_join(struct hpn_pep *u)
+static void async_join(struct rdma_dev *d)
 {
 	pthread_mutex_lock(&async_mu);
-	u->async_next = async_eps;
-	async_eps = u;
-	memset(&u->inbox, 0, sizeof(u->inbox));
+	d->async_next = async_devs;
+	async_devs = d;
+	memset(&d->inbox, 0, sizeof(d->inbox));
 	pthread_mutex_unlock(&async_mu);
 }
 
-static void async_leave(struct hpn_pep *u)
+static void async_leave(struct rdma_dev *d)
 {
 	pthread_mutex_lock(&async_mu);
-	for (struct hpn_pep **e = &async_eps; *e; e = &(*e)->async_next)
-		if (*e == u) {
-			*e = u->async_next;
+	for (struct rdma_dev **e = &async_devs; *e; e = &(*e)->async_next)
+		if (*e == d) {
+			*e = d->async_next;
 			break;
 		}
 	pthread_mutex_unlock(&async_mu);
 }
 
-static void async_leave(struct hpn_pep *u);
-
-static void dev_release(struct hpn_pep *u)
+/* Undo a (half-built) device set-up: the slot is free again, and a later
+ * connection may set the device up anew. */
+static void dev_release(struct hpn_pep *u, struct rdma_dev *d)
 {
-	async_leave(u);
-	if (u->cc && u->epfd >= 0)
-		epoll_ctl(u->epfd, EPOLL_CTL_DEL, u->cc->fd, NULL);
-	if (u->srq)
-		ibv_destroy_srq(u->srq);
-	if (u->scq)
-		ibv_destroy_cq(u->scq);
-	if (u->rcq)
-		ibv_destroy_cq(u->rcq);
-	if (u->mr)
-		ibv_dereg_mr(u->mr);
-	if (u->cc)
-		ibv_destroy_comp_channel(u->cc);
-	if (u->pd)
-		ibv_dealloc_pd(u->pd);
-	u->srq = NULL;
-	u->scq = u->rcq = NULL;
-	u->mr = NULL;
-	u->cc = NULL;
-	u->pd = NULL;
-	u->ctx = NULL;
-	rx_slots_reclaim(u);
-	u->rx_posted = 0;
+	async_leave(d);
+	if (d->cc && u->epfd >= 0)
+		epoll_ctl(u->epfd, EPOLL_CTL_DEL, d->cc->fd, NULL);
+	if (d->srq)
+		ibv_destroy_srq(d->srq);
+	if (d->scq)
+		ibv_destroy_cq(d->scq);
+	if (d->rcq)
+		ibv_destroy_cq(d->rcq);
+	if (d->mr)
+		ibv_dereg_mr(d->mr);
+	if (d->cc)
+		ibv_destroy_comp_channel(d->cc);
+	if (d->pd)
+		ibv_dealloc_pd(d->pd);
+	rx_slots_reclaim(u, d);
+	free(d->rx_buf);
+	free(d->rx_free);
+	memset(d, 0, sizeof(*d));
+	d->u = u;
+	d->idx = (uint32_t)(d - u->devs);
 }
 
-static int dev_setup(struct hpn_pep *u, struct ibv_context *ctx, const char *name)
+static uint32_t rx_depth_elsewhere(const struct hpn_pep *u, const struct rdma_dev *d)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		if (&u->devs[i] != d && u->devs[i].ctx)
+			n += u->devs[i].rx_depth;
+	return n;
+}
+
+static int dev_setup(struct hpn_pep *u, struct rdma_dev *d, struct ibv_context *ctx, const char *name)
 {
 	struct ibv_device_attr da;
 	struct ibv_srq_init_attr sa = {0};
 	struct epoll_event ev = {.events = EPOLLIN};
+	uint32_t room = (uint32_t)(u->bufs / 2) - rx_depth_elsewhere(u, d);
 	int cqe, ret;
 
+	snprintf(d->name, sizeof(d->name), "%s", name);
 	if (ibv_query_device(ctx, &da))
 		return hpn_set_error(-errno, "rdma: cannot query %s: %s", name, strerror(errno));
-	if (u->rx_depth > (uint32_t)da.max_srq_wr)
-		u->rx_depth = (uint32_t)da.max_srq_wr;
-	if (u->tx_depth > (uint32_t)da.max_qp_wr)
-		u->tx_depth = (uint32_t)da.max_qp_wr;
-	u->tx_depth = hpn_sq_pow2_floor(u->tx_depth); /* slot = counter & mask */
-	u->ctx = ctx;
-	u->pd = ibv_alloc_pd(ctx);
-	u->cc = ibv_create_comp_channel(ctx);
-	if (!u->pd || !u->cc)
+	/* Receives may hold at most half the pool, over all devices: a second
+	 * device gets what the first left (rx_depth each when bufs allows). */
+	d->rx_depth = u->rx_depth < room ? u->rx_depth : room;
+	if (d->rx_depth > (uint32_t)da.max_srq_wr)
+		d->rx_depth = (uint32_t)da.max_srq_wr;
+	if (d->rx_depth < 16)
+		return hpn_set_error(-ENOBUFS, "rdma: no receive buffers left for another device (%s): the "
+					       "others hold bufs/2; raise bufs", name);
+	d->tx_depth = u->tx_depth < (uint32_t)da.max_qp_wr ? u->tx_depth : (uint32_t)da.max_qp_wr;
+	d->tx_depth = hpn_sq_pow2_floor(d->tx_depth); /* slot = counter & mask */
+	d->inline_size = u->inline_req;
+	if (rx_slots_init(d))
+		return hpn_set_error(-ENOMEM, "rdma: out of memory");
+	d->ctx = ctx;
+	d->pd = ibv_alloc_pd(ctx);
+	d->cc = ibv_create_comp_channel(ctx);
+	if (!d->pd || !d->cc)
 		return hpn_set_error(-ENOMEM, "rdma: cannot allocate a protection domain on %s", name);
-	fcntl(u->cc->fd, F_SETFL, fcntl(u->cc->fd, F_GETFL) | O_NONBLOCK);
+	fcntl(d->cc->fd, F_SETFL, fcntl(d->cc->fd, F_GETFL) | O_NONBLOCK);
 	/* Device events are read by progress, never waited for. */
 	fcntl(ctx->async_fd, F_SETFL, fcntl(ctx->async_fd, F_GETFL) | O_NONBLOCK);
 	/* A queue pair in error completes every request, signaled or not:
 	 * room for all of them, for every peer. */
-	cqe = (int)(u->tx_depth * u->max_peers + 64);
+	cqe = (int)(d->tx_depth * u->max_peers + 64);
 	if (cqe > da.max_cqe || cqe < 0)
 		cqe = da.max_cqe;
-	u->scq = ibv_create_cq(ctx, cqe, NULL, NULL, 0);
-	u->rcq = ibv_create_cq(ctx, (int)u->rx_depth + 64 > da.max_cqe ? da.max_cqe : (int)u->rx_depth + 64,
-			       NULL, u->cc, 0);
-	sa.attr.max_wr = u->rx_depth;
+	d->scq = ibv_create_cq(ctx, cqe, NULL, NULL, 0);
+	d->rcq = ibv_create_cq(ctx, (int)d->rx_depth + 64 > da.max_cqe ? da.max_cqe : (int)d->rx_depth + 64,
+			       NULL, d->cc, 0);
+	sa.attr.max_wr = d->rx_depth;
 	sa.attr.max_sge = 1;
-	u->srq = ibv_create_srq(u->pd, &sa);
-	if (!u->scq || !u->rcq || !u->srq)
+	d->srq = ibv_create_srq(d->pd, &sa);
+	if (!d->scq || !d->rcq || !d->srq)
 		return hpn_set_error(-ENOMEM, "rdma: cannot create completion/receive queues on %s", name);
 	/* Local access only: peers write nowhere but the rings (wimm). */
-	u->mr = ibv_reg_mr(u->pd, u->mem, u->mem_len, IBV_ACCESS_LOCAL_WRITE);
-	if (!u->mr)
+	d->mr = ibv_reg_mr(d->pd, u->mem, u->mem_len, IBV_ACCESS_LOCAL_WRITE);
+	if (!d->mr)
 		return memlock_error(u, -errno);
-	ev.data.fd = u->cc->fd;
-	epoll_ctl(u->epfd, EPOLL_CTL_ADD, u->cc->fd, &ev);
-	ret = post_recvs(u, u->rx_depth);
+	ev.data.fd = d->cc->fd;
+	epoll_ctl(u->epfd, EPOLL_CTL_ADD, d->cc->fd, &ev);
+	ret = post_recvs(u, d, d->rx_depth);
 	if (ret)
 		return hpn_set_error(ret, "rdma: cannot post %u receive buffers (%s): raise bufs or lower rx_depth",
-				     u->rx_depth, strerror(-ret));
-	async_join(u); /* complete: others may read our queues' identities now */
+				     d->rx_depth, strerror(-ret));
+	async_join(d); /* complete: others may read our queues' identities now */
 	return 0;
 }
 
-/* The first connection tells us the device: create everything shared. */
-static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx)
+/* The device a connection is on (rdma_cm tells us from the address and
+ * the route): the endpoint's share of it, set up on its first connection. */
+static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx, struct rdma_dev **out)
 {
 	const char *name = ibv_get_device_name(ctx->device);
+	struct rdma_dev *d = NULL;
 	int ret;
 
-	if (u->ctx) {
-		if (ctx != u->ctx && strcmp(name, ibv_get_device_name(u->ctx->device)))
-			return hpn_set_error(-EXDEV, "rdma: one endpoint uses one device: %s is not %s", name,
-					     ibv_get_device_name(u->ctx->device));
-		return 0;
+	for (uint32_t i = 0; i < u->ndevs; i++) {
+		if (u->devs[i].ctx == ctx) {
+			*out = &u->devs[i];
+			return 0;
+		}
+		if (!u->devs[i].ctx && !d)
+			d = &u->devs[i];
 	}
 	if (u->dev[0] && strcmp(name, u->dev))
 		return hpn_set_error(-EXDEV, "rdma: the address resolves to device %s, not dev=%s", name, u->dev);
-	ret = dev_setup(u, ctx, name);
+	if (!d && u->ndevs == MAX_DEVS)
+		return hpn_set_error(-EXDEV, "rdma: %s would be this endpoint's device number %d: %d is the most",
+				     name, MAX_DEVS + 1, MAX_DEVS);
+	if (!d)
+		d = &u->devs[u->ndevs++];
+	ret = dev_setup(u, d, ctx, name);
 	if (ret) {
-		dev_release(u);
+		dev_release(u, d);
 		return ret;
 	}
-	hpn_log(HPN_LOG_INFO, "rdma: using %s: %u receives posted, %u sends in flight per peer", name,
-		u->rx_depth, u->tx_depth);
+	hpn_log(HPN_LOG_INFO, "rdma: using %s: %u receives posted, %u sends in flight per peer", name, d->rx_depth,
+		d->tx_depth);
+	*out = d;
 	return 0;
 }
 
@@ -483,7 +535,7 @@ static int ring_alloc(struct hpn_pep *u, struct rdma_peer *p)
 	if (posix_memalign((void **)&p->ring, 64, len))
 		return hpn_set_error(-ENOMEM, "rdma: out of memory for a %zu KiB receive ring", len >> 10);
 	memset(p->ring, 0, len);
-	p->ring_mr = ibv_reg_mr(u->pd, p->ring, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
+	p->ring_mr = ibv_reg_mr(p->d->pd, p->ring, len, IBV_ACCESS_LOCAL_WRITE | IBV_ACCESS_REMOTE_WRITE);
 	if (!p->ring_mr) {
 		free(p->ring);
 		p->ring = NULL;
@@ -533,38 +585,52 @@ static void ring_remote(struct rdma_peer *p, const void *data, uint8_t len)
 		pd.slots, pd.slot);
 }
 
+/* The smallest inline size of the endpoint's devices: what caps says. */
+static void caps_inline(struct hpn_pep *u)
+{
+	uint32_t min = u->inline_req;
+
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		if (u->devs[i].ctx && u->devs[i].inline_size < min)
+			min = u->devs[i].inline_size;
+	u->caps->inline_size = min;
+}
+
 static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 {
 	/* The shared queues exist only after ensure_dev(): fill the attributes
 	 * after it, not before. */
-	int ret = ensure_dev(u, p->id->verbs);
+	struct rdma_dev *d;
+	int ret = ensure_dev(u, p->id->verbs, &d);
 
 	if (ret)
 		return ret;
 	struct ibv_qp_init_attr qa = {
-		.send_cq = u->scq,
-		.recv_cq = u->rcq,
-		.srq = u->srq,
-		.cap = {.max_send_wr = u->tx_depth, .max_send_sge = 1, .max_inline_data = u->inline_req},
+		.send_cq = d->scq,
+		.recv_cq = d->rcq,
+		.srq = d->srq,
+		.cap = {.max_send_wr = d->tx_depth, .max_send_sge = 1, .max_inline_data = d->inline_size},
 		.qp_type = IBV_QPT_RC,
 	};
 
 	/* Devices refuse inline sizes they cannot do: halve until accepted. */
-	while (rdma_create_qp(p->id, u->pd, &qa)) {
+	while (rdma_create_qp(p->id, d->pd, &qa)) {
 		if (!qa.cap.max_inline_data)
-			return hpn_set_error(-errno, "rdma: cannot create a queue pair: %s", strerror(errno));
+			return hpn_set_error(-errno, "rdma: cannot create a queue pair on %s: %s", d->name,
+					     strerror(errno));
 		qa.cap.max_inline_data /= 2;
 	}
 	p->qp = p->id->qp;
-	if (hpn_sq_init(&p->sq, u->tx_depth, u->signal_every))
+	p->d = d;
+	if (hpn_sq_init(&p->sq, d->tx_depth, u->signal_every))
 		return hpn_set_error(-ENOMEM, "rdma: out of memory");
 	ret = ring_alloc(u, p);
 	if (ret)
 		return ret;
 	/* Devices report what they really give. */
-	u->inline_size = qa.cap.max_inline_data;
-	u->caps->inline_size = u->inline_size;
-	qtab_put(u, p->qp->qp_num, (uint32_t)(p - u->peers));
+	d->inline_size = qa.cap.max_inline_data;
+	caps_inline(u);
+	qtab_put(u, qkey(d, p->qp->qp_num), (uint32_t)(p - u->peers));
 	return 0;
 }
 
@@ -613,16 +679,14 @@ static void peer_release_sq(struct hpn_pep *u, struct rdma_peer *p, uint32_t id)
 
 static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status);
 
-static void reap_sends(struct hpn_pep *u)
+static void reap_dev_sends(struct hpn_pep *u, struct rdma_dev *d)
 {
 	struct ibv_wc wc[32];
 	int n;
 
-	if (!u->scq)
-		return;
-	while ((n = ibv_poll_cq(u->scq, 32, wc)) > 0) {
+	while ((n = ibv_poll_cq(d->scq, 32, wc)) > 0) {
 		for (int i = 0; i < n; i++) {
-			struct rdma_peer *p = peer_by_qpn(u, wc[i].qp_num);
+			struct rdma_peer *p = peer_by_qpn(u, d, wc[i].qp_num);
 
 			if (!p)
 				continue; /* a peer already torn down */
@@ -634,18 +698,24 @@ static void reap_sends(struct hpn_pep *u)
 				/* Its queue pair is in error and we were not told why
 				 * (an event lost or overflowed): the connection is gone. */
 				hpn_log(HPN_LOG_WARN, "rdma: %s: the connection to peer %u broke (requests flushed)",
-					ibv_get_device_name(u->ctx->device), p->pid);
+					d->name, p->pid);
 				peer_gone(u, p, -ECONNRESET);
 			} else if (wc[i].status != IBV_WC_WR_FLUSH_ERR) {
 				HPN_STAT_ADD(u->st->errors, 1);
 				hpn_log(HPN_LOG_WARN, "rdma: %s: send to peer %u failed: %s (vendor error %#x): the connection is gone",
-					ibv_get_device_name(u->ctx->device), p->pid, ibv_wc_status_str(wc[i].status),
-					wc[i].vendor_err);
+					d->name, p->pid, ibv_wc_status_str(wc[i].status), wc[i].vendor_err);
 				if (p->state == P_UP)
 					peer_gone(u, p, wc[i].status == IBV_WC_RETRY_EXC_ERR ? -ETIMEDOUT : -ECONNRESET);
 			}
 		}
 	}
+}
+
+static void reap_sends(struct hpn_pep *u)
+{
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		if (u->devs[i].scq)
+			reap_dev_sends(u, &u->devs[i]);
 }
 
 /* ---- connection management -------------------------------------------- */
@@ -749,7 +819,15 @@ static int cm_status(enum rdma_cm_event_type t, int status)
 }
 
 static void rx_drain_to_pend(struct hpn_pep *u);
-static void dev_lost(struct hpn_pep *u, int status, const char *what);
+static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const char *what);
+
+static struct rdma_dev *dev_of(struct hpn_pep *u, const struct ibv_context *ctx)
+{
+	for (uint32_t i = 0; ctx && i < u->ndevs; i++)
+		if (u->devs[i].ctx == ctx)
+			return &u->devs[i];
+	return NULL;
+}
 
 static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status,
 		      const void *pdata, uint8_t plen)
@@ -762,8 +840,8 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		on_connect_request(u, id, pdata, plen);
 		return;
 	}
-	if (t == RDMA_CM_EVENT_DEVICE_REMOVAL && u->ctx && id->verbs == u->ctx) {
-		dev_lost(u, -ENODEV, "was removed");
+	if (t == RDMA_CM_EVENT_DEVICE_REMOVAL && dev_of(u, id->verbs)) {
+		dev_lost(u, dev_of(u, id->verbs), -ENODEV, "was removed");
 		return;
 	}
 	if (!p || p->state == P_FREE)
@@ -891,7 +969,7 @@ static void linger(struct hpn_pep *u)
 {
 	uint64_t t0 = hpn_now_ns();
 
-	if (!u->linger_ns || !u->scq)
+	if (!u->linger_ns)
 		return;
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
@@ -919,17 +997,14 @@ static void rdma_close_(struct hpn_pep *u)
 	}
 	if (u->listen_id)
 		rdma_destroy_id(u->listen_id);
-	/* Posted receive buffers are not handed back one by one: the core
-	 * destroys the whole pool right after close. */
-	dev_release(u);
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		dev_release(u, &u->devs[i]);
 	if (u->ec)
 		rdma_destroy_event_channel(u->ec);
 	if (u->epfd >= 0)
 		close(u->epfd);
 	free(u->peers);
 	free(u->qtab);
-	free(u->rx_buf);
-	free(u->rx_free);
 	hpn_peer_slots_fini(&u->slots);
 	hpn_msgq_fini(&u->pend);
 	free(u);
@@ -967,6 +1042,8 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		return hpn_set_error(-ENOMEM, "rdma: out of memory");
 	u->epfd = -1;
 	u->core = core;
+	for (uint32_t i = 0; i < MAX_DEVS; i++)
+		u->devs[i] = (struct rdma_dev){.u = u, .idx = i};
 	u->caps = caps;
 	u->st = hpn_core_stats(core);
 	ret = rdma_probe_(caps, why, sizeof(why));
@@ -977,6 +1054,7 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	const struct hpn_core_opts *co = hpn_core_opts(core);
 
 	bufs = co->bufs;
+	u->bufs = bufs;
 	bufsz = co->buf_size;
 	burst = co->burst;
 	peers = co->max_peers;
@@ -1046,8 +1124,9 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		u->qmask = (u->qmask << 1) | 1;
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
 	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
-	ret = hpn_msgq_init(&u->pend, u->rx_depth + 64);
-	ret = ret ?: rx_slots_init(u);
+	/* Every posted receive may be taken early (a peer leaving): room for
+	 * all, on every device (together they post at most half the pool). */
+	ret = hpn_msgq_init(&u->pend, (MAX_DEVS * u->rx_depth < bufs / 2 ? MAX_DEVS * u->rx_depth : (uint32_t)(bufs / 2)) + 64);
 	ret = hpn_peer_slots_init(&u->slots, u->max_peers) ? -ENOMEM : ret;
 	u->ec = rdma_create_event_channel();
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
@@ -1107,8 +1186,13 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 		u->listen_id = NULL;
 		return hpn_set_error(ret, "rdma: cannot listen on %s: %s", spec, strerror(-ret));
 	}
-	if (u->listen_id->verbs && (ret = ensure_dev(u, u->listen_id->verbs)))
-		return ret;
+	/* Bound to one device's address: set it up now (a wildcard address
+	 * listens on every device; each is set up at its first connection). */
+	if (u->listen_id->verbs) {
+		struct rdma_dev *d;
+
+		return ensure_dev(u, u->listen_id->verbs, &d);
+	}
 	return 0;
 }
 
@@ -1285,18 +1369,18 @@ static unsigned peers_gone(struct hpn_pep *u, const struct ibv_context *ctx, int
 /* The device is gone (removed, or failed): its connections end and all
  * made on it is given back - rxe, like most drivers, cannot take a
  * context away from a process, so `rdma link delete` waits until the
- * last user lets go - and a later connection may set up another device. */
-static void dev_lost(struct hpn_pep *u, int status, const char *what)
+ * last user lets go - and a later connection may set it up again. The
+ * endpoint's other devices carry on. */
+static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const char *what)
 {
 	char name[IBV_SYSFS_NAME_MAX];
-	unsigned n;
-
-	struct ibv_context *ctx = u->ctx;
+	struct ibv_context *ctx = d->ctx;
 	bool listening;
+	unsigned n;
 
 	if (!ctx)
 		return;
-	snprintf(name, sizeof(name), "%s", ibv_get_device_name(ctx->device));
+	snprintf(name, sizeof(name), "%s", d->name);
 	reap_sends(u);
 	rx_drain_to_pend(u);
 	/* Queue pairs, then what they used, while the context surely lives:
@@ -1304,13 +1388,15 @@ static void dev_lost(struct hpn_pep *u, int status, const char *what)
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if (p->state != P_FREE && p->qp) {
+		if (p->state == P_FREE || p->d != d)
+			continue;
+		if (p->qp) {
 			rdma_destroy_qp(p->id);
 			p->qp = NULL;
 		}
-		ring_free(p); /* its registration is on our protection domain */
+		ring_free(p); /* its registration is on the device's protection domain */
 	}
-	dev_release(u);
+	dev_release(u, d);
 	n = peers_gone(u, ctx, status, 0); /* the ids still point at it */
 	listening = u->listen_id && u->listen_id->verbs == ctx;
 	if (listening) {
@@ -1327,39 +1413,37 @@ static void dev_lost(struct hpn_pep *u, int status, const char *what)
  * anyway, and an idle one only at its next keepalive; a broken queue pair
  * ends its connection; a failed device (or a broken shared queue) ends
  * them all and is let go of. */
-static void async_act(struct hpn_pep *u, const struct async_inbox *in)
+static void async_act(struct hpn_pep *u, struct rdma_dev *d, const struct async_inbox *in)
 {
-	const char *name = ibv_get_device_name(u->ctx->device);
-
 	for (unsigned i = 0; i < in->nqp; i++) {
-		struct rdma_peer *p = peer_by_qpn(u, in->qpn[i]);
+		struct rdma_peer *p = peer_by_qpn(u, d, in->qpn[i]);
 
 		if (p && p->state != P_FREE) {
-			hpn_log(HPN_LOG_WARN, "rdma: %s: the connection to peer %u failed (%s)", name, p->pid,
+			hpn_log(HPN_LOG_WARN, "rdma: %s: the connection to peer %u failed (%s)", d->name, p->pid,
 				ibv_event_type_str(in->qp_event[i]));
 			peer_gone(u, p, -EIO);
 		}
 	}
 	for (int port = 1; port < 32; port++) {
 		if (in->port_down & (1u << port)) {
-			unsigned n = peers_gone(u, u->ctx, -ENETDOWN, port);
+			unsigned n = peers_gone(u, d->ctx, -ENETDOWN, port);
 
 			hpn_log(HPN_LOG_ERROR, "rdma: %s port %d went down (link lost): %u connections on it are gone",
-				name, port, n);
+				d->name, port, n);
 		}
 		if (in->port_up & (1u << port))
-			hpn_log(HPN_LOG_INFO, "rdma: %s port %d is up", name, port);
+			hpn_log(HPN_LOG_INFO, "rdma: %s port %d is up", d->name, port);
 	}
 	if (in->fatal)
-		dev_lost(u, -ENODEV, "failed (a fatal device or queue error)");
+		dev_lost(u, d, -ENODEV, "failed (a fatal device or queue error)");
 }
 
-/* One event for every endpoint on ctx (async_mu held). */
+/* One event for every endpoint's share of ctx (async_mu held). */
 static void async_post(struct ibv_context *ctx, const struct ibv_async_event *e)
 {
 	enum ibv_event_type t = e->event_type;
 
-	for (struct hpn_pep *x = async_eps; x; x = x->async_next) {
+	for (struct rdma_dev *x = async_devs; x; x = x->async_next) {
 		struct async_inbox *in = &x->inbox;
 
 		if (x->ctx != ctx)
@@ -1380,24 +1464,27 @@ static void async_post(struct ibv_context *ctx, const struct ibv_async_event *e)
 	}
 }
 
-/* Read what the device has (for everyone on it), then act on ours. */
+/* Read what each of our devices has (for everyone on it), then act on ours. */
 static void poll_async(struct hpn_pep *u)
 {
-	struct ibv_async_event e;
-	struct async_inbox in;
+	for (uint32_t i = 0; i < u->ndevs; i++) {
+		struct rdma_dev *d = &u->devs[i];
+		struct ibv_async_event e;
+		struct async_inbox in;
 
-	if (!u->ctx)
-		return;
-	pthread_mutex_lock(&async_mu);
-	while (ibv_get_async_event(u->ctx, &e) == 0) {
-		async_post(u->ctx, &e);
-		/* Ack at once: destroying a queue pair waits for its events' acks. */
-		ibv_ack_async_event(&e);
+		if (!d->ctx)
+			continue;
+		pthread_mutex_lock(&async_mu);
+		while (ibv_get_async_event(d->ctx, &e) == 0) {
+			async_post(d->ctx, &e);
+			/* Ack at once: destroying a queue pair waits for its events' acks. */
+			ibv_ack_async_event(&e);
+		}
+		in = d->inbox;
+		memset(&d->inbox, 0, sizeof(d->inbox));
+		pthread_mutex_unlock(&async_mu);
+		async_act(u, d, &in);
 	}
-	in = u->inbox;
-	memset(&u->inbox, 0, sizeof(u->inbox));
-	pthread_mutex_unlock(&async_mu);
-	async_act(u, &in);
 }
 
 static int rdma_progress_(struct hpn_pep *u, uint64_t now)
@@ -1430,8 +1517,12 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 	for (uint32_t i = 0; i < u->max_peers; i++)
 		if (u->peers[i].unreported && u->peers[i].state == P_UP)
 			credit_return(u, &u->peers[i]);
-	if (u->srq && u->rx_posted < u->rx_depth)
-		post_recvs(u, u->rx_depth - u->rx_posted);
+	for (uint32_t i = 0; i < u->ndevs; i++) {
+		struct rdma_dev *d = &u->devs[i];
+
+		if (d->srq && d->rx_posted < d->rx_depth)
+			post_recvs(u, d, d->rx_depth - d->rx_posted);
+	}
 	return 0;
 }
 
@@ -1440,15 +1531,20 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
  * would raise no event, so report it (-EAGAIN: do not sleep). */
 static int rdma_wait_fd_(struct hpn_pep *u)
 {
-	if (u->rcq && !u->armed && !u->has_wc) {
-		ibv_req_notify_cq(u->rcq, 0);
-		u->armed = true;
-		if (ibv_poll_cq(u->rcq, 1, &u->wc_saved) == 1) {
-			u->has_wc = true;
-			return -EAGAIN;
+	bool ready = false;
+
+	for (uint32_t i = 0; i < u->ndevs; i++) {
+		struct rdma_dev *d = &u->devs[i];
+
+		if (d->rcq && !d->armed && !d->has_wc) {
+			ibv_req_notify_cq(d->rcq, 0);
+			d->armed = true;
+			if (ibv_poll_cq(d->rcq, 1, &d->wc_saved) == 1)
+				d->has_wc = true;
 		}
+		ready |= d->has_wc;
 	}
-	return u->has_wc ? -EAGAIN : u->epfd;
+	return ready ? -EAGAIN : u->epfd;
 }
 
 /* ---- data path --------------------------------------------------------- */
@@ -1500,19 +1596,19 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 }
 
 /* One receive completion: returns 1 and fills *out if it is a message. */
-static int rx_wc(struct hpn_pep *u, const struct ibv_wc *wc, struct hpn_msg *out)
+static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc, struct hpn_msg *out)
 {
-	void *buf = rx_slot_take(u, wc->wr_id);
+	void *buf = rx_slot_take(d, wc->wr_id);
 	struct rdma_peer *p;
 
-	u->rx_posted--;
+	d->rx_posted--;
 	if (unlikely(wc->status != IBV_WC_SUCCESS)) {
 		if (wc->status != IBV_WC_WR_FLUSH_ERR)
 			HPN_STAT_ADD(u->st->errors, 1);
 		hpn_pool_put_bulk(u->pool, &buf, 1);
 		return 0;
 	}
-	p = peer_by_qpn(u, wc->qp_num);
+	p = peer_by_qpn(u, d, wc->qp_num);
 	if (unlikely(!p || p->state == P_CLOSING)) { /* closing: the application let go of it */
 		HPN_STAT_ADD(u->st->drops, 1);
 		hpn_pool_put_bulk(u->pool, &buf, 1);
@@ -1538,77 +1634,105 @@ static void rx_drain_to_pend(struct hpn_pep *u)
 	struct ibv_wc wc[64];
 	int r;
 
-	if (!u->rcq)
-		return;
-	if (u->has_wc) {
-		struct hpn_msg m;
+	for (uint32_t j = 0; j < u->ndevs; j++) {
+		struct rdma_dev *d = &u->devs[j];
 
-		u->has_wc = false;
-		if (rx_wc(u, &u->wc_saved, &m))
-			pend_push(u, &m);
-	}
-	while ((r = ibv_poll_cq(u->rcq, 64, wc)) > 0) {
-		for (int i = 0; i < r; i++) {
+		if (!d->rcq)
+			continue;
+		if (d->has_wc) {
 			struct hpn_msg m;
 
-			if (rx_wc(u, &wc[i], &m))
+			d->has_wc = false;
+			if (rx_wc(u, d, &d->wc_saved, &m))
 				pend_push(u, &m);
+		}
+		while ((r = ibv_poll_cq(d->rcq, 64, wc)) > 0) {
+			for (int i = 0; i < r; i++) {
+				struct hpn_msg m;
+
+				if (rx_wc(u, d, &wc[i], &m))
+					pend_push(u, &m);
+			}
 		}
 	}
 }
 
-static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+/* Up to n messages from one device's receive queue, or -EIO. */
+static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, unsigned n)
 {
 	struct ibv_wc wc[BURST_MAX];
 	unsigned k = 0;
 	int r;
 
-	if (unlikely(u->pend.n))
-		return (int)hpn_msgq_pop(&u->pend, msgs, n);
-	if (unlikely(!u->rcq)) {
-		poll_cm(u); /* nothing connected yet: connection events are all there is */
-		return 0;
-	}
-	if (unlikely(u->armed)) {
+	if (unlikely(d->armed)) {
 		struct ibv_cq *cq;
 		void *ctx;
 
 		/* We slept on the channel: consume its event so the fd quiets. */
-		if (ibv_get_cq_event(u->cc, &cq, &ctx) == 0)
+		if (ibv_get_cq_event(d->cc, &cq, &ctx) == 0)
 			ibv_ack_cq_events(cq, 1);
-		u->armed = false;
+		d->armed = false;
 	}
-	if (n > u->burst)
-		n = u->burst;
-	if (unlikely(!n))
-		return 0;
-	if (unlikely(u->has_wc)) {
-		wc[0] = u->wc_saved;
-		u->has_wc = false;
-		r = ibv_poll_cq(u->rcq, (int)n - 1, wc + 1);
+	if (unlikely(d->has_wc)) {
+		wc[0] = d->wc_saved;
+		d->has_wc = false;
+		r = ibv_poll_cq(d->rcq, (int)n - 1, wc + 1);
 		r = r < 0 ? 1 : r + 1;
 	} else {
-		r = ibv_poll_cq(u->rcq, (int)n, wc);
+		r = ibv_poll_cq(d->rcq, (int)n, wc);
 	}
 	if (unlikely(r < 0)) {
 		HPN_STAT_ADD(u->st->errors, 1);
 		return -EIO;
 	}
 	for (int i = 0; i < r; i++)
-		k += (unsigned)rx_wc(u, &wc[i], &msgs[k]);
+		k += (unsigned)rx_wc(u, d, &wc[i], &msgs[k]);
+	/* Replenish in batches: one doorbell for many buffers (progress tops
+	 * up the rest). */
+	if (d->rx_depth - d->rx_posted >= 16)
+		post_recvs(u, d, d->rx_depth - d->rx_posted);
+	return (int)k;
+}
+
+static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
+{
+	unsigned k = 0;
+	int r = 0;
+
+	if (unlikely(u->pend.n))
+		return (int)hpn_msgq_pop(&u->pend, msgs, n);
+	if (n > u->burst)
+		n = u->burst;
+	if (unlikely(!n))
+		return 0;
+	if (likely(u->ndevs == 1 && u->devs[0].rcq)) {
+		r = dev_rx(u, &u->devs[0], msgs, n);
+		k = r > 0 ? (unsigned)r : 0;
+	} else {
+		/* Several devices (or none yet): each in turn goes first. */
+		bool any = false;
+
+		for (uint32_t i = 0; i < u->ndevs && k < n; i++) {
+			struct rdma_dev *d = &u->devs[(u->rx_next + i) % u->ndevs];
+
+			any |= d->rcq != NULL;
+			if (d->rcq && (r = dev_rx(u, d, msgs + k, n - k)) > 0)
+				k += (unsigned)r;
+		}
+		u->rx_next++;
+		if (!any)
+			poll_cm(u); /* nothing connected yet: connection events are all there is */
+	}
 	if (k) { /* receive time: when the completions were polled (rxe has no completion timestamps) */
 		uint64_t ts = hpn_real_ns();
 
 		for (unsigned i = 0; i < k; i++)
 			msgs[i].ts_ns = ts;
 	}
-	/* Replenish in batches: one doorbell for many buffers (progress tops
-	 * up the rest). Connection events are not looked at here: reading the
-	 * rdma_cm channel is a system call, too dear for every empty poll;
-	 * progress (every millisecond) does it. */
-	if (u->rx_depth - u->rx_posted >= 16)
-		post_recvs(u, u->rx_depth - u->rx_posted);
-	return (int)k;
+	/* Connection events are not looked at here: reading the rdma_cm
+	 * channel is a system call, too dear for every empty poll; progress
+	 * (every millisecond) does it. */
+	return k ? (int)k : r < 0 ? r : 0;
 }
 
 /* Post wr[start, end) to p as one chain (one doorbell). On failure, take
@@ -1672,7 +1796,7 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			err = -EAGAIN; /* the peer is slow: its queue is full */
 			break;
 		}
-		inl[k] = m->len <= u->inline_size;
+		inl[k] = m->len <= p->d->inline_size;
 		copied[k] = !inl[k] && !(flags & HPN_TX_OWNED);
 		/* Everything that can fail comes before any bookkeeping. */
 		if (copied[k] && !hpn_pool_get_bulk(u->pool, &hold, 1)) {
@@ -1709,10 +1833,10 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			wr[k].send_flags = IBV_SEND_INLINE;
 		} else if (!copied[k]) {
 			hold = m->data; /* zero-copy: the pool buffer itself */
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->d->mr->lkey};
 		} else {
 			memcpy(hold, m->data, m->len);
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, u->mr->lkey};
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->d->mr->lkey};
 		}
 		p->sent = true;
 		/* Completions only now and then (sq.h decides when). */

@@ -234,17 +234,17 @@ static void test_sizes(void **state)
 	hpn_ep_destroy(s);
 }
 
-static void test_two_clients(void **state)
+/* Two clients of server s, connecting to dst[0] and dst[1]: each one's
+ * messages arrive in order as its own, replies reach the right one, and a
+ * clean goodbye is a peer-gone with status 0. */
+static void two_clients(hpn_ep *s, const char *const dst[2])
 {
-	char addr[64];
-	hpn_ep *s = make_server(addr, sizeof(addr));
 	hpn_ep *c[2] = {make(NULL), make(NULL)};
 	hpn_peer_t cp[2], sp[2];
 	unsigned seen[2] = {0, 0};
 
-	(void)state;
 	for (int i = 0; i < 2; i++)
-		cp[i] = connect_pair(s, c[i], addr, &sp[i]);
+		cp[i] = connect_pair(s, c[i], dst[i], &sp[i]);
 	assert_int_not_equal(sp[0], sp[1]);
 	for (int k = 0; k < 100; k++)
 		for (int i = 0; i < 2; i++) {
@@ -285,6 +285,64 @@ static void test_two_clients(void **state)
 	assert_int_equal(ev.peer, sp[0]);
 	assert_int_equal(hpn_send(s, sp[1], "x", 1), 0);
 	hpn_ep_destroy(c[1]);
+}
+
+static void test_two_clients(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make_server(addr, sizeof(addr));
+	const char *const dst[2] = {addr, addr};
+
+	(void)state;
+	two_clients(s, dst);
+	hpn_ep_destroy(s);
+}
+
+/* One endpoint on two devices: listening on every address, it takes a
+ * client through each (HPN_TEST_RDMA_ADDR2: an address of another local
+ * device, e.g. rxe0's beside the wire's rxeD, tools/hpn-rxe --pair). With
+ * dev= naming the second device, a connection through the first is
+ * refused, and one through the second still works. */
+static void test_two_devices(void **state)
+{
+	const char *a2 = getenv("HPN_TEST_RDMA_ADDR2"), *dev2 = getenv("HPN_TEST_RDMA_DEV2");
+	char any[64], dst0[64], dst1[64], pin[96];
+	const char *const dst[2] = {dst0, dst1};
+	hpn_ep *s, *c;
+	hpn_peer_t p;
+	int port = next_port++;
+
+	(void)state;
+	if (!a2 || !dev2) {
+		print_message("skipped: HPN_TEST_RDMA_ADDR2 and HPN_TEST_RDMA_DEV2 name no second device\n");
+		skip();
+	}
+	snprintf(any, sizeof(any), "0.0.0.0:%d", port);
+	snprintf(dst0, sizeof(dst0), "%s:%d", listen_addr, port);
+	snprintf(dst1, sizeof(dst1), "%s:%d", a2, port);
+	s = make(NULL);
+	assert_int_equal(hpn_listen(s, any), 0);
+	two_clients(s, dst);
+	hpn_ep_destroy(s);
+
+	snprintf(pin, sizeof(pin), "dev=%s", dev2);
+	s = make(pin);
+	port = next_port++;
+	snprintf(any, sizeof(any), "0.0.0.0:%d", port);
+	snprintf(dst0, sizeof(dst0), "%s:%d", listen_addr, port);
+	snprintf(dst1, sizeof(dst1), "%s:%d", a2, port);
+	assert_int_equal(hpn_listen(s, any), 0);
+	c = make(NULL);
+	assert_int_equal(hpn_connect(c, dst0, 0, &p), -EINPROGRESS);
+	struct hpn_event ev = wait_event(c, HPN_EV_PEER_GONE, &s, 1, 20000);
+
+	print_message("through the other device, with dev=%s: %d\n", dev2, ev.status);
+	assert_int_equal(ev.peer, p);
+	assert_int_equal(ev.status, -ECONNREFUSED);
+	hpn_ep_destroy(c);
+	c = make(NULL);
+	connect_pair(s, c, dst1, NULL);
+	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
 }
 
@@ -620,6 +678,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wimm_in_order),
 		cmocka_unit_test(test_rc_timers), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
+		cmocka_unit_test(test_two_devices),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
 		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_disconnect_after_data),
