@@ -86,6 +86,11 @@ struct hpn_pep {
 	bool mb_cfg;       /* mbufs= given */
 	bool no_offload;   /* csum_offload=off */
 	bool started;
+	/* memif: the peer said it leaves; no burst touches the port until its
+	 * link has gone down and come up again (memif_hold()). */
+	bool memif;
+	uint8_t held;      /* 0, HELD_UP (link still up), HELD_DOWN (went down) */
+	uint64_t held_ns;
 	uint16_t port_id;
 	char driver[48];
 	uint8_t mac[6];
@@ -255,6 +260,11 @@ static void tx_flush(struct hpn_pep *u, struct rte_mbuf **m, uint16_t n)
 {
 	uint16_t done = 0;
 
+	if (unlikely(u->held)) { /* the memif peer is leaving: its link is not to be touched */
+		HPN_STAT_ADD(u->st->drops, n);
+		rte_pktmbuf_free_bulk(m, n);
+		return;
+	}
 	for (int tries = 0; done < n && tries < 4; tries++)
 		done += rte_eth_tx_burst(u->port_id, 0, m + done, n - done);
 	if (done < n) {
@@ -428,6 +438,122 @@ static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, u
 static inline uint16_t rd16(const uint8_t *p)
 {
 	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/*
+ * Leaving a memif link. DPDK's net_memif unmaps its rings from the EAL's
+ * interrupt thread when the peer goes, with nothing to keep a burst that
+ * already passed its "connected" check from reading them after: a process
+ * whose memif peer left crashed in rte_eth_rx_burst (CI; 11 of 150 runs of
+ * a multicast pair under load). So before an hpn endpoint closes a memif
+ * port it says so in a frame of its own (EtherType 0x88b5, IEEE local
+ * experimental, magic "hpn-leave"), and the other side stops touching
+ * the port - no burst until its link has gone down and up again (a new
+ * peer, whose rings are mapped before the link is up) - and answers; the
+ * leaver waits for that answer (at most LEAVE_WAIT_NS) before it closes.
+ * A peer that dies without a word can still take the other down: the
+ * driver offers nothing to synchronise with.
+ */
+#define HPN_ETH_P_LEAVE 0x88b5
+#define LEAVE_WAIT_NS 50000000ull     /* the leaver waits this long for the answer */
+#define LEAVE_HOLD_NS 2000000000ull   /* a link still up this long after: the peer stayed */
+#define LEAVE_SETTLE_US 20000         /* the EAL thread's teardown after the link went down */
+enum { LEAVE_SAYS = 1, LEAVE_HEARD = 2 };
+enum { HELD_UP = 1, HELD_DOWN = 2 };
+static const uint8_t leave_magic[9] = {'h', 'p', 'n', '-', 'l', 'e', 'a', 'v', 'e'};
+
+static bool leave_frame(const uint8_t *f, uint32_t len, uint8_t *what)
+{
+	if (len < HPN_ETH_HLEN + sizeof(leave_magic) + 1 || rd16(f + 12) != HPN_ETH_P_LEAVE ||
+	    memcmp(f + HPN_ETH_HLEN, leave_magic, sizeof(leave_magic)))
+		return false;
+	*what = f[HPN_ETH_HLEN + sizeof(leave_magic)];
+	return true;
+}
+
+static void tx_flush(struct hpn_pep *u, struct rte_mbuf **m, uint16_t n);
+static inline struct rte_mbuf *tx_mbuf(struct hpn_pep *u);
+static inline void mbuf_set(struct rte_mbuf *m, uint8_t *eth, uint32_t len);
+
+static void leave_send(struct hpn_pep *u, uint8_t what)
+{
+	struct rte_mbuf *m = tx_mbuf(u);
+	uint8_t *o;
+
+	if (!m)
+		return;
+	o = rte_pktmbuf_mtod(m, uint8_t *);
+	memset(o, 0, 60);
+	memset(o, 0xff, 6);
+	memcpy(o + 6, u->mac, 6);
+	o[12] = HPN_ETH_P_LEAVE >> 8, o[13] = HPN_ETH_P_LEAVE & 0xff;
+	memcpy(o + HPN_ETH_HLEN, leave_magic, sizeof(leave_magic));
+	o[HPN_ETH_HLEN + sizeof(leave_magic)] = what;
+	mbuf_set(m, o, 60);
+	tx_flush(u, &m, 1);
+}
+
+/* The peer leaves: answer, then hold the port (dp_progress lets go). */
+static void memif_hold(struct hpn_pep *u)
+{
+	leave_send(u, LEAVE_HEARD);
+	u->held = HELD_UP;
+	u->held_ns = hpn_now_ns();
+	hpn_log(HPN_LOG_INFO, "dpdk: %s: the memif peer leaves: the port rests until a peer is back", u->name);
+}
+
+static bool link_state(struct hpn_pep *u);
+
+/* Closing: tell the peer and wait for its answer (its bursts have
+ * stopped then), or LEAVE_WAIT_NS. Closing while held: the peer is still
+ * reading for our answer - wait until it has gone (the link is down), or
+ * our going would unmap its rings under that read. */
+static void memif_leave(struct hpn_pep *u)
+{
+	uint64_t t0 = hpn_now_ns();
+	bool heard = false;
+
+	if (!u->memif || !u->up)
+		return;
+	if (u->held) {
+		while (link_state(u) && hpn_now_ns() - t0 < 4 * LEAVE_WAIT_NS)
+			usleep(1000);
+		/* The link goes down as the EAL thread starts letting the old
+		 * peer go; closing the port before it is done ran two of memif's
+		 * teardowns at once (a crash freeing its interrupt handles). It
+		 * takes microseconds: give it a loaded machine's scheduling
+		 * delay. (A wait, not a handshake: the driver offers none.) */
+		usleep(LEAVE_SETTLE_US);
+		return;
+	}
+	if (!link_state(u))
+		return;
+	leave_send(u, LEAVE_SAYS);
+	while (!heard && hpn_now_ns() - t0 < LEAVE_WAIT_NS) {
+		struct rte_mbuf *in[32];
+		uint16_t got = rte_eth_rx_burst(u->port_id, 0, in, 32);
+
+		for (uint16_t i = 0; i < got; i++) {
+			uint8_t what;
+
+			/* An answer, or the peer leaving too: either way it has
+			 * stopped reading. What else came is dropped: we close. */
+			heard |= leave_frame(rte_pktmbuf_mtod(in[i], uint8_t *), in[i]->data_len, &what);
+			rte_pktmbuf_free(in[i]);
+		}
+	}
+	hpn_log(HPN_LOG_DEBUG, "dpdk: %s: leaving the memif link: %s", u->name,
+		heard ? "the peer has stopped reading" : "no answer (not hpn, or gone)");
+}
+
+/* An IPv4 address as stored (network order), from anywhere in a frame:
+ * the IP header sits 14 bytes in, so its addresses are not 4-aligned. */
+static inline uint32_t rd_addr(const uint8_t *p)
+{
+	uint32_t a;
+
+	memcpy(&a, p, 4);
+	return a;
 }
 
 /* An ICMP error quoting a datagram of ours: which peer, and why. The
@@ -627,7 +753,7 @@ static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32
 	if ((ip[0] >> 4) != 4 || hl < 20 || tot < hl + 8 || HPN_ETH_HLEN + tot > len ||
 	    (rd16(ip + 6) & 0x3fff) /* a fragment */ || hpn_inet_csum(ip, hl, 0))
 		goto drop;
-	if (ip[9] == 2 /* IGMP */ && hpn_ip4_is_group(*(uint32_t *)(ip + 16))) {
+	if (ip[9] == 2 /* IGMP */ && hpn_ip4_is_group(rd_addr(ip + 16))) {
 		igmp_input(u, ip, hl, tot);
 		goto drop;
 	}
@@ -638,7 +764,7 @@ static void icmp_input(struct hpn_pep *u, struct rte_mbuf *m, uint8_t *f, uint32
 		icmp_error(u, icmp, tot - hl);
 		goto drop;
 	}
-	if (u->borrowed || (f[6] & 1) || !ip[12] /* 0.0.0.0/8 */ || hpn_ip4_is_group(*(uint32_t *)(ip + 12)))
+	if (u->borrowed || (f[6] & 1) || !ip[12] /* 0.0.0.0/8 */ || hpn_ip4_is_group(rd_addr(ip + 12)))
 		goto drop; /* the kernel answers for a borrowed address */
 	/* Echo reply: addresses swapped, type 0; the checksums computed anew
 	 * (options and data echoed as they came). */
@@ -701,7 +827,7 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	uint16_t got;
 	unsigned out = 0;
 
-	if (!u->up)
+	if (!u->up || unlikely(u->held))
 		return 0;
 	hpn_dpdk_thread_register();
 	got = rte_eth_rx_burst(u->port_id, 0, in, (uint16_t)(n < BURST_MAX ? n : BURST_MAX));
@@ -724,6 +850,18 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		if (e == HPN_FRAME_NOT_IP4 && len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP) {
 			arp_input(u, m, f, len);
 			continue;
+		}
+		if (unlikely(e == HPN_FRAME_NOT_IP4 && u->memif)) {
+			uint8_t what;
+
+			if (leave_frame(f, len, &what) && what == LEAVE_SAYS) {
+				/* Nothing after this burst touches the port: what came
+				 * with it is freed, not handed on (the link ends). */
+				rte_pktmbuf_free(m);
+				rte_pktmbuf_free_bulk(in + i + 1, got - i - 1);
+				memif_hold(u);
+				break;
+			}
 		}
 		if (e == HPN_FRAME_NOT_UDP) {
 			icmp_input(u, m, f, len);
@@ -1111,6 +1249,8 @@ static void dp_close(struct hpn_pep *u)
 	if (u->taken)
 		igmp_report(u, IGMP_LEAVE, 0);
 	if (u->taken)
+		memif_leave(u); /* before its rings go: the peer stops reading them first */
+	if (u->taken)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
 			(unsigned long long)u->arp_answered, (unsigned long long)u->echo_answered);
@@ -1151,6 +1291,7 @@ static int read_cfg(struct hpn_pep *u)
 	snprintf(u->vdev, sizeof(u->vdev), "%s", vdev ? vdev : "");
 	snprintf(u->pci, sizeof(u->pci), "%s", pci ? pci : "");
 	snprintf(u->name, sizeof(u->name), "%.*s", (int)strcspn(vdev ? vdev : pci, ","), vdev ? vdev : pci);
+	u->memif = !strncmp(u->name, "net_memif", 9);
 	if (vdev)
 		devarg(vdev, "iface", u->kiface, sizeof(u->kiface));
 	if (ip && parse_cidr(ip, &u->ip_cfg, &u->mask))
@@ -1546,13 +1687,22 @@ static void nb_age(struct hpn_pep *u, uint64_t now)
 
 static int dp_progress(struct hpn_pep *u, uint64_t now)
 {
-	if (now - u->link_ns >= LINK_EVERY_NS) {
+	if (now - u->link_ns >= LINK_EVERY_NS || u->held) { /* held: every call, a new peer may come fast */
 		bool up = link_state(u);
 
 		u->link_ns = now;
 		if (up != u->link_up)
 			hpn_log(HPN_LOG_INFO, "dpdk: %s: link %s", u->name, up ? "up" : "down");
 		u->link_up = up;
+		/* A held memif port rests until its link has gone down (the old
+		 * peer's rings are being let go) and come up (a new peer's are
+		 * mapped); a link that stays up: the peer did not leave after all. */
+		if (u->held == HELD_UP && !up)
+			u->held = HELD_DOWN;
+		if ((u->held == HELD_DOWN && up) || (u->held == HELD_UP && now - u->held_ns > LEAVE_HOLD_NS)) {
+			u->held = 0;
+			hpn_log(HPN_LOG_INFO, "dpdk: %s: memif link in use again", u->name);
+		}
 	}
 	if (now - u->nb_scan_ns >= 1000000000ull) {
 		u->nb_scan_ns = now;

@@ -67,6 +67,7 @@ struct rdma_peer {
 	struct rdma_cm_id *id;
 	struct ibv_qp *qp;
 	struct rdma_dev *d; /* the device its queue pair is on (NULL until then) */
+	uint32_t lkey, inline_size; /* the pool's key on d, and what this queue pair sends inline */
 	hpn_peer_t pid; /* slot | generation << slot_bits (peerid.h): never reused */
 	uint8_t state;
 	bool outgoing;
@@ -135,7 +136,8 @@ struct hpn_pep {
 	struct rdma_cm_id *listen_id;
 
 	struct rdma_dev devs[MAX_DEVS];
-	uint32_t ndevs; /* slots below this may be in use (ctx set) */
+	uint32_t ndevs; /* slots below this may be in use (ctx set); the last one is */
+	struct rdma_dev *one; /* the only device in use, if exactly one: rx_burst's fast path */
 	uint32_t rx_next; /* the device rx_burst looks at first (fairness) */
 	void *mem;
 	size_t mem_len;
@@ -245,9 +247,16 @@ static inline uint32_t qkey(const struct rdma_dev *d, uint32_t qpn)
 	return (qpn & 0xffffff) | d->idx << 24;
 }
 
+/* Multiplicative hash, high bits folded in: the device byte must move the
+ * bucket too (devices number their queue pairs alike). */
+static inline uint32_t qhash(uint32_t key)
+{
+	return (key ^ key >> 24) * 2654435761u;
+}
+
 static void qtab_put(struct hpn_pep *u, uint32_t key, uint32_t idx)
 {
-	uint32_t h = (key * 2654435761u) & u->qmask;
+	uint32_t h = qhash(key) & u->qmask;
 
 	while (u->qtab[2 * h] != QTAB_EMPTY)
 		h = (h + 1) & u->qmask;
@@ -259,7 +268,7 @@ static struct rdma_peer *peer_by_qpn(struct hpn_pep *u, const struct rdma_dev *d
 {
 	uint32_t key = qkey(d, qpn);
 
-	for (uint32_t h = (key * 2654435761u) & u->qmask;; h = (h + 1) & u->qmask) {
+	for (uint32_t h = qhash(key) & u->qmask;; h = (h + 1) & u->qmask) {
 		if (u->qtab[2 * h] == QTAB_EMPTY)
 			return NULL;
 		if (u->qtab[2 * h] == key)
@@ -289,7 +298,8 @@ static int memlock_error(struct hpn_pep *u, int err)
 		else
 			snprintf(lim, sizeof(lim), "%llu KiB", (unsigned long long)rl.rlim_cur / 1024);
 	}
-	return hpn_set_error(err, "rdma: cannot register the %zu MiB buffer pool (%s); RLIMIT_MEMLOCK is %s: "
+	return hpn_set_error(err, "rdma: cannot register the %zu MiB buffer pool (%s; once per device: each "
+			     "registration pins it again); RLIMIT_MEMLOCK is %s: "
 			     "raise it (ulimit -l unlimited, LimitMEMLOCK=infinity, or memlock in limits.conf)",
 			     u->mem_len >> 20, strerror(-err), lim);
 }
@@ -395,6 +405,24 @@ static void async_leave(struct rdma_dev *d)
 	pthread_mutex_unlock(&async_mu);
 }
 
+/* After a device came or went: ndevs ends at the last one in use, and
+ * `one` is the only one, if so. */
+static void dev_recount(struct hpn_pep *u)
+{
+	uint32_t live = 0;
+
+	while (u->ndevs && !u->devs[u->ndevs - 1].ctx)
+		u->ndevs--;
+	u->one = NULL;
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		if (u->devs[i].ctx) {
+			live++;
+			u->one = &u->devs[i];
+		}
+	if (live != 1)
+		u->one = NULL;
+}
+
 /* Undo a (half-built) device set-up: the slot is free again, and a later
  * connection may set the device up anew. */
 static void dev_release(struct hpn_pep *u, struct rdma_dev *d)
@@ -420,6 +448,7 @@ static void dev_release(struct hpn_pep *u, struct rdma_dev *d)
 	memset(d, 0, sizeof(*d));
 	d->u = u;
 	d->idx = (uint32_t)(d - u->devs);
+	dev_recount(u);
 }
 
 static uint32_t rx_depth_elsewhere(const struct hpn_pep *u, const struct rdma_dev *d)
@@ -499,7 +528,7 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx, struct rdma_de
 	struct rdma_dev *d = NULL;
 	int ret;
 
-	for (uint32_t i = 0; i < u->ndevs; i++) {
+	for (uint32_t i = 0; i < MAX_DEVS; i++) {
 		if (u->devs[i].ctx == ctx) {
 			*out = &u->devs[i];
 			return 0;
@@ -509,16 +538,17 @@ static int ensure_dev(struct hpn_pep *u, struct ibv_context *ctx, struct rdma_de
 	}
 	if (u->dev[0] && strcmp(name, u->dev))
 		return hpn_set_error(-EXDEV, "rdma: the address resolves to device %s, not dev=%s", name, u->dev);
-	if (!d && u->ndevs == MAX_DEVS)
+	if (!d)
 		return hpn_set_error(-EXDEV, "rdma: %s would be this endpoint's device number %d: %d is the most",
 				     name, MAX_DEVS + 1, MAX_DEVS);
-	if (!d)
-		d = &u->devs[u->ndevs++];
 	ret = dev_setup(u, d, ctx, name);
 	if (ret) {
 		dev_release(u, d);
 		return ret;
 	}
+	if (u->ndevs <= d->idx)
+		u->ndevs = d->idx + 1;
+	dev_recount(u);
 	hpn_log(HPN_LOG_INFO, "rdma: using %s: %u receives posted, %u sends in flight per peer", name, d->rx_depth,
 		d->tx_depth);
 	*out = d;
@@ -628,7 +658,8 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 	if (ret)
 		return ret;
 	/* Devices report what they really give. */
-	d->inline_size = qa.cap.max_inline_data;
+	d->inline_size = p->inline_size = qa.cap.max_inline_data;
+	p->lkey = d->mr->lkey;
 	caps_inline(u);
 	qtab_put(u, qkey(d, p->qp->qp_num), (uint32_t)(p - u->peers));
 	return 0;
@@ -852,10 +883,12 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		if (rdma_resolve_route(id, RESOLVE_MS))
 			peer_gone(u, p, -errno);
 		break;
-	case RDMA_CM_EVENT_ROUTE_RESOLVED:
-		if (create_qp(u, p)) {
+	case RDMA_CM_EVENT_ROUTE_RESOLVED: {
+		int err = create_qp(u, p);
+
+		if (err) {
 			hpn_log(HPN_LOG_ERROR, "%s", hpn_last_error());
-			peer_gone(u, p, -EPROTO);
+			peer_gone(u, p, err); /* e.g. -EXDEV: the route leaves by another device than dev= */
 			break;
 		}
 		mine = ring_pd(u, p);
@@ -868,6 +901,7 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 			p->retry_at_ns = hpn_now_ns() + p->retry_ns; /* the request is out: connect_again() */
 		}
 		break;
+	}
 	case RDMA_CM_EVENT_ESTABLISHED:
 		if (p->outgoing)
 			ring_remote(p, pdata, plen); /* the server's ring, from its accept */
@@ -1697,7 +1731,7 @@ static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, u
 static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	unsigned k = 0;
-	int r = 0;
+	int r, err = 0;
 
 	if (unlikely(u->pend.n))
 		return (int)hpn_msgq_pop(&u->pend, msgs, n);
@@ -1705,9 +1739,10 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		n = u->burst;
 	if (unlikely(!n))
 		return 0;
-	if (likely(u->ndevs == 1 && u->devs[0].rcq)) {
-		r = dev_rx(u, &u->devs[0], msgs, n);
+	if (likely(u->one)) {
+		r = dev_rx(u, u->one, msgs, n);
 		k = r > 0 ? (unsigned)r : 0;
+		err = r < 0 ? r : 0;
 	} else {
 		/* Several devices (or none yet): each in turn goes first. */
 		bool any = false;
@@ -1716,8 +1751,13 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 			struct rdma_dev *d = &u->devs[(u->rx_next + i) % u->ndevs];
 
 			any |= d->rcq != NULL;
-			if (d->rcq && (r = dev_rx(u, d, msgs + k, n - k)) > 0)
+			if (!d->rcq)
+				continue;
+			r = dev_rx(u, d, msgs + k, n - k);
+			if (r > 0)
 				k += (unsigned)r;
+			else if (r < 0)
+				err = r;
 		}
 		u->rx_next++;
 		if (!any)
@@ -1732,7 +1772,7 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	/* Connection events are not looked at here: reading the rdma_cm
 	 * channel is a system call, too dear for every empty poll; progress
 	 * (every millisecond) does it. */
-	return k ? (int)k : r < 0 ? r : 0;
+	return k ? (int)k : err;
 }
 
 /* Post wr[start, end) to p as one chain (one doorbell). On failure, take
@@ -1796,7 +1836,7 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			err = -EAGAIN; /* the peer is slow: its queue is full */
 			break;
 		}
-		inl[k] = m->len <= p->d->inline_size;
+		inl[k] = m->len <= p->inline_size;
 		copied[k] = !inl[k] && !(flags & HPN_TX_OWNED);
 		/* Everything that can fail comes before any bookkeeping. */
 		if (copied[k] && !hpn_pool_get_bulk(u->pool, &hold, 1)) {
@@ -1833,10 +1873,10 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 			wr[k].send_flags = IBV_SEND_INLINE;
 		} else if (!copied[k]) {
 			hold = m->data; /* zero-copy: the pool buffer itself */
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->d->mr->lkey};
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
 		} else {
 			memcpy(hold, m->data, m->len);
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->d->mr->lkey};
+			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
 		}
 		p->sent = true;
 		/* Completions only now and then (sq.h decides when). */

@@ -516,20 +516,6 @@ static void test_peer_killed(void **state)
 
 /* ---- multicast (unordered mode) ------------------------------------------------- */
 
-/* CONF_HOLD=FILE: wait, touching no endpoint, until FILE exists (at most
- * 30 s). run.sh holds a dpdk/memif publisher until its subscriber is done:
- * DPDK's net_memif unmaps its rings from the EAL's interrupt thread when
- * the peer leaves, unsynchronised with a receive burst in progress, and a
- * publisher leaving while the subscriber still reads crashed the
- * subscriber (11 of 150 runs with both CPUs loaded; docs/CONFIG.md). */
-static void hold(void)
-{
-	const char *file = getenv("CONF_HOLD");
-
-	for (int i = 0; file && i < 3000 && access(file, F_OK); i++)
-		usleep(10000);
-}
-
 /* Publish COUNT messages of 200 B to GROUP, paced, then say goodbye. */
 static int mpub(const char *group, int count)
 {
@@ -557,7 +543,6 @@ static int mpub(const char *group, int count)
 		if (!(i % 64))
 			usleep(1000); /* a feed's pace, not a flood */
 	}
-	hold();
 	hpn_ep_destroy(ep);
 	return 0;
 }

@@ -107,15 +107,10 @@ msub_pub() {
 	local sub=$!
 	for _ in $(seq 1 100); do grep -q listening "$slog" && break; sleep 0.05; done
 	pin=("${cli_in[@]}")
-	# The publisher leaves once the subscriber is done (CONF_HOLD, see
-	# conformance.c: net_memif cannot lose its peer mid-read).
-	hold=$(mktemp -u)
-	CONF_HOLD=$hold inns "$3" "$bin" mpub "$4,$base" $group $n &
-	local pub=$!
+	if ! inns "$3" "$bin" mpub "$4,$base" $group $n; then
+		echo "FAIL: publisher ($4)"; cat "$slog"; exit 1
+	fi
 	if ! wait $sub; then echo "FAIL: subscriber ($2)"; cat "$slog"; exit 1; fi
-	touch "$hold"
-	if ! wait $pub; then echo "FAIL: publisher ($4)"; cat "$slog"; exit 1; fi
-	rm -f "$hold"
 	echo "# multicast $4 -> $2: $(grep received "$slog")"
 	rm -f "$slog"
 }
