@@ -88,7 +88,7 @@ struct hpn_pep {
 	bool started;
 	/* memif: the peer said it leaves; no burst touches the port until its
 	 * link has gone down and come up again (memif_hold()). */
-	bool memif;
+	bool memif, memif_server;
 	uint8_t held;      /* 0, HELD_UP (link still up), HELD_DOWN (went down) */
 	uint64_t held_ns;
 	uint16_t port_id;
@@ -504,6 +504,26 @@ static void memif_hold(struct hpn_pep *u)
 
 static bool link_state(struct hpn_pep *u);
 
+/* A held memif port rests until its link has gone down (the old peer's
+ * rings are being let go) and come up (a new peer's are mapped); a link
+ * still up after LEAVE_HOLD_NS: the peer did not leave after all. Called
+ * by progress and by a held port's receive (an application that only
+ * receives must see a new peer too). */
+static void held_check(struct hpn_pep *u)
+{
+	bool up;
+
+	if (likely(!u->held))
+		return;
+	up = link_state(u);
+	if (u->held == HELD_UP && !up)
+		u->held = HELD_DOWN;
+	if ((u->held == HELD_DOWN && up) || (u->held == HELD_UP && hpn_now_ns() - u->held_ns > LEAVE_HOLD_NS)) {
+		u->held = 0;
+		hpn_log(HPN_LOG_INFO, "dpdk: %s: memif link in use again", u->name);
+	}
+}
+
 /* Closing: tell the peer and wait for its answer (its bursts have
  * stopped then), or LEAVE_WAIT_NS. Closing while held: the peer is still
  * reading for our answer - wait until it has gone (the link is down), or
@@ -515,6 +535,30 @@ static void memif_leave(struct hpn_pep *u)
 
 	if (!u->memif || !u->up)
 		return;
+	held_check(u); /* a new peer may be up since */
+	if (!u->held) {
+		if (!link_state(u))
+			return;
+		leave_send(u, LEAVE_SAYS);
+	}
+	while (!u->held && !heard && hpn_now_ns() - t0 < LEAVE_WAIT_NS) {
+		struct rte_mbuf *in[32];
+		uint16_t got = rte_eth_rx_burst(u->port_id, 0, in, 32);
+
+		for (uint16_t i = 0; i < got; i++) {
+			uint8_t what;
+
+			/* What else came is dropped: we close. Both leaving at
+			 * once: the memif server yields (answers, then waits as a
+			 * held side), the client waits for that answer. */
+			if (leave_frame(rte_pktmbuf_mtod(in[i], uint8_t *), in[i]->data_len, &what)) {
+				heard |= what == LEAVE_HEARD;
+				if (what == LEAVE_SAYS && u->memif_server && !u->held)
+					memif_hold(u);
+			}
+			rte_pktmbuf_free(in[i]);
+		}
+	}
 	if (u->held) {
 		while (link_state(u) && hpn_now_ns() - t0 < 4 * LEAVE_WAIT_NS)
 			usleep(1000);
@@ -526,24 +570,11 @@ static void memif_leave(struct hpn_pep *u)
 		usleep(LEAVE_SETTLE_US);
 		return;
 	}
-	if (!link_state(u))
-		return;
-	leave_send(u, LEAVE_SAYS);
-	while (!heard && hpn_now_ns() - t0 < LEAVE_WAIT_NS) {
-		struct rte_mbuf *in[32];
-		uint16_t got = rte_eth_rx_burst(u->port_id, 0, in, 32);
-
-		for (uint16_t i = 0; i < got; i++) {
-			uint8_t what;
-
-			/* An answer, or the peer leaving too: either way it has
-			 * stopped reading. What else came is dropped: we close. */
-			heard |= leave_frame(rte_pktmbuf_mtod(in[i], uint8_t *), in[i]->data_len, &what);
-			rte_pktmbuf_free(in[i]);
-		}
-	}
+	/* The answer's own send may still be finishing its ring update. */
+	if (heard)
+		usleep(2000);
 	hpn_log(HPN_LOG_DEBUG, "dpdk: %s: leaving the memif link: %s", u->name,
-		heard ? "the peer has stopped reading" : "no answer (not hpn, or gone)");
+		heard ? "the peer has stopped reading" : "no answer (not hpn, busy, or gone)");
 }
 
 /* An IPv4 address as stored (network order), from anywhere in a frame:
@@ -827,6 +858,8 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	uint16_t got;
 	unsigned out = 0;
 
+	if (unlikely(u->held))
+		held_check(u);
 	if (!u->up || unlikely(u->held))
 		return 0;
 	hpn_dpdk_thread_register();
@@ -1292,6 +1325,7 @@ static int read_cfg(struct hpn_pep *u)
 	snprintf(u->pci, sizeof(u->pci), "%s", pci ? pci : "");
 	snprintf(u->name, sizeof(u->name), "%.*s", (int)strcspn(vdev ? vdev : pci, ","), vdev ? vdev : pci);
 	u->memif = !strncmp(u->name, "net_memif", 9);
+	u->memif_server = u->memif && !strstr(vdev, "role=client"); /* memif's default role is server */
 	if (vdev)
 		devarg(vdev, "iface", u->kiface, sizeof(u->kiface));
 	if (ip && parse_cidr(ip, &u->ip_cfg, &u->mask))
@@ -1694,15 +1728,7 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 		if (up != u->link_up)
 			hpn_log(HPN_LOG_INFO, "dpdk: %s: link %s", u->name, up ? "up" : "down");
 		u->link_up = up;
-		/* A held memif port rests until its link has gone down (the old
-		 * peer's rings are being let go) and come up (a new peer's are
-		 * mapped); a link that stays up: the peer did not leave after all. */
-		if (u->held == HELD_UP && !up)
-			u->held = HELD_DOWN;
-		if ((u->held == HELD_DOWN && up) || (u->held == HELD_UP && now - u->held_ns > LEAVE_HOLD_NS)) {
-			u->held = 0;
-			hpn_log(HPN_LOG_INFO, "dpdk: %s: memif link in use again", u->name);
-		}
+		held_check(u);
 	}
 	if (now - u->nb_scan_ns >= 1000000000ull) {
 		u->nb_scan_ns = now;
