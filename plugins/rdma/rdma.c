@@ -57,6 +57,7 @@
 #define CONNECT_RETRY_NS 250000000ull /* connect_again() unless connect_retry_ms= says */
 #define CONNECT_RETRY_MAX_NS 4000000000ull /* then rdma_cm's own resend comes first */
 #define ASYNC_NS 5000000ull /* read device events every 5 ms: not per message */
+#define SCAN_NS 1000000000ull /* look for removed devices every second (dev_scan) */
 #define MAX_DEVS 4 /* devices per endpoint: qtab keys hold the index above a 24-bit QPN */
 
 enum peer_state { P_FREE = 0, P_RESOLVING, P_CONNECTING, P_UP, P_CLOSING };
@@ -153,6 +154,8 @@ struct hpn_pep {
 
 	uint32_t rx_depth, tx_depth, signal_every, inline_req; /* as configured; devices may lower them */
 	uint64_t next_async_ns; /* device events are read every ASYNC_NS */
+	uint64_t next_scan_ns;  /* removed devices are looked for every SCAN_NS */
+	bool cm_reread;         /* a device was lost: librdmacm must let go of it (dev_scan) */
 	uint32_t recv_len, max_msg;
 	unsigned burst;
 	bool wimm;
@@ -1432,6 +1435,7 @@ static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const ch
 	}
 	dev_release(u, d);
 	n = peers_gone(u, ctx, status, 0); /* the ids still point at it */
+	u->cm_reread = true;
 	listening = u->listen_id && u->listen_id->verbs == ctx;
 	if (listening) {
 		rdma_destroy_id(u->listen_id);
@@ -1440,6 +1444,62 @@ static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const ch
 	hpn_log(HPN_LOG_ERROR, "rdma: %s %s: %u connections on it are gone%s%s%s", name, what, n,
 		listening ? ", and the endpoint no longer listens (it was bound to an address of " : "",
 		listening ? name : "", listening ? ")" : "");
+}
+
+/* librdmacm keeps a device's context open from the first id on it until
+ * it re-reads the device list, which it does only when it meets a device
+ * it does not know, or in rdma_get_devices() - so a removed device stays
+ * open in a process that lives on, and `rdma link delete` waits for it
+ * (rxe cannot take a context away). After a device loss hpn makes it
+ * re-read; that also opens every device present, so from then on any
+ * change in the number of devices makes it re-read again (one device
+ * replaced by another within a second goes unseen). Process-wide, as
+ * librdmacm's list (async_mu held). */
+static unsigned cm_reread_devs; /* uverbs devices at the last re-read, +1; 0: none yet */
+
+static unsigned uverbs_count(void)
+{
+	DIR *dir = opendir("/sys/class/infiniband_verbs");
+	struct dirent *e;
+	unsigned n = 0;
+
+	if (!dir)
+		return 0;
+	while ((e = readdir(dir)))
+		n += !strncmp(e->d_name, "uverbs", 6);
+	closedir(dir);
+	return n;
+}
+
+static void cm_reread(unsigned ndevs)
+{
+	struct ibv_context **list = rdma_get_devices(NULL);
+
+	if (list)
+		rdma_free_devices(list); /* a dead device at refcount 0 is closed here */
+	cm_reread_devs = ndevs + 1;
+}
+
+/* Every second: a device of ours whose verbs node left sysfs is gone -
+ * the only sign of a removed device that has no connection (and no id)
+ * on it: the kernel sends nothing else. Then librdmacm is made to let go. */
+static void dev_scan(struct hpn_pep *u)
+{
+	for (uint32_t i = 0; i < u->ndevs; i++) {
+		struct rdma_dev *d = &u->devs[i];
+
+		if (d->ctx && access(d->ctx->device->dev_path, F_OK) && errno == ENOENT)
+			dev_lost(u, d, -ENODEV, "was removed");
+	}
+	pthread_mutex_lock(&async_mu);
+	if (u->cm_reread || cm_reread_devs) {
+		unsigned n = uverbs_count();
+
+		if (u->cm_reread || n + 1 != cm_reread_devs)
+			cm_reread(n);
+	}
+	pthread_mutex_unlock(&async_mu);
+	u->cm_reread = false;
 }
 
 /* Our share of the device's events: a port down ends every connection on
@@ -1528,6 +1588,10 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 		poll_async(u);
 	}
 	poll_cm(u);
+	if (now >= u->next_scan_ns) {
+		u->next_scan_ns = now + SCAN_NS;
+		dev_scan(u);
+	}
 	reap_sends(u);
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];

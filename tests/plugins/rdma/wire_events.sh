@@ -12,6 +12,13 @@
 #   3. the client's device is deleted mid-stream (rdma link delete rxeC):
 #      the delete completes (hpn lets go of the device), the client reports
 #      the peer gone naming rxeC; with rxeC back the server takes a new client
+#   4. one of a server's two devices is deleted mid-stream (rdma link delete
+#      rxeD under a wildcard listen that also serves rxe0): the delete
+#      completes, the wire's client reports the peer gone, the rxe0 client
+#      carries on undisturbed to its end, and the server takes a new one there
+#   5. a device with no connection left on it is deleted (rxe0, which both
+#      servers have used): the delete completes while they live on - only
+#      its verbs node leaving sysfs tells, and librdmacm must let go too
 set -euo pipefail
 bench=$1
 timeout_ms=5000 # peer_timeout_ms on both ends: "gone" must come before it
@@ -19,7 +26,8 @@ cfg="peer_timeout_ms=$timeout_ms,bufs=512,rx_depth=128"
 export HPN_LOG_LEVEL=info
 work=$(mktemp -d)
 srv=
-trap 'set +e; [ -n "$srv" ] && kill $srv 2>/dev/null; tc qdisc del dev vethC root 2>/dev/null; ip link set vethC up; rm -rf "$work"' EXIT
+srv2=
+trap 'set +e; [ -n "$srv" ] && kill $srv 2>/dev/null; [ -n "$srv2" ] && kill $srv2 2>/dev/null; tc qdisc del dev vethC root 2>/dev/null; ip link set vethC up; rm -rf "$work"' EXIT
 
 fail() {
 	echo "FAIL: $*"
@@ -41,7 +49,7 @@ wait_active() { # both ports ACTIVE with their IPv4 GIDs again
 client() { # NAME EXTRA_ARGS...: a ping-pong client in the background -> $cli
 	local name=$1
 	shift
-	"$bench" --plugin rdma --peer 10.11.0.2:7000 --size 64 --quiet --wait adaptive --config "$cfg" "$@" \
+	"$bench" --plugin rdma --peer "${peer:-10.11.0.2:7000}" --size 64 --quiet --wait adaptive --config "$cfg" "$@" \
 		>"$work/$name.log" 2>&1 &
 	cli=$!
 }
@@ -55,11 +63,13 @@ wait_exit() {
 	rc=0
 	wait "$1" || rc=$?
 }
-served_again() { # NAME WHEN: a short new client, over rxeC, must be served
-	client "$1" --iters 500 --warmup 50
+served_again() { # NAME WHEN [ARGS]: a short new client, over rxeC, must be served
+	local name=$1 when=$2
+	shift 2
+	client "$name" --iters 500 --warmup 50 "$@"
 	wait_exit $cli 30000
-	[ "$rc" = 0 ] || fail "$2: the server did not take a new client (status $rc)"
-	grep -q 'using rxeC' "$work/$1.log" || fail "$2: the new client did not use rxeC"
+	[ "$rc" = 0 ] || fail "$when: the server did not take a new client (status $rc)"
+	grep -q 'using rxeC' "$work/$name.log" || fail "$when: the new client did not use rxeC"
 }
 stream_until_connected() { # LOG: the client is past its connect and exchanging messages
 	local i
@@ -145,3 +155,61 @@ wait_active
 served_again after_removal "with rxeC back"
 kill -0 $srv || fail "the server died"
 echo "# 3. rxeC back: a new client was served; the server lived through all of it"
+
+# 4. One of two devices goes: a second server listens on every device
+# (rxeD on the wire, rxe0 inside the guest); a client on each; rxeD is
+# deleted while both stream.
+"$bench" --plugin rdma --server --bind 0.0.0.0:7001 --wait adaptive --config "$cfg" >"$work/server2.log" 2>&1 &
+srv2=$!
+for _ in $(seq 1 200); do grep -q listening "$work/server2.log" && break; sleep 0.05; done
+grep -q listening "$work/server2.log" || fail "the wildcard server did not start"
+peer=10.11.0.2:7001 client wire2 --iters 100000000
+wire_cli=$cli
+stream_until_connected "$work/wire2.log"
+peer=10.9.0.1:7001 client local2 --duration 4 --warmup 100 --json "$work/local2.json"
+local_cli=$cli
+stream_until_connected "$work/local2.log"
+grep -q 'using rxe0' "$work/local2.log" || fail "the second client does not use rxe0"
+sleep 0.5
+t0=$(ms)
+timeout 20 rdma link delete rxeD || fail "rdma link delete rxeD did not complete (status $?): a process holds the device"
+t1=$(ms)
+wait_exit $wire_cli $timeout_ms
+[ "$rc" != alive ] || fail "rxeD removed: its client did not notice within peer_timeout_ms"
+grep -q 'event peer-gone' "$work/wire2.log" || fail "rxeD removed: no peer-gone event at its client"
+for _ in $(seq 1 100); do grep -q 'rxeD was removed' "$work/server2.log" && break; sleep 0.05; done
+grep -q 'rxeD was removed: 1 connections on it are gone' "$work/server2.log" ||
+	fail "rxeD removed: the wildcard server did not log losing its one connection there"
+wait_exit $local_cli 30000
+[ "$rc" = 0 ] || fail "rxeD removed: the rxe0 client failed (status $rc) - the other device must carry on"
+python3 - "$work/local2.json" <<'PY' || fail "rxeD removed: the rxe0 client lost messages or stalled"
+import json, sys
+r = json.load(open(sys.argv[1]))['results'][0]
+# The whole run on rxe0: nothing lost, and no stall as long as a peer_timeout.
+assert r['iters'] > 1000 and r.get('drops', 0) == 0 and r['t_max_us'] < 5e6, r
+PY
+kill -0 $srv2 || fail "the wildcard server died"
+peer=10.9.0.1:7001 client local3 --iters 500 --warmup 50
+wait_exit $cli 30000
+[ "$rc" = 0 ] || fail "rxeD removed: the wildcard server did not take a new client on rxe0 (status $rc)"
+echo "# 4. rdma link delete rxeD took $((t1 - t0)) ms; the server saw: $(grep -h 'rxeD was removed' "$work/server2.log" | sed 's/^hpnbench: //'); the rxe0 client ran on ($(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%d round trips, max %.0f us" % (r["iters"], r["t_max_us"]))' "$work/local2.json")) and a new one was served"
+rdma link add rxeD type rxe netdev vethD
+wait_active
+# The wildcard listen takes the new rxeD as it comes (and the wire's frame
+# counts, which start again with the device, reach hpn-rxe's --expect-wire).
+peer=10.11.0.2:7001 served_again rxeD_back "with rxeD back" --iters 1200
+kill -0 $srv2 || fail "the wildcard server died"
+kill -0 $srv || fail "the first server died"
+echo "# 4. rxeD back: the wildcard server took a new client on it"
+
+# 5. A device nobody is connected on any more goes: rxe0 (the wildcard
+# server served two clients there; the first server's librdmacm opened it).
+t0=$(ms)
+timeout 20 rdma link delete rxe0 || fail "rdma link delete rxe0 (idle) did not complete (status $?): a process holds the device"
+t1=$(ms)
+for _ in $(seq 1 100); do grep -q 'rxe0 was removed' "$work/server2.log" && break; sleep 0.05; done
+grep -q 'rxe0 was removed: 0 connections on it are gone' "$work/server2.log" ||
+	fail "rxe0 removed: the wildcard server did not log it"
+kill -0 $srv2 && kill -0 $srv || fail "a server died when rxe0 went"
+echo "# 5. rdma link delete rxe0 (idle) took $((t1 - t0)) ms; both servers live on"
+rdma link add rxe0 type rxe netdev dummy0
