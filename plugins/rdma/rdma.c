@@ -88,6 +88,7 @@ struct rdma_peer {
 	uint32_t r_rkey, r_slots, r_slot, r_head;
 	uint32_t credits;
 	bool sent;            /* posted something since the last keepalive check */
+	bool bye;             /* its goodbye arrived: gone once what came before is taken */
 
 	/* Outgoing, not up yet: where to, when to start over (connect_again),
 	 * and when to give up. Closing (P_CLOSING): when to stop waiting. */
@@ -155,6 +156,7 @@ struct hpn_pep {
 	uint32_t rx_depth, tx_depth, signal_every, inline_req; /* as configured; devices may lower them */
 	uint64_t next_async_ns; /* device events are read every ASYNC_NS */
 	uint64_t next_scan_ns;  /* removed devices are looked for every SCAN_NS */
+	bool byes;              /* some peer's bye is set */
 	bool cm_reread;         /* a device was lost: librdmacm must let go of it (dev_scan) */
 	uint32_t recv_len, max_msg;
 	unsigned burst;
@@ -172,6 +174,12 @@ struct hpn_pep {
 #define WIMM_MAGIC 0x68706e57u /* "hpnW" */
 #define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
 #define IMM_KEEPALIVE 0x40000000u /* a zero-length send that only proves the path */
+/* With IMM_KEEPALIVE: the sender is closing this connection. Sent before
+ * the connection manager's disconnect request and acknowledged by RC like
+ * any send: that request goes once (the sender's id is destroyed at close,
+ * which cancels its resends), and with it lost the peer was never told
+ * (soft-RoCE's retry_count=7 retries for ever). Older peers see a keepalive. */
+#define IMM_GOODBYE 0x20000000u
 struct wimm_pd {
 	uint32_t magic, slots, slot, rkey;
 	uint64_t addr;
@@ -985,6 +993,8 @@ static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
 }
 
 static void keepalive(struct hpn_pep *u, struct rdma_peer *p);
+static void goodbye(struct hpn_pep *u, struct rdma_peer *p);
+static void goodbyes(struct hpn_pep *u);
 
 static bool sends_pending(const struct hpn_pep *u)
 {
@@ -1006,13 +1016,11 @@ static void linger(struct hpn_pep *u)
 {
 	uint64_t t0 = hpn_now_ns();
 
-	if (!u->linger_ns)
-		return;
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
 
-		if (p->state == P_UP && hpn_sq_inflight(&p->sq) && p->sq.since_signal)
-			keepalive(u, p); /* a full queue's newest request is signaled already */
+		if (p->state == P_UP)
+			goodbye(u, p); /* signaled (a full queue's newest request is already) */
 	}
 	while (sends_pending(u) && hpn_now_ns() - t0 < u->linger_ns)
 		reap_sends(u);
@@ -1340,11 +1348,12 @@ static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
 	if (!p || p->state == P_CLOSING)
 		return hpn_set_error(-ENOENT, "rdma: no peer %u", id);
 	reap_sends(u);
+	if (p->state == P_UP)
+		goodbye(u, p);
 	if (p->state == P_UP && u->linger_ns && hpn_sq_inflight(&p->sq)) {
-		/* What was posted may still wait for a retransmission: progress
-		 * ends the connection once it is acknowledged, or linger_ms on. */
-		if (p->sq.since_signal)
-			keepalive(u, p);
+		/* What was posted (and the goodbye) may still wait for a
+		 * retransmission: progress ends the connection once it is
+		 * acknowledged, or linger_ms on. */
 		p->state = P_CLOSING;
 		p->deadline_ns = hpn_now_ns() + u->linger_ns;
 		return 0;
@@ -1361,18 +1370,48 @@ static void credit_return(struct hpn_pep *u, struct rdma_peer *p);
  * when a send is not acknowledged. So a peer we sent nothing to for a
  * while gets a zero-length signaled send; if its host is gone, the
  * retries run out and the completion error reports it gone. */
-static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
+static void ctl_send(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm)
 {
 	struct ibv_send_wr wr = {.opcode = IBV_WR_SEND_WITH_IMM, .send_flags = IBV_SEND_SIGNALED}, *bad;
 	bool signal;
 
+	(void)u;
 	if (hpn_sq_full(&p->sq))
 		return;
-	wr.imm_data = htonl(IMM_KEEPALIVE);
+	wr.imm_data = htonl(imm);
 	wr.wr_id = hpn_sq_push(&p->sq, NULL, &signal);
 	p->sq.since_signal = 0;
 	if (ibv_post_send(p->qp, &wr, &bad))
 		hpn_sq_unpush(&p->sq);
+}
+
+static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
+{
+	ctl_send(u, p, IMM_KEEPALIVE);
+}
+
+/* Signaled: lingering waits for its acknowledgement. */
+static void goodbye(struct hpn_pep *u, struct rdma_peer *p)
+{
+	ctl_send(u, p, IMM_KEEPALIVE | IMM_GOODBYE);
+}
+
+/* Peers that said goodbye: what they sent before is taken first (into
+ * the pending queue, in order), then they are gone, as on a disconnect. */
+static void goodbyes(struct hpn_pep *u)
+{
+	while (u->byes) {
+		u->byes = false;
+		rx_drain_to_pend(u); /* may find more goodbyes */
+		for (uint32_t i = 0; i < u->max_peers; i++) {
+			struct rdma_peer *p = &u->peers[i];
+
+			if (p->bye && p->state != P_FREE) {
+				p->bye = false;
+				peer_gone(u, p, 0);
+			}
+		}
+	}
 }
 
 /* ---- device and port events ------------------------------------------- */
@@ -1588,6 +1627,8 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 		poll_async(u);
 	}
 	poll_cm(u);
+	if (unlikely(u->byes))
+		goodbyes(u);
 	if (now >= u->next_scan_ns) {
 		u->next_scan_ns = now + SCAN_NS;
 		dev_scan(u);
@@ -1718,6 +1759,8 @@ static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc,
 		return ring_take(u, p, ntohl(wc->imm_data), buf, out);
 	if (unlikely((wc->wc_flags & IBV_WC_WITH_IMM) && (ntohl(wc->imm_data) & IMM_KEEPALIVE))) {
 		hpn_pool_put_bulk(u->pool, &buf, 1); /* proof of life, nothing to deliver */
+		if (ntohl(wc->imm_data) & IMM_GOODBYE)
+			p->bye = u->byes = true; /* goodbyes(): after this poll's messages */
 		return 0;
 	}
 	*out = (struct hpn_msg){.data = buf, .len = wc->byte_len, .peer = p->pid};
@@ -1785,6 +1828,8 @@ static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, u
 	}
 	for (int i = 0; i < r; i++)
 		k += (unsigned)rx_wc(u, d, &wc[i], &msgs[k]);
+	if (unlikely(u->byes))
+		goodbyes(u);
 	/* Replenish in batches: one doorbell for many buffers (progress tops
 	 * up the rest). */
 	if (d->rx_depth - d->rx_posted >= 16)

@@ -63,6 +63,19 @@ wait_exit() {
 	rc=0
 	wait "$1" || rc=$?
 }
+# delete_link DEV: rdma link delete DEV must finish within 20 s (it waits,
+# unkillable, while a process holds the device: never wait on it for ever);
+# took= how long it took, in ms
+delete_link() {
+	local t0 pid
+	t0=$(ms)
+	rdma link delete "$1" &
+	pid=$!
+	wait_exit $pid 20000
+	[ "$rc" != alive ] || fail "rdma link delete $1 did not complete in 20 s: a process holds the device"
+	[ "$rc" = 0 ] || fail "rdma link delete $1 failed (status $rc)"
+	took=$(($(ms) - t0))
+}
 served_again() { # NAME WHEN [ARGS]: a short new client, over rxeC, must be served
 	local name=$1 when=$2
 	shift 2
@@ -142,14 +155,12 @@ client removed --iters 100000000
 stream_until_connected "$work/removed.log"
 grep -q 'using rxeC' "$work/removed.log" || fail "the client does not use rxeC"
 sleep 0.5
-t0=$(ms)
-timeout 20 rdma link delete rxeC || fail "rdma link delete rxeC did not complete (status $?): a process holds the device"
-t1=$(ms)
+delete_link rxeC
 wait_exit $cli $timeout_ms
 [ "$rc" != alive ] || fail "device removed: the client did not notice within peer_timeout_ms"
 grep -q "rxeC was removed" "$work/removed.log" || fail "device removed: no log line naming rxeC"
 grep -q 'event peer-gone' "$work/removed.log" || fail "device removed: no peer-gone event"
-echo "# 3. rdma link delete rxeC took $((t1 - t0)) ms; the client saw: $(grep -h 'rxeC was removed' "$work/removed.log" | sed 's/^hpnbench: //')"
+echo "# 3. rdma link delete rxeC took $took ms; the client saw: $(grep -h 'rxeC was removed' "$work/removed.log" | sed 's/^hpnbench: //')"
 rdma link add rxeC type rxe netdev vethC
 wait_active
 served_again after_removal "with rxeC back"
@@ -171,9 +182,7 @@ local_cli=$cli
 stream_until_connected "$work/local2.log"
 grep -q 'using rxe0' "$work/local2.log" || fail "the second client does not use rxe0"
 sleep 0.5
-t0=$(ms)
-timeout 20 rdma link delete rxeD || fail "rdma link delete rxeD did not complete (status $?): a process holds the device"
-t1=$(ms)
+delete_link rxeD
 wait_exit $wire_cli $timeout_ms
 [ "$rc" != alive ] || fail "rxeD removed: its client did not notice within peer_timeout_ms"
 grep -q 'event peer-gone' "$work/wire2.log" || fail "rxeD removed: no peer-gone event at its client"
@@ -192,7 +201,7 @@ kill -0 $srv2 || fail "the wildcard server died"
 peer=10.9.0.1:7001 client local3 --iters 500 --warmup 50
 wait_exit $cli 30000
 [ "$rc" = 0 ] || fail "rxeD removed: the wildcard server did not take a new client on rxe0 (status $rc)"
-echo "# 4. rdma link delete rxeD took $((t1 - t0)) ms; the server saw: $(grep -h 'rxeD was removed' "$work/server2.log" | sed 's/^hpnbench: //'); the rxe0 client ran on ($(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%d round trips, max %.0f us" % (r["iters"], r["t_max_us"]))' "$work/local2.json")) and a new one was served"
+echo "# 4. rdma link delete rxeD took $took ms; the server saw: $(grep -h 'rxeD was removed' "$work/server2.log" | sed 's/^hpnbench: //'); the rxe0 client ran on ($(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%d round trips, max %.0f us" % (r["iters"], r["t_max_us"]))' "$work/local2.json")) and a new one was served"
 rdma link add rxeD type rxe netdev vethD
 wait_active
 # The wildcard listen takes the new rxeD as it comes (and the wire's frame
@@ -204,12 +213,10 @@ echo "# 4. rxeD back: the wildcard server took a new client on it"
 
 # 5. A device nobody is connected on any more goes: rxe0 (the wildcard
 # server served two clients there; the first server's librdmacm opened it).
-t0=$(ms)
-timeout 20 rdma link delete rxe0 || fail "rdma link delete rxe0 (idle) did not complete (status $?): a process holds the device"
-t1=$(ms)
+delete_link rxe0
 for _ in $(seq 1 100); do grep -q 'rxe0 was removed' "$work/server2.log" && break; sleep 0.05; done
 grep -q 'rxe0 was removed: 0 connections on it are gone' "$work/server2.log" ||
 	fail "rxe0 removed: the wildcard server did not log it"
 kill -0 $srv2 && kill -0 $srv || fail "a server died when rxe0 went"
-echo "# 5. rdma link delete rxe0 (idle) took $((t1 - t0)) ms; both servers live on"
+echo "# 5. rdma link delete rxe0 (idle) took $took ms; both servers live on"
 rdma link add rxe0 type rxe netdev dummy0
