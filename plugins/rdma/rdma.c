@@ -992,8 +992,8 @@ static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-static void keepalive(struct hpn_pep *u, struct rdma_peer *p);
-static void goodbye(struct hpn_pep *u, struct rdma_peer *p);
+static void keepalive(struct rdma_peer *p);
+static void goodbye(struct rdma_peer *p);
 static void goodbyes(struct hpn_pep *u);
 
 static bool sends_pending(const struct hpn_pep *u)
@@ -1020,7 +1020,7 @@ static void linger(struct hpn_pep *u)
 		struct rdma_peer *p = &u->peers[i];
 
 		if (p->state == P_UP)
-			goodbye(u, p); /* signaled (a full queue's newest request is already) */
+			goodbye(p); /* signaled (a full queue's newest request is already) */
 	}
 	while (sends_pending(u) && hpn_now_ns() - t0 < u->linger_ns)
 		reap_sends(u);
@@ -1349,7 +1349,7 @@ static int rdma_disconnect_(struct hpn_pep *u, hpn_peer_t id)
 		return hpn_set_error(-ENOENT, "rdma: no peer %u", id);
 	reap_sends(u);
 	if (p->state == P_UP)
-		goodbye(u, p);
+		goodbye(p);
 	if (p->state == P_UP && u->linger_ns && hpn_sq_inflight(&p->sq)) {
 		/* What was posted (and the goodbye) may still wait for a
 		 * retransmission: progress ends the connection once it is
@@ -1370,12 +1370,11 @@ static void credit_return(struct hpn_pep *u, struct rdma_peer *p);
  * when a send is not acknowledged. So a peer we sent nothing to for a
  * while gets a zero-length signaled send; if its host is gone, the
  * retries run out and the completion error reports it gone. */
-static void ctl_send(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm)
+static void ctl_send(struct rdma_peer *p, uint32_t imm)
 {
 	struct ibv_send_wr wr = {.opcode = IBV_WR_SEND_WITH_IMM, .send_flags = IBV_SEND_SIGNALED}, *bad;
 	bool signal;
 
-	(void)u;
 	if (hpn_sq_full(&p->sq))
 		return;
 	wr.imm_data = htonl(imm);
@@ -1385,15 +1384,15 @@ static void ctl_send(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm)
 		hpn_sq_unpush(&p->sq);
 }
 
-static void keepalive(struct hpn_pep *u, struct rdma_peer *p)
+static void keepalive(struct rdma_peer *p)
 {
-	ctl_send(u, p, IMM_KEEPALIVE);
+	ctl_send(p, IMM_KEEPALIVE);
 }
 
 /* Signaled: lingering waits for its acknowledgement. */
-static void goodbye(struct hpn_pep *u, struct rdma_peer *p)
+static void goodbye(struct rdma_peer *p)
 {
-	ctl_send(u, p, IMM_KEEPALIVE | IMM_GOODBYE);
+	ctl_send(p, IMM_KEEPALIVE | IMM_GOODBYE);
 }
 
 /* Peers that said goodbye: what they sent before is taken first (into
@@ -1648,7 +1647,7 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 			struct rdma_peer *p = &u->peers[i];
 
 			if (p->state == P_UP && !p->sent)
-				keepalive(u, p);
+				keepalive(p);
 			p->sent = false;
 		}
 	}
