@@ -358,6 +358,15 @@ static void test_peer_killed(void **state)
 	int status;
 
 	(void)state;
+	/* Under netem loss the killed peer's one disconnect request may be
+	 * lost, and the 6.1 kernel's soft-RoCE then retries the server's
+	 * keepalives for ever (retry_count=7): no PEER_GONE, for rxe's sake,
+	 * not hpn's (docs/ARCHITECTURE.md). The conformance loss runs leave it
+	 * out for the same reason; the clean runs keep it. */
+	if (getenv("HPN_TEST_LOSSY")) {
+		printf("# test_peer_killed skipped: lossy soft-RoCE wire (rxe retries a dead peer for ever)\n");
+		skip();
+	}
 	/* A fresh process (exec, not just fork): RDMA resources must not be
 	 * shared with the parent, and the kernel must clean up after it. */
 	pid = fork();
