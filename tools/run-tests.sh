@@ -19,7 +19,26 @@ run_suite() {
 	[ $# -gt 0 ] && shift && tests=("$@")
 	[ -f "$dir/build.ninja" ] || meson setup "$dir" "${setup[@]}"
 	ninja -C "$dir"
-	meson test -C "$dir" --print-errorlogs --num-processes 1 "${tests[@]}"
+	meson test -C "$dir" --print-errorlogs --num-processes 1 "${tests[@]}" && return 0
+	# --print-errorlogs shows a failed test's last 100 lines, where a
+	# sanitizer's leak report (a failed assertion skips the clean-up) can
+	# bury the assertion itself: show the failures from the full log.
+	echo "== what failed, from $dir/meson-logs/testlog.json"
+	python3 - "$dir/meson-logs/testlog.json" <<'PY' || true
+import json, re, sys
+pat = re.compile(r"\[  (FAILED|ERROR) +\]|^FAIL|[Ee]rror: |Assertion|runtime error|ERROR: AddressSanitizer|SUMMARY: ")
+for line in open(sys.argv[1]):
+    t = json.loads(line)
+    if t.get("result") in ("OK", "SKIP", "EXPECTEDFAIL"):
+        continue
+    out = ((t.get("stdout") or "") + "\n" + (t.get("stderr") or "")).splitlines()
+    print("-- %s: %s" % (t["name"], t["result"]))
+    hits = [i for i, l in enumerate(out) if pat.search(l)]
+    shown = sorted({j for i in hits for j in range(max(0, i - 3), min(len(out), i + 3))})
+    for j in shown[:150]:
+        print(out[j])
+PY
+	return 1
 }
 
 echo "== normal build"
