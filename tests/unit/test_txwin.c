@@ -314,6 +314,58 @@ static void test_resend_or_late_original(void **state)
 	assert_int_equal(n, 89); /* 10..98 */
 }
 
+/* A packet resent twice keeps only its second resend's send time; the
+ * ack (with RETX) may be for its first. RACK must not take the second's
+ * time then: packets sent between the two resends are still on their way
+ * (after a stall, a whole window of them was declared lost at once:
+ * test_large_messages_under_loss made 640 resends for 154 losses). */
+static void test_first_of_two_resends_acked(void **state)
+{
+	uint32_t seq;
+	void *ref;
+	uint64_t mask[2], at;
+	unsigned six = 0, resent = 0;
+
+	(void)state;
+	hpn_txwin_init(&tx, 0, 128);
+	hpn_txwin_rtt_hint(&tx, 20 * US);
+	for (unsigned i = 0; i < 100; i++)
+		hpn_txwin_push(&tx, NULL, 0);
+	/* 1 ms: all but 6 arrived - 6 is resent (copy A, 1.1 ms). */
+	mask[0] = ~0ull;
+	mask[1] = (1ull << (99 - 7 - 64 + 1)) - 1; /* 7..99 */
+	assert_int_equal(hpn_txwin_ack(&tx, 6, mask, 2, 1 * MS, on_release, NULL), 6);
+	while (hpn_txwin_resend(&tx, 1 * MS + 100 * US, &seq, &ref))
+		six += seq == 6;
+	assert_int_equal(six, 1);
+	/* 100..109 go at 1.2 ms and are acked at 1.3 ms, copy A not yet:
+	 * RACK resends 6 again (copy B) once the reordering window passed. */
+	for (unsigned i = 0; i < 10; i++)
+		hpn_txwin_push(&tx, NULL, 1 * MS + 200 * US);
+	mask[0] = ~0ull;
+	mask[1] = (1ull << (109 - 7 - 64 + 1)) - 1; /* 7..109 */
+	assert_int_equal(hpn_txwin_ack(&tx, 6, mask, 2, 1 * MS + 300 * US, on_release, NULL), 0);
+	/* 110..119 go at 1.5 ms, before copy B */
+	for (unsigned i = 0; i < 10; i++)
+		hpn_txwin_push(&tx, NULL, 1 * MS + 500 * US);
+	at = hpn_txwin_deadline(&tx);
+	assert_true(at < 5 * MS);
+	if (at < 1 * MS + 600 * US)
+		at = 1 * MS + 600 * US;
+	six = 0;
+	while (hpn_txwin_resend(&tx, at, &seq, &ref))
+		six += seq == 6;
+	assert_int_equal(six, 1);
+	/* Copy A arrives: the peer says a resend arrived new; 110..119 are
+	 * still on their way. */
+	tx.peer_got_resend = true;
+	assert_int_equal(hpn_txwin_ack(&tx, 110, NULL, 0, at + 200 * US, on_release, NULL), 104);
+	tx.peer_got_resend = false;
+	while (hpn_txwin_resend(&tx, at + 600 * US, &seq, &ref))
+		resent += seq != 119; /* not the tail probe */
+	assert_int_equal(resent, 0);
+}
+
 /* Send times never go back, even when a caller's clock read is older
  * than one a long run of sends took since (conn.h, ops.clock): RACK
  * orders by them. */
@@ -353,6 +405,7 @@ int main(void)
 		cmocka_unit_test(test_fast_retransmit), cmocka_unit_test(test_rto_backoff),
 		cmocka_unit_test(test_window_and_nonsense), cmocka_unit_test(test_rack_within_a_burst),
 		cmocka_unit_test(test_dup_slows_probes), cmocka_unit_test(test_resend_or_late_original),
+		cmocka_unit_test(test_first_of_two_resends_acked),
 		cmocka_unit_test(test_send_times_monotonic),
 	};
 
