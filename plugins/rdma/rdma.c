@@ -57,6 +57,7 @@
 #define CONNECT_RETRY_NS 250000000ull /* connect_again() unless connect_retry_ms= says */
 #define CONNECT_RETRY_MAX_NS 4000000000ull /* then rdma_cm's own resend comes first */
 #define ASYNC_NS 5000000ull /* read device events every 5 ms: not per message */
+#define SILENT_TICKS 4 /* keepalive ticks (peer_timeout_ms / 4) of silence: gone */
 #define SCAN_NS 1000000000ull /* look for removed devices every second (dev_scan) */
 #define MAX_DEVS 4 /* devices per endpoint: qtab keys hold the index above a 24-bit QPN */
 
@@ -87,7 +88,9 @@ struct rdma_peer {
 	uint64_t r_addr;       /* theirs: we write there */
 	uint32_t r_rkey, r_slots, r_slot, r_head;
 	uint32_t credits;
-	bool sent;            /* posted something since the last keepalive check */
+	bool sent;            /* posted something since the last keepalive tick */
+	bool heard;           /* received something since the last keepalive tick */
+	uint8_t silent;       /* keepalive ticks in a row without hearing from it */
 	bool bye;             /* its goodbye arrived: gone once what came before is taken */
 
 	/* Outgoing, not up yet: where to, when to start over (connect_again),
@@ -117,6 +120,7 @@ struct rdma_dev {
 	struct ibv_srq *srq;
 	struct ibv_mr *mr;
 	bool armed;
+	bool drained; /* its receive CQ was polled empty since the last keepalive tick */
 	bool has_wc; /* a completion found while arming, for the next rx_burst */
 	struct ibv_wc wc_saved;
 	uint32_t rx_depth, rx_posted, tx_depth, inline_size;
@@ -164,6 +168,7 @@ struct hpn_pep {
 	uint32_t wimm_slots, wimm_slot;
 	uint8_t ack_timeout; /* 0: rdma_cm's default (packet life time + 1, ~1 s) */
 	uint8_t retry_count, rnr_retry;
+	uint8_t rnr_timer; /* our queue pairs' min_rnr_timer: a sender's wait after our RNR NAK */
 	uint64_t linger_ns;
 	uint64_t connect_retry_ns; /* first interval of connect_again(), doubling to 4 s */
 	uint64_t keepalive_ns, next_keepalive_ns;
@@ -198,6 +203,8 @@ static const struct hpn_plugin_param rdma_params[] = {
 			"0: rdma_cm's (about 1 s) (default 10: 4.2 ms, a LAN's, chosen by measurement under loss)"},
 	{"retry_count", "RC transport retries before the peer is gone, 0..7 (default 7; soft-RoCE takes 7 as for ever)"},
 	{"rnr_retry", "RC retries while the receiver has no buffer posted, 0..7; 7: for ever (default 7)"},
+	{"rnr_timer", "how long a peer waits before sending again after we had no receive buffer for it, the IB "
+		      "encoding 1..31 (12: 0.64 ms, 14: 1.28 ms, 18: 5.12 ms, 31: 491 ms); 0: rdma_cm's, 655 ms (default 12)"},
 	{"linger_ms", "how long closing waits for what was sent to be acknowledged, 0..600000 (default 200)"},
 	{NULL, NULL},
 };
@@ -840,11 +847,40 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
  * message, which can overtake the event (the other side may send as soon
  * as its own ESTABLISHED arrives): the message must find the peer up, or
  * an answer to it would be refused. */
+/* The IB encoding of min_rnr_timer (1..31; 0 is the longest), in us. */
+static uint32_t rnr_timer_us(uint8_t t)
+{
+	static const uint32_t us[32] = {655360, 10,   20,    30,    40,    60,    80,    120,   160,   240,   320,
+					480,    640,  960,   1280,  1920,  2560,  3840,  5120,  7680,  10240, 15360,
+					20480,  30720, 40960, 61440, 81920, 122880, 163840, 245760, 327680, 491520};
+
+	return us[t & 31];
+}
+
+/* rnr_timer=: rdma_cm leaves min_rnr_timer at 0, which the IB encoding
+ * reads as 655 ms: a receiver short of posted buffers for a moment made
+ * its sender wait that long before each retry (everything behind it on the
+ * queue pair too, keepalives included). The attribute may change in RTS
+ * (RTS to RTS), so it is set once the connection is up. */
+static void set_rnr_timer(const struct hpn_pep *u, const struct rdma_peer *p)
+{
+	struct ibv_qp_attr a = {.qp_state = IBV_QPS_RTS, .min_rnr_timer = u->rnr_timer};
+	int err;
+
+	if (!u->rnr_timer || !p->qp)
+		return;
+	err = ibv_modify_qp(p->qp, &a, IBV_QP_STATE | IBV_QP_MIN_RNR_TIMER);
+	if (err)
+		hpn_log(HPN_LOG_WARN, "rdma: %s: rnr_timer=%u refused (%s): a starved receive queue holds peer %u 655 ms",
+			p->d ? p->d->name : "?", u->rnr_timer, strerror(err), p->pid);
+}
+
 static void establish(struct hpn_pep *u, struct rdma_peer *p)
 {
 	if (p->state == P_UP)
 		return;
 	p->state = P_UP;
+	set_rnr_timer(u, p);
 	hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
 }
 
@@ -1138,6 +1174,10 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->retry_count = (uint8_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "rnr_retry", 7, 0, 7, &v);
 	u->rnr_retry = (uint8_t)v;
+	/* 12 (0.64 ms), perftest's: a full receiver is a pause, not an outage
+	 * (rxe's timers tick every 4 ms, so there it is ~4 ms). */
+	ret = ret ?: hpn_core_cfg_u64(core, "rnr_timer", 12, 0, 31, &v);
+	u->rnr_timer = (uint8_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &v);
 	u->linger_ns = v * 1000000;
 	u->connect_retry_ns = hpn_core_cfg(core, "connect_retry_ms") ? co->connect_retry_ms * 1000000 : CONNECT_RETRY_NS;
@@ -1145,6 +1185,13 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		u->connect_retry_ns = CONNECT_RETRY_MAX_NS;
 	if (ret)
 		goto fail;
+	if (u->keepalive_ns && rnr_timer_us(u->rnr_timer) * 1000 >= u->keepalive_ns) {
+		/* A peer waiting out our RNR NAK sends nothing, keepalives neither. */
+		ret = hpn_set_error(-EINVAL, "config: rnr_timer=%u (%.2f ms) must be under a quarter of peer_timeout_ms (%llu)",
+				    u->rnr_timer, rnr_timer_us(u->rnr_timer) / 1000.0,
+				    (unsigned long long)co->peer_timeout_ms);
+		goto fail;
+	}
 	if (u->rx_depth > bufs / 2) {
 		ret = hpn_set_error(-EINVAL, "config: rx_depth=%u needs bufs >= %u (receives may hold at most half the pool)",
 				    u->rx_depth, 2 * u->rx_depth);
@@ -1387,6 +1434,43 @@ static void ctl_send(struct rdma_peer *p, uint32_t imm)
 static void keepalive(struct rdma_peer *p)
 {
 	ctl_send(p, IMM_KEEPALIVE);
+}
+
+/* Every quarter of peer_timeout_ms: prove the path to each peer we sent
+ * nothing to, and end each peer we heard nothing from (not even its
+ * keepalives) for SILENT_TICKS ticks: gone after peer_timeout_ms to
+ * 1.25 x it of silence, as in the packet layer. RC's retry limit alone
+ * cannot be relied on: soft-RoCE with retry_count=7 retries for ever, so a
+ * killed peer whose one disconnect request was lost was never reported.
+ * Silence counts only where we listened: a device whose receive CQ was
+ * not polled empty since the last tick (the reader is slow or stalled:
+ * what the peer sent waits there unread) or that has no receive posted
+ * (the application holds every buffer: the peer's sends wait for room)
+ * tells nothing about its peers. */
+static void keepalive_tick(struct hpn_pep *u, bool stalled)
+{
+	for (uint32_t i = 0; i < u->max_peers; i++) {
+		struct rdma_peer *p = &u->peers[i];
+
+		if (p->state != P_UP) {
+			p->sent = false;
+			continue;
+		}
+		if (p->heard || stalled || !p->d || !p->d->drained || !p->d->rx_posted) {
+			p->silent = 0;
+		} else if (++p->silent >= SILENT_TICKS) {
+			hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u silent for %llu ms: gone", p->d ? p->d->name : "?",
+				p->pid, (unsigned long long)(p->silent * u->keepalive_ns / 1000000));
+			peer_gone(u, p, -ETIMEDOUT);
+			continue;
+		}
+		p->heard = false;
+		if (!p->sent)
+			keepalive(p);
+		p->sent = false;
+	}
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		u->devs[i].drained = false;
 }
 
 /* Signaled: lingering waits for its acknowledgement. */
@@ -1642,14 +1726,12 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
 			peer_gone(u, p, 0); /* says goodbye; no event: the application let go */
 	}
 	if (u->keepalive_ns && now >= u->next_keepalive_ns) {
-		u->next_keepalive_ns = now + u->keepalive_ns;
-		for (uint32_t i = 0; i < u->max_peers; i++) {
-			struct rdma_peer *p = &u->peers[i];
+		/* A tick late by more than a tick: we were not looking (the
+		 * application stalled), so the silence was ours, not the peers'. */
+		bool stalled = now - u->next_keepalive_ns > u->keepalive_ns;
 
-			if (p->state == P_UP && !p->sent)
-				keepalive(p);
-			p->sent = false;
-		}
+		u->next_keepalive_ns = now + u->keepalive_ns;
+		keepalive_tick(u, stalled);
 	}
 	/* Credit returns that found the send queue full are retried here. */
 	for (uint32_t i = 0; i < u->max_peers; i++)
@@ -1754,6 +1836,7 @@ static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc,
 	}
 	if (unlikely(p->state != P_UP))
 		establish(u, p);
+	p->heard = true; /* keepalive_tick() */
 	if (wc->opcode == IBV_WC_RECV_RDMA_WITH_IMM)
 		return ring_take(u, p, ntohl(wc->imm_data), buf, out);
 	if (unlikely((wc->wc_flags & IBV_WC_WITH_IMM) && (ntohl(wc->imm_data) & IMM_KEEPALIVE))) {
@@ -1825,6 +1908,8 @@ static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, u
 		HPN_STAT_ADD(u->st->errors, 1);
 		return -EIO;
 	}
+	if ((unsigned)r < n)
+		d->drained = true; /* everything that came is seen: silence is real (keepalive_tick) */
 	for (int i = 0; i < r; i++)
 		k += (unsigned)rx_wc(u, d, &wc[i], &msgs[k]);
 	if (unlikely(u->byes))

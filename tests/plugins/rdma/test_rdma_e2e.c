@@ -359,14 +359,8 @@ static void test_peer_killed(void **state)
 
 	(void)state;
 	/* Under netem loss the killed peer's one disconnect request may be
-	 * lost, and the 6.1 kernel's soft-RoCE then retries the server's
-	 * keepalives for ever (retry_count=7): no PEER_GONE, for rxe's sake,
-	 * not hpn's (docs/ARCHITECTURE.md). The conformance loss runs leave it
-	 * out for the same reason; the clean runs keep it. */
-	if (getenv("HPN_TEST_LOSSY")) {
-		printf("# test_peer_killed skipped: lossy soft-RoCE wire (rxe retries a dead peer for ever)\n");
-		skip();
-	}
+	 * lost, and soft-RoCE then retries the server's keepalives for ever
+	 * (retry_count=7): the server's silence timer must end the peer. */
 	/* A fresh process (exec, not just fork): RDMA resources must not be
 	 * shared with the parent, and the kernel must clean up after it. */
 	pid = fork();
@@ -587,13 +581,18 @@ static void test_bad_device(void **state)
 	assert_non_null(strstr(hpn_last_error(), "retry_count"));
 	assert_int_equal(hpn_ep_create(CFG ",rnr_retry=9", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "rnr_retry"));
+	assert_int_equal(hpn_ep_create(CFG ",rnr_timer=32", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "rnr_timer"));
+	/* 491 ms of RNR wait against keepalives every 250 ms: refused. */
+	assert_int_equal(hpn_ep_create(CFG ",rnr_timer=31,peer_timeout_ms=1000", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "quarter of peer_timeout_ms"));
 }
 
 /* The RC timers set by hand (both ends): the stream is the same. */
 static void test_rc_timers(void **state)
 {
 	(void)state;
-	many_in_order("ack_timeout=12,retry_count=5,rnr_retry=7");
+	many_in_order("ack_timeout=12,retry_count=5,rnr_retry=7,rnr_timer=14");
 }
 
 static void test_connect_refused(void **state)

@@ -12,11 +12,15 @@
 #   3. the client's device is deleted mid-stream (rdma link delete rxeC):
 #      the delete completes (hpn lets go of the device), the client reports
 #      the peer gone naming rxeC; with rxeC back the server takes a new client
-#   4. one of a server's two devices is deleted mid-stream (rdma link delete
+#   4. a client is killed behind a black hole (netem drops all rxeC sends):
+#      its disconnect request is lost, and soft-RoCE retries the server's
+#      sends for ever (retry_count=7); hpn's own silence timer must report
+#      the peer gone within 1.25 x peer_timeout_ms
+#   5. one of a server's two devices is deleted mid-stream (rdma link delete
 #      rxeD under a wildcard listen that also serves rxe0): the delete
 #      completes, the wire's client reports the peer gone, the rxe0 client
 #      carries on undisturbed to its end, and the server takes a new one there
-#   5. a device with no connection left on it is deleted (rxe0, which both
+#   6. a device with no connection left on it is deleted (rxe0, which both
 #      servers have used): the delete completes while they live on - only
 #      its verbs node leaving sysfs tells, and librdmacm must let go too
 set -euo pipefail
@@ -167,7 +171,26 @@ served_again after_removal "with rxeC back"
 kill -0 $srv || fail "the server died"
 echo "# 3. rxeC back: a new client was served; the server lived through all of it"
 
-# 4. One of two devices goes: a second server listens on every device
+# 4. A client killed with its disconnect request lost: only the server's
+# own silence timer can end that peer (RC retries for ever on soft-RoCE).
+client killed --iters 100000000
+stream_until_connected "$work/killed.log"
+sleep 0.5
+tc qdisc add dev vethC root netem loss 100%
+kill -9 $cli
+wait $cli 2>/dev/null || true
+t0=$(ms)
+for _ in $(seq 1 $((timeout_ms * 2 / 50))); do grep -q 'silent for' "$work/server.log" && break; sleep 0.05; done
+t1=$(ms)
+tc qdisc del dev vethC root
+grep -q 'silent for' "$work/server.log" || fail "killed client: the server did not report it gone within 2 x peer_timeout_ms"
+[ $((t1 - t0)) -le $((timeout_ms * 5 / 4 + 500)) ] ||
+	fail "killed client: reported gone after $((t1 - t0)) ms, beyond 1.25 x peer_timeout_ms ($timeout_ms ms)"
+served_again after_kill "after a killed client"
+kill -0 $srv || fail "the server died"
+echo "# 4. killed client, its disconnect lost: the server saw after $((t1 - t0)) ms: $(grep -h 'silent for' "$work/server.log" | sed 's/^hpnbench: //')"
+
+# 5. One of two devices goes: a second server listens on every device
 # (rxeD on the wire, rxe0 inside the guest); a client on each; rxeD is
 # deleted while both stream.
 "$bench" --plugin rdma --server --bind 0.0.0.0:7001 --wait adaptive --config "$cfg" >"$work/server2.log" 2>&1 &
@@ -201,7 +224,7 @@ kill -0 $srv2 || fail "the wildcard server died"
 peer=10.9.0.1:7001 client local3 --iters 500 --warmup 50
 wait_exit $cli 30000
 [ "$rc" = 0 ] || fail "rxeD removed: the wildcard server did not take a new client on rxe0 (status $rc)"
-echo "# 4. rdma link delete rxeD took $took ms; the server saw: $(grep -h 'rxeD was removed' "$work/server2.log" | sed 's/^hpnbench: //'); the rxe0 client ran on ($(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%d round trips, max %.0f us" % (r["iters"], r["t_max_us"]))' "$work/local2.json")) and a new one was served"
+echo "# 5. rdma link delete rxeD took $took ms; the server saw: $(grep -h 'rxeD was removed' "$work/server2.log" | sed 's/^hpnbench: //'); the rxe0 client ran on ($(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))["results"][0]; print("%d round trips, max %.0f us" % (r["iters"], r["t_max_us"]))' "$work/local2.json")) and a new one was served"
 rdma link add rxeD type rxe netdev vethD
 wait_active
 # The wildcard listen takes the new rxeD as it comes (and the wire's frame
@@ -209,14 +232,14 @@ wait_active
 peer=10.11.0.2:7001 served_again rxeD_back "with rxeD back" --iters 1200
 kill -0 $srv2 || fail "the wildcard server died"
 kill -0 $srv || fail "the first server died"
-echo "# 4. rxeD back: the wildcard server took a new client on it"
+echo "# 5. rxeD back: the wildcard server took a new client on it"
 
-# 5. A device nobody is connected on any more goes: rxe0 (the wildcard
+# 6. A device nobody is connected on any more goes: rxe0 (the wildcard
 # server served two clients there; the first server's librdmacm opened it).
 delete_link rxe0
 for _ in $(seq 1 100); do grep -q 'rxe0 was removed' "$work/server2.log" && break; sleep 0.05; done
 grep -q 'rxe0 was removed: 0 connections on it are gone' "$work/server2.log" ||
 	fail "rxe0 removed: the wildcard server did not log it"
 kill -0 $srv2 && kill -0 $srv || fail "a server died when rxe0 went"
-echo "# 5. rdma link delete rxe0 (idle) took $took ms; both servers live on"
+echo "# 6. rdma link delete rxe0 (idle) took $took ms; both servers live on"
 rdma link add rxe0 type rxe netdev dummy0
