@@ -843,10 +843,6 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 	p->state = P_CONNECTING;
 }
 
-/* The connection works: from its ESTABLISHED event, or from the first
- * message, which can overtake the event (the other side may send as soon
- * as its own ESTABLISHED arrives): the message must find the peer up, or
- * an answer to it would be refused. */
 /* The IB encoding of min_rnr_timer (1..31; 0 is the longest), in us. */
 static uint32_t rnr_timer_us(uint8_t t)
 {
@@ -875,6 +871,10 @@ static void set_rnr_timer(const struct hpn_pep *u, const struct rdma_peer *p)
 			p->d ? p->d->name : "?", u->rnr_timer, strerror(err), p->pid);
 }
 
+/* The connection works: from its ESTABLISHED event, or from the first
+ * message, which can overtake the event (the other side may send as soon
+ * as its own ESTABLISHED arrives): the message must find the peer up, or
+ * an answer to it would be refused. */
 static void establish(struct hpn_pep *u, struct rdma_peer *p)
 {
 	if (p->state == P_UP)
