@@ -1165,8 +1165,8 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->ack_timeout = (uint8_t)v;
 	/* 7, the spec's most: 7 retries, then the peer is gone. Soft-RoCE alone
 	 * takes 7 as "for ever" (the spec does so only for RNR retries): there
-	 * a killed peer whose one disconnect request is lost is never noticed
-	 * (the flaky test_peer_killed under loss). 6 would notice it, but rxe
+	 * a killed peer whose one disconnect request is lost is noticed only
+	 * by our silence timer (keepalive_tick). 6 would notice it, but rxe
 	 * resets its count only per completed message, so under 5% loss it
 	 * killed connections carrying 64 KiB messages (measured: 0 of 4 runs
 	 * of the conformance sizes case passed, 4 of 4 with 7). */
