@@ -740,6 +740,11 @@ static void reap_dev_sends(struct hpn_pep *u, struct rdma_dev *d)
 			if (!p)
 				continue; /* a peer already torn down */
 			if (wc[i].status == IBV_WC_SUCCESS) {
+				/* Acknowledged by the peer's queue pair, which dies with
+				 * its process: proof of life (keepalive_tick), when what
+				 * it sends us is held up - soft-RoCE under loss stalls one
+				 * direction for hundreds of milliseconds at times. */
+				p->heard = true;
 				peer_release_sq(u, p, (uint32_t)wc[i].wr_id);
 				continue;
 			}
@@ -1442,7 +1447,8 @@ static void keepalive(struct rdma_peer *p)
  * 1.25 x it of silence, as in the packet layer. RC's retry limit alone
  * cannot be relied on: soft-RoCE with retry_count=7 retries for ever, so a
  * killed peer whose one disconnect request was lost was never reported.
- * Silence counts only where we listened: a device whose receive CQ was
+ * Heard: a message, or an acknowledgement of ours (a signaled send's
+ * completion: keepalives are signaled). Silence counts only where we listened: a device whose receive CQ was
  * not polled empty since the last tick (the reader is slow or stalled:
  * what the peer sent waits there unread) or that has no receive posted
  * (the application holds every buffer: the peer's sends wait for room)
