@@ -10,7 +10,11 @@
 # and each figure is the median of its rounds (one round swings by 2x
 # under emulation). The guest times from the TSC (hpn-rxe --tsc): with
 # its default HPET every clock read is a system call and an emulated
-# device read (~4 us), on hpn's timed path and perftest's alike. Targets: hpn's median one-way latency
+# device read (~4 us), on hpn's timed path and perftest's alike. Each
+# tool's two ends are pinned to the guest's two vCPUs (perftest's server on
+# 1, client on 0; hpnbench --cpu 0): unpinned, every tool's rounds fell into
+# two modes (~11-15 us and ~19-29 us at 64 B on rxe0), pinned ib_write_lat
+# held 11.2-13.8 over four rounds. Targets: hpn's median one-way latency
 # <= 1.05x ib_send_lat's typical at 64 B, and the write-with-immediate
 # path <= 1.05x ib_write_lat's. --pair: the same on rxe0 and across the
 # real wire of hpn-rxe --pair (rxeC -> rxeD) in one guest session, then
@@ -61,11 +65,11 @@ paths=("rxe0 ${HPN_RXE_DEV:-rxe0} ${HPN_RXE_DEV:-rxe0} ${HPN_TEST_RDMA_ADDR:-10.
 
 perftest() { # tool size -> writes $work/<path>_<tool>_<size>_<round>.txt
 	local tool=$1 size=$2 try
-	"$tool" -d "$sdev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
+	taskset -c 1 "$tool" -d "$sdev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
 	local spid=$!
 	for try in 1 2 3 4 5; do
 		sleep 0.5
-		if timeout 120 "$tool" -d "$cdev" -x "$gid" -s "$size" -n "$iters" -F "$addr" >"$work/${name}_${tool}_${size}_$r.txt" 2>&1; then
+		if timeout 120 taskset -c 0 "$tool" -d "$cdev" -x "$gid" -s "$size" -n "$iters" -F "$addr" >"$work/${name}_${tool}_${size}_$r.txt" 2>&1; then
 			break
 		fi
 	done
@@ -82,10 +86,10 @@ for path in "${paths[@]}"; do
 		echo "$name, size $s: ib_write_lat" >&2
 		perftest ib_write_lat "$s"
 		echo "$name, size $s: hpnbench rdma (send/recv)" >&2
-		"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
+		"$bench" --plugin rdma --bind "$addr:0" --cpu 0 --size "$s" --iters "$iters" --warmup 500 --quiet \
 			--config bufs=512,buf_size=64k,rx_depth=128 --json "$work/${name}_hpn_${s}_$r.json" >/dev/null
 		echo "$name, size $s: hpnbench rdma (write with immediate)" >&2
-		"$bench" --plugin rdma --bind "$addr:0" --size "$s" --iters "$iters" --warmup 500 --quiet \
+		"$bench" --plugin rdma --bind "$addr:0" --cpu 0 --size "$s" --iters "$iters" --warmup 500 --quiet \
 			--config bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 --json "$work/${name}_wimm_${s}_$r.json" >/dev/null
 	done
 done
