@@ -1448,8 +1448,9 @@ static void keepalive(struct rdma_peer *p)
  * cannot be relied on: soft-RoCE with retry_count=7 retries for ever, so a
  * killed peer whose one disconnect request was lost was never reported.
  * Heard: a message, or an acknowledgement of ours (a signaled send's
- * completion: keepalives are signaled). Silence counts only where we listened: a device whose receive CQ was
- * not polled empty since the last tick (the reader is slow or stalled:
+ * completion: keepalives are signaled). Silence counts only where we
+ * listened: a device whose receive CQ was not polled empty since the last
+ * tick (the reader is slow or stalled:
  * what the peer sent waits there unread) or that has no receive posted
  * (the application holds every buffer: the peer's sends wait for room)
  * tells nothing about its peers. */
@@ -1465,8 +1466,7 @@ static void keepalive_tick(struct hpn_pep *u, bool stalled)
 		if (p->heard || stalled || !p->d || !p->d->drained || !p->d->rx_posted) {
 			p->silent = 0;
 		} else if (++p->silent >= SILENT_TICKS) {
-			hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u silent for %llu ms: gone", p->d ? p->d->name : "?",
-				p->pid, (unsigned long long)(p->silent * u->keepalive_ns / 1000000));
+			hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u silent for %llu ms: gone", p->d->name, p->pid, (unsigned long long)(p->silent * u->keepalive_ns / 1000000));
 			peer_gone(u, p, -ETIMEDOUT);
 			continue;
 		}
