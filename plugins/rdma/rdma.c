@@ -1466,7 +1466,8 @@ static void keepalive_tick(struct hpn_pep *u, bool stalled)
 		if (p->heard || stalled || !p->d || !p->d->drained || !p->d->rx_posted) {
 			p->silent = 0;
 		} else if (++p->silent >= SILENT_TICKS) {
-			hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u silent for %llu ms: gone", p->d->name, p->pid, (unsigned long long)(p->silent * u->keepalive_ns / 1000000));
+			hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u silent for %llu ms: gone", p->d->name, p->pid,
+				(unsigned long long)(p->silent * u->keepalive_ns / 1000000));
 			peer_gone(u, p, -ETIMEDOUT);
 			continue;
 		}
