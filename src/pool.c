@@ -126,7 +126,21 @@ static inline unsigned stack_push(struct hpn_pool *pool, void *const *bufs, unsi
 	return n;
 }
 
-HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n)
+/* One buffer of a single-thread pool, the commonest get (a message buffer,
+ * a receive refill): no loop, no memcpy call. */
+static inline unsigned stack_get_one(struct hpn_pool *pool, void **buf)
+{
+	void *p;
+
+	if (hpn_unlikely(!pool->top))
+		return 0;
+	p = pool->stack[--pool->top];
+	__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, p)], 0, __ATOMIC_RELAXED);
+	*buf = p;
+	return 1;
+}
+
+static __attribute__((noinline)) unsigned get_bulk_all(struct hpn_pool *pool, void **bufs, unsigned n)
 {
 	unsigned got = pool->stack ? stack_pop(pool, bufs, n) : hpn_ring_dequeue_bulk(pool->ring, bufs, n);
 
@@ -137,7 +151,35 @@ HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsign
 	return got;
 }
 
-HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n)
+HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n)
+{
+	if (n == 1 && pool->stack)
+		return stack_get_one(pool, bufs);
+	return get_bulk_all(pool, bufs, n);
+}
+
+/* One buffer back into a single-thread pool, the commonest put (a received
+ * message handed back, a sent buffer released): false leaves anything
+ * unusual - foreign, a large or frame buffer, a double put - to the full
+ * path, which says what is wrong with it. */
+static inline bool stack_put_one(struct hpn_pool *pool, void *p)
+{
+	uint64_t off = (uint64_t)((uintptr_t)p - pool->base);
+	unsigned idx;
+
+	if (hpn_unlikely(off >= pool->span || pool->top >= pool->count))
+		return false;
+	idx = hpn_pool_index(pool, p);
+	if (hpn_unlikely(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED)))
+		return false;
+	__atomic_store_n(&pool->in_pool[idx], 1, __ATOMIC_RELAXED);
+	pool->stack[pool->top++] = (void *)(pool->base + pool->data_off + (uintptr_t)idx * pool->stride);
+	return true;
+}
+
+/* Out of line: its frame (a chunk of pointers staged on the stack) would
+ * otherwise be set up for every single put as well. */
+static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *const *bufs, unsigned n)
 {
 	/* Layout in registers: the compiler cannot prove the stores below
 	 * leave *pool alone and would reload it for every buffer. */
@@ -180,6 +222,13 @@ HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsi
 		bufs += k;
 		n -= k;
 	}
+}
+
+HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n)
+{
+	if (n == 1 && pool->stack && stack_put_one(pool, bufs[0]))
+		return;
+	put_bulk_all(pool, bufs, n);
 }
 
 HPN_EXPORT unsigned hpn_pool_get_sized(struct hpn_pool *pool, size_t len, void **buf)
