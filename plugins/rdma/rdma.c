@@ -124,6 +124,9 @@ struct rdma_dev {
 	bool has_wc; /* a completion found while arming, for the next rx_burst */
 	struct ibv_wc wc_saved;
 	uint32_t rx_depth, rx_posted, tx_depth, inline_size;
+	/* Signaled sends posted whose completion is not reaped yet: a send
+	 * polls the send CQ only when one is due (progress always does). */
+	uint32_t sig_out;
 	/* Posted receives by slot (the wr_id): a lost device's are given back
 	 * to the pool, since an SRQ's requests are never flushed. */
 	void **rx_buf;
@@ -731,9 +734,13 @@ static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status);
 static void reap_dev_sends(struct hpn_pep *u, struct rdma_dev *d)
 {
 	struct ibv_wc wc[32];
-	int n;
+	int n = 32;
 
-	while ((n = ibv_poll_cq(d->scq, 32, wc)) > 0) {
+	/* Poll again only after a full batch: an empty poll is not free. */
+	while (n == 32 && (n = ibv_poll_cq(d->scq, 32, wc)) > 0) {
+		/* Flushes of unsignaled requests (a queue pair in error) come
+		 * too: never below zero. */
+		d->sig_out -= (uint32_t)n < d->sig_out ? (uint32_t)n : d->sig_out;
 		for (int i = 0; i < n; i++) {
 			struct rdma_peer *p = peer_by_qpn(u, d, wc[i].qp_num);
 
@@ -769,6 +776,20 @@ static void reap_sends(struct hpn_pep *u)
 {
 	for (uint32_t i = 0; i < u->ndevs; i++)
 		if (u->devs[i].scq)
+			reap_dev_sends(u, &u->devs[i]);
+}
+
+/* Before a send: only devices with a completion due (one signaled request
+ * in signal_every) - most sends look at no CQ at all. */
+static inline void reap_due(struct hpn_pep *u)
+{
+	if (likely(u->one)) {
+		if (u->one->sig_out)
+			reap_dev_sends(u, u->one);
+		return;
+	}
+	for (uint32_t i = 0; i < u->ndevs; i++)
+		if (u->devs[i].scq && u->devs[i].sig_out)
 			reap_dev_sends(u, &u->devs[i]);
 }
 
@@ -1434,6 +1455,8 @@ static void ctl_send(struct rdma_peer *p, uint32_t imm)
 	p->sq.since_signal = 0;
 	if (ibv_post_send(p->qp, &wr, &bad))
 		hpn_sq_unpush(&p->sq);
+	else
+		p->d->sig_out++;
 }
 
 static void keepalive(struct rdma_peer *p)
@@ -1795,6 +1818,7 @@ static void credit_return(struct hpn_pep *u, struct rdma_peer *p)
 		HPN_STAT_ADD(u->st->errors, 1);
 		return;
 	}
+	p->d->sig_out += signal;
 	p->unreported = 0;
 }
 
@@ -1985,9 +2009,12 @@ static unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct ibv_se
 
 	if (hpn_sq_close_batch(&p->sq))
 		wr[end - 1].send_flags |= IBV_SEND_SIGNALED;
-	if (likely(!ibv_post_send(p->qp, &wr[start], &bad)))
-		return end - start;
-	posted = bad ? (unsigned)(bad - &wr[start]) : 0;
+	posted = likely(!ibv_post_send(p->qp, &wr[start], &bad)) ? end - start
+		 : bad ? (unsigned)(bad - &wr[start]) : 0;
+	for (unsigned i = start; i < start + posted; i++)
+		p->d->sig_out += !!(wr[i].send_flags & IBV_SEND_SIGNALED);
+	if (likely(posted == end - start))
+		return posted;
 	HPN_STAT_ADD(u->st->errors, 1);
 	hpn_log(HPN_LOG_WARN, "rdma: ibv_post_send to peer %u failed after %u of %u", p->pid, posted, end - start);
 	/* Newest first: the unposted requests are the newest of this peer. */
@@ -2004,6 +2031,83 @@ static unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct ibv_se
 	return posted;
 }
 
+/* Can m go to p now? 0, or why not (nothing was touched). */
+static inline int tx_check(const struct hpn_pep *u, const struct rdma_peer *p, const struct hpn_msg *m)
+{
+	if (unlikely(!p || p->state != P_UP))
+		return -ENOTCONN;
+	if (unlikely(m->len > u->max_msg))
+		return -EMSGSIZE;
+	if (unlikely(hpn_sq_full(&p->sq)))
+		return -EAGAIN; /* the peer is slow: its queue is full */
+	return 0;
+}
+
+/* The work request for m to p, its slot taken. hold: the pool buffer the
+ * request owns until it completes (the copy, or the caller's zero-copy
+ * buffer); NULL when inline. Returns whether it writes into the peer's
+ * ring (a credit taken). */
+static inline bool wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool inl, void *hold,
+			   struct ibv_send_wr *wr, struct ibv_sge *sge)
+{
+	bool wimm = p->wimm && m->len <= p->r_slot && p->credits, signal;
+
+	*wr = (struct ibv_send_wr){.opcode = IBV_WR_SEND, .sg_list = sge, .num_sge = 1};
+	if (wimm) {
+		/* Into the peer's ring; the immediate says how long. */
+		wr->opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
+		wr->imm_data = htonl(m->len);
+		wr->wr.rdma.remote_addr = p->r_addr + (uint64_t)(p->r_head++ % p->r_slots) * p->r_slot;
+		wr->wr.rdma.rkey = p->r_rkey;
+		p->credits--;
+	}
+	if (inl) {
+		/* Copied at post time: caller memory is fine, and an owned
+		 * buffer is free again right after the post. */
+		*sge = (struct ibv_sge){(uintptr_t)m->data, m->len, 0};
+		wr->send_flags = IBV_SEND_INLINE;
+	} else {
+		*sge = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
+	}
+	p->sent = true;
+	/* Completions only now and then (sq.h decides when). */
+	wr->wr_id = hpn_sq_push(&p->sq, hold, &signal);
+	if (signal)
+		wr->send_flags |= IBV_SEND_SIGNALED;
+	return wimm;
+}
+
+/* One message - the latency case - without the burst's chaining and
+ * per-message bookkeeping. */
+static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, unsigned flags)
+{
+	struct rdma_peer *p = peer_by_id(u, m->peer);
+	struct ibv_send_wr wr;
+	struct ibv_sge sge;
+	void *hold = NULL;
+	bool inl, copied, wimm;
+	int ret = tx_check(u, p, m);
+
+	if (unlikely(ret))
+		return ret;
+	inl = m->len <= p->inline_size;
+	copied = !inl && !(flags & HPN_TX_OWNED);
+	if (!inl) {
+		if (!copied)
+			hold = m->data; /* zero-copy: the pool buffer itself */
+		else if (hpn_pool_get_bulk(u->pool, &hold, 1))
+			memcpy(hold, m->data, m->len);
+		else
+			return -EAGAIN;
+	}
+	wimm = wr_fill(p, m, inl, hold, &wr, &sge);
+	if (unlikely(!post_chain(u, p, &wr, 0, 1, &copied, &wimm)))
+		return -EIO;
+	if (inl && (flags & HPN_TX_OWNED))
+		hpn_pool_put_bulk(u->pool, &m->data, 1);
+	return 1;
+}
+
 static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
 {
 	struct ibv_send_wr wr[BURST_MAX];
@@ -2017,25 +2121,16 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 		n = u->burst;
 	if (unlikely(!n))
 		return 0;
-	reap_sends(u);
+	reap_due(u);
+	if (n == 1)
+		return tx_one(u, msgs, flags);
 	for (k = 0; k < n; k++) {
 		const struct hpn_msg *m = &msgs[k];
 		struct rdma_peer *p = peer_by_id(u, m->peer);
 		void *hold = NULL;
-		bool signal;
 
-		if (unlikely(!p || p->state != P_UP)) {
-			err = -ENOTCONN;
+		if (unlikely((err = tx_check(u, p, m))))
 			break;
-		}
-		if (unlikely(m->len > u->max_msg)) {
-			err = -EMSGSIZE;
-			break;
-		}
-		if (unlikely(hpn_sq_full(&p->sq))) {
-			err = -EAGAIN; /* the peer is slow: its queue is full */
-			break;
-		}
 		inl[k] = m->len <= p->inline_size;
 		copied[k] = !inl[k] && !(flags & HPN_TX_OWNED);
 		/* Everything that can fail comes before any bookkeeping. */
@@ -2056,33 +2151,11 @@ static int rdma_tx_burst_(struct hpn_pep *u, const struct hpn_msg *msgs, unsigne
 		} else {
 			wr[k - 1].next = &wr[k];
 		}
-		wr[k] = (struct ibv_send_wr){.opcode = IBV_WR_SEND, .sg_list = &sge[k], .num_sge = 1};
-		wimm[k] = p->wimm && m->len <= p->r_slot && p->credits;
-		if (wimm[k]) {
-			/* Into the peer's ring; the immediate says how long. */
-			wr[k].opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
-			wr[k].imm_data = htonl(m->len);
-			wr[k].wr.rdma.remote_addr = p->r_addr + (uint64_t)(p->r_head++ % p->r_slots) * p->r_slot;
-			wr[k].wr.rdma.rkey = p->r_rkey;
-			p->credits--;
-		}
-		if (inl[k]) {
-			/* Copied at post time: caller memory is fine, and an owned
-			 * buffer is free again right after the post. */
-			sge[k] = (struct ibv_sge){(uintptr_t)m->data, m->len, 0};
-			wr[k].send_flags = IBV_SEND_INLINE;
-		} else if (!copied[k]) {
-			hold = m->data; /* zero-copy: the pool buffer itself */
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
-		} else {
+		if (copied[k])
 			memcpy(hold, m->data, m->len);
-			sge[k] = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
-		}
-		p->sent = true;
-		/* Completions only now and then (sq.h decides when). */
-		wr[k].wr_id = hpn_sq_push(&p->sq, hold, &signal);
-		if (signal)
-			wr[k].send_flags |= IBV_SEND_SIGNALED;
+		else if (!inl[k])
+			hold = m->data; /* zero-copy: the pool buffer itself */
+		wimm[k] = wr_fill(p, m, inl[k], hold, &wr[k], &sge[k]);
 	}
 	if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, wimm)) < k - chain_start)
 		k = chain_start + done;
