@@ -127,12 +127,22 @@ def hpn1(path):
     return {'t_typical_us': r['t_typical_us'], 'p99_9_us': r['p99_9_us']}
 def hpn(path):
     return json.load(open(path))['results'][0]
+def fast(xs):
+    # Every tool's rounds fall into two modes here, one ~1.6-1.9x the
+    # other, decided per process pair (seen with pinned vCPUs and with
+    # ASLR off alike; interrupt and softirq counts are the same in both):
+    # an artifact of the emulated machine. The fast mode: the rounds
+    # within 1.2x of the tool's best, their median, and how many.
+    lo = min(xs)
+    f = [x for x in xs if x <= 1.2 * lo]
+    return statistics.median(f), len(f)
 print("\nhpn rdma vs perftest, one soft-RoCE guest, one-way latency in us (t_typical / p99.9),"
       " medians of %d rounds" % rounds)
 print("%-5s %6s  %14s %14s %14s %14s   %s" % ("path", "size", "hpn send", "hpn wimm", "ib_send_lat", "ib_write_lat", "hpn/send  wimm/write"))
 verdict = []
 rounds_seen = []
 paired = []
+modes = []
 for name in ['rxe0'] + (['wire'] if pair else []):
     for s in sizes:
         (h, hr), (w, wr) = med(hpn1, '%s/%s_hpn_%d' % (work, name, s), 'json'), med(hpn1, '%s/%s_wimm_%d' % (work, name, s), 'json')
@@ -150,10 +160,15 @@ for name in ['rxe0'] + (['wire'] if pair else []):
                       "max/min: ib_send_lat %.2fx, ib_write_lat %.2fx" %
                       (name, s, ' '.join('%.2f' % x for x in p1), statistics.median(p1),
                        ' '.join('%.2f' % x for x in p2), statistics.median(p2), max(ar) / min(ar), max(br) / min(br)))
+        (fh, nh), (fw, nw), (fa, na), (fb, nb) = fast(hr), fast(wr), fast(ar), fast(br)
+        modes.append("%s %d B fast mode (median of the rounds within 1.2x of the tool's best, how many): hpn send %.2f (%d), "
+                     "ib_send_lat %.2f (%d), hpn wimm %.2f (%d), ib_write_lat %.2f (%d): send %.2fx, wimm %.2fx" %
+                     (name, s, fh, nh, fa, na, fw, nw, fb, nb, fh / fa, fw / fb))
         if s == 64:
-            verdict.append("%s: send %.2fx ib_send_lat (%s; paired median %.2fx), wimm %.2fx ib_write_lat (%s; paired median %.2fx)" %
-                           (name, r1, "met" if r1 <= 1.05 else "NOT met", statistics.median(p1),
-                            r2, "met" if r2 <= 1.05 else "NOT met", statistics.median(p2)))
+            verdict.append("%s: send %.2fx ib_send_lat (%s; paired median %.2fx, fast mode %.2fx), "
+                           "wimm %.2fx ib_write_lat (%s; paired median %.2fx, fast mode %.2fx)" %
+                           (name, r1, "met" if r1 <= 1.05 else "NOT met", statistics.median(p1), fh / fa,
+                            r2, "met" if r2 <= 1.05 else "NOT met", statistics.median(p2), fw / fb))
         print("%-5s %6d  %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f   %5.2f     %5.2f" %
               (name, s, h['t_typical_us'], h['p99_9_us'], w['t_typical_us'], w['p99_9_us'], a['typ'], a['p999'],
                b['typ'], b['p999'], r1, r2))
@@ -161,6 +176,8 @@ print("\nrounds:")
 for x in rounds_seen:
     print("  " + x)
 for x in paired:
+    print("  " + x)
+for x in modes:
     print("  " + x)
 print("\ntargets at 64 B (<= 1.05x, medians):")
 for v in verdict:
