@@ -18,6 +18,8 @@ PKGS+=(dpdk-dev dpdk)
 PKGS+=(tcpdump tshark)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
+# bench/rdma_instructions.sh counts instructions per round trip (callgrind).
+PKGS+=(valgrind)
 # Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel
 # (downloaded by 'hpn-rxe prepare'), the host's rdma-core and test tools run
 # inside it, and the headers for building the rdma plugin.

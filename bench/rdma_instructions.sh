@@ -1,0 +1,109 @@
+#!/bin/bash
+# User-space instructions per round trip: hpn rdma vs perftest, counted by
+# callgrind in the soft-RoCE guest.
+#
+#   bench/rdma_instructions.sh [--size 64] [--build DIR] [--only hpn|perftest]
+#
+# Latency under emulation swings by 2x between runs of the same tool (see
+# bench/rdma_vs_perftest.sh); an instruction count does not. Each tool's
+# client runs under callgrind (the server natively, each pinned to its own
+# vCPU) for 1000 and for 3000 iterations: the difference over 2000 is what
+# one round trip costs on the client - start-up and tear-down cancel out.
+# Not counted: result bookkeeping outside the timed part (perftest sorts
+# its samples at the end; hpnbench records each in a histogram). Counted:
+# empty polls while the reply is on its way - few, as the client crawls
+# under callgrind while the server runs at full speed; each figure is the
+# smaller of two tries. The kernel's share (soft-RoCE's work in the
+# doorbell system call) is not in it, and is the same for both tools when
+# they post the same requests. Needs valgrind (tools/install-deps.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+size=64 build=build only=
+args=("$@")
+while [ $# -gt 0 ]; do
+	case $1 in
+	--size) size=$2; shift 2 ;;
+	--build) build=$2; shift 2 ;;
+	--only) only=$2; shift 2 ;;
+	--inside) shift ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	*) echo "rdma_instructions: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+bench=$PWD/$build/bench/hpnbench
+[ -x "$bench" ] || { echo "rdma_instructions: $bench missing: build first" >&2; exit 1; }
+command -v valgrind >/dev/null || { echo "rdma_instructions: valgrind missing: tools/install-deps.sh" >&2; exit 1; }
+
+if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q .; then
+	if [[ " ${args[*]} " == *" --inside "* ]]; then
+		echo "rdma_instructions: no RDMA device even inside the harness" >&2
+		exit 1
+	fi
+	exec tools/hpn-rxe auto --tsc -- "$PWD/$0" "${args[@]}" --inside --build "$build"
+fi
+
+dev=${HPN_RXE_DEV:-rxe0} gid=${HPN_RXE_GID:-1} addr=${HPN_TEST_RDMA_ADDR:-10.9.0.1}
+work=$(mktemp -d)
+trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
+
+# count OUT ITERS CMD...: the client's instructions, without result
+# bookkeeping (qsort, hpn_hist_record: inclusive).
+count() {
+	local out=$1
+	shift
+	taskset -c 0 timeout 600 valgrind --tool=callgrind --callgrind-out-file="$out" "$@" >"$out.log" 2>&1 ||
+		{ echo "rdma_instructions: $* failed:" >&2; tail -5 "$out.log" >&2; return 1; }
+	callgrind_annotate --inclusive=yes --show-percs=no --threshold=100 "$out" 2>/dev/null | awk '
+		function num(x) { gsub(",", "", x); return x + 0 }
+		/PROGRAM TOTALS/ { total = num($1) }
+		$2 ~ /:(qsort|hpn_hist_record)$/ { drop += num($1) }
+		END { print total - drop }'
+}
+
+perftest_client() { # tool iters
+	taskset -c 1 "$1" -d "$dev" -x "$gid" -s "$size" -n "$2" -F >/dev/null 2>&1 &
+	local spid=$!
+	sleep 1
+	count "$work/c" "$1" -d "$dev" -x "$gid" -s "$size" -n "$2" -F "$addr"
+	wait "$spid" 2>/dev/null || true
+}
+
+hpn_client() { # config iters
+	local cfg="bufs=512,buf_size=64k,rx_depth=128$1" port=18519
+	taskset -c 1 "$bench" --plugin rdma --server --bind "$addr:$port" --config "$cfg" >/dev/null 2>&1 &
+	local spid=$!
+	sleep 2
+	count "$work/c" "$bench" --plugin rdma --peer "$addr:$port" --size "$size" --iters "$2" --warmup 100 \
+		--quiet --config "$cfg"
+	kill "$spid" 2>/dev/null
+	wait "$spid" 2>/dev/null || true
+}
+
+per_rt() { # runner arg -> instructions per round trip (the smaller of two tries)
+	local best= try a b v
+	for try in 1 2; do
+		a=$("$1" "$2" 1000) b=$("$1" "$2" 3000)
+		v=$(( (b - a) / 2000 ))
+		[ -z "$best" ] || [ "$v" -lt "$best" ] && best=$v
+	done
+	echo "$best"
+}
+
+echo "rdma_instructions: $size B ping-pong on $dev, client under callgrind (a minute or two per tool)" >&2
+isl=0 iwl=0 hs=0 hw=0
+if [ "$only" != hpn ]; then
+	isl=$(per_rt perftest_client ib_send_lat)
+	iwl=$(per_rt perftest_client ib_write_lat)
+fi
+if [ "$only" != perftest ]; then
+	hs=$(per_rt hpn_client "")
+	hw=$(per_rt hpn_client ",wimm=on,wimm_slot=2048")
+fi
+echo
+echo "user-space instructions per round trip on the client, $size B, $dev (callgrind):"
+ratio() { [ "$1" -gt 0 ] && [ "$2" -gt 0 ] && awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }' || true; }
+printf "  %-36s %6d   %s ib_send_lat\n" "hpnbench rdma (send/recv)" "$hs" "$(ratio "$hs" "$isl")"
+printf "  %-36s %6d\n" "ib_send_lat" "$isl"
+printf "  %-36s %6d   %s ib_write_lat\n" "hpnbench rdma (write with immediate)" "$hw" "$(ratio "$hw" "$iwl")"
+printf "  %-36s %6d\n" "ib_write_lat" "$iwl"
