@@ -83,10 +83,10 @@ struct rdma_peer {
 	bool wimm;
 	uint8_t *ring;         /* ours: the peer writes here */
 	struct ibv_mr *ring_mr;
-	uint32_t ring_tail;    /* next slot we read */
+	uint32_t ring_tail;    /* next slot we read (wraps at wimm_slots: no division per message) */
 	uint32_t unreported;   /* slots freed, not yet credited back */
 	uint64_t r_addr;       /* theirs: we write there */
-	uint32_t r_rkey, r_slots, r_slot, r_head;
+	uint32_t r_rkey, r_slots, r_slot, r_head; /* r_head: next slot we write, wraps at r_slots */
 	uint32_t credits;
 	bool sent;            /* posted something since the last keepalive tick */
 	bool heard;           /* received something since the last keepalive tick */
@@ -1847,7 +1847,8 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 		hpn_pool_put_bulk(u->pool, &buf, 1);
 		return 0;
 	}
-	memcpy(buf, p->ring + (size_t)(p->ring_tail++ % u->wimm_slots) * u->wimm_slot, imm);
+	memcpy(buf, p->ring + (size_t)p->ring_tail * u->wimm_slot, imm);
+	p->ring_tail = p->ring_tail + 1 == u->wimm_slots ? 0 : p->ring_tail + 1;
 	HPN_STAT_ADD(u->st->rx_copied, 1); /* out of the ring the peer wrote it in */
 	*out = (struct hpn_msg){.data = buf, .len = imm, .peer = p->pid};
 	if (++p->unreported >= u->wimm_slots / 2)
@@ -2024,7 +2025,7 @@ static __attribute__((cold, noinline)) void post_failed(struct hpn_pep *u, struc
 			hpn_pool_put_bulk(u->pool, &hold, 1);
 		if (wimm[i]) {
 			p->credits++;
-			p->r_head--;
+			p->r_head = p->r_head ? p->r_head - 1 : p->r_slots - 1;
 		}
 	}
 }
@@ -2081,7 +2082,8 @@ static inline bool wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool in
 		/* Into the peer's ring; the immediate says how long. */
 		wr->opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 		wr->imm_data = htonl(m->len);
-		wr->wr.rdma.remote_addr = p->r_addr + (uint64_t)(p->r_head++ % p->r_slots) * p->r_slot;
+		wr->wr.rdma.remote_addr = p->r_addr + (uint64_t)p->r_head * p->r_slot;
+		p->r_head = p->r_head + 1 == p->r_slots ? 0 : p->r_head + 1;
 		wr->wr.rdma.rkey = p->r_rkey;
 		p->credits--;
 	}
