@@ -381,14 +381,19 @@ static int post_recvs(struct hpn_pep *u, struct rdma_dev *d, uint32_t want)
 			if (!n)
 				return -ENOBUFS; /* the application holds the pool: retry later */
 		}
+		/* In locals: the stores below could alias them for the compiler. */
+		const uint32_t len = u->recv_len, lkey = d->mr->lkey;
+		uint32_t nfree = d->rx_nfree;
+
 		for (unsigned i = 0; i < n; i++) {
-			uint32_t slot = d->rx_free[--d->rx_nfree];
+			uint32_t slot = d->rx_free[--nfree];
 
 			d->rx_buf[slot] = bufs[i];
-			sge[i] = (struct ibv_sge){(uintptr_t)bufs[i], u->recv_len, d->mr->lkey};
-			wr[i] = (struct ibv_recv_wr){.wr_id = slot, .next = i + 1 < n ? &wr[i + 1] : NULL,
-						     .sg_list = &sge[i], .num_sge = 1};
+			sge[i] = (struct ibv_sge){(uintptr_t)bufs[i], len, lkey};
+			wr[i] = (struct ibv_recv_wr){.wr_id = slot, .next = &wr[i + 1], .sg_list = &sge[i], .num_sge = 1};
 		}
+		wr[n - 1].next = NULL;
+		d->rx_nfree = nfree;
 		int ret = ibv_post_srq_recv(d->srq, wr, &bad);
 
 		if (ret) {
