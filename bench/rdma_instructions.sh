@@ -34,6 +34,8 @@ while [ $# -gt 0 ]; do
 	*) echo "rdma_instructions: unknown option $1" >&2; exit 2 ;;
 	esac
 done
+[[ $size =~ ^[0-9]+$ ]] || { echo "rdma_instructions: --size wants a byte count, got '$size'" >&2; exit 2; }
+case $only in '' | hpn | perftest) ;; *) echo "rdma_instructions: --only wants hpn or perftest, got '$only'" >&2; exit 2 ;; esac
 bench=$PWD/$build/bench/hpnbench
 [ -x "$bench" ] || { echo "rdma_instructions: $bench missing: build first" >&2; exit 1; }
 command -v valgrind >/dev/null || { echo "rdma_instructions: valgrind missing: tools/install-deps.sh" >&2; exit 1; }
