@@ -341,9 +341,12 @@ static void test_put_interior(void **state)
 		void *foreign[2] = {&stack_byte, bufs[1]};
 
 		hpn_pool_put_bulk(pool, foreign, 2);
+		/* Alone, too (a single put takes a shorter path). */
+		hpn_pool_put_bulk(pool, (void *[]){&stack_byte}, 1);
 	}
 	hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
 	assert_int_equal(hpn_pool_avail(pool), 1);
+	assert_int_equal(hpn_pool_bad_puts(pool), 2);
 	assert_int_equal(log_count[HPN_LOG_ERROR], 1);
 	assert_int_equal(hpn_pool_get_bulk(pool, &got, 1), 1);
 	assert_ptr_equal(got, bufs[1]);
