@@ -126,20 +126,6 @@ static inline unsigned stack_push(struct hpn_pool *pool, void *const *bufs, unsi
 	return n;
 }
 
-/* One buffer of a single-thread pool, the commonest get (a message buffer,
- * a receive refill): no loop, no memcpy call. */
-static inline unsigned stack_get_one(struct hpn_pool *pool, void **buf)
-{
-	void *p;
-
-	if (hpn_unlikely(!pool->top))
-		return 0;
-	p = pool->stack[--pool->top];
-	__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, p)], 0, __ATOMIC_RELAXED);
-	*buf = p;
-	return 1;
-}
-
 static __attribute__((noinline)) unsigned get_bulk_all(struct hpn_pool *pool, void **bufs, unsigned n)
 {
 	unsigned got = pool->stack ? stack_pop(pool, bufs, n) : hpn_ring_dequeue_bulk(pool->ring, bufs, n);
@@ -153,8 +139,15 @@ static __attribute__((noinline)) unsigned get_bulk_all(struct hpn_pool *pool, vo
 
 HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsigned n)
 {
-	if (n == 1 && pool->stack)
-		return stack_get_one(pool, bufs);
+	/* One buffer of a single-thread pool, the commonest get (a message
+	 * buffer, a receive refill): stack_pop inlined with n known, no loop,
+	 * no memcpy call. */
+	if (n == 1 && pool->stack) {
+		if (!stack_pop(pool, bufs, 1))
+			return 0;
+		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[0])], 0, __ATOMIC_RELAXED);
+		return 1;
+	}
 	return get_bulk_all(pool, bufs, n);
 }
 
@@ -167,14 +160,16 @@ static inline bool stack_put_one(struct hpn_pool *pool, void *p)
 	uint64_t off = (uint64_t)((uintptr_t)p - pool->base);
 	unsigned idx;
 
+	void *norm;
+
 	if (hpn_unlikely(off >= pool->span || pool->top >= pool->count))
 		return false;
 	idx = hpn_pool_index(pool, p);
 	if (hpn_unlikely(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED)))
 		return false;
 	__atomic_store_n(&pool->in_pool[idx], 1, __ATOMIC_RELAXED);
-	pool->stack[pool->top++] = (void *)(pool->base + pool->data_off + (uintptr_t)idx * pool->stride);
-	return true;
+	norm = (void *)(pool->base + pool->data_off + (uintptr_t)idx * pool->stride);
+	return stack_push(pool, &norm, 1); /* room checked above */
 }
 
 /* Out of line: its frame (a chunk of pointers staged on the stack) would
