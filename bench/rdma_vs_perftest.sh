@@ -12,11 +12,12 @@
 # its default HPET every clock read is a system call and an emulated
 # device read (~4 us), on hpn's timed path and perftest's alike. Each
 # tool's two ends are pinned to the guest's two vCPUs (perftest's server on
-# 1, client on 0; hpnbench --cpu 0): unpinned, every tool's rounds fell into
-# two modes (~11-15 us and ~19-29 us at 64 B on rxe0), pinned ib_write_lat
-# held 11.2-13.8 over four rounds. Targets: hpn's median one-way latency
-# <= 1.05x ib_send_lat's typical at 64 B, and the write-with-immediate
-# path <= 1.05x ib_write_lat's. --pair: the same on rxe0 and across the
+# 1, client on 0; hpnbench --cpu 0). Pinned or not, every tool's rounds
+# fall into two modes ~1.6-1.9x apart, decided per process pair, so each
+# tool's fast mode is reported too (median of its rounds within 1.2x of its
+# best). Targets: hpn's one-way latency <= 1.05x ib_send_lat's typical at
+# 64 B, and the write-with-immediate path <= 1.05x ib_write_lat's; called
+# met only when the medians, the paired rounds and the fast modes agree. --pair: the same on rxe0 and across the
 # real wire of hpn-rxe --pair (rxeC -> rxeD) in one guest session, then
 # hpnbench 64 B under netem loss 1% each way on that wire, with the
 # default ack_timeout and with rdma_cm's (ack_timeout=0).
@@ -165,10 +166,15 @@ for name in ['rxe0'] + (['wire'] if pair else []):
                      "ib_send_lat %.2f (%d), hpn wimm %.2f (%d), ib_write_lat %.2f (%d): send %.2fx, wimm %.2fx" %
                      (name, s, fh, nh, fa, na, fw, nw, fb, nb, fh / fa, fw / fb))
         if s == 64:
-            verdict.append("%s: send %.2fx ib_send_lat (%s; paired median %.2fx, fast mode %.2fx), "
-                           "wimm %.2fx ib_write_lat (%s; paired median %.2fx, fast mode %.2fx)" %
-                           (name, r1, "met" if r1 <= 1.05 else "NOT met", statistics.median(p1), fh / fa,
-                            r2, "met" if r2 <= 1.05 else "NOT met", statistics.median(p2), fw / fb))
+            # Which rounds of each tool landed in the slow mode moves the
+            # medians by more than the 5% judged: a verdict only where the
+            # three readings agree.
+            def judge(*xs):
+                return "met" if max(xs) <= 1.05 else "NOT met" if min(xs) > 1.05 else "unclear: the readings disagree"
+            verdict.append("%s: send %.2fx ib_send_lat (paired median %.2fx, fast mode %.2fx: %s), "
+                           "wimm %.2fx ib_write_lat (paired median %.2fx, fast mode %.2fx: %s)" %
+                           (name, r1, statistics.median(p1), fh / fa, judge(r1, statistics.median(p1), fh / fa),
+                            r2, statistics.median(p2), fw / fb, judge(r2, statistics.median(p2), fw / fb)))
         print("%-5s %6d  %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f   %5.2f     %5.2f" %
               (name, s, h['t_typical_us'], h['p99_9_us'], w['t_typical_us'], w['p99_9_us'], a['typ'], a['p999'],
                b['typ'], b['p999'], r1, r2))
@@ -179,7 +185,7 @@ for x in paired:
     print("  " + x)
 for x in modes:
     print("  " + x)
-print("\ntargets at 64 B (<= 1.05x, medians):")
+print("\ntargets at 64 B (<= 1.05x; medians, paired, fast mode):")
 for v in verdict:
     print("  " + v)
 if pair:
