@@ -58,7 +58,9 @@ static uint32_t len_small(uint64_t seq)
 	return 8 + (uint32_t)(seq * 7 % 400);
 }
 
-static void many_in_order(const char *cfg)
+/* ring: the receiver must have taken some messages out of its ring, and
+ * some as sends (too big for a slot): both paths, one order. */
+static void many_in_order(const char *cfg, bool ring)
 {
 	char addr[64];
 	hpn_ep *s = make(cfg);
@@ -88,6 +90,11 @@ static void many_in_order(const char *cfg)
 			if (r > 0)
 				sent += (uint64_t)r;
 		}
+		if (ring) { /* ring credits come back as receive completions */
+			struct hpn_msg none;
+
+			assert_int_equal(hpn_recv_burst(c, &none, 1), 0);
+		}
 		struct hpn_msg in[32];
 		int r = hpn_recv_burst(s, in, 32);
 
@@ -103,6 +110,11 @@ static void many_in_order(const char *cfg)
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.msgs_in, total);
 	assert_int_equal(st.drops, 0);
+	if (ring) {
+		fprintf(stderr, "# %llu of %llu out of the ring\n", (unsigned long long)st.rx_copied,
+			(unsigned long long)total);
+		assert_true(st.rx_copied > 0 && st.rx_copied < total);
+	}
 	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
 }
@@ -110,7 +122,7 @@ static void many_in_order(const char *cfg)
 static void test_many_in_order(void **state)
 {
 	(void)state;
-	many_in_order(NULL);
+	many_in_order(NULL, false);
 }
 
 /* The write-with-immediate ring, mixed with sends (messages above the
@@ -118,21 +130,28 @@ static void test_many_in_order(void **state)
 static void test_wimm_in_order(void **state)
 {
 	(void)state;
-	many_in_order("wimm=on,wimm_slots=16");
+	many_in_order("wimm=on,wimm_slots=16", true);
+}
+
+/* The polled ring (wimm_poll: plain writes, no receive completion), mixed
+ * with sends that must wait for the ring messages written before them. */
+static void test_wimm_poll_in_order(void **state)
+{
+	(void)state;
+	many_in_order("wimm_poll=on,wimm_slots=16", true);
 }
 
 /* Credits run out while the receiver does not look: the sender falls back
  * to sends, then to back-pressure; nothing is lost or reordered. */
-static void test_wimm_credits(void **state)
+static void wimm_credits(const char *cfg)
 {
 	char addr[64];
-	hpn_ep *s = make("wimm=on,wimm_slots=8");
-	hpn_ep *c = make("wimm=on,wimm_slots=8");
+	hpn_ep *s = make(cfg);
+	hpn_ep *c = make(cfg);
 	hpn_peer_t p;
 	uint64_t sent = 0, got = 0;
 	uint8_t m[64];
 
-	(void)state;
 	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
 	assert_int_equal(hpn_listen(s, addr), 0);
 	p = connect_pair(s, c, addr, NULL);
@@ -181,6 +200,18 @@ static void test_wimm_credits(void **state)
 	}
 	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
+}
+
+static void test_wimm_credits(void **state)
+{
+	(void)state;
+	wimm_credits("wimm=on,wimm_slots=8");
+}
+
+static void test_wimm_poll_credits(void **state)
+{
+	(void)state;
+	wimm_credits("wimm_poll=on,wimm_slots=8");
 }
 
 /* 1 B to 1 MiB, copy (inline and not) and zero-copy. */
@@ -586,13 +617,19 @@ static void test_bad_device(void **state)
 	/* 491 ms of RNR wait against keepalives every 250 ms: refused. */
 	assert_int_equal(hpn_ep_create(CFG ",rnr_timer=31,peer_timeout_ms=1000", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "quarter of peer_timeout_ms"));
+	/* A polled slot ends in an aligned 24-byte trailer. */
+	assert_int_equal(hpn_ep_create(CFG ",wimm_poll=on,wimm_slot=100", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "wimm_slot a multiple of 8"));
+	/* A ring message is taken into one pool buffer. */
+	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=512,buf_size=2048,rx_depth=128,wimm=on,wimm_slot=4096", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "larger than buf_size"));
 }
 
 /* The RC timers set by hand (both ends): the stream is the same. */
 static void test_rc_timers(void **state)
 {
 	(void)state;
-	many_in_order("ack_timeout=12,retry_count=5,rnr_retry=7,rnr_timer=14");
+	many_in_order("ack_timeout=12,retry_count=5,rnr_retry=7,rnr_timer=14", false);
 }
 
 static void test_connect_refused(void **state)
@@ -683,7 +720,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
-		cmocka_unit_test(test_wimm_in_order),
+		cmocka_unit_test(test_wimm_in_order), cmocka_unit_test(test_wimm_poll_in_order),
+		cmocka_unit_test(test_wimm_poll_credits),
 		cmocka_unit_test(test_rc_timers), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_two_devices),
