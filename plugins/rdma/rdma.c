@@ -1945,25 +1945,34 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 
 /* ---- polled rings (wimm_poll) ------------------------------------------ */
 
-/* Over a polled ring message and its trailer's other words. Each step is
- * a bijection of the running value for a given word, so a message that
+/* Over a polled ring message and its trailer's other words, a word at a
+ * time. Each step - xor, multiply by an odd constant, rotate - is a
+ * bijection of the running value for a given word, so a message that
  * differs from the one summed in one word always sums differently; one
  * that mixes old and new words (a write still landing) passes with odds
- * of about 2^-64. */
+ * of about 2^-64. The rotation carries high bits down (a multiply only
+ * carries up), so big-endian counters, which differ in a word's top byte,
+ * are seen as well. */
+static inline uint64_t poll_step(uint64_t h, uint64_t w)
+{
+	h = (h ^ w) * 0x9E3779B97F4A7C15ull;
+	return h << 29 | h >> 35;
+}
+
 static inline uint64_t poll_sum(const uint8_t *d, uint32_t len, const struct poll_trailer *t)
 {
-	uint64_t h = (((uint64_t)t->seq << 32 | t->sends) * 0x9E3779B97F4A7C15ull) ^ len;
-	uint32_t i = 0;
+	const uint8_t *end = d + (len & ~7u);
+	uint64_t h = poll_step((uint64_t)t->seq << 32 | t->sends, len), w = 0;
 
-	for (; i + 8 <= len; i += 8) {
-		uint64_t w;
-
-		memcpy(&w, d + i, 8);
-		h = (h ^ w) * 0x100000001B3ull;
-		h ^= h >> 29;
+	for (; d < end; d += 8) {
+		memcpy(&w, d, 8);
+		h = poll_step(h, w);
 	}
-	for (; i < len; i++)
-		h = (h ^ d[i]) * 0x100000001B3ull;
+	if (len & 7) {
+		w = 0;
+		memcpy(&w, d, len & 7);
+		h = poll_step(h, w);
+	}
 	return h ^ h >> 32;
 }
 
