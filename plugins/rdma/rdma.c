@@ -88,18 +88,6 @@ struct rdma_peer {
 	uint64_t r_addr;       /* theirs: we write there */
 	uint32_t r_rkey, r_slots, r_slot, r_head; /* r_head: next slot we write, wraps at r_slots */
 	uint32_t credits;
-	/* Polled ring (wimm_poll=on on the receiving side): small messages are
-	 * plain RDMA writes ending in a trailer (struct poll_trailer) that the
-	 * receiver polls - no receive request, no completion. Sends to such a
-	 * peer say in their immediate how many ring messages came before them,
-	 * each trailer how many sends: the receiver merges the two in order. */
-	bool r_poll;           /* the peer polls its ring: we write without immediate */
-	bool polled;           /* we poll our ring for this peer (on u->poll) */
-	uint32_t r_seq;        /* r_poll: ring messages written to it (free-running) */
-	uint32_t sends_out;    /* r_poll: data sends to it (free-running) */
-	uint32_t ring_seq;     /* polled: ring messages taken from it (free-running) */
-	uint32_t sends_in;     /* polled: data sends taken from it (free-running) */
-	int err;               /* with bye: why it goes (0: it said goodbye) */
 	bool sent;            /* posted something since the last keepalive tick */
 	bool heard;           /* received something since the last keepalive tick */
 	uint8_t silent;       /* keepalive ticks in a row without hearing from it */
@@ -183,9 +171,8 @@ struct hpn_pep {
 	bool cm_reread;         /* a device was lost: librdmacm must let go of it (dev_scan) */
 	uint32_t recv_len, max_msg;
 	unsigned burst;
-	bool wimm, wimm_poll;
+	bool wimm;
 	uint32_t wimm_slots, wimm_slot;
-	uint32_t *poll, npoll, poll_next; /* indexes of the peers whose rings we poll; who goes first */
 	uint8_t ack_timeout; /* 0: rdma_cm's default (packet life time + 1, ~1 s) */
 	uint8_t retry_count, rnr_retry;
 	uint8_t rnr_timer; /* our queue pairs' min_rnr_timer: a sender's wait after our RNR NAK */
@@ -197,22 +184,6 @@ struct hpn_pep {
 
 /* Private data of connect and accept: where our ring is. */
 #define WIMM_MAGIC 0x68706e57u /* "hpnW" */
-#define WIMM_MAGIC_POLL 0x68706e50u /* "hpnP": write without immediate, we poll */
-/* The end of a polled ring slot; the message lies right before it. One
- * RDMA write carries both. `seq` (the message's number + 1) says something
- * new is there; `sum` (over all the rest) that all of it is: a write need
- * not land in address order (soft-RoCE copies with the kernel's memcpy). */
-struct poll_trailer {
-	uint64_t sum;
-	uint32_t len;
-	uint32_t sends; /* the sender's data sends to us before this message */
-	uint32_t pad;
-	uint32_t seq;
-};
-/* With a data send to a peer that polls its ring: how many ring messages
- * came before it (low 28 bits); it is taken after them. */
-#define IMM_RING 0x10000000u
-#define IMM_RING_MASK 0x0fffffffu
 #define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
 #define IMM_KEEPALIVE 0x40000000u /* a zero-length send that only proves the path */
 /* With IMM_KEEPALIVE: the sender is closing this connection. Sent before
@@ -233,8 +204,6 @@ static const struct hpn_plugin_param rdma_params[] = {
 	{"signal_every", "request a send completion every N sends (default 16)"},
 	{"inline", "largest message sent inline, capped by the device (default 256)"},
 	{"wimm", "on|off: small messages by RDMA write with immediate into a per-peer ring (default off)"},
-	{"wimm_poll", "on|off: wimm, and peers write small messages into our ring without immediate: we poll "
-		      "it (no receive completion per message); the endpoint then never sleeps (default off)"},
 	{"wimm_slots", "slots of each peer's write-with-immediate ring (default 64)"},
 	{"wimm_slot", "bytes per ring slot: larger messages use sends (default 256)"},
 	{"ack_timeout", "RC local ACK timeout exponent, 4.096 us * 2^N before a lost packet is sent again, 1..31; "
@@ -640,30 +609,8 @@ static int ring_alloc(struct hpn_pep *u, struct rdma_peer *p)
 	return 0;
 }
 
-/* We poll p's ring from now on. */
-static void poll_add(struct hpn_pep *u, struct rdma_peer *p)
+static void ring_free(struct rdma_peer *p)
 {
-	if (p->polled || !u->wimm_poll || !p->ring)
-		return;
-	u->poll[u->npoll++] = (uint32_t)(p - u->peers);
-	p->polled = true;
-}
-
-static void poll_del(struct hpn_pep *u, struct rdma_peer *p)
-{
-	uint32_t idx = (uint32_t)(p - u->peers);
-
-	for (uint32_t j = 0; p->polled && j < u->npoll; j++)
-		if (u->poll[j] == idx) {
-			u->poll[j] = u->poll[--u->npoll];
-			break;
-		}
-	p->polled = false;
-}
-
-static void ring_free(struct hpn_pep *u, struct rdma_peer *p)
-{
-	poll_del(u, p);
 	if (p->ring_mr)
 		ibv_dereg_mr(p->ring_mr);
 	free(p->ring);
@@ -677,7 +624,7 @@ static struct wimm_pd ring_pd(const struct hpn_pep *u, const struct rdma_peer *p
 	struct wimm_pd pd = {0};
 
 	if (p->ring)
-		pd = (struct wimm_pd){u->wimm_poll ? WIMM_MAGIC_POLL : WIMM_MAGIC, u->wimm_slots, u->wimm_slot, p->ring_mr->rkey,
+		pd = (struct wimm_pd){WIMM_MAGIC, u->wimm_slots, u->wimm_slot, p->ring_mr->rkey,
 				      (uint64_t)(uintptr_t)p->ring};
 	return pd;
 }
@@ -691,22 +638,16 @@ static void ring_remote(struct rdma_peer *p, const void *data, uint8_t len)
 	if (!p->ring || !data || len < sizeof(pd))
 		return;
 	memcpy(&pd, data, sizeof(pd));
-	if ((pd.magic != WIMM_MAGIC && pd.magic != WIMM_MAGIC_POLL) || !pd.slots || !pd.slot)
+	if (pd.magic != WIMM_MAGIC || !pd.slots || !pd.slot)
 		return;
-	/* A polled ring's slots end in an aligned trailer (rdma_open_ checks
-	 * ours; theirs may not fit one: then write-with-immediate it is not,
-	 * and sends carry everything). */
-	if (pd.magic == WIMM_MAGIC_POLL && (pd.slot % 8 || pd.slot < 2 * sizeof(struct poll_trailer)))
-		return;
-	p->r_poll = pd.magic == WIMM_MAGIC_POLL;
 	p->r_addr = pd.addr;
 	p->r_rkey = pd.rkey;
 	p->r_slots = pd.slots;
 	p->r_slot = pd.slot;
 	p->credits = pd.slots;
 	p->wimm = true;
-	hpn_log(HPN_LOG_INFO, "rdma: %s ring to peer %u: %u slots of %u bytes",
-		p->r_poll ? "polled write" : "write-with-immediate", p->pid, pd.slots, pd.slot);
+	hpn_log(HPN_LOG_INFO, "rdma: write-with-immediate ring to peer %u: %u slots of %u bytes", p->pid,
+		pd.slots, pd.slot);
 }
 
 /* The smallest inline size of the endpoint's devices: what caps says. */
@@ -733,9 +674,7 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 		.send_cq = d->scq,
 		.recv_cq = d->rcq,
 		.srq = d->srq,
-		.cap = {.max_send_wr = d->tx_depth,
-			.max_send_sge = u->wimm ? 2 : 1, /* a write to a polled ring: message, trailer */
-			.max_inline_data = d->inline_size},
+		.cap = {.max_send_wr = d->tx_depth, .max_send_sge = 1, .max_inline_data = d->inline_size},
 		.qp_type = IBV_QPT_RC,
 	};
 
@@ -885,7 +824,7 @@ static void teardown(struct hpn_pep *u, struct rdma_peer *p)
 			hpn_pool_put_bulk(u->pool, out, n);
 		hpn_sq_free(&p->sq);
 	}
-	ring_free(u, p);
+	ring_free(p);
 	if (p->id) {
 		if (p->id != u->listen_id)
 			rdma_destroy_id(p->id);
@@ -934,7 +873,7 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 			p->qp = NULL;
 			p->id = NULL;
 			peer_free(u, p);
-			ring_free(u, p);
+			ring_free(p);
 			hpn_sq_free(&p->sq);
 			qtab_rebuild(u);
 		}
@@ -982,7 +921,6 @@ static void establish(struct hpn_pep *u, struct rdma_peer *p)
 		return;
 	p->state = P_UP;
 	set_rnr_timer(u, p);
-	poll_add(u, p);
 	hpn_core_event(u->core, p->outgoing ? HPN_EV_CONNECTED : HPN_EV_PEER_NEW, p->pid, 0);
 }
 
@@ -1187,7 +1125,6 @@ static void rdma_close_(struct hpn_pep *u)
 	if (u->epfd >= 0)
 		close(u->epfd);
 	free(u->peers);
-	free(u->poll);
 	free(u->qtab);
 	hpn_peer_slots_fini(&u->slots);
 	hpn_msgq_fini(&u->pend);
@@ -1255,10 +1192,6 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->keepalive_ns = co->peer_timeout_ms * 1000000ull / 4;
 	ret = ret ?: hpn_core_cfg_bool(core, "wimm", 0, &wimm);
 	u->wimm = wimm;
-	wimm = 0;
-	ret = ret ?: hpn_core_cfg_bool(core, "wimm_poll", 0, &wimm);
-	u->wimm_poll = wimm;
-	u->wimm |= u->wimm_poll;
 	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slots", 64, 4, 1u << 16, &v);
 	u->wimm_slots = (uint32_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "wimm_slot", 256, 8, 1u << 20, &v);
@@ -1299,12 +1232,6 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 				    (unsigned long long)co->peer_timeout_ms);
 		goto fail;
 	}
-	if (u->wimm_poll && (u->wimm_slot % 8 || u->wimm_slot < 2 * sizeof(struct poll_trailer))) {
-		/* The trailer ends the slot, its words aligned. */
-		ret = hpn_set_error(-EINVAL, "config: wimm_poll needs wimm_slot a multiple of 8, at least %zu (got %u)",
-				    2 * sizeof(struct poll_trailer), u->wimm_slot);
-		goto fail;
-	}
 	if (u->rx_depth > bufs / 2) {
 		ret = hpn_set_error(-EINVAL, "config: rx_depth=%u needs bufs >= %u (receives may hold at most half the pool)",
 				    u->rx_depth, 2 * u->rx_depth);
@@ -1325,7 +1252,8 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	u->recv_len = bufsz > (1u << 30) ? 1u << 30 : (uint32_t)bufsz;
 	u->max_msg = u->recv_len;
 	if (u->wimm && u->wimm_slot > u->recv_len) {
-		/* A ring message is taken into one pool buffer. */
+		/* A ring message is taken into the receive buffer its
+		 * immediate consumed: one pool buffer. */
 		ret = hpn_set_error(-EINVAL, "config: wimm_slot=%u is larger than buf_size=%u", u->wimm_slot,
 				    u->recv_len);
 		goto fail;
@@ -1334,17 +1262,14 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	while (u->qmask + 1 < 2 * u->max_peers)
 		u->qmask = (u->qmask << 1) | 1;
 	u->peers = calloc(u->max_peers, sizeof(*u->peers));
-	u->poll = calloc(u->max_peers, sizeof(*u->poll));
 	u->qtab = malloc(2 * (u->qmask + 1) * sizeof(*u->qtab));
 	/* Every posted receive may be taken early (a peer leaving): room for
-	 * all, on every device (together they post at most half the pool).
-	 * Polled rings drain there too, a pool buffer each. */
-	ret = hpn_msgq_init(&u->pend, u->wimm_poll ? (uint32_t)bufs + 64
-				     : (MAX_DEVS * u->rx_depth < bufs / 2 ? MAX_DEVS * u->rx_depth : (uint32_t)(bufs / 2)) + 64);
+	 * all, on every device (together they post at most half the pool). */
+	ret = hpn_msgq_init(&u->pend, (MAX_DEVS * u->rx_depth < bufs / 2 ? MAX_DEVS * u->rx_depth : (uint32_t)(bufs / 2)) + 64);
 	ret = hpn_peer_slots_init(&u->slots, u->max_peers) ? -ENOMEM : ret;
 	u->ec = rdma_create_event_channel();
 	u->epfd = epoll_create1(EPOLL_CLOEXEC);
-	if (!u->peers || !u->poll || !u->qtab || ret || !u->ec || u->epfd < 0) {
+	if (!u->peers || !u->qtab || ret || !u->ec || u->epfd < 0) {
 		ret = hpn_set_error(-ENOMEM, "rdma: cannot create the connection manager channel: %s",
 				    strerror(errno));
 		goto fail;
@@ -1491,7 +1416,7 @@ static void connect_again(struct hpn_pep *u, struct rdma_peer *p, uint64_t now)
 		p->qp = NULL;
 	}
 	hpn_sq_free(&p->sq); /* nothing was posted: the QP never came up */
-	ring_free(u, p);
+	ring_free(p);
 	rdma_destroy_id(p->id);
 	p->id = NULL;
 	qtab_rebuild(u);
@@ -1617,7 +1542,7 @@ static void goodbyes(struct hpn_pep *u)
 
 			if (p->bye && p->state != P_FREE) {
 				p->bye = false;
-				peer_gone(u, p, p->err); /* 0: it said goodbye */
+				peer_gone(u, p, 0);
 			}
 		}
 	}
@@ -1679,7 +1604,7 @@ static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const ch
 			rdma_destroy_qp(p->id);
 			p->qp = NULL;
 		}
-		ring_free(u, p); /* its registration is on the device's protection domain */
+		ring_free(p); /* its registration is on the device's protection domain */
 	}
 	dev_release(u, d);
 	n = peers_gone(u, ctx, status, 0); /* the ids still point at it */
@@ -1877,9 +1802,9 @@ static int rdma_progress_(struct hpn_pep *u, uint64_t now)
  * would raise no event, so report it (-EAGAIN: do not sleep). */
 static int rdma_wait_fd_(struct hpn_pep *u)
 {
-	bool ready = u->npoll; /* a polled ring raises no event: never sleep */
+	bool ready = false;
 
-	for (uint32_t i = 0; i < u->ndevs && !ready; i++) {
+	for (uint32_t i = 0; i < u->ndevs; i++) {
 		struct rdma_dev *d = &u->devs[i];
 
 		if (d->rcq && !d->armed && !d->has_wc) {
@@ -1943,203 +1868,6 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 	return 1;
 }
 
-/* ---- polled rings (wimm_poll) ------------------------------------------ */
-
-/* Over a polled ring message and its trailer's other words, a word at a
- * time. Each step - xor, multiply by an odd constant, rotate - is a
- * bijection of the running value for a given word, so a message that
- * differs from the one summed in one word always sums differently; one
- * that mixes old and new words (a write still landing) passes with odds
- * of about 2^-64. The rotation carries high bits down (a multiply only
- * carries up), so big-endian counters, which differ in a word's top byte,
- * are seen as well. */
-static inline uint64_t poll_step(uint64_t h, uint64_t w)
-{
-	h = (h ^ w) * 0x9E3779B97F4A7C15ull;
-	return h << 29 | h >> 35;
-}
-
-static inline uint64_t poll_sum(const uint8_t *d, uint32_t len, const struct poll_trailer *t)
-{
-	const uint8_t *end = d + (len & ~7u);
-	uint64_t h = poll_step((uint64_t)t->seq << 32 | t->sends, len), w = 0;
-
-	for (; d < end; d += 8) {
-		memcpy(&w, d, 8);
-		h = poll_step(h, w);
-	}
-	if (len & 7) {
-		w = 0;
-		memcpy(&w, d, len & 7);
-		h = poll_step(h, w);
-	}
-	return h ^ h >> 32;
-}
-
-/* The peer broke the polled ring's rules (a message its send says came
- * first is not there, numbers out of order): it goes, with -EPROTO, after
- * what this poll delivers (goodbyes()). */
-static void peer_bad(struct hpn_pep *u, struct rdma_peer *p, const char *why)
-{
-	if (!p->err)
-		hpn_log(HPN_LOG_WARN, "rdma: peer %u: %s: dropping it", p->pid, why);
-	HPN_STAT_ADD(u->st->malformed, 1);
-	p->err = -EPROTO;
-	p->bye = u->byes = true;
-	poll_del(u, p);
-}
-
-/* p's next ring slot is taken (or given up): its credit goes back in a batch. */
-static void ring_advance(struct hpn_pep *u, struct rdma_peer *p)
-{
-	p->ring_tail = p->ring_tail + 1 == u->wimm_slots ? 0 : p->ring_tail + 1;
-	p->ring_seq++;
-	p->heard = true;
-	if (++p->unreported >= u->wimm_slots / 2)
-		credit_return(u, p);
-}
-
-/* The next message of p's polled ring, copied into a pool buffer, if it is
- * whole and no send of p's comes before it. 1: taken; 0: not there (yet),
- * or a send first; -ENOBUFS: the pool is empty; -EPROTO: numbered before a
- * send already taken. Checked on the copy: what is delivered is what was
- * summed, whatever the slot holds later. */
-static int ring_poll_one(struct hpn_pep *u, struct rdma_peer *p, struct hpn_msg *out)
-{
-	const uint32_t tsz = (uint32_t)sizeof(struct poll_trailer);
-	const uint8_t *end = p->ring + (size_t)(p->ring_tail + 1) * u->wimm_slot;
-	const struct poll_trailer *t = (const struct poll_trailer *)(end - tsz);
-	struct poll_trailer tr;
-	uint32_t len;
-	void *buf;
-
-	if (__atomic_load_n(&t->seq, __ATOMIC_ACQUIRE) != p->ring_seq + 1)
-		return 0;
-	len = __atomic_load_n(&t->len, __ATOMIC_RELAXED);
-	if (len > u->wimm_slot - tsz)
-		return 0; /* still landing (or never whole: a send after it says so) */
-	if (!hpn_pool_get_bulk(u->pool, &buf, 1))
-		return -ENOBUFS;
-	memcpy(buf, end - tsz - len, len);
-	memcpy(&tr, t, tsz);
-	bool whole = tr.seq == p->ring_seq + 1 && tr.len == len && poll_sum(buf, len, &tr) == tr.sum;
-
-	if (unlikely(!whole || tr.sends != p->sends_in)) {
-		hpn_pool_put_bulk(u->pool, &buf, 1);
-		return whole && (int32_t)(tr.sends - p->sends_in) < 0 ? -EPROTO : 0;
-	}
-	HPN_STAT_ADD(u->st->rx_copied, 1); /* out of the ring the peer wrote it in */
-	*out = (struct hpn_msg){.data = buf, .len = len, .peer = p->pid};
-	ring_advance(u, p);
-	return 1;
-}
-
-/* Whole messages from the polled rings, the peers taking turns first. */
-static unsigned poll_rings(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
-{
-	unsigned k = 0;
-	uint32_t np = u->npoll, first = u->poll_next < np ? u->poll_next : 0;
-
-	u->poll_next = first + 1;
-	for (uint32_t j = 0, i = first; j < np && k < n; j++, i = i + 1 == np ? 0 : i + 1) {
-		struct rdma_peer *p = &u->peers[u->poll[i]];
-		int r = 0;
-
-		if (p->state != P_UP)
-			continue;
-		while (k < n && (r = ring_poll_one(u, p, &msgs[k])) == 1)
-			k++;
-		if (unlikely(r == -EPROTO)) {
-			peer_bad(u, p, "a ring message numbered before a send it followed");
-			break; /* the list changed */
-		}
-	}
-	return k;
-}
-
-/* The polled peer a data send came from, if wc is one that follows ring
- * messages (its immediate counts them). */
-static struct rdma_peer *ring_sender(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc)
-{
-	struct rdma_peer *p;
-
-	if (wc->status != IBV_WC_SUCCESS || wc->opcode != IBV_WC_RECV || !(wc->wc_flags & IBV_WC_WITH_IMM) ||
-	    (ntohl(wc->imm_data) & ~IMM_RING_MASK) != IMM_RING)
-		return NULL;
-	p = peer_by_qpn(u, d, wc->qp_num);
-	if (!p || p->state == P_CLOSING)
-		return NULL;
-	if (p->state != P_UP)
-		establish(u, p); /* as rx_wc() would: its ring is polled from now */
-	return p->polled ? p : NULL;
-}
-
-/* The ring messages a send of p's follows (h: how many p wrote before it)
- * go first: into msgs (room for `room`), *took of them. RC placed them
- * before the send completed, so each must be there, whole. Returns false
- * if the send must wait: no room, or the pool is empty. */
-static bool ring_catch_up(struct hpn_pep *u, struct rdma_peer *p, uint32_t h, struct hpn_msg *msgs, unsigned room,
-			  unsigned *took)
-{
-	uint32_t behind = (h - p->ring_seq) & IMM_RING_MASK;
-
-	*took = 0;
-	if (behind > u->wimm_slots) {
-		peer_bad(u, p, "a send counts more ring messages than the ring holds");
-		return true;
-	}
-	for (; behind; behind--) {
-		int r;
-
-		if (*took == room)
-			return false;
-		r = ring_poll_one(u, p, &msgs[*took]);
-		if (r == 1) {
-			(*took)++;
-		} else if (r == -ENOBUFS) {
-			return false;
-		} else {
-			peer_bad(u, p, "a ring message a send follows is missing");
-			return true;
-		}
-	}
-	return true;
-}
-
-/* As ring_catch_up(), into the pending queue (a peer is leaving: what came
- * is taken now). With the pool empty the send cannot wait here: what it
- * follows is dropped, counted. */
-static void ring_catch_up_pend(struct hpn_pep *u, struct rdma_peer *p, uint32_t h)
-{
-	struct hpn_msg m;
-	unsigned took;
-
-	while (!ring_catch_up(u, p, h, &m, 1, &took)) {
-		if (took) {
-			pend_push(u, &m);
-		} else { /* the pool is empty */
-			HPN_STAT_ADD(u->st->drops, 1);
-			ring_advance(u, p);
-		}
-	}
-	if (took)
-		pend_push(u, &m);
-}
-
-/* Whatever the polled rings hold that no send waits for, into the pending
- * queue (a peer is leaving; the pool permitting). */
-static void rings_to_pend(struct hpn_pep *u)
-{
-	struct hpn_msg m;
-
-	for (uint32_t j = 0; j < u->npoll; j++) {
-		struct rdma_peer *p = &u->peers[u->poll[j]];
-
-		while (p->state == P_UP && ring_poll_one(u, p, &m) == 1)
-			pend_push(u, &m);
-	}
-}
-
 /* One receive completion: returns 1 and fills *out if it is a message. */
 static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc, struct hpn_msg *out)
 {
@@ -2170,21 +1898,8 @@ static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc,
 			p->bye = u->byes = true; /* goodbyes(): after this poll's messages */
 		return 0;
 	}
-	if (wc->wc_flags & IBV_WC_WITH_IMM) /* IMM_RING: a data send after ring messages */
-		p->sends_in++;
 	*out = (struct hpn_msg){.data = buf, .len = wc->byte_len, .peer = p->pid};
 	return 1;
-}
-
-static void wc_to_pend(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc)
-{
-	struct rdma_peer *p = u->wimm_poll ? ring_sender(u, d, wc) : NULL;
-	struct hpn_msg m;
-
-	if (p)
-		ring_catch_up_pend(u, p, ntohl(wc->imm_data) & IMM_RING_MASK);
-	if (rx_wc(u, d, wc, &m))
-		pend_push(u, &m);
 }
 
 /* A peer is leaving: what it sent before is already in the receive CQ.
@@ -2201,84 +1916,21 @@ static void rx_drain_to_pend(struct hpn_pep *u)
 		if (!d->rcq)
 			continue;
 		if (d->has_wc) {
+			struct hpn_msg m;
+
 			d->has_wc = false;
-			wc_to_pend(u, d, &d->wc_saved);
+			if (rx_wc(u, d, &d->wc_saved, &m))
+				pend_push(u, &m);
 		}
-		while ((r = ibv_poll_cq(d->rcq, 64, wc)) > 0)
-			for (int i = 0; i < r; i++)
-				wc_to_pend(u, d, &wc[i]);
+		while ((r = ibv_poll_cq(d->rcq, 64, wc)) > 0) {
+			for (int i = 0; i < r; i++) {
+				struct hpn_msg m;
+
+				if (rx_wc(u, d, &wc[i], &m))
+					pend_push(u, &m);
+			}
+		}
 	}
-	rings_to_pend(u);
-}
-
-/* We slept on the channel: consume its event so the fd quiets. */
-static void dev_disarm(struct rdma_dev *d)
-{
-	struct ibv_cq *cq;
-	void *ctx;
-
-	if (ibv_get_cq_event(d->cc, &cq, &ctx) == 0)
-		ibv_ack_cq_events(cq, 1);
-	d->armed = false;
-}
-
-/* After a device's completions were taken: goodbyes, and receive buffers
- * posted again in batches - one doorbell for many (progress tops up the
- * rest). */
-static void dev_rx_done(struct hpn_pep *u, struct rdma_dev *d)
-{
-	if (unlikely(u->byes))
-		goodbyes(u);
-	if (d->rx_depth - d->rx_posted >= 16)
-		post_recvs(u, d, d->rx_depth - d->rx_posted);
-}
-
-/* dev_rx() where rings are polled: one completion at a time, since a
- * send may have to wait for ring messages written before it - for room in
- * msgs, or for the pool - and then waits in wc_saved, ahead of the rest. */
-static int dev_rx_polled(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, unsigned n)
-{
-	unsigned k = 0;
-
-	if (unlikely(d->armed))
-		dev_disarm(d);
-	while (k < n) {
-		struct rdma_peer *p;
-		struct ibv_wc wc;
-		unsigned took;
-
-		if (d->has_wc) {
-			wc = d->wc_saved;
-			d->has_wc = false;
-		} else {
-			int r = ibv_poll_cq(d->rcq, 1, &wc);
-
-			if (unlikely(r < 0)) {
-				HPN_STAT_ADD(u->st->errors, 1);
-				if (!k)
-					return -EIO;
-				break;
-			}
-			if (!r) {
-				d->drained = true;
-				break;
-			}
-		}
-		p = ring_sender(u, d, &wc);
-		if (p) {
-			bool go = ring_catch_up(u, p, ntohl(wc.imm_data) & IMM_RING_MASK, msgs + k, n - k, &took);
-
-			k += took;
-			if (!go || k == n) {
-				d->wc_saved = wc; /* first in line next time */
-				d->has_wc = true;
-				break;
-			}
-		}
-		k += (unsigned)rx_wc(u, d, &wc, &msgs[k]);
-	}
-	dev_rx_done(u, d);
-	return (int)k;
 }
 
 /* Up to n messages from one device's receive queue, or -EIO. */
@@ -2288,10 +1940,15 @@ static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, u
 	unsigned k = 0;
 	int r;
 
-	if (u->wimm_poll)
-		return dev_rx_polled(u, d, msgs, n);
-	if (unlikely(d->armed))
-		dev_disarm(d);
+	if (unlikely(d->armed)) {
+		struct ibv_cq *cq;
+		void *ctx;
+
+		/* We slept on the channel: consume its event so the fd quiets. */
+		if (ibv_get_cq_event(d->cc, &cq, &ctx) == 0)
+			ibv_ack_cq_events(cq, 1);
+		d->armed = false;
+	}
 	if (unlikely(d->has_wc)) {
 		wc[0] = d->wc_saved;
 		d->has_wc = false;
@@ -2308,46 +1965,19 @@ static int dev_rx(struct hpn_pep *u, struct rdma_dev *d, struct hpn_msg *msgs, u
 		d->drained = true; /* everything that came is seen: silence is real (keepalive_tick) */
 	for (int i = 0; i < r; i++)
 		k += (unsigned)rx_wc(u, d, &wc[i], &msgs[k]);
-	dev_rx_done(u, d);
+	if (unlikely(u->byes))
+		goodbyes(u);
+	/* Replenish in batches: one doorbell for many buffers (progress tops
+	 * up the rest). */
+	if (d->rx_depth - d->rx_posted >= 16)
+		post_recvs(u, d, d->rx_depth - d->rx_posted);
 	return (int)k;
-}
-
-/* Up to n messages from the devices' receive queues: how many, and in
- * *err the last failure. */
-static unsigned devs_rx(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n, int *err)
-{
-	unsigned k = 0;
-	bool any = false;
-	int r;
-
-	if (likely(u->one)) {
-		r = dev_rx(u, u->one, msgs, n);
-		*err = r < 0 ? r : 0;
-		return r > 0 ? (unsigned)r : 0;
-	}
-	/* Several devices (or none yet): each in turn goes first. */
-	for (uint32_t i = 0; i < u->ndevs && k < n; i++) {
-		struct rdma_dev *d = &u->devs[(u->rx_next + i) % u->ndevs];
-
-		any |= d->rcq != NULL;
-		if (!d->rcq)
-			continue;
-		r = dev_rx(u, d, msgs + k, n - k);
-		if (r > 0)
-			k += (unsigned)r;
-		else if (r < 0)
-			*err = r;
-	}
-	u->rx_next++;
-	if (!any)
-		poll_cm(u); /* nothing connected yet: connection events are all there is */
-	return k;
 }
 
 static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 {
 	unsigned k = 0;
-	int err = 0;
+	int r, err = 0;
 
 	if (unlikely(u->pend.n))
 		return (int)hpn_msgq_pop(&u->pend, msgs, n);
@@ -2355,10 +1985,30 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 		n = u->burst;
 	if (unlikely(!n))
 		return 0;
-	if (u->npoll) /* polled rings first: the cheapest look */
-		k = poll_rings(u, msgs, n);
-	if (k < n)
-		k += devs_rx(u, msgs + k, n - k, &err);
+	if (likely(u->one)) {
+		r = dev_rx(u, u->one, msgs, n);
+		k = r > 0 ? (unsigned)r : 0;
+		err = r < 0 ? r : 0;
+	} else {
+		/* Several devices (or none yet): each in turn goes first. */
+		bool any = false;
+
+		for (uint32_t i = 0; i < u->ndevs && k < n; i++) {
+			struct rdma_dev *d = &u->devs[(u->rx_next + i) % u->ndevs];
+
+			any |= d->rcq != NULL;
+			if (!d->rcq)
+				continue;
+			r = dev_rx(u, d, msgs + k, n - k);
+			if (r > 0)
+				k += (unsigned)r;
+			else if (r < 0)
+				err = r;
+		}
+		u->rx_next++;
+		if (!any)
+			poll_cm(u); /* nothing connected yet: connection events are all there is */
+	}
 	if (k) { /* receive time: when the completions were polled (rxe has no completion timestamps) */
 		uint64_t ts = hpn_real_ns();
 
@@ -2373,17 +2023,9 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 
 /* Some of wr[start, end) were not posted: take back what the device did
  * not accept. */
-/* What a work request took of its peer's ring bookkeeping (wr_fill). */
-enum tx_kind {
-	TX_SEND,  /* a plain send */
-	TX_WIMM,  /* a write with immediate into the peer's ring: a credit */
-	TX_RING,  /* a write into the peer's polled ring: a credit and a number */
-	TX_RSEND, /* a send to a peer that polls its ring: counted */
-};
-
 static __attribute__((cold, noinline)) void post_failed(struct hpn_pep *u, struct rdma_peer *p, unsigned start,
 							 unsigned end, unsigned posted, const bool *copied,
-							 const uint8_t *kind)
+							 const bool *wimm)
 {
 	HPN_STAT_ADD(u->st->errors, 1);
 	hpn_log(HPN_LOG_WARN, "rdma: ibv_post_send to peer %u failed after %u of %u", p->pid, posted, end - start);
@@ -2393,19 +2035,17 @@ static __attribute__((cold, noinline)) void post_failed(struct hpn_pep *u, struc
 
 		if (copied[i]) /* ours; a caller's owned buffer stays the caller's */
 			hpn_pool_put_bulk(u->pool, &hold, 1);
-		if (kind[i] == TX_WIMM || kind[i] == TX_RING) {
+		if (wimm[i]) {
 			p->credits++;
 			p->r_head = p->r_head ? p->r_head - 1 : p->r_slots - 1;
 		}
-		p->r_seq -= kind[i] == TX_RING;
-		p->sends_out -= kind[i] == TX_RSEND;
 	}
 }
 
 /* Post wr[start, end) to p as one chain (one doorbell). On failure, take
  * back what the device did not accept and return how many it did. */
 static inline unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct ibv_send_wr *wr, unsigned start,
-				  unsigned end, const bool *copied, const uint8_t *kind)
+				  unsigned end, const bool *copied, const bool *wimm)
 {
 	struct ibv_send_wr *bad = NULL;
 	unsigned posted;
@@ -2417,7 +2057,7 @@ static inline unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct
 	for (unsigned i = start; i < start + posted; i++)
 		p->d->sig_out += !!(wr[i].send_flags & IBV_SEND_SIGNALED);
 	if (unlikely(posted != end - start))
-		post_failed(u, p, start, end, posted, copied, kind);
+		post_failed(u, p, start, end, posted, copied, wimm);
 	return posted;
 }
 
@@ -2433,38 +2073,14 @@ static inline int tx_check(const struct hpn_pep *u, const struct rdma_peer *p, c
 	return 0;
 }
 
-/* m into p's polled ring, if it may go there (inline, with its trailer):
- * one RDMA write that ends at the slot's end. */
-static inline bool wr_ring(struct rdma_peer *p, const struct hpn_msg *m, struct ibv_send_wr *wr,
-			   struct ibv_sge *sge, struct poll_trailer *tr)
-{
-	const uint32_t tsz = (uint32_t)sizeof(*tr);
-
-	if (!p->credits || m->len > p->r_slot - tsz || m->len + tsz > p->inline_size)
-		return false;
-	*tr = (struct poll_trailer){.len = m->len, .sends = p->sends_out, .seq = ++p->r_seq};
-	tr->sum = poll_sum(m->data, m->len, tr);
-	sge[0] = (struct ibv_sge){(uintptr_t)m->data, m->len, 0};
-	sge[1] = (struct ibv_sge){(uintptr_t)tr, tsz, 0};
-	wr->num_sge = 2;
-	wr->opcode = IBV_WR_RDMA_WRITE;
-	wr->wr.rdma.remote_addr = p->r_addr + (uint64_t)(p->r_head + 1) * p->r_slot - tsz - m->len;
-	wr->wr.rdma.rkey = p->r_rkey;
-	wr->send_flags = IBV_SEND_INLINE;
-	p->r_head = p->r_head + 1 == p->r_slots ? 0 : p->r_head + 1;
-	p->credits--;
-	return true;
-}
-
 /* The work request for m to p, its slot taken. hold: the pool buffer the
  * request owns until it completes (the copy, or the caller's zero-copy
- * buffer); NULL when inline. sge: room for two; tr: for a polled ring's
- * trailer. Returns what it took of the ring bookkeeping (enum tx_kind). */
-static inline uint8_t wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool inl, void *hold,
-			      struct ibv_send_wr *wr, struct ibv_sge *sge, struct poll_trailer *tr)
+ * buffer); NULL when inline. Returns whether it writes into the peer's
+ * ring (a credit taken). */
+static inline bool wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool inl, void *hold,
+			   struct ibv_send_wr *wr, struct ibv_sge *sge)
 {
-	uint8_t kind = TX_SEND;
-	bool signal;
+	bool wimm = p->wimm && m->len <= p->r_slot && p->credits, signal;
 
 	/* Field by field: the provider reads only these for RC (a whole
 	 * 128-byte request zeroed per message was a tenth of hpn's send path). */
@@ -2474,17 +2090,7 @@ static inline uint8_t wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool
 	wr->opcode = IBV_WR_SEND;
 	wr->send_flags = 0;
 	wr->imm_data = 0;
-	if (p->r_poll && p->wimm) {
-		if (inl && wr_ring(p, m, wr, sge, tr)) {
-			kind = TX_RING;
-			goto queued;
-		}
-		/* A send the peer takes after the ring messages written before it. */
-		wr->opcode = IBV_WR_SEND_WITH_IMM;
-		wr->imm_data = htonl(IMM_RING | (p->r_seq & IMM_RING_MASK));
-		p->sends_out++;
-		kind = TX_RSEND;
-	} else if (p->wimm && m->len <= p->r_slot && p->credits) {
+	if (wimm) {
 		/* Into the peer's ring; the immediate says how long. */
 		wr->opcode = IBV_WR_RDMA_WRITE_WITH_IMM;
 		wr->imm_data = htonl(m->len);
@@ -2492,7 +2098,6 @@ static inline uint8_t wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool
 		p->r_head = p->r_head + 1 == p->r_slots ? 0 : p->r_head + 1;
 		wr->wr.rdma.rkey = p->r_rkey;
 		p->credits--;
-		kind = TX_WIMM;
 	}
 	if (inl) {
 		/* Copied at post time: caller memory is fine, and an owned
@@ -2502,13 +2107,12 @@ static inline uint8_t wr_fill(struct rdma_peer *p, const struct hpn_msg *m, bool
 	} else {
 		*sge = (struct ibv_sge){(uintptr_t)hold, m->len, p->lkey};
 	}
-queued:
 	p->sent = true;
 	/* Completions only now and then (sq.h decides when). */
 	wr->wr_id = hpn_sq_push(&p->sq, hold, &signal);
 	if (signal)
 		wr->send_flags |= IBV_SEND_SIGNALED;
-	return kind;
+	return wimm;
 }
 
 /* One message - the latency case - without the burst's chaining and
@@ -2517,11 +2121,9 @@ static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, unsigned flags)
 {
 	struct rdma_peer *p = peer_by_id(u, m->peer);
 	struct ibv_send_wr wr;
-	struct ibv_sge sge[2];
-	struct poll_trailer tr;
+	struct ibv_sge sge;
 	void *hold = NULL;
-	bool inl, copied;
-	uint8_t kind;
+	bool inl, copied, wimm;
 	int ret = tx_check(u, p, m);
 
 	if (unlikely(ret))
@@ -2536,8 +2138,8 @@ static int tx_one(struct hpn_pep *u, const struct hpn_msg *m, unsigned flags)
 		else
 			return -EAGAIN;
 	}
-	kind = wr_fill(p, m, inl, hold, &wr, sge, &tr);
-	if (unlikely(!post_chain(u, p, &wr, 0, 1, &copied, &kind)))
+	wimm = wr_fill(p, m, inl, hold, &wr, &sge);
+	if (unlikely(!post_chain(u, p, &wr, 0, 1, &copied, &wimm)))
 		return -EIO;
 	if (inl && (flags & HPN_TX_OWNED))
 		hpn_pool_put_bulk(u->pool, &m->data, 1);
@@ -2550,10 +2152,8 @@ static __attribute__((noinline)) int tx_many(struct hpn_pep *u, const struct hpn
 					     unsigned flags)
 {
 	struct ibv_send_wr wr[BURST_MAX];
-	struct ibv_sge sge[BURST_MAX][2];
-	struct poll_trailer tr[BURST_MAX];
-	bool copied[BURST_MAX], inl[BURST_MAX];
-	uint8_t kind[BURST_MAX];
+	struct ibv_sge sge[BURST_MAX];
+	bool copied[BURST_MAX], wimm[BURST_MAX], inl[BURST_MAX];
 	unsigned k, chain_start = 0, done;
 	struct rdma_peer *chain_peer = NULL;
 	int err = 0;
@@ -2573,7 +2173,7 @@ static __attribute__((noinline)) int tx_many(struct hpn_pep *u, const struct hpn
 			break;
 		}
 		if (chain_peer != p) {
-			if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, kind)) <
+			if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, wimm)) <
 						  k - chain_start) {
 				if (copied[k])
 					hpn_pool_put_bulk(u->pool, &hold, 1);
@@ -2589,9 +2189,9 @@ static __attribute__((noinline)) int tx_many(struct hpn_pep *u, const struct hpn
 			memcpy(hold, m->data, m->len);
 		else if (!inl[k])
 			hold = m->data; /* zero-copy: the pool buffer itself */
-		kind[k] = wr_fill(p, m, inl[k], hold, &wr[k], sge[k], &tr[k]);
+		wimm[k] = wr_fill(p, m, inl[k], hold, &wr[k], &sge[k]);
 	}
-	if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, kind)) < k - chain_start)
+	if (chain_peer && (done = post_chain(u, chain_peer, wr, chain_start, k, copied, wimm)) < k - chain_start)
 		k = chain_start + done;
 out:
 	if (flags & HPN_TX_OWNED) {

@@ -133,25 +133,18 @@ static void test_wimm_in_order(void **state)
 	many_in_order("wimm=on,wimm_slots=16", true);
 }
 
-/* The polled ring (wimm_poll: plain writes, no receive completion), mixed
- * with sends that must wait for the ring messages written before them. */
-static void test_wimm_poll_in_order(void **state)
-{
-	(void)state;
-	many_in_order("wimm_poll=on,wimm_slots=16", true);
-}
-
 /* Credits run out while the receiver does not look: the sender falls back
  * to sends, then to back-pressure; nothing is lost or reordered. */
-static void wimm_credits(const char *cfg)
+static void test_wimm_credits(void **state)
 {
 	char addr[64];
-	hpn_ep *s = make(cfg);
-	hpn_ep *c = make(cfg);
+	hpn_ep *s = make("wimm=on,wimm_slots=8");
+	hpn_ep *c = make("wimm=on,wimm_slots=8");
 	hpn_peer_t p;
 	uint64_t sent = 0, got = 0;
 	uint8_t m[64];
 
+	(void)state;
 	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
 	assert_int_equal(hpn_listen(s, addr), 0);
 	p = connect_pair(s, c, addr, NULL);
@@ -200,18 +193,6 @@ static void wimm_credits(const char *cfg)
 	}
 	hpn_ep_destroy(c);
 	hpn_ep_destroy(s);
-}
-
-static void test_wimm_credits(void **state)
-{
-	(void)state;
-	wimm_credits("wimm=on,wimm_slots=8");
-}
-
-static void test_wimm_poll_credits(void **state)
-{
-	(void)state;
-	wimm_credits("wimm_poll=on,wimm_slots=8");
 }
 
 /* 1 B to 1 MiB, copy (inline and not) and zero-copy. */
@@ -617,11 +598,10 @@ static void test_bad_device(void **state)
 	/* 491 ms of RNR wait against keepalives every 250 ms: refused. */
 	assert_int_equal(hpn_ep_create(CFG ",rnr_timer=31,peer_timeout_ms=1000", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "quarter of peer_timeout_ms"));
-	/* A polled slot ends in an aligned 24-byte trailer. */
-	assert_int_equal(hpn_ep_create(CFG ",wimm_poll=on,wimm_slot=100", &ep), -EINVAL);
-	assert_non_null(strstr(hpn_last_error(), "wimm_slot a multiple of 8"));
-	/* A ring message is taken into one pool buffer. */
-	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=512,buf_size=2048,rx_depth=128,wimm=on,wimm_slot=4096", &ep), -EINVAL);
+	/* A ring message is taken into one pool buffer: a larger slot would
+	 * let a peer write past it. */
+	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=512,buf_size=2048,rx_depth=128,wimm=on,wimm_slot=4096", &ep),
+			 -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "larger than buf_size"));
 }
 
@@ -720,8 +700,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_bad_device),   cmocka_unit_test(test_many_in_order),
-		cmocka_unit_test(test_wimm_in_order), cmocka_unit_test(test_wimm_poll_in_order),
-		cmocka_unit_test(test_wimm_poll_credits),
+		cmocka_unit_test(test_wimm_in_order),
 		cmocka_unit_test(test_rc_timers), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
 		cmocka_unit_test(test_two_devices),
