@@ -11,16 +11,21 @@
 # under emulation). The guest times from the TSC (hpn-rxe --tsc): with
 # its default HPET every clock read is a system call and an emulated
 # device read (~4 us), on hpn's timed path and perftest's alike. Each
-# tool's two ends are pinned to the guest's two vCPUs (perftest's server on
-# 1, client on 0; hpnbench --cpu 0). Pinned or not, every tool's rounds
-# fall into two modes ~1.6-1.9x apart, decided per process pair, so each
-# tool's fast mode is reported too (median of its rounds within 1.2x of its
+# tool runs as two processes, as a user runs them - hpnbench --server and
+# --peer, like perftest's server and client - pinned to the guest's two
+# vCPUs (server on 1, client on 0). (hpnbench's loopback mode, both ends
+# as threads of one process, was measured slower here: 16 rounds at 64 B,
+# fast modes 13.25 us against 12.86 as two processes, ib_send_lat 12.68;
+# medians 16.30, 13.39, 13.18.) Pinned or not, every tool's rounds fall
+# into two modes ~1.6-1.9x apart, decided per process pair, so each tool's
+# fast mode is reported too (median of its rounds within 1.2x of its
 # best). Targets: hpn's one-way latency <= 1.05x ib_send_lat's typical at
 # 64 B, and the write-with-immediate path <= 1.05x ib_write_lat's; called
-# met only when the medians, the paired rounds and the fast modes agree. --pair: the same on rxe0 and across the
-# real wire of hpn-rxe --pair (rxeC -> rxeD) in one guest session, then
-# hpnbench 64 B under netem loss 1% each way on that wire, with the
-# default ack_timeout and with rdma_cm's (ack_timeout=0).
+# met only when the medians, the paired rounds and the fast modes agree.
+# --pair: the same on rxe0 and across the real wire of hpn-rxe --pair
+# (rxeC -> rxeD) in one guest session, then hpnbench 64 B under netem loss
+# 1% each way on that wire, with the default ack_timeout and with
+# rdma_cm's (ack_timeout=0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--pair) pair=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -64,6 +69,26 @@ trap 'rm -rf "$work"; kill $(jobs -p) 2>/dev/null || true' EXIT
 paths=("rxe0 ${HPN_RXE_DEV:-rxe0} ${HPN_RXE_DEV:-rxe0} ${HPN_TEST_RDMA_ADDR:-10.9.0.1}")
 [ "$pair" = 1 ] && paths+=("wire rxeD rxeC 10.11.0.2")
 
+port=18600
+# hpn CONFIG JSON: hpnbench's server and client, each its own process, the
+# way perftest() runs its tools.
+hpn() {
+	local cfg=$1 json=$2 try spid
+	port=$((port + 1))
+	"$bench" --plugin rdma --server --cpu 1 --bind "$addr:$port" --config "$cfg" >/dev/null 2>&1 &
+	spid=$!
+	for try in 1 2 3 4 5; do
+		sleep 0.5
+		if timeout 120 "$bench" --plugin rdma --peer "$addr:$port" --cpu 0 --size "$s" --iters "$iters" \
+			--warmup 500 --quiet --config "$cfg" --json "$json" >/dev/null 2>&1; then
+			break
+		fi
+	done
+	kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+	[ -s "$json" ] || { echo "rdma_vs_perftest: hpnbench ($cfg) gave no result on $name" >&2; exit 1; }
+}
+
 perftest() { # tool size -> writes $work/<path>_<tool>_<size>_<round>.txt
 	local tool=$1 size=$2 try
 	taskset -c 1 "$tool" -d "$sdev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
@@ -87,11 +112,9 @@ for path in "${paths[@]}"; do
 		echo "$name, size $s: ib_write_lat" >&2
 		perftest ib_write_lat "$s"
 		echo "$name, size $s: hpnbench rdma (send/recv)" >&2
-		"$bench" --plugin rdma --bind "$addr:0" --cpu 0 --size "$s" --iters "$iters" --warmup 500 --quiet \
-			--config bufs=512,buf_size=64k,rx_depth=128 --json "$work/${name}_hpn_${s}_$r.json" >/dev/null
+		hpn bufs=512,buf_size=64k,rx_depth=128 "$work/${name}_hpn_${s}_$r.json"
 		echo "$name, size $s: hpnbench rdma (write with immediate)" >&2
-		"$bench" --plugin rdma --bind "$addr:0" --cpu 0 --size "$s" --iters "$iters" --warmup 500 --quiet \
-			--config bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 --json "$work/${name}_wimm_${s}_$r.json" >/dev/null
+		hpn bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 "$work/${name}_wimm_${s}_$r.json"
 	done
 done
 done
@@ -169,12 +192,15 @@ for name in ['rxe0'] + (['wire'] if pair else []):
             # Which rounds of each tool landed in the slow mode moves the
             # medians by more than the 5% judged: a verdict only where the
             # three readings agree.
-            def judge(*xs):
+            # A fast mode of one or two rounds is luck too.
+            def judge(nfast, *xs):
+                if nfast < 3:
+                    return "unclear: fewer than 3 rounds in a fast mode"
                 return "met" if max(xs) <= 1.05 else "NOT met" if min(xs) > 1.05 else "unclear: the readings disagree"
             verdict.append("%s: send %.2fx ib_send_lat (paired median %.2fx, fast mode %.2fx: %s), "
                            "wimm %.2fx ib_write_lat (paired median %.2fx, fast mode %.2fx: %s)" %
-                           (name, r1, statistics.median(p1), fh / fa, judge(r1, statistics.median(p1), fh / fa),
-                            r2, statistics.median(p2), fw / fb, judge(r2, statistics.median(p2), fw / fb)))
+                           (name, r1, statistics.median(p1), fh / fa, judge(min(nh, na), r1, statistics.median(p1), fh / fa),
+                            r2, statistics.median(p2), fw / fb, judge(min(nw, nb), r2, statistics.median(p2), fw / fb)))
         print("%-5s %6d  %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f %6.2f/%7.2f   %5.2f     %5.2f" %
               (name, s, h['t_typical_us'], h['p99_9_us'], w['t_typical_us'], w['p99_9_us'], a['typ'], a['p999'],
                b['typ'], b['p999'], r1, r2))
