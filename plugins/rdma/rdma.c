@@ -1486,22 +1486,23 @@ static void keepalive(struct rdma_peer *p)
 }
 
 /* Every quarter of peer_timeout_ms: prove the path to each peer we sent
- * nothing to, and end each peer we heard nothing from (not even its
- * keepalives) for SILENT_TICKS ticks: gone after peer_timeout_ms to
- * 1.25 x it of silence, as in the packet layer. RC's retry limit alone
- * cannot be relied on: soft-RoCE with retry_count=7 retries for ever, so a
- * killed peer whose one disconnect request was lost was never reported.
- * Heard: a message, or an acknowledgement of ours (a signaled send's
- * completion: keepalives are signaled). Silence counts only where we
- * listened: a device whose receive CQ was not polled empty since the last
- * tick (the reader is slow or stalled:
- * what the peer sent waits there unread) or that has no receive posted
- * (the application holds every buffer: the peer's sends wait for room)
- * tells nothing about its peers. */
+ * nothing to or heard nothing from, and end each peer we heard nothing
+ * from (not even an acknowledgement) for SILENT_TICKS ticks: gone after
+ * peer_timeout_ms to 1.25 x it of silence, as in the packet layer. RC's
+ * retry limit alone cannot be relied on: soft-RoCE with retry_count=7
+ * retries for ever, so a killed peer whose one disconnect request was lost
+ * was never reported. Heard: a message, or an acknowledgement of ours (a
+ * signaled send's completion: keepalives are signaled) - so the peer's own
+ * peer_timeout_ms does not matter. Silence counts only where we listened:
+ * a device whose receive CQ was not polled empty since the last tick (the
+ * reader is slow or stalled: what the peer sent waits there unread) or
+ * that has no receive posted (the application holds every buffer: the
+ * peer's sends wait for room) tells nothing about its peers. */
 static void keepalive_tick(struct hpn_pep *u, bool stalled)
 {
 	for (uint32_t i = 0; i < u->max_peers; i++) {
 		struct rdma_peer *p = &u->peers[i];
+		bool quiet = !p->heard;
 
 		if (p->state != P_UP) {
 			p->sent = false;
@@ -1516,7 +1517,12 @@ static void keepalive_tick(struct hpn_pep *u, bool stalled)
 			continue;
 		}
 		p->heard = false;
-		if (!p->sent)
+		/* A probe when we sent nothing, and when we heard nothing: its
+		 * acknowledgement is proof of life whatever the peer's own
+		 * keepalives - a peer with a longer peer_timeout_ms sends them
+		 * less often than our silence limit, and our unsignaled sends
+		 * bring no acknowledgement we can see. */
+		if (!p->sent || quiet)
 			keepalive(p);
 		p->sent = false;
 	}

@@ -565,6 +565,59 @@ static void test_idle_keepalive(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Peers with different peer_timeout_ms: a client that watches closely
+ * (200 ms) sends a message every 20 ms - one in every keepalive tick, too
+ * few for a signaled completion in four ticks - to a server that only
+ * listens and, with its 60 s, sends its own keepalives every 15 s. The
+ * client must not take the quiet server for dead: its own probes'
+ * acknowledgements prove it alive. (Before, it did, after ~200 ms.) */
+static void test_uneven_timeouts(void **state)
+{
+	char addr[64];
+	hpn_ep *s = make("peer_timeout_ms=60000"), *c = make("peer_timeout_ms=200");
+	hpn_peer_t p, sp;
+	struct hpn_stats st;
+	uint64_t sent = 0, got = 0;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	p = connect_pair(s, c, addr, &sp);
+	for (uint64_t t0 = now_ms(), next = 0; now_ms() - t0 < 1500;) {
+		struct hpn_msg in[4];
+		struct hpn_event ev;
+		int r;
+
+		if (now_ms() - t0 >= next) {
+			assert_int_equal(hpn_send(c, p, "tick", 4), 0);
+			sent++;
+			next += 20;
+		}
+		r = hpn_recv_burst(s, in, 4);
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++, got++)
+			hpn_buf_put(s, in[i].data);
+		assert_int_equal(hpn_recv_burst(c, in, 4), 0);
+		if (hpn_poll(c, &ev, 1) == 1)
+			fail_msg("client: event %d for peer %u (status %d): the quiet server was taken for dead", ev.type,
+				 ev.peer, ev.status);
+		assert_int_equal(hpn_poll(s, &ev, 1), 0);
+		usleep(1000);
+	}
+	for (uint64_t t0 = now_ms(); got < sent && now_ms() - t0 < 5000;) {
+		struct hpn_msg in[4];
+		int r = hpn_recv_burst(s, in, 4);
+
+		for (int i = 0; i < r; i++, got++)
+			hpn_buf_put(s, in[i].data);
+	}
+	assert_int_equal(got, sent);
+	hpn_ep_stats(c, &st, sizeof(st));
+	assert_int_equal(st.errors, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 static void test_wait_block(void **state)
 {
 	(void)state;
@@ -707,7 +760,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
 		cmocka_unit_test(test_goodbye_after_data), cmocka_unit_test(test_disconnect_after_data),
-		cmocka_unit_test(test_idle_keepalive),
+		cmocka_unit_test(test_idle_keepalive), cmocka_unit_test(test_uneven_timeouts),
 		cmocka_unit_test(test_peer_ids_never_repeat),
 	};
 
