@@ -1,0 +1,243 @@
+/*
+ * rdma backend against a peer that is not hpn: a raw rdma_cm client (a
+ * child process) that connects to an hpn endpoint and sends what an hpn
+ * peer never would - write-with-immediate claiming more than a ring slot
+ * holds, credits nobody asked for, immediates with unknown bits, empty
+ * sends - then a goodbye. The endpoint must deliver exactly the data
+ * sends, count the malformed one, stay up for it and for others, and
+ * report the goodbye. Runs in the soft-RoCE guest (tools/hpn-rxe); without
+ * a device it skips (exit 77) and says why.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <hpn/hpn.h>
+
+#include "../e2e.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <infiniband/verbs.h>
+#include <rdma/rdma_cma.h>
+#include <rdma/rdma_verbs.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+/* plugins/rdma/rdma.c's immediates: a credit return, a keepalive, a
+ * goodbye (with the keepalive bit). Anything else on a send is data. */
+#define IMM_CREDIT 0x80000000u
+#define IMM_KEEPALIVE 0x40000000u
+#define IMM_GOODBYE 0x20000000u
+
+#define CFG "plugin=rdma,hugepages=auto,bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=256"
+
+static char host[64];
+static int next_port = 19500;
+
+struct rogue {
+	struct rdma_cm_id *id;
+	struct ibv_mr *mr;
+	uint8_t buf[4096];
+};
+
+static int rogue_fail(const char *what)
+{
+	fprintf(stderr, "rogue: %s: %s\n", what, strerror(errno));
+	return 1;
+}
+
+/* One request, signaled; its completion must be a success (the endpoint's
+ * device accepted it: what the endpoint makes of it is the test). */
+static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, const void *data, uint32_t len)
+{
+	struct ibv_sge sge = {(uintptr_t)r->buf, len, r->mr->lkey};
+	struct ibv_send_wr wr = {.opcode = op, .sg_list = &sge, .num_sge = len ? 1 : 0,
+				 .send_flags = IBV_SEND_SIGNALED, .imm_data = htonl(imm)}, *bad;
+	struct ibv_wc wc;
+
+	memcpy(r->buf, data, len);
+	/* A zero-length write names no memory (IBTA C9-88): no rkey needed. */
+	int err = ibv_post_send(r->id->qp, &wr, &bad);
+
+	if (err) {
+		fprintf(stderr, "rogue: ibv_post_send (opcode %d, imm %#x, %u bytes): %s\n", op, imm, len, strerror(err));
+		return 1;
+	}
+	if (rdma_get_send_comp(r->id, &wc) != 1)
+		return rogue_fail("rdma_get_send_comp");
+	if (wc.status != IBV_WC_SUCCESS) {
+		fprintf(stderr, "rogue: request %d failed: %s\n", op, ibv_wc_status_str(wc.status));
+		return 1;
+	}
+	return 0;
+}
+
+/* The child: once the endpoint listens, connect, misbehave, say goodbye,
+ * wait to be told to go. */
+static int rogue_main(const char *port, int go_fd)
+{
+	struct rdma_addrinfo hints = {.ai_port_space = RDMA_PS_TCP}, *res;
+	struct ibv_qp_init_attr qa = {
+		.cap = {.max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1, .max_recv_sge = 1, .max_inline_data = 0},
+		.qp_type = IBV_QPT_RC,
+		.sq_sig_all = 1,
+	};
+	struct rdma_conn_param cp = {.responder_resources = 1, .initiator_depth = 1, .retry_count = 7,
+				     .rnr_retry_count = 7};
+	static struct rogue r;
+	char c;
+
+	if (read(go_fd, &c, 1) != 1)
+		return rogue_fail("read");
+	if (rdma_getaddrinfo(host, port, &hints, &res))
+		return rogue_fail("rdma_getaddrinfo");
+	if (rdma_create_ep(&r.id, res, NULL, &qa))
+		return rogue_fail("rdma_create_ep");
+	rdma_freeaddrinfo(res);
+	r.mr = rdma_reg_msgs(r.id, r.buf, sizeof(r.buf));
+	if (!r.mr)
+		return rogue_fail("rdma_reg_msgs");
+	/* Room for the endpoint's keepalives (posted into the upper half). */
+	for (int i = 0; i < 16; i++)
+		if (rdma_post_recv(r.id, NULL, r.buf + 2048 + 64 * i, 64, r.mr))
+			return rogue_fail("rdma_post_recv");
+	if (rdma_connect(r.id, &cp)) /* no private data: no ring of ours */
+		return rogue_fail("rdma_connect");
+	/* More than a ring slot holds (256): malformed, dropped. */
+	if (rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, 100000, "", 0) ||
+	    /* Credits for a ring the endpoint never got: nothing to deliver. */
+	    rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, IMM_CREDIT | 5, "", 0) ||
+	    /* A keepalive: dropped. */
+	    rogue_post(&r, IBV_WR_SEND_WITH_IMM, IMM_KEEPALIVE, "", 0) ||
+	    /* Data: as a plain send, with an immediate of no meaning, empty. */
+	    rogue_post(&r, IBV_WR_SEND, 0, "hello", 5) || rogue_post(&r, IBV_WR_SEND_WITH_IMM, 0x12345, "imm!", 4) ||
+	    rogue_post(&r, IBV_WR_SEND, 0, "", 0) ||
+	    /* Goodbye: the endpoint reports the peer gone, status 0. */
+	    rogue_post(&r, IBV_WR_SEND_WITH_IMM, IMM_KEEPALIVE | IMM_GOODBYE, "", 0))
+		return 1;
+	if (read(go_fd, &c, 1) != 1)
+		return rogue_fail("read");
+	rdma_disconnect(r.id);
+	rdma_dereg_mr(r.mr);
+	rdma_destroy_ep(r.id);
+	return 0;
+}
+
+static void test_rogue_peer(void **state)
+{
+	char addr[96], port[16];
+	hpn_ep *s;
+	hpn_peer_t rogue = HPN_PEER_NONE;
+	struct hpn_stats st;
+	const char *want[] = {"hello", "imm!", ""};
+	unsigned got = 0;
+	bool gone = false;
+	int go[2], status;
+	pid_t pid;
+
+	(void)state;
+	snprintf(port, sizeof(port), "%d", next_port++);
+	snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	/* The child first: verbs state (a device's command file) does not
+	 * carry across fork - the kernel refuses it to the child. */
+	assert_int_equal(pipe(go), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(go[1]);
+		_exit(rogue_main(port, go[0]));
+	}
+	close(go[0]);
+	s = e2e_make(CFG, NULL);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	assert_true(write(go[1], "l", 1) == 1); /* listening: connect */
+	/* Messages and events are two queues: what came before the goodbye
+	 * may still be read after its event. */
+	for (uint64_t t0 = now_ms(), gone_at = 0; now_ms() - t0 < 20000 && (!gone || now_ms() - gone_at < 500);) {
+		struct hpn_msg in[4];
+		struct hpn_event ev;
+		int r = hpn_recv_burst(s, in, 4);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++, got++) {
+			if (got >= 3)
+				fail_msg("message %u (%u bytes) beyond the three data sends", got, in[i].len);
+			assert_int_equal(in[i].peer, rogue);
+			assert_int_equal(in[i].len, strlen(want[got]));
+			assert_memory_equal(in[i].data, want[got], in[i].len);
+			hpn_buf_put(s, in[i].data);
+		}
+		while (hpn_poll(s, &ev, 1) == 1) {
+			if (ev.type == HPN_EV_PEER_NEW && rogue == HPN_PEER_NONE) {
+				rogue = ev.peer;
+			} else if (ev.type == HPN_EV_PEER_GONE && ev.peer == rogue) {
+				assert_int_equal(ev.status, 0); /* its goodbye */
+				gone = true;
+				gone_at = now_ms();
+			} else {
+				fail_msg("event %d for peer %u (status %d)", ev.type, ev.peer, ev.status);
+			}
+		}
+		usleep(200);
+	}
+	if (write(go[1], "x", 1) != 1) /* it may have failed and gone: its status says */
+		fprintf(stderr, "# the rogue went early\n");
+	close(go[1]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("the rogue client failed (status %#x): see its line above", status);
+	assert_true(gone);
+	assert_int_equal(got, 3);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.malformed, 1);
+	assert_int_equal(st.msgs_in, 3);
+	assert_int_equal(st.errors, 0);
+
+	/* And the endpoint serves an hpn peer as before. */
+	hpn_ep *c = e2e_make(CFG, NULL);
+	hpn_peer_t sp, p = connect_pair_ms(s, c, addr, &sp, 10000);
+	struct hpn_msg in;
+
+	assert_int_equal(hpn_send(c, p, "after", 5), 0);
+	assert_int_equal(hpn_recv_wait(s, &in, 1, 10000), 1);
+	assert_int_equal(in.len, 5);
+	assert_int_equal(in.peer, sp);
+	assert_memory_equal(in.data, "after", 5);
+	hpn_buf_put(s, in.data);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
+int main(void)
+{
+	const struct hpn_plugin_info *list;
+	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why = "the rdma plugin was not found";
+	int n = hpn_plugin_list(&list);
+	bool usable = false;
+
+	snprintf(host, sizeof(host), "%s", a && *a ? a : "10.9.0.1");
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(list[i].name, "rdma")) {
+			usable = list[i].status == 0;
+			why = list[i].reason;
+		}
+	}
+	if (!usable) {
+		printf("SKIP: rdma backend not usable here: %s\n", why);
+		return 77;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_rogue_peer),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
