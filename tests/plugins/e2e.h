@@ -6,6 +6,7 @@
 #define HPN_TESTS_E2E_H
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -18,6 +19,23 @@ static inline uint64_t now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Whether the plugin `name` loads here; if not, *why says why. */
+static inline bool e2e_usable(const char *name, const char **why)
+{
+	const struct hpn_plugin_info *list;
+	int n = hpn_plugin_list(&list);
+	bool usable = false;
+
+	*why = "the plugin was not found";
+	for (int i = 0; i < n; i++) {
+		if (!strcmp(list[i].name, name)) {
+			usable = list[i].status == 0;
+			*why = list[i].reason;
+		}
+	}
+	return usable;
 }
 
 /* An endpoint from a base configuration plus extra keys (may be NULL). */

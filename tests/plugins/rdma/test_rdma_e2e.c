@@ -730,23 +730,12 @@ static int stream_to(const char *addr)
 
 int main(int argc, char **argv)
 {
-	const struct hpn_plugin_info *list;
-	const char *a = getenv("HPN_TEST_RDMA_ADDR");
-	int n = hpn_plugin_list(&list);
-	bool usable = false;
+	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why;
 
 	if (argc == 3 && !strcmp(argv[1], "--stream-to"))
 		return stream_to(argv[2]);
 	snprintf(listen_addr, sizeof(listen_addr), "%s", a ? a : "10.9.0.1");
-	const char *why = "the rdma plugin was not found";
-
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(list[i].name, "rdma")) {
-			usable = list[i].status == 0;
-			why = list[i].reason;
-		}
-	}
-	if (!usable) {
+	if (!e2e_usable("rdma", &why)) {
 		printf("SKIP: rdma backend not usable here: %s\n", why);
 		return 77;
 	}

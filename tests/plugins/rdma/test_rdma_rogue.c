@@ -218,19 +218,10 @@ static void test_rogue_peer(void **state)
 
 int main(void)
 {
-	const struct hpn_plugin_info *list;
-	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why = "the rdma plugin was not found";
-	int n = hpn_plugin_list(&list);
-	bool usable = false;
+	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why;
 
 	snprintf(host, sizeof(host), "%s", a && *a ? a : "10.9.0.1");
-	for (int i = 0; i < n; i++) {
-		if (!strcmp(list[i].name, "rdma")) {
-			usable = list[i].status == 0;
-			why = list[i].reason;
-		}
-	}
-	if (!usable) {
+	if (!e2e_usable("rdma", &why)) {
 		printf("SKIP: rdma backend not usable here: %s\n", why);
 		return 77;
 	}
