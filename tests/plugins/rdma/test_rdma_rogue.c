@@ -62,11 +62,11 @@ static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, cons
 	struct ibv_send_wr wr = {.opcode = op, .sg_list = &sge, .num_sge = len ? 1 : 0,
 				 .send_flags = IBV_SEND_SIGNALED, .imm_data = htonl(imm)}, *bad;
 	struct ibv_wc wc;
+	int err;
 
 	memcpy(r->buf, data, len);
 	/* A zero-length write names no memory (IBTA C9-88): no rkey needed. */
-	int err = ibv_post_send(r->id->qp, &wr, &bad);
-
+	err = ibv_post_send(r->id->qp, &wr, &bad);
 	if (err) {
 		fprintf(stderr, "rogue: ibv_post_send (opcode %d, imm %#x, %u bytes): %s\n", op, imm, len, strerror(err));
 		return 1;
