@@ -123,8 +123,8 @@ static int rogue_main(const char *port, int go_fd)
 	    /* Goodbye: the endpoint reports the peer gone, status 0. */
 	    rogue_post(&r, IBV_WR_SEND_WITH_IMM, IMM_KEEPALIVE | IMM_GOODBYE, "", 0))
 		return 1;
-	if (read(go_fd, &c, 1) != 1)
-		return rogue_fail("read");
+	if (read(go_fd, &c, 1) != 1) /* 0: the test ended without us (it failed) */
+		fprintf(stderr, "rogue: the test went away\n");
 	rdma_disconnect(r.id);
 	rdma_dereg_mr(r.mr);
 	rdma_destroy_ep(r.id);
@@ -135,7 +135,7 @@ static void test_rogue_peer(void **state)
 {
 	char addr[96], port[16];
 	hpn_ep *s;
-	hpn_peer_t rogue = HPN_PEER_NONE;
+	hpn_peer_t rogue = HPN_PEER_NONE, from = HPN_PEER_NONE;
 	struct hpn_stats st;
 	const char *want[] = {"hello", "imm!", ""};
 	unsigned got = 0;
@@ -170,7 +170,11 @@ static void test_rogue_peer(void **state)
 		for (int i = 0; i < r; i++, got++) {
 			if (got >= 3)
 				fail_msg("message %u (%u bytes) beyond the three data sends", got, in[i].len);
-			assert_int_equal(in[i].peer, rogue);
+			/* Its first message may come in the poll that also
+			 * raises its PEER_NEW: compared once both are in. */
+			if (from == HPN_PEER_NONE)
+				from = in[i].peer;
+			assert_int_equal(in[i].peer, from);
 			assert_int_equal(in[i].len, strlen(want[got]));
 			assert_memory_equal(in[i].data, want[got], in[i].len);
 			hpn_buf_put(s, in[i].data);
@@ -196,6 +200,7 @@ static void test_rogue_peer(void **state)
 		fail_msg("the rogue client failed (status %#x): see its line above", status);
 	assert_true(gone);
 	assert_int_equal(got, 3);
+	assert_int_equal(from, rogue);
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.malformed, 1);
 	assert_int_equal(st.msgs_in, 3);
