@@ -80,9 +80,16 @@ static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, cons
 	return 0;
 }
 
-/* The child: once the endpoint listens, connect, misbehave, say goodbye,
- * wait to be told to go. */
-static int rogue_main(const char *port, int go_fd)
+/* rdma.c's connect private data: where the sender's ring is. */
+struct ring_pd {
+	uint32_t magic, slots, slot, rkey;
+	uint64_t addr;
+};
+
+/* The child: once the endpoint listens, connect; then (lie = false)
+ * misbehave and say goodbye, or (lie = true) only claim a ring that does
+ * not exist; wait to be told to go. */
+static int rogue_main(const char *port, int go_fd, bool lie)
 {
 	struct rdma_addrinfo hints = {.ai_port_space = RDMA_PS_TCP}, *res;
 	struct ibv_qp_init_attr qa = {
@@ -109,10 +116,16 @@ static int rogue_main(const char *port, int go_fd)
 	for (int i = 0; i < 16; i++)
 		if (rdma_post_recv(r.id, NULL, r.buf + 2048 + 64 * i, 64, r.mr))
 			return rogue_fail("rdma_post_recv");
-	if (rdma_connect(r.id, &cp)) /* no private data: no ring of ours */
+	/* "hpnW": a write-with-immediate ring of 4 slots at an address and
+	 * key that are nothing of ours. Without it, no ring of ours. */
+	struct ring_pd pd = {0x68706e57u, 4, 64, 0xdeadbeefu, 0x1000};
+
+	cp.private_data = lie ? &pd : NULL;
+	cp.private_data_len = lie ? sizeof(pd) : 0;
+	if (rdma_connect(r.id, &cp))
 		return rogue_fail("rdma_connect");
 	/* More than a ring slot holds (256): malformed, dropped. */
-	if (rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, 100000, "", 0) ||
+	if (!lie && (rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, 100000, "", 0) ||
 	    /* Credits for a ring the endpoint never got: nothing to deliver. */
 	    rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, IMM_CREDIT | 5, "", 0) ||
 	    /* A keepalive: dropped. */
@@ -121,7 +134,7 @@ static int rogue_main(const char *port, int go_fd)
 	    rogue_post(&r, IBV_WR_SEND, 0, "hello", 5) || rogue_post(&r, IBV_WR_SEND_WITH_IMM, 0x12345, "imm!", 4) ||
 	    rogue_post(&r, IBV_WR_SEND, 0, "", 0) ||
 	    /* Goodbye: the endpoint reports the peer gone, status 0. */
-	    rogue_post(&r, IBV_WR_SEND_WITH_IMM, IMM_KEEPALIVE | IMM_GOODBYE, "", 0))
+	    rogue_post(&r, IBV_WR_SEND_WITH_IMM, IMM_KEEPALIVE | IMM_GOODBYE, "", 0)))
 		return 1;
 	if (read(go_fd, &c, 1) != 1) /* 0: the test ended without us (it failed) */
 		fprintf(stderr, "rogue: the test went away\n");
@@ -129,6 +142,57 @@ static int rogue_main(const char *port, int go_fd)
 	rdma_dereg_mr(r.mr);
 	rdma_destroy_ep(r.id);
 	return 0;
+}
+
+/* Fork the rogue before anything of verbs exists here (a device's command
+ * file does not carry across fork: the kernel refuses it to the child),
+ * then listen at addr and let it connect. */
+static hpn_ep *rogue_start(const char *addr, const char *port, bool lie, pid_t *pid, int *go_out)
+{
+	int go[2];
+	hpn_ep *s;
+
+	assert_int_equal(pipe(go), 0);
+	*pid = fork();
+	assert_true(*pid >= 0);
+	if (*pid == 0) {
+		close(go[1]);
+		_exit(rogue_main(port, go[0], lie));
+	}
+	close(go[0]);
+	s = e2e_make(CFG, NULL);
+	assert_int_equal(hpn_listen(s, addr), 0);
+	assert_true(write(go[1], "l", 1) == 1); /* listening: connect */
+	*go_out = go[1];
+	return s;
+}
+
+static void rogue_end(pid_t pid, int go)
+{
+	int status;
+
+	if (write(go, "x", 1) != 1) /* it may have failed and gone: its status says */
+		fprintf(stderr, "# the rogue went early\n");
+	close(go);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	if (!WIFEXITED(status) || WEXITSTATUS(status))
+		fail_msg("the rogue client failed (status %#x): see its line above", status);
+}
+
+/* The endpoint serves an hpn peer as before. */
+static void serves_after(hpn_ep *s, const char *addr)
+{
+	hpn_ep *c = e2e_make(CFG, NULL);
+	hpn_peer_t sp, p = connect_pair_ms(s, c, addr, &sp, 10000);
+	struct hpn_msg in;
+
+	assert_int_equal(hpn_send(c, p, "after", 5), 0);
+	assert_int_equal(hpn_recv_wait(s, &in, 1, 10000), 1);
+	assert_int_equal(in.len, 5);
+	assert_int_equal(in.peer, sp);
+	assert_memory_equal(in.data, "after", 5);
+	hpn_buf_put(s, in.data);
+	hpn_ep_destroy(c);
 }
 
 static void test_rogue_peer(void **state)
@@ -140,25 +204,13 @@ static void test_rogue_peer(void **state)
 	const char *want[] = {"hello", "imm!", ""};
 	unsigned got = 0;
 	bool gone = false;
-	int go[2], status;
+	int go;
 	pid_t pid;
 
 	(void)state;
 	snprintf(port, sizeof(port), "%d", next_port++);
 	snprintf(addr, sizeof(addr), "%s:%s", host, port);
-	/* The child first: verbs state (a device's command file) does not
-	 * carry across fork - the kernel refuses it to the child. */
-	assert_int_equal(pipe(go), 0);
-	pid = fork();
-	assert_true(pid >= 0);
-	if (pid == 0) {
-		close(go[1]);
-		_exit(rogue_main(port, go[0]));
-	}
-	close(go[0]);
-	s = e2e_make(CFG, NULL);
-	assert_int_equal(hpn_listen(s, addr), 0);
-	assert_true(write(go[1], "l", 1) == 1); /* listening: connect */
+	s = rogue_start(addr, port, false, &pid, &go);
 	/* Messages and events are two queues: what came before the goodbye
 	 * may still be read after its event. */
 	for (uint64_t t0 = now_ms(), gone_at = 0; now_ms() - t0 < 20000 && (!gone || now_ms() - gone_at < 500);) {
@@ -192,12 +244,7 @@ static void test_rogue_peer(void **state)
 		}
 		usleep(200);
 	}
-	if (write(go[1], "x", 1) != 1) /* it may have failed and gone: its status says */
-		fprintf(stderr, "# the rogue went early\n");
-	close(go[1]);
-	assert_int_equal(waitpid(pid, &status, 0), pid);
-	if (!WIFEXITED(status) || WEXITSTATUS(status))
-		fail_msg("the rogue client failed (status %#x): see its line above", status);
+	rogue_end(pid, go);
 	assert_true(gone);
 	assert_int_equal(got, 3);
 	assert_int_equal(from, rogue);
@@ -205,19 +252,50 @@ static void test_rogue_peer(void **state)
 	assert_int_equal(st.malformed, 1);
 	assert_int_equal(st.msgs_in, 3);
 	assert_int_equal(st.errors, 0);
+	serves_after(s, addr);
+	hpn_ep_destroy(s);
+}
 
-	/* And the endpoint serves an hpn peer as before. */
-	hpn_ep *c = e2e_make(CFG, NULL);
-	hpn_peer_t sp, p = connect_pair_ms(s, c, addr, &sp, 10000);
-	struct hpn_msg in;
+/* A peer that claims a ring it does not have: the endpoint's first write
+ * into it is refused by the peer's device (remote access error), which
+ * ends that connection - PEER_GONE, -ECONNRESET, a counted error - and
+ * nothing else. */
+static void test_lying_ring(void **state)
+{
+	char addr[96], port[16];
+	hpn_ep *s;
+	hpn_peer_t rogue = HPN_PEER_NONE;
+	struct hpn_stats st;
+	struct hpn_event ev;
+	int go, sent = 0;
+	pid_t pid;
 
-	assert_int_equal(hpn_send(c, p, "after", 5), 0);
-	assert_int_equal(hpn_recv_wait(s, &in, 1, 10000), 1);
-	assert_int_equal(in.len, 5);
-	assert_int_equal(in.peer, sp);
-	assert_memory_equal(in.data, "after", 5);
-	hpn_buf_put(s, in.data);
-	hpn_ep_destroy(c);
+	(void)state;
+	snprintf(port, sizeof(port), "%d", next_port++);
+	snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	s = rogue_start(addr, port, true, &pid, &go);
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 10000);
+	rogue = ev.peer;
+	/* Small: into the claimed ring (credits: its 4 slots). */
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 10000;) {
+		int r = hpn_send(s, rogue, "x", 1);
+
+		assert_true(r == 0 || r == -EAGAIN || r == -ENOTCONN);
+		sent += r == 0;
+		if (r == -ENOTCONN || hpn_poll(s, &ev, 1) == 1)
+			break;
+		usleep(1000);
+	}
+	if (ev.type != HPN_EV_PEER_GONE) /* the send saw it first */
+		ev = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 10000);
+	fprintf(stderr, "# %d sends before the connection ended\n", sent);
+	assert_int_equal(ev.type, HPN_EV_PEER_GONE);
+	assert_int_equal(ev.peer, rogue);
+	assert_int_equal(ev.status, -ECONNRESET);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_true(st.errors >= 1);
+	rogue_end(pid, go);
+	serves_after(s, addr);
 	hpn_ep_destroy(s);
 }
 
@@ -233,6 +311,7 @@ int main(void)
 	signal(SIGPIPE, SIG_IGN);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rogue_peer),
+		cmocka_unit_test(test_lying_ring),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
