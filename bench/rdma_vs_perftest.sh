@@ -39,7 +39,7 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--pair) pair=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done
