@@ -159,7 +159,6 @@ static inline bool stack_put_one(struct hpn_pool *pool, void *p)
 {
 	uint64_t off = (uint64_t)((uintptr_t)p - pool->base);
 	unsigned idx;
-
 	void *norm;
 
 	if (hpn_unlikely(off >= pool->span || pool->top >= pool->count))

@@ -170,14 +170,10 @@ int main(void)
 		cmocka_unit_test(test_port_busy),
 		cmocka_unit_test(test_address_errors),
 	};
-	const struct hpn_plugin_info *list;
-	int n = hpn_plugin_list(&list), found = 0;
+	const char *why;
 
-	for (int i = 0; i < n; i++)
-		if (!strcmp(list[i].name, "dpdk"))
-			found = list[i].status == 0 ? 1 : -1;
-	if (found <= 0) {
-		printf("skip: the dpdk plugin %s\n", found ? "cannot run here" : "is not built");
+	if (!e2e_usable("dpdk", &why)) {
+		printf("skip: the dpdk plugin cannot run here: %s\n", why);
 		return 77;
 	}
 	/* On one CPU (where there are two), so the EAL moves its interrupt
