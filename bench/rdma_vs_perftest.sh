@@ -1,7 +1,7 @@
 #!/bin/bash
 # hpn rdma vs perftest (ib_send_lat, ib_write_lat) in one soft-RoCE session.
 #
-#   bench/rdma_vs_perftest.sh [--sizes 64,1024] [--iters 5000] [--rounds 3] [--build DIR] [--pair]
+#   bench/rdma_vs_perftest.sh [--sizes 64,1024] [--iters 5000] [--rounds 3] [--build DIR] [--pair] [--floor]
 #
 # Runs itself inside the rxe guest (tools/hpn-rxe) unless RDMA is already
 # here. All tools run in the same guest, back to back, with the same sizes
@@ -26,10 +26,14 @@
 # (rxeC -> rxeD) in one guest session, then hpnbench 64 B under netem loss
 # 1% each way on that wire, with the default ack_timeout and with
 # rdma_cm's (ack_timeout=0).
+# --floor: also bench/rdma_floor (raw verbs, no hpn) each round - plain
+# write, write with immediate and send at each size, and plain write 64 B
+# larger - and split hpn's figures into what its verb costs and what hpn
+# adds, with the device's cost per byte.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sizes=64,1024 iters=5000 rounds=3 build=build pair=0
+sizes=64,1024 iters=5000 rounds=3 build=build pair=0 floor=0
 args=("$@")
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -38,13 +42,16 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--pair) pair=1; shift ;;
+	--floor) floor=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done
 bench=$PWD/$build/bench/hpnbench
 [ -x "$bench" ] || { echo "rdma_vs_perftest: $bench missing: build first" >&2; exit 1; }
+floorbin=$PWD/$build/bench/rdma_floor
+[ "$floor" = 0 ] || [ -x "$floorbin" ] || { echo "rdma_vs_perftest: $floorbin missing (built with the rdma plugin)" >&2; exit 1; }
 
 # Into the guest unless the devices are here (--pair: its rxeC and rxeD).
 if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q . || { [ "$pair" = 1 ] && [ ! -e /sys/class/infiniband/rxeC ]; }; then
@@ -89,6 +96,22 @@ hpn() {
 	[ -s "$json" ] || { echo "rdma_vs_perftest: hpnbench ($cfg) gave no result on $name" >&2; exit 1; }
 }
 
+floor() { # mode size -> $work/<path>_floor_<mode>_<size>_<round>.txt
+	local mode=$1 size=$2 try spid
+	port=$((port + 1))
+	taskset -c 1 "$floorbin" --server --bind "$addr:$port" >/dev/null 2>&1 &
+	spid=$!
+	for try in 1 2 3 4 5; do
+		sleep 0.3
+		if timeout 120 taskset -c 0 "$floorbin" --peer "$addr:$port" --mode "$mode" --size "$size" --iters "$iters" \
+			>"$work/${name}_floor_${mode}_${size}_$r.txt" 2>&1; then
+			break
+		fi
+	done
+	kill "$spid" 2>/dev/null || true
+	wait "$spid" 2>/dev/null || true
+}
+
 perftest() { # tool size -> writes $work/<path>_<tool>_<size>_<round>.txt
 	local tool=$1 size=$2 try
 	taskset -c 1 "$tool" -d "$sdev" -x "$gid" -s "$size" -n "$iters" -F >/dev/null 2>&1 &
@@ -115,6 +138,11 @@ for path in "${paths[@]}"; do
 		hpn bufs=512,buf_size=64k,rx_depth=128 "$work/${name}_hpn_${s}_$r.json"
 		echo "$name, size $s: hpnbench rdma (write with immediate)" >&2
 		hpn bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 "$work/${name}_wimm_${s}_$r.json"
+		if [ "$floor" = 1 ]; then
+			echo "$name, size $s: rdma_floor write, wimm, send; write at $((s + 64))" >&2
+			for m in write wimm send; do floor $m "$s"; done
+			floor write $((s + 64))
+		fi
 	done
 done
 done
@@ -132,9 +160,10 @@ if [ "$pair" = 1 ]; then
 	tc qdisc del dev vethD root
 fi
 
-python3 - "$work" "$sizes" "$pair" "$rounds" <<'PY'
+python3 - "$work" "$sizes" "$pair" "$rounds" "$floor" <<'PY'
 import json, statistics, sys
 work, sizes, pair, rounds = sys.argv[1], [int(x) for x in sys.argv[2].split(',')], sys.argv[3] == '1', int(sys.argv[4])
+floor = sys.argv[5] == '1'
 def med(load, stem, ext):
     # the median of each figure over the rounds
     rs = [load('%s_%d.%s' % (stem, r, ext)) for r in range(1, rounds + 1)]
@@ -151,6 +180,13 @@ def hpn1(path):
     return {'t_typical_us': r['t_typical_us'], 'p99_9_us': r['p99_9_us']}
 def hpn(path):
     return json.load(open(path))['results'][0]
+def floor1(path):
+    # rdma_floor: MODE SIZE ITERS min X typ Y p90 Z us
+    for line in open(path):
+        f = line.split()
+        if len(f) >= 9 and f[3] == 'min' and f[5] == 'typ':
+            return {'typ': float(f[6])}
+    raise SystemExit("no result in %s:\n%s" % (path, open(path).read()[-2000:]))
 def fast(xs):
     # Every tool's rounds fall into two modes here, one ~1.6-1.9x the
     # other, decided per process pair (seen with pinned vCPUs and with
@@ -211,6 +247,26 @@ for x in paired:
     print("  " + x)
 for x in modes:
     print("  " + x)
+if floor:
+    # Medians of the rounds and fast modes alike: each tool's rounds fall
+    # into the same two modes.
+    print("\nwhere the time goes (rdma_floor: raw verbs, no hpn; one-way us, median of rounds / fast mode):")
+    for name in ['rxe0'] + (['wire'] if pair else []):
+        for s in sizes:
+            def get(stem, load, ext):
+                m, xs = med(load, '%s/%s_%s' % (work, name, stem), ext)
+                return list(m.values())[0], fast(xs)[0]
+            fw, fi, fs, fw2 = (get('floor_%s_%d' % (m, z), floor1, 'txt')
+                               for m, z in (('write', s), ('wimm', s), ('send', s), ('write', s + 64)))
+            pw, ps = get('ib_write_lat_%d' % s, perf1, 'txt'), get('ib_send_lat_%d' % s, perf1, 'txt')
+            hs, hw = get('hpn_%d' % s, hpn1, 'json'), get('wimm_%d' % s, hpn1, 'json')
+            q = lambda a, b: '%.2fx / %.2fx' % (a[0] / b[0], a[1] / b[1])
+            print("  %s %d B: floor write %.2f, wimm %.2f, send %.2f; write at %d B %.2f" % (name, s, fw[0], fi[0], fs[0], s + 64, fw2[0]))
+            print("    the floor against perftest (should be ~1): write/ib_write_lat %s, send/ib_send_lat %s" % (q(fw, pw), q(fs, ps)))
+            print("    the verb: write with immediate over plain write %s (its receive request and completion)" % q(fi, fw))
+            print("    hpn's own share: hpn send/floor send %s, hpn wimm/floor wimm %s" % (q(hs, fs), q(hw, fi)))
+            print("    each byte more: %.0f / %.0f ns one-way (plain write, %d -> %d B)" %
+                  ((fw2[0] - fw[0]) * 1e3 / 64, (fw2[1] - fw[1]) * 1e3 / 64, s, s + 64))
 print("\ntargets at 64 B (<= 1.05x; medians, paired, fast mode):")
 for v in verdict:
     print("  " + v)
