@@ -92,8 +92,9 @@ static int cm_wait(struct floor_ep *e, enum rdma_cm_event_type want, struct rdma
 	if (rdma_get_cm_event(e->ec, &ev))
 		return fail("rdma_get_cm_event", errno);
 	if (ev->event != want) {
-		fprintf(stderr, "rdma_floor: expected %s, got %s (status %d)\n", rdma_event_str(want),
-			rdma_event_str(ev->event), ev->status);
+		fprintf(stderr, "rdma_floor: expected %s, got %s (status %d)%s\n", rdma_event_str(want),
+			rdma_event_str(ev->event), ev->status,
+			ev->event == RDMA_CM_EVENT_REJECTED ? ": no rdma_floor server at that address and port?" : "");
 		rdma_ack_cm_event(ev);
 		return 1;
 	}
