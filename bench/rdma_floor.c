@@ -57,6 +57,7 @@ struct floor_info {
 
 struct floor_ep {
 	struct rdma_event_channel *ec;
+	struct rdma_addrinfo *ai;
 	struct rdma_cm_id *listen, *id;
 	struct ibv_pd *pd;
 	struct ibv_cq *scq, *rcq;
@@ -163,8 +164,9 @@ static int ep_connect(struct floor_ep *e, struct floor_cfg *c)
 
 	if (c->server)
 		hints.ai_flags = RAI_PASSIVE;
-	if ((r = rdma_getaddrinfo(c->addr, c->port, &hints, &ai)))
+	if ((r = rdma_getaddrinfo(c->addr, c->port, &hints, &e->ai)))
 		return fail("rdma_getaddrinfo (address and port)", r == -1 ? errno : EINVAL);
+	ai = e->ai;
 	e->ec = rdma_create_event_channel();
 	if (!e->ec || rdma_create_id(e->ec, &e->id, NULL, RDMA_PS_TCP))
 		return fail("rdma_create_id", errno);
@@ -193,7 +195,6 @@ static int ep_connect(struct floor_ep *e, struct floor_cfg *c)
 		    cm_wait(e, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL))
 			return fail("resolving the peer", errno ? errno : EHOSTUNREACH);
 	}
-	rdma_freeaddrinfo(ai);
 	if (ep_resources(e, c))
 		return 1;
 	mine = (struct floor_info){(uintptr_t)e->rbuf, e->mr->rkey, c->size, c->warmup + c->iters, (uint8_t)c->mode};
@@ -276,6 +277,33 @@ static int wait_one(struct floor_ep *e, const struct floor_cfg *c, uint8_t mark)
 	}
 }
 
+/* Everything ep_connect() made, whatever it got to (a tool under the
+ * sanitizers leaks nothing, on errors too). */
+static void ep_close(struct floor_ep *e)
+{
+	if (e->id && e->id->qp) {
+		rdma_disconnect(e->id);
+		rdma_destroy_qp(e->id);
+	}
+	if (e->mr)
+		ibv_dereg_mr(e->mr);
+	free(e->rbuf);
+	if (e->scq)
+		ibv_destroy_cq(e->scq);
+	if (e->rcq)
+		ibv_destroy_cq(e->rcq);
+	if (e->pd)
+		ibv_dealloc_pd(e->pd);
+	if (e->id && e->id != e->listen)
+		rdma_destroy_id(e->id);
+	if (e->listen)
+		rdma_destroy_id(e->listen);
+	if (e->ec)
+		rdma_destroy_event_channel(e->ec);
+	if (e->ai)
+		rdma_freeaddrinfo(e->ai);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -290,6 +318,7 @@ static int run(struct floor_ep *e, const struct floor_cfg *c)
 {
 	uint32_t n = c->warmup + c->iters;
 	uint64_t *t = c->server ? NULL : calloc(c->iters, sizeof(*t));
+	int ret = 1;
 
 	if (!c->server && !t)
 		return fail("samples", ENOMEM);
@@ -298,28 +327,30 @@ static int run(struct floor_ep *e, const struct floor_cfg *c)
 		uint64_t t0 = now_ns();
 		int r;
 
-		if (c->server) {
-			if (wait_one(e, c, mark))
-				return 1;
-			if ((r = post_one(e, c, mark, i)))
-				return fail("ibv_post_send", r);
-			continue;
+		if (c->server && wait_one(e, c, mark))
+			goto out;
+		if ((r = post_one(e, c, mark, i))) {
+			fail("ibv_post_send", r);
+			goto out;
 		}
-		if ((r = post_one(e, c, mark, i)))
-			return fail("ibv_post_send", r);
-		if (wait_one(e, c, mark))
-			return 1;
-		if (i >= c->warmup)
-			t[i - c->warmup] = now_ns() - t0;
+		if (!c->server) {
+			if (wait_one(e, c, mark))
+				goto out;
+			if (i >= c->warmup)
+				t[i - c->warmup] = now_ns() - t0;
+		}
 	}
-	if (c->server)
-		return 0;
-	qsort(t, c->iters, sizeof(*t), cmp_u64);
-	/* One-way: half the round trip, as perftest prints it. */
-	printf("%-6s %6u %8u  min %.2f  typ %.2f  p90 %.2f us%s\n", mode_name[c->mode], c->size, c->iters,
-	       t[0] / 2e3, t[c->iters / 2] / 2e3, t[(uint64_t)c->iters * 9 / 10] / 2e3, e->inl ? "" : "  (not inline)");
+	ret = 0;
+	if (!c->server) {
+		qsort(t, c->iters, sizeof(*t), cmp_u64);
+		/* One-way: half the round trip, as perftest prints it. */
+		printf("%-6s %6u %8u  min %.2f  typ %.2f  p90 %.2f us%s\n", mode_name[c->mode], c->size, c->iters,
+		       t[0] / 2e3, t[c->iters / 2] / 2e3, t[(uint64_t)c->iters * 9 / 10] / 2e3,
+		       e->inl ? "" : "  (not inline)");
+	}
+out:
 	free(t);
-	return 0;
+	return ret;
 }
 
 static void usage(FILE *f)
@@ -402,6 +433,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct floor_ep e = {0};
+	int ret = ep_connect(&e, &c) || run(&e, &c);
 
-	return ep_connect(&e, &c) || run(&e, &c);
+	ep_close(&e);
+	return ret;
 }
