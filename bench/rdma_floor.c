@@ -20,8 +20,10 @@
  * Every request is inline when the device takes --size inline, and one in
  * 16 asks for a completion (hpn's default). The client prints one line:
  * mode, size, iterations and the one-way latency (half the round trip) in
- * microseconds - minimum, median, 90th percentile - as perftest reports.
- * A peer silent for 10 s ends the run with an error.
+ * microseconds - minimum, median, 90th percentile - halved as perftest
+ * reports it.
+ * A peer silent for 10 s (in the run, or while connecting) ends it with
+ * an error; the server waits for its client as long as it takes.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -29,6 +31,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <netdb.h>
+#include <poll.h>
 #include <rdma/rdma_cma.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -86,11 +89,23 @@ static uint64_t now_ns(void)
 	return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
 }
 
+/* The next connection event, which must be `want`. A server waits for
+ * its client as long as it takes; every other wait ends after the same
+ * 10 s of silence as a run. */
 static int cm_wait(struct floor_ep *e, enum rdma_cm_event_type want, struct rdma_cm_event **out)
 {
+	struct pollfd pfd = {.fd = e->ec->fd, .events = POLLIN};
+	int ms = want == RDMA_CM_EVENT_CONNECT_REQUEST ? -1 : (int)(SILENCE_NS / 1000000);
 	struct rdma_cm_event *ev;
+	int r;
 
-	if (rdma_get_cm_event(e->ec, &ev))
+	while ((r = poll(&pfd, 1, ms)) < 0 && errno == EINTR)
+		;
+	if (r == 0) {
+		fprintf(stderr, "rdma_floor: no %s within 10 s\n", rdma_event_str(want));
+		return 1;
+	}
+	if (r < 0 || rdma_get_cm_event(e->ec, &ev))
 		return fail("rdma_get_cm_event", errno);
 	if (ev->event != want) {
 		fprintf(stderr, "rdma_floor: expected %s, got %s (status %d)%s\n", rdma_event_str(want),
@@ -164,8 +179,12 @@ static int ep_connect(struct floor_ep *e, struct floor_cfg *c)
 
 	if (c->server)
 		hints.ai_flags = RAI_PASSIVE;
-	if ((r = rdma_getaddrinfo(c->addr, c->port, &hints, &e->ai)))
-		return fail("rdma_getaddrinfo (address and port)", r == -1 ? errno : EINVAL);
+	if ((r = rdma_getaddrinfo(c->addr, c->port, &hints, &e->ai))) {
+		/* getaddrinfo's codes, or -1 with errno (no RDMA device: ENODEV) */
+		fprintf(stderr, "rdma_floor: %s:%s: %s\n", c->addr, c->port,
+			r == -1 && errno ? strerror(errno) : gai_strerror(r));
+		return 1;
+	}
 	ai = e->ai;
 	e->ec = rdma_create_event_channel();
 	if (!e->ec || rdma_create_id(e->ec, &e->id, NULL, RDMA_PS_TCP))
@@ -190,10 +209,14 @@ static int ep_connect(struct floor_ep *e, struct floor_cfg *c)
 		c->warmup = 0;
 		c->iters = e->peer.rounds;
 	} else {
-		if (rdma_resolve_addr(e->id, NULL, ai->ai_dst_addr, 2000) ||
-		    cm_wait(e, RDMA_CM_EVENT_ADDR_RESOLVED, NULL) || rdma_resolve_route(e->id, 2000) ||
-		    cm_wait(e, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL))
-			return fail("resolving the peer", errno ? errno : EHOSTUNREACH);
+		if (rdma_resolve_addr(e->id, NULL, ai->ai_dst_addr, 2000))
+			return fail("rdma_resolve_addr", errno);
+		if (cm_wait(e, RDMA_CM_EVENT_ADDR_RESOLVED, NULL))
+			return 1;
+		if (rdma_resolve_route(e->id, 2000))
+			return fail("rdma_resolve_route", errno);
+		if (cm_wait(e, RDMA_CM_EVENT_ROUTE_RESOLVED, NULL))
+			return 1;
 	}
 	if (ep_resources(e, c))
 		return 1;
@@ -212,16 +235,31 @@ static int ep_connect(struct floor_ep *e, struct floor_cfg *c)
 	return 0;
 }
 
-/* Send completions are asked for one in SIGNAL_EVERY: take them as they come. */
-static void reap_sends(struct floor_ep *e)
+/* Send completions are asked for one in SIGNAL_EVERY: take them as they
+ * come. A failed send (the peer gone: retries exceeded) says so. */
+static int reap_sends(struct floor_ep *e)
 {
 	struct ibv_wc wc[8];
+	int n;
 
-	if (e->sig_out)
-		e->sig_out -= (uint32_t)ibv_poll_cq(e->scq, 8, wc);
+	if (!e->sig_out)
+		return 0;
+	n = ibv_poll_cq(e->scq, 8, wc);
+	if (n < 0) {
+		fprintf(stderr, "rdma_floor: ibv_poll_cq (sends) failed\n");
+		return 1;
+	}
+	for (int i = 0; i < n; i++)
+		if (wc[i].status != IBV_WC_SUCCESS) {
+			fprintf(stderr, "rdma_floor: send failed: %s\n", ibv_wc_status_str(wc[i].status));
+			return 1;
+		}
+	e->sig_out -= (uint32_t)n;
+	return 0;
 }
 
-static int post_one(struct floor_ep *e, const struct floor_cfg *c, uint8_t mark, uint32_t seq)
+/* last: ask for its completion whatever the count (see drain_sends). */
+static int post_one(struct floor_ep *e, const struct floor_cfg *c, uint8_t mark, uint32_t seq, bool last)
 {
 	struct ibv_sge sge = {(uintptr_t)e->sbuf, c->size, e->mr->lkey};
 	struct ibv_send_wr wr = {.sg_list = &sge, .num_sge = 1}, *bad;
@@ -232,7 +270,7 @@ static int post_one(struct floor_ep *e, const struct floor_cfg *c, uint8_t mark,
 	wr.wr.rdma.remote_addr = e->peer.addr;
 	wr.wr.rdma.rkey = e->peer.rkey;
 	wr.send_flags = e->inl ? IBV_SEND_INLINE : 0;
-	if (++e->unsignaled == SIGNAL_EVERY) {
+	if (++e->unsignaled == SIGNAL_EVERY || last) {
 		e->unsignaled = 0;
 		e->sig_out++;
 		wr.send_flags |= IBV_SEND_SIGNALED;
@@ -263,7 +301,8 @@ static int wait_one(struct floor_ep *e, const struct floor_cfg *c, uint8_t mark)
 			if (n == 1)
 				return (n = post_recv(e, c->mode)) ? fail("ibv_post_recv", n) : 0;
 		}
-		reap_sends(e);
+		if (reap_sends(e))
+			return 1;
 		if ((spins & 0xffff) == 0) {
 			uint64_t t = now_ns();
 
@@ -304,6 +343,24 @@ static void ep_close(struct floor_ep *e)
 		rdma_freeaddrinfo(e->ai);
 }
 
+/* Until every asked-for completion is in: a send still queued when the
+ * connection is torn down would be thrown away, and the client would wait
+ * for a reply that never left. */
+static int drain_sends(struct floor_ep *e)
+{
+	uint64_t deadline = now_ns() + SILENCE_NS;
+
+	while (e->sig_out) {
+		if (reap_sends(e))
+			return 1;
+		if (now_ns() > deadline) {
+			fprintf(stderr, "rdma_floor: the last sends were not acknowledged within 10 s\n");
+			return 1;
+		}
+	}
+	return 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -329,7 +386,7 @@ static int run(struct floor_ep *e, const struct floor_cfg *c)
 
 		if (c->server && wait_one(e, c, mark))
 			goto out;
-		if ((r = post_one(e, c, mark, i))) {
+		if ((r = post_one(e, c, mark, i, i + 1 == n))) {
 			fail("ibv_post_send", r);
 			goto out;
 		}
@@ -340,6 +397,8 @@ static int run(struct floor_ep *e, const struct floor_cfg *c)
 				t[i - c->warmup] = now_ns() - t0;
 		}
 	}
+	if (drain_sends(e))
+		goto out;
 	ret = 0;
 	if (!c->server) {
 		qsort(t, c->iters, sizeof(*t), cmp_u64);
@@ -396,7 +455,7 @@ int main(int argc, char **argv)
 		{NULL, 0, NULL, 0}};
 	struct floor_cfg c = {.mode = M_WRITE, .addr = "0.0.0.0", .port = "18515", .size = 64,
 			      .iters = 5000, .warmup = 500};
-	bool peer = false;
+	bool peer = false, bound = false;
 	int o;
 
 	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -406,6 +465,7 @@ int main(int argc, char **argv)
 		case 's': c.server = true; break;
 		case 'p': peer = true; /* fall through */
 		case 'b':
+			bound |= o == 'b';
 			if (split_addr(optarg, &c.addr, &c.port)) {
 				fprintf(stderr, "rdma_floor: want ADDR:PORT, got %s\n", optarg);
 				return 2;
@@ -428,7 +488,7 @@ int main(int argc, char **argv)
 			return 2;
 		}
 	}
-	if (c.server == peer || optind != argc) {
+	if (c.server == peer || optind != argc || (peer && bound)) {
 		usage(stderr);
 		return 2;
 	}

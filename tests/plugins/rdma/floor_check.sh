@@ -10,14 +10,29 @@ port=19400
 out=$(mktemp)
 trap 'rm -f "$out"; kill $(jobs -p) 2>/dev/null || true' EXIT
 
-for mode in write wimm send; do
-	for size in 64 4096; do
+# A server, and the client against it once it listens (a refused connect
+# is retried with a fresh server); the server must end well too.
+run() { # mode size
+	local try spid
+	for try in 1 2 3 4 5; do
 		port=$((port + 1))
 		"$floor" --server --bind "$addr:$port" &
 		spid=$!
 		sleep 0.3
-		timeout 60 "$floor" --peer "$addr:$port" --mode "$mode" --size "$size" --iters 300 --warmup 30 >"$out"
-		wait "$spid" # the server ends with the client's run, successfully
+		if timeout 60 "$floor" --peer "$addr:$port" --mode "$1" --size "$2" --iters 300 --warmup 30 >"$out"; then
+			wait "$spid" # the server ends with the client's run, successfully
+			return
+		fi
+		kill "$spid" 2>/dev/null || true
+		wait "$spid" 2>/dev/null || true
+	done
+	echo "rdma_floor --mode $1 --size $2 failed 5 times" >&2
+	exit 1
+}
+
+for mode in write wimm send; do
+	for size in 64 4096; do
+		run "$mode" "$size"
 		# MODE SIZE ITERS min X typ Y p90 Z us [(not inline)]
 		read -r m z n w1 lo w2 typ w3 p90 us rest <"$out"
 		[ "$m $z $n $w1 $w2 $w3 $us" = "$mode $size 300 min typ p90 us" ] || { echo "bad line: $(cat "$out")" >&2; exit 1; }
@@ -26,20 +41,21 @@ for mode in write wimm send; do
 	done
 done
 
-expect_fail() { # what, want-exit-code, command...
-	local what=$1 want=$2 rc=0
-	shift 2
+expect_fail() { # what, want-exit-code, want-message, command...
+	local what=$1 want=$2 msg=$3 rc=0
+	shift 3
 	timeout 60 "$@" >"$out" 2>&1 || rc=$?
-	[ "$rc" = "$want" ] && grep -q '^rdma_floor: ' "$out" || { echo "$what: exit $rc (want $want): $(cat "$out")" >&2; exit 1; }
+	[ "$rc" = "$want" ] && grep -q "^rdma_floor: .*$msg" "$out" || { echo "$what: exit $rc (want $want, '$msg'): $(cat "$out")" >&2; exit 1; }
 	echo "$what: exit $rc, $(head -n 1 "$out")"
 }
-expect_fail "bad size" 2 "$floor" --peer "$addr:1" --size 0
-expect_fail "bad address" 2 "$floor" --peer "$addr"
-expect_fail "no server" 1 "$floor" --peer "$addr:19399"
-# A server killed mid-run: the client says so after its 10 s of silence.
+expect_fail "bad size" 2 "bad value" "$floor" --peer "$addr:1" --size 0
+expect_fail "bad address" 2 "want ADDR:PORT" "$floor" --peer "$addr"
+expect_fail "no server" 1 "no rdma_floor server" "$floor" --peer "$addr:19399"
+# A server killed mid-run: the client says so after its 10 s of silence
+# (or as a failed send, if its retries run out first).
 port=$((port + 1))
 "$floor" --server --bind "$addr:$port" &
 spid=$!
-sleep 0.3
+sleep 0.5
 (sleep 1; kill -9 "$spid") &
-expect_fail "server killed" 1 "$floor" --peer "$addr:$port" --iters 100000000
+expect_fail "server killed" 1 "silent for 10 s\\|send failed" "$floor" --peer "$addr:$port" --iters 100000000
