@@ -19,9 +19,9 @@
  *   send   send into a posted receive buffer (as ib_send_lat does)
  * Every request is inline when the device takes --size inline, and one in
  * 16 asks for a completion (hpn's default). The client prints one line:
- * mode, size, iterations and the one-way latency (half the round trip) in
- * microseconds - minimum, median, 90th percentile - halved as perftest
- * reports it.
+ * mode, size, iterations and the one-way latency in microseconds (half
+ * the round trip, as perftest reports it): minimum, median, 90th
+ * percentile.
  * A peer silent for 10 s (in the run, or while connecting) ends it with
  * an error; the server waits for its client as long as it takes.
  */
