@@ -97,7 +97,8 @@ hpn() {
 }
 
 floor() { # mode size -> $work/<path>_floor_<mode>_<size>_<round>.txt
-	local mode=$1 size=$2 try spid f=$work/${name}_floor_${mode}_${size}_$r.txt
+	local mode=$1 size=$2 try spid f
+	f=$work/${name}_floor_${mode}_${size}_$r.txt
 	for try in 1 2 3 4 5; do
 		# A fresh server each try: a failed run ends the server too.
 		port=$((port + 1))
