@@ -146,7 +146,7 @@ for path in "${paths[@]}"; do
 		echo "$name, size $s: hpnbench rdma (write with immediate)" >&2
 		hpn bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=2048 "$work/${name}_wimm_${s}_$r.json"
 		if [ "$floor" = 1 ]; then
-			echo "$name, size $s: rdma_floor write, wimm, send; write at $((s + 64))" >&2
+			echo "$name, size $s: rdma_floor write, wimm, send, and write 64 B larger" >&2
 			for m in write wimm send; do floor $m "$s"; done
 			[ $((s + 64)) -gt 4096 ] || floor write $((s + 64)) # rdma_floor's largest size is 4096
 		fi
@@ -273,7 +273,8 @@ if floor:
             print("  %s %d B: floor write %.2f, wimm %.2f, send %.2f" % (name, s, fw[0], fi[0], fs[0]))
             print("    the floor against perftest (should be ~1): write/ib_write_lat %s, send/ib_send_lat %s" % (q(fw, pw), q(fs, ps)))
             print("    the verb: write with immediate over plain write %s (its receive request and completion)" % q(fi, fw))
-            print("    hpn's own share: hpn send/floor send %s, hpn wimm/floor wimm %s" % (q(hs, fs), q(hw, fi)))
+            print("    hpn's own share: hpn send/floor send %s, hpn wimm/floor wimm %s%s" % (q(hs, fs), q(hw, fi),
+                  " (over its 2048-byte slots hpn's wimm run sends)" if s > 2048 else ""))
             if fw2:
                 print("    each byte more: %.0f / %.0f ns one-way (plain write, %d -> %d B: %.2f)" %
                       ((fw2[0] - fw[0]) * 1e3 / 64, (fw2[1] - fw[1]) * 1e3 / 64, s, s + 64, fw2[0]))
