@@ -5,8 +5,9 @@
 #
 # Runs itself inside the rxe guest (tools/hpn-rxe) unless RDMA is already
 # here. All tools run in the same guest, back to back, with the same sizes
-# and iteration counts; emulation (TCG) makes absolute numbers meaningless,
-# so what counts is the ratio; the tools take turns for --rounds rounds
+# and iteration counts; the guest (nested KVM here, TCG emulation where the
+# host has no KVM) makes absolute numbers meaningless, so what counts is the
+# ratio; the tools take turns for --rounds rounds
 # and each figure is the median of its rounds (one round swings by 2x
 # under emulation). The guest times from the TSC (hpn-rxe --tsc): with
 # its default HPET every clock read is a system call and an emulated
@@ -44,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--pair) pair=1; shift ;;
 	--floor) floor=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -45,6 +45,7 @@
 #include <unistd.h>
 
 #include "peerid.h"
+#include "rdma_wire.h"
 #include "sq.h"
 
 #define likely(x) __builtin_expect(!!(x), 1)
@@ -180,21 +181,6 @@ struct hpn_pep {
 	uint64_t connect_retry_ns; /* first interval of connect_again(), doubling to 4 s */
 	uint64_t keepalive_ns, next_keepalive_ns;
 	char dev[64];
-};
-
-/* Private data of connect and accept: where our ring is. */
-#define WIMM_MAGIC 0x68706e57u /* "hpnW" */
-#define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
-#define IMM_KEEPALIVE 0x40000000u /* a zero-length send that only proves the path */
-/* With IMM_KEEPALIVE: the sender is closing this connection. Sent before
- * the connection manager's disconnect request and acknowledged by RC like
- * any send: that request goes once (the sender's id is destroyed at close,
- * which cancels its resends), and with it lost the peer was never told
- * (soft-RoCE's retry_count=7 retries for ever). Older peers see a keepalive. */
-#define IMM_GOODBYE 0x20000000u
-struct wimm_pd {
-	uint32_t magic, slots, slot, rkey;
-	uint64_t addr;
 };
 
 static const struct hpn_plugin_param rdma_params[] = {

@@ -31,11 +31,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-/* plugins/rdma/rdma.c's immediates: a credit return, a keepalive, a
- * goodbye (with the keepalive bit). Anything else on a send is data. */
-#define IMM_CREDIT 0x80000000u
-#define IMM_KEEPALIVE 0x40000000u
-#define IMM_GOODBYE 0x20000000u
+/* The plugin's immediates (a credit return, a keepalive, a goodbye with
+ * the keepalive bit; anything else on a send is data) and its ring offer. */
+#include "rdma_wire.h"
 
 #define CFG "plugin=rdma,hugepages=auto,bufs=512,buf_size=64k,rx_depth=128,wimm=on,wimm_slot=256"
 
@@ -80,12 +78,6 @@ static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, cons
 	return 0;
 }
 
-/* rdma.c's connect private data: where the sender's ring is. */
-struct ring_pd {
-	uint32_t magic, slots, slot, rkey;
-	uint64_t addr;
-};
-
 /* The child: once the endpoint listens, connect; then (lie = false)
  * misbehave and say goodbye, or (lie = true) only claim a ring that does
  * not exist; wait to be told to go. */
@@ -116,9 +108,9 @@ static int rogue_main(const char *port, int go_fd, bool lie)
 	for (int i = 0; i < 16; i++)
 		if (rdma_post_recv(r.id, NULL, r.buf + 2048 + 64 * i, 64, r.mr))
 			return rogue_fail("rdma_post_recv");
-	/* "hpnW": a write-with-immediate ring of 4 slots at an address and
-	 * key that are nothing of ours. Without it, no ring of ours. */
-	struct ring_pd pd = {0x68706e57u, 4, 64, 0xdeadbeefu, 0x1000};
+	/* A write-with-immediate ring of 4 slots at an address and key that
+	 * are nothing of ours. Without it, no ring of ours. */
+	struct wimm_pd pd = {WIMM_MAGIC, 4, 64, 0xdeadbeefu, 0x1000};
 
 	cp.private_data = lie ? &pd : NULL;
 	cp.private_data_len = lie ? sizeof(pd) : 0;
