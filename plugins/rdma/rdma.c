@@ -747,11 +747,9 @@ static void reap_dev_sends(struct hpn_pep *u, struct rdma_dev *d)
 			if (!p)
 				continue; /* a peer already torn down */
 			if (wc[i].status == IBV_WC_SUCCESS) {
-				/* Acknowledged by the peer's queue pair, which dies with
-				 * its process: proof of life (keepalive_tick), when what
-				 * it sends us is held up - soft-RoCE under loss stalls one
-				 * direction for hundreds of milliseconds at times. */
-				p->heard = true;
+				/* Acknowledged: the peer's device took it. Not proof
+				 * of life (keepalive_tick): the peer's sends to us may
+				 * have stopped (IMM_PING, rdma_wire.h). */
 				peer_release_sq(u, p, (uint32_t)wc[i].wr_id);
 				continue;
 			}
@@ -1054,7 +1052,7 @@ static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-static void keepalive(struct rdma_peer *p);
+static void keepalive(struct rdma_peer *p, bool ask);
 static void goodbye(struct rdma_peer *p);
 static void goodbyes(struct hpn_pep *u);
 
@@ -1466,20 +1464,23 @@ static void ctl_send(struct rdma_peer *p, uint32_t imm)
 		p->d->sig_out++;
 }
 
-static void keepalive(struct rdma_peer *p)
+static void keepalive(struct rdma_peer *p, bool ask)
 {
-	ctl_send(p, IMM_KEEPALIVE);
+	ctl_send(p, IMM_KEEPALIVE | (ask ? IMM_PING : 0));
 }
 
 /* Every quarter of peer_timeout_ms: prove the path to each peer we sent
  * nothing to or heard nothing from, and end each peer we heard nothing
- * from (not even an acknowledgement) for SILENT_TICKS ticks: gone after
- * peer_timeout_ms to 1.25 x it of silence, as in the packet layer. RC's
- * retry limit alone cannot be relied on: soft-RoCE with retry_count=7
- * retries for ever, so a killed peer whose one disconnect request was lost
- * was never reported. Heard: a message, or an acknowledgement of ours (a
- * signaled send's completion: keepalives are signaled) - so the peer's own
- * peer_timeout_ms does not matter. Silence counts only where we listened:
+ * from for SILENT_TICKS ticks: gone after peer_timeout_ms to 1.25 x it of
+ * silence, as in the packet layer. RC's retry limit alone cannot be relied
+ * on: soft-RoCE with retry_count=7 retries for ever, so a killed peer whose
+ * one disconnect request was lost was never reported. Heard: anything
+ * received from the peer - a message, its keepalive, its answer to ours
+ * (IMM_PING: a peer we heard nothing from is asked, so its own
+ * peer_timeout_ms does not matter). Acknowledgements of our sends do not
+ * count: soft-RoCE once stopped taking one direction of a connection for
+ * good while acknowledging the other, and both ends waited for ever.
+ * Silence counts only where we listened:
  * a device whose receive CQ was not polled empty since the last tick (the
  * reader is slow or stalled: what the peer sent waits there unread) or
  * that has no receive posted (the application holds every buffer: the
@@ -1503,13 +1504,12 @@ static void keepalive_tick(struct hpn_pep *u, bool stalled)
 			continue;
 		}
 		p->heard = false;
-		/* A probe when we sent nothing, and when we heard nothing: its
-		 * acknowledgement is proof of life whatever the peer's own
-		 * keepalives - a peer with a longer peer_timeout_ms sends them
-		 * less often than our silence limit, and our unsignaled sends
-		 * bring no acknowledgement we can see. */
+		/* A keepalive when we sent nothing (the peer hears us); when we
+		 * heard nothing, one that asks for an answer - a peer with a
+		 * longer peer_timeout_ms sends its own less often than our
+		 * silence limit. */
 		if (!p->sent || quiet)
-			keepalive(p);
+			keepalive(p, quiet);
 		p->sent = false;
 	}
 	for (uint32_t i = 0; i < u->ndevs; i++)
@@ -1888,6 +1888,8 @@ static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc,
 		hpn_pool_put_bulk(u->pool, &buf, 1); /* proof of life, nothing to deliver */
 		if (ntohl(wc->imm_data) & IMM_GOODBYE)
 			p->bye = u->byes = true; /* goodbyes(): after this poll's messages */
+		else if ((ntohl(wc->imm_data) & IMM_PING) && p->state == P_UP)
+			keepalive(p, false); /* asked: the answer travels the path in question */
 		return 0;
 	}
 	*out = (struct hpn_msg){.data = buf, .len = wc->byte_len, .peer = p->pid};

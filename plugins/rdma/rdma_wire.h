@@ -27,5 +27,14 @@ struct wimm_pd {
  * which cancels its resends), and with it lost the peer was never told
  * (soft-RoCE's retry_count=7 retries for ever). Older peers see a keepalive. */
 #define IMM_GOODBYE 0x20000000u
+/* With IMM_KEEPALIVE: answer me. A peer's life is what we receive from it,
+ * not the acknowledgements of what we send: those come from its device's
+ * receive side alone, which on soft-RoCE has kept acknowledging one
+ * direction of a connection whose other direction had stopped for good.
+ * A peer that heard nothing from us asks; the answer (a plain keepalive)
+ * comes over the path that is in question. Older peers see a keepalive
+ * and do not answer: against them the silence timer needs their own
+ * keepalives (a peer_timeout_ms no longer than ours). */
+#define IMM_PING 0x10000000u
 
 #endif

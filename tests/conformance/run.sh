@@ -33,6 +33,9 @@ rdma)
 	# leaves through rxeC, across the wire.
 	addr=${HPN_TEST_RDMA_ADDR:-10.9.0.1}:$((18750 + RANDOM % 1000))
 	unset CONF_PACKET # no packet layer: no injected loss
+	# A case that stalls shows soft-RoCE's queue pairs (state, send and
+	# receive PSNs) and each device's counters while the server still runs.
+	export CONF_ON_STALL=${CONF_ON_STALL:-'rdma res show qp >&2; for c in /sys/class/infiniband/*/ports/1/hw_counters; do echo "${c#/sys/class/infiniband/}: $(cd $c && grep -H . * | tr "\n" " ")" >&2; done'}
 	;;
 af_xdp | af_xdp_udp)
 	prefix=hpncf

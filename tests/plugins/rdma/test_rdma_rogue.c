@@ -5,7 +5,10 @@
  * holds, credits nobody asked for, immediates with unknown bits, empty
  * sends - then a goodbye. The endpoint must deliver exactly the data
  * sends, count the malformed one, stay up for it and for others, and
- * report the goodbye. Runs in the soft-RoCE guest (tools/hpn-rxe); without
+ * report the goodbye. Two more rogues: one that claims a ring it does not
+ * have, and a mute one whose device takes (and acknowledges) everything
+ * but which never sends - one direction of a connection dead, as
+ * soft-RoCE once left one: the endpoint must report it gone. Runs in the soft-RoCE guest (tools/hpn-rxe); without
  * a device it skips (exit 77) and says why.
  */
 #include <setjmp.h>
@@ -23,6 +26,7 @@
 #include <infiniband/verbs.h>
 #include <rdma/rdma_cma.h>
 #include <rdma/rdma_verbs.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -78,11 +82,34 @@ static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, cons
 	return 0;
 }
 
-/* The child: once the endpoint listens, connect; then (lie = false)
- * misbehave and say goodbye, or (lie = true) only claim a ring that does
- * not exist; wait to be told to go. */
-static int rogue_main(const char *port, int go_fd, bool lie)
+enum rogue_kind { ROGUE_BAD, ROGUE_LIE, ROGUE_MUTE };
+
+/* Mute: keep receives posted (so the device acknowledges all that comes,
+ * keepalives and their questions too) and send nothing, until told to go. */
+static int rogue_mute(struct rogue *r, int go_fd)
 {
+	struct pollfd pfd = {.fd = go_fd, .events = POLLIN};
+	struct ibv_wc wc[16];
+	int n;
+
+	while (poll(&pfd, 1, 1) == 0) {
+		while ((n = ibv_poll_cq(r->id->recv_cq, 16, wc)) > 0)
+			for (int i = 0; i < n; i++)
+				if (rdma_post_recv(r->id, (void *)(uintptr_t)wc[i].wr_id, (void *)(uintptr_t)wc[i].wr_id, 64,
+						   r->mr))
+					return rogue_fail("rdma_post_recv");
+		if (n < 0)
+			return rogue_fail("ibv_poll_cq");
+	}
+	return 0;
+}
+
+/* The child: once the endpoint listens, connect; then misbehave and say
+ * goodbye (ROGUE_BAD), only claim a ring that does not exist (ROGUE_LIE),
+ * or keep mute (ROGUE_MUTE); wait to be told to go. */
+static int rogue_main(const char *port, int go_fd, enum rogue_kind kind)
+{
+	bool lie = kind == ROGUE_LIE;
 	struct rdma_addrinfo hints = {.ai_port_space = RDMA_PS_TCP}, *res;
 	struct ibv_qp_init_attr qa = {
 		.cap = {.max_send_wr = 16, .max_recv_wr = 16, .max_send_sge = 1, .max_recv_sge = 1, .max_inline_data = 0},
@@ -106,7 +133,7 @@ static int rogue_main(const char *port, int go_fd, bool lie)
 		return rogue_fail("rdma_reg_msgs");
 	/* Room for the endpoint's keepalives (posted into the upper half). */
 	for (int i = 0; i < 16; i++)
-		if (rdma_post_recv(r.id, NULL, r.buf + 2048 + 64 * i, 64, r.mr))
+		if (rdma_post_recv(r.id, r.buf + 2048 + 64 * i, r.buf + 2048 + 64 * i, 64, r.mr))
 			return rogue_fail("rdma_post_recv");
 	/* A write-with-immediate ring of 4 slots at an address and key that
 	 * are nothing of ours. Without it, no ring of ours. */
@@ -116,8 +143,10 @@ static int rogue_main(const char *port, int go_fd, bool lie)
 	cp.private_data_len = lie ? sizeof(pd) : 0;
 	if (rdma_connect(r.id, &cp))
 		return rogue_fail("rdma_connect");
+	if (kind == ROGUE_MUTE && rogue_mute(&r, go_fd))
+		return 1;
 	/* More than a ring slot holds (256): malformed, dropped. */
-	if (!lie && (rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, 100000, "", 0) ||
+	if (kind == ROGUE_BAD && (rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, 100000, "", 0) ||
 	    /* Credits for a ring the endpoint never got: nothing to deliver. */
 	    rogue_post(&r, IBV_WR_RDMA_WRITE_WITH_IMM, IMM_CREDIT | 5, "", 0) ||
 	    /* A keepalive: dropped. */
@@ -139,7 +168,8 @@ static int rogue_main(const char *port, int go_fd, bool lie)
 /* Fork the rogue before anything of verbs exists here (a device's command
  * file does not carry across fork: the kernel refuses it to the child),
  * then listen at addr and let it connect. */
-static hpn_ep *rogue_start(const char *addr, const char *port, bool lie, pid_t *pid, int *go_out)
+static hpn_ep *rogue_start(const char *addr, const char *port, enum rogue_kind kind, const char *extra, pid_t *pid,
+			   int *go_out)
 {
 	int go[2];
 	hpn_ep *s;
@@ -149,10 +179,10 @@ static hpn_ep *rogue_start(const char *addr, const char *port, bool lie, pid_t *
 	assert_true(*pid >= 0);
 	if (*pid == 0) {
 		close(go[1]);
-		_exit(rogue_main(port, go[0], lie));
+		_exit(rogue_main(port, go[0], kind));
 	}
 	close(go[0]);
-	s = e2e_make(CFG, NULL);
+	s = e2e_make(CFG, extra);
 	assert_int_equal(hpn_listen(s, addr), 0);
 	assert_true(write(go[1], "l", 1) == 1); /* listening: connect */
 	*go_out = go[1];
@@ -202,7 +232,7 @@ static void test_rogue_peer(void **state)
 	(void)state;
 	snprintf(port, sizeof(port), "%d", next_port++);
 	snprintf(addr, sizeof(addr), "%s:%s", host, port);
-	s = rogue_start(addr, port, false, &pid, &go);
+	s = rogue_start(addr, port, ROGUE_BAD, NULL, &pid, &go);
 	/* Messages and events are two queues: what came before the goodbye
 	 * may still be read after its event. */
 	for (uint64_t t0 = now_ms(), gone_at = 0; now_ms() - t0 < 20000 && (!gone || now_ms() - gone_at < 500);) {
@@ -265,7 +295,7 @@ static void test_lying_ring(void **state)
 	(void)state;
 	snprintf(port, sizeof(port), "%d", next_port++);
 	snprintf(addr, sizeof(addr), "%s:%s", host, port);
-	s = rogue_start(addr, port, true, &pid, &go);
+	s = rogue_start(addr, port, ROGUE_LIE, NULL, &pid, &go);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 10000);
 	rogue = ev.peer;
 	/* Small: into the claimed ring (credits: its 4 slots). */
@@ -291,6 +321,55 @@ static void test_lying_ring(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* A peer whose device acknowledges all we send, keepalives and their
+ * questions included, but from which nothing ever comes: gone after
+ * peer_timeout_ms (to 1.25 x it), -ETIMEDOUT, while our sends to it were
+ * still being acknowledged. */
+static void test_mute_peer(void **state)
+{
+	char addr[96], port[16];
+	hpn_ep *s;
+	hpn_peer_t rogue;
+	struct hpn_event ev = {0};
+	struct hpn_stats st;
+	uint64_t t0;
+	int go, sent = 0;
+	pid_t pid;
+
+	(void)state;
+	snprintf(port, sizeof(port), "%d", next_port++);
+	snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	s = rogue_start(addr, port, ROGUE_MUTE, "peer_timeout_ms=1000", &pid, &go);
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 10000);
+	rogue = ev.peer;
+	for (t0 = now_ms(); now_ms() - t0 < 20000;) {
+		struct hpn_msg in[4];
+		int r = hpn_recv_burst(s, in, 4);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++)
+			hpn_buf_put(s, in[i].data);
+		if (r)
+			fail_msg("%d messages from a peer that sends nothing", r);
+		if (hpn_poll(s, &ev, 1) == 1)
+			break;
+		sent += hpn_send(s, rogue, "ping", 4) == 0; /* its device takes it; it never answers */
+		usleep(1000);
+	}
+	fprintf(stderr, "# mute peer gone after %llu ms, %d sends taken by its device\n",
+		(unsigned long long)(now_ms() - t0), sent);
+	assert_int_equal(ev.type, HPN_EV_PEER_GONE);
+	assert_int_equal(ev.peer, rogue);
+	assert_int_equal(ev.status, -ETIMEDOUT);
+	assert_true(now_ms() - t0 >= 900); /* not before its silence limit */
+	assert_true(sent > 0);
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.msgs_in, 0);
+	rogue_end(pid, go);
+	serves_after(s, addr);
+	hpn_ep_destroy(s);
+}
+
 int main(void)
 {
 	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why;
@@ -304,6 +383,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_rogue_peer),
 		cmocka_unit_test(test_lying_ring),
+		cmocka_unit_test(test_mute_peer),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
