@@ -337,6 +337,10 @@ static bool param_known(const struct hpn_plugin_param *p, const char *key)
 
 /* HPN_ variables that are not configuration keys (log.c, loader.c). */
 static const char *const env_not_keys[] = {"HPN_PLUGIN_PATH", "HPN_LOG_LEVEL", NULL};
+/* The project's own tools' and tests' variables (tools/hpn-rxe's cache and
+ * kernel, the rdma tests' address): set around every endpoint of a run,
+ * never keys, and a warning from each endpoint would only be noise. */
+static const char *const env_not_key_prefixes[] = {"HPN_RXE_", "HPN_TEST_", NULL};
 
 /* Edit distance of two short keys, capped at 3 (enough for "did you mean"). */
 static unsigned key_distance(const char *a, const char *b)
@@ -402,6 +406,8 @@ static void check_env_keys(const struct hpn_plugin_param *extra, const char *ext
 		len = (size_t)(eq - name);
 		for (const char *const *n = env_not_keys; *n && known; n++)
 			known = strlen(*n) != len + 4 || strncmp(*n, *e, len + 4);
+		for (const char *const *n = env_not_key_prefixes; *n && known; n++)
+			known = strncmp(*n, *e, strlen(*n)) != 0;
 		if (!known)
 			continue; /* a documented non-key variable */
 		for (size_t i = 0; i < len; i++) {
