@@ -8,8 +8,9 @@
  * report the goodbye. Two more rogues: one that claims a ring it does not
  * have, and a mute one whose device takes (and acknowledges) everything
  * but which never sends - one direction of a connection dead, as
- * soft-RoCE once left one: the endpoint must report it gone. Runs in the soft-RoCE guest (tools/hpn-rxe); without
- * a device it skips (exit 77) and says why.
+ * soft-RoCE once left one: the endpoint must report it gone. Runs in the
+ * soft-RoCE guest (tools/hpn-rxe); without a device it skips (exit 77)
+ * and says why.
  */
 #include <setjmp.h>
 #include <stdarg.h>
