@@ -1052,7 +1052,6 @@ static int rdma_probe_(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-static void keepalive(struct rdma_peer *p, bool ask);
 static void goodbye(struct rdma_peer *p);
 static void goodbyes(struct hpn_pep *u);
 
