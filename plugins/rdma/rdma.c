@@ -1162,7 +1162,10 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 	bufsz = co->buf_size;
 	burst = co->burst;
 	peers = co->max_peers;
-	ret = ret ?: hpn_core_cfg_u64(core, "rx_depth", 256, 16, 1u << 16, &v);
+	/* Unset, it follows a small pool (at most half of it posted) rather
+	 * than refuse bufs= with a complaint about a key nobody gave. */
+	ret = ret ?: hpn_core_cfg_u64(core, "rx_depth", bufs / 2 < 256 ? (bufs / 2 < 16 ? 16 : bufs / 2) : 256, 16,
+				      1u << 16, &v);
 	u->rx_depth = (uint32_t)v;
 	ret = ret ?: hpn_core_cfg_u64(core, "tx_depth", 128, 8, 1u << 15, &v);
 	u->tx_depth = (uint32_t)v;

@@ -87,6 +87,7 @@ struct hpn_pep {
 	 * landed in (pktep.h, HPN_DGRAM_POOL). */
 	void *rel_rxb[64]; /* a stack: the top ones are lent */
 	unsigned rel_nrxb, rel_lent;
+	unsigned rel_max; /* the stack's depth: an eighth of the pool, at most 64 */
 	uint32_t rel_mtu; /* lend only if a pool buffer holds this much */
 	bool raw;         /* reliable=off: no receive timestamps (nothing measures a round trip) */
 	bool gro;         /* reliable=off, gro=on: the kernel glues runs of datagrams, we cut them */
@@ -438,7 +439,7 @@ static void rx_timestamps(struct hpn_pep *u, bool on)
  * pool operation when it runs low (halving when the pool is low). */
 static void rel_restock(struct hpn_pep *u)
 {
-	for (unsigned want = HPN_ARRAY_LEN(u->rel_rxb) - u->rel_nrxb; want; want /= 2)
+	for (unsigned want = u->rel_max - u->rel_nrxb; want; want /= 2)
 		if (hpn_pool_get_bulk(u->pool, u->rel_rxb + u->rel_nrxb, want) == want) {
 			u->rel_nrxb += want;
 			return;
@@ -982,6 +983,12 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	u->pool = hpn_core_pool(u->core);
 	hpn_pktep_mem_register(u->pk);
 	u->rel_lend = hpn_pool_buf_size(u->pool) >= u->rel_mtu;
+	/* Held while no datagram comes, so bounded by the pool: with the
+	 * packet layer's delivery reserve (at most a quarter) the receive side
+	 * keeps at most 3/8 of it, and the application can always send. */
+	u->rel_max = hpn_core_opts(u->core)->bufs / 8;
+	if (u->rel_max > HPN_ARRAY_LEN(u->rel_rxb))
+		u->rel_max = HPN_ARRAY_LEN(u->rel_rxb);
 	return 0; /* kernel sockets copy: nothing to register */
 }
 

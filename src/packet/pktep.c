@@ -758,9 +758,17 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->kept_max = cfg->plain && cfg->seq.kind ? co->bufs / 2 : co->bufs / 4;
 	if (cfg->kept_max && cfg->kept_max < e->kept_max)
 		e->kept_max = cfg->kept_max; /* a frame backend's receive frames are fewer */
+	/* The delivery reserve: a batch's worth (a BATCH packet carries up to
+	 * 64 messages), an eighth of a large pool - but never more than a
+	 * quarter of a small one. Held for good, it must leave the application
+	 * buffers to send from (with udp's lending stack, an eighth, at most
+	 * 3/8 of the pool is kept for receiving); fewer than a batch only
+	 * means a BATCH packet's messages wait for room (on_room). */
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
 	if (e->cache_max > PK_CACHE)
 		e->cache_max = PK_CACHE;
+	if (e->cache_max > co->bufs / 4)
+		e->cache_max = co->bufs / 4;
 	e->peers = calloc(e->max_peers, sizeof(*e->peers));
 	e->active = calloc(e->max_peers, sizeof(*e->active));
 	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
