@@ -664,14 +664,35 @@ static void measure_start(struct client *c)
 	c->cp0 = copies(c->ep, c->srv_ep);
 }
 
+static void check_events(struct client *c);
+
+/* A send that cannot go on: interrupted (Ctrl-C must work here too), or
+ * stuck for STUCK_S seconds - a hang, said as one. Cheap: a clock read per
+ * 1024 tries. */
+#define STUCK_S 10
+static void stuck(struct client *c, uint64_t t0, const char *why)
+{
+	static unsigned tries;
+
+	if (interrupted)
+		die(130, "interrupted");
+	if (++tries & 1023)
+		return;
+	check_events(c); /* the server gone is said as that */
+	if (now_ns() - t0 > STUCK_S * 1000000000ull)
+		die(1, "stuck for %d s: %s", STUCK_S, why);
+}
+
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 {
 	struct bench_hdr h = {type, 0, seq};
 	void *buf;
 	int r;
 
-	while (hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS)
+	for (uint64_t t0 = now_ns(); hpn_buf_get_sized(c->ep, size, &buf) == -ENOBUFS;) {
 		hpn_poll(c->ep, NULL, 0); /* buffers come back with acks, which someone has to read */
+		stuck(c, t0, "no free buffer to send from (bufs= too small for this run?)");
+	}
 	if (c->plain) { /* sockperf's ping: any echo, or sockperf sr, answers it */
 		memset(buf, 0, SP_HDR);
 		put_be(buf, seq, 8);
@@ -682,8 +703,8 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 	}
 	struct hpn_msg m = {.data = buf, .len = (uint32_t)size, .peer = c->peer};
 
-	while ((r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0)
-		;
+	for (uint64_t t0 = now_ns(); (r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0;)
+		stuck(c, t0, "the server takes nothing (its window stays closed)");
 	if (r < 0) {
 		hpn_buf_put(c->ep, buf);
 		die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : "backend error");
