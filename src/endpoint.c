@@ -256,9 +256,19 @@ static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 	if (o->bufs < 4 * o->burst)
 		return hpn_set_error(-EINVAL, "config: bufs=%" PRIu64 " too small for burst=%" PRIu64
 				     " (need bufs >= 4 * burst)", o->bufs, o->burst);
-	if (o->progress == 1 && 4 * (o->ring_size + 2 * o->burst) > 3 * o->bufs)
+	/* ring_size unset follows a small pool (halving down to 64), so that
+	 * bufs= alone works - or says the pool is too small for the thread. */
+	while (o->progress == 1 && !hpn_cfg_get(cfg, "ring_size") && o->ring_size > 64 &&
+	       4 * (o->ring_size + 2 * o->burst) > 3 * o->bufs)
+		o->ring_size /= 2;
+	if (o->progress == 1 && 4 * (o->ring_size + 2 * o->burst) > 3 * o->bufs) {
+		if (!hpn_cfg_get(cfg, "ring_size"))
+			return hpn_set_error(-EINVAL, "config: bufs=%" PRIu64 " too small for progress=thread with burst=%" PRIu64
+					     " (its rings need ring_size + 2 * burst <= 3/4 of bufs, ring_size >= 64: bufs >= %" PRIu64 ")",
+					     o->bufs, o->burst, (4 * (64 + 2 * o->burst) + 2) / 3);
 		return hpn_set_error(-EINVAL, "config: ring_size=%" PRIu64 " too large for bufs=%" PRIu64
 				     " (need ring_size + 2 * burst <= 3/4 of bufs)", o->ring_size, o->bufs);
+	}
 	o->numa = -2; /* auto */
 	if (numa && !strcmp(numa, "off"))
 		o->numa = -1;

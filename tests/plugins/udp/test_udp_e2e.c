@@ -1586,6 +1586,14 @@ static void test_config_errors(void **state)
 	assert_non_null(strstr(hpn_last_error(), "bufs=16 too small"));
 	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,bufs=512,ring_size=512", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "ring_size=512 too large"));
+	/* ring_size unset follows the pool down to 64; below that the pool
+	 * is named, with the least that works. */
+	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,bufs=128", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "bufs=128 too small for progress=thread with burst=32"));
+	assert_non_null(strstr(hpn_last_error(), "bufs >= 171"));
+	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,hugepages=off,bufs=256", &ep), 0);
+	hpn_ep_destroy(ep);
+	ep = NULL;
 	assert_int_equal(hpn_ep_create("plugin=udp,progress=sideways", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "progress"));
 	assert_null(ep);
