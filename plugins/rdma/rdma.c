@@ -1219,8 +1219,11 @@ static int rdma_open_(struct hpn_core *core, struct hpn_caps *caps, struct hpn_p
 		goto fail;
 	}
 	if (u->rx_depth > bufs / 2) {
-		ret = hpn_set_error(-EINVAL, "config: rx_depth=%u needs bufs >= %u (receives may hold at most half the pool)",
-				    u->rx_depth, 2 * u->rx_depth);
+		ret = hpn_core_cfg(core, "rx_depth")
+			      ? hpn_set_error(-EINVAL, "config: rx_depth=%u needs bufs >= %u (receives may hold at most "
+						       "half the pool)", u->rx_depth, 2 * u->rx_depth)
+			      : hpn_set_error(-EINVAL, "config: bufs=%llu too small for rdma: it keeps at least 16 receives "
+						       "posted, at most half the pool (bufs >= 32)", (unsigned long long)bufs);
 		goto fail;
 	}
 	if (u->signal_every > u->tx_depth / 2)

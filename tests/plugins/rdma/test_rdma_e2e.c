@@ -638,8 +638,17 @@ static void test_bad_device(void **state)
 	assert_int_equal(hpn_ep_create(CFG ",dev=nosuch0", &ep), -ENODEV);
 	assert_non_null(strstr(hpn_last_error(), "no device 'nosuch0'"));
 	assert_null(ep);
-	assert_int_equal(hpn_ep_create(CFG ",rx_depth=400", &ep), -EINVAL);
-	assert_non_null(strstr(hpn_last_error(), "rx_depth"));
+	/* (Not CFG: it has an rx_depth, and a key given twice is refused for
+	 * that, whatever its value.) */
+	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=512,rx_depth=400", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "rx_depth=400 needs bufs >= 800"));
+	/* rx_depth unset follows a small pool (half of it) down to 16; below
+	 * that the error names bufs=, the key that was given. */
+	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=16,burst=4", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "bufs=16 too small for rdma"));
+	assert_int_equal(hpn_ep_create("plugin=rdma,hugepages=off,bufs=128", &ep), 0);
+	hpn_ep_destroy(ep);
+	ep = NULL;
 	assert_int_equal(hpn_ep_create(CFG ",ack_timeout=32", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "ack_timeout"));
 	assert_int_equal(hpn_ep_create(CFG ",retry_count=8", &ep), -EINVAL);
