@@ -75,6 +75,8 @@ fuzz fuzz_conn tests/fuzz/corpus_conn src/packet/conn.c src/packet/wire.c src/pa
 fuzz fuzz_feed tests/fuzz/corpus_feed src/packet/feed.c
 # Ethernet / IPv4 / UDP frames and ARP, as af_xdp and dpdk receive them.
 fuzz fuzz_frame tests/fuzz/corpus_frame src/net/frame.c
+# What users type: the endpoint's config string, faults= and seq= specs.
+fuzz fuzz_config tests/fuzz/corpus_config src/config.c src/log.c src/packet/fault.c src/packet/feed.c -DHPN_VERSION='"fuzz"'
 
 echo "== pkg-config consumer"
 stage=$(mktemp -d)
