@@ -667,6 +667,8 @@ HPN_EXPORT int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max)
 		backlog_fill(ep);
 		inline_progress(ep);
 	}
+	if (!events)
+		max = 0; /* progress only: the events stay for the next caller */
 	while (n < max && hpn_ev_take(ep, HPN_PEER_NONE, &events[n]))
 		n++;
 	return (int)n;
@@ -713,10 +715,25 @@ static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r
 	HPN_STAT_ADD(ep->stats.bytes_in, bytes);
 }
 
+/* Errors of the data path that are the caller's: named here, off the
+ * path (a fast-path call otherwise leaves hpn_last_error() as it was). */
+static HPN_COLD int bad_arg(const char *fn, const char *what)
+{
+	return hpn_set_error(-EINVAL, "%s: %s", fn, what);
+}
+
+static HPN_COLD int too_long(const char *fn, size_t len, uint64_t max)
+{
+	return hpn_set_error(-EMSGSIZE, "%s: %zu bytes, more than the largest message (%" PRIu64 ", max_msg=)", fn,
+			     len, max);
+}
+
 HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
 	int r;
 
+	if (hpn_unlikely(!msgs))
+		return n ? bad_arg("hpn_send_burst", "msgs is NULL") : 0;
 	if (hpn_unlikely(ep->prog))
 		return hpn_prog_send(ep, msgs, n, false);
 	r = ep->ops.tx_burst(ep->pep, msgs, n, 0);
@@ -760,7 +777,11 @@ static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsign
 
 HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
-	int r = zc_check(ep, msgs, n);
+	int r;
+
+	if (hpn_unlikely(!msgs))
+		return n ? bad_arg("hpn_send_zc_burst", "msgs is NULL") : 0;
+	r = zc_check(ep, msgs, n);
 
 	if (hpn_unlikely(r < 0))
 		return r;
@@ -778,7 +799,9 @@ HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t le
 	int r;
 
 	if (hpn_unlikely(len > ep->max_msg))
-		return -EMSGSIZE;
+		return too_long("hpn_send", len, ep->max_msg);
+	if (hpn_unlikely(!data && len))
+		return bad_arg("hpn_send", "data is NULL");
 	r = hpn_send_burst(ep, &m, 1);
 	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }
@@ -799,6 +822,9 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 {
 	int r;
 
+	if (hpn_unlikely(!msgs))
+		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
+
 	if (hpn_unlikely(ep->backlog_n))
 		r = backlog_take(ep, msgs, n);
 	else if (hpn_unlikely(ep->prog))
@@ -814,6 +840,8 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 {
 	struct hpn_msg *m;
 
+	if (hpn_unlikely(!peer || (!buf && len)))
+		return bad_arg("hpn_recv", !peer ? "peer is NULL" : "buf is NULL");
 	if (!ep->backlog_n) {
 		struct hpn_msg got;
 		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);
@@ -824,8 +852,9 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 		ep->backlog_n = 1;
 	}
 	m = &ep->backlog[ep->backlog_head];
-	if (m->len > len)
-		return -EMSGSIZE; /* stays queued: the caller may retry bigger */
+	if (m->len > len) /* stays queued: the caller may retry bigger */
+		return hpn_set_error(-EMSGSIZE, "hpn_recv: the next message is %u bytes, the buffer %zu (it stays queued)",
+				     m->len, len);
 	memcpy(buf, m->data, m->len);
 	*peer = m->peer;
 	count_in(ep, m, 1);

@@ -223,6 +223,7 @@ struct hpn_event {
  * peer_timeout_ms is gone. Accepted messages beyond the congestion window
  * (cc=on, the default) also leave only from these calls. In
  * progress=thread mode it only hands over events. Returns the number of events (0 if none).
+ * events NULL (or max 0): progress only, the events stay pending.
  */
 int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max);
 

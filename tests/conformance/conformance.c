@@ -18,10 +18,10 @@
  *                                     subscriber (unordered mode)
  *
  * Cases: every size up to the largest message in order and intact, bursts,
- * the zero-copy send path, the smallest pool, injected loss (packet
- * backends), a reader stalled for three peer timeouts (slow, not dead), a
- * connect nobody answers, a peer killed mid-stream (last: it ends the
- * server).
+ * the zero-copy send path, the smallest pool, a caller's bad arguments,
+ * injected loss (packet backends), a reader stalled for three peer
+ * timeouts (slow, not dead), a connect nobody answers, a peer killed
+ * mid-stream (last: it ends the server).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -554,6 +554,49 @@ static void test_reader_holds_buffers(void **state)
 	bye(c);
 }
 
+/* A caller's mistakes on the data path are refused with their reason in
+ * hpn_last_error() (not a stale one, not a crash), and lose nothing: a
+ * receive buffer too small leaves the message queued for a larger one. */
+static void test_bad_arguments(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c), from = HPN_PEER_NONE;
+	uint8_t small[10], big[200], msg[100];
+	struct hpn_event ev[4];
+	uint64_t t0 = now_ms();
+	int r;
+
+	(void)state;
+	assert_int_equal(hpn_send(c, p, NULL, 10), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "data is NULL"));
+	assert_int_equal(hpn_send(c, p, msg, (size_t)UINT32_MAX + 2), -EMSGSIZE);
+	assert_non_null(strstr(hpn_last_error(), "more than the largest message"));
+	assert_int_equal(hpn_send_burst(c, NULL, 1), -EINVAL);
+	assert_int_equal(hpn_send_zc_burst(c, NULL, 1), -EINVAL);
+	assert_int_equal(hpn_send_burst(c, NULL, 0), 0);
+	assert_int_equal(hpn_recv_burst(c, NULL, 4), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "msgs is NULL"));
+	assert_int_equal(hpn_recv(c, NULL, big, sizeof(big)), -EINVAL);
+	assert_true(hpn_poll(c, NULL, 4) >= 0); /* progress only */
+	/* The echo of 100 bytes, offered 10 bytes of room first. */
+	fill(msg, sizeof(msg), 7);
+	while ((r = hpn_send(c, p, msg, sizeof(msg))) == -EAGAIN)
+		wait_window(c);
+	assert_int_equal(r, 0);
+	while ((r = hpn_recv(c, &from, small, sizeof(small))) == -EAGAIN)
+		if (now_ms() - t0 > 60000)
+			stalled(c, "no echo after 60 s");
+	assert_int_equal(r, -EMSGSIZE);
+	assert_non_null(strstr(hpn_last_error(), "stays queued"));
+	assert_int_equal(hpn_recv(c, &from, big, sizeof(big)), (int)sizeof(msg));
+	assert_int_equal(from, p);
+	assert_int_equal(check(big, sizeof(msg)), 7);
+	while ((r = hpn_poll(c, ev, 4)) > 0)
+		for (int i = 0; i < r; i++)
+			assert_int_not_equal(ev[i].type, HPN_EV_PEER_GONE);
+	bye(c);
+}
+
 /* The smallest pool the core accepts (bufs = 4 * burst): what the backend
  * keeps for its own receiving must leave buffers to send from. Zero-copy
  * ping-pong, then a stream with more in flight than the pool holds. (udp's
@@ -817,6 +860,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_zero_copy_counted, teardown),
 		cmocka_unit_test_teardown(test_reader_holds_buffers, teardown),
 		cmocka_unit_test_teardown(test_small_pool, teardown),
+		cmocka_unit_test_teardown(test_bad_arguments, teardown),
 		cmocka_unit_test_teardown(test_injected_loss, teardown),
 		cmocka_unit_test_teardown(test_slow_reader, teardown),
 		cmocka_unit_test_teardown(test_connect_nobody, teardown),
