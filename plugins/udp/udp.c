@@ -983,12 +983,17 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	u->pool = hpn_core_pool(u->core);
 	hpn_pktep_mem_register(u->pk);
 	u->rel_lend = hpn_pool_buf_size(u->pool) >= u->rel_mtu;
-	/* Held while no datagram comes, so bounded by the pool: with the
-	 * packet layer's delivery reserve (at most a quarter) the receive side
-	 * keeps at most 3/8 of it, and the application can always send. */
-	u->rel_max = hpn_core_opts(u->core)->bufs / 8;
+	/* Held while no datagram comes, so bounded by the pool: an eighth of
+	 * it, and with the packet layer's delivery reserve at most half (a
+	 * pool of 128 lends nothing: datagrams land in the packet layer's own
+	 * room and are copied), so the application can always send. */
+	uint32_t bufs = hpn_core_opts(u->core)->bufs, kept = hpn_pktep_rx_reserve(u->pk);
+
+	u->rel_max = bufs / 8;
 	if (u->rel_max > HPN_ARRAY_LEN(u->rel_rxb))
 		u->rel_max = HPN_ARRAY_LEN(u->rel_rxb);
+	if (u->rel_max > bufs / 2 - kept)
+		u->rel_max = bufs / 2 - kept;
 	return 0; /* kernel sockets copy: nothing to register */
 }
 

@@ -758,17 +758,20 @@ int hpn_pktep_create(struct hpn_core *core, const struct hpn_pktep_cfg *cfg, con
 	e->kept_max = cfg->plain && cfg->seq.kind ? co->bufs / 2 : co->bufs / 4;
 	if (cfg->kept_max && cfg->kept_max < e->kept_max)
 		e->kept_max = cfg->kept_max; /* a frame backend's receive frames are fewer */
-	/* The delivery reserve: a batch's worth (a BATCH packet carries up to
-	 * 64 messages), an eighth of a large pool - but never more than a
-	 * quarter of a small one. Held for good, it must leave the application
-	 * buffers to send from (with udp's lending stack, an eighth, at most
-	 * 3/8 of the pool is kept for receiving); fewer than a batch only
-	 * means a BATCH packet's messages wait for room (on_room). */
+	/* The delivery reserve: a batch's worth at least (a BATCH packet's up
+	 * to 64 messages are delivered together or not at all: on_room), an
+	 * eighth of a large pool. Held for good, it must leave as much to the
+	 * application to send from, so a pool under two batches is refused
+	 * rather than taken whole (hpn_buf_get would fail for ever). */
+	if (co->bufs < 2 * HPN_CONN_BATCH_MAX) {
+		free(e);
+		return hpn_set_error(-EINVAL, "config: bufs=%u too small for the packet layer: it keeps %u buffers to "
+					      "deliver a batch of messages into and must leave as many to the application "
+					      "(bufs >= %u)", co->bufs, HPN_CONN_BATCH_MAX, 2 * HPN_CONN_BATCH_MAX);
+	}
 	e->cache_max = co->bufs / 8 < HPN_CONN_BATCH_MAX ? HPN_CONN_BATCH_MAX : co->bufs / 8;
 	if (e->cache_max > PK_CACHE)
 		e->cache_max = PK_CACHE;
-	if (e->cache_max > co->bufs / 4)
-		e->cache_max = co->bufs / 4;
 	e->peers = calloc(e->max_peers, sizeof(*e->peers));
 	e->active = calloc(e->max_peers, sizeof(*e->active));
 	e->htab = malloc((e->hmask + 1) * sizeof(*e->htab));
@@ -900,6 +903,11 @@ void hpn_pktep_destroy(struct hpn_pktep *e)
 	free(e->rx_mem);
 	free(e->tx_copy);
 	free(e);
+}
+
+uint32_t hpn_pktep_rx_reserve(const struct hpn_pktep *e)
+{
+	return e->cache_max;
 }
 
 uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e)

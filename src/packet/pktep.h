@@ -191,6 +191,10 @@ void hpn_pktep_destroy(struct hpn_pktep *e); /* says goodbye to every peer */
  * what one window of packets carries if that is less and max_msg was not
  * asked for (asked for, it is an error at create). */
 uint32_t hpn_pktep_max_msg(const struct hpn_pktep *e);
+/* Pool buffers the packet layer keeps in hand to deliver into (a batch's
+ * worth at least): a backend that keeps some too (udp's lending stack)
+ * leaves the application at least half the pool with it. */
+uint32_t hpn_pktep_rx_reserve(const struct hpn_pktep *e);
 /* false: unordered mode (sequenced, gaps counted, nothing retransmitted). */
 bool hpn_pktep_reliable(const struct hpn_pktep *e);
 /* framing=none: a line of the feed (or a plain multicast subscription):

@@ -11,7 +11,8 @@
  *
  * Commands are messages starting "CMD:": "CMD:stall:MS" stops reading for
  * MS milliseconds (a slow reader), "CMD:die" ends the process at once,
- * without a goodbye (a killed peer). tests/conformance/run.sh starts both
+ * without a goodbye (a killed peer), "CMD:burst:N" sends N small messages
+ * back in bursts. tests/conformance/run.sh starts both
  * roles for a backend; meson runs it per backend (suite conformance).
  *
  *   conformance mpub|msub CONFIG GROUP COUNT   multicast publisher and
@@ -80,6 +81,41 @@ static void echo(hpn_ep *ep, struct hpn_msg *m)
 		hpn_buf_put(ep, m->data); /* the peer went: nobody to echo to */
 }
 
+/* "CMD:burst:N": N messages of 16 bytes to the peer, copied, in bursts of
+ * 64 - what a packet backend packs into BATCH packets, whose messages are
+ * delivered together. Given up like echo() if the peer takes nothing. */
+static void burst_to(hpn_ep *ep, hpn_peer_t peer, uint64_t total)
+{
+	static uint8_t data[64][16];
+	struct hpn_msg out[64];
+	uint64_t sent = 0, t0 = 0;
+
+	while (sent < total) {
+		unsigned k = 0;
+
+		for (; k < 64 && sent + k < total; k++) {
+			fill(data[k], sizeof(data[k]), sent + k);
+			out[k] = (struct hpn_msg){.data = data[k], .len = sizeof(data[k]), .peer = peer};
+		}
+		int r = hpn_send_burst(ep, out, k);
+
+		if (r > 0) {
+			sent += (uint64_t)r;
+			t0 = 0;
+		} else if (r != -EAGAIN && r != 0) {
+			fprintf(stderr, "conformance serve: burst to %u: %d %s\n", peer, r, hpn_last_error());
+			return;
+		} else if (!t0) {
+			t0 = now_ms();
+		} else if (now_ms() - t0 > 10 * PEER_TIMEOUT_MS) {
+			fprintf(stderr, "conformance serve: peer %u took no burst for 10 peer timeouts\n", peer);
+			return;
+		} else {
+			hpn_poll(ep, NULL, 0);
+		}
+	}
+}
+
 static int serve(void)
 {
 	char full[512];
@@ -109,6 +145,8 @@ static int serve(void)
 					_exit(0); /* no goodbye: a killed peer */
 				if (!strncmp(cmd, "CMD:stall:", 10))
 					usleep((useconds_t)atoi(cmd + 10) * 1000);
+				if (!strncmp(cmd, "CMD:burst:", 10))
+					burst_to(ep, in[i].peer, strtoull(cmd + 10, NULL, 10));
 				if (!strcmp(cmd, "CMD:stats")) { /* the copies this side made, so far */
 					struct hpn_stats st;
 					char line[96];
@@ -156,8 +194,11 @@ static void cfg_without(const char *key, char *out, size_t len)
 
 		for (; *end && (quoted || *end != ','); end++)
 			quoted ^= *end == '"';
-		if (!(!strncmp(item, key, klen) && item[klen] == '=') && n + (size_t)(end - item) + 2 < len)
+		if (!(!strncmp(item, key, klen) && item[klen] == '=')) {
+			if (n + (size_t)(end - item) + 2 > len)
+				fail_msg("config '%s' does not fit %zu bytes", cfg, len);
 			n += (size_t)snprintf(out + n, len - n, "%s%.*s", n ? "," : "", (int)(end - item), item);
+		}
 		item = *end ? end + 1 : end;
 	}
 	out[n] = '\0';
@@ -597,6 +638,36 @@ static void test_bad_arguments(void **state)
 	bye(c);
 }
 
+/* total messages of 16 bytes, sent to us in bursts of 64 (CMD:burst): a
+ * packet backend packs them into BATCH packets, delivered together or not
+ * at all - a receiver with less room than a batch once never took one. */
+static void small_bursts(hpn_ep *c, hpn_peer_t p, uint64_t total)
+{
+	char cmd[48];
+	struct hpn_msg in[32];
+	uint64_t next = 0, t0 = now_ms();
+	int r;
+
+	snprintf(cmd, sizeof(cmd), "CMD:burst:%llu", (unsigned long long)total);
+	while ((r = hpn_send(c, p, cmd, strlen(cmd))) == -EAGAIN)
+		wait_window(c);
+	assert_int_equal(r, 0);
+	while (next < total) {
+		r = hpn_recv_burst(c, in, 32);
+		for (int i = 0; i < r; i++) {
+			assert_int_equal(in[i].len, 16);
+			assert_int_equal(check(in[i].data, in[i].len), next);
+			next++;
+			hpn_buf_put(c, in[i].data);
+		}
+		if (!r)
+			wait_window(c); /* progress, and a peer gone is said at once */
+		if (now_ms() - t0 > 60000)
+			stalled(c, "bursts of 64: %llu of %llu after 60 s", (unsigned long long)next,
+				 (unsigned long long)total);
+	}
+}
+
 /* The smallest pool the core accepts (bufs = 4 * burst): what the backend
  * keeps for its own receiving must leave buffers to send from. Zero-copy
  * ping-pong, then a stream with more in flight than the pool holds. (udp's
@@ -631,7 +702,9 @@ static void test_small_pool(void **state)
 		hpn_buf_put(c, in.data);
 	}
 	echo_run(c, p, 1000, 5000);
-	print_message("bufs=128: 1000 zero-copy round trips and 5000 streamed echoes\n");
+	small_bursts(c, p, 20000);
+	print_message("bufs=128: 1000 zero-copy round trips, 5000 streamed echoes, 20000 small messages sent to it in "
+		      "bursts of 64\n");
 	bye(c);
 }
 

@@ -5,9 +5,9 @@
  * runs), the fault-injection spec (src/packet/fault.c: faults=...) and a
  * feed's sequence spec (src/packet/feed.c: seq=...). The first byte picks
  * the parser, the rest is the text. Invariants (abort() on breach): a
- * parser either succeeds or fails with -EINVAL and a reason; what it
- * accepted holds values inside the ranges it promises; nothing leaks
- * (ASan) or reads past the string.
+ * parser either succeeds or fails with -EINVAL (a config: also -E2BIG,
+ * more than 64 keys) and a reason; what it accepted holds values inside
+ * the ranges it promises; nothing leaks (ASan) or reads past the string.
  *
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Isrc -Iinclude tests/fuzz/fuzz_config.c \
  *       src/config.c src/log.c src/packet/fault.c src/packet/feed.c -o fuzz_config
@@ -32,7 +32,8 @@ static void check_cfg(const char *text)
 	int ret = hpn_cfg_parse(text, &cfg);
 
 	if (ret) {
-		if (ret != -EINVAL || cfg)
+		/* -E2BIG: more keys than a config holds (64). */
+		if ((ret != -EINVAL && ret != -E2BIG && ret != -ENOMEM) || cfg)
 			abort();
 		return;
 	}
@@ -76,7 +77,14 @@ static void check_faults(const char *text)
 		/* A refusal leaves the config untouched and says why. */
 		if (ret != -EINVAL || memcmp(&fc, &before, sizeof(fc)) || !memchr(err, '\0', sizeof(err)) || !err[0])
 			abort();
+		return;
 	}
+	/* What is accepted is a probability (NaN fails both comparisons). */
+	const double prob[] = {fc.loss, fc.reorder, fc.dup, fc.corrupt, fc.delay};
+
+	for (size_t i = 0; i < sizeof(prob) / sizeof(prob[0]); i++)
+		if (!(prob[i] >= 0 && prob[i] <= 1))
+			abort();
 }
 
 static void check_seq(const char *text)

@@ -1591,6 +1591,11 @@ static void test_config_errors(void **state)
 	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,bufs=128", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "bufs=128 too small for progress=thread with burst=32"));
 	assert_non_null(strstr(hpn_last_error(), "bufs >= 171"));
+	/* The packet layer keeps a batch's worth (64) to deliver into and
+	 * leaves as many to the application: fewer than 128 is refused (the
+	 * core alone would take 64 with burst=16). */
+	assert_int_equal(hpn_ep_create("plugin=udp,bufs=64,burst=16", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "bufs=64 too small for the packet layer"));
 	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,hugepages=off,bufs=256", &ep), 0);
 	hpn_ep_destroy(ep);
 	ep = NULL;
@@ -2062,9 +2067,9 @@ static void test_config_conflicts(void **state)
 	assert_non_null(strstr(hpn_last_error(), "window= needs reliable=on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,cc=maybe", &ep), -EINVAL);
 	assert_null(ep);
-	/* Numbers are decimal: bufs=0100 is a hundred buffers, not 64. */
-	ep = make("bufs=0100,burst=16,max_peers=010");
-	assert_non_null(strstr(hpn_ep_describe(ep), "pool 100 x"));
+	/* Numbers are decimal: bufs=0200 is two hundred buffers, not 128. */
+	ep = make("bufs=0200,burst=16,max_peers=010");
+	assert_non_null(strstr(hpn_ep_describe(ep), "pool 200 x"));
 	hpn_ep_destroy(ep);
 	assert_int_equal(hpn_ep_create("plugin=udp,bufs=0100,burst=32", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "bufs=100 too small"));
