@@ -824,7 +824,6 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
-
 	if (hpn_unlikely(ep->backlog_n))
 		r = backlog_take(ep, msgs, n);
 	else if (hpn_unlikely(ep->prog))

@@ -87,7 +87,7 @@ struct hpn_pep {
 	 * landed in (pktep.h, HPN_DGRAM_POOL). */
 	void *rel_rxb[64]; /* a stack: the top ones are lent */
 	unsigned rel_nrxb, rel_lent;
-	unsigned rel_max; /* the stack's depth: an eighth of the pool, at most 64 */
+	unsigned rel_max; /* the stack's depth: udp_mem_register */
 	uint32_t rel_mtu; /* lend only if a pool buffer holds this much */
 	bool raw;         /* reliable=off: no receive timestamps (nothing measures a round trip) */
 	bool gro;         /* reliable=off, gro=on: the kernel glues runs of datagrams, we cut them */
@@ -982,11 +982,11 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 	(void)len;
 	u->pool = hpn_core_pool(u->core);
 	hpn_pktep_mem_register(u->pk);
-	u->rel_lend = hpn_pool_buf_size(u->pool) >= u->rel_mtu;
-	/* Held while no datagram comes, so bounded by the pool: an eighth of
-	 * it, and with the packet layer's delivery reserve at most half (a
-	 * pool of 128 lends nothing: datagrams land in the packet layer's own
-	 * room and are copied), so the application can always send. */
+	/* The stack is held while no datagram comes, so bounded by the pool:
+	 * an eighth of it, and with the packet layer's delivery reserve at
+	 * most half (bufs >= 128 there), so the application can always send.
+	 * A pool of 128 lends nothing: datagrams land in the packet layer's
+	 * own room and are copied. */
 	uint32_t bufs = hpn_core_opts(u->core)->bufs, kept = hpn_pktep_rx_reserve(u->pk);
 
 	u->rel_max = bufs / 8;
@@ -994,6 +994,7 @@ static int udp_mem_register(struct hpn_pep *u, void *addr, size_t len)
 		u->rel_max = HPN_ARRAY_LEN(u->rel_rxb);
 	if (u->rel_max > bufs / 2 - kept)
 		u->rel_max = bufs / 2 - kept;
+	u->rel_lend = hpn_pool_buf_size(u->pool) >= u->rel_mtu && u->rel_max;
 	return 0; /* kernel sockets copy: nothing to register */
 }
 
