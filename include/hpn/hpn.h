@@ -10,7 +10,8 @@
  *    failure. -EAGAIN always means "try again later" (back-pressure, nothing
  *    ready), never an error.
  *  - Control-path failures also leave a readable message for the calling
- *    thread in hpn_last_error(). Fast-path functions do not format messages.
+ *    thread in hpn_last_error(). Fast-path functions do not format messages,
+ *    except for a caller's mistake (a NULL argument, a message too long).
  *  - Constructors return the object through their last parameter.
  *  - The library never prints to stdout and never exits the process; it logs
  *    through hpn_log_set_handler() (silent by default; HPN_LOG_LEVEL=warn|
