@@ -800,8 +800,11 @@ HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t le
 
 	if (hpn_unlikely(len > ep->max_msg))
 		return too_long("hpn_send", len, ep->max_msg);
-	if (hpn_unlikely(!data && len))
-		return bad_arg("hpn_send", "data is NULL");
+	if (hpn_unlikely(!data)) {
+		if (len)
+			return bad_arg("hpn_send", "data is NULL");
+		m.data = (void *)""; /* an empty message: backends may memcpy 0 bytes from it */
+	}
 	r = hpn_send_burst(ep, &m, 1);
 	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }

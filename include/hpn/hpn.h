@@ -256,7 +256,8 @@ struct hpn_msg {
  * Copy-send one message. Returns 0, -EAGAIN (back-pressure: nothing was
  * sent, try again), -EMSGSIZE (len > caps.max_msg_size, or, on a backend
  * that negotiates limits, larger than the peer can take), -ENOTCONN (peer
- * not connected or gone). The caller keeps ownership of data.
+ * not connected or gone), -EINVAL (data NULL with len > 0; NULL with len 0
+ * sends an empty message). The caller keeps ownership of data.
  * progress=thread: what the application thread can check (caps.max_msg_size,
  * a peer known to be gone) is returned here; what only the progress thread
  * learns (the peer's smaller negotiated limit, a peer lost meanwhile) turns
@@ -267,7 +268,9 @@ int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t len);
 /**
  * Copy-send up to n messages in one call. Returns how many leading messages
  * were accepted (0..n), or a negative errno if the first one failed (see
- * hpn_send). The caller keeps ownership of every data pointer.
+ * hpn_send). The caller keeps ownership of every data pointer; each must
+ * point at len readable bytes, and not be NULL even when len is 0 (the
+ * burst does not look at each message: that is hpn_send's check).
  */
 int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 

@@ -614,6 +614,14 @@ static void test_bad_arguments(void **state)
 	assert_int_equal(hpn_recv(c, &from, big, sizeof(big)), (int)sizeof(msg));
 	assert_int_equal(from, p);
 	assert_int_equal(check(big, sizeof(msg)), 7);
+	/* NULL with length 0 is an empty message (it once reached memcpy). */
+	while ((r = hpn_send(c, p, NULL, 0)) == -EAGAIN)
+		wait_window(c);
+	assert_int_equal(r, 0);
+	while ((r = hpn_recv(c, &from, big, sizeof(big))) == -EAGAIN)
+		if (now_ms() - t0 > 60000)
+			stalled(c, "no echo of an empty message after 60 s");
+	assert_int_equal(r, 0);
 	while ((r = hpn_poll(c, ev, 4)) > 0)
 		for (int i = 0; i < r; i++)
 			assert_int_not_equal(ev[i].type, HPN_EV_PEER_GONE);
