@@ -636,8 +636,9 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 		if (hpn_ev_take(ep, a.peer, &ev)) {
 			if (ev.type == HPN_EV_CONNECTED)
 				return 0;
-			return hpn_set_error(ev.status ? ev.status : -ECONNRESET, "connect to %s failed: %s",
-					     addr, strerror(ev.status ? -ev.status : ECONNRESET));
+			return hpn_set_error(ev.status ? ev.status : -ECONNRESET, "connect to %s failed: %s%s",
+					     addr, strerror(ev.status ? -ev.status : ECONNRESET),
+					     ev.status == -EPROTO ? " (the peer runs another mode: reliable=/unordered=)" : "");
 		}
 		if (hpn_now_ns() > deadline)
 			break;

@@ -210,6 +210,7 @@ static void send_ctrl_seq(struct hpn_conn *c, uint8_t type, uint32_t seq, uint64
 	if (type == HPN_PKT_ACK) /* how long we held it: the newest DATA came then */
 		p.seq = now - c->data_rx_ns < UINT32_MAX ? (uint32_t)(now - c->data_rx_ns) : UINT32_MAX;
 	if (hpn_pkt_is_handshake(type)) {
+		p.flags = hpn_pkt_mode_flags(c->cfg.reliable, c->cfg.raw);
 		/* The first sequence number, always: a repeated HELLO_ACK after
 		 * data was sent must not move the peer's start past it. */
 		p.first_seq = c->isn;
@@ -891,6 +892,12 @@ static void check_bye(struct hpn_conn *c)
  * Returns true when p is to be handled as from an established peer. */
 static bool connecting_input(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 {
+	if ((p->type == HPN_PKT_COOKIE || p->type == HPN_PKT_HELLO_ACK) &&
+	    p->flags != hpn_pkt_mode_flags(c->cfg.reliable, c->cfg.raw)) {
+		c->peer_mode = p->flags; /* it would drop all we send, and we all it sends */
+		die(c, -EPROTO);
+		return false;
+	}
 	switch (p->type) {
 	case HPN_PKT_COOKIE: /* again if our echo was lost: the newest counts */
 		c->hs = *p;

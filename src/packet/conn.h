@@ -92,7 +92,8 @@ struct hpn_conn_ops {
 	void (*up)(void *arg);
 	/* The stream ended: 0 closed by the peer, -ETIMEDOUT silent peer,
 	 * -ECONNREFUSED refused while connecting (c->refused_full: the peer
-	 * is full). c->unacked_msgs says how many sent messages were not
+	 * is full), -EPROTO the peer runs another mode (c->peer_mode: its
+	 * hpn_pkt_mode_flags). c->unacked_msgs says how many sent messages were not
 	 * acknowledged. */
 	void (*gone)(void *arg, int status);
 };
@@ -145,6 +146,7 @@ struct hpn_conn {
 	 * echo) once it came; echo_ns when we started echoing it. */
 	struct hpn_pkt hs;
 	bool have_cookie, refused_full;
+	uint8_t peer_mode; /* -EPROTO: the mode its COOKIE or HELLO_ACK said (hpn_pkt_mode_flags) */
 	uint64_t echo_ns;
 	/* The last probe (PING) and its nonce: a PONG or an ICMP error that
 	 * quotes it answers this probe and no other. */

@@ -85,7 +85,7 @@ size_t hpn_hello_cookie(const struct hpn_hello_key *k, const void *addr, uint32_
 	 * found again from the echo without keeping anything. */
 	uint32_t isn = (uint32_t)mac(k, 'i', addr, alen, hello, now_ms, 0);
 	uint64_t m = mac(k, 'c', addr, alen, hello, now_ms, isn);
-	struct hpn_pkt c = {.type = HPN_PKT_COOKIE, .session = hello->session, .first_seq = isn,
+	struct hpn_pkt c = {.type = HPN_PKT_COOKIE, .flags = ours->flags, .session = hello->session, .first_seq = isn,
 			    .window = ours->window, .max_msg = ours->max_msg, .mtu = ours->mtu};
 	size_t n;
 

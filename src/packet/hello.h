@@ -34,7 +34,8 @@ struct hpn_hello_key {
 uint64_t hpn_siphash(const struct hpn_hello_key *k, const void *buf, size_t len);
 
 /* Answer a valid HELLO from addr with a COOKIE: our parameters in ours
- * (window, max_msg, mtu), now_ms any millisecond clock. Writes the sealed
+ * (flags: our mode, hpn_pkt_mode_flags - whatever the HELLO's, so that a
+ * connector of another mode learns it; window, max_msg, mtu), now_ms any millisecond clock. Writes the sealed
  * packet into out (room for HPN_PKT_HDR + HPN_PKT_HS_LEN) and returns its
  * length. */
 size_t hpn_hello_cookie(const struct hpn_hello_key *k, const void *addr, uint32_t alen, const struct hpn_pkt *hello,

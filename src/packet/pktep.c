@@ -488,6 +488,12 @@ static void on_gone(void *arg, int status)
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_WARN, "connect to %s refused: all its peer slots (max_peers) are taken", who);
 	}
+	if (status == -EPROTO) {
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "connect to %s refused: it runs %s, this endpoint %s", who,
+			hpn_pkt_mode_name(p->conn.peer_mode),
+			hpn_pkt_mode_name(hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw)));
+	}
 	if (status == -ETIMEDOUT) {
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_INFO,
@@ -1463,7 +1469,10 @@ static uint32_t now_ms(const struct hpn_pktep *e)
 static void on_hello(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {
 	uint8_t out[HPN_PKT_HDR + HPN_PKT_HS_LEN];
-	struct hpn_pkt ours = {.window = p ? p->conn.tx.size : 0, .max_msg = e->ccfg.max_msg, .mtu = e->ccfg.mtu};
+	/* Our mode too, whatever the HELLO's: a connector of another mode
+	 * learns it from the COOKIE and gives up at once (-EPROTO). */
+	struct hpn_pkt ours = {.flags = hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw),
+			       .window = p ? p->conn.tx.size : 0, .max_msg = e->ccfg.max_msg, .mtu = e->ccfg.mtu};
 
 	if (p && p->conn.state == HPN_CONN_HELLO) {
 		if (h->session == p->conn.session)
@@ -1592,6 +1601,22 @@ static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t s
 
 /* A COOKIE_ECHO: the connector proved it receives at its address. Only
  * now is there a peer. */
+/* A proven address whose echo says another mode: no peer for it (all its
+ * packets and all ours would be dropped as malformed). Said at most once a
+ * second: the address is proven, but its echoes may repeat. */
+static __attribute__((cold, noinline)) void mode_refused(struct hpn_pktep *e, uint8_t mode, const struct hpn_dgram *d)
+{
+	char who[64] = "?";
+
+	HPN_STAT_ADD(e->st->drops, 1);
+	if (e->now < e->mode_log_ns)
+		return;
+	e->mode_log_ns = e->now + 1000000000ull;
+	e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
+	hpn_log(HPN_LOG_WARN, "refused %s: it runs %s, this endpoint %s", who, hpn_pkt_mode_name(mode),
+		hpn_pkt_mode_name(hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw)));
+}
+
 static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {
 	uint32_t isn;
@@ -1599,6 +1624,10 @@ static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt
 	if (hpn_hello_check(&e->key, d->addr, d->alen, h, now_ms(e), COOKIE_LIFE_MS, &isn) ||
 	    recently_closed(e, d->addr, d->alen, h->session)) {
 		HPN_STAT_ADD(e->st->drops, 1); /* forged, replayed, expired or closed */
+		return;
+	}
+	if (h->flags != hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw)) {
+		mode_refused(e, h->flags, d); /* our COOKIE said our mode: not an hpn of this version */
 		return;
 	}
 	/* Both sides connected at once and the other's session is lower:

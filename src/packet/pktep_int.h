@@ -69,6 +69,7 @@ struct hpn_pktep {
 	} muted[16];
 	unsigned muted_next;
 	uint64_t now, linger_ns;
+	uint64_t mode_log_ns; /* mode_refused() says it again after this */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */

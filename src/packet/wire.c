@@ -139,6 +139,8 @@ static int flags_ok(uint8_t type, uint8_t f)
 	if (f & ~(HPN_PKT_F_FRAG | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK | HPN_PKT_F_BATCH | HPN_PKT_F_DUP |
 		  HPN_PKT_F_RETX | HPN_PKT_F_RAW))
 		return 0;
+	if (hpn_pkt_is_handshake(type)) /* the sender's mode, nothing else (hpn_pkt_mode_flags) */
+		return f == 0 || f == HPN_PKT_F_UNRELIABLE || f == (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE);
 	if (f & HPN_PKT_F_RAW)
 		return type == HPN_PKT_DATA && f == (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE);
 	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK)
@@ -147,8 +149,6 @@ static int flags_ok(uint8_t type, uint8_t f)
 		return 0; /* unreliable data is never retransmitted */
 	if (type != HPN_PKT_DATA && (f & ~(HPN_PKT_F_ACK | HPN_PKT_F_DUP | HPN_PKT_F_RETX)))
 		return 0; /* only DATA has data flags */
-	if (hpn_pkt_is_handshake(type) && (f & HPN_PKT_F_ACK))
-		return 0; /* nothing to acknowledge yet; the window is in the payload */
 	return (f & (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH)) != (HPN_PKT_F_FRAG | HPN_PKT_F_BATCH);
 }
 
@@ -210,7 +210,7 @@ int hpn_pkt_decode(const uint8_t *buf, size_t len, uint32_t max_msg, struct hpn_
 	}
 	if (len - hdr != p->len)
 		return len - hdr < p->len ? HPN_PKT_ETRUNC : HPN_PKT_ELEN;
-	if (p->flags & HPN_PKT_F_RAW) {
+	if ((p->flags & HPN_PKT_F_RAW) && p->type == HPN_PKT_DATA) { /* a handshake's RAW is its sender's mode */
 		if (p->seq || get32(buf + 20))
 			return HPN_PKT_EFLAGS; /* unused fields must be zero */
 	} else if (get32(buf + 20) != csum_of(buf, len)) {

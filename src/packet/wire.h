@@ -12,7 +12,8 @@
 #include <stdint.h>
 
 #define HPN_PKT_MAGIC 0xA7
-#define HPN_PKT_VERSION 4 /* 2: cookie handshake, random first sequence numbers, probe nonces; 3: RETX; 4: RAW */
+#define HPN_PKT_VERSION 5 /* 2: cookie handshake, random first sequence numbers, probe nonces; 3: RETX; 4: RAW;
+                           * 5: handshakes carry the sender's mode */
 #define HPN_PKT_HDR 24
 #define HPN_PKT_FRAG_HDR 8
 
@@ -110,6 +111,21 @@ static inline bool hpn_pkt_is_handshake(uint8_t type)
 {
 	return type == HPN_PKT_HELLO || type == HPN_PKT_HELLO_ACK || type == HPN_PKT_COOKIE ||
 	       type == HPN_PKT_COOKIE_ECHO;
+}
+
+/* The flags every handshake packet carries: the sender's mode, as its DATA
+ * would say it - none (reliable), UNRELIABLE (unordered), RAW|UNRELIABLE
+ * (reliable=off). Peers of two modes would connect and then drop each
+ * other's every packet: the handshake refuses them instead. */
+static inline uint8_t hpn_pkt_mode_flags(bool reliable, bool raw)
+{
+	return raw ? HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE : reliable ? 0 : HPN_PKT_F_UNRELIABLE;
+}
+
+/* "reliable", "unordered" or "raw (reliable=off)": for messages. */
+static inline const char *hpn_pkt_mode_name(uint8_t mode_flags)
+{
+	return mode_flags & HPN_PKT_F_RAW ? "reliable=off" : mode_flags ? "unordered=on" : "reliable=on";
 }
 
 /* Mark a sealed DATA packet as a retransmission (RETX); seal it again

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v4).
+"""Seed corpora for the packet-layer fuzzers (docs/WIRE.md, header v5).
 
 tests/fuzz/corpus/       fuzz_packet: records [len u8][packet]
 tests/fuzz/corpus_conn/  fuzz_conn:   records [ctl u8][len u8][packet]
@@ -15,7 +15,7 @@ DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
 def pkt(t, flags=0, seq=0, ack=0, win=0, payload=b"", session=S):
-    return struct.pack("<BBBBIIIHHI", 0xA7, 4, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
+    return struct.pack("<BBBBIIIHHI", 0xA7, 5, t, flags, session, seq, ack, len(payload) - (8 if flags & F_FRAG else 0), win, 0) + payload
 
 
 def frag(total, off, data):
@@ -29,6 +29,8 @@ def batch(*msgs):
 hello = pkt(HELLO, payload=struct.pack("<IIII", 7, 64, 4096, 1472) + bytes(16))
 cookie = pkt(COOKIE, payload=struct.pack("<IIII", 9, 64, 4096, 1472) + bytes(range(16)))
 echo = pkt(COOKIE_ECHO, payload=struct.pack("<IIII", 7, 64, 4096, 1472) + bytes(range(16)))
+# a handshake's flags are its sender's mode (none, UNRELIABLE, RAW|UNRELIABLE)
+hello_raw = pkt(HELLO, F_RAW | F_UNREL, payload=struct.pack("<IIII", 7, 64, 4096, 1472) + bytes(16))
 seeds = {
     "data": pkt(DATA, F_ACK, 7, 3, 64, b"hello"),
     "frag": pkt(DATA, F_FRAG, 7, payload=frag(6, 0, b"abc")) + b"",
@@ -43,6 +45,7 @@ seeds = {
     "hello": hello,
     "cookie": cookie,
     "echo": echo,
+    "hello_raw": hello_raw,
     "ctrl": pkt(BYE, seq=12) + pkt(PING, F_ACK, 0, 8, 64) + pkt(PONG),
     # a raw datagram (reliable=off): no seq, no ack, checksum 0 - not sealed
     "raw": pkt(DATA, F_RAW | F_UNREL, payload=b"raw!"),

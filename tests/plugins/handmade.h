@@ -17,7 +17,7 @@ static inline size_t pkt(uint8_t *buf, struct hpn_pkt p, const void *payload)
 	if (p.type == HPN_PKT_DATA && p.len && payload)
 		memcpy(buf + n, payload, p.len);
 	n += p.type == HPN_PKT_DATA ? p.len : 0;
-	if (!(p.flags & HPN_PKT_F_RAW)) /* a raw datagram has no checksum */
+	if (!(p.flags & HPN_PKT_F_RAW) || p.type != HPN_PKT_DATA) /* a raw datagram has no checksum */
 		hpn_pkt_seal(buf, n);
 	return n;
 }

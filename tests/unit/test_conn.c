@@ -312,7 +312,8 @@ static unsigned cookies_sent, echoes_refused;
 static bool listener(const uint8_t *pkt, size_t len)
 {
 	uint8_t out[HPN_PKT_HDR + HPN_PKT_HS_LEN];
-	struct hpn_pkt h, ours = {.window = b.tx.size, .max_msg = b.cfg.max_msg, .mtu = b.cfg.mtu};
+	struct hpn_pkt h, ours = {.flags = hpn_pkt_mode_flags(b.cfg.reliable, b.cfg.raw), .window = b.tx.size,
+				  .max_msg = b.cfg.max_msg, .mtu = b.cfg.mtu};
 	uint32_t isn;
 
 	if (b.state != HPN_CONN_IDLE || len < HPN_PKT_HDR ||

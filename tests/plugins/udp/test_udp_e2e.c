@@ -488,8 +488,9 @@ static void test_silent_peer_and_garbage(void **state)
 				    .session = 0x5eed, .len = 2};
 	/* The old raw wire (an 8-byte header): garbage now. */
 	static const uint8_t old_hello[16] = {0xA5, 1, 2, 0, 8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8};
-	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 16,
-				.max_msg = 65536, .mtu = 65507};
+	/* (Its handshake says the raw mode: HELLO_ACK's flags.) */
+	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE, .session = 0x5eed,
+				.first_seq = 100, .window = 16, .max_msg = 65536, .mtu = 65507};
 	struct hpn_pkt ack, bad;
 	struct hpn_stats st;
 	struct hpn_event ev;
@@ -603,6 +604,25 @@ static void test_reliable_malformed(void **state)
 	SEND(b, n);
 	b[n - 1] ^= 1;
 	SEND(b, n);
+	/* A handshake in another mode (raw): the COOKIE says the listener's;
+	 * an echo that keeps to its own mode is refused (a drop, no peer). */
+	struct hpn_pkt raw = {.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE, .session = 0x0dd,
+			      .first_seq = 7, .window = 64, .max_msg = 65536, .mtu = 1472};
+
+	n = pkt(b, raw, NULL);
+	SEND(b, n);
+	r = recv_driving(s, fd, b, sizeof(b));
+	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
+	assert_int_equal(ack.type, HPN_PKT_COOKIE);
+	assert_int_equal(ack.flags, 0); /* reliable */
+	raw.type = HPN_PKT_COOKIE_ECHO;
+	memcpy(raw.cookie, ack.cookie, sizeof(raw.cookie));
+	n = pkt(b, raw, NULL);
+	SEND(b, n);
+	for (int k = 0; k < 50; k++) {
+		assert_int_equal(hpn_poll(s, &ev, 1), 0);
+		usleep(1000);
+	}
 	/* The handshake: our session, our first sequence number 100. A HELLO
 	 * gets a COOKIE and nothing else (no peer yet); its echo, the peer. */
 	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
@@ -653,7 +673,7 @@ static void test_reliable_malformed(void **state)
 	hpn_buf_put(s, m.data);
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.malformed, 4 + 3);
-	assert_int_equal(st.drops, 5 + 4);
+	assert_int_equal(st.drops, 5 + 1 + 4);
 	assert_int_equal(st.msgs_in, 1);
 	/* Silence: gone within the configured 300 ms (plus polling slack). */
 	t0 = now_ms();
@@ -1573,6 +1593,50 @@ static void test_connect_errors(void **state)
 	hpn_ep_destroy(c);
 }
 
+/* Peers of two modes (reliable, unordered, raw) would connect and then drop
+ * each other's every packet as malformed - it once did, silently. The
+ * handshake says each side's mode: the connector gives up (-EPROTO, the
+ * modes in the log), the listener keeps no peer. */
+static void test_mode_mismatch(void **state)
+{
+	static const char *const modes[] = {"reliable=on", "reliable=off", "reliable=on,unordered=on"};
+	char addr[64];
+	hpn_ep *s = make_server(NULL, addr, sizeof(addr)), *c;
+	struct hpn_event ev;
+	hpn_peer_t p;
+
+	(void)state;
+	for (unsigned i = 0; i < 3; i++) {
+		bool same = i == (reliable ? 0u : 1u);
+
+		c = e2e_make("plugin=udp,hugepages=off,mlock=off,bufs=512", modes[i]);
+		assert_int_equal(hpn_connect(c, addr, 0, &p), -EINPROGRESS);
+		ev = wait_event(c, same ? HPN_EV_CONNECTED : HPN_EV_PEER_GONE, &s, 1, 3000);
+		assert_int_equal(ev.peer, p);
+		if (same) {
+			ev = wait_event(s, HPN_EV_PEER_NEW, &c, 1, 3000);
+			hpn_ep_destroy(c);
+			wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+			continue;
+		}
+		assert_int_equal(ev.status, -EPROTO);
+		for (int k = 0; k < 50; k++) { /* its echoes, if any, are refused too */
+			hpn_poll(c, NULL, 0);
+			assert_int_equal(hpn_poll(s, &ev, 1), 0);
+			usleep(1000);
+		}
+		hpn_ep_destroy(c);
+	}
+	/* And blocking: the reason in hpn_last_error(). */
+	c = e2e_make("plugin=udp,hugepages=off,mlock=off,bufs=512,progress=thread", reliable ? "reliable=off" : "reliable=on");
+	hpn_ep_destroy(s);
+	s = make_server("progress=thread", addr, sizeof(addr));
+	assert_int_equal(hpn_connect(c, addr, 3000, &p), -EPROTO);
+	assert_non_null(strstr(hpn_last_error(), "another mode"));
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 static void test_config_errors(void **state)
 {
 	hpn_ep *ep = NULL;
@@ -2169,6 +2233,7 @@ int main(void)
 		cmocka_unit_test(test_peer_killed),
 		cmocka_unit_test(test_silent_peer_and_garbage),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_mode_mismatch),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_simultaneous_open),
 		cmocka_unit_test(test_connect_self),
