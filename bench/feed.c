@@ -240,11 +240,9 @@ static void report(struct feed_run *f, const struct opts *o)
 						   : 0.0);
 		fflush(stdout);
 	}
-	if (!o->json)
+	if (!o->json_f)
 		return;
-	j = strcmp(o->json, "-") ? fopen(o->json, "w") : stdout;
-	if (!j)
-		die(1, "--json: cannot write '%s': %s", o->json, strerror(errno));
+	j = o->json_f;
 	fprintf(j, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
 	json_str(j, hpn_ep_describe(f->ep));
 	fprintf(j, "\", \"peer\": \"feed\"},\n  \"results\": [\n    {\"plugin\": \"%s\", \"mode\": \"feed\", ", o->plugin);
@@ -267,8 +265,7 @@ static void report(struct feed_run *f, const struct opts *o)
 			lines[i].lead_count ? (double)lines[i].lead_ns_sum / (double)lines[i].lead_count / 1e3 : 0.0);
 	}
 	fprintf(j, "]}\n  ]\n}\n");
-	if (j != stdout)
-		fclose(j);
+	json_close(j, o);
 }
 
 int feed_main(const struct opts *o)

@@ -164,6 +164,9 @@ static void parse_sizes(struct opts *o, const char *s)
 	char *copy = strdup(s), *save = NULL;
 
 	o->nsizes = 0;
+	/* strtok_r skips empty items: "64,,128" is a typo, said as one. */
+	if (!*s || *s == ',' || s[strlen(s) - 1] == ',' || strstr(s, ",,"))
+		die(2, "--size: '%s' has an empty item", s);
 	for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
 		char *end;
 		unsigned long long v = strtoull(t, &end, 10);
@@ -261,7 +264,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			break;
 		case 'j': o->json = optarg; break;
 		case 'L': o->list = true; break;
-		case 'C': o->config = optarg; break;
+		case 'C':
+			o->config = optarg;
+			if (!strncmp(optarg, "plugin=", 7) || strstr(optarg, ",plugin="))
+				die(2, "--config: name the backend with --plugin NAME (hpnbench sets plugin= itself)");
+			break;
 		case 'F': o->faults = optarg; break;
 		case 'l':
 			if (o->nlisten == MAX_LISTEN)
@@ -707,7 +714,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 		stuck(c, t0, "the server takes nothing (its window stays closed)");
 	if (r < 0) {
 		hpn_buf_put(c->ep, buf);
-		die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : "backend error");
+		die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : hpn_last_error());
 	}
 }
 
@@ -747,6 +754,11 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 	uint64_t deadline_ns = o->duration > 0 ? (uint64_t)(o->duration * 1e9) : 0;
 	struct progress_line pl = {now_ns(), now_ns() + 2000000000ull, !o->quiet};
 	struct hpn_msg m[BURST];
+	/* Lost pings are counted and skipped; a server that answers none for
+	 * this long is not there (a dead echo took hours at 200 ms a ping). */
+	const uint64_t give_up_ns = (c->reply_timeout_ms * 2 > STUCK_S * 1000 ? c->reply_timeout_ms * 2 : STUCK_S * 1000) *
+				    1000000ull;
+	uint64_t last_reply = now_ns(), lost_run = 0;
 
 	hpn_hist_reset(c->hist);
 	for (seq = 0; !interrupted; seq++) {
@@ -770,6 +782,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 				check_events(c);
 				if (now_ns() - t0 >= c->reply_timeout_ms * 1000000ull) {
 					res->drops++; /* lost ping or pong: move on */
+					if (++lost_run > 1 && now_ns() - last_reply >= give_up_ns)
+						die(1, "no reply for %llu s (%llu pings in a row lost): is the server an "
+						       "echo, and up?", (unsigned long long)((now_ns() - last_reply) / 1000000000ull),
+						    (unsigned long long)lost_run);
 					break;
 				}
 				continue;
@@ -785,6 +801,8 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 				}
 				if (h.type == M_PING && h.seq == seq && m[i].len == size && !got) {
 					got = true;
+					last_reply = t1;
+					lost_run = 0;
 					if (seq >= o->warmup) {
 						hpn_hist_record(c->hist, (t1 - t0) / 2);
 						measured++;
@@ -896,7 +914,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 		int r = k ? hpn_send_zc_burst(c->ep, m, k) : -EAGAIN;
 
 		if (r < 0 && r != -EAGAIN)
-			die(1, "send failed: %s", strerror(-r));
+			die(1, "send failed: %s (%s)", strerror(-r), hpn_last_error());
 		if (r < 0)
 			r = 0;
 		for (unsigned i = (unsigned)r; i < k; i++)
@@ -971,12 +989,33 @@ static void json_num(FILE *f, const char *key, double v, bool comma)
 		fprintf(f, "\"%s\": %.4f%s", key, v, comma ? ", " : "");
 }
 
-static void write_json(const struct opts *o, const char *describe, const struct result *res, unsigned n)
+FILE *json_open(const struct opts *o)
 {
-	FILE *f = strcmp(o->json, "-") ? fopen(o->json, "w") : stdout;
+	FILE *f;
 
+	if (!o->json)
+		return NULL;
+	if (!strcmp(o->json, "-"))
+		return stdout;
+	f = fopen(o->json, "w");
 	if (!f)
 		die(1, "--json: cannot write '%s': %s", o->json, strerror(errno));
+	return f;
+}
+
+void json_close(FILE *f, const struct opts *o)
+{
+	/* A full disk or a file that takes no writes shows only here. */
+	bool bad = ferror(f);
+
+	bad |= (f == stdout ? fflush(f) : fclose(f)) != 0;
+	if (bad)
+		die(1, "--json: writing '%s' failed: %s", o->json, errno ? strerror(errno) : "write error");
+}
+
+static void write_json(const struct opts *o, const char *describe, const struct result *res, unsigned n)
+{
+	FILE *f = o->json_f;
 	fprintf(f, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
 	json_str(f, describe);
 	fprintf(f, "\", \"peer\": \"%s\"},\n  \"results\": [\n", o->peer ? o->peer : "loopback");
@@ -1000,8 +1039,7 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 			r->drops, r->dups, r->ooo, r->retransmits, r->copies, i + 1 < n ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
-	if (f != stdout)
-		fclose(f);
+	json_close(f, o);
 }
 
 /* Plugins this build of hpn left out (HPN_NOT_BUILT: "name=why|..."),
@@ -1115,6 +1153,8 @@ int main(int argc, char **argv)
 		list_plugins();
 		return 0;
 	}
+	if (!o.server)
+		o.json_f = json_open(&o);
 	if (o.mode == MODE_FEED)
 		return feed_main(&o);
 	if (o.server) {
@@ -1183,12 +1223,16 @@ int main(int argc, char **argv)
 		die(1, "cannot connect to %s: %s", peer, hpn_last_error());
 	if (!o.quiet)
 		fprintf(stderr, "hpnbench: %s; peer %s\n", hpn_ep_describe(c.ep), o.peer ? peer : "loopback thread");
+	/* Every size before any is measured: a late refusal lost the results. */
+	for (unsigned i = 0; i < o.nsizes; i++)
+		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
+			die(1, "--size %zu: larger than this endpoint's largest message, %u bytes (%s: docs/CONFIG.md)",
+			    o.sizes[i], hpn_ep_caps(c.ep)->max_msg_size,
+			    hpn_ep_caps(c.ep)->flags & HPN_CAP_RELIABLE ? "max_msg= raises it, on both ends"
+									: "one datagram each: the backend's limit");
 	if (!o.json || strcmp(o.json, "-"))
 		print_header(&o);
 	for (unsigned i = 0; i < o.nsizes && !interrupted; i++) {
-		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
-			die(1, "--size %zu: larger than the %s backend's limit of %u bytes", o.sizes[i], o.plugin,
-			    hpn_ep_caps(c.ep)->max_msg_size);
 		c.srv_ep = o.peer ? NULL : ls.s.ep;
 		measure_start(&c); /* again when the warm-up ends */
 		res[i] = (struct result){.size = o.sizes[i]};
@@ -1211,5 +1255,11 @@ int main(int argc, char **argv)
 	}
 	hpn_hist_destroy(c.hist);
 	hpn_ep_destroy(c.ep);
-	return interrupted ? 130 : 0;
+	if (interrupted)
+		return 130;
+	for (unsigned i = 0; i < o.nsizes; i++)
+		if (!res[i].iters && (o.iters || o.duration > 0))
+			die(1, "size %zu: nothing measured (%" PRIu64 " lost) - the results above are not a "
+			       "measurement", res[i].size, res[i].drops);
+	return 0;
 }

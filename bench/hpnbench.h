@@ -18,6 +18,7 @@ enum bench_mode { MODE_PINGPONG = 0, MODE_STREAM = 1, MODE_FEED = 2 };
 
 struct opts {
 	const char *plugin, *bind, *peer, *json, *config, *wait, *progress, *faults;
+	FILE *json_f; /* --json, opened before the run (json_open) */
 	bool server, list;
 	size_t sizes[MAX_SIZES];
 	unsigned nsizes;
@@ -39,6 +40,10 @@ void pin(int cpu, const char *who);
 hpn_ep *make_ep(const struct opts *o, int cpu);
 /* A JSON string's characters (without the quotes). */
 void json_str(FILE *f, const char *s);
+/* --json's file: opened before anything is measured, so a path that
+ * cannot be written fails first; closed with every write checked. */
+FILE *json_open(const struct opts *o);
+void json_close(FILE *f, const struct opts *o);
 
 /* --mode feed: receive one feed from o->listen; returns the exit code. */
 int feed_main(const struct opts *o);
