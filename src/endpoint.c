@@ -940,7 +940,7 @@ HPN_EXPORT int hpn_buf_get(hpn_ep *ep, void **data)
 HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 {
 	if (size > ep->max_msg)
-		return -EMSGSIZE;
+		return too_long("hpn_buf_get_sized", size, ep->max_msg);
 	/* A device frame when one holds it: a zero-copy send of it leaves
 	 * without any copy (af_xdp: it is already in the UMEM). Not for small
 	 * messages: the packet layer copies those into a packet they share

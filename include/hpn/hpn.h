@@ -298,7 +298,7 @@ int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
 
 /**
- * Like hpn_recv_burst but waits up to timeout_ms (-1: forever) using the
+ * Like hpn_recv_burst but waits up to timeout_ms (negative: no limit) using the
  * endpoint's wait mode (wait=spin|adaptive|block). Returns > 0 messages,
  * 0 on timeout or when an event became pending (see hpn_poll), or -errno.
  */

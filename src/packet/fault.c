@@ -175,14 +175,25 @@ int hpn_fault_parse(const char *spec, struct hpn_fault_cfg *cfg, char *err, size
 		err[0] = '\0';
 	if (all.n && !span_is(all, "none")) {
 		const char *p = all.p, *end = all.p + all.n;
+		struct span seen[8]; /* the keys so far: a repeat is a mistake, as in a config string */
+		unsigned nseen = 0;
 
 		for (;;) {
 			const char *comma = find2(p, (size_t)(end - p), ',', '/');
 			const char *stop = comma ? comma : end;
-			int rc = parse_item(trim((struct span){p, (size_t)(stop - p)}), &c, err, errlen);
+			struct span item = trim((struct span){p, (size_t)(stop - p)});
+			int rc = parse_item(item, &c, err, errlen);
 
 			if (rc)
 				return rc;
+			/* Parsed: a known key, so fewer than 8 distinct ones. */
+			struct span key = trim((struct span){item.p, (size_t)(find2(item.p, item.n, '=', ':') - item.p)});
+
+			for (unsigned i = 0; i < nseen; i++)
+				if (seen[i].n == key.n && !memcmp(seen[i].p, key.p, key.n))
+					return fail(err, errlen, "fault spec: %.*s given twice", (int)key.n, key.p);
+			if (nseen < 8)
+				seen[nseen++] = key;
 			if (!comma)
 				break;
 			p = comma + 1;

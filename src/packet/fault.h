@@ -35,7 +35,7 @@ struct hpn_fault_cfg {
  * into *cfg. Inside an hpn configuration string, where ',' and '=' are
  * taken, the same reads "loss:0.05/reorder:0.1/...": items may be separated
  * by ',' or '/', keys from values by '=' or ':'. Fills *cfg (defaults for
- * keys not given; a key given twice: the last wins).
+ * keys not given; a key given twice is refused, as in a config string).
  * NULL, empty string or "none" = no faults. Returns 0, or -EINVAL with a
  * readable reason in err (naming the bad key or value: probability outside
  * [0,1], unknown key, garbage after a number, missing '=') and *cfg left

@@ -937,6 +937,11 @@ void hpn_pktep_listen(struct hpn_pktep *e)
 	e->listening = true;
 }
 
+bool hpn_pktep_listening(const struct hpn_pktep *e)
+{
+	return e->listening;
+}
+
 /* Sessions, first sequence numbers, probe nonces: SipHash of a counter
  * under the endpoint's random key (a PRF in counter mode), so none of
  * them can be guessed from another, and no system call per value. */

@@ -178,8 +178,9 @@ static void test_parse_ok(void **state)
 		assert_false(hpn_fault_active(&c));
 	}
 
-	/* Edges of the range, blanks, the last of a repeated key, hex seed. */
-	assert_int_equal(hpn_fault_parse(" loss = 0 , dup=1,seed=0x10, dup = 0.5,delay_us=0 ", &c,
+	/* Edges of the range, blanks, hex seed (a repeated key is refused:
+	 * test_parse_errors, as a config string refuses one). */
+	assert_int_equal(hpn_fault_parse(" loss = 0 ,seed=0x10, dup = 0.5,delay_us=0 ", &c,
 					 err, sizeof(err)),
 			 0);
 	assert_true(c.loss == 0 && c.dup == 0.5);
@@ -224,6 +225,8 @@ static void test_parse_errors(void **state)
 		{"loss=0.1,,dup=0.1", "empty", "','"},
 		{"loss=0.1,", "empty", "','"},
 		{"none,loss=0.1", "none", "no '='"},
+		{"loss=0.05,dup=0.1,loss=0.1", "loss", "given twice"},
+		{"seed=1 / seed:2", "seed", "given twice"},
 	};
 	struct hpn_fault_cfg c, before;
 	char err[256];
