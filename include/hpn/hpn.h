@@ -285,7 +285,11 @@ int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
  * transmission; buffers not accepted stay with the caller. A pointer that
  * breaks the rule is refused before any memory is touched: -EINVAL with a
  * message in hpn_last_error() when it is the first message, else the
- * messages before it are sent and the count returned.
+ * messages before it are sent and the count returned. Refused are pointers
+ * outside the pool, into a buffer's headroom, running past its end, or into
+ * a buffer already back in the pool. Not detected: a buffer the caller
+ * already handed to a send (or twice in one burst) - undefined; its second
+ * release is refused and counted in hpn_stats.errors.
  */
 int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 
