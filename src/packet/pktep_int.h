@@ -70,6 +70,7 @@ struct hpn_pktep {
 	unsigned muted_next;
 	uint64_t now, linger_ns;
 	uint64_t mode_log_ns; /* mode_refused() says it again after this */
+	uint64_t full_log_ns; /* framing=none's full peer table: plain_full() */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */

@@ -34,6 +34,21 @@ int hpn_pk_plain_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, h
 	return 0;
 }
 
+/* Every peer slot taken (by sources: anyone can send a datagram, from any
+ * address it forges): a new source's datagrams are dropped until silent
+ * ones expire. Said at most once a second - a flood would fill the log. */
+static __attribute__((cold, noinline)) void plain_full(struct hpn_pktep *e, const struct hpn_dgram *d)
+{
+	char who[64] = "?";
+
+	if (e->now < e->full_log_ns)
+		return;
+	e->full_log_ns = e->now + 1000000000ull;
+	e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
+	hpn_log(HPN_LOG_WARN, "framing=none: datagrams from %s dropped: %s (sources expire after "
+			      "peer_timeout_ms of silence)", who, hpn_peer_slots_why(&e->slots));
+}
+
 /* The source of a plain datagram: a known peer, or a new one if we listen
  * (or subscribed) and it was not let go of (hpn_disconnect mutes it).
  * Anyone can send a datagram: nothing but a peer slot is spent on it, and
@@ -51,8 +66,10 @@ static struct pk_peer *plain_source(struct hpn_pktep *e, const struct hpn_dgram 
 			if (e->muted[i].alen == d->alen && !memcmp(e->muted[i].addr, d->addr, d->alen))
 				return NULL;
 		p = hpn_pk_peer_new(e, d->addr, d->alen);
-		if (!p)
+		if (!p) {
+			plain_full(e, d);
 			return NULL;
+		}
 		p->source = true;
 		hpn_core_event(e->core, HPN_EV_PEER_NEW, p->id, 0);
 	}
