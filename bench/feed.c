@@ -240,9 +240,9 @@ static void report(struct feed_run *f, const struct opts *o)
 						   : 0.0);
 		fflush(stdout);
 	}
-	if (!o->json_f)
+	if (!o->json)
 		return;
-	j = o->json_f;
+	j = json_open(o);
 	fprintf(j, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
 	json_str(j, hpn_ep_describe(f->ep));
 	fprintf(j, "\", \"peer\": \"feed\"},\n  \"results\": [\n    {\"plugin\": \"%s\", \"mode\": \"feed\", ", o->plugin);

@@ -70,6 +70,7 @@ struct result {
 	uint64_t drops, dups, ooo;
 	uint64_t retransmits; /* measured part only, by this process's endpoints (both, on loopback) */
 	uint64_t copies;      /* payload copies the library made (hpn_stats tx_copied + rx_copied), same scope */
+	char gave_up[128];    /* why the run stopped early: sizes after it are not run, the exit is 1 */
 };
 
 volatile sig_atomic_t interrupted;
@@ -761,7 +762,7 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 	uint64_t last_reply = now_ns(), lost_run = 0;
 
 	hpn_hist_reset(c->hist);
-	for (seq = 0; !interrupted; seq++) {
+	for (seq = 0; !interrupted && !res->gave_up[0]; seq++) {
 		uint64_t t0, t1;
 		bool got = false;
 
@@ -782,10 +783,13 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 				check_events(c);
 				if (now_ns() - t0 >= c->reply_timeout_ms * 1000000ull) {
 					res->drops++; /* lost ping or pong: move on */
-					if (++lost_run > 1 && now_ns() - last_reply >= give_up_ns)
-						die(1, "no reply for %llu s (%llu pings in a row lost): is the server an "
-						       "echo, and up?", (unsigned long long)((now_ns() - last_reply) / 1000000000ull),
-						    (unsigned long long)lost_run);
+					if (++lost_run > 1 && now_ns() - last_reply >= give_up_ns) {
+						snprintf(res->gave_up, sizeof(res->gave_up),
+							 "no reply for %llu s (%llu pings in a row lost): is the server "
+							 "an echo, and up?",
+							 (unsigned long long)((now_ns() - last_reply) / 1000000000ull),
+							 (unsigned long long)lost_run);
+					}
 					break;
 				}
 				continue;
@@ -809,6 +813,7 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 					}
 				} else if (h.type == M_PING && h.seq < seq) {
 					res->dups++; /* a late echo of a ping counted lost */
+					last_reply = t1; /* late, but the server is there */
 				} else {
 					res->ooo++;
 				}
@@ -989,12 +994,26 @@ static void json_num(FILE *f, const char *key, double v, bool comma)
 		fprintf(f, "\"%s\": %.4f%s", key, v, comma ? ", " : "");
 }
 
+void json_check(const struct opts *o)
+{
+	bool existed;
+	FILE *f;
+
+	if (!o->json || !strcmp(o->json, "-"))
+		return;
+	existed = !access(o->json, F_OK);
+	f = fopen(o->json, "a"); /* not "w": a run that fails keeps the last results */
+	if (!f)
+		die(1, "--json: cannot write '%s': %s", o->json, strerror(errno));
+	fclose(f);
+	if (!existed)
+		unlink(o->json);
+}
+
 FILE *json_open(const struct opts *o)
 {
 	FILE *f;
 
-	if (!o->json)
-		return NULL;
 	if (!strcmp(o->json, "-"))
 		return stdout;
 	f = fopen(o->json, "w");
@@ -1015,7 +1034,7 @@ void json_close(FILE *f, const struct opts *o)
 
 static void write_json(const struct opts *o, const char *describe, const struct result *res, unsigned n)
 {
-	FILE *f = o->json_f;
+	FILE *f = json_open(o);
 	fprintf(f, "{\n  \"hpnbench\": {\"version\": \"%s\", \"endpoint\": \"", hpn_version());
 	json_str(f, describe);
 	fprintf(f, "\", \"peer\": \"%s\"},\n  \"results\": [\n", o->peer ? o->peer : "loopback");
@@ -1154,7 +1173,7 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if (!o.server)
-		o.json_f = json_open(&o);
+		json_check(&o);
 	if (o.mode == MODE_FEED)
 		return feed_main(&o);
 	if (o.server) {
@@ -1228,11 +1247,15 @@ int main(int argc, char **argv)
 		if (o.sizes[i] > hpn_ep_caps(c.ep)->max_msg_size)
 			die(1, "--size %zu: larger than this endpoint's largest message, %u bytes (%s: docs/CONFIG.md)",
 			    o.sizes[i], hpn_ep_caps(c.ep)->max_msg_size,
-			    hpn_ep_caps(c.ep)->flags & HPN_CAP_RELIABLE ? "max_msg= raises it, on both ends"
-									: "one datagram each: the backend's limit");
+			    hpn_ep_caps(c.ep)->flags & HPN_CAP_PLAIN
+				    ? "one datagram each: the backend's limit"
+				    : "max_msg= raises it, on both ends; not with reliable=off: one datagram each");
 	if (!o.json || strcmp(o.json, "-"))
 		print_header(&o);
-	for (unsigned i = 0; i < o.nsizes && !interrupted; i++) {
+	unsigned done = 0; /* sizes run (an interrupt or a give-up ends the list) */
+	const char *gave_up = NULL;
+
+	for (unsigned i = 0; i < o.nsizes && !interrupted && !gave_up; i++, done++) {
 		c.srv_ep = o.peer ? NULL : ls.s.ep;
 		measure_start(&c); /* again when the warm-up ends */
 		res[i] = (struct result){.size = o.sizes[i]};
@@ -1244,9 +1267,11 @@ int main(int argc, char **argv)
 		res[i].copies = copies(c.ep, c.srv_ep) - c.cp0;
 		if (!o.json || strcmp(o.json, "-"))
 			print_result(&o, &res[i]);
+		if (res[i].gave_up[0])
+			gave_up = res[i].gave_up;
 	}
 	if (o.json)
-		write_json(&o, hpn_ep_describe(c.ep), res, o.nsizes);
+		write_json(&o, hpn_ep_describe(c.ep), res, done);
 	hpn_disconnect(c.ep, c.peer);
 	if (!o.peer) {
 		ls.stop = 1;
@@ -1257,7 +1282,9 @@ int main(int argc, char **argv)
 	hpn_ep_destroy(c.ep);
 	if (interrupted)
 		return 130;
-	for (unsigned i = 0; i < o.nsizes; i++)
+	if (gave_up)
+		die(1, "size %zu: %s", res[done - 1].size, gave_up);
+	for (unsigned i = 0; i < done; i++)
 		if (!res[i].iters && (o.iters || o.duration > 0))
 			die(1, "size %zu: nothing measured (%" PRIu64 " lost) - the results above are not a "
 			       "measurement", res[i].size, res[i].drops);

@@ -18,7 +18,6 @@ enum bench_mode { MODE_PINGPONG = 0, MODE_STREAM = 1, MODE_FEED = 2 };
 
 struct opts {
 	const char *plugin, *bind, *peer, *json, *config, *wait, *progress, *faults;
-	FILE *json_f; /* --json, opened before the run (json_open) */
 	bool server, list;
 	size_t sizes[MAX_SIZES];
 	unsigned nsizes;
@@ -40,8 +39,11 @@ void pin(int cpu, const char *who);
 hpn_ep *make_ep(const struct opts *o, int cpu);
 /* A JSON string's characters (without the quotes). */
 void json_str(FILE *f, const char *s);
-/* --json's file: opened before anything is measured, so a path that
- * cannot be written fails first; closed with every write checked. */
+/* --json: json_check() before anything is measured (a path that cannot
+ * be written fails first, and an old file stays until a result replaces
+ * it); json_open() when the results are in; json_close() checks every
+ * write. */
+void json_check(const struct opts *o);
 FILE *json_open(const struct opts *o);
 void json_close(FILE *f, const struct opts *o);
 

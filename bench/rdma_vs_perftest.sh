@@ -160,9 +160,12 @@ if [ "$pair" = 1 ]; then
 	for at in default 0; do
 		echo "wire, 1% loss each way: hpnbench 64 B, ack_timeout $at" >&2
 		extra=
-		[ "$at" = default ] || extra=",ack_timeout=$at"
+		# rdma_cm's timeout resends after ~1 s, twice in a row now and
+		# then: hpn's silence limit (3 s) must not end that run.
+		[ "$at" = default ] || extra=",ack_timeout=$at,peer_timeout_ms=30000"
 		"$bench" --plugin rdma --bind 10.11.0.2:0 --size 64 --iters "$iters" --warmup 200 --quiet \
-			--config "bufs=512,rx_depth=128$extra" --json "$work/loss_$at.json" >/dev/null
+			--config "bufs=512,rx_depth=128$extra" --json "$work/loss_$at.json" >/dev/null ||
+			echo "rdma_vs_perftest: the 1% loss run (ack_timeout $at) failed: left out" >&2
 	done
 	tc qdisc del dev vethC root
 	tc qdisc del dev vethD root
@@ -285,7 +288,11 @@ for v in verdict:
 if pair:
     print("\nwire, netem loss 1% each way, hpnbench 64 B ping-pong (one-way us):")
     for at, label in (('default', 'ack_timeout default (10)'), ('0', "ack_timeout=0 (rdma_cm's)")):
-        r = hpn('%s/loss_%s.json' % (work, at))
+        try:
+            r = hpn('%s/loss_%s.json' % (work, at))
+        except (OSError, ValueError, IndexError, KeyError):
+            print("  %-28s no result (the run failed: see above)" % label)
+            continue
         print("  %-28s p50 %7.1f  p99 %9.1f  p99.9 %9.1f  max %9.1f  (%s)" %
               (label, r['t_typical_us'], r['p99_us'], r['p99_9_us'], r['t_max_us'],
                "p99.9 <= 10 ms: met" if r['p99_9_us'] <= 10000 else "p99.9 <= 10 ms: NOT met"))

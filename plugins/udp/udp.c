@@ -1011,8 +1011,8 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 		return ret;
 	if (u->fd >= 0)
 		return hpn_set_error(-EISCONN, "udp: listen %s: the endpoint already has its socket (%s); one "
-					       "listen per endpoint, before any connect (multicast groups excepted)",
-				     spec, hpn_pktep_listening(u->pk) ? "it listens" : "it connected");
+					       "listen per endpoint, before any connect",
+				     spec, hpn_pktep_doing(u->pk));
 	if (is_group(&a))
 		return listen_group(u, &a, spec);
 	ret = ensure_socket(u, a.ss_family);

@@ -937,9 +937,9 @@ void hpn_pktep_listen(struct hpn_pktep *e)
 	e->listening = true;
 }
 
-bool hpn_pktep_listening(const struct hpn_pktep *e)
+const char *hpn_pktep_doing(const struct hpn_pktep *e)
 {
-	return e->listening;
+	return e->listening ? "it listens" : e->subscribing ? "it joined a group" : "it connected";
 }
 
 /* Sessions, first sequence numbers, probe nonces: SipHash of a counter

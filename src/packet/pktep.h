@@ -211,7 +211,8 @@ int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigne
 int hpn_pktep_split_source(const char *spec, char *out, size_t len, uint32_t *source);
 int hpn_pktep_mem_register(struct hpn_pktep *e);
 void hpn_pktep_listen(struct hpn_pktep *e);
-bool hpn_pktep_listening(const struct hpn_pktep *e);
+/* What the endpoint does already, for messages: "it listens", ... */
+const char *hpn_pktep_doing(const struct hpn_pktep *e);
 /* Multicast (unordered mode): accept publishers heard on a joined group
  * as peers (HPN_EV_PEER_NEW), and publish to a group address (the peer
  * is connected at once). -EINVAL in reliable mode. */

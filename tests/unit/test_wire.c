@@ -173,6 +173,30 @@ static void test_malformed(void **state)
 		c = (struct hpn_pkt){.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_ACK};
 		n = make(buf, &c, "");
 		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		/* Handshakes carry the sender's mode, the three ways and nothing
+		 * else (RAW alone, the mode with ACK, a fragment: refused). */
+		static const uint8_t modes[] = {0, HPN_PKT_F_UNRELIABLE, HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE};
+		static const uint8_t bad_modes[] = {HPN_PKT_F_RAW, HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK,
+						    HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE | HPN_PKT_F_ACK, HPN_PKT_F_FRAG,
+						    HPN_PKT_F_BATCH, HPN_PKT_F_RETX};
+		for (uint8_t t = HPN_PKT_HELLO; t <= HPN_PKT_COOKIE_ECHO; t++) {
+			if (!hpn_pkt_is_handshake(t))
+				continue;
+			for (unsigned i = 0; i < sizeof(modes); i++) {
+				c = (struct hpn_pkt){.type = t, .flags = modes[i], .first_seq = 9, .window = 64,
+						     .max_msg = 100, .mtu = 1472};
+				n = make(buf, &c, "");
+				assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+				assert_int_equal(out.flags, modes[i]);
+				assert_int_equal(out.first_seq, 9);
+			}
+			for (unsigned i = 0; i < sizeof(bad_modes); i++) {
+				c = (struct hpn_pkt){.type = t, .flags = bad_modes[i], .first_seq = 9, .window = 64,
+						     .max_msg = 100, .mtu = 1472};
+				n = make(buf, &c, "");
+				assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+			}
+		}
 		/* DUP: on an ACK only. */
 		c = (struct hpn_pkt){.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK | HPN_PKT_F_DUP, .sack_words = 1};
 		n = make(buf, &c, "");
