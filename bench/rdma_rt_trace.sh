@@ -72,9 +72,7 @@ run() { # tool addr round
 	fi
 	echo 0 > $T/tracing_on
 	echo 0 > $T/events/enable
-	kill -9 $sp 2>/dev/null || true
-	pkill -9 -f "$B/(rdma_floor|hpnbench) .*--server" || true
-	wait $sp 2>/dev/null || true
+	{ kill -9 $sp; wait $sp; } 2>/dev/null || true # (taskset execs the server: $sp is it)
 	cp $T/trace "$f.trace"
 }
 for r in $(seq "$rounds"); do
