@@ -1208,6 +1208,13 @@ int main(int argc, char **argv)
 		 * cpu when the client is pinned. */
 		char addr[128];
 
+		/* Two endpoints with a progress thread each, and both callers:
+		 * four spinning threads. Fewer CPUs time-share them, and round
+		 * trips become scheduler quanta (milliseconds), not the path. */
+		if (!strcmp(o.progress, "thread") && ncpus() < 4)
+			fprintf(stderr, "hpnbench: warning: loopback with --progress thread runs four busy threads on "
+					"%d CPUs: expect millisecond round trips (the scheduler's, not hpn's); measure "
+					"it with the ends on two machines or on a larger one\n", ncpus());
 		ls.cpu = o.cpu >= 0 ? (o.cpu + 1) % ncpus() : -1;
 		ls.s.ep = make_ep(&o, ls.cpu);
 		ls.s.plain = hpn_ep_caps(ls.s.ep)->flags & HPN_CAP_PLAIN;
