@@ -842,6 +842,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 		res->t_max = (double)hpn_hist_max(c->hist) / 1e3;
 		res->msgs_per_s = (double)measured / el; /* round trips per second */
 		res->gbit_per_s = 2.0 * (double)measured * (double)size * 8 / el / 1e9;
+	} else { /* nothing measured: no figure (null in JSON), not a zero a script could read as one */
+		res->t_min = res->t_typ = res->t_avg = res->t_stdev = NAN;
+		res->p99 = res->p999 = res->p9999 = res->t_max = NAN;
+		res->msgs_per_s = res->gbit_per_s = NAN;
 	}
 }
 

@@ -91,6 +91,7 @@ hpn() {
 			--warmup 500 --quiet --config "$cfg" --json "$json" >/dev/null 2>&1; then
 			break
 		fi
+		rm -f "$json" # a failed run's JSON (what it measured before it gave up) is no result
 	done
 	kill "$spid" 2>/dev/null || true
 	wait "$spid" 2>/dev/null || true
@@ -164,8 +165,10 @@ if [ "$pair" = 1 ]; then
 		# then: hpn's silence limit (3 s) must not end that run.
 		[ "$at" = default ] || extra=",ack_timeout=$at,peer_timeout_ms=30000"
 		"$bench" --plugin rdma --bind 10.11.0.2:0 --size 64 --iters "$iters" --warmup 200 --quiet \
-			--config "bufs=512,rx_depth=128$extra" --json "$work/loss_$at.json" >/dev/null ||
+			--config "bufs=512,rx_depth=128$extra" --json "$work/loss_$at.json" >/dev/null || {
 			echo "rdma_vs_perftest: the 1% loss run (ack_timeout $at) failed: left out" >&2
+			rm -f "$work/loss_$at.json"
+		}
 	done
 	tc qdisc del dev vethC root
 	tc qdisc del dev vethD root
@@ -291,6 +294,8 @@ if pair:
         try:
             r = hpn('%s/loss_%s.json' % (work, at))
         except (OSError, ValueError, IndexError, KeyError):
+            r = None
+        if not r or not r.get('iters') or r.get('p99_9_us') is None:
             print("  %-28s no result (the run failed: see above)" % label)
             continue
         print("  %-28s p50 %7.1f  p99 %9.1f  p99.9 %9.1f  max %9.1f  (%s)" %

@@ -988,8 +988,8 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 			send_ctrl(c, HPN_PKT_HELLO_ACK, now);
 		break;
 	case HPN_PKT_DATA:
-		if (!!(p.flags & HPN_PKT_F_UNRELIABLE) != !c->cfg.reliable || !!(p.flags & HPN_PKT_F_RAW) != c->cfg.raw)
-			c->malformed++; /* the peer's mode is not ours */
+		if ((p.flags & (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE)) != hpn_pkt_mode_flags(c->cfg.reliable, c->cfg.raw))
+			c->malformed++; /* the peer's mode is not ours (the handshake checked it: a forgery) */
 		else if (c->cfg.raw)
 			on_raw(c, &p);
 		else

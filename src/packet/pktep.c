@@ -1517,6 +1517,18 @@ static bool recently_closed(struct hpn_pktep *e, const void *a, uint32_t alen, u
 	return false;
 }
 
+/* A warning about a datagram's source is due: at most once a second per
+ * *stamp (a flood, forged or not, must not fill the log); true with the
+ * source's address in who. */
+bool hpn_pk_log_due(struct hpn_pktep *e, uint64_t *stamp, const void *addr, uint32_t alen, char *who, size_t len)
+{
+	if (*stamp && e->now - *stamp < 1000 * MS)
+		return false;
+	*stamp = e->now;
+	e->io->format(e->io_arg, addr, alen, who, len);
+	return true;
+}
+
 /* Refuse a proven connector: we are full. Logged at most once a second. */
 static void refuse(struct hpn_pktep *e, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {
@@ -1528,14 +1540,11 @@ static void refuse(struct hpn_pktep *e, const struct hpn_pkt *h, const struct hp
 	send_to(e, d->addr, d->alen, out, n);
 	e->refused++;
 	HPN_STAT_ADD(e->st->drops, 1);
-	if (e->now - e->refused_logged_ns >= 1000 * MS || !e->refused_logged_ns) {
-		char who[64] = "?";
+	char who[64] = "?";
 
-		e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
+	if (hpn_pk_log_due(e, &e->refused_logged_ns, d->addr, d->alen, who, sizeof(who)))
 		hpn_log(HPN_LOG_WARN, "refused %s: max_peers (%u) reached (%llu refused so far)", who, e->max_peers,
 			(unsigned long long)e->refused);
-		e->refused_logged_ns = e->now;
-	}
 }
 
 /* A proven new session replaces p: what p's peer sent and we
@@ -1604,8 +1613,6 @@ static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t s
 	return true;
 }
 
-/* A COOKIE_ECHO: the connector proved it receives at its address. Only
- * now is there a peer. */
 /* A proven address whose echo says another mode: no peer for it (all its
  * packets and all ours would be dropped as malformed). Said at most once a
  * second: the address is proven, but its echoes may repeat. */
@@ -1614,13 +1621,13 @@ static __attribute__((cold, noinline)) void mode_refused(struct hpn_pktep *e, ui
 	char who[64] = "?";
 
 	HPN_STAT_ADD(e->st->drops, 1);
-	if (e->now < e->mode_log_ns)
-		return;
-	e->mode_log_ns = e->now + 1000000000ull;
-	e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
-	hpn_log(HPN_LOG_WARN, "refused %s: it runs %s, this endpoint %s", who, hpn_pkt_mode_name(mode),
-		hpn_pkt_mode_name(hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw)));
+	if (hpn_pk_log_due(e, &e->mode_log_ns, d->addr, d->alen, who, sizeof(who)))
+		hpn_log(HPN_LOG_WARN, "refused %s: it runs %s, this endpoint %s", who, hpn_pkt_mode_name(mode),
+			hpn_pkt_mode_name(hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw)));
 }
+
+/* A COOKIE_ECHO: the connector proved it receives at its address. Only
+ * now is there a peer. */
 
 static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {

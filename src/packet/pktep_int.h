@@ -69,8 +69,7 @@ struct hpn_pktep {
 	} muted[16];
 	unsigned muted_next;
 	uint64_t now, linger_ns;
-	uint64_t mode_log_ns; /* mode_refused() says it again after this */
-	uint64_t full_log_ns; /* framing=none's full peer table: plain_full() */
+	uint64_t mode_log_ns, full_log_ns; /* last warnings (hpn_pk_log_due): mode_refused(), plain_full() */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */
@@ -162,6 +161,7 @@ static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
 struct pk_peer *hpn_pk_peer_find(struct hpn_pktep *e, const void *a, uint32_t alen);
 /* A peer slot for addr; framing=none: without a conn. NULL: full. */
 struct pk_peer *hpn_pk_peer_new(struct hpn_pktep *e, const void *a, uint32_t alen);
+bool hpn_pk_log_due(struct hpn_pktep *e, uint64_t *stamp, const void *addr, uint32_t alen, char *who, size_t len);
 void hpn_pk_peer_free(struct hpn_pktep *e, struct pk_peer *p);
 /* Out with the send batch; then the buffers waiting for it. */
 void hpn_pk_flush(struct hpn_pktep *e);

@@ -41,12 +41,9 @@ static __attribute__((cold, noinline)) void plain_full(struct hpn_pktep *e, cons
 {
 	char who[64] = "?";
 
-	if (e->now < e->full_log_ns)
-		return;
-	e->full_log_ns = e->now + 1000000000ull;
-	e->io->format(e->io_arg, d->addr, d->alen, who, sizeof(who));
-	hpn_log(HPN_LOG_WARN, "framing=none: datagrams from %s dropped: %s (sources expire after "
-			      "peer_timeout_ms of silence)", who, hpn_peer_slots_why(&e->slots));
+	if (hpn_pk_log_due(e, &e->full_log_ns, d->addr, d->alen, who, sizeof(who)))
+		hpn_log(HPN_LOG_WARN, "framing=none: datagrams from %s dropped: %s (sources expire after "
+				      "peer_timeout_ms of silence)", who, hpn_peer_slots_why(&e->slots));
 }
 
 /* The source of a plain datagram: a known peer, or a new one if we listen

@@ -122,7 +122,8 @@ static inline uint8_t hpn_pkt_mode_flags(bool reliable, bool raw)
 	return raw ? HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE : reliable ? 0 : HPN_PKT_F_UNRELIABLE;
 }
 
-/* "reliable", "unordered" or "raw (reliable=off)": for messages. */
+/* The mode as its config key says it ("reliable=on", "unordered=on",
+ * "reliable=off"): for messages. */
 static inline const char *hpn_pkt_mode_name(uint8_t mode_flags)
 {
 	return mode_flags & HPN_PKT_F_RAW ? "reliable=off" : mode_flags ? "unordered=on" : "reliable=on";

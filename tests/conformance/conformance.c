@@ -646,6 +646,7 @@ static void small_bursts(hpn_ep *c, hpn_peer_t p, uint64_t total)
 	assert_int_equal(r, 0);
 	while (next < total) {
 		r = hpn_recv_burst(c, in, 32);
+		assert_true(r >= 0);
 		for (int i = 0; i < r; i++) {
 			assert_int_equal(in[i].len, 16);
 			assert_int_equal(check(in[i].data, in[i].len), next);
