@@ -613,6 +613,18 @@ static void inline_progress(struct hpn_ep *ep)
 	ep->ops.progress(ep->pep, now);
 }
 
+/* What a failed connect's status means beyond strerror's words: the
+ * backends end a connect with these two when the peer answered but is not
+ * one to talk to (the backend's log line names the difference). */
+static const char *connect_hint(int status)
+{
+	if (status == -EPROTO)
+		return " (the peer runs another mode: reliable=/unordered=)";
+	if (status == -EPROTONOSUPPORT)
+		return " (the peer is not hpn, or speaks another version of its protocol)";
+	return "";
+}
+
 HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_peer_t *peer)
 {
 	/* The backend learns the caller's timeout, so its own handshake
@@ -637,8 +649,7 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 			if (ev.type == HPN_EV_CONNECTED)
 				return 0;
 			return hpn_set_error(ev.status ? ev.status : -ECONNRESET, "connect to %s failed: %s%s",
-					     addr, strerror(ev.status ? -ev.status : ECONNRESET),
-					     ev.status == -EPROTO ? " (the peer runs another mode: reliable=/unordered=)" : "");
+					     addr, strerror(ev.status ? -ev.status : ECONNRESET), connect_hint(ev.status));
 		}
 		if (hpn_now_ns() > deadline)
 			break;

@@ -178,7 +178,9 @@ int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len);
  * timeout_ms > 0: drive progress until the peer answers; returns 0 and the
  *   peer in *peer, or -ETIMEDOUT / -ECONNREFUSED / -EHOSTUNREACH, or
  *   -EPROTO (packet backends: the peer runs another reliable=/unordered=
- *   mode; the same status in HPN_EV_PEER_GONE when connecting async). The
+ *   mode), or -EPROTONOSUPPORT (rdma: the peer is not hpn, or speaks
+ *   another version of its protocol) - the same status in HPN_EV_PEER_GONE
+ *   when connecting async. The
  *   handshake is retried for the whole timeout, also when it is longer
  *   than peer_timeout_ms. timeout_ms < 0: an hour.
  * timeout_ms == 0: start connecting and return -EINPROGRESS with *peer set;

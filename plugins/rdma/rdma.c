@@ -30,6 +30,7 @@
 
 #include <arpa/inet.h>
 #include <dirent.h>
+#include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <infiniband/verbs.h>
@@ -180,6 +181,7 @@ struct hpn_pep {
 	uint64_t linger_ns;
 	uint64_t connect_retry_ns; /* first interval of connect_again(), doubling to 4 s */
 	uint64_t keepalive_ns, next_keepalive_ns;
+	uint64_t refused, refuse_log_ns; /* connects refused; the last warning (once a second) */
 	char dev[64];
 };
 
@@ -605,35 +607,71 @@ static void ring_free(struct rdma_peer *p)
 	p->wimm = false;
 }
 
-static struct wimm_pd ring_pd(const struct hpn_pep *u, const struct rdma_peer *p)
+/* Our hello (rdma_wire.h): version, our ring if we have one, and in a
+ * reject the reason. */
+static struct hpn_rdma_hello hello_mine(const struct hpn_pep *u, const struct rdma_peer *p, uint16_t reject)
 {
-	struct wimm_pd pd = {0};
+	struct hpn_rdma_hello h = {.magic = htobe32(HPN_RDMA_MAGIC), .version = htobe16(HPN_RDMA_VERSION),
+				   .reject = htobe16(reject)};
 
-	if (p->ring)
-		pd = (struct wimm_pd){WIMM_MAGIC, u->wimm_slots, u->wimm_slot, p->ring_mr->rkey,
-				      (uint64_t)(uintptr_t)p->ring};
-	return pd;
+	if (p && p->ring) {
+		h.slots = htobe32(u->wimm_slots);
+		h.slot = htobe32(u->wimm_slot);
+		h.rkey = htobe32(p->ring_mr->rkey);
+		h.addr = htobe64((uint64_t)(uintptr_t)p->ring);
+	}
+	return h;
 }
 
-/* The other side's ring, from its private data; the ring is used only if
- * both sides have one. */
-static void ring_remote(struct rdma_peer *p, const void *data, uint8_t len)
+/* The other side's hello, from its connect, accept or reject, in host
+ * order: 0, or why it is not one we talk to (HPN_RDMA_REJ_NOT_HPN,
+ * HPN_RDMA_REJ_VERSION). IB's connection manager pads private data with
+ * zeros, so a program that sent none reads as a zero magic. */
+static int hello_read(const void *data, uint8_t len, struct hpn_rdma_hello *h)
 {
-	struct wimm_pd pd;
+	if (!data || len < sizeof(*h)) {
+		memset(h, 0, sizeof(*h));
+		return HPN_RDMA_REJ_NOT_HPN;
+	}
+	memcpy(h, data, sizeof(*h));
+	h->magic = be32toh(h->magic);
+	h->version = be16toh(h->version);
+	h->reject = be16toh(h->reject);
+	h->slots = be32toh(h->slots);
+	h->slot = be32toh(h->slot);
+	h->rkey = be32toh(h->rkey);
+	h->addr = be64toh(h->addr);
+	if (h->magic != HPN_RDMA_MAGIC)
+		return HPN_RDMA_REJ_NOT_HPN;
+	return h->version == HPN_RDMA_VERSION ? 0 : HPN_RDMA_REJ_VERSION;
+}
 
-	if (!p->ring || !data || len < sizeof(pd))
+/* The other side's ring, from its hello; the ring is used only if both
+ * sides have one. */
+static void ring_remote(struct rdma_peer *p, const struct hpn_rdma_hello *h)
+{
+	if (!p->ring || !h->slots || !h->slot)
 		return;
-	memcpy(&pd, data, sizeof(pd));
-	if (pd.magic != WIMM_MAGIC || !pd.slots || !pd.slot)
-		return;
-	p->r_addr = pd.addr;
-	p->r_rkey = pd.rkey;
-	p->r_slots = pd.slots;
-	p->r_slot = pd.slot;
-	p->credits = pd.slots;
+	p->r_addr = h->addr;
+	p->r_rkey = h->rkey;
+	p->r_slots = h->slots;
+	p->r_slot = h->slot;
+	p->credits = h->slots;
 	p->wimm = true;
 	hpn_log(HPN_LOG_INFO, "rdma: write-with-immediate ring to peer %u: %u slots of %u bytes", p->pid,
-		pd.slots, pd.slot);
+		h->slots, h->slot);
+}
+
+/* What a hello that is not ours means, for a log line. */
+static const char *hello_why(int why, const struct hpn_rdma_hello *h, char *buf, size_t len)
+{
+	if (why == HPN_RDMA_REJ_VERSION)
+		snprintf(buf, len, "it speaks version %u of hpn's rdma protocol, this one %u", h->version,
+			 HPN_RDMA_VERSION);
+	else
+		snprintf(buf, len, "it sent no hpn hello (another RDMA program, or an hpn older than the "
+				   "rdma protocol's version 1)");
+	return buf;
 }
 
 /* The smallest inline size of the endpoint's devices: what caps says. */
@@ -830,41 +868,67 @@ static void peer_gone(struct hpn_pep *u, struct rdma_peer *p, int status)
 		hpn_core_event(u->core, HPN_EV_PEER_GONE, pid, status);
 }
 
+/* Refuse a connect: the reject carries our hello with the reason, so an
+ * hpn connector can say why and another program at least hears no. The
+ * warning comes at most once a second (a connect storm must not flood the
+ * log), with the count of all refused. */
+static void refuse_connect(struct hpn_pep *u, struct rdma_cm_id *id, uint16_t reason, const char *why)
+{
+	struct hpn_rdma_hello rej = hello_mine(u, NULL, reason);
+	uint64_t now = hpn_now_ns();
+	char who[64] = "?";
+
+	u->refused++;
+	HPN_STAT_ADD(u->st->drops, 1);
+	if (!u->refuse_log_ns || now - u->refuse_log_ns >= 1000000000ull) {
+		u->refuse_log_ns = now;
+		hpn_addr_format(rdma_get_peer_addr(id), who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection from %s: %s (%llu refused so far)", who, why,
+			(unsigned long long)u->refused);
+	}
+	rdma_reject(id, &rej, sizeof(rej));
+	rdma_destroy_id(id);
+}
+
 static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const void *pdata, uint8_t plen)
 {
 	struct rdma_conn_param cp = conn_param(u);
-	struct rdma_peer *p = peer_new(u, id, false);
-	struct wimm_pd mine;
+	struct hpn_rdma_hello theirs, mine;
+	struct rdma_peer *p;
+	char why[160];
+	int bad = hello_read(pdata, plen, &theirs), ret;
 
-	int ret = p ? create_qp(u, p) : -ENOSPC;
-
-	if (!ret) {
-		ring_remote(p, pdata, plen);
-		mine = ring_pd(u, p);
-		cp.private_data = &mine;
-		cp.private_data_len = sizeof(mine);
-	}
-	if (!ret)
-		set_ack_timeout(u, id);
-	if (ret || rdma_accept(id, &cp)) {
-		hpn_log(HPN_LOG_WARN, "rdma: refusing a connection: %s",
-			p ? hpn_last_error() : no_slot_why(u));
-		HPN_STAT_ADD(u->st->drops, 1);
-		rdma_reject(id, NULL, 0);
-		if (p) {
-			if (p->qp)
-				rdma_destroy_qp(id);
-			p->qp = NULL;
-			p->id = NULL;
-			peer_free(u, p);
-			ring_free(p);
-			hpn_sq_free(&p->sq);
-			qtab_rebuild(u);
-		}
-		rdma_destroy_id(id);
+	/* Nothing is set up for a connect that is not an hpn peer's. */
+	if (bad) {
+		refuse_connect(u, id, (uint16_t)bad, hello_why(bad, &theirs, why, sizeof(why)));
 		return;
 	}
-	p->state = P_CONNECTING;
+	p = peer_new(u, id, false);
+	ret = p ? create_qp(u, p) : -ENOSPC;
+	if (!ret) {
+		ring_remote(p, &theirs);
+		mine = hello_mine(u, p, HPN_RDMA_REJ_NONE);
+		cp.private_data = &mine;
+		cp.private_data_len = sizeof(mine);
+		set_ack_timeout(u, id);
+		if (!rdma_accept(id, &cp)) {
+			p->state = P_CONNECTING;
+			return;
+		}
+		ret = hpn_set_error(-errno, "rdma: rdma_accept: %s", strerror(errno));
+	}
+	snprintf(why, sizeof(why), "%s", p ? hpn_last_error() : no_slot_why(u));
+	if (p) {
+		if (p->qp)
+			rdma_destroy_qp(id);
+		p->qp = NULL;
+		p->id = NULL;
+		peer_free(u, p);
+		ring_free(p);
+		hpn_sq_free(&p->sq);
+		qtab_rebuild(u);
+	}
+	refuse_connect(u, id, p ? HPN_RDMA_REJ_ERROR : HPN_RDMA_REJ_FULL, why);
 }
 
 /* The IB encoding of min_rnr_timer (1..31; 0 is the longest), in us. */
@@ -931,12 +995,68 @@ static struct rdma_dev *dev_of(struct hpn_pep *u, const struct ibv_context *ctx)
 	return NULL;
 }
 
+/* A connector's accept: from an hpn peer of our version (its ring, if
+ * any, taken), or the connection ends here - nothing was sent on it yet,
+ * and the application hears -EPROTONOSUPPORT. */
+static bool accepted(struct hpn_pep *u, struct rdma_peer *p, const void *pdata, uint8_t plen)
+{
+	struct hpn_rdma_hello theirs;
+	char why[160], who[64] = "?";
+	int bad = hello_read(pdata, plen, &theirs);
+
+	if (!bad) {
+		ring_remote(p, &theirs);
+		return true;
+	}
+	hpn_addr_format((struct sockaddr *)&p->dst, who, sizeof(who));
+	hpn_log(HPN_LOG_WARN, "rdma: %s accepted the connection but is not a peer of ours: %s", who,
+		hello_why(bad, &theirs, why, sizeof(why)));
+	rdma_disconnect(p->id);
+	peer_gone(u, p, -EPROTONOSUPPORT);
+	return false;
+}
+
+/* A connector's reject, from an hpn peer (its hello says why) or from a
+ * port nobody listens on. */
+static void rejected(struct rdma_peer *p, const void *pdata, uint8_t plen)
+{
+	static const char *const reasons[] = {"no reason given", "our connect carried no hello",
+					      "we speak another version of hpn's rdma protocol",
+					      "it is full (max_peers)", "it failed to set the connection up"};
+	struct hpn_rdma_hello theirs;
+	char who[64] = "?";
+	int bad = hello_read(pdata, plen, &theirs);
+
+	hpn_addr_format((struct sockaddr *)&p->dst, who, sizeof(who));
+	if (bad == HPN_RDMA_REJ_NOT_HPN)
+		hpn_log(HPN_LOG_INFO, "rdma: %s refused the connection (nothing listens there?)", who);
+	else if (bad == HPN_RDMA_REJ_VERSION)
+		hpn_log(HPN_LOG_WARN, "rdma: %s refused the connection: it speaks version %u of hpn's rdma "
+				      "protocol, this one %u", who, theirs.version, HPN_RDMA_VERSION);
+	else
+		hpn_log(HPN_LOG_WARN, "rdma: %s refused the connection: %s", who,
+			theirs.reject < sizeof(reasons) / sizeof(reasons[0]) ? reasons[theirs.reject] : "reason unknown");
+}
+
+/* What the application hears of a reject: another version (either side's
+ * hello says so) is -EPROTONOSUPPORT, anything else -ECONNREFUSED. */
+static int reject_status(enum rdma_cm_event_type t, int status, const void *pdata, uint8_t plen)
+{
+	struct hpn_rdma_hello theirs;
+	int bad = hello_read(pdata, plen, &theirs);
+
+	if (bad == HPN_RDMA_REJ_VERSION ||
+	    (!bad && (theirs.reject == HPN_RDMA_REJ_VERSION || theirs.reject == HPN_RDMA_REJ_NOT_HPN)))
+		return -EPROTONOSUPPORT;
+	return cm_status(t, status);
+}
+
 static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_event_type t, int status,
 		      const void *pdata, uint8_t plen)
 {
 	struct rdma_peer *p = id->context;
 	struct rdma_conn_param cp = conn_param(u);
-	struct wimm_pd mine;
+	struct hpn_rdma_hello mine;
 
 	if (t == RDMA_CM_EVENT_CONNECT_REQUEST) {
 		on_connect_request(u, id, pdata, plen);
@@ -962,7 +1082,7 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 			peer_gone(u, p, err); /* e.g. -EXDEV: the route leaves by another device than dev= */
 			break;
 		}
-		mine = ring_pd(u, p);
+		mine = hello_mine(u, p, HPN_RDMA_REJ_NONE);
 		cp.private_data = &mine;
 		cp.private_data_len = sizeof(mine);
 		if (rdma_connect(id, &cp)) {
@@ -974,9 +1094,14 @@ static void handle_cm(struct hpn_pep *u, struct rdma_cm_id *id, enum rdma_cm_eve
 		break;
 	}
 	case RDMA_CM_EVENT_ESTABLISHED:
-		if (p->outgoing)
-			ring_remote(p, pdata, plen); /* the server's ring, from its accept */
+		if (p->outgoing && !accepted(u, p, pdata, plen))
+			break;
 		establish(u, p);
+		break;
+	case RDMA_CM_EVENT_REJECTED:
+		if (p->outgoing)
+			rejected(p, pdata, plen);
+		peer_gone(u, p, reject_status(t, status, pdata, plen));
 		break;
 	case RDMA_CM_EVENT_DISCONNECTED:
 		reap_sends(u);        /* release what completed before the goodbye */

@@ -12,12 +12,34 @@
 
 #include <stdint.h>
 
-/* Private data of connect and accept: where our ring is. */
-#define WIMM_MAGIC 0x68706e57u /* "hpnW" */
-struct wimm_pd {
-	uint32_t magic, slots, slot, rkey;
+/* Private data of connect, accept and reject: the hello. It says the
+ * sender is hpn and which version of this protocol it speaks, offers its
+ * write-with-immediate ring (slots 0: none; the ring is used only if both
+ * sides offer one), and in a reject says why. Big-endian, 32 bytes: RC's
+ * connect carries at most 56. A connect without it (another RDMA program
+ * on the port, an hpn of before version 1) is rejected with our hello, so
+ * that program is told at once; an accept without it ends the connection
+ * (-EPROTONOSUPPORT) before anything is sent or delivered. */
+#define HPN_RDMA_MAGIC 0x68706e52u /* "hpnR" */
+#define HPN_RDMA_VERSION 1
+enum hpn_rdma_reject {
+	HPN_RDMA_REJ_NONE = 0,    /* not a reject */
+	HPN_RDMA_REJ_NOT_HPN = 1, /* the connect carried no hello */
+	HPN_RDMA_REJ_VERSION = 2, /* another version: ours is in the reject */
+	HPN_RDMA_REJ_FULL = 3,    /* no peer slot free (max_peers) */
+	HPN_RDMA_REJ_ERROR = 4,   /* a local failure (queue pair, memory) */
+};
+struct hpn_rdma_hello {
+	uint32_t magic;   /* HPN_RDMA_MAGIC */
+	uint16_t version; /* the sender's HPN_RDMA_VERSION */
+	uint16_t reject;  /* enum hpn_rdma_reject */
+	uint32_t slots;   /* the ring: slots of slot bytes at addr, rkey */
+	uint32_t slot;
+	uint32_t rkey;
+	uint32_t reserved; /* 0 */
 	uint64_t addr;
 };
+_Static_assert(sizeof(struct hpn_rdma_hello) == 32, "the hello is 32 bytes on the wire");
 
 #define IMM_CREDIT 0x80000000u /* immediate flag: a credit return, not data */
 #define IMM_KEEPALIVE 0x40000000u /* a zero-length send that only proves the path */

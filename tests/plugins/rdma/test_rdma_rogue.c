@@ -8,7 +8,10 @@
  * report the goodbye. Two more rogues: one that claims a ring it does not
  * have, and a mute one whose device takes (and acknowledges) everything
  * but which never sends - one direction of a connection dead, as
- * soft-RoCE once left one: the endpoint must report it gone. Runs in the
+ * soft-RoCE once left one: the endpoint must report it gone. And the hello
+ * (rdma_wire.h): connects with none or of a later version are refused
+ * with the reason, and a server that answers without one, or with a later
+ * version, fails the connect -EPROTONOSUPPORT. Runs in the
  * soft-RoCE guest (tools/hpn-rxe); without a device it skips (exit 77)
  * and says why.
  */
@@ -17,6 +20,8 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include <endian.h>
 
 #include <hpn/hpn.h>
 
@@ -83,7 +88,44 @@ static int rogue_post(struct rogue *r, enum ibv_wr_opcode op, uint32_t imm, cons
 	return 0;
 }
 
-enum rogue_kind { ROGUE_BAD, ROGUE_LIE, ROGUE_MUTE };
+/* BAD, LIE and MUTE say hello as hpn would, then misbehave; FOREIGN says
+ * nothing (another RDMA program), FUTURE a version this hpn does not
+ * speak: those two must be refused, with the reason in the reject. */
+enum rogue_kind { ROGUE_BAD, ROGUE_LIE, ROGUE_MUTE, ROGUE_FOREIGN, ROGUE_FUTURE };
+
+/* A hello of version ver; with a ring of 4 slots of 64 bytes at an address
+ * and key that are nothing of ours if ring. */
+static struct hpn_rdma_hello rogue_hello(uint16_t ver, bool ring)
+{
+	struct hpn_rdma_hello h = {.magic = htobe32(HPN_RDMA_MAGIC), .version = htobe16(ver)};
+
+	if (ring) {
+		h.slots = htobe32(4);
+		h.slot = htobe32(64);
+		h.rkey = htobe32(0xdeadbeefu);
+		h.addr = htobe64(0x1000);
+	}
+	return h;
+}
+
+/* Refused, as it must be: rdma_connect fails, and the reject carries the
+ * endpoint's hello with the reason. */
+static int rogue_refused(struct rogue *r, int ret, enum hpn_rdma_reject want)
+{
+	struct rdma_cm_event *e = r->id->event;
+	struct hpn_rdma_hello h;
+
+	if (!ret)
+		return fprintf(stderr, "rogue: connect accepted, want refused (%d)\n", want), 1;
+	if (!e || e->event != RDMA_CM_EVENT_REJECTED || e->param.conn.private_data_len < sizeof(h))
+		return fprintf(stderr, "rogue: connect failed without a reject (%s)\n", strerror(errno)), 1;
+	memcpy(&h, e->param.conn.private_data, sizeof(h));
+	if (be32toh(h.magic) != HPN_RDMA_MAGIC || be16toh(h.version) != HPN_RDMA_VERSION ||
+	    be16toh(h.reject) != want)
+		return fprintf(stderr, "rogue: reject says magic %#x version %u reason %u, want reason %d\n",
+			       be32toh(h.magic), be16toh(h.version), be16toh(h.reject), want), 1;
+	return 0;
+}
 
 /* Mute: keep receives posted (so the device acknowledges all that comes,
  * keepalives and their questions too) and send nothing, until told to go. */
@@ -136,12 +178,21 @@ static int rogue_main(const char *port, int go_fd, enum rogue_kind kind)
 	for (int i = 0; i < 16; i++)
 		if (rdma_post_recv(r.id, r.buf + 2048 + 64 * i, r.buf + 2048 + 64 * i, 64, r.mr))
 			return rogue_fail("rdma_post_recv");
-	/* A write-with-immediate ring of 4 slots at an address and key that
-	 * are nothing of ours. Without it, no ring of ours. */
-	struct wimm_pd pd = {WIMM_MAGIC, 4, 64, 0xdeadbeefu, 0x1000};
+	/* LIE offers a ring it does not have; the others none. */
+	struct hpn_rdma_hello pd = rogue_hello(kind == ROGUE_FUTURE ? HPN_RDMA_VERSION + 1 : HPN_RDMA_VERSION, lie);
 
-	cp.private_data = lie ? &pd : NULL;
-	cp.private_data_len = lie ? sizeof(pd) : 0;
+	cp.private_data = kind == ROGUE_FOREIGN ? NULL : &pd;
+	cp.private_data_len = kind == ROGUE_FOREIGN ? 0 : sizeof(pd);
+	if (kind == ROGUE_FOREIGN || kind == ROGUE_FUTURE) {
+		int bad = rogue_refused(&r, rdma_connect(r.id, &cp),
+					kind == ROGUE_FOREIGN ? HPN_RDMA_REJ_NOT_HPN : HPN_RDMA_REJ_VERSION);
+
+		if (read(go_fd, &c, 1) != 1)
+			fprintf(stderr, "rogue: the test went away\n");
+		rdma_dereg_mr(r.mr);
+		rdma_destroy_ep(r.id);
+		return bad;
+	}
 	if (rdma_connect(r.id, &cp))
 		return rogue_fail("rdma_connect");
 	if (kind == ROGUE_MUTE && rogue_mute(&r, go_fd))
@@ -371,6 +422,136 @@ static void test_mute_peer(void **state)
 	hpn_ep_destroy(s);
 }
 
+/* Connects that are not an hpn peer's - none of hpn's hello (another RDMA
+ * program on the port: rping, perftest), or a version this one does not
+ * speak - are refused before anything is set up for them: no peer, no
+ * event, a counted drop; the reject tells them why (the rogue checks). */
+static void refused_kind(enum rogue_kind kind)
+{
+	char addr[96], port[16];
+	hpn_ep *s;
+	struct hpn_event ev;
+	struct hpn_stats st;
+	int go;
+	pid_t pid;
+
+	snprintf(port, sizeof(port), "%d", next_port++);
+	snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	s = rogue_start(addr, port, kind, NULL, &pid, &go);
+	for (uint64_t t0 = now_ms(); now_ms() - t0 < 3000;) {
+		struct hpn_msg in[4];
+		int r = hpn_recv_burst(s, in, 4);
+
+		assert_int_equal(r, 0);
+		if (hpn_poll(s, &ev, 1) == 1)
+			fail_msg("event %d (peer %u, status %d) for a connect that must be refused", ev.type, ev.peer,
+				 ev.status);
+		hpn_ep_stats(s, &st, sizeof(st));
+		if (st.drops >= 1)
+			break;
+		usleep(1000);
+	}
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.drops, 1);
+	rogue_end(pid, go);
+	assert_int_equal(hpn_poll(s, &ev, 1), 0);
+	serves_after(s, addr);
+	hpn_ep_destroy(s);
+}
+
+static void test_foreign_connect(void **state)
+{
+	(void)state;
+	refused_kind(ROGUE_FOREIGN);
+}
+
+static void test_future_connect(void **state)
+{
+	(void)state;
+	refused_kind(ROGUE_FUTURE);
+}
+
+/* A server that is not hpn (rping, ib_send_lat -R, or an hpn of another
+ * version) accepts: the connect ends -EPROTONOSUPPORT, with a message
+ * saying so, before anything is sent on it. */
+static int foreign_server(const char *port, int go_fd, int ready_fd, bool future)
+{
+	struct rdma_addrinfo hints = {.ai_port_space = RDMA_PS_TCP, .ai_flags = RAI_PASSIVE}, *res;
+	struct ibv_qp_init_attr qa = {.cap = {.max_send_wr = 4, .max_recv_wr = 4, .max_send_sge = 1, .max_recv_sge = 1},
+				      .qp_type = IBV_QPT_RC};
+	struct rdma_conn_param cp = {.responder_resources = 1, .initiator_depth = 1};
+	struct hpn_rdma_hello h = rogue_hello(HPN_RDMA_VERSION + 1, false);
+	struct rdma_cm_id *lid, *id;
+	char c;
+
+	if (rdma_getaddrinfo(host, port, &hints, &res))
+		return rogue_fail("rdma_getaddrinfo");
+	if (rdma_create_ep(&lid, res, NULL, &qa))
+		return rogue_fail("rdma_create_ep");
+	rdma_freeaddrinfo(res);
+	if (rdma_listen(lid, 1))
+		return rogue_fail("rdma_listen");
+	if (write(ready_fd, "l", 1) != 1) /* listening */
+		return rogue_fail("write");
+	if (rdma_get_request(lid, &id))
+		return rogue_fail("rdma_get_request");
+	cp.private_data = future ? &h : NULL;
+	cp.private_data_len = future ? sizeof(h) : 0;
+	if (rdma_accept(id, &cp))
+		return rogue_fail("rdma_accept");
+	if (read(go_fd, &c, 1) != 1)
+		fprintf(stderr, "rogue: the test went away\n");
+	rdma_destroy_ep(id);
+	rdma_destroy_ep(lid);
+	return 0;
+}
+
+static void foreign_server_kind(bool future)
+{
+	char addr[96], port[16];
+	int to[2], from[2], status;
+	hpn_ep *c;
+	hpn_peer_t p;
+	pid_t pid;
+	char l;
+
+	snprintf(port, sizeof(port), "%d", next_port++);
+	snprintf(addr, sizeof(addr), "%s:%s", host, port);
+	assert_int_equal(pipe(to), 0);
+	assert_int_equal(pipe(from), 0);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(to[1]);
+		close(from[0]);
+		_exit(foreign_server(port, to[0], from[1], future)); /* "go" in, "listening" out */
+	}
+	close(to[0]);
+	close(from[1]);
+	assert_int_equal(read(from[0], &l, 1), 1);
+	c = e2e_make(CFG, NULL);
+	assert_int_equal(hpn_connect(c, addr, 10000, &p), -EPROTONOSUPPORT);
+	assert_non_null(strstr(hpn_last_error(), "not hpn"));
+	hpn_ep_destroy(c);
+	assert_int_equal(write(to[1], "x", 1), 1);
+	close(to[1]);
+	close(from[0]);
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+static void test_foreign_server(void **state)
+{
+	(void)state;
+	foreign_server_kind(false);
+}
+
+static void test_future_server(void **state)
+{
+	(void)state;
+	foreign_server_kind(true);
+}
+
 int main(void)
 {
 	const char *a = getenv("HPN_TEST_RDMA_ADDR"), *why;
@@ -385,6 +566,10 @@ int main(void)
 		cmocka_unit_test(test_rogue_peer),
 		cmocka_unit_test(test_lying_ring),
 		cmocka_unit_test(test_mute_peer),
+		cmocka_unit_test(test_foreign_connect),
+		cmocka_unit_test(test_future_connect),
+		cmocka_unit_test(test_foreign_server),
+		cmocka_unit_test(test_future_server),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
