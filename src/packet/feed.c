@@ -403,13 +403,20 @@ static uint64_t hole_since(const struct hpn_feed *f)
 	return t;
 }
 
-uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now)
+bool hpn_feed_give_up(struct hpn_feed *f)
+{
+	return give_up_hole(f);
+}
+
+uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now, bool caught_up)
 {
 	drain(f);
-	/* A hole every line missed for gap_timeout is reported; so is one
-	 * that would make the hold overflow. */
+	/* A hole every line missed for gap_timeout is reported - once every
+	 * line was read up to now: a reader that lags leaves the other
+	 * line's copy unread in its device - and so is one that would make
+	 * the hold overflow. */
 	while (f->nhold && f->hold[0].seq > f->next &&
-	       (f->nhold >= HPN_FEED_HOLD_MAX || now - hole_since(f) >= f->gap_timeout_ns)) {
+	       (f->nhold >= HPN_FEED_HOLD_MAX || (caught_up && now - hole_since(f) >= f->gap_timeout_ns))) {
 		report_gap(f, f->hold[0].seq, f->hold[0].line);
 		drain(f);
 	}
@@ -438,28 +445,117 @@ static bool jump_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint3
 	return false;
 }
 
+static bool near(uint64_t a, uint64_t b)
+{
+	return (a > b ? a - b : b - a) <= HPN_FEED_JUMP_MAX;
+}
+
+static bool same_session(const uint8_t *mine, const struct hpn_seq_pkt *p)
+{
+	return !p->session || !memcmp(mine, p->session, 10);
+}
+
+static void start(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line, uint64_t next, bool confirmed)
+{
+	if (p->session)
+		memcpy(f->session, p->session, sizeof(f->session));
+	f->started = true;
+	f->confirmed = confirmed;
+	f->next = next;
+	f->start_seq = p->seq;
+	f->start_line = line;
+	f->ended = false;
+	f->cand_seen = false;
+	f->jump_seen = false;
+}
+
+/* Begin again (a candidate start confirmed): nothing of the old start
+ * stays - held packets, reported gaps, a pending jump. */
+static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
+{
+	uint64_t from = f->cand_seq < p->seq ? f->cand_seq : p->seq;
+
+	while (f->nhold)
+		hold_remove_first(f);
+	f->ngaps = 0;
+	f->deadline = UINT64_MAX;
+	f->restarts++;
+	f->restart_seq = from;
+	/* From the candidate on: it was dropped, so unless another line
+	 * brings it, it is a gap like any. */
+	start(f, p, line, from, true);
+}
+
+/* While the start is unconfirmed (or the session ended): may p be taken
+ * as it is? If not, it is dropped - unless it confirms a candidate, in
+ * which case the feed starts again with it. */
+static bool start_checked(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
+{
+	if (f->ended ? same_session(f->session, p)
+		     : same_session(f->session, p) && near(p->seq, f->start_seq)) {
+		if (!f->ended && (p->seq != f->start_seq || line != f->start_line))
+			f->confirmed = true; /* another packet, or the other line's copy */
+		return true;
+	}
+	if (f->cand_seen && same_session(f->cand_session, p) && near(p->seq, f->cand_seq) &&
+	    (p->seq != f->cand_seq || line != f->cand_line)) {
+		restart(f, p, line);
+		return true;
+	}
+	f->cand_seen = true;
+	if (p->session)
+		memcpy(f->cand_session, p->session, sizeof(f->cand_session));
+	f->cand_seq = p->seq;
+	f->cand_line = line;
+	return false;
+}
+
+/* A heartbeat ahead of the next sequence number says messages were lost.
+ * It is believed when another says the same (the other line's copy, or
+ * the line's next heartbeat with nothing published in between); data
+ * ahead speaks for itself, and a heartbeat waiting here then dates its
+ * hole (*at). One forged heartbeat must not turn the real feed behind it
+ * into a gap and late deliveries. */
+static bool heartbeat_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint64_t now, uint64_t *at)
+{
+	bool waiting = f->hb_seen && f->hb_seq > f->next;
+
+	if (p->count) { /* data ahead */
+		if (waiting && f->hb_at < *at)
+			*at = f->hb_at;
+		f->hb_seen = false;
+		return true;
+	}
+	if (waiting && p->seq == f->hb_seq) {
+		*at = f->hb_at < now ? f->hb_at : now;
+		f->hb_seen = false;
+		return true;
+	}
+	f->hb_seen = true;
+	f->hb_seq = p->seq;
+	f->hb_at = now;
+	return false;
+}
+
 void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now)
 {
 	struct hpn_seq_pkt p;
-	uint64_t end;
+	uint64_t end, at = now;
 
 	if (hpn_seq_read(&f->spec, pkt, len, &p)) {
 		f->malformed++;
 		return;
 	}
-	if (p.session) {
-		if (!f->started)
-			memcpy(f->session, p.session, sizeof(f->session));
-		else if (memcmp(f->session, p.session, sizeof(f->session))) {
-			f->foreign++; /* another session's packet */
-			return;
-		}
+	if (!f->started) {
+		start(f, &p, line, p.seq, false); /* joined mid-stream: what came before is not a gap */
+	} else if ((!f->confirmed || f->ended) && !start_checked(f, &p, line)) {
+		f->foreign++; /* a stray start, another session, or the start of a new one: not yet */
+		return;
+	} else if (!same_session(f->session, &p)) {
+		f->foreign++; /* another session's packet */
+		return;
 	}
 	f->line[line].packets++;
-	if (!f->started) { /* joined mid-stream: what came before is not a gap */
-		f->started = true;
-		f->next = p.seq;
-	}
 	end = p.seq + p.count;
 	if (p.seq > f->next && p.seq - f->next > HPN_FEED_JUMP_MAX && !jump_believed(f, &p, line)) {
 		f->line[line].packets--;
@@ -480,6 +576,8 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 		behind(f, pkt, len, &p, ts, line, f->next);
 	if (!p.count && !p.end && p.seq <= f->next) /* a heartbeat in step with us */
 		return;
+	if (p.seq > f->next && !p.end && !heartbeat_believed(f, &p, now, &at))
+		return; /* a heartbeat ahead, alone so far */
 	if (p.seq <= f->next && !f->nhold) {
 		if (p.end) {
 			if (!f->ended)
@@ -494,9 +592,9 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 	}
 	/* Ahead of a hole, or behind held packets: it waits (a full hold
 	 * first reports its hole, making room). */
-	hold(f, pkt, len, &p, ts, now, line);
+	hold(f, pkt, len, &p, ts, at, line);
 	if (f->nhold && f->hold[0].seq <= f->next)
-		hpn_feed_tick(f, now); /* next in line after all (behind a reader without room) */
+		hpn_feed_tick(f, now, false); /* next in line after all (behind a reader without room) */
 	else if (f->nhold && f->deadline == UINT64_MAX)
 		f->deadline = hole_since(f) + f->gap_timeout_ns; /* a new hole: its timer */
 }

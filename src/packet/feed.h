@@ -104,6 +104,23 @@ struct hpn_feed {
 	uint64_t gap_timeout_ns;
 	uint64_t deadline; /* when the hole in front is reported (UINT64_MAX: none) */
 	bool started;
+	/* The start - the first packet, or the first of a session after the
+	 * last one ended - is believed once another packet agrees with it
+	 * (its session, near its sequence number). Until then a packet that
+	 * disagrees is a candidate, and one more that agrees with the
+	 * candidate starts the feed there instead: a stray datagram that
+	 * came first must not decide the feed (start_checked). */
+	bool confirmed;
+	uint64_t start_seq;
+	uint32_t start_line;
+	bool cand_seen;
+	uint8_t cand_session[10];
+	uint64_t cand_seq;
+	uint32_t cand_line;
+	uint64_t restarts, restart_seq; /* started again, and where (the logger compares) */
+	/* A heartbeat ahead, waiting for a second word (heartbeat_believed). */
+	bool hb_seen;
+	uint64_t hb_seq, hb_at;
 	/* A far jump waiting for a second word (jump_believed). */
 	bool jump_seen;
 	uint64_t jump_seq, jump_end;
@@ -139,10 +156,26 @@ void hpn_feed_fini(struct hpn_feed *f);
  * for the gap timer). */
 void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint32_t len, uint64_t ts, uint64_t now);
 /* Timers: report holes older than gap_timeout, deliver what the reader
- * has room for now. Returns the time of the next timer (UINT64_MAX:
- * none), also kept in f->deadline, which hpn_feed_input sets when it
- * opens a hole. */
-uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now);
+ * has room for now. caught_up: every line was read until it was empty
+ * after the hole's time ran out - only then is a hole given up for its
+ * age (a copy of it may still wait unread in a device while the reader
+ * lags); a full hold gives its hole up either way. Returns the time of
+ * the next timer (UINT64_MAX: none), also kept in f->deadline, which
+ * hpn_feed_input sets when it opens a hole. */
+uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now, bool caught_up);
+/* The hold is full (or its storage is): the hole in front is reported now
+ * and what follows it delivered. false: no hole to give up. */
+bool hpn_feed_give_up(struct hpn_feed *f);
+/* A hole in front of held packets (a gap in the making). */
+static inline bool hpn_feed_hole(const struct hpn_feed *f)
+{
+	return f->nhold && f->hold[0].seq > f->next;
+}
+/* Packets the hold can take now. */
+static inline uint32_t hpn_feed_space(const struct hpn_feed *f)
+{
+	return HPN_FEED_HOLD_MAX - f->nhold;
+}
 /* Packets wait for the reader (it had no room): call tick when it has. */
 static inline bool hpn_feed_backlog(const struct hpn_feed *f)
 {

@@ -1119,6 +1119,15 @@ void hpn_pk_refill(struct hpn_pktep *e)
 {
 	unsigned want = e->cache_max - e->ncache;
 
+	/* A feed's hold has its share of the pool (kept_max, less what it
+	 * keeps already): deliveries to a slow reader must not take it, or
+	 * the packets the hold needs to keep - behind a hole - are lost.
+	 * The reader's queue stops there; the devices hold the rest. */
+	if (e->feed && e->pool) {
+		unsigned avail = hpn_pool_avail(e->pool), reserve = e->kept_max > e->nkept ? e->kept_max - e->nkept : 0;
+
+		want = avail <= reserve ? 0 : avail - reserve < want ? avail - reserve : want;
+	}
 	while (want && e->pool) {
 		if (hpn_pool_get_bulk(e->pool, e->cache + e->ncache, want) == want) {
 			e->ncache += want;
@@ -1179,8 +1188,8 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 	hpn_pk_refill(e);
 	if (e->plain) {
 		e->cur_ts = now + e->m2r;
-		if (e->feed)
-			hpn_pk_feed_tick(e, now);
+		if (e->feed) /* caught up only if receive() found the devices empty: it says so */
+			hpn_pk_feed_tick(e, now, false);
 		hpn_pk_plain_expire(e, now);
 		hpn_pk_flush(e);
 		return 0;
@@ -1736,6 +1745,14 @@ static void input(struct hpn_pktep *e, struct hpn_dgram *d)
 	stats_sync(e, &p->conn, before);
 }
 
+/* Packets a feed can hold now: slots in its hold, buffers to keep them in. */
+static uint32_t feed_space(const struct hpn_pktep *e)
+{
+	uint32_t space = hpn_feed_space(e->feed), kept = e->nkept < e->kept_max ? e->kept_max - e->nkept : 0;
+
+	return kept < space ? kept : space;
+}
+
 /* One receive call: datagrams into conns, messages into the queue.
  * Returns the datagrams read or -errno. */
 static int receive(struct hpn_pktep *e)
@@ -1750,9 +1767,35 @@ static int receive(struct hpn_pktep *e)
 	/* A feed's packets that wait for the reader go first; while some
 	 * still wait, new ones stay in the device. */
 	if (e->feed && hpn_feed_backlog(e->feed)) {
-		hpn_pk_feed_tick(e, e->now);
+		hpn_pk_feed_tick(e, e->now, false);
 		if (hpn_feed_backlog(e->feed))
 			return 0;
+	}
+	/* Every packet read may have to be held (a hole in front, a reader
+	 * without room): read no more than the hold can take, or a burst
+	 * read into a nearly full hold would be dropped - the device keeps
+	 * them meanwhile. Without a hole, no more than the reader has room
+	 * for (a message each at least); a hole waiting for its copy reads
+	 * on; a hold that can take nothing gives its hole up. */
+	if (e->feed) {
+		uint32_t space = feed_space(e), room;
+
+		if (!hpn_feed_hole(e->feed)) {
+			room = hpn_pk_plain_room(e);
+			if (!room)
+				return 0;
+			if (room < want)
+				want = room;
+		}
+		if (!space) {
+			while (!space && hpn_feed_give_up(e->feed))
+				space = feed_space(e);
+			hpn_pk_feed_tick(e, e->now, false);
+			if (hpn_feed_backlog(e->feed))
+				return 0; /* what followed the hole waits for the reader */
+		}
+		if (space < want)
+			want = space ? space : 1; /* one: heartbeats and the hole's own fill need no storage */
 	}
 	/* Raw datagrams wait in the device (the socket buffer) while the
 	 * reader has no room for them: read, they could only be dropped. */
@@ -1768,7 +1811,7 @@ static int receive(struct hpn_pktep *e)
 	if (r == 0)
 		e->rx_empty++;
 	if (r == 0 && e->feed_deadline != UINT64_MAX && hpn_now_ns() >= e->feed_deadline)
-		hpn_pk_feed_tick(e, hpn_now_ns()); /* a hole waited long enough: its gap, and what follows */
+		hpn_pk_feed_tick(e, hpn_now_ns(), true); /* every line is empty: a hole that waited long enough is a gap */
 	if (r <= 0)
 		return r;
 	/* One clock read per burst: RTT samples, liveness. (Raw datagrams
@@ -1788,7 +1831,7 @@ static int receive(struct hpn_pktep *e)
 	e->cur = NULL;
 	if (e->feed) {
 		if (e->now >= e->feed_deadline)
-			hpn_pk_feed_tick(e, e->now);
+			hpn_pk_feed_tick(e, e->now, false); /* a full hold's hole; gaps wait for an empty read */
 		hpn_pk_feed_sync(e);
 	}
 	if (e->io->rx_done)

@@ -139,6 +139,7 @@ struct hpn_pktep {
 	struct hpn_feed *feed;
 	uint64_t feed_deadline;
 	uint64_t feed_synced[8]; /* the feed's totals already in the endpoint's stats */
+	uint64_t feed_restarts; /* the feed's restarts already logged */
 };
 
 /* Among the device frames (frame backends: their own frame_put frees
@@ -176,7 +177,10 @@ void hpn_pk_plain_input(struct hpn_pktep *e, struct hpn_dgram *d);
 void hpn_pk_plain_expire(struct hpn_pktep *e, uint64_t now);
 int hpn_pk_plain_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned n, unsigned flags);
 int hpn_pk_plain_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer, const char *who);
-void hpn_pk_feed_tick(struct hpn_pktep *e, uint64_t now);
+/* caught_up: the devices were read until empty (hpn_feed_tick). */
+void hpn_pk_feed_tick(struct hpn_pktep *e, uint64_t now, bool caught_up);
 void hpn_pk_feed_sync(struct hpn_pktep *e);
+/* Messages the reader can take now (its queue, the delivery reserve). */
+uint32_t hpn_pk_plain_room(struct hpn_pktep *e);
 
 #endif

@@ -99,7 +99,7 @@ static void plain_deliver(struct hpn_pktep *e, hpn_peer_t peer, const uint8_t *m
 		hpn_pk_refill(e);
 }
 
-static uint32_t plain_room(struct hpn_pktep *e)
+uint32_t hpn_pk_plain_room(struct hpn_pktep *e)
 {
 	uint32_t q = hpn_msgq_room(&e->q);
 
@@ -108,7 +108,7 @@ static uint32_t plain_room(struct hpn_pktep *e)
 
 static uint32_t feed_room(void *arg)
 {
-	return plain_room(arg);
+	return hpn_pk_plain_room(arg);
 }
 
 static void feed_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_t len, uint64_t seq, uint64_t ts,
@@ -173,10 +173,29 @@ const struct hpn_feed_ops hpn_pk_feed_ops = {
 	.gap = feed_gap, .end = feed_end,
 };
 
+/* A feed that started again says so: what it delivered before came from
+ * a start no later packet agreed with (a stray datagram, a session that
+ * ended). */
+static void feed_restarted(struct hpn_pktep *e)
+{
+	struct hpn_feed *f = e->feed;
+	char session[11] = "";
+
+	for (int i = 0; i < 10 && f->spec.kind == HPN_SEQ_MOLDUDP64; i++)
+		session[i] = f->session[i] >= 0x20 && f->session[i] < 0x7f ? (char)f->session[i] : '?';
+	hpn_log(HPN_LOG_WARN, "feed: started again%s%s at sequence number %llu: two packets agree on it, and none "
+			      "agreed with the start before (a stray datagram came first, or the session changed)",
+		*session ? " in session " : "", session, (unsigned long long)f->restart_seq);
+	e->feed_restarts = f->restarts;
+}
+
 /* The feed's counters into the endpoint's stats (single writer). */
 void hpn_pk_feed_sync(struct hpn_pktep *e)
 {
 	struct hpn_feed *f = e->feed;
+
+	if (f->restarts != e->feed_restarts)
+		feed_restarted(e);
 	uint64_t now[8] = {f->msgs, f->ngap_events, f->gap_msgs, f->dups, f->late, f->malformed, f->foreign,
 			   f->overflow};
 	uint64_t *st[5] = {&e->st->feed_msgs, &e->st->feed_gaps, &e->st->feed_gap_msgs, &e->st->feed_dups,
@@ -195,10 +214,10 @@ void hpn_pk_feed_sync(struct hpn_pktep *e)
 	memcpy(e->feed_synced, now, sizeof(now));
 }
 
-void hpn_pk_feed_tick(struct hpn_pktep *e, uint64_t now)
+void hpn_pk_feed_tick(struct hpn_pktep *e, uint64_t now, bool caught_up)
 {
 	e->cur = NULL;
-	e->feed_deadline = hpn_feed_tick(e->feed, now);
+	e->feed_deadline = hpn_feed_tick(e->feed, now, caught_up);
 	hpn_pk_feed_sync(e);
 }
 
@@ -246,7 +265,7 @@ void hpn_pk_plain_input(struct hpn_pktep *e, struct hpn_dgram *d)
 		return;
 	}
 	if (!e->feed) {
-		if (!plain_room(e)) {
+		if (!hpn_pk_plain_room(e)) {
 			HPN_STAT_ADD(e->st->drops, 1);
 			return;
 		}

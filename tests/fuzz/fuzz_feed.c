@@ -22,6 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static uint64_t seen[SEEN]; /* delivered sequence numbers (a small hash set) */
 static unsigned nseen, live, room;
+static uint64_t seen_restarts; /* a feed that starts again may deliver a number again */
 
 static uint32_t f_room(void *arg)
 {
@@ -32,9 +33,15 @@ static void f_deliver(void *arg, const uint8_t *pkt, const uint8_t *msg, uint32_
 		      uint32_t line, bool whole)
 {
 	unsigned h = (unsigned)(seq * 0x9E3779B97F4A7C15ull >> 52) % SEEN;
+	const struct hpn_feed *f = arg;
 
 	if (msg < pkt || !room)
 		abort();
+	if (f->restarts != seen_restarts) { /* a new start (a stray first, a new session): new numbers */
+		memset(seen, 0, sizeof(seen));
+		nseen = 0;
+		seen_restarts = f->restarts;
+	}
 	room--;
 	for (unsigned i = 0; i < SEEN && seen[h]; i++, h = (h + 1) % SEEN)
 		if (seen[h] == seq + 1)
@@ -90,9 +97,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		return 0;
 	memset(seen, 0, sizeof(seen));
 	nseen = live = 0;
+	seen_restarts = 0;
 	hpn_seq_parse(specs[data[0] % 3], &s, why, sizeof(why));
 	f = malloc(sizeof(*f));
-	if (!f || hpn_feed_init(f, &s, 1000 * (data[0] >> 4), &ops, NULL)) {
+	if (!f || hpn_feed_init(f, &s, 1000 * (data[0] >> 4), &ops, f)) {
 		free(f);
 		return 0;
 	}
@@ -108,10 +116,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		hpn_feed_input(f, line, data, len, now, now);
 		data += len, size -= len;
 		room = now & 1 ? 3 : 1000;
-		hpn_feed_tick(f, now);
+		hpn_feed_tick(f, now, true);
 	}
 	room = 1000000;
-	hpn_feed_tick(f, now + 10000000);
+	hpn_feed_tick(f, now + 10000000, true);
 	hpn_feed_fini(f);
 	free(f);
 	if (live)

@@ -262,14 +262,14 @@ static void play(bool mdp, uint64_t seed, double loss)
 	for (unsigned k = 0; k < nev; k++) {
 		uint32_t i = evs[k].pkt, n;
 
-		hpn_feed_tick(f, evs[k].t);
+		hpn_feed_tick(f, evs[k].t, true);
 		if (mdp) /* (its last packet closes the feed: never lost) */
 			n = mdp3(b, pkt_seq[i]);
 		else
 			n = mold(b, "SESSION042", pkt_seq[i], i == NPKT ? 0xFFFF : pkt_count[i]);
 		hpn_feed_input(f, evs[k].line, b, n, 1000000000ull + evs[k].t, evs[k].t);
 	}
-	hpn_feed_tick(f, (uint64_t)(NPKT + 100) * 10000);
+	hpn_feed_tick(f, (uint64_t)(NPKT + 100) * 10000, true);
 	/* Exactly the messages of packets some line brought, in order; a
 	 * gap for each run of packets both lines lost. */
 	uint32_t last = mdp ? NPKT + 1 : NPKT; /* packets with messages */
@@ -347,6 +347,156 @@ static void test_ab_mdp3(void **st)
 	play(true, 11, 0.3);
 }
 
+/* A reader that lags: the hole's time runs out while the other line's
+ * copy still waits unread in its device. No gap until the lines were
+ * read empty (caught_up); then the copy fills it - and a hole no line
+ * filled is reported at the first tick that is caught up. */
+static void test_lagging_reader(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+	uint32_t n;
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	n = mold(b, "S000000001", 1, 2);
+	hpn_feed_input(&f, 0, b, n, 1, 0);
+	n = mold(b, "S000000001", 4, 1); /* A lost 3 */
+	hpn_feed_input(&f, 0, b, n, 2, 10);
+	hpn_feed_tick(&f, 5000, false); /* long past its time, but B is unread */
+	assert_int_equal(ngap, 0);
+	assert_int_equal(nout, 2);
+	n = mold(b, "S000000001", 3, 1); /* B's copy, read at last */
+	hpn_feed_input(&f, 1, b, n, 3, 5001);
+	assert_int_equal(nout, 4);
+	assert_int_equal(outs[2].seq, 3);
+	assert_int_equal(outs[3].seq, 4);
+	n = mold(b, "S000000001", 6, 1); /* 5 lost on both */
+	hpn_feed_input(&f, 0, b, n, 4, 6000);
+	hpn_feed_tick(&f, 8000, false);
+	assert_int_equal(ngap, 0);
+	hpn_feed_tick(&f, 8000, true);
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 5);
+	assert_int_equal(gaps[0].count, 1);
+	assert_int_equal(nout, 5);
+	assert_int_equal(f.late, 0);
+	hpn_feed_fini(&f);
+}
+
+/* The first packet does not decide the feed alone: a stray datagram
+ * that came first (another session, or a sequence number far off) is
+ * replaced as soon as two packets agree on another start - the other
+ * line's copy, or the next one; a start that another packet agrees with
+ * stands against a stray after it; after the end of a session, a new one
+ * starts the same way. */
+static void test_stray_start(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	for (int kind = 0; kind < 2; kind++) { /* another session; the same session far ahead */
+		reset();
+		assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+		hpn_feed_input(&f, 0, b, mold(b, kind ? "S000000001" : "OLDSESS000", 1ull << 63, 1), 1, 0);
+		assert_int_equal(nout, 1); /* delivered: nothing told it apart yet */
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 2, 1); /* a candidate */
+		assert_int_equal(nout, 1);
+		hpn_feed_input(&f, 1, b, mold(b, "S000000001", 1, 1), 3, 2); /* B agrees: the feed starts here */
+		assert_int_equal(f.restarts, 1);
+		for (uint64_t q = 2; q <= 5; q++) {
+			hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
+			hpn_feed_input(&f, 1, b, mold(b, "S000000001", q, 1), q, q);
+		}
+		hpn_feed_tick(&f, 10000, true);
+		assert_int_equal(nout, 6);
+		for (unsigned i = 1; i < nout; i++)
+			assert_int_equal(outs[i].seq, i);
+		assert_int_equal(ngap, 0);
+		assert_int_equal(f.dups, 4);
+		assert_int_equal(f.foreign, 1);
+		hpn_feed_fini(&f);
+	}
+
+	/* A start the other line agrees with stands; the stray is dropped. */
+	reset();
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
+	hpn_feed_input(&f, 0, b, mold(b, "OLDSESS000", 99, 1), 2, 1);
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 1, 1), 3, 2);
+	assert_true(f.confirmed);
+	hpn_feed_input(&f, 0, b, mold(b, "OLDSESS000", 100, 1), 4, 3); /* agrees with the stray: too late */
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 2, 1), 5, 4);
+	assert_int_equal(nout, 2);
+	assert_int_equal(outs[1].seq, 2);
+	assert_int_equal(f.restarts, 0);
+	assert_int_equal(f.foreign, 2);
+	hpn_feed_fini(&f);
+
+	/* The session ends; a new one starts once two packets agree. */
+	reset();
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	for (uint64_t q = 1; q <= 3; q++)
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4);
+	assert_int_equal(nend, 1);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000002", 1, 1), 5, 5);
+	assert_int_equal(nout, 3);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000002", 2, 1), 6, 6); /* the next one agrees */
+	hpn_feed_tick(&f, 100, true);
+	assert_int_equal(f.restarts, 1);
+	assert_int_equal(nout, 3); /* 2 waits: the new session's 1 was dropped, another line may bring it */
+	hpn_feed_tick(&f, 5000, true); /* none did */
+	assert_int_equal(ngap, 1);
+	assert_int_equal(gaps[0].from, 1);
+	assert_int_equal(gaps[0].count, 1);
+	assert_int_equal(nout, 4);
+	assert_int_equal(outs[3].seq, 2);
+	hpn_feed_fini(&f);
+}
+
+/* One forged heartbeat far ahead (within the jump limit) while the real
+ * feed runs on both lines with holes of its own: not believed alone, so
+ * the real holes are reported as they are and nothing comes late. */
+static void test_forged_heartbeat(void **st)
+{
+	struct hpn_seq_spec s;
+	struct hpn_feed f;
+	uint8_t b[512];
+	char why[64];
+	uint64_t t = 0;
+
+	reset();
+	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	for (uint64_t q = 1; q <= 3; q++)
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), t, t), t += 10;
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 1000000, 0), t, t); /* forged */
+	for (uint64_t q = 4; q <= 30; q++, t += 5000) { /* slow: each hole times out */
+		if (q % 3 == 0)
+			continue; /* lost on both lines */
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), t, t);
+		hpn_feed_input(&f, 1, b, mold(b, "S000000001", q, 1), t + 1, t + 1);
+		hpn_feed_tick(&f, t + 2, true);
+	}
+	hpn_feed_tick(&f, t + 5000, true);
+	assert_int_equal(ngap, 8); /* 6, 9, ..., 27 (30, the last, has nothing after it) */
+	for (unsigned i = 0; i < ngap; i++) {
+		assert_int_equal(gaps[i].from, 6 + 3 * i);
+		assert_int_equal(gaps[i].count, 1);
+	}
+	assert_int_equal(f.late, 0);
+	for (unsigned i = 1; i < nout; i++)
+		assert_true(outs[i].seq > outs[i - 1].seq);
+	hpn_feed_fini(&f);
+}
+
 /* A reported gap filled later: delivered once, not reported again; a
  * second late copy is a duplicate. */
 static void test_late_fill(void **st)
@@ -365,9 +515,9 @@ static void test_late_fill(void **st)
 	n = mold(b, "S000000001", 6, 1); /* 3..5 missing */
 	hpn_feed_input(&f, 0, b, n, 2, 10);
 	assert_int_equal(nout, 2);
-	assert_int_equal(hpn_feed_tick(&f, 500), 1010);
+	assert_int_equal(hpn_feed_tick(&f, 500, true), 1010);
 	assert_int_equal(ngap, 0);
-	hpn_feed_tick(&f, 1010);
+	hpn_feed_tick(&f, 1010, true);
 	assert_int_equal(ngap, 1);
 	assert_int_equal(gaps[0].from, 3);
 	assert_int_equal(gaps[0].count, 3);
@@ -425,18 +575,25 @@ static void test_no_room(void **st)
 	assert_true(hpn_feed_backlog(&f));
 	for (int k = 0; k < 20 && hpn_feed_backlog(&f); k++) {
 		room_left = 5;
-		hpn_feed_tick(&f, 100);
+		hpn_feed_tick(&f, 100, true);
 	}
 	assert_false(hpn_feed_backlog(&f));
 	assert_int_equal(nout, 40);
 	for (unsigned i = 0; i < nout; i++)
 		assert_int_equal(outs[i].seq, 1 + i);
 	assert_int_equal(ngap, 0);
-	/* A heartbeat says 41..44 exist; they never come: one gap. */
+	/* A heartbeat says 41..44 exist: alone it is not believed (it
+	 * could be forged); the other line's copy says the same, and from
+	 * the first one's time the messages never come: one gap. */
 	room_left = UINT32_MAX;
 	n = mold(b, "S000000001", 45, 0);
 	hpn_feed_input(&f, 0, b, n, 200, 200);
-	hpn_feed_tick(&f, 1300);
+	hpn_feed_tick(&f, 1300, true);
+	assert_int_equal(ngap, 0);
+	n = mold(b, "S000000001", 45, 0);
+	hpn_feed_input(&f, 1, b, n, 1300, 1300);
+	assert_int_equal(f.deadline, 1200);
+	hpn_feed_tick(&f, 1300, true);
 	assert_int_equal(ngap, 1);
 	assert_int_equal(gaps[0].from, 41);
 	assert_int_equal(gaps[0].count, 4);
@@ -463,7 +620,7 @@ static void test_field(void **st)
 			hpn_feed_input(&f, 0, b, 32, q, q);
 	}
 	assert_int_equal(nout, 4);
-	hpn_feed_tick(&f, 5000);
+	hpn_feed_tick(&f, 5000, true);
 	assert_int_equal(ngap, 1);
 	assert_int_equal(gaps[0].from, 104);
 	assert_int_equal(nout, 9);
@@ -489,7 +646,7 @@ static void test_far_jump(void **st)
 	hpn_feed_input(&f, 1, b, mdp3(b, 1ull << 31), 2, 1); /* stray */
 	hpn_feed_input(&f, 0, b, mdp3(b, 2), 3, 2);
 	hpn_feed_input(&f, 0, b, mdp3(b, 3), 4, 3);
-	hpn_feed_tick(&f, 100000);
+	hpn_feed_tick(&f, 100000, true);
 	assert_int_equal(nout, 3);
 	assert_int_equal(outs[2].seq, 3);
 	assert_int_equal(ngap, 0);
@@ -497,7 +654,7 @@ static void test_far_jump(void **st)
 	/* A real jump: the next packet agrees. */
 	hpn_feed_input(&f, 0, b, mdp3(b, 5000000), 5, 200000);
 	hpn_feed_input(&f, 0, b, mdp3(b, 5000001), 6, 200001);
-	hpn_feed_tick(&f, 300000);
+	hpn_feed_tick(&f, 300000, true);
 	assert_int_equal(ngap, 1);
 	assert_int_equal(gaps[0].from, 4);
 	assert_int_equal(gaps[0].count, 5000001 - 4); /* the first far one was not believed: lost with the rest */
@@ -534,10 +691,10 @@ static void test_keep_fails(void **st)
 	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 3, 0), 1, 100); /* heartbeat: 2 exists */
-	assert_int_equal(f.deadline, 1100);
+	assert_int_equal(f.deadline, UINT64_MAX); /* believed only with a second word: */
 	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 3, 1), 1, 900);
 	assert_int_equal(f.deadline, 1100); /* the hole is as old as the heartbeat said */
-	hpn_feed_tick(&f, 1100);
+	hpn_feed_tick(&f, 1100, true);
 	assert_int_equal(ngap, 1);
 	hpn_feed_fini(&f);
 }
@@ -556,7 +713,7 @@ static void test_partly_behind(void **st)
 	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 5, 2), 1, 10); /* 2..4 lost */
-	hpn_feed_tick(&f, 2000);
+	hpn_feed_tick(&f, 2000, true);
 	assert_int_equal(ngap, 1);
 	assert_int_equal(nout, 3); /* 1, 5, 6 */
 	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 2, 7), 1, 3000); /* 2..8 */
@@ -576,7 +733,8 @@ int main(void)
 		cmocka_unit_test(test_parse),     cmocka_unit_test(test_read_mold), cmocka_unit_test(test_ab_mold),
 		cmocka_unit_test(test_ab_mdp3),   cmocka_unit_test(test_late_fill), cmocka_unit_test(test_no_room),
 		cmocka_unit_test(test_field),     cmocka_unit_test(test_far_jump),  cmocka_unit_test(test_keep_fails),
-		cmocka_unit_test(test_partly_behind),
+		cmocka_unit_test(test_partly_behind), cmocka_unit_test(test_lagging_reader),
+		cmocka_unit_test(test_stray_start),      cmocka_unit_test(test_forged_heartbeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
