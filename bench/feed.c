@@ -188,6 +188,9 @@ static void receive(struct feed_run *f, const struct opts *o)
 		for (int i = 0; i < n; i++) {
 			take(f, &m[i], app);
 			hpn_buf_put(f->ep, m[i].data);
+			if (o->app_us > 0) /* a handler's work: the feed waits in the endpoint and the device meanwhile */
+				for (uint64_t until = now_ns() + (uint64_t)(o->app_us * 1e3); now_ns() < until;)
+					;
 		}
 		if (n <= 0 || !(++polls & 63))
 			events(f);

@@ -143,6 +143,8 @@ static void usage(FILE *f)
 		"                       GROUP@SOURCE:PORT joins one source); with --config\n"
 		"                       framing=none,seq=moldudp64|mdp3|... it runs for\n"
 		"                       --duration seconds or until the end of session\n"
+		"  --app-us US          --mode feed: spend US microseconds on each message, as a\n"
+		"                       slow handler would (a busy wait; default 0)\n"
 		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
 		"  --iters N            measured messages per size (default 100000)\n"
 		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
@@ -208,6 +210,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"progress", required_argument, 0, 'G'}, {"quiet", no_argument, 0, 'q'},
 		{"faults", required_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
 		{"listen", required_argument, 0, 'l'},
+		{"app-us", required_argument, 0, 'A'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -277,6 +280,14 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->listen[o->nlisten++] = optarg;
 			break;
 		case 'q': o->quiet = true; break;
+		case 'A': {
+			char *end;
+
+			o->app_us = strtod(optarg, &end);
+			if (!*optarg || *end || !(o->app_us >= 0 && o->app_us <= 1e6))
+				die(2, "--app-us: '%s' is not a time in microseconds (0..1000000)", optarg);
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		default:
 			die(2, "unknown or incomplete option '%s' (see --help)", argv[optind - 1]);
@@ -292,6 +303,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		die(2, "--mode feed receives a feed: give its lines with --listen GROUP:PORT (no --server, no --peer)");
 	if (o->mode != MODE_FEED && o->nlisten)
 		die(2, "--listen is for --mode feed (a server listens on --bind)");
+	if (o->mode != MODE_FEED && o->app_us > 0)
+		die(2, "--app-us is for --mode feed (the work a feed handler does per message)");
 }
 
 /* Messages larger than the default buffers (64 KiB), unless --config (or

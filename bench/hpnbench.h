@@ -29,6 +29,7 @@ struct opts {
 	bool quiet;
 	const char *listen[MAX_LISTEN]; /* --mode feed: the lines */
 	unsigned nlisten;
+	double app_us; /* --mode feed: the application's work per message (a busy wait) */
 };
 
 extern volatile sig_atomic_t interrupted;

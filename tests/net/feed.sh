@@ -26,11 +26,12 @@ if ! "$bench" --list-plugins 2>/dev/null | grep -q "^$plugin *yes"; then
 	exit 77
 fi
 
-# check NAME EXPECT.json RESULT.json MOLD(0|1) MONOTONIC(0|1)
+# check NAME EXPECT.json RESULT.json MOLD(0|1) MONOTONIC(0|1) [LATE_HOLES_MAX]
 check() {
 	python3 - "$@" <<'PY'
 import json, sys
 name, ef, rf, mold, mono = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == '1', sys.argv[5] == '1'
+late_max = int(sys.argv[6]) if len(sys.argv) > 6 and sys.argv[6] else 1 << 30
 e = json.load(open(ef)); r = json.load(open(rf))['results'][0]
 bad = []
 def want(what, got, exp):
@@ -41,7 +42,7 @@ want("digest", r['digest'], e['digest'])
 # still (the receiver was descheduled on this shared machine) is not
 # wrong: its messages came late, once. Any other difference is.
 extra = r['gap_msgs'] - e['gap_msgs']
-if extra > 0 and r['late'] == extra and r['gaps'] > e['gaps']:
+if extra > 0 and r['late'] == extra and r['gaps'] > e['gaps'] and r['gaps'] - e['gaps'] <= late_max:
     print("   (%d holes reported and filled later: %d messages late)" % (r['gaps'] - e['gaps'], extra))
 else:
     want("gap events", r['gaps'], e['gaps'])
@@ -92,7 +93,7 @@ run() {
 	if ! wait "$pid"; then
 		echo "FAIL $name: the receiver:"; cat "$log/$name.out"; exit 1
 	fi
-	check "$name" "$log/$name.expect" "$log/$name.json" "$mold" "$mono" || { cat "$log/$name.out"; exit 1; }
+	check "$name" "$log/$name.expect" "$log/$name.json" "$mold" "$mono" "${late_max:-}" || { cat "$log/$name.out"; exit 1; }
 }
 
 here() { "$@"; }
@@ -119,6 +120,16 @@ cases() {
 	echo "4. source-specific lines (group@source, IGMPv3): the generator's source is heard"
 	run "$plugin-ssm" "$rx" "$tx" 1 0 "--listen 239.77.1.7@$gif:$((p + 5)) --listen 239.77.1.8@$gif:$((p + 6)) --config $mold,mcast_if=$rif" \
 		"--line 239.77.1.7:$((p + 5)) --line 239.77.1.8:$((p + 6)) --packets 5000 --loss 0.05,0.05 --rate 20000 --seed 3 --mcast-if $gif"
+	# udp only: its device is a 4 MiB socket buffer; a frame backend's
+	# ring would overflow behind such a reader, and those are real gaps.
+	[ "$plugin" = udp ] || return 0
+	echo "5. a reader that lags (40 us a message, 40 000 messages/s sent, gap_timeout_us 1000): holes wait for the other line's copy, nothing false"
+	# (a hole reported early because the generator was descheduled, as
+	# above, at most 3 times: a reader that arbitrated while it lagged
+	# reported ~30 holes the other line filled later.)
+	late_max=3	run "$plugin-slow" "$rx" "$tx" 1 0 "--app-us 40 --listen 239.77.1.9:$((p + 7)) --listen 239.77.1.10:$((p + 8)) --config ${mold/gap_timeout_us=10000/gap_timeout_us=1000},mcast_if=$rif" \
+		"--line 239.77.1.9:$((p + 7)) --line 239.77.1.10:$((p + 8)) --packets 6000 --msgs 2 --loss 0.02,0.02 --lag 0,4 --rate 20000 --seed 4 --mcast-if $gif"
+	late_max=
 }
 
 if [ "$plugin" = udp ]; then
