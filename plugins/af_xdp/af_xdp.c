@@ -1181,6 +1181,11 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 		return hpn_set_error(-EINVAL, "af_xdp: listen %s: a source is given for a group only", spec);
 	if (u->lines.n == HPN_NET_LINES)
 		return hpn_set_error(-ENOSPC, "af_xdp: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
+	if (group && !a.sin_port)
+		return hpn_set_error(-EINVAL, "af_xdp: listen %s: a group's port must be given", spec);
+	ret = hpn_pktep_line_check(u->pk, spec, group ? a.sin_addr.s_addr : 0, a.sin_port, source);
+	if (ret)
+		return ret;
 	if (!u->up) {
 		ret = group ? group_dev(u, a.sin_addr.s_addr, spec, &ip) : dev_of_addr(u, a.sin_addr.s_addr, &ip);
 		ret = ret ?: set_up(u, ip, a.sin_port);

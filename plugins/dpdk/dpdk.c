@@ -1569,6 +1569,11 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 				     inet_ntoa((struct in_addr){u->ip}));
 	if (u->lines.n == HPN_NET_LINES)
 		return hpn_set_error(-ENOSPC, "dpdk: listen %s: at most %d lines", spec, HPN_FEED_LINES_MAX);
+	if (group && !a.sin_port)
+		return hpn_set_error(-EINVAL, "dpdk: listen %s: a group's port must be given", spec);
+	ret = hpn_pktep_line_check(u->pk, spec, group ? a.sin_addr.s_addr : 0, a.sin_port, source);
+	if (ret)
+		return ret;
 	if (!u->port) {
 		ret = bind_port(u, a.sin_port);
 		if (ret)

@@ -776,9 +776,16 @@ static int join(struct hpn_pep *u, int fd, const struct sockaddr_storage *group,
 		memcpy(&gr.gr_group, group, sizeof(struct sockaddr_in));
 		ret = setsockopt(fd, IPPROTO_IP, MCAST_JOIN_GROUP, &gr, sizeof(gr));
 	}
-	if (ret)
+	if (ret && errno == EADDRINUSE) /* this socket joined it already */
+		return hpn_set_error(-EEXIST, "udp: listen %s: already listening there", spec);
+	if (ret) {
+		bool named = u->mcast_ifindex || u->mcast_if.s_addr != htonl(INADDR_ANY);
+
 		return hpn_set_error(-errno, "udp: cannot join %s: %s%s", spec, strerror(errno),
-				     errno == ENODEV ? " (no multicast route: set mcast_if=<interface>)" : "");
+				     errno != ENODEV ? ""
+				     : named ? " (mcast_if= names no interface with an address here)"
+					     : " (no multicast route: set mcast_if=<interface>)");
+	}
 	return 0;
 }
 
@@ -802,7 +809,7 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 /* A socket bound to port for a plain line: the first one, or one more
  * (read in turn with the others, watched together for wait_fd). */
 static int plain_port_socket(struct hpn_pep *u, const struct sockaddr_storage *bind_to, socklen_t blen,
-			     uint16_t *pport, const char *spec)
+			     uint16_t *pport, const char *spec, bool group)
 {
 	uint16_t port = *pport;
 	int one = 1, fd;
@@ -831,13 +838,19 @@ static int plain_port_socket(struct hpn_pep *u, const struct sockaddr_storage *b
 		set_bufsize(fd, SO_RCVBUF, SO_RCVBUFFORCE, u->rcvbuf);
 		plain_sockopts(u, fd);
 	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A group's port is shared: every receiver of the group on this host
+	 * binds it (each socket hears only its own joins: IP_MULTICAST_ALL
+	 * off). A unicast port is not: with the option on both, a second
+	 * binder would silently take the first one's datagrams. */
+	if (group)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (const struct sockaddr *)bind_to, blen)) {
 		int err = errno;
 
 		if (fd != u->fd)
 			close(fd);
-		return hpn_set_error(-err, "udp: cannot bind %s: %s", spec, strerror(err));
+		return hpn_set_error(-err, "udp: cannot bind %s: %s%s", spec, strerror(err),
+				     err == EADDRINUSE && !group ? " (another socket has this port)" : "");
 	}
 	if (!port) { /* port 0: the one the kernel picked */
 		struct sockaddr_storage me;
@@ -897,7 +910,14 @@ static int plain_listen(struct hpn_pep *u, const char *spec)
 	uint16_t port = a.ss_family == AF_INET ? ((struct sockaddr_in *)&a)->sin_port
 					       : ((struct sockaddr_in6 *)&a)->sin6_port;
 
-	fd = plain_port_socket(u, &b, alen, &port, spec);
+	if (is_group(&a) && !port)
+		return hpn_set_error(-EINVAL, "udp: listen %s: a group's port must be given", spec);
+	/* Refused lines are refused before anything is bound or joined. */
+	if (a.ss_family == AF_INET &&
+	    (ret = hpn_pktep_line_check(u->pk, spec, is_group(&a) ? ((struct sockaddr_in *)&a)->sin_addr.s_addr : 0,
+					port, source)))
+		return ret;
+	fd = plain_port_socket(u, &b, alen, &port, spec, is_group(&a));
 	if (fd < 0)
 		return fd;
 	if (is_group(&a)) {

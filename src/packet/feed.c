@@ -488,10 +488,12 @@ static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t li
 
 /* While the start is unconfirmed (or the session ended): may p be taken
  * as it is? If not, it is dropped - unless it confirms a candidate, in
- * which case the feed starts again with it. */
+ * which case the feed starts again with it. After the end, the session's
+ * own packets are late copies from before it, or repeats of the end;
+ * nothing of it lies beyond. */
 static bool start_checked(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
 {
-	if (f->ended ? same_session(f->session, p)
+	if (f->ended ? same_session(f->session, p) && p->seq + p->count <= f->next
 		     : same_session(f->session, p) && near(p->seq, f->start_seq)) {
 		if (!f->ended && (p->seq != f->start_seq || line != f->start_line))
 			f->confirmed = true; /* another packet, or the other line's copy */

@@ -203,6 +203,9 @@ bool hpn_pktep_reliable(const struct hpn_pktep *e);
  * Returns the line's index, -EEXIST if it is there, -ENOSPC beyond
  * HPN_FEED_LINES_MAX. */
 int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source);
+/* What line_add would refuse (-EEXIST, -ENOSPC), asked before a backend
+ * binds or joins anything for the line (port 0: not known yet). */
+int hpn_pktep_line_check(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source);
 /* Per-line feed counters (hpn_feed_lines); -EOPNOTSUPP without seq=. */
 int hpn_pktep_feed_lines(struct hpn_pktep *e, struct hpn_feed_line *out, unsigned max);
 /* A listen address "group@source:port" as "group:port" in out, and the

@@ -293,13 +293,22 @@ void hpn_pk_plain_expire(struct hpn_pktep *e, uint64_t now)
 	}
 }
 
-int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source)
+int hpn_pktep_line_check(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source)
 {
-	for (uint32_t i = 0; i < e->nlines; i++)
+	for (uint32_t i = 0; port && i < e->nlines; i++)
 		if (e->lines[i].group == group && e->lines[i].port == port && e->lines[i].source == source)
 			return hpn_set_error(-EEXIST, "listen %s: already listening there", spec);
 	if (e->nlines == HPN_FEED_LINES_MAX)
 		return hpn_set_error(-ENOSPC, "listen %s: a feed has at most %d lines", spec, HPN_FEED_LINES_MAX);
+	return 0;
+}
+
+int hpn_pktep_line_add(struct hpn_pktep *e, const char *spec, uint32_t group, uint16_t port, uint32_t source)
+{
+	int ret = hpn_pktep_line_check(e, spec, group, port, source);
+
+	if (ret)
+		return ret;
 	snprintf(e->lines[e->nlines].spec, sizeof(e->lines[0].spec), "%s", spec);
 	e->lines[e->nlines].group = group;
 	e->lines[e->nlines].port = port;

@@ -446,6 +446,11 @@ static void test_stray_start(void **st)
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4);
 	assert_int_equal(nend, 1);
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4); /* B's end: nothing new */
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 1), 4, 4);      /* data past the end: dropped */
+	assert_int_equal(nend, 1);
+	assert_int_equal(nout, 3);
+	assert_int_equal(f.foreign, 1);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000002", 1, 1), 5, 5);
 	assert_int_equal(nout, 3);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000002", 2, 1), 6, 6); /* the next one agrees */

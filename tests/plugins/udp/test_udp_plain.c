@@ -104,6 +104,40 @@ static void test_config_refused(void **st)
 	hpn_ep_destroy(ep);
 }
 
+/* Listens that cannot work are refused with the reason and leave nothing
+ * behind: a unicast port another socket holds (it is not shared: the
+ * second binder took the first one's datagrams), the same group twice, a
+ * group without its port, a ninth line (refused before its join). */
+static void test_listen_refused(void **st)
+{
+	hpn_ep *a = e2e_make("plugin=udp,framing=none,seq=moldudp64,mcast_if=127.0.0.1", NULL);
+	hpn_ep *b = e2e_make("plugin=udp,framing=none,seq=moldudp64,mcast_if=127.0.0.1", NULL);
+	struct sockaddr_in me;
+	int holder = kernel_sock(0, &me);
+	char spec[64];
+
+	snprintf(spec, sizeof(spec), "127.0.0.1:%u", ntohs(me.sin_port));
+	assert_int_equal(hpn_listen(a, spec), -EADDRINUSE);
+	assert_non_null(strstr(hpn_last_error(), "another socket has this port"));
+	close(holder);
+	assert_int_equal(hpn_listen(a, "127.0.0.1:18993"), 0);
+	assert_int_equal(hpn_listen(b, "127.0.0.1:18993"), -EADDRINUSE); /* not shared between endpoints */
+	assert_int_equal(hpn_listen(a, "239.77.9.3:18994"), 0);
+	assert_int_equal(hpn_listen(b, "239.77.9.3:18994"), 0); /* a group's port is: both hear it */
+	assert_int_equal(hpn_listen(a, "239.77.9.3:18994"), -EEXIST);
+	assert_non_null(strstr(hpn_last_error(), "already listening there"));
+	assert_int_equal(hpn_listen(a, "239.77.9.3:0"), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "port must be given"));
+	for (int i = 4; i < 10; i++) { /* lines 3..8 */
+		snprintf(spec, sizeof(spec), "239.77.9.%d:18994", i);
+		assert_int_equal(hpn_listen(a, spec), 0);
+	}
+	assert_int_equal(hpn_listen(a, "239.77.9.10:18994"), -ENOSPC);
+	assert_non_null(strstr(hpn_last_error(), "at most 8 lines"));
+	hpn_ep_destroy(a);
+	hpn_ep_destroy(b);
+}
+
 static void test_plain_both_ways(void **st)
 {
 	hpn_ep *ep = e2e_make("plugin=udp,framing=none,peer_timeout_ms=300,buf_size=4096", NULL);
@@ -373,7 +407,8 @@ static void test_mold_request(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_plain_both_ways),
+		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_listen_refused),
+		cmocka_unit_test(test_plain_both_ways),
 		cmocka_unit_test(test_feed_inline),    cmocka_unit_test(test_feed_thread),
 		cmocka_unit_test(test_feed_retransmission), cmocka_unit_test(test_mold_request),
 	};
