@@ -18,6 +18,9 @@
 #include <time.h>
 
 static __thread char err_buf[512];
+/* In the sink on this thread: a line the sink itself causes (it writes to
+ * a stream hpn captures, or calls into hpn) must not take the lock again. */
+static __thread int in_sink;
 
 struct log_sink {
 	hpn_log_fn fn;
@@ -106,10 +109,19 @@ HPN_EXPORT void hpn_log(enum hpn_log_level level, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(line, sizeof(line), fmt, ap);
 	va_end(ap);
+	if (in_sink)
+		return; /* from inside the sink: it would wait for itself */
 	pthread_mutex_lock(&log_lock);
+	in_sink++;
 	if (sink.fn && (int)level <= sink.max_level)
 		sink.fn(sink.arg, level, line);
+	in_sink--;
 	pthread_mutex_unlock(&log_lock);
+}
+
+HPN_EXPORT int hpn_log_in_sink(void)
+{
+	return in_sink;
 }
 
 HPN_EXPORT const char *hpn_last_error(void)

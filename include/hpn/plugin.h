@@ -215,6 +215,12 @@ void hpn_core_describe(struct hpn_core *core, const char *fmt, ...) __attribute_
 
 /** Log a line through the application's handler. */
 void hpn_log(enum hpn_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/** Non-zero while this thread is inside the application's log handler: what
+ *  the handler writes to a stream the backend captures (DPDK's EAL start
+ *  swaps stderr) must go where the handler meant it, not to hpn_log
+ *  (which drops a line from inside the handler rather than wait for
+ *  itself). */
+int hpn_log_in_sink(void);
 /** Record the thread's last-error message and return err (a -errno). */
 int hpn_set_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

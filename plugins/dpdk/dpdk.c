@@ -1316,7 +1316,10 @@ static int read_cfg(struct hpn_pep *u)
 	uint64_t frames, rxd, txd;
 	int ret;
 
-	if (!!vdev == !!pci || (vdev && !vdev[0]) || (pci && !pci[0]))
+	if (vdev && pci)
+		return hpn_set_error(-EINVAL, "config: port= and vdev= both given: an endpoint has one port (port= "
+					      "names a device present, vdev= makes one)");
+	if (!vdev == !pci || (vdev && !vdev[0]) || (pci && !pci[0]))
 		return hpn_set_error(-EINVAL, "config: dpdk needs its port: port=PCI_ADDRESS or vdev=\"DEVICE,ARGS\" "
 					      "(one of them), e.g. vdev=\"net_memif0,role=server,socket=/tmp/m.sock\"");
 	if ((vdev && strlen(vdev) >= sizeof(u->vdev)) || (pci && strlen(pci) >= sizeof(u->pci)))

@@ -69,9 +69,20 @@ static void log_flush(void)
 	log_len = 0;
 }
 
+/* stderr as it was before the EAL's start swapped it for ours. */
+static FILE *real_stderr;
+
 static ssize_t log_write(void *cookie, const char *buf, size_t size)
 {
 	(void)cookie;
+	/* The application's log handler writing to stderr while the EAL
+	 * starts (hpnbench's does, HPN_LOG_LEVEL's too): its own line, for
+	 * its own stderr - into hpn_log it would come back to the handler. */
+	if (hpn_log_in_sink()) {
+		if (real_stderr)
+			fwrite(buf, 1, size, real_stderr);
+		return (ssize_t)size;
+	}
 	for (size_t i = 0; i < size; i++) {
 		if (log_len < sizeof(log_line) - 1)
 			log_line[log_len++] = buf[i];
@@ -171,6 +182,20 @@ static unsigned free_hugepages(void)
 
 #define EAL_MEM_MB 128 /* mbuf headers, device rings: the payload memory is the core's pool */
 
+/* A PCI address (DDDD:BB:DD.F or BB:DD.F), not an ethdev's name: only
+ * that may go to the EAL as -a - a name there fails its start, and it
+ * starts once a process. */
+static bool pci_address(const char *s)
+{
+	unsigned d, b, dev, f;
+	int n = -1;
+
+	if (sscanf(s, "%x:%x:%x.%x%n", &d, &b, &dev, &f, &n) == 4 && n == (int)strlen(s))
+		return true;
+	n = -1;
+	return sscanf(s, "%x:%x.%x%n", &b, &dev, &f, &n) == 3 && n == (int)strlen(s);
+}
+
 static void default_args(struct argv_buf *a, const char *pci)
 {
 	char buf[160], cpus[128];
@@ -184,7 +209,7 @@ static void default_args(struct argv_buf *a, const char *pci)
 	snprintf(buf, sizeof(buf), "0@%s", cpus);
 	arg(a, "--lcores");
 	arg(a, buf);
-	if (pci) {
+	if (pci && pci_address(pci)) {
 		arg(a, "-a");
 		arg(a, pci);
 	} else {
@@ -284,15 +309,24 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 		hpn_log(HPN_LOG_WARN, "dpdk: eal=\"%s\" ignored: this process's EAL started already (it starts once)",
 			eal_args);
 	if (eal_state) {
-		ret = eal_state > 0 ? 0 : hpn_set_error(eal_state, "%s", eal_failure);
+		ret = eal_state > 0 ? 0
+				    : hpn_set_error(eal_state, "%s; it failed earlier in this process and cannot start "
+							       "again there (DPDK's rule): start a new process",
+						    eal_failure);
 		pthread_mutex_unlock(&eal_lock);
 		return ret;
 	}
 	FILE *app_log = rte_log_get_stream(), *ours = fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write});
+	/* A second stream for stdout and stderr: a handler that writes to
+	 * stderr while DPDK's log line is being flushed must not write into
+	 * the stream being flushed (the line would go out with its own). */
+	FILE *std_ours = fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write});
 	FILE *std_out = stdout, *std_err = stderr;
 
 	if (ours)
 		setvbuf(ours, NULL, _IOLBF, 0);
+	if (std_ours)
+		setvbuf(std_ours, NULL, _IOLBF, 0);
 	rte_openlog_stream(ours);
 	hpn_dpdk_errors_reset();
 	arg(&a, "hpn");
@@ -307,11 +341,14 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 	/* The EAL writes some things past its log: its fatal alerts to
 	 * stderr, its usage to stdout. They go to hpn_log too while it starts
 	 * (the library never writes to either). */
-	if (ours)
-		stdout = stderr = ours;
+	real_stderr = std_err;
+	if (std_ours)
+		stdout = stderr = std_ours;
 	ret = rte_eal_init(a.n, a.v);
 	stdout = std_out;
 	stderr = std_err;
+	if (std_ours) /* what is left, into hpn_log; kept open (once a process), in case the EAL kept it */
+		fflush(std_ours);
 	if (ret < 0 && rte_errno == EALREADY) {
 		hpn_log(HPN_LOG_INFO, "dpdk: the EAL was started by the application: using it");
 		rte_openlog_stream(app_log == ours ? NULL : app_log); /* the application's log stays its own */
@@ -323,9 +360,15 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 	if (ret < 0) {
 		int err = rte_errno ? -rte_errno : -EINVAL;
 
-		snprintf(eal_failure, sizeof(eal_failure), "dpdk: the EAL would not start: %s (%s)%s",
+		/* It cannot start again in this process (DPDK's rule): every
+		 * later endpoint gets this same reason. */
+		snprintf(eal_failure, sizeof(eal_failure), "dpdk: the EAL would not start: %s (%s)%s%s",
 			 hpn_dpdk_last_error(), rte_strerror(-err),
-			 err == -EACCES || err == -EPERM ? " - run as root" : "");
+			 (err == -EACCES || err == -EPERM) && geteuid() ? " - run as root" : "",
+			 eal_args && strstr(hpn_dpdk_last_error(), "hugepage") && !strstr(eal_args, "--no-huge")
+				 ? " - eal= replaces hpn's own arguments, --no-huge among them: add it, or reserve "
+				   "hugepages (tools/hpn-hugepages)"
+				 : "");
 		eal_state = err;
 		pthread_mutex_unlock(&eal_lock);
 		return hpn_set_error(err, "%s", eal_failure);
@@ -353,17 +396,47 @@ bool hpn_dpdk_eal_default(void)
 
 /* eal= may not ask the EAL to print and exit: the library never ends the
  * application. */
+/* An option of DPDK's that prints and exits the process: -h, -v (also in
+ * a cluster: -vh), --help, --version and --log-level=help - and what
+ * getopt takes for them: a long option abbreviated (--hel, --vers). NULL:
+ * none. */
+static const char *exits(const char *t, const char *next)
+{
+	static const char *const longs[] = {"--help", "--version"};
+	size_t n = strcspn(t, "=");
+
+	if (t[0] != '-' || !t[1])
+		return NULL;
+	if (t[1] != '-') {
+		/* Short options, clustered; one of these takes the rest (its
+		 * argument): DPDK's getopt string is "a:b:c:s:d:hl:S:m:n:r:v". */
+		for (const char *c = t + 1; *c && !strchr("abcsdlSmnr", *c); c++)
+			if (*c == 'h' || *c == 'v')
+				return *c == 'h' ? "-h" : "-v";
+		return NULL;
+	}
+	for (size_t i = 0; i < 2; i++)
+		if (n >= 3 && n <= strlen(longs[i]) && !strncmp(t, longs[i], n))
+			return longs[i];
+	if (n >= 3 && n <= strlen("--log-level") && !strncmp(t, "--log-level", n)) {
+		const char *v = t[n] == '=' ? t + n + 1 : next;
+
+		if (v && strstr(v, "help"))
+			return "--log-level=help";
+	}
+	return NULL;
+}
+
 static int check_args(const char *eal_args)
 {
-	static const char *const bad[] = {"-h", "--help", "-v", "--version", NULL};
 	struct argv_buf a = {.n = 0};
+	const char *bad;
 
 	args_split(&a, eal_args);
 	for (int i = 0; i < a.n; i++)
-		for (int b = 0; bad[b]; b++)
-			if (!strcmp(a.v[i], bad[b]))
-				return hpn_set_error(-EINVAL, "config: eal=\"%s\": %s would make DPDK print and exit",
-						     eal_args, bad[b]);
+		if ((bad = exits(a.v[i], i + 1 < a.n ? a.v[i + 1] : NULL)))
+			return hpn_set_error(-EINVAL, "config: eal=\"%s\": '%s' (%s) would make DPDK print and exit",
+					     eal_args, a.v[i], bad);
 	return 0;
 }
 

@@ -130,11 +130,28 @@ static void refused(const char *cfg, int err, const char *needle)
 	assert_non_null(strstr(hpn_last_error(), needle));
 }
 
+/* The application's log handler writes to stderr - as hpnbench's does, and
+ * HPN_LOG_LEVEL's: while the EAL starts, stderr is hpn's capture of
+ * DPDK's writes, and a line the handler wrote there came back to the
+ * handler under its own lock (the process hung for good). */
+static void to_stderr(void *arg, enum hpn_log_level level, const char *msg)
+{
+	(void)arg;
+	fprintf(stderr, "# log %d: %s\n", (int)level, msg);
+}
+
 static void test_config_errors(void **state)
 {
 	(void)state;
+	/* First of all in this process: a port named that is no PCI address
+	 * starts the EAL without it (as -a it failed the EAL's start, for
+	 * good: every later endpoint of the process was refused), with
+	 * DPDK's errors logged to stderr by the handler. */
+	hpn_log_set_handler(to_stderr, NULL, HPN_LOG_WARN);
+	refused("plugin=dpdk,port=nosuchport,ip=10.76.0.1/24", 0, "port=nosuchport");
+	hpn_log_set_handler(NULL, NULL, HPN_LOG_ERROR);
 	refused("plugin=dpdk,ip=10.76.0.1/24", -EINVAL, "port=PCI_ADDRESS or vdev=");
-	refused("plugin=dpdk,port=0000:00:00.0,vdev=net_null0,ip=10.76.0.1/24", -EINVAL, "one of them");
+	refused("plugin=dpdk,port=0000:00:00.0,vdev=net_null0,ip=10.76.0.1/24", -EINVAL, "both given");
 	refused("plugin=dpdk,vdev=net_null0", -EINVAL, "needs ip=");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/33", -EINVAL, "ip='10.76.0.1/33'");
 	refused("plugin=dpdk,vdev=net_null0,ip=239.1.1.1/24", -EINVAL, "ip='239.1.1.1/24'");
@@ -145,6 +162,13 @@ static void test_config_errors(void **state)
 	/* DPDK's own 2 KiB mbufs (mbufs=copy) carry less than the frames. */
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=copy,mtu=3000", -EINVAL, "mtu=3000 out of range");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--no-pci -h\"", -EINVAL, "print and exit");
+	/* getopt takes abbreviations and clusters: each of these printed and
+	 * ended the process with status 0. */
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--no-pci --hel\"", -EINVAL, "print and exit");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"-vh\"", -EINVAL, "print and exit");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--log-level=help\"", -EINVAL, "print and exit");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--log-level help\"", -EINVAL, "print and exit");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,eal=\"--vers\"", -EINVAL, "print and exit");
 }
 
 /* An address that is not ours, ourselves, and off the subnet. */
