@@ -552,6 +552,10 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			hpn_frame_count_bad(u->st, e);
 			continue;
 		}
+		if (!hpn_frame_to_us(&p, u->mac)) { /* another VLAN's, another host's */
+			HPN_STAT_ADD(u->st->drops, 1);
+			continue;
+		}
 		if (u->plain ? !hpn_net_lines_take(&u->lines, u->ip, u->port, p.dst_ip, p.dst_port)
 			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			HPN_STAT_ADD(u->st->drops, 1); /* our port, another address */

@@ -905,6 +905,13 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 			rte_pktmbuf_free(m);
 			continue;
 		}
+		/* Another VLAN's (tagged, or its tag stripped by the port) or
+		 * another host's (a promiscuous port, a bridge): not ours. */
+		if (!hpn_frame_to_us(&p, u->mac) || (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED)) {
+			HPN_STAT_ADD(u->st->drops, 1);
+			rte_pktmbuf_free(m);
+			continue;
+		}
 		if (u->plain ? !hpn_net_lines_take(&u->lines, u->ip, u->port, p.dst_ip, p.dst_port)
 			     : p.dst_port != u->port || (p.dst_ip != u->ip && (!u->group || p.dst_ip != u->group))) {
 			if (p.dst_ip == u->ip)

@@ -22,6 +22,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #define HPN_ETH_HLEN 14
 #define HPN_IP4_HLEN 20 /* we send no options; we accept them */
@@ -91,6 +92,16 @@ enum hpn_frame_err hpn_frame_parse_udp4(const uint8_t *frame, size_t len, struct
 #define HPN_FRAME_UDP_VERIFIED 2u
 enum hpn_frame_err hpn_frame_parse_udp4_verified(const uint8_t *frame, size_t len, struct hpn_udp4 *out,
 						 unsigned verified);
+
+/* Whether a parsed frame is one this port's own stack takes, as the
+ * kernel's would: untagged (we send untagged: a tagged frame belongs to
+ * another VLAN's interface), and to our MAC or to a group or broadcast
+ * MAC - not a frame for another host that a promiscuous port, a bridge
+ * or a veth delivers too. */
+static inline bool hpn_frame_to_us(const struct hpn_udp4 *p, const uint8_t mac[6])
+{
+	return !p->vlan && ((p->dst_mac[0] & 1) || !memcmp(p->dst_mac, mac, 6));
+}
 
 /* A short name for an hpn_frame_err, for logs. */
 const char *hpn_frame_strerror(enum hpn_frame_err e);

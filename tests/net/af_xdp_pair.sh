@@ -99,4 +99,48 @@ client in2 udp_to_xdp_again --plugin udp --peer "${subnet}.1:$port"
 stop_server
 attached && { echo "FAIL: the XDP program is still attached after the restarted server stopped"; exit 1; }
 echo "   the restarted server took over the interface and left it clean"
+
+echo "7. frames the kernel would not take are not taken: VLAN-tagged, to another host's MAC"
+# A plain UDP echo (framing=none) answers every datagram it takes: three
+# valid UDP datagrams go to it by a raw socket - tagged (VLAN 7), to a MAC
+# that is not its, and plain - and exactly the plain one comes back.
+start_server in1 xdp_srv_plain --plugin af_xdp --config framing=none --bind "${subnet}.1:$port"
+in2 ping -c 1 -W 1 "${subnet}.1" >/dev/null # the kernel host learns the af_xdp host's MAC
+dmac=$(in2 ip neigh show "${subnet}.1" | awk '{ for (i = 1; i < NF; i++) if ($i == "lladdr") print $(i + 1) }')
+[ -n "$dmac" ] || { echo "FAIL: no neighbour entry for ${subnet}.1"; exit 1; }
+in2 python3 - eth0 "$dmac" "${subnet}.2" "${subnet}.1" "$port" >"$log/notours.out" 2>&1 <<'PY' || { cat "$log/notours.out"; exit 1; }
+import socket, struct, sys
+ifname, dmac, src, dst, port = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), sys.argv[3], sys.argv[4], int(sys.argv[5])
+smac = bytes.fromhex(open('/sys/class/net/%s/address' % ifname).read().strip().replace(':', ''))
+def csum(b):
+    if len(b) % 2: b += b'\0'
+    t = sum(struct.unpack('!%dH' % (len(b) // 2), b))
+    while t >> 16: t = (t & 0xffff) + (t >> 16)
+    return ~t & 0xffff
+def ip4udp(data, sport):
+    u = struct.pack('!HHHH', sport, port, 8 + len(data), 0) + data
+    ph = socket.inet_aton(src) + socket.inet_aton(dst) + struct.pack('!BBH', 0, 17, len(u))
+    u = u[:6] + struct.pack('!H', csum(ph + u) or 0xffff) + u[8:]
+    h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(u), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+    return h[:10] + struct.pack('!H', csum(h)) + h[12:] + u
+rx = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+rx.bind((src, 41000))
+rx.settimeout(1.0)
+raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+raw.bind((ifname, 0))
+raw.send(dmac + smac + struct.pack('!HHH', 0x8100, 7, 0x0800) + ip4udp(b'tagged', 41000))
+raw.send(bytes.fromhex('020000000099') + smac + struct.pack('!H', 0x0800) + ip4udp(b'other-mac', 41000))
+raw.send(dmac + smac + struct.pack('!H', 0x0800) + ip4udp(b'plain', 41000))
+got = []
+try:
+    while True:
+        got.append(rx.recv(100))
+except socket.timeout:
+    pass
+if got != [b'plain']:
+    sys.exit("FAIL: echoes %r, want only b'plain'" % got)
+print("only the plain datagram was taken (tagged, other MAC dropped)")
+PY
+echo "   $(cat "$log/notours.out")"
+stop_server
 echo "PASS"
