@@ -473,6 +473,14 @@ static void starving(struct hpn_pep *u)
 		u->dev, u->in_dev, u->fill_target);
 }
 
+/* The device has no frame to receive into: the application holds them. */
+static bool deaf(void *arg)
+{
+	const struct hpn_pep *u = arg;
+
+	return u->up && !u->in_dev;
+}
+
 /* Keep fill_target frames with the device: the ones just read (recycled)
  * first, then fresh ones from the pool for those the application kept.
  * in_dev counts frames in the fill and rx rings, so the reservation
@@ -481,10 +489,14 @@ static void refill(struct hpn_pep *u)
 {
 	uint32_t need = u->fill_target - u->in_dev, idx, k = 0;
 
-	if (need > u->nrecycle)
-		cache_fill(u, need - u->nrecycle); /* the send cache lends to the device */
+	if (need > u->nrecycle) /* the send cache lends to the device, all but its reserve */
+		cache_fill(u, need - u->nrecycle + (u->nfree < TX_RESERVE ? TX_RESERVE - u->nfree : 0));
 	if (need && xsk_ring_prod__reserve(&u->fill, need, &idx) == need) {
-		while (k < need && (u->nrecycle || u->nfree)) {
+		/* Never the send reserve: with the application holding the
+		 * rest, every ACK and keepalive goes out in one of those, and a
+		 * receiver that took them for its device fell silent - its
+		 * peer gave it up, then it gave its peer up. */
+		while (k < need && (u->nrecycle || u->nfree > TX_RESERVE)) {
 			uint64_t chunk = u->nrecycle ? u->recycle[--u->nrecycle] : u->free_frames[--u->nfree];
 
 			u->fstate[chunk / FRAME_SIZE] = F_DEV;
@@ -596,7 +608,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .rx_done = xsk_rx_done,
 					   .format = hpn_net_format,
 					   .frame_get = frame_get, .frame_put = frame_put,
-					   .frames_free = frames_free};
+					   .frames_free = frames_free, .deaf = deaf};
 
 /* ---- set-up ------------------------------------------------------------------ */
 

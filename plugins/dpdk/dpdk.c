@@ -951,9 +951,18 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	return (int)out;
 }
 
+/* Lent mode: the port receives into frames of the pool; with every one
+ * held by the application, it has none to receive into. */
+static bool deaf(void *arg)
+{
+	const struct hpn_pep *u = arg;
+
+	return u->up && !rte_mempool_avail_count(u->mp);
+}
+
 static const struct hpn_dgram_io lent_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
 					    .format = hpn_net_format, .frame_get = frame_get, .frame_put = frame_put,
-					    .frames_free = frames_free};
+					    .frames_free = frames_free, .deaf = deaf};
 static const struct hpn_dgram_io copy_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,
 					    .format = hpn_net_format};
 

@@ -1165,6 +1165,22 @@ static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
 	}
 }
 
+/* A device that cannot receive hears nobody: the time it spends so is not
+ * its peers' silence. Their silence clocks move on with it. */
+static void deaf_time(struct hpn_pktep *e, uint64_t now)
+{
+	bool deaf = e->io->deaf(e->io_arg);
+
+	if (deaf && e->deaf_ns && now > e->deaf_ns)
+		for (uint32_t j = 0; j < e->npeers; j++) {
+			struct pk_peer *p = &e->peers[e->active[j]];
+			uint64_t moved = p->conn.last_rx_ns + (now - e->deaf_ns);
+
+			p->conn.last_rx_ns = moved < now ? moved : now;
+		}
+	e->deaf_ns = deaf ? now : 0;
+}
+
 static void sweep(struct hpn_pktep *e)
 {
 	for (uint32_t j = e->npeers; e->dying && j-- > 0;) {
@@ -1194,6 +1210,8 @@ int hpn_pktep_progress(struct hpn_pktep *e, uint64_t now)
 		hpn_pk_flush(e);
 		return 0;
 	}
+	if (e->io->deaf)
+		deaf_time(e, now);
 	for (uint32_t j = 0; j < e->npeers; j++) {
 		struct pk_peer *p = &e->peers[e->active[j]];
 		uint64_t before[4] = STATS_BEFORE(&p->conn);

@@ -100,6 +100,11 @@ struct hpn_dgram_io {
 	uint8_t *(*frame_get)(void *io);
 	void (*frame_put)(void *io, uint8_t *frame);
 	uint32_t (*frames_free)(void *io);
+	/* Optional: true while the device cannot receive at all (every
+	 * receive frame is held by the application). Silence is not counted
+	 * meanwhile - the peer may be talking to a deaf port - as the rdma
+	 * backend does not count it while a device has no receive posted. */
+	bool (*deaf)(void *io);
 };
 
 #define HPN_PKTEP_ADDR_MAX 128
