@@ -27,7 +27,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--base) base=$2; shift 2 ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "af_xdp_vs_sockperf: unknown option $1" >&2; exit 2 ;;
 	esac
 done

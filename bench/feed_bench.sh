@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 	--packets) packets=$2; shift 2 ;;
 	--msgs) msgs=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "feed_bench: unknown option $1" >&2; exit 2 ;;
 	esac
 done

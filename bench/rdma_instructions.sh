@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--build) build=$2; shift 2 ;;
 	--only) only=$2; shift 2 ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "rdma_instructions: unknown option $1" >&2; exit 2 ;;
 	esac
 done

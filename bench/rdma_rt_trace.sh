@@ -30,7 +30,7 @@ while [ $# -gt 0 ]; do
 	--iters) iters=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "rdma_rt_trace: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -45,7 +45,7 @@ while [ $# -gt 0 ]; do
 	--pair) pair=1; shift ;;
 	--floor) floor=1; shift ;;
 	--inside) shift ;;
-	-h|--help) sed -n '2,33p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "rdma_vs_perftest: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -32,7 +32,7 @@ while [ $# -gt 0 ]; do
 	--rounds) rounds=$2; shift 2 ;;
 	--build) build=$2; shift 2 ;;
 	--loss-sizes) loss_sizes=$2; shift 2 ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^[^#]/{/^#/p}' "$0"; exit 0 ;;
 	*) echo "reliable_vs_raw: unknown option $1" >&2; exit 2 ;;
 	esac
 done

@@ -974,19 +974,25 @@ static int parse_cidr(const char *s, uint32_t *ip, uint32_t *mask)
 	char a[32];
 	const char *slash = strchr(s, '/');
 	char *end;
-	long n = 32;
+	long n;
 	struct in_addr in;
+	uint32_t host, m;
 
-	if (slash) {
-		n = strtol(slash + 1, &end, 10);
-		if (end == slash + 1 || *end || n < 1 || n > 32)
-			return -EINVAL;
-	}
-	snprintf(a, sizeof(a), "%.*s", (int)(slash ? slash - s : (long)strlen(s)), s);
-	if (inet_pton(AF_INET, a, &in) != 1 || !in.s_addr || hpn_ip4_is_group(in.s_addr))
+	if (!slash) /* the prefix decides what is on the link: never guessed */
+		return -EINVAL;
+	n = strtol(slash + 1, &end, 10);
+	if (end == slash + 1 || *end || n < 1 || n > 32)
+		return -EINVAL;
+	snprintf(a, sizeof(a), "%.*s", (int)(slash - s), s);
+	if (inet_pton(AF_INET, a, &in) != 1 || !in.s_addr || hpn_ip4_is_group(in.s_addr) ||
+	    (ntohl(in.s_addr) >> 24) == 127)
+		return -EINVAL;
+	m = n == 32 ? 0xffffffffu : ~(0xffffffffu >> n);
+	host = ntohl(in.s_addr) & ~m;
+	if (n <= 30 && (!host || host == ~m)) /* the subnet's own address, or its broadcast */
 		return -EINVAL;
 	*ip = in.s_addr;
-	*mask = htonl(n == 32 ? 0xffffffffu : ~(0xffffffffu >> n));
+	*mask = htonl(m);
 	return 0;
 }
 
@@ -1348,11 +1354,16 @@ static int read_cfg(struct hpn_pep *u)
 	if (vdev)
 		devarg(vdev, "iface", u->kiface, sizeof(u->kiface));
 	if (ip && parse_cidr(ip, &u->ip_cfg, &u->mask))
-		return hpn_set_error(-EINVAL, "config: ip='%s': want the port's IPv4 address and prefix, A.B.C.D/N", ip);
+		return hpn_set_error(-EINVAL, "config: ip='%s': want the port's IPv4 address and prefix, A.B.C.D/N - a host's (not the subnet's own address, its broadcast, loopback or a group)", ip);
 	if (!ip && !u->kiface[0])
 		return hpn_set_error(-EINVAL, "config: dpdk needs ip=A.B.C.D/N: a DPDK port has no address of its own");
 	if (gw && (inet_pton(AF_INET, gw, &u->gw) != 1 || !u->gw))
 		return hpn_set_error(-EINVAL, "config: gw='%s': want an IPv4 address", gw);
+	if (gw && ip && ((u->gw ^ u->ip_cfg) & u->mask))
+		return hpn_set_error(-EINVAL, "config: gw=%s is not on ip=%s's subnet: the router must be reachable "
+					      "on the link", gw, ip);
+	if (gw && ip && u->gw == u->ip_cfg)
+		return hpn_set_error(-EINVAL, "config: gw=%s is the port's own address", gw);
 	if (mb && strcmp(mb, "lent") && strcmp(mb, "copy"))
 		return hpn_set_error(-EINVAL, "config: mbufs='%s': lent or copy", mb);
 	/* net_af_xdp's mempool is its UMEM: the data must follow the mbuf. */

@@ -155,6 +155,10 @@ static void test_config_errors(void **state)
 	refused("plugin=dpdk,vdev=net_null0", -EINVAL, "needs ip=");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/33", -EINVAL, "ip='10.76.0.1/33'");
 	refused("plugin=dpdk,vdev=net_null0,ip=239.1.1.1/24", -EINVAL, "ip='239.1.1.1/24'");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1", -EINVAL, "A.B.C.D/N"); /* the prefix is not guessed */
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.255/24", -EINVAL, "broadcast");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,gw=10.77.0.1", -EINVAL, "not on ip=");
+	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,gw=10.76.0.1", -EINVAL, "own address");
 	refused("plugin=dpdk,vdev=\"net_null0,ip=10.76.0.1/24", -EINVAL, "double quote is not closed");
 	refused("plugin=dpdk,vdev=net_nosuchdriver0,ip=10.76.0.1/24", 0, "cannot create it");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=maybe", -EINVAL, "mbufs='maybe'");
