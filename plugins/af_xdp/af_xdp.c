@@ -37,6 +37,7 @@
 #include <arpa/inet.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ifaddrs.h>
@@ -780,9 +781,25 @@ static int open_socket(struct hpn_pep *u)
 			break;
 		usleep(5000); /* up to a second, once, at set-up */
 	}
-	if (ret)
-		return hpn_set_error(ret, "af_xdp: cannot open an AF_XDP socket on %s queue %u: %s%s", u->dev, u->queue,
-				     strerror(-ret), ret == -EPERM ? " (needs CAP_NET_RAW: run as root)" : "");
+	if (ret) {
+		char path[96], hint[96] = "";
+		unsigned nq = 0;
+		DIR *d;
+		struct dirent *de;
+
+		/* A queue the device does not have: say which it has. */
+		snprintf(path, sizeof(path), "/sys/class/net/%s/queues", u->dev);
+		if (ret == -EINVAL && (d = opendir(path))) {
+			while ((de = readdir(d)))
+				nq += !strncmp(de->d_name, "rx-", 3);
+			closedir(d);
+			if (nq && u->queue >= nq)
+				snprintf(hint, sizeof(hint), " (%s has %u receive queue%s: queue=0..%u)", u->dev, nq,
+					 nq == 1 ? "" : "s", nq - 1);
+		}
+		return hpn_set_error(ret, "af_xdp: cannot open an AF_XDP socket on %s queue %u: %s%s%s", u->dev, u->queue,
+				     strerror(-ret), ret == -EPERM ? " (needs CAP_NET_RAW: run as root)" : "", hint);
+	}
 	ret = xsks < 0 ? xsks : xsk_socket__update_xskmap(u->xsk, xsks);
 	if (ret)
 		return hpn_set_error(ret, "af_xdp: cannot enter the socket in the XDP program's map: %s", strerror(-ret));
@@ -1305,6 +1322,9 @@ static int xdp_connect(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 		ret = hpn_route_get(a.sin_addr.s_addr, &r, why, sizeof(why));
 		if (ret)
 			return hpn_set_error(ret, "af_xdp: %s: %s", spec, why);
+		if (!u->dev[0] && r.ifindex && !strcmp(r.ifname, "lo"))
+			return hpn_set_error(-EINVAL, "af_xdp: %s is this host (its route is the loopback): af_xdp sends "
+						      "frames on a network interface; to this host use plugin=udp", spec);
 		if (u->dev[0] && strcmp(u->dev, r.ifname))
 			hpn_log(HPN_LOG_WARN, "af_xdp: the route to %s leaves by %s; sending on dev=%s", spec, r.ifname,
 				u->dev);
