@@ -203,12 +203,14 @@ enum hpn_event_type {
 	                         hpn_recv* after this event (a separate queue) */
 	/* Feeds (seq=, see docs/FEEDS.md): */
 	HPN_EV_GAP = 4, /* messages seq .. seq+count-1 were lost on every line
-	                   (after gap_timeout_us); later messages are delivered.
+	                   (after gap_timeout_us, once the lines were read
+	                   up to now); later messages are delivered.
 	                   A late copy of a lost one is still delivered (once),
 	                   and the gap is not reported again. peer: the line's
 	                   source that showed the gap */
 	HPN_EV_FEED_END = 5, /* the feed's source ended its session (MoldUDP64
-	                        end of session; seq: the next sequence number) */
+	                        end of session, seen twice: both lines, or a
+	                        repeat; seq: the next sequence number) */
 };
 
 struct hpn_event {

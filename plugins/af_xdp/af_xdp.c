@@ -535,7 +535,7 @@ static void xsk_rx_done(void *arg, struct hpn_dgram *d, unsigned n)
 	refill(u);
 }
 
-static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
+static int xsk_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 {
 	struct hpn_pep *u = arg;
 	uint32_t idx, got, out = 0;
@@ -545,6 +545,7 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	if (n > sizeof(u->lent) / sizeof(u->lent[0]))
 		n = sizeof(u->lent) / sizeof(u->lent[0]);
 	got = xsk_ring_cons__peek(&u->rx, n, &idx);
+	*full = got == n;
 	if (!got) {
 		if (u->in_dev < u->fill_target)
 			refill(u); /* starved while the application held frames */
@@ -604,6 +605,23 @@ static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	if (!out)
 		refill(u);
 	return (int)out;
+}
+
+/* 0 must mean the ring is empty - the packet layer takes it for "every
+ * line read up to now" (a feed's gaps wait for that) - not that a burst
+ * held only others' frames (ARP, other groups, other hosts'): read on
+ * while bursts come back full of those. */
+static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	bool full = false;
+	int r = 0;
+
+	for (int i = 0; i < 8 && !r; i++) {
+		r = xsk_recv_once(arg, d, n, &full);
+		if (!full)
+			break;
+	}
+	return r;
 }
 
 static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .rx_done = xsk_rx_done,

@@ -851,7 +851,7 @@ static inline unsigned rx_verified(const struct rte_mbuf *m)
 	       (l4 == RTE_MBUF_F_RX_L4_CKSUM_GOOD || l4 == RTE_MBUF_F_RX_L4_CKSUM_NONE ? HPN_FRAME_UDP_VERIFIED : 0);
 }
 
-static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
+static int dp_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 {
 	struct hpn_pep *u = arg;
 	struct rte_mbuf *in[BURST_MAX];
@@ -860,10 +860,12 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 
 	if (unlikely(u->held))
 		held_check(u);
+	*full = false;
 	if (!u->up || unlikely(u->held))
 		return 0;
 	hpn_dpdk_thread_register();
 	got = rte_eth_rx_burst(u->port_id, 0, in, (uint16_t)(n < BURST_MAX ? n : BURST_MAX));
+	*full = got == (n < BURST_MAX ? n : BURST_MAX);
 	for (uint16_t i = 0; i < got; i++) {
 		struct rte_mbuf *m = in[i];
 		uint8_t *f = rte_pktmbuf_mtod(m, uint8_t *);
@@ -907,7 +909,8 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 		}
 		/* Another VLAN's (tagged, or its tag stripped by the port) or
 		 * another host's (a promiscuous port, a bridge): not ours. */
-		if (!hpn_frame_to_us(&p, u->mac) || (m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED)) {
+		if (!hpn_frame_to_us(&p, u->mac) ||
+		    ((m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) && (m->vlan_tci & 0xfff))) {
 			HPN_STAT_ADD(u->st->drops, 1);
 			rte_pktmbuf_free(m);
 			continue;
@@ -949,6 +952,23 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	}
 	u->nlent = out;
 	return (int)out;
+}
+
+/* 0 must mean the port had nothing - the packet layer takes it for "every
+ * line read up to now" (a feed's gaps wait for that) - not that a burst
+ * held only others' frames (ARP, other groups, other hosts'): read on
+ * while bursts come back full of those. */
+static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
+{
+	bool full = false;
+	int r = 0;
+
+	for (int i = 0; i < 8 && !r; i++) {
+		r = dp_recv_once(arg, d, n, &full);
+		if (!full)
+			break;
+	}
+	return r;
 }
 
 /* Lent mode: the port receives into frames of the pool; with every one

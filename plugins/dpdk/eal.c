@@ -69,18 +69,17 @@ static void log_flush(void)
 	log_len = 0;
 }
 
-/* stderr as it was before the EAL's start swapped it for ours. */
-static FILE *real_stderr;
-
+/* The cookie of the streams that stand in for stdout and stderr while the
+ * EAL starts: the real stream each replaced (DPDK's log stream has none). */
 static ssize_t log_write(void *cookie, const char *buf, size_t size)
 {
-	(void)cookie;
-	/* The application's log handler writing to stderr while the EAL
-	 * starts (hpnbench's does, HPN_LOG_LEVEL's too): its own line, for
-	 * its own stderr - into hpn_log it would come back to the handler. */
+	/* The application's log handler writing to stdout or stderr while
+	 * the EAL starts (hpnbench's does, HPN_LOG_LEVEL's too): its own
+	 * line, for its own stream - into hpn_log it would come back to the
+	 * handler. */
 	if (hpn_log_in_sink()) {
-		if (real_stderr)
-			fwrite(buf, 1, size, real_stderr);
+		if (cookie)
+			fwrite(buf, 1, size, cookie);
 		return (ssize_t)size;
 	}
 	for (size_t i = 0; i < size; i++) {
@@ -188,12 +187,12 @@ static unsigned free_hugepages(void)
 static bool pci_address(const char *s)
 {
 	unsigned d, b, dev, f;
-	int n = -1;
+	int n = -1, len = (int)strcspn(s, ","); /* devargs may follow */
 
-	if (sscanf(s, "%x:%x:%x.%x%n", &d, &b, &dev, &f, &n) == 4 && n == (int)strlen(s))
+	if (sscanf(s, "%x:%x:%x.%x%n", &d, &b, &dev, &f, &n) == 4 && n == len)
 		return true;
 	n = -1;
-	return sscanf(s, "%x:%x.%x%n", &b, &dev, &f, &n) == 3 && n == (int)strlen(s);
+	return sscanf(s, "%x:%x.%x%n", &b, &dev, &f, &n) == 3 && n == len;
 }
 
 static void default_args(struct argv_buf *a, const char *pci)
@@ -317,16 +316,20 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 		return ret;
 	}
 	FILE *app_log = rte_log_get_stream(), *ours = fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write});
-	/* A second stream for stdout and stderr: a handler that writes to
-	 * stderr while DPDK's log line is being flushed must not write into
-	 * the stream being flushed (the line would go out with its own). */
-	FILE *std_ours = fopencookie(NULL, "w", (cookie_io_functions_t){.write = log_write});
+	/* Streams of their own for stdout and stderr: a handler that writes
+	 * to stderr while DPDK's log line is being flushed must not write
+	 * into the stream being flushed (the line would go out with its own),
+	 * and what it writes to either goes to that one. */
 	FILE *std_out = stdout, *std_err = stderr;
+	FILE *out_ours = fopencookie(std_out, "w", (cookie_io_functions_t){.write = log_write});
+	FILE *err_ours = fopencookie(std_err, "w", (cookie_io_functions_t){.write = log_write});
 
 	if (ours)
 		setvbuf(ours, NULL, _IOLBF, 0);
-	if (std_ours)
-		setvbuf(std_ours, NULL, _IOLBF, 0);
+	if (out_ours)
+		setvbuf(out_ours, NULL, _IOLBF, 0);
+	if (err_ours)
+		setvbuf(err_ours, NULL, _IOLBF, 0);
 	rte_openlog_stream(ours);
 	hpn_dpdk_errors_reset();
 	arg(&a, "hpn");
@@ -341,14 +344,19 @@ int hpn_dpdk_eal_start(const char *eal_args, const char *pci)
 	/* The EAL writes some things past its log: its fatal alerts to
 	 * stderr, its usage to stdout. They go to hpn_log too while it starts
 	 * (the library never writes to either). */
-	real_stderr = std_err;
-	if (std_ours)
-		stdout = stderr = std_ours;
+	if (out_ours && err_ours) {
+		stdout = out_ours;
+		stderr = err_ours;
+	}
 	ret = rte_eal_init(a.n, a.v);
 	stdout = std_out;
 	stderr = std_err;
-	if (std_ours) /* what is left, into hpn_log; kept open (once a process), in case the EAL kept it */
-		fflush(std_ours);
+	/* What is left, into hpn_log; kept open (once a process), in case the
+	 * EAL kept them. */
+	if (out_ours)
+		fflush(out_ours);
+	if (err_ours)
+		fflush(err_ours);
 	if (ret < 0 && rte_errno == EALREADY) {
 		hpn_log(HPN_LOG_INFO, "dpdk: the EAL was started by the application: using it");
 		rte_openlog_stream(app_log == ours ? NULL : app_log); /* the application's log stays its own */
@@ -421,7 +429,7 @@ static const char *exits(const char *t, const char *next)
 	if (n >= 3 && n <= strlen("--log-level") && !strncmp(t, "--log-level", n)) {
 		const char *v = t[n] == '=' ? t + n + 1 : next;
 
-		if (v && strstr(v, "help"))
+		if (v && (!strcmp(v, "help") || !strncmp(v, "help", 4)))
 			return "--log-level=help";
 	}
 	return NULL;

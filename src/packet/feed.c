@@ -467,6 +467,8 @@ static void start(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line
 	f->ended = false;
 	f->cand_seen = false;
 	f->jump_seen = false;
+	f->hb_seen = false; /* an old session's words are nothing to this one */
+	f->end_seen = false;
 }
 
 /* Begin again (a candidate start confirmed): nothing of the old start
@@ -478,6 +480,7 @@ static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t li
 	while (f->nhold)
 		hold_remove_first(f);
 	f->ngaps = 0;
+	memset(f->lead, 0, sizeof(f->lead)); /* the old numbers are not the new ones' copies */
 	f->deadline = UINT64_MAX;
 	f->restarts++;
 	f->restart_seq = from;
@@ -523,9 +526,13 @@ static bool heartbeat_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p, 
 	bool waiting = f->hb_seen && f->hb_seq > f->next;
 
 	if (p->count) { /* data ahead */
-		if (waiting && f->hb_at < *at)
+		/* A heartbeat that came before a loss says no more than the data
+		 * after it: one that claims further (forged, or stale) dates
+		 * nothing. */
+		if (waiting && f->hb_seq <= p->seq && f->hb_at < *at)
 			*at = f->hb_at;
-		f->hb_seen = false;
+		if (!waiting || f->hb_seq <= p->seq + p->count)
+			f->hb_seen = false;
 		return true;
 	}
 	if (waiting && p->seq == f->hb_seq) {
@@ -536,6 +543,20 @@ static bool heartbeat_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p, 
 	f->hb_seen = true;
 	f->hb_seq = p->seq;
 	f->hb_at = now;
+	return false;
+}
+
+/* The end of a session, believed when another says the same (the other
+ * line's copy, or the next repeat: MoldUDP64 servers repeat it): one
+ * forged end would report FEED_END and drop the session's real data. */
+static bool end_believed(struct hpn_feed *f, const struct hpn_seq_pkt *p)
+{
+	if (f->end_seen && p->seq == f->end_seq) {
+		f->end_seen = false;
+		return true;
+	}
+	f->end_seen = true;
+	f->end_seq = p->seq;
 	return false;
 }
 
@@ -578,6 +599,8 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 		behind(f, pkt, len, &p, ts, line, f->next);
 	if (!p.count && !p.end && p.seq <= f->next) /* a heartbeat in step with us */
 		return;
+	if (p.end && !f->ended && !end_believed(f, &p))
+		return; /* an end, alone so far */
 	if (p.seq > f->next && !p.end && !heartbeat_believed(f, &p, now, &at))
 		return; /* a heartbeat ahead, alone so far */
 	if (p.seq <= f->next && !f->nhold) {

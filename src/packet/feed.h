@@ -118,9 +118,10 @@ struct hpn_feed {
 	uint64_t cand_seq;
 	uint32_t cand_line;
 	uint64_t restarts, restart_seq; /* started again, and where (the logger compares) */
-	/* A heartbeat ahead, waiting for a second word (heartbeat_believed). */
-	bool hb_seen;
-	uint64_t hb_seq, hb_at;
+	/* A heartbeat ahead, and an end of session, each waiting for a
+	 * second word (heartbeat_believed, end_believed). */
+	bool hb_seen, end_seen;
+	uint64_t hb_seq, hb_at, end_seq;
 	/* A far jump waiting for a second word (jump_believed). */
 	bool jump_seen;
 	uint64_t jump_seq, jump_end;

@@ -141,6 +141,7 @@ struct hpn_pktep {
 	uint64_t feed_deadline;
 	uint64_t feed_synced[8]; /* the feed's totals already in the endpoint's stats */
 	uint64_t feed_restarts; /* the feed's restarts already logged */
+	uint64_t feed_restart_log_ns; /* the last such warning (once a second) */
 };
 
 /* Among the device frames (frame backends: their own frame_put frees

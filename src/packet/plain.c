@@ -181,11 +181,18 @@ static void feed_restarted(struct hpn_pktep *e)
 	struct hpn_feed *f = e->feed;
 	char session[11] = "";
 
+	/* Once a second at most: agreeing pairs of forged packets could
+	 * drive restarts as fast as they come. */
+	if (e->feed_restart_log_ns && e->now - e->feed_restart_log_ns < 1000000000ull)
+		return;
+	e->feed_restart_log_ns = e->now;
 	for (int i = 0; i < 10 && f->spec.kind == HPN_SEQ_MOLDUDP64; i++)
 		session[i] = f->session[i] >= 0x20 && f->session[i] < 0x7f ? (char)f->session[i] : '?';
 	hpn_log(HPN_LOG_WARN, "feed: started again%s%s at sequence number %llu: two packets agree on it, and none "
-			      "agreed with the start before (a stray datagram came first, or the session changed)",
-		*session ? " in session " : "", session, (unsigned long long)f->restart_seq);
+			      "agreed with the start before (a stray datagram came first, or the session changed); "
+			      "%llu restarts so far",
+		*session ? " in session " : "", session, (unsigned long long)f->restart_seq,
+		(unsigned long long)f->restarts);
 	e->feed_restarts = f->restarts;
 }
 

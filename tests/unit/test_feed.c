@@ -445,8 +445,10 @@ static void test_stray_start(void **st)
 	for (uint64_t q = 1; q <= 3; q++)
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4);
+	assert_int_equal(nend, 0); /* one end alone could be forged */
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4); /* B's says the same */
 	assert_int_equal(nend, 1);
-	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4); /* B's end: nothing new */
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4); /* a repeat: nothing new */
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 1), 4, 4);      /* data past the end: dropped */
 	assert_int_equal(nend, 1);
 	assert_int_equal(nout, 3);
@@ -499,6 +501,35 @@ static void test_forged_heartbeat(void **st)
 	assert_int_equal(f.late, 0);
 	for (unsigned i = 1; i < nout; i++)
 		assert_true(outs[i].seq > outs[i - 1].seq);
+	hpn_feed_fini(&f);
+
+	/* The forged heartbeat, long ago, does not date a real hole either:
+	 * B (1 ms behind) still fills it within gap_timeout. */
+	reset();
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 0, 0);
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 900000, 0), 0, 0); /* forged, at t=0 */
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 3, 1), 600000, 600000); /* 2 lost on A */
+	assert_int_equal(f.deadline, 601000);
+	hpn_feed_tick(&f, 600500, true);
+	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 2, 1), 600800, 600800); /* B's copy */
+	assert_int_equal(ngap, 0);
+	assert_int_equal(nout, 3);
+	hpn_feed_fini(&f);
+
+	/* One forged end of session on a single line: no FEED_END, and the
+	 * data after it is delivered. */
+	reset();
+	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	for (uint64_t q = 1; q <= 10; q++)
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
+	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 11, 0xFFFF), 11, 11); /* forged */
+	for (uint64_t q = 11; q <= 20; q++)
+		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
+	hpn_feed_tick(&f, 100000, true);
+	assert_int_equal(nend, 0);
+	assert_int_equal(nout, 20);
+	assert_int_equal(ngap, 0);
 	hpn_feed_fini(&f);
 }
 
