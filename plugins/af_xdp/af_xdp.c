@@ -607,21 +607,9 @@ static int xsk_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 	return (int)out;
 }
 
-/* 0 must mean the ring is empty - the packet layer takes it for "every
- * line read up to now" (a feed's gaps wait for that) - not that a burst
- * held only others' frames (ARP, other groups, other hosts'): read on
- * while bursts come back full of those. */
 static int xsk_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
-	bool full = false;
-	int r = 0;
-
-	for (int i = 0; i < 8 && !r; i++) {
-		r = xsk_recv_once(arg, d, n, &full);
-		if (!full)
-			break;
-	}
-	return r;
+	return hpn_net_recv(xsk_recv_once, arg, d, n);
 }
 
 static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .rx_done = xsk_rx_done,

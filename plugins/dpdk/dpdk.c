@@ -954,21 +954,9 @@ static int dp_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 	return (int)out;
 }
 
-/* 0 must mean the port had nothing - the packet layer takes it for "every
- * line read up to now" (a feed's gaps wait for that) - not that a burst
- * held only others' frames (ARP, other groups, other hosts'): read on
- * while bursts come back full of those. */
 static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 {
-	bool full = false;
-	int r = 0;
-
-	for (int i = 0; i < 8 && !r; i++) {
-		r = dp_recv_once(arg, d, n, &full);
-		if (!full)
-			break;
-	}
-	return r;
+	return hpn_net_recv(dp_recv_once, arg, d, n);
 }
 
 /* Lent mode: the port receives into frames of the pool; with every one

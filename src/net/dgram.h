@@ -8,6 +8,7 @@
 #define HPN_NET_DGRAM_H
 
 #include "net/frame.h"
+#include "packet/pktep.h"
 
 #include <hpn/plugin.h>
 
@@ -21,6 +22,25 @@ static inline void hpn_frame_count_bad(struct hpn_stats *st, enum hpn_frame_err 
 	HPN_STAT_ADD(st->drops, 1);
 	if (e != HPN_FRAME_NOT_IP4 && e != HPN_FRAME_NOT_UDP)
 		HPN_STAT_ADD(st->malformed, 1);
+}
+
+/* A frame backend's receive: 0 must mean the device is empty - the packet
+ * layer takes it for "every line read up to now" (a feed's gaps wait for
+ * that) - not that a burst held only others' frames (ARP, other groups,
+ * other hosts'). once() reads one burst and says whether the device gave
+ * a full one; this reads on while full bursts bring nothing of ours. */
+static inline int hpn_net_recv(int (*once)(void *, struct hpn_dgram *, unsigned, bool *), void *arg,
+			       struct hpn_dgram *d, unsigned n)
+{
+	bool full = false;
+	int r = 0;
+
+	for (int i = 0; i < 8 && !r; i++) {
+		r = once(arg, d, n, &full);
+		if (!full)
+			break;
+	}
+	return r;
 }
 
 /* "host:port" as an IPv4 sockaddr (who: the backend's name, for the

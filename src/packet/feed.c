@@ -216,7 +216,7 @@ static void hold_remove_first(struct hpn_feed *f)
 /* Held packets that are next in line, to the reader. */
 static void drain(struct hpn_feed *f)
 {
-	while (f->nhold && f->hold[0].seq <= f->next) {
+	while (hpn_feed_backlog(f)) {
 		struct hpn_feed_held *h = &f->hold[0];
 
 		if (h->end) {
@@ -240,9 +240,9 @@ static void report_gap(struct hpn_feed *f, uint64_t to, uint32_t line);
 /* The hold is full, or no storage is left for one more packet: a hole in
  * front is reported now (it cannot wait any longer) and what follows it
  * delivered, which frees storage. false: no hole to give up. */
-static bool give_up_hole(struct hpn_feed *f)
+bool hpn_feed_give_up(struct hpn_feed *f)
 {
-	if (!f->nhold || f->hold[0].seq <= f->next)
+	if (!hpn_feed_hole(f))
 		return false;
 	report_gap(f, f->hold[0].seq, f->hold[0].line);
 	drain(f);
@@ -253,7 +253,7 @@ static uint8_t *keep(struct hpn_feed *f, const uint8_t *pkt, uint32_t len)
 {
 	uint8_t *k = f->ops->keep(f->arg, pkt, len);
 
-	if (!k && give_up_hole(f))
+	if (!k && hpn_feed_give_up(f))
 		k = f->ops->keep(f->arg, pkt, len);
 	return k;
 }
@@ -294,7 +294,7 @@ static void hold(struct hpn_feed *f, const uint8_t *pkt, uint32_t len, const str
 		return;
 	}
 	if (f->nhold == HPN_FEED_HOLD_MAX)
-		give_up_hole(f);
+		hpn_feed_give_up(f);
 	if (p->count && !(h.pkt = keep(f, pkt, len))) {
 		f->overflow++;
 		return;
@@ -403,11 +403,6 @@ static uint64_t hole_since(const struct hpn_feed *f)
 	return t;
 }
 
-bool hpn_feed_give_up(struct hpn_feed *f)
-{
-	return give_up_hole(f);
-}
-
 uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now, bool caught_up)
 {
 	drain(f);
@@ -415,12 +410,11 @@ uint64_t hpn_feed_tick(struct hpn_feed *f, uint64_t now, bool caught_up)
 	 * line was read up to now: a reader that lags leaves the other
 	 * line's copy unread in its device - and so is one that would make
 	 * the hold overflow. */
-	while (f->nhold && f->hold[0].seq > f->next &&
-	       (f->nhold >= HPN_FEED_HOLD_MAX || (caught_up && now - hole_since(f) >= f->gap_timeout_ns))) {
+	while (hpn_feed_hole(f) && (f->nhold >= HPN_FEED_HOLD_MAX || (caught_up && now - hole_since(f) >= f->gap_timeout_ns))) {
 		report_gap(f, f->hold[0].seq, f->hold[0].line);
 		drain(f);
 	}
-	f->deadline = f->nhold && f->hold[0].seq > f->next ? hole_since(f) + f->gap_timeout_ns : UINT64_MAX;
+	f->deadline = hpn_feed_hole(f) ? hole_since(f) + f->gap_timeout_ns : UINT64_MAX;
 	return f->deadline;
 }
 
@@ -618,7 +612,7 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 	/* Ahead of a hole, or behind held packets: it waits (a full hold
 	 * first reports its hole, making room). */
 	hold(f, pkt, len, &p, ts, at, line);
-	if (f->nhold && f->hold[0].seq <= f->next)
+	if (hpn_feed_backlog(f))
 		hpn_feed_tick(f, now, false); /* next in line after all (behind a reader without room) */
 	else if (f->nhold && f->deadline == UINT64_MAX)
 		f->deadline = hole_since(f) + f->gap_timeout_ns; /* a new hole: its timer */

@@ -1544,14 +1544,22 @@ static bool recently_closed(struct hpn_pktep *e, const void *a, uint32_t alen, u
 	return false;
 }
 
-/* A warning about a datagram's source is due: at most once a second per
- * *stamp (a flood, forged or not, must not fill the log); true with the
- * source's address in who. */
-bool hpn_pk_log_due(struct hpn_pktep *e, uint64_t *stamp, const void *addr, uint32_t alen, char *who, size_t len)
+/* A warning is due: at most once a second per *stamp (a flood, forged or
+ * not, must not fill the log). */
+bool hpn_pk_due(struct hpn_pktep *e, uint64_t *stamp)
 {
 	if (*stamp && e->now - *stamp < 1000 * MS)
 		return false;
 	*stamp = e->now;
+	return true;
+}
+
+/* The same for a warning about a datagram's source: true with the
+ * source's address in who. */
+bool hpn_pk_log_due(struct hpn_pktep *e, uint64_t *stamp, const void *addr, uint32_t alen, char *who, size_t len)
+{
+	if (!hpn_pk_due(e, stamp))
+		return false;
 	e->io->format(e->io_arg, addr, alen, who, len);
 	return true;
 }
@@ -1655,7 +1663,6 @@ static __attribute__((cold, noinline)) void mode_refused(struct hpn_pktep *e, ui
 
 /* A COOKIE_ECHO: the connector proved it receives at its address. Only
  * now is there a peer. */
-
 static void on_echo(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {
 	uint32_t isn;
@@ -1771,6 +1778,35 @@ static uint32_t feed_space(const struct hpn_pktep *e)
 	return kept < space ? kept : space;
 }
 
+/* How many packets a feed may read now (0: none; the device keeps them).
+ * Each may have to be held (a hole in front, a reader without room): no
+ * more than the hold can take, or a burst read into a nearly full hold
+ * would be dropped. Without a hole, no more than the reader has room for
+ * (a message each at least); a hole waiting for its copy reads on; a hold
+ * that can take nothing gives its hole up. */
+static unsigned feed_want(struct hpn_pktep *e, unsigned want)
+{
+	uint32_t space = feed_space(e), room;
+
+	if (!hpn_feed_hole(e->feed)) {
+		room = hpn_pk_plain_room(e);
+		if (room < want)
+			want = room;
+		if (!want)
+			return 0;
+	}
+	if (!space) {
+		while (!space && hpn_feed_give_up(e->feed))
+			space = feed_space(e);
+		hpn_pk_feed_tick(e, e->now, false);
+		if (hpn_feed_backlog(e->feed))
+			return 0; /* what followed the hole waits for the reader */
+	}
+	if (space < want)
+		want = space ? space : 1; /* one: heartbeats and the hole's own fill need no storage */
+	return want;
+}
+
 /* One receive call: datagrams into conns, messages into the queue.
  * Returns the datagrams read or -errno. */
 static int receive(struct hpn_pktep *e)
@@ -1789,32 +1825,8 @@ static int receive(struct hpn_pktep *e)
 		if (hpn_feed_backlog(e->feed))
 			return 0;
 	}
-	/* Every packet read may have to be held (a hole in front, a reader
-	 * without room): read no more than the hold can take, or a burst
-	 * read into a nearly full hold would be dropped - the device keeps
-	 * them meanwhile. Without a hole, no more than the reader has room
-	 * for (a message each at least); a hole waiting for its copy reads
-	 * on; a hold that can take nothing gives its hole up. */
-	if (e->feed) {
-		uint32_t space = feed_space(e), room;
-
-		if (!hpn_feed_hole(e->feed)) {
-			room = hpn_pk_plain_room(e);
-			if (!room)
-				return 0;
-			if (room < want)
-				want = room;
-		}
-		if (!space) {
-			while (!space && hpn_feed_give_up(e->feed))
-				space = feed_space(e);
-			hpn_pk_feed_tick(e, e->now, false);
-			if (hpn_feed_backlog(e->feed))
-				return 0; /* what followed the hole waits for the reader */
-		}
-		if (space < want)
-			want = space ? space : 1; /* one: heartbeats and the hole's own fill need no storage */
-	}
+	if (e->feed && !(want = feed_want(e, want)))
+		return 0;
 	/* Raw datagrams wait in the device (the socket buffer) while the
 	 * reader has no room for them: read, they could only be dropped. */
 	if (e->ccfg.raw || (e->plain && !e->feed)) {

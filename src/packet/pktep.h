@@ -73,7 +73,9 @@ struct hpn_dgram_io {
 	int (*send)(void *io, const struct hpn_dgram *d, unsigned n);
 	/* Receive up to n datagrams into d[i].data (room d[i].len); d[i].addr
 	 * points to room for HPN_PKTEP_ADDR_MAX bytes. Returns the count,
-	 * 0 if none, or -errno. A frame backend may lend instead of copy:
+	 * 0 if the device has none (not merely a burst of frames that were
+	 * not ours: a feed reports its gaps only after an empty read; frame
+	 * backends read on with hpn_net_recv), or -errno. A frame backend may lend instead of copy:
 	 * point d[i].data at the payload inside its own frame (at most room
 	 * bytes long), valid until rx_done() - the packet layer copies what
 	 * it keeps (unless HPN_DGRAM_POOL), and sets every entry's own buffer

@@ -164,6 +164,9 @@ static inline struct pk_peer *peer_by_id(struct hpn_pktep *e, hpn_peer_t id)
 struct pk_peer *hpn_pk_peer_find(struct hpn_pktep *e, const void *a, uint32_t alen);
 /* A peer slot for addr; framing=none: without a conn. NULL: full. */
 struct pk_peer *hpn_pk_peer_new(struct hpn_pktep *e, const void *a, uint32_t alen);
+/* Once a second per *stamp: a warning is due (with a source's address in
+ * who, for hpn_pk_log_due). */
+bool hpn_pk_due(struct hpn_pktep *e, uint64_t *stamp);
 bool hpn_pk_log_due(struct hpn_pktep *e, uint64_t *stamp, const void *addr, uint32_t alen, char *who, size_t len);
 void hpn_pk_peer_free(struct hpn_pktep *e, struct pk_peer *p);
 /* Out with the send batch; then the buffers waiting for it. */

@@ -183,9 +183,8 @@ static void feed_restarted(struct hpn_pktep *e)
 
 	/* Once a second at most: agreeing pairs of forged packets could
 	 * drive restarts as fast as they come. */
-	if (e->feed_restart_log_ns && e->now - e->feed_restart_log_ns < 1000000000ull)
+	if (!hpn_pk_due(e, &e->feed_restart_log_ns))
 		return;
-	e->feed_restart_log_ns = e->now;
 	for (int i = 0; i < 10 && f->spec.kind == HPN_SEQ_MOLDUDP64; i++)
 		session[i] = f->session[i] >= 0x20 && f->session[i] < 0x7f ? (char)f->session[i] : '?';
 	hpn_log(HPN_LOG_WARN, "feed: started again%s%s at sequence number %llu: two packets agree on it, and none "
@@ -200,13 +199,13 @@ static void feed_restarted(struct hpn_pktep *e)
 void hpn_pk_feed_sync(struct hpn_pktep *e)
 {
 	struct hpn_feed *f = e->feed;
-
-	if (f->restarts != e->feed_restarts)
-		feed_restarted(e);
 	uint64_t now[8] = {f->msgs, f->ngap_events, f->gap_msgs, f->dups, f->late, f->malformed, f->foreign,
 			   f->overflow};
 	uint64_t *st[5] = {&e->st->feed_msgs, &e->st->feed_gaps, &e->st->feed_gap_msgs, &e->st->feed_dups,
 			   &e->st->feed_late};
+
+	if (f->restarts != e->feed_restarts)
+		feed_restarted(e);
 
 	if (!memcmp(now, e->feed_synced, sizeof(now)))
 		return;

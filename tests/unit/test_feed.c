@@ -96,6 +96,17 @@ static void reset(void)
 	keep_limit = UINT32_MAX;
 }
 
+/* A feed of spec with a 1000 ns gap timeout, the recorder reset. */
+static void feed_open(struct hpn_feed *f, const char *spec)
+{
+	struct hpn_seq_spec s;
+	char why[64];
+
+	reset();
+	assert_int_equal(hpn_seq_parse(spec, &s, why, sizeof(why)), 0);
+	assert_int_equal(hpn_feed_init(f, &s, 1000, &ops, NULL), 0);
+}
+
 /* ---- packets ------------------------------------------------------------------ */
 
 static void be(uint8_t *p, uint64_t v, int n)
@@ -353,15 +364,11 @@ static void test_ab_mdp3(void **st)
  * filled is reported at the first tick that is caught up. */
 static void test_lagging_reader(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 	uint32_t n;
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	n = mold(b, "S000000001", 1, 2);
 	hpn_feed_input(&f, 0, b, n, 1, 0);
 	n = mold(b, "S000000001", 4, 1); /* A lost 3 */
@@ -395,15 +402,11 @@ static void test_lagging_reader(void **st)
  * starts the same way. */
 static void test_stray_start(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
 	for (int kind = 0; kind < 2; kind++) { /* another session; the same session far ahead */
-		reset();
-		assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+		feed_open(&f, "moldudp64");
 		hpn_feed_input(&f, 0, b, mold(b, kind ? "S000000001" : "OLDSESS000", 1ull << 63, 1), 1, 0);
 		assert_int_equal(nout, 1); /* delivered: nothing told it apart yet */
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 2, 1); /* a candidate */
@@ -425,8 +428,7 @@ static void test_stray_start(void **st)
 	}
 
 	/* A start the other line agrees with stands; the stray is dropped. */
-	reset();
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
 	hpn_feed_input(&f, 0, b, mold(b, "OLDSESS000", 99, 1), 2, 1);
 	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 1, 1), 3, 2);
@@ -440,8 +442,7 @@ static void test_stray_start(void **st)
 	hpn_feed_fini(&f);
 
 	/* The session ends; a new one starts once two packets agree. */
-	reset();
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	for (uint64_t q = 1; q <= 3; q++)
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 4, 0xFFFF), 4, 4);
@@ -473,15 +474,11 @@ static void test_stray_start(void **st)
  * the real holes are reported as they are and nothing comes late. */
 static void test_forged_heartbeat(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 	uint64_t t = 0;
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	for (uint64_t q = 1; q <= 3; q++)
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), t, t), t += 10;
 	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 1000000, 0), t, t); /* forged */
@@ -505,8 +502,7 @@ static void test_forged_heartbeat(void **st)
 
 	/* The forged heartbeat, long ago, does not date a real hole either:
 	 * B (1 ms behind) still fills it within gap_timeout. */
-	reset();
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 0, 0);
 	hpn_feed_input(&f, 1, b, mold(b, "S000000001", 900000, 0), 0, 0); /* forged, at t=0 */
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 3, 1), 600000, 600000); /* 2 lost on A */
@@ -519,8 +515,7 @@ static void test_forged_heartbeat(void **st)
 
 	/* One forged end of session on a single line: no FEED_END, and the
 	 * data after it is delivered. */
-	reset();
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	for (uint64_t q = 1; q <= 10; q++)
 		hpn_feed_input(&f, 0, b, mold(b, "S000000001", q, 1), q, q);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 11, 0xFFFF), 11, 11); /* forged */
@@ -537,15 +532,11 @@ static void test_forged_heartbeat(void **st)
  * second late copy is a duplicate. */
 static void test_late_fill(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 	uint32_t n;
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	n = mold(b, "S000000001", 1, 2);
 	hpn_feed_input(&f, 0, b, n, 1, 0);
 	n = mold(b, "S000000001", 6, 1); /* 3..5 missing */
@@ -589,15 +580,11 @@ static void test_late_fill(void **st)
  * reordered, and a heartbeat ahead marks a gap to wait for. */
 static void test_no_room(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 	uint32_t n;
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	room_left = 3;
 	for (uint64_t p = 0; p < 10; p++) {
 		n = mold(b, "S000000001", 1 + 4 * p, 4);
@@ -641,14 +628,10 @@ static void test_no_room(void **st)
  * may hand the buffer over). */
 static void test_field(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[64];
-	char why[64];
 
-	reset();
-	assert_int_equal(hpn_seq_parse("offset:2,size:8,endian:big", &s, why, sizeof(why)), 0);
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "offset:2,size:8,endian:big");
 	for (uint64_t q = 100; q < 110; q++) {
 		memset(b, (int)q, sizeof(b));
 		be(b + 2, q, 8);
@@ -670,14 +653,10 @@ static void test_field(void **st)
  * packet (or the other line) confirms is a gap like any. */
 static void test_far_jump(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[64];
-	char why[64];
 
-	reset();
-	hpn_seq_parse("mdp3", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "mdp3");
 	hpn_feed_input(&f, 0, b, mdp3(b, 1), 1, 0);
 	hpn_feed_input(&f, 1, b, mdp3(b, 1ull << 31), 2, 1); /* stray */
 	hpn_feed_input(&f, 0, b, mdp3(b, 2), 3, 2);
@@ -722,9 +701,7 @@ static void test_keep_fails(void **st)
 	hpn_feed_fini(&f);
 	assert_int_equal(kept_live, 0);
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 3, 0), 1, 100); /* heartbeat: 2 exists */
 	assert_int_equal(f.deadline, UINT64_MAX); /* believed only with a second word: */
@@ -739,14 +716,10 @@ static void test_keep_fails(void **st)
  * a reported gap is delivered late, the rest in order. */
 static void test_partly_behind(void **st)
 {
-	struct hpn_seq_spec s;
 	struct hpn_feed f;
 	uint8_t b[512];
-	char why[64];
 
-	reset();
-	hpn_seq_parse("moldudp64", &s, why, sizeof(why));
-	assert_int_equal(hpn_feed_init(&f, &s, 1000, &ops, NULL), 0);
+	feed_open(&f, "moldudp64");
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 1, 1), 1, 0);
 	hpn_feed_input(&f, 0, b, mold(b, "S000000001", 5, 2), 1, 10); /* 2..4 lost */
 	hpn_feed_tick(&f, 2000, true);
