@@ -187,13 +187,20 @@ static void parse_sizes(struct opts *o, const char *s)
 		die(2, "--size: no size given");
 }
 
+#define COUNT_MAX (1ull << 50)
+
 static uint64_t parse_count(const char *opt, const char *s)
 {
 	char *end;
-	unsigned long long v = strtoull(s, &end, 10);
+	unsigned long long v;
 
+	errno = 0;
+	v = strtoull(s, &end, 10);
 	if (!*s || *end || *s == '-')
 		die(2, "%s: '%s' is not a count", opt, s);
+	/* Counts add up (warmup + iters): a bound keeps the sums exact. */
+	if (errno == ERANGE || v > COUNT_MAX)
+		die(2, "%s: '%s' is too large (at most %llu)", opt, s, COUNT_MAX);
 	return v;
 }
 
@@ -401,6 +408,12 @@ struct server {
 	struct hpn_msg park[PARK_MAX];
 	unsigned park_n;
 	uint64_t parked, dropped; /* replies that had to wait; replies given up */
+	/* Peers' addresses as they connected: a peer that is gone has none
+	 * left in the endpoint, and its goodbye line should still say who. */
+	struct {
+		hpn_peer_t peer;
+		char addr[80];
+	} names[64];
 };
 
 static struct client_state *client_of(struct server *s, hpn_peer_t peer)
@@ -522,8 +535,14 @@ static void server_events(struct server *s)
 
 	for (int i = 0; i < n; i++) {
 		char addr[80] = "?";
+		unsigned k = ev[i].peer % (sizeof(s->names) / sizeof(s->names[0]));
 
-		hpn_peer_addr(s->ep, ev[i].peer, addr, sizeof(addr));
+		if (hpn_peer_addr(s->ep, ev[i].peer, addr, sizeof(addr)) == 0) {
+			s->names[k].peer = ev[i].peer;
+			snprintf(s->names[k].addr, sizeof(s->names[k].addr), "%s", addr);
+		} else if (s->names[k].peer == ev[i].peer && s->names[k].addr[0]) {
+			snprintf(addr, sizeof(addr), "%s", s->names[k].addr);
+		}
 		if (ev[i].type == HPN_EV_PEER_GONE) {
 			drop_parked(s, ev[i].peer);
 			for (int c = 0; c < MAX_CLIENTS; c++)
@@ -787,11 +806,13 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 		}
 		t0 = now_ns();
 		send_one(c, M_PING, seq, size);
-		while (!got) {
+		while (!got && !interrupted) { /* Ctrl-C: the results so far, not "the server went away" */
 			int n = hpn_recv_wait(c->ep, m, BURST, REPLY_TIMEOUT_MS);
 
 			if (n < 0)
 				die(1, "receive failed: %s", strerror(-n));
+			if (n == 0 && interrupted)
+				break;
 			if (n == 0) {
 				check_events(c);
 				if (now_ns() - t0 >= c->reply_timeout_ms * 1000000ull) {

@@ -86,9 +86,12 @@ static inline struct hpn_buf_meta *hpn_buf_meta(struct hpn_ep *ep, void *data)
 	return (struct hpn_buf_meta *)hpn_pool_elem(ep->pool, data);
 }
 
+/* An empty slot holds HPN_PEER_NONE: that one is never live (it passed for
+ * the last slot's peer, and a send to it was taken, then dropped). */
 static inline bool hpn_peer_live(struct hpn_ep *ep, hpn_peer_t peer)
 {
-	return atomic_load_explicit(&ep->live[peer & ep->live_mask], memory_order_relaxed) == peer;
+	return peer != HPN_PEER_NONE &&
+	       atomic_load_explicit(&ep->live[peer & ep->live_mask], memory_order_relaxed) == peer;
 }
 void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live);
 

@@ -340,12 +340,15 @@ int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data);
 /**
  * Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). Any
  * pointer into the buffer identifies it. A buffer that is already back in
- * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it)
- * and a pointer that is not from this endpoint's pool are refused instead
- * of giving one buffer two owners: nothing happens to the pool, the first
- * such mistake is logged at HPN_LOG_ERROR and each is counted in
- * hpn_stats.errors. Two threads putting the same buffer at the same instant
- * are not guaranteed to be caught.
+ * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it
+ * and the library has since given it back) and a pointer that is not from
+ * this endpoint's pool are refused instead of giving one buffer two owners:
+ * nothing happens to the pool, the first such mistake is logged at
+ * HPN_LOG_ERROR and each is counted in hpn_stats.errors. Not caught: a put
+ * of a buffer hpn_send_zc_burst took while the library still holds it (it
+ * is back in the pool early, and the library's own put of it is then the
+ * one refused), and two threads putting the same buffer at the same
+ * instant.
  */
 void hpn_buf_put(hpn_ep *ep, void *data);
 

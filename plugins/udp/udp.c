@@ -220,6 +220,14 @@ static int ensure_socket(struct hpn_pep *u, int family)
 	return 0;
 }
 
+/* A listen that failed (its port taken, a join refused) leaves no socket
+ * behind: the endpoint may listen again, elsewhere, or connect. */
+static void drop_socket(struct hpn_pep *u)
+{
+	close(u->fd);
+	u->fd = -1;
+}
+
 /* A peer's port answered with ICMP: the peer is gone (or never was). */
 static void drain_errqueue(struct hpn_pep *u)
 {
@@ -340,11 +348,18 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 				sent += u->covers[j];
 			return (int)sent;
 		}
-		if (r < 0 && (errno == EINVAL || errno == EIO) && u->gso && e < n) {
-			/* The kernel refuses GSO here (a segment above the path
-			 * MTU: IPv6, a tunnel; no offload): one datagram each from
-			 * now on, and this batch again. */
-			hpn_log(HPN_LOG_INFO, "udp: UDP GSO refused (%s); sending datagrams one by one", strerror(errno));
+		if (r < 0 && u->gso && u->covers[0] > 1 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
+			/* The kernel refuses GSO here: a segment above the path's
+			 * MTU (EMSGSIZE: a link or a learnt path MTU below mtu=;
+			 * a datagram alone would be fragmented, segments are not),
+			 * IPv6, a tunnel, no offload. One datagram each from now
+			 * on, and this batch again - else every batch is lost and
+			 * only the resends, one by one, get through. */
+			hpn_log(errno == EMSGSIZE ? HPN_LOG_WARN : HPN_LOG_INFO,
+				"udp: UDP GSO refused (%s%s); sending datagrams one by one", strerror(errno),
+				errno == EMSGSIZE ? ": the path's MTU is below mtu=, whose datagrams the kernel now "
+						    "fragments - set mtu= to the path's to keep GSO and unfragmented packets"
+						  : "");
 			u->gso = false;
 			return rel_send(arg, d, n);
 		}
@@ -687,9 +702,12 @@ static int udp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 {
 	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 
-	caps->max_msg_size = 65000 - HPN_PKTEP_HEADROOM;
+	/* What an endpoint with the defaults offers (reliable, ordered; the
+	 * default buffers), as af_xdp and dpdk say of theirs; open() says
+	 * what the configured one does. */
+	caps->max_msg_size = 65536;
 	caps->inline_size = 0;
-	caps->flags = 0;
+	caps->flags = HPN_CAP_ORDERED | HPN_CAP_RELIABLE;
 	caps->headroom = HPN_PKTEP_HEADROOM; /* a zero-copy message's packet header goes in front of it */
 	caps->preference = 10;
 	if (fd < 0) {
@@ -796,14 +814,17 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = ((const struct sockaddr_in *)a)->sin_port};
 	int one = 1, ret = group_check(u, a, spec);
 
-	ret = ret ?: hpn_pktep_subscribe(u->pk);
 	ret = ret ?: ensure_socket(u, AF_INET);
 	if (ret)
 		return ret;
 	setsockopt(u->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(u->fd, (struct sockaddr *)&any, sizeof(any)))
-		return hpn_set_error(-errno, "udp: cannot bind the port of %s: %s", spec, strerror(errno));
-	return join(u, u->fd, a, 0, spec);
+		ret = hpn_set_error(-errno, "udp: cannot bind the port of %s: %s", spec, strerror(errno));
+	ret = ret ?: join(u, u->fd, a, 0, spec);
+	ret = ret ?: hpn_pktep_subscribe(u->pk);
+	if (ret)
+		drop_socket(u);
+	return ret;
 }
 
 /* A socket bound to port for a plain line: the first one, or one more
@@ -984,6 +1005,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	if (ret)
 		goto fail;
 	caps->max_msg_size = hpn_pktep_max_msg(u->pk);
+	caps->flags = 0; /* the probe's are the defaults': this one's from its mode */
 	if (pc.plain) /* any UDP peer or feed; every arrival stamped by the kernel */
 		caps->flags |= HPN_CAP_PLAIN | HPN_CAP_MULTICAST | HPN_CAP_TS_KERNEL;
 	else if (!pc.raw) /* multicast: in unordered mode (sequenced, gaps counted) */
@@ -1043,8 +1065,11 @@ static int udp_listen(struct hpn_pep *u, const char *spec)
 
 		setsockopt(u->fd, IPPROTO_IPV6, IPV6_V6ONLY, &off, sizeof(off));
 	}
-	if (bind(u->fd, (struct sockaddr *)&a, alen))
-		return hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
+	if (bind(u->fd, (struct sockaddr *)&a, alen)) {
+		ret = hpn_set_error(-errno, "udp: cannot bind %s: %s", spec, strerror(errno));
+		drop_socket(u);
+		return ret;
+	}
 	hpn_pktep_listen(u->pk);
 	return 0;
 }

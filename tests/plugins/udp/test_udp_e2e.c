@@ -1593,6 +1593,30 @@ static void test_connect_errors(void **state)
 	hpn_ep_destroy(c);
 }
 
+/* A listen that fails (the port is taken) leaves the endpoint as it was:
+ * no address, free to listen elsewhere (its socket once stayed behind,
+ * and every later listen was refused -EISCONN, "it connected"). */
+static void test_listen_after_failed_listen(void **state)
+{
+	hpn_ep *c = make(NULL);
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	char taken[64], mine[64];
+
+	(void)state;
+	assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &alen), 0);
+	snprintf(taken, sizeof(taken), "127.0.0.1:%u", ntohs(a.sin_port));
+	assert_int_equal(hpn_listen(c, taken), -EADDRINUSE);
+	assert_int_equal(hpn_ep_local_addr(c, mine, sizeof(mine)), -ENOTCONN);
+	assert_int_equal(hpn_listen(c, "127.0.0.1:0"), 0);
+	assert_int_equal(hpn_ep_local_addr(c, mine, sizeof(mine)), 0);
+	assert_string_not_equal(mine, taken);
+	close(fd);
+	hpn_ep_destroy(c);
+}
+
 /* Peers of two modes (reliable, unordered, raw) would connect and then drop
  * each other's every packet as malformed - it once did, silently. The
  * handshake says each side's mode: the connector gives up (-EPROTO, the
@@ -1810,6 +1834,10 @@ static void test_progress_thread(void **state)
 	/* Synchronous connect works here: the server has its own thread. */
 	assert_int_equal(hpn_connect(c, addr, 3000, &p), 0);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	/* No peer is no peer here too (it was taken, then dropped). */
+	assert_int_equal(hpn_send(c, HPN_PEER_NONE, "x", 1), -ENOTCONN);
+	assert_int_equal(hpn_send_burst(c, &(struct hpn_msg){.peer = HPN_PEER_NONE, .data = "x", .len = 1}, 1),
+			 -ENOTCONN);
 	while (next < total) {
 		struct hpn_msg in[32];
 		uint8_t msg[64];
@@ -2233,6 +2261,7 @@ int main(void)
 		cmocka_unit_test(test_peer_killed),
 		cmocka_unit_test(test_silent_peer_and_garbage),
 		cmocka_unit_test(test_connect_errors),
+		cmocka_unit_test(test_listen_after_failed_listen),
 		cmocka_unit_test(test_mode_mismatch),
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_simultaneous_open),
