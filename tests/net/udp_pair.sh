@@ -25,8 +25,9 @@ in2 ip link set eth0 mtu 1280
 start_server in1 srv --plugin udp --bind "${subnet}.1:$port"
 client in2 small_mtu --plugin udp --peer "${subnet}.1:$port" --size 65536
 rt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][0]["retransmits"])' "$log/small_mtu.json")
-# A lost batch costs 45 resends a message each way: allow a stray few.
-if [ "$rt" -gt $((iters / 10)) ]; then
+# Every batch lost costs ~84 resends a round trip (8450 in 100); a busy
+# machine drops a fragment now and then (12 seen under load).
+if [ "$rt" -gt $((iters * 2)) ]; then
 	echo "FAIL: $rt retransmissions in $iters round trips of 64 KiB (GSO batches lost)"; cat "$log/small_mtu.out"; exit 1
 fi
 grep -q "GSO refused (Message too long" "$log/small_mtu.out" ||
