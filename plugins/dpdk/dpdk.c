@@ -168,7 +168,8 @@ static inline struct rte_mbuf *mbuf_of(const struct hpn_pep *u, const void *p)
 	return off < u->region_len ? u->mbuf_table[off / HPN_DPDK_FRAME] : NULL;
 }
 
-/* Fresh send mbufs into the cache (all-or-none bulk, halving when short). */
+/* Fresh send mbufs into the cache (all-or-none bulks, halving when short,
+ * down to the last one: the reserve wants every frame it can get). */
 static void cache_fill(struct hpn_pep *u, uint32_t want)
 {
 	uint32_t room = (uint32_t)(sizeof(u->free_tx) / sizeof(u->free_tx[0])) - u->nfree;
@@ -178,10 +179,9 @@ static void cache_fill(struct hpn_pep *u, uint32_t want)
 	while (want) {
 		uint32_t k = want < 64 ? want : 64;
 
-		if (rte_mempool_get_bulk(u->mp, (void **)(u->free_tx + u->nfree), k)) {
-			if (k == 1 || rte_mempool_get_bulk(u->mp, (void **)(u->free_tx + u->nfree), (k /= 2)))
+		while (rte_mempool_get_bulk(u->mp, (void **)(u->free_tx + u->nfree), k))
+			if (!(k /= 2))
 				return;
-		}
 		u->nfree += k;
 		want -= k;
 	}
@@ -864,6 +864,13 @@ static int dp_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 	if (!u->up || unlikely(u->held))
 		return 0;
 	hpn_dpdk_thread_register();
+	/* The send reserve before the port: it refills its receive ring from
+	 * the same mempool, and an application that holds what it receives
+	 * would otherwise get, frame by frame, every one we send an ACK or a
+	 * keepalive in (a frame sent goes back to the mempool, not to us) -
+	 * then we fall silent and the peer gives us up. */
+	if (unlikely(u->nfree < TX_RESERVE) && !u->copy)
+		cache_fill(u, TX_RESERVE - u->nfree);
 	got = rte_eth_rx_burst(u->port_id, 0, in, (uint16_t)(n < BURST_MAX ? n : BURST_MAX));
 	*full = got == (n < BURST_MAX ? n : BURST_MAX);
 	for (uint16_t i = 0; i < got; i++) {
@@ -959,13 +966,17 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
 	return hpn_net_recv(dp_recv_once, arg, d, n);
 }
 
-/* Lent mode: the port receives into frames of the pool; with every one
- * held by the application, it has none to receive into. */
+/* Lent mode: the port receives into frames of the pool; with (nearly)
+ * every one held by the application, it has none to receive into. Not
+ * only none: the send reserve keeps what little the application leaves,
+ * and a frame our own ACK freed lets the port take one stale packet now
+ * and then - a trickle that is not hearing, and that once made the
+ * silence count (a live peer given up while the reader held its frames). */
 static bool deaf(void *arg)
 {
 	const struct hpn_pep *u = arg;
 
-	return u->up && !rte_mempool_avail_count(u->mp);
+	return u->up && rte_mempool_avail_count(u->mp) < BURST_MAX;
 }
 
 static const struct hpn_dgram_io lent_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,

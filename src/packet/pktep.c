@@ -1178,6 +1178,9 @@ static void deaf_time(struct hpn_pktep *e, uint64_t now)
 
 			p->conn.last_rx_ns = moved < now ? moved : now;
 		}
+	if (deaf && !e->deaf_ns && hpn_pk_due(e, &e->deaf_log_ns))
+		hpn_log(HPN_LOG_WARN, "no receive frame left on the device - the application holds them (hpn_buf_put gives "
+				      "them back): nothing is heard meanwhile, and peers' silence is not counted");
 	e->deaf_ns = deaf ? now : 0;
 }
 

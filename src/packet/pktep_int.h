@@ -70,6 +70,7 @@ struct hpn_pktep {
 	unsigned muted_next;
 	uint64_t now, linger_ns;
 	uint64_t deaf_ns; /* the last progress that found the device deaf (io->deaf), else 0 */
+	uint64_t deaf_log_ns; /* its last warning (hpn_pk_due) */
 	uint64_t mode_log_ns, full_log_ns; /* last warnings (hpn_pk_log_due): mode_refused(), plain_full() */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;

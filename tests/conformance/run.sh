@@ -46,14 +46,6 @@ af_xdp | af_xdp_udp)
 	cli_in=(ip netns exec ${prefix}2)
 	[ "$name" = af_xdp_udp ] && cli_cfg="plugin=udp,$base"
 	;;
-dpdk_memif | dpdk_afpacket)
-	# Known, not fixed (2026-12-05): on dpdk a reader that holds every
-	# frame for longer than the silence limit can wedge the stream for
-	# good (its echo peer's sends, held for their acknowledgements, and
-	# the reader's deaf port); test_reader_holds_buffers gives its buffers
-	# back after 300 ms here, as it did everywhere before.
-	export CONF_HOLD_MS=${CONF_HOLD_MS:-300}
-	;;&
 dpdk_memif)
 	sock=$(mktemp -u /tmp/hpn-conf-memif.XXXXXX)
 	addr=10.75.0.2:18760
