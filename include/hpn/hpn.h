@@ -346,8 +346,9 @@ int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data);
  * nothing happens to the pool, the first such mistake is logged at
  * HPN_LOG_ERROR and each is counted in hpn_stats.errors. Not caught: a put
  * of a buffer hpn_send_zc_burst took while the library still holds it (it
- * is back in the pool early, and the library's own put of it is then the
- * one refused), and two threads putting the same buffer at the same
+ * is back in the pool early: the library's own put of it is refused if it
+ * is still there, but if the pool handed it out meanwhile, two owners
+ * write to it), and two threads putting the same buffer at the same
  * instant.
  */
 void hpn_buf_put(hpn_ep *ep, void *data);

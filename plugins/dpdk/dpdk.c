@@ -974,9 +974,18 @@ static int dp_recv(void *arg, struct hpn_dgram *d, unsigned n)
  * silence count (a live peer given up while the reader held its frames). */
 static bool deaf(void *arg)
 {
-	const struct hpn_pep *u = arg;
+	struct hpn_pep *u = arg;
 
-	return u->up && rte_mempool_avail_count(u->mp) < BURST_MAX;
+	if (!u->up || rte_mempool_avail_count(u->mp) >= BURST_MAX)
+		return false;
+	/* Our own send cache may be what the port lacks (a small frames=):
+	 * all of it but the reserve goes back before we call it deaf. */
+	if (u->nfree > TX_RESERVE) {
+		rte_mempool_put_bulk(u->mp, (void **)(u->free_tx + TX_RESERVE), u->nfree - TX_RESERVE);
+		u->nfree = TX_RESERVE;
+		return rte_mempool_avail_count(u->mp) < BURST_MAX;
+	}
+	return true;
 }
 
 static const struct hpn_dgram_io lent_io = {.send = dp_send, .recv = dp_recv, .rx_done = dp_rx_done,

@@ -814,6 +814,7 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = ((const struct sockaddr_in *)a)->sin_port};
 	int one = 1, ret = group_check(u, a, spec);
 
+	ret = ret ?: hpn_pktep_subscribe(u->pk); /* the mode's check, before anything goes on the wire */
 	ret = ret ?: ensure_socket(u, AF_INET);
 	if (ret)
 		return ret;
@@ -821,9 +822,10 @@ static int listen_group(struct hpn_pep *u, const struct sockaddr_storage *a, con
 	if (bind(u->fd, (struct sockaddr *)&any, sizeof(any)))
 		ret = hpn_set_error(-errno, "udp: cannot bind the port of %s: %s", spec, strerror(errno));
 	ret = ret ?: join(u, u->fd, a, 0, spec);
-	ret = ret ?: hpn_pktep_subscribe(u->pk);
-	if (ret)
+	if (ret) {
 		drop_socket(u);
+		hpn_pktep_unsubscribe(u->pk);
+	}
 	return ret;
 }
 
@@ -870,6 +872,8 @@ static int plain_port_socket(struct hpn_pep *u, const struct sockaddr_storage *b
 
 		if (fd != u->fd)
 			close(fd);
+		else
+			drop_socket(u); /* the first line's: none stays behind, unbound */
 		return hpn_set_error(-err, "udp: cannot bind %s: %s%s", spec, strerror(err),
 				     err == EADDRINUSE && !group ? " (another socket has this port)" : "");
 	}

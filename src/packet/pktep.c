@@ -213,7 +213,7 @@ struct pk_peer *hpn_pk_peer_new(struct hpn_pktep *e, const void *a, uint32_t ale
 	p->id = id;
 	p->used = true;
 	p->connecting = p->dead = p->lingering = p->superseded = p->closed_noted = false;
-	p->refused_ns = p->restart_ns = p->icmp_probe_ns = 0;
+	p->refused_ns = p->restart_ns = p->icmp_probe_ns = p->deaf_credit_ns = p->deaf_rx_ns = 0;
 	p->lost_session = p->restart_session = 0;
 	p->heard_ns = 0;
 	p->source = false;
@@ -991,6 +991,11 @@ static int group_mode_check(struct hpn_pktep *e)
 	return 0;
 }
 
+void hpn_pktep_unsubscribe(struct hpn_pktep *e)
+{
+	e->subscribing = false;
+}
+
 int hpn_pktep_subscribe(struct hpn_pktep *e)
 {
 	int ret = group_mode_check(e);
@@ -1166,7 +1171,12 @@ static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
 }
 
 /* A device that cannot receive hears nobody: the time it spends so is not
- * its peers' silence. Their silence clocks move on with it. */
+ * its peers' silence. Their silence clocks move on with it - for at most
+ * DEAF_LIMITS silence limits since the peer was last heard: a device can
+ * also be short of frames with the application holding none (frames= too
+ * few for the load), and a dead peer must be given up in the end. */
+#define DEAF_LIMITS 8
+
 static void deaf_time(struct hpn_pktep *e, uint64_t now)
 {
 	bool deaf = e->io->deaf(e->io_arg);
@@ -1174,13 +1184,31 @@ static void deaf_time(struct hpn_pktep *e, uint64_t now)
 	if (deaf && e->deaf_ns && now > e->deaf_ns)
 		for (uint32_t j = 0; j < e->npeers; j++) {
 			struct pk_peer *p = &e->peers[e->active[j]];
-			uint64_t moved = p->conn.last_rx_ns + (now - e->deaf_ns);
+			uint64_t step = now - e->deaf_ns, moved = p->conn.last_rx_ns + step;
 
-			p->conn.last_rx_ns = moved < now ? moved : now;
+			if (p->conn.last_rx_ns != p->deaf_rx_ns) /* heard since we last moved it */
+				p->deaf_credit_ns = 0;
+			if (p->deaf_credit_ns < DEAF_LIMITS * p->conn.cfg.dead_ns) {
+				p->conn.last_rx_ns = moved < now ? moved : now;
+				p->deaf_credit_ns += step;
+			}
+			p->deaf_rx_ns = p->conn.last_rx_ns;
 		}
-	if (deaf && !e->deaf_ns && hpn_pk_due(e, &e->deaf_log_ns))
-		hpn_log(HPN_LOG_WARN, "no receive frame left on the device - the application holds them (hpn_buf_put gives "
-				      "them back): nothing is heard meanwhile, and peers' silence is not counted");
+	/* Said once deafness has lasted a tenth of a second (a moment short
+	 * of frames in a burst is not worth a line), at most once a second. */
+	if (!deaf)
+		e->deaf_from = 0;
+	else if (!e->deaf_from)
+		e->deaf_from = now;
+	else if (now - e->deaf_from >= 100 * MS && e->npeers && !e->deaf_said && hpn_pk_due(e, &e->deaf_log_ns)) {
+		hpn_log(HPN_LOG_WARN, "the device has (almost) no frame left to receive into: the application holds them "
+				      "(hpn_buf_put gives them back), or frames= is too few for this load - nothing is "
+				      "heard meanwhile, and up to %u silence limits of it are not counted against peers",
+			DEAF_LIMITS);
+		e->deaf_said = true;
+	}
+	if (!deaf)
+		e->deaf_said = false;
 	e->deaf_ns = deaf ? now : 0;
 }
 

@@ -227,6 +227,8 @@ const char *hpn_pktep_doing(const struct hpn_pktep *e);
  * as peers (HPN_EV_PEER_NEW), and publish to a group address (the peer
  * is connected at once). -EINVAL in reliable mode. */
 int hpn_pktep_subscribe(struct hpn_pktep *e);
+/* Undo a subscribe whose join then failed. */
+void hpn_pktep_unsubscribe(struct hpn_pktep *e);
 int hpn_pktep_publish(struct hpn_pktep *e, const void *group, uint32_t alen, hpn_peer_t *peer);
 int hpn_pktep_connect(struct hpn_pktep *e, const void *addr, uint32_t alen, hpn_peer_t *peer);
 int hpn_pktep_disconnect(struct hpn_pktep *e, hpn_peer_t peer);

@@ -43,6 +43,9 @@ struct pk_peer {
 	uint64_t restart_ns;
 	uint32_t restart_session;
 	uint64_t icmp_probe_ns; /* an ICMP error made us probe at this time */
+	/* Deaf time credited to its silence clock since it was last heard
+	 * (deaf_time), and the last_rx_ns that crediting left. */
+	uint64_t deaf_credit_ns, deaf_rx_ns;
 	uint64_t last_tick_ns;
 	/* framing=none: no conn (its conn stays zero). A source heard by a
 	 * listener expires after peer_timeout_ms of silence; a peer we
@@ -71,6 +74,8 @@ struct hpn_pktep {
 	uint64_t now, linger_ns;
 	uint64_t deaf_ns; /* the last progress that found the device deaf (io->deaf), else 0 */
 	uint64_t deaf_log_ns; /* its last warning (hpn_pk_due) */
+	uint64_t deaf_from;   /* when the present deafness began (0: hearing) */
+	bool deaf_said;       /* warned of the present one */
 	uint64_t mode_log_ns, full_log_ns; /* last warnings (hpn_pk_log_due): mode_refused(), plain_full() */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;

@@ -30,7 +30,7 @@ rt=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["results"][
 if [ "$rt" -gt $((iters * 2)) ]; then
 	echo "FAIL: $rt retransmissions in $iters round trips of 64 KiB (GSO batches lost)"; cat "$log/small_mtu.out"; exit 1
 fi
-grep -q "GSO refused (Message too long" "$log/small_mtu.out" ||
+grep -q "GSO refused" "$log/small_mtu.out" || # EMSGSIZE; EINVAL on kernels before 5.x's udp_send_skb change
 	{ echo "FAIL: the client did not say why it stopped GSO:"; cat "$log/small_mtu.out"; exit 1; }
 stop_server
 echo "PASS"
