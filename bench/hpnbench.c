@@ -34,6 +34,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -73,7 +74,7 @@ struct result {
 	char gave_up[128];    /* why the run stopped early: sizes after it are not run, the exit is 1 */
 };
 
-volatile sig_atomic_t interrupted;
+_Atomic int interrupted;
 
 void die(int code, const char *fmt, ...)
 {
@@ -401,7 +402,7 @@ struct client_state {
 struct server {
 	hpn_ep *ep;
 	bool plain; /* framing=none: echo every datagram */
-	volatile int *stop;
+	_Atomic int *stop; /* set by the thread that started the loopback server */
 	struct client_state clients[MAX_CLIENTS];
 	bool verbose;
 	/* Parked replies (pool buffers we own), oldest first. */
@@ -661,7 +662,7 @@ static void server_loop(struct server *s)
 	struct hpn_msg m[BURST];
 	unsigned spins = 0;
 
-	while (!*s->stop && !interrupted) {
+	while (!atomic_load_explicit(s->stop, memory_order_relaxed) && !interrupted) {
 		/* Parked replies are retried every millisecond or so. */
 		int n = hpn_recv_wait(s->ep, m, BURST, s->park_n ? 1 : 10);
 
@@ -1173,7 +1174,7 @@ static uint64_t copies(hpn_ep *a, hpn_ep *b)
 struct loop_server {
 	struct server s;
 	pthread_t thread;
-	volatile int stop;
+	_Atomic int stop;
 	int cpu;
 };
 
@@ -1217,7 +1218,7 @@ int main(int argc, char **argv)
 	if (o.server) {
 		struct server s = {.verbose = true};
 		char addr[128];
-		volatile int stop = 0;
+		_Atomic int stop = 0;
 
 		pin(o.cpu, "server");
 		s.ep = make_ep(&o, o.cpu);
@@ -1319,7 +1320,7 @@ int main(int argc, char **argv)
 		write_json(&o, hpn_ep_describe(c.ep), res, done);
 	hpn_disconnect(c.ep, c.peer);
 	if (!o.peer) {
-		ls.stop = 1;
+		atomic_store_explicit(&ls.stop, 1, memory_order_relaxed);
 		pthread_join(ls.thread, NULL);
 		hpn_ep_destroy(ls.s.ep);
 	}

@@ -6,6 +6,7 @@
 #include <hpn/hpn.h>
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -32,7 +33,10 @@ struct opts {
 	double app_us; /* --mode feed: the application's work per message (a busy wait) */
 };
 
-extern volatile sig_atomic_t interrupted;
+/* Set by SIGINT/SIGTERM, read by every thread (the loopback server's too):
+ * an atomic, lock-free int - safe in a signal handler and between threads,
+ * where volatile sig_atomic_t is only the former. */
+extern _Atomic int interrupted;
 
 void die(int code, const char *fmt, ...) __attribute__((noreturn, format(printf, 2, 3)));
 uint64_t now_ns(void);
