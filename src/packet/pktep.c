@@ -1196,19 +1196,18 @@ static void deaf_time(struct hpn_pktep *e, uint64_t now)
 		}
 	/* Said once deafness has lasted a tenth of a second (a moment short
 	 * of frames in a burst is not worth a line), at most once a second. */
-	if (!deaf)
+	if (!deaf) {
 		e->deaf_from = 0;
-	else if (!e->deaf_from)
+		e->deaf_said = false;
+	} else if (!e->deaf_from) {
 		e->deaf_from = now;
-	else if (now - e->deaf_from >= 100 * MS && e->npeers && !e->deaf_said && hpn_pk_due(e, &e->deaf_log_ns)) {
+	} else if (now - e->deaf_from >= 100 * MS && e->npeers && !e->deaf_said && hpn_pk_due(e, &e->deaf_log_ns)) {
 		hpn_log(HPN_LOG_WARN, "the device has (almost) no frame left to receive into: the application holds them "
 				      "(hpn_buf_put gives them back), or frames= is too few for this load - nothing is "
 				      "heard meanwhile, and up to %u silence limits of it are not counted against peers",
 			DEAF_LIMITS);
 		e->deaf_said = true;
 	}
-	if (!deaf)
-		e->deaf_said = false;
 	e->deaf_ns = deaf ? now : 0;
 }
 
