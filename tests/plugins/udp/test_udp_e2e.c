@@ -2248,9 +2248,27 @@ static void test_connect_retry_honoured(void **state)
 	assert_true(slow >= 2 && slow <= 4);
 }
 
+/* The cases that run a progress thread. Every other case is one thread,
+ * where ThreadSanitizer has nothing to find: its build runs only these
+ * (E2E_THREADED=1), the others cost it minutes. */
+static const char *const threaded_cases[] = {
+	"test_close_after_send", "test_mode_mismatch", "test_progress_thread",
+	"test_progress_thread_flush", "test_large_class_held",
+	"test_reader_stalls_three_timeouts", "test_progress_thread_too_big",
+	"test_hpnbench_stuck_peer",
+};
+
+static bool is_threaded(const char *name)
+{
+	for (size_t i = 0; i < sizeof(threaded_cases) / sizeof(threaded_cases[0]); i++)
+		if (strcmp(name, threaded_cases[i]) == 0)
+			return true;
+	return false;
+}
+
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
+	struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_many_in_order),
 		cmocka_unit_test(test_bursts_and_sizes),
 		cmocka_unit_test(test_gso_gro),
@@ -2297,5 +2315,17 @@ int main(void)
 	strcat(BASE_CFG, reliable ? ",reliable=on" : ",reliable=off");
 	if (getenv("E2E_FILTER")) /* one case: E2E_FILTER=test_name (globs) */
 		cmocka_set_test_filter(getenv("E2E_FILTER"));
+	if (getenv("E2E_THREADED") && atoi(getenv("E2E_THREADED"))) {
+		size_t n = 0, ntests = sizeof(tests) / sizeof(tests[0]);
+
+		for (size_t i = 0; i < ntests; i++)
+			if (is_threaded(tests[i].name))
+				tests[n++] = tests[i];
+		if (n != sizeof(threaded_cases) / sizeof(threaded_cases[0])) {
+			fprintf(stderr, "E2E_THREADED: a listed case is not in tests[]\n");
+			return 1;
+		}
+		return _cmocka_run_group_tests("udp_e2e_threaded", tests, n, NULL, NULL);
+	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
