@@ -721,8 +721,10 @@ static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r
 {
 	uint64_t bytes = 0;
 
-	for (int i = 0; i < r; i++)
+	for (int i = 0; i < r; i++) {
 		bytes += msgs[i].len;
+		hpn_pool_handed_out(ep->pool, msgs[i].data);
+	}
 	HPN_STAT_ADD(ep->stats.msgs_in, (uint64_t)r);
 	HPN_STAT_ADD(ep->stats.bytes_in, bytes);
 }
@@ -760,6 +762,7 @@ static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
 		[HPN_POOL_BUF_HEADROOM] = "points in front of its buffer's data",
 		[HPN_POOL_BUF_OVERRUN] = "runs past the end of its buffer",
 		[HPN_POOL_BUF_FREE] = "is a buffer that was already returned to the pool",
+		[HPN_POOL_BUF_LENT] = "is a buffer a zero-copy send already took (it is the library's until sent)",
 	};
 
 	return hpn_set_error(-EINVAL, "hpn_send_zc_burst: data %p (len %u) %s; nothing of it was touched",
@@ -769,26 +772,42 @@ static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
 /*
  * Zero-copy sends write in front of the data (backend headers, the core's
  * meta block) and put the buffer back once sent: a pointer that is not a
- * pool buffer the caller owns would corrupt memory there. Returns how many
- * leading messages may go, or -EINVAL if the first may not (the others are
+ * pool buffer the caller owns would corrupt memory there. Each one passed
+ * is marked lent (a second send of it, even in this burst, or a put of it
+ * is refused until the library is done with it). Returns how many leading
+ * messages may go, or -EINVAL if the first may not (the others are
  * refused when they come first).
  */
 static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		/* Too long for any buffer: the backend's -EMSGSIZE says it. */
-		enum hpn_pool_bad why = msgs[i].len > ep->max_msg
-						? HPN_POOL_BUF_OK
-						: hpn_pool_check_owned(ep->pool, msgs[i].data, msgs[i].len);
+		/* Too long for any buffer: the backend's -EMSGSIZE says it (and
+		 * the message is not taken, so it is not marked). */
+		if (hpn_unlikely(msgs[i].len > ep->max_msg))
+			continue;
+		enum hpn_pool_bad why = hpn_pool_check_owned(ep->pool, msgs[i].data, msgs[i].len);
 
-		if (hpn_unlikely(why != HPN_POOL_BUF_OK))
-			return i ? (int)i : zc_refused(&msgs[i], why);
+		if (hpn_unlikely(why != HPN_POOL_BUF_OK)) {
+			if (i)
+				return (int)i;
+			return zc_refused(&msgs[i], why);
+		}
+		hpn_pool_lend(ep->pool, msgs[i].data);
 	}
 	return (int)n;
 }
 
+/* The messages a send did not take stay the caller's. */
+static HPN_COLD void zc_unlend(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++)
+		if (msgs[i].len <= ep->max_msg)
+			hpn_pool_handed_out(ep->pool, msgs[i].data);
+}
+
 HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
+	unsigned took;
 	int r;
 
 	if (hpn_unlikely(!msgs))
@@ -798,10 +817,15 @@ HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigne
 	if (hpn_unlikely(r < 0))
 		return r;
 	n = (unsigned)r;
-	if (hpn_unlikely(ep->prog))
-		return hpn_prog_send(ep, msgs, n, true);
-	r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);
-	count_out(ep, msgs, r);
+	if (hpn_unlikely(ep->prog)) {
+		r = hpn_prog_send(ep, msgs, n, true);
+	} else {
+		r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);
+		count_out(ep, msgs, r);
+	}
+	took = r > 0 ? (unsigned)r : 0;
+	if (hpn_unlikely(took < n))
+		zc_unlend(ep, msgs + took, n - took);
 	return r;
 }
 
@@ -966,7 +990,7 @@ HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 
 HPN_EXPORT void hpn_buf_put(hpn_ep *ep, void *data)
 {
-	hpn_pool_put_bulk(ep->pool, &data, 1);
+	hpn_pool_put_app(ep->pool, data);
 }
 
 HPN_EXPORT size_t hpn_buf_size(const hpn_ep *ep)

@@ -94,6 +94,29 @@ static HPN_COLD void put_twice(struct hpn_pool *pool, const void *p)
 			(void *)pool, p);
 }
 
+static HPN_COLD void put_lent(struct hpn_pool *pool, const void *p)
+{
+	/* Back in the pool while the send still reads it (or the library
+	 * puts it when sent), it would be handed to a second owner. */
+	put_refused(pool);
+	if (!(__atomic_fetch_or(&pool->warned, 8, __ATOMIC_RELAXED) & 8))
+		hpn_log(HPN_LOG_ERROR,
+			"pool %p: buffer %p put back while a zero-copy send holds it (hpn_send_zc_burst "
+			"took it: the library puts it back once sent); ignored, counted in stats.errors",
+			(void *)pool, p);
+}
+
+void hpn_pool_put_app(struct hpn_pool *pool, void *p)
+{
+	const uint8_t *st = hpn_pool_state(pool, p);
+
+	if (hpn_unlikely(st && __atomic_load_n(st, __ATOMIC_RELAXED) == HPN_POOL_LENT)) {
+		put_lent((struct hpn_pool *)hpn_pool_class(pool, p), p);
+		return;
+	}
+	hpn_pool_put_bulk(pool, &p, 1);
+}
+
 static HPN_COLD void put_overflow(struct hpn_pool *pool, unsigned n)
 {
 	/* The ring holds every buffer and double puts are refused above, so
@@ -133,7 +156,7 @@ static __attribute__((noinline)) unsigned get_bulk_all(struct hpn_pool *pool, vo
 	/* Ring entries are data pointers of whole buffers: the index needs
 	 * no range check. */
 	for (unsigned i = 0; i < got; i++)
-		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[i])], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[i])], HPN_POOL_OUT, __ATOMIC_RELAXED);
 	return got;
 }
 
@@ -145,7 +168,7 @@ HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsign
 	if (n == 1 && pool->stack) {
 		if (!stack_pop(pool, bufs, 1))
 			return 0;
-		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[0])], 0, __ATOMIC_RELAXED);
+		__atomic_store_n(&pool->in_pool[hpn_pool_index(pool, bufs[0])], HPN_POOL_OUT, __ATOMIC_RELAXED);
 		return 1;
 	}
 	return get_bulk_all(pool, bufs, n);
@@ -164,9 +187,9 @@ static inline bool stack_put_one(struct hpn_pool *pool, void *p)
 	if (hpn_unlikely(off >= pool->span || pool->top >= pool->count))
 		return false;
 	idx = hpn_pool_index(pool, p);
-	if (hpn_unlikely(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED)))
+	if (hpn_unlikely(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED) == HPN_POOL_FREE))
 		return false;
-	__atomic_store_n(&pool->in_pool[idx], 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&pool->in_pool[idx], HPN_POOL_FREE, __ATOMIC_RELAXED);
 	norm = (void *)(pool->base + pool->data_off + (uintptr_t)idx * pool->stride);
 	return stack_push(pool, &norm, 1); /* room checked above */
 }
@@ -203,11 +226,11 @@ static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *
 			off = (uint64_t)(((unsigned __int128)off * magic) >> 64) >> shift;
 			/* Set before the enqueue publishes the buffer (release), so
 			 * the getter's clear always comes after it. */
-			if (hpn_unlikely(__atomic_load_n(&in_pool[off], __ATOMIC_RELAXED))) {
+			if (hpn_unlikely(__atomic_load_n(&in_pool[off], __ATOMIC_RELAXED) == HPN_POOL_FREE)) {
 				put_twice(pool, bufs[i]);
 				continue;
 			}
-			__atomic_store_n(&in_pool[off], 1, __ATOMIC_RELAXED);
+			__atomic_store_n(&in_pool[off], HPN_POOL_FREE, __ATOMIC_RELAXED);
 			norm[m++] = (void *)(data0 + (uintptr_t)(off * stride));
 		}
 		if (hpn_likely(m) &&
@@ -750,7 +773,7 @@ int hpn_pool_create(const struct hpn_pool_params *p, struct hpn_pool **out)
 	if (!pool->in_pool)
 		return pool_fail(pool, hpn_set_error(-ENOMEM, "pool: out of memory for %u buffers",
 						     p->count));
-	memset(pool->in_pool, 1, p->count);
+	memset(pool->in_pool, HPN_POOL_FREE, p->count);
 	if (p->mt_safe) {
 		ret = hpn_ring_create(p->count, 0, &pool->ring);
 		if (ret)

@@ -56,6 +56,18 @@ struct hpn_pool_params {
 	int mt_safe;
 };
 
+/* Where a buffer is (pool->in_pool[idx]). */
+enum hpn_pool_state {
+	HPN_POOL_OUT = 0,  /* taken: the application or the library holds it */
+	HPN_POOL_FREE = 1, /* in the pool */
+	/* Handed to hpn_send_zc_burst: the library's until it is sent. A
+	 * backend may reuse a sent buffer without the pool (af_xdp's fill
+	 * ring, DPDK's mempool cache): whatever gives a buffer to the
+	 * application clears LENT (hpn_pool_handed_out), and the library's
+	 * own puts take LENT buffers as OUT ones. */
+	HPN_POOL_LENT = 2,
+};
+
 /* Bytes of all buffer slots together may not exceed this. */
 #define HPN_POOL_MAX_BYTES (64ull << 30)
 
@@ -86,8 +98,10 @@ struct hpn_pool {
 	uint64_t div_magic;
 	unsigned div_shift;
 	unsigned count;
-	/* One byte per buffer, 1 while it is in the free ring: a second put of
-	 * a buffer already there would give it two owners, so it is refused.
+	/* One byte per buffer (enum hpn_pool_state): FREE while it is in the
+	 * free ring - a second put of it would give it two owners, so it is
+	 * refused - and LENT while a zero-copy send holds it, so the
+	 * application can neither put it back nor send it again meanwhile.
 	 * Relaxed atomics: the ring's release/acquire orders them between
 	 * threads; a byte store per buffer is all the fast path pays. */
 	uint8_t *in_pool;
@@ -111,7 +125,7 @@ struct hpn_pool {
 	int huge_mb;     /* 0, 2 or 1024 */
 	int mlocked;
 	int node;        /* node the memory is on, -1 if not bound/known */
-	int warned;      /* put errors already logged: 1 foreign, 2 overflow, 4 double */
+	int warned;      /* put errors already logged: 1 foreign, 2 overflow, 4 double, 8 lent */
 	char desc[256];
 } __attribute__((aligned(64)));
 
@@ -205,6 +219,7 @@ enum hpn_pool_bad {
 	HPN_POOL_BUF_HEADROOM, /* points into the headroom, in front of the data */
 	HPN_POOL_BUF_OVERRUN,  /* [p, p + len) runs past the end of the buffer */
 	HPN_POOL_BUF_FREE,     /* the buffer is in the pool: nobody owns it */
+	HPN_POOL_BUF_LENT,     /* a zero-copy send holds it: the library owns it */
 };
 
 /*
@@ -230,9 +245,46 @@ static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool
 	at -= pool->data_off; /* offset inside the data area (or its padding) */
 	if (at > pool->buf_size || len > pool->buf_size - at)
 		return HPN_POOL_BUF_OVERRUN;
-	if (__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED))
+	switch (__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED)) {
+	case HPN_POOL_OUT:
+		return HPN_POOL_BUF_OK;
+	case HPN_POOL_FREE:
 		return HPN_POOL_BUF_FREE;
-	return HPN_POOL_BUF_OK;
+	default:
+		return HPN_POOL_BUF_LENT;
+	}
 }
+
+/* The state byte of the buffer p points into, NULL when p is in no buffer
+ * of pool's classes (a backend's own memory). */
+static inline uint8_t *hpn_pool_state(const struct hpn_pool *pool, const void *p)
+{
+	pool = hpn_pool_class(pool, p);
+	if (__builtin_expect((uint64_t)((uintptr_t)p - pool->base) >= pool->span, 0))
+		return NULL;
+	return &pool->in_pool[hpn_pool_index(pool, p)];
+}
+
+/* A zero-copy send takes p (which hpn_pool_check_owned() passed): the
+ * application may not put it or send it again until it is handed out. */
+static inline void hpn_pool_lend(const struct hpn_pool *pool, const void *p)
+{
+	__atomic_store_n(hpn_pool_state(pool, p), HPN_POOL_LENT, __ATOMIC_RELAXED);
+}
+
+/* p goes to the application (a receive, or a zero-copy send that did not
+ * take it): a buffer the library reused after a zero-copy send is the
+ * application's again. A load and, rarely, a store. */
+static inline void hpn_pool_handed_out(const struct hpn_pool *pool, const void *p)
+{
+	uint8_t *st = hpn_pool_state(pool, p);
+
+	if (st && __builtin_expect(__atomic_load_n(st, __ATOMIC_RELAXED) == HPN_POOL_LENT, 0))
+		__atomic_store_n(st, HPN_POOL_OUT, __ATOMIC_RELAXED);
+}
+
+/* The application's put (hpn_buf_put): as hpn_pool_put_bulk, and a buffer
+ * a zero-copy send still holds is refused (logged once, counted). */
+void hpn_pool_put_app(struct hpn_pool *pool, void *p);
 
 #endif /* HPN_POOL_H */

@@ -290,10 +290,10 @@ int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
  * breaks the rule is refused before any memory is touched: -EINVAL with a
  * message in hpn_last_error() when it is the first message, else the
  * messages before it are sent and the count returned. Refused are pointers
- * outside the pool, into a buffer's headroom, running past its end, or into
- * a buffer already back in the pool. Not detected: a buffer the caller
- * already handed to a send (or twice in one burst) - undefined; its second
- * release is refused and counted in hpn_stats.errors.
+ * outside the pool, into a buffer's headroom, running past its end, into
+ * a buffer already back in the pool, or into a buffer a zero-copy send
+ * already took (a second send of it, later or in the same burst, while the
+ * library still holds it).
  */
 int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 
@@ -340,16 +340,14 @@ int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data);
 /**
  * Return a buffer obtained from hpn_buf_get() or hpn_recv_burst(). Any
  * pointer into the buffer identifies it. A buffer that is already back in
- * the pool (a second hpn_buf_put, or a put after hpn_send_zc_burst took it
- * and the library has since given it back) and a pointer that is not from
- * this endpoint's pool are refused instead of giving one buffer two owners:
- * nothing happens to the pool, the first such mistake is logged at
- * HPN_LOG_ERROR and each is counted in hpn_stats.errors. Not caught: a put
- * of a buffer hpn_send_zc_burst took while the library still holds it (it
- * is back in the pool early: the library's own put of it is refused if it
- * is still there, but if the pool handed it out meanwhile, two owners
- * write to it), and two threads putting the same buffer at the same
- * instant.
+ * the pool (a second hpn_buf_put), one hpn_send_zc_burst took (the library
+ * puts it back once it is sent), and a pointer that is not from this
+ * endpoint's pool are refused instead of giving one buffer two owners:
+ * nothing happens to the pool, the first such mistake of each kind is
+ * logged at HPN_LOG_ERROR and each is counted in hpn_stats.errors. Not
+ * caught: two threads putting the same buffer at the same instant, and a
+ * pointer kept after its buffer was put back and handed out again (it is
+ * someone else's buffer by then).
  */
 void hpn_buf_put(hpn_ep *ep, void *data);
 

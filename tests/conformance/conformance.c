@@ -522,6 +522,64 @@ static void test_zero_copy_counted(void **state)
 	bye(c);
 }
 
+/* A buffer a zero-copy send took is the library's until it is sent: a
+ * second send of it (in the same burst, or later) and a put of it are
+ * refused - each would give one buffer two owners - and the message
+ * arrives once. A received buffer sent on (a forwarder) is the caller's
+ * again when it comes back: the last put is taken. */
+static void test_zero_copy_ownership(void **state)
+{
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p = dial(c);
+	struct hpn_stats st0, st1;
+	struct hpn_msg m[2], in[4];
+	uint64_t t0 = now_ms(), quiet = 0;
+	unsigned got = 0;
+	void *buf;
+	int r;
+
+	(void)state;
+	hpn_ep_stats(c, &st0, sizeof(st0));
+	while (hpn_buf_get_sized(c, 200, &buf))
+		hpn_poll(c, NULL, 0);
+	fill(buf, 200, 41);
+	m[0] = m[1] = (struct hpn_msg){.data = buf, .len = 200, .peer = p};
+	while ((r = hpn_send_zc_burst(c, m, 2)) == -EAGAIN || r == 0)
+		wait_window(c);
+	assert_int_equal(r, 1);
+	assert_int_equal(hpn_send_zc_burst(c, m + 1, 1), -EINVAL);
+	/* Still being sent, or already sent and back in the pool. */
+	assert_true(strstr(hpn_last_error(), "already took") || strstr(hpn_last_error(), "already returned"));
+	hpn_buf_put(c, buf);
+	hpn_ep_stats(c, &st1, sizeof(st1));
+	assert_int_equal(st1.errors - st0.errors, 1);
+	/* The echo, forwarded back once more, then its echo put back. */
+	while (got < 2 || now_ms() - quiet < 300) {
+		r = hpn_recv_burst(c, in, 4);
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++, got++) {
+			assert_true(got < 2); /* nothing arrives twice */
+			assert_int_equal(in[i].len, 200);
+			assert_int_equal(check(in[i].data, in[i].len), 41);
+			if (got == 0) {
+				while ((r = hpn_send_zc_burst(c, &in[i], 1)) == -EAGAIN || r == 0)
+					wait_window(c);
+				assert_int_equal(r, 1);
+			} else {
+				hpn_buf_put(c, in[i].data);
+				quiet = now_ms();
+			}
+		}
+		if (!r)
+			wait_window(c);
+		if (now_ms() - t0 > 60000)
+			stalled(c, "zero-copy ownership: %u of 2 echoes after 60 s", got);
+	}
+	hpn_ep_stats(c, &st1, sizeof(st1));
+	assert_int_equal(st1.errors - st0.errors, 1);
+	bye(c);
+}
+
 /* A reader that keeps every buffer it receives (never hpn_buf_put) runs
  * the endpoint out of them: the stream stops - a closed window, or on a
  * frame backend a device with no receive frames left, dropping what comes
@@ -938,6 +996,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_bursts, teardown),
 		cmocka_unit_test_teardown(test_zero_copy, teardown),
 		cmocka_unit_test_teardown(test_zero_copy_counted, teardown),
+		cmocka_unit_test_teardown(test_zero_copy_ownership, teardown),
 		cmocka_unit_test_teardown(test_reader_holds_buffers, teardown),
 		cmocka_unit_test_teardown(test_small_pool, teardown),
 		cmocka_unit_test_teardown(test_bad_arguments, teardown),
