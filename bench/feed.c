@@ -301,5 +301,12 @@ int feed_main(const struct opts *o)
 	free(f.gap);
 	free(f.seen);
 	free(f.behind);
-	return interrupted ? 130 : 0;
+	if (interrupted)
+		return 130;
+	if (!f.msgs) { /* a script must not read "nothing came" as a good run */
+		fprintf(stderr, "hpnbench: the feed delivered nothing: check the groups and ports (--listen), the "
+				"interface (mcast_if=) and that the publisher runs\n");
+		return 1;
+	}
+	return 0;
 }

@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -216,20 +217,48 @@ static void line_send(struct line *l, unsigned li, int64_t i, bool **lost)
 	}
 }
 
-static void parse_list(const char *s, double *out, unsigned n, const char *opt)
+/* A number in [min, max], all of s (no "100k", no "abc", no "nan"). */
+static double num(const char *opt, const char *s, double min, double max)
+{
+	char *end;
+	double v;
+
+	errno = 0;
+	v = strtod(s, &end);
+	if (end == s || *end || errno || !(v >= min && v <= max))
+		die("%s: '%s' is not a number from %g to %g", opt, s, min, max);
+	return v;
+}
+
+/* An integer in [min, max], all of s, in base 10. */
+static uint64_t whole(const char *opt, const char *s, uint64_t min, uint64_t max)
+{
+	char *end;
+	unsigned long long v;
+
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (end == s || *end || errno || s[strspn(s, " \t")] == '-' || v < min || v > max)
+		die("%s: '%s' is not a whole number from %" PRIu64 " to %" PRIu64, opt, s, min, max);
+	return v;
+}
+
+/* One value per line, or one for every line; each in [0, max]. */
+static void parse_list(const char *s, double *out, unsigned n, const char *opt, double max)
 {
 	char *copy = strdup(s), *save = NULL, *t;
 	unsigned k = 0;
 
+	if (!copy)
+		die("out of memory");
 	for (t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-		char *end;
-		double v = strtod(t, &end);
-
-		if (*end || v < 0 || k == MAX_LINES)
-			die("%s: '%s' is not a list of numbers >= 0 (one per line)", opt, s);
-		out[k++] = v;
+		if (k == n)
+			die("%s: '%s' has more values than there are lines (%u)", opt, s, n);
+		out[k++] = num(opt, t, 0, max);
 	}
-	for (; k && k < n; k++)
+	if (!k)
+		die("%s: '%s' has no value", opt, s);
+	for (; k < n; k++)
 		out[k] = out[k - 1]; /* one value: every line */
 	free(copy);
 }
@@ -247,7 +276,7 @@ static void usage(void)
 	       "  --dup P[,P...]     per line: chance a packet is sent twice\n"
 	       "  --lag N[,N...]     per line: packets it runs behind the first line (default 0)\n"
 	       "  --seed N           the random choices (default 1)\n"
-	       "  --mcast-if ADDR    interface address to send from (IP_MULTICAST_IF)\n"
+	       "  --mcast-if IF      interface to send from, its address or name (IP_MULTICAST_IF)\n"
 	       "  --ttl N            multicast hops (default 1)\n"
 	       "  --expect FILE      write what a receiver must deliver, as JSON ('-': stdout)\n");
 }
@@ -277,8 +306,10 @@ static void parse(int argc, char **argv)
 
 			if (g.nlines == MAX_LINES)
 				die("--line: at most %d lines", MAX_LINES);
-			if (sscanf(optarg, "%63[^:]:%u", host, &port) != 2 || port == 0 || port > 65535 ||
-			    inet_pton(AF_INET, host, &l->to.sin_addr) != 1)
+			int used = 0;
+
+			if (sscanf(optarg, "%63[^:]:%u%n", host, &port, &used) != 2 || optarg[used] || port == 0 ||
+			    port > 65535 || inet_pton(AF_INET, host, &l->to.sin_addr) != 1)
 				die("--line: '%s' is not IPV4:PORT", optarg);
 			l->to.sin_family = AF_INET;
 			l->to.sin_port = htons((uint16_t)port);
@@ -291,38 +322,50 @@ static void parse(int argc, char **argv)
 				die("--proto: '%s' is not moldudp64 or mdp3", optarg);
 			g.mdp3 = !strcmp(optarg, "mdp3");
 			break;
-		case 'n': g.packets = strtoull(optarg, NULL, 10); break;
-		case 'm':
-			if (sscanf(optarg, "%u-%u", &g.msgs_min, &g.msgs_max) != 2)
-				g.msgs_max = g.msgs_min = (unsigned)atoi(optarg);
+		case 'n': g.packets = whole("--packets", optarg, 2, 1ull << 40); break;
+		case 'm': {
+			char a[32];
+			const char *dash = strchr(optarg, '-');
+
+			if (dash && (size_t)(dash - optarg) < sizeof(a)) {
+				memcpy(a, optarg, (size_t)(dash - optarg));
+				a[dash - optarg] = 0;
+				g.msgs_min = (unsigned)whole("--msgs", a, 1, 1000);
+				g.msgs_max = (unsigned)whole("--msgs", dash + 1, g.msgs_min, 1000);
+			} else {
+				g.msgs_max = g.msgs_min = (unsigned)whole("--msgs", optarg, 1, 1000);
+			}
 			break;
-		case 's': g.size = (unsigned)atoi(optarg); break;
-		case 'r': g.rate = atof(optarg); break;
+		}
+		case 's': g.size = (unsigned)whole("--size", optarg, 0, 1400); break;
+		case 'r': g.rate = num("--rate", optarg, 0, 1e9); break;
 		case 'L': ls = optarg; break;
 		case 'R': rs = optarg; break;
 		case 'D': ds = optarg; break;
 		case 'G': gs = optarg; break;
-		case 'S': g.seed = strtoull(optarg, NULL, 10); break;
+		case 'S': g.seed = whole("--seed", optarg, 0, UINT64_MAX); break;
 		case 'i': g.mcast_if = optarg; break;
-		case 't': g.ttl = atoi(optarg); break;
+		case 't': g.ttl = (int)whole("--ttl", optarg, 0, 255); break;
 		case 'e': g.expect = optarg; break;
 		case 'h': usage(); exit(0);
 		default: die("unknown option (see --help)");
 		}
 	}
+	if (optind < argc)
+		die("'%s': not an option (see --help)", argv[optind]);
 	if (!g.nlines)
 		die("give the lines: --line GROUP:PORT (repeat it for A, B, ...)");
 	if (g.packets < 2 || g.msgs_min < 1 || g.msgs_max < g.msgs_min || g.msgs_max > 1000 || g.size > 1400 ||
 	    (g.mdp3 && g.size < 12) || (!g.mdp3 && (size_t)g.msgs_max * (2 + g.size) + 20 > 65000))
 		die("--packets >= 2, --msgs 1..1000, --size up to 1400 (MDP3: >= 12), packets below 64 KB");
 	if (ls)
-		parse_list(ls, loss, g.nlines, "--loss");
+		parse_list(ls, loss, g.nlines, "--loss", 1);
 	if (rs)
-		parse_list(rs, reorder, g.nlines, "--reorder");
+		parse_list(rs, reorder, g.nlines, "--reorder", 1);
 	if (ds)
-		parse_list(ds, dup, g.nlines, "--dup");
-	if (gs)
-		parse_list(gs, lag, g.nlines, "--lag");
+		parse_list(ds, dup, g.nlines, "--dup", 1);
+	if (gs) /* a line further behind than the session is long sends nothing */
+		parse_list(gs, lag, g.nlines, "--lag", (double)g.packets);
 	for (unsigned i = 0; i < g.nlines; i++) {
 		g.line[i].loss = loss[i];
 		g.line[i].reorder = reorder[i];
@@ -340,12 +383,14 @@ static int open_socket(void)
 	if (fd < 0)
 		die("socket: %s", strerror(errno));
 	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
-	setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &g.ttl, sizeof(g.ttl));
-	if (g.mcast_if) {
-		struct in_addr a;
+	if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &g.ttl, sizeof(g.ttl)))
+		die("--ttl %d: %s", g.ttl, strerror(errno));
+	if (g.mcast_if) { /* an interface's address or its name, as hpn's mcast_if= */
+		struct ip_mreqn m = {0};
 
-		if (inet_pton(AF_INET, g.mcast_if, &a) != 1 ||
-		    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &a, sizeof(a)))
+		if (inet_pton(AF_INET, g.mcast_if, &m.imr_address) != 1 && !(m.imr_ifindex = (int)if_nametoindex(g.mcast_if)))
+			die("--mcast-if %s: neither an IPv4 address nor an interface here", g.mcast_if);
+		if (setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &m, sizeof(m)))
 			die("--mcast-if %s: %s", g.mcast_if, strerror(errno));
 	}
 	return fd;

@@ -45,6 +45,9 @@ HPN_EXPORT int hpn_addr_parse(const char *spec, int passive, int socktype, struc
 	if (port_check(port))
 		return hpn_set_error(-EINVAL, "address '%s': port '%s' is not a number from 0 to 65535", spec,
 				     port);
+	if (!passive && strspn(port, "0") == strlen(port)) /* nothing listens on port 0 */
+		return hpn_set_error(-EINVAL, "address '%s': port 0 can be listened on (a free port), not "
+					      "connected to", spec);
 	h = host;
 	if (h[0] == '[') {
 		size_t l = strlen(h);

@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -183,6 +184,22 @@ static const char *env_value(const char *key)
 	return getenv(name);
 }
 
+/* Appended to a bad value's message: a value that came from HPN_<KEY>
+ * must not send the user looking in a configuration string without it. */
+static const char *origin(const char *key)
+{
+	static __thread char note[128];
+	size_t i;
+
+	if (!env_value(key))
+		return "";
+	i = (size_t)snprintf(note, sizeof(note), " (from the environment: HPN_");
+	for (; *key && i + 40 < sizeof(note); key++)
+		note[i++] = (char)toupper((unsigned char)*key);
+	snprintf(note + i, sizeof(note) - i, " overrides the string)");
+	return note;
+}
+
 const char *hpn_cfg_get(const struct hpn_cfg *cfg, const char *key)
 {
 	const char *env = env_value(key);
@@ -261,10 +278,10 @@ int hpn_cfg_u64(const struct hpn_cfg *cfg, const char *key, uint64_t def, uint64
 		return 0;
 	}
 	if (parse_u64(s, &v))
-		return hpn_set_error(-EINVAL, "config: %s='%s' is not an unsigned number", key, s);
+		return hpn_set_error(-EINVAL, "config: %s='%s' is not an unsigned number%s", key, s, origin(key));
 	if (v < min || v > max)
-		return hpn_set_error(-EINVAL, "config: %s=%" PRIu64 " out of range [%" PRIu64 ", %" PRIu64 "]",
-				     key, v, min, max);
+		return hpn_set_error(-EINVAL, "config: %s=%" PRIu64 " out of range [%" PRIu64 ", %" PRIu64 "]%s",
+				     key, v, min, max, origin(key));
 	*out = v;
 	return 0;
 }
@@ -280,10 +297,10 @@ int hpn_cfg_i64(const struct hpn_cfg *cfg, const char *key, int64_t def, int64_t
 		return 0;
 	}
 	if (parse_i64(s, &v))
-		return hpn_set_error(-EINVAL, "config: %s='%s' is not a number", key, s);
+		return hpn_set_error(-EINVAL, "config: %s='%s' is not a number%s", key, s, origin(key));
 	if (v < min || v > max)
-		return hpn_set_error(-EINVAL, "config: %s=%" PRId64 " out of range [%" PRId64 ", %" PRId64 "]",
-				     key, v, min, max);
+		return hpn_set_error(-EINVAL, "config: %s=%" PRId64 " out of range [%" PRId64 ", %" PRId64 "]%s",
+				     key, v, min, max, origin(key));
 	*out = v;
 	return 0;
 }
@@ -304,7 +321,7 @@ int hpn_cfg_bool(const struct hpn_cfg *cfg, const char *key, int def, int *out)
 		if (!strcasecmp(s, no[i]))
 			return *out = 0, 0;
 	}
-	return hpn_set_error(-EINVAL, "config: %s='%s' is not a boolean (on/off)", key, s);
+	return hpn_set_error(-EINVAL, "config: %s='%s' is not a boolean (on/off)%s", key, s, origin(key));
 }
 
 int hpn_cfg_enum(const struct hpn_cfg *cfg, const char *key, const char *const *choices, int def,
@@ -324,7 +341,7 @@ int hpn_cfg_enum(const struct hpn_cfg *cfg, const char *key, const char *const *
 			strncat(list, "|", sizeof(list) - strlen(list) - 1);
 		strncat(list, choices[i], sizeof(list) - strlen(list) - 1);
 	}
-	return hpn_set_error(-EINVAL, "config: %s='%s' must be one of %s", key, s, list);
+	return hpn_set_error(-EINVAL, "config: %s='%s' must be one of %s%s", key, s, list, origin(key));
 }
 
 static bool param_known(const struct hpn_plugin_param *p, const char *key)

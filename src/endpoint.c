@@ -220,6 +220,21 @@ struct core_opts {
 	bool max_msg_set;
 };
 
+
+/* A thread pinned to a CPU the process may not use (absent, offline, or
+ * outside its cgroup/taskset) would run unpinned while the description
+ * says "pinned": refused at creation instead. */
+static int cpu_allowed(int64_t cpu)
+{
+	cpu_set_t set;
+
+	if (sched_getaffinity(0, sizeof(set), &set))
+		return 0; /* cannot tell: the thread's own pin says it if it fails */
+	if (cpu < CPU_SETSIZE && CPU_ISSET((int)cpu, &set))
+		return 0;
+	return hpn_set_error(-EINVAL, "config: cpu=%" PRId64 " is not a CPU this process may run on (%d allowed: see "
+				      "taskset -p %d)", cpu, CPU_COUNT(&set), (int)getpid());
+}
 static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 {
 	const char *numa = hpn_cfg_get(cfg, "numa");
@@ -277,6 +292,8 @@ static int read_core_opts(const struct hpn_cfg *cfg, struct core_opts *o)
 	if (!ret && o->progress == 0 && o->cpu >= 0)
 		hpn_log(HPN_LOG_WARN, "cpu=%" PRId64 " has no effect with progress=inline (pin your own thread)",
 			o->cpu);
+	if (!ret && o->progress == 1 && o->cpu >= 0)
+		ret = cpu_allowed(o->cpu);
 	return ret;
 }
 
@@ -458,19 +475,39 @@ HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
 	free(ep);
 }
 
+/* A NULL endpoint is refused by every call that takes one (one compare,
+ * predicted, on the data path): a caller's bug gets a message, not a
+ * crash somewhere inside. */
+/* Errors of the data path that are the caller's: named here, off the
+ * path (a fast-path call otherwise leaves hpn_last_error() as it was). */
+static HPN_COLD int bad_arg(const char *fn, const char *what)
+{
+	return hpn_set_error(-EINVAL, "%s: %s", fn, what);
+}
+
+static HPN_COLD int no_ep(const char *fn)
+{
+	return bad_arg(fn, "ep is NULL");
+}
+#define NEED_EP(ep, fn)                      \
+	do {                                 \
+		if (hpn_unlikely(!(ep)))     \
+			return no_ep(fn);    \
+	} while (0)
+
 HPN_EXPORT const char *hpn_ep_plugin(const hpn_ep *ep)
 {
-	return ep->plugin->name;
+	return ep ? ep->plugin->name : NULL;
 }
 
 HPN_EXPORT const struct hpn_caps *hpn_ep_caps(const hpn_ep *ep)
 {
-	return &ep->caps;
+	return ep ? &ep->caps : NULL;
 }
 
 HPN_EXPORT const char *hpn_ep_describe(const hpn_ep *ep)
 {
-	return ep->desc;
+	return ep ? ep->desc : NULL;
 }
 
 /* ---- control path ------------------------------------------------------ */
@@ -535,6 +572,7 @@ HPN_EXPORT int hpn_listen(hpn_ep *ep, const char *addr)
 {
 	struct ctl_args a = {.addr = addr};
 
+	NEED_EP(ep, "hpn_listen");
 	if (!addr)
 		return hpn_set_error(-EINVAL, "hpn_listen: address is NULL");
 	return ctl(ep, do_listen, &a);
@@ -544,6 +582,7 @@ HPN_EXPORT int hpn_ep_local_addr(hpn_ep *ep, char *buf, size_t len)
 {
 	struct ctl_args a = {.buf = buf, .len = len};
 
+	NEED_EP(ep, "hpn_ep_local_addr");
 	return ctl(ep, do_local_addr, &a);
 }
 
@@ -551,6 +590,7 @@ HPN_EXPORT int hpn_peer_addr(hpn_ep *ep, hpn_peer_t peer, char *buf, size_t len)
 {
 	struct ctl_args a = {.buf = buf, .len = len, .peer = peer};
 
+	NEED_EP(ep, "hpn_peer_addr");
 	return ctl(ep, do_peer_addr, &a);
 }
 
@@ -571,6 +611,7 @@ HPN_EXPORT int hpn_feed_lines(hpn_ep *ep, struct hpn_feed_line *lines, unsigned 
 	struct lines_args l = {lines, max};
 	int ret;
 
+	NEED_EP(ep, "hpn_feed_lines");
 	if (!lines && max)
 		return hpn_set_error(-EINVAL, "hpn_feed_lines: NULL lines");
 	hpn_error_clear();
@@ -585,6 +626,7 @@ HPN_EXPORT int hpn_disconnect(hpn_ep *ep, hpn_peer_t peer)
 {
 	struct ctl_args a = {.peer = peer};
 
+	NEED_EP(ep, "hpn_disconnect");
 	return ctl(ep, do_disconnect, &a);
 }
 
@@ -635,6 +677,7 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 	uint64_t deadline;
 	int ret;
 
+	NEED_EP(ep, "hpn_connect");
 	if (!addr || !peer)
 		return hpn_set_error(-EINVAL, "hpn_connect: NULL argument");
 	ret = ctl(ep, do_connect, &a);
@@ -672,6 +715,7 @@ HPN_EXPORT int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max)
 {
 	unsigned n = 0;
 
+	NEED_EP(ep, "hpn_poll");
 	if (!ep->prog) {
 		/* Control packets (handshakes, goodbyes) arrive on the data
 		 * path: pull what is there so a caller that only polls still
@@ -689,9 +733,13 @@ HPN_EXPORT int hpn_poll(hpn_ep *ep, struct hpn_event *events, unsigned max)
 HPN_EXPORT int hpn_ep_stats(hpn_ep *ep, struct hpn_stats *st, size_t size)
 {
 	struct hpn_stats snap;
-	const uint64_t *src = (const uint64_t *)&ep->stats;
+	const uint64_t *src;
 	uint64_t *dst = (uint64_t *)&snap;
 
+	NEED_EP(ep, "hpn_ep_stats");
+	if (!st && size)
+		return bad_arg("hpn_ep_stats", "st is NULL");
+	src = (const uint64_t *)&ep->stats;
 	for (size_t i = 0; i < sizeof(snap) / sizeof(uint64_t); i++)
 		dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
 	/* The pool counts the buffers it refused; it knows no endpoint. */
@@ -729,12 +777,6 @@ static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r
 	HPN_STAT_ADD(ep->stats.bytes_in, bytes);
 }
 
-/* Errors of the data path that are the caller's: named here, off the
- * path (a fast-path call otherwise leaves hpn_last_error() as it was). */
-static HPN_COLD int bad_arg(const char *fn, const char *what)
-{
-	return hpn_set_error(-EINVAL, "%s: %s", fn, what);
-}
 
 static HPN_COLD int too_long(const char *fn, size_t len, uint64_t max)
 {
@@ -746,6 +788,7 @@ HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n
 {
 	int r;
 
+	NEED_EP(ep, "hpn_send_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_send_burst", "msgs is NULL") : 0;
 	if (hpn_unlikely(ep->prog))
@@ -810,6 +853,7 @@ HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigne
 	unsigned took;
 	int r;
 
+	NEED_EP(ep, "hpn_send_zc_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_send_zc_burst", "msgs is NULL") : 0;
 	r = zc_check(ep, msgs, n);
@@ -834,6 +878,7 @@ HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t le
 	struct hpn_msg m = {.data = (void *)data, .len = (uint32_t)len, .peer = peer};
 	int r;
 
+	NEED_EP(ep, "hpn_send");
 	if (hpn_unlikely(len > ep->max_msg))
 		return too_long("hpn_send", len, ep->max_msg);
 	if (hpn_unlikely(!data)) {
@@ -861,6 +906,7 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 {
 	int r;
 
+	NEED_EP(ep, "hpn_recv_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
 	if (hpn_unlikely(ep->backlog_n))
@@ -878,6 +924,7 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 {
 	struct hpn_msg *m;
 
+	NEED_EP(ep, "hpn_recv");
 	if (hpn_unlikely(!peer || (!buf && len)))
 		return bad_arg("hpn_recv", !peer ? "peer is NULL" : "buf is NULL");
 	if (!ep->backlog_n) {
@@ -925,6 +972,7 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 	unsigned spins = 0;
 	int r;
 
+	NEED_EP(ep, "hpn_recv_wait");
 	/* The common case - something is there, or arrives within a few polls
 	 * - costs no clock read at all. */
 	for (;;) {
@@ -969,11 +1017,17 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 
 HPN_EXPORT int hpn_buf_get(hpn_ep *ep, void **data)
 {
+	NEED_EP(ep, "hpn_buf_get");
+	if (hpn_unlikely(!data))
+		return bad_arg("hpn_buf_get", "data is NULL");
 	return hpn_pool_get_bulk(ep->pool, data, 1) ? 0 : -ENOBUFS;
 }
 
 HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 {
+	NEED_EP(ep, "hpn_buf_get_sized");
+	if (hpn_unlikely(!data))
+		return bad_arg("hpn_buf_get_sized", "data is NULL");
 	if (size > ep->max_msg)
 		return too_long("hpn_buf_get_sized", size, ep->max_msg);
 	/* A device frame when one holds it: a zero-copy send of it leaves
@@ -990,10 +1044,14 @@ HPN_EXPORT int hpn_buf_get_sized(hpn_ep *ep, size_t size, void **data)
 
 HPN_EXPORT void hpn_buf_put(hpn_ep *ep, void *data)
 {
+	if (hpn_unlikely(!ep)) {
+		no_ep("hpn_buf_put"); /* nothing to put it into: the error says why */
+		return;
+	}
 	hpn_pool_put_app(ep->pool, data);
 }
 
 HPN_EXPORT size_t hpn_buf_size(const hpn_ep *ep)
 {
-	return hpn_pool_buf_size(ep->pool);
+	return ep ? hpn_pool_buf_size(ep->pool) : 0;
 }

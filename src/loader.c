@@ -8,7 +8,7 @@
  *
  * Search order: $HPN_PLUGIN_PATH (colon separated), <dir of
  * libhpntransport.so>/hpn (installed layout), <dir>/../plugins/<name>
- * (meson build tree), then the compiled-in install directory.
+ * (only in a meson build tree), then the compiled-in install directory.
  */
 #include "internal.h"
 
@@ -140,6 +140,8 @@ static void add_dir(struct search_path *sp, const char *dir, bool build_tree)
 	sp->build_tree[sp->n++] = build_tree;
 }
 
+static bool file_exists(const char *p);
+
 static void build_search_path(struct search_path *sp)
 {
 	const char *env = getenv("HPN_PLUGIN_PATH");
@@ -163,8 +165,13 @@ static void build_search_path(struct search_path *sp)
 			*slash = '\0';
 			snprintf(sub, sizeof(sub), "%s/hpn", dir);
 			add_dir(sp, sub, false);
-			snprintf(sub, sizeof(sub), "%s/../plugins", dir);
-			add_dir(sp, sub, true);
+			/* Only in a meson build tree: installed, <libdir>/../plugins
+			 * is someone else's directory (/usr/lib/plugins). */
+			snprintf(sub, sizeof(sub), "%s/../build.ninja", dir);
+			if (file_exists(sub)) {
+				snprintf(sub, sizeof(sub), "%s/../plugins", dir);
+				add_dir(sp, sub, true);
+			}
 		}
 	}
 	add_dir(sp, HPN_PLUGINDIR, false);
@@ -363,16 +370,29 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 	if (!valid_plugin_name(name))
 		return hpn_set_error(-EINVAL, "config: plugin='%s' is not a plugin name", name);
 	build_search_path(&sp);
+	/* The first file that loads wins; one that does not (truncated, not a
+	 * plugin, a missing library) is skipped with a warning - as ld.so
+	 * skips an incompatible library - and its reason is the error if no
+	 * later one loads either. */
+	char first[PATH_MAX + 128 + 512 + 32] = "";
+	int first_ret = 0;
+
 	for (unsigned i = 0; i < sp.n; i++) {
 		candidate(&sp, i, name, HPN_PLUGIN_ABI, path, sizeof(path));
 		if (!file_exists(path))
 			continue;
 		int ret = load_file(path, name, out, why, sizeof(why));
 
-		if (ret)
-			return hpn_set_error(ret, "plugin '%s' refused (%s): %s", name, path, why);
-		return 0;
+		if (!ret)
+			return 0;
+		hpn_log(HPN_LOG_WARN, "plugin '%s': %s refused (%s); looking further", name, path, why);
+		if (!first_ret) {
+			first_ret = ret;
+			snprintf(first, sizeof(first), "%s): %s", path, why);
+		}
 	}
+	if (first_ret)
+		return hpn_set_error(first_ret, "plugin '%s' refused (%s", name, first);
 	describe_path(&sp, dirs, sizeof(dirs));
 	if (find_other_abi(&sp, name, path, sizeof(path)))
 		return hpn_set_error(-ENOENT,
@@ -455,12 +475,13 @@ static unsigned scan_dir(const char *dir, unsigned n)
 
 		if (!parse_file_name(de->d_name, name, sizeof(name), &abi))
 			continue;
-		/* First one found for our ABI wins, as in hpn_plugin_load(); a
-		 * file for another ABI is listed only if nothing else claims
-		 * the name, and gives way to a usable one found later. */
+		/* First one that loads for our ABI wins, as in
+		 * hpn_plugin_load(); a file for another ABI, or one that does
+		 * not load, is listed only if nothing else claims the name,
+		 * and gives way to a loadable one found later. */
 		int at = listed_at(n, name);
 
-		if (at >= 0 && (listed[at].abi == HPN_PLUGIN_ABI || abi != HPN_PLUGIN_ABI))
+		if (at >= 0 && (abi != HPN_PLUGIN_ABI || (listed[at].abi == HPN_PLUGIN_ABI && listed[at].info.description)))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		list_one(&listed[at >= 0 ? (unsigned)at : n], name, path, abi);
@@ -504,6 +525,8 @@ HPN_EXPORT int hpn_plugin_list(const struct hpn_plugin_info **list)
 {
 	unsigned n;
 
+	if (!list)
+		return hpn_set_error(-EINVAL, "hpn_plugin_list: list is NULL");
 	pthread_mutex_lock(&list_lock);
 	n = scan_all();
 	for (unsigned i = 0; i < n; i++)

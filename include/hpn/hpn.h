@@ -13,6 +13,9 @@
  *    thread in hpn_last_error(). Fast-path functions do not format messages,
  *    except for a caller's mistake (a NULL argument, a message too long).
  *  - Constructors return the object through their last parameter.
+ *  - A NULL endpoint is refused: -EINVAL with a message from every call
+ *    returning int, NULL (or 0) from the accessors, nothing done by
+ *    hpn_buf_put. A destroyed endpoint is not detected (undefined).
  *  - The library never prints to stdout and never exits the process; it logs
  *    through hpn_log_set_handler() (silent by default; HPN_LOG_LEVEL=warn|
  *    info|debug sends log lines to stderr).

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static void expect_refused(const char *cfg, int err, const char *needle)
 {
@@ -198,6 +199,40 @@ static void test_old_abi_does_not_shadow(void **state)
 	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
 }
 
+/* A udp plugin file that does not load (truncated, garbage), found first,
+ * gives way to the working one found later - with a warning - and the
+ * listing shows the one that loads. */
+static void test_broken_does_not_shadow(void **state)
+{
+	const char *saved = getenv("HPN_PLUGIN_PATH");
+	const struct hpn_plugin_info *l, *p;
+	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[256];
+	hpn_ep *ep;
+	FILE *f;
+	int n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof(file), "%s/hpn-udp-abi2.so", dir); /* plugin.h: HPN_PLUGIN_ABI */
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fputs("not an ELF file at all\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s:%s", dir, saved ? saved : "");
+	setenv("HPN_PLUGIN_PATH", path, 1);
+	assert_int_equal(hpn_ep_create("plugin=udp,hugepages=off,mlock=off", &ep), 0);
+	assert_string_equal(hpn_ep_plugin(ep), "udp");
+	hpn_ep_destroy(ep);
+	n = hpn_plugin_list(&l);
+	p = find(l, n, "udp");
+	assert_non_null(p);
+	assert_int_equal(p->status, 0);
+	assert_null(strstr(p->path, dir));
+	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	unlink(file);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -208,6 +243,7 @@ int main(void)
 		cmocka_unit_test(test_unknown_keys),      cmocka_unit_test(test_list),
 		cmocka_unit_test(test_auto),
 		cmocka_unit_test(test_old_abi_does_not_shadow),
+		cmocka_unit_test(test_broken_does_not_shadow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -90,8 +90,13 @@ static void test_env_override(void **state)
 	assert_string_equal(hpn_cfg_get(cfg, "wait"), "block");
 	assert_int_equal(hpn_cfg_u64(cfg, "spin_us", 50, 0, 100, &v), 0);
 	assert_int_equal(v, 7);
+	/* A bad value from the environment says where it came from. */
+	setenv("HPN_SPIN_US", "abc", 1);
+	assert_int_equal(hpn_cfg_u64(cfg, "spin_us", 50, 0, 100, &v), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "from the environment: HPN_SPIN_US"));
 	unsetenv("HPN_WAIT");
 	unsetenv("HPN_SPIN_US");
+	assert_int_equal(hpn_cfg_u64(cfg, "spin_us", 50, 0, 100, &v), 0);
 	assert_string_equal(hpn_cfg_get(cfg, "wait"), "spin");
 	hpn_cfg_free(cfg);
 }

@@ -1588,6 +1588,8 @@ static void test_connect_errors(void **state)
 	assert_int_equal(ret, -ECONNREFUSED);
 	assert_non_null(strstr(hpn_last_error(), dead));
 	assert_int_equal(hpn_connect(c, "no-port", 100, &p), -EINVAL);
+	assert_int_equal(hpn_connect(c, "0.0.0.0:0", 100, &p), -EINVAL); /* once: the whole timeout */
+	assert_non_null(strstr(hpn_last_error(), "not connected to"));
 	assert_int_equal(hpn_connect(c, "no.such.host.invalid:1", 100, &p), -EHOSTUNREACH);
 	assert_int_equal(hpn_listen(c, "127.0.0.1:0"), -EISCONN);
 	hpn_ep_destroy(c);
@@ -1668,6 +1670,9 @@ static void test_config_errors(void **state)
 	(void)state;
 	assert_int_equal(hpn_ep_create("plugin=udp,rcvbuf=lots", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "rcvbuf"));
+	/* Once accepted, and described as "pinned" with the pin failed. */
+	assert_int_equal(hpn_ep_create("plugin=udp,progress=thread,cpu=4095", &ep), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "cpu=4095 is not a CPU this process may run on"));
 	assert_int_equal(hpn_ep_create("plugin=udp,burst=0", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "burst"));
 	assert_int_equal(hpn_ep_create("plugin=udp,bufs=16", &ep), -EINVAL);
@@ -1908,6 +1913,49 @@ static void test_double_put(void **state)
 			assert_ptr_not_equal(got[i], got[j]);
 	for (unsigned i = 0; i < n; i++)
 		hpn_buf_put(ep, got[i]);
+	hpn_ep_destroy(ep);
+}
+
+/* A NULL endpoint or output pointer is the caller's bug: -EINVAL with a
+ * message naming it (once a crash inside the library), NULL from the
+ * accessors, nothing from hpn_buf_put. */
+static void test_null_arguments(void **state)
+{
+	const struct hpn_plugin_info *list;
+	struct hpn_msg m = {0};
+	struct hpn_stats st;
+	hpn_peer_t p;
+	char b[64];
+	void *d;
+	hpn_ep *ep;
+	const int rets[] = {
+		hpn_listen(NULL, "127.0.0.1:0"),  hpn_connect(NULL, "127.0.0.1:1", 10, &p),
+		hpn_disconnect(NULL, 1),          hpn_poll(NULL, NULL, 0),
+		hpn_peer_addr(NULL, 1, b, 64),    hpn_send(NULL, 1, b, 1),
+		hpn_send_burst(NULL, &m, 1),      hpn_send_zc_burst(NULL, &m, 1),
+		hpn_recv_burst(NULL, &m, 1),      hpn_recv_wait(NULL, &m, 1, 1),
+		hpn_recv(NULL, &p, b, 64),        hpn_buf_get(NULL, &d),
+		hpn_buf_get_sized(NULL, 10, &d),  hpn_ep_stats(NULL, &st, sizeof(st)),
+		hpn_ep_local_addr(NULL, b, 64),   hpn_feed_lines(NULL, NULL, 0),
+		hpn_plugin_list(NULL),
+	};
+
+	(void)state;
+	(void)list;
+	for (size_t i = 0; i < sizeof(rets) / sizeof(rets[0]); i++)
+		assert_int_equal(rets[i], -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "NULL"));
+	hpn_buf_put(NULL, b);
+	assert_int_equal(hpn_buf_size(NULL), 0);
+	assert_null(hpn_ep_plugin(NULL));
+	assert_null(hpn_ep_caps(NULL));
+	assert_null(hpn_ep_describe(NULL));
+	ep = make(NULL);
+	assert_int_equal(hpn_buf_get(ep, NULL), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "data is NULL"));
+	assert_int_equal(hpn_buf_get_sized(ep, 10, NULL), -EINVAL);
+	assert_int_equal(hpn_ep_stats(ep, NULL, sizeof(st)), -EINVAL);
+	assert_non_null(strstr(hpn_last_error(), "st is NULL"));
 	hpn_ep_destroy(ep);
 }
 
@@ -2302,6 +2350,7 @@ int main(void)
 		cmocka_unit_test(test_reconnect_while_closing),
 		cmocka_unit_test(test_double_put),
 		cmocka_unit_test(test_zc_foreign_pointer),
+		cmocka_unit_test(test_null_arguments),
 		cmocka_unit_test(test_progress_thread_too_big),
 		cmocka_unit_test(test_peer_ids_never_repeat),
 		cmocka_unit_test(test_hpnbench_stuck_peer),
