@@ -30,7 +30,7 @@
 struct feed_run {
 	hpn_ep *ep;
 	hpn_hist *lat; /* receive timestamp to application, ns */
-	uint64_t msgs, gaps, gap_msgs, late_seen, ooo, dup_delivered;
+	uint64_t msgs, gaps, gap_msgs, late_seen, ooo, dup_delivered, restarts;
 	uint64_t ts_missing, ts_backwards, skew_max_ns;
 	uint64_t digest, first_ns, last_ns;
 	bool ended, started;
@@ -113,8 +113,23 @@ static void ts_check(struct feed_run *f, const struct hpn_msg *m, uint64_t app)
 	}
 }
 
+static void events(struct feed_run *f);
+static void check_behind(struct feed_run *f);
+
+/* A message behind the highest may be the first of a new start (a new
+ * session: HPN_EV_FEED_RESTART, queued before its messages): look. */
+static bool restarted(struct feed_run *f)
+{
+	uint64_t r = f->restarts;
+
+	events(f);
+	return f->restarts != r;
+}
+
 static void take(struct feed_run *f, const struct hpn_msg *m, uint64_t app)
 {
+	if (f->started && m->seq <= f->max_seq)
+		restarted(f); /* if so, the checks start afresh */
 	ts_check(f, m, app);
 	f->digest += hpn_feed_hash(m->seq, m->data, m->len);
 	if (!f->msgs)
@@ -154,6 +169,18 @@ static void events(struct feed_run *f)
 			}
 		} else if (ev[i].type == HPN_EV_FEED_END) {
 			f->ended = true;
+		} else if (ev[i].type == HPN_EV_FEED_RESTART) {
+			/* What came before is judged now; the new start's
+			 * numbers are checked from scratch. */
+			check_behind(f);
+			f->restarts++;
+			f->started = f->ended = false;
+			f->max_seq = 0;
+			f->nbehind = f->ngap = 0;
+			if (f->seen)
+				memset(f->seen, 0, f->seen_len);
+			fprintf(stderr, "hpnbench: the feed started again at sequence number %" PRIu64
+						" (a new session)\n", ev[i].seq);
 		}
 	}
 }
@@ -236,6 +263,9 @@ static void report(struct feed_run *f, const struct opts *o)
 		printf("%-6s %10" PRIu64 " %12.0f %6" PRIu64 " %9" PRIu64 " %9" PRIu64 " %5" PRIu64 " %5" PRIu64
 		       " %10.2f %10.2f\n", "feed", f->msgs, rate, f->gaps, f->gap_msgs, st.feed_dups, f->ooo,
 		       f->late_seen, us(hpn_hist_percentile(f->lat, 50)), us(hpn_hist_percentile(f->lat, 99.9)));
+		if (f->restarts)
+			printf("  the feed started again %" PRIu64 " time(s): ooo and late count each start's own\n",
+			       f->restarts);
 		for (int i = 0; i < nl; i++)
 			printf("  line %-28s packets %10" PRIu64 " wins %10" PRIu64 " lead %8.2f us\n", lines[i].addr,
 			       lines[i].packets, lines[i].wins,
@@ -251,8 +281,9 @@ static void report(struct feed_run *f, const struct opts *o)
 	fprintf(j, "\", \"peer\": \"feed\"},\n  \"results\": [\n    {\"plugin\": \"%s\", \"mode\": \"feed\", ", o->plugin);
 	fprintf(j, "\"msgs\": %" PRIu64 ", \"msgs_per_s\": %.1f, \"gaps\": %" PRIu64 ", \"gap_msgs\": %" PRIu64
 		   ", \"dups_dropped\": %" PRIu64 ", \"out_of_order\": %" PRIu64 ", \"late\": %" PRIu64
-		   ", \"dup_delivered\": %" PRIu64 ", \"ended\": %s, \"digest\": \"%016" PRIx64 "\", ",
-		f->msgs, rate, f->gaps, f->gap_msgs, st.feed_dups, f->ooo, f->late_seen, f->dup_delivered,
+		   ", \"dup_delivered\": %" PRIu64 ", \"restarts\": %" PRIu64 ", \"ended\": %s, \"digest\": \"%016" PRIx64
+		   "\", ",
+		f->msgs, rate, f->gaps, f->gap_msgs, st.feed_dups, f->ooo, f->late_seen, f->dup_delivered, f->restarts,
 		f->ended ? "true" : "false", f->digest);
 	fprintf(j, "\"ts_missing\": %" PRIu64 ", \"ts_backwards\": %" PRIu64 ", \"ts_skew_max_us\": %.3f, "
 		   "\"ts_to_app_p50_us\": %.3f, \"ts_to_app_p99_9_us\": %.3f, \"drops\": %" PRIu64

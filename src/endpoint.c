@@ -140,6 +140,7 @@ static const char *ev_name(enum hpn_event_type t)
 	case HPN_EV_PEER_GONE: return "peer-gone";
 	case HPN_EV_GAP: return "gap";
 	case HPN_EV_FEED_END: return "feed-end";
+	case HPN_EV_FEED_RESTART: return "feed-restart";
 	}
 	return "?";
 }

@@ -214,13 +214,20 @@ enum hpn_event_type {
 	HPN_EV_FEED_END = 5, /* the feed's source ended its session (MoldUDP64
 	                        end of session, seen twice: both lines, or a
 	                        repeat; seq: the next sequence number) */
+	HPN_EV_FEED_RESTART = 6, /* the feed started again at seq: a new session
+	                            (after the end, or a source restarted), or a
+	                            start that no later packet agreed with (a
+	                            stray datagram came first) was replaced.
+	                            What was delivered before belongs to the
+	                            old start: rebuild state from seq on */
 };
 
 struct hpn_event {
 	enum hpn_event_type type;
 	hpn_peer_t peer;
 	int status;     /* 0 or -errno, see enum hpn_event_type */
-	uint64_t seq;   /* HPN_EV_GAP: first missing sequence number */
+	uint64_t seq;   /* HPN_EV_GAP: first missing sequence number (FEED_END,
+	                   FEED_RESTART: see there) */
 	uint64_t count; /* HPN_EV_GAP: how many are missing */
 };
 

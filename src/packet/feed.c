@@ -134,8 +134,24 @@ int hpn_feed_init(struct hpn_feed *f, const struct hpn_seq_spec *spec, uint64_t 
 	return f->hold ? 0 : -ENOMEM;
 }
 
+/* The candidate start is dropped (another replaced it, or the start it
+ * disagreed with was confirmed). */
+static void cand_drop(struct hpn_feed *f)
+{
+	if (!f->cand_seen)
+		return;
+	if (f->cand_pkt)
+		f->ops->release(f->arg, f->cand_pkt);
+	f->cand_pkt = NULL;
+	f->cand_seen = false;
+	f->foreign++; /* dropped: counted with another session's packets */
+}
+
 void hpn_feed_fini(struct hpn_feed *f)
 {
+	if (f->cand_pkt)
+		f->ops->release(f->arg, f->cand_pkt);
+	f->cand_pkt = NULL;
 	for (uint32_t i = 0; f->hold && i < f->nhold; i++)
 		if (f->hold[i].pkt)
 			f->ops->release(f->arg, f->hold[i].pkt);
@@ -459,17 +475,18 @@ static void start(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line
 	f->start_seq = p->seq;
 	f->start_line = line;
 	f->ended = false;
-	f->cand_seen = false;
 	f->jump_seen = false;
 	f->hb_seen = false; /* an old session's words are nothing to this one */
 	f->end_seen = false;
 }
 
 /* Begin again (a candidate start confirmed): nothing of the old start
- * stays - held packets, reported gaps, a pending jump. */
-static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
+ * stays - held packets, reported gaps, a pending jump. The candidate
+ * itself, when it was kept, is held at the front: delivered first. */
+static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line, uint64_t now)
 {
 	uint64_t from = f->cand_seq < p->seq ? f->cand_seq : p->seq;
+	struct hpn_seq_pkt c;
 
 	while (f->nhold)
 		hold_remove_first(f);
@@ -478,9 +495,20 @@ static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t li
 	f->deadline = UINT64_MAX;
 	f->restarts++;
 	f->restart_seq = from;
-	/* From the candidate on: it was dropped, so unless another line
-	 * brings it, it is a gap like any. */
 	start(f, p, line, from, true);
+	f->cand_seen = false;
+	if (f->cand_pkt && !hpn_seq_read(&f->spec, f->cand_pkt, f->cand_len, &c) && c.count && c.seq >= from) {
+		f->hold[0] = (struct hpn_feed_held){.pkt = f->cand_pkt, .seq = c.seq, .ts = f->cand_ts, .at = now,
+						    .len = f->cand_len, .count = c.count, .line = f->cand_line};
+		f->nhold = 1;
+		f->line[f->cand_line].packets++;
+		f->line[f->cand_line].wins++;
+	} else if (f->cand_pkt) {
+		f->ops->release(f->arg, f->cand_pkt);
+	}
+	f->cand_pkt = NULL;
+	if (f->ops->restart)
+		f->ops->restart(f->arg, from, line);
 }
 
 /* While the start is unconfirmed (or the session ended): may p be taken
@@ -488,24 +516,33 @@ static void restart(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t li
  * which case the feed starts again with it. After the end, the session's
  * own packets are late copies from before it, or repeats of the end;
  * nothing of it lies beyond. */
-static bool start_checked(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line)
+static bool start_checked(struct hpn_feed *f, const struct hpn_seq_pkt *p, uint32_t line, const uint8_t *pkt,
+			  uint32_t len, uint64_t ts, uint64_t now)
 {
 	if (f->ended ? same_session(f->session, p) && p->seq + p->count <= f->next
 		     : same_session(f->session, p) && near(p->seq, f->start_seq)) {
-		if (!f->ended && (p->seq != f->start_seq || line != f->start_line))
+		if (!f->ended && (p->seq != f->start_seq || line != f->start_line)) {
 			f->confirmed = true; /* another packet, or the other line's copy */
+			cand_drop(f);    /* a stray after all */
+		}
 		return true;
 	}
 	if (f->cand_seen && same_session(f->cand_session, p) && near(p->seq, f->cand_seq) &&
 	    (p->seq != f->cand_seq || line != f->cand_line)) {
-		restart(f, p, line);
+		restart(f, p, line, now);
 		return true;
 	}
+	cand_drop(f); /* the one before, if any */
 	f->cand_seen = true;
 	if (p->session)
 		memcpy(f->cand_session, p->session, sizeof(f->cand_session));
 	f->cand_seq = p->seq;
 	f->cand_line = line;
+	/* Data is kept (the hold's storage, within its limit): a real new
+	 * start is delivered from its first packet, not from its second. */
+	f->cand_pkt = p->count ? f->ops->keep(f->arg, pkt, len) : NULL;
+	f->cand_len = len;
+	f->cand_ts = ts;
 	return false;
 }
 
@@ -565,9 +602,8 @@ void hpn_feed_input(struct hpn_feed *f, uint32_t line, const uint8_t *pkt, uint3
 	}
 	if (!f->started) {
 		start(f, &p, line, p.seq, false); /* joined mid-stream: what came before is not a gap */
-	} else if ((!f->confirmed || f->ended) && !start_checked(f, &p, line)) {
-		f->foreign++; /* a stray start, another session, or the start of a new one: not yet */
-		return;
+	} else if ((!f->confirmed || f->ended) && !start_checked(f, &p, line, pkt, len, ts, now)) {
+		return; /* a stray start, another session, or the start of a new one: not yet (a candidate) */
 	} else if (!same_session(f->session, &p)) {
 		f->foreign++; /* another session's packet */
 		return;

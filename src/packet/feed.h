@@ -82,6 +82,10 @@ struct hpn_feed_ops {
 	/* A reported gap, the end of the session. */
 	void (*gap)(void *arg, uint64_t from, uint64_t count, uint32_t line);
 	void (*end)(void *arg, uint64_t next, uint32_t line);
+	/* The feed started again at seq (a new session, or a start no packet
+	 * agreed with replaced): what was delivered before is another start's.
+	 * NULL: not told. */
+	void (*restart)(void *arg, uint64_t seq, uint32_t line);
 };
 
 struct hpn_feed_line_st {
@@ -117,6 +121,13 @@ struct hpn_feed {
 	uint8_t cand_session[10];
 	uint64_t cand_seq;
 	uint32_t cand_line;
+	/* The candidate packet itself (kept like a held one; NULL: none, or no
+	 * storage): when it is confirmed it is delivered first, so a new
+	 * session on a single line loses nothing. Counted in foreign only
+	 * when it is dropped. */
+	uint8_t *cand_pkt;
+	uint32_t cand_len;
+	uint64_t cand_ts;
 	uint64_t restarts, restart_seq; /* started again, and where (the logger compares) */
 	/* A heartbeat ahead, and an end of session, each waiting for a
 	 * second word (heartbeat_believed, end_believed). */

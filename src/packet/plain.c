@@ -168,9 +168,17 @@ static void feed_end(void *arg, uint64_t next, uint32_t line)
 							 .seq = next});
 }
 
+static void feed_restart(void *arg, uint64_t seq, uint32_t line)
+{
+	struct hpn_pktep *e = arg;
+
+	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_FEED_RESTART, .peer = e->lines[line].peer,
+							 .seq = seq});
+}
+
 const struct hpn_feed_ops hpn_pk_feed_ops = {
 	.room = feed_room, .deliver = feed_deliver, .keep = feed_keep, .release = feed_release,
-	.gap = feed_gap, .end = feed_end,
+	.gap = feed_gap, .end = feed_end, .restart = feed_restart,
 };
 
 /* A feed that started again says so: what it delivered before came from
@@ -305,7 +313,8 @@ int hpn_pktep_line_check(struct hpn_pktep *e, const char *spec, uint32_t group, 
 		if (e->lines[i].group == group && e->lines[i].port == port && e->lines[i].source == source)
 			return hpn_set_error(-EEXIST, "listen %s: already listening there", spec);
 	if (e->nlines == HPN_FEED_LINES_MAX)
-		return hpn_set_error(-ENOSPC, "listen %s: a feed has at most %d lines", spec, HPN_FEED_LINES_MAX);
+		return hpn_set_error(-ENOSPC, "listen %s: a framing=none endpoint listens on at most %d lines (groups "
+					      "or ports; a feed's A, B, ...)", spec, HPN_FEED_LINES_MAX);
 	return 0;
 }
 

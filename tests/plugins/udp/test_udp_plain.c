@@ -320,6 +320,23 @@ static void feed_case(const char *progress)
 	assert_string_equal(lines[0].addr, "127.0.0.1:0");
 	assert_int_equal(lines[0].packets, 6); /* the session's: 2 with news, the late one, its repeat, the end twice */
 	assert_int_equal(lines[0].wins, 3);
+	/* A new session on this one line: said (HPN_EV_FEED_RESTART), and
+	 * delivered from its first packet (it waited for the second to
+	 * agree; it was once lost as a gap). */
+	n = mold(pkt, "SESSION002", 1, 1, m2);
+	to_ep(fa, port, pkt, n);
+	n = mold(pkt, "SESSION002", 2, 2, m3);
+	to_ep(fa, port, pkt, n);
+	ev = wait_event(ep, HPN_EV_FEED_RESTART, NULL, 0, 2000);
+	assert_int_equal(ev.seq, 1);
+	for (uint64_t q = 1; q <= 3; q++) {
+		m = recv_one(ep, 2000);
+		assert_int_equal(m.seq, q);
+		hpn_buf_put(ep, m.data);
+	}
+	usleep(50000);
+	assert_int_equal(hpn_recv_burst(ep, &m, 1), 0);
+	assert_int_equal(hpn_poll(ep, &ev, 1), 0); /* no gap */
 	close(fa);
 	hpn_ep_destroy(ep);
 }
