@@ -694,20 +694,29 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 
 	if (ret)
 		return ret;
-	struct ibv_qp_init_attr qa = {
-		.send_cq = d->scq,
-		.recv_cq = d->rcq,
-		.srq = d->srq,
-		.cap = {.max_send_wr = d->tx_depth, .max_send_sge = 1, .max_inline_data = d->inline_size},
-		.qp_type = IBV_QPT_RC,
-	};
+	struct ibv_qp_init_attr qa;
+	uint32_t want = d->inline_size;
 
-	/* Devices refuse inline sizes they cannot do: halve until accepted. */
-	while (rdma_create_qp(p->id, d->pd, &qa)) {
-		if (!qa.cap.max_inline_data)
+	/* Devices refuse inline sizes they cannot do: halve until accepted.
+	 * The attributes are set afresh each try: a failed rdma_create_qp
+	 * may have written the device's own figures back into them (a stale
+	 * connect request fails after the queue pair was made - its
+	 * initiator gave up - and the halving never reached 0: the server
+	 * spun here for ever). */
+	for (;;) {
+		qa = (struct ibv_qp_init_attr){
+			.send_cq = d->scq,
+			.recv_cq = d->rcq,
+			.srq = d->srq,
+			.cap = {.max_send_wr = d->tx_depth, .max_send_sge = 1, .max_inline_data = want},
+			.qp_type = IBV_QPT_RC,
+		};
+		if (!rdma_create_qp(p->id, d->pd, &qa))
+			break;
+		if (!want)
 			return hpn_set_error(-errno, "rdma: cannot create a queue pair on %s: %s", d->name,
 					     strerror(errno));
-		qa.cap.max_inline_data /= 2;
+		want /= 2;
 	}
 	p->qp = p->id->qp;
 	p->d = d;

@@ -30,3 +30,29 @@ print("hpnbench rdma: p50 %.2f us at 64 B, %.0f msg/s stream (emulated: absolute
       % (pp[0]["t_typical_us"], s["msgs_per_s"]))
 PY
 rm -f "$out.stream"
+
+# Connect requests whose initiator gave up before the server read them (the
+# server descheduled: SIGSTOP here; eight clients at once did it too) are
+# refused, and the server serves the next client and stops on SIGINT. It
+# once spun for ever in create_qp: librdmacm fails such a request after
+# making its queue pair, and the inline-size retry never reached 0.
+port=18599
+"$bench" --plugin rdma --server --bind "$addr:$port" --quiet --config bufs=512,buf_size=64k,rx_depth=128 &
+srv=$!
+sleep 1.5
+kill -STOP "$srv"
+if timeout 20 "$bench" --plugin rdma --peer "$addr:$port" --iters 10 --quiet >/dev/null 2>&1; then
+	echo "FAIL: a client was served by a stopped server"; kill -9 "$srv"; exit 1
+fi
+kill -CONT "$srv"
+sleep 1
+if ! timeout 30 "$bench" --plugin rdma --peer "$addr:$port" --iters 200 --quiet >/dev/null; then
+	echo "FAIL: after stale connect requests the server serves no new client"; kill -9 "$srv"; exit 1
+fi
+kill -INT "$srv"
+for _ in $(seq 50); do kill -0 "$srv" 2>/dev/null || break; sleep 0.1; done
+if kill -0 "$srv" 2>/dev/null; then
+	echo "FAIL: the server ignores SIGINT after stale connect requests"; kill -9 "$srv"; exit 1
+fi
+wait "$srv" || true
+echo "stale connect requests refused; the server served the next client"
