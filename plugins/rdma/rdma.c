@@ -75,6 +75,7 @@ struct rdma_peer {
 	hpn_peer_t pid; /* slot | generation << slot_bits (peerid.h): never reused */
 	uint8_t state;
 	bool outgoing;
+	uint32_t tx_max; /* the largest message to send it: ours, or less if its hello says so */
 	struct hpn_sq sq; /* what each in-flight send holds (sq.h) */
 
 	/* Write-with-immediate ring (wimm=on, both sides): small messages are
@@ -234,6 +235,7 @@ static struct rdma_peer *peer_new(struct hpn_pep *u, struct rdma_cm_id *id, bool
 	p->id = id;
 	p->outgoing = outgoing;
 	p->state = P_RESOLVING;
+	p->tx_max = u->max_msg; /* until its hello says less */
 	id->context = p;
 	return p;
 }
@@ -612,7 +614,7 @@ static void ring_free(struct rdma_peer *p)
 static struct hpn_rdma_hello hello_mine(const struct hpn_pep *u, const struct rdma_peer *p, uint16_t reject)
 {
 	struct hpn_rdma_hello h = {.magic = htobe32(HPN_RDMA_MAGIC), .version = htobe16(HPN_RDMA_VERSION),
-				   .reject = htobe16(reject)};
+				   .reject = htobe16(reject), .max_msg = htobe32(u->max_msg)};
 
 	if (p && p->ring) {
 		h.slots = htobe32(u->wimm_slots);
@@ -640,16 +642,19 @@ static int hello_read(const void *data, uint8_t len, struct hpn_rdma_hello *h)
 	h->slots = be32toh(h->slots);
 	h->slot = be32toh(h->slot);
 	h->rkey = be32toh(h->rkey);
+	h->max_msg = be32toh(h->max_msg);
 	h->addr = be64toh(h->addr);
 	if (h->magic != HPN_RDMA_MAGIC)
 		return HPN_RDMA_REJ_NOT_HPN;
 	return h->version == HPN_RDMA_VERSION ? 0 : HPN_RDMA_REJ_VERSION;
 }
 
-/* The other side's ring, from its hello; the ring is used only if both
- * sides have one. */
+/* The other side's ring and limit, from its hello; the ring is used only
+ * if both sides have one. */
 static void ring_remote(struct rdma_peer *p, const struct hpn_rdma_hello *h)
 {
+	if (h->max_msg && h->max_msg < p->tx_max)
+		p->tx_max = h->max_msg;
 	if (!p->ring || !h->slots || !h->slot)
 		return;
 	p->r_addr = h->addr;
@@ -1999,6 +2004,18 @@ static int ring_take(struct hpn_pep *u, struct rdma_peer *p, uint32_t imm, void 
 	return 1;
 }
 
+/* A send longer than our receive buffers ends its connection (RC: the
+ * queue pair breaks): only an hpn that did not read our hello's limit, or
+ * not hpn, sends one. Said once per connection's end, as the cause. */
+static __attribute__((cold, noinline)) void rx_too_long(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc)
+{
+	struct rdma_peer *p = peer_by_qpn(u, d, wc->qp_num);
+
+	hpn_log(HPN_LOG_WARN, "rdma: %s: peer %u sent a message longer than our receive buffers (%u bytes, "
+			      "buf_size=): the connection ends (a peer that knows our limit refuses it -EMSGSIZE)",
+		d->name, p ? p->pid : 0, u->recv_len);
+}
+
 /* One receive completion: returns 1 and fills *out if it is a message. */
 static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc, struct hpn_msg *out)
 {
@@ -2009,6 +2026,8 @@ static int rx_wc(struct hpn_pep *u, struct rdma_dev *d, const struct ibv_wc *wc,
 	if (unlikely(wc->status != IBV_WC_SUCCESS)) {
 		if (wc->status != IBV_WC_WR_FLUSH_ERR)
 			HPN_STAT_ADD(u->st->errors, 1);
+		if (wc->status == IBV_WC_LOC_LEN_ERR)
+			rx_too_long(u, d, wc);
 		hpn_pool_put_bulk(u->pool, &buf, 1);
 		return 0;
 	}
@@ -2194,13 +2213,21 @@ static inline unsigned post_chain(struct hpn_pep *u, struct rdma_peer *p, struct
 	return posted;
 }
 
+static __attribute__((cold, noinline)) int too_big(const struct hpn_pep *u, const struct rdma_peer *p, const struct hpn_msg *m)
+{
+	if (p->tx_max < u->max_msg)
+		return hpn_set_error(-EMSGSIZE, "rdma: %u bytes to peer %u: it receives at most %u (its buf_size)",
+				     m->len, p->pid, p->tx_max);
+	return -EMSGSIZE;
+}
+
 /* Can m go to p now? 0, or why not (nothing was touched). */
 static inline int tx_check(const struct hpn_pep *u, const struct rdma_peer *p, const struct hpn_msg *m)
 {
 	if (unlikely(!p || p->state != P_UP))
 		return -ENOTCONN;
-	if (unlikely(m->len > u->max_msg))
-		return -EMSGSIZE;
+	if (unlikely(m->len > p->tx_max))
+		return too_big(u, p, m);
 	if (unlikely(hpn_sq_full(&p->sq)))
 		return -EAGAIN; /* the peer is slow: its queue is full */
 	return 0;

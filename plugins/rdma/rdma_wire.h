@@ -36,7 +36,11 @@ struct hpn_rdma_hello {
 	uint32_t slots;   /* the ring: slots of slot bytes at addr, rkey */
 	uint32_t slot;
 	uint32_t rkey;
-	uint32_t reserved; /* 0 */
+	/* The largest message the sender can receive (its receive buffers):
+	 * a longer send would end the connection with a length error at the
+	 * receiver, so the other side refuses it (-EMSGSIZE). 0: not said -
+	 * an hpn before this field, where it was reserved and 0. */
+	uint32_t max_msg;
 	uint64_t addr;
 };
 _Static_assert(sizeof(struct hpn_rdma_hello) == 32, "the hello is 32 bytes on the wire");

@@ -196,6 +196,39 @@ static void test_wimm_credits(void **state)
 }
 
 /* 1 B to 1 MiB, copy (inline and not) and zero-copy. */
+/* A peer with smaller receive buffers says so in its hello: a longer send
+ * is refused -EMSGSIZE, saying why, and the connection carries on (it
+ * once reached the peer, whose receive failed and ended the connection). */
+static void test_peer_smaller_buffers(void **state)
+{
+	char addr[64];
+	hpn_ep *s = e2e_make("plugin=rdma,hugepages=auto,bufs=512,buf_size=4096,rx_depth=128", NULL);
+	hpn_ep *c = make(NULL);
+	hpn_peer_t p;
+	static uint8_t big[8192];
+	struct hpn_msg in;
+	uint64_t t0;
+	int r;
+
+	(void)state;
+	snprintf(addr, sizeof(addr), "%s:%d", listen_addr, next_port++);
+	if (hpn_listen(s, addr))
+		fail_msg("listen %s: %s", addr, hpn_last_error());
+	p = connect_pair(s, c, addr, NULL);
+	fill(big, sizeof(big), 3);
+	assert_int_equal(hpn_send(c, p, big, 4097), -EMSGSIZE);
+	assert_non_null(strstr(hpn_last_error(), "receives at most 4096"));
+	assert_int_equal(hpn_send(c, p, big, 4096), 0);
+	for (t0 = now_ms(); (r = hpn_recv_burst(s, &in, 1)) == 0 && now_ms() - t0 < 5000;)
+		hpn_poll(c, NULL, 0);
+	assert_int_equal(r, 1);
+	assert_int_equal(in.len, 4096);
+	assert_int_equal(check(in.data, in.len), 3);
+	hpn_buf_put(s, in.data);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 static void test_sizes(void **state)
 {
 	static const uint32_t sizes[] = {1, 8, 64, 200, 256, 257, 1000, 4096, 65536, 300000, MIB};
@@ -754,6 +787,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_wimm_in_order),
 		cmocka_unit_test(test_rc_timers), cmocka_unit_test(test_wimm_credits),
 		cmocka_unit_test(test_sizes),        cmocka_unit_test(test_two_clients),
+		cmocka_unit_test(test_peer_smaller_buffers),
 		cmocka_unit_test(test_two_devices),
 		cmocka_unit_test(test_peer_killed),  cmocka_unit_test(test_connect_refused),
 		cmocka_unit_test(test_wait_block),   cmocka_unit_test(test_progress_thread),
