@@ -403,6 +403,9 @@ struct server {
 	hpn_ep *ep;
 	bool plain; /* framing=none: echo every datagram */
 	_Atomic int *stop; /* set by the thread that started the loopback server */
+	/* The loopback server ends when told (stop), not at Ctrl-C: the
+	 * client still asks it for a stream's count then. */
+	bool until_stopped;
 	struct client_state clients[MAX_CLIENTS];
 	bool verbose;
 	/* Parked replies (pool buffers we own), oldest first. */
@@ -662,7 +665,7 @@ static void server_loop(struct server *s)
 	struct hpn_msg m[BURST];
 	unsigned spins = 0;
 
-	while (!atomic_load_explicit(s->stop, memory_order_relaxed) && !interrupted) {
+	while (!atomic_load_explicit(s->stop, memory_order_relaxed) && (s->until_stopped || !interrupted)) {
 		/* Parked replies are retried every millisecond or so. */
 		int n = hpn_recv_wait(s->ep, m, BURST, s->park_n ? 1 : 10);
 
@@ -891,9 +894,12 @@ static bool stream_report(struct client *c, struct report *out)
 {
 	static uint64_t round;
 	struct hpn_msg m[BURST];
+	/* Ctrl-C during the run still asks for the report of what was sent
+	 * (a few tries); a second Ctrl-C, or one while asking, gives up. */
+	int tries = interrupted ? 3 : 20, was = interrupted;
 
 	round++;
-	for (int attempt = 0; attempt < 20 && !interrupted; attempt++) {
+	for (int attempt = 0; attempt < tries && interrupted == was; attempt++) {
 		uint64_t t0 = now_ns();
 
 		send_one(c, M_END, round, HDR_SIZE);
@@ -934,8 +940,13 @@ static void stream(struct client *c, size_t size, struct result *res)
 	/* Warm up, then reset the server's counters. */
 	for (uint64_t i = 0; i < o->warmup && !interrupted; i++)
 		send_one(c, M_DATA, i, size);
-	if (!stream_report(c, &rep))
+	if (interrupted)
+		return; /* nothing measured yet: the caller exits 130 */
+	if (!stream_report(c, &rep)) {
+		if (interrupted)
+			return;
 		die(1, "server does not answer (stream warm-up report lost 20 times)");
+	}
 	measure_start(c);
 	t_start = now_ns();
 	while (!interrupted) {
@@ -978,8 +989,14 @@ static void stream(struct client *c, size_t size, struct result *res)
 		}
 	}
 	usleep(20000); /* let the last datagrams land before asking */
-	if (!stream_report(c, &rep))
+	if (!stream_report(c, &rep)) {
+		if (interrupted) { /* Ctrl-C: what was sent, without the server's count */
+			res->drops = 0;
+			snprintf(res->gave_up, sizeof(res->gave_up), "interrupted: no report from the server");
+			return;
+		}
 		die(1, "server does not answer (stream report lost 20 times)");
+	}
 	res->iters = rep.received;
 	res->drops = sent > rep.received ? sent - rep.received : 0;
 	res->ooo = rep.ooo;
@@ -1258,6 +1275,7 @@ int main(int argc, char **argv)
 		ls.s.ep = make_ep(&o, ls.cpu);
 		ls.s.plain = hpn_ep_caps(ls.s.ep)->flags & HPN_CAP_PLAIN;
 		ls.s.stop = &ls.stop;
+		ls.s.until_stopped = true;
 		const char *at = o.bind ? o.bind : "127.0.0.1:0";
 
 		if (hpn_listen(ls.s.ep, at) || hpn_ep_local_addr(ls.s.ep, addr, sizeof(addr)))

@@ -4,7 +4,8 @@
 #   2. Ctrl-C during a loopback run of 1 MiB messages ends it with the
 #      results so far and exit 130 - the client once waited out the reply
 #      timeout for the server thread that had stopped, and said "server
-#      went away" (exit 1, results lost).
+#      went away" (exit 1, results lost);
+#   3. the same in a stream.
 #   hpnbench_cli.sh HPNBENCH
 set -uo pipefail
 bench=$1
@@ -31,6 +32,21 @@ for try in 1 2 3 4 5; do
 	rc=$?
 	if [ $rc -ne 130 ] || ! grep -Eq '^pingpong +1048576 +[1-9]' "$out"; then
 		echo "FAIL (try $try): exit $rc (want 130 and the round trips measured so far):"; cat "$out"; exit 1
+	fi
+done
+
+# 3. The same in a stream: what the server counted, exit 130 (it once said
+#    "server does not answer (stream report lost 20 times)", exit 1).
+echo "3. Ctrl-C in a loopback stream"
+for try in 1 2 3; do
+	"$bench" --plugin udp --mode stream --size 64 --duration 30 --quiet >"$out" 2>&1 &
+	pid=$!
+	sleep 1.$((RANDOM % 10))
+	kill -INT $pid
+	wait $pid
+	rc=$?
+	if [ $rc -ne 130 ] || ! grep -Eq '^stream +64 +[1-9]' "$out"; then
+		echo "FAIL (try $try): exit $rc (want 130 and the messages received so far):"; cat "$out"; exit 1
 	fi
 done
 echo "PASS"

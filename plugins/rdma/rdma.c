@@ -146,6 +146,12 @@ struct hpn_pep {
 	struct hpn_stats *st;
 	struct rdma_event_channel *ec;
 	struct rdma_cm_id *listen_id;
+	/* What hpn_listen asked for: when its device goes (rdma link delete),
+	 * the listen goes with it, and is made again once a device has that
+	 * address (dev_scan, every second). */
+	struct sockaddr_storage listen_addr;
+	char listen_spec[80];
+	bool listen_lost;
 
 	struct rdma_dev devs[MAX_DEVS];
 	uint32_t ndevs; /* slots below this may be in use (ctx set); the last one is */
@@ -1429,6 +1435,18 @@ static int resolve(const char *spec, bool passive, struct sockaddr_storage *out)
 	return hpn_addr_parse(spec, passive, SOCK_STREAM, out, NULL);
 }
 
+static int format_addr(struct sockaddr *sa, char *buf, size_t len)
+{
+	return hpn_addr_format(sa, buf, len);
+}
+
+static bool is_loopback(const struct sockaddr_storage *a)
+{
+	if (a->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)a)->sin_addr.s_addr) >> 24) == 127;
+	return a->ss_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&((const struct sockaddr_in6 *)a)->sin6_addr);
+}
+
 static int rdma_listen_(struct hpn_pep *u, const char *spec)
 {
 	struct sockaddr_storage a;
@@ -1436,8 +1454,11 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 
 	if (ret)
 		return ret;
-	if (u->listen_id)
+	if (u->listen_id || u->listen_lost)
 		return hpn_set_error(-EISCONN, "rdma: already listening");
+	if (is_loopback(&a)) /* rdma_cm binds it, but nothing can connect to it */
+		return hpn_set_error(-EADDRNOTAVAIL, "rdma: %s is loopback: no RDMA device has it (listen on a device's "
+						     "address, or 0.0.0.0 for every device)", spec);
 	if (rdma_create_id(u->ec, &u->listen_id, NULL, RDMA_PS_TCP))
 		return hpn_set_error(-errno, "rdma: rdma_create_id: %s", strerror(errno));
 	if (rdma_bind_addr(u->listen_id, (struct sockaddr *)&a)) {
@@ -1453,6 +1474,12 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 		u->listen_id = NULL;
 		return hpn_set_error(ret, "rdma: cannot listen on %s: %s", spec, strerror(-ret));
 	}
+	/* The port it got (port 0 asks for any): made again, it is the same. */
+	struct sockaddr *la = rdma_get_local_addr(u->listen_id);
+
+	memcpy(&u->listen_addr, la, la->sa_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in));
+	if (format_addr(la, u->listen_spec, sizeof(u->listen_spec)))
+		snprintf(u->listen_spec, sizeof(u->listen_spec), "%s", spec);
 	/* Bound to one device's address: set it up now (a wildcard address
 	 * listens on every device; each is set up at its first connection). */
 	if (u->listen_id->verbs) {
@@ -1463,9 +1490,25 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 	return 0;
 }
 
-static int format_addr(struct sockaddr *sa, char *buf, size_t len)
+/* The listen lost with its device, made again once a device has the
+ * address (quietly until then: a bind to an address no device has fails
+ * at once). */
+static void relisten(struct hpn_pep *u)
 {
-	return hpn_addr_format(sa, buf, len);
+	struct rdma_cm_id *id;
+	struct rdma_dev *d;
+
+	if (rdma_create_id(u->ec, &id, NULL, RDMA_PS_TCP))
+		return;
+	if (rdma_bind_addr(id, (struct sockaddr *)&u->listen_addr) || rdma_listen(id, 64) ||
+	    (id->verbs && ensure_dev(u, id->verbs, &d))) {
+		rdma_destroy_id(id);
+		return;
+	}
+	u->listen_id = id;
+	u->listen_lost = false;
+	hpn_log(HPN_LOG_WARN, "rdma: listening on %s again (%s has that address now)", u->listen_spec,
+		id->verbs ? ibv_get_device_name(id->verbs->device) : "a device");
 }
 
 static int rdma_local_addr_(struct hpn_pep *u, char *buf, size_t len)
@@ -1749,10 +1792,11 @@ static void dev_lost(struct hpn_pep *u, struct rdma_dev *d, int status, const ch
 	if (listening) {
 		rdma_destroy_id(u->listen_id);
 		u->listen_id = NULL;
+		u->listen_lost = true;
 	}
 	hpn_log(HPN_LOG_ERROR, "rdma: %s %s: %u connections on it are gone%s%s%s", name, what, n,
-		listening ? ", and the endpoint no longer listens (it was bound to an address of " : "",
-		listening ? name : "", listening ? ")" : "");
+		listening ? "; the endpoint stops listening until a device has the address it listens on again (" : "",
+		listening ? u->listen_spec : "", listening ? ")" : "");
 }
 
 /* librdmacm keeps a device's context open from the first id on it until
@@ -1809,6 +1853,8 @@ static void dev_scan(struct hpn_pep *u)
 	}
 	pthread_mutex_unlock(&async_mu);
 	u->cm_reread = false;
+	if (u->listen_lost)
+		relisten(u);
 }
 
 /* Our share of the device's events: a port down ends every connection on

@@ -680,6 +680,10 @@ static void test_bad_device(void **state)
 	assert_int_equal(hpn_ep_create("plugin=rdma,bufs=16,burst=4", &ep), -EINVAL);
 	assert_non_null(strstr(hpn_last_error(), "bufs=16 too small for rdma"));
 	assert_int_equal(hpn_ep_create("plugin=rdma,hugepages=off,bufs=128", &ep), 0);
+	/* Loopback: rdma_cm binds it, nothing could ever connect (it once
+	 * said "listening"). */
+	assert_int_equal(hpn_listen(ep, "127.0.0.1:0"), -EADDRNOTAVAIL);
+	assert_non_null(strstr(hpn_last_error(), "is loopback"));
 	hpn_ep_destroy(ep);
 	ep = NULL;
 	assert_int_equal(hpn_ep_create(CFG ",ack_timeout=32", &ep), -EINVAL);

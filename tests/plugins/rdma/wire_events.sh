@@ -19,7 +19,9 @@
 #   5. one of a server's two devices is deleted mid-stream (rdma link delete
 #      rxeD under a wildcard listen that also serves rxe0): the delete
 #      completes, the wire's client reports the peer gone, the rxe0 client
-#      carries on undisturbed to its end, and the server takes a new one there
+#      carries on undisturbed to its end, and the server takes a new one there;
+#      with rxeD back, the server bound to its address (10.11.0.2) listens
+#      again and takes a new client
 #   6. a device with no connection left on it is deleted (rxe0, which both
 #      servers have used): the delete completes while they live on - only
 #      its verbs node leaving sysfs tells, and librdmacm must let go too
@@ -233,6 +235,14 @@ peer=10.11.0.2:7001 served_again rxeD_back "with rxeD back" --iters 1200
 kill -0 $srv2 || fail "the wildcard server died"
 kill -0 $srv || fail "the first server died"
 echo "# 5. rxeD back: the wildcard server took a new client on it"
+# The first server listens on rxeD's own address: its listen went with the
+# device, and is made again once rxeD has the address (it once stayed
+# gone: the server ran on, refusing every client, and could not know).
+for _ in $(seq 1 100); do grep -q 'listening on 10.11.0.2:7000 again' "$work/server.log" && break; sleep 0.05; done
+grep -q 'listening on 10.11.0.2:7000 again' "$work/server.log" ||
+	fail "rxeD back: the server bound to its address did not listen again"
+peer=10.11.0.2:7000 served_again rxeD_back_bound "rxeD back, the server bound to its address"
+echo "# 5. rxeD back: the server bound to its address listens again and took a new client"
 
 # 6. A device nobody is connected on any more goes: rxe0 (the wildcard
 # server served two clients there; the first server's librdmacm opened it).
