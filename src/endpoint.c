@@ -105,7 +105,7 @@ void hpn_peer_set_live(struct hpn_ep *ep, hpn_peer_t peer, bool live)
 static int ev_grow(struct hpn_ep *ep)
 {
 	unsigned cap = ep->ev_cap ? 2 * ep->ev_cap : HPN_EVQ_SIZE;
-	struct hpn_event *ev;
+	struct hpn_ev_slot *ev;
 
 	if (cap > HPN_EVQ_MAX || !(ev = malloc(cap * sizeof(*ev))))
 		return -ENOMEM;
@@ -151,9 +151,25 @@ HPN_EXPORT void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, 
 	hpn_core_event_ex(core, &(struct hpn_event){type, peer, status, 0, 0});
 }
 
+/* How long an ordered event may wait for its messages: one the
+ * application never receives (lost on the way) must not hold it, and the
+ * events behind it, for ever. */
+#define EV_HOLD_MAX_NS 1000000000ull
+
+static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after);
+
 HPN_EXPORT void hpn_core_event_ex(struct hpn_core *core, const struct hpn_event *e)
 {
-	struct hpn_ep *ep = core_ep(core);
+	ev_post(core_ep(core), e, 0);
+}
+
+HPN_EXPORT void hpn_core_event_after(struct hpn_core *core, const struct hpn_event *e, uint64_t after)
+{
+	ev_post(core_ep(core), e, after);
+}
+
+static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after)
+{
 	enum hpn_event_type type = e->type;
 	hpn_peer_t peer = e->peer;
 	unsigned n;
@@ -169,13 +185,45 @@ HPN_EXPORT void hpn_core_event_ex(struct hpn_core *core, const struct hpn_event 
 			ep->ev_cap, type, peer);
 		return;
 	}
-	ep->ev[(ep->ev_head + n) & (ep->ev_cap - 1)] = *e;
+	ep->ev[(ep->ev_head + n) & (ep->ev_cap - 1)] =
+		(struct hpn_ev_slot){.ev = *e, .after = after, .hold_until = after ? hpn_now_ns() + EV_HOLD_MAX_NS : 0};
+	if (after) {
+		uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED);
+
+		if (!b || after < b)
+			__atomic_store_n(&ep->ev_barrier, after, __ATOMIC_RELAXED);
+	}
 	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
 	pthread_mutex_unlock(&ep->ev_lock);
 	hpn_log(type == HPN_EV_GAP ? HPN_LOG_DEBUG : HPN_LOG_INFO, "event %s peer %u status %d seq %llu count %llu",
 		ev_name(type), peer, e->status, (unsigned long long)e->seq, (unsigned long long)e->count);
 	if (ep->prog)
 		hpn_prog_wake_app(ep);
+}
+
+/* The barrier again, from the ordered events still waiting (ev_lock). */
+static void ev_barrier_update(struct hpn_ep *ep)
+{
+	unsigned n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
+	uint64_t b = 0;
+
+	for (unsigned i = 0; i < n; i++) {
+		uint64_t a = ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)].after;
+
+		if (a && (!b || a < b))
+			b = a;
+	}
+	__atomic_store_n(&ep->ev_barrier, b, __ATOMIC_RELAXED);
+}
+
+static bool ev_due(struct hpn_ep *ep, struct hpn_ev_slot *slot)
+{
+	if (__atomic_load_n(&ep->stats.msgs_in, __ATOMIC_RELAXED) >= slot->after || hpn_now_ns() >= slot->hold_until) {
+		slot->after = 0;
+		ev_barrier_update(ep);
+		return true;
+	}
+	return false;
 }
 
 bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out)
@@ -190,9 +238,16 @@ bool hpn_ev_take(struct hpn_ep *ep, hpn_peer_t peer, struct hpn_event *out)
 	for (unsigned i = 0; i < n; i++) {
 		unsigned mask = ep->ev_cap - 1, at = (ep->ev_head + i) & mask;
 
-		if (peer != HPN_PEER_NONE && ep->ev[at].peer != peer)
+		if (peer != HPN_PEER_NONE && ep->ev[at].ev.peer != peer)
 			continue;
-		*out = ep->ev[at];
+		/* Ordered: not before the messages handed over ahead of it
+		 * were received, and nothing behind it goes first. */
+		if (ep->ev[at].after && !ev_due(ep, &ep->ev[at])) {
+			if (peer == HPN_PEER_NONE)
+				break;
+			continue;
+		}
+		*out = ep->ev[at].ev;
 		/* Close the gap, keeping the others in order. */
 		if (!i)
 			ep->ev_head = (ep->ev_head + 1) & mask;
@@ -903,6 +958,16 @@ static HPN_COLD int backlog_take(struct hpn_ep *ep, struct hpn_msg *msgs, unsign
 	return (int)k;
 }
 
+/* An ordered event waits (hpn_core_event_after): the burst ends at the
+ * last message before it. */
+static HPN_COLD unsigned to_barrier(struct hpn_ep *ep, unsigned n)
+{
+	uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED),
+		 in = __atomic_load_n(&ep->stats.msgs_in, __ATOMIC_RELAXED);
+
+	return b > in && n > b - in ? (unsigned)(b - in) : n;
+}
+
 HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 {
 	int r;
@@ -910,6 +975,8 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	NEED_EP(ep, "hpn_recv_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
+	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)))
+		n = to_barrier(ep, n);
 	if (hpn_unlikely(ep->backlog_n))
 		r = backlog_take(ep, msgs, n);
 	else if (hpn_unlikely(ep->prog))

@@ -61,8 +61,18 @@ struct hpn_ep {
 	 * dropping: a burst of peers coming and going must never leave the
 	 * application with a PEER_GONE for a peer it never saw arrive. */
 	pthread_mutex_t ev_lock;
-	struct hpn_event *ev;
+	struct hpn_ev_slot {
+		struct hpn_event ev;
+		/* Visible once the application has received this many
+		 * messages in all (stats.msgs_in), or at hold_until: an event
+		 * in order with the messages (hpn_core_event_after). 0: at once. */
+		uint64_t after, hold_until;
+	} *ev;
 	unsigned ev_head, ev_cap; /* ev_cap: a power of two */
+	/* The lowest `after` of the ordered events not yet due (0: none): a
+	 * receive burst stops there, so the messages before such an event and
+	 * those after it never share a burst. Read by hpn_recv_burst. */
+	uint64_t ev_barrier;
 	atomic_uint ev_count;
 	uint64_t ev_overflow;
 

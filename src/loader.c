@@ -125,6 +125,7 @@ struct search_path {
 	unsigned n;
 	char dir[MAX_DIRS][PATH_MAX];
 	bool build_tree[MAX_DIRS]; /* dir/<name>/ holds the plugin */
+	bool asked[MAX_DIRS];      /* named in $HPN_PLUGIN_PATH */
 };
 
 static void add_dir(struct search_path *sp, const char *dir, bool build_tree)
@@ -137,6 +138,7 @@ static void add_dir(struct search_path *sp, const char *dir, bool build_tree)
 		if (!strcmp(sp->dir[i], real))
 			return;
 	snprintf(sp->dir[sp->n], PATH_MAX, "%s", real);
+	sp->asked[sp->n] = false;
 	sp->build_tree[sp->n++] = build_tree;
 }
 
@@ -154,6 +156,8 @@ static void build_search_path(struct search_path *sp)
 		for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
 			add_dir(sp, d, false);
 		free(copy);
+		for (unsigned i = 0; i < sp->n; i++)
+			sp->asked[i] = true;
 	}
 	if (dladdr((void *)hpn_plugin_load, &info) && info.dli_fname) {
 		char dir[PATH_MAX], sub[PATH_MAX + 16];
@@ -370,10 +374,12 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 	if (!valid_plugin_name(name))
 		return hpn_set_error(-EINVAL, "config: plugin='%s' is not a plugin name", name);
 	build_search_path(&sp);
-	/* The first file that loads wins; one that does not (truncated, not a
-	 * plugin, a missing library) is skipped with a warning - as ld.so
-	 * skips an incompatible library - and its reason is the error if no
-	 * later one loads either. */
+	/* The first file that loads wins. One that does not (truncated, not
+	 * a plugin, a missing library) in a directory $HPN_PLUGIN_PATH names
+	 * is an error: the user asked for that build, and an older installed
+	 * plugin must not stand in for it unnoticed. Elsewhere it is skipped
+	 * with a warning - as ld.so skips an incompatible library - and its
+	 * reason is the error if no later one loads either. */
 	char first[PATH_MAX + 128 + 512 + 32] = "";
 	int first_ret = 0;
 
@@ -385,6 +391,8 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 
 		if (!ret)
 			return 0;
+		if (sp.asked[i])
+			return hpn_set_error(ret, "plugin '%s' refused (%s): %s", name, path, why);
 		hpn_log(HPN_LOG_WARN, "plugin '%s': %s refused (%s); looking further", name, path, why);
 		if (!first_ret) {
 			first_ret = ret;
@@ -413,6 +421,7 @@ struct listed {
 	char path[PATH_MAX + 300];
 	char reason[512];
 	char desc[256];
+	bool asked; /* found in a $HPN_PLUGIN_PATH directory: it stands, loadable or not */
 };
 
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -462,7 +471,7 @@ static void list_one(struct listed *l, const char *name, const char *path, int a
 	hpn_plugin_unload(p);
 }
 
-static unsigned scan_dir(const char *dir, unsigned n)
+static unsigned scan_dir(const char *dir, unsigned n, bool asked)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
@@ -481,10 +490,12 @@ static unsigned scan_dir(const char *dir, unsigned n)
 		 * and gives way to a loadable one found later. */
 		int at = listed_at(n, name);
 
-		if (at >= 0 && (abi != HPN_PLUGIN_ABI || (listed[at].abi == HPN_PLUGIN_ABI && listed[at].info.description)))
+		if (at >= 0 && (abi != HPN_PLUGIN_ABI ||
+				(listed[at].abi == HPN_PLUGIN_ABI && (listed[at].info.description || listed[at].asked))))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		list_one(&listed[at >= 0 ? (unsigned)at : n], name, path, abi);
+		listed[at >= 0 ? (unsigned)at : n].asked = asked;
 		if (at < 0)
 			n++;
 	}
@@ -500,7 +511,7 @@ static unsigned scan_all(void)
 	build_search_path(&sp);
 	for (unsigned i = 0; i < sp.n; i++) {
 		if (!sp.build_tree[i]) {
-			n = scan_dir(sp.dir[i], n);
+			n = scan_dir(sp.dir[i], n, sp.asked[i]);
 			continue;
 		}
 		DIR *d = opendir(sp.dir[i]);
@@ -514,7 +525,7 @@ static unsigned scan_all(void)
 			if (de->d_name[0] == '.')
 				continue;
 			snprintf(sub, sizeof(sub), "%s/%s", sp.dir[i], de->d_name);
-			n = scan_dir(sub, n);
+			n = scan_dir(sub, n, sp.asked[i]);
 		}
 		closedir(d);
 	}

@@ -117,7 +117,7 @@ struct hpn_pool {
 	struct hpn_pool *frames;
 
 	/* Cold. */
-	uint64_t bad_puts; /* puts refused: foreign pointers and double puts */
+	uint64_t bad_puts; /* puts refused: foreign pointers, double puts, puts of lent buffers */
 	size_t buf_size; /* as requested */
 	size_t headroom; /* as requested */
 	void *map;       /* the whole mapping, for munmap and registration */

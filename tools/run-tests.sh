@@ -2,8 +2,10 @@
 # The whole test suite: installs what is missing, then builds and tests
 #   build/       the normal (-O2) build
 #   build-asan/  the same under AddressSanitizer + UndefinedBehaviorSanitizer
-#   build-tsan/  the unit and udp suites under ThreadSanitizer (the progress
-#                thread, the rings, the pool flags, the event queue)
+#   build-tsan/  what runs threads, under ThreadSanitizer (the progress
+#                thread, the rings, the pool flags, the event queue): the
+#                unit and udp suites but the one-thread simulations, and
+#                udp_e2e's progress-thread cases
 # and checks that an application builds against the installed library
 # through pkg-config. Exit status 0 means everything passed (skips say why).
 set -euo pipefail
@@ -47,7 +49,7 @@ echo "== sanitizer build (ASan + UBSan)"
 # The longer runs over soft-RoCE's wire (suite wire_long) ran in the normal
 # build; the sanitizers keep the device-event and 1% loss runs.
 run_suite build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug -- --no-suite wire_long
-echo "== thread sanitizer build (unit and udp suites)"
+echo "== thread sanitizer build (what runs threads: unit and udp suites)"
 # Any race fails the run at once. The ASan/UBSan settings of
 # tests/meson.build stay as they are (they only matter to build-asan).
 export TSAN_OPTIONS="halt_on_error=1 second_deadlock_stack=1${TSAN_OPTIONS:+ $TSAN_OPTIONS}"

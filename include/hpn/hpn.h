@@ -218,8 +218,13 @@ enum hpn_event_type {
 	                            (after the end, or a source restarted), or a
 	                            start that no later packet agreed with (a
 	                            stray datagram came first) was replaced.
-	                            What was delivered before belongs to the
-	                            old start: rebuild state from seq on */
+	                            In order with the messages: a receive burst
+	                            ends at the old start's last message queued
+	                            for the application, and hpn_poll gives the
+	                            event only after it was received (up to a
+	                            second, if some never arrive); poll between
+	                            bursts and the messages after it are the new
+	                            start's: rebuild state from seq on */
 };
 
 struct hpn_event {

@@ -154,6 +154,12 @@ int hpn_core_cfg_bool(struct hpn_core *core, const char *key, int def, int *out)
 void hpn_core_event(struct hpn_core *core, enum hpn_event_type type, hpn_peer_t peer, int status);
 /** Queue an event with all its fields (HPN_EV_GAP's range). */
 void hpn_core_event_ex(struct hpn_core *core, const struct hpn_event *ev);
+/** The same, in order with the messages: the application gets it only
+ *  once it has received `after` messages from this endpoint in all
+ *  (hpn_stats.msgs_in: those the backend handed over before the event),
+ *  or a second after it was queued if some never arrive; events behind it
+ *  wait with it (hpn_poll). 0: at once. */
+void hpn_core_event_after(struct hpn_core *core, const struct hpn_event *ev, uint64_t after);
 /** The endpoint's counters; the plugin bumps drops/malformed/errors. */
 struct hpn_stats *hpn_core_stats(struct hpn_core *core);
 /** The endpoint's registered buffer pool. NULL while ops->open runs (the

@@ -147,6 +147,10 @@ struct hpn_pktep {
 	uint64_t feed_deadline;
 	uint64_t feed_synced[8]; /* the feed's totals already in the endpoint's stats */
 	uint64_t feed_restarts; /* the feed's restarts already logged */
+	/* Messages handed to the application's queue in all (plain mode): an
+	 * event in order with them waits until it has received this many
+	 * (hpn_core_event_after). */
+	uint64_t plain_delivered;
 	uint64_t feed_restart_log_ns; /* the last such warning (once a second) */
 };
 

@@ -95,6 +95,7 @@ static void plain_deliver(struct hpn_pktep *e, hpn_peer_t peer, const uint8_t *m
 		HPN_STAT_ADD(e->st->rx_copied, 1);
 	}
 	hpn_msgq_push(&e->q, &m);
+	e->plain_delivered++;
 	if (e->ncache < HPN_CONN_BATCH_MAX)
 		hpn_pk_refill(e);
 }
@@ -172,8 +173,11 @@ static void feed_restart(void *arg, uint64_t seq, uint32_t line)
 {
 	struct hpn_pktep *e = arg;
 
-	hpn_core_event_ex(e->core, &(struct hpn_event){.type = HPN_EV_FEED_RESTART, .peer = e->lines[line].peer,
-							 .seq = seq});
+	/* After the old start's messages still queued for the application:
+	 * what it rebuilds from the event must not take them in. */
+	hpn_core_event_after(e->core,
+			     &(struct hpn_event){.type = HPN_EV_FEED_RESTART, .peer = e->lines[line].peer, .seq = seq},
+			     e->plain_delivered);
 }
 
 const struct hpn_feed_ops hpn_pk_feed_ops = {

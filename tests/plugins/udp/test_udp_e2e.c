@@ -2303,7 +2303,7 @@ static const char *const threaded_cases[] = {
 	"test_close_after_send", "test_mode_mismatch", "test_progress_thread",
 	"test_progress_thread_flush", "test_large_class_held",
 	"test_reader_stalls_three_timeouts", "test_progress_thread_too_big",
-	"test_hpnbench_stuck_peer",
+	"test_hpnbench_stuck_peer", "test_config_errors", /* (starts and stops one) */
 };
 
 static bool is_threaded(const char *name)

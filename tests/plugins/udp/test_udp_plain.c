@@ -341,6 +341,63 @@ static void feed_case(const char *progress)
 	hpn_ep_destroy(ep);
 }
 
+/* A stray datagram decides the start, the real feed replaces it: the
+ * application reads the stray's message before HPN_EV_FEED_RESTART (it
+ * belongs to the old start - the event once came first, so a handler
+ * rebuilding on it took the stray in), then the new start's messages. */
+static void feed_stray_first(const char *progress)
+{
+	char cfg[256];
+	hpn_ep *ep;
+	struct sockaddr_in a;
+	int fa = kernel_sock(0, &a);
+	const char *stray[] = {"STRAY"}, *real[] = {"ADD 1"};
+	uint8_t pkt[512];
+	struct hpn_msg m;
+	struct hpn_event ev;
+	uint16_t port;
+
+	snprintf(cfg, sizeof(cfg), "plugin=udp,framing=none,seq=moldudp64,progress=%s", progress);
+	ep = e2e_make(cfg, NULL);
+	assert_int_equal(hpn_listen(ep, "127.0.0.1:0"), 0);
+	port = ep_port(ep);
+	to_ep(fa, port, pkt, mold(pkt, "OLDSESSION", 5000000, 1, stray));
+	to_ep(fa, port, pkt, mold(pkt, "SESSION001", 1, 1, real));
+	to_ep(fa, port, pkt, mold(pkt, "SESSION001", 2, 1, real));
+	usleep(100000);
+	/* Events first, as a handler polling them would. */
+	while (hpn_poll(ep, &ev, 1) == 1)
+		assert_int_not_equal(ev.type, HPN_EV_FEED_RESTART);
+	/* All three are there: the burst ends at the event all the same. */
+	{
+		struct hpn_msg in[4];
+		uint64_t t0 = now_ms();
+		int r;
+
+		while ((r = hpn_recv_burst(ep, in, 4)) == 0 && now_ms() - t0 < 2000)
+			;
+		assert_int_equal(r, 1);
+		assert_int_equal(in[0].seq, 5000000);
+		hpn_buf_put(ep, in[0].data);
+	}
+	ev = wait_event(ep, HPN_EV_FEED_RESTART, NULL, 0, 2000);
+	assert_int_equal(ev.seq, 1);
+	for (uint64_t q = 1; q <= 2; q++) {
+		m = recv_one(ep, 2000);
+		assert_int_equal(m.seq, q);
+		hpn_buf_put(ep, m.data);
+	}
+	close(fa);
+	hpn_ep_destroy(ep);
+}
+
+static void test_feed_stray_first(void **st)
+{
+	(void)st;
+	feed_stray_first("inline");
+	feed_stray_first("thread");
+}
+
 static void test_feed_inline(void **st)
 {
 	feed_case("inline");
@@ -429,6 +486,7 @@ int main(void)
 		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_listen_refused),
 		cmocka_unit_test(test_plain_both_ways),
 		cmocka_unit_test(test_feed_inline),    cmocka_unit_test(test_feed_thread),
+		cmocka_unit_test(test_feed_stray_first),
 		cmocka_unit_test(test_feed_retransmission), cmocka_unit_test(test_mold_request),
 	};
 
