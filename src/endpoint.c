@@ -825,10 +825,11 @@ static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r
 {
 	uint64_t bytes = 0;
 
-	for (int i = 0; i < r; i++) {
+	for (int i = 0; i < r; i++)
 		bytes += msgs[i].len;
-		hpn_pool_handed_out(ep->pool, msgs[i].data);
-	}
+	if (__atomic_load_n(&ep->zc_used, __ATOMIC_RELAXED))
+		for (int i = 0; i < r; i++)
+			hpn_pool_handed_out(ep->pool, msgs[i].data);
 	HPN_STAT_ADD(ep->stats.msgs_in, (uint64_t)r);
 	HPN_STAT_ADD(ep->stats.bytes_in, bytes);
 }
@@ -912,6 +913,8 @@ HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigne
 	NEED_EP(ep, "hpn_send_zc_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_send_zc_burst", "msgs is NULL") : 0;
+	if (hpn_unlikely(!__atomic_load_n(&ep->zc_used, __ATOMIC_RELAXED)))
+		__atomic_store_n(&ep->zc_used, 1, __ATOMIC_RELAXED);
 	r = zc_check(ep, msgs, n);
 
 	if (hpn_unlikely(r < 0))

@@ -73,6 +73,10 @@ struct hpn_ep {
 	 * receive burst stops there, so the messages before such an event and
 	 * those after it never share a burst. Read by hpn_recv_burst. */
 	uint64_t ev_barrier;
+	/* Set at the first zero-copy send: only then can a buffer handed to
+	 * the application carry the lent mark (pool.h), so only then does each
+	 * receive look (count_in). */
+	uint8_t zc_used;
 	atomic_uint ev_count;
 	uint64_t ev_overflow;
 
