@@ -1454,8 +1454,11 @@ static int rdma_listen_(struct hpn_pep *u, const char *spec)
 
 	if (ret)
 		return ret;
-	if (u->listen_id || u->listen_lost)
+	if (u->listen_id)
 		return hpn_set_error(-EISCONN, "rdma: already listening");
+	if (u->listen_lost)
+		return hpn_set_error(-EISCONN, "rdma: already listening on %s (its device is gone: the listen comes back "
+					       "with an RDMA device that has the address)", u->listen_spec);
 	if (is_loopback(&a)) /* rdma_cm binds it, but nothing can connect to it */
 		return hpn_set_error(-EADDRNOTAVAIL, "rdma: %s is loopback: no RDMA device has it (listen on a device's "
 						     "address, or 0.0.0.0 for every device)", spec);
