@@ -885,14 +885,13 @@ static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsign
 		 * the message is not taken, so it is not marked). */
 		if (hpn_unlikely(msgs[i].len > ep->max_msg))
 			continue;
-		enum hpn_pool_bad why = hpn_pool_check_owned(ep->pool, msgs[i].data, msgs[i].len);
+		enum hpn_pool_bad why = hpn_pool_check(ep->pool, msgs[i].data, msgs[i].len, true);
 
 		if (hpn_unlikely(why != HPN_POOL_BUF_OK)) {
 			if (i)
 				return (int)i;
 			return zc_refused(&msgs[i], why);
 		}
-		hpn_pool_lend(ep->pool, msgs[i].data);
 	}
 	return (int)n;
 }
@@ -1043,7 +1042,7 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 	unsigned spins = 0;
 	int r;
 
-	NEED_EP(ep, "hpn_recv_wait");
+	/* (A NULL ep: hpn_recv_burst's first call says so.) */
 	/* The common case - something is there, or arrives within a few polls
 	 * - costs no clock read at all. */
 	for (;;) {

@@ -106,17 +106,6 @@ static HPN_COLD void put_lent(struct hpn_pool *pool, const void *p)
 			(void *)pool, p);
 }
 
-void hpn_pool_put_app(struct hpn_pool *pool, void *p)
-{
-	const uint8_t *st = hpn_pool_state(pool, p);
-
-	if (hpn_unlikely(st && __atomic_load_n(st, __ATOMIC_RELAXED) == HPN_POOL_LENT)) {
-		put_lent((struct hpn_pool *)hpn_pool_class(pool, p), p);
-		return;
-	}
-	hpn_pool_put_bulk(pool, &p, 1);
-}
-
 static HPN_COLD void put_overflow(struct hpn_pool *pool, unsigned n)
 {
 	/* The ring holds every buffer and double puts are refused above, so
@@ -174,11 +163,18 @@ HPN_EXPORT unsigned hpn_pool_get_bulk(struct hpn_pool *pool, void **bufs, unsign
 	return get_bulk_all(pool, bufs, n);
 }
 
+/* A put may take a buffer in this state: the library's own puts take a
+ * lent one (its send is done), the application's (app) do not. */
+static inline bool put_refused_state(uint8_t st, bool app)
+{
+	return st == HPN_POOL_FREE || (app && st == HPN_POOL_LENT);
+}
+
 /* One buffer back into a single-thread pool, the commonest put (a received
  * message handed back, a sent buffer released): false leaves anything
  * unusual - foreign, a large or frame buffer, a double put - to the full
  * path, which says what is wrong with it. */
-static inline bool stack_put_one(struct hpn_pool *pool, void *p)
+static inline bool stack_put_one(struct hpn_pool *pool, void *p, bool app)
 {
 	uint64_t off = (uint64_t)((uintptr_t)p - pool->base);
 	unsigned idx;
@@ -187,7 +183,7 @@ static inline bool stack_put_one(struct hpn_pool *pool, void *p)
 	if (hpn_unlikely(off >= pool->span || pool->top >= pool->count))
 		return false;
 	idx = hpn_pool_index(pool, p);
-	if (hpn_unlikely(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED) == HPN_POOL_FREE))
+	if (hpn_unlikely(put_refused_state(__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED), app)))
 		return false;
 	__atomic_store_n(&pool->in_pool[idx], HPN_POOL_FREE, __ATOMIC_RELAXED);
 	norm = (void *)(pool->base + pool->data_off + (uintptr_t)idx * pool->stride);
@@ -196,7 +192,9 @@ static inline bool stack_put_one(struct hpn_pool *pool, void *p)
 
 /* Out of line: its frame (a chunk of pointers staged on the stack) would
  * otherwise be set up for every single put as well. */
-static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *const *bufs, unsigned n)
+static void put_common(struct hpn_pool *pool, void *const *bufs, unsigned n, bool app);
+
+static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *const *bufs, unsigned n, bool app)
 {
 	/* Layout in registers: the compiler cannot prove the stores below
 	 * leave *pool alone and would reload it for every buffer. */
@@ -215,9 +213,9 @@ static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *
 			/* One unsigned compare covers both "below" and "above". */
 			if (hpn_unlikely(off >= span)) {
 				if (pool->large && hpn_pool_owns(pool->large, bufs[i]))
-					hpn_pool_put_bulk(pool->large, &bufs[i], 1);
+					put_common(pool->large, &bufs[i], 1, app);
 				else if (pool->frames && hpn_pool_owns(pool->frames, bufs[i]))
-					hpn_pool_put_bulk(pool->frames, &bufs[i], 1);
+					put_common(pool->frames, &bufs[i], 1, app);
 				else
 					put_foreign(pool, bufs[i]);
 				continue;
@@ -226,8 +224,13 @@ static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *
 			off = (uint64_t)(((unsigned __int128)off * magic) >> 64) >> shift;
 			/* Set before the enqueue publishes the buffer (release), so
 			 * the getter's clear always comes after it. */
-			if (hpn_unlikely(__atomic_load_n(&in_pool[off], __ATOMIC_RELAXED) == HPN_POOL_FREE)) {
-				put_twice(pool, bufs[i]);
+			uint8_t st = __atomic_load_n(&in_pool[off], __ATOMIC_RELAXED);
+
+			if (hpn_unlikely(put_refused_state(st, app))) {
+				if (st == HPN_POOL_FREE)
+					put_twice(pool, bufs[i]);
+				else
+					put_lent(pool, bufs[i]);
 				continue;
 			}
 			__atomic_store_n(&in_pool[off], HPN_POOL_FREE, __ATOMIC_RELAXED);
@@ -241,11 +244,22 @@ static __attribute__((noinline)) void put_bulk_all(struct hpn_pool *pool, void *
 	}
 }
 
+static inline void put_common(struct hpn_pool *pool, void *const *bufs, unsigned n, bool app)
+{
+	if (n == 1 && pool->stack && stack_put_one(pool, bufs[0], app))
+		return;
+	put_bulk_all(pool, bufs, n, app);
+}
+
 HPN_EXPORT void hpn_pool_put_bulk(struct hpn_pool *pool, void *const *bufs, unsigned n)
 {
-	if (n == 1 && pool->stack && stack_put_one(pool, bufs[0]))
-		return;
-	put_bulk_all(pool, bufs, n);
+	put_common(pool, bufs, n, false);
+}
+
+/* The application's put: one look at the buffer, as any put. */
+void hpn_pool_put_app(struct hpn_pool *pool, void *p)
+{
+	put_common(pool, &p, 1, true);
 }
 
 HPN_EXPORT unsigned hpn_pool_get_sized(struct hpn_pool *pool, size_t len, void **buf)

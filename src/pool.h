@@ -24,6 +24,7 @@
 #define HPN_POOL_H
 
 #include <hpn/plugin.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -226,10 +227,11 @@ enum hpn_pool_bad {
  * Can [p, p + len) be handed to a backend as a buffer the caller owns?
  * Zero-copy sends write headers and metadata in front of the data and put
  * the buffer back when sent: anything else would corrupt memory. A range
- * check, a multiply and a byte load; no lock.
+ * check, a multiply and a byte load; no lock. lend: when it may, mark it
+ * lent (HPN_POOL_LENT) in the same look - the application may not put it
+ * or send it again until it is handed out.
  */
-static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool, const void *p,
-						     size_t len)
+static inline enum hpn_pool_bad hpn_pool_check(const struct hpn_pool *pool, const void *p, size_t len, bool lend)
 {
 	uint64_t off, at;
 	unsigned idx;
@@ -247,12 +249,19 @@ static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool
 		return HPN_POOL_BUF_OVERRUN;
 	switch (__atomic_load_n(&pool->in_pool[idx], __ATOMIC_RELAXED)) {
 	case HPN_POOL_OUT:
+		if (lend)
+			__atomic_store_n(&pool->in_pool[idx], HPN_POOL_LENT, __ATOMIC_RELAXED);
 		return HPN_POOL_BUF_OK;
 	case HPN_POOL_FREE:
 		return HPN_POOL_BUF_FREE;
 	default:
 		return HPN_POOL_BUF_LENT;
 	}
+}
+
+static inline enum hpn_pool_bad hpn_pool_check_owned(const struct hpn_pool *pool, const void *p, size_t len)
+{
+	return hpn_pool_check(pool, p, len, false);
 }
 
 /* The state byte of the buffer p points into, NULL when p is in no buffer
@@ -263,13 +272,6 @@ static inline uint8_t *hpn_pool_state(const struct hpn_pool *pool, const void *p
 	if (__builtin_expect((uint64_t)((uintptr_t)p - pool->base) >= pool->span, 0))
 		return NULL;
 	return &pool->in_pool[hpn_pool_index(pool, p)];
-}
-
-/* A zero-copy send takes p (which hpn_pool_check_owned() passed): the
- * application may not put it or send it again until it is handed out. */
-static inline void hpn_pool_lend(const struct hpn_pool *pool, const void *p)
-{
-	__atomic_store_n(hpn_pool_state(pool, p), HPN_POOL_LENT, __ATOMIC_RELAXED);
 }
 
 /* p goes to the application (a receive, or a zero-copy send that did not

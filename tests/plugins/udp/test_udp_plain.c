@@ -235,6 +235,20 @@ static size_t mold(uint8_t *p, const char *session, uint64_t seq, unsigned count
 	return off;
 }
 
+/* HPN_EV_FEED_RESTART at first, then messages first..last in order. */
+static void restart_then(hpn_ep *ep, uint64_t first, uint64_t last)
+{
+	struct hpn_event ev = wait_event(ep, HPN_EV_FEED_RESTART, NULL, 0, 2000);
+	struct hpn_msg m;
+
+	assert_int_equal(ev.seq, first);
+	for (uint64_t q = first; q <= last; q++) {
+		m = recv_one(ep, 2000);
+		assert_int_equal(m.seq, q);
+		hpn_buf_put(ep, m.data);
+	}
+}
+
 static void feed_case(const char *progress)
 {
 	char cfg[256];
@@ -327,13 +341,7 @@ static void feed_case(const char *progress)
 	to_ep(fa, port, pkt, n);
 	n = mold(pkt, "SESSION002", 2, 2, m3);
 	to_ep(fa, port, pkt, n);
-	ev = wait_event(ep, HPN_EV_FEED_RESTART, NULL, 0, 2000);
-	assert_int_equal(ev.seq, 1);
-	for (uint64_t q = 1; q <= 3; q++) {
-		m = recv_one(ep, 2000);
-		assert_int_equal(m.seq, q);
-		hpn_buf_put(ep, m.data);
-	}
+	restart_then(ep, 1, 3);
 	usleep(50000);
 	assert_int_equal(hpn_recv_burst(ep, &m, 1), 0);
 	assert_int_equal(hpn_poll(ep, &ev, 1), 0); /* no gap */
@@ -353,7 +361,6 @@ static void feed_stray_first(const char *progress)
 	int fa = kernel_sock(0, &a);
 	const char *stray[] = {"STRAY"}, *real[] = {"ADD 1"};
 	uint8_t pkt[512];
-	struct hpn_msg m;
 	struct hpn_event ev;
 	uint16_t port;
 
@@ -380,13 +387,7 @@ static void feed_stray_first(const char *progress)
 		assert_int_equal(in[0].seq, 5000000);
 		hpn_buf_put(ep, in[0].data);
 	}
-	ev = wait_event(ep, HPN_EV_FEED_RESTART, NULL, 0, 2000);
-	assert_int_equal(ev.seq, 1);
-	for (uint64_t q = 1; q <= 2; q++) {
-		m = recv_one(ep, 2000);
-		assert_int_equal(m.seq, q);
-		hpn_buf_put(ep, m.data);
-	}
+	restart_then(ep, 1, 2);
 	close(fa);
 	hpn_ep_destroy(ep);
 }
