@@ -41,9 +41,22 @@ static inline hpn_peer_t connect_pair(hpn_ep *s, hpn_ep *c, const char *addr, hp
 static char BASE_CFG[128] = "plugin=udp,hugepages=off,mlock=off,bufs=512";
 static int reliable; /* UDP_E2E_RELIABLE=1: the packet layer's run */
 
+/* Set when the running case asks for a progress thread: main() checks it
+ * against threaded_cases, the list the ThreadSanitizer build runs. */
+static bool threads_asked;
+
+static int e2e_ep_create(const char *cfg, hpn_ep **ep)
+{
+	threads_asked |= cfg && strstr(cfg, "progress=thread") != NULL;
+	return hpn_ep_create(cfg, ep);
+}
+#define hpn_ep_create e2e_ep_create
+
 static hpn_ep *make(const char *extra)
 {
 	char base[sizeof(BASE_CFG)];
+
+	threads_asked |= extra && strstr(extra, "progress=thread") != NULL;
 
 	if (!extra || !strstr(extra, "bufs="))
 		return e2e_make(BASE_CFG, extra);
@@ -2314,49 +2327,69 @@ static bool is_threaded(const char *name)
 	return false;
 }
 
+/* Every case runs between these two: a case that starts a progress thread
+ * and is missing from threaded_cases would escape ThreadSanitizer. */
+static int case_begin(void **state)
+{
+	(void)state;
+	threads_asked = false;
+	return 0;
+}
+
+static int case_end(void **state)
+{
+	if (threads_asked && !is_threaded(*state)) {
+		fprintf(stderr, "%s starts a progress thread: add it to threaded_cases\n", (const char *)*state);
+		return -1;
+	}
+	return 0;
+}
+
+#define CASE(f) cmocka_unit_test_prestate_setup_teardown(f, case_begin, case_end, (void *)#f)
+
 int main(void)
 {
 	struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_many_in_order),
-		cmocka_unit_test(test_bursts_and_sizes),
-		cmocka_unit_test(test_gso_gro),
-		cmocka_unit_test(test_one_way_outlives_timeout),
-		cmocka_unit_test(test_copy_recv_keeps_message),
-		cmocka_unit_test(test_zero_copy_no_leak),
-		cmocka_unit_test(test_many_peers),
-		cmocka_unit_test(test_peer_killed),
-		cmocka_unit_test(test_silent_peer_and_garbage),
-		cmocka_unit_test(test_connect_errors),
-		cmocka_unit_test(test_listen_after_failed_listen),
-		cmocka_unit_test(test_mode_mismatch),
-		cmocka_unit_test(test_config_errors),
-		cmocka_unit_test(test_simultaneous_open),
-		cmocka_unit_test(test_connect_self),
-		cmocka_unit_test(test_progress_thread),
-		cmocka_unit_test(test_progress_thread_flush),
-		cmocka_unit_test(test_reliable_malformed),
-		cmocka_unit_test(test_reliable_faults),
-		cmocka_unit_test(test_unordered_gaps),
-		cmocka_unit_test(test_peer_frozen_mid_stream),
-		cmocka_unit_test(test_multicast),
-		cmocka_unit_test(test_close_after_send),
-		cmocka_unit_test(test_peer_restart),
-		cmocka_unit_test(test_one_mib_messages),
-		cmocka_unit_test(test_large_messages_under_loss),
-		cmocka_unit_test(test_large_class_held),
-		cmocka_unit_test(test_max_msg_refusals),
-		cmocka_unit_test(test_reader_stalls_three_timeouts),
-		cmocka_unit_test(test_killed_peer_data_kept),
-		cmocka_unit_test(test_reconnect_while_closing),
-		cmocka_unit_test(test_double_put),
-		cmocka_unit_test(test_zc_foreign_pointer),
-		cmocka_unit_test(test_null_arguments),
-		cmocka_unit_test(test_progress_thread_too_big),
-		cmocka_unit_test(test_peer_ids_never_repeat),
-		cmocka_unit_test(test_hpnbench_stuck_peer),
-		cmocka_unit_test(test_config_conflicts),
-		cmocka_unit_test(test_connect_timeout_honoured),
-		cmocka_unit_test(test_connect_retry_honoured),
+		CASE(test_many_in_order),
+		CASE(test_bursts_and_sizes),
+		CASE(test_gso_gro),
+		CASE(test_one_way_outlives_timeout),
+		CASE(test_copy_recv_keeps_message),
+		CASE(test_zero_copy_no_leak),
+		CASE(test_many_peers),
+		CASE(test_peer_killed),
+		CASE(test_silent_peer_and_garbage),
+		CASE(test_connect_errors),
+		CASE(test_listen_after_failed_listen),
+		CASE(test_mode_mismatch),
+		CASE(test_config_errors),
+		CASE(test_simultaneous_open),
+		CASE(test_connect_self),
+		CASE(test_progress_thread),
+		CASE(test_progress_thread_flush),
+		CASE(test_reliable_malformed),
+		CASE(test_reliable_faults),
+		CASE(test_unordered_gaps),
+		CASE(test_peer_frozen_mid_stream),
+		CASE(test_multicast),
+		CASE(test_close_after_send),
+		CASE(test_peer_restart),
+		CASE(test_one_mib_messages),
+		CASE(test_large_messages_under_loss),
+		CASE(test_large_class_held),
+		CASE(test_max_msg_refusals),
+		CASE(test_reader_stalls_three_timeouts),
+		CASE(test_killed_peer_data_kept),
+		CASE(test_reconnect_while_closing),
+		CASE(test_double_put),
+		CASE(test_zc_foreign_pointer),
+		CASE(test_null_arguments),
+		CASE(test_progress_thread_too_big),
+		CASE(test_peer_ids_never_repeat),
+		CASE(test_hpnbench_stuck_peer),
+		CASE(test_config_conflicts),
+		CASE(test_connect_timeout_honoured),
+		CASE(test_connect_retry_honoured),
 	};
 
 	signal(SIGPIPE, SIG_IGN);
