@@ -18,6 +18,8 @@ PKGS+=(dpdk-dev dpdk)
 PKGS+=(tcpdump tshark)
 # Benchmarks and the tools/ scripts.
 PKGS+=(sockperf iproute2 procps python3 kmod ethtool iputils-ping)
+# The manual pages' check (tests/man.sh) formats them.
+PKGS+=(groff-base)
 # bench/rdma_instructions.sh counts instructions per round trip (callgrind).
 PKGS+=(valgrind)
 # Soft-RoCE harness (tools/hpn-rxe): qemu guest with Debian's rdma_rxe kernel
