@@ -430,7 +430,9 @@ struct hpn_feed_line {
 	uint64_t dups;     /* of those, the ones that brought nothing new */
 	/* How much earlier this line's copy of a packet arrived than another
 	 * line's copy of it (negative: later), summed over the packets both
-	 * brought within the last 4096 sequence numbers; mean = sum / count. */
+	 * brought within the last 4096 sequence numbers; mean = sum / count.
+	 * With three or more lines each copy is measured against the earliest
+	 * one (whatever order the lines are read in). */
 	int64_t lead_ns_sum;
 	uint64_t lead_count;
 };

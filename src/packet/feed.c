@@ -160,12 +160,18 @@ void hpn_feed_fini(struct hpn_feed *f)
 	f->nhold = 0;
 }
 
-/* The first copy of a packet notes its line and time; a copy on another
- * line then measures by how much the first one led. */
+/* Each copy of a packet is measured against the earliest copy: the
+ * earliest line's lead grows by how much each other copy came later, the
+ * other line's shrinks by as much. A copy read later but stamped earlier
+ * than the earliest so far (a lagging reader takes one line's backlog,
+ * then the next's) takes its place and the copies seen are measured
+ * against it again, so the sums do not depend on the order lines are read
+ * in. */
 static void lead_note(struct hpn_feed *f, uint32_t line, uint64_t seq, uint64_t ts)
 {
 	__typeof__(f->lead[0]) *l = &f->lead[seq & (HPN_FEED_LEAD_RING - 1)];
 	int64_t d;
+	uint32_t n;
 
 	if (l->seen == 0 || l->seq != seq) {
 		*l = (__typeof__(*l)){.seq = seq, .ts = ts, .line = line, .seen = 1u << line};
@@ -173,12 +179,30 @@ static void lead_note(struct hpn_feed *f, uint32_t line, uint64_t seq, uint64_t 
 	}
 	if (l->seen & (1u << line))
 		return; /* a repeat on the same line */
-	l->seen |= 1u << line;
 	d = (int64_t)(ts - l->ts);
-	f->line[l->line].lead_ns_sum += d;
-	f->line[l->line].lead_count++;
-	f->line[line].lead_ns_sum -= d;
-	f->line[line].lead_count++;
+	if (d >= 0) {
+		f->line[l->line].lead_ns_sum += d;
+		f->line[l->line].lead_count++;
+		f->line[line].lead_ns_sum -= d;
+		f->line[line].lead_count++;
+		l->lag += d;
+		l->seen |= 1u << line;
+		return;
+	}
+	/* The new earliest, -d before the old one: the old earliest gives up
+	 * its lead and is -d late itself, every other copy seen is -d later
+	 * than it was measured, and all of them are this line's lead. */
+	n = (uint32_t)__builtin_popcount(l->seen);
+	for (uint32_t s = l->seen & ~(1u << l->line); s; s &= s - 1)
+		f->line[__builtin_ctz(s)].lead_ns_sum += d;
+	f->line[l->line].lead_ns_sum += d - l->lag;
+	f->line[l->line].lead_count = f->line[l->line].lead_count + 2 - n; /* n - 1 leads given up, one lag */
+	f->line[line].lead_ns_sum += l->lag - (int64_t)n * d;
+	f->line[line].lead_count += n;
+	l->lag -= (int64_t)n * d;
+	l->ts = ts;
+	l->line = line;
+	l->seen |= 1u << line;
 }
 
 /* Message i of a MoldUDP64 packet (its body and length); *off walks. */

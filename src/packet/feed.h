@@ -148,9 +148,11 @@ struct hpn_feed {
 		uint64_t from, to;
 	} gaps[HPN_FEED_GAPS_MAX];
 	uint32_t ngaps;
-	/* Which line brought each recent first sequence number first, and when. */
+	/* Which line brought each recent first sequence number earliest, and
+	 * when; lag: the other copies' delays behind it, summed. */
 	struct {
 		uint64_t seq, ts;
+		int64_t lag;
 		uint32_t line, seen; /* seen: a bit per line that brought it */
 	} lead[HPN_FEED_LEAD_RING];
 	struct hpn_feed_line_st line[HPN_FEED_LINES_MAX + 1]; /* + HPN_FEED_RETRANS */

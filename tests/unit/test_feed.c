@@ -401,6 +401,39 @@ static void test_lagging_reader(void **st)
 	hpn_feed_fini(&f);
 }
 
+/* Leads with three lines do not depend on the order the lines are read
+ * in: A is stamped 300 ns before B and 700 ns before C on every packet,
+ * whichever line the reader takes first (a lagging reader takes one
+ * line's backlog, then the next's). */
+static void test_lead_read_order(void **st)
+{
+	static const uint32_t orders[][3] = {{0, 1, 2}, {2, 0, 1}, {1, 2, 0}, {2, 1, 0}};
+	static const uint64_t delay[3] = {0, 300, 700};
+	struct hpn_feed f;
+	uint8_t b[256];
+
+	(void)st;
+	for (unsigned o = 0; o < 4; o++) {
+		feed_open(&f, "moldudp64");
+		for (uint64_t q = 1; q <= 100; q++)
+			for (unsigned k = 0; k < 3; k++) {
+				uint32_t line = orders[o][k];
+
+				hpn_feed_input(&f, line, b, mold(b, "S000000001", q, 1), q * 10000 + delay[line],
+					       q * 10000 + 1000);
+			}
+		/* Every packet: A leads B by 300 and C by 700 - whatever the
+		 * order, each copy is measured against the earliest. */
+		assert_int_equal(f.line[0].lead_count, 200);
+		assert_int_equal(f.line[0].lead_ns_sum, 100 * 1000);
+		assert_int_equal(f.line[1].lead_count, 100);
+		assert_int_equal(f.line[1].lead_ns_sum, -100 * 300);
+		assert_int_equal(f.line[2].lead_count, 100);
+		assert_int_equal(f.line[2].lead_ns_sum, -100 * 700);
+		hpn_feed_fini(&f);
+	}
+}
+
 /* The first packet does not decide the feed alone: a stray datagram
  * that came first (another session, or a sequence number far off) is
  * replaced as soon as two packets agree on another start - the other
@@ -759,7 +792,7 @@ int main(void)
 		cmocka_unit_test(test_ab_mdp3),   cmocka_unit_test(test_late_fill), cmocka_unit_test(test_no_room),
 		cmocka_unit_test(test_field),     cmocka_unit_test(test_far_jump),  cmocka_unit_test(test_keep_fails),
 		cmocka_unit_test(test_partly_behind), cmocka_unit_test(test_lagging_reader),
-		cmocka_unit_test(test_stray_start),      cmocka_unit_test(test_forged_heartbeat),
+		cmocka_unit_test(test_stray_start), cmocka_unit_test(test_lead_read_order),      cmocka_unit_test(test_forged_heartbeat),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
