@@ -1251,9 +1251,14 @@ int main(int argc, char **argv)
 			struct hpn_stats st;
 
 			hpn_ep_stats(s.ep, &st, sizeof(st));
-			fprintf(stderr, "hpnbench server: %" PRIu64 " messages in, %" PRIu64 " out; dropped %" PRIu64
-				" datagrams, %" PRIu64 " of them malformed\n", st.msgs_in, st.msgs_out, st.drops,
-				st.malformed);
+			if (!strcmp(hpn_ep_plugin(s.ep), "rdma")) /* no datagrams: refused connects, mostly */
+				fprintf(stderr, "hpnbench server: %" PRIu64 " messages in, %" PRIu64 " out; dropped %" PRIu64
+					" (connects refused, messages to a closed peer), %" PRIu64 " malformed\n",
+					st.msgs_in, st.msgs_out, st.drops, st.malformed);
+			else
+				fprintf(stderr, "hpnbench server: %" PRIu64 " messages in, %" PRIu64 " out; dropped %" PRIu64
+					" datagrams, %" PRIu64 " of them malformed\n", st.msgs_in, st.msgs_out, st.drops,
+					st.malformed);
 		}
 		hpn_ep_destroy(s.ep);
 		return 0;
