@@ -649,6 +649,51 @@ static int if_info(struct hpn_pep *u)
 	return ret;
 }
 
+/* Is what the interface runs our program alone? *name: what it runs. */
+static bool mp_ours(struct xdp_multiprog *mp, const char **name)
+{
+	struct xdp_program *main = xdp_multiprog__main_prog(mp);
+	bool legacy = xdp_multiprog__is_legacy(mp);
+	bool ours;
+
+	*name = main ? xdp_program__name(main) : "?";
+	if (legacy)
+		return main && !strcmp(*name, PROG_NAME);
+	ours = xdp_multiprog__program_count(mp) > 0;
+	for (struct xdp_program *p = xdp_multiprog__next_prog(NULL, mp); p; p = xdp_multiprog__next_prog(p, mp))
+		if (strcmp(xdp_program__name(p), PROG_NAME))
+			ours = false;
+	return ours;
+}
+
+/* Take our program off the interface. Attached alone (libxdp's fallback
+ * without a bpffs: no dispatcher), by netlink and its id: libxdp's own
+ * detach there - xdp_program__detach, or a program list read from the
+ * interface - opens the attached program by id and never closes it, and
+ * each endpoint left a program fd open and the program loaded. Behind a
+ * dispatcher, through libxdp's program list. */
+static void detach_ours(struct hpn_pep *u)
+{
+	uint32_t flags = u->mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	__u32 id = 0;
+
+	if (!bpf_xdp_query_id(u->ifindex, (int)flags, &id) && id && id == xdp_program__id(u->prog)) {
+		bpf_xdp_detach(u->ifindex, flags, NULL);
+		return;
+	}
+	if (!id)
+		return; /* nothing attached in our mode */
+
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(u->ifindex);
+	const char *name;
+
+	if (!mp || libxdp_get_error(mp))
+		return;
+	if (mp_ours(mp, &name))
+		xdp_multiprog__detach(mp);
+	xdp_multiprog__close(mp);
+}
+
 /* The interface is ours while we hold its lock; a lock nobody holds
  * means its last owner died, and a program of ours it left is stale. */
 static int take_interface(struct hpn_pep *u)
@@ -680,18 +725,9 @@ static int take_interface(struct hpn_pep *u)
 	mp = xdp_multiprog__get_from_ifindex(u->ifindex);
 	if (!mp || libxdp_get_error(mp))
 		return 0; /* nothing attached */
-	struct xdp_program *main = xdp_multiprog__main_prog(mp);
-	const char *name = main ? xdp_program__name(main) : "?";
-	bool legacy = xdp_multiprog__is_legacy(mp);
-	bool ours = legacy && main && !strcmp(name, PROG_NAME);
+	const char *name;
 
-	if (!legacy) {
-		ours = xdp_multiprog__program_count(mp) > 0;
-		for (struct xdp_program *p = xdp_multiprog__next_prog(NULL, mp); p; p = xdp_multiprog__next_prog(p, mp))
-			if (strcmp(xdp_program__name(p), PROG_NAME))
-				ours = false;
-	}
-	if (!ours) {
+	if (!mp_ours(mp, &name)) {
 		int ret = hpn_set_error(-EBUSY,
 					"af_xdp: %s already runs another XDP program ('%s'): hpn will not replace it "
 					"(remove it with: xdp-loader unload %s --all)",
@@ -1001,8 +1037,7 @@ static void tear_down(struct hpn_pep *u)
 	if (u->umem)
 		xsk_umem__delete(u->umem);
 	if (u->prog) {
-		if (u->up || xdp_program__is_attached(u->prog, u->ifindex))
-			xdp_program__detach(u->prog, u->ifindex, u->mode, 0);
+		detach_ours(u);
 		xdp_program__close(u->prog);
 	}
 	bpf_object__close(u->obj); /* ours: xdp_program__from_bpf_obj leaves it to us */

@@ -13,11 +13,14 @@
 #      mode - raw also against a udp client - spinning and blocking in
 #      poll() on the socket;
 #   6. the XDP program is gone after a clean stop, and after kill -9 the next
-#      start removes the one it left (never someone else's).
+#      start removes the one it left (never someone else's);
+#   7. frames the kernel would not take are not taken;
+#   8. an endpoint made and destroyed 20 times in one process leaves no file
+#      open and no XDP program loaded (libxdp's detach leaked one of each).
 # Needs root and AF_XDP; skipped (77) with the reason otherwise.
-#   af_xdp_pair.sh HPNBENCH HPN_NETNS
+#   af_xdp_pair.sh HPNBENCH HPN_NETNS EP_CYCLE
 set -euo pipefail
-bench=$1 netns=$2
+bench=$1 netns=$2 cycle=$3
 prefix=hpnxd subnet=10.77.0 port=18700 iters=2000
 export HPN_LOG_LEVEL=info # the servers' logs say which mode ran and what was removed
 
@@ -143,4 +146,13 @@ print("only the plain datagram was taken (tagged, other MAC dropped)")
 PY
 echo "   $(cat "$log/notours.out")"
 stop_server
+echo "8. 20 endpoints made and destroyed in one process"
+progs() { bpftool prog show 2>/dev/null | grep -c 'name hpn_xdp' || true; }
+before=$(progs)
+in1 env -u HPN_LOG_LEVEL "$cycle" "plugin=af_xdp,hugepages=off" "${subnet}.1:$port" 20 >"$log/cycle.out" 2>&1 ||
+	{ echo "FAIL: files left open:"; cat "$log/cycle.out"; exit 1; }
+[ "$(progs)" = "$before" ] || { echo "FAIL: $(($(progs) - before)) XDP programs left loaded"; exit 1; }
+attached && { echo "FAIL: the XDP program is still attached after the last destroy"; exit 1; }
+echo "   $(cat "$log/cycle.out"); no program left loaded"
+
 echo "PASS"
