@@ -393,11 +393,12 @@ struct hpn_stats {
 	 * away meanwhile. Each is also in errors and is logged (1st, 2nd, 4th,
 	 * ... time). Inline mode returns those errors from hpn_send* instead. */
 	uint64_t tx_failed;
-	/* Payload copies the library made (the kernel's own, on kernel
-	 * backends, are not counted): tx_copied - messages copied on their way
-	 * out (every hpn_send/hpn_send_burst: that is what they ask for; a
-	 * zero-copy send only where the backend could not send the buffer in
-	 * place); rx_copied - messages copied between the buffer they arrived
+	/* Payload copies the library made beyond what was asked for (the
+	 * kernel's own, on kernel backends, are not counted): tx_copied -
+	 * messages copied again on their way out: a zero-copy send the backend
+	 * could not send in place, a copy send's buffer copied into a device
+	 * frame (hpn_send/hpn_send_burst copy each message once: that one is
+	 * what they ask for, not counted); rx_copied - messages copied between the buffer they arrived
 	 * in and the one handed to the application (packet backends copy a
 	 * message that spans packets, shares one with others, or arrived ahead
 	 * of a gap; af_xdp and udp hand every other one over where it landed). */

@@ -1458,8 +1458,8 @@ int hpn_pktep_tx_burst(struct hpn_pktep *e, const struct hpn_msg *msgs, unsigned
 					      msgs[done].len, msgs[done].peer, p->conn.max_send);
 			else if (ret == -ENOTCONN)
 				hpn_set_error(ret, "send: peer %u is not connected yet", msgs[done].peer);
-			else
-				hpn_set_error(ret, "send: peer %u's window is full", msgs[done].peer);
+			else if (ret != -EAGAIN) /* back-pressure is no error: no message (hpn.h) */
+				hpn_set_error(ret, "send: peer %u: %s", msgs[done].peer, strerror(-ret));
 			break;
 		}
 		if (flags & HPN_TX_OWNED)
