@@ -125,6 +125,7 @@ struct hpn_pep {
 	/* Neighbours: ours to resolve (ARP). */
 	struct hpn_nbcache nb;
 	uint64_t nb_scan_ns;
+	uint64_t nb_verify_ns; /* the last ARP asking after a frame's source (nb_from_frame) */
 	uint32_t unresolved_logged;
 	uint64_t arp_answered, echo_answered;
 	uint64_t icmp_ms_ns;  /* port unreachable: the current millisecond ... */
@@ -331,6 +332,36 @@ static bool nb_resolve(void *arg, struct hpn_nb *n, uint32_t ip)
 	}
 	send_arp(u, HPN_ARP_REQUEST, hop, NULL);
 	return false;
+}
+
+/* A UDP frame's source fills in a neighbour we do not know yet - the
+ * answer to it need not wait for ARP - but proves nothing (anyone can
+ * forge a source, and nothing was checked yet): the entry is asked for at
+ * once and the ARP answer stands over it, so a forged frame redirects at
+ * most what leaves in one ARP round trip. A frame never changes or
+ * refreshes a known entry (a forger repeating his frame kept his MAC for
+ * ever); an off-link source's MAC is the router's, which the way out takes
+ * from the router's own entry (nb_resolve). The asking is paced (1 ms): a
+ * spray of forged sources is not answered with as many broadcasts. */
+#define NB_VERIFY_NS 1000000ull
+
+static inline void nb_from_frame(struct hpn_pep *u, uint32_t ip, const uint8_t *mac)
+{
+	struct hpn_nb *n;
+	uint64_t now;
+
+	if (ip == u->nb.last_ip)
+		return; /* the hot entry: known */
+	n = hpn_nb_find(&u->nb, ip, true);
+	if (!n || (n->ip == ip && n->ok) || !on_link(u, ip) || (mac[0] & 1))
+		return;
+	now = hpn_now_ns();
+	if (now - u->nb_verify_ns < NB_VERIFY_NS)
+		return; /* nb_resolve asks when a datagram goes to it */
+	u->nb_verify_ns = now;
+	*n = (struct hpn_nb){.ip = ip, .ok = true, .asked_ns = now, .seen_ns = now};
+	memcpy(n->mac, mac, 6);
+	send_arp(u, HPN_ARP_REQUEST, ip, NULL);
 }
 
 /* The mbuf a datagram can go out in without a copy (its frame, not in
@@ -954,7 +985,7 @@ static int dp_recv_once(void *arg, struct hpn_dgram *d, unsigned n, bool *full)
 			rte_pktmbuf_prefree_seg(m);
 			d[out].flags = HPN_DGRAM_POOL;
 		}
-		hpn_nb_learn(&u->nb, p.src_ip, p.src_mac, 0, false);
+		nb_from_frame(u, p.src_ip, p.src_mac);
 		u->lent[out++] = m;
 	}
 	u->nlent = out;
@@ -1766,8 +1797,6 @@ static void nb_age(struct hpn_pep *u, uint64_t now)
 
 		if (!n->ip || !n->ok || hpn_ip4_is_group(n->ip))
 			continue;
-		if (!n->seen_ns)
-			n->seen_ns = now;
 		if (!on_link(u, n->ip)) { /* the router's MAC: re-resolved through its entry, not asked */
 			if (now - n->seen_ns > NB_EXPIRE_NS)
 				hpn_nb_forget(&u->nb, n);

@@ -221,6 +221,31 @@ if not m or int(m.group(2)) < 1000:
     sys.exit("FAIL: the server did not count the malformed frames: %s" % (m.group(0) if m else "no stats line"))
 PY
 
+# A forged source first: a fresh server (an empty neighbour cache) hears
+# one UDP frame with the kernel host's address from a MAC that is not its;
+# the kernel host never asks for the server's MAC (a permanent entry), so
+# the server knows it only from frames. It must ask by ARP and answer the
+# real host (it once sent everything to the forger's MAC, for good).
+echo "   a forged source first: one UDP frame from ${subnet}.2 with another MAC, then the real ${subnet}.2"
+in2 ip neigh replace "${subnet}.1" lladdr "$dmac" nud permanent dev eth0
+start_server in1 dpdk_srv_forged --plugin dpdk --config "$dpdk" --bind "${subnet}.1:$port"
+in2 python3 - eth0 "$dmac" "${subnet}.2" "${subnet}.1" "$port" <<'PY'
+import socket, struct, sys
+ifname, dmac, src, dst, port = sys.argv[1], bytes.fromhex(sys.argv[2].replace(':', '')), sys.argv[3], sys.argv[4], int(sys.argv[5])
+u = struct.pack('!HHHH', 40000, port, 8 + 30, 0) + bytes(30) # no UDP checksum (0: none)
+h = struct.pack('!BBHHHBBH4s4s', 0x45, 0, 20 + len(u), 1, 0, 64, 17, 0, socket.inet_aton(src), socket.inet_aton(dst))
+t = sum(struct.unpack('!10H', h))
+while t >> 16: t = (t & 0xffff) + (t >> 16)
+h = h[:10] + struct.pack('!H', ~t & 0xffff) + h[12:]
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((ifname, 0))
+s.send(dmac + bytes.fromhex('020000000099') + struct.pack('!H', 0x0800) + h + u)
+PY
+client in2 udp_to_dpdk_after_forged --plugin udp --peer "${subnet}.1:$port"
+stop_server
+in2 ip neigh del "${subnet}.1" dev eth0
+echo "   served: the forged MAC was asked after and replaced"
+
 # A general query, as a router would send it (IGMPv3, to all hosts, TTL 1).
 query() {
 in2 python3 - eth0 "${subnet}.2" <<'PY'
