@@ -1127,7 +1127,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->mode_cfg = !mode || !strcmp(mode, "auto") ? 0 : !strcmp(mode, "native") ? XDP_MODE_NATIVE : XDP_MODE_SKB;
 	ret = hpn_core_cfg_u64(core, "queue", 0, 0, 63, &queue);
 	ret = ret ?: hpn_core_cfg_u64(core, "frames", 4096, 256, 1u << 20, &frames);
-	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, 1472, &u->pc);
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, MTU_MAX, 1472, false, &u->pc);
 	if (ret)
 		goto fail;
 	if (!u->pc.mcast_ttl) { /* the kernel keeps TTL 0 on the host; we only have the wire */

@@ -1439,7 +1439,7 @@ static int read_cfg(struct hpn_pep *u)
 
 	ret = ret ?: hpn_core_cfg_bool(u->core, "csum_offload", 1, &offload);
 	u->no_offload = !offload;
-	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, &u->pc);
+	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, false, &u->pc);
 	if (ret)
 		return ret;
 	if (!u->pc.mcast_ttl)

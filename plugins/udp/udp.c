@@ -979,7 +979,7 @@ static int udp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	ret = ret ?: hpn_core_cfg_bool(core, "gro", 0, &gro);
 	/* Raw datagrams (reliable=off) as large as UDP takes: the kernel
 	 * fragments them on the way. */
-	ret = ret ?: hpn_pktep_read_cfg(core, 1472, 65000, 65507, &pc);
+	ret = ret ?: hpn_pktep_read_cfg(core, 1472, 65000, 65507, true, &pc);
 	if (ret)
 		goto fail;
 	ret = udp_probe(caps, why, sizeof(why));

@@ -45,7 +45,8 @@
  * one late ACK - is met by a larger target at small windows (Swift's
  * flow scaling), a cut only after two rounds over target, and probes no
  * more often than every 100 round trips (cc.c). On by default in
- * reliable mode; cc=off for dedicated links: the window then sits at its
+ * reliable mode where arrivals are stamped (udp; off on af_xdp and dpdk,
+ * which stamp nothing: pktep.c); cc=off for dedicated links: the window then sits at its
  * maximum and only the peer's flow control limits a stream.
  */
 #ifndef HPN_PACKET_CC_H

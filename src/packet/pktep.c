@@ -639,7 +639,7 @@ static int plain_cfg(struct hpn_core *core, struct hpn_pktep_cfg *pc)
 	return 1;
 }
 
-int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu,
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu, bool rx_stamps,
 		       struct hpn_pktep_cfg *pc)
 {
 	uint64_t mtu, window, ack_us, rto_us, linger_ms, target_us, ttl;
@@ -654,9 +654,14 @@ int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu
 	ret = ret ?: hpn_core_cfg_u64(core, "ack_delay_us", 20, 1, 100000, &ack_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "rto_min_us", 1000, 50, 1000000, &rto_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "linger_ms", 200, 0, 600000, &linger_ms);
-	/* On by default (cc.h): host delay is told from path delay by
-	 * receive timestamps and flow scaling; cc=off for dedicated links. */
-	ret = ret ?: hpn_core_cfg_bool(core, "cc", 1, &cc);
+	/* On by default (cc.h) where the device stamps arrivals (udp: the
+	 * kernel): host delay is told from path delay by receive timestamps
+	 * and flow scaling; cc=off for dedicated links. Off by default where
+	 * nothing stamps them (af_xdp, dpdk): the time a busy reader leaves
+	 * packets in the ring reads as a queue of the path, and 1 MiB
+	 * messages echoed both ways stalled 0.1-3.7 s on af_xdp (23-69 ms
+	 * with cc=off); cc=on there is the user's choice, for a shared path. */
+	ret = ret ?: hpn_core_cfg_bool(core, "cc", rx_stamps, &cc);
 	ret = ret ?: hpn_core_cfg_u64(core, "cc_target_us", HPN_CC_TARGET_NS / 1000, 1, 1000000, &target_us);
 	ret = ret ?: hpn_core_cfg_u64(core, "mcast_ttl", 1, 0, 255, &ttl);
 	if (!ret && mif)

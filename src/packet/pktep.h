@@ -184,9 +184,10 @@ struct hpn_pktep;
  * mtu_default/mtu_max: the backend's datagram payload (udp: 1472, 65000);
  * raw_mtu: its default with reliable=off, raw datagrams (udp: 65000, the
  * kernel fragments; a frame backend: what its link takes), where the keys
- * of the reliable stream are refused. Returns 0 or -EINVAL with
+ * of the reliable stream are refused; rx_stamps: the device stamps
+ * arrivals (cc= defaults on only then). Returns 0 or -EINVAL with
  * hpn_set_error(). */
-int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu,
+int hpn_pktep_read_cfg(struct hpn_core *core, uint32_t mtu_default, uint32_t mtu_max, uint32_t raw_mtu, bool rx_stamps,
 		       struct hpn_pktep_cfg *cfg);
 
 /* Reads the core options (bufs, burst, max_peers, peer_timeout_ms ...)
