@@ -180,6 +180,26 @@ static int quiet_xdp_print(enum libxdp_print_level level, const char *fmt, va_li
 	return 0;
 }
 
+/* libbpf's and libxdp's print callbacks belong to the process: ours (their
+ * lines into hpn_log) only while the plugin's control calls run, the
+ * application's back after - one that uses libbpf itself keeps its own
+ * (they were taken at the first endpoint and never given back). */
+struct lib_print {
+	libbpf_print_fn_t bpf;
+	libxdp_print_fn_t xdp;
+};
+
+static struct lib_print quiet_begin(void)
+{
+	return (struct lib_print){libbpf_set_print(quiet_print), libxdp_set_print(quiet_xdp_print)};
+}
+
+static void quiet_end(struct lib_print was)
+{
+	libbpf_set_print(was.bpf);
+	libxdp_set_print(was.xdp);
+}
+
 /* ---- neighbours ----------------------------------------------------------- */
 
 /* Make the kernel resolve next_hop: one ICMP echo from its own stack (the
@@ -1104,8 +1124,6 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	u->core = core;
 	u->st = hpn_core_stats(core);
 	u->port_fd = u->ping_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
-	libbpf_set_print(quiet_print);
-	libxdp_set_print(quiet_xdp_print);
 	ret = xdp_probe(caps, why, sizeof(why));
 	if (ret) {
 		hpn_set_error(ret, "af_xdp: %s", why);
@@ -1501,19 +1519,64 @@ static int xdp_feed_lines(struct hpn_pep *u, struct hpn_feed_line *lines, unsign
 	return hpn_pktep_feed_lines(u->pk, lines, max);
 }
 
+/* The control calls that reach libbpf or libxdp, with their printing ours. */
+static int xdp_probe_q(struct hpn_caps *caps, char *why, size_t len)
+{
+	struct lib_print was = quiet_begin();
+	int ret = xdp_probe(caps, why, len);
+
+	quiet_end(was);
+	return ret;
+}
+
+static int xdp_open_q(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
+{
+	struct lib_print was = quiet_begin();
+	int ret = xdp_open(core, caps, out);
+
+	quiet_end(was);
+	return ret;
+}
+
+static void xdp_close_q(struct hpn_pep *u)
+{
+	struct lib_print was = quiet_begin();
+
+	xdp_close(u);
+	quiet_end(was);
+}
+
+static int xdp_listen_q(struct hpn_pep *u, const char *spec)
+{
+	struct lib_print was = quiet_begin();
+	int ret = xdp_listen(u, spec);
+
+	quiet_end(was);
+	return ret;
+}
+
+static int xdp_connect_q(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
+{
+	struct lib_print was = quiet_begin();
+	int ret = xdp_connect(u, spec, peer);
+
+	quiet_end(was);
+	return ret;
+}
+
 static const struct hpn_plugin_ops xdp_ops = {
 	.abi_version = HPN_PLUGIN_ABI,
 	.size = sizeof(struct hpn_plugin_ops),
 	.name = "af_xdp",
 	.description = "AF_XDP sockets: kernel bypass on a network interface (root; IPv4)",
 	.params = xdp_params,
-	.probe = xdp_probe,
-	.open = xdp_open,
-	.close = xdp_close,
+	.probe = xdp_probe_q,
+	.open = xdp_open_q,
+	.close = xdp_close_q,
 	.mem_register = xdp_mem_register,
-	.listen = xdp_listen,
+	.listen = xdp_listen_q,
 	.local_addr = xdp_local_addr,
-	.connect = xdp_connect,
+	.connect = xdp_connect_q,
 	.disconnect = xdp_disconnect,
 	.peer_addr = xdp_peer_addr,
 	.progress = xdp_progress,

@@ -27,7 +27,9 @@
 #include "packet/wire.h"
 
 #include <arpa/inet.h>
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <ifaddrs.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -1115,6 +1117,59 @@ static void memif_stale_socket(struct hpn_pep *u)
 		close(fd);
 }
 
+/* net_af_xdp brings libbpf and libxdp, which print to stderr unless told
+ * otherwise ("elf: skipping unrecognized data section", "No bpffs found",
+ * several lines an endpoint): while the plugin sets a port up or closes
+ * it, their lines go to hpn_log (debug), the application's callbacks back
+ * after. Found in the libraries loaded (the plugin does not link them;
+ * the EAL loaded them with the driver). */
+typedef int (*lib_print_fn)(int level, const char *fmt, va_list ap);
+typedef lib_print_fn (*lib_set_print_fn)(lib_print_fn fn);
+
+static const char *const print_libs[][2] = {{"libbpf.so.1", "libbpf_set_print"},
+					    {"libxdp.so.1", "libxdp_set_print"}};
+
+static int lib_print(int level, const char *fmt, va_list ap)
+{
+	char line[256];
+
+	if (level >= 2) /* LIBBPF_DEBUG, LIBXDP_DEBUG */
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, ap);
+	line[strcspn(line, "\n")] = 0;
+	hpn_log(HPN_LOG_DEBUG, "dpdk: %s", line);
+	return 0;
+}
+
+static lib_set_print_fn lib_setter(unsigned i)
+{
+	void *h = dlopen(print_libs[i][0], RTLD_LAZY | RTLD_NOLOAD);
+	lib_set_print_fn f = h ? (lib_set_print_fn)(uintptr_t)dlsym(h, print_libs[i][1]) : NULL;
+
+	if (h)
+		dlclose(h); /* only the reference NOLOAD took: the library stays */
+	return f;
+}
+
+static void libs_quiet(lib_print_fn was[2])
+{
+	for (unsigned i = 0; i < 2; i++) {
+		lib_set_print_fn set = lib_setter(i);
+
+		was[i] = set ? set(lib_print) : NULL;
+	}
+}
+
+static void libs_restore(lib_print_fn was[2])
+{
+	for (unsigned i = 0; i < 2; i++) {
+		lib_set_print_fn set = lib_setter(i);
+
+		if (set && was[i] != lib_print)
+			set(was[i]);
+	}
+}
+
 /* The ethdev: an existing one by name, else hot-plugged (vdev, PCI). */
 static int find_port(struct hpn_pep *u)
 {
@@ -1368,7 +1423,11 @@ static void dp_close(struct hpn_pep *u)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
 			(unsigned long long)u->arp_answered, (unsigned long long)u->echo_answered);
+	lib_print_fn was[2];
+
+	libs_quiet(was);
 	port_close(u);
+	libs_restore(was);
 	if (u->mp)
 		hpn_mbufs_free(u->mp, !u->copy);
 	if (u->port_fd >= 0)
@@ -1501,15 +1560,19 @@ static int set_up(struct hpn_pep *u)
 		hpn_log(HPN_LOG_INFO, "dpdk: %s: IOVA as PA: mbufs copied (lent frames need vfio with an IOMMU)", u->pci);
 		u->copy = true;
 	}
+	lib_print_fn was[2];
+
+	libs_quiet(was); /* the EAL has loaded the drivers, and their libraries */
 	ret = open_mbufs(u);
 	ret = ret ?: find_port(u);
 	ret = ret ?: take_port_id(u);
-	if (ret)
-		return ret;
-	u->up = true; /* from here port_close undoes */
-	ret = rte_eth_dev_info_get(u->port_id, &info);
-	ret = ret ?: dma_map(u, info.device);
-	ret = ret ?: port_start(u);
+	if (!ret) {
+		u->up = true; /* from here port_close undoes */
+		ret = rte_eth_dev_info_get(u->port_id, &info);
+		ret = ret ?: dma_map(u, info.device);
+		ret = ret ?: port_start(u);
+	}
+	libs_restore(was);
 	if (ret)
 		return ret;
 	u->ip = u->ip_cfg;
