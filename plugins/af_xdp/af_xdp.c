@@ -108,6 +108,7 @@ struct hpn_pep {
 	uint64_t nb_ns;   /* the next hops were last checked against the kernel then */
 	uint32_t nb_next; /* where that check goes on */
 	int lock_fd;
+	char lock_path[128];
 	/* XDP program. */
 	struct bpf_object *obj;
 	struct xdp_program *prog;
@@ -718,7 +719,6 @@ static void detach_ours(struct hpn_pep *u)
  * means its last owner died, and a program of ours it left is stale. */
 static int take_interface(struct hpn_pep *u)
 {
-	char path[128];
 	struct xdp_multiprog *mp;
 
 	struct stat ns;
@@ -727,18 +727,34 @@ static int take_interface(struct hpn_pep *u)
 	if (stat("/proc/self/ns/net", &ns))
 		ns.st_ino = 0;
 	mkdir(LOCK_DIR, 0755);
-	snprintf(path, sizeof(path), LOCK_DIR "/af_xdp-%llu-%s.lock", (unsigned long long)ns.st_ino, u->dev);
-	u->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-	if (u->lock_fd < 0)
-		return hpn_set_error(-errno, "af_xdp: cannot open %s: %s", path, strerror(errno));
-	if (flock(u->lock_fd, LOCK_EX | LOCK_NB)) {
-		char pid[32] = "";
-		ssize_t r = pread(u->lock_fd, pid, sizeof(pid) - 1, 0);
+	snprintf(u->lock_path, sizeof(u->lock_path), LOCK_DIR "/af_xdp-%llu-%s.lock", (unsigned long long)ns.st_ino,
+		 u->dev);
+	for (int tries = 0;; tries++) {
+		struct stat held, named;
 
-		pid[r > 0 ? r : 0] = 0;
-		pid[strcspn(pid, "\n")] = 0;
-		return hpn_set_error(-EBUSY, "af_xdp: %s is in use by another hpn endpoint (pid %s): one per interface",
-				     u->dev, pid[0] ? pid : "?");
+		u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		if (u->lock_fd < 0)
+			return hpn_set_error(-errno, "af_xdp: cannot open %s: %s", u->lock_path, strerror(errno));
+		if (flock(u->lock_fd, LOCK_EX | LOCK_NB)) {
+			char pid[32] = "";
+			ssize_t r = pread(u->lock_fd, pid, sizeof(pid) - 1, 0);
+
+			pid[r > 0 ? r : 0] = 0;
+			pid[strcspn(pid, "\n")] = 0;
+			close(u->lock_fd);
+			u->lock_fd = -1;
+			return hpn_set_error(-EBUSY,
+					     "af_xdp: %s is in use by another hpn endpoint (pid %s): one per interface",
+					     u->dev, pid[0] ? pid : "?");
+		}
+		/* The owner removes the file when it lets go (tear_down): a lock
+		 * taken on a file no longer at the path is no lock - again. */
+		if (!fstat(u->lock_fd, &held) && !stat(u->lock_path, &named) && held.st_ino == named.st_ino)
+			break;
+		close(u->lock_fd);
+		u->lock_fd = -1;
+		if (tries == 8)
+			return hpn_set_error(-EBUSY, "af_xdp: %s: its lock file %s keeps changing", u->dev, u->lock_path);
 	}
 	if (ftruncate(u->lock_fd, 0) == 0)
 		dprintf(u->lock_fd, "%d\n", (int)getpid());
@@ -1064,8 +1080,10 @@ static void tear_down(struct hpn_pep *u)
 	frames_home(u);
 	if (u->port_fd >= 0)
 		close(u->port_fd);
-	if (u->lock_fd >= 0)
-		close(u->lock_fd); /* the lock goes with it */
+	if (u->lock_fd >= 0) {
+		unlink(u->lock_path); /* while held: a taker checks it locked the file at the path */
+		close(u->lock_fd);    /* the lock goes with it */
+	}
 	u->xsk = NULL;
 	u->umem = NULL;
 	u->prog = NULL;

@@ -16,7 +16,8 @@
 #      start removes the one it left (never someone else's);
 #   7. frames the kernel would not take are not taken;
 #   8. an endpoint made and destroyed 20 times in one process leaves no file
-#      open and no XDP program loaded (libxdp's detach leaked one of each).
+#      open, no XDP program loaded (libxdp's detach leaked one of each) and
+#      no lock file in /run/hpn.
 # Needs root and AF_XDP; skipped (77) with the reason otherwise.
 #   af_xdp_pair.sh HPNBENCH HPN_NETNS EP_CYCLE
 set -euo pipefail
@@ -153,6 +154,8 @@ in1 env -u HPN_LOG_LEVEL "$cycle" "plugin=af_xdp,hugepages=off" "${subnet}.1:$po
 	{ echo "FAIL: files left open:"; cat "$log/cycle.out"; exit 1; }
 [ "$(progs)" = "$before" ] || { echo "FAIL: $(($(progs) - before)) XDP programs left loaded"; exit 1; }
 attached && { echo "FAIL: the XDP program is still attached after the last destroy"; exit 1; }
-echo "   $(cat "$log/cycle.out"); no program left loaded"
+lock=/run/hpn/af_xdp-$(in1 stat -L -c %i /proc/self/ns/net)-eth0.lock
+[ ! -e "$lock" ] || { echo "FAIL: $lock left behind"; exit 1; }
+echo "   $(cat "$log/cycle.out"); no program left loaded, no lock file left"
 
 echo "PASS"
