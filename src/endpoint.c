@@ -837,8 +837,11 @@ static inline void count_in(struct hpn_ep *ep, const struct hpn_msg *msgs, int r
 
 static HPN_COLD int too_long(const char *fn, size_t len, uint64_t max)
 {
-	return hpn_set_error(-EMSGSIZE, "%s: %zu bytes, more than the largest message (%" PRIu64 ", max_msg=)", fn,
-			     len, max);
+	/* (Not "raise max_msg=": raw datagrams, reliable=off, are one
+	 * datagram each whatever it says.) */
+	return hpn_set_error(-EMSGSIZE, "%s: %zu bytes, more than the largest message this endpoint takes (%" PRIu64
+				       ": hpn_ep_caps()->max_msg_size; see max_msg= in docs/CONFIG.md)",
+			     fn, len, max);
 }
 
 HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)

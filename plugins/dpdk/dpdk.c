@@ -1190,6 +1190,10 @@ static int find_port(struct hpn_pep *u)
 					      "first dpdk endpoint used a vdev); start it with eal=\"... -a %s\"",
 				     u->pci, u->pci);
 	ret = rte_dev_probe(what);
+	if (ret == -EFAULT && u->vdev[0]) /* the EAL's "failed to parse device": no driver by that name */
+		return hpn_set_error(-ENODEV, "dpdk: vdev=\"%s\": no DPDK driver of that name here (a vdev is named "
+					      "after its driver: net_memif0, net_af_packet0, net_af_xdp0, net_tap0, "
+					      "net_null0 ...): %s", what, hpn_dpdk_last_error());
 	if (ret)
 		return hpn_set_error(ret == -EEXIST ? -EBUSY : ret < 0 ? ret : -ENODEV,
 				     u->vdev[0] ? "dpdk: vdev=\"%s\": cannot create it: %s (%s)"
@@ -1563,6 +1567,7 @@ static int set_up(struct hpn_pep *u)
 	lib_print_fn was[2];
 
 	libs_quiet(was); /* the EAL has loaded the drivers, and their libraries */
+	hpn_dpdk_errors_reset(); /* an error the EAL logged starting (a PCI probe) explains nothing below */
 	ret = open_mbufs(u);
 	ret = ret ?: find_port(u);
 	ret = ret ?: take_port_id(u);

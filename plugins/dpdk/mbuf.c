@@ -202,7 +202,9 @@ int hpn_mbufs_lent(const char *name, struct hpn_pool *frames, unsigned n, int so
 	rte_pktmbuf_pool_init(mp, &priv);
 	ret = rte_mempool_populate_default(mp);
 	if (ret < 0 || (unsigned)ret != c->n) {
-		ret = hpn_set_error(ret < 0 ? ret : -ENOMEM, "dpdk: %u mbuf headers do not fit DPDK's memory: %s",
+		ret = hpn_set_error(ret < 0 ? ret : -ENOMEM,
+				    "dpdk: %u mbuf headers do not fit DPDK's memory (eal= with -m gives the EAL "
+				    "less; hpn's default asks for what it needs): %s",
 				    c->n, hpn_dpdk_last_error());
 		goto fail;
 	}

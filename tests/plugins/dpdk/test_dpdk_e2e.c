@@ -160,7 +160,7 @@ static void test_config_errors(void **state)
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,gw=10.77.0.1", -EINVAL, "not on ip=");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,gw=10.76.0.1", -EINVAL, "own address");
 	refused("plugin=dpdk,vdev=\"net_null0,ip=10.76.0.1/24", -EINVAL, "double quote is not closed");
-	refused("plugin=dpdk,vdev=net_nosuchdriver0,ip=10.76.0.1/24", 0, "cannot create it");
+	refused("plugin=dpdk,vdev=net_nosuchdriver0,ip=10.76.0.1/24", -ENODEV, "no DPDK driver of that name");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mbufs=maybe", -EINVAL, "mbufs='maybe'");
 	refused("plugin=dpdk,vdev=net_null0,ip=10.76.0.1/24,mtu=9000", -EINVAL, "mtu");
 	/* DPDK's own 2 KiB mbufs (mbufs=copy) carry less than the frames. */
