@@ -6,6 +6,7 @@
 #   man.sh BUILD_DOCS_DIR SOURCE_ROOT HPNBENCH
 set -euo pipefail
 dir=$1 root=$2 bench=$3
+command -v groff >/dev/null || { echo "skip: groff is not installed (groff-base; tools/install-deps.sh)"; exit 77; }
 fail=0
 funcs=$(sed -n '/^HPN_0\.2 {/,/^}/p' "$root/src/libhpntransport.map" | grep -oE '^\s+hpn_[a-z0-9_]+' | tr -d ' \t')
 for f in $funcs; do

@@ -24,8 +24,10 @@ def roff_escape(s):
 
 
 def roff_line(s):
-    """A line of text: a leading . or ' would be a request."""
+    """A line of text: a leading . or ' would be a request; a '-' that
+    starts a word (-EAGAIN, --peer, -1) is a minus, not a hyphen."""
     s = roff_escape(s)
+    s = re.sub(r"(?<![\w\\])-", r"\\-", s)
     if s.startswith((".", "'")):
         s = "\\&" + s
     return s
@@ -142,8 +144,7 @@ class Header:
                     doc = comment_lines(block)
                     pending = lines[i:j + 1]
                 else:
-                    note = comment_lines(block)  # a section's own comment
-                    pending = lines[i:j + 1]
+                    pending = lines[i:j + 1]  # belongs to what follows it
                 i = j + 1
                 continue
             first = False
@@ -167,6 +168,10 @@ class Header:
                 i = j + 1
                 continue
             if s.startswith("typedef"):
+                # A plain comment before an opaque handle describes the
+                # section's functions (the histogram's).
+                if re.match(r"typedef struct (\w+) \1;", s) and pending and not doc:
+                    note = comment_lines("\n".join(pending))
                 m = re.search(r"\(\*(\w+)\)|(\w+)\s*;", s)
                 key = m.group(1) or m.group(2)
                 self.types[key] = pending + [line]
@@ -193,14 +198,9 @@ class Header:
             i += 1
 
     def pages(self):
-        """Pages: (main function, [functions on it])."""
-        out = []
-        for f in self.funcs:
-            if f["doc"] is None and out and out[-1][0]["section"] == f["section"]:
-                out[-1][1].append(f)
-            else:
-                out.append((f, [f]))
-        return out
+        """Pages: (main function, [functions on it]) - one each: functions
+        declared together are not one subject (a getter is not a merge)."""
+        return [(f, [f]) for f in self.funcs]
 
     def types_of(self, decls):
         """Types a set of declarations names, and the types those name."""
@@ -227,8 +227,9 @@ def th(name, sect, version, title):
 
 def first_sentence(lines):
     text = " ".join(l.strip() for l in lines)
+    text = text.replace("e.g.", "e\0g\0").replace("i.e.", "i\0e\0")  # not a sentence's end
     m = re.match(r"(.+?[.!?])(\s|$)", text)
-    s = (m.group(1) if m else text).rstrip(".")
+    s = (m.group(1) if m else text).rstrip(".").replace("\0", ".")
     return s[0].lower() + s[1:] if s and not s[:2].isupper() else s
 
 
@@ -236,7 +237,10 @@ def api_pages(hdr, outdir, version):
     names = []
     for main, funcs in hdr.pages():
         name = main["name"]
-        summary = first_sentence(main["doc"] or [main["inline"] or name])
+        # Undocumented (the histogram's getters): the section, and what the
+        # name or its own short comment says.
+        summary = first_sentence(main["doc"]) if main["doc"] else "%s: %s" % (
+            main["section"].lower(), main["inline"] or name.split("_")[-1])
         page = th(name, 3, version, "hpn manual")
         page += [".SH NAME", "%s \\- %s" % (", ".join(f["name"] for f in funcs), roff_escape(summary))]
         page += [".SH SYNOPSIS", ".nf", "\\fB#include <hpn/hpn.h>\\fR", ".PP"]
@@ -246,7 +250,7 @@ def api_pages(hdr, outdir, version):
         page.append(".SH DESCRIPTION")
         if main["doc"]:
             page += prose(main["doc"])
-        for f in funcs[1:] + ([main] if main["inline"] and main["doc"] else []):
+        for f in funcs[1:] + ([main] if main["inline"] else []):
             if f["inline"]:
                 page += [".PP", "\\fB%s\\fR(): %s" % (f["name"], highlight(roff_line(f["inline"])))]
         if main["note"]:

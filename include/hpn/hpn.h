@@ -243,7 +243,7 @@ struct hpn_event {
  * reliable packet backend (udp reliable=on) acks, retransmissions and
  * keepalives run only inside the library's calls, and a peer silent for
  * peer_timeout_ms is gone. Accepted messages beyond the congestion window
- * (cc=on, the default) also leave only from these calls. In
+ * (cc=on: the default on udp) also leave only from these calls. In
  * progress=thread mode it only hands over events. Returns the number of events (0 if none).
  * events NULL (or max 0): progress only, the events stay pending.
  */

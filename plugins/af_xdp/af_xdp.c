@@ -50,6 +50,7 @@
 #include <net/if_arp.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -190,15 +191,30 @@ struct lib_print {
 	libxdp_print_fn_t xdp;
 };
 
-static struct lib_print quiet_begin(void)
+/* Endpoints on several threads (progress=thread) overlap their control
+ * calls: the application's callbacks are saved by the first to begin and
+ * given back by the last to end (each saving and restoring its own would
+ * leave ours installed, in an order such as begin, begin, end, end). */
+static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned print_depth;
+static struct lib_print print_app;
+
+static void quiet_begin(void)
 {
-	return (struct lib_print){libbpf_set_print(quiet_print), libxdp_set_print(quiet_xdp_print)};
+	pthread_mutex_lock(&print_mu);
+	if (!print_depth++)
+		print_app = (struct lib_print){libbpf_set_print(quiet_print), libxdp_set_print(quiet_xdp_print)};
+	pthread_mutex_unlock(&print_mu);
 }
 
-static void quiet_end(struct lib_print was)
+static void quiet_end(void)
 {
-	libbpf_set_print(was.bpf);
-	libxdp_set_print(was.xdp);
+	pthread_mutex_lock(&print_mu);
+	if (!--print_depth) {
+		libbpf_set_print(print_app.bpf);
+		libxdp_set_print(print_app.xdp);
+	}
+	pthread_mutex_unlock(&print_mu);
 }
 
 /* ---- neighbours ----------------------------------------------------------- */
@@ -692,27 +708,63 @@ static bool mp_ours(struct xdp_multiprog *mp, const char **name)
  * detach there - xdp_program__detach, or a program list read from the
  * interface - opens the attached program by id and never closes it, and
  * each endpoint left a program fd open and the program loaded. Behind a
- * dispatcher, through libxdp's program list. */
+ * dispatcher (a bpffs), by libxdp, which takes ours off and leaves any
+ * other program there. */
 static void detach_ours(struct hpn_pep *u)
 {
 	uint32_t flags = u->mode == XDP_MODE_NATIVE ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
 	__u32 id = 0;
 
 	if (!bpf_xdp_query_id(u->ifindex, (int)flags, &id) && id && id == xdp_program__id(u->prog)) {
-		bpf_xdp_detach(u->ifindex, flags, NULL);
+		/* Only if it is still ours at the instant of the detach. */
+		LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = xdp_program__fd(u->prog));
+
+		bpf_xdp_detach(u->ifindex, flags | XDP_FLAGS_REPLACE, &opts);
 		return;
 	}
-	if (!id)
-		return; /* nothing attached in our mode */
+	if (id) /* a dispatcher: ours comes off it alone, another tool's stays */
+		xdp_program__detach(u->prog, u->ifindex, u->mode, 0);
+}
 
-	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(u->ifindex);
-	const char *name;
+/* What the interface runs, when it is one program alone (no dispatcher),
+ * read by netlink and the program's id - libxdp's reading of it opens the
+ * program and never closes it (detach_ours): 0 nothing attached, or ours
+ * stale and removed; -EBUSY someone else's; 1 a dispatcher, for libxdp. */
+static int take_alone(struct hpn_pep *u)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	struct bpf_prog_info info = {0};
+	__u32 len = sizeof(info);
+	uint32_t flags;
+	int fd, ret = 1;
 
-	if (!mp || libxdp_get_error(mp))
-		return;
-	if (mp_ours(mp, &name))
-		xdp_multiprog__detach(mp);
-	xdp_multiprog__close(mp);
+	if (bpf_xdp_query(u->ifindex, 0, &q) || q.attach_mode == XDP_ATTACHED_NONE)
+		return 0;
+	if (q.attach_mode != XDP_ATTACHED_DRV && q.attach_mode != XDP_ATTACHED_SKB)
+		return 1; /* offloaded, or several modes: libxdp's to read */
+	fd = bpf_prog_get_fd_by_id(q.prog_id);
+	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &info, &len)) {
+		if (fd >= 0)
+			close(fd);
+		return 1;
+	}
+	if (!strcmp(info.name, "xdp_dispatcher")) {
+		ret = 1;
+	} else if (strcmp(info.name, PROG_NAME)) {
+		ret = hpn_set_error(-EBUSY,
+				    "af_xdp: %s already runs another XDP program ('%s'): hpn will not replace it "
+				    "(remove it with: xdp-loader unload %s --all)",
+				    u->dev, info.name, u->dev);
+	} else {
+		LIBBPF_OPTS(bpf_xdp_attach_opts, opts, .old_prog_fd = fd);
+
+		flags = q.attach_mode == XDP_ATTACHED_DRV ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+		hpn_log(HPN_LOG_WARN, "af_xdp: %s: removing the XDP program a dead hpn endpoint left attached", u->dev);
+		bpf_xdp_detach(u->ifindex, flags | XDP_FLAGS_REPLACE, &opts);
+		ret = 0;
+	}
+	close(fd);
+	return ret;
 }
 
 /* The interface is ours while we hold its lock; a lock nobody holds
@@ -758,7 +810,11 @@ static int take_interface(struct hpn_pep *u)
 	}
 	if (ftruncate(u->lock_fd, 0) == 0)
 		dprintf(u->lock_fd, "%d\n", (int)getpid());
-	mp = xdp_multiprog__get_from_ifindex(u->ifindex);
+	int alone = take_alone(u);
+
+	if (alone <= 0)
+		return alone;
+	mp = xdp_multiprog__get_from_ifindex(u->ifindex); /* a dispatcher: libxdp reads it */
 	if (!mp || libxdp_get_error(mp))
 		return 0; /* nothing attached */
 	const char *name;
@@ -1540,45 +1596,45 @@ static int xdp_feed_lines(struct hpn_pep *u, struct hpn_feed_line *lines, unsign
 /* The control calls that reach libbpf or libxdp, with their printing ours. */
 static int xdp_probe_q(struct hpn_caps *caps, char *why, size_t len)
 {
-	struct lib_print was = quiet_begin();
+	quiet_begin();
 	int ret = xdp_probe(caps, why, len);
 
-	quiet_end(was);
+	quiet_end();
 	return ret;
 }
 
 static int xdp_open_q(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
 {
-	struct lib_print was = quiet_begin();
+	quiet_begin();
 	int ret = xdp_open(core, caps, out);
 
-	quiet_end(was);
+	quiet_end();
 	return ret;
 }
 
 static void xdp_close_q(struct hpn_pep *u)
 {
-	struct lib_print was = quiet_begin();
+	quiet_begin();
 
 	xdp_close(u);
-	quiet_end(was);
+	quiet_end();
 }
 
 static int xdp_listen_q(struct hpn_pep *u, const char *spec)
 {
-	struct lib_print was = quiet_begin();
+	quiet_begin();
 	int ret = xdp_listen(u, spec);
 
-	quiet_end(was);
+	quiet_end();
 	return ret;
 }
 
 static int xdp_connect_q(struct hpn_pep *u, const char *spec, hpn_peer_t *peer)
 {
-	struct lib_print was = quiet_begin();
+	quiet_begin();
 	int ret = xdp_connect(u, spec, peer);
 
-	quiet_end(was);
+	quiet_end();
 	return ret;
 }
 

@@ -128,6 +128,7 @@ struct hpn_pep {
 	struct hpn_nbcache nb;
 	uint64_t nb_scan_ns;
 	uint64_t nb_verify_ns; /* the last ARP asking after a frame's source (nb_from_frame) */
+	bool nb_unverified;    /* some entry a frame brought waits for its ARP answer (nb_verify) */
 	uint32_t unresolved_logged;
 	uint64_t arp_answered, echo_answered;
 	uint64_t icmp_ms_ns;  /* port unreachable: the current millisecond ... */
@@ -340,7 +341,9 @@ static bool nb_resolve(void *arg, struct hpn_nb *n, uint32_t ip)
  * answer to it need not wait for ARP - but proves nothing (anyone can
  * forge a source, and nothing was checked yet): the entry is asked for at
  * once and the ARP answer stands over it, so a forged frame redirects at
- * most what leaves in one ARP round trip. A frame never changes or
+ * most what leaves in one ARP round trip. Unanswered (the request or its
+ * answer lost, our send ring full), it is asked again every 10 ms and
+ * forgotten after three asks (nb_verify). A frame never changes or
  * refreshes a known entry (a forger repeating his frame kept his MAC for
  * ever); an off-link source's MAC is the router's, which the way out takes
  * from the router's own entry (nb_resolve). The asking is paced (1 ms): a
@@ -361,9 +364,37 @@ static inline void nb_from_frame(struct hpn_pep *u, uint32_t ip, const uint8_t *
 	if (now - u->nb_verify_ns < NB_VERIFY_NS)
 		return; /* nb_resolve asks when a datagram goes to it */
 	u->nb_verify_ns = now;
-	*n = (struct hpn_nb){.ip = ip, .ok = true, .asked_ns = now, .seen_ns = now};
+	*n = (struct hpn_nb){.ip = ip, .ok = true, .unverified = 1, .asked_ns = now, .seen_ns = now};
 	memcpy(n->mac, mac, 6);
+	u->nb_unverified = true;
 	send_arp(u, HPN_ARP_REQUEST, ip, NULL);
+}
+
+/* Entries a frame brought, still unanswered: asked again, or forgotten
+ * (an ARP answer makes the entry anew, unverified 0). From progress, only
+ * while there are some. */
+static void nb_verify(struct hpn_pep *u, uint64_t now)
+{
+	bool left = false;
+
+	for (unsigned i = 0; i < HPN_NB_SIZE; i++) {
+		struct hpn_nb *n = &u->nb.e[i];
+
+		if (!n->ip || !n->ok || !n->unverified || now - n->asked_ns < NB_RETRY_NS)
+			continue;
+		if (n->unverified > 3) {
+			n->unverified = 0;
+			hpn_nb_forget(&u->nb, n); /* no answer: what the frame said is not believed */
+			continue;
+		}
+		n->unverified++;
+		n->asked_ns = now;
+		send_arp(u, HPN_ARP_REQUEST, n->ip, NULL);
+		left = true;
+	}
+	for (unsigned i = 0; !left && i < HPN_NB_SIZE; i++)
+		left = u->nb.e[i].ok && u->nb.e[i].unverified;
+	u->nb_unverified = left;
 }
 
 /* The mbuf a datagram can go out in without a copy (its frame, not in
@@ -1126,8 +1157,8 @@ static void memif_stale_socket(struct hpn_pep *u)
 typedef int (*lib_print_fn)(int level, const char *fmt, va_list ap);
 typedef lib_print_fn (*lib_set_print_fn)(lib_print_fn fn);
 
-static const char *const print_libs[][2] = {{"libbpf.so.1", "libbpf_set_print"},
-					    {"libxdp.so.1", "libxdp_set_print"}};
+static const char *const print_libs[][3] = {{"libbpf.so.1", "libbpf.so.0", "libbpf_set_print"},
+					    {"libxdp.so.1", "libxdp.so.1", "libxdp_set_print"}};
 
 static int lib_print(int level, const char *fmt, va_list ap)
 {
@@ -1144,30 +1175,49 @@ static int lib_print(int level, const char *fmt, va_list ap)
 static lib_set_print_fn lib_setter(unsigned i)
 {
 	void *h = dlopen(print_libs[i][0], RTLD_LAZY | RTLD_NOLOAD);
-	lib_set_print_fn f = h ? (lib_set_print_fn)(uintptr_t)dlsym(h, print_libs[i][1]) : NULL;
+	lib_set_print_fn f;
 
+	if (!h) /* a DPDK built against libbpf 0.x */
+		h = dlopen(print_libs[i][1], RTLD_LAZY | RTLD_NOLOAD);
+	f = h ? (lib_set_print_fn)(uintptr_t)dlsym(h, print_libs[i][2]) : NULL;
 	if (h)
 		dlclose(h); /* only the reference NOLOAD took: the library stays */
 	return f;
 }
 
-static void libs_quiet(lib_print_fn was[2])
-{
-	for (unsigned i = 0; i < 2; i++) {
-		lib_set_print_fn set = lib_setter(i);
+/* Overlapping control calls (endpoints on several threads): the first to
+ * begin saves the application's callbacks, the last to end gives them back. */
+static pthread_mutex_t print_mu = PTHREAD_MUTEX_INITIALIZER;
+static unsigned print_depth;
+static lib_print_fn print_app[2];
+static bool print_set[2];
 
-		was[i] = set ? set(lib_print) : NULL;
-	}
+static void libs_quiet(void)
+{
+	pthread_mutex_lock(&print_mu);
+	if (!print_depth++)
+		for (unsigned i = 0; i < 2; i++) {
+			lib_set_print_fn set = lib_setter(i);
+
+			print_set[i] = set != NULL;
+			print_app[i] = set ? set(lib_print) : NULL;
+		}
+	pthread_mutex_unlock(&print_mu);
 }
 
-static void libs_restore(lib_print_fn was[2])
+static void libs_restore(void)
 {
-	for (unsigned i = 0; i < 2; i++) {
-		lib_set_print_fn set = lib_setter(i);
+	pthread_mutex_lock(&print_mu);
+	if (!--print_depth)
+		for (unsigned i = 0; i < 2; i++) {
+			lib_set_print_fn set = print_set[i] ? lib_setter(i) : NULL;
 
-		if (set && was[i] != lib_print)
-			set(was[i]);
-	}
+			/* A library loaded in between had nothing of the application's
+			 * to give back (NULL would silence its default). */
+			if (set && print_app[i] != lib_print)
+				set(print_app[i]);
+		}
+	pthread_mutex_unlock(&print_mu);
 }
 
 /* The ethdev: an existing one by name, else hot-plugged (vdev, PCI). */
@@ -1427,11 +1477,9 @@ static void dp_close(struct hpn_pep *u)
 		hpn_log(HPN_LOG_DEBUG, "dpdk: %s: %llu datagrams copied into an mbuf, %llu ARP requests and %llu pings "
 				       "answered", u->name, (unsigned long long)u->copies,
 			(unsigned long long)u->arp_answered, (unsigned long long)u->echo_answered);
-	lib_print_fn was[2];
-
-	libs_quiet(was);
+	libs_quiet();
 	port_close(u);
-	libs_restore(was);
+	libs_restore();
 	if (u->mp)
 		hpn_mbufs_free(u->mp, !u->copy);
 	if (u->port_fd >= 0)
@@ -1564,9 +1612,7 @@ static int set_up(struct hpn_pep *u)
 		hpn_log(HPN_LOG_INFO, "dpdk: %s: IOVA as PA: mbufs copied (lent frames need vfio with an IOMMU)", u->pci);
 		u->copy = true;
 	}
-	lib_print_fn was[2];
-
-	libs_quiet(was); /* the EAL has loaded the drivers, and their libraries */
+	libs_quiet(); /* the EAL has loaded the drivers, and their libraries */
 	hpn_dpdk_errors_reset(); /* an error the EAL logged starting (a PCI probe) explains nothing below */
 	ret = open_mbufs(u);
 	ret = ret ?: find_port(u);
@@ -1577,7 +1623,7 @@ static int set_up(struct hpn_pep *u)
 		ret = ret ?: dma_map(u, info.device);
 		ret = ret ?: port_start(u);
 	}
-	libs_restore(was);
+	libs_restore();
 	if (ret)
 		return ret;
 	u->ip = u->ip_cfg;
@@ -1894,6 +1940,8 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 		u->nb_scan_ns = now;
 		nb_age(u, now);
 	}
+	if (u->nb_unverified)
+		nb_verify(u, now);
 	if (u->igmp_again_ns && now >= u->igmp_again_ns) {
 		u->igmp_again_ns = 0;
 		igmp_report(u, IGMP_JOIN, 0); /* the robustness repeat, for every line */

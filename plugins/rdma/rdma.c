@@ -127,7 +127,8 @@ struct rdma_dev {
 	bool has_wc; /* a completion found while arming, for the next rx_burst */
 	struct ibv_wc wc_saved;
 	uint32_t rx_depth, rx_posted, tx_depth, inline_size;
-	bool inline_known; /* inline_size is what the device gave a queue pair */
+	bool inline_known; /* inline_req made a queue pair: asked for again, never halved */
+	uint32_t inline_req;
 	/* Signaled sends posted whose completion is not reaped yet: a send
 	 * polls the send CQ only when one is due (progress always does). */
 	uint32_t sig_out;
@@ -188,6 +189,7 @@ struct hpn_pep {
 	uint8_t rnr_timer; /* our queue pairs' min_rnr_timer: a sender's wait after our RNR NAK */
 	uint64_t linger_ns;
 	uint64_t connect_retry_ns; /* first interval of connect_again(), doubling to 4 s */
+	bool cm_more; /* poll_cm stopped at its budget with events left */
 	uint64_t keepalive_ns, next_keepalive_ns;
 	uint64_t refused, refuse_log_ns; /* connects refused; the last warning (once a second) */
 	char dev[64];
@@ -707,7 +709,7 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 	if (ret)
 		return ret;
 	struct ibv_qp_init_attr qa;
-	uint32_t want = d->inline_size;
+	uint32_t want = d->inline_known ? d->inline_req : d->inline_size;
 
 	/* Devices refuse inline sizes they cannot do: halve until accepted.
 	 * The attributes are set afresh each try: a failed rdma_create_qp
@@ -741,6 +743,7 @@ static int create_qp(struct hpn_pep *u, struct rdma_peer *p)
 		return ret;
 	/* Devices report what they really give. */
 	d->inline_size = p->inline_size = qa.cap.max_inline_data;
+	d->inline_req = want; /* what was asked (a device may report more than it takes asked) */
 	d->inline_known = true;
 	p->lkey = d->mr->lkey;
 	caps_inline(u);
@@ -1161,7 +1164,14 @@ static void poll_cm(struct hpn_pep *u)
 	struct rdma_cm_event *e;
 	uint64_t t0 = 0;
 
-	for (unsigned n = 0; !(n && hpn_now_ns() - t0 >= CM_BUDGET_NS) && rdma_get_cm_event(u->ec, &e) == 0; n++) {
+	u->cm_more = false;
+	for (unsigned n = 0;; n++) {
+		if (n && hpn_now_ns() - t0 >= CM_BUDGET_NS) {
+			u->cm_more = true; /* the receive path takes the next ones (rx_burst) */
+			break;
+		}
+		if (rdma_get_cm_event(u->ec, &e))
+			break;
 		struct rdma_cm_id *id = e->id;
 		enum rdma_cm_event_type t = e->event;
 		int status = e->status;
@@ -2240,7 +2250,11 @@ static int rdma_rx_burst_(struct hpn_pep *u, struct hpn_msg *msgs, unsigned n)
 	}
 	/* Connection events are not looked at here: reading the rdma_cm
 	 * channel is a system call, too dear for every empty poll; progress
-	 * (every millisecond) does it. */
+	 * (every millisecond) does it - unless a burst of them is left over
+	 * from its budget: then an empty poll takes the next ones (the
+	 * channel's fd stays readable, so a blocking wait would only spin). */
+	if (unlikely(u->cm_more) && !k)
+		poll_cm(u);
 	return k ? (int)k : err;
 }
 

@@ -26,6 +26,7 @@ struct hpn_nb {
 	uint32_t ip; /* network order; 0: empty */
 	uint8_t mac[6];
 	bool ok;           /* mac is usable */
+	uint8_t unverified; /* dpdk: a frame brought mac, ARP not answered yet (asks so far + 1) */
 	uint64_t asked_ns; /* last resolution attempt (unresolved, or being refreshed) */
 	uint64_t seen_ns;  /* last confirmation (an ARP answer, a learnt frame) */
 };
@@ -97,6 +98,8 @@ static inline void hpn_nb_learn(struct hpn_nbcache *c, uint32_t ip, const uint8_
 		return;
 	if (n->ip == ip && n->ok && !memcmp(n->mac, mac, 6)) {
 		n->seen_ns = now;
+		if (replace)
+			n->unverified = 0; /* resolution confirms what a frame said */
 		return;
 	}
 	if (n->ip == ip && n->ok && !replace)

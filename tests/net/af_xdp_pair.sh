@@ -148,7 +148,8 @@ PY
 echo "   $(cat "$log/notours.out")"
 stop_server
 echo "8. 20 endpoints made and destroyed in one process"
-progs() { bpftool prog show 2>/dev/null | grep -c 'name hpn_xdp' || true; }
+command -v bpftool >/dev/null || { echo "FAIL: bpftool is needed to count loaded programs (tools/install-deps.sh)"; exit 1; }
+progs() { bpftool prog show | grep -c 'name hpn_xdp' || true; }
 before=$(progs)
 in1 env -u HPN_LOG_LEVEL "$cycle" "plugin=af_xdp,hugepages=off" "${subnet}.1:$port" 20 >"$log/cycle.out" 2>&1 ||
 	{ echo "FAIL: files left open:"; cat "$log/cycle.out"; exit 1; }

@@ -52,11 +52,16 @@ static int e2e_ep_create(const char *cfg, hpn_ep **ep)
 }
 #define hpn_ep_create e2e_ep_create
 
+static hpn_ep *e2e_make_seen(const char *base, const char *extra)
+{
+	threads_asked |= (base && strstr(base, "progress=thread")) || (extra && strstr(extra, "progress=thread"));
+	return e2e_make(base, extra);
+}
+#define e2e_make e2e_make_seen
+
 static hpn_ep *make(const char *extra)
 {
 	char base[sizeof(BASE_CFG)];
-
-	threads_asked |= extra && strstr(extra, "progress=thread") != NULL;
 
 	if (!extra || !strstr(extra, "bufs="))
 		return e2e_make(BASE_CFG, extra);
