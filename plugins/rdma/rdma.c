@@ -930,6 +930,21 @@ static void on_connect_request(struct hpn_pep *u, struct rdma_cm_id *id, const v
 		refuse_connect(u, id, (uint16_t)bad, hello_why(bad, &theirs, why, sizeof(why)));
 		return;
 	}
+	/* Nor for one its client already gave up on (its connect timed out and
+	 * came again as a new request while this one queued): the connection
+	 * manager no longer gives it queue pair attributes. Asked first - one
+	 * system call - since making a queue pair for it fails only after the
+	 * queue pair was made (librdmacm asks the same), and under load a
+	 * backlog of them kept a server from ever reaching the live ones. */
+	struct ibv_qp_attr probe = {.qp_state = IBV_QPS_INIT};
+	int probe_mask = 0;
+
+	if (rdma_init_qp_attr(id, &probe, &probe_mask)) {
+		refuse_connect(u, id, HPN_RDMA_REJ_ERROR,
+			       "the request is stale: its client gave up on it (under load a connect is retried as "
+			       "a new request)");
+		return;
+	}
 	p = peer_new(u, id, false);
 	ret = p ? create_qp(u, p) : -ENOSPC;
 	if (!ret) {
