@@ -1,8 +1,7 @@
 #!/bin/bash
 # The manual pages made from the header: one for every function the library
-# exports (a page of its own or a link to the page it shares), each showing
-# the header's declaration, none with a formatting warning; hpnbench.1 has
-# every option hpnbench --help lists.
+# exports, each showing the header's declaration, none with a formatting
+# warning; hpnbench.1 has every option hpnbench --help lists.
 #   man.sh BUILD_DOCS_DIR SOURCE_ROOT HPNBENCH
 set -euo pipefail
 dir=$1 root=$2 bench=$3
@@ -14,17 +13,12 @@ for f in $funcs; do
 	if [ ! -f "$page" ]; then
 		echo "no page for $f"; fail=1; continue
 	fi
-	if so=$(sed -n 's/^\.so man3\///p' "$page") && [ -n "$so" ]; then
-		page=$dir/$so
-		[ -f "$page" ] || { echo "$f.3 links to a missing $so"; fail=1; continue; }
-	fi
 	decl=$(grep -E "^[a-z][^(]*\b$f\(" "$root/include/hpn/hpn.h" | head -1 | sed 's/;.*/;/')
 	if ! grep -qF -- "$(echo "$decl" | sed 's/\\/\\e/g')" "$page"; then
 		echo "$f: the page does not show its declaration: $decl"; fail=1
 	fi
 done
 for page in "$dir"/*.3 "$dir"/hpnbench.1; do
-	grep -q '^\.so ' "$page" && continue
 	warn=$(cd "$dir" && groff -man -ww -z "$(basename "$page")" 2>&1) || true
 	if [ -n "$warn" ]; then
 		echo "$(basename "$page"): $warn"; fail=1

@@ -6,10 +6,9 @@
   mkman.py bench HELP_FILE OUTDIR VERSION   hpnbench.1 from `hpnbench --help`
   mkman.py list HPN_H                   the pages `api` writes (for meson)
 
-A function's page is its declaration and its doc comment (/** ... */);
-functions declared right after it without one of their own (the histogram's
-getters) share its page, and their names link to it. Types named in a
-prototype are shown on the page as the header declares them.
+A function's page is its declaration and its doc comment (/** ... */), or
+its short comment and its section's (the histogram's getters). Types named
+in a prototype are shown on the page as the header declares them.
 """
 import os
 import re
@@ -197,11 +196,6 @@ class Header:
                 continue
             i += 1
 
-    def pages(self):
-        """Pages: (main function, [functions on it]) - one each: functions
-        declared together are not one subject (a getter is not a merge)."""
-        return [(f, [f]) for f in self.funcs]
-
     def types_of(self, decls):
         """Types a set of declarations names, and the types those name."""
         want, seen = [], set()
@@ -234,41 +228,38 @@ def first_sentence(lines):
 
 
 def api_pages(hdr, outdir, version):
+    """A page per function: functions declared together are not one
+    subject (a histogram getter is not its merge)."""
     names = []
-    for main, funcs in hdr.pages():
-        name = main["name"]
+    for f in hdr.funcs:
+        name = f["name"]
         # Undocumented (the histogram's getters): the section, and what the
         # name or its own short comment says.
-        summary = first_sentence(main["doc"]) if main["doc"] else "%s: %s" % (
-            main["section"].lower(), main["inline"] or name.split("_")[-1])
+        summary = first_sentence(f["doc"]) if f["doc"] else "%s: %s" % (
+            f["section"].lower(), f["inline"] or name.split("_")[-1])
         page = th(name, 3, version, "hpn manual")
-        page += [".SH NAME", "%s \\- %s" % (", ".join(f["name"] for f in funcs), roff_escape(summary))]
-        page += [".SH SYNOPSIS", ".nf", "\\fB#include <hpn/hpn.h>\\fR", ".PP"]
-        for f in funcs:
-            page.append("\\fB%s\\fR" % roff_escape(f["decl"]))
+        page += [".SH NAME", "%s \\- %s" % (name, roff_escape(summary))]
+        page += [".SH SYNOPSIS", ".nf", "\\fB#include <hpn/hpn.h>\\fR", ".PP",
+                 "\\fB%s\\fR" % roff_escape(f["decl"])]
         page += [".fi", ".PP", "Link with \\fI$(pkg-config \\-\\-libs hpntransport)\\fR."]
         page.append(".SH DESCRIPTION")
-        if main["doc"]:
-            page += prose(main["doc"])
-        for f in funcs[1:] + ([main] if main["inline"] else []):
-            if f["inline"]:
-                page += [".PP", "\\fB%s\\fR(): %s" % (f["name"], highlight(roff_line(f["inline"])))]
-        if main["note"]:
-            page += prose(main["note"])
-        types = hdr.types_of([f["decl"] for f in funcs])
+        if f["doc"]:
+            page += prose(f["doc"])
+        if f["inline"]:
+            page += [".PP", "\\fB%s\\fR(): %s" % (name, highlight(roff_line(f["inline"])))]
+        if f["note"]:
+            page += prose(f["note"])
+        types = hdr.types_of([f["decl"]])
         if types:
             page.append(".SH TYPES")
             for key in types:
                 page += code(hdr.types[key])
-        refs = sorted(set(re.findall(r"\b(hpn_\w+)\(\)", "\n".join(main["doc"] or []))) -
-                      {f["name"] for f in funcs})
+        refs = sorted(set(re.findall(r"\b(hpn_\w+)\(\)", "\n".join(f["doc"] or []))) - {name})
         refs = [r for r in refs if any(r == g["name"] for g in hdr.funcs)]
         see = ["\\fBhpn\\fR(3)"] + ["\\fB%s\\fR(3)" % r for r in refs]
         page += [".SH SEE ALSO", ", ".join(see)]
         write(outdir, name + ".3", page)
         names.append((name, summary))
-        for f in funcs[1:]:
-            write(outdir, f["name"] + ".3", [".so man3/%s.3" % name])
     write(outdir, "hpn.3", overview(hdr, names, version))
 
 
