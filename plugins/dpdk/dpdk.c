@@ -54,6 +54,7 @@
 #define COPY_MTU_MAX (RTE_MBUF_DEFAULT_DATAROOM - HPN_NET_HDR - 4) /* mbufs=copy: DPDK's 2 KiB mbufs */
 #define BURST_MAX 64
 #define TX_RESERVE 64               /* send frames kept back from lending, for copies */
+#define TX_BULK 64                  /* send frames taken from the pool at a time */
 #define NB_RETRY_NS 10000000ull     /* an unresolved neighbour is asked again after 10 ms */
 #define NB_REFRESH_NS 30000000000ull /* a neighbour not confirmed for 30 s is asked again ... */
 #define NB_EXPIRE_NS 35000000000ull  /* ... and forgotten 5 s later if it does not answer */
@@ -117,7 +118,7 @@ struct hpn_pep {
 	uint8_t *region;
 	size_t region_len;
 	struct rte_mbuf **mbuf_table; /* frame index -> its mbuf (mbuf.c) */
-	struct rte_mbuf *free_tx[1024]; /* send frames nobody holds (lent mode) */
+	struct rte_mbuf *free_tx[2048]; /* send frames nobody holds (lent mode) */
 	uint32_t nfree;
 	uint32_t tx_target;
 	struct rte_mbuf *lent[BURST_MAX]; /* mbufs of the last receive's datagrams */
@@ -251,7 +252,11 @@ static uint32_t frames_free(void *arg)
 {
 	struct hpn_pep *u = arg;
 
-	if (u->nfree < u->tx_target / 2) /* topped up in bulk, not a frame at a time */
+	/* Topped up in bulk, not a frame at a time - and never left short of
+	 * the largest message: it takes its frames whole, so a cache topped up
+	 * only below half its target held a 512 KiB message back until a
+	 * probe 100 ms later (each one, ping-pong on memif). */
+	if (u->nfree + TX_BULK < u->tx_target)
 		cache_fill(u, u->tx_target - u->nfree);
 	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
 }
@@ -1674,9 +1679,11 @@ static int dp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep 
 		uint32_t per = u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR;
 		uint32_t need = (caps->max_msg_size + per - 1) / per;
 
-		u->tx_target = need + TX_RESERVE > 256 ? need + TX_RESERVE : 256;
-		if (u->tx_target > sizeof(u->free_tx) / sizeof(u->free_tx[0]))
-			u->tx_target = sizeof(u->free_tx) / sizeof(u->free_tx[0]);
+		u->tx_target = need + TX_RESERVE + TX_BULK > 256 ? need + TX_RESERVE + TX_BULK : 256;
+		/* cache_put's surplus (128) must fit above the target: a window
+		 * is at most HPN_TXWIN_MAX packets, so it always does. */
+		if (u->tx_target + 128 > sizeof(u->free_tx) / sizeof(u->free_tx[0]))
+			u->tx_target = sizeof(u->free_tx) / sizeof(u->free_tx[0]) - 128;
 		if (u->pc.reliable && u->nframes < u->nrxd + need + TX_RESERVE) {
 			ret = hpn_set_error(-EINVAL, "config: frames=%u: the receive ring holds %u and a %u-byte message "
 						     "needs %u (+%u kept for copies): raise frames=",

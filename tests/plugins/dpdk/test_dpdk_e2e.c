@@ -90,6 +90,87 @@ static void test_two_in_one_process(void **state)
 	}
 }
 
+/* A send that must wait for its frames: drive both ends until it is
+ * taken, and say how many refusals that took. */
+static unsigned send_counting(hpn_ep *ep, hpn_ep *other, struct hpn_msg *m)
+{
+	unsigned refused = 0;
+	int r;
+
+	while ((r = hpn_send_zc_burst(ep, m, 1)) == -EAGAIN) {
+		refused++;
+		hpn_poll(ep, NULL, 0);
+		hpn_poll(other, NULL, 0);
+		if (refused > 10000000)
+			fail_msg("a %u-byte send refused %u times", m->len, refused);
+	}
+	if (r != 1)
+		fail_msg("send %u B: %d %s", m->len, r, hpn_last_error());
+	return refused;
+}
+
+static struct hpn_msg recv_one(hpn_ep *ep, hpn_ep *other)
+{
+	struct hpn_msg in;
+	uint64_t t0 = now_ms();
+
+	while (hpn_recv_burst(ep, &in, 1) != 1) {
+		hpn_poll(other, NULL, 0);
+		if (now_ms() - t0 > 20000)
+			fail_msg("no message in 20 s");
+	}
+	return in;
+}
+
+/* The largest messages ping-pong: once the echo is back, the frames of the
+ * message it answers are acknowledged (the echo carries the ack), so the
+ * next message is taken at once. The send frame cache was topped up only
+ * below half its size: the acks each side sends take frames the driver
+ * frees to the pool, the cache fell below what a 1 MiB message needs and
+ * stayed there, and every message waited for a window probe (100 ms) -
+ * 200 ms per 1 MiB round trip on memif, 1 ms on udp. */
+static void test_largest_messages(void **state)
+{
+	char sc[256], cc[256];
+	const uint32_t size = 1 << 20;
+	unsigned waits = 0;
+
+	(void)state;
+	snprintf(sc, sizeof(sc), srv_cfg, 9);
+	snprintf(cc, sizeof(cc), cli_cfg, 9);
+	hpn_ep *s = e2e_make(sc, "max_msg=1048576");
+	hpn_ep *c = e2e_make(cc, "max_msg=1048576");
+	hpn_peer_t sp, cp;
+
+	assert_int_equal(hpn_listen(s, SRV_ADDR), 0);
+	cp = connect_pair_ms(s, c, SRV_ADDR, &sp, 10000);
+	assert_int_equal(hpn_ep_caps(c)->max_msg_size, size);
+	for (unsigned k = 0; k < 40; k++) {
+		struct hpn_msg m = {.peer = cp, .len = size};
+		void *data;
+		unsigned w;
+
+		assert_int_equal(hpn_buf_get_sized(c, size, &data), 0);
+		m.data = data;
+		fill(m.data, size, k);
+		w = send_counting(c, s, &m);
+		m = recv_one(s, c);
+		assert_int_equal(check(m.data, m.len), k);
+		m.peer = sp; /* echoed in the buffer it came in */
+		w += send_counting(s, c, &m);
+		m = recv_one(c, s);
+		assert_int_equal(m.len, size);
+		assert_int_equal(check(m.data, m.len), k);
+		hpn_buf_put(c, m.data);
+		if (k >= 2) /* the first ones may wait while the caches fill */
+			waits += w;
+	}
+	print_message("40 x 1 MiB echoed; sends refused after the first two: %u\n", waits);
+	assert_int_equal(waits, 0);
+	hpn_ep_destroy(c);
+	hpn_ep_destroy(s);
+}
+
 /* The same port twice in one process: the second is refused, clearly,
  * and neither that nor a failed open of another device harms the first. */
 static void test_port_busy(void **state)
@@ -196,6 +277,7 @@ int main(void)
 		cmocka_unit_test(test_config_errors),
 		cmocka_unit_test(test_two_in_one_process),
 		cmocka_unit_test(test_port_busy),
+		cmocka_unit_test(test_largest_messages),
 		cmocka_unit_test(test_address_errors),
 	};
 	const char *why;
