@@ -29,6 +29,7 @@
 
 #include "net/dgram.h"
 #include "net/frame.h"
+#include "net/lock.h"
 #include "net/neigh.h"
 #include "net/route.h"
 #include "packet/pktep.h"
@@ -80,7 +81,6 @@ extern const size_t hpn_xdp_obj_len;
 #define F_DEV 1       /* in the fill or rx ring (or just read from it) */
 #define F_INFLIGHT 2  /* on the TX ring, completion not seen */
 #define F_PUT 4       /* nobody holds it: back to the send cache when sent */
-#define LOCK_DIR "/run/hpn"
 
 _Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
 
@@ -108,8 +108,7 @@ struct hpn_pep {
 	uint64_t icmp_ns; /* its error queue was last read then */
 	uint64_t nb_ns;   /* the next hops were last checked against the kernel then */
 	uint32_t nb_next; /* where that check goes on */
-	int lock_fd;
-	char lock_path[128];
+	struct hpn_lock lock; /* the interface's (net/lock.h) */
 	/* XDP program. */
 	struct bpf_object *obj;
 	struct xdp_program *prog;
@@ -773,43 +772,16 @@ static int take_interface(struct hpn_pep *u)
 {
 	struct xdp_multiprog *mp;
 
-	struct stat ns;
+	char pid[32];
+	int ret = hpn_lock_take(&u->lock, "af_xdp", u->dev, pid, sizeof(pid));
 
-	/* Interface names are per network namespace: so is the lock. */
-	if (stat("/proc/self/ns/net", &ns))
-		ns.st_ino = 0;
-	mkdir(LOCK_DIR, 0755);
-	snprintf(u->lock_path, sizeof(u->lock_path), LOCK_DIR "/af_xdp-%llu-%s.lock", (unsigned long long)ns.st_ino,
-		 u->dev);
-	for (int tries = 0;; tries++) {
-		struct stat held, named;
-
-		u->lock_fd = open(u->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-		if (u->lock_fd < 0)
-			return hpn_set_error(-errno, "af_xdp: cannot open %s: %s", u->lock_path, strerror(errno));
-		if (flock(u->lock_fd, LOCK_EX | LOCK_NB)) {
-			char pid[32] = "";
-			ssize_t r = pread(u->lock_fd, pid, sizeof(pid) - 1, 0);
-
-			pid[r > 0 ? r : 0] = 0;
-			pid[strcspn(pid, "\n")] = 0;
-			close(u->lock_fd);
-			u->lock_fd = -1;
-			return hpn_set_error(-EBUSY,
-					     "af_xdp: %s is in use by another hpn endpoint (pid %s): one per interface",
-					     u->dev, pid[0] ? pid : "?");
-		}
-		/* The owner removes the file when it lets go (tear_down): a lock
-		 * taken on a file no longer at the path is no lock - again. */
-		if (!fstat(u->lock_fd, &held) && !stat(u->lock_path, &named) && held.st_ino == named.st_ino)
-			break;
-		close(u->lock_fd);
-		u->lock_fd = -1;
-		if (tries == 8)
-			return hpn_set_error(-EBUSY, "af_xdp: %s: its lock file %s keeps changing", u->dev, u->lock_path);
-	}
-	if (ftruncate(u->lock_fd, 0) == 0)
-		dprintf(u->lock_fd, "%d\n", (int)getpid());
+	if (ret == -EBUSY)
+		return hpn_set_error(-EBUSY, "af_xdp: %s is in use by another hpn endpoint (pid %s): one per interface",
+				     u->dev, pid);
+	if (ret == -ESTALE)
+		return hpn_set_error(-EBUSY, "af_xdp: %s: its lock file %s keeps changing", u->dev, u->lock.path);
+	if (ret)
+		return hpn_set_error(ret, "af_xdp: cannot take the lock file %s: %s", u->lock.path, strerror(-ret));
 	int alone = take_alone(u);
 
 	if (alone <= 0)
@@ -820,10 +792,10 @@ static int take_interface(struct hpn_pep *u)
 	const char *name;
 
 	if (!mp_ours(mp, &name)) {
-		int ret = hpn_set_error(-EBUSY,
-					"af_xdp: %s already runs another XDP program ('%s'): hpn will not replace it "
-					"(remove it with: xdp-loader unload %s --all)",
-					u->dev, name, u->dev);
+		ret = hpn_set_error(-EBUSY,
+				    "af_xdp: %s already runs another XDP program ('%s'): hpn will not replace it "
+				    "(remove it with: xdp-loader unload %s --all)",
+				    u->dev, name, u->dev);
 		xdp_multiprog__close(mp);
 		return ret;
 	}
@@ -1136,15 +1108,12 @@ static void tear_down(struct hpn_pep *u)
 	frames_home(u);
 	if (u->port_fd >= 0)
 		close(u->port_fd);
-	if (u->lock_fd >= 0) {
-		unlink(u->lock_path); /* while held: a taker checks it locked the file at the path */
-		close(u->lock_fd);    /* the lock goes with it */
-	}
+	hpn_lock_drop(&u->lock);
 	u->xsk = NULL;
 	u->umem = NULL;
 	u->prog = NULL;
 	u->obj = NULL;
-	u->port_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
+	u->port_fd = u->ports_fd = u->addrs_fd = -1;
 	u->tx_outstanding = 0;
 	u->up = false;
 	if (!u->dev_cfg)
@@ -1197,7 +1166,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 		return hpn_set_error(-ENOMEM, "af_xdp: out of memory");
 	u->core = core;
 	u->st = hpn_core_stats(core);
-	u->port_fd = u->ping_fd = u->lock_fd = u->ports_fd = u->addrs_fd = -1;
+	u->port_fd = u->ping_fd = u->ports_fd = u->addrs_fd = u->lock.fd = -1;
 	ret = xdp_probe(caps, why, sizeof(why));
 	if (ret) {
 		hpn_set_error(ret, "af_xdp: %s", why);

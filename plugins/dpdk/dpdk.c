@@ -22,6 +22,7 @@
 
 #include "net/dgram.h"
 #include "net/frame.h"
+#include "net/lock.h"
 #include "net/neigh.h"
 #include "packet/pktep.h"
 #include "packet/wire.h"
@@ -37,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -59,6 +61,8 @@
 #define NB_REFRESH_NS 30000000000ull /* a neighbour not confirmed for 30 s is asked again ... */
 #define NB_EXPIRE_NS 35000000000ull  /* ... and forgotten 5 s later if it does not answer */
 #define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
+#define PROBE_WAIT_NS 30000000ull   /* set-up listens this long for another owner of ip= (3 probes) */
+#define CONFLICT_EVERY_NS 10000000000ull /* an address conflict is logged and defended at most every 10 s */
 #define ICMP_PER_MS 1               /* port unreachable answers at most 1000 a second */
 
 _Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
@@ -132,6 +136,14 @@ struct hpn_pep {
 	bool nb_unverified;    /* some entry a frame brought waits for its ARP answer (nb_verify) */
 	uint32_t unresolved_logged;
 	uint64_t arp_answered, echo_answered;
+	/* Address conflicts (RFC 5227): our ARP frames carry this tag in their
+	 * padding, so one looped back is told from another process's on the
+	 * same interface (same MAC, same ip=). */
+	uint8_t arp_tag[8];
+	bool probing;          /* set-up's probe: a conflict fails the endpoint */
+	struct hpn_lock addr_lock; /* ip= on a kernel interface: one process's (net/lock.h) */
+	uint64_t conflicts, conflict_ns;
+	uint8_t conflict_mac[6];
 	uint64_t icmp_ms_ns;  /* port unreachable: the current millisecond ... */
 	uint32_t icmp_tokens; /* ... and the answers it has left */
 };
@@ -294,9 +306,9 @@ static bool on_link(const struct hpn_pep *u, uint32_t ip)
 	return ((ip ^ u->ip) & u->mask) == 0;
 }
 
-static void send_arp(struct hpn_pep *u, enum hpn_arp_op op, uint32_t tpa, const uint8_t *tha)
+static void arp_out(struct hpn_pep *u, enum hpn_arp_op op, uint32_t spa, uint32_t tpa, const uint8_t *tha)
 {
-	struct hpn_arp a = {.op = op, .spa = u->ip, .tpa = tpa};
+	struct hpn_arp a = {.op = op, .spa = spa, .tpa = tpa};
 	struct rte_mbuf *m = tx_mbuf(u);
 	uint8_t *f;
 
@@ -308,8 +320,28 @@ static void send_arp(struct hpn_pep *u, enum hpn_arp_op op, uint32_t tpa, const 
 	f = rte_pktmbuf_mtod(m, uint8_t *);
 	memset(f, 0, 60);
 	hpn_frame_arp(f, &a);
+	memcpy(f + HPN_ARP_FRAME, u->arp_tag, sizeof(u->arp_tag)); /* in the padding */
 	mbuf_set(m, f, 60); /* the Ethernet minimum, padded */
 	tx_flush(u, &m, 1);
+}
+
+static void send_arp(struct hpn_pep *u, enum hpn_arp_op op, uint32_t tpa, const uint8_t *tha)
+{
+	arp_out(u, op, u->ip, tpa, tha);
+}
+
+/* RFC 5227: a probe asks whether anyone holds ip= (sender address 0, so
+ * no cache learns it yet); an announcement (a gratuitous request) tells
+ * the link's caches our MAC - a peer that knew another port's for this
+ * address learns the new one at once. */
+static void arp_probe(struct hpn_pep *u)
+{
+	arp_out(u, HPN_ARP_REQUEST, 0, u->ip, NULL);
+}
+
+static void arp_announce(struct hpn_pep *u)
+{
+	arp_out(u, HPN_ARP_REQUEST, u->ip, u->ip, NULL);
 }
 
 /* Slow path (hpn_nb_lookup): ARP for the next hop, at most every 10 ms. */
@@ -481,14 +513,57 @@ static int dp_send(void *arg, const struct hpn_dgram *d, unsigned n)
 
 /* ---- receiving -------------------------------------------------------------- */
 
+static const char *mac_str(const uint8_t *m, char *buf)
+{
+	sprintf(buf, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+	return buf;
+}
+
+/* Another holder of ip=: counted; set-up's probe fails the endpoint,
+ * later it is logged and our claim repeated (an announcement puts the
+ * link's caches back on us), each at most every 10 s - two holders
+ * defending forever would otherwise flood the link. */
+static void conflict(struct hpn_pep *u, const uint8_t *mac)
+{
+	uint64_t now = hpn_now_ns();
+	char b[18];
+
+	u->conflicts++;
+	memcpy(u->conflict_mac, mac, 6);
+	if (u->probing || (u->conflict_ns && now - u->conflict_ns < CONFLICT_EVERY_NS))
+		return;
+	u->conflict_ns = now;
+	hpn_log(HPN_LOG_ERROR, "dpdk: %s: %s is also used by %s %s: an address conflict (datagrams for it may go "
+			       "there); give each its own ip=", u->name, inet_ntoa((struct in_addr){u->ip}),
+		memcmp(mac, u->mac, 6) ? "the host at" : "another process on this interface (or its kernel), MAC",
+		mac_str(mac, b));
+	arp_announce(u);
+}
+
+/* Ours, come back (a port that shows its own sends, a hairpin). */
+static bool arp_ours(const struct hpn_pep *u, const struct hpn_arp *a, const uint8_t *f, uint32_t len)
+{
+	return !memcmp(a->sha, u->mac, 6) && len >= HPN_ARP_FRAME + sizeof(u->arp_tag) &&
+	       !memcmp(f + HPN_ARP_FRAME, u->arp_tag, sizeof(u->arp_tag));
+}
+
 /* ARP (RFC 826): learn who asks us or answers us, answer requests for our
- * address (the kernel does, on a borrowed one). */
+ * address (the kernel does, on a borrowed one); another sender of our
+ * address, or a probe for it, is a conflict (RFC 5227). */
 static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, uint32_t len)
 {
 	struct hpn_arp a;
 
-	if (!hpn_frame_parse_arp(f, len, &a) || !a.spa || hpn_ip4_is_group(a.spa) || (a.sha[0] & 1)) {
+	if (!hpn_frame_parse_arp(f, len, &a) || hpn_ip4_is_group(a.spa) || (a.sha[0] & 1) || arp_ours(u, &a, f, len)) {
 		rte_pktmbuf_free(m);
+		return;
+	}
+	if (!u->borrowed && u->ip && (a.spa == u->ip || (!a.spa && a.tpa == u->ip && u->probing)))
+		conflict(u, a.sha); /* a probe while we probe: both want it (RFC 5227 2.1.1) */
+	if (!a.spa) { /* a probe: answered (to its sender) if it asks for ours, so the prober sees it taken */
+		rte_pktmbuf_free(m);
+		if (a.op == HPN_ARP_REQUEST && a.tpa == u->ip && !u->borrowed && !u->probing)
+			arp_out(u, HPN_ARP_REPLY, u->ip, 0, a.sha);
 		return;
 	}
 	if (a.spa == u->ip) /* someone claims our address: nothing to learn */
@@ -1107,6 +1182,21 @@ static void devarg(const char *vdev, const char *key, char *out, size_t len)
 }
 
 /* The IPv4 address of a kernel interface (a vdev riding on it). */
+/* Does the kernel hold ip on ifname? */
+static bool kernel_has(const char *ifname, uint32_t ip)
+{
+	struct ifaddrs *ifa, *i;
+	bool has = false;
+
+	if (getifaddrs(&ifa))
+		return false;
+	for (i = ifa; i && !has; i = i->ifa_next)
+		has = i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname) &&
+		      ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == ip;
+	freeifaddrs(ifa);
+	return has;
+}
+
 static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
 {
 	struct ifaddrs *ifa, *i;
@@ -1489,6 +1579,7 @@ static void dp_close(struct hpn_pep *u)
 		hpn_mbufs_free(u->mp, !u->copy);
 	if (u->port_fd >= 0)
 		close(u->port_fd);
+	hpn_lock_drop(&u->addr_lock);
 	free(u);
 }
 
@@ -1596,6 +1687,54 @@ static int open_mbufs(struct hpn_pep *u)
 }
 
 /* Everything up to a running port with its address. */
+/* Before the endpoint is any use: does anyone hold ip= already (another
+ * host, another process on this interface, this host's kernel)? Three
+ * probes 10 ms apart, answers read in between (on a LAN they take
+ * microseconds); what else comes is dropped - nobody knows us yet. Then
+ * an announcement. A port whose link is not up yet (a memif server
+ * waiting for its peer) announces when it comes up: a conflict then is
+ * logged, not refused. */
+static int probe_addr(struct hpn_pep *u)
+{
+	uint64_t t0 = hpn_now_ns(), sent = 0;
+	char b[18];
+
+	if (getrandom(u->arp_tag, sizeof(u->arp_tag), 0) != sizeof(u->arp_tag))
+		return hpn_set_error(-EIO, "dpdk: no randomness for the ARP tag (getrandom)");
+	if (u->borrowed || !u->link_up)
+		return 0;
+	u->probing = true;
+	for (uint64_t now = t0; !u->conflicts && now - t0 < PROBE_WAIT_NS; now = hpn_now_ns()) {
+		struct rte_mbuf *in[32];
+		uint16_t got;
+
+		if (now - t0 >= sent * (PROBE_WAIT_NS / 3)) {
+			arp_probe(u);
+			sent++;
+		}
+		got = rte_eth_rx_burst(u->port_id, 0, in, 32);
+		for (uint16_t i = 0; i < got; i++) {
+			uint8_t *f = rte_pktmbuf_mtod(in[i], uint8_t *);
+
+			if (in[i]->data_len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP)
+				arp_input(u, in[i], f, in[i]->data_len);
+			else
+				rte_pktmbuf_free(in[i]);
+		}
+		if (!got)
+			usleep(100);
+	}
+	u->probing = false;
+	if (u->conflicts)
+		return hpn_set_error(-EADDRINUSE, "dpdk: %s: ip=%s is in use on the link: %s %s answers for it; give "
+						  "each its own ip= (a kernel's address on the interface: take it off)",
+				     u->name, inet_ntoa((struct in_addr){u->ip}),
+				     memcmp(u->conflict_mac, u->mac, 6) ? "the host at" :
+				     "another process on this interface (or its kernel), MAC", mac_str(u->conflict_mac, b));
+	arp_announce(u);
+	return 0;
+}
+
 static int set_up(struct hpn_pep *u)
 {
 	const char *eal = hpn_core_cfg(u->core, "eal");
@@ -1638,10 +1777,32 @@ static int set_up(struct hpn_pep *u)
 			return hpn_set_error(ret, "dpdk: %s rides on %s, which has no IPv4 address: give the port one "
 						  "with ip=A.B.C.D/N", u->name, u->kiface);
 		u->borrowed = true;
+	} else if (u->kiface[0] && kernel_has(u->kiface, u->ip)) {
+		/* Both answering for it, the kernel would refuse our port's
+		 * datagrams (ICMP port unreachable: the peer gives up): the
+		 * kernel's, as without ip=. */
+		hpn_log(HPN_LOG_INFO, "dpdk: ip=%s is %s's own: borrowed from the kernel (it answers ARP and ping)",
+			inet_ntoa((struct in_addr){u->ip}), u->kiface);
+		u->borrowed = true;
+	}
+	if (u->kiface[0] && !u->borrowed) { /* processes on one interface see each other's frames, not sends */
+		char name[64], pid[32];
+
+		snprintf(name, sizeof(name), "%s-%s", u->kiface, inet_ntoa((struct in_addr){u->ip}));
+		ret = hpn_lock_take(&u->addr_lock, "dpdk", name, pid, sizeof(pid));
+		if (ret == -EBUSY)
+			return hpn_set_error(-EADDRINUSE, "dpdk: ip=%s on %s is another hpn process's (pid %s): give each "
+							  "its own ip=", inet_ntoa((struct in_addr){u->ip}), u->kiface, pid);
+		if (ret)
+			return hpn_set_error(ret == -ESTALE ? -EBUSY : ret, "dpdk: cannot take the lock file %s: %s",
+					     u->addr_lock.path, ret == -ESTALE ? "it keeps changing" : strerror(-ret));
 	}
 	u->link_up = link_state(u);
 	u->link_ns = hpn_now_ns();
 	hpn_dpdk_thread_register();
+	ret = probe_addr(u);
+	if (ret)
+		return ret;
 	hpn_core_describe(u->core, "dpdk %s (%s), %s, %s", u->name, u->driver, inet_ntoa((struct in_addr){u->ip}),
 			  u->copy ? "mbufs copied" : "mbufs lent from the pool");
 	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %02x:%02x:%02x:%02x:%02x:%02x, %s/%d%s, MTU %u, %u/%u "
@@ -1665,7 +1826,7 @@ static int dp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep 
 		return hpn_set_error(-ENOMEM, "dpdk: out of memory");
 	u->core = core;
 	u->st = hpn_core_stats(core);
-	u->port_fd = -1;
+	u->port_fd = u->addr_lock.fd = -1;
 	dp_probe(caps, NULL, 0);
 	ret = read_cfg(u);
 	ret = ret ?: set_up(u);
@@ -1940,6 +2101,8 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 		u->link_ns = now;
 		if (up != u->link_up)
 			hpn_log(HPN_LOG_INFO, "dpdk: %s: link %s", u->name, up ? "up" : "down");
+		if (up && !u->link_up && !u->borrowed)
+			arp_announce(u); /* a new link: its caches learn us, another holder of ip= hears it */
 		u->link_up = up;
 		held_check(u);
 	}

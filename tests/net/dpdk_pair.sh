@@ -107,6 +107,7 @@ in2 python3 - "${subnet}.2" $((port + 1)) >"$log/sock.out" 2>&1 <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 s.bind((sys.argv[1], int(sys.argv[2])))
+print("bound", flush=True)
 s.settimeout(10)
 n, src = 0, None
 try:
@@ -118,13 +119,13 @@ except socket.timeout:
 print("received %d datagrams from %s" % (n, src))
 PY
 sock=$!
-sleep 0.3
+for _ in $(seq 1 200); do grep -q bound "$log/sock.out" && break; sleep 0.05; done # a fixed 0.3 s: too short under load
 # Nobody answers the handshake: the connect times out, its HELLOs arrive.
 in1 timeout 20 "$bench" --quiet --plugin dpdk --config "$dpdk,connect_retry_ms=50" --peer "${subnet}.2:$((port + 1))" \
 	--iters 1 >"$log/hello.out" 2>&1 || true
 wait $sock || true
 grep -q "received [1-9].* from ('${subnet}.1'" "$log/sock.out" || { echo "FAIL: kernel socket:"; cat "$log/sock.out" "$log/hello.out"; exit 1; }
-echo "   $(cat "$log/sock.out") (the handshake's datagrams: valid UDP, else the kernel drops them)"
+echo "   $(grep received "$log/sock.out") (the handshake's datagrams: valid UDP, else the kernel drops them)"
 
 echo "5. other ports: net_af_xdp (mbufs copied), net_tap"
 if [ $xdp_ok = 1 ]; then
@@ -326,4 +327,46 @@ for g, want in (("239.9.9.10", (4, 2, 3)), ("239.9.9.11", (5, 1, 6))):
         if t not in seen.get(g, []):
             sys.exit("FAIL: no record of type %d for %s" % (t, g))
 PY
+
+# One address, two holders (RFC 5227): a second process with the same ip=
+# on the interface is refused (the two saw each other's frames, never
+# each other's sends, and both answered for the address); another host is
+# found by the probe at start; one claiming the address later is logged
+# and answered with our announcement. The kernel's own address given as
+# ip= is borrowed (the kernel answered ARP too, and refused our port).
+echo "9. one address, two holders"
+start_server in1 dpdk_srv_owner --plugin dpdk --config "$dpdk" --bind "${subnet}.1:$port"
+expect_refused() { # NS-FUNC NAME WANTED CONFIG
+	if $1 timeout 20 "$bench" --quiet --server --plugin dpdk --config "$4" --bind "${subnet}.1:$((port + 1))" \
+		>"$log/$2.out" 2>&1; then
+		echo "FAIL: $2: a second holder of ${subnet}.1 ran"; cat "$log/$2.out"; exit 1
+	fi
+	grep -q "$3" "$log/$2.out" || { echo "FAIL: $2: not refused for the address:"; cat "$log/$2.out"; exit 1; }
+	echo "   $2: $(grep -o "dpdk: .*$3.*" "$log/$2.out" | head -1)"
+}
+expect_refused in1 same_interface "another hpn process's" "$dpdk"
+expect_refused in2 other_host "in use on the link: the host at" "vdev=\"net_af_packet0,iface=eth0\",ip=${subnet}.1/24"
+in2 python3 - eth0 "${subnet}.1" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+mac = bytes.fromhex('020000000077')
+ip = socket.inet_aton(sys.argv[2])
+arp = struct.pack('!HHBBH', 1, 0x0800, 6, 4, 1) + mac + ip + b'\0' * 6 + ip # a gratuitous request
+s.send(b'\xff' * 6 + mac + b'\x08\x06' + arp + b'\0' * 18)
+PY
+for _ in $(seq 1 40); do grep -q 'address conflict' "$log/dpdk_srv_owner.out" && break; sleep 0.05; done
+grep -q 'also used by the host at 02:00:00:00:00:77: an address conflict' "$log/dpdk_srv_owner.out" ||
+	{ echo "FAIL: a host claiming the server's address was not reported:"; cat "$log/dpdk_srv_owner.out"; exit 1; }
+echo "   a claim while it runs: $(grep -o 'dpdk: .*address conflict' "$log/dpdk_srv_owner.out" | head -1)"
+client in2 udp_to_dpdk_owner --plugin udp --peer "${subnet}.1:$port"
+stop_server
+in1 ip addr add "${subnet}.1/24" dev eth0
+start_server in1 dpdk_srv_kernel_ip --plugin dpdk --config "$dpdk" --bind "${subnet}.1:$port"
+client in2 udp_to_dpdk_kernel_ip --plugin udp --peer "${subnet}.1:$port"
+stop_server
+in1 ip addr flush dev eth0
+grep -q "borrowed from the kernel" "$log/dpdk_srv_kernel_ip.out" ||
+	{ echo "FAIL: the kernel's own address as ip= was not borrowed:"; cat "$log/dpdk_srv_kernel_ip.out"; exit 1; }
+echo "   the kernel's own address as ip=: borrowed, served"
 echo "PASS"
