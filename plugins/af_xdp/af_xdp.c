@@ -69,7 +69,8 @@ extern const unsigned char hpn_xdp_obj[];
 extern const size_t hpn_xdp_obj_len;
 
 #define FRAME_SIZE 4096u   /* one UMEM chunk: a page, the largest aligned chunk */
-#define RING_SIZE 2048u    /* each of fill, completion, rx and tx */
+#define RING_SIZE 2048u    /* completion and tx; fill and rx at least this */
+#define RX_RING_MAX 32768u /* fill and rx: half the frames, up to this */
 /* The kernel keeps XDP_PACKET_HEADROOM (256) in front of a received
  * frame: a datagram payload must leave room for that, our 42 bytes of
  * headers and a VLAN tag. */
@@ -130,6 +131,7 @@ struct hpn_pep {
 	uint32_t nfree;
 	uint32_t tx_target;    /* the send cache is topped up to this */
 	uint32_t fill_target, in_dev; /* frames the device should have, and has */
+	uint32_t rx_ring;             /* fill and rx ring size (rx_ring_size) */
 	uint64_t lent[64];     /* frames of the last receive's datagrams */
 	uint32_t nlent;
 	uint64_t recycle[64];  /* read frames going back to the device */
@@ -808,7 +810,7 @@ static int take_interface(struct hpn_pep *u)
 /* The frames' region becomes the UMEM (registered once per set-up). */
 static int register_umem(struct hpn_pep *u)
 {
-	struct xsk_umem_config cfg = {.fill_size = RING_SIZE, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE};
+	struct xsk_umem_config cfg = {.fill_size = u->rx_ring, .comp_size = RING_SIZE, .frame_size = FRAME_SIZE};
 	int ret = xsk_umem__create(&u->umem, u->umem_area, u->umem_len, &u->fill, &u->comp, &cfg);
 
 	if (ret)
@@ -866,7 +868,7 @@ static int load_program(struct hpn_pep *u)
 
 static int open_socket(struct hpn_pep *u)
 {
-	struct xsk_socket_config cfg = {.rx_size = RING_SIZE, .tx_size = RING_SIZE,
+	struct xsk_socket_config cfg = {.rx_size = u->rx_ring, .tx_size = RING_SIZE,
 					.libxdp_flags = XSK_LIBXDP_FLAGS__INHIBIT_PROG_LOAD,
 					.bind_flags = XDP_USE_NEED_WAKEUP | XDP_ZEROCOPY};
 	int xsks = bpf_object__find_map_fd_by_name(xdp_program__bpf_obj(u->prog), "hpn_xsks");
@@ -1133,6 +1135,20 @@ static void xdp_close(struct hpn_pep *u)
 	free(u);
 }
 
+/* The receive side's depth follows frames=: half of them wait in the fill
+ * ring (the rx ring as deep), so a reader that stops - descheduled on a
+ * loaded host - loses nothing for that long (at 2 x 20k packets/s, 2048
+ * frames last 51 ms: a feed lost 22364 of 400006 packets to nine 100 ms
+ * stops, none with frames=16384; kernel udp's 8 MiB buffer lost none). */
+static uint32_t rx_ring_size(uint32_t nframes)
+{
+	uint32_t r = RING_SIZE;
+
+	while (r < nframes / 2 && r < RX_RING_MAX)
+		r *= 2;
+	return r;
+}
+
 /* The UMEM: device frames in the core's pool, so a message can reach the
  * application in the frame it arrived in and leave from the buffer it was
  * written in. */
@@ -1145,7 +1161,8 @@ static int open_frames(struct hpn_pep *u)
 	u->umem_area = hpn_pool_region(u->frames, &u->umem_len);
 	u->data_off = (uint32_t)hpn_pool_headroom(u->frames);
 	u->pc.frames = u->frames;
-	u->fill_target = u->nframes / 2 < RING_SIZE ? u->nframes / 2 : RING_SIZE;
+	u->rx_ring = rx_ring_size(u->nframes);
+	u->fill_target = u->nframes / 2 < u->rx_ring ? u->nframes / 2 : u->rx_ring;
 	u->pc.kept_max = u->fill_target / 4;
 	u->free_frames = malloc(u->nframes * sizeof(*u->free_frames));
 	u->fstate = calloc(u->nframes, 1);
@@ -1208,7 +1225,7 @@ static int xdp_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep
 	/* A message takes its send frames whole: the largest must fit in
 	 * what can be lent (the frames not in the fill ring, less the
 	 * reserve for copies). */
-	uint32_t send_frames = u->nframes - (u->nframes / 2 < RING_SIZE ? u->nframes / 2 : RING_SIZE);
+	uint32_t send_frames = u->nframes - u->fill_target;
 	uint32_t need = (caps->max_msg_size + u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR - 1) /
 			(u->pc.mtu - HPN_PKT_HDR - HPN_PKT_FRAG_HDR);
 
