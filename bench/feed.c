@@ -269,6 +269,10 @@ static void report(struct feed_run *f, const struct opts *o)
 		printf("%-6s %10" PRIu64 " %12.0f %6" PRIu64 " %9" PRIu64 " %9" PRIu64 " %5" PRIu64 " %5" PRIu64
 		       " %10.2f %10.2f\n", "feed", f->msgs, rate, f->gaps, f->gap_msgs, st.feed_dups, f->ooo,
 		       f->late_seen, us(hpn_hist_percentile(f->lat, 50)), us(hpn_hist_percentile(f->lat, 99.9)));
+		if (st.rx_dropped)
+			printf("  this host dropped %" PRIu64 " datagrams before hpn read them (the receive buffer or ring "
+			       "was full: a reader stopped too long; rcvbuf= on udp, frames= on af_xdp and dpdk)\n",
+			       st.rx_dropped);
 		if (f->restarts)
 			printf("  the feed started again %" PRIu64 " time(s): ooo and late count each start's own\n",
 			       f->restarts);
@@ -293,9 +297,9 @@ static void report(struct feed_run *f, const struct opts *o)
 		f->ended ? "true" : "false", f->digest);
 	fprintf(j, "\"ts_missing\": %" PRIu64 ", \"ts_backwards\": %" PRIu64 ", \"ts_skew_max_us\": %.3f, "
 		   "\"ts_to_app_p50_us\": %.3f, \"ts_to_app_p99_9_us\": %.3f, \"drops\": %" PRIu64
-		   ", \"malformed\": %" PRIu64 ", \"copies\": %" PRIu64 ", \"lines\": [",
+		   ", \"malformed\": %" PRIu64 ", \"copies\": %" PRIu64 ", \"rx_dropped\": %" PRIu64 ", \"lines\": [",
 		f->ts_missing, f->ts_backwards, us(f->skew_max_ns), us(hpn_hist_percentile(f->lat, 50)),
-		us(hpn_hist_percentile(f->lat, 99.9)), st.drops, st.malformed, st.rx_copied);
+		us(hpn_hist_percentile(f->lat, 99.9)), st.drops, st.malformed, st.rx_copied, st.rx_dropped);
 	for (int i = 0; i < nl; i++) {
 		fprintf(j, "%s{\"addr\": \"", i ? ", " : "");
 		json_str(j, lines[i].addr);

@@ -411,6 +411,13 @@ struct hpn_stats {
 	uint64_t feed_dups;     /* messages dropped as already delivered (the other
 	                           line's copy, or a repeat) */
 	uint64_t feed_late;     /* messages of a reported gap delivered late */
+	/* Datagrams the kernel or the device dropped for this endpoint before
+	 * it read them - its receive buffer or ring was full (a reader that
+	 * stopped too long: see rcvbuf=, frames=): udp the sockets' drop
+	 * counts, af_xdp the XDP socket's (fill ring empty, rx ring full,
+	 * dropped), dpdk the port's missed and no-mbuf counts (net_af_packet
+	 * and memif count none). Read by progress every 100 ms. */
+	uint64_t rx_dropped;
 };
 
 /**

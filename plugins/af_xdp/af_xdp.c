@@ -77,6 +77,7 @@ extern const size_t hpn_xdp_obj_len;
 #define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
+#define DROPS_EVERY_NS 100000000ull /* the kernel's drop counts into hpn_stats every 100 ms */
 #define PROG_NAME "hpn_xdp"
 #define TX_RESERVE 64 /* send frames kept back from lending, for copies */
 #define F_DEV 1       /* in the fill or rx ring (or just read from it) */
@@ -132,6 +133,7 @@ struct hpn_pep {
 	uint32_t tx_target;    /* the send cache is topped up to this */
 	uint32_t fill_target, in_dev; /* frames the device should have, and has */
 	uint32_t rx_ring;             /* fill and rx ring size (rx_ring_size) */
+	uint64_t drops_ns, drops_last; /* hpn_stats.rx_dropped: read_drops */
 	uint64_t lent[64];     /* frames of the last receive's datagrams */
 	uint32_t nlent;
 	uint64_t recycle[64];  /* read frames going back to the device */
@@ -1055,6 +1057,17 @@ static int xdp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
+/* What the kernel dropped for us (the rings full or empty), into
+ * hpn_stats.rx_dropped. */
+static void read_drops(struct hpn_pep *u)
+{
+	struct xdp_statistics xs = {0};
+	socklen_t len = sizeof(xs);
+
+	if (!getsockopt(xsk_socket__fd(u->xsk), SOL_XDP, XDP_STATISTICS, &xs, &len))
+		hpn_stat_dropped(u->st, &u->drops_last, xs.rx_dropped + xs.rx_ring_full + xs.rx_fill_ring_empty_descs);
+}
+
 /* What the kernel dropped on its side of the rings, said once at the end. */
 static void log_xsk_stats(struct hpn_pep *u)
 {
@@ -1097,8 +1110,10 @@ static void frames_home(struct hpn_pep *u)
 static void tear_down(struct hpn_pep *u)
 {
 	if (u->xsk) {
+		read_drops(u); /* the last ones count too */
 		log_xsk_stats(u);
 		xsk_socket__delete(u->xsk);
+		u->drops_last = 0; /* a new socket counts from zero */
 	}
 	if (u->umem)
 		xsk_umem__delete(u->umem);
@@ -1551,6 +1566,10 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 	if (now - u->nb_ns >= 1000000000ull) {
 		u->nb_ns = now;
 		nb_refresh(u);
+	}
+	if (now - u->drops_ns >= DROPS_EVERY_NS) {
+		u->drops_ns = now;
+		read_drops(u);
 	}
 	return hpn_pktep_progress(u->pk, now);
 }

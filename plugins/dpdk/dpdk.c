@@ -141,6 +141,7 @@ struct hpn_pep {
 	 * same interface (same MAC, same ip=). */
 	uint8_t arp_tag[8];
 	bool probing;          /* set-up's probe: a conflict fails the endpoint */
+	uint64_t drops_last;   /* hpn_stats.rx_dropped: the port's missed + no-mbuf, last read */
 	struct hpn_lock addr_lock; /* ip= on a kernel interface: one process's (net/lock.h) */
 	uint64_t conflicts, conflict_ns;
 	uint8_t conflict_mac[6];
@@ -2107,6 +2108,16 @@ static void nb_age(struct hpn_pep *u, uint64_t now)
 	}
 }
 
+/* What the port dropped for us (its ring full, no mbuf to take a frame),
+ * into hpn_stats.rx_dropped. */
+static void read_drops(struct hpn_pep *u)
+{
+	struct rte_eth_stats es;
+
+	if (u->up && !u->held && !rte_eth_stats_get(u->port_id, &es))
+		hpn_stat_dropped(u->st, &u->drops_last, es.imissed + es.rx_nombuf);
+}
+
 static int dp_progress(struct hpn_pep *u, uint64_t now)
 {
 	if (now - u->link_ns >= LINK_EVERY_NS || u->held) { /* held: every call, a new peer may come fast */
@@ -2118,6 +2129,7 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 		if (up && !u->link_up && !u->borrowed)
 			arp_announce(u); /* a new link: its caches learn us, another holder of ip= hears it */
 		u->link_up = up;
+		read_drops(u);
 		held_check(u);
 	}
 	if (now - u->nb_scan_ns >= 1000000000ull) {

@@ -22,6 +22,7 @@
 #include <ifaddrs.h>
 #include <linux/errqueue.h>
 #include <linux/net_tstamp.h>
+#include <linux/sock_diag.h>
 #include <net/if.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -112,6 +113,9 @@ struct hpn_pep {
 	unsigned nxfd, rr;
 	int epfd;        /* all of them, for wait_fd (-1: one socket) */
 	int mcast_ifindex; /* mcast_if= as an interface index (0: the kernel's choice) */
+	/* hpn_stats.rx_dropped: each socket's drop count (SO_MEMINFO), last
+	 * read (u->fd's, then xfd's), every 100 ms. */
+	uint64_t drops_ns, drops_last[1 + HPN_FEED_LINES_MAX];
 };
 
 static const struct hpn_plugin_param udp_params[] = {
@@ -1163,9 +1167,27 @@ static int udp_peer_addr(struct hpn_pep *u, hpn_peer_t id, char *buf, size_t len
 	return hpn_pktep_peer_addr(u->pk, id, buf, len);
 }
 
+/* A socket's drops: its receive buffer was full (or its memory). */
+static void read_drops(struct hpn_pep *u, int fd, uint64_t *last)
+{
+	uint32_t mem[SK_MEMINFO_VARS] = {0};
+	socklen_t len = sizeof(mem);
+
+	if (!getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) && len > SK_MEMINFO_DROPS * sizeof(uint32_t))
+		hpn_stat_dropped(u->st, last, mem[SK_MEMINFO_DROPS]);
+}
+
 static int udp_progress(struct hpn_pep *u, uint64_t now)
 {
-	return u->fd >= 0 ? hpn_pktep_progress(u->pk, now) : 0;
+	if (u->fd < 0)
+		return 0;
+	if (now - u->drops_ns >= 100000000ull) {
+		u->drops_ns = now;
+		read_drops(u, u->fd, &u->drops_last[0]);
+		for (unsigned i = 0; i < u->nxfd; i++)
+			read_drops(u, u->xfd[i], &u->drops_last[1 + i]);
+	}
+	return hpn_pktep_progress(u->pk, now);
 }
 
 static int udp_wait_fd(struct hpn_pep *u)

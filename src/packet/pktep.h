@@ -248,4 +248,13 @@ int hpn_pktep_rx_burst(struct hpn_pktep *e, struct hpn_msg *msgs, unsigned n);
 void hpn_pktep_unreachable(struct hpn_pktep *e, const void *addr, uint32_t alen, int err, const uint8_t *quote,
 			   size_t qlen);
 
+/* A cumulative drop count read from the kernel or a device (`cur`) into
+ * hpn_stats.rx_dropped: what it grew by since `*last` (a count that went
+ * back - a new socket or port - counts from zero). */
+static inline void hpn_stat_dropped(struct hpn_stats *st, uint64_t *last, uint64_t cur)
+{
+	HPN_STAT_ADD(st->rx_dropped, cur >= *last ? cur - *last : cur);
+	*last = cur;
+}
+
 #endif
