@@ -276,6 +276,8 @@ static void usage(void)
 	       "  --dup P[,P...]     per line: chance a packet is sent twice\n"
 	       "  --lag N[,N...]     per line: packets it runs behind the first line (default 0)\n"
 	       "  --seed N           the random choices (default 1)\n"
+	       "  --session NAME     MoldUDP64 session, up to 10 characters (default HPNFEED001): runs one\n"
+	       "                     after another with different names cannot be taken for one session\n"
 	       "  --mcast-if IF      interface to send from, its address or name (IP_MULTICAST_IF)\n"
 	       "  --ttl N            multicast hops (default 1)\n"
 	       "  --expect FILE      write what a receiver must deliver, as JSON ('-': stdout)\n");
@@ -291,6 +293,7 @@ static void parse(int argc, char **argv)
 		{"dup", required_argument, 0, 'D'},    {"lag", required_argument, 0, 'G'},
 		{"seed", required_argument, 0, 'S'},   {"mcast-if", required_argument, 0, 'i'},
 		{"ttl", required_argument, 0, 't'},    {"expect", required_argument, 0, 'e'},
+		{"session", required_argument, 0, 'N'},
 		{"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
 	};
 	double loss[MAX_LINES] = {0}, reorder[MAX_LINES] = {0}, dup[MAX_LINES] = {0}, lag[MAX_LINES] = {0};
@@ -347,6 +350,11 @@ static void parse(int argc, char **argv)
 		case 'i': g.mcast_if = optarg; break;
 		case 't': g.ttl = (int)whole("--ttl", optarg, 0, 255); break;
 		case 'e': g.expect = optarg; break;
+		case 'N':
+			if (!*optarg || strlen(optarg) > 10)
+				die("--session '%s': 1 to 10 characters", optarg);
+			snprintf(g.session, sizeof(g.session), "%-10s", optarg); /* MoldUDP64 pads with spaces */
+			break;
 		case 'h': usage(); exit(0);
 		default: die("unknown option (see --help)");
 		}
