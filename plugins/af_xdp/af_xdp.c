@@ -102,6 +102,7 @@ struct hpn_pep {
 	int ifindex;
 	uint8_t mac[6];
 	uint32_t if_mtu;
+	bool mtu_short;  /* the interface's MTU fell below what mtu= sends (mtu_check) */
 	char driver[32];
 	uint32_t ip;   /* ours, network order */
 	uint32_t group; /* subscribed multicast group, network order (0: none) */
@@ -1527,6 +1528,31 @@ static void read_icmp(struct hpn_pep *u)
  * followed within seconds for the few peers a low-latency host has. Two
  * netlink requests, in progress (inline: in the application's call), so
  * one entry at a time. An entry the kernel forgot is resolved anew. */
+/* The interface's MTU, read each second: lowered below what mtu= sends
+ * (ip link set ... mtu), our larger datagrams no longer leave it - the
+ * device drops them, the peer never acks, large messages stall while
+ * keepalives pass, and nothing said why. A datagram's size is fixed for
+ * the stream (the handshake agreed it): said, loudly, once. */
+static void mtu_check(struct hpn_pep *u)
+{
+	struct ifreq ifr = {0};
+	uint32_t need = u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", u->dev);
+	if (u->port_fd < 0 || ioctl(u->port_fd, SIOCGIFMTU, &ifr))
+		return;
+	u->if_mtu = (uint32_t)ifr.ifr_mtu;
+	if (u->if_mtu < need && !u->mtu_short)
+		hpn_log(HPN_LOG_ERROR, "af_xdp: %s's MTU fell to %u: datagrams of up to %u bytes (mtu=%u) no longer "
+				       "leave it, and messages needing them stall; set it back to %u or more, or start "
+				       "the endpoint again (mtu= at most %u)",
+			u->dev, u->if_mtu, need, u->pc.mtu, need, u->if_mtu - HPN_IP4_HLEN - HPN_UDP_HLEN);
+	else if (u->if_mtu >= need && u->mtu_short)
+		hpn_log(HPN_LOG_INFO, "af_xdp: %s's MTU is %u again: datagrams of %u bytes leave it", u->dev, u->if_mtu,
+			need);
+	u->mtu_short = u->if_mtu < need;
+}
+
 static void nb_refresh(struct hpn_pep *u)
 {
 	for (unsigned k = 0; k < HPN_NB_SIZE; k++) {
@@ -1566,6 +1592,7 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 	if (now - u->nb_ns >= 1000000000ull) {
 		u->nb_ns = now;
 		nb_refresh(u);
+		mtu_check(u);
 	}
 	if (now - u->drops_ns >= DROPS_EVERY_NS) {
 		u->drops_ns = now;

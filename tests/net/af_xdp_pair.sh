@@ -159,4 +159,17 @@ lock=/run/hpn/af_xdp-$(in1 stat -L -c %i /proc/self/ns/net)-eth0.lock
 [ ! -e "$lock" ] || { echo "FAIL: $lock left behind"; exit 1; }
 echo "   $(cat "$log/cycle.out"); no program left loaded, no lock file left"
 
+echo "9. the interface's MTU lowered under a running endpoint, then restored"
+start_server in1 xdp_srv_mtu --plugin af_xdp --bind "${subnet}.1:$port"
+in1 ip link set eth0 mtu 1200
+for _ in $(seq 1 60); do grep -q "MTU fell to 1200" "$log/xdp_srv_mtu.out" && break; sleep 0.05; done
+in1 ip link set eth0 mtu 1500
+grep -q "eth0's MTU fell to 1200: datagrams of up to 1500 bytes (mtu=1472) no longer leave it" "$log/xdp_srv_mtu.out" ||
+	{ echo "FAIL: a lowered MTU was not reported:"; cat "$log/xdp_srv_mtu.out"; exit 1; }
+for _ in $(seq 1 60); do grep -q "MTU is 1500 again" "$log/xdp_srv_mtu.out" && break; sleep 0.05; done
+grep -q "MTU is 1500 again" "$log/xdp_srv_mtu.out" || { echo "FAIL: the restored MTU was not reported"; exit 1; }
+client in2 udp_to_xdp_after_mtu --plugin udp --peer "${subnet}.1:$port" --size 1400
+stop_server
+echo "   reported when lowered and when restored; served after"
+
 echo "PASS"
