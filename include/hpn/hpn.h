@@ -379,7 +379,8 @@ struct hpn_stats {
 	uint64_t errors;    /* send/receive failures reported by the backend, and
 	                       buffers refused by hpn_buf_put (see there) */
 	uint64_t drops;     /* received and discarded (malformed, unknown peer,
-	                       truncated, ring full); rdma: connects refused */
+	                       truncated, ring full; not the last packets of
+	                       a stream that just ended); rdma: connects refused */
 	uint64_t malformed; /* subset of drops: failed validation */
 	uint64_t tx_again;  /* sends refused with -EAGAIN (back-pressure) */
 	/* Packet backends with reliable=on (udp): */
