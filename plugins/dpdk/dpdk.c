@@ -159,8 +159,8 @@ static const struct hpn_plugin_param dpdk_params[] = {
 	{"gw", "IPv4 router for destinations outside ip='s subnet (default: none: on-link only)"},
 	{"eal", "the EAL's arguments, space separated, instead of hpn's (default: --in-memory or --no-huge, the "
 		"caller's CPUs as lcore 0, a file prefix per process, --no-pci unless port= is a PCI device)"},
-	{"frames", "mbufs of 4 KiB, in the pool's memory (default 4096)"},
-	{"rxd", "receive descriptors (default 1024)"},
+	{"frames", "mbufs of 4 KiB, in the pool's memory (default 4096, framing=none 16384)"},
+	{"rxd", "receive descriptors (default 1024, framing=none 4096; adjusted to the driver)"},
 	{"txd", "transmit descriptors (default 1024)"},
 	{"mbufs", "lent|copy: mbuf data in the pool's frames, handed over without a copy (default), or an ordinary "
 		  "mempool and copies (net_af_xdp needs that: its mempool is its UMEM)"},
@@ -1653,15 +1653,17 @@ static int read_cfg(struct hpn_pep *u)
 	if (mb && !strcmp(mb, "lent") && !strncmp(u->name, "net_af_xdp", 10))
 		return hpn_set_error(-EINVAL, "config: mbufs=lent: net_af_xdp uses its mempool as its UMEM and needs "
 					      "the data inside it; mbufs=copy (the default there)");
-	ret = hpn_core_cfg_u64(u->core, "frames", 4096, 512, 1u << 20, &frames);
-	ret = ret ?: hpn_core_cfg_u64(u->core, "rxd", 1024, 64, 16384, &rxd);
-	ret = ret ?: hpn_core_cfg_u64(u->core, "txd", 1024, 64, 16384, &txd);
-	ret = ret ?: hpn_core_cfg_u64(u->core, "link_wait_ms", 1000, 0, 60000, &u->link_wait_ms);
 	int offload = 1;
 
+	ret = hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, false, &u->pc);
+	/* Plain datagrams (feeds): deeper receive rings - a reader may stop
+	 * longer (net_af_packet: framecnt= from frames, find_port). */
+	ret = ret ?: hpn_core_cfg_u64(u->core, "frames", u->pc.plain ? 16384 : 4096, 512, 1u << 20, &frames);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "rxd", u->pc.plain ? 4096 : 1024, 64, 16384, &rxd);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "txd", 1024, 64, 16384, &txd);
+	ret = ret ?: hpn_core_cfg_u64(u->core, "link_wait_ms", 1000, 0, 60000, &u->link_wait_ms);
 	ret = ret ?: hpn_core_cfg_bool(u->core, "csum_offload", 1, &offload);
 	u->no_offload = !offload;
-	ret = ret ?: hpn_pktep_read_cfg(u->core, 1472, u->copy ? COPY_MTU_MAX : MTU_MAX, 1472, false, &u->pc);
 	if (ret)
 		return ret;
 	if (!u->pc.mcast_ttl)
