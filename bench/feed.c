@@ -271,7 +271,7 @@ static void report(struct feed_run *f, const struct opts *o)
 		       f->late_seen, us(hpn_hist_percentile(f->lat, 50)), us(hpn_hist_percentile(f->lat, 99.9)));
 		if (st.rx_dropped)
 			printf("  this host dropped %" PRIu64 " datagrams before hpn read them (the receive buffer or ring "
-			       "was full: a reader stopped too long; rcvbuf= on udp, frames= on af_xdp and dpdk)\n",
+			       "was full: a reader stopped too long; rcvbuf= on udp, frames= on af_xdp, rxd= or frames= on dpdk)\n",
 			       st.rx_dropped);
 		if (f->restarts)
 			printf("  the feed started again %" PRIu64 " time(s): ooo and late count each start's own\n",

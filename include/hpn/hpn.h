@@ -414,10 +414,11 @@ struct hpn_stats {
 	uint64_t feed_late;     /* messages of a reported gap delivered late */
 	/* Datagrams the kernel or the device dropped for this endpoint before
 	 * it read them - its receive buffer or ring was full (a reader that
-	 * stopped too long: see rcvbuf=, frames=): udp the sockets' drop
-	 * counts, af_xdp the XDP socket's (fill ring empty, rx ring full,
-	 * dropped), dpdk the port's missed and no-mbuf counts (net_af_packet
-	 * and memif count none). Read by progress every 100 ms. */
+	 * stopped too long: see rcvbuf=, frames=, rxd=): udp the sockets' drop
+	 * counts (the kernel counts datagrams with a bad checksum there too),
+	 * af_xdp the XDP socket's (no fill frame, rx ring full), dpdk the
+	 * port's missed count (net_af_packet and memif count none). Read by
+	 * progress each second. */
 	uint64_t rx_dropped;
 };
 

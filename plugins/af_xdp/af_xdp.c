@@ -77,7 +77,7 @@ extern const size_t hpn_xdp_obj_len;
 #define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
-#define DROPS_EVERY_NS 100000000ull /* the kernel's drop counts into hpn_stats every 100 ms */
+#define DROPS_EVERY_NS 1000000000ull /* the kernel's drop counts into hpn_stats each second (a syscall) */
 #define PROG_NAME "hpn_xdp"
 #define TX_RESERVE 64 /* send frames kept back from lending, for copies */
 #define F_DEV 1       /* in the fill or rx ring (or just read from it) */
@@ -1058,15 +1058,17 @@ static int xdp_probe(struct hpn_caps *caps, char *why, size_t why_len)
 	return 0;
 }
 
-/* What the kernel dropped for us (the rings full or empty), into
- * hpn_stats.rx_dropped. */
+/* What the kernel dropped for us, into hpn_stats.rx_dropped: no fill
+ * frame (rx_dropped; in copy mode an empty fill ring is also counted in
+ * rx_fill_ring_empty_descs - the same frames - and in zero-copy mode that
+ * counts allocation attempts) or the rx ring full. */
 static void read_drops(struct hpn_pep *u)
 {
 	struct xdp_statistics xs = {0};
 	socklen_t len = sizeof(xs);
 
 	if (!getsockopt(xsk_socket__fd(u->xsk), SOL_XDP, XDP_STATISTICS, &xs, &len))
-		hpn_stat_dropped(u->st, &u->drops_last, xs.rx_dropped + xs.rx_ring_full + xs.rx_fill_ring_empty_descs);
+		hpn_stat_dropped(u->st, &u->drops_last, xs.rx_dropped + xs.rx_ring_full);
 }
 
 /* What the kernel dropped on its side of the rings, said once at the end. */
@@ -1115,6 +1117,7 @@ static void tear_down(struct hpn_pep *u)
 		log_xsk_stats(u);
 		xsk_socket__delete(u->xsk);
 		u->drops_last = 0; /* a new socket counts from zero */
+		u->mtu_short = false;
 	}
 	if (u->umem)
 		xsk_umem__delete(u->umem);

@@ -63,6 +63,7 @@
 #define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
 #define PROBE_WAIT_NS 30000000ull   /* set-up listens this long for another owner of ip= (3 probes) */
 #define CONFLICT_EVERY_NS 10000000000ull /* an address conflict is logged and defended at most every 10 s */
+#define DROPS_EVERY_NS 1000000000ull /* the port's drop count into hpn_stats each second */
 #define ICMP_PER_MS 1               /* port unreachable answers at most 1000 a second */
 
 _Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
@@ -125,6 +126,7 @@ struct hpn_pep {
 	struct rte_mbuf *free_tx[2048]; /* send frames nobody holds (lent mode) */
 	uint32_t nfree;
 	uint32_t tx_target;
+	uint32_t dry_skip; /* frames_free calls to let pass before asking a short pool again */
 	struct rte_mbuf *lent[BURST_MAX]; /* mbufs of the last receive's datagrams */
 	uint32_t nlent;
 	uint64_t copies;
@@ -141,7 +143,8 @@ struct hpn_pep {
 	 * same interface (same MAC, same ip=). */
 	uint8_t arp_tag[8];
 	bool probing;          /* set-up's probe: a conflict fails the endpoint */
-	uint64_t drops_last;   /* hpn_stats.rx_dropped: the port's missed + no-mbuf, last read */
+	bool announce;         /* the link came up: announce ip= once the port may send */
+	uint64_t drops_ns, drops_last; /* hpn_stats.rx_dropped: the port's missed count, last read */
 	struct hpn_lock addr_lock; /* ip= on a kernel interface: one process's (net/lock.h) */
 	uint64_t conflicts, conflict_ns;
 	uint8_t conflict_mac[6];
@@ -269,8 +272,12 @@ static uint32_t frames_free(void *arg)
 	 * the largest message: it takes its frames whole, so a cache topped up
 	 * only below half its target held a 512 KiB message back until a
 	 * probe 100 ms later (each one, ping-pong on memif). */
-	if (u->nfree + TX_BULK < u->tx_target)
-		cache_fill(u, u->tx_target - u->nfree);
+	if (u->nfree + TX_BULK < u->tx_target) {
+		if (u->dry_skip) /* the pool was short: not a failing bulk on every send */
+			u->dry_skip--;
+		else if (cache_fill(u, u->tx_target - u->nfree), u->nfree + TX_BULK < u->tx_target)
+			u->dry_skip = 64;
+	}
 	return u->nfree > TX_RESERVE ? u->nfree - TX_RESERVE : 0;
 }
 
@@ -555,7 +562,8 @@ static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, u
 {
 	struct hpn_arp a;
 
-	if (!hpn_frame_parse_arp(f, len, &a) || hpn_ip4_is_group(a.spa) || (a.sha[0] & 1) || arp_ours(u, &a, f, len)) {
+	if (!hpn_frame_parse_arp(f, len, &a) || hpn_ip4_is_group(a.spa) || (a.sha[0] & 1) || arp_ours(u, &a, f, len) ||
+	    ((m->ol_flags & RTE_MBUF_F_RX_VLAN_STRIPPED) && (m->vlan_tci & 0xfff))) { /* another VLAN's: not our link */
 		rte_pktmbuf_free(m);
 		return;
 	}
@@ -574,7 +582,7 @@ static void arp_input(struct hpn_pep *u, struct rte_mbuf *m, const uint8_t *f, u
 	else if (hpn_nb_find(&u->nb, a.spa, false)) /* an update of one we know (gratuitous ARP) */
 		hpn_nb_learn(&u->nb, a.spa, a.sha, hpn_now_ns(), true);
 	rte_pktmbuf_free(m);
-	if (a.op == HPN_ARP_REQUEST && a.tpa == u->ip && !u->borrowed) {
+	if (a.op == HPN_ARP_REQUEST && a.tpa == u->ip && !u->borrowed && !u->probing) { /* not ours yet */
 		send_arp(u, HPN_ARP_REPLY, a.spa, a.sha);
 		u->arp_answered++;
 	}
@@ -1329,9 +1337,15 @@ static int find_port(struct hpn_pep *u)
 	 * stopped for 100 ms nine times lost 37499 of 400006 packets with
 	 * 512, none with 8192. */
 	devarg(u->vdev, "framecnt", cnt, sizeof(cnt));
+	if (!cnt[0])
+		devarg(u->vdev, "framesz", cnt, sizeof(cnt)); /* the ring's shape is the user's then */
+	if (!cnt[0])
+		devarg(u->vdev, "blocksz", cnt, sizeof(cnt));
 	if (!strncmp(u->vdev, "net_af_packet", 13) && !cnt[0]) {
-		uint32_t n = u->nframes / 2 < 512 ? 512 : u->nframes / 2 > 32768 ? 32768 : (u->nframes / 2) & ~1u;
+		uint32_t n = 512; /* a power of two: a whole number of frames per block, whatever the page */
 
+		while (n * 2 <= u->nframes / 2 && n < 32768)
+			n *= 2;
 		snprintf(dev, sizeof(dev), "%s,framecnt=%u", u->vdev, n);
 		what = dev;
 	}
@@ -1731,12 +1745,20 @@ static int probe_addr(struct hpn_pep *u)
 		}
 		got = rte_eth_rx_burst(u->port_id, 0, in, 32);
 		for (uint16_t i = 0; i < got; i++) {
-			uint8_t *f = rte_pktmbuf_mtod(in[i], uint8_t *);
+			uint8_t *f = rte_pktmbuf_mtod(in[i], uint8_t *), what;
 
-			if (in[i]->data_len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP)
+			if (in[i]->data_len >= HPN_ETH_HLEN && rd16(f + 12) == HPN_ETH_P_ARP) {
 				arp_input(u, in[i], f, in[i]->data_len);
-			else
-				rte_pktmbuf_free(in[i]);
+				continue;
+			}
+			if (u->memif && leave_frame(f, in[i]->data_len, &what) && what == LEAVE_SAYS) {
+				rte_pktmbuf_free(in[i]); /* the peer leaves: the link must not be touched */
+				rte_pktmbuf_free_bulk(in + i + 1, got - i - 1);
+				memif_hold(u);
+				u->probing = false;
+				return 0; /* nobody on the link answered: nothing to announce to */
+			}
+			rte_pktmbuf_free(in[i]);
 		}
 		if (!got)
 			usleep(100);
@@ -1808,11 +1830,15 @@ static int set_up(struct hpn_pep *u)
 		snprintf(name, sizeof(name), "%s-%s", u->kiface, inet_ntoa((struct in_addr){u->ip}));
 		ret = hpn_lock_take(&u->addr_lock, "dpdk", name, pid, sizeof(pid));
 		if (ret == -EBUSY)
-			return hpn_set_error(-EADDRINUSE, "dpdk: ip=%s on %s is another hpn process's (pid %s): give each "
-							  "its own ip=", inet_ntoa((struct in_addr){u->ip}), u->kiface, pid);
-		if (ret)
-			return hpn_set_error(ret == -ESTALE ? -EBUSY : ret, "dpdk: cannot take the lock file %s: %s",
-					     u->addr_lock.path, ret == -ESTALE ? "it keeps changing" : strerror(-ret));
+			return hpn_set_error(-EADDRINUSE, "dpdk: ip=%s on %s is %s (pid %s): give each its own ip=",
+					     inet_ntoa((struct in_addr){u->ip}), u->kiface,
+					     atoi(pid) == (int)getpid() ? "another endpoint's of this process"
+									: "another hpn process's", pid);
+		if (ret) /* no /run/hpn to write (not root, read-only): the probe still finds other hosts */
+			hpn_log(HPN_LOG_WARN, "dpdk: cannot take the lock file %s (%s): another process on %s with "
+					      "ip=%s would not be refused", u->addr_lock.path,
+				ret == -ESTALE ? "it keeps changing" : strerror(-ret), u->kiface,
+				inet_ntoa((struct in_addr){u->ip}));
 	}
 	u->link_up = link_state(u);
 	u->link_ns = hpn_now_ns();
@@ -1820,6 +1846,10 @@ static int set_up(struct hpn_pep *u)
 	ret = probe_addr(u);
 	if (ret)
 		return ret;
+	struct rte_eth_stats es; /* a port the application made may have dropped before: not ours */
+
+	if (!rte_eth_stats_get(u->port_id, &es))
+		u->drops_last = es.imissed;
 	hpn_core_describe(u->core, "dpdk %s (%s), %s, %s", u->name, u->driver, inet_ntoa((struct in_addr){u->ip}),
 			  u->copy ? "mbufs copied" : "mbufs lent from the pool");
 	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %02x:%02x:%02x:%02x:%02x:%02x, %s/%d%s, MTU %u, %u/%u "
@@ -2110,14 +2140,15 @@ static void nb_age(struct hpn_pep *u, uint64_t now)
 	}
 }
 
-/* What the port dropped for us (its ring full, no mbuf to take a frame),
- * into hpn_stats.rx_dropped. */
+/* What the port dropped for us (its receive ring full), into
+ * hpn_stats.rx_dropped. Not rx_nombuf: drivers count failed refills
+ * there, and a frame left in the ring is counted in imissed if lost. */
 static void read_drops(struct hpn_pep *u)
 {
 	struct rte_eth_stats es;
 
 	if (u->up && !u->held && !rte_eth_stats_get(u->port_id, &es))
-		hpn_stat_dropped(u->st, &u->drops_last, es.imissed + es.rx_nombuf);
+		hpn_stat_dropped(u->st, &u->drops_last, es.imissed);
 }
 
 static int dp_progress(struct hpn_pep *u, uint64_t now)
@@ -2128,11 +2159,17 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 		u->link_ns = now;
 		if (up != u->link_up)
 			hpn_log(HPN_LOG_INFO, "dpdk: %s: link %s", u->name, up ? "up" : "down");
-		if (up && !u->link_up && !u->borrowed)
-			arp_announce(u); /* a new link: its caches learn us, another holder of ip= hears it */
+		u->announce |= up && !u->link_up && !u->borrowed;
 		u->link_up = up;
-		read_drops(u);
 		held_check(u);
+		if (u->announce && u->link_up && !u->held) { /* a held port sends nothing: when it is free */
+			u->announce = false;
+			arp_announce(u); /* a new link: its caches learn us, another holder of ip= hears it */
+		}
+	}
+	if (now - u->drops_ns >= DROPS_EVERY_NS) {
+		u->drops_ns = now;
+		read_drops(u);
 	}
 	if (now - u->nb_scan_ns >= 1000000000ull) {
 		u->nb_scan_ns = now;

@@ -114,7 +114,7 @@ struct hpn_pep {
 	int epfd;        /* all of them, for wait_fd (-1: one socket) */
 	int mcast_ifindex; /* mcast_if= as an interface index (0: the kernel's choice) */
 	/* hpn_stats.rx_dropped: each socket's drop count (SO_MEMINFO), last
-	 * read (u->fd's, then xfd's), every 100 ms. */
+	 * read (u->fd's, then xfd's), each second. */
 	uint64_t drops_ns, drops_last[1 + HPN_FEED_LINES_MAX];
 };
 
@@ -1181,7 +1181,7 @@ static int udp_progress(struct hpn_pep *u, uint64_t now)
 {
 	if (u->fd < 0)
 		return 0;
-	if (now - u->drops_ns >= 100000000ull) {
+	if (now - u->drops_ns >= 1000000000ull) { /* a syscall per socket: each second */
 		u->drops_ns = now;
 		read_drops(u, u->fd, &u->drops_last[0]);
 		for (unsigned i = 0; i < u->nxfd; i++)

@@ -31,9 +31,9 @@ int hpn_lock_take(struct hpn_lock *l, const char *kind, const char *name, char *
 	l->fd = -1;
 	if (stat("/proc/self/ns/net", &ns))
 		ns.st_ino = 0;
+	snprintf(l->path, sizeof(l->path), HPN_LOCK_DIR "/%s-%llu-%s.lock", kind, (unsigned long long)ns.st_ino, name);
 	if (mkdir(HPN_LOCK_DIR, 0755) && errno != EEXIST)
 		return -errno;
-	snprintf(l->path, sizeof(l->path), HPN_LOCK_DIR "/%s-%llu-%s.lock", kind, (unsigned long long)ns.st_ino, name);
 	for (int tries = 0; tries < 8; tries++) {
 		struct stat held, named;
 
