@@ -77,7 +77,6 @@ extern const size_t hpn_xdp_obj_len;
 #define MTU_MAX (FRAME_SIZE - 256 - HPN_NET_HDR - 4)
 #define NB_RETRY_NS 10000000ull /* ask the kernel about an unresolved neighbour every 10 ms */
 #define ICMP_EVERY_NS 1000000ull /* read ICMP errors at most every 1 ms (a syscall) */
-#define DROPS_EVERY_NS 1000000000ull /* the kernel's drop counts into hpn_stats each second (a syscall) */
 #define PROG_NAME "hpn_xdp"
 #define TX_RESERVE 64 /* send frames kept back from lending, for copies */
 #define F_DEV 1       /* in the fill or rx ring (or just read from it) */
@@ -134,7 +133,7 @@ struct hpn_pep {
 	uint32_t tx_target;    /* the send cache is topped up to this */
 	uint32_t fill_target, in_dev; /* frames the device should have, and has */
 	uint32_t rx_ring;             /* fill and rx ring size (rx_ring_size) */
-	uint64_t drops_ns, drops_last; /* hpn_stats.rx_dropped: read_drops */
+	uint64_t drops_last; /* hpn_stats.rx_dropped: read_drops, each second */
 	uint64_t lent[64];     /* frames of the last receive's datagrams */
 	uint32_t nlent;
 	uint64_t recycle[64];  /* read frames going back to the device */
@@ -660,6 +659,18 @@ static const struct hpn_dgram_io xsk_io = {.send = xsk_send, .recv = xsk_recv, .
 
 /* ---- set-up ------------------------------------------------------------------ */
 
+/* The interface's MTU through any socket: 0, or -errno. */
+static int read_if_mtu(int fd, const char *dev, uint32_t *mtu)
+{
+	struct ifreq ifr = {0};
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", dev);
+	if (ioctl(fd, SIOCGIFMTU, &ifr))
+		return -errno;
+	*mtu = (uint32_t)ifr.ifr_mtu;
+	return 0;
+}
+
 static int if_info(struct hpn_pep *u)
 {
 	struct ifreq ifr = {0};
@@ -675,10 +686,8 @@ static int if_info(struct hpn_pep *u)
 					     "sends Ethernet frames; plugin=udp works on any interface", u->dev);
 	else
 		memcpy(u->mac, ifr.ifr_hwaddr.sa_data, 6);
-	if (!ret && ioctl(fd, SIOCGIFMTU, &ifr))
-		ret = hpn_set_error(-errno, "af_xdp: %s: no MTU: %s", u->dev, strerror(errno));
-	else if (!ret)
-		u->if_mtu = (uint32_t)ifr.ifr_mtu;
+	if (!ret && (ret = read_if_mtu(fd, u->dev, &u->if_mtu)))
+		ret = hpn_set_error(ret, "af_xdp: %s: no MTU: %s", u->dev, strerror(-ret));
 	if (!ret) {
 		struct ethtool_drvinfo di = {.cmd = ETHTOOL_GDRVINFO};
 
@@ -1541,13 +1550,10 @@ static void read_icmp(struct hpn_pep *u)
  * the stream (the handshake agreed it): said, loudly, once. */
 static void mtu_check(struct hpn_pep *u)
 {
-	struct ifreq ifr = {0};
 	uint32_t need = u->pc.mtu + HPN_IP4_HLEN + HPN_UDP_HLEN;
 
-	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", u->dev);
-	if (u->port_fd < 0 || ioctl(u->port_fd, SIOCGIFMTU, &ifr))
+	if (u->port_fd < 0 || read_if_mtu(u->port_fd, u->dev, &u->if_mtu))
 		return;
-	u->if_mtu = (uint32_t)ifr.ifr_mtu;
 	if (u->if_mtu < need && !u->mtu_short)
 		hpn_log(HPN_LOG_ERROR, "af_xdp: %s's MTU fell to %u: datagrams of up to %u bytes (mtu=%u) no longer "
 				       "leave it, and messages needing them stall; set it back to %u or more, or start "
@@ -1599,9 +1605,6 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 		u->nb_ns = now;
 		nb_refresh(u);
 		mtu_check(u);
-	}
-	if (now - u->drops_ns >= DROPS_EVERY_NS) {
-		u->drops_ns = now;
 		read_drops(u);
 	}
 	return hpn_pktep_progress(u->pk, now);

@@ -63,7 +63,6 @@
 #define LINK_EVERY_NS 100000000ull  /* the link's state is read every 100 ms */
 #define PROBE_WAIT_NS 30000000ull   /* set-up listens this long for another owner of ip= (3 probes) */
 #define CONFLICT_EVERY_NS 10000000000ull /* an address conflict is logged and defended at most every 10 s */
-#define DROPS_EVERY_NS 1000000000ull /* the port's drop count into hpn_stats each second */
 #define ICMP_PER_MS 1               /* port unreachable answers at most 1000 a second */
 
 _Static_assert(HPN_NET_LINES == HPN_FEED_LINES_MAX, "a frame backend takes as many lines as a feed has");
@@ -144,7 +143,7 @@ struct hpn_pep {
 	uint8_t arp_tag[8];
 	bool probing;          /* set-up's probe: a conflict fails the endpoint */
 	bool announce;         /* the link came up: announce ip= once the port may send */
-	uint64_t drops_ns, drops_last; /* hpn_stats.rx_dropped: the port's missed count, last read */
+	uint64_t drops_last;   /* hpn_stats.rx_dropped: the port's missed count, last read (each second) */
 	struct hpn_lock addr_lock; /* ip= on a kernel interface: one process's (net/lock.h) */
 	uint64_t conflicts, conflict_ns;
 	uint8_t conflict_mac[6];
@@ -1190,22 +1189,8 @@ static void devarg(const char *vdev, const char *key, char *out, size_t len)
 		}
 }
 
-/* Does the kernel hold ip on ifname? */
-static bool kernel_has(const char *ifname, uint32_t ip)
-{
-	struct ifaddrs *ifa, *i;
-	bool has = false;
-
-	if (getifaddrs(&ifa))
-		return false;
-	for (i = ifa; i && !has; i = i->ifa_next)
-		has = i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname) &&
-		      ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == ip;
-	freeifaddrs(ifa);
-	return has;
-}
-
-/* The IPv4 address of a kernel interface (a vdev riding on it). */
+/* An IPv4 address of a kernel interface (a vdev riding on it): the first,
+ * or *ip itself if nonzero (does the kernel hold it?). 0 or -EADDRNOTAVAIL. */
 static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
 {
 	struct ifaddrs *ifa, *i;
@@ -1214,7 +1199,8 @@ static int kernel_addr(const char *ifname, uint32_t *ip, uint32_t *mask)
 	if (getifaddrs(&ifa))
 		return -errno;
 	for (i = ifa; i; i = i->ifa_next)
-		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname)) {
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET && !strcmp(i->ifa_name, ifname) &&
+		    (!*ip || ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr == *ip)) {
 			*ip = ((struct sockaddr_in *)i->ifa_addr)->sin_addr.s_addr;
 			*mask = i->ifa_netmask ? ((struct sockaddr_in *)i->ifa_netmask)->sin_addr.s_addr : 0xffffffff;
 			ret = 0;
@@ -1816,7 +1802,7 @@ static int set_up(struct hpn_pep *u)
 			return hpn_set_error(ret, "dpdk: %s rides on %s, which has no IPv4 address: give the port one "
 						  "with ip=A.B.C.D/N", u->name, u->kiface);
 		u->borrowed = true;
-	} else if (u->kiface[0] && kernel_has(u->kiface, u->ip)) {
+	} else if (u->kiface[0] && !kernel_addr(u->kiface, &u->ip, &(uint32_t){0})) {
 		/* Both answering for it, the kernel would refuse our port's
 		 * datagrams (ICMP port unreachable: the peer gives up): the
 		 * kernel's, as without ip=. */
@@ -1852,9 +1838,11 @@ static int set_up(struct hpn_pep *u)
 		u->drops_last = es.imissed;
 	hpn_core_describe(u->core, "dpdk %s (%s), %s, %s", u->name, u->driver, inet_ntoa((struct in_addr){u->ip}),
 			  u->copy ? "mbufs copied" : "mbufs lent from the pool");
-	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %02x:%02x:%02x:%02x:%02x:%02x, %s/%d%s, MTU %u, %u/%u "
+	char mac[18];
+
+	hpn_log(HPN_LOG_INFO, "dpdk: %s (%s) port %u, %s, %s/%d%s, MTU %u, %u/%u "
 			      "descriptors, %u mbufs %s, checksums %s, EAL %s, link %s",
-		u->name, u->driver, u->port_id, u->mac[0], u->mac[1], u->mac[2], u->mac[3], u->mac[4], u->mac[5],
+		u->name, u->driver, u->port_id, mac_str(u->mac, mac),
 		inet_ntoa((struct in_addr){u->ip}), __builtin_popcount(u->mask), u->borrowed ? " (the kernel's)" : "",
 		u->port_mtu, u->nrxd, u->ntxd, u->nframes,
 		u->copy ? "in DPDK's memory (copied)" : "over the pool's frames (lent)",
@@ -2167,13 +2155,10 @@ static int dp_progress(struct hpn_pep *u, uint64_t now)
 			arp_announce(u); /* a new link: its caches learn us, another holder of ip= hears it */
 		}
 	}
-	if (now - u->drops_ns >= DROPS_EVERY_NS) {
-		u->drops_ns = now;
-		read_drops(u);
-	}
 	if (now - u->nb_scan_ns >= 1000000000ull) {
 		u->nb_scan_ns = now;
 		nb_age(u, now);
+		read_drops(u);
 	}
 	if (u->nb_unverified)
 		nb_verify(u, now);
