@@ -54,13 +54,18 @@ enum msg_type { M_PING = 0x50494e47, M_DATA = 0x44415441, M_END = 0x454e4421, M_
 
 struct bench_hdr {
 	uint32_t type;
-	uint32_t reserved;
+	uint32_t flags; /* HB_PATTERN */
 	uint64_t seq;
 };
 
+/* The payload after the header is pattern(seq): the receiver checks it. */
+#define HB_PATTERN 1u
+
 struct report { /* payload of M_REPORT, after the header */
 	uint64_t received, first_ns, last_ns, dups, ooo;
+	uint64_t corrupt; /* DATA whose pattern did not check out (an older server sends none) */
 };
+#define REPORT_OLD_SIZE (5 * sizeof(uint64_t))
 
 
 struct result {
@@ -69,6 +74,8 @@ struct result {
 	double t_min, t_typ, t_avg, t_stdev, p99, p999, p9999, t_max; /* us, NAN if n/a */
 	double msgs_per_s, gbit_per_s;
 	uint64_t drops, dups, ooo;
+	uint64_t corrupt;     /* --verify: messages whose payload differed from what was sent */
+	bool unchecked;       /* --verify: the server is an hpnbench that does not check (older) */
 	uint64_t retransmits; /* measured part only, by this process's endpoints (both, on loopback) */
 	uint64_t copies;      /* payload copies the library made (hpn_stats tx_copied + rx_copied), same scope */
 	char gave_up[128];    /* why the run stopped early: sizes after it are not run, the exit is 1 */
@@ -94,6 +101,53 @@ uint64_t now_ns(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* --verify's payload: 8-byte words of a mix of the message's seq and the
+ * word's offset, so a byte from another message, another offset or
+ * nowhere shows. A multiply and two xor-shifts a word: cheap next to the
+ * copy a check of every byte is anyway. */
+static uint64_t pattern_word(uint64_t seq, uint64_t k)
+{
+	uint64_t z = (seq + 1) * 0x9e3779b97f4a7c15ull + k * 0xd1b54a32d192ed03ull;
+
+	z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
+	return z ^ (z >> 29);
+}
+
+static void pattern_fill(uint8_t *p, size_t len, uint64_t seq)
+{
+	size_t k = 0;
+
+	for (; (k + 1) * 8 <= len; k++) {
+		uint64_t w = pattern_word(seq, k);
+
+		memcpy(p + k * 8, &w, 8);
+	}
+	if (k * 8 < len) {
+		uint64_t w = pattern_word(seq, k);
+
+		memcpy(p + k * 8, &w, len - k * 8);
+	}
+}
+
+/* The first byte that differs from pattern(seq), or -1. */
+static long pattern_check(const uint8_t *p, size_t len, uint64_t seq)
+{
+	for (size_t k = 0; k * 8 < len; k++) {
+		uint64_t w = pattern_word(seq, k);
+		size_t n = len - k * 8 < 8 ? len - k * 8 : 8;
+
+		if (memcmp(p + k * 8, &w, n)) { /* as pattern_fill wrote it, in host order */
+			const uint8_t *want = (const uint8_t *)&w;
+			size_t i = 0;
+
+			while (p[k * 8 + i] == want[i])
+				i++;
+			return (long)(k * 8 + i);
+		}
+	}
+	return -1;
 }
 
 static void on_signal(int sig)
@@ -158,6 +212,10 @@ static void usage(FILE *f)
 		"                       reliable=on) on this end's sends, e.g.\n"
 		"                       loss=0.05,reorder=0.1,dup=0.01,corrupt=0.001,seed=7\n"
 		"                       (both ways: give the server --faults too)\n"
+		"  --verify             fill every payload byte with a pattern of the message's\n"
+		"                       number and check it on receipt (the echo in pingpong,\n"
+		"                       the server in stream): the count is the 'corrupt'\n"
+		"                       column, any exits 1; costs a pass over each payload\n"
 		"  --json FILE          write results as JSON ('-' for stdout)\n"
 		"  --list-plugins       list plugins found and whether they work here\n"
 		"  --quiet              no progress lines\n"
@@ -221,6 +279,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		{"faults", required_argument, 0, 'F'}, {"help", no_argument, 0, 'h'},
 		{"listen", required_argument, 0, 'l'},
 		{"app-us", required_argument, 0, 'A'},
+		{"verify", no_argument, 0, 'V'},
 		{0, 0, 0, 0},
 	};
 	int c;
@@ -290,6 +349,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 			o->listen[o->nlisten++] = optarg;
 			break;
 		case 'q': o->quiet = true; break;
+		case 'V': o->verify = true; break;
 		case 'A': {
 			char *end;
 
@@ -313,6 +373,8 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		die(2, "--mode feed receives a feed: give its lines with --listen GROUP:PORT (no --server, no --peer)");
 	if (o->mode != MODE_FEED && o->nlisten)
 		die(2, "--listen is for --mode feed (a server listens on --bind)");
+	if (o->verify && (o->server || o->mode == MODE_FEED))
+		die(2, "--verify is for the client of pingpong or stream (a server checks whatever comes marked)");
 	if (o->mode != MODE_FEED && o->app_us > 0)
 		die(2, "--app-us is for --mode feed (the work a feed handler does per message)");
 }
@@ -414,6 +476,7 @@ struct server {
 	struct hpn_msg park[PARK_MAX];
 	unsigned park_n;
 	uint64_t parked, dropped; /* replies that had to wait; replies given up */
+	uint64_t corrupt_said;    /* marked messages whose payload did not check out */
 	/* Peers' addresses as they connected: a peer that is gone has none
 	 * left in the endpoint, and its goodbye line should still say who. */
 	struct {
@@ -593,6 +656,24 @@ static void plain_echo(struct hpn_msg *m)
 		put_be(p + 8, SP_PONG_REQUEST, 2);
 }
 
+/* A marked message whose payload is not its pattern: counted (stream
+ * data, in the report) and said, the first few times (a ping's echo is
+ * counted by the client, which sees whether it was spoilt on the way
+ * here or back). */
+static void check_payload(struct server *s, const struct hpn_msg *m, uint64_t seq, uint64_t *count)
+{
+	long at = pattern_check((const uint8_t *)m->data + HDR_SIZE, m->len - HDR_SIZE, seq);
+
+	if (at < 0)
+		return;
+	if (count)
+		++*count;
+	if (s->corrupt_said++ < 5)
+		fprintf(stderr, "hpnbench server: %s %" PRIu64 " from peer %u (%u bytes): payload differs from what "
+			"was sent from byte %ld on\n", count ? "message" : "ping", seq, m->peer, m->len,
+			at + HDR_SIZE);
+}
+
 /* Echo pings (zero-copy: the received buffer goes straight back), count
  * stream data, answer END with a report. */
 static void server_handle(struct server *s, struct hpn_msg *m, int n)
@@ -615,6 +696,8 @@ static void server_handle(struct server *s, struct hpn_msg *m, int n)
 		}
 		memcpy(&h, m[i].data, sizeof(h));
 		if (h.type == M_PING) {
+			if (h.flags & HB_PATTERN)
+				check_payload(s, &m[i], h.seq, NULL);
 			echo[ne++] = m[i];
 			continue;
 		}
@@ -622,6 +705,9 @@ static void server_handle(struct server *s, struct hpn_msg *m, int n)
 
 		if (h.type == M_DATA && c) {
 			uint64_t t = now_ns();
+
+			if (h.flags & HB_PATTERN)
+				check_payload(s, &m[i], h.seq, &c->r.corrupt);
 
 			if (!c->r.received)
 				c->r.first_ns = t;
@@ -696,6 +782,7 @@ struct client {
 	hpn_hist *hist;
 	hpn_ep *srv_ep;  /* the loopback server's endpoint (NULL with --peer) */
 	bool plain;      /* framing=none: sockperf's messages */
+	size_t hdr;      /* the header's size: what --verify's pattern follows */
 	uint64_t rt0;    /* retransmissions when the measured part began */
 	uint64_t cp0;    /* copies then */
 };
@@ -731,7 +818,7 @@ static void stuck(struct client *c, uint64_t t0, const char *why)
 
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 {
-	struct bench_hdr h = {type, 0, seq};
+	struct bench_hdr h = {type, c->o->verify && type != M_END ? HB_PATTERN : 0, seq};
 	void *buf;
 	int r;
 
@@ -747,6 +834,8 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 	} else {
 		memcpy(buf, &h, sizeof(h));
 	}
+	if (h.flags)
+		pattern_fill((uint8_t *)buf + c->hdr, size - c->hdr, seq);
 	struct hpn_msg m = {.data = buf, .len = (uint32_t)size, .peer = c->peer};
 
 	for (uint64_t t0 = now_ns(); (r = hpn_send_zc_burst(c->ep, &m, 1)) == -EAGAIN || r == 0;)
@@ -784,6 +873,20 @@ static void show_progress(struct progress_line *p, size_t size, uint64_t done,
 	else
 		fprintf(stderr, "hpnbench: size %zu: %" PRIu64 " messages (%.1f s)\n", size, done,
 			(double)(now - p->start) / 1e9);
+}
+
+/* --verify: the echo carries the pattern the ping went out with. */
+static void check_echo(struct client *c, const struct hpn_msg *m, uint64_t seq, struct result *res)
+{
+	static unsigned said;
+	long at = pattern_check((const uint8_t *)m->data + c->hdr, m->len - c->hdr, seq);
+
+	if (at < 0)
+		return;
+	res->corrupt++;
+	if (said++ < 5)
+		fprintf(stderr, "hpnbench: the echo of ping %" PRIu64 " (%u bytes) differs from what was sent from "
+			"byte %ld on\n", seq, m->len, at + (long)c->hdr);
 }
 
 static void pingpong(struct client *c, size_t size, struct result *res)
@@ -844,6 +947,8 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 					h.seq = get_be(m[i].data, 8);
 				}
 				if (h.type == M_PING && h.seq == seq && m[i].len == size && !got) {
+					if (o->verify)
+						check_echo(c, &m[i], seq, res);
 					got = true;
 					last_reply = t1;
 					lost_run = 0;
@@ -917,8 +1022,11 @@ static bool stream_report(struct client *c, struct report *out)
 				struct bench_hdr h;
 
 				memcpy(&h, m[i].data, sizeof(h));
-				if (h.type == M_REPORT && m[i].len >= HDR_SIZE + sizeof(*out) && h.seq == round) {
-					memcpy(out, (uint8_t *)m[i].data + HDR_SIZE, sizeof(*out));
+				if (h.type == M_REPORT && m[i].len >= HDR_SIZE + REPORT_OLD_SIZE && h.seq == round) {
+					size_t len = m[i].len - HDR_SIZE < sizeof(*out) ? m[i].len - HDR_SIZE : sizeof(*out);
+
+					out->corrupt = UINT64_MAX; /* an older server's report ends before it */
+					memcpy(out, (uint8_t *)m[i].data + HDR_SIZE, len);
 					done = true;
 				}
 				hpn_buf_put(c->ep, m[i].data);
@@ -960,11 +1068,13 @@ static void stream(struct client *c, size_t size, struct result *res)
 		if (!n)
 			break;
 		for (; k < n; k++) {
-			struct bench_hdr h = {M_DATA, 0, sent + k};
+			struct bench_hdr h = {M_DATA, o->verify ? HB_PATTERN : 0, sent + k};
 
 			if (hpn_buf_get_sized(c->ep, size, &m[k].data))
 				break;
 			memcpy(m[k].data, &h, sizeof(h));
+			if (o->verify)
+				pattern_fill((uint8_t *)m[k].data + HDR_SIZE, size - HDR_SIZE, sent + k);
 			m[k].len = (uint32_t)size;
 			m[k].peer = c->peer;
 		}
@@ -1002,6 +1112,8 @@ static void stream(struct client *c, size_t size, struct result *res)
 	res->iters = rep.received;
 	res->drops = sent > rep.received ? sent - rep.received : 0;
 	res->ooo = rep.ooo;
+	res->unchecked = rep.corrupt == UINT64_MAX;
+	res->corrupt = res->unchecked ? 0 : rep.corrupt;
 	res->t_min = res->t_typ = res->t_avg = res->t_stdev = NAN;
 	res->p99 = res->p999 = res->p9999 = res->t_max = NAN;
 	if (rep.received > 1 && rep.last_ns > rep.first_ns) {
@@ -1017,24 +1129,30 @@ static void stream(struct client *c, size_t size, struct result *res)
 static void print_header(const struct opts *o)
 {
 	if (o->mode == 0)
-		printf("%-8s %8s %10s %8s %8s %8s %8s %8s %8s %8s %9s %7s %5s %5s %8s\n", "mode", "size", "iters",
+		printf("%-8s %8s %10s %8s %8s %8s %8s %8s %8s %8s %9s %7s %5s %5s %8s", "mode", "size", "iters",
 		       "t_min", "t_typ", "t_avg", "t_stdev", "p99", "p99.9", "p99.99", "t_max", "drops", "dups",
 		       "ooo", "retrans");
 	else
-		printf("%-8s %8s %10s %12s %10s %10s %7s %8s\n", "mode", "size", "received", "msgs/s", "Gbit/s",
+		printf("%-8s %8s %10s %12s %10s %10s %7s %8s", "mode", "size", "received", "msgs/s", "Gbit/s",
 		       "drops", "ooo", "retrans");
+	printf(o->verify ? " %8s\n" : "\n", "corrupt"); /* a column only when asked: scripts read the others */
 }
 
 static void print_result(const struct opts *o, const struct result *r)
 {
 	if (o->mode == 0)
 		printf("%-8s %8zu %10" PRIu64 " %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %8.2f %9.2f %7" PRIu64
-		       " %5" PRIu64 " %5" PRIu64 " %8" PRIu64 "\n",
+		       " %5" PRIu64 " %5" PRIu64 " %8" PRIu64,
 		       "pingpong", r->size, r->iters, r->t_min, r->t_typ, r->t_avg, r->t_stdev, r->p99, r->p999,
 		       r->p9999, r->t_max, r->drops, r->dups, r->ooo, r->retransmits);
 	else
-		printf("%-8s %8zu %10" PRIu64 " %12.0f %10.3f %10" PRIu64 " %7" PRIu64 " %8" PRIu64 "\n", "stream",
+		printf("%-8s %8zu %10" PRIu64 " %12.0f %10.3f %10" PRIu64 " %7" PRIu64 " %8" PRIu64, "stream",
 		       r->size, r->iters, r->msgs_per_s, r->gbit_per_s, r->drops, r->ooo, r->retransmits);
+	if (o->verify && r->unchecked)
+		printf(" %8s", "-");
+	else if (o->verify)
+		printf(" %8" PRIu64, r->corrupt);
+	printf("\n");
 	fflush(stdout);
 }
 
@@ -1112,8 +1230,13 @@ static void write_json(const struct opts *o, const char *describe, const struct 
 		json_num(f, "msgs_per_s", r->msgs_per_s, true);
 		json_num(f, "gbit_per_s", r->gbit_per_s, true);
 		fprintf(f, "\"drops\": %" PRIu64 ", \"dups\": %" PRIu64 ", \"out_of_order\": %" PRIu64
-			", \"retransmits\": %" PRIu64 ", \"copies\": %" PRIu64 "}%s\n",
-			r->drops, r->dups, r->ooo, r->retransmits, r->copies, i + 1 < n ? "," : "");
+			", \"retransmits\": %" PRIu64 ", \"copies\": %" PRIu64,
+			r->drops, r->dups, r->ooo, r->retransmits, r->copies);
+		if (o->verify && r->unchecked) /* null: not checked, not zero found */
+			fprintf(f, ", \"corrupt\": null");
+		else if (o->verify)
+			fprintf(f, ", \"corrupt\": %" PRIu64, r->corrupt);
+		fprintf(f, "}%s\n", i + 1 < n ? "," : "");
 	}
 	fprintf(f, "  ]\n}\n");
 	json_close(f, o);
@@ -1305,6 +1428,7 @@ int main(int argc, char **argv)
 		die(1, "cannot create histogram");
 	c.reply_timeout_ms = hpn_ep_caps(c.ep)->flags & HPN_CAP_RELIABLE ? RELIABLE_TIMEOUT_MS : REPLY_TIMEOUT_MS;
 	c.plain = hpn_ep_caps(c.ep)->flags & HPN_CAP_PLAIN;
+	c.hdr = c.plain ? SP_HDR : HDR_SIZE;
 	if (c.plain && o.mode == MODE_STREAM)
 		die(2, "--mode stream counts on an hpnbench server's report, which plain UDP (framing=none) has no "
 		       "room for: use --mode pingpong against an echo, or --mode feed");
@@ -1355,6 +1479,14 @@ int main(int argc, char **argv)
 		return 130;
 	if (gave_up)
 		die(1, "size %zu: %s", res[done - 1].size, gave_up);
+	for (unsigned i = 0; i < done; i++) {
+		if (res[i].unchecked)
+			fprintf(stderr, "hpnbench: --verify: size %zu: the server is an older hpnbench that does not "
+					"check payloads: not verified\n", res[i].size);
+		if (res[i].corrupt)
+			die(1, "size %zu: %" PRIu64 " messages arrived with payload bytes that differ from what was "
+			       "sent (--verify)", res[i].size, res[i].corrupt);
+	}
 	for (unsigned i = 0; i < done; i++)
 		if (!res[i].iters && (o.iters || o.duration > 0))
 			die(1, "size %zu: nothing measured (%" PRIu64 " lost) - the results above are not a "

@@ -28,6 +28,7 @@ struct opts {
 	int cpu;
 	int server_cpu;
 	bool quiet;
+	bool verify; /* --verify: every payload byte carries a pattern, checked on receipt */
 	const char *listen[MAX_LISTEN]; /* --mode feed: the lines */
 	unsigned nlisten;
 	double app_us; /* --mode feed: the application's work per message (a busy wait) */

@@ -5,7 +5,10 @@
 #      results so far and exit 130 - the client once waited out the reply
 #      timeout for the server thread that had stopped, and said "server
 #      went away" (exit 1, results lost);
-#   3. the same in a stream.
+#   3. the same in a stream;
+#   4. --verify checks every payload byte: an echo that spoils one byte of
+#      every tenth datagram is caught exactly that often (exit 1), a true
+#      one and hpnbench's own server in both modes pass with 0.
 #   hpnbench_cli.sh HPNBENCH
 set -uo pipefail
 bench=$1
@@ -47,4 +50,42 @@ ctrl_c 5 '^pingpong +1048576 +[1-9]' "round trips measured" --plugin udp --size 
 #    "server does not answer (stream report lost 20 times)", exit 1).
 echo "3. Ctrl-C in a loopback stream"
 ctrl_c 3 '^stream +64 +[1-9]' "messages received" --plugin udp --mode stream --size 64 --duration 30
+# 4. --verify against a UDP echo of our own: true, then spoiling the last
+#    byte of every tenth datagram (framing=none: hpnbench pings any echo).
+echo "4. --verify"
+echo_py='
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+n = 0
+while True:
+    d, a = s.recvfrom(65536)
+    n += 1
+    if sys.argv[1] == "spoil" and n % 10 == 0:
+        d = d[:-1] + bytes([d[-1] ^ 0x20])
+    s.sendto(d, a)
+'
+for how in true spoil; do
+	coproc ECHO { exec python3 -c "$echo_py" "$how"; }
+	read -r port <&"${ECHO[0]}"
+	"$bench" --config framing=none --peer "127.0.0.1:$port" --verify --size 200 --iters 300 --warmup 0 --quiet >"$out" 2>&1
+	rc=$?
+	kill "$ECHO_PID" 2>/dev/null; wait "$ECHO_PID" 2>/dev/null
+	if [ $how = true ] && { [ $rc -ne 0 ] || ! grep -Eq '^pingpong +200 +300 .* 0$' "$out"; }; then
+		echo "FAIL: --verify against a true echo: exit $rc (want 0, corrupt 0):"; cat "$out"; exit 1
+	fi
+	if [ $how = spoil ] && { [ $rc -ne 1 ] || ! grep -Eq '^pingpong +200 +300 .* 30$' "$out" ||
+		! grep -q "30 messages arrived with payload bytes that differ" "$out" ||
+		! grep -q "ping 9 (200 bytes) differs from what was sent from byte 199 on" "$out"; }; then
+		echo "FAIL: --verify against an echo spoiling every tenth: exit $rc (want 1, corrupt 30):"; cat "$out"; exit 1
+	fi
+done
+for mode in pingpong stream; do
+	"$bench" --verify --mode $mode --size 16,1000,70000 --iters 200 --quiet >"$out" 2>&1
+	rc=$?
+	if [ $rc -ne 0 ] || [ "$(grep -Ec "^$mode .* 0$" "$out")" != 3 ]; then
+		echo "FAIL: --verify $mode on loopback: exit $rc (want 0, corrupt 0 for each size):"; cat "$out"; exit 1
+	fi
+done
 echo "PASS"
