@@ -56,6 +56,7 @@ struct hpn_pep {
 	uint64_t sndbuf, rcvbuf, busy_poll;
 	bool gso;
 	bool err_pending; /* the socket reported an (ICMP) error: drain the queue */
+	uint64_t fragneed, fragneed_log_ns; /* ICMP "fragmentation needed" seen; last said */
 
 	/* The packet layer, and the socket calls it makes. */
 	struct hpn_pktep *pk;
@@ -259,7 +260,16 @@ static void drain_errqueue(struct hpn_pep *u)
 		/* "Fragmentation needed" says the path is narrower, not that the
 		 * peer is gone; the kernel fragments our datagrams meanwhile. */
 		if (err == EMSGSIZE) {
-			hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer");
+			/* Once a second: anyone who knows a peer's address and
+			 * port can send these (the kernel checks nothing else). */
+			uint64_t t = hpn_now_ns();
+
+			u->fragneed++;
+			if (t - u->fragneed_log_ns >= 1000000000ull || !u->fragneed_log_ns) {
+				u->fragneed_log_ns = t;
+				hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer (%llu so far)",
+					(unsigned long long)u->fragneed);
+			}
 			continue;
 		}
 		if (err)

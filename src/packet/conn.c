@@ -638,16 +638,29 @@ static void consume_stored(struct hpn_conn *c, const struct hpn_pkt *p)
 	((struct hpn_pkt *)p)->payload = NULL;
 }
 
+/* A reliable stream lost a message it had acknowledged - the peer sent
+ * packets that contradict each other (a forgery, or a broken peer): what
+ * follows would be delivered with it missing, so nothing more is, and the
+ * stream ends (hpn_conn_input). Unreliable modes count it and go on. */
+static void bad_msg(struct hpn_conn *c)
+{
+	c->malformed++;
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR && !c->broken)
+		c->broken = HPN_CONN_BAD_MSG;
+}
+
 static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 {
+	if (c->broken == HPN_CONN_BAD_MSG)
+		return; /* the stream ends: nothing after the lost message */
 	if (p->flags & HPN_PKT_F_BATCH) {
 		uint32_t off = 0;
 		const uint8_t *m;
 		uint16_t l;
 
-		while (hpn_pkt_batch_next(p, &off, &m, &l)) {
+		while (hpn_pkt_batch_next(p, &off, &m, &l) && c->broken != HPN_CONN_BAD_MSG) {
 			if (l > c->cfg.max_msg)
-				c->malformed++; /* more than we said we take */
+				bad_msg(c); /* more than we said we take */
 			else
 				c->ops.deliver(c->arg, m, l);
 		}
@@ -656,13 +669,14 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 	if (!(p->flags & HPN_PKT_F_FRAG)) {
 		if (c->reasm.total) { /* a whole message inside a fragmented one */
 			reasm_drop(c);
-			if (c->cfg.reliable)
-				c->malformed++;
-			else
-				c->gaps++; /* its last fragment was lost */
+			if (c->cfg.reliable) {
+				bad_msg(c);
+				return;
+			}
+			c->gaps++; /* its last fragment was lost */
 		}
 		if (p->len > c->cfg.max_msg)
-			c->malformed++;
+			bad_msg(c);
 		else
 			c->ops.deliver(c->arg, p->payload, p->len); /* no copy */
 		return;
@@ -684,7 +698,7 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 	} else if (r < 0) {
 		reasm_drop(c);
 		if (c->cfg.reliable)
-			c->malformed++; /* unreliable: a lost fragment, already a gap */
+			bad_msg(c); /* unreliable: a lost fragment, already a gap */
 	}
 }
 
@@ -1036,6 +1050,8 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 	}
 	if (ack_now && c->state == HPN_CONN_UP)
 		send_ctrl(c, HPN_PKT_ACK, now);
+	if (c->broken == HPN_CONN_BAD_MSG)
+		die(c, -EPROTO); /* what waits for the reader follows the lost message: not delivered */
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -1102,6 +1118,54 @@ static uint64_t keepalive_ns(const struct hpn_conn *c, uint64_t now)
 	return now - c->last_rx_ns >= c->cfg.dead_ns / 2 ? c->cfg.dead_ns / 16 : c->cfg.dead_ns / 4;
 }
 
+/* A peer that answers keeps the stream alive (silence is what ends it),
+ * but an answer is not progress: our oldest packet unacknowledged while
+ * the peer's window has room for it, or a hole in what it sent that is
+ * never filled, for HPN_CONN_STALL_DEAD peer timeouts, means the two ends
+ * disagree on what was delivered (a forged ack released a packet that was
+ * lost, say) and never will agree. Sampled at each tick: the clock starts
+ * when the oldest packet or the hole is first seen. True: ended. */
+static bool watch_progress(struct hpn_conn *c, uint64_t now)
+{
+	uint64_t limit = HPN_CONN_STALL_DEAD * c->cfg.dead_ns;
+
+	if (c->broken == HPN_CONN_BAD_MSG) { /* found while the reader took a backlog */
+		die(c, -EPROTO);
+		return true;
+	}
+	if (c->tx.una == c->tx.snd || c->tx.una != c->stall_una || !hpn_seq_lt(c->tx.una, c->peer_limit)) {
+		c->stall_una = c->tx.una;
+		c->stall_tx_ns = now;
+	} else if (now - c->stall_tx_ns >= limit) {
+		c->broken = HPN_CONN_TX_STALL;
+	}
+	if (!c->rx.held || c->rx.next != c->stall_next) {
+		c->stall_next = c->rx.next;
+		c->stall_rx_ns = now;
+	} else if (now - c->stall_rx_ns >= limit) {
+		c->broken = HPN_CONN_RX_STALL;
+	}
+	if (!c->broken)
+		return false;
+	/* Acknowledged messages before a hole are the reader's still. */
+	end(c, -EPROTO);
+	return true;
+}
+
+const char *hpn_conn_broken_str(uint8_t broken)
+{
+	switch (broken) {
+	case HPN_CONN_TX_STALL:
+		return "our oldest packet stayed unacknowledged with the peer's window open";
+	case HPN_CONN_RX_STALL:
+		return "a packet the peer sent never arrived though later ones did";
+	case HPN_CONN_BAD_MSG:
+		return "a message whose packets contradict each other, acknowledged already, was lost";
+	default:
+		return "";
+	}
+}
+
 void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 {
 	if (c->state == HPN_CONN_DEAD || c->state == HPN_CONN_IDLE)
@@ -1144,6 +1208,8 @@ void hpn_conn_tick(struct hpn_conn *c, uint64_t now)
 		return; /* gone, or the peer said goodbye: nothing more to send */
 	if (c->ack_pending && now - c->ack_due_ns >= c->cfg.ack_delay_ns)
 		send_ctrl(c, HPN_PKT_ACK, now);
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR && watch_progress(c, now))
+		return;
 	if (c->cfg.reliable) {
 		retransmit(c, now);
 		flush(c, now);

@@ -195,7 +195,32 @@ struct hpn_conn {
 	uint64_t malformed, stale, retransmits, acks_sent, gaps, unacked_msgs, batched, pkts_sent;
 	uint64_t overflow; /* raw: datagrams dropped, the owner had no room */
 	uint64_t ping_ns;  /* the last keepalive PING went out then */
+	/* A stream the peer keeps alive but that can no longer keep its
+	 * promise - every message, in order, once - ends (-EPROTO) instead of
+	 * waiting for ever (issue: an on-path forged ack wedged it, silently).
+	 * broken: why (enum hpn_conn_broken); the stall_* fields watch for no
+	 * progress, sampled at each tick (conn.c: watch_progress). */
+	uint8_t broken;
+	uint32_t stall_una, stall_next;
+	uint64_t stall_tx_ns, stall_rx_ns;
 };
+
+/* Why a live stream was ended (hpn_conn.broken; -EPROTO to the owner). */
+enum hpn_conn_broken {
+	HPN_CONN_OK,
+	HPN_CONN_TX_STALL,   /* our oldest packet unacknowledged, its window open */
+	HPN_CONN_RX_STALL,   /* a hole in what it sent, never filled */
+	HPN_CONN_BAD_MSG,    /* a message its packets contradict, acknowledged already */
+};
+
+/* HPN_CONN_TX_STALL and HPN_CONN_RX_STALL: after this many peer timeouts
+ * (dead_ns) without progress - resends back off to dead_ns / 4 at most,
+ * so a live path has had a dozen tries by then (20 % loss each way: one
+ * false end in ~1e10 packets). */
+#define HPN_CONN_STALL_DEAD 4
+
+/* A line's worth of why (for the owner's log). */
+const char *hpn_conn_broken_str(uint8_t broken);
 
 /* Set up; the connecting side then calls hpn_conn_connect, the accepting
  * side hpn_conn_accept once a COOKIE_ECHO proved the connector's address

@@ -488,7 +488,14 @@ static void on_gone(void *arg, int status)
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_WARN, "connect to %s refused: all its peer slots (max_peers) are taken", who);
 	}
-	if (status == -EPROTO) {
+	if (status == -EPROTO && p->conn.broken) {
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN,
+			"peer %s: the stream is broken, ended: %s (%u packets in flight, %llu stale and %llu "
+			"malformed packets from it: forged, or a broken peer)",
+			who, hpn_conn_broken_str(p->conn.broken), hpn_txwin_inflight(&p->conn.tx),
+			(unsigned long long)p->conn.stale, (unsigned long long)p->conn.malformed);
+	} else if (status == -EPROTO) {
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_WARN, "connect to %s refused: it runs %s, this endpoint %s", who,
 			hpn_pkt_mode_name(p->conn.peer_mode),
@@ -1533,6 +1540,17 @@ static uint32_t now_ms(const struct hpn_pktep *e)
 
 /* A HELLO: answered with a COOKIE, statelessly - whoever sent it gets
  * nothing here until it echoes the cookie from the address it claims. */
+/* UDP source port 0 (RFC 768: "no reply expected"): nothing can be sent
+ * back - the kernel refuses it (EINVAL, which once turned GSO off for
+ * good when two such COOKIEs made one batch). Every backend's address is
+ * a sockaddr_in or sockaddr_in6, whose ports share an offset. */
+static bool port_zero(const struct hpn_dgram *d)
+{
+	const struct sockaddr_in *a = (const void *)d->addr;
+
+	return d->alen >= sizeof(*a) && (a->sin_family == AF_INET || a->sin_family == AF_INET6) && !a->sin_port;
+}
+
 static void on_hello(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pkt *h, const struct hpn_dgram *d)
 {
 	uint8_t out[HPN_PKT_HDR + HPN_PKT_HS_LEN];
@@ -1541,6 +1559,11 @@ static void on_hello(struct hpn_pktep *e, struct pk_peer *p, const struct hpn_pk
 	struct hpn_pkt ours = {.flags = hpn_pkt_mode_flags(e->ccfg.reliable, e->ccfg.raw),
 			       .window = p ? p->conn.tx.size : 0, .max_msg = e->ccfg.max_msg, .mtu = e->ccfg.mtu};
 
+	if (port_zero(d)) {
+		HPN_STAT_ADD(e->st->malformed, 1);
+		HPN_STAT_ADD(e->st->drops, 1);
+		return;
+	}
 	if (p && p->conn.state == HPN_CONN_HELLO) {
 		if (h->session == p->conn.session)
 			return; /* our own HELLO: we connected to ourselves */
@@ -1667,9 +1690,12 @@ static bool restart_confirmed(struct hpn_pktep *e, struct pk_peer *p, uint32_t s
 	}
 	if ((int64_t)(p->conn.last_rx_ns - p->restart_ns) > 0) {
 		/* The old session answered: it is alive, and the new one is a
-		 * stranger's (or a second process on the same port). */
-		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
-		hpn_log(HPN_LOG_WARN, "a new session from %s ignored: the peer there is alive", who);
+		 * stranger's (or a second process on the same port). Said once
+		 * a second: whoever sees the traffic can repeat the claim. */
+		e->restarts_ignored++;
+		if (hpn_pk_log_due(e, &e->restart_log_ns, p->addr, p->alen, who, sizeof(who)))
+			hpn_log(HPN_LOG_WARN, "a new session from %s ignored: the peer there is alive (%llu such so far)",
+				who, (unsigned long long)e->restarts_ignored);
 		p->restart_ns = 0;
 		HPN_STAT_ADD(e->st->drops, 1);
 		return false;

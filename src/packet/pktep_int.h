@@ -77,6 +77,7 @@ struct hpn_pktep {
 	uint64_t deaf_from;   /* when the present deafness began (0: hearing) */
 	bool deaf_said;       /* warned of the present one */
 	uint64_t mode_log_ns, full_log_ns; /* last warnings (hpn_pk_log_due): mode_refused(), plain_full() */
+	uint64_t restart_log_ns, restarts_ignored; /* restart_confirmed(): a live peer's address, a new session */
 	uint64_t rx_empty; /* receive calls that found the socket empty (refused()) */
 	unsigned idle_polls;
 	uint32_t dying;         /* peers dead or lingering: sweep() has work */

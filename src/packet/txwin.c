@@ -405,6 +405,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 {
 	struct hpn_txpkt *pick = NULL;
 	uint32_t pick_seq = 0;
+	bool sacked_una = false;
 
 	uint32_t s = t->una;
 
@@ -435,8 +436,19 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	for (; hpn_seq_lt(s, t->snd); s++) {
 		struct hpn_txpkt *p = at(t, s);
 
-		if (p->acked)
-			continue;
+		/* A selective ack is the peer's word, not delivery: the oldest
+		 * packet selectively acked times out all the same, and goes
+		 * again (RFC 2018 keeps such data until the cumulative ack; Linux
+		 * clears its marks on a timeout). A truthful peer's cumulative
+		 * ack soon follows its SACK; a forged SACK of a lost packet
+		 * otherwise wedged the stream for good, never resent. */
+		if (p->acked) {
+			if (s != t->una || now < rto_due(t, p))
+				continue;
+			p->acked = false;
+			t->sacked--;
+			sacked_una = true;
+		}
 		/* The timeout resends only the oldest packet (TCP's one timer):
 		 * a peer that merely stalled costs one spurious packet, not a
 		 * window of them; once it is acked, RACK finds any others. */
@@ -450,7 +462,7 @@ bool hpn_txwin_resend(struct hpn_txwin *t, uint64_t now, uint32_t *seq, void **r
 	t->scan_seq = s;
 	if (!pick)
 		return false;
-	bool timeout = pick_seq == t->una && now < rack_due(t, pick); /* not RACK */
+	bool timeout = pick_seq == t->una && (sacked_una || now < rack_due(t, pick)); /* not RACK */
 
 	if (now < t->last_tx_ns)
 		now = t->last_tx_ns; /* never back in time (transmit) */
@@ -482,8 +494,11 @@ uint64_t hpn_txwin_deadline(const struct hpn_txwin *t)
 		const struct hpn_txpkt *p = &t->pkt[s & (t->size - 1)];
 		uint64_t d;
 
-		if (p->acked)
+		if (p->acked) {
+			if (s == t->una && rto_due(t, p) < best)
+				best = rto_due(t, p); /* it times out all the same (hpn_txwin_resend) */
 			continue;
+		}
 		d = rack_due(t, p);
 		if (s == t->una && rto_due(t, p) < d)
 			d = rto_due(t, p);

@@ -1059,6 +1059,117 @@ static void test_held_from_arrival(void **state)
 	hpn_conn_fini(&b);
 }
 
+/* What an on-path attacker can forge: an ACK to the sender a. */
+static void forge_ack_to_a(uint32_t cum, uint32_t window, int sack_words)
+{
+	uint8_t pkt[HPN_PKT_HDR + 8 * HPN_PKT_SACK_WORDS];
+	struct hpn_pkt p = {.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK, .session = 0x5eed, .cum = cum,
+			    .window = window, .sack_words = (uint8_t)sack_words};
+	size_t n;
+
+	for (int w = 0; w < sack_words; w++)
+		p.sack[w] = ~0ull;
+	n = hpn_pkt_encode(&p, pkt);
+	hpn_pkt_seal(pkt, n);
+	hpn_conn_input(&a, pkt, n, now);
+}
+
+/* a sends 20 messages; b never gets the first packet. */
+static void lose_first_of_20(void)
+{
+	static uint8_t buf[2000];
+
+	F.drop_type = HPN_PKT_DATA;
+	F.drop_count = 1;
+	for (uint64_t n = 0; n < 20; n++) {
+		msg_fill(buf, n);
+		assert_int_equal(send1(&a, buf, msg_len(n)), 1);
+	}
+}
+
+/* A forged SACK of a packet that was lost (the sweep's D1): the
+ * selective ack is the peer's word, not delivery - the packet times out
+ * and goes again, and all 20 arrive. It was never resent: the stream
+ * wedged for good, both ends alive. */
+static void test_forged_sack(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	uint32_t first = a.tx.una;
+
+	lose_first_of_20();
+	forge_ack_to_a(first - 1, 256, 1); /* "everything from first on arrived" */
+	assert_true(a.tx.pkt[first & (a.tx.size - 1)].acked);
+	for (int i = 0; i < 1000000 && sb.got < 20 && !sb.gone; i++)
+		step();
+	assert_int_equal(sb.got, 20);
+	assert_false(sa.gone || sb.gone);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* A forged cumulative ack over a lost packet (D2): the sender lets it go,
+ * and the receiver waits for a hole nobody will fill while both ends keep
+ * answering. Not for ever: after HPN_CONN_STALL_DEAD peer timeouts the
+ * receiver ends the stream (-EPROTO) having delivered nothing out of
+ * order; the sender, then unanswered, times out. */
+static void test_forged_cum_ack(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	uint64_t t0 = now;
+
+	lose_first_of_20();
+	forge_ack_to_a(a.tx.snd, 256, 0);
+	assert_int_equal(a.tx.una, a.tx.snd);
+	for (int i = 0; i < 10000000 && !sb.gone; i++)
+		step();
+	assert_true(sb.gone);
+	assert_int_equal(sb.status, -EPROTO);
+	assert_int_equal(b.broken, HPN_CONN_RX_STALL);
+	assert_int_equal(sb.got, 0);
+	assert_true(now - t0 >= HPN_CONN_STALL_DEAD * b.cfg.dead_ns);
+	assert_true(now - t0 < (HPN_CONN_STALL_DEAD + 1) * b.cfg.dead_ns);
+	for (int i = 0; i < 10000000 && !sa.gone; i++)
+		step();
+	assert_int_equal(sa.status, -ETIMEDOUT);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* Packets of a's that never arrive while everything else does (a path
+ * that drops large datagrams only, or acks that lie) for longer than
+ * test_alive_while_data_is_lost's 3 s: a ends the stream, -EPROTO, after
+ * HPN_CONN_STALL_DEAD peer timeouts of its oldest packet unacknowledged
+ * with b's window open - not alive and stuck for ever. */
+static void test_stalled_stream_ends(void **state)
+{
+	(void)state;
+	memset(&F, 0, sizeof(F));
+	setup_pair(true);
+	uint64_t t0 = now;
+
+	F.drop_type = HPN_PKT_DATA;
+	F.drop_count = 1 << 30;
+	for (uint64_t n = 0; n < 5; n++) {
+		static uint8_t buf[2000];
+
+		msg_fill(buf, n);
+		assert_int_equal(send1(&a, buf, msg_len(n)), 1);
+	}
+	for (int i = 0; i < 10000000 && !sa.gone; i++)
+		step();
+	assert_int_equal(sa.status, -EPROTO);
+	assert_int_equal(a.broken, HPN_CONN_TX_STALL);
+	assert_true(now - t0 >= HPN_CONN_STALL_DEAD * a.cfg.dead_ns);
+	assert_true(now - t0 < (HPN_CONN_STALL_DEAD + 1) * a.cfg.dead_ns);
+	assert_int_equal(a.unacked_msgs, 5);
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1073,6 +1184,8 @@ int main(void)
 		cmocka_unit_test(test_bye_before_up), cmocka_unit_test(test_window_bounds_messages),
 		cmocka_unit_test(test_delay_spike), cmocka_unit_test(test_bye_out_of_window),
 		cmocka_unit_test(test_alive_while_data_is_lost), cmocka_unit_test(test_silent_peer_backlog_delivered),
+		cmocka_unit_test(test_forged_sack),   cmocka_unit_test(test_forged_cum_ack),
+		cmocka_unit_test(test_stalled_stream_ends),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -703,8 +703,8 @@ static void test_reliable_malformed(void **state)
 	assert_int_equal(ack.type, HPN_PKT_HELLO_ACK);
 	assert_int_equal(ack.session, 0x5eed);
 	/* As the peer: another session (stale), a length beyond the datagram,
-	 * a fragment running past its total (malformed), a first fragment
-	 * that does not start at 0 (decodes, fails reassembly: malformed). */
+	 * a fragment running past its total (malformed). (Packets that decode
+	 * but contradict each other end the stream: test_reliable_contradiction.) */
 	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0xbad, .seq = 100, .len = 2}, "hi");
 	SEND(b, n);
 	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 2}, "hi");
@@ -714,11 +714,8 @@ static void test_reliable_malformed(void **state)
 	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed, .seq = 100,
 				    .len = 2, .frag_total = 3, .frag_offset = 2}, "hi");
 	SEND(b, n);
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed, .seq = 100,
-				    .len = 2, .frag_total = 10, .frag_offset = 4}, "hi");
-	SEND(b, n);
 	/* And one good message, the only one delivered. */
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 101, .len = 5}, "hello");
+	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 5}, "hello");
 	SEND(b, n);
 	t0 = now_ms();
 	while ((r = hpn_recv_burst(s, &m, 1)) == 0 && now_ms() - t0 < 3000)
@@ -729,8 +726,8 @@ static void test_reliable_malformed(void **state)
 	assert_int_equal(m.peer, ev.peer);
 	hpn_buf_put(s, m.data);
 	hpn_ep_stats(s, &st, sizeof(st));
-	assert_int_equal(st.malformed, 4 + 3);
-	assert_int_equal(st.drops, 5 + 1 + 4);
+	assert_int_equal(st.malformed, 4 + 2);
+	assert_int_equal(st.drops, 5 + 1 + 3);
 	assert_int_equal(st.msgs_in, 1);
 	/* Silence: gone within the configured 300 ms (plus polling slack). */
 	t0 = now_ms();
@@ -740,6 +737,72 @@ static void test_reliable_malformed(void **state)
 	assert_int_equal(gone.status, -ETIMEDOUT);
 	assert_true(now_ms() - t0 >= 100);
 	assert_true(now_ms() - t0 <= 1000);
+	close(fd);
+	hpn_ep_destroy(s);
+}
+
+/* A hand-made peer whose packets decode but contradict each other: a
+ * message, then a first fragment that does not start at 0 (its sequence
+ * number is acknowledged: the sender counts it delivered), then another
+ * message. The stream cannot deliver every message in order any more:
+ * the first is delivered, the third is not (it would arrive with the
+ * second missing), and the peer is gone at once with -EPROTO - not kept
+ * alive by its answers (it once went on, the message silently lost). */
+static void test_reliable_contradiction(void **state)
+{
+	char addr[64];
+	hpn_ep *s;
+	int fd = socket(AF_INET, SOCK_DGRAM, 0);
+	struct sockaddr_in to = {.sin_family = AF_INET};
+	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
+				.max_msg = 65536, .mtu = 1472};
+	struct hpn_pkt ack;
+	struct hpn_stats st;
+	struct hpn_event ev, gone;
+	struct hpn_msg m;
+	uint8_t b[256];
+	uint64_t t0;
+	size_t n;
+	int r;
+
+	(void)state;
+	if (!reliable)
+		skip();
+	s = make_server("peer_timeout_ms=5000", addr, sizeof(addr));
+	assert_true(fd >= 0);
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	to.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
+	n = pkt(b, hello, NULL);
+	SEND(b, n);
+	r = recv_driving(s, fd, b, sizeof(b));
+	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
+	assert_int_equal(ack.type, HPN_PKT_COOKIE);
+	hello.type = HPN_PKT_COOKIE_ECHO;
+	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
+	n = pkt(b, hello, NULL);
+	SEND(b, n);
+	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 5}, "first");
+	SEND(b, n);
+	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed, .seq = 101,
+				    .len = 2, .frag_total = 10, .frag_offset = 4}, "hi");
+	SEND(b, n);
+	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 102, .len = 5}, "third");
+	SEND(b, n);
+	t0 = now_ms();
+	gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+	assert_int_equal(gone.peer, ev.peer);
+	assert_int_equal(gone.status, -EPROTO);
+	assert_true(now_ms() - t0 < 2500); /* not the 5 s of silence: it was answering */
+	r = hpn_recv_burst(s, &m, 1);
+	assert_int_equal(r, 1);
+	assert_int_equal(m.len, 5);
+	assert_memory_equal(m.data, "first", 5);
+	hpn_buf_put(s, m.data);
+	assert_int_equal(hpn_recv_burst(s, &m, 1), 0); /* not "third" */
+	hpn_ep_stats(s, &st, sizeof(st));
+	assert_int_equal(st.malformed, 1);
+	assert_int_equal(st.msgs_in, 1);
 #undef SEND
 	close(fd);
 	hpn_ep_destroy(s);
@@ -2413,6 +2476,7 @@ int main(void)
 		CASE(test_progress_thread),
 		CASE(test_progress_thread_flush),
 		CASE(test_reliable_malformed),
+		CASE(test_reliable_contradiction),
 		CASE(test_reliable_faults),
 		CASE(test_unordered_gaps),
 		CASE(test_peer_frozen_mid_stream),
