@@ -201,7 +201,11 @@ enum hpn_event_type {
 	HPN_EV_PEER_NEW = 1,  /* a peer connected to our hpn_listen() */
 	HPN_EV_CONNECTED = 2, /* our hpn_connect() completed */
 	HPN_EV_PEER_GONE = 3, /* peer closed (status 0), timed out (-ETIMEDOUT),
-	                         refused/unreachable (-ECONNREFUSED, ...). Messages
+	                         refused/unreachable (-ECONNREFUSED, ...), or a
+	                         reliable stream that can no longer deliver every
+	                         message in order (-EPROTO: no progress for 4
+	                         peer timeouts, or contradicting packets; a log
+	                         line says which, docs/WIRE.md). Messages
 	                         received from it before stay readable with
 	                         hpn_recv* after this event (a separate queue) */
 	/* Feeds (seq=, see docs/FEEDS.md): */
