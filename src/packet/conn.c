@@ -1133,13 +1133,19 @@ static bool watch_progress(struct hpn_conn *c, uint64_t now)
 		die(c, -EPROTO);
 		return true;
 	}
-	if (c->tx.una == c->tx.snd || c->tx.una != c->stall_una || !hpn_seq_lt(c->tx.una, c->peer_limit)) {
+	/* Nobody watched for longer than a peer timeout (an inline owner that
+	 * called nothing): what happened meanwhile is unknown, not a stall -
+	 * the first packet after a long idle has the oldest's number. */
+	bool blind = now - c->watch_ns > c->cfg.dead_ns;
+
+	c->watch_ns = now;
+	if (blind || c->tx.una == c->tx.snd || c->tx.una != c->stall_una || !hpn_seq_lt(c->tx.una, c->peer_limit)) {
 		c->stall_una = c->tx.una;
 		c->stall_tx_ns = now;
 	} else if (now - c->stall_tx_ns >= limit) {
 		c->broken = HPN_CONN_TX_STALL;
 	}
-	if (!c->rx.held || c->rx.next != c->stall_next) {
+	if (blind || !c->rx.held || c->rx.next != c->stall_next) {
 		c->stall_next = c->rx.next;
 		c->stall_rx_ns = now;
 	} else if (now - c->stall_rx_ns >= limit) {

@@ -203,6 +203,7 @@ struct hpn_conn {
 	uint8_t broken;
 	uint32_t stall_una, stall_next;
 	uint64_t stall_tx_ns, stall_rx_ns;
+	uint64_t watch_ns; /* the last tick that watched: after a longer gap than dead_ns, watch anew */
 };
 
 /* Why a live stream was ended (hpn_conn.broken; -EPROTO to the owner). */
