@@ -1112,8 +1112,8 @@ static void stream(struct client *c, size_t size, struct result *res)
 	res->iters = rep.received;
 	res->drops = sent > rep.received ? sent - rep.received : 0;
 	res->ooo = rep.ooo;
-	res->unchecked = rep.corrupt == UINT64_MAX;
-	res->corrupt = res->unchecked ? 0 : rep.corrupt;
+	res->unchecked = o->verify && rep.corrupt == UINT64_MAX;
+	res->corrupt = rep.corrupt == UINT64_MAX ? 0 : rep.corrupt;
 	res->t_min = res->t_typ = res->t_avg = res->t_stdev = NAN;
 	res->p99 = res->p999 = res->p9999 = res->t_max = NAN;
 	if (rep.received > 1 && rep.last_ns > rep.first_ns) {

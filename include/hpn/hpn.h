@@ -203,7 +203,7 @@ enum hpn_event_type {
 	HPN_EV_PEER_GONE = 3, /* peer closed (status 0), timed out (-ETIMEDOUT),
 	                         refused/unreachable (-ECONNREFUSED, ...), or a
 	                         reliable stream that can no longer deliver every
-	                         message in order (-EPROTO: no progress for 4
+	                         message in order (-EPROTO: no progress for 10
 	                         peer timeouts, or contradicting packets; a log
 	                         line says which, docs/WIRE.md). Messages
 	                         received from it before stay readable with

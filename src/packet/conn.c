@@ -622,7 +622,7 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p);
 static void consume(struct hpn_conn *c, const struct hpn_pkt *p, bool own)
 {
 	if (own && !(p->flags & (HPN_PKT_F_BATCH | HPN_PKT_F_FRAG)) && !c->reasm.total &&
-	    p->len <= c->cfg.max_msg) {
+	    p->len <= c->cfg.max_msg && c->broken != HPN_CONN_BAD_MSG) {
 		c->ops.deliver_kept(c->arg, p->payload, p->len);
 		return;
 	}
@@ -645,14 +645,23 @@ static void consume_stored(struct hpn_conn *c, const struct hpn_pkt *p)
 static void bad_msg(struct hpn_conn *c)
 {
 	c->malformed++;
-	if (c->cfg.reliable && c->role == HPN_CONN_PAIR && !c->broken)
-		c->broken = HPN_CONN_BAD_MSG;
+	if (c->cfg.reliable && c->role == HPN_CONN_PAIR)
+		c->broken = HPN_CONN_BAD_MSG; /* over a stall: it also stops delivery */
 }
 
 static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 {
 	if (c->broken == HPN_CONN_BAD_MSG)
 		return; /* the stream ends: nothing after the lost message */
+	if (!(p->flags & HPN_PKT_F_FRAG) && c->reasm.total) {
+		/* A whole message or a batch inside a fragmented one. */
+		reasm_drop(c);
+		if (c->cfg.reliable) {
+			bad_msg(c);
+			return;
+		}
+		c->gaps++; /* its last fragment was lost */
+	}
 	if (p->flags & HPN_PKT_F_BATCH) {
 		uint32_t off = 0;
 		const uint8_t *m;
@@ -667,14 +676,6 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 		return;
 	}
 	if (!(p->flags & HPN_PKT_F_FRAG)) {
-		if (c->reasm.total) { /* a whole message inside a fragmented one */
-			reasm_drop(c);
-			if (c->cfg.reliable) {
-				bad_msg(c);
-				return;
-			}
-			c->gaps++; /* its last fragment was lost */
-		}
 		if (p->len > c->cfg.max_msg)
 			bad_msg(c);
 		else
@@ -707,7 +708,7 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
  * instead, so a slow reader costs the sender no retransmission). */
 static void drain_backlog(struct hpn_conn *c)
 {
-	while (c->backlog) {
+	while (c->backlog) { /* broken: consume drops them, kept buffers released */
 		const struct hpn_pkt *p = &c->rx_hdr[(c->rx.next - c->backlog) & (c->rx.size - 1)];
 
 		if (!have_room(c, p))
@@ -899,7 +900,7 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 static void check_bye(struct hpn_conn *c)
 {
 	if (c->state == HPN_CONN_UP && c->rx.next == c->bye_seq && !c->backlog)
-		die(c, 0);
+		die(c, c->broken ? -EPROTO : 0); /* a message lost on the way is no clean close */
 }
 
 /* Connecting: the acceptor's COOKIE, its HELLO_ACK, or its refusal.
@@ -1096,7 +1097,7 @@ void hpn_conn_kick(struct hpn_conn *c, uint64_t now)
 		drain_backlog(c);
 	if (c->ending) {
 		if (!c->backlog)
-			die(c, c->end_status);
+			die(c, c->broken ? -EPROTO : c->end_status);
 		return;
 	}
 	if (c->bye) {
@@ -1162,11 +1163,14 @@ const char *hpn_conn_broken_str(uint8_t broken)
 {
 	switch (broken) {
 	case HPN_CONN_TX_STALL:
-		return "our oldest packet stayed unacknowledged with the peer's window open";
+		return "our oldest packet stayed unacknowledged with the peer's window open (a path that drops our "
+		       "larger datagrams - mtu= above the path's? -, a peer that does not read, or a forged ack)";
 	case HPN_CONN_RX_STALL:
-		return "a packet the peer sent never arrived though later ones did";
+		return "a packet the peer sent never arrived though later ones did (a forged ack made it let the "
+		       "packet go, or a broken peer)";
 	case HPN_CONN_BAD_MSG:
-		return "a message whose packets contradict each other, acknowledged already, was lost";
+		return "a message whose packets contradict each other, acknowledged already, was lost (forged, "
+		       "or a broken peer)";
 	default:
 		return "";
 	}

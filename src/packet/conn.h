@@ -216,9 +216,11 @@ enum hpn_conn_broken {
 
 /* HPN_CONN_TX_STALL and HPN_CONN_RX_STALL: after this many peer timeouts
  * (dead_ns) without progress - resends back off to dead_ns / 4 at most,
- * so a live path has had a dozen tries by then (20 % loss each way: one
- * false end in ~1e10 packets). */
-#define HPN_CONN_STALL_DEAD 4
+ * so a live path has had dozens of tries by then - and after a frame
+ * backend's deaf spell (an application holding every receive frame is
+ * given DEAF_LIMITS, pktep.c, before its peers are judged): a peer that
+ * cannot hear our acks for that long must not be ended as broken first. */
+#define HPN_CONN_STALL_DEAD 10
 
 /* A line's worth of why (for the owner's log). */
 const char *hpn_conn_broken_str(uint8_t broken);

@@ -491,8 +491,8 @@ static void on_gone(void *arg, int status)
 	if (status == -EPROTO && p->conn.broken) {
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_WARN,
-			"peer %s: the stream is broken, ended: %s (%u packets in flight, %llu stale and %llu "
-			"malformed packets from it: forged, or a broken peer)",
+			"peer %s: the stream is broken, ended: %s; %u packets in flight, %llu stale and %llu "
+			"malformed packets from it",
 			who, hpn_conn_broken_str(p->conn.broken), hpn_txwin_inflight(&p->conn.tx),
 			(unsigned long long)p->conn.stale, (unsigned long long)p->conn.malformed);
 	} else if (status == -EPROTO) {
@@ -1188,6 +1188,7 @@ static void refused(struct hpn_pktep *e, struct pk_peer *p, uint64_t now)
  * also be short of frames with the application holding none (frames= too
  * few for the load), and a dead peer must be given up in the end. */
 #define DEAF_LIMITS 8
+_Static_assert(HPN_CONN_STALL_DEAD > DEAF_LIMITS, "a deaf spell must end before a stall is judged");
 
 static void deaf_time(struct hpn_pktep *e, uint64_t now)
 {

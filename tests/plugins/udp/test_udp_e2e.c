@@ -747,8 +747,11 @@ static void test_reliable_malformed(void **state)
  * message. The stream cannot deliver every message in order any more:
  * the first is delivered, the third is not (it would arrive with the
  * second missing), and the peer is gone at once with -EPROTO - not kept
- * alive by its answers (it once went on, the message silently lost). */
-static void test_reliable_contradiction(void **state)
+ * alive by its answers (it once went on, the message silently lost).
+ * Three orders: in order; the third early (held in its receive buffer,
+ * which once went to the reader after all); the peer's BYE first (the
+ * stream once ended as a clean close, status 0). */
+static void contradiction(int order)
 {
 	char addr[64];
 	hpn_ep *s;
@@ -760,35 +763,46 @@ static void test_reliable_contradiction(void **state)
 	struct hpn_stats st;
 	struct hpn_event ev, gone;
 	struct hpn_msg m;
-	uint8_t b[256];
+	uint8_t b[3][256];
+	size_t n[3];
 	uint64_t t0;
-	size_t n;
 	int r;
 
-	(void)state;
-	if (!reliable)
-		skip();
 	s = make_server("peer_timeout_ms=5000", addr, sizeof(addr));
 	assert_true(fd >= 0);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	to.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	n = pkt(b, hello, NULL);
-	SEND(b, n);
-	r = recv_driving(s, fd, b, sizeof(b));
-	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
+	n[0] = pkt(b[0], hello, NULL);
+	SEND(b[0], n[0]);
+	r = recv_driving(s, fd, b[0], sizeof(b[0]));
+	assert_int_equal(hpn_pkt_decode(b[0], (size_t)r, 65536, &ack), 0);
 	assert_int_equal(ack.type, HPN_PKT_COOKIE);
 	hello.type = HPN_PKT_COOKIE_ECHO;
 	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
-	n = pkt(b, hello, NULL);
-	SEND(b, n);
+	n[0] = pkt(b[0], hello, NULL);
+	SEND(b[0], n[0]);
 	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 5}, "first");
-	SEND(b, n);
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed, .seq = 101,
-				    .len = 2, .frag_total = 10, .frag_offset = 4}, "hi");
-	SEND(b, n);
-	n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 102, .len = 5}, "third");
-	SEND(b, n);
+	n[0] = pkt(b[0], (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 5}, "first");
+	n[1] = pkt(b[1], (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed,
+					  .seq = 101, .len = 2, .frag_total = 10, .frag_offset = 4}, "hi");
+	n[2] = pkt(b[2], (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 102, .len = 5}, "third");
+	if (order == 2) { /* goodbye after 101 first, then the data */
+		uint8_t bye[64];
+		size_t nb = pkt(bye, (struct hpn_pkt){.type = HPN_PKT_BYE, .session = 0x5eed, .seq = 102}, NULL);
+
+		SEND(bye, nb);
+		SEND(b[0], n[0]);
+		SEND(b[1], n[1]);
+	} else {
+		SEND(b[0], n[0]);
+		if (order == 1) {
+			SEND(b[2], n[2]); /* held ahead of the hole */
+			usleep(20000);
+		}
+		SEND(b[1], n[1]);
+		if (order == 0)
+			SEND(b[2], n[2]);
+	}
 	t0 = now_ms();
 	gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
 	assert_int_equal(gone.peer, ev.peer);
@@ -803,10 +817,19 @@ static void test_reliable_contradiction(void **state)
 	hpn_ep_stats(s, &st, sizeof(st));
 	assert_int_equal(st.malformed, 1);
 	assert_int_equal(st.msgs_in, 1);
-#undef SEND
 	close(fd);
 	hpn_ep_destroy(s);
 }
+
+static void test_reliable_contradiction(void **state)
+{
+	(void)state;
+	if (!reliable)
+		skip();
+	for (int order = 0; order < 3; order++)
+		contradiction(order);
+}
+#undef SEND
 
 /* Stream a checksummed mix of sizes (1 B to 60 KiB: lone packets,
  * batches, fragments) from c to s under injected faults on both sides
