@@ -202,6 +202,18 @@ static int ensure_socket(struct hpn_pep *u, int family)
 		setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
 	else
 		setsockopt(fd, SOL_IPV6, IPV6_RECVERR, &one, sizeof(one));
+	/* An ICMP "fragmentation needed" is believed by the kernel from anyone
+	 * who knows our ports (an off-path forger: MTU 552 for ten minutes,
+	 * GSO refused, every datagram in IP fragments an af_xdp peer drops).
+	 * IPv4 ignores it here, as DNS servers do: datagrams leave without DF
+	 * at the interface's MTU (the kernel fragments larger ones, routers
+	 * on a narrower path too) - mtu= is how a path's MTU is said. IPv6
+	 * routers never fragment, so IPv6 keeps path MTU discovery. */
+	if (family == AF_INET) {
+		int omit = IP_PMTUDISC_OMIT;
+
+		setsockopt(fd, SOL_IP, IP_MTU_DISCOVER, &omit, sizeof(omit));
+	}
 	if (u->busy_poll) {
 		int us = (int)u->busy_poll;
 
@@ -267,7 +279,9 @@ static void drain_errqueue(struct hpn_pep *u)
 			u->fragneed++;
 			if (t - u->fragneed_log_ns >= 1000000000ull || !u->fragneed_log_ns) {
 				u->fragneed_log_ns = t;
-				hpn_log(HPN_LOG_INFO, "udp: ICMP fragmentation needed on the path to a peer (%llu so far)",
+				hpn_log(HPN_LOG_INFO,
+					"udp: ICMP fragmentation needed on the path to a peer (%llu so far): ignored, as "
+					"anyone can send it - if a path is narrower than mtu=, set mtu= to it",
 					(unsigned long long)u->fragneed);
 			}
 			continue;
@@ -318,6 +332,12 @@ static void out_msg(struct hpn_pep *u, unsigned e, unsigned *iv, const struct hp
 	u->covers[e] = k;
 }
 
+/* What a GSO send fails with when the kernel will not segment it. */
+static bool gso_refusal(int err)
+{
+	return err == EINVAL || err == EIO || err == EMSGSIZE;
+}
+
 /* Datagrams d[i..) that go in one GSO call: the same peer, the same size. */
 static unsigned gso_run(const struct hpn_pep *u, const struct hpn_dgram *d, unsigned n, uint32_t seg)
 {
@@ -362,7 +382,22 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 				sent += u->covers[j];
 			return (int)sent;
 		}
-		if (r < 0 && u->gso && u->covers[0] > 1 && (errno == EINVAL || errno == EIO || errno == EMSGSIZE)) {
+		if (r < 0 && u->gso && u->covers[0] > 1 && gso_refusal(errno)) {
+			/* An ICMP error waiting on the socket fails the next send
+			 * once, with its errno - a forged "fragmentation needed"
+			 * says EMSGSIZE, and once turned GSO off for good - so the
+			 * same send again tells it from a refusal. */
+			u->err_pending = true; /* the error queue says what it was */
+			r = sendmmsg(u->fd, u->rel_hdr, e, MSG_DONTWAIT);
+			if (r > 0) {
+				unsigned sent = 0;
+
+				for (int j = 0; j < r; j++)
+					sent += u->covers[j];
+				return (int)sent;
+			}
+		}
+		if (r < 0 && u->gso && u->covers[0] > 1 && gso_refusal(errno)) {
 			/* The kernel refuses GSO here: a segment above the path's
 			 * MTU (EMSGSIZE: a link or a learnt path MTU below mtu=;
 			 * a datagram alone would be fragmented, segments are not),

@@ -113,11 +113,12 @@ static void spoof_udp(const char *src, uint16_t sport, const char *dst, uint16_t
 	assert_true(sendto(raw_fd, b, n, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)n);
 }
 
-/* An ICMP port unreachable as the host at dst would send it for a UDP
- * datagram from victim:vport to dst:dport whose payload began with
- * quote[0, qlen): nothing the kernel checks but the ports. */
-static void forge_icmp_unreach(const char *victim, uint16_t vport, const char *dst, uint16_t dport, const void *quote,
-			       size_t qlen)
+/* An ICMP destination unreachable (code: ICMP_PORT_UNREACH, or
+ * ICMP_FRAG_NEEDED saying a next-hop MTU) as the host at dst would send it
+ * for a UDP datagram from victim:vport to dst:dport whose payload began
+ * with quote[0, qlen): nothing the kernel checks but the ports. */
+static void forge_icmp(const char *victim, uint16_t vport, const char *dst, uint16_t dport, const void *quote,
+		       size_t qlen, uint8_t code, uint16_t mtu)
 {
 	uint8_t b[256], *icmp;
 	struct sockaddr_in to = {.sin_family = AF_INET, .sin_addr.s_addr = inet_addr(victim)};
@@ -128,7 +129,9 @@ static void forge_icmp_unreach(const char *victim, uint16_t vport, const char *d
 	icmp = b + n;
 	memset(icmp, 0, 8);
 	icmp[0] = ICMP_DEST_UNREACH;
-	icmp[1] = ICMP_PORT_UNREACH;
+	icmp[1] = code;
+	icmp[6] = (uint8_t)(mtu >> 8);
+	icmp[7] = (uint8_t)mtu;
 	ip_hdr(icmp + 8, victim, dst, IPPROTO_UDP, sizeof(struct udphdr) + qlen);
 	u = (struct udphdr *)(icmp + 8 + sizeof(struct iphdr));
 	u->source = htons(vport);
@@ -139,6 +142,12 @@ static void forge_icmp_unreach(const char *victim, uint16_t vport, const char *d
 	memcpy(icmp + 2, &(uint16_t){ip_csum(icmp, 8 + inner)}, 2);
 	n += 8 + inner;
 	assert_true(sendto(raw_fd, b, n, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)n);
+}
+
+static void forge_icmp_unreach(const char *victim, uint16_t vport, const char *dst, uint16_t dport, const void *quote,
+			       size_t qlen)
+{
+	forge_icmp(victim, vport, dst, dport, quote, qlen, ICMP_PORT_UNREACH, 0);
 }
 
 
@@ -368,6 +377,49 @@ static void test_forged_icmp_kills_nothing(void **state)
 	pair_down(&p);
 }
 
+/* 3b. A forged "fragmentation needed" (MTU 552) about the pair's path,
+ * which anyone knowing the ports can send: the kernel once took it as the
+ * path's MTU for ten minutes - udp turned GSO off for good (its segments
+ * were now too long) and the datagrams went out in IP fragments, which an
+ * af_xdp peer drops. udp ignores it (IP_PMTUDISC_OMIT): GSO stays, and
+ * messages of a full 1472-byte datagram each keep flowing. */
+static void test_forged_frag_needed(void **state)
+{
+	struct pair p;
+	uint8_t b[64];
+	size_t n = pkt(b, (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 77, .seq = 1, .len = 2}, "hi");
+	static uint8_t data[16][1400];
+	struct hpn_msg in[32];
+	unsigned got = 0;
+
+	(void)state;
+	need_raw();
+	pair_up(&p, "mtu=1472");
+	hpn_log_set_handler(count_gso, NULL, HPN_LOG_INFO);
+	gso_lines = 0;
+	for (int i = 0; i < 3; i++) {
+		forge_icmp("127.0.0.1", p.cport, "127.0.0.1", p.sport, b, n, ICMP_FRAG_NEEDED, 552);
+		forge_icmp("127.0.0.1", p.sport, "127.0.0.1", p.cport, b, n, ICMP_FRAG_NEEDED, 552);
+	}
+	usleep(10000);
+	for (uint64_t t0 = now_ms(); got < 2000 && now_ms() - t0 < 10000;) {
+		struct hpn_msg out[16];
+
+		for (unsigned k = 0; k < 16; k++)
+			out[k] = (struct hpn_msg){.data = data[k], .len = sizeof(data[k]), .peer = p.to};
+		hpn_send_burst(p.c, out, 16);
+		int r = hpn_recv_burst(p.s, in, 32);
+
+		for (int i = 0; i < r; i++)
+			hpn_buf_put(p.s, in[i].data);
+		got += r > 0 ? (unsigned)r : 0;
+	}
+	hpn_log_set_handler(NULL, NULL, HPN_LOG_WARN);
+	assert_true(got >= 2000);
+	assert_int_equal(gso_lines, 0);
+	pair_down(&p);
+}
+
 /* 2b. A HELLO forged from the server's address while a client connects
  * (a low session, as if it won a simultaneous open) changes nothing: the
  * connect completes. */
@@ -552,6 +604,7 @@ int main(void)
 		cmocka_unit_test(test_spoofed_hello_while_connecting),
 		cmocka_unit_test(test_forged_icmp_kills_nothing),
 		cmocka_unit_test(test_port_zero_hello),
+		cmocka_unit_test(test_forged_frag_needed),
 		cmocka_unit_test(test_hello_flood),
 		cmocka_unit_test(test_full_endpoint_refuses),
 		cmocka_unit_test(test_events_never_lost),
