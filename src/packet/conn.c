@@ -682,9 +682,13 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 			c->ops.deliver(c->arg, p->payload, p->len); /* no copy */
 		return;
 	}
-	if (!c->cfg.reliable && !p->frag_offset && c->reasm.total) {
-		/* A new message: the last one lost its end. Its buffer, big
-		 * enough for it, may be too small for this one. */
+	if (!c->cfg.reliable && c->reasm.total && (!p->frag_offset || p->seq != c->reasm_next)) {
+		/* A new message, or a fragment not next to our last (the rest
+		 * of ours and the start of its own lost between): ours lost its
+		 * end. Fragments of one message have consecutive numbers - by
+		 * offset alone, the second fragment of the next message of the
+		 * same size went on with ours, spliced (a --verify sweep). Its
+		 * buffer, big enough for ours, may be too small for this one. */
 		reasm_drop(c);
 		c->gaps++;
 		if (!reasm_ready(c, p)) {
@@ -696,6 +700,8 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 
 	if (r == 1) {
 		reasm_deliver(c);
+	} else if (r == 0) {
+		c->reasm_next = p->seq + 1;
 	} else if (r < 0) {
 		reasm_drop(c);
 		if (c->cfg.reliable)

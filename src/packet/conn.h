@@ -169,6 +169,7 @@ struct hpn_conn {
 	struct hpn_txwin tx;
 	struct hpn_rxwin rx;
 	struct hpn_reasm reasm;
+	uint32_t reasm_next; /* the seq the message under reassembly goes on with */
 	uint64_t last_rx_ns, last_tx_ns, hello_ns, ack_due_ns;
 	uint64_t data_rx_ns; /* the newest DATA's arrival: an ACK says how long ago */
 	uint64_t arrived_ns; /* the datagram being read arrived then (hpn_conn_input_at) */

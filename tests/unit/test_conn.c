@@ -111,6 +111,10 @@ static void msg_fill(uint8_t *p, uint64_t n)
 }
 
 static int raw_mode; /* test_unreliable: content is not the pattern */
+/* test_unordered_no_splice: messages of GAPPY_LEN bytes, numbered, some
+ * lost: each delivered one must be whole and its own. */
+#define GAPPY_LEN 3000
+static int gappy_mode;
 
 static void deliver(void *arg, const uint8_t *msg, size_t len)
 {
@@ -118,6 +122,17 @@ static void deliver(void *arg, const uint8_t *msg, size_t len)
 	uint64_t n = s->expect;
 
 	if (raw_mode) {
+		s->got++;
+		return;
+	}
+	if (gappy_mode) {
+		assert_int_equal(len, GAPPY_LEN);
+		memcpy(&n, msg, 8);
+		assert_true(n >= s->expect);
+		for (size_t i = 8; i < len; i++)
+			if (msg[i] != (uint8_t)(n * 131 + i * 7))
+				fail_msg("message %llu byte %zu is not its own", (unsigned long long)n, i);
+		s->expect = n + 1;
 		s->got++;
 		return;
 	}
@@ -559,6 +574,50 @@ static void test_unreliable(void **state)
 	assert_true(sb.got + b.rx.gaps <= 2000 && sb.got + b.rx.gaps >= 1980);
 	assert_int_equal(a.retransmits, 0);
 	raw_mode = 0;
+	hpn_conn_fini(&a);
+	hpn_conn_fini(&b);
+}
+
+/* Unordered mode: messages of three fragments each; the second and third
+ * fragments of message 0 and the first of message 1 are lost. Message 1's
+ * second fragment has the offset message 0 waits for: it once went on with
+ * message 0, which was delivered spliced from two messages. Now only
+ * message 2 arrives, whole. */
+static void test_unordered_no_splice(void **state)
+{
+	static uint8_t buf[GAPPY_LEN];
+	struct hpn_conn_cfg cfg = {.mtu = 1472, .window = 256, .max_msg = MAX_MSG, .reliable = false};
+	uint32_t first;
+	unsigned keep = 0;
+
+	(void)state;
+	F = (struct faults){0};
+	setup_pair_cfg(&cfg, &cfg);
+	for (int i = 0; i < 1000 && qn; i++)
+		step(); /* the handshake's last packets */
+	first = a.tx.next;
+	gappy_mode = 1;
+	for (uint64_t n = 0; n < 3; n++) {
+		memcpy(buf, &n, 8);
+		for (size_t i = 8; i < GAPPY_LEN; i++)
+			buf[i] = (uint8_t)(n * 131 + i * 7);
+		assert_int_equal(send1(&a, buf, GAPPY_LEN), 1);
+	}
+	for (unsigned i = 0; i < qn; i++) { /* lose DATA first+1 .. first+3 */
+		uint32_t seq;
+
+		memcpy(&seq, q[i].data + 8, 4);
+		if (q[i].data[2] == HPN_PKT_DATA && seq - first >= 1 && seq - first <= 3)
+			continue;
+		q[keep++] = q[i];
+	}
+	assert_int_equal(qn - keep, 3);
+	qn = keep;
+	for (int i = 0; i < 1000; i++)
+		step();
+	assert_int_equal(sb.got, 1);
+	assert_int_equal(sb.expect, 3); /* it was message 2 */
+	gappy_mode = 0;
 	hpn_conn_fini(&a);
 	hpn_conn_fini(&b);
 }
@@ -1185,7 +1244,7 @@ int main(void)
 		cmocka_unit_test(test_delay_spike), cmocka_unit_test(test_bye_out_of_window),
 		cmocka_unit_test(test_alive_while_data_is_lost), cmocka_unit_test(test_silent_peer_backlog_delivered),
 		cmocka_unit_test(test_forged_sack),   cmocka_unit_test(test_forged_cum_ack),
-		cmocka_unit_test(test_stalled_stream_ends),
+		cmocka_unit_test(test_stalled_stream_ends), cmocka_unit_test(test_unordered_no_splice),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
