@@ -103,13 +103,14 @@ uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* --verify's payload: 8-byte words of a mix of the message's seq and the
- * word's offset, so a byte from another message, another offset or
- * nowhere shows. A multiply and two xor-shifts a word: cheap next to the
- * copy a check of every byte is anyway. */
-static uint64_t pattern_word(uint64_t seq, uint64_t k)
+/* --verify's payload: 8-byte words of a mix of the message's seq, its
+ * length and the word's offset, so a byte from another message, another
+ * offset or nowhere shows, and so does a message cut short (the receiver
+ * checks against the length that came). A multiply and two xor-shifts a
+ * word: cheap next to the copy a check of every byte is anyway. */
+static uint64_t pattern_word(uint64_t seq, size_t len, uint64_t k)
 {
-	uint64_t z = (seq + 1) * 0x9e3779b97f4a7c15ull + k * 0xd1b54a32d192ed03ull;
+	uint64_t z = (seq + 1) * 0x9e3779b97f4a7c15ull + k * 0xd1b54a32d192ed03ull + len * 0x94d049bb133111ebull;
 
 	z = (z ^ (z >> 31)) * 0xbf58476d1ce4e5b9ull;
 	return z ^ (z >> 29);
@@ -120,12 +121,12 @@ static void pattern_fill(uint8_t *p, size_t len, uint64_t seq)
 	size_t k = 0;
 
 	for (; (k + 1) * 8 <= len; k++) {
-		uint64_t w = pattern_word(seq, k);
+		uint64_t w = pattern_word(seq, len, k);
 
 		memcpy(p + k * 8, &w, 8);
 	}
 	if (k * 8 < len) {
-		uint64_t w = pattern_word(seq, k);
+		uint64_t w = pattern_word(seq, len, k);
 
 		memcpy(p + k * 8, &w, len - k * 8);
 	}
@@ -135,7 +136,7 @@ static void pattern_fill(uint8_t *p, size_t len, uint64_t seq)
 static long pattern_check(const uint8_t *p, size_t len, uint64_t seq)
 {
 	for (size_t k = 0; k * 8 < len; k++) {
-		uint64_t w = pattern_word(seq, k);
+		uint64_t w = pattern_word(seq, len, k);
 		size_t n = len - k * 8 < 8 ? len - k * 8 : 8;
 
 		if (memcmp(p + k * 8, &w, n)) { /* as pattern_fill wrote it, in host order */
@@ -670,8 +671,8 @@ static void check_payload(struct server *s, const struct hpn_msg *m, uint64_t se
 		++*count;
 	if (s->corrupt_said++ < 5)
 		fprintf(stderr, "hpnbench server: %s %" PRIu64 " from peer %u (%u bytes): payload differs from what "
-			"was sent from byte %ld on\n", count ? "message" : "ping", seq, m->peer, m->len,
-			at + HDR_SIZE);
+			"was sent from byte %ld on%s\n", count ? "message" : "ping", seq, m->peer, m->len,
+			at + HDR_SIZE, s->corrupt_said == 5 ? " (further ones are counted, not shown)" : "");
 }
 
 /* Echo pings (zero-copy: the received buffer goes straight back), count
@@ -886,7 +887,8 @@ static void check_echo(struct client *c, const struct hpn_msg *m, uint64_t seq, 
 	res->corrupt++;
 	if (said++ < 5)
 		fprintf(stderr, "hpnbench: the echo of ping %" PRIu64 " (%u bytes) differs from what was sent from "
-			"byte %ld on\n", seq, m->len, at + (long)c->hdr);
+			"byte %ld on%s\n", seq, m->len, at + (long)c->hdr,
+			said == 5 ? " (further ones are counted, not shown)" : "");
 }
 
 static void pingpong(struct client *c, size_t size, struct result *res)
@@ -956,6 +958,14 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 						hpn_hist_record(c->hist, (t1 - t0) / 2);
 						measured++;
 					}
+				} else if (o->verify && h.type == M_PING && h.seq == seq && !got) {
+					res->corrupt++; /* the answer, cut short or grown: not lost, spoilt */
+					got = true;
+					last_reply = t1;
+					lost_run = 0;
+					if (res->corrupt <= 5)
+						fprintf(stderr, "hpnbench: the echo of ping %" PRIu64 " is %u bytes, %zu were "
+							"sent\n", seq, m[i].len, size);
 				} else if (h.type == M_PING && h.seq < seq) {
 					res->dups++; /* a late echo of a ping counted lost */
 					last_reply = t1; /* late, but the server is there */
@@ -1479,14 +1489,19 @@ int main(int argc, char **argv)
 		return 130;
 	if (gave_up)
 		die(1, "size %zu: %s", res[done - 1].size, gave_up);
+	uint64_t corrupt = 0;
+	unsigned sizes = 0;
+
 	for (unsigned i = 0; i < done; i++) {
 		if (res[i].unchecked)
 			fprintf(stderr, "hpnbench: --verify: size %zu: the server is an older hpnbench that does not "
 					"check payloads: not verified\n", res[i].size);
-		if (res[i].corrupt)
-			die(1, "size %zu: %" PRIu64 " messages arrived with payload bytes that differ from what was "
-			       "sent (--verify)", res[i].size, res[i].corrupt);
+		corrupt += res[i].corrupt;
+		sizes += res[i].corrupt > 0;
 	}
+	if (corrupt)
+		die(1, "%" PRIu64 " message%s arrived with payload bytes that differ from what was sent, in %u of %u "
+		       "sizes (--verify: the 'corrupt' column)", corrupt, corrupt > 1 ? "s" : "", sizes, done);
 	for (unsigned i = 0; i < done; i++)
 		if (!res[i].iters && (o.iters || o.duration > 0))
 			die(1, "size %zu: nothing measured (%" PRIu64 " lost) - the results above are not a "

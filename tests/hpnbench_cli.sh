@@ -79,7 +79,7 @@ for how in true spoil; do
 		echo "FAIL: --verify against a true echo: exit $rc (want 0, corrupt 0):"; cat "$out"; exit 1
 	fi
 	if [ $how = spoil ] && { [ $rc -ne 1 ] || ! grep -Eq '^pingpong +200 +300 .* 30$' "$out" ||
-		! grep -q "30 messages arrived with payload bytes that differ" "$out" ||
+		! grep -q "30 messages arrived with payload bytes that differ from what was sent, in 1 of 1 sizes" "$out" ||
 		! grep -q "ping 9 (200 bytes) differs from what was sent from byte 199 on" "$out"; }; then
 		echo "FAIL: --verify against an echo spoiling every tenth: exit $rc (want 1, corrupt 30):"; cat "$out"; exit 1
 	fi
