@@ -375,13 +375,6 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 			i += k;
 		}
 		r = sendmmsg(u->fd, u->rel_hdr, e, MSG_DONTWAIT);
-		if (r > 0) {
-			unsigned sent = 0;
-
-			for (int j = 0; j < r; j++)
-				sent += u->covers[j];
-			return (int)sent;
-		}
 		if (r < 0 && u->gso && u->covers[0] > 1 && gso_refusal(errno)) {
 			/* An ICMP error waiting on the socket fails the next send
 			 * once, with its errno - a forged "fragmentation needed"
@@ -389,13 +382,13 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 			 * same send again tells it from a refusal. */
 			u->err_pending = true; /* the error queue says what it was */
 			r = sendmmsg(u->fd, u->rel_hdr, e, MSG_DONTWAIT);
-			if (r > 0) {
-				unsigned sent = 0;
+		}
+		if (r > 0) {
+			unsigned sent = 0;
 
-				for (int j = 0; j < r; j++)
-					sent += u->covers[j];
-				return (int)sent;
-			}
+			for (int j = 0; j < r; j++)
+				sent += u->covers[j];
+			return (int)sent;
 		}
 		if (r < 0 && u->gso && u->covers[0] > 1 && gso_refusal(errno)) {
 			/* The kernel refuses GSO here: a segment above the path's
