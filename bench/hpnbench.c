@@ -974,8 +974,12 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 						hpn_hist_record(c->hist, (t1 - t0) / 2);
 						measured++;
 					}
-				} else if (o->verify && h.type == M_PING && h.seq == seq && !got) {
-					res->corrupt++; /* the answer, cut short or grown: not lost, spoilt */
+				} else if (o->verify && h.type == M_PING && h.seq == seq && !got && m[i].len >= c->hdr &&
+					   pattern_check((const uint8_t *)m[i].data + c->hdr, m[i].len - c->hdr, seq) >= 0) {
+					/* The answer, cut short or grown: not lost, spoilt. (Whole
+					 * by its own length, it is a late echo of the last size's
+					 * ping with this number: below.) */
+					res->corrupt++;
 					got = true;
 					last_reply = t1;
 					lost_run = 0;

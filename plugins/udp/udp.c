@@ -57,6 +57,7 @@ struct hpn_pep {
 	bool gso;
 	bool err_pending; /* the socket reported an (ICMP) error: drain the queue */
 	uint64_t fragneed, fragneed_log_ns; /* ICMP "fragmentation needed" seen; last said */
+	bool icmp_retry; /* rel_send is trying again after a waiting ICMP error */
 
 	/* The packet layer, and the socket calls it makes. */
 	struct hpn_pktep *pk;
@@ -207,13 +208,15 @@ static int ensure_socket(struct hpn_pep *u, int family)
 	 * GSO refused, every datagram in IP fragments an af_xdp peer drops).
 	 * IPv4 ignores it here, as DNS servers do: datagrams leave without DF
 	 * at the interface's MTU (the kernel fragments larger ones, routers
-	 * on a narrower path too) - mtu= is how a path's MTU is said. IPv6
-	 * routers never fragment, so IPv6 keeps path MTU discovery. */
-	if (family == AF_INET) {
-		int omit = IP_PMTUDISC_OMIT;
+	 * on a narrower path too; a route's own mtu is not used either) -
+	 * mtu= is how a path's MTU is said. IPv6 routers never fragment, so
+	 * IPv6 keeps path MTU discovery; an IPv6 socket's IPv4 peers (dual
+	 * stack, ::ffff:a.b.c.d) go the IPv4 way, with IPv4's options. */
+	int omit = IP_PMTUDISC_OMIT;
 
-		setsockopt(fd, SOL_IP, IP_MTU_DISCOVER, &omit, sizeof(omit));
-	}
+	setsockopt(fd, SOL_IP, IP_MTU_DISCOVER, &omit, sizeof(omit));
+	if (family == AF_INET6)
+		setsockopt(fd, SOL_IP, IP_RECVERR, &one, sizeof(one));
 	if (u->busy_poll) {
 		int us = (int)u->busy_poll;
 
@@ -269,8 +272,9 @@ static void drain_errqueue(struct hpn_pep *u)
 					err = (int)ee.ee_errno;
 			}
 		}
-		/* "Fragmentation needed" says the path is narrower, not that the
-		 * peer is gone; the kernel fragments our datagrams meanwhile. */
+		/* "Fragmentation needed" (IPv6: packet too big) says the path is
+		 * narrower, not that the peer is gone: IPv4 ignores it (above),
+		 * IPv6 sends smaller fragments from now on. */
 		if (err == EMSGSIZE) {
 			/* Once a second: anyone who knows a peer's address and
 			 * port can send these (the kernel checks nothing else). */
@@ -280,8 +284,9 @@ static void drain_errqueue(struct hpn_pep *u)
 			if (t - u->fragneed_log_ns >= 1000000000ull || !u->fragneed_log_ns) {
 				u->fragneed_log_ns = t;
 				hpn_log(HPN_LOG_INFO,
-					"udp: ICMP fragmentation needed on the path to a peer (%llu so far): ignored, as "
-					"anyone can send it - if a path is narrower than mtu=, set mtu= to it",
+					"udp: ICMP fragmentation needed / packet too big on the path to a peer (%llu so "
+					"far): IPv4 ignores it, as anyone knowing the ports can send one - if a path is "
+					"narrower than mtu=, set mtu= to it",
 					(unsigned long long)u->fragneed);
 			}
 			continue;
@@ -392,15 +397,17 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		}
 		if (r < 0 && u->gso && u->covers[0] > 1 && gso_refusal(errno)) {
 			/* The kernel refuses GSO here: a segment above the path's
-			 * MTU (EMSGSIZE: a link or a learnt path MTU below mtu=;
+			 * MTU (EMSGSIZE: a link MTU below mtu=, or IPv6's learnt
+			 * path MTU;
 			 * a datagram alone would be fragmented, segments are not),
 			 * IPv6, a tunnel, no offload. One datagram each from now
 			 * on, and this batch again - else every batch is lost and
 			 * only the resends, one by one, get through. */
 			hpn_log(errno == EMSGSIZE ? HPN_LOG_WARN : HPN_LOG_INFO,
 				"udp: UDP GSO refused (%s%s); sending datagrams one by one", strerror(errno),
-				errno == EMSGSIZE ? ": the path's MTU is below mtu=, whose datagrams the kernel now "
-						    "fragments - set mtu= to the path's to keep GSO and unfragmented packets"
+				errno == EMSGSIZE ? ": the link's MTU (or IPv6's path MTU) is below mtu=, whose "
+						    "datagrams the kernel now fragments - set mtu= to the path's to keep "
+						    "GSO and unfragmented packets"
 						  : "");
 			u->gso = false;
 			return rel_send(arg, d, n);
@@ -410,6 +417,15 @@ static int rel_send(void *arg, const struct hpn_dgram *d, unsigned n)
 		return 0;
 	if (is_icmp_error(errno)) {
 		u->err_pending = true; /* which peer: the error queue says */
+		/* The error was waiting on the socket (an earlier datagram's,
+		 * or forged) and failed this send once: once more, or it is
+		 * lost - in ping-pong every send is a lone one. */
+		if (!u->icmp_retry) {
+			u->icmp_retry = true;
+			r = rel_send(arg, d, n);
+			u->icmp_retry = false;
+			return r;
+		}
 		return 1;
 	}
 	return -errno;

@@ -688,9 +688,11 @@ static void consume_msgs(struct hpn_conn *c, const struct hpn_pkt *p)
 		 * end. Fragments of one message have consecutive numbers - by
 		 * offset alone, the second fragment of the next message of the
 		 * same size went on with ours, spliced (a --verify sweep). Its
-		 * buffer, big enough for ours, may be too small for this one. */
+		 * buffer, big enough for ours, may be too small for this one.
+		 * A gap when a new message starts; a fragment after a hole is
+		 * one the window counted already. */
 		reasm_drop(c);
-		c->gaps++;
+		c->gaps += !p->frag_offset;
 		if (!reasm_ready(c, p)) {
 			c->gaps++; /* no buffer: a feed does not wait */
 			return;

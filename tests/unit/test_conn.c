@@ -393,6 +393,7 @@ static void start_pair(const struct hpn_conn_cfg *ca, const struct hpn_conn_cfg 
 {
 	qn = 0;
 	now = 0;
+	gappy_mode = 0; /* a failed test_unordered_no_splice leaves it set */
 	sa = (struct side){.id = 0};
 	sb = (struct side){.id = 1};
 	assert_int_equal(hpn_conn_init(&a, ca, ops_a, &sa), 0);
