@@ -1098,13 +1098,13 @@ static void stream(struct client *c, size_t size, struct result *res)
 		if (!n)
 			break;
 		for (; k < n; k++) {
-			struct bench_hdr h = {M_DATA, o->verify ? HB_PATTERN : 0, sent + k};
+			struct bench_hdr h = {M_DATA, 0, sent + k};
 
 			if (hpn_buf_get_sized(c->ep, size, &m[k].data))
 				break;
 			memcpy(m[k].data, &h, sizeof(h));
 			if (o->verify)
-				pattern_fill((uint8_t *)m[k].data + HDR_SIZE, size - HDR_SIZE, sent + k);
+				mark(c, m[k].data, size, sent + k);
 			m[k].len = (uint32_t)size;
 			m[k].peer = c->peer;
 		}

@@ -529,6 +529,26 @@ static int recv_driving(hpn_ep *ep, int fd, void *buf, size_t len)
 
 #define SEND(buf, len) assert_true(sendto(fd, buf, len, 0, (struct sockaddr *)&to, sizeof(to)) == (ssize_t)(len))
 
+/* A hand-made peer's handshake from fd to s at to: HELLO, the COOKIE
+ * back, its echo; returns s's PEER_NEW. */
+static struct hpn_event hand_handshake(hpn_ep *s, int fd, struct sockaddr_in to, struct hpn_pkt hello)
+{
+	struct hpn_pkt ack;
+	uint8_t b[256];
+	size_t n = pkt(b, hello, NULL);
+	int r;
+
+	SEND(b, n);
+	r = recv_driving(s, fd, b, sizeof(b));
+	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
+	assert_int_equal(ack.type, HPN_PKT_COOKIE);
+	hello.type = HPN_PKT_COOKIE_ECHO;
+	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
+	n = pkt(b, hello, NULL);
+	SEND(b, n);
+	return wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+}
+
 /* reliable=off: a raw socket speaks the handshake by hand, sends garbage
  * and broken raw datagrams - each counted and dropped - and one good one,
  * then falls silent (its port stays open, so no ICMP): keepalive must time
@@ -548,7 +568,7 @@ static void test_silent_peer_and_garbage(void **state)
 	/* (Its handshake says the raw mode: HELLO_ACK's flags.) */
 	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .flags = HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE, .session = 0x5eed,
 				.first_seq = 100, .window = 16, .max_msg = 65536, .mtu = 65507};
-	struct hpn_pkt ack, bad;
+	struct hpn_pkt bad;
 	struct hpn_stats st;
 	struct hpn_event ev;
 	struct hpn_msg m;
@@ -568,16 +588,7 @@ static void test_silent_peer_and_garbage(void **state)
 	SEND(b, 10);
 	SEND(b, n);
 	/* The handshake, as for any packet-layer peer. */
-	n = pkt(b, hello, NULL);
-	SEND(b, n);
-	r = recv_driving(s, fd, b, sizeof(b));
-	assert_int_equal(hpn_pkt_decode(b, (size_t)r, 65536, &ack), 0);
-	assert_int_equal(ack.type, HPN_PKT_COOKIE);
-	hello.type = HPN_PKT_COOKIE_ECHO;
-	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
-	n = pkt(b, hello, NULL);
-	SEND(b, n);
-	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	ev = hand_handshake(s, fd, to, hello);
 	/* As the peer: a raw datagram with a checksum, with a sequence number,
 	 * with a fragment flag, and a reliable DATA on this raw stream - each
 	 * malformed - then a good one. */
@@ -759,29 +770,18 @@ static void contradiction(int order)
 	struct sockaddr_in to = {.sin_family = AF_INET};
 	struct hpn_pkt hello = {.type = HPN_PKT_HELLO, .session = 0x5eed, .first_seq = 100, .window = 64,
 				.max_msg = 65536, .mtu = 1472};
-	struct hpn_pkt ack;
 	struct hpn_stats st;
 	struct hpn_event ev, gone;
 	struct hpn_msg m;
 	uint8_t b[3][256];
 	size_t n[3];
-	uint64_t t0;
 	int r;
 
 	s = make_server("peer_timeout_ms=5000", addr, sizeof(addr));
 	assert_true(fd >= 0);
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	to.sin_port = htons((uint16_t)atoi(strrchr(addr, ':') + 1));
-	n[0] = pkt(b[0], hello, NULL);
-	SEND(b[0], n[0]);
-	r = recv_driving(s, fd, b[0], sizeof(b[0]));
-	assert_int_equal(hpn_pkt_decode(b[0], (size_t)r, 65536, &ack), 0);
-	assert_int_equal(ack.type, HPN_PKT_COOKIE);
-	hello.type = HPN_PKT_COOKIE_ECHO;
-	memcpy(hello.cookie, ack.cookie, sizeof(hello.cookie));
-	n[0] = pkt(b[0], hello, NULL);
-	SEND(b[0], n[0]);
-	ev = wait_event(s, HPN_EV_PEER_NEW, NULL, 0, 3000);
+	ev = hand_handshake(s, fd, to, hello);
 	n[0] = pkt(b[0], (struct hpn_pkt){.type = HPN_PKT_DATA, .session = 0x5eed, .seq = 100, .len = 5}, "first");
 	n[1] = pkt(b[1], (struct hpn_pkt){.type = HPN_PKT_DATA, .flags = HPN_PKT_F_FRAG, .session = 0x5eed,
 					  .seq = 101, .len = 2, .frag_total = 10, .frag_offset = 4}, "hi");
@@ -803,11 +803,9 @@ static void contradiction(int order)
 		if (order == 0)
 			SEND(b[2], n[2]);
 	}
-	t0 = now_ms();
-	gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000);
+	gone = wait_event(s, HPN_EV_PEER_GONE, NULL, 0, 3000); /* within 3 s: not the 5 s of silence */
 	assert_int_equal(gone.peer, ev.peer);
 	assert_int_equal(gone.status, -EPROTO);
-	assert_true(now_ms() - t0 < 2500); /* not the 5 s of silence: it was answering */
 	r = hpn_recv_burst(s, &m, 1);
 	assert_int_equal(r, 1);
 	assert_int_equal(m.len, 5);
