@@ -73,7 +73,10 @@ struct result {
 	uint64_t iters;
 	double t_min, t_typ, t_avg, t_stdev, p99, p999, p9999, t_max; /* us, NAN if n/a */
 	double msgs_per_s, gbit_per_s;
+	/* Of the measured part: pings of the warm-up lost, their late echoes
+	 * and what came out of order then are not the measurement's. */
 	uint64_t drops, dups, ooo;
+	uint64_t warm_drops; /* pings of the warm-up lost (said only if nothing was measured) */
 	uint64_t corrupt;     /* --verify: messages whose payload differed from what was sent */
 	bool unchecked;       /* --verify: the server is an hpnbench that does not check (older) */
 	uint64_t retransmits; /* measured part only, by this process's endpoints (both, on loopback) */
@@ -208,7 +211,8 @@ static void usage(FILE *f)
 		"  --size N[,N...]      message sizes in bytes, >= %d (default 64)\n"
 		"  --iters N            measured messages per size (default 100000)\n"
 		"  --duration SEC       measure for SEC seconds per size instead of --iters\n"
-		"  --warmup N           unmeasured messages first (default 1000)\n"
+		"  --warmup N           unmeasured messages first (default 1000); pingpong's drops,\n"
+		"                       dups and ooo count the measured pings only\n"
 		"  --cpu N              pin the client thread (loopback: server on the next cpu)\n"
 		"  --wait spin|adaptive|block   how to wait for messages (default spin)\n"
 		"  --progress inline|thread     who drives the backend (default inline)\n"
@@ -963,7 +967,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 			if (n == 0) {
 				check_events(c);
 				if (now_ns() - t0 >= c->reply_timeout_ms * 1000000ull) {
-					res->drops++; /* lost ping or pong: move on */
+					if (seq >= o->warmup)
+						res->drops++; /* lost ping or pong: move on */
+					else
+						res->warm_drops++;
 					if (++lost_run > 1 && now_ns() - last_reply >= give_up_ns) {
 						snprintf(res->gave_up, sizeof(res->gave_up),
 							 "no reply for %llu s (%llu pings in a row lost): is the server "
@@ -1007,9 +1014,10 @@ static void pingpong(struct client *c, size_t size, struct result *res)
 						fprintf(stderr, "hpnbench: the echo of ping %" PRIu64 " is %u bytes, %zu were "
 							"sent\n", seq, m[i].len, size);
 				} else if (h.type == M_PING && h.seq < seq) {
-					res->dups++; /* a late echo of a ping counted lost */
+					if (h.seq >= o->warmup)
+						res->dups++; /* a late echo of a ping counted lost */
 					last_reply = t1; /* late, but the server is there */
-				} else {
+				} else if (seq >= o->warmup) {
 					res->ooo++;
 				}
 				hpn_buf_put(c->ep, m[i].data);
@@ -1550,7 +1558,8 @@ int main(int argc, char **argv)
 		       "sizes (--verify: the 'corrupt' column)", corrupt, corrupt > 1 ? "s" : "", sizes, done);
 	for (unsigned i = 0; i < done; i++)
 		if (!res[i].iters && (o.iters || o.duration > 0))
-			die(1, "size %zu: nothing measured (%" PRIu64 " lost) - the results above are not a "
-			       "measurement", res[i].size, res[i].drops);
+			die(1, "size %zu: nothing measured (%" PRIu64 " lost, %" PRIu64 " of them in the warm-up) - the "
+			       "results above are not a measurement", res[i].size, res[i].drops + res[i].warm_drops,
+			    res[i].warm_drops);
 	return 0;
 }
