@@ -844,18 +844,24 @@ static HPN_COLD int too_long(const char *fn, size_t len, uint64_t max)
 			     fn, len, max);
 }
 
-HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+/* hpn_send_burst once its arguments are checked (hpn_send's too). */
+static inline int send_burst(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
 	int r;
 
-	NEED_EP(ep, "hpn_send_burst");
-	if (hpn_unlikely(!msgs))
-		return n ? bad_arg("hpn_send_burst", "msgs is NULL") : 0;
 	if (hpn_unlikely(ep->prog))
 		return hpn_prog_send(ep, msgs, n, false);
 	r = ep->ops.tx_burst(ep->pep, msgs, n, 0);
 	count_out(ep, msgs, r);
 	return r;
+}
+
+HPN_EXPORT int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
+{
+	NEED_EP(ep, "hpn_send_burst");
+	if (hpn_unlikely(!msgs))
+		return n ? bad_arg("hpn_send_burst", "msgs is NULL") : 0;
+	return send_burst(ep, msgs, n);
 }
 
 static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
@@ -947,7 +953,7 @@ HPN_EXPORT int hpn_send(hpn_ep *ep, hpn_peer_t peer, const void *data, size_t le
 			return bad_arg("hpn_send", "data is NULL");
 		m.data = (void *)""; /* an empty message: backends may memcpy 0 bytes from it */
 	}
-	r = hpn_send_burst(ep, &m, 1);
+	r = send_burst(ep, &m, 1);
 	return r == 1 ? 0 : r == 0 ? -EAGAIN : r;
 }
 
@@ -973,13 +979,12 @@ static HPN_COLD unsigned to_barrier(struct hpn_ep *ep, unsigned n)
 	return b > in && n > b - in ? (unsigned)(b - in) : n;
 }
 
-HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+/* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
+ * inline, checking them once for the whole wait. */
+static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 {
 	int r;
 
-	NEED_EP(ep, "hpn_recv_burst");
-	if (hpn_unlikely(!msgs))
-		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
 	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)))
 		n = to_barrier(ep, n);
 	if (hpn_unlikely(ep->backlog_n))
@@ -991,6 +996,14 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	if (r > 0)
 		count_in(ep, msgs, r);
 	return r;
+}
+
+HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+{
+	NEED_EP(ep, "hpn_recv_burst");
+	if (hpn_unlikely(!msgs))
+		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
+	return recv_burst(ep, msgs, n);
 }
 
 HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
@@ -1045,11 +1058,13 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 	unsigned spins = 0;
 	int r;
 
-	/* (A NULL ep: hpn_recv_burst's first call says so.) */
+	NEED_EP(ep, "hpn_recv_wait");
+	if (hpn_unlikely(!msgs && n))
+		return bad_arg("hpn_recv_wait", "msgs is NULL");
 	/* The common case - something is there, or arrives within a few polls
 	 * - costs no clock read at all. */
 	for (;;) {
-		r = hpn_recv_burst(ep, msgs, n);
+		r = hpn_likely(msgs) ? recv_burst(ep, msgs, n) : 0; /* (NULL, 0): as hpn_recv_burst, no poll */
 		if (r)
 			return r;
 		if (atomic_load_explicit(&ep->ev_count, memory_order_relaxed))
