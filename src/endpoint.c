@@ -190,8 +190,10 @@ static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after
 	if (after) {
 		uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED);
 
-		if (!b || after < b)
+		if (!b || after < b) {
+			__atomic_store_n(&ep->ev_barrier_until, hpn_now_ns() + EV_HOLD_MAX_NS, __ATOMIC_RELAXED);
 			__atomic_store_n(&ep->ev_barrier, after, __ATOMIC_RELAXED);
+		}
 	}
 	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
 	pthread_mutex_unlock(&ep->ev_lock);
@@ -205,14 +207,17 @@ static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after
 static void ev_barrier_update(struct hpn_ep *ep)
 {
 	unsigned n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
-	uint64_t b = 0;
+	uint64_t b = 0, until = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		uint64_t a = ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)].after;
+		const struct hpn_ev_slot *s = &ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)];
 
-		if (a && (!b || a < b))
-			b = a;
+		if (s->after && (!b || s->after < b)) {
+			b = s->after;
+			until = s->hold_until;
+		}
 	}
+	__atomic_store_n(&ep->ev_barrier_until, until, __ATOMIC_RELAXED);
 	__atomic_store_n(&ep->ev_barrier, b, __ATOMIC_RELAXED);
 }
 
@@ -394,6 +399,32 @@ static int open_large(struct hpn_ep *ep, const struct core_opts *o, struct hpn_p
 	return 0;
 }
 
+/* The plugin's open, held to its contract (plugin.h): 0 with an endpoint,
+ * or -errno with a message - a plugin that breaks it gets an error of ours,
+ * never a NULL endpoint, a positive "error" or a close of what it freed. */
+static int open_checked(struct hpn_ep *ep)
+{
+	const char *name = ep->plugin->name;
+	int ret;
+
+	hpn_error_clear();
+	ret = ep->ops.open((struct hpn_core *)ep, &ep->caps, &ep->pep);
+	if (ret) {
+		ep->pep = NULL; /* a failed open cleaned up after itself */
+		if (ret > 0)
+			return hpn_set_error(-EPROTO, "plugin %s: open returned %d, not 0 or -errno", name, ret);
+		if (!hpn_last_error()[0])
+			return hpn_set_error(ret, "plugin %s: open failed: %s", name, strerror(-ret));
+		return ret;
+	}
+	if (!ep->pep)
+		return hpn_set_error(-EPROTO, "plugin %s: open succeeded but gave no endpoint", name);
+	if (!ep->caps.max_msg_size)
+		return hpn_set_error(-EPROTO, "plugin %s: open left caps.max_msg_size 0 (it must say the largest "
+					      "message it takes)", name);
+	return 0;
+}
+
 static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 {
 	struct hpn_pool_params pp = {0};
@@ -406,7 +437,7 @@ static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 						 .mlock = (enum hpn_pool_mode)o->mlock,
 						 .numa_node = numa_node_for(o->numa, o->cpu),
 						 .mt_safe = o->progress == 1};
-	ret = ep->ops.open((struct hpn_core *)ep, &ep->caps, &ep->pep);
+	ret = open_checked(ep);
 	if (ret)
 		return ret;
 	/* Room for our meta block and the backend's headers, cache aligned. */
@@ -439,6 +470,16 @@ static int open_backend(struct hpn_ep *ep, const struct core_opts *o)
 	}
 	ep->max_msg = ep->caps.max_msg_size;
 	return 0;
+}
+
+/* plugin=auto picked a plugin that then failed: the error says which (it
+ * does not try the next one - what auto chose is what the probes said). */
+static HPN_COLD void auto_failed(const char *name, int ret)
+{
+	char text[512];
+
+	snprintf(text, sizeof(text), "%s", hpn_last_error());
+	hpn_set_error(ret, "plugin=auto chose %s, which failed: %s", name, text);
 }
 
 HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
@@ -489,15 +530,22 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	if (ret)
 		goto fail;
 	ret = open_backend(ep, &o);
-	if (ret)
+	if (ret) {
+		if (why[0]) /* plugin=auto: say which plugin it was */
+			auto_failed(ep->plugin->name, ret);
 		goto fail;
+	}
 	ep->burst = (unsigned)o.burst;
 	ep->wait_mode = o.wait;
 	ep->spin_ns = o.spin_us * 1000;
-	snprintf(ep->desc, sizeof(ep->desc), "plugin %s, progress %s%s, wait %s, pool %s%s%s",
+	/* What the plugin said of itself during open (hpn_core_describe: "; ..."). */
+	char early[sizeof(ep->desc)];
+
+	snprintf(early, sizeof(early), "%s", ep->desc);
+	snprintf(ep->desc, sizeof(ep->desc), "plugin %s, progress %s%s, wait %s, pool %s%s%s%s",
 		 ep->plugin->name, progress_modes[o.progress],
 		 o.progress == 1 ? (o.cpu >= 0 ? " (pinned)" : " (unpinned)") : "", wait_modes[o.wait],
-		 hpn_pool_describe(ep->pool), why[0] ? "; " : "", why);
+		 hpn_pool_describe(ep->pool), early, why[0] ? "; " : "", why);
 	if (o.progress == 1) {
 		ret = hpn_prog_start(ep, (int)o.cpu, o.sched == 1, (unsigned)o.ring_size);
 		if (ret)
@@ -884,16 +932,17 @@ static HPN_COLD int zc_refused(const struct hpn_msg *m, enum hpn_pool_bad why)
  * pool buffer the caller owns would corrupt memory there. Each one passed
  * is marked lent (a second send of it, even in this burst, or a put of it
  * is refused until the library is done with it). Returns how many leading
- * messages may go, or -EINVAL if the first may not (the others are
- * refused when they come first).
+ * messages may go, or -EINVAL (-EMSGSIZE: too long) if the first may not
+ * (the others are refused when they come first).
  */
 static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++) {
-		/* Too long for any buffer: the backend's -EMSGSIZE says it (and
-		 * the message is not taken, so it is not marked). */
+		/* Too long for this endpoint: refused here, whatever the
+		 * backend would check (its buffer size may hold it - and a
+		 * pointer not checked below must not reach it). */
 		if (hpn_unlikely(msgs[i].len > ep->max_msg))
-			continue;
+			return i ? (int)i : too_long("hpn_send_zc_burst", msgs[i].len, ep->max_msg);
 		enum hpn_pool_bad why = hpn_pool_check(ep->pool, msgs[i].data, msgs[i].len, true);
 
 		if (hpn_unlikely(why != HPN_POOL_BUF_OK)) {
@@ -905,12 +954,12 @@ static inline int zc_check(struct hpn_ep *ep, const struct hpn_msg *msgs, unsign
 	return (int)n;
 }
 
-/* The messages a send did not take stay the caller's. */
+/* The messages a send did not take stay the caller's (all were marked:
+ * zc_check stops at the first it refuses). */
 static HPN_COLD void zc_unlend(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (msgs[i].len <= ep->max_msg)
-			hpn_pool_handed_out(ep->pool, msgs[i].data);
+		hpn_pool_handed_out(ep->pool, msgs[i].data);
 }
 
 HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n)
@@ -970,13 +1019,20 @@ static HPN_COLD int backlog_take(struct hpn_ep *ep, struct hpn_msg *msgs, unsign
 }
 
 /* An ordered event waits (hpn_core_event_after): the burst ends at the
- * last message before it. */
+ * last message before it, and once that was received nothing more is, so
+ * that the application polls the event first (hpn_recv_wait returns 0 on
+ * a pending event) - an application that never polls gets the rest after
+ * EV_HOLD_MAX_NS. */
 static HPN_COLD unsigned to_barrier(struct hpn_ep *ep, unsigned n)
 {
 	uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED),
 		 in = __atomic_load_n(&ep->stats.msgs_in, __ATOMIC_RELAXED);
 
-	return b > in && n > b - in ? (unsigned)(b - in) : n;
+	if (b > in)
+		return n > b - in ? (unsigned)(b - in) : n;
+	if (b && hpn_now_ns() < __atomic_load_n(&ep->ev_barrier_until, __ATOMIC_RELAXED))
+		return 0;
+	return n;
 }
 
 /* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
@@ -985,8 +1041,8 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 {
 	int r;
 
-	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)))
-		n = to_barrier(ep, n);
+	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) && !(n = to_barrier(ep, n)))
+		return 0;
 	if (hpn_unlikely(ep->backlog_n))
 		r = backlog_take(ep, msgs, n);
 	else if (hpn_unlikely(ep->prog))
@@ -1013,6 +1069,8 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 	NEED_EP(ep, "hpn_recv");
 	if (hpn_unlikely(!peer || (!buf && len)))
 		return bad_arg("hpn_recv", !peer ? "peer is NULL" : "buf is NULL");
+	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) && !to_barrier(ep, 1))
+		return -EAGAIN; /* an ordered event first: hpn_poll */
 	if (!ep->backlog_n) {
 		struct hpn_msg got;
 		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);

@@ -41,13 +41,22 @@ static int stub_listen(struct hpn_pep *p, const char *a)
 {
 	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot listen");
 }
-static int stub_local(struct hpn_pep *p, char *b, size_t l) { return -EOPNOTSUPP; }
+static int stub_local(struct hpn_pep *p, char *b, size_t l)
+{
+	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot tell its local address");
+}
 static int stub_connect(struct hpn_pep *p, const char *a, hpn_peer_t *peer)
 {
 	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot connect");
 }
-static int stub_disconnect(struct hpn_pep *p, hpn_peer_t peer) { return -EOPNOTSUPP; }
-static int stub_peer_addr(struct hpn_pep *p, hpn_peer_t peer, char *b, size_t l) { return -EOPNOTSUPP; }
+static int stub_disconnect(struct hpn_pep *p, hpn_peer_t peer)
+{
+	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot disconnect a peer");
+}
+static int stub_peer_addr(struct hpn_pep *p, hpn_peer_t peer, char *b, size_t l)
+{
+	return hpn_set_error(-EOPNOTSUPP, "this plugin cannot tell a peer's address");
+}
 static int stub_progress(struct hpn_pep *p, uint64_t now) { return 0; }
 static int stub_wait_fd(struct hpn_pep *p) { return -EOPNOTSUPP; }
 static int stub_tx(struct hpn_pep *p, const struct hpn_msg *m, unsigned n, unsigned f) { return -EOPNOTSUPP; }
@@ -87,8 +96,9 @@ int hpn_plugin_check_ops(const struct hpn_plugin_ops *src, const char *expect_na
 			 src->abi_version, HPN_PLUGIN_ABI);
 		return -EPROTO;
 	}
-	if (src->size < HEADER_SIZE) {
-		snprintf(why, why_len, "ops table too small (%u bytes)", src->size);
+	if (src->size < HEADER_SIZE || src->size % sizeof(void *)) {
+		snprintf(why, why_len, "ops table of %u bytes: %s", src->size,
+			 src->size < HEADER_SIZE ? "too small" : "not a whole number of slots");
 		return -EPROTO;
 	}
 	if (!src->name || !src->name[0]) {
@@ -119,45 +129,76 @@ int hpn_plugin_check_ops(const struct hpn_plugin_ops *src, const char *expect_na
 
 /* ---- search path ------------------------------------------------------- */
 
-#define MAX_DIRS 16
+#define MAX_DIRS 32
 
+/* Large (128 KiB): always on the heap - an application thread's stack may
+ * be 64 KiB (musl's default is 128), and listing nests several frames. */
 struct search_path {
 	unsigned n;
 	char dir[MAX_DIRS][PATH_MAX];
 	bool build_tree[MAX_DIRS]; /* dir/<name>/ holds the plugin */
 	bool asked[MAX_DIRS];      /* named in $HPN_PLUGIN_PATH */
+	char skipped[1024];        /* $HPN_PLUGIN_PATH entries left out, and why: said in errors */
 };
 
-static void add_dir(struct search_path *sp, const char *dir, bool build_tree)
+static void skip_dir(struct search_path *sp, const char *dir, const char *why)
+{
+	size_t used = strlen(sp->skipped);
+
+	if (used + 8 < sizeof(sp->skipped))
+		snprintf(sp->skipped + used, sizeof(sp->skipped) - used, "%s'%.200s' (%s)", used ? ", " : "", dir,
+			 why);
+}
+
+static void add_dir(struct search_path *sp, const char *dir, bool build_tree, bool asked)
 {
 	char real[PATH_MAX];
+	struct stat st;
 
-	if (sp->n == MAX_DIRS || !realpath(dir, real))
+	if (!realpath(dir, real)) {
+		if (asked)
+			skip_dir(sp, dir, strerror(errno));
 		return;
+	}
+	if (stat(real, &st) || !S_ISDIR(st.st_mode)) {
+		if (asked)
+			skip_dir(sp, dir, "not a directory");
+		return;
+	}
 	for (unsigned i = 0; i < sp->n; i++)
 		if (!strcmp(sp->dir[i], real))
 			return;
+	if (sp->n == MAX_DIRS) {
+		char why[64];
+
+		snprintf(why, sizeof(why), "more than %d directories", MAX_DIRS);
+		skip_dir(sp, dir, why);
+		return;
+	}
 	snprintf(sp->dir[sp->n], PATH_MAX, "%s", real);
-	sp->asked[sp->n] = false;
+	sp->asked[sp->n] = asked;
 	sp->build_tree[sp->n++] = build_tree;
 }
 
 static bool file_exists(const char *p);
 
-static void build_search_path(struct search_path *sp)
+/* NULL when out of memory (hpn_set_error said so). Free with free(). */
+static struct search_path *build_search_path(void)
 {
+	struct search_path *sp = calloc(1, sizeof(*sp));
 	const char *env = getenv("HPN_PLUGIN_PATH");
 	Dl_info info;
 
-	sp->n = 0;
+	if (!sp) {
+		hpn_set_error(-ENOMEM, "out of memory for the plugin search path");
+		return NULL;
+	}
 	if (env) {
 		char *copy = strdup(env), *save = NULL;
 
 		for (char *d = copy ? strtok_r(copy, ":", &save) : NULL; d; d = strtok_r(NULL, ":", &save))
-			add_dir(sp, d, false);
+			add_dir(sp, d, false, true);
 		free(copy);
-		for (unsigned i = 0; i < sp->n; i++)
-			sp->asked[i] = true;
 	}
 	if (dladdr((void *)hpn_plugin_load, &info) && info.dli_fname) {
 		char dir[PATH_MAX], sub[PATH_MAX + 16];
@@ -168,17 +209,18 @@ static void build_search_path(struct search_path *sp)
 		if (slash) {
 			*slash = '\0';
 			snprintf(sub, sizeof(sub), "%s/hpn", dir);
-			add_dir(sp, sub, false);
+			add_dir(sp, sub, false, false);
 			/* Only in a meson build tree: installed, <libdir>/../plugins
 			 * is someone else's directory (/usr/lib/plugins). */
 			snprintf(sub, sizeof(sub), "%s/../build.ninja", dir);
 			if (file_exists(sub)) {
 				snprintf(sub, sizeof(sub), "%s/../plugins", dir);
-				add_dir(sp, sub, true);
+				add_dir(sp, sub, true, false);
 			}
 		}
 	}
-	add_dir(sp, HPN_PLUGINDIR, false);
+	add_dir(sp, HPN_PLUGINDIR, false, false);
+	return sp;
 }
 
 static void describe_path(const struct search_path *sp, char *buf, size_t len)
@@ -189,7 +231,9 @@ static void describe_path(const struct search_path *sp, char *buf, size_t len)
 	for (unsigned i = 0; i < sp->n && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ":" : "", sp->dir[i]);
 	if (!sp->n)
-		snprintf(buf, len, "(no existing directory; set HPN_PLUGIN_PATH)");
+		used = (size_t)snprintf(buf, len, "(no existing directory; set HPN_PLUGIN_PATH)");
+	if (sp->skipped[0] && used < len)
+		snprintf(buf + used, len - used, "; HPN_PLUGIN_PATH entries left out: %s", sp->skipped);
 }
 
 static bool file_exists(const char *p)
@@ -199,12 +243,15 @@ static bool file_exists(const char *p)
 	return stat(p, &st) == 0 && S_ISREG(st.st_mode);
 }
 
-/* Name part of "hpn-<name>-abi<N>.so", with N; false if not a plugin file. */
+static bool valid_plugin_name(const char *name);
+
+/* Name part of "hpn-<name>-abi<N>.so", with N; false if not a plugin file -
+ * by the rules a load goes by (a name plugin= accepts, N in plain digits),
+ * so that nothing is listed, or chosen by plugin=auto, that cannot load. */
 static bool parse_file_name(const char *file, char *name, size_t name_len, int *abi)
 {
-	const char *p, *dash;
+	const char *p, *dash, *d;
 	size_t len = strlen(file), nlen;
-	char *end;
 
 	if (strncmp(file, "hpn-", 4) || len < 4 + 1 + 5 + 3 || strcmp(file + len - 3, ".so"))
 		return false;
@@ -215,12 +262,18 @@ static bool parse_file_name(const char *file, char *name, size_t name_len, int *
 	nlen = (size_t)(dash - p);
 	if (!nlen || nlen >= name_len)
 		return false;
-	*abi = (int)strtol(dash + 4, &end, 10);
-	if (end != file + len - 3)
-		return false;
+	d = dash + 4;
+	if (d == file + len - 3 || (*d == '0' && d + 1 != file + len - 3) || file + len - 3 - d > 6)
+		return false; /* no number, a leading zero, or absurdly long */
+	*abi = 0;
+	for (; d < file + len - 3; d++) {
+		if (*d < '0' || *d > '9')
+			return false;
+		*abi = *abi * 10 + (*d - '0');
+	}
 	memcpy(name, p, nlen);
 	name[nlen] = '\0';
-	return true;
+	return valid_plugin_name(name);
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -366,14 +419,28 @@ static bool valid_plugin_name(const char *name)
 	return true;
 }
 
+static int load_from(const struct search_path *sp, const char *name, struct hpn_plugin **out);
+
 int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 {
-	struct search_path sp;
-	char path[PATH_MAX + 128], why[512], dirs[2048];
+	struct search_path *sp;
+	int ret;
 
 	if (!valid_plugin_name(name))
-		return hpn_set_error(-EINVAL, "config: plugin='%s' is not a plugin name", name);
-	build_search_path(&sp);
+		return hpn_set_error(-EINVAL, "config: plugin='%s' is not a plugin name (lower-case letters, digits "
+					      "and '_', at most 31)", name);
+	sp = build_search_path();
+	if (!sp)
+		return -ENOMEM;
+	ret = load_from(sp, name, out);
+	free(sp);
+	return ret;
+}
+
+static int load_from(const struct search_path *sp, const char *name, struct hpn_plugin **out)
+{
+	char path[PATH_MAX + 128], why[512], dirs[3072];
+
 	/* The first file that loads wins. One that does not (truncated, not
 	 * a plugin, a missing library) in a directory $HPN_PLUGIN_PATH names
 	 * is an error: the user asked for that build, and an older installed
@@ -383,15 +450,15 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 	char first[PATH_MAX + 128 + 512 + 32] = "";
 	int first_ret = 0;
 
-	for (unsigned i = 0; i < sp.n; i++) {
-		candidate(&sp, i, name, HPN_PLUGIN_ABI, path, sizeof(path));
+	for (unsigned i = 0; i < sp->n; i++) {
+		candidate(sp, i, name, HPN_PLUGIN_ABI, path, sizeof(path));
 		if (!file_exists(path))
 			continue;
 		int ret = load_file(path, name, out, why, sizeof(why));
 
 		if (!ret)
 			return 0;
-		if (sp.asked[i])
+		if (sp->asked[i])
 			return hpn_set_error(ret, "plugin '%s' refused (%s): %s", name, path, why);
 		hpn_log(HPN_LOG_WARN, "plugin '%s': %s refused (%s); looking further", name, path, why);
 		if (!first_ret) {
@@ -401,8 +468,8 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 	}
 	if (first_ret)
 		return hpn_set_error(first_ret, "plugin '%s' refused (%s", name, first);
-	describe_path(&sp, dirs, sizeof(dirs));
-	if (find_other_abi(&sp, name, path, sizeof(path)))
+	describe_path(sp, dirs, sizeof(dirs));
+	if (find_other_abi(sp, name, path, sizeof(path)))
 		return hpn_set_error(-ENOENT,
 				     "plugin '%s' not found for ABI %d; %s is built for another ABI (rebuild it); searched %s",
 				     name, HPN_PLUGIN_ABI, path, dirs);
@@ -412,7 +479,7 @@ int hpn_plugin_load(const char *name, struct hpn_plugin **out)
 
 /* ---- listing ----------------------------------------------------------- */
 
-#define MAX_LISTED 32
+#define MAX_LISTED 64
 
 struct listed {
 	struct hpn_plugin_info info;
@@ -424,15 +491,20 @@ struct listed {
 	bool asked; /* found in a $HPN_PLUGIN_PATH directory: it stands, loadable or not */
 };
 
+/* Under list_lock: what hpn_plugin_list() last found (its array points
+ * into it: valid until the next list), and plugin=auto's own scan - an
+ * endpoint created elsewhere must not rewrite a list the application
+ * reads. */
 static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct listed listed[MAX_LISTED];
+static struct listed listed[MAX_LISTED], auto_listed[MAX_LISTED];
 static struct hpn_plugin_info list_out[MAX_LISTED];
+static bool list_full_said;
 
 /* Index of `name` in the list, or -1. */
-static int listed_at(unsigned n, const char *name)
+static int listed_at(const struct listed *ls, unsigned n, const char *name)
 {
 	for (unsigned i = 0; i < n; i++)
-		if (!strcmp(listed[i].name, name))
+		if (!strcmp(ls[i].name, name))
 			return (int)i;
 	return -1;
 }
@@ -463,6 +535,11 @@ static void list_one(struct listed *l, const char *name, const char *path, int a
 	snprintf(l->desc, sizeof(l->desc), "%s", p->ops.description);
 	l->info.description = l->desc;
 	ret = p->ops.probe(&l->info.caps, l->reason, sizeof(l->reason));
+	l->reason[sizeof(l->reason) - 1] = '\0'; /* the plugin's text, perhaps unterminated */
+	if (ret > 0) {
+		snprintf(l->reason, sizeof(l->reason), "probe returned %d, not 0 or -errno", ret);
+		ret = -EPROTO;
+	}
 	l->info.status = ret;
 	if (!ret)
 		l->reason[0] = '\0';
@@ -471,31 +548,36 @@ static void list_one(struct listed *l, const char *name, const char *path, int a
 	hpn_plugin_unload(p);
 }
 
-static unsigned scan_dir(const char *dir, unsigned n, bool asked)
+/* Plugin files of dir into ls[n...]; *full when some did not fit. */
+static unsigned scan_dir(struct listed *ls, const char *dir, unsigned n, bool asked, bool *full)
 {
 	struct dirent *de;
 	DIR *d = opendir(dir);
 
 	if (!d)
 		return n;
-	while ((de = readdir(d)) && n < MAX_LISTED) {
+	while ((de = readdir(d))) {
 		char name[64], path[PATH_MAX + 300];
 		int abi;
 
 		if (!parse_file_name(de->d_name, name, sizeof(name), &abi))
 			continue;
+		if (n == MAX_LISTED && listed_at(ls, n, name) < 0) {
+			*full = true;
+			continue;
+		}
 		/* First one that loads for our ABI wins, as in
 		 * hpn_plugin_load(); a file for another ABI, or one that does
 		 * not load, is listed only if nothing else claims the name,
 		 * and gives way to a loadable one found later. */
-		int at = listed_at(n, name);
+		int at = listed_at(ls, n, name);
 
 		if (at >= 0 && (abi != HPN_PLUGIN_ABI ||
-				(listed[at].abi == HPN_PLUGIN_ABI && (listed[at].info.description || listed[at].asked))))
+				(ls[at].abi == HPN_PLUGIN_ABI && (ls[at].info.description || ls[at].asked))))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
-		list_one(&listed[at >= 0 ? (unsigned)at : n], name, path, abi);
-		listed[at >= 0 ? (unsigned)at : n].asked = asked;
+		list_one(&ls[at >= 0 ? (unsigned)at : n], name, path, abi);
+		ls[at >= 0 ? (unsigned)at : n].asked = asked;
 		if (at < 0)
 			n++;
 	}
@@ -503,18 +585,19 @@ static unsigned scan_dir(const char *dir, unsigned n, bool asked)
 	return n;
 }
 
-static unsigned scan_all(void)
+/* Every plugin file on the search path into ls; -ENOMEM, or how many. A
+ * list that overflows says so (a warning, once). */
+static int scan_all(struct listed *ls, const struct search_path *sp)
 {
-	struct search_path sp;
 	unsigned n = 0;
+	bool full = false;
 
-	build_search_path(&sp);
-	for (unsigned i = 0; i < sp.n; i++) {
-		if (!sp.build_tree[i]) {
-			n = scan_dir(sp.dir[i], n, sp.asked[i]);
+	for (unsigned i = 0; i < sp->n; i++) {
+		if (!sp->build_tree[i]) {
+			n = scan_dir(ls, sp->dir[i], n, sp->asked[i], &full);
 			continue;
 		}
-		DIR *d = opendir(sp.dir[i]);
+		DIR *d = opendir(sp->dir[i]);
 		struct dirent *de;
 
 		if (!d)
@@ -524,12 +607,17 @@ static unsigned scan_all(void)
 
 			if (de->d_name[0] == '.')
 				continue;
-			snprintf(sub, sizeof(sub), "%s/%s", sp.dir[i], de->d_name);
-			n = scan_dir(sub, n, sp.asked[i]);
+			snprintf(sub, sizeof(sub), "%s/%s", sp->dir[i], de->d_name);
+			n = scan_dir(ls, sub, n, sp->asked[i], &full);
 		}
 		closedir(d);
 	}
-	return n;
+	if (full && !list_full_said) {
+		list_full_said = true;
+		hpn_log(HPN_LOG_WARN, "plugins: more than %d plugin names on the search path: the rest are not "
+				      "listed, nor chosen by plugin=auto (plugin=<name> still loads them)", MAX_LISTED);
+	}
+	return (int)n;
 }
 
 HPN_EXPORT int hpn_plugin_list(const struct hpn_plugin_info **list)
@@ -538,53 +626,63 @@ HPN_EXPORT int hpn_plugin_list(const struct hpn_plugin_info **list)
 
 	if (!list)
 		return hpn_set_error(-EINVAL, "hpn_plugin_list: list is NULL");
+	struct search_path *sp = build_search_path();
+
+	if (!sp)
+		return -ENOMEM;
 	pthread_mutex_lock(&list_lock);
-	n = scan_all();
+	n = (unsigned)scan_all(listed, sp);
 	for (unsigned i = 0; i < n; i++)
 		list_out[i] = listed[i].info;
 	pthread_mutex_unlock(&list_lock);
+	free(sp);
 	*list = list_out;
 	return (int)n;
 }
 
 int hpn_plugin_load_auto(struct hpn_plugin **out, char *why, size_t why_len)
 {
-	const struct hpn_plugin_info *list = list_out;
+	struct search_path *sp = build_search_path();
 	char best_name[64];
-	int n, best = -1;
+	int n, best = -1, ret;
 	size_t used = 0;
 
-	/* Hold the lock while reading the shared list: another thread may be
-	 * listing plugins or creating an endpoint right now. */
+	if (!sp)
+		return -ENOMEM;
+	/* Its own scan (auto_listed), under the lock both share: another
+	 * thread may be listing plugins or creating an endpoint right now. */
 	pthread_mutex_lock(&list_lock);
-	n = (int)scan_all();
+	n = scan_all(auto_listed, sp);
+	const struct hpn_plugin_info *list[MAX_LISTED];
+
 	for (int i = 0; i < n; i++)
-		list_out[i] = listed[i].info;
+		list[i] = &auto_listed[i].info;
 	for (int i = 0; i < n; i++) {
-		if (list[i].status == 0 && (best < 0 || list[i].caps.preference > list[best].caps.preference))
+		if (list[i]->status == 0 && (best < 0 || list[i]->caps.preference > list[best]->caps.preference))
 			best = i;
 	}
 	if (best < 0) {
-		char dirs[2048];
-		struct search_path sp;
+		char dirs[3072];
 
-		build_search_path(&sp);
-		describe_path(&sp, dirs, sizeof(dirs));
+		describe_path(sp, dirs, sizeof(dirs));
 		hpn_set_error(-ENOENT, "plugin=auto: no usable plugin (searched %s)", dirs);
 		for (int i = 0; i < n; i++)
-			hpn_error_append("%s: %s", list[i].name, list[i].reason);
+			hpn_error_append("%s: %s", list[i]->name, list[i]->reason);
 		pthread_mutex_unlock(&list_lock);
+		free(sp);
 		return -ENOENT;
 	}
-	used += (size_t)snprintf(why, why_len, "auto chose %s (preference %d)", list[best].name,
-				 list[best].caps.preference);
+	used += (size_t)snprintf(why, why_len, "auto chose %s (preference %d)", list[best]->name,
+				 list[best]->caps.preference);
 	for (int i = 0; i < n && used < why_len; i++) {
 		if (i == best)
 			continue;
-		used += (size_t)snprintf(why + used, why_len - used, "; %s: %s", list[i].name,
-					 list[i].status ? list[i].reason : "usable, lower preference");
+		used += (size_t)snprintf(why + used, why_len - used, "; %s: %s", list[i]->name,
+					 list[i]->status ? list[i]->reason : "usable, lower preference");
 	}
-	snprintf(best_name, sizeof(best_name), "%s", list[best].name);
+	snprintf(best_name, sizeof(best_name), "%s", list[best]->name);
 	pthread_mutex_unlock(&list_lock);
-	return hpn_plugin_load(best_name, out);
+	ret = load_from(sp, best_name, out);
+	free(sp);
+	return ret;
 }

@@ -420,10 +420,13 @@ int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, boo
 	if (done)
 		return (int)done;
 refused:
+	/* The texts the backends' own checks give inline (a caller's error:
+	 * formatted, as there - the thread-local text is this thread's). */
 	if (k == 0 && n && msgs[0].len > ep->max_msg)
-		return -EMSGSIZE;
+		return hpn_set_error(-EMSGSIZE, "send: %u bytes, more than the largest message this endpoint takes (%u)",
+				     msgs[0].len, ep->max_msg);
 	if (k == 0 && n && !hpn_peer_live(ep, msgs[0].peer))
-		return -ENOTCONN;
+		return hpn_set_error(-ENOTCONN, "send: peer %u is not connected", msgs[0].peer);
 	/* Several application threads may get here: a real atomic add. */
 	__atomic_fetch_add(&ep->stats.tx_again, 1, __ATOMIC_RELAXED);
 	return -EAGAIN;

@@ -143,7 +143,10 @@ int hpn_ep_create(const char *config, hpn_ep **ep_out);
 /**
  * Close the endpoint: say goodbye to connected peers, stop the progress
  * thread, release all memory. Buffers the application still holds become
- * invalid. NULL is ignored.
+ * invalid. NULL is ignored. No other thread may be inside a call on the
+ * endpoint, or enter one, meanwhile (the memory it uses goes): a thread
+ * that waits in hpn_recv_wait() is stopped by a finite timeout and a flag
+ * of the application's, not by destroying the endpoint under it.
  */
 void hpn_ep_destroy(hpn_ep *ep);
 
@@ -201,7 +204,10 @@ enum hpn_event_type {
 	HPN_EV_PEER_NEW = 1,  /* a peer connected to our hpn_listen() */
 	HPN_EV_CONNECTED = 2, /* our hpn_connect() completed */
 	HPN_EV_PEER_GONE = 3, /* peer closed (status 0), timed out (-ETIMEDOUT),
-	                         refused/unreachable (-ECONNREFUSED, ...), or a
+	                         refused/unreachable (-ECONNREFUSED, ...: also a
+	                         connected peer whose port closed - a process
+	                         that died, on udp: the ICMP error comes before
+	                         the timeout would), or a
 	                         reliable stream that can no longer deliver every
 	                         message in order (-EPROTO: no progress for 10
 	                         peer timeouts, or contradicting packets; a log
@@ -226,8 +232,10 @@ enum hpn_event_type {
 	                            ends at the old start's last message queued
 	                            for the application, and hpn_poll gives the
 	                            event only after it was received (up to a
-	                            second, if some never arrive); poll between
-	                            bursts and the messages after it are the new
+	                            second, if some never arrive); receives then
+	                            return nothing (hpn_recv_wait: 0, an event
+	                            waits) until it is polled - for a second at
+	                            most - and the messages after it are the new
 	                            start's: rebuild state from seq on */
 };
 
@@ -312,7 +320,8 @@ int hpn_send_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
  * outside the pool, into a buffer's headroom, running past its end, into
  * a buffer already back in the pool, or into a buffer a zero-copy send
  * already took (a second send of it, later or in the same burst, while the
- * library still holds it).
+ * library still holds it). A message longer than caps.max_msg_size is
+ * refused the same way, -EMSGSIZE.
  */
 int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigned n);
 

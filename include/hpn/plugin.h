@@ -16,6 +16,15 @@
  * thread at a time (the application thread in progress=inline mode, the
  * progress thread in progress=thread mode). Plugins therefore need no locks
  * of their own.
+ *
+ * Building one (plugins/meson.build does it so): link against
+ * libhpntransport (the services below), export only the entry symbol
+ * (plugins/plugin.map as a version script) and link with -z defs. Names are
+ * what plugin= accepts: lower-case letters, digits and '_', at most 31;
+ * files named otherwise are not listed, nor loaded. Listing plugins
+ * (hpn_plugin_list, plugin=auto) dlopens every plugin file on the search
+ * path - constructors run, and a plugin that loads stays loaded for the
+ * life of the process.
  */
 #ifndef HPN_PLUGIN_H
 #define HPN_PLUGIN_H
@@ -61,10 +70,16 @@ struct hpn_plugin_ops {
 	/* Control path. All return 0 or -errno and set hpn_set_error(). */
 
 	/** Can the backend work on this machine? Fill generic caps. why gets a
-	 *  reason on failure (e.g. "no RDMA device: load rdma_rxe"). */
+	 *  reason on failure (e.g. "no RDMA device: load rdma_rxe"). Called at
+	 *  every hpn_plugin_list() and every plugin=auto endpoint, from any
+	 *  thread, under the loader's lock, perhaps while this plugin's
+	 *  endpoints run: quick, no side effects, and it may not call the
+	 *  loader (hpn_plugin_list) itself. Not called for plugin=<name>. */
 	int (*probe)(struct hpn_caps *caps, char *why, size_t why_len);
 	/** Create an endpoint. Read config with hpn_core_cfg*(); fill *caps with
-	 *  the endpoint's real limits. */
+	 *  the endpoint's real limits (max_msg_size > 0). On failure leave
+	 *  nothing behind: close is not called. hpn_core_describe() may be
+	 *  called here already. */
 	int (*open)(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out);
 	/** Say goodbye to peers, release everything. Held pool buffers go back. */
 	void (*close)(struct hpn_pep *pep);
@@ -91,11 +106,15 @@ struct hpn_plugin_ops {
 	/* Fast path: one indirect call per burst. */
 
 	/** Send up to n messages; return how many leading ones were accepted,
-	 *  or -errno if the first failed (-EAGAIN, -EMSGSIZE, -ENOTCONN). */
+	 *  or -errno if the first failed (-EAGAIN, -EMSGSIZE, -ENOTCONN). With
+	 *  HPN_TX_OWNED the core has checked each buffer and its length
+	 *  (<= caps.max_msg_size); the accepted ones are the plugin's, the
+	 *  others stay the caller's. */
 	int (*tx_burst)(struct hpn_pep *pep, const struct hpn_msg *msgs, unsigned n, unsigned flags);
 	/** Receive up to n messages into pool buffers (ownership to the caller);
 	 *  return the count (0: none) or -errno. Control packets are handled
-	 *  inside and never returned. */
+	 *  inside and never returned. Each message's ts_ns is set (hpn.h: never
+	 *  0), seq too (0 unless a feed). */
 	int (*rx_burst)(struct hpn_pep *pep, struct hpn_msg *msgs, unsigned n);
 
 	/* Control path again (ABI 2). */

@@ -4,12 +4,22 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #ifndef MOCK_ABI
 #define MOCK_ABI HPN_PLUGIN_ABI
 #endif
 #ifndef MOCK_NAME
 #define MOCK_NAME "mock"
+#endif
+/* How open breaks its contract: 0 it keeps it; 1 sets *out, frees it and
+ * fails; 2 returns a positive number; 3 fails saying nothing; 4 succeeds
+ * with no endpoint. */
+#ifndef MOCK_OPEN
+#define MOCK_OPEN 0
+#endif
+#ifndef MOCK_PREF
+#define MOCK_PREF (-5) /* never what plugin=auto should prefer */
 #endif
 
 struct hpn_pep {
@@ -18,19 +28,42 @@ struct hpn_pep {
 
 static int mock_probe(struct hpn_caps *caps, char *why, size_t len)
 {
+#ifdef MOCK_PROBE_LONG
+	memset(why, 'A', len); /* a reason that fills the buffer, unterminated */
+	return -ENODEV;
+#endif
 	(void)why;
 	(void)len;
 	caps->max_msg_size = 1000;
-	caps->preference = -5; /* never what plugin=auto should prefer */
+	caps->preference = MOCK_PREF;
 	return 0;
 }
 
 static int mock_open(struct hpn_core *core, struct hpn_caps *caps, struct hpn_pep **out)
 {
-	(void)core;
 	mock_probe(caps, NULL, 0);
 	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -ENOMEM;
+	if (!*out)
+		return -ENOMEM;
+	switch (MOCK_OPEN) {
+	case 1:
+		free(*out);
+		return hpn_set_error(-ENODEV, "mock: open refused on purpose");
+	case 2:
+		free(*out);
+		*out = NULL;
+		return 5;
+	case 3:
+		free(*out);
+		*out = NULL;
+		return -EIO;
+	case 4:
+		free(*out);
+		*out = NULL;
+		return 0;
+	}
+	hpn_core_describe(core, "mock set up"); /* during open: kept in hpn_ep_describe */
+	return 0;
 }
 
 static void mock_close(struct hpn_pep *pep)

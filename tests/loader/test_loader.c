@@ -9,6 +9,7 @@
 #include <hpn/hpn.h>
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +28,8 @@ static void expect_refused(const char *cfg, int err, const char *needle)
 	assert_non_null(strstr(hpn_last_error(), needle));
 }
 
+static const struct hpn_plugin_info *find(const struct hpn_plugin_info *l, int n, const char *name);
+
 static void test_good_plugin_stubs(void **state)
 {
 	hpn_ep *ep;
@@ -43,9 +46,130 @@ static void test_good_plugin_stubs(void **state)
 	assert_int_equal(hpn_connect(ep, "127.0.0.1:1", 10, &peer), -EOPNOTSUPP);
 	assert_int_equal(hpn_send(ep, 0, buf, 1), -EOPNOTSUPP);
 	assert_int_equal(hpn_recv_burst(ep, &m, 1), -EOPNOTSUPP);
-	/* Oversize is refused before the backend is asked. */
+	/* Oversize is refused before the backend is asked - a zero-copy
+	 * one too, whose pointer is then never looked at (the mock's stub
+	 * would have said -EOPNOTSUPP: it got there before). */
 	assert_int_equal(hpn_send(ep, 0, buf, 1001), -EMSGSIZE);
+	m = (struct hpn_msg){.data = buf, .len = 1001, .peer = 0};
+	assert_int_equal(hpn_send_zc_burst(ep, &m, 1), -EMSGSIZE);
+	/* The stubs say what they cannot do. */
+	assert_int_equal(hpn_ep_local_addr(ep, buf, sizeof(buf)), -EOPNOTSUPP);
+	assert_true(hpn_last_error()[0] != '\0');
+	/* What the plugin said of itself during open is kept. */
+	assert_non_null(strstr(hpn_ep_describe(ep), "mock set up"));
 	hpn_ep_destroy(ep);
+}
+
+/* open breaking its contract (plugin.h) is refused with the core's error:
+ * a freed endpoint is not closed again (ASan), a positive return or a
+ * NULL endpoint is no success, a silent failure gets a message. */
+static void test_open_contract(void **state)
+{
+	(void)state;
+	expect_refused("plugin=openfreed,hugepages=off", -ENODEV, "open refused on purpose");
+	expect_refused("plugin=openpositive,hugepages=off", -EPROTO, "returned 5");
+	expect_refused("plugin=opensilent,hugepages=off", -EIO, "opensilent: open failed");
+	expect_refused("plugin=opennull,hugepages=off", -EPROTO, "no endpoint");
+}
+
+/* A probe's reason that fills its buffer unterminated is cut, not read past. */
+static void test_probe_long_reason(void **state)
+{
+	const struct hpn_plugin_info *l, *p;
+	int n;
+
+	(void)state;
+	n = hpn_plugin_list(&l);
+	p = find(l, n, "longwhy");
+	assert_non_null(p);
+	assert_int_equal(p->status, -ENODEV);
+	assert_true(strlen(p->reason) < 512);
+}
+
+/* plugin=auto's choice failing to open says it was auto's choice. */
+static void test_auto_choice_fails(void **state)
+{
+	const char *dir = getenv("HPN_TEST_AUTOFAIL_DIR"), *saved = getenv("HPN_PLUGIN_PATH");
+	const struct hpn_plugin_info *l;
+	char path[4096];
+	int n;
+
+	(void)state;
+	assert_non_null(dir);
+	n = hpn_plugin_list(&l); /* the application's list, before */
+	snprintf(path, sizeof(path), "%s:%s", dir, saved ? saved : "");
+	setenv("HPN_PLUGIN_PATH", path, 1);
+	expect_refused("plugin=auto,hugepages=off", -ENODEV, "plugin=auto chose autofail, which failed: mock: open");
+	/* auto's scan left the application's list alone. */
+	assert_null(find(l, n, "autofail"));
+	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+}
+
+/* File names a load would refuse are not listed (plugin=auto would have
+ * picked what can never load); HPN_PLUGIN_PATH entries that are not
+ * directories are named in the not-found error. */
+static void test_odd_names_and_paths(void **state)
+{
+	const char *saved = getenv("HPN_PLUGIN_PATH"), *names[] = {"hpn-Upper-abi2.so", "hpn-lead0-abi02.so",
+								    "hpn-da-sh-abi2.so", "hpn-plus-abi+2.so"};
+	const struct hpn_plugin_info *l;
+	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[512];
+	int n;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		FILE *f;
+
+		snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
+		f = fopen(file, "w");
+		assert_non_null(f);
+		fclose(f);
+	}
+	snprintf(path, sizeof(path), "%s:/nonexistent/hpn-dir:%s/%s:%s", dir, dir, names[0], saved ? saved : "");
+	setenv("HPN_PLUGIN_PATH", path, 1);
+	n = hpn_plugin_list(&l);
+	for (int i = 0; i < n; i++)
+		assert_null(strstr(l[i].path, dir));
+	expect_refused("plugin=nosuch,hugepages=off", -ENOENT, "left out: '/nonexistent/hpn-dir'");
+	assert_non_null(strstr(hpn_last_error(), "not a directory"));
+	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
+		unlink(file);
+	}
+	rmdir(dir);
+}
+
+static void *small_stack_main(void *arg)
+{
+	const struct hpn_plugin_info *l;
+	hpn_ep *ep = NULL;
+	int *ok = arg;
+
+	*ok = hpn_plugin_list(&l) > 0 && !hpn_ep_create("plugin=auto,hugepages=off", &ep);
+	hpn_ep_destroy(ep);
+	ep = NULL;
+	*ok = *ok && !hpn_ep_create("plugin=mock,hugepages=off", &ep);
+	hpn_ep_destroy(ep);
+	return NULL;
+}
+
+/* Creating an endpoint and listing plugins fit a 64 KiB thread stack (the
+ * search path, 128 KiB, lived on the stack and crashed such threads). */
+static void test_small_stack(void **state)
+{
+	pthread_attr_t a;
+	pthread_t t;
+	int ok = 0;
+
+	(void)state;
+	assert_int_equal(pthread_attr_init(&a), 0);
+	assert_int_equal(pthread_attr_setstacksize(&a, 64 * 1024), 0);
+	assert_int_equal(pthread_create(&t, &a, small_stack_main, &ok), 0);
+	assert_int_equal(pthread_join(t, NULL), 0);
+	pthread_attr_destroy(&a);
+	assert_true(ok);
 }
 
 /* How many times a file whose path contains needle is mapped (its
@@ -246,6 +370,11 @@ int main(void)
 		cmocka_unit_test(test_auto),
 		cmocka_unit_test(test_old_abi_does_not_shadow),
 		cmocka_unit_test(test_broken_in_plugin_path),
+		cmocka_unit_test(test_open_contract),
+		cmocka_unit_test(test_probe_long_reason),
+		cmocka_unit_test(test_auto_choice_fails),
+		cmocka_unit_test(test_odd_names_and_paths),
+		cmocka_unit_test(test_small_stack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
