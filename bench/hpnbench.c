@@ -865,7 +865,7 @@ VERIFY_PATH static void mark(const struct client *c, void *buf, size_t size, uin
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 {
 	struct bench_hdr h = {type, 0, seq};
-	bool copy = size <= c->inline_max;
+	bool copy = type == M_PING && size <= c->inline_max; /* a stream stays zero-copy */
 	void *buf = c->txbuf;
 	int r;
 

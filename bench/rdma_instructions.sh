@@ -44,6 +44,7 @@ while [ $# -gt 0 ]; do
 done
 [[ $size =~ ^[0-9]+$ ]] || { echo "rdma_instructions: --size wants a byte count, got '$size'" >&2; exit 2; }
 [[ $profile =~ ^[0-9]+$ ]] || { echo "rdma_instructions: --profile wants a count of functions, got '$profile'" >&2; exit 2; }
+[ -z "$keep" ] || mkdir -p "$keep" || { echo "rdma_instructions: cannot make --keep $keep" >&2; exit 2; }
 case $only in '' | hpn | perftest) ;; *) echo "rdma_instructions: --only wants hpn or perftest, got '$only'" >&2; exit 2 ;; esac
 bench=$PWD/$build/bench/hpnbench
 [ -x "$bench" ] || { echo "rdma_instructions: $bench missing: build first" >&2; exit 1; }
@@ -55,7 +56,7 @@ if ! ls /sys/class/infiniband/ 2>/dev/null | grep -q .; then
 		exit 1
 	fi
 	rw=()
-	[ -z "$keep" ] || { mkdir -p "$keep" && rw=(--rw "$keep"); }
+	[ -z "$keep" ] || rw=(--rw "$keep")
 	exec tools/hpn-rxe auto --tsc "${rw[@]}" -- "$PWD/$0" "${args[@]}" --inside --build "$build"
 fi
 
@@ -122,7 +123,8 @@ per_rt() { # runner arg [label] -> instructions per round trip
 	if [ -n "$keep" ]; then
 		local tag=${3:-$2}
 		tag=${tag//[^A-Za-z0-9_]/-}
-		cp "$work/a" "$keep/$tag-1000.out" && cp "$work/b" "$keep/$tag-3000.out"
+		cp "$work/a" "$keep/$tag-1000.out" && cp "$work/b" "$keep/$tag-3000.out" ||
+			echo "rdma_instructions: could not keep the callgrind files in $keep" >&2
 	fi
 	if [ "$profile" -gt 0 ]; then
 		echo "  ${3:-$2}: own instructions per round trip, by function" >&2

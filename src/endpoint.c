@@ -191,8 +191,8 @@ static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after
 		uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED);
 
 		if (!b || after < b) {
-			__atomic_store_n(&ep->ev_barrier_until, hpn_now_ns() + EV_HOLD_MAX_NS, __ATOMIC_RELAXED);
-			__atomic_store_n(&ep->ev_barrier, after, __ATOMIC_RELAXED);
+			__atomic_store_n(&ep->ev_barrier_until, 0, __ATOMIC_RELAXED); /* not reached yet */
+			__atomic_store_n(&ep->ev_barrier, after, __ATOMIC_RELEASE);
 		}
 	}
 	atomic_store_explicit(&ep->ev_count, n + 1, memory_order_release);
@@ -207,18 +207,18 @@ static void ev_post(struct hpn_ep *ep, const struct hpn_event *e, uint64_t after
 static void ev_barrier_update(struct hpn_ep *ep)
 {
 	unsigned n = atomic_load_explicit(&ep->ev_count, memory_order_relaxed);
-	uint64_t b = 0, until = 0;
+	uint64_t b = 0;
 
 	for (unsigned i = 0; i < n; i++) {
-		const struct hpn_ev_slot *s = &ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)];
+		uint64_t a = ep->ev[(ep->ev_head + i) & (ep->ev_cap - 1)].after;
 
-		if (s->after && (!b || s->after < b)) {
-			b = s->after;
-			until = s->hold_until;
-		}
+		if (a && (!b || a < b))
+			b = a;
 	}
-	__atomic_store_n(&ep->ev_barrier_until, until, __ATOMIC_RELAXED);
-	__atomic_store_n(&ep->ev_barrier, b, __ATOMIC_RELAXED);
+	if (b != __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) {
+		__atomic_store_n(&ep->ev_barrier_until, 0, __ATOMIC_RELAXED); /* a new barrier: not reached yet */
+		__atomic_store_n(&ep->ev_barrier, b, __ATOMIC_RELEASE);
+	}
 }
 
 static bool ev_due(struct hpn_ep *ep, struct hpn_ev_slot *slot)
@@ -1018,21 +1018,66 @@ static HPN_COLD int backlog_take(struct hpn_ep *ep, struct hpn_msg *msgs, unsign
 	return (int)k;
 }
 
-/* An ordered event waits (hpn_core_event_after): the burst ends at the
- * last message before it, and once that was received nothing more is, so
- * that the application polls the event first (hpn_recv_wait returns 0 on
- * a pending event) - an application that never polls gets the rest after
- * EV_HOLD_MAX_NS. */
+/* How long a receive at an ordered event's barrier returns nothing while
+ * the application has not polled it: hpn_recv_wait's caller polls at once
+ * (it returned 0: an event waits), one that polls every millisecond or so
+ * within it. One that never polls then gets the messages after it - the
+ * endpoint is not held up (in progress=inline, receiving drives it). */
+#define EV_HOLD_APP_NS 10000000ull
+
+static HPN_COLD void barrier_passed(struct hpn_ep *ep)
+{
+	if (!ep->barrier_said) {
+		ep->barrier_said = true;
+		hpn_log(HPN_LOG_WARN, "an event in order with the messages (a feed restart) waited %llu ms for "
+				      "hpn_poll(): the messages after it are delivered first (poll when hpn_recv_wait "
+				      "returns 0; said once)", EV_HOLD_APP_NS / 1000000ull);
+	}
+}
+
+/* An ordered event waits (hpn_core_event_after): how many of n messages
+ * may be received now. A burst ends at the last message before it; once
+ * that was received nothing more is until the event is polled (for
+ * EV_HOLD_APP_NS at most). */
 static HPN_COLD unsigned to_barrier(struct hpn_ep *ep, unsigned n)
 {
-	uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED),
-		 in = __atomic_load_n(&ep->stats.msgs_in, __ATOMIC_RELAXED);
+	uint64_t b = __atomic_load_n(&ep->ev_barrier, __ATOMIC_ACQUIRE),
+		 in = __atomic_load_n(&ep->stats.msgs_in, __ATOMIC_RELAXED), until, now;
 
 	if (b > in)
 		return n > b - in ? (unsigned)(b - in) : n;
-	if (b && hpn_now_ns() < __atomic_load_n(&ep->ev_barrier_until, __ATOMIC_RELAXED))
+	if (!b)
+		return n;
+	/* ev_barrier_until: 0 the barrier not reached yet, 1 its hold over
+	 * (no clock read from then on), else when the hold ends. */
+	until = __atomic_load_n(&ep->ev_barrier_until, __ATOMIC_RELAXED);
+	if (until == 1)
+		return n;
+	now = hpn_now_ns();
+	if (!until) {
+		__atomic_store_n(&ep->ev_barrier_until, now + EV_HOLD_APP_NS, __ATOMIC_RELAXED);
 		return 0;
+	}
+	if (now < until)
+		return 0;
+	__atomic_store_n(&ep->ev_barrier_until, 1, __ATOMIC_RELAXED);
+	barrier_passed(ep);
 	return n;
+}
+
+/* The backend's burst ran past an ordered event posted while it ran (a
+ * feed restart raised inside rx_burst, or by the progress thread): the
+ * messages after it go back in front of the backlog, in order, until it
+ * is polled. Returns how many stay in this burst. */
+static HPN_COLD int barrier_cut(struct hpn_ep *ep, struct hpn_msg *msgs, int r)
+{
+	unsigned k = to_barrier(ep, (unsigned)r), back = (unsigned)r - k;
+
+	ep->backlog_head = (ep->backlog_head + HPN_BACKLOG_SIZE - back) % HPN_BACKLOG_SIZE;
+	for (unsigned i = 0; i < back; i++)
+		ep->backlog[(ep->backlog_head + i) % HPN_BACKLOG_SIZE] = msgs[k + i];
+	ep->backlog_n += back;
+	return (int)k;
 }
 
 /* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
@@ -1049,6 +1094,8 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 		r = hpn_prog_recv(ep, msgs, n);
 	else
 		r = ep->ops.rx_burst(ep->pep, msgs, n);
+	if (r > 0 && hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)))
+		r = barrier_cut(ep, msgs, r);
 	if (r > 0)
 		count_in(ep, msgs, r);
 	return r;
@@ -1069,8 +1116,6 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 	NEED_EP(ep, "hpn_recv");
 	if (hpn_unlikely(!peer || (!buf && len)))
 		return bad_arg("hpn_recv", !peer ? "peer is NULL" : "buf is NULL");
-	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) && !to_barrier(ep, 1))
-		return -EAGAIN; /* an ordered event first: hpn_poll */
 	if (!ep->backlog_n) {
 		struct hpn_msg got;
 		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);
@@ -1080,6 +1125,9 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 		ep->backlog[ep->backlog_head] = got;
 		ep->backlog_n = 1;
 	}
+	/* After the fetch: an ordered event its backend call raised counts. */
+	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) && !to_barrier(ep, 1))
+		return -EAGAIN; /* an ordered event first: hpn_poll (the message stays queued) */
 	m = &ep->backlog[ep->backlog_head];
 	if (m->len > len) /* stays queued: the caller may retry bigger */
 		return hpn_set_error(-EMSGSIZE, "hpn_recv: the next message is %u bytes, the buffer %zu (it stays queued)",

@@ -73,10 +73,11 @@ struct hpn_ep {
 	 * receive burst stops there, so the messages before such an event and
 	 * those after it never share a burst. Read by hpn_recv_burst. */
 	uint64_t ev_barrier;
-	/* Until then a receive at the barrier returns nothing, so that the
-	 * application polls the event before the messages after it; then
-	 * (it never polled: up to EV_HOLD_MAX_NS) they flow again. */
+	/* Once the barrier is reached, receives return nothing until this
+	 * time (or the event is polled), so that the application polls it
+	 * before the messages after it; then they flow again (to_barrier). */
 	uint64_t ev_barrier_until;
+	bool barrier_said; /* that an application did not poll: logged once */
 	/* Set at the first zero-copy send: only then can a buffer handed to
 	 * the application carry the lent mark (pool.h), so only then does each
 	 * receive look (count_in). */

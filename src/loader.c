@@ -152,6 +152,8 @@ static void skip_dir(struct search_path *sp, const char *dir, const char *why)
 
 static void add_dir(struct search_path *sp, const char *dir, bool build_tree, bool asked)
 {
+	/* $HPN_PLUGIN_PATH leaves room for the library's own directories. */
+	const unsigned max = asked ? MAX_DIRS - 3 : MAX_DIRS;
 	char real[PATH_MAX];
 	struct stat st;
 
@@ -168,10 +170,10 @@ static void add_dir(struct search_path *sp, const char *dir, bool build_tree, bo
 	for (unsigned i = 0; i < sp->n; i++)
 		if (!strcmp(sp->dir[i], real))
 			return;
-	if (sp->n == MAX_DIRS) {
+	if (sp->n >= max) {
 		char why[64];
 
-		snprintf(why, sizeof(why), "more than %d directories", MAX_DIRS);
+		snprintf(why, sizeof(why), "more than %u directories", max);
 		skip_dir(sp, dir, why);
 		return;
 	}
@@ -227,13 +229,15 @@ static void describe_path(const struct search_path *sp, char *buf, size_t len)
 {
 	size_t used = 0;
 
+	/* What was left out first: an error text is cut at its end, and a
+	 * mistyped entry is what the reader most needs to see. */
 	buf[0] = '\0';
+	if (sp->skipped[0])
+		used = (size_t)snprintf(buf, len, "[left out: %s] ", sp->skipped);
 	for (unsigned i = 0; i < sp->n && used < len; i++)
 		used += (size_t)snprintf(buf + used, len - used, "%s%s", i ? ":" : "", sp->dir[i]);
-	if (!sp->n)
-		used = (size_t)snprintf(buf, len, "(no existing directory; set HPN_PLUGIN_PATH)");
-	if (sp->skipped[0] && used < len)
-		snprintf(buf + used, len - used, "; HPN_PLUGIN_PATH entries left out: %s", sp->skipped);
+	if (!sp->n && used < len)
+		snprintf(buf + used, len - used, "(no existing directory; set HPN_PLUGIN_PATH)");
 }
 
 static bool file_exists(const char *p)
@@ -245,35 +249,44 @@ static bool file_exists(const char *p)
 
 static bool valid_plugin_name(const char *name);
 
-/* Name part of "hpn-<name>-abi<N>.so", with N; false if not a plugin file -
- * by the rules a load goes by (a name plugin= accepts, N in plain digits),
- * so that nothing is listed, or chosen by plugin=auto, that cannot load. */
-static bool parse_file_name(const char *file, char *name, size_t name_len, int *abi)
+/* What a file name says (parse_file_name). */
+enum file_kind {
+	FILE_OTHER,   /* not a plugin's: not hpn-*-abi*.so */
+	FILE_PLUGIN,  /* hpn-<name>-abi<N>.so: name and N as a load takes them */
+	FILE_MISNAMED /* looks like a plugin's, but no plugin= could load it */
+};
+
+/* Name part of "hpn-<name>-abi<N>.so", with N - by the rules a load goes
+ * by (a name plugin= accepts, N in plain digits), so that nothing that
+ * cannot load is chosen by plugin=auto. A misnamed one gets its name part
+ * (cut to name_len) and abi -1: it is listed, with the reason. */
+static enum file_kind parse_file_name(const char *file, char *name, size_t name_len, int *abi)
 {
-	const char *p, *dash, *d;
+	const char *p, *dash, *d, *end;
 	size_t len = strlen(file), nlen;
 
 	if (strncmp(file, "hpn-", 4) || len < 4 + 1 + 5 + 3 || strcmp(file + len - 3, ".so"))
-		return false;
+		return FILE_OTHER;
 	p = file + 4;
 	dash = strstr(p, "-abi");
-	if (!dash)
-		return false;
+	if (!dash || dash == p)
+		return FILE_OTHER;
 	nlen = (size_t)(dash - p);
-	if (!nlen || nlen >= name_len)
-		return false;
+	snprintf(name, name_len, "%.*s", (int)nlen, p);
+	*abi = -1;
 	d = dash + 4;
-	if (d == file + len - 3 || (*d == '0' && d + 1 != file + len - 3) || file + len - 3 - d > 6)
-		return false; /* no number, a leading zero, or absurdly long */
-	*abi = 0;
-	for (; d < file + len - 3; d++) {
+	end = file + len - 3;
+	if (nlen >= name_len || !valid_plugin_name(name))
+		return FILE_MISNAMED;
+	if (d == end || (*d == '0' && d + 1 != end) || end - d > 6)
+		return FILE_MISNAMED; /* no number, a leading zero, or absurdly long */
+	for (int n = 0; d < end; d++) {
 		if (*d < '0' || *d > '9')
-			return false;
-		*abi = *abi * 10 + (*d - '0');
+			return FILE_MISNAMED;
+		n = n * 10 + (*d - '0');
+		*abi = n;
 	}
-	memcpy(name, p, nlen);
-	name[nlen] = '\0';
-	return valid_plugin_name(name);
+	return FILE_PLUGIN;
 }
 
 /* ---- loading ----------------------------------------------------------- */
@@ -397,7 +410,7 @@ static bool find_other_abi(const struct search_path *sp, const char *name, char 
 			char n[64];
 			int abi;
 
-			if (parse_file_name(de->d_name, n, sizeof(n), &abi) && !strcmp(n, name) &&
+			if (parse_file_name(de->d_name, n, sizeof(n), &abi) == FILE_PLUGIN && !strcmp(n, name) &&
 			    abi != HPN_PLUGIN_ABI) {
 				snprintf(found, len, "%s/%s", dirpath, de->d_name);
 				closedir(d);
@@ -521,6 +534,13 @@ static void list_one(struct listed *l, const char *name, const char *path, int a
 	l->info.name = l->name;
 	l->info.path = l->path;
 	l->info.reason = l->reason;
+	if (abi < 0) {
+		l->info.status = -EINVAL;
+		snprintf(l->reason, sizeof(l->reason), "not loaded: a plugin file is named hpn-<name>-abi<N>.so, "
+						       "<name> in lower-case letters, digits and '_' (at most 31), "
+						       "N in plain digits");
+		return;
+	}
 	if (abi != HPN_PLUGIN_ABI) {
 		l->info.status = -EPROTO;
 		snprintf(l->reason, sizeof(l->reason), "built for plugin ABI %d, this library speaks ABI %d",
@@ -560,7 +580,7 @@ static unsigned scan_dir(struct listed *ls, const char *dir, unsigned n, bool as
 		char name[64], path[PATH_MAX + 300];
 		int abi;
 
-		if (!parse_file_name(de->d_name, name, sizeof(name), &abi))
+		if (parse_file_name(de->d_name, name, sizeof(name), &abi) == FILE_OTHER)
 			continue;
 		if (n == MAX_LISTED && listed_at(ls, n, name) < 0) {
 			*full = true;

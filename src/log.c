@@ -17,7 +17,7 @@
 #include <strings.h>
 #include <time.h>
 
-static __thread char err_buf[512];
+static __thread char err_buf[1024];
 /* In the sink on this thread: a line the sink itself causes (it writes to
  * a stream hpn captures, or calls into hpn) must not take the lock again. */
 static __thread int in_sink;

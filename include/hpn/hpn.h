@@ -234,8 +234,9 @@ enum hpn_event_type {
 	                            event only after it was received (up to a
 	                            second, if some never arrive); receives then
 	                            return nothing (hpn_recv_wait: 0, an event
-	                            waits) until it is polled - for a second at
-	                            most - and the messages after it are the new
+	                            waits) until it is polled - for 10 ms at
+	                            most, then they flow on and a warning says
+	                            so - and the messages after it are the new
 	                            start's: rebuild state from seq on */
 };
 

@@ -30,6 +30,26 @@ static void expect_refused(const char *cfg, int err, const char *needle)
 
 static const struct hpn_plugin_info *find(const struct hpn_plugin_info *l, int n, const char *name);
 
+/* HPN_PLUGIN_PATH with dir in front; the old value back with path_restore. */
+static char *path_push(const char *dir)
+{
+	const char *old = getenv("HPN_PLUGIN_PATH");
+	char *saved = old ? strdup(old) : NULL, path[4096];
+
+	snprintf(path, sizeof(path), "%s%s%s", dir, old ? ":" : "", old ? old : "");
+	setenv("HPN_PLUGIN_PATH", path, 1);
+	return saved;
+}
+
+static void path_restore(char *saved)
+{
+	if (saved)
+		setenv("HPN_PLUGIN_PATH", saved, 1);
+	else
+		unsetenv("HPN_PLUGIN_PATH");
+	free(saved);
+}
+
 static void test_good_plugin_stubs(void **state)
 {
 	hpn_ep *ep;
@@ -78,42 +98,45 @@ static void test_probe_long_reason(void **state)
 	const struct hpn_plugin_info *l, *p;
 	int n;
 
+	char *saved;
+
 	(void)state;
+	assert_non_null(getenv("HPN_TEST_ODD_DIR"));
+	saved = path_push(getenv("HPN_TEST_ODD_DIR"));
 	n = hpn_plugin_list(&l);
 	p = find(l, n, "longwhy");
 	assert_non_null(p);
 	assert_int_equal(p->status, -ENODEV);
 	assert_true(strlen(p->reason) < 512);
+	path_restore(saved);
 }
 
 /* plugin=auto's choice failing to open says it was auto's choice. */
 static void test_auto_choice_fails(void **state)
 {
-	const char *dir = getenv("HPN_TEST_AUTOFAIL_DIR"), *saved = getenv("HPN_PLUGIN_PATH");
+	const char *dir = getenv("HPN_TEST_ODD_DIR");
 	const struct hpn_plugin_info *l;
-	char path[4096];
+	char *saved;
 	int n;
 
 	(void)state;
 	assert_non_null(dir);
 	n = hpn_plugin_list(&l); /* the application's list, before */
-	snprintf(path, sizeof(path), "%s:%s", dir, saved ? saved : "");
-	setenv("HPN_PLUGIN_PATH", path, 1);
+	saved = path_push(dir);
 	expect_refused("plugin=auto,hugepages=off", -ENODEV, "plugin=auto chose autofail, which failed: mock: open");
 	/* auto's scan left the application's list alone. */
 	assert_null(find(l, n, "autofail"));
-	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	path_restore(saved);
 }
 
-/* File names a load would refuse are not listed (plugin=auto would have
- * picked what can never load); HPN_PLUGIN_PATH entries that are not
- * directories are named in the not-found error. */
+/* File names a load would refuse are listed as refused, never usable
+ * (plugin=auto picked what can never load); HPN_PLUGIN_PATH entries that
+ * are not directories are named in the not-found error. */
 static void test_odd_names_and_paths(void **state)
 {
-	const char *saved = getenv("HPN_PLUGIN_PATH"), *names[] = {"hpn-Upper-abi2.so", "hpn-lead0-abi02.so",
-								    "hpn-da-sh-abi2.so", "hpn-plus-abi+2.so"};
+	const char *names[] = {"hpn-Upper-abi2.so", "hpn-lead0-abi02.so", "hpn-da-sh-abi2.so", "hpn-plus-abi+2.so"};
 	const struct hpn_plugin_info *l;
-	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[512];
+	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[512], *saved;
 	int n;
 
 	(void)state;
@@ -126,14 +149,29 @@ static void test_odd_names_and_paths(void **state)
 		assert_non_null(f);
 		fclose(f);
 	}
-	snprintf(path, sizeof(path), "%s:/nonexistent/hpn-dir:%s/%s:%s", dir, dir, names[0], saved ? saved : "");
-	setenv("HPN_PLUGIN_PATH", path, 1);
+	snprintf(path, sizeof(path), "%s:/nonexistent/hpn-dir:%s/%s", dir, dir, names[0]);
+	saved = path_push(path);
 	n = hpn_plugin_list(&l);
-	for (int i = 0; i < n; i++)
-		assert_null(strstr(l[i].path, dir));
+	int odd = 0;
+
+	for (int i = 0; i < n; i++) {
+		if (!strstr(l[i].path, dir))
+			continue;
+		odd++;
+		assert_int_equal(l[i].status, -EINVAL);
+		assert_non_null(strstr(l[i].reason, "hpn-<name>-abi<N>.so"));
+	}
+	assert_int_equal(odd, 4);
+	{
+		hpn_ep *ep = NULL;
+
+		assert_int_equal(hpn_ep_create("plugin=auto,hugepages=off", &ep), 0);
+		assert_string_equal(hpn_ep_plugin(ep), "udp"); /* never one of those */
+		hpn_ep_destroy(ep);
+	}
 	expect_refused("plugin=nosuch,hugepages=off", -ENOENT, "left out: '/nonexistent/hpn-dir'");
 	assert_non_null(strstr(hpn_last_error(), "not a directory"));
-	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	path_restore(saved);
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		snprintf(file, sizeof(file), "%s/%s", dir, names[i]);
 		unlink(file);
@@ -302,16 +340,15 @@ static void test_auto(void **state)
  * working one found later (listing and plugin=auto alike). */
 static void test_old_abi_does_not_shadow(void **state)
 {
-	const char *old = getenv("HPN_TEST_OLDABI_DIR"), *saved = getenv("HPN_PLUGIN_PATH");
+	const char *old = getenv("HPN_TEST_OLDABI_DIR");
+	char *saved;
 	const struct hpn_plugin_info *l, *p;
-	char path[4096];
 	hpn_ep *ep;
 	int n;
 
 	(void)state;
 	assert_non_null(old);
-	snprintf(path, sizeof(path), "%s:%s", old, saved ? saved : "");
-	setenv("HPN_PLUGIN_PATH", path, 1);
+	saved = path_push(old);
 	n = hpn_plugin_list(&l);
 	p = find(l, n, "udp");
 	assert_non_null(p);
@@ -320,7 +357,7 @@ static void test_old_abi_does_not_shadow(void **state)
 	assert_int_equal(hpn_ep_create("plugin=auto,hugepages=off", &ep), 0);
 	assert_string_equal(hpn_ep_plugin(ep), "udp");
 	hpn_ep_destroy(ep);
-	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	path_restore(saved);
 }
 
 /* A udp plugin file that does not load (truncated, garbage) in a directory
@@ -330,9 +367,8 @@ static void test_old_abi_does_not_shadow(void **state)
  * warning). The listing shows the file that was asked for. */
 static void test_broken_in_plugin_path(void **state)
 {
-	const char *saved = getenv("HPN_PLUGIN_PATH");
 	const struct hpn_plugin_info *l, *p;
-	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[256];
+	char dir[] = "/tmp/hpn-loader-XXXXXX", file[256], *saved;
 	hpn_ep *ep = NULL;
 	FILE *f;
 	int n;
@@ -344,8 +380,7 @@ static void test_broken_in_plugin_path(void **state)
 	assert_non_null(f);
 	fputs("not an ELF file at all\n", f);
 	fclose(f);
-	snprintf(path, sizeof(path), "%s:%s", dir, saved ? saved : "");
-	setenv("HPN_PLUGIN_PATH", path, 1);
+	saved = path_push(dir);
 	assert_true(hpn_ep_create("plugin=udp,hugepages=off,mlock=off", &ep) < 0);
 	assert_null(ep);
 	assert_non_null(strstr(hpn_last_error(), dir));
@@ -354,7 +389,7 @@ static void test_broken_in_plugin_path(void **state)
 	assert_non_null(p);
 	assert_int_not_equal(p->status, 0);
 	assert_non_null(strstr(p->path, dir));
-	setenv("HPN_PLUGIN_PATH", saved ? saved : "", 1);
+	path_restore(saved);
 	unlink(file);
 	rmdir(dir);
 }

@@ -437,6 +437,71 @@ static void feed_stray_first(const char *progress)
 	hpn_ep_destroy(ep);
 }
 
+/* The same, received by an application that polls only when a receive
+ * returns nothing (hpn_recv_wait's pattern), caught up when the real feed
+ * comes: the restart is raised inside the very receive call that reads
+ * the datagrams (inline) or while the progress thread hands them over -
+ * that burst still ends at the stray's message (the new start's once came
+ * in the same burst, before the event). */
+static void feed_stray_no_poll(const char *progress, bool poll)
+{
+	char cfg[256];
+	hpn_ep *ep;
+	struct sockaddr_in a;
+	int fa = kernel_sock(0, &a);
+	const char *stray[] = {"STRAY"}, *real[] = {"ADD 1"};
+	struct hpn_msg in[8];
+	struct hpn_event ev;
+	uint8_t pkt[512];
+	uint64_t t0;
+	uint16_t port;
+	int r;
+
+	snprintf(cfg, sizeof(cfg), "plugin=udp,framing=none,seq=moldudp64,progress=%s", progress);
+	ep = e2e_make(cfg, NULL);
+	assert_int_equal(hpn_listen(ep, "127.0.0.1:0"), 0);
+	port = ep_port(ep);
+	to_ep(fa, port, pkt, mold(pkt, "OLDSESSION", 5000000, 1, stray));
+	for (t0 = now_ms(); (r = hpn_recv_wait(ep, in, 8, 100)) == 0 && now_ms() - t0 < 2000;)
+		while (hpn_poll(ep, &ev, 1) == 1) /* the line's PEER_NEW */
+			assert_int_not_equal(ev.type, HPN_EV_FEED_RESTART);
+	assert_int_equal(r, 1);
+	assert_int_equal(in[0].seq, 5000000);
+	hpn_buf_put(ep, in[0].data);
+	/* Caught up; the real feed's first two packets come together. */
+	to_ep(fa, port, pkt, mold(pkt, "SESSION001", 1, 1, real));
+	to_ep(fa, port, pkt, mold(pkt, "SESSION001", 2, 1, real));
+	usleep(100000);
+	assert_int_equal(hpn_recv_wait(ep, in, 8, 2000), 0); /* an event waits */
+	if (poll) {
+		do
+			assert_int_equal(hpn_poll(ep, &ev, 1), 1);
+		while (ev.type != HPN_EV_FEED_RESTART);
+		assert_int_equal(ev.seq, 1);
+	} else {
+		/* An application that never polls is held up for 10 ms at
+		 * most: then the new start's messages come (the event after). */
+		assert_int_equal(hpn_recv_burst(ep, in, 8), 0);
+		usleep(20000);
+	}
+	for (uint64_t q = 1; q <= 2; q++) {
+		struct hpn_msg m = recv_one(ep, 2000);
+
+		assert_int_equal(m.seq, q);
+		hpn_buf_put(ep, m.data);
+	}
+	close(fa);
+	hpn_ep_destroy(ep);
+}
+
+static void test_feed_stray_no_poll(void **st)
+{
+	(void)st;
+	feed_stray_no_poll("inline", true);
+	feed_stray_no_poll("thread", true);
+	feed_stray_no_poll("inline", false);
+}
+
 static void test_feed_stray_first(void **st)
 {
 	(void)st;
@@ -532,7 +597,7 @@ int main(void)
 		cmocka_unit_test(test_config_refused), cmocka_unit_test(test_listen_refused),
 		cmocka_unit_test(test_plain_both_ways), cmocka_unit_test(test_rx_dropped),
 		cmocka_unit_test(test_feed_inline),    cmocka_unit_test(test_feed_thread),
-		cmocka_unit_test(test_feed_stray_first),
+		cmocka_unit_test(test_feed_stray_first),  cmocka_unit_test(test_feed_stray_no_poll),
 		cmocka_unit_test(test_feed_retransmission), cmocka_unit_test(test_mold_request),
 	};
 
