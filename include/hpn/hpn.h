@@ -211,7 +211,8 @@ enum hpn_event_type {
 	                         reliable stream that can no longer deliver every
 	                         message in order (-EPROTO: no progress for 10
 	                         peer timeouts, or contradicting packets; a log
-	                         line says which, docs/WIRE.md). Messages
+	                         line says which, docs/WIRE.md) - its peer is
+	                         told and ends it too (-ECONNRESET). Messages
 	                         received from it before stay readable with
 	                         hpn_recv* after this event (a separate queue) */
 	/* Feeds (seq=, see docs/FEEDS.md): */

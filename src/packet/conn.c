@@ -207,6 +207,8 @@ static void send_ctrl_seq(struct hpn_conn *c, uint8_t type, uint32_t seq, uint64
 		return; /* a subscriber only listens */
 	if (type == HPN_PKT_BYE)
 		p.seq = c->tx.next; /* everything before it was sent (connecting: our first) */
+	if (type == HPN_PKT_BYE && c->broken)
+		p.flags = HPN_PKT_F_ABORT; /* not a clean end: send_abort */
 	if (type == HPN_PKT_ACK) /* how long we held it: the newest DATA came then */
 		p.seq = now - c->data_rx_ns < UINT32_MAX ? (uint32_t)(now - c->data_rx_ns) : UINT32_MAX;
 	if (hpn_pkt_is_handshake(type)) {
@@ -284,6 +286,18 @@ static void establish(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 	c->last_rx_ns = now;
 	if (c->ops.up)
 		c->ops.up(c->arg);
+}
+
+/* The stream is broken (c->broken): tell the peer, which would otherwise
+ * keep it until it noticed our silence. Twice: nothing answers an abort,
+ * and one may be lost. */
+static void send_abort(struct hpn_conn *c, uint64_t now)
+{
+	if (c->abort_sent || c->state != HPN_CONN_UP || c->role != HPN_CONN_PAIR)
+		return;
+	c->abort_sent = true;
+	send_ctrl(c, HPN_PKT_BYE, now);
+	send_ctrl(c, HPN_PKT_BYE, now);
 }
 
 static void die(struct hpn_conn *c, int status)
@@ -1041,6 +1055,14 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 			c->malformed++;
 			return;
 		}
+		if (p.flags & HPN_PKT_F_ABORT) {
+			/* The peer found the stream broken and ended it: so do we,
+			 * once the reader took what was acknowledged (no answer:
+			 * it is gone). */
+			c->peer_aborted = true;
+			end(c, -ECONNRESET);
+			return;
+		}
 		if (c->role == HPN_CONN_PAIR)
 			send_ctrl(c, HPN_PKT_BYE, now); /* the answer: its closer stops repeating */
 		/* The peer is done; what it sent before is still ours to
@@ -1059,8 +1081,10 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 	}
 	if (ack_now && c->state == HPN_CONN_UP)
 		send_ctrl(c, HPN_PKT_ACK, now);
-	if (c->broken == HPN_CONN_BAD_MSG)
+	if (c->broken == HPN_CONN_BAD_MSG) {
+		send_abort(c, now);
 		die(c, -EPROTO); /* what waits for the reader follows the lost message: not delivered */
+	}
 }
 
 /* ---- timers ----------------------------------------------------------------- */
@@ -1139,6 +1163,7 @@ static bool watch_progress(struct hpn_conn *c, uint64_t now)
 	uint64_t limit = HPN_CONN_STALL_DEAD * c->cfg.dead_ns;
 
 	if (c->broken == HPN_CONN_BAD_MSG) { /* found while the reader took a backlog */
+		send_abort(c, now);
 		die(c, -EPROTO);
 		return true;
 	}
@@ -1162,6 +1187,7 @@ static bool watch_progress(struct hpn_conn *c, uint64_t now)
 	}
 	if (!c->broken)
 		return false;
+	send_abort(c, now);
 	/* Acknowledged messages before a hole are the reader's still. */
 	end(c, -EPROTO);
 	return true;

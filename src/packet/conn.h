@@ -164,6 +164,8 @@ struct hpn_conn {
 	uint32_t bye_tries;
 	uint64_t bye_ns;
 	bool bye;          /* the peer said BYE after sending up to bye_seq */
+	bool abort_sent;   /* broken: the peer was told (a BYE with ABORT) */
+	bool peer_aborted; /* the peer ended the stream as broken (-ECONNRESET) */
 	uint32_t bye_seq;
 	uint64_t probe_ns, probe_wait_ns; /* window probes while blocked, backing off */
 	struct hpn_txwin tx;

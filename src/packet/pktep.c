@@ -495,6 +495,9 @@ static void on_gone(void *arg, int status)
 			"malformed packets from it",
 			who, hpn_conn_broken_str(p->conn.broken), hpn_txwin_inflight(&p->conn.tx),
 			(unsigned long long)p->conn.stale, (unsigned long long)p->conn.malformed);
+	} else if (status == -ECONNRESET && p->conn.peer_aborted) {
+		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
+		hpn_log(HPN_LOG_WARN, "peer %s ended the stream as broken (its log says why): ended here too", who);
 	} else if (status == -EPROTO) {
 		e->io->format(e->io_arg, p->addr, p->alen, who, sizeof(who));
 		hpn_log(HPN_LOG_WARN, "connect to %s refused: it runs %s, this endpoint %s", who,

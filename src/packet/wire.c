@@ -143,8 +143,8 @@ static int flags_ok(uint8_t type, uint8_t f)
 		return f == 0 || f == HPN_PKT_F_UNRELIABLE || f == (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE);
 	if (f & HPN_PKT_F_RAW)
 		return type == HPN_PKT_DATA && f == (HPN_PKT_F_RAW | HPN_PKT_F_UNRELIABLE);
-	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK)
-		return 0; /* only an ACK reports a duplicate */
+	if ((f & HPN_PKT_F_DUP) && type != HPN_PKT_ACK && type != HPN_PKT_BYE)
+		return 0; /* only an ACK reports a duplicate; on a BYE the bit is ABORT */
 	if ((f & HPN_PKT_F_RETX) && ((type != HPN_PKT_ACK && type != HPN_PKT_DATA) || (f & HPN_PKT_F_UNRELIABLE)))
 		return 0; /* unreliable data is never retransmitted */
 	if (type != HPN_PKT_DATA && (f & ~(HPN_PKT_F_ACK | HPN_PKT_F_DUP | HPN_PKT_F_RETX)))

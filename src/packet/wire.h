@@ -44,6 +44,11 @@ enum hpn_pkt_type {
 #define HPN_PKT_F_ACK 0x04        /* ack and window fields are valid (piggybacked) */
 #define HPN_PKT_F_BATCH 0x08      /* DATA: several small messages, u16 length each */
 #define HPN_PKT_F_DUP 0x10        /* ACK: sent for a DATA packet we already had (DSACK's news) */
+/* BYE (DUP's bit: only an ACK carries DUP): the sender ended the stream as
+ * broken (conn.c: watch_progress, a contradicting message) - the peer ends
+ * it at once too, -ECONNRESET, rather than learn it by silence. A version-5
+ * receiver drops such a BYE as malformed: it learns by silence, as before. */
+#define HPN_PKT_F_ABORT HPN_PKT_F_DUP
 #define HPN_PKT_F_RETX 0x20       /* DATA: a retransmission; ACK: a retransmission arrived new */
 /* DATA (with UNRELIABLE, nothing else): a raw datagram (reliable=off): one
  * message, no sequence number (0), no ack, no checksum (0: the UDP

@@ -1173,7 +1173,8 @@ static void test_forged_sack(void **state)
  * and the receiver waits for a hole nobody will fill while both ends keep
  * answering. Not for ever: after HPN_CONN_STALL_DEAD peer timeouts the
  * receiver ends the stream (-EPROTO) having delivered nothing out of
- * order; the sender, then unanswered, times out. */
+ * order, and says so (a BYE with ABORT): the sender ends it at once,
+ * -ECONNRESET - it used to learn only by silence, a peer timeout later. */
 static void test_forged_cum_ack(void **state)
 {
 	(void)state;
@@ -1192,9 +1193,13 @@ static void test_forged_cum_ack(void **state)
 	assert_int_equal(sb.got, 0);
 	assert_true(now - t0 >= HPN_CONN_STALL_DEAD * b.cfg.dead_ns);
 	assert_true(now - t0 < (HPN_CONN_STALL_DEAD + 1) * b.cfg.dead_ns);
+	uint64_t t1 = now;
+
 	for (int i = 0; i < 10000000 && !sa.gone; i++)
 		step();
-	assert_int_equal(sa.status, -ETIMEDOUT);
+	assert_int_equal(sa.status, -ECONNRESET);
+	assert_true(a.peer_aborted);
+	assert_true(now - t1 < a.cfg.dead_ns / 4);
 	hpn_conn_fini(&a);
 	hpn_conn_fini(&b);
 }
@@ -1226,6 +1231,14 @@ static void test_stalled_stream_ends(void **state)
 	assert_true(now - t0 >= HPN_CONN_STALL_DEAD * a.cfg.dead_ns);
 	assert_true(now - t0 < (HPN_CONN_STALL_DEAD + 1) * a.cfg.dead_ns);
 	assert_int_equal(a.unacked_msgs, 5);
+	/* The receiver, alive and answering all along, is told at once. */
+	uint64_t t1 = now;
+
+	for (int i = 0; i < 10000000 && !sb.gone; i++)
+		step();
+	assert_int_equal(sb.status, -ECONNRESET);
+	assert_true(b.peer_aborted);
+	assert_true(now - t1 < a.cfg.dead_ns / 4);
 	hpn_conn_fini(&a);
 	hpn_conn_fini(&b);
 }

@@ -205,6 +205,14 @@ static void test_malformed(void **state)
 		c = (struct hpn_pkt){.type = HPN_PKT_PING, .flags = HPN_PKT_F_ACK | HPN_PKT_F_DUP};
 		n = make(buf, &c, "");
 		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
+		/* Its bit on a BYE is ABORT: the sender ended the stream as broken. */
+		c = (struct hpn_pkt){.type = HPN_PKT_BYE, .flags = HPN_PKT_F_ACK | HPN_PKT_F_ABORT};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), 0);
+		assert_true(out.flags & HPN_PKT_F_ABORT);
+		c = (struct hpn_pkt){.type = HPN_PKT_BYE, .flags = HPN_PKT_F_ACK | HPN_PKT_F_RETX};
+		n = make(buf, &c, "");
+		assert_int_equal(hpn_pkt_decode(buf, n, 1 << 20, &out), HPN_PKT_EFLAGS);
 		/* RETX: on DATA (a retransmission, set on a sealed packet) and
 		 * ACK (one arrived new) only, never on unreliable data. */
 		c = (struct hpn_pkt){.type = HPN_PKT_ACK, .flags = HPN_PKT_F_ACK | HPN_PKT_F_RETX, .sack_words = 1};
