@@ -1086,6 +1086,10 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 {
 	int r;
 
+	/* At most what the backlog holds: what an ordered event cuts off a
+	 * burst waits there (barrier_cut). */
+	if (hpn_unlikely(n > HPN_BACKLOG_SIZE))
+		n = HPN_BACKLOG_SIZE;
 	if (hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)) && !(n = to_barrier(ep, n)))
 		return 0;
 	if (hpn_unlikely(ep->backlog_n))

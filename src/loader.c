@@ -280,12 +280,14 @@ static enum file_kind parse_file_name(const char *file, char *name, size_t name_
 		return FILE_MISNAMED;
 	if (d == end || (*d == '0' && d + 1 != end) || end - d > 6)
 		return FILE_MISNAMED; /* no number, a leading zero, or absurdly long */
-	for (int n = 0; d < end; d++) {
+	int n = 0;
+
+	for (; d < end; d++) {
 		if (*d < '0' || *d > '9')
-			return FILE_MISNAMED;
+			return FILE_MISNAMED; /* *abi stays -1: never loaded */
 		n = n * 10 + (*d - '0');
-		*abi = n;
 	}
+	*abi = n;
 	return FILE_PLUGIN;
 }
 

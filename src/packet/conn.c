@@ -911,7 +911,7 @@ static void on_ack(struct hpn_conn *c, const struct hpn_pkt *p, uint64_t now)
 		c->malformed++;
 		return;
 	}
-	if (p->flags & HPN_PKT_F_DUP)
+	if (p->type == HPN_PKT_ACK && (p->flags & HPN_PKT_F_DUP)) /* (on a BYE the bit is ABORT) */
 		hpn_txwin_dup_seen(&c->tx); /* one of our resends was needless */
 	update_window(c, p);
 	if (tx_avail(c))
@@ -1055,7 +1055,7 @@ void hpn_conn_input_at(struct hpn_conn *c, const uint8_t *buf, size_t len, uint6
 			c->malformed++;
 			return;
 		}
-		if (p.flags & HPN_PKT_F_ABORT) {
+		if ((p.flags & HPN_PKT_F_ABORT) && c->role == HPN_CONN_PAIR && c->cfg.reliable) {
 			/* The peer found the stream broken and ended it: so do we,
 			 * once the reader took what was acknowledged (no answer:
 			 * it is gone). */

@@ -134,7 +134,8 @@ static void test_auto_choice_fails(void **state)
  * are not directories are named in the not-found error. */
 static void test_odd_names_and_paths(void **state)
 {
-	const char *names[] = {"hpn-Upper-abi2.so", "hpn-lead0-abi02.so", "hpn-da-sh-abi2.so", "hpn-plus-abi+2.so"};
+	const char *names[] = {"hpn-Upper-abi2.so", "hpn-lead0-abi02.so", "hpn-da-sh-abi2.so", "hpn-plus-abi+2.so",
+			       "hpn-udp-abi2-old.so"};
 	const struct hpn_plugin_info *l;
 	char dir[] = "/tmp/hpn-loader-XXXXXX", path[4096], file[512], *saved;
 	int n;
@@ -161,7 +162,11 @@ static void test_odd_names_and_paths(void **state)
 		assert_int_equal(l[i].status, -EINVAL);
 		assert_non_null(strstr(l[i].reason, "hpn-<name>-abi<N>.so"));
 	}
+	/* hpn-udp-abi2-old.so gives way to the real udp, never loaded in its
+	 * stead (its ABI once came out as 2: loaded, listed usable as udp). */
 	assert_int_equal(odd, 4);
+	assert_int_equal(find(l, n, "udp")->status, 0);
+	assert_null(strstr(find(l, n, "udp")->path, dir));
 	{
 		hpn_ep *ep = NULL;
 
