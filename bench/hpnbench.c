@@ -862,6 +862,15 @@ VERIFY_PATH static void mark(const struct client *c, void *buf, size_t size, uin
 	pattern_fill((uint8_t *)buf + c->hdr, size - c->hdr, seq);
 }
 
+/* A send the endpoint refused for good. -EMSGSIZE here is the server's
+ * limit (ours was checked before the run): it sizes its buffers by its own
+ * --size, or max_msg=. */
+static __attribute__((noreturn)) void send_failed(int r)
+{
+	die(1, "send failed: %s (%s)%s", strerror(-r), r == -ENOTCONN ? "server gone" : hpn_last_error(),
+	    r == -EMSGSIZE ? "; start the server with this --size too (or max_msg=)" : "");
+}
+
 static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 {
 	struct bench_hdr h = {type, 0, seq};
@@ -887,7 +896,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 		for (uint64_t t0 = 0; (r = hpn_send(c->ep, c->peer, buf, size)) == -EAGAIN;)
 			stuck(c, &t0, "the server takes nothing (its window stays closed)");
 		if (r < 0)
-			die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : hpn_last_error());
+			send_failed(r);
 		return;
 	}
 	struct hpn_msg m = {.data = buf, .len = (uint32_t)size, .peer = c->peer};
@@ -896,7 +905,7 @@ static void send_one(struct client *c, uint32_t type, uint64_t seq, size_t size)
 		stuck(c, &t0, "the server takes nothing (its window stays closed)");
 	if (r < 0) {
 		hpn_buf_put(c->ep, buf);
-		die(1, "send failed: %s (%s)", strerror(-r), r == -ENOTCONN ? "server gone" : hpn_last_error());
+		send_failed(r);
 	}
 }
 
@@ -1154,7 +1163,7 @@ static void stream(struct client *c, size_t size, struct result *res)
 		int r = k ? hpn_send_zc_burst(c->ep, m, k) : -EAGAIN;
 
 		if (r < 0 && r != -EAGAIN)
-			die(1, "send failed: %s (%s)", strerror(-r), hpn_last_error());
+			send_failed(r);
 		if (r < 0)
 			r = 0;
 		for (unsigned i = (unsigned)r; i < k; i++)
