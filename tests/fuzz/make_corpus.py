@@ -11,6 +11,7 @@ import struct
 
 S = 0x5EED5EED
 F_FRAG, F_UNREL, F_ACK, F_BATCH, F_DUP, F_RETX, F_RAW = 1, 2, 4, 8, 16, 32, 64
+F_ABORT = F_DUP  # on a BYE: the sender ended the stream as broken
 DATA, ACK, HELLO, HELLO_ACK, BYE, PING, PONG, COOKIE, COOKIE_ECHO = range(1, 10)
 
 
@@ -47,6 +48,8 @@ seeds = {
     "echo": echo,
     "hello_raw": hello_raw,
     "ctrl": pkt(BYE, seq=12) + pkt(PING, F_ACK, 0, 8, 64) + pkt(PONG),
+    # a BYE with ABORT: the stream ended as broken
+    "abort": pkt(BYE, F_ACK | F_ABORT, 12, 9, 64),
     # a raw datagram (reliable=off): no seq, no ack, checksum 0 - not sealed
     "raw": pkt(DATA, F_RAW | F_UNREL, payload=b"raw!"),
 }
@@ -81,6 +84,8 @@ conn = {
     "frag": rec(3, pkt(DATA, F_FRAG | F_ACK, 7, 0, 64, frag(6, 0, b"abc"))) + rec(3, pkt(DATA, F_FRAG | F_ACK, 8, 0, 64, frag(6, 3, b"def"))),
     "batch": rec(3, pkt(DATA, F_BATCH | F_ACK, 7, 0, 64, batch(b"a", b"bc"))),
     "bye": rec(3, d1) + rec(3, pkt(BYE, F_ACK, 9, 0, 64)) + rec(3, d2),
+    # the peer ended the stream as broken: what came before is still delivered
+    "abort": rec(3, d1) + rec(3, pkt(BYE, F_ACK | F_ABORT, 9, 0, 64)) + rec(3, d2),
     # a raw datagram on a reliable stream: malformed, counted
     "raw": rec(3, d1) + rec(1, pkt(DATA, F_RAW | F_UNREL, payload=b"raw!")) + rec(3, d2),
 }
