@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <stdarg.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 #if HPN_HAVE_NUMA
 #include <numa.h>
@@ -497,6 +498,7 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	if (!ep)
 		return hpn_set_error(-ENOMEM, "out of memory creating an endpoint");
 	memset(ep, 0, sizeof(*ep));
+	ep->wake_fd = -1;
 	pthread_mutex_init(&ep->ev_lock, NULL);
 	if (ev_grow(ep)) {
 		free(ep);
@@ -550,6 +552,12 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 		ret = hpn_prog_start(ep, (int)o.cpu, o.sched == 1, (unsigned)o.ring_size);
 		if (ret)
 			goto fail;
+	} else {
+		ep->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (ep->wake_fd < 0) {
+			ret = hpn_set_error(-errno, "cannot create the endpoint's wake eventfd: %s", strerror(errno));
+			goto fail;
+		}
 	}
 	hpn_log(HPN_LOG_INFO, "endpoint: %s", ep->desc);
 	*ep_out = ep;
@@ -573,6 +581,8 @@ HPN_EXPORT void hpn_ep_destroy(hpn_ep *ep)
 	hpn_pool_destroy(ep->frames);
 	hpn_plugin_unload(ep->plugin);
 	hpn_cfg_free(ep->cfg);
+	if (ep->wake_fd >= 0)
+		close(ep->wake_fd);
 	pthread_mutex_destroy(&ep->ev_lock);
 	free(ep->ev);
 	free(ep->live);
@@ -1145,10 +1155,29 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 	return (int)m->len;
 }
 
+static void wake_fd_drain(struct hpn_ep *ep)
+{
+	uint64_t v;
+
+	if (read(ep->wake_fd, &v, sizeof(v)) < 0)
+		return; /* EAGAIN: nothing was written (yet) */
+}
+
+/* hpn_ep_wake() was called: its wait returns now (0). One return for any
+ * number of wakes before it. */
+static HPN_COLD bool woken(struct hpn_ep *ep)
+{
+	if (!atomic_exchange_explicit(&ep->wakes, 0, memory_order_acquire))
+		return false;
+	if (ep->wake_fd >= 0)
+		wake_fd_drain(ep);
+	return true;
+}
+
 static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
 {
 	int fd = ep->ops.wait_fd(ep->pep);
-	struct pollfd pfd = {.fd = fd, .events = POLLIN};
+	struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = ep->wake_fd, .events = POLLIN}};
 	int ms;
 
 	/* Wake at least every 10 ms so keepalive timers keep running. */
@@ -1156,10 +1185,35 @@ static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
 	if (ms > 10)
 		ms = 10;
 	if (fd < 0) {
-		hpn_cpu_relax();
+		hpn_cpu_relax(); /* a poll-mode backend (dpdk): hpn_recv_wait sees a wake's flag */
 		return 0;
 	}
-	return poll(&pfd, 1, ms) < 0 ? -errno : 0;
+	if (poll(pfd, 2, ms) < 0)
+		return -errno;
+	/* A wake's write that came after the wait it was for had taken the
+	 * flag (woken): nothing to wake now, but the fd must not stay
+	 * readable, or every poll would return at once. */
+	if ((pfd[1].revents & POLLIN) && !atomic_load_explicit(&ep->wakes, memory_order_relaxed))
+		wake_fd_drain(ep);
+	return 0;
+}
+
+HPN_EXPORT int hpn_ep_wake(hpn_ep *ep)
+{
+	int saved = errno; /* callable from a signal handler */
+
+	NEED_EP(ep, "hpn_ep_wake");
+	atomic_store_explicit(&ep->wakes, 1, memory_order_release);
+	if (ep->prog) {
+		hpn_prog_wake_app(ep); /* a fence, then the eventfd if it sleeps */
+	} else {
+		uint64_t one = 1;
+
+		if (write(ep->wake_fd, &one, sizeof(one)) < 0)
+			errno = saved; /* only fails when the counter is full: readable anyway */
+	}
+	errno = saved;
+	return 0;
 }
 
 HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms)
@@ -1178,6 +1232,8 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 		if (r)
 			return r;
 		if (atomic_load_explicit(&ep->ev_count, memory_order_relaxed))
+			return 0;
+		if (hpn_unlikely(atomic_load_explicit(&ep->wakes, memory_order_relaxed)) && woken(ep))
 			return 0;
 		/* The clock is the costliest part of an empty poll: read it every
 		 * 64 polls. A backend poll that is a system call needs no pause

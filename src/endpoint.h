@@ -83,6 +83,12 @@ struct hpn_ep {
 	 * receive look (count_in). */
 	uint8_t zc_used;
 	atomic_uint ev_count;
+	/* hpn_ep_wake() was called and no hpn_recv_wait has returned for it
+	 * yet; beside ev_count, which the same empty poll reads. */
+	atomic_uint wakes;
+	/* progress=inline: what hpn_ep_wake writes, so a wait asleep in
+	 * poll() returns at once (progress=thread: the thread's efd_app). */
+	int wake_fd;
 	uint64_t ev_overflow;
 
 	/* Live peer ids, indexed by id & live_mask (plugin.h: the low bits of

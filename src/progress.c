@@ -462,7 +462,8 @@ void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns)
 
 	atomic_store_explicit(&p->app_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
-	if (!hpn_ring_count(p->rx) && !atomic_load_explicit(&ep->ev_count, memory_order_relaxed)) {
+	if (!hpn_ring_count(p->rx) && !atomic_load_explicit(&ep->ev_count, memory_order_relaxed) &&
+	    !atomic_load_explicit(&ep->wakes, memory_order_relaxed)) {
 		if (poll(&pfd, 1, ms > 100 ? 100 : ms) > 0)
 			efd_drain(p->efd_app);
 	}

@@ -25,7 +25,8 @@
  * Threading: an endpoint may be used by one application thread at a time
  * (plus its own progress thread in progress=thread mode). hpn_send* may be
  * called from several threads at once only in progress=thread mode (the
- * transmit ring is multi-producer).
+ * transmit ring is multi-producer). hpn_ep_wake() may be called from any
+ * thread, or a signal handler, at any time while the endpoint exists.
  */
 #ifndef HPN_HPN_H
 #define HPN_HPN_H
@@ -38,12 +39,13 @@ extern "C" {
 #endif
 
 #define HPN_VERSION_MAJOR 0
-#define HPN_VERSION_MINOR 2
+#define HPN_VERSION_MINOR 3
 #define HPN_VERSION_PATCH 0
 
 /** Library version string, e.g. "0.2.0". At 0.x a new minor version may
  *  change the ABI (0.2.0: struct hpn_msg and struct hpn_event grew); the
- *  soname says which (libhpntransport.so.1 since 0.2.0). */
+ *  soname says which (libhpntransport.so.1 since 0.2.0; 0.3.0 only added
+ *  hpn_ep_wake). */
 const char *hpn_version(void);
 
 /* ------------------------------------------------------------------------ */
@@ -145,8 +147,8 @@ int hpn_ep_create(const char *config, hpn_ep **ep_out);
  * thread, release all memory. Buffers the application still holds become
  * invalid. NULL is ignored. No other thread may be inside a call on the
  * endpoint, or enter one, meanwhile (the memory it uses goes): a thread
- * that waits in hpn_recv_wait() is stopped by a finite timeout and a flag
- * of the application's, not by destroying the endpoint under it.
+ * that waits in hpn_recv_wait() is stopped by hpn_ep_wake() and a flag of
+ * the application's, and joined, not by destroying the endpoint under it.
  */
 void hpn_ep_destroy(hpn_ep *ep);
 
@@ -341,6 +343,21 @@ int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
  * 0 on timeout or when an event became pending (see hpn_poll), or -errno.
  */
 int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms);
+
+/**
+ * Make the hpn_recv_wait() now waiting on ep return 0 at once - or, if none
+ * is waiting, the next one once it finds nothing to receive (messages that
+ * are there are still returned first). Wakes before a wait are not counted:
+ * any number of them ends one wait. Returns 0.
+ *
+ * The one call that may come from any thread while another uses the
+ * endpoint, and from a signal handler: what stops a thread blocked in
+ * hpn_recv_wait(ep, ..., -1) - set the application's own stop flag, call
+ * hpn_ep_wake(), join the thread, then hpn_ep_destroy(). It costs a
+ * system call in progress=inline (an eventfd the wait sleeps on), and one
+ * only if the wait sleeps in progress=thread. Since 0.3.0.
+ */
+int hpn_ep_wake(hpn_ep *ep);
 
 /**
  * Copy-receive one message into buf without waiting. Returns its length and

@@ -21,8 +21,8 @@
  * Cases: every size up to the largest message in order and intact, bursts,
  * the zero-copy send path, the smallest pool, a caller's bad arguments,
  * injected loss (packet backends), a reader stalled for three peer
- * timeouts (slow, not dead), a connect nobody answers, a peer killed
- * mid-stream (last: it ends the server).
+ * timeouts (slow, not dead), a wait woken by another thread, a connect
+ * nobody answers, a peer killed mid-stream (last: it ends the server).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -35,6 +35,8 @@
 #include "../plugins/e2e.h"
 
 #include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -649,6 +651,95 @@ static void test_reader_holds_buffers(void **state)
 	bye(c);
 }
 
+/* A thread blocked in hpn_recv_wait(-1), as a receiver thread is. */
+struct waiter {
+	hpn_ep *ep;
+	atomic_bool stop;
+	atomic_int returns;
+	int err;
+};
+
+static void *wait_loop(void *arg)
+{
+	struct waiter *w = arg;
+	struct hpn_msg in[8];
+
+	while (!atomic_load(&w->stop)) {
+		int r = hpn_recv_wait(w->ep, in, 8, -1);
+
+		for (int i = 0; i < r; i++)
+			hpn_buf_put(w->ep, in[i].data);
+		if (r < 0) {
+			w->err = r;
+			break;
+		}
+		atomic_fetch_add(&w->returns, 1);
+	}
+	return NULL;
+}
+
+/* A hang is not a failure cmocka can clean up after: the endpoint cannot be
+ * destroyed under the thread still inside it. */
+static void wait_returns(struct waiter *w, int want, const char *mode, const char *what)
+{
+	for (uint64_t t0 = now_ms(); atomic_load(&w->returns) < want; usleep(1000))
+		if (now_ms() - t0 > 20000) {
+			fprintf(stderr, "FAIL: test_wake (%s): hpn_recv_wait(-1) still waits 20 s after %s\n", mode, what);
+			fflush(stdout);
+			_exit(1);
+		}
+}
+
+/* hpn_ep_wake() ends the wait of a thread blocked in hpn_recv_wait(-1), in
+ * every wait and progress mode: the way to stop a receiver thread before
+ * hpn_ep_destroy(). Wakes before a wait end that one wait, however many;
+ * a wait with nothing to wake it stays asleep; nothing is lost. */
+static void test_wake(void **state)
+{
+	static const char *const modes[] = {"wait=block", "wait=spin", "wait=adaptive", "progress=thread,wait=block",
+					    "progress=thread,wait=spin"};
+	struct hpn_msg in[4];
+
+	(void)state;
+	for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		hpn_ep *c = make(modes[m]);
+		hpn_peer_t p = dial(c);
+		struct waiter w = {.ep = c};
+		pthread_t t;
+		int got = 0;
+
+		assert_int_equal(hpn_ep_wake(c), 0);
+		assert_int_equal(hpn_ep_wake(c), 0);
+		assert_int_equal(pthread_create(&t, NULL, wait_loop, &w), 0);
+		wait_returns(&w, 1, modes[m], "two wakes before it began");
+		usleep(100000);
+		/* Two wakes before the wait ended one wait: the next one sleeps. */
+		assert_int_equal(atomic_load(&w.returns), 1);
+		atomic_store(&w.stop, true);
+		assert_int_equal(hpn_ep_wake(c), 0);
+		wait_returns(&w, 2, modes[m], "a wake");
+		assert_int_equal(pthread_join(t, NULL), 0);
+		assert_int_equal(w.err, 0);
+		assert_int_equal(atomic_load(&w.returns), 2);
+		/* The endpoint goes on: a message and its echo. */
+		while (hpn_send(c, p, "after the wakes", 15) == -EAGAIN)
+			wait_window(c);
+		for (uint64_t t0 = now_ms(); !got; ) {
+			int r = hpn_recv_wait(c, in, 4, 100);
+
+			assert_true(r >= 0);
+			for (int i = 0; i < r; i++, got++) {
+				assert_int_equal(in[i].len, 15);
+				assert_memory_equal(in[i].data, "after the wakes", 15);
+				hpn_buf_put(c, in[i].data);
+			}
+			if (now_ms() - t0 > 30000)
+				stalled(c, "test_wake (%s): no echo after 30 s", modes[m]);
+		}
+		bye(c);
+	}
+}
+
 /* A caller's mistakes on the data path are refused with their reason in
  * hpn_last_error() (not a stale one, not a crash), and lose nothing: a
  * receive buffer too small leaves the message queued for a larger one. */
@@ -969,6 +1060,34 @@ static bool listed(const char *list, const char *name)
 	return false;
 }
 
+/* CONF_RETRY=1, on soft-RoCE's wire at 5% loss only: a case that fails
+ * runs once more, on a fresh endpoint and connection, its first failure
+ * left in the log above the retry. There the guest's rxe (6.1) at times
+ * stops one direction of a queue pair for good - the receiving device
+ * takes packets and answers none (docs/ARCHITECTURE.md, "The rdma
+ * backend"); hpn reports the peer silent, correctly, and the case cannot
+ * finish. A case that fails twice fails the run. The last case is not
+ * retried: it ends the echo server. */
+static int run_retrying(const struct CMUnitTest *run, size_t k)
+{
+	unsigned failed = 0, retried = 0;
+
+	for (size_t i = 0; i < k; i++) {
+		int r = _cmocka_run_group_tests(run[i].name, &run[i], 1, NULL, NULL);
+
+		if (r && i + 1 < k) {
+			printf("# %s failed: run once more on a fresh connection (CONF_RETRY: soft-RoCE stalls "
+			       "under loss)\n", run[i].name);
+			fflush(stdout);
+			retried++;
+			r = _cmocka_run_group_tests(run[i].name, &run[i], 1, NULL, NULL);
+		}
+		failed += r != 0;
+	}
+	printf("# %zu cases: %u failed, %u retried (CONF_RETRY)\n", k, failed, retried);
+	return (int)failed;
+}
+
 static int run_cases(const struct CMUnitTest *all, size_t n, const char *skip)
 {
 	struct CMUnitTest *run = calloc(n, sizeof(*run));
@@ -983,7 +1102,8 @@ static int run_cases(const struct CMUnitTest *all, size_t n, const char *skip)
 		}
 		run[k++] = all[i];
 	}
-	ret = _cmocka_run_group_tests("conformance", run, k, NULL, NULL);
+	ret = getenv("CONF_RETRY") && !strcmp(getenv("CONF_RETRY"), "1") ? run_retrying(run, k)
+									   : _cmocka_run_group_tests("conformance", run, k, NULL, NULL);
 	free(run);
 	return ret;
 }
@@ -1002,6 +1122,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_teardown(test_bad_arguments, teardown),
 		cmocka_unit_test_teardown(test_injected_loss, teardown),
 		cmocka_unit_test_teardown(test_slow_reader, teardown),
+		cmocka_unit_test_teardown(test_wake, teardown),
 		cmocka_unit_test_teardown(test_connect_nobody, teardown),
 		cmocka_unit_test_teardown(test_peer_killed, teardown),
 	};
