@@ -1090,6 +1090,19 @@ static HPN_COLD int barrier_cut(struct hpn_ep *ep, struct hpn_msg *msgs, int r)
 	return (int)k;
 }
 
+/* progress=inline, an application that only receives (a busy poll on
+ * hpn_recv_burst, never hpn_poll) still drives progress: every 64th empty
+ * receive looks at the clock, and progress runs if a millisecond has
+ * passed - keepalives, connection events, failure detection. On rdma
+ * nothing else ran it: a peer gone stayed unnoticed for as long as the
+ * application only received. Empty receives only: no message waits
+ * behind it. */
+static HPN_COLD void idle_progress(struct hpn_ep *ep)
+{
+	if (hpn_now_ns() >= ep->next_progress_ns)
+		inline_progress(ep);
+}
+
 /* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
  * inline, checking them once for the whole wait. */
 static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
@@ -1112,6 +1125,8 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 		r = barrier_cut(ep, msgs, r);
 	if (r > 0)
 		count_in(ep, msgs, r);
+	else if (!ep->prog && !(++ep->idle_polls & 63))
+		idle_progress(ep);
 	return r;
 }
 
@@ -1134,8 +1149,11 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 		struct hpn_msg got;
 		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);
 
-		if (r <= 0)
+		if (r <= 0) {
+			if (!r && !ep->prog && !(++ep->idle_polls & 63))
+				idle_progress(ep);
 			return r ? r : -EAGAIN;
+		}
 		ep->backlog[ep->backlog_head] = got;
 		ep->backlog_n = 1;
 	}

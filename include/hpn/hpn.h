@@ -255,9 +255,10 @@ struct hpn_event {
 /**
  * Drive control-path progress (handshakes, keepalives, failure detection)
  * and return up to max pending events. In progress=inline mode call this
- * regularly (every millisecond or so is plenty) - or hpn_recv*: on a
- * reliable packet backend (udp reliable=on) acks, retransmissions and
- * keepalives run only inside the library's calls, and a peer silent for
+ * regularly (every millisecond or so is plenty) - or receive: receives
+ * that find nothing run progress too, once a millisecond (every 64th looks
+ * at the clock). Acks, retransmissions, keepalives and connection events
+ * run only inside the library's calls, and a peer silent for
  * peer_timeout_ms is gone. Accepted messages beyond the congestion window
  * (cc=on: the default on udp) also leave only from these calls. In
  * progress=thread mode it only hands over events. Returns the number of events (0 if none).
