@@ -544,9 +544,15 @@ HPN_EXPORT int hpn_ep_create(const char *config, hpn_ep **ep_out)
 	char early[sizeof(ep->desc)];
 
 	snprintf(early, sizeof(early), "%s", ep->desc);
-	snprintf(ep->desc, sizeof(ep->desc), "plugin %s, progress %s%s, wait %s, pool %s%s%s%s",
+	/* A poll-mode backend has nothing to sleep on: its waits spin
+	 * whatever wait= says (plugin.h, wait_fd), and the description says so. */
+	bool spins = o.wait != HPN_WAIT_SPIN && ep->ops.wait_fd(ep->pep) == -EOPNOTSUPP;
+
+	snprintf(ep->desc, sizeof(ep->desc), "plugin %s, progress %s%s, wait %s%s, pool %s%s%s%s",
 		 ep->plugin->name, progress_modes[o.progress],
 		 o.progress == 1 ? (o.cpu >= 0 ? " (pinned)" : " (unpinned)") : "", wait_modes[o.wait],
+		 !spins ? "" : o.progress == 1 ? " (the progress thread spins: the backend polls its device)"
+					       : " (spins: the backend polls its device, nothing to sleep on)",
 		 hpn_pool_describe(ep->pool), early, why[0] ? "; " : "", why);
 	if (o.progress == 1) {
 		ret = hpn_prog_start(ep, (int)o.cpu, o.sched == 1, (unsigned)o.ring_size);
@@ -811,7 +817,7 @@ HPN_EXPORT int hpn_connect(hpn_ep *ep, const char *addr, int timeout_ms, hpn_pee
 		if (hpn_now_ns() > deadline)
 			break;
 		if (ep->prog) {
-			hpn_prog_wait(ep, 1000000);
+			hpn_prog_wait(ep, 1000000, false);
 		} else {
 			backlog_fill(ep);
 			inline_progress(ep);
@@ -1105,7 +1111,7 @@ static HPN_COLD void idle_progress(struct hpn_ep *ep)
 
 /* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
  * inline, checking them once for the whole wait. */
-static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
+static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n, bool idle_check)
 {
 	int r;
 
@@ -1125,7 +1131,7 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 		r = barrier_cut(ep, msgs, r);
 	if (r > 0)
 		count_in(ep, msgs, r);
-	else if (!ep->prog && !(++ep->idle_polls & 63))
+	else if (idle_check && !ep->prog && !(++ep->idle_polls & 63))
 		idle_progress(ep);
 	return r;
 }
@@ -1135,7 +1141,7 @@ HPN_EXPORT int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	NEED_EP(ep, "hpn_recv_burst");
 	if (hpn_unlikely(!msgs))
 		return n ? bad_arg("hpn_recv_burst", "msgs is NULL") : 0;
-	return recv_burst(ep, msgs, n);
+	return recv_burst(ep, msgs, n, true);
 }
 
 HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
@@ -1202,11 +1208,13 @@ static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
 	ms = remaining_ns < 0 ? 10 : (int)((remaining_ns + 999999) / 1000000);
 	if (ms > 10)
 		ms = 10;
-	if (fd < 0) {
-		hpn_cpu_relax(); /* a poll-mode backend (dpdk): hpn_recv_wait sees a wake's flag */
+	if (fd == -EOPNOTSUPP || fd == -EAGAIN || (fd < 0 && fd != -ENOTCONN)) {
+		/* A poll-mode backend (dpdk) spins: hpn_recv_wait sees a wake's
+		 * flag. -ENOTCONN: no socket yet, nothing can come but a wake. */
+		hpn_cpu_relax();
 		return 0;
 	}
-	if (poll(pfd, 2, ms) < 0)
+	if (poll(fd < 0 ? pfd + 1 : pfd, fd < 0 ? 1 : 2, ms) < 0)
 		return -errno;
 	/* A wake's write that came after the wait it was for had taken the
 	 * flag (woken): nothing to wake now, but the fd must not stay
@@ -1220,7 +1228,8 @@ HPN_EXPORT int hpn_ep_wake(hpn_ep *ep)
 {
 	int saved = errno; /* callable from a signal handler */
 
-	NEED_EP(ep, "hpn_ep_wake");
+	if (hpn_unlikely(!ep))
+		return -EINVAL; /* no message: formatting one is not async-signal-safe */
 	atomic_store_explicit(&ep->wakes, 1, memory_order_release);
 	if (ep->prog) {
 		hpn_prog_wake_app(ep); /* a fence, then the eventfd if it sleeps */
@@ -1246,7 +1255,8 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 	/* The common case - something is there, or arrives within a few polls
 	 * - costs no clock read at all. */
 	for (;;) {
-		r = hpn_likely(msgs) ? recv_burst(ep, msgs, n) : 0; /* (NULL, 0): as hpn_recv_burst, no poll */
+		/* No idle check: this loop runs progress on its own clock. */
+		r = hpn_likely(msgs) ? recv_burst(ep, msgs, n, false) : 0; /* (NULL, 0): as hpn_recv_burst, no poll */
 		if (r)
 			return r;
 		if (atomic_load_explicit(&ep->ev_count, memory_order_relaxed))
@@ -1275,7 +1285,7 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - start < ep->spin_ns))
 			continue;
 		if (ep->prog) {
-			hpn_prog_wait(ep, deadline == UINT64_MAX ? 10000000 : deadline - now);
+			hpn_prog_wait(ep, deadline == UINT64_MAX ? 10000000 : deadline - now, true);
 		} else {
 			int ret = wait_inline_fd(ep, deadline == UINT64_MAX ? -1 : (int64_t)(deadline - now));
 

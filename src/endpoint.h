@@ -131,8 +131,10 @@ void hpn_prog_stop(struct hpn_ep *ep);
 int hpn_prog_call(struct hpn_ep *ep, int (*fn)(struct hpn_ep *, void *), void *arg);
 int hpn_prog_send(struct hpn_ep *ep, const struct hpn_msg *msgs, unsigned n, bool owned);
 int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
-/* Sleep until rx has data, an event is queued or timeout_ns passes. */
-void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns);
+/* Sleep until rx has data, an event is queued or timeout_ns passes - or,
+ * wakeable (hpn_recv_wait: the only wait hpn_ep_wake ends), a wake is
+ * pending: another wait must not spin on a wake it does not take. */
+void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns, bool wakeable);
 void hpn_prog_wake_app(struct hpn_ep *ep);
 
 #endif

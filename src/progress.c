@@ -258,14 +258,25 @@ static void prog_sleep(struct hpn_ep *ep, struct hpn_prog *p)
 
 	if (fd == -EAGAIN)
 		return; /* work already pending */
+	if (fd == -EOPNOTSUPP) {
+		/* A poll-mode device (dpdk): nothing would tell a sleep that a
+		 * packet came, so the thread spins, as a DPDK lcore does
+		 * (hpn_ep_describe says so). */
+		hpn_cpu_relax();
+		return;
+	}
 	if (fd >= 0 && fd != p->backend_fd)
 		watch_backend_fd(ep, p);
 	set_backend_events(ep, p);
 	atomic_store_explicit(&p->prog_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
+	/* Not while the rx ring has room and the backend's fd is not watched
+	 * for input: what comes would wait out the sleep - except that with
+	 * no socket yet (-ENOTCONN) nothing can come (udp before its first
+	 * listen or connect: it used to spin there). */
 	if (!hpn_ring_count(p->tx) && !atomic_load_explicit(&p->call_pending, memory_order_relaxed) &&
 	    !atomic_load_explicit(&p->stop, memory_order_relaxed) &&
-	    !(!(p->backend_ev & EPOLLIN) && hpn_ring_free_count(p->rx))) {
+	    (fd == -ENOTCONN || !(!(p->backend_ev & EPOLLIN) && hpn_ring_free_count(p->rx)))) {
 		/* 10 ms cap: keepalive timers must keep running. */
 		int n = epoll_wait(p->epfd, evs, 2, 10);
 
@@ -454,7 +465,7 @@ int hpn_prog_recv(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n)
 	return (int)k;
 }
 
-void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns)
+void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns, bool wakeable)
 {
 	struct hpn_prog *p = ep->prog;
 	struct pollfd pfd = {.fd = p->efd_app, .events = POLLIN};
@@ -463,7 +474,7 @@ void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns)
 	atomic_store_explicit(&p->app_sleeping, 1, memory_order_relaxed);
 	atomic_thread_fence(memory_order_seq_cst);
 	if (!hpn_ring_count(p->rx) && !atomic_load_explicit(&ep->ev_count, memory_order_relaxed) &&
-	    !atomic_load_explicit(&ep->wakes, memory_order_relaxed)) {
+	    !(wakeable && atomic_load_explicit(&ep->wakes, memory_order_relaxed))) {
 		if (poll(&pfd, 1, ms > 100 ? 100 : ms) > 0)
 			efd_drain(p->efd_app);
 	}

@@ -42,7 +42,7 @@ extern "C" {
 #define HPN_VERSION_MINOR 3
 #define HPN_VERSION_PATCH 0
 
-/** Library version string, e.g. "0.2.0". At 0.x a new minor version may
+/** Library version string, e.g. "0.3.0". At 0.x a new minor version may
  *  change the ABI (0.2.0: struct hpn_msg and struct hpn_event grew); the
  *  soname says which (libhpntransport.so.1 since 0.2.0; 0.3.0 only added
  *  hpn_ep_wake). */
@@ -255,9 +255,10 @@ struct hpn_event {
 /**
  * Drive control-path progress (handshakes, keepalives, failure detection)
  * and return up to max pending events. In progress=inline mode call this
- * regularly (every millisecond or so is plenty) - or receive: receives
- * that find nothing run progress too, once a millisecond (every 64th looks
- * at the clock). Acks, retransmissions, keepalives and connection events
+ * regularly (every millisecond or so is plenty) - or receive: every 64th
+ * receive that finds nothing looks at the clock and runs progress if a
+ * millisecond has passed since it last ran (so a busy receive loop needs
+ * no hpn_poll; a caller that receives rarely does). Acks, retransmissions, keepalives and connection events
  * run only inside the library's calls, and a peer silent for
  * peer_timeout_ms is gone. Accepted messages beyond the congestion window
  * (cc=on: the default on udp) also leave only from these calls. In
@@ -341,7 +342,8 @@ int hpn_recv_burst(hpn_ep *ep, struct hpn_msg *msgs, unsigned n);
 /**
  * Like hpn_recv_burst but waits up to timeout_ms (negative: no limit) using the
  * endpoint's wait mode (wait=spin|adaptive|block). Returns > 0 messages,
- * 0 on timeout or when an event became pending (see hpn_poll), or -errno.
+ * 0 on timeout, when an event became pending (see hpn_poll) or after
+ * hpn_ep_wake(), or -errno.
  */
 int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms);
 
@@ -349,12 +351,15 @@ int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int timeout_ms);
  * Make the hpn_recv_wait() now waiting on ep return 0 at once - or, if none
  * is waiting, the next one once it finds nothing to receive (messages that
  * are there are still returned first). Wakes before a wait are not counted:
- * any number of them ends one wait. Returns 0.
+ * any number of them ends one wait. Returns 0; -EINVAL for a NULL ep,
+ * without a message in hpn_last_error() (formatting one is not
+ * async-signal-safe).
  *
  * The one call that may come from any thread while another uses the
  * endpoint, and from a signal handler: what stops a thread blocked in
  * hpn_recv_wait(ep, ..., -1) - set the application's own stop flag, call
- * hpn_ep_wake(), join the thread, then hpn_ep_destroy(). It costs a
+ * hpn_ep_wake(), join the thread, then hpn_ep_destroy() (a signal handler
+ * that calls it must be kept from running from then on). It costs a
  * system call in progress=inline (an eventfd the wait sleeps on), and one
  * only if the wait sleeps in progress=thread. Since 0.3.0.
  */

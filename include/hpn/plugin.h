@@ -99,8 +99,16 @@ struct hpn_plugin_ops {
 	int (*progress)(struct hpn_pep *pep, uint64_t now_ns);
 	/** Called right before the core sleeps: an fd that polls readable when
 	 *  rx_burst or progress may have work (the plugin may arm notifications
-	 *  here), -EAGAIN if work is already pending (do not sleep), or
-	 *  -EOPNOTSUPP if the backend can only spin. */
+	 *  here), -EAGAIN if work is already pending (do not sleep),
+	 *  -EOPNOTSUPP if the backend can only spin (a poll-mode device: work
+	 *  comes with no fd to tell of it - the core then never sleeps), or
+	 *  -ENOTCONN if nothing can come yet (no socket before the first
+	 *  listen or connect: the core sleeps on its own fds, up to 10 ms).
+	 *  Also called once after open (wait= other than spin), to say in
+	 *  hpn_ep_describe() that the endpoint's waits spin. (-ENOTCONN came
+	 *  within ABI 2: a plugin that answers -EOPNOTSUPP before it has a
+	 *  socket has a progress thread spin until then - as the contract
+	 *  always said - where it used to sleep.) */
 	int (*wait_fd)(struct hpn_pep *pep);
 
 	/* Fast path: one indirect call per burst. */

@@ -1613,7 +1613,7 @@ static int xdp_progress(struct hpn_pep *u, uint64_t now)
 static int xdp_wait_fd(struct hpn_pep *u)
 {
 	if (!u->up)
-		return -EOPNOTSUPP;
+		return -ENOTCONN; /* no socket yet: nothing can come */
 	if (hpn_pktep_busy(u->pk) || u->tx_outstanding)
 		return -EAGAIN; /* timers near, or sends to complete */
 	return xsk_socket__fd(u->xsk);

@@ -1252,7 +1252,7 @@ static int udp_wait_fd(struct hpn_pep *u)
 		return -EAGAIN;
 	if (u->epfd >= 0)
 		return u->epfd;
-	return u->fd >= 0 ? u->fd : -EOPNOTSUPP;
+	return u->fd >= 0 ? u->fd : -ENOTCONN; /* no socket yet: nothing can come */
 }
 
 static int udp_tx_burst(struct hpn_pep *u, const struct hpn_msg *msgs, unsigned n, unsigned flags)
