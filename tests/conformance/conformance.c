@@ -659,6 +659,29 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* One message, and its echo back, intact. */
+static void echo_text(hpn_ep *c, hpn_peer_t p, const char *text)
+{
+	uint32_t len = (uint32_t)strlen(text);
+	struct hpn_msg in[4];
+	int got = 0;
+
+	while (hpn_send(c, p, text, len) == -EAGAIN)
+		wait_window(c);
+	for (uint64_t t0 = now_ms(); !got;) {
+		int r = hpn_recv_wait(c, in, 4, 100);
+
+		assert_true(r >= 0);
+		for (int i = 0; i < r; i++, got++) {
+			assert_int_equal(in[i].len, len);
+			assert_memory_equal(in[i].data, text, len);
+			hpn_buf_put(c, in[i].data);
+		}
+		if (now_ms() - t0 > 30000)
+			stalled(c, "no echo of '%s' after 30 s", text);
+	}
+}
+
 /* A message after an idle moment is echoed like any other: every echo
  * comes. The round trips are printed, not judged (speed is for bench/):
  * a server whose progress thread slept through what came (a poll-mode
@@ -669,28 +692,14 @@ static void test_echo_after_idle(void **state)
 	hpn_ep *c = make(NULL);
 	hpn_peer_t p = dial(c);
 	uint64_t rtt[ROUNDS];
-	struct hpn_msg in[4];
 
 	(void)state;
 	for (unsigned i = 0; i < ROUNDS; i++) {
 		struct timespec a, b;
-		int got = 0;
 
 		usleep(5000);
 		clock_gettime(CLOCK_MONOTONIC, &a);
-		while (hpn_send(c, p, "idle, then this", 15) == -EAGAIN)
-			wait_window(c);
-		for (uint64_t t0 = now_ms(); !got;) {
-			int r = hpn_recv_wait(c, in, 4, 100);
-
-			assert_true(r >= 0);
-			for (int k = 0; k < r; k++, got++) {
-				assert_int_equal(in[k].len, 15);
-				hpn_buf_put(c, in[k].data);
-			}
-			if (now_ms() - t0 > 30000)
-				stalled(c, "no echo after 30 s (round %u)", i);
-		}
+		echo_text(c, p, "idle, then this");
 		clock_gettime(CLOCK_MONOTONIC, &b);
 		rtt[i] = (uint64_t)(b.tv_sec - a.tv_sec) * 1000000000ull + (uint64_t)b.tv_nsec - (uint64_t)a.tv_nsec;
 	}
@@ -752,7 +761,6 @@ static void test_wake(void **state)
 	static const char *const modes[] = {"wait=block", "wait=spin", "wait=adaptive", "progress=thread,wait=block",
 					    "progress=thread,wait=spin"};
 	enum { WAKES = 20 };
-	struct hpn_msg in[4];
 
 	(void)state;
 	for (unsigned m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
@@ -761,7 +769,7 @@ static void test_wake(void **state)
 		struct waiter w = {.ep = c};
 		uint64_t lat[WAKES];
 		pthread_t t;
-		int early, pre0, pre1, got = 0;
+		int early, pre0, pre1;
 
 		pre0 = hpn_ep_wake(c);
 		pre1 = hpn_ep_wake(c);
@@ -795,21 +803,7 @@ static void test_wake(void **state)
 		print_message("%s: a sleeping wait returned %llu us (median of %d) after hpn_ep_wake, at most %llu us "
 			      "(printed, not judged)\n", modes[m], (unsigned long long)lat[WAKES / 2] / 1000, WAKES,
 			      (unsigned long long)lat[WAKES - 1] / 1000);
-		/* The endpoint goes on: a message and its echo. */
-		while (hpn_send(c, p, "after the wakes", 15) == -EAGAIN)
-			wait_window(c);
-		for (uint64_t t0 = now_ms(); !got;) {
-			int r = hpn_recv_wait(c, in, 4, 100);
-
-			assert_true(r >= 0);
-			for (int i = 0; i < r; i++, got++) {
-				assert_int_equal(in[i].len, 15);
-				assert_memory_equal(in[i].data, "after the wakes", 15);
-				hpn_buf_put(c, in[i].data);
-			}
-			if (now_ms() - t0 > 30000)
-				stalled(c, "test_wake (%s): no echo after 30 s", modes[m]);
-		}
+		echo_text(c, p, "after the wakes"); /* the endpoint goes on */
 		bye(c);
 	}
 }
