@@ -1247,6 +1247,7 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 {
 	uint64_t start = 0, now, deadline = UINT64_MAX;
 	unsigned spins = 0;
+	bool sleeps = ep && ep->wait_mode == HPN_WAIT_BLOCK; /* adaptive: once spin_us is over */
 	int r;
 
 	NEED_EP(ep, "hpn_recv_wait");
@@ -1266,7 +1267,7 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 		/* The clock is the costliest part of an empty poll: read it every
 		 * 64 polls. A backend poll that is a system call needs no pause
 		 * between tries; a ring poll does (hpn_cpu_relax). */
-		if ((++spins & 63) && ep->wait_mode != HPN_WAIT_BLOCK) {
+		if ((++spins & 63) && !sleeps) {
 			if (ep->prog)
 				hpn_cpu_relax();
 			continue;
@@ -1284,6 +1285,10 @@ HPN_EXPORT int hpn_recv_wait(hpn_ep *ep, struct hpn_msg *msgs, unsigned n, int t
 		if (ep->wait_mode == HPN_WAIT_SPIN ||
 		    (ep->wait_mode == HPN_WAIT_ADAPTIVE && now - start < ep->spin_ns))
 			continue;
+		/* Spun long enough: from here each empty poll may sleep (it
+		 * polled 63 more times between sleeps - a system call each on
+		 * udp - as if still spinning). */
+		sleeps = true;
 		if (ep->prog) {
 			hpn_prog_wait(ep, deadline == UINT64_MAX ? 10000000 : deadline - now, true);
 		} else {

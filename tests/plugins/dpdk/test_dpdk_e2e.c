@@ -85,6 +85,9 @@ static void test_two_in_one_process(void **state)
 		exchange(c, s, cp, sp, 8000, 200); /* fragmented */
 		hpn_ep_stats(c, &st, sizeof(st));
 		print_message("round %d: %s\n", round, hpn_ep_describe(c));
+		/* A poll-mode device has nothing to sleep on: wait=adaptive (the
+		 * default) spins, and the description says so. */
+		assert_non_null(strstr(hpn_ep_describe(c), "wait adaptive (spins: the backend polls its device"));
 		hpn_ep_destroy(s);
 		hpn_ep_destroy(c);
 	}
