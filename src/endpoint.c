@@ -775,6 +775,29 @@ static void inline_progress(struct hpn_ep *ep)
 	ep->ops.progress(ep->pep, now);
 }
 
+/* progress=inline, an application that only receives (a busy poll on
+ * hpn_recv_burst, never hpn_poll) or only sends still drives progress:
+ * every 64th receive, and every 64th send the window refused, looks at
+ * the clock, and progress runs if a millisecond has passed - keepalives,
+ * connection events, failure detection, ICMP errors. On rdma nothing else
+ * ran it: a peer gone stayed unnoticed for as long as the application only
+ * received; a reader saturated by one peer (no receive ever empty) did not
+ * notice another peer die; a sender whose window a killed peer had closed
+ * learnt it only from the silence timer. The receives that bring messages
+ * count too: progress runs after they are taken (a microsecond or so,
+ * once a millisecond). */
+static HPN_COLD void due_progress(struct hpn_ep *ep)
+{
+	if (hpn_now_ns() >= ep->next_progress_ns)
+		inline_progress(ep);
+}
+
+static inline void count_call(struct hpn_ep *ep)
+{
+	if (hpn_unlikely(!(++ep->calls & 63)) && !ep->prog)
+		due_progress(ep);
+}
+
 /* What a failed connect's status means beyond strerror's words: the
  * backends end a connect with these two when the peer answered but is not
  * one to talk to (the backend's log line names the difference). */
@@ -917,6 +940,8 @@ static inline int send_burst(struct hpn_ep *ep, const struct hpn_msg *msgs, unsi
 		return hpn_prog_send(ep, msgs, n, false);
 	r = ep->ops.tx_burst(ep->pep, msgs, n, 0);
 	count_out(ep, msgs, r);
+	if (hpn_unlikely(r == 0 || r == -EAGAIN))
+		count_call(ep); /* a send-only application waiting for its window */
 	return r;
 }
 
@@ -998,6 +1023,8 @@ HPN_EXPORT int hpn_send_zc_burst(hpn_ep *ep, const struct hpn_msg *msgs, unsigne
 	} else {
 		r = ep->ops.tx_burst(ep->pep, msgs, n, HPN_TX_OWNED);
 		count_out(ep, msgs, r);
+		if (hpn_unlikely(r == 0 || r == -EAGAIN))
+			count_call(ep);
 	}
 	took = r > 0 ? (unsigned)r : 0;
 	if (hpn_unlikely(took < n))
@@ -1096,19 +1123,6 @@ static HPN_COLD int barrier_cut(struct hpn_ep *ep, struct hpn_msg *msgs, int r)
 	return (int)k;
 }
 
-/* progress=inline, an application that only receives (a busy poll on
- * hpn_recv_burst, never hpn_poll) still drives progress: every 64th empty
- * receive looks at the clock, and progress runs if a millisecond has
- * passed - keepalives, connection events, failure detection. On rdma
- * nothing else ran it: a peer gone stayed unnoticed for as long as the
- * application only received. Empty receives only: no message waits
- * behind it. */
-static HPN_COLD void idle_progress(struct hpn_ep *ep)
-{
-	if (hpn_now_ns() >= ep->next_progress_ns)
-		inline_progress(ep);
-}
-
 /* hpn_recv_burst once its arguments are checked: hpn_recv_wait polls this,
  * inline, checking them once for the whole wait. */
 static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n, bool idle_check)
@@ -1129,10 +1143,12 @@ static inline int recv_burst(struct hpn_ep *ep, struct hpn_msg *msgs, unsigned n
 		r = ep->ops.rx_burst(ep->pep, msgs, n);
 	if (r > 0 && hpn_unlikely(__atomic_load_n(&ep->ev_barrier, __ATOMIC_RELAXED)))
 		r = barrier_cut(ep, msgs, r);
-	if (r > 0)
+	if (r > 0) {
 		count_in(ep, msgs, r);
-	else if (idle_check && !ep->prog && !(++ep->idle_polls & 63))
-		idle_progress(ep);
+		count_call(ep);
+	} else if (idle_check) {
+		count_call(ep); /* hpn_recv_wait: its own clock when empty */
+	}
 	return r;
 }
 
@@ -1156,10 +1172,11 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 		int r = ep->prog ? hpn_prog_recv(ep, &got, 1) : ep->ops.rx_burst(ep->pep, &got, 1);
 
 		if (r <= 0) {
-			if (!r && !ep->prog && !(++ep->idle_polls & 63))
-				idle_progress(ep);
+			if (!r)
+				count_call(ep);
 			return r ? r : -EAGAIN;
 		}
+		count_call(ep);
 		ep->backlog[ep->backlog_head] = got;
 		ep->backlog_n = 1;
 	}

@@ -41,7 +41,7 @@ struct hpn_ep {
 	int wait_mode;
 	uint64_t spin_ns;
 	uint64_t next_progress_ns;
-	unsigned idle_polls; /* empty receives in progress=inline: every 64th looks at the clock */
+	unsigned calls; /* progress=inline: receives and refused sends; every 64th looks at the clock */
 
 	struct hpn_stats stats __attribute__((aligned(HPN_CACHELINE)));
 

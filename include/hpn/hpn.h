@@ -256,9 +256,10 @@ struct hpn_event {
  * Drive control-path progress (handshakes, keepalives, failure detection)
  * and return up to max pending events. In progress=inline mode call this
  * regularly (every millisecond or so is plenty) - or receive: every 64th
- * receive that finds nothing looks at the clock and runs progress if a
- * millisecond has passed since it last ran (so a busy receive loop needs
- * no hpn_poll; a caller that receives rarely does). Acks, retransmissions, keepalives and connection events
+ * receive (and every 64th send refused for a closed window) looks at the
+ * clock and runs progress if a millisecond has passed since it last ran
+ * (so a busy receive or send loop needs no hpn_poll; a caller that calls
+ * in rarely does). Acks, retransmissions, keepalives and connection events
  * run only inside the library's calls, and a peer silent for
  * peer_timeout_ms is gone. Accepted messages beyond the congestion window
  * (cc=on: the default on udp) also leave only from these calls. In
