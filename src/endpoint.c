@@ -1196,14 +1196,6 @@ HPN_EXPORT int hpn_recv(hpn_ep *ep, hpn_peer_t *peer, void *buf, size_t len)
 	return (int)m->len;
 }
 
-static void wake_fd_drain(struct hpn_ep *ep)
-{
-	uint64_t v;
-
-	if (read(ep->wake_fd, &v, sizeof(v)) < 0)
-		return; /* EAGAIN: nothing was written (yet) */
-}
-
 /* hpn_ep_wake() was called: its wait returns now (0). One return for any
  * number of wakes before it. */
 static HPN_COLD bool woken(struct hpn_ep *ep)
@@ -1211,7 +1203,7 @@ static HPN_COLD bool woken(struct hpn_ep *ep)
 	if (!atomic_exchange_explicit(&ep->wakes, 0, memory_order_acquire))
 		return false;
 	if (ep->wake_fd >= 0)
-		wake_fd_drain(ep);
+		hpn_efd_drain(ep->wake_fd);
 	return true;
 }
 
@@ -1237,7 +1229,7 @@ static int wait_inline_fd(struct hpn_ep *ep, int64_t remaining_ns)
 	 * flag (woken): nothing to wake now, but the fd must not stay
 	 * readable, or every poll would return at once. */
 	if ((pfd[1].revents & POLLIN) && !atomic_load_explicit(&ep->wakes, memory_order_relaxed))
-		wake_fd_drain(ep);
+		hpn_efd_drain(ep->wake_fd);
 	return 0;
 }
 
@@ -1251,10 +1243,7 @@ HPN_EXPORT int hpn_ep_wake(hpn_ep *ep)
 	if (ep->prog) {
 		hpn_prog_wake_app(ep); /* a fence, then the eventfd if it sleeps */
 	} else {
-		uint64_t one = 1;
-
-		if (write(ep->wake_fd, &one, sizeof(one)) < 0)
-			errno = saved; /* only fails when the counter is full: readable anyway */
+		hpn_efd_signal(ep->wake_fd);
 	}
 	errno = saved;
 	return 0;

@@ -8,6 +8,26 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <unistd.h>
+
+/* The eventfds that wake a sleeper (progress.c's, and hpn_ep_wake's).
+ * A write only fails if the counter would overflow: readable anyway. A
+ * read fails only with EAGAIN: nothing to drain. */
+static inline void hpn_efd_signal(int fd)
+{
+	uint64_t one = 1;
+
+	if (write(fd, &one, sizeof(one)) < 0)
+		return;
+}
+
+static inline void hpn_efd_drain(int fd)
+{
+	uint64_t v;
+
+	if (read(fd, &v, sizeof(v)) < 0)
+		return;
+}
 
 enum hpn_wait_mode { HPN_WAIT_SPIN = 0, HPN_WAIT_ADAPTIVE = 1, HPN_WAIT_BLOCK = 2 };
 

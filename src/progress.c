@@ -59,35 +59,18 @@ struct hpn_prog {
 	unsigned pend_n, pend_head;
 };
 
-static void efd_signal(int fd)
-{
-	uint64_t one = 1;
-
-	/* Only fails if the counter would overflow: then it is readable anyway. */
-	if (write(fd, &one, sizeof(one)) < 0)
-		return;
-}
-
-static void efd_drain(int fd)
-{
-	uint64_t v;
-
-	if (read(fd, &v, sizeof(v)) < 0)
-		return;
-}
-
 void hpn_prog_wake_app(struct hpn_ep *ep)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&ep->prog->app_sleeping, memory_order_relaxed))
-		efd_signal(ep->prog->efd_app);
+		hpn_efd_signal(ep->prog->efd_app);
 }
 
 static void wake_prog(struct hpn_prog *p)
 {
 	atomic_thread_fence(memory_order_seq_cst);
 	if (atomic_load_explicit(&p->prog_sleeping, memory_order_relaxed))
-		efd_signal(p->efd_prog);
+		hpn_efd_signal(p->efd_prog);
 }
 
 /* ---- the thread -------------------------------------------------------- */
@@ -282,7 +265,7 @@ static void prog_sleep(struct hpn_ep *ep, struct hpn_prog *p)
 
 		for (int i = 0; i < n; i++)
 			if (evs[i].data.fd == p->efd_prog)
-				efd_drain(p->efd_prog);
+				hpn_efd_drain(p->efd_prog);
 	}
 	atomic_store_explicit(&p->prog_sleeping, 0, memory_order_relaxed);
 }
@@ -476,7 +459,7 @@ void hpn_prog_wait(struct hpn_ep *ep, uint64_t timeout_ns, bool wakeable)
 	if (!hpn_ring_count(p->rx) && !atomic_load_explicit(&ep->ev_count, memory_order_relaxed) &&
 	    !(wakeable && atomic_load_explicit(&ep->wakes, memory_order_relaxed))) {
 		if (poll(&pfd, 1, ms > 100 ? 100 : ms) > 0)
-			efd_drain(p->efd_app);
+			hpn_efd_drain(p->efd_app);
 	}
 	atomic_store_explicit(&p->app_sleeping, 0, memory_order_relaxed);
 }
@@ -561,7 +544,7 @@ void hpn_prog_stop(struct hpn_ep *ep)
 
 	if (p->started) {
 		atomic_store(&p->stop, true);
-		efd_signal(p->efd_prog);
+		hpn_efd_signal(p->efd_prog);
 		pthread_join(p->thread, NULL);
 	}
 	prog_free(ep);
